@@ -1,0 +1,89 @@
+// lepus::engine::Fit — trust-region Newton minimisation of a Likelihood with the exact Hessian,
+// covariance, and saturated goodness of fit. Numerical outcomes are statuses, never exceptions.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "lepus/engine/likelihood.h"
+
+namespace lepus::engine {
+
+struct FitOptions {
+  // Convergence when EDM = g^T H^-1 g / 2 (over the floating parameters) is below this. Newton
+  // converges quadratically, so after this test one more Newton step is taken: the returned
+  // minimum is accurate far beyond the tolerance (see docs/numerics.md).
+  double edm_tolerance = 1e-8;
+  // Maximum Newton iterations (each one gradient + Hessian evaluation).
+  int max_iterations = 200;
+  // Initial trust-region radius in parameter units (theta units for nuisances); > 0.
+  double initial_trust_radius = 1.0;
+  // Upper bound of the trust-region radius; >= initial_trust_radius.
+  double max_trust_radius = 1e4;
+  // Starting point [num_params] in internal coordinates; empty = Likelihood::InitialParams().
+  Eigen::VectorXd initial_params;
+  // Parameters kept fixed at their starting value [num_params]; empty = none frozen.
+  std::vector<bool> frozen;
+  // Compute the covariance (inverse Hessian) at the minimum.
+  bool compute_covariance = true;
+
+  bool IsValid(int num_params, std::string* error) const;
+};
+
+enum class FitStatus { kConverged, kNotConverged, kFailed };
+std::string ToString(FitStatus status);
+
+// Covariance quality, after Minuit2's flags.
+enum class CovarianceStatus {
+  kNotComputed,
+  kAccurate,            // Hessian positive definite at the minimum
+  kForcedPositive,      // Hessian not positive definite: eigenvalues clamped (do not trust)
+};
+std::string ToString(CovarianceStatus status);
+
+struct FitResult {
+  FitStatus status = FitStatus::kFailed;
+  std::string message;
+  double nll = 0.0;   // profiled NLL with saturated offset at the minimum
+  double edm = -1.0;  // g^T H^-1 g / 2 at the minimum (floating parameters)
+  int iterations = 0;
+  int evaluations = 0;
+  bool hessian_positive_definite = false;
+  CovarianceStatus covariance_status = CovarianceStatus::kNotComputed;
+
+  Eigen::VectorXd x;            // internal coordinates at the minimum [num_params]
+  Eigen::VectorXd values;       // reported values: mu for POIs, theta otherwise
+  Eigen::VectorXd errors;       // sqrt(diag(covariance)); 0 for frozen parameters
+  Eigen::MatrixXd covariance;   // of the reported values (Jacobian-transformed for mu = x^2)
+  Eigen::MatrixXd hessian;      // of the NLL in internal coordinates at the minimum
+  std::vector<bool> frozen;
+
+  // Saturated goodness of fit: chi2 = 2 * nll, ndf = nbins - unconstrained floating params.
+  double gof_chi2 = 0.0;
+  int gof_ndf = 0;
+  double gof_p = 0.0;
+
+  // Wall-clock seconds.
+  double time_total = 0.0;
+  double time_evaluation = 0.0;   // likelihood, gradient, Hessian
+  double time_linear_algebra = 0.0;
+  double time_covariance = 0.0;
+
+  bool ok() const { return status == FitStatus::kConverged; }
+  Eigen::MatrixXd Correlation() const;
+  std::string BriefReport() const;
+};
+
+// Minimises the likelihood. Never throws for numerical trouble (the status says it); throws
+// std::invalid_argument when the options are invalid for this likelihood.
+FitResult Fit(const Likelihood& likelihood, const FitOptions& options = {});
+
+// Chi-square survival function Q(ndf/2, chi2/2) (p-value of the saturated test).
+double ChiSquarePValue(double chi2, int ndf);
+
+// The Asimov data set: expected yields of the fitted bins at x (no beta), e.g. the prefit model.
+Eigen::VectorXd AsimovData(const Likelihood& likelihood, const Eigen::VectorXd& x);
+
+}  // namespace lepus::engine

@@ -1,0 +1,107 @@
+// lepus::engine::Likelihood — the profiled negative log-likelihood of a Model and its exact
+// analytic gradient and Hessian (likelihood-reference.md sections 2-5).
+//
+// Parameter vector x = [POIs (one per signal process, in process order); theta (hsysts order)].
+// With LikelihoodOptions::poi_positive the POI entries of x are the square roots of the signal
+// strengths (mu = x^2, rabbit's positive parametrisation); otherwise x holds mu directly.
+// Barlow-Beeston-lite parameters beta are profiled analytically inside every evaluation.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "lepus/engine/model.h"
+
+namespace lepus::engine {
+
+struct LikelihoodOptions {
+  // Barlow-Beeston lite (one gamma-constrained beta per bin, profiled analytically).
+  bool bin_by_bin_stat = true;
+  // Signal strengths parametrised as mu = x^2 (mu >= 0 by construction).
+  bool poi_positive = false;
+  // Worker threads for evaluations; 0 = all hardware threads. Results do not depend on it.
+  int num_threads = 0;
+  // Rows per work item; results do not depend on it either (fixed reduction order per slice).
+  int grain_rows = 256;
+
+  bool IsValid(std::string* error) const;
+};
+
+enum class ParamKind { kPoi, kNoi, kNuisance };
+std::string ToString(ParamKind kind);
+
+struct ParamInfo {
+  std::string name;       // POIs are named after their signal process
+  ParamKind kind = ParamKind::kNuisance;
+  bool constrained = false;  // Gaussian constraint (cw > 0)
+  double constraint_weight = 0.0;
+  double prefit = 0.0;        // reported prefit value (mu = 1 for POIs, theta0 for nuisances)
+  double prefit_error = 0.0;  // 1/sqrt(cw) for constrained nuisances, NaN when unconstrained
+  double scale = 0.0;         // physical value of theta = 1 (0 = none)
+  std::string unit;
+};
+
+class Likelihood {
+ public:
+  // The model is copied in (shared, immutable). Throws std::invalid_argument when the model or
+  // the options are invalid.
+  Likelihood(Model model, LikelihoodOptions options = {});
+  Likelihood(std::shared_ptr<const Model> model, LikelihoodOptions options = {});
+  ~Likelihood();
+  Likelihood(Likelihood&&) noexcept;
+  Likelihood& operator=(Likelihood&&) noexcept;
+  Likelihood(const Likelihood&) = delete;
+  Likelihood& operator=(const Likelihood&) = delete;
+
+  const Model& model() const;
+  const LikelihoodOptions& options() const;
+  int num_params() const;
+  const std::vector<ParamInfo>& params() const;
+  // Index of a parameter by exact name, -1 if absent.
+  int FindParam(const std::string& name) const;
+
+  // Default starting point: x = 1 for POIs (mu = 1), theta0 for nuisances.
+  Eigen::VectorXd InitialParams() const;
+
+  // Observed data ([nbins]); defaults to model().data_obs. Throws std::invalid_argument on size
+  // mismatch or negative / non-finite entries.
+  void SetData(const Eigen::VectorXd& data);
+  const Eigen::VectorXd& data() const;
+  // Global observables: constraint centres theta0 [nsyst] (default 0) and the Barlow-Beeston
+  // centres beta0 [nbins] (default 1).
+  void SetGlobalObservables(const Eigen::VectorXd& theta0, const Eigen::VectorXd& beta0);
+  const Eigen::VectorXd& theta0() const;
+  const Eigen::VectorXd& beta0() const;
+
+  // Profiled NLL with the saturated offset (likelihood-reference.md section 3).
+  double Value(const Eigen::VectorXd& x) const;
+  // NLL and gradient; grad is resized to num_params().
+  double ValueAndGradient(const Eigen::VectorXd& x, Eigen::VectorXd* grad) const;
+  // NLL, gradient and the exact Hessian of the profiled NLL.
+  double ValueGradientHessian(const Eigen::VectorXd& x, Eigen::VectorXd* grad,
+                              Eigen::MatrixXd* hess) const;
+
+  // Expected yields per bin, summed over processes, for all nbins_full bins. With
+  // include_beta, the profiled Barlow-Beeston factors are applied (non-masked bins only).
+  Eigen::VectorXd ExpectedYields(const Eigen::VectorXd& x, bool include_beta) const;
+  // Expected yields per (bin, process), [nbins_full x nproc], without beta.
+  Eigen::MatrixXd ExpectedYieldsPerProcess(const Eigen::VectorXd& x) const;
+  // Profiled beta per fitted bin (1 where a bin has no MC-stat term or BB is off).
+  Eigen::VectorXd ProfiledBeta(const Eigen::VectorXd& x) const;
+  // The Barlow-Beeston effective MC counts k_b per fitted bin (0 = no beta in that bin).
+  const Eigen::VectorXd& bb_kstat() const;
+
+  // Signal strength from the internal POI coordinate (identity, or x^2 with poi_positive), and
+  // its derivative d mu / d x.
+  double PoiValue(double x) const;
+  double PoiDerivative(double x) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace lepus::engine

@@ -1,0 +1,115 @@
+// lepus::engine::Model — the in-memory binned model: a (bin, process, systematic) tensor plus
+// data, constraints and metadata. Pure data: built by io::ReadFitInput, io::TensorWriter-free
+// user code (see examples/embed), or tests. Conventions follow
+// ../shared/docs/likelihood-reference.md and docs/format.md.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <Eigen/Core>
+
+namespace lepus::engine {
+
+// How a systematic enters the expected yield. Model-wide, as in rabbit.
+//   kLogNormal: lambda = r * norm * exp(sum_s e_s(theta_s))
+//   kNormal:    lambda = r * norm + sum_s e_s(theta_s)
+// with e_s(theta) = theta * (logk_avg + alpha(theta) * logk_halfdiff) (halfdiff = 0 if symmetric).
+enum class SystematicType { kLogNormal, kNormal };
+std::string ToString(SystematicType type);
+// Accepts "log_normal"/"lognormal" and "normal"; throws std::invalid_argument otherwise.
+SystematicType SystematicTypeFromString(const std::string& text);
+
+// Where the tensor came from (informational; the engine always uses the row layout below).
+enum class StorageKind { kDense, kSparse };
+std::string ToString(StorageKind kind);
+
+struct Axis {
+  std::string name;
+  std::vector<double> edges;  // nbins + 1, strictly increasing; empty = integer bins
+};
+
+struct Channel {
+  std::string name;
+  std::vector<Axis> axes;  // row-major unrolling, first axis slowest
+  std::int64_t nbins = 0;  // product of the axes' bin counts (or given directly)
+  bool masked = false;     // masked: yields computed, excluded from the NLL
+};
+
+struct SystematicGroup {
+  std::string name;
+  std::vector<int> members;  // indices into Model::systematics
+};
+
+// The tensor in compressed-row form. A "row" is one (bin, process) pair with a non-zero nominal
+// yield (or, for kNormal, any non-zero entry); rows are sorted by bin, then process. Row r has
+// systematic entries [row_start[r], row_start[r+1]) with column syst[i].
+struct Tensor {
+  std::vector<std::int32_t> row_bin;   // [nrows], in [0, nbins_full)
+  std::vector<std::int32_t> row_proc;  // [nrows], in [0, nproc)
+  std::vector<double> norm;            // [nrows] nominal yield
+  std::vector<std::int64_t> row_start; // [nrows + 1]
+  std::vector<std::int32_t> syst;      // [nnz] systematic column, increasing within a row
+  std::vector<double> logk_avg;        // [nnz] symmetric logk (or the avg plane)
+  std::vector<double> logk_halfdiff;   // [nnz] halfdiff plane, empty if the model is symmetric
+
+  std::int64_t num_rows() const { return static_cast<std::int64_t>(norm.size()); }
+  std::int64_t num_entries() const { return static_cast<std::int64_t>(syst.size()); }
+
+  // Builds the row layout from dense arrays. norm is [nbins_full x nproc] row-major;
+  // logk_avg / logk_halfdiff are [nbins_full x nproc x nsyst] row-major (halfdiff may be empty).
+  // Zero logk entries are dropped; rows with zero norm and no non-zero logk are dropped.
+  static Tensor FromDense(std::int64_t nbins_full, int nproc, int nsyst,
+                          const std::vector<double>& norm,
+                          const std::vector<double>& logk_avg,
+                          const std::vector<double>& logk_halfdiff);
+};
+
+struct Model {
+  // Processes, signals first. Each signal process gets one signal strength (POI).
+  std::vector<std::string> processes;
+  int num_signals = 0;  // processes[0 .. num_signals) are signals
+
+  std::vector<std::string> systematics;
+  std::vector<double> constraint_weights;  // [nsyst]: 1 Gaussian(width 1), 1/sigma^2, 0 free
+  std::vector<int> noi_indices;            // indices into systematics: nuisances of interest
+  // Physical scale of each systematic (value of 1 theta in physical units, e.g. 100 for a mass
+  // shift of 100 MeV) and its unit; 0 / "" when not set. [nsyst] or empty.
+  std::vector<double> systematic_scales;
+  std::vector<std::string> systematic_units;
+  std::vector<SystematicGroup> groups;
+
+  SystematicType systematic_type = SystematicType::kLogNormal;
+  bool asymmetric = false;  // true when tensor.logk_halfdiff is filled
+  StorageKind storage = StorageKind::kDense;
+
+  std::vector<Channel> channels;  // non-masked first, then masked (bins concatenated in order)
+  std::int64_t nbins = 0;         // fitted (non-masked) bins
+  std::int64_t nbins_full = 0;    // all bins
+
+  Eigen::VectorXd data_obs;       // [nbins]
+  Eigen::VectorXd data_var;       // [nbins] or empty (chi-square fits; not used yet)
+  Eigen::MatrixXd pseudodata;     // [nbins x npseudo]
+  std::vector<std::string> pseudodata_names;
+
+  Eigen::MatrixXd sumw;   // [nbins_full x nproc] or empty (then norm is used)
+  Eigen::MatrixXd sumw2;  // [nbins_full x nproc] MC variance of norm (zeros: no MC stat)
+
+  Tensor tensor;
+
+  int num_processes() const { return static_cast<int>(processes.size()); }
+  int num_systematics() const { return static_cast<int>(systematics.size()); }
+  int num_pois() const { return num_signals; }
+  int num_params() const { return num_signals + num_systematics(); }
+
+  // Checks every invariant (sizes, index ranges, sorted rows, finite values, positive nominal
+  // where log-normal logk is non-zero, ...). Returns false and writes a message of the form
+  // "<field>[<index>] is <value>, but must be <constraint>" on the first violation.
+  bool IsValid(std::string* error) const;
+
+  // Nominal yields as a dense [nbins_full x nproc] matrix (for reports and post-fit).
+  Eigen::MatrixXd DenseNorm() const;
+};
+
+}  // namespace lepus::engine

@@ -1,0 +1,32 @@
+// Reader of HDF5 fit inputs in the tensor layout (likelihood-reference.md section 7,
+// docs/format.md): files written by lepus and by rabbit (flattened datasets with
+// `original_shape`, variable-length string lists, dense or sparse, symmetric or asymmetric logk,
+// optional datasets absent). Channel metadata comes from the `meta_json` string attribute of the
+// root group; files without it get one unmasked channel "ch0" with integer bins (plus one masked
+// channel "masked" for the extra bins of hnorm beyond hdata_obs) and a warning.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "lepus/engine/model.h"
+#include "lepus/io/errors.h"
+
+namespace lepus::io {
+
+struct ReadInfo {
+  std::string path;
+  bool has_meta = false;               // meta_json present
+  std::vector<std::string> warnings;   // e.g. missing metadata fallback
+  std::vector<std::string> filters;    // compression filters seen ("gzip", ...)
+  long long file_bytes = 0;
+};
+
+// Reads and validates a fit input. Throws InputError (never crashes) for: missing file, not
+// HDF5, missing required dataset, inconsistent shapes, NaN/Inf anywhere, negative or zero
+// nominal where log-normal logk is non-zero (except rabbit's ln(1e-3) placeholder at zero
+// nominal), sparse indices out of range, unavailable compression filter (names the filter id),
+// non-finite data.
+engine::Model ReadFitInput(const std::string& path, ReadInfo* info = nullptr);
+
+}  // namespace lepus::io
