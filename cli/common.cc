@@ -1,0 +1,270 @@
+#include "common.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <regex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "lepus/io/errors.h"
+
+#ifndef LEPUS_VERSION
+#define LEPUS_VERSION "unknown"
+#endif
+
+namespace lepus::cli {
+namespace {
+
+std::string Printf(const char* fmt, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), fmt, v);
+  return buf;
+}
+
+std::string Num(double v) {
+  if (!std::isfinite(v)) return "-";
+  return Printf("%.5g", v);
+}
+
+std::string Pad(const std::string& s, std::size_t width, bool left = false) {
+  if (s.size() >= width) return s;
+  const std::string fill(width - s.size(), ' ');
+  return left ? s + fill : fill + s;
+}
+
+// A short listing of parameter names for error messages.
+std::string SomeNames(const std::vector<engine::ParamInfo>& params, std::size_t max = 8) {
+  std::string out;
+  for (std::size_t i = 0; i < params.size() && i < max; ++i)
+    out += (i ? ", " : "") + params[i].name;
+  if (params.size() > max) out += ", ... (" + std::to_string(params.size()) + " in total)";
+  return out;
+}
+
+double ParseDouble(const std::string& text, const std::string& what) {
+  std::size_t used = 0;
+  double v = 0.0;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size() || !std::isfinite(v))
+    throw std::invalid_argument(what + " is '" + text + "', but must be a finite number");
+  return v;
+}
+
+}  // namespace
+
+std::string Version() { return LEPUS_VERSION; }
+
+std::string JoinCommandLine(int argc, char** argv) {
+  std::string out;
+  for (int i = 0; i < argc; ++i) {
+    if (i) out += ' ';
+    const std::string arg = argv[i];
+    const bool quote = arg.empty() || arg.find_first_of(" \t\"'\\$*?[]()|;&<>") != std::string::npos;
+    out += quote ? "'" + arg + "'" : arg;
+  }
+  return out;
+}
+
+engine::Model ReadInput(const std::string& path, io::ReadInfo* info) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const auto st = fs::status(path, ec);
+  if (ec || !fs::exists(st)) throw io::InputError(path + ": no such file");
+  if (fs::is_directory(st)) throw io::InputError(path + ": is a directory, not a fit input file");
+  io::ReadInfo local;
+  io::ReadInfo* ri = info ? info : &local;
+  engine::Model model = io::ReadFitInput(path, ri);
+  for (const std::string& w : ri->warnings) std::cerr << "lepus: warning: " << w << "\n";
+  return model;
+}
+
+engine::FitOptions MakeFitOptions(const engine::Likelihood& likelihood, const FitFlags& flags) {
+  engine::FitOptions options;
+  options.edm_tolerance = flags.edm_tolerance;
+  options.max_iterations = flags.max_iterations;
+  const auto& params = likelihood.params();
+  const int n = likelihood.num_params();
+
+  if (!flags.freeze.empty()) {
+    options.frozen.assign(n, false);
+    for (const std::string& pattern : flags.freeze) {
+      std::regex re;
+      try {
+        re = std::regex(pattern, std::regex::ECMAScript);
+      } catch (const std::regex_error& e) {
+        throw std::invalid_argument("--freeze: '" + pattern +
+                                    "' is not a valid regular expression (" + e.what() + ")");
+      }
+      int matched = 0;
+      for (int i = 0; i < n; ++i) {
+        if (std::regex_match(params[i].name, re)) {
+          options.frozen[i] = true;
+          ++matched;
+        }
+      }
+      if (matched == 0)
+        throw std::invalid_argument("--freeze: pattern '" + pattern +
+                                    "' matches no parameter name (it must match a whole name; "
+                                    "parameters: " + SomeNames(params) + ")");
+    }
+  }
+
+  if (!flags.set.empty()) {
+    options.initial_params = likelihood.InitialParams();
+    for (const std::string& item : flags.set) {
+      const auto eq = item.find('=');
+      if (eq == std::string::npos || eq == 0)
+        throw std::invalid_argument("--set: '" + item + "' is not of the form NAME=VALUE");
+      const std::string name = item.substr(0, eq);
+      const double value = ParseDouble(item.substr(eq + 1), "--set " + name);
+      const int i = likelihood.FindParam(name);
+      if (i < 0)
+        throw std::invalid_argument("--set: no parameter named '" + name +
+                                    "' (parameters: " + SomeNames(params) + ")");
+      double x = value;
+      if (params[i].kind == engine::ParamKind::kPoi && likelihood.options().poi_positive) {
+        // Internal coordinate of a positive POI is sqrt(mu).
+        if (value < 0.0)
+          throw std::invalid_argument("--set " + name + " is " + item.substr(eq + 1) +
+                                      ", but must be >= 0 with --poi-positive");
+        x = std::sqrt(value);
+      }
+      options.initial_params[i] = x;
+    }
+  }
+
+  std::string error;
+  if (!options.IsValid(n, &error)) throw std::invalid_argument("fit options: " + error);
+  return options;
+}
+
+std::string FormatPhysical(double value, double error, double scale, const std::string& unit) {
+  const double v = value * scale, e = std::abs(error * scale);
+  std::string out;
+  if (std::isfinite(e) && e > 0.0) {
+    // Two significant digits of the error, the value to the same decimal place.
+    const int decimals = std::clamp(1 - static_cast<int>(std::floor(std::log10(e))), 0, 12);
+    char buf[96];
+    std::snprintf(buf, sizeof(buf), "%.*f +- %.*f", decimals, v, decimals, e);
+    out = buf;
+  } else {
+    out = Printf("%.4g", v) + " +- " + Num(e);
+  }
+  if (!unit.empty()) out += " " + unit;
+  return out;
+}
+
+void WriteText(const std::string& path, const std::string& text) {
+  if (path == "-") {
+    std::cout << text << std::flush;
+    if (!std::cout) throw io::InputError("<stdout>: write failed");
+    return;
+  }
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) throw io::InputError(path + ": cannot open for writing");
+  out << text;
+  out.close();
+  if (!out) throw io::InputError(path + ": write failed");
+}
+
+void PrintFitReport(std::ostream& os, const engine::Likelihood& likelihood,
+                    const engine::FitResult& r, int max_rows) {
+  const auto& params = likelihood.params();
+  const int n = static_cast<int>(params.size());
+  const bool have_values = r.values.size() == n;
+
+  auto pull_of = [&](int i) -> double {
+    const auto& p = params[i];
+    if (!have_values || !p.constrained || !(p.prefit_error > 0.0)) return NAN;
+    return (r.values[i] - p.prefit) / p.prefit_error;
+  };
+
+  // Rows: all POIs and NOIs; the other nuisances all, or the largest |pull|s.
+  std::vector<int> rows, nuisances;
+  for (int i = 0; i < n; ++i)
+    (params[i].kind == engine::ParamKind::kNuisance ? nuisances : rows).push_back(i);
+  int hidden = 0;
+  if (static_cast<int>(nuisances.size()) > max_rows) {
+    std::stable_sort(nuisances.begin(), nuisances.end(), [&](int a, int b) {
+      const double pa = std::abs(pull_of(a)), pb = std::abs(pull_of(b));
+      return (std::isfinite(pa) ? pa : -1.0) > (std::isfinite(pb) ? pb : -1.0);
+    });
+    hidden = static_cast<int>(nuisances.size()) - max_rows;
+    nuisances.resize(max_rows);
+  }
+  rows.insert(rows.end(), nuisances.begin(), nuisances.end());
+
+  std::size_t wname = 9;
+  for (int i : rows) wname = std::max(wname, params[i].name.size());
+  wname = std::min<std::size_t>(wname, 48);
+
+  os << Pad("parameter", wname, true) << "  " << Pad("kind", 8, true) << Pad("value", 12)
+     << Pad("error", 12) << Pad("prefit", 10) << Pad("pull", 9) << Pad("constr.", 9) << "\n";
+  os << std::string(wname + 2 + 8 + 12 + 12 + 10 + 9 + 9, '-') << "\n";
+  for (int i : rows) {
+    const auto& p = params[i];
+    const bool frozen = i < static_cast<int>(r.frozen.size()) && r.frozen[i];
+    const double value = have_values ? r.values[i] : NAN;
+    const double error = i < r.errors.size() ? r.errors[i] : NAN;
+    const double pull = pull_of(i);
+    const double constraint =
+        (p.constrained && p.prefit_error > 0.0 && !frozen) ? error / p.prefit_error : NAN;
+    os << Pad(p.name, wname, true) << "  " << Pad(engine::ToString(p.kind), 8, true)
+       << Pad(Num(value), 12) << Pad(frozen ? "fixed" : Num(error), 12) << Pad(Num(p.prefit), 10)
+       << Pad(std::isfinite(pull) ? Printf("%+.3f", pull) : "-", 9)
+       << Pad(std::isfinite(constraint) ? Printf("%.3f", constraint) : "-", 9) << "\n";
+  }
+  if (hidden > 0)
+    os << "(" << hidden << " more nuisances with smaller |pull| not shown; all are in the JSON "
+       << "output)\n";
+
+  // Nuisances of interest with a physical scale, in physical units.
+  for (int i = 0; i < n; ++i) {
+    const auto& p = params[i];
+    if (p.kind != engine::ParamKind::kNoi || !(p.scale != 0.0) || !have_values) continue;
+    os << p.name << " = " << FormatPhysical(r.values[i], r.errors.size() == n ? r.errors[i] : NAN,
+                                            p.scale, p.unit)
+       << "\n";
+  }
+
+  os << "\nfit status: " << engine::ToString(r.status);
+  if (!r.message.empty()) os << " (" << r.message << ")";
+  os << "\n  NLL " << Printf("%.6f", r.nll) << ", EDM " << Printf("%.3g", r.edm) << ", "
+     << r.iterations << " iterations, " << r.evaluations << " evaluations\n";
+  os << "  covariance: " << engine::ToString(r.covariance_status) << " (Hessian "
+     << (r.hessian_positive_definite ? "positive definite" : "NOT positive definite") << ")\n";
+  os << "  saturated goodness of fit: chi2/ndf = " << Printf("%.2f", r.gof_chi2) << "/"
+     << r.gof_ndf << ", p = " << Printf("%.3g", r.gof_p) << "\n";
+  os << "  time: total " << Printf("%.3f", r.time_total) << " s (evaluation "
+     << Printf("%.3f", r.time_evaluation) << ", linear algebra "
+     << Printf("%.3f", r.time_linear_algebra) << ", covariance "
+     << Printf("%.3f", r.time_covariance) << ")\n";
+}
+
+int FitAndWrite(const engine::Likelihood& likelihood, const engine::FitOptions& options,
+                const io::RunInfo& info, const std::string& json_path,
+                const std::string& hdf5_path, std::ostream& report,
+                engine::FitResult* result_out) {
+  engine::FitResult result = engine::Fit(likelihood, options);
+  PrintFitReport(report, likelihood, result);
+  report << std::flush;
+  if (!json_path.empty()) WriteText(json_path, io::ResultsJson(likelihood, result, info) + "\n");
+  if (!hdf5_path.empty()) io::WriteResultsHdf5(hdf5_path, likelihood, result, info);
+  const bool ok = result.ok();
+  if (!ok)
+    std::cerr << "lepus: fit did not converge: " << engine::ToString(result.status)
+              << (result.message.empty() ? "" : " (" + result.message + ")") << "\n";
+  if (result_out) *result_out = std::move(result);
+  return ok ? kExitOk : kExitFitFailed;
+}
+
+}  // namespace lepus::cli

@@ -1,0 +1,48 @@
+// The `lepus` command: subcommands fit, inspect, demo. Exit codes (README.md):
+//   0 success, 1 invalid input or flags, 2 fit not converged / failed, 3 internal error.
+#include <exception>
+#include <iostream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "common.h"
+#include "lepus/io/errors.h"
+
+int main(int argc, char** argv) {
+  using namespace lepus::cli;
+  const std::string command_line = JoinCommandLine(argc, argv);
+
+  CLI::App app{"lepus: binned profile-likelihood fits (see README.md)", "lepus"};
+  app.set_version_flag("--version", "lepus " + Version());
+  app.require_subcommand(1);
+  const std::vector<Command> commands = {AddFitCommand(app, command_line),
+                                         AddInspectCommand(app),
+                                         AddDemoCommand(app, command_line)};
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {  // --help, --version
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "lepus: error: " << e.what() << "\n"
+              << "Run 'lepus --help' or 'lepus <command> --help' for usage.\n";
+    return kExitInvalidInput;
+  }
+
+  try {
+    for (const Command& c : commands)
+      if (c.app->parsed()) return c.run();
+  } catch (const lepus::io::InputError& e) {
+    std::cerr << "lepus: error: " << e.what() << "\n";
+    return kExitInvalidInput;
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "lepus: error: " << e.what() << "\n";
+    return kExitInvalidInput;
+  } catch (const std::exception& e) {
+    std::cerr << "lepus: error: internal error: " << e.what() << "\n";
+    return kExitInternal;
+  }
+  return kExitInvalidInput;  // unreachable: require_subcommand(1)
+}
