@@ -18,10 +18,11 @@ struct FitOptions {
   double edm_tolerance = 1e-8;
   // Maximum Newton iterations (each one gradient + Hessian evaluation).
   int max_iterations = 200;
-  // Initial trust-region radius in parameter units (theta units for nuisances); > 0.
+  // Initial trust-region radius, in parameters scaled by sqrt(diag H) (i.e. roughly in units of
+  // each parameter's uncertainty); > 0.
   double initial_trust_radius = 1.0;
-  // Upper bound of the trust-region radius; >= initial_trust_radius.
-  double max_trust_radius = 1e4;
+  // Upper bound of the trust-region radius (same units); >= initial_trust_radius.
+  double max_trust_radius = 1e6;
   // Starting point [num_params] in internal coordinates; empty = Likelihood::InitialParams().
   Eigen::VectorXd initial_params;
   // Parameters kept fixed at their starting value [num_params]; empty = none frozen.

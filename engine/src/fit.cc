@@ -1,0 +1,336 @@
+// Trust-region Newton fit with the exact Hessian. See docs/numerics.md for the choices.
+#include "lepus/engine/fit.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <sstream>
+#include <stdexcept>
+
+#include <Eigen/Cholesky>
+#include <Eigen/Eigenvalues>
+
+#include "minimizer.h"
+
+namespace lepus::engine {
+
+std::string ToString(FitStatus status) {
+  switch (status) {
+    case FitStatus::kConverged: return "converged";
+    case FitStatus::kNotConverged: return "not_converged";
+    case FitStatus::kFailed: return "failed";
+  }
+  return "unknown";
+}
+
+std::string ToString(CovarianceStatus status) {
+  switch (status) {
+    case CovarianceStatus::kNotComputed: return "not_computed";
+    case CovarianceStatus::kAccurate: return "accurate";
+    case CovarianceStatus::kForcedPositive: return "forced_positive";
+  }
+  return "unknown";
+}
+
+bool FitOptions::IsValid(int num_params, std::string* error) const {
+  auto fail = [&](const std::string& m) {
+    if (error) *error = m;
+    return false;
+  };
+  if (!(edm_tolerance > 0) || !std::isfinite(edm_tolerance))
+    return fail("FitOptions.edm_tolerance is " + std::to_string(edm_tolerance) + ", but must be finite and > 0");
+  if (max_iterations <= 0)
+    return fail("FitOptions.max_iterations is " + std::to_string(max_iterations) + ", but must be > 0");
+  if (!(initial_trust_radius > 0) || !std::isfinite(initial_trust_radius))
+    return fail("FitOptions.initial_trust_radius is " + std::to_string(initial_trust_radius) +
+                ", but must be finite and > 0");
+  if (!(max_trust_radius >= initial_trust_radius))
+    return fail("FitOptions.max_trust_radius is " + std::to_string(max_trust_radius) +
+                ", but must be >= initial_trust_radius = " + std::to_string(initial_trust_radius));
+  if (initial_params.size() != 0 && initial_params.size() != num_params)
+    return fail("FitOptions.initial_params has " + std::to_string(initial_params.size()) +
+                " entries, but must be empty or have " + std::to_string(num_params));
+  if (initial_params.size() != 0 && !initial_params.allFinite())
+    return fail("FitOptions.initial_params has non-finite entries, but must be finite");
+  if (!frozen.empty() && static_cast<int>(frozen.size()) != num_params)
+    return fail("FitOptions.frozen has " + std::to_string(frozen.size()) + " entries, but must be empty or have " +
+                std::to_string(num_params));
+  return true;
+}
+
+double ChiSquarePValue(double chi2, int ndf) {
+  if (ndf <= 0) return std::numeric_limits<double>::quiet_NaN();
+  if (!(chi2 > 0)) return 1.0;
+  // Regularised upper incomplete gamma Q(a, x), a = ndf/2, x = chi2/2 (series for x < a + 1,
+  // Lentz continued fraction otherwise).
+  const double a = 0.5 * ndf, x = 0.5 * chi2;
+  const double lg = std::lgamma(a);
+  if (x < a + 1) {
+    double sum = 1.0 / a, term = sum, ap = a;
+    for (int n = 0; n < 100000; ++n) {
+      ap += 1;
+      term *= x / ap;
+      sum += term;
+      if (std::abs(term) < std::abs(sum) * 1e-16) break;
+    }
+    return std::max(0.0, 1.0 - sum * std::exp(-x + a * std::log(x) - lg));
+  }
+  const double tiny = 1e-300;
+  double b = x + 1 - a, c = 1 / tiny, d = 1 / b, h = d;
+  for (int i = 1; i < 100000; ++i) {
+    const double an = -i * (i - a);
+    b += 2;
+    d = an * d + b;
+    if (std::abs(d) < tiny) d = tiny;
+    c = b + an / c;
+    if (std::abs(c) < tiny) c = tiny;
+    d = 1 / d;
+    const double del = d * c;
+    h *= del;
+    if (std::abs(del - 1) < 1e-16) break;
+  }
+  return std::exp(-x + a * std::log(x) - lg) * h;
+}
+
+Eigen::VectorXd AsimovData(const Likelihood& likelihood, const Eigen::VectorXd& x) {
+  return likelihood.ExpectedYields(x, false).head(likelihood.model().nbins);
+}
+
+Eigen::MatrixXd FitResult::Correlation() const {
+  const Eigen::Index n = covariance.rows();
+  Eigen::MatrixXd corr = Eigen::MatrixXd::Zero(n, n);
+  for (Eigen::Index i = 0; i < n; ++i)
+    for (Eigen::Index j = 0; j < n; ++j) {
+      const double d = std::sqrt(covariance(i, i) * covariance(j, j));
+      corr(i, j) = d > 0 ? covariance(i, j) / d : (i == j ? 1.0 : 0.0);
+    }
+  return corr;
+}
+
+std::string FitResult::BriefReport() const {
+  std::ostringstream os;
+  os.precision(10);
+  os << "status=" << ToString(status) << " nll=" << nll << " edm=" << edm << " iterations=" << iterations
+     << " covariance=" << ToString(covariance_status) << " chi2/ndf=" << gof_chi2 << "/" << gof_ndf
+     << " p=" << gof_p << " time=" << time_total << "s";
+  if (!message.empty()) os << " (" << message << ")";
+  return os.str();
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+Eigen::MatrixXd Sub(const Eigen::MatrixXd& m, const std::vector<int>& idx) {
+  const int n = static_cast<int>(idx.size());
+  Eigen::MatrixXd out(n, n);
+  for (int j = 0; j < n; ++j)
+    for (int i = 0; i < n; ++i) out(i, j) = m(idx[i], idx[j]);
+  return out;
+}
+
+Eigen::VectorXd Sub(const Eigen::VectorXd& v, const std::vector<int>& idx) {
+  Eigen::VectorXd out(idx.size());
+  for (std::size_t i = 0; i < idx.size(); ++i) out[i] = v[idx[i]];
+  return out;
+}
+
+}  // namespace
+
+FitResult Fit(const Likelihood& lik, const FitOptions& options) {
+  const auto t_start = Clock::now();
+  const int npar = lik.num_params();
+  std::string err;
+  if (!options.IsValid(npar, &err)) throw std::invalid_argument(err);
+
+  FitResult res;
+  res.frozen = options.frozen.empty() ? std::vector<bool>(npar, false) : options.frozen;
+  std::vector<int> free;
+  for (int i = 0; i < npar; ++i)
+    if (!res.frozen[i]) free.push_back(i);
+  const int nf = static_cast<int>(free.size());
+
+  Eigen::VectorXd x = options.initial_params.size() ? options.initial_params : lik.InitialParams();
+  Eigen::VectorXd grad;
+  Eigen::MatrixXd hess;
+  double t_eval = 0.0, t_linalg = 0.0;
+  auto eval_full = [&](const Eigen::VectorXd& at) {
+    const auto t0 = Clock::now();
+    const double f = lik.ValueGradientHessian(at, &grad, &hess);
+    t_eval += Seconds(t0, Clock::now());
+    ++res.evaluations;
+    return f;
+  };
+  auto eval_value = [&](const Eigen::VectorXd& at) {
+    const auto t0 = Clock::now();
+    const double f = lik.Value(at);
+    t_eval += Seconds(t0, Clock::now());
+    ++res.evaluations;
+    return f;
+  };
+
+  double f = eval_full(x);
+  auto finish = [&](FitStatus status, const std::string& message) {
+    res.status = status;
+    res.message = message;
+    res.x = x;
+    res.nll = f;
+    res.time_evaluation = t_eval;
+    res.time_linear_algebra = t_linalg;
+  };
+
+  if (!std::isfinite(f) || !grad.allFinite() || !hess.allFinite()) {
+    finish(FitStatus::kFailed, "the NLL or its derivatives are not finite at the starting point "
+                               "(non-positive expected yield in some bin?)");
+  } else if (nf == 0) {
+    finish(FitStatus::kConverged, "all parameters frozen");
+    res.edm = 0.0;
+  } else {
+    // Scaling D = sqrt(diag H) (Moré's monotone update): the trust region is a box of roughly
+    // one-sigma units for every parameter, whatever its physical scale.
+    Eigen::VectorXd dscale = Eigen::VectorXd::Ones(nf);
+    double radius = options.initial_trust_radius;
+    bool converged = false;
+    std::string message;
+    int iter = 0;
+    for (; iter < options.max_iterations; ++iter) {
+      const auto t0 = Clock::now();
+      Eigen::VectorXd g = Sub(grad, free);
+      Eigen::MatrixXd h = Sub(hess, free);
+      for (int i = 0; i < nf; ++i) dscale[i] = std::max(dscale[i] * (iter == 0 ? 0.0 : 1.0),
+                                                        std::sqrt(std::max(std::abs(h(i, i)), 1e-300)));
+      // EDM with the Newton step, when H is positive definite.
+      Eigen::LLT<Eigen::MatrixXd> llt(h);
+      if (llt.info() == Eigen::Success) {
+        Eigen::VectorXd newton = llt.solve(-g);
+        const double edm = -0.5 * g.dot(newton);
+        if (std::isfinite(edm) && edm < options.edm_tolerance) {
+          // Converged: take the final (quadratically convergent) Newton step if it helps.
+          t_linalg += Seconds(t0, Clock::now());
+          Eigen::VectorXd xn = x;
+          for (int i = 0; i < nf; ++i) xn[free[i]] += newton[i];
+          const double fn = eval_value(xn);
+          if (std::isfinite(fn) && fn <= f + 1e-12 * std::max(1.0, std::abs(f))) {
+            x = xn;
+            f = eval_full(x);
+          }
+          converged = true;
+          break;
+        }
+      }
+      // Scaled trust-region subproblem.
+      Eigen::VectorXd gs = g.cwiseQuotient(dscale);
+      Eigen::MatrixXd hs = dscale.cwiseInverse().asDiagonal() * h * dscale.cwiseInverse().asDiagonal();
+      double lambda = 0.0;
+      Eigen::VectorXd ps = detail::TrustRegionStep(hs, gs, radius, &lambda);
+      Eigen::VectorXd p = ps.cwiseQuotient(dscale);
+      const double pred = -(g.dot(p) + 0.5 * p.dot(h * p));
+      t_linalg += Seconds(t0, Clock::now());
+      if (!(pred > 0) || !p.allFinite()) {
+        if (!(pred > 0) && llt.info() != Eigen::Success && g.norm() == 0.0) {
+          message = "stationary point with a Hessian that is not positive definite";
+          break;
+        }
+        // Model cannot decrease: gradient numerically zero.
+        if (g.norm() <= 1e-300 || ps.norm() < 1e-14) { converged = llt.info() == Eigen::Success; break; }
+        radius *= 0.25;
+        continue;
+      }
+      Eigen::VectorXd xn = x;
+      for (int i = 0; i < nf; ++i) xn[free[i]] += p[i];
+      const double fn = eval_value(xn);
+      const double actual = f - fn;
+      const double rho = std::isfinite(fn) ? actual / pred : -1.0;
+      const double pnorm = ps.norm();
+      if (rho < 0.25) radius = 0.25 * std::min(radius, pnorm);
+      else if (rho > 0.75 && pnorm > 0.9 * radius) radius = std::min(3.0 * radius, options.max_trust_radius);
+      if (rho > 1e-4) {
+        x = xn;
+        f = eval_full(x);
+        if (!std::isfinite(f) || !grad.allFinite() || !hess.allFinite()) {
+          message = "the derivatives became non-finite during the minimisation";
+          break;
+        }
+      }
+      if (radius < 1e-12) {
+        message = "trust region collapsed (radius < 1e-12): the NLL cannot be decreased further; "
+                  "the Newton model may be inaccurate (rounding?)";
+        break;
+      }
+    }
+    res.iterations = iter;
+    if (converged) finish(FitStatus::kConverged, "");
+    else if (iter >= options.max_iterations)
+      finish(FitStatus::kNotConverged, "iteration limit (" + std::to_string(options.max_iterations) + ") reached");
+    else finish(FitStatus::kFailed, message);
+  }
+
+  // Covariance and EDM at the final point.
+  const auto t_cov = Clock::now();
+  res.hessian = hess;
+  const Eigen::VectorXd g = Sub(grad, free);
+  const Eigen::MatrixXd h = Sub(hess, free);
+  Eigen::MatrixXd cov_free;
+  if (nf > 0 && h.allFinite()) {
+    Eigen::LLT<Eigen::MatrixXd> llt(h);
+    res.hessian_positive_definite = llt.info() == Eigen::Success;
+    if (res.hessian_positive_definite) {
+      res.edm = 0.5 * g.dot(llt.solve(g));
+      if (options.compute_covariance) {
+        cov_free = llt.solve(Eigen::MatrixXd::Identity(nf, nf));
+        res.covariance_status = CovarianceStatus::kAccurate;
+      }
+    } else {
+      // Minuit2-style forced positive definiteness: clamp eigenvalues (flagged, not trusted).
+      Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(h);
+      Eigen::VectorXd ev = es.eigenvalues();
+      const double floor = std::max(1e-10 * ev.cwiseAbs().maxCoeff(), 1e-300);
+      Eigen::VectorXd inv = ev.unaryExpr([&](double v) { return 1.0 / std::max(v, floor); });
+      Eigen::MatrixXd pinv = es.eigenvectors() * inv.asDiagonal() * es.eigenvectors().transpose();
+      res.edm = 0.5 * g.dot(pinv * g);
+      if (options.compute_covariance) {
+        cov_free = pinv;
+        res.covariance_status = CovarianceStatus::kForcedPositive;
+      }
+      if (res.status == FitStatus::kConverged) {
+        res.status = FitStatus::kFailed;
+        res.message = "Hessian at the minimum is not positive definite";
+      }
+    }
+  } else if (nf == 0) {
+    res.edm = 0.0;
+  }
+
+  // Reported values: mu (= x^2 with poi_positive) for POIs, theta otherwise; Jacobian transform.
+  const int npoi = lik.model().num_signals;
+  res.values = x;
+  Eigen::VectorXd jac = Eigen::VectorXd::Ones(npar);
+  for (int p = 0; p < npoi; ++p) {
+    res.values[p] = lik.PoiValue(x[p]);
+    jac[p] = lik.PoiDerivative(x[p]);
+  }
+  res.covariance = Eigen::MatrixXd::Zero(npar, npar);
+  if (cov_free.size()) {
+    for (int j = 0; j < nf; ++j)
+      for (int i = 0; i < nf; ++i)
+        res.covariance(free[i], free[j]) = jac[free[i]] * cov_free(i, j) * jac[free[j]];
+  }
+  res.errors = res.covariance.diagonal().cwiseMax(0.0).cwiseSqrt();
+  res.time_covariance = Seconds(t_cov, Clock::now());
+
+  // Saturated goodness of fit.
+  int nfree_unconstrained = 0;
+  for (int i : free)
+    if (!lik.params()[i].constrained) ++nfree_unconstrained;
+  res.gof_chi2 = 2.0 * res.nll;
+  res.gof_ndf = static_cast<int>(lik.model().nbins) - nfree_unconstrained;
+  res.gof_p = ChiSquarePValue(res.gof_chi2, res.gof_ndf);
+  res.time_total = Seconds(t_start, Clock::now());
+  return res;
+}
+
+}  // namespace lepus::engine

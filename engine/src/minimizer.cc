@@ -1,0 +1,80 @@
+#include "minimizer.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <Eigen/Cholesky>
+
+namespace lepus::engine::detail {
+
+namespace {
+
+bool Factor(const Eigen::MatrixXd& hess, double lambda, Eigen::LLT<Eigen::MatrixXd>* llt) {
+  Eigen::MatrixXd shifted = hess;
+  shifted.diagonal().array() += lambda;
+  llt->compute(shifted);
+  return llt->info() == Eigen::Success;
+}
+
+}  // namespace
+
+Eigen::VectorXd TrustRegionStep(const Eigen::MatrixXd& hess, const Eigen::VectorXd& grad,
+                                double radius, double* lambda_out) {
+  const Eigen::Index n = grad.size();
+  Eigen::LLT<Eigen::MatrixXd> llt;
+  double lambda = 0.0;
+  // Lower bound for lambda: any lambda with H + lambda I not positive definite.
+  double lambda_lo = 0.0;
+  bool lo_is_bad = false;
+  const double hnorm = std::max(hess.cwiseAbs().rowwise().sum().maxCoeff(), 1e-300);
+  if (!Factor(hess, 0.0, &llt)) {
+    // Find a feasible shift: start at the Gershgorin-style estimate, grow geometrically.
+    double lmin_diag = hess.diagonal().minCoeff();
+    lambda_lo = std::max(0.0, -lmin_diag);
+    lo_is_bad = true;
+    lambda = std::max(lambda_lo, 1e-10 * hnorm);
+    int guard = 0;
+    while (!Factor(hess, lambda, &llt) && guard++ < 200) {
+      lambda_lo = lambda;
+      lambda = std::max(2.0 * lambda, lambda + 1e-10 * hnorm);
+    }
+  }
+  Eigen::VectorXd p = llt.solve(-grad);
+  double pnorm = p.norm();
+  if (lambda == 0.0 && pnorm <= radius) {
+    *lambda_out = 0.0;
+    return p;
+  }
+  // Moré-Sorensen iteration on phi(lambda) = 1/radius - 1/|p(lambda)|.
+  double lambda_hi = std::max(lambda, 0.0) + grad.norm() / radius + hnorm;
+  for (int it = 0; it < 50; ++it) {
+    if (std::abs(pnorm - radius) <= 0.05 * radius) break;
+    if (pnorm < radius) lambda_hi = std::min(lambda_hi, lambda);
+    else lambda_lo = std::max(lambda_lo, lambda), lo_is_bad = false;
+    // Newton update: q = L^-1 p.
+    Eigen::VectorXd q = llt.matrixL().solve(p);
+    double next = lambda + (pnorm / q.norm()) * (pnorm / q.norm()) * (pnorm - radius) / radius;
+    if (!(next > lambda_lo) || !(next < lambda_hi) || !std::isfinite(next))
+      next = 0.5 * (lambda_lo + lambda_hi);
+    if (next <= lambda_lo) next = lambda_lo + 1e-12 * hnorm;
+    Eigen::LLT<Eigen::MatrixXd> trial;
+    if (!Factor(hess, next, &trial)) {
+      lambda_lo = next;
+      lo_is_bad = true;
+      continue;
+    }
+    lambda = next;
+    llt = trial;
+    p = llt.solve(-grad);
+    pnorm = p.norm();
+    if (lambda_hi - lambda_lo <= 1e-14 * std::max(1.0, lambda_hi)) break;
+  }
+  (void)lo_is_bad;
+  (void)n;
+  // Never leave the region by more than rounding.
+  if (pnorm > radius * 1.05) p *= radius / pnorm;
+  *lambda_out = lambda;
+  return p;
+}
+
+}  // namespace lepus::engine::detail
