@@ -26,6 +26,15 @@ std::string ToString(ParamKind kind) {
   return "unknown";
 }
 
+std::string ToString(HessianAssembly a) {
+  switch (a) {
+    case HessianAssembly::kAuto: return "auto";
+    case HessianAssembly::kBlocked: return "blocked";
+    case HessianAssembly::kPerRow: return "per_row";
+  }
+  return "unknown";
+}
+
 bool LikelihoodOptions::IsValid(std::string* error) const {
   if (num_threads < 0) {
     if (error) *error = "LikelihoodOptions.num_threads is " + std::to_string(num_threads) +
@@ -223,6 +232,8 @@ void Likelihood::Impl::Init() {
   const double mean_row_nnz = nrows > 0 ? static_cast<double>(t.num_entries()) / nrows : 0.0;
   dense_rows = nsyst >= 16 && mean_row_nnz > 0.25 * nsyst;
   dense_bins = npar >= 16 && m.nbins > 0 && touch_total / m.nbins > 0.25 * npar;
+  if (options.hessian_assembly == HessianAssembly::kBlocked) dense_rows = dense_bins = true;
+  if (options.hessian_assembly == HessianAssembly::kPerRow) dense_rows = dense_bins = false;
 
   // Slices: fixed by the model (never by the thread count) so that results are bitwise
   // reproducible at any number of threads. Hessian slices hold a dense npar^2 block each:

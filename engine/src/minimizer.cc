@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include <Eigen/Cholesky>
+#include <Eigen/Eigenvalues>
 
 namespace lepus::engine::detail {
 
@@ -70,6 +71,21 @@ Eigen::VectorXd TrustRegionStep(const Eigen::MatrixXd& hess, const Eigen::Vector
     if (lambda_hi - lambda_lo <= 1e-14 * std::max(1.0, lambda_hi)) break;
   }
   (void)lo_is_bad;
+  // Hard case / saddle point: the gradient has (almost) no component along the negative
+  // curvature, so the shifted Newton step stays inside the region. Move to the boundary along
+  // the eigenvector of the smallest eigenvalue (only reached when H is indefinite).
+  if (lambda > 0 && pnorm < 0.5 * radius) {
+    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(hess);
+    if (es.info() == Eigen::Success && es.eigenvalues()[0] < 0) {
+      Eigen::VectorXd z = es.eigenvectors().col(0);
+      if (z.dot(grad) > 0) z = -z;
+      // tau >= 0 with |p + tau z| = radius
+      const double pz = p.dot(z);
+      const double tau = -pz + std::sqrt(pz * pz + radius * radius - pnorm * pnorm);
+      p += tau * z;
+      pnorm = p.norm();
+    }
+  }
   (void)n;
   // Never leave the region by more than rounding.
   if (pnorm > radius * 1.05) p *= radius / pnorm;

@@ -66,7 +66,7 @@ void CheckDerivatives(const Likelihood& lik, const Eigen::VectorXd& x, const std
       herr = std::max(herr, std::abs(h(i, j) - h_fd(i, j)) / hs);
     }
   }
-  MESSAGE(label << ": max rel FD error gradient " << gerr << ", Hessian " << herr);
+  INFO(label << ": max rel FD error gradient " << gerr << ", Hessian " << herr);
   CHECK(gerr < 1e-6);
   CHECK(herr < 1e-6);
   CHECK((h - h.transpose()).cwiseAbs().maxCoeff() == 0.0);

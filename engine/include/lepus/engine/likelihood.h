@@ -17,6 +17,12 @@
 
 namespace lepus::engine {
 
+// How the Hessian's sums of outer products are assembled. Both give the same matrix up to
+// rounding; kAuto picks blocked rank-k updates when rows touch more than a quarter of the
+// parameters, per-row scatter otherwise.
+enum class HessianAssembly { kAuto, kBlocked, kPerRow };
+std::string ToString(HessianAssembly a);
+
 struct LikelihoodOptions {
   // Barlow-Beeston lite (one gamma-constrained beta per bin, profiled analytically).
   bool bin_by_bin_stat = true;
@@ -26,6 +32,7 @@ struct LikelihoodOptions {
   int num_threads = 0;
   // Rows per work item; results do not depend on it either (fixed reduction order per slice).
   int grain_rows = 256;
+  HessianAssembly hessian_assembly = HessianAssembly::kAuto;
 
   bool IsValid(std::string* error) const;
 };
