@@ -1,0 +1,24 @@
+# Entry points (README.md "Quick start"). Every target first runs scripts/setup.sh, which installs
+# missing Debian packages and (re)builds in $(BUILD_DIR).
+BUILD_DIR ?= build
+# Seconds per ctest entry.
+CTEST_TIMEOUT ?= 900
+
+.PHONY: all setup demo test bench clean
+
+all: setup
+
+setup:
+	LEPUS_BUILD_DIR=$(BUILD_DIR) bash scripts/setup.sh
+
+demo: setup
+	./$(BUILD_DIR)/cli/lepus demo --outdir $(BUILD_DIR)/demo
+
+test: setup
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j2 --timeout $(CTEST_TIMEOUT)
+
+bench: setup
+	./$(BUILD_DIR)/benchmarks/lepus_bench_likelihood
+
+clean:
+	rm -rf $(BUILD_DIR)
