@@ -105,13 +105,13 @@ void BM_Fit(benchmark::State& state) {
 void EvalSizes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"nbins", "nsyst", "threads"});
   b->Args({100, 10, 0})->Args({1000, 100, 0})->Args({2880, 400, 0})->Args({2880, 400, 1});
-  b->Unit(benchmark::kMillisecond);
+  b->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 
 void FitSizes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"nbins", "nsyst", "threads"});
   b->Args({100, 10, 0})->Args({1000, 100, 0})->Args({2880, 400, 0});
-  b->Unit(benchmark::kMillisecond);
+  b->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 
 }  // namespace
