@@ -121,6 +121,10 @@ class TensorWriter {
   int SystIndex(const std::string& name);  // declares with defaults if new
   void AddLogk(int syst, int process, int channel, const std::vector<double>& avg,
                const std::vector<double>& halfdiff);
+  // (logkup, logkdown) per bin -> logk entries of the chosen symmetrisation.
+  void AddVariation(const std::string& name, int process, int channel,
+                    const std::vector<double>& logkup, const std::vector<double>& logkdown,
+                    bool symmetric, Symmetrization sym);
 
   engine::SystematicType type_;
   std::vector<ChannelInfo> channels_;
