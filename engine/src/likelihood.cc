@@ -121,8 +121,15 @@ struct Likelihood::Impl {
   void Init();
   void MakePoint(const Eigen::VectorXd& x, Point* pt) const;
   // level: 0 value, 1 + gradient, 2 + Hessian
-  void EvalSlice(const Point& pt, std::int64_t b0, std::int64_t b1, int level, SliceOut* out) const;
-  double Evaluate(const Eigen::VectorXd& x, int level, Eigen::VectorXd* grad, Eigen::MatrixXd* hess) const;
+  // fixed_beta: when non-null, beta is held at these values (not profiled): the NLL is then
+  // the un-profiled one and its Hessian has no Schur-complement term.
+  void EvalSlice(const Point& pt, std::int64_t b0, std::int64_t b1, int level, SliceOut* out,
+                 const Eigen::VectorXd* fixed_beta = nullptr) const;
+  double Evaluate(const Eigen::VectorXd& x, int level, Eigen::VectorXd* grad, Eigen::MatrixXd* hess,
+                  const Eigen::VectorXd* fixed_beta = nullptr) const;
+  // Accumulates J = d(lambda_v, lambda_u)/dx of bin b into jv, ju (dense, touched entries).
+  void BinJacobian(const Point& pt, std::int64_t b, const double* lam, const double* ex,
+                   Eigen::VectorXd* jv, Eigen::VectorXd* ju) const;
   // Row yield (without beta) and exponent helper.
   double RowYield(const Point& pt, std::int64_t r, double* expo) const;
   double SolveBeta(double lv, double lu, double n, double k, double b0) const;
@@ -302,8 +309,27 @@ double Likelihood::Impl::SolveBeta(double lv, double lu, double n, double k, dou
   return bq > 0 ? (2 * c) / (-bq - disc) : (-bq + disc) / (2 * a);
 }
 
+void Likelihood::Impl::BinJacobian(const Point& pt, std::int64_t b, const double* lam,
+                                   const double* ex, Eigen::VectorXd* jv, Eigen::VectorXd* ju) const {
+  const Tensor& t = model->tensor;
+  const bool asym = !t.logk_halfdiff.empty();
+  const bool lognormal = model->systematic_type == SystematicType::kLogNormal;
+  const std::int64_t r0 = bin_row[b];
+  for (std::int64_t r = r0; r < bin_row[b + 1]; ++r) {
+    Eigen::VectorXd& j = row_scaled[r] ? *jv : *ju;
+    const int p = t.row_proc[r];
+    if (p < npoi) j[p] += pt.dr[p] * t.norm[r] * ex[r - r0];
+    const double scale = lognormal ? lam[r - r0] : 1.0;
+    for (std::int64_t i = t.row_start[r]; i < t.row_start[r + 1]; ++i) {
+      const int s = t.syst[i];
+      const double g = asym ? t.logk_avg[i] + pt.c1[s] * t.logk_halfdiff[i] : t.logk_avg[i];
+      j[npoi + s] += scale * g;
+    }
+  }
+}
+
 void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t b1, int level,
-                                 SliceOut* out) const {
+                                 SliceOut* out, const Eigen::VectorXd* fixed_beta) const {
   const Model& m = *model;
   const Tensor& t = m.tensor;
   const bool asym = !t.logk_halfdiff.empty();
@@ -340,7 +366,7 @@ void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t 
     const bool has_beta = k > 0 && lv > 0;
     double beta = 1.0, L, gv, gu, hvv, hvu, huu;
     if (has_beta) {
-      beta = SolveBeta(lv, lu, n, k, beta0[b]);
+      beta = fixed_beta ? (*fixed_beta)[b] : SolveBeta(lv, lu, n, k, beta0[b]);
       L = beta * lv + lu;
     } else {
       L = lv + lu;
@@ -363,9 +389,13 @@ void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t 
       const double fvv = nl2 * beta * beta, fvu = nl2 * beta, fuu = nl2;
       const double fbv = q + nl2 * beta * lv, fbu = nl2 * lv;
       const double fbb = nl2 * lv * lv + k * beta0[b] / (beta * beta);
-      hvv = fvv - fbv * fbv / fbb;
-      hvu = fvu - fbv * fbu / fbb;
-      huu = fuu - fbu * fbu / fbb;
+      if (fixed_beta) {
+        hvv = fvv; hvu = fvu; huu = fuu;
+      } else {
+        hvv = fvv - fbv * fbv / fbb;
+        hvu = fvu - fbv * fbu / fbb;
+        huu = fuu - fbu * fbu / fbb;
+      }
     } else {
       gv = gu = q;
       hvv = hvu = huu = n / (L * L);
@@ -434,18 +464,7 @@ void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t 
     if (level < 2) continue;
 
     // Bin-level term: [Jv Ju] G2 [Jv Ju]^T with J = d(lambda_v, lambda_u)/dx.
-    for (std::int64_t r = r0; r < r1; ++r) {
-      Eigen::VectorXd& j = row_scaled[r] ? jv : ju;
-      const double lr = lam[r - r0];
-      const int p = t.row_proc[r];
-      if (p < npoi) j[p] += pt.dr[p] * t.norm[r] * ex[r - r0];
-      const double scale = lognormal ? lr : 1.0;
-      for (std::int64_t i = t.row_start[r]; i < t.row_start[r + 1]; ++i) {
-        const int s = t.syst[i];
-        const double g = asym ? t.logk_avg[i] + pt.c1[s] * t.logk_halfdiff[i] : t.logk_avg[i];
-        j[npoi + s] += scale * g;
-      }
-    }
+    BinJacobian(pt, b, lam.data(), ex.data(), &jv, &ju);
     const std::int32_t* touch = bin_touch.data() + bin_touch_start[b];
     const std::int64_t ntouch = bin_touch_start[b + 1] - bin_touch_start[b];
     auto& H = out->hess;
@@ -488,7 +507,7 @@ void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t 
 }
 
 double Likelihood::Impl::Evaluate(const Eigen::VectorXd& x, int level, Eigen::VectorXd* grad,
-                                  Eigen::MatrixXd* hess) const {
+                                  Eigen::MatrixXd* hess, const Eigen::VectorXd* fixed_beta) const {
   if (x.size() != npar)
     throw std::invalid_argument("parameter vector has " + std::to_string(x.size()) +
                                 " entries, but the model has " + std::to_string(npar));
@@ -499,7 +518,7 @@ double Likelihood::Impl::Evaluate(const Eigen::VectorXd& x, int level, Eigen::Ve
   std::vector<SliceOut> outs(nslices);
   arena->execute([&] {
     tbb::parallel_for(tbb::blocked_range<int>(0, nslices, 1), [&](const tbb::blocked_range<int>& range) {
-      for (int s = range.begin(); s < range.end(); ++s) EvalSlice(pt, cuts[s], cuts[s + 1], level, &outs[s]);
+      for (int s = range.begin(); s < range.end(); ++s) EvalSlice(pt, cuts[s], cuts[s + 1], level, &outs[s], fixed_beta);
     });
   });
   // Fixed-order reduction: identical results at any thread count.
@@ -653,6 +672,72 @@ Eigen::VectorXd Likelihood::ExpectedYields(const Eigen::VectorXd& x, bool includ
 }
 
 const Eigen::VectorXd& Likelihood::bb_kstat() const { return impl_->kstat; }
+
+double Likelihood::ValueGradientHessianFixedBeta(const Eigen::VectorXd& x, const Eigen::VectorXd& beta,
+                                                 Eigen::VectorXd* grad, Eigen::MatrixXd* hess) const {
+  if (beta.size() != impl_->model->nbins)
+    throw std::invalid_argument("beta has " + std::to_string(beta.size()) + " entries, but must have " +
+                                std::to_string(impl_->model->nbins));
+  return impl_->Evaluate(x, 2, grad, hess, &beta);
+}
+
+void Likelihood::GlobalObservableDerivatives(const Eigen::VectorXd& x, Eigen::MatrixXd* d_data,
+                                             Eigen::MatrixXd* d_beta0) const {
+  const Impl& im = *impl_;
+  const Model& m = *im.model;
+  if (x.size() != im.npar)
+    throw std::invalid_argument("parameter vector has " + std::to_string(x.size()) + " entries, but the model has " +
+                                std::to_string(im.npar));
+  Point pt;
+  im.MakePoint(x, &pt);
+  d_data->setZero(im.npar, m.nbins);
+  d_beta0->setZero(im.npar, m.nbins);
+  im.arena->execute([&] {
+    tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, m.nbins, 16), [&](const tbb::blocked_range<std::int64_t>& range) {
+      Eigen::VectorXd jv = Eigen::VectorXd::Zero(im.npar), ju = Eigen::VectorXd::Zero(im.npar);
+      std::vector<double> lam, ex;
+      for (std::int64_t b = range.begin(); b < range.end(); ++b) {
+        const std::int64_t r0 = im.bin_row[b], r1 = im.bin_row[b + 1];
+        lam.resize(r1 - r0);
+        ex.resize(r1 - r0);
+        double lv = 0.0, lu = 0.0;
+        for (std::int64_t r = r0; r < r1; ++r) {
+          lam[r - r0] = im.RowYield(pt, r, &ex[r - r0]);
+          (im.row_scaled[r] ? lv : lu) += lam[r - r0];
+        }
+        const double n = im.data[b], k = im.kstat[b];
+        const bool has_beta = k > 0 && lv > 0;
+        // d(dG/dlambda_v, dG/dlambda_u)/dn and /dbeta0 at the profiled beta.
+        double dv_dn, du_dn, dv_db0 = 0.0, du_db0 = 0.0;
+        if (has_beta) {
+          const double beta = im.SolveBeta(lv, lu, n, k, im.beta0[b]);
+          const double L = beta * lv + lu;
+          const double nl2 = n / (L * L);
+          const double fbv = (1.0 - n / L) + nl2 * beta * lv, fbu = nl2 * lv;
+          const double fbb = nl2 * lv * lv + k * im.beta0[b] / (beta * beta);
+          const double dbeta_dn = (lv / L) / fbb;
+          const double dbeta_db0 = (k / beta) / fbb;
+          dv_dn = -beta / L + fbv * dbeta_dn;
+          du_dn = -1.0 / L + fbu * dbeta_dn;
+          dv_db0 = fbv * dbeta_db0;
+          du_db0 = fbu * dbeta_db0;
+        } else {
+          const double L = lv + lu;
+          dv_dn = du_dn = -1.0 / L;
+        }
+        im.BinJacobian(pt, b, lam.data(), ex.data(), &jv, &ju);
+        const std::int32_t* touch = im.bin_touch.data() + im.bin_touch_start[b];
+        const std::int64_t ntouch = im.bin_touch_start[b + 1] - im.bin_touch_start[b];
+        for (std::int64_t a = 0; a < ntouch; ++a) {
+          const int i = touch[a];
+          (*d_data)(i, b) = dv_dn * jv[i] + du_dn * ju[i];
+          (*d_beta0)(i, b) = dv_db0 * jv[i] + du_db0 * ju[i];
+          jv[i] = ju[i] = 0.0;
+        }
+      }
+    });
+  });
+}
 
 double Likelihood::PoiValue(double x) const { return impl_->options.poi_positive ? x * x : x; }
 double Likelihood::PoiDerivative(double x) const { return impl_->options.poi_positive ? 2 * x : 1.0; }

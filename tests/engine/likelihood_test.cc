@@ -4,6 +4,7 @@
 #include <random>
 #include <string>
 
+#include <Eigen/Eigenvalues>
 #include <doctest/doctest.h>
 
 #include "lepus/engine/likelihood.h"
@@ -248,4 +249,88 @@ TEST_CASE("invalid options and data are rejected with a message naming the field
   d[2] = -1;
   CHECK_THROWS_WITH_AS(lik.SetData(d), doctest::Contains("data[2]"), std::invalid_argument);
   CHECK_THROWS_AS(lik.SetData(Eigen::VectorXd::Zero(3)), std::invalid_argument);
+}
+
+TEST_CASE("mixed derivatives with respect to the data and beta0 match finite differences") {
+  for (bool asym : {false, true}) {
+    SyntheticSpec spec;
+    spec.nbins = 8;
+    spec.nmasked = 2;
+    spec.nproc = 3;
+    spec.nsyst = 5;
+    spec.nfree = 1;
+    spec.asymmetric = asym;
+    spec.seed = 31;
+    Model model = MakeSyntheticModel(spec);
+    model.sumw2(1, 2) = 3.0;  // bin 1: every process scaled (closed-form beta)
+    model.sumw2(2, 0) = model.sumw2(2, 1) = 0.0;  // bin 2: no beta at all
+    Likelihood lik(model);
+    const Eigen::VectorXd x = RandomPoint(lik, 77);
+    Eigen::MatrixXd dn, db;
+    lik.GlobalObservableDerivatives(x, &dn, &db);
+    const int n = lik.num_params();
+    const double h = 1e-5;
+    for (int b = 0; b < model.nbins; ++b) {
+      CAPTURE(b);
+      Eigen::VectorXd gp, gm, d = model.data_obs;
+      Likelihood& l = lik;
+      d[b] += h;
+      l.SetData(d);
+      l.ValueAndGradient(x, &gp);
+      d[b] -= 2 * h;
+      l.SetData(d);
+      l.ValueAndGradient(x, &gm);
+      l.SetData(model.data_obs);
+      const Eigen::VectorXd fd_n = (gp - gm) / (2 * h);
+      Eigen::VectorXd b0 = Eigen::VectorXd::Ones(model.nbins);
+      b0[b] += h;
+      l.SetGlobalObservables(Eigen::VectorXd::Zero(model.num_systematics()), b0);
+      l.ValueAndGradient(x, &gp);
+      b0[b] -= 2 * h;
+      l.SetGlobalObservables(Eigen::VectorXd::Zero(model.num_systematics()), b0);
+      l.ValueAndGradient(x, &gm);
+      l.SetGlobalObservables(Eigen::VectorXd::Zero(model.num_systematics()), Eigen::VectorXd::Ones(model.nbins));
+      const Eigen::VectorXd fd_b = (gp - gm) / (2 * h);
+      for (int i = 0; i < n; ++i) {
+        CHECK(std::abs(dn(i, b) - fd_n[i]) <= 1e-6 * (std::abs(fd_n[i]) + dn.col(b).cwiseAbs().maxCoeff()) + 1e-10);
+        CHECK(std::abs(db(i, b) - fd_b[i]) <= 1e-6 * (std::abs(fd_b[i]) + db.col(b).cwiseAbs().maxCoeff() + 1.0) + 1e-9);
+      }
+    }
+    CHECK(db.col(2).cwiseAbs().maxCoeff() == 0.0);
+  }
+}
+
+TEST_CASE("the Hessian with beta held fixed matches finite differences of the fixed-beta gradient") {
+  SyntheticSpec spec;
+  spec.nbins = 10;
+  spec.nproc = 3;
+  spec.nsyst = 6;
+  spec.asymmetric = true;
+  spec.seed = 41;
+  Likelihood lik(MakeSyntheticModel(spec));
+  const Eigen::VectorXd x = RandomPoint(lik, 3);
+  const Eigen::VectorXd beta = lik.ProfiledBeta(x);
+  Eigen::VectorXd g, gp, gm;
+  Eigen::MatrixXd h, tmp;
+  lik.ValueGradientHessianFixedBeta(x, beta, &g, &h);
+  // The gradient at the profiled beta equals the profiled gradient (envelope theorem).
+  Eigen::VectorXd gprof;
+  lik.ValueAndGradient(x, &gprof);
+  CHECK(lepus::test::MaxRelDiff(g, gprof, 1e-8) < 1e-10);
+  const double step = 1e-5;
+  for (int j = 0; j < lik.num_params(); ++j) {
+    Eigen::VectorXd xp = x, xm = x;
+    xp[j] += step;
+    xm[j] -= step;
+    lik.ValueGradientHessianFixedBeta(xp, beta, &gp, &tmp);
+    lik.ValueGradientHessianFixedBeta(xm, beta, &gm, &tmp);
+    const Eigen::VectorXd col = (gp - gm) / (2 * step);
+    for (int i = 0; i < lik.num_params(); ++i)
+      CHECK(std::abs(h(i, j) - col[i]) <= 1e-6 * (std::abs(h(i, j)) + 1e-3 * std::sqrt(std::abs(h(i, i) * h(j, j)))));
+  }
+  // Profiling beta can only lower the curvature: H_fixed - H_profiled is positive semi-definite.
+  Eigen::MatrixXd hp;
+  lik.ValueGradientHessian(x, &gprof, &hp);
+  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(h - hp);
+  CHECK(es.eigenvalues().minCoeff() > -1e-9 * h.cwiseAbs().maxCoeff());
 }

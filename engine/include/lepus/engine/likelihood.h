@@ -101,6 +101,18 @@ class Likelihood {
   // The Barlow-Beeston effective MC counts k_b per fitted bin (0 = no beta in that bin).
   const Eigen::VectorXd& bb_kstat() const;
 
+  // NLL, gradient and Hessian with the Barlow-Beeston factors held at `beta` ([nbins]) instead of
+  // profiled (the Hessian then lacks the beta-profiling term; used to split off the MC-stat part
+  // of the uncertainty).
+  double ValueGradientHessianFixedBeta(const Eigen::VectorXd& x, const Eigen::VectorXd& beta,
+                                       Eigen::VectorXd* grad, Eigen::MatrixXd* hess) const;
+
+  // Mixed second derivatives of the profiled NLL with respect to the parameters and the global
+  // observables of the data: d_data(:, b) = d2 NLL / dx dn_b and d_beta0(:, b) = d2 NLL / dx dbeta0_b
+  // ([num_params x nbins] each; beta0 columns are zero in bins without a beta).
+  void GlobalObservableDerivatives(const Eigen::VectorXd& x, Eigen::MatrixXd* d_data,
+                                   Eigen::MatrixXd* d_beta0) const;
+
   // Signal strength from the internal POI coordinate (identity, or x^2 with poi_positive), and
   // its derivative d mu / d x.
   double PoiValue(double x) const;
