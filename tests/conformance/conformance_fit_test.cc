@@ -1,11 +1,18 @@
 // Fits every input of the conformance kit (tests/data/conformance, a copy of
-// ../shared/conformance) and compares with the independently computed expected.json:
-// values to 1e-6 relative, Hessian errors to 1e-5 relative (the reference used finite-difference
-// derivatives, see the kit's README), NLL, chi2 and ndf.
+// ../shared/conformance) and compares with the independently computed expected.json: values to
+// 1e-6 relative, NLL and chi2 to 1e-8, ndf exactly, errors to 5e-5 relative.
+//
+// Why 5e-5 for the errors: the reference computed its Hessian by finite differences (kit README:
+// "~1e-5 relative in errors is what to expect"). Its errors are systematically larger than the
+// exact ones, by 1.4e-6 .. 2.3e-5 relative on sym_poi (syst5 is the worst case, measured
+// 0.9405686 here vs 0.9405903 there). Our own errors are pinned much tighter by a second check
+// below: they must equal the errors from a central finite-difference Hessian of the loaded model
+// at the minimum to 1e-6.
 #include <cmath>
 #include <fstream>
 #include <string>
 
+#include <Eigen/Dense>
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
@@ -41,7 +48,28 @@ void CheckCase(const std::string& file) {
     const double v = p.at("value"), e = p.at("error");
     // Values: 1e-6 relative to the value, or to the uncertainty for values near zero.
     CHECK(std::abs(r.values[i] - v) <= 1e-6 * std::max(std::abs(v), e));
-    CHECK(r.errors[i] == doctest::Approx(e).epsilon(1e-5));
+    CHECK(r.errors[i] == doctest::Approx(e).epsilon(5e-5));
+  }
+  // Independent check of the analytic Hessian on this very input: central differences of the
+  // gradient (step 1e-5; the gradient itself is checked against NLL differences in
+  // tests/engine). Second differences of the NLL with a 1e-3 step are not accurate enough here:
+  // the sextic asymmetric interpolation has large higher derivatives (truncation error 4e-4 on
+  // asym_noi, falling as step^2).
+  const int n = lik.num_params();
+  const double h = 1e-5;
+  Eigen::MatrixXd hfd(n, n);
+  for (int j = 0; j < n; ++j) {
+    Eigen::VectorXd a = r.x, b = r.x, ga, gb;
+    a[j] += h;
+    b[j] -= h;
+    lik.ValueAndGradient(a, &ga);
+    lik.ValueAndGradient(b, &gb);
+    hfd.col(j) = (ga - gb) / (2 * h);
+  }
+  const Eigen::MatrixXd cfd = hfd.inverse();
+  for (int i = 0; i < n; ++i) {
+    CAPTURE(i);
+    CHECK(r.errors[i] == doctest::Approx(std::sqrt(cfd(i, i))).epsilon(1e-6));
   }
   CHECK(r.nll == doctest::Approx(exp.at("nll").get<double>()).epsilon(1e-8));
   CHECK(r.gof_chi2 == doctest::Approx(exp.at("chi2").get<double>()).epsilon(1e-8));
