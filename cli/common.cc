@@ -1,6 +1,7 @@
 #include "common.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -37,9 +38,28 @@ std::string Pad(const std::string& s, std::size_t width, bool left = false) {
   return left ? s + fill : fill + s;
 }
 
-// A short listing of parameter names for error messages.
-std::string SomeNames(const std::vector<engine::ParamInfo>& params, std::size_t max = 8) {
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// A short listing of parameter names for error messages: the names that contain `near`
+// (case-insensitive) if there are any, else the first few.
+std::string SomeNames(const std::vector<engine::ParamInfo>& params, const std::string& near = "",
+                      std::size_t max = 8) {
+  std::vector<std::string> similar;
+  if (!near.empty())
+    for (const auto& p : params)
+      if (Lower(p.name).find(Lower(near)) != std::string::npos) similar.push_back(p.name);
   std::string out;
+  if (!similar.empty()) {
+    out = "similar: ";
+    for (std::size_t i = 0; i < similar.size() && i < max; ++i)
+      out += (i ? ", " : "") + similar[i];
+    if (similar.size() > max) out += ", ...";
+    return out;
+  }
+  out = "parameters: ";
   for (std::size_t i = 0; i < params.size() && i < max; ++i)
     out += (i ? ", " : "") + params[i].name;
   if (params.size() > max) out += ", ... (" + std::to_string(params.size()) + " in total)";
@@ -113,8 +133,8 @@ engine::FitOptions MakeFitOptions(const engine::Likelihood& likelihood, const Fi
       }
       if (matched == 0)
         throw std::invalid_argument("--freeze: pattern '" + pattern +
-                                    "' matches no parameter name (it must match a whole name; "
-                                    "parameters: " + SomeNames(params) + ")");
+                                    "' matches no parameter name (it must match a whole name; " +
+                                    SomeNames(params) + ")");
     }
   }
 
@@ -128,8 +148,8 @@ engine::FitOptions MakeFitOptions(const engine::Likelihood& likelihood, const Fi
       const double value = ParseDouble(item.substr(eq + 1), "--set " + name);
       const int i = likelihood.FindParam(name);
       if (i < 0)
-        throw std::invalid_argument("--set: no parameter named '" + name +
-                                    "' (parameters: " + SomeNames(params) + ")");
+        throw std::invalid_argument("--set: no parameter named '" + name + "' (" +
+                                    SomeNames(params, name) + ")");
       double x = value;
       if (params[i].kind == engine::ParamKind::kPoi && likelihood.options().poi_positive) {
         // Internal coordinate of a positive POI is sqrt(mu).

@@ -84,11 +84,14 @@ Command AddDemoCommand(CLI::App& parent, const std::string& command_line) {
   CLI::App* sub = parent.add_subcommand(
       "demo", "W-mass demo: write an example fit input and fit the W-mass shift");
   sub->add_option("--outdir", args->outdir, "directory for the input and the results")
+      ->type_name("DIR")
       ->capture_default_str();
   sub->add_option("--seed", args->seed, "seed of the pseudo-data fluctuation")
+      ->type_name("N")
       ->capture_default_str();
   sub->add_option("--threads", args->threads, "worker threads (0 = all cores)")
-      ->check(CLI::NonNegativeNumber);
+      ->type_name("N")
+      ->check(CLI::Range(0, 4096));
   return {sub, [args, command_line] { return RunDemo(*args, command_line); }};
 }
 

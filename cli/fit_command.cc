@@ -85,13 +85,16 @@ Command AddFitCommand(CLI::App& parent, const std::string& command_line) {
   CLI::App* sub = parent.add_subcommand(
       "fit", "Maximum-likelihood fit of a fit input (HDF5 tensor layout). The report goes to "
              "stderr; --json and -o write machine-readable results.");
-  sub->add_option("input", args->input, "fit input file (HDF5)")->required();
-  sub->add_option("-o,--output", args->output, "write the HDF5 results file here");
-  sub->add_option("--json", args->json, "write the JSON summary to FILE ('-' = stdout)");
+  sub->add_option("input", args->input, "fit input file (HDF5)")->required()->type_name("FILE");
+  sub->add_option("-o,--output", args->output, "write the HDF5 results file here")
+      ->type_name("FILE");
+  sub->add_option("--json", args->json, "write the JSON summary to FILE ('-' = stdout)")
+      ->type_name("FILE");
   CLI::Option* asimov =
       sub->add_flag("--asimov", args->asimov, "fit the Asimov data set at the prefit values");
   CLI::Option* pseudo = sub->add_option("--pseudodata", args->pseudodata,
-                                        "fit the named pseudo-data set instead of the data");
+                                        "fit the named pseudo-data set instead of the data")
+                            ->type_name("NAME");
   asimov->excludes(pseudo);
   sub->add_option("--freeze", args->flags.freeze,
                   "freeze the parameters whose whole name matches REGEX (repeatable)")
@@ -105,13 +108,15 @@ Command AddFitCommand(CLI::App& parent, const std::string& command_line) {
   sub->add_flag("--poi-positive", args->poi_positive,
                 "parametrise signal strengths as mu = x^2 (mu >= 0)");
   sub->add_option("--threads", args->threads, "worker threads (0 = all cores)")
-      ->check(CLI::NonNegativeNumber);
-  sub->add_option("--edm-tol", args->flags.edm_tolerance, "EDM convergence tolerance")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->type_name("N")
+      ->check(CLI::Range(0, 4096));
+  sub->add_option("--edm-tol", args->flags.edm_tolerance, "EDM convergence tolerance (> 0)")
+      ->type_name("X")
+      ->capture_default_str();
   sub->add_option("--max-iter", args->flags.max_iterations, "maximum Newton iterations")
+      ->type_name("N")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 1000000));
   return {sub, [args, command_line] { return RunFit(*args, command_line); }};
 }
 

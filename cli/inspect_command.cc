@@ -185,7 +185,7 @@ void PrintText(const json& j, std::ostream& os) {
   if (!s["free_names"].empty())
     os << "  free: " << NameList(s["free_names"].get<std::vector<std::string>>()) << "\n";
   for (const auto& g : s["groups"]) {
-    os << "  group " << g["name"].get<std::string>() << ": " << g["size"] << " members";
+    os << "  group " << g["name"].get<std::string>() << ": " << g["size"] << (g["size"].get<int>() == 1 ? " member" : " members");
     if (g.contains("members"))
       os << " (" << NameList(g["members"].get<std::vector<std::string>>()) << ")";
     os << "\n";
@@ -222,7 +222,7 @@ Command AddInspectCommand(CLI::App& parent) {
   auto args = std::make_shared<InspectArgs>();
   CLI::App* sub = parent.add_subcommand(
       "inspect", "Describe a fit input: channels, processes, systematics, tensor size");
-  sub->add_option("input", args->input, "fit input file (HDF5)")->required();
+  sub->add_option("input", args->input, "fit input file (HDF5)")->required()->type_name("FILE");
   sub->add_flag("--json", args->json, "print the description as JSON");
   return {sub, [args] { return RunInspect(*args); }};
 }

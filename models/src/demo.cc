@@ -1,5 +1,6 @@
 #include "lepus/models/demo.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -191,28 +192,52 @@ io::TensorWriter MakeDemoInput(const DemoSpec& spec) {
                             {"nonprompt", Proc::kNonprompt, false, 0.06, 2.5 * spec.mc_weight},
                             {"top", Proc::kTop, false, 0.01, 0.5 * spec.mc_weight}};
 
-  // One normalisation per process, fixed by the nominal template and shared by its variations
-  // (so acceptance changes of a variation show up as yield changes).
+  // One normalisation per process, fixed by the true nominal template and shared by its
+  // variations (so acceptance changes of a variation show up as yield changes).
   std::vector<double> factor(4);
-  std::vector<std::vector<double>> nominal(4);
+  std::vector<std::vector<double>> truth(4), nominal(4), mc_ratio(4);
+  // The templates written to the file are "simulated": the true shape times a per-bin MC
+  // fluctuation, weight * Poisson(true / weight), shared by all variations of a process (they
+  // come from the same simulated events). The data are drawn from the true shapes, so the
+  // Barlow-Beeston terms have real MC fluctuations to absorb.
+  std::mt19937_64 mc_rng(spec.mc_seed);
   for (int p = 0; p < 4; ++p) {
     const auto raw = RawTemplate(lay, procs[p].proc, {}, regions);
     factor[p] = spec.w_events * procs[p].rel_yield / Sum(raw);
-    nominal[p] = Scaled(raw, factor[p]);
+    truth[p] = Scaled(raw, factor[p]);
+    mc_ratio[p].assign(truth[p].size(), 1.0);
+    const double wgt = procs[p].weight;
+    for (std::size_t b = 0; b < truth[p].size(); ++b) {
+      if (!(wgt > 0.0) || !(truth[p][b] > 0.0)) continue;
+      std::poisson_distribution<long long> pois(truth[p][b] / wgt);
+      // At least one simulated event per bin: the MC estimate stays positive.
+      mc_ratio[p][b] = std::max(1.0, static_cast<double>(pois(mc_rng))) * wgt / truth[p][b];
+    }
+    nominal[p] = truth[p];
+    for (std::size_t b = 0; b < truth[p].size(); ++b) nominal[p][b] *= mc_ratio[p][b];
     w.AddProcess(procs[p].name, procs[p].signal);
   }
   for (int p = 0; p < 4; ++p)
     w.SetNominal(ch, procs[p].name, nominal[p], Scaled(nominal[p], procs[p].weight));
 
-  auto w_template = [&](double shift_mev) {
+  // A variation of process p as simulated: the true varied shape times the MC fluctuation.
+  auto simulated = [&](int p, std::vector<double> true_template) {
+    for (std::size_t b = 0; b < true_template.size(); ++b) true_template[b] *= mc_ratio[p][b];
+    return true_template;
+  };
+  auto w_truth = [&](double shift_mev) {
     Variation v;
     v.mass_shift_mev = shift_mev;
     return Scaled(RawTemplate(lay, Proc::kW, v, regions), factor[0]);
   };
-  auto expectation = [&](double shift_mev) {
-    std::vector<double> sum = w_template(shift_mev);
+  auto w_template = [&](double shift_mev) { return simulated(0, w_truth(shift_mev)); };
+  // Expectation with all processes from the true shapes (data) or the simulated ones
+  // (pseudo-data, as from an alternative simulated sample).
+  auto expectation = [&](double shift_mev, bool true_shapes) {
+    std::vector<double> sum = true_shapes ? w_truth(shift_mev) : w_template(shift_mev);
     for (int p = 1; p < 4; ++p)
-      for (std::size_t b = 0; b < sum.size(); ++b) sum[b] += nominal[p][b];
+      for (std::size_t b = 0; b < sum.size(); ++b)
+        sum[b] += true_shapes ? truth[p][b] : nominal[p][b];
     return sum;
   };
 
@@ -241,10 +266,11 @@ io::TensorWriter MakeDemoInput(const DemoSpec& spec) {
     w.DeclareSystematic(name);
     for (int p : {0, 1, 3}) {
       Variation up{0.0, r, kScalePerSigma}, down{0.0, r, -kScalePerSigma};
-      w.AddShapeSystematic(name, procs[p].name, ch,
-                           Scaled(RawTemplate(lay, procs[p].proc, up, regions), factor[p]),
-                           Scaled(RawTemplate(lay, procs[p].proc, down, regions), factor[p]),
-                           io::Symmetrization::kAverage);
+      w.AddShapeSystematic(
+          name, procs[p].name, ch,
+          simulated(p, Scaled(RawTemplate(lay, procs[p].proc, up, regions), factor[p])),
+          simulated(p, Scaled(RawTemplate(lay, procs[p].proc, down, regions), factor[p])),
+          io::Symmetrization::kAverage);
     }
     w.AddToGroup("muonScale", name);
   }
@@ -256,7 +282,7 @@ io::TensorWriter MakeDemoInput(const DemoSpec& spec) {
   };
   const Eff effs[] = {
       {"effTrigger", [](double eta, double, double) { return 0.004 * (1.0 + 0.5 * std::abs(eta) / 2.4); }},
-      {"effIso", [](double, double pt, double) { return 0.003 * (pt - 41.0) / 15.0; }},
+      {"effIso", [](double, double pt, double) { return 0.001 * (pt - 41.0) / 15.0; }},
       {"effReco", [](double eta, double, double q) { return 0.002 * (1.0 + 0.5 * q * eta / 2.4); }},
   };
   for (const Eff& e : effs) {
@@ -276,14 +302,14 @@ io::TensorWriter MakeDemoInput(const DemoSpec& spec) {
   // Observed data: Poisson fluctuation of the expectation at the true mass shift, all other
   // nuisances at their nominal values.
   std::mt19937_64 rng(spec.seed);
-  std::vector<double> data = expectation(spec.true_mass_shift_mev);
+  std::vector<double> data = expectation(spec.true_mass_shift_mev, /*true_shapes=*/true);
   for (double& n : data) {
     std::poisson_distribution<long long> pois(n);
     n = static_cast<double>(pois(rng));
   }
   w.SetData(ch, data);
   for (double shift : spec.pseudodata_shifts_mev)
-    w.AddPseudoData(DemoPseudoDataName(shift), ch, expectation(shift));
+    w.AddPseudoData(DemoPseudoDataName(shift), ch, expectation(shift, /*true_shapes=*/false));
   return w;
 }
 

@@ -13,8 +13,10 @@
 //   eff<Name>            efficiency shapes in eta and pT
 // grouped as "mass", "lumi", "muonScale", "efficiency", "backgrounds". The observed data are a
 // Poisson fluctuation (seeded std::mt19937_64) of the expectation at a true mass shift, so a fit
-// recovers that shift within its uncertainty; pseudo-data sets "mass_shift_<m|p>NMeV" hold the
-// un-fluctuated expectation at other shifts. Fits in well under a second.
+// recovers that shift within its uncertainty. The templates carry MC-statistical fluctuations
+// (sumw2 = weight * sumw) around the true shapes the data are drawn from. Pseudo-data sets
+// "mass_shift_<m|p>NMeV" hold the un-fluctuated expectation of the templates at other shifts,
+// as an alternative simulated sample would. Fits in well under a second.
 #pragma once
 
 #include <cstdint>
@@ -39,6 +41,7 @@ struct DemoSpec {
   std::vector<double> pseudodata_shifts_mev = {-10.0, 0.0, 10.0};
   int scale_regions = 6;        // muon-scale nuisances; must divide eta_bins
   std::uint64_t seed = 1;       // Poisson fluctuation of the observed data
+  std::uint64_t mc_seed = 12345;  // fluctuation of the simulated templates (fixed: same "MC")
 };
 
 // Name of the systematic that is the W-mass nuisance of interest (theta = 1 <-> +100 MeV).
