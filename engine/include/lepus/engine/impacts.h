@@ -1,0 +1,70 @@
+// Impacts of nuisance parameters and statistical sources on the parameters of interest
+// (likelihood-reference.md section 6; the seed's "Nominal" and "Global" columns).
+//
+//  * nominal ("traditional"): C_ij / sqrt(C_jj) from the covariance of the fit, no refits;
+//    grouped: sqrt(c_G^T C_GG^-1 c_G), c_G = C_{i,G};
+//    "stat": the target's uncertainty with every constrained nuisance fixed and the MC-stat
+//    (Barlow-Beeston) factors held at their fitted values (Hessian restricted to the POIs, the
+//    targets and the unconstrained parameters, beta not profiled);
+//    "binByBinStat": sqrt(C_ii - C_ii[beta fixed]) over all parameters.
+//  * global (arXiv:2307.04007): the shift of the target per one-sigma shift of each global
+//    observable, dx/dg = -H^-1 d2NLL/dx dg times sigma_g: nuisance centres theta0_j (sigma
+//    1/sqrt(cw_j)), observed counts n_b (sigma^2 = n_b), Barlow-Beeston centres beta0_b (sigma^2 =
+//    beta_b / k_b). Groups add in quadrature; "stat" = all data bins, "binByBinStat" = all beta0.
+//    The squares of all global impacts add up to the target's variance exactly on Asimov data.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "lepus/engine/fit.h"
+#include "lepus/engine/likelihood.h"
+
+namespace lepus::engine {
+
+struct ImpactOptions {
+  // Targets: parameter indices; empty = every POI and NOI.
+  std::vector<int> targets;
+  // Extra groups (e.g. from command-line regular expressions), added to the model's groups.
+  std::vector<SystematicGroup> extra_groups;
+  // Compute global impacts (needs the mixed derivatives: one pass over the data).
+  bool global = true;
+  // Multiply a target's impacts by its physical scale (ParamInfo::scale, e.g. 100 MeV per unit).
+  bool physical_units = true;
+};
+
+struct Impacts {
+  std::vector<int> targets;              // parameter indices
+  std::vector<double> target_scale;      // factor applied to each target's numbers (1 or scale)
+  std::vector<std::string> target_unit;  // unit after scaling ("" when none)
+  Eigen::VectorXd total;                 // sqrt(C_ii), scaled
+
+  // Nominal impacts of every parameter on each target [ntargets x nparams] (own entry = total).
+  Eigen::MatrixXd nominal;
+  // Groups: the model's and the extra ones, then "stat" and "binByBinStat" (when BB is on).
+  std::vector<std::string> group_names;
+  Eigen::MatrixXd grouped_nominal;  // [ntargets x ngroups]
+
+  // Global impacts (signed), when requested.
+  bool has_global = false;
+  Eigen::MatrixXd global_nuisance;  // [ntargets x nparams]: constrained nuisances (0 otherwise)
+  Eigen::MatrixXd global_data;      // [ntargets x nbins]
+  Eigen::MatrixXd global_bbstat;    // [ntargets x nbins] (0 in bins without beta)
+  Eigen::MatrixXd grouped_global;   // [ntargets x ngroups]
+  // Sum of all squared global impacts / C_ii - 1 (0 on Asimov data up to rounding).
+  Eigen::VectorXd global_closure;
+};
+
+// Throws std::invalid_argument for bad targets/groups or when the fit has no accurate covariance.
+Impacts ComputeImpacts(const Likelihood& likelihood, const FitResult& result,
+                       const ImpactOptions& options = {});
+
+// Cross-check of one nominal impact by refits: the nuisance j is fixed at its fitted value
+// +- its error and everything else refitted; returns (shift_up, shift_down) of the target in
+// reported units (no physical scaling). Throws if a refit does not converge.
+std::pair<double, double> ImpactByRefit(const Likelihood& likelihood, const FitResult& result,
+                                        int target, int nuisance, const FitOptions& options = {});
+
+}  // namespace lepus::engine

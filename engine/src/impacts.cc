@@ -1,0 +1,214 @@
+#include "lepus/engine/impacts.h"
+
+#include <cmath>
+#include <stdexcept>
+
+#include <Eigen/Cholesky>
+#include <Eigen/LU>
+
+namespace lepus::engine {
+
+namespace {
+
+std::vector<int> FreeParams(const FitResult& r) {
+  std::vector<int> f;
+  for (int i = 0; i < static_cast<int>(r.frozen.size()); ++i)
+    if (!r.frozen[i]) f.push_back(i);
+  return f;
+}
+
+// Inverse of the Hessian restricted to `idx`, embedded in a [n x n] matrix (zeros elsewhere).
+// Returns false when the restricted Hessian is not positive definite.
+bool InverseOn(const Eigen::MatrixXd& hess, const std::vector<int>& idx, Eigen::MatrixXd* out) {
+  const int n = static_cast<int>(hess.rows()), m = static_cast<int>(idx.size());
+  Eigen::MatrixXd h(m, m);
+  for (int j = 0; j < m; ++j)
+    for (int i = 0; i < m; ++i) h(i, j) = hess(idx[i], idx[j]);
+  Eigen::LLT<Eigen::MatrixXd> llt(h);
+  if (llt.info() != Eigen::Success) return false;
+  const Eigen::MatrixXd inv = llt.solve(Eigen::MatrixXd::Identity(m, m));
+  out->setZero(n, n);
+  for (int j = 0; j < m; ++j)
+    for (int i = 0; i < m; ++i) (*out)(idx[i], idx[j]) = inv(i, j);
+  return true;
+}
+
+}  // namespace
+
+Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const ImpactOptions& opt) {
+  const Model& m = lik.model();
+  const int npar = lik.num_params(), npoi = m.num_signals;
+  if (res.covariance_status != CovarianceStatus::kAccurate)
+    throw std::invalid_argument("impacts need an accurate covariance, but the fit's covariance is " +
+                                ToString(res.covariance_status));
+  if (res.x.size() != npar || static_cast<int>(res.frozen.size()) != npar)
+    throw std::invalid_argument("fit result does not belong to this likelihood");
+
+  Impacts out;
+  out.targets = opt.targets;
+  if (out.targets.empty())
+    for (int i = 0; i < npar; ++i)
+      if (lik.params()[i].kind != ParamKind::kNuisance && !res.frozen[i]) out.targets.push_back(i);
+  for (int t : out.targets) {
+    if (t < 0 || t >= npar)
+      throw std::invalid_argument("impact target index " + std::to_string(t) + " is out of range [0, " +
+                                  std::to_string(npar) + ")");
+    if (res.frozen[t]) throw std::invalid_argument("impact target " + lik.params()[t].name + " is frozen");
+  }
+  const int nt = static_cast<int>(out.targets.size());
+
+  // Covariances: reported (mu-space) for nominal impacts; internal (x-space) for the rest,
+  // converted with the Jacobian of the reported value of each target.
+  const std::vector<int> free = FreeParams(res);
+  Eigen::MatrixXd cint;
+  if (!InverseOn(res.hessian, free, &cint))
+    throw std::invalid_argument("impacts: the Hessian at the minimum is not positive definite");
+  const Eigen::MatrixXd& crep = res.covariance;
+  std::vector<double> jac(nt, 1.0);
+  for (int k = 0; k < nt; ++k) {
+    const int t = out.targets[k];
+    if (t < npoi) jac[k] = lik.PoiDerivative(res.x[t]);
+    const auto& info = lik.params()[t];
+    const bool phys = opt.physical_units && info.scale > 0;
+    out.target_scale.push_back(phys ? info.scale : 1.0);
+    out.target_unit.push_back(phys ? info.unit : "");
+  }
+
+  out.total.resize(nt);
+  out.nominal = Eigen::MatrixXd::Zero(nt, npar);
+  for (int k = 0; k < nt; ++k) {
+    const int t = out.targets[k];
+    out.total[k] = std::sqrt(crep(t, t)) * out.target_scale[k];
+    for (int j : free)
+      if (crep(j, j) > 0) out.nominal(k, j) = crep(t, j) / std::sqrt(crep(j, j)) * out.target_scale[k];
+  }
+
+  // Groups.
+  std::vector<SystematicGroup> groups = m.groups;
+  groups.insert(groups.end(), opt.extra_groups.begin(), opt.extra_groups.end());
+  for (const auto& g : groups) {
+    if (g.members.empty()) throw std::invalid_argument("impact group " + g.name + " has no members");
+    for (int s : g.members)
+      if (s < 0 || s >= m.num_systematics())
+        throw std::invalid_argument("impact group " + g.name + ": member " + std::to_string(s) + " is out of range");
+  }
+  const bool bb = lik.options().bin_by_bin_stat && (lik.bb_kstat().array() > 0).any();
+  for (const auto& g : groups) out.group_names.push_back(g.name);
+  out.group_names.push_back("stat");
+  if (bb) out.group_names.push_back("binByBinStat");
+  const int ng = static_cast<int>(out.group_names.size());
+  out.grouped_nominal = Eigen::MatrixXd::Zero(nt, ng);
+  for (int gi = 0; gi < static_cast<int>(groups.size()); ++gi) {
+    std::vector<int> idx;
+    for (int s : groups[gi].members)
+      if (!res.frozen[npoi + s]) idx.push_back(npoi + s);
+    if (idx.empty()) continue;
+    const int gm = static_cast<int>(idx.size());
+    Eigen::MatrixXd cgg(gm, gm);
+    for (int j = 0; j < gm; ++j)
+      for (int i = 0; i < gm; ++i) cgg(i, j) = crep(idx[i], idx[j]);
+    Eigen::LDLT<Eigen::MatrixXd> ldlt(cgg);
+    for (int k = 0; k < nt; ++k) {
+      Eigen::VectorXd c(gm);
+      for (int i = 0; i < gm; ++i) c[i] = crep(out.targets[k], idx[i]);
+      const double v = c.dot(ldlt.solve(c));
+      out.grouped_nominal(k, gi) = std::sqrt(std::max(v, 0.0)) * out.target_scale[k];
+    }
+  }
+  // stat: POIs, targets and unconstrained parameters float; beta held at its fitted values.
+  Eigen::VectorXd g;
+  Eigen::MatrixXd hfixed;
+  const Eigen::VectorXd beta = lik.ProfiledBeta(res.x);
+  lik.ValueGradientHessianFixedBeta(res.x, beta, &g, &hfixed);
+  {
+    std::vector<int> idx;
+    for (int i : free) {
+      bool keep = i < npoi || !lik.params()[i].constrained;
+      for (int t : out.targets) keep = keep || t == i;
+      if (keep) idx.push_back(i);
+    }
+    Eigen::MatrixXd cstat;
+    if (!InverseOn(hfixed, idx, &cstat))
+      throw std::invalid_argument("impacts: the statistical-only Hessian is not positive definite");
+    for (int k = 0; k < nt; ++k) {
+      const int t = out.targets[k];
+      out.grouped_nominal(k, static_cast<int>(groups.size())) =
+          std::sqrt(cstat(t, t)) * jac[k] * out.target_scale[k];
+    }
+  }
+  if (bb) {
+    Eigen::MatrixXd cfix;
+    if (!InverseOn(hfixed, free, &cfix))
+      throw std::invalid_argument("impacts: the Hessian with beta fixed is not positive definite");
+    for (int k = 0; k < nt; ++k) {
+      const int t = out.targets[k];
+      const double d = cint(t, t) - cfix(t, t);
+      out.grouped_nominal(k, ng - 1) = std::sqrt(std::max(d, 0.0)) * jac[k] * out.target_scale[k];
+    }
+  }
+
+  if (!opt.global) return out;
+  out.has_global = true;
+  Eigen::MatrixXd d_data, d_beta0;
+  lik.GlobalObservableDerivatives(res.x, &d_data, &d_beta0);
+  // Rows of C for the targets (internal coordinates), times the target's Jacobian and scale.
+  Eigen::MatrixXd crow(nt, npar);
+  for (int k = 0; k < nt; ++k) crow.row(k) = cint.row(out.targets[k]) * (jac[k] * out.target_scale[k]);
+  out.global_nuisance = Eigen::MatrixXd::Zero(nt, npar);
+  for (int j = npoi; j < npar; ++j) {
+    const double cw = lik.params()[j].constraint_weight;
+    if (cw > 0 && !res.frozen[j]) out.global_nuisance.col(j) = crow.col(j) * std::sqrt(cw);
+  }
+  const Eigen::VectorXd& n = lik.data();
+  const Eigen::VectorXd& k = lik.bb_kstat();
+  Eigen::VectorXd sig_n = n.cwiseMax(0.0).cwiseSqrt();
+  Eigen::VectorXd sig_b = Eigen::VectorXd::Zero(m.nbins);
+  for (Eigen::Index b = 0; b < m.nbins; ++b)
+    if (k[b] > 0) sig_b[b] = std::sqrt(beta[b] / k[b]);
+  out.global_data = -(crow * d_data) * sig_n.asDiagonal();
+  out.global_bbstat = -(crow * d_beta0) * sig_b.asDiagonal();
+
+  out.grouped_global = Eigen::MatrixXd::Zero(nt, ng);
+  for (int gi = 0; gi < static_cast<int>(groups.size()); ++gi)
+    for (int kk = 0; kk < nt; ++kk) {
+      double s2 = 0.0;
+      for (int s : groups[gi].members) s2 += std::pow(out.global_nuisance(kk, npoi + s), 2);
+      out.grouped_global(kk, gi) = std::sqrt(s2);
+    }
+  out.global_closure.resize(nt);
+  for (int kk = 0; kk < nt; ++kk) {
+    const double sd = out.global_data.row(kk).squaredNorm();
+    const double sb = out.global_bbstat.row(kk).squaredNorm();
+    out.grouped_global(kk, static_cast<int>(groups.size())) = std::sqrt(sd);
+    if (bb) out.grouped_global(kk, ng - 1) = std::sqrt(sb);
+    const double total = out.global_nuisance.row(kk).squaredNorm() + sd + sb;
+    const double var = std::pow(out.total[kk], 2);
+    out.global_closure[kk] = var > 0 ? total / var - 1.0 : 0.0;
+  }
+  return out;
+}
+
+std::pair<double, double> ImpactByRefit(const Likelihood& lik, const FitResult& res, int target, int nuisance,
+                                        const FitOptions& options) {
+  const int npar = lik.num_params();
+  if (target < 0 || target >= npar || nuisance < 0 || nuisance >= npar)
+    throw std::invalid_argument("ImpactByRefit: parameter index out of range");
+  if (res.frozen[nuisance]) throw std::invalid_argument("ImpactByRefit: nuisance " + lik.params()[nuisance].name + " is frozen");
+  const double sigma = res.errors[nuisance];
+  double shifts[2];
+  for (int d = 0; d < 2; ++d) {
+    FitOptions o = options;
+    o.frozen = res.frozen;
+    o.frozen[nuisance] = true;
+    o.initial_params = res.x;
+    o.initial_params[nuisance] = res.x[nuisance] + (d == 0 ? sigma : -sigma);
+    const FitResult r = Fit(lik, o);
+    if (!r.ok())
+      throw std::invalid_argument("ImpactByRefit: refit with " + lik.params()[nuisance].name +
+                                  " shifted did not converge: " + r.message);
+    shifts[d] = r.values[target] - res.values[target];
+  }
+  return {shifts[0], shifts[1]};
+}
+
+}  // namespace lepus::engine
