@@ -183,6 +183,44 @@ class H5File {
     H5Dclose(dset);
     return v;
   }
+  std::vector<hsize_t> Dims(const std::string& name) {
+    hid_t dset = H5Dopen2(id_, name.c_str(), H5P_DEFAULT);
+    REQUIRE(dset >= 0);
+    hid_t space = H5Dget_space(dset);
+    std::vector<hsize_t> dims(static_cast<std::size_t>(H5Sget_simple_extent_ndims(space)));
+    H5Sget_simple_extent_dims(space, dims.data(), nullptr);
+    H5Sclose(space);
+    H5Dclose(dset);
+    return dims;
+  }
+  std::vector<std::string> ReadVlenStrings(const std::string& name) {
+    hid_t dset = H5Dopen2(id_, name.c_str(), H5P_DEFAULT);
+    REQUIRE(dset >= 0);
+    hid_t space = H5Dget_space(dset);
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, H5T_VARIABLE);
+    std::vector<char*> buf(static_cast<std::size_t>(H5Sget_simple_extent_npoints(space)));
+    std::vector<std::string> out;
+    if (!buf.empty()) {
+      REQUIRE(H5Dread(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) >= 0);
+      for (char* p : buf) {
+        out.emplace_back(p ? p : "");
+        H5free_memory(p);
+      }
+    }
+    H5Tclose(type);
+    H5Sclose(space);
+    H5Dclose(dset);
+    return out;
+  }
+  double ReadDoubleAttribute(const std::string& object, const std::string& attr_name) {
+    hid_t attr = H5Aopen_by_name(id_, object.c_str(), attr_name.c_str(), H5P_DEFAULT, H5P_DEFAULT);
+    REQUIRE(attr >= 0);
+    double v = 0;
+    REQUIRE(H5Aread(attr, H5T_NATIVE_DOUBLE, &v) >= 0);
+    H5Aclose(attr);
+    return v;
+  }
   // Changes one element of a float64 dataset in place (keeps attributes).
   void SetDouble(const std::string& name, std::size_t index, double value) {
     auto v = ReadDoubles(name);
