@@ -58,6 +58,10 @@ void PrintFitReport(std::ostream& os, const engine::Likelihood& likelihood,
 // "-9.8 +- 5.1 MeV": a nuisance of interest in physical units (value * scale).
 std::string FormatPhysical(double value, double error, double scale, const std::string& unit);
 
+// Checks, before a long computation, that an output file can be created: its directory exists.
+// "" and "-" (stdout) pass. Throws io::InputError naming the path.
+void CheckOutputPath(const std::string& path);
+
 // Writes text to a file ("-" = stdout). Throws io::InputError naming the path on failure.
 void WriteText(const std::string& path, const std::string& text);
 

@@ -34,6 +34,8 @@ std::string JoinNames(const std::vector<std::string>& names) {
 }
 
 int RunFit(const FitArgs& a, const std::string& command_line) {
+  CheckOutputPath(a.json);
+  CheckOutputPath(a.output);
   engine::Model model = ReadInput(a.input);
 
   engine::LikelihoodOptions lopt;
