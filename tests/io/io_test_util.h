@@ -199,6 +199,9 @@ class H5File {
     hid_t space = H5Dget_space(dset);
     hid_t type = H5Tcopy(H5T_C_S1);
     H5Tset_size(type, H5T_VARIABLE);
+    hid_t file_type = H5Dget_type(dset);
+    H5Tset_cset(type, H5Tget_cset(file_type));
+    H5Tclose(file_type);
     std::vector<char*> buf(static_cast<std::size_t>(H5Sget_simple_extent_npoints(space)));
     std::vector<std::string> out;
     if (!buf.empty()) {
@@ -285,6 +288,9 @@ class H5File {
     REQUIRE(attr >= 0);
     hid_t type = H5Tcopy(H5T_C_S1);
     H5Tset_size(type, H5T_VARIABLE);
+    hid_t file_type = H5Aget_type(attr);
+    H5Tset_cset(type, H5Tget_cset(file_type));  // HDF5 does not convert between charsets
+    H5Tclose(file_type);
     char* p = nullptr;
     REQUIRE(H5Aread(attr, type, &p) >= 0);
     std::string out = p ? p : "";
