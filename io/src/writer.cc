@@ -624,8 +624,6 @@ engine::Model TensorWriter::Build() const {
     m.systematic_scales.push_back(info.scale);
     m.systematic_units.push_back(info.unit);
   }
-  const int nsyst = m.num_systematics();
-
   for (const auto& [gname, members] : groups_) {
     std::set<int> idx;
     for (const auto& name : members) {
@@ -715,8 +713,6 @@ engine::Model TensorWriter::Build() const {
       }
     }
   }
-  (void)nsyst;
-
   std::string error;
   if (!m.IsValid(&error)) throw InputError("TensorWriter: the built model is invalid: " + error);
   return m;
