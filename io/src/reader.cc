@@ -512,8 +512,8 @@ void FitInputReader::BuildChannels(engine::Model& m, const Meta& meta) {
       masked += c.nbins;
     } else {
       if (seen_masked)
-        Fail(key, "(" + Quote(c.name) + ") is unmasked after a masked channel, but masked "
-                  "channels must come last");
+        Fail(key + " (" + Quote(c.name) + ")",
+             "is unmasked after a masked channel, but masked channels must come last");
       unmasked += c.nbins;
     }
     bool all_edges = !c.axes.empty();
