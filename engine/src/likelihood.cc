@@ -116,7 +116,7 @@ struct Likelihood::Impl {
   bool dense_rows = false;   // row outer products through rank-k buffers
   bool dense_bins = false;   // bin (J) outer products through rank-k buffers
   std::vector<std::int64_t> grad_slices, hess_slices;  // bin boundaries
-  std::unique_ptr<tbb::task_arena> arena;
+  std::shared_ptr<tbb::task_arena> arena;  // replaced (not shared) by Clone
 
   void Init();
   void MakePoint(const Eigen::VectorXd& x, Point* pt) const;
@@ -250,7 +250,7 @@ void Likelihood::Impl::Init() {
   grad_slices = MakeSlices(bin_row, m.nbins, 64);
   hess_slices = MakeSlices(bin_row, m.nbins, nhess);
   const int threads = options.num_threads > 0 ? options.num_threads : tbb::info::default_concurrency();
-  arena = std::make_unique<tbb::task_arena>(threads);
+  arena = std::make_shared<tbb::task_arena>(threads);
 }
 
 void Likelihood::Impl::MakePoint(const Eigen::VectorXd& x, Point* pt) const {
@@ -377,7 +377,10 @@ void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t 
       return;
     }
     double nll_b = n > 0 ? L - n + n * (std::log(n) - std::log(L)) : L;
-    if (has_beta) nll_b += k * (beta - beta0[b]) - k * beta0[b] * std::log(beta);
+    // Gamma constraint in saturated form: zero at beta = beta0 (identical to the reference's
+    // -k beta0 ln(beta) + k (beta - beta0) for beta0 = 1; keeps 2 NLL a goodness-of-fit
+    // statistic when beta0 is randomised in toys).
+    if (has_beta) nll_b += k * (beta - beta0[b]) - k * beta0[b] * std::log(beta / beta0[b]);
     out->nll += nll_b;
     if (level == 0) continue;
 
@@ -564,6 +567,18 @@ Likelihood::Likelihood(std::shared_ptr<const Model> model, LikelihoodOptions opt
   impl_->model = std::move(model);
   impl_->options = options;
   impl_->Init();
+}
+
+Likelihood::Likelihood() = default;
+
+Likelihood Likelihood::Clone(int num_threads) const {
+  if (num_threads < 0) throw std::invalid_argument("Clone: num_threads must be >= 0");
+  Likelihood out;
+  out.impl_ = std::make_unique<Impl>(*impl_);
+  out.impl_->options.num_threads = num_threads;
+  const int threads = num_threads > 0 ? num_threads : tbb::info::default_concurrency();
+  out.impl_->arena = std::make_shared<tbb::task_arena>(threads);
+  return out;
 }
 
 Likelihood::~Likelihood() = default;

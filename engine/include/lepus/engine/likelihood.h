@@ -63,6 +63,10 @@ class Likelihood {
   Likelihood(const Likelihood&) = delete;
   Likelihood& operator=(const Likelihood&) = delete;
 
+  // An independent copy (own data and global observables, same model) evaluating with
+  // num_threads threads (0 = all); used to run toys or scan points concurrently.
+  Likelihood Clone(int num_threads) const;
+
   const Model& model() const;
   const LikelihoodOptions& options() const;
   int num_params() const;
@@ -119,6 +123,7 @@ class Likelihood {
   double PoiDerivative(double x) const;
 
  private:
+  Likelihood();
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -1,0 +1,82 @@
+// Toy ensembles: coverage of pulls, distribution of the saturated statistic, reproducibility.
+#include <cmath>
+
+#include <doctest/doctest.h>
+
+#include "lepus/engine/toys.h"
+#include "lepus/models/synthetic.h"
+
+using namespace lepus::engine;
+
+namespace {
+
+// Symmetric log-normal systematics with Barlow-Beeston on (one process without MC variance).
+// (With strongly asymmetric logk the ML estimators of the nuisances are visibly biased, by up to
+// 0.14 sigma with widths 0.93 in 4000-toy runs: a property of the non-linear model, so the
+// coverage test uses the symmetric one.)
+Model ToyModel() {
+  lepus::models::SyntheticSpec spec;
+  spec.nbins = 25;
+  spec.nproc = 3;
+  spec.nsyst = 5;
+  spec.nfree = 1;
+  spec.nnoi = 1;
+  spec.asymmetric = false;
+  spec.yield_scale = 200;
+  spec.seed = 12;
+  return lepus::models::MakeSyntheticModel(spec);
+}
+
+}  // namespace
+
+TEST_CASE("500 toys with known truth: pulls have mean 0 and width 1, the saturated statistic has mean ndf") {
+  Likelihood lik(ToyModel());
+  ToyOptions o;
+  o.ntoys = 500;
+  o.seed = 2024;
+  o.pull_params = {0, 1, 3};  // POI, the free NOI, a constrained nuisance
+  ToyResults r = RunToys(lik, o);
+  CHECK(r.converged >= 495);
+  REQUIRE(r.pulls.size() == 3);
+  for (const auto& p : r.pulls) {
+    CAPTURE(p.name);
+    CAPTURE(p.mean);
+    CAPTURE(p.width);
+    CHECK(std::abs(p.mean) < 0.1);
+    CHECK(std::abs(p.width - 1.0) < 0.1);
+  }
+  CAPTURE(r.gof_mean);
+  CHECK(r.gof_ndf == 25 - 2);
+  CHECK(std::abs(r.gof_mean / r.gof_ndf - 1.0) < 0.1);
+  // chi-square width: sqrt(2 ndf)
+  CHECK(std::abs(r.gof_width / std::sqrt(2.0 * r.gof_ndf) - 1.0) < 0.2);
+}
+
+TEST_CASE("toys are identical at 1 and 2 threads and depend on the seed") {
+  Likelihood lik(ToyModel());
+  ToyOptions o;
+  o.ntoys = 12;
+  o.seed = 7;
+  o.num_threads = 1;
+  ToyResults a = RunToys(lik, o);
+  o.num_threads = 2;
+  ToyResults b = RunToys(lik, o);
+  CHECK((a.values - b.values).cwiseAbs().maxCoeff() == 0.0);
+  CHECK((a.nll - b.nll).cwiseAbs().maxCoeff() == 0.0);
+  o.seed = 8;
+  ToyResults c = RunToys(lik, o);
+  CHECK((a.values - c.values).cwiseAbs().maxCoeff() > 0.0);
+}
+
+TEST_CASE("observed toys generate at the best fit; options are validated") {
+  Likelihood lik(ToyModel());
+  ToyOptions o;
+  o.ntoys = 5;
+  o.mode = ToyMode::kObserved;
+  ToyResults r = RunToys(lik, o);
+  FitResult best = Fit(lik);
+  CHECK((r.truth - best.values).cwiseAbs().maxCoeff() < 1e-9);
+  ToyOptions bad;
+  bad.ntoys = 0;
+  CHECK_THROWS_WITH_AS(RunToys(lik, bad), doctest::Contains("ntoys is 0"), std::invalid_argument);
+}
