@@ -49,38 +49,61 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
   if (out.targets.empty())
     for (int i = 0; i < npar; ++i)
       if (lik.params()[i].kind != ParamKind::kNuisance && !res.frozen[i]) out.targets.push_back(i);
+  // Coefficient vectors of every target in reported units (unit vectors for parameters).
+  std::vector<Eigen::VectorXd> coef;
   for (int t : out.targets) {
     if (t < 0 || t >= npar)
       throw std::invalid_argument("impact target index " + std::to_string(t) + " is out of range [0, " +
                                   std::to_string(npar) + ")");
     if (res.frozen[t]) throw std::invalid_argument("impact target " + lik.params()[t].name + " is frozen");
-  }
-  const int nt = static_cast<int>(out.targets.size());
-
-  // Covariances: reported (mu-space) for nominal impacts; internal (x-space) for the rest,
-  // converted with the Jacobian of the reported value of each target.
-  const std::vector<int> free = FreeParams(res);
-  Eigen::MatrixXd cint;
-  if (!InverseOn(res.hessian, free, &cint))
-    throw std::invalid_argument("impacts: the Hessian at the minimum is not positive definite");
-  const Eigen::MatrixXd& crep = res.covariance;
-  std::vector<double> jac(nt, 1.0);
-  for (int k = 0; k < nt; ++k) {
-    const int t = out.targets[k];
-    if (t < npoi) jac[k] = lik.PoiDerivative(res.x[t]);
+    coef.push_back(Eigen::VectorXd::Unit(npar, t));
+    out.target_names.push_back(lik.params()[t].name);
     const auto& info = lik.params()[t];
     const bool phys = opt.physical_units && info.scale > 0;
     out.target_scale.push_back(phys ? info.scale : 1.0);
     out.target_unit.push_back(phys ? info.unit : "");
   }
+  for (const auto& comb : opt.combinations) {
+    Eigen::VectorXd c = Eigen::VectorXd::Zero(npar);
+    double scale = -1.0;
+    std::string unit;
+    for (const auto& [k, v] : comb.terms) {
+      if (k < 0 || k >= npar) throw std::invalid_argument("combination " + comb.name + ": parameter index out of range");
+      c[k] += v;
+      const auto& info = lik.params()[k];
+      if (scale < 0) { scale = info.scale; unit = info.unit; }
+      else if (info.scale != scale || info.unit != unit) scale = 0.0;
+    }
+    const bool phys = opt.physical_units && scale > 0;
+    out.targets.push_back(-1);
+    out.target_names.push_back(comb.name);
+    out.target_scale.push_back(phys ? scale : 1.0);
+    out.target_unit.push_back(phys ? unit : "");
+    coef.push_back(c);
+  }
+  const int nt = static_cast<int>(coef.size());
+  for (int k = 0; k < nt; ++k) coef[k] *= out.target_scale[k];
+
+  // Covariances: reported (mu-space) for nominal impacts; internal (x-space) for the rest, with
+  // the coefficients converted by the Jacobian dmu/dx of the POIs.
+  const std::vector<int> free = FreeParams(res);
+  Eigen::MatrixXd cint;
+  if (!InverseOn(res.hessian, free, &cint))
+    throw std::invalid_argument("impacts: the Hessian at the minimum is not positive definite");
+  const Eigen::MatrixXd& crep = res.covariance;
+  Eigen::VectorXd jac = Eigen::VectorXd::Ones(npar);
+  for (int p = 0; p < npoi; ++p) jac[p] = lik.PoiDerivative(res.x[p]);
+  std::vector<Eigen::VectorXd> cin(nt);
+  for (int k = 0; k < nt; ++k) cin[k] = coef[k].cwiseProduct(jac);
 
   out.total.resize(nt);
   out.nominal = Eigen::MatrixXd::Zero(nt, npar);
+  Eigen::MatrixXd crow_rep(nt, npar);  // c^T C (reported)
   for (int k = 0; k < nt; ++k) {
-    const int t = out.targets[k];
-    out.total[k] = std::sqrt(crep(t, t)) * out.target_scale[k];
+    crow_rep.row(k) = (crep * coef[k]).transpose();
+    out.total[k] = std::sqrt(std::max(coef[k].dot(crep * coef[k]), 0.0));
     for (int j : free)
-      if (crep(j, j) > 0) out.nominal(k, j) = crep(t, j) / std::sqrt(crep(j, j)) * out.target_scale[k];
+      if (crep(j, j) > 0) out.nominal(k, j) = crow_rep(k, j) / std::sqrt(crep(j, j));
   }
 
   // Groups.
@@ -97,8 +120,9 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
   out.group_names.push_back("stat");
   if (bb) out.group_names.push_back("binByBinStat");
   const int ng = static_cast<int>(out.group_names.size());
+  const int istat = static_cast<int>(groups.size());
   out.grouped_nominal = Eigen::MatrixXd::Zero(nt, ng);
-  for (int gi = 0; gi < static_cast<int>(groups.size()); ++gi) {
+  for (int gi = 0; gi < istat; ++gi) {
     std::vector<int> idx;
     for (int s : groups[gi].members)
       if (!res.frozen[npoi + s]) idx.push_back(npoi + s);
@@ -110,12 +134,11 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
     Eigen::LDLT<Eigen::MatrixXd> ldlt(cgg);
     for (int k = 0; k < nt; ++k) {
       Eigen::VectorXd c(gm);
-      for (int i = 0; i < gm; ++i) c[i] = crep(out.targets[k], idx[i]);
-      const double v = c.dot(ldlt.solve(c));
-      out.grouped_nominal(k, gi) = std::sqrt(std::max(v, 0.0)) * out.target_scale[k];
+      for (int i = 0; i < gm; ++i) c[i] = crow_rep(k, idx[i]);
+      out.grouped_nominal(k, gi) = std::sqrt(std::max(c.dot(ldlt.solve(c)), 0.0));
     }
   }
-  // stat: POIs, targets and unconstrained parameters float; beta held at its fitted values.
+  // stat: POIs, target parameters and unconstrained parameters float; beta held at its fit value.
   Eigen::VectorXd g;
   Eigen::MatrixXd hfixed;
   const Eigen::VectorXd beta = lik.ProfiledBeta(res.x);
@@ -124,26 +147,21 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
     std::vector<int> idx;
     for (int i : free) {
       bool keep = i < npoi || !lik.params()[i].constrained;
-      for (int t : out.targets) keep = keep || t == i;
+      for (int k = 0; k < nt; ++k) keep = keep || coef[k][i] != 0.0;
       if (keep) idx.push_back(i);
     }
     Eigen::MatrixXd cstat;
     if (!InverseOn(hfixed, idx, &cstat))
       throw std::invalid_argument("impacts: the statistical-only Hessian is not positive definite");
-    for (int k = 0; k < nt; ++k) {
-      const int t = out.targets[k];
-      out.grouped_nominal(k, static_cast<int>(groups.size())) =
-          std::sqrt(cstat(t, t)) * jac[k] * out.target_scale[k];
-    }
+    for (int k = 0; k < nt; ++k) out.grouped_nominal(k, istat) = std::sqrt(std::max(cin[k].dot(cstat * cin[k]), 0.0));
   }
   if (bb) {
     Eigen::MatrixXd cfix;
     if (!InverseOn(hfixed, free, &cfix))
       throw std::invalid_argument("impacts: the Hessian with beta fixed is not positive definite");
     for (int k = 0; k < nt; ++k) {
-      const int t = out.targets[k];
-      const double d = cint(t, t) - cfix(t, t);
-      out.grouped_nominal(k, ng - 1) = std::sqrt(std::max(d, 0.0)) * jac[k] * out.target_scale[k];
+      const double d = cin[k].dot(cint * cin[k]) - cin[k].dot(cfix * cin[k]);
+      out.grouped_nominal(k, ng - 1) = std::sqrt(std::max(d, 0.0));
     }
   }
 
@@ -151,9 +169,8 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
   out.has_global = true;
   Eigen::MatrixXd d_data, d_beta0;
   lik.GlobalObservableDerivatives(res.x, &d_data, &d_beta0);
-  // Rows of C for the targets (internal coordinates), times the target's Jacobian and scale.
-  Eigen::MatrixXd crow(nt, npar);
-  for (int k = 0; k < nt; ++k) crow.row(k) = cint.row(out.targets[k]) * (jac[k] * out.target_scale[k]);
+  Eigen::MatrixXd crow(nt, npar);  // c_int^T C_int
+  for (int k = 0; k < nt; ++k) crow.row(k) = (cint * cin[k]).transpose();
   out.global_nuisance = Eigen::MatrixXd::Zero(nt, npar);
   for (int j = npoi; j < npar; ++j) {
     const double cw = lik.params()[j].constraint_weight;
@@ -169,7 +186,7 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
   out.global_bbstat = -(crow * d_beta0) * sig_b.asDiagonal();
 
   out.grouped_global = Eigen::MatrixXd::Zero(nt, ng);
-  for (int gi = 0; gi < static_cast<int>(groups.size()); ++gi)
+  for (int gi = 0; gi < istat; ++gi)
     for (int kk = 0; kk < nt; ++kk) {
       double s2 = 0.0;
       for (int s : groups[gi].members) s2 += std::pow(out.global_nuisance(kk, npoi + s), 2);
@@ -179,7 +196,7 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
   for (int kk = 0; kk < nt; ++kk) {
     const double sd = out.global_data.row(kk).squaredNorm();
     const double sb = out.global_bbstat.row(kk).squaredNorm();
-    out.grouped_global(kk, static_cast<int>(groups.size())) = std::sqrt(sd);
+    out.grouped_global(kk, istat) = std::sqrt(sd);
     if (bb) out.grouped_global(kk, ng - 1) = std::sqrt(sb);
     const double total = out.global_nuisance.row(kk).squaredNorm() + sd + sb;
     const double var = std::pow(out.total[kk], 2);

@@ -19,6 +19,7 @@
 
 #include <Eigen/Core>
 
+#include "lepus/engine/combination.h"
 #include "lepus/engine/fit.h"
 #include "lepus/engine/likelihood.h"
 
@@ -31,12 +32,16 @@ struct ImpactOptions {
   std::vector<SystematicGroup> extra_groups;
   // Compute global impacts (needs the mixed derivatives: one pass over the data).
   bool global = true;
-  // Multiply a target's impacts by its physical scale (ParamInfo::scale, e.g. 100 MeV per unit).
+  // Multiply a target's impacts by its physical scale (ParamInfo::scale, e.g. 100 MeV per unit;
+  // for a combination, the common scale of its parameters if they all share one).
   bool physical_units = true;
+  // Linear combinations treated as extra targets (after the parameter targets).
+  std::vector<LinearCombination> combinations;
 };
 
 struct Impacts {
-  std::vector<int> targets;              // parameter indices
+  std::vector<int> targets;              // parameter indices; -1 for a combination
+  std::vector<std::string> target_names; // parameter or combination names
   std::vector<double> target_scale;      // factor applied to each target's numbers (1 or scale)
   std::vector<std::string> target_unit;  // unit after scaling ("" when none)
   Eigen::VectorXd total;                 // sqrt(C_ii), scaled

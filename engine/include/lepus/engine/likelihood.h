@@ -117,14 +117,27 @@ class Likelihood {
   void GlobalObservableDerivatives(const Eigen::VectorXd& x, Eigen::MatrixXd* d_data,
                                    Eigen::MatrixXd* d_beta0) const;
 
+  // Per fitted bin: the bin's NLL term (saturated Poisson term plus its Barlow-Beeston term at
+  // the profiled beta). Sums with the constraint terms to Value(x).
+  Eigen::VectorXd BinNll(const Eigen::VectorXd& x) const;
+  // Totals per bin [nbins_full] and their Jacobian d total / dx [nbins_full x num_params]; with
+  // profile_beta the fitted bins carry the profiled beta and its x-dependence.
+  Eigen::MatrixXd TotalYieldJacobian(const Eigen::VectorXd& x, bool profile_beta, Eigen::VectorXd* totals) const;
+  // Per (bin, process) yields [nbins_full x nproc] and their uncertainties sqrt(J C J^T) for the
+  // parameter covariance cov (internal coordinates).
+  void ProcessYields(const Eigen::VectorXd& x, const Eigen::MatrixXd& cov, bool profile_beta,
+                     Eigen::MatrixXd* values, Eigen::MatrixXd* errors) const;
+
   // Signal strength from the internal POI coordinate (identity, or x^2 with poi_positive), and
   // its derivative d mu / d x.
   double PoiValue(double x) const;
   double PoiDerivative(double x) const;
 
+  // Implementation detail (engine/src/likelihood_impl.h); not part of the API.
+  struct Impl;
+
  private:
   Likelihood();
-  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -1,0 +1,347 @@
+// Yields with uncertainties, projections, per-channel goodness of fit (engine/include/.../yields.h)
+// and the Likelihood members they need (BinNll, TotalYieldJacobian, ProcessYields).
+#include "lepus/engine/yields.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include <Eigen/Cholesky>
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
+#include "likelihood_impl.h"
+
+namespace lepus::engine {
+
+namespace {
+
+// Everything about one bin at a point: row yields, the scaled/unscaled sums and beta with the
+// derivatives needed for d beta / dx = -(fbv Jv + fbu Ju) / fbb.
+struct BinState {
+  std::vector<double> lam, ex;
+  double lv = 0, lu = 0, beta = 1, fbv = 0, fbu = 0, fbb = 1, nll = 0;
+  bool has_beta = false;
+};
+
+void ComputeBin(const Likelihood::Impl& im, const Point& pt, std::int64_t b, bool profile_beta, BinState* st) {
+  const Model& m = *im.model;
+  const std::int64_t r0 = im.bin_row[b], r1 = im.bin_row[b + 1];
+  st->lam.resize(r1 - r0);
+  st->ex.resize(r1 - r0);
+  st->lv = st->lu = 0.0;
+  const bool fitted = b < m.nbins;
+  for (std::int64_t r = r0; r < r1; ++r) {
+    st->lam[r - r0] = im.RowYield(pt, r, &st->ex[r - r0]);
+    ((fitted && im.row_scaled[r]) ? st->lv : st->lu) += st->lam[r - r0];
+  }
+  st->has_beta = false;
+  st->beta = 1.0;
+  st->nll = 0.0;
+  if (!fitted) return;
+  const double n = im.data[b], k = im.kstat[b];
+  st->has_beta = profile_beta && k > 0 && st->lv > 0;
+  double L = st->lv + st->lu;
+  if (st->has_beta) {
+    st->beta = im.SolveBeta(st->lv, st->lu, n, k, im.beta0[b]);
+    L = st->beta * st->lv + st->lu;
+    const double nl2 = n / (L * L);
+    st->fbv = (1.0 - n / L) + nl2 * st->beta * st->lv;
+    st->fbu = nl2 * st->lv;
+    st->fbb = nl2 * st->lv * st->lv + k * im.beta0[b] / (st->beta * st->beta);
+  }
+  st->nll = n > 0 ? L - n + n * (std::log(n) - std::log(L)) : L;
+  if (st->has_beta) st->nll += k * (st->beta - im.beta0[b]) - k * im.beta0[b] * std::log(st->beta / im.beta0[b]);
+}
+
+// Sorted list of the parameters that bin b depends on.
+std::vector<int> Touched(const Likelihood::Impl& im, std::int64_t b) {
+  if (b < im.model->nbins)
+    return std::vector<int>(im.bin_touch.begin() + im.bin_touch_start[b], im.bin_touch.begin() + im.bin_touch_start[b + 1]);
+  const Tensor& t = im.model->tensor;
+  std::vector<int> list;
+  for (std::int64_t r = im.bin_row[b]; r < im.bin_row[b + 1]; ++r) {
+    if (t.row_proc[r] < im.npoi) list.push_back(t.row_proc[r]);
+    for (std::int64_t i = t.row_start[r]; i < t.row_start[r + 1]; ++i) list.push_back(im.npoi + t.syst[i]);
+  }
+  std::sort(list.begin(), list.end());
+  list.erase(std::unique(list.begin(), list.end()), list.end());
+  return list;
+}
+
+// d lambda_r / dx for one row, added into j (dense) with a factor.
+void AddRowGradient(const Likelihood::Impl& im, const Point& pt, std::int64_t r, double lam, double ex, double factor,
+                    Eigen::VectorXd* j) {
+  const Tensor& t = im.model->tensor;
+  const bool asym = !t.logk_halfdiff.empty();
+  const bool lognormal = im.model->systematic_type == SystematicType::kLogNormal;
+  const int p = t.row_proc[r];
+  if (p < im.npoi) (*j)[p] += factor * pt.dr[p] * t.norm[r] * ex;
+  const double scale = factor * (lognormal ? lam : 1.0);
+  for (std::int64_t i = t.row_start[r]; i < t.row_start[r + 1]; ++i) {
+    const int s = t.syst[i];
+    const double g = asym ? t.logk_avg[i] + pt.c1[s] * t.logk_halfdiff[i] : t.logk_avg[i];
+    (*j)[im.npoi + s] += scale * g;
+  }
+}
+
+}  // namespace
+
+Eigen::VectorXd Likelihood::BinNll(const Eigen::VectorXd& x) const {
+  const Impl& im = *impl_;
+  Point pt;
+  im.MakePoint(x, &pt);
+  Eigen::VectorXd out(im.model->nbins);
+  BinState st;
+  for (std::int64_t b = 0; b < im.model->nbins; ++b) {
+    ComputeBin(im, pt, b, true, &st);
+    out[b] = st.nll;
+  }
+  return out;
+}
+
+Eigen::MatrixXd Likelihood::TotalYieldJacobian(const Eigen::VectorXd& x, bool profile_beta,
+                                               Eigen::VectorXd* totals) const {
+  const Impl& im = *impl_;
+  const Model& m = *im.model;
+  Point pt;
+  im.MakePoint(x, &pt);
+  Eigen::MatrixXd jac = Eigen::MatrixXd::Zero(m.nbins_full, im.npar);
+  totals->setZero(m.nbins_full);
+  im.arena->execute([&] {
+    tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, m.nbins_full, 32), [&](const tbb::blocked_range<std::int64_t>& range) {
+      Eigen::VectorXd jv = Eigen::VectorXd::Zero(im.npar), ju = Eigen::VectorXd::Zero(im.npar);
+      BinState st;
+      for (std::int64_t b = range.begin(); b < range.end(); ++b) {
+        ComputeBin(im, pt, b, profile_beta, &st);
+        const std::int64_t r0 = im.bin_row[b];
+        for (std::int64_t r = r0; r < im.bin_row[b + 1]; ++r)
+          AddRowGradient(im, pt, r, st.lam[r - r0], st.ex[r - r0], 1.0,
+                         (b < m.nbins && im.row_scaled[r]) ? &jv : &ju);
+        (*totals)[b] = st.beta * st.lv + st.lu;
+        const std::vector<int> touch = Touched(im, b);
+        for (int i : touch) {
+          double d = st.beta * jv[i] + ju[i];
+          if (st.has_beta) d += st.lv * (-(st.fbv * jv[i] + st.fbu * ju[i]) / st.fbb);
+          jac(b, i) = d;
+          jv[i] = ju[i] = 0.0;
+        }
+      }
+    });
+  });
+  return jac;
+}
+
+void Likelihood::ProcessYields(const Eigen::VectorXd& x, const Eigen::MatrixXd& cov, bool profile_beta,
+                               Eigen::MatrixXd* values, Eigen::MatrixXd* errors) const {
+  const Impl& im = *impl_;
+  const Model& m = *im.model;
+  if (cov.rows() != im.npar || cov.cols() != im.npar)
+    throw std::invalid_argument("ProcessYields: covariance must be num_params x num_params");
+  Point pt;
+  im.MakePoint(x, &pt);
+  values->setZero(m.nbins_full, m.num_processes());
+  errors->setZero(m.nbins_full, m.num_processes());
+  const Tensor& t = m.tensor;
+  im.arena->execute([&] {
+    tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, m.nbins_full, 16), [&](const tbb::blocked_range<std::int64_t>& range) {
+      Eigen::VectorXd jv = Eigen::VectorXd::Zero(im.npar), ju = Eigen::VectorXd::Zero(im.npar), jr = jv;
+      BinState st;
+      for (std::int64_t b = range.begin(); b < range.end(); ++b) {
+        ComputeBin(im, pt, b, profile_beta, &st);
+        const std::int64_t r0 = im.bin_row[b], r1 = im.bin_row[b + 1];
+        const std::vector<int> touch = Touched(im, b);
+        const int nt = static_cast<int>(touch.size());
+        Eigen::VectorXd dbeta = Eigen::VectorXd::Zero(nt);
+        if (st.has_beta) {
+          for (std::int64_t r = r0; r < r1; ++r)
+            AddRowGradient(im, pt, r, st.lam[r - r0], st.ex[r - r0], 1.0, im.row_scaled[r] ? &jv : &ju);
+          for (int a = 0; a < nt; ++a) {
+            const int i = touch[a];
+            dbeta[a] = -(st.fbv * jv[i] + st.fbu * ju[i]) / st.fbb;
+            jv[i] = ju[i] = 0.0;
+          }
+        }
+        Eigen::MatrixXd ctt(nt, nt);
+        for (int c = 0; c < nt; ++c)
+          for (int a = 0; a < nt; ++a) ctt(a, c) = cov(touch[a], touch[c]);
+        for (std::int64_t r = r0; r < r1; ++r) {
+          const bool scaled = st.has_beta && im.row_scaled[r];
+          const double f = scaled ? st.beta : 1.0;
+          AddRowGradient(im, pt, r, st.lam[r - r0], st.ex[r - r0], f, &jr);
+          Eigen::VectorXd jl(nt);
+          for (int a = 0; a < nt; ++a) {
+            jl[a] = jr[touch[a]] + (scaled ? st.lam[r - r0] * dbeta[a] : 0.0);
+            jr[touch[a]] = 0.0;
+          }
+          (*values)(b, t.row_proc[r]) = f * st.lam[r - r0];
+          (*errors)(b, t.row_proc[r]) = std::sqrt(std::max(jl.dot(ctt * jl), 0.0));
+        }
+      }
+    });
+  });
+}
+
+namespace {
+
+Eigen::MatrixXd InternalCovariance(const FitResult& r) {
+  const int n = static_cast<int>(r.hessian.rows());
+  std::vector<int> free;
+  for (int i = 0; i < n; ++i)
+    if (!r.frozen[i]) free.push_back(i);
+  const int m = static_cast<int>(free.size());
+  Eigen::MatrixXd h(m, m);
+  for (int j = 0; j < m; ++j)
+    for (int i = 0; i < m; ++i) h(i, j) = r.hessian(free[i], free[j]);
+  Eigen::LLT<Eigen::MatrixXd> llt(h);
+  if (llt.info() != Eigen::Success)
+    throw std::invalid_argument("post-fit yields need a positive-definite Hessian at the minimum");
+  const Eigen::MatrixXd inv = llt.solve(Eigen::MatrixXd::Identity(m, m));
+  Eigen::MatrixXd c = Eigen::MatrixXd::Zero(n, n);
+  for (int j = 0; j < m; ++j)
+    for (int i = 0; i < m; ++i) c(free[i], free[j]) = inv(i, j);
+  return c;
+}
+
+YieldSet MakeYields(const Likelihood& lik, const Eigen::VectorXd& x, const Eigen::MatrixXd& cov, bool postfit,
+                    const YieldOptions& opt) {
+  const Model& m = lik.model();
+  YieldSet y;
+  y.postfit = postfit;
+  y.param_covariance = cov;
+  y.total_jacobian = lik.TotalYieldJacobian(x, postfit, &y.total);
+  y.extra_variance = Eigen::VectorXd::Zero(m.nbins_full);
+  Eigen::MatrixXd proc_extra;
+  if (!postfit && lik.options().bin_by_bin_stat) {
+    // Prefit MC statistics of the processes scaled by beta (fitted bins with k > 0).
+    proc_extra = Eigen::MatrixXd::Zero(m.nbins_full, m.num_processes());
+    for (Eigen::Index b = 0; b < m.nbins; ++b) {
+      if (lik.bb_kstat()[b] <= 0) continue;
+      for (int p = 0; p < m.num_processes(); ++p) {
+        proc_extra(b, p) = m.sumw2(b, p);
+        y.extra_variance[b] += m.sumw2(b, p);
+      }
+    }
+  }
+  const Eigen::MatrixXd jc = y.total_jacobian * cov;
+  y.total_error.resize(m.nbins_full);
+  for (Eigen::Index b = 0; b < m.nbins_full; ++b)
+    y.total_error[b] = std::sqrt(std::max(jc.row(b).dot(y.total_jacobian.row(b)) + y.extra_variance[b], 0.0));
+  if (opt.full_covariance) {
+    y.total_covariance = jc * y.total_jacobian.transpose();
+    y.total_covariance.diagonal() += y.extra_variance;
+  }
+  if (opt.per_process) {
+    lik.ProcessYields(x, cov, postfit, &y.process, &y.process_error);
+    if (proc_extra.size())
+      y.process_error = (y.process_error.array().square() + proc_extra.array()).sqrt().matrix();
+  }
+  return y;
+}
+
+}  // namespace
+
+YieldSet PostfitYields(const Likelihood& lik, const FitResult& result, const YieldOptions& opt) {
+  if (result.x.size() != lik.num_params()) throw std::invalid_argument("fit result does not belong to this likelihood");
+  return MakeYields(lik, result.x, InternalCovariance(result), true, opt);
+}
+
+YieldSet PrefitYields(const Likelihood& lik, const YieldOptions& opt) {
+  const int n = lik.num_params();
+  Eigen::MatrixXd cov = Eigen::MatrixXd::Zero(n, n);
+  for (int i = 0; i < n; ++i)
+    if (lik.params()[i].constrained) cov(i, i) = 1.0 / lik.params()[i].constraint_weight;
+  return MakeYields(lik, lik.InitialParams(), cov, false, opt);
+}
+
+ChannelProjection Project(const Likelihood& lik, const YieldSet& y, const std::string& channel,
+                          const std::vector<std::string>& keep_axes) {
+  const Model& m = lik.model();
+  std::int64_t offset = 0;
+  const Channel* ch = nullptr;
+  for (const auto& c : m.channels) {
+    if (c.name == channel) { ch = &c; break; }
+    offset += c.nbins;
+  }
+  if (!ch) {
+    std::string names;
+    for (const auto& c : m.channels) names += (names.empty() ? "" : ", ") + c.name;
+    throw std::invalid_argument("projection: channel \"" + channel + "\" is not in the model (channels: " + names + ")");
+  }
+  std::vector<int> nb;
+  for (const auto& ax : ch->axes) {
+    if (ax.edges.empty()) throw std::invalid_argument("projection: channel " + channel + " axis " + ax.name + " has no edges");
+    nb.push_back(static_cast<int>(ax.edges.size()) - 1);
+  }
+  if (ch->axes.empty()) {
+    if (!keep_axes.empty()) throw std::invalid_argument("projection: channel " + channel + " has no named axes");
+    nb.push_back(static_cast<int>(ch->nbins));
+  }
+  std::vector<int> keep;
+  ChannelProjection out;
+  out.channel = channel;
+  for (const auto& name : keep_axes) {
+    int found = -1;
+    for (int a = 0; a < static_cast<int>(ch->axes.size()); ++a)
+      if (ch->axes[a].name == name) found = a;
+    if (found < 0) throw std::invalid_argument("projection: channel " + channel + " has no axis \"" + name + "\"");
+    if (std::find(keep.begin(), keep.end(), found) != keep.end())
+      throw std::invalid_argument("projection: axis \"" + name + "\" given twice");
+    keep.push_back(found);
+  }
+  if (keep_axes.empty())
+    for (int a = 0; a < static_cast<int>(nb.size()); ++a) keep.push_back(a);
+  std::sort(keep.begin(), keep.end());
+  int nproj = 1;
+  for (int a : keep) {
+    out.axes.push_back(ch->axes.empty() ? "bin" : ch->axes[a].name);
+    out.shape.push_back(nb[a]);
+    nproj *= nb[a];
+  }
+  // Aggregation: channel bin (row-major over all axes) -> projected bin (row-major over kept).
+  Eigen::MatrixXd agg = Eigen::MatrixXd::Zero(nproj, ch->nbins);
+  for (std::int64_t i = 0; i < ch->nbins; ++i) {
+    std::int64_t rem = i;
+    std::vector<int> idx(nb.size());
+    for (int a = static_cast<int>(nb.size()) - 1; a >= 0; --a) {
+      idx[a] = static_cast<int>(rem % nb[a]);
+      rem /= nb[a];
+    }
+    int j = 0;
+    for (int a : keep) j = j * nb[a] + idx[a];
+    agg(j, i) = 1.0;
+  }
+  out.values = agg * y.total.segment(offset, ch->nbins);
+  const Eigen::MatrixXd jp = agg * y.total_jacobian.middleRows(offset, ch->nbins);
+  out.covariance = jp * y.param_covariance * jp.transpose();
+  out.covariance += agg * y.extra_variance.segment(offset, ch->nbins).asDiagonal() * agg.transpose();
+  out.errors = out.covariance.diagonal().cwiseMax(0.0).cwiseSqrt();
+  if (y.process.size()) out.process = agg * y.process.middleRows(offset, ch->nbins);
+  return out;
+}
+
+std::vector<ChannelGof> ChannelGoodnessOfFit(const Likelihood& lik, const FitResult& result) {
+  const Model& m = lik.model();
+  const Eigen::VectorXd nll = lik.BinNll(result.x);
+  std::vector<ChannelGof> out;
+  if (m.channels.empty()) {
+    ChannelGof g{"all", 2.0 * nll.sum(), static_cast<int>(m.nbins), 0.0};
+    g.p = ChiSquarePValue(g.chi2, g.ndf);
+    out.push_back(g);
+    return out;
+  }
+  std::int64_t offset = 0;
+  for (const auto& c : m.channels) {
+    if (c.masked) break;
+    ChannelGof g;
+    g.channel = c.name;
+    g.chi2 = 2.0 * nll.segment(offset, c.nbins).sum();
+    g.ndf = static_cast<int>(c.nbins);
+    g.p = ChiSquarePValue(g.chi2, g.ndf);
+    out.push_back(g);
+    offset += c.nbins;
+  }
+  return out;
+}
+
+}  // namespace lepus::engine
