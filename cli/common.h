@@ -10,7 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "lepus/engine/combination.h"
 #include "lepus/engine/fit.h"
+#include "lepus/engine/impacts.h"
 #include "lepus/engine/likelihood.h"
 #include "lepus/engine/model.h"
 #include "lepus/io/reader.h"
@@ -71,6 +73,51 @@ int FitAndWrite(const engine::Likelihood& likelihood, const engine::FitOptions& 
                 const io::RunInfo& info, const std::string& json_path,
                 const std::string& hdf5_path, std::ostream& report,
                 engine::FitResult* result_out = nullptr);
+
+// ---- Inference toolkit of `lepus fit` (impacts, combinations): flag parsing and human tables.
+
+// Parses a whole string as a finite number; throws std::invalid_argument
+// "<what> is '<text>', but must be a finite number".
+double ParseNumber(const std::string& text, const std::string& what);
+
+// `--group NAME=REGEX` items: groups of the systematics whose whole name matches REGEX
+// (ECMAScript). Throws std::invalid_argument for a malformed item, an empty name or pattern, an
+// invalid regex, a pattern matching no systematic, or a name that is already a group of the model,
+// given twice, or one of the reserved rows ("stat", "binByBinStat", "Total").
+std::vector<engine::SystematicGroup> ParseGroupFlags(const engine::Model& model,
+                                                     const std::vector<std::string>& items);
+
+// `--combine NAME=EXPR` items (engine::ParseCombination). Throws std::invalid_argument for a
+// malformed item, an unknown parameter or bad syntax (naming the flag and NAME), and a NAME that
+// is given twice or is already a parameter name.
+std::vector<engine::LinearCombination> ParseCombineFlags(const engine::Likelihood& likelihood,
+                                                         const std::vector<std::string>& items);
+
+// The physical scale shared by every parameter of a combination (e.g. 100 for mass shifts of
+// 100 MeV per unit) and its unit; 0 when they have none or different ones.
+double CombinationScale(const engine::Likelihood& likelihood,
+                        const engine::LinearCombination& combination, std::string* unit);
+
+// The impact table of each target, like the seed's: one row per group (the model's and
+// extra_groups, omitting a group that contains the target's own parameters), "stat",
+// "binByBinStat", sorted by nominal impact, then "Total"; columns Nominal and (when computed)
+// Global, in the target's physical units when it has a scale; the global closure residual; then
+// the top_n individual parameters by |nominal impact| with their global impact.
+void PrintImpactTable(std::ostream& os, const engine::Likelihood& likelihood,
+                      const engine::FitResult& result, const engine::Impacts& impacts,
+                      const std::vector<engine::LinearCombination>& combinations,
+                      const std::vector<engine::SystematicGroup>& extra_groups, int top_n);
+
+// Combinations: value +- error (physical units where the parameters share a scale) and the
+// correlation with each POI and NOI.
+void PrintCombinations(std::ostream& os, const engine::Likelihood& likelihood,
+                       const std::vector<engine::LinearCombination>& combinations,
+                       const std::vector<engine::CombinationResult>& results);
+
+// Correlation matrix of the parameters `indices` (at most max_print of them are printed).
+void PrintCorrelationMatrix(std::ostream& os, const engine::Likelihood& likelihood,
+                            const engine::FitResult& result, const std::vector<int>& indices,
+                            int max_print = 30);
 
 // ---- Subcommands (one file each). Add*Command registers the subcommand and its flags on the
 // parent app; after a successful parse, main() calls `run` of the subcommand that was selected.

@@ -1,16 +1,29 @@
 // `lepus fit INPUT.h5`: maximum-likelihood fit of a fit input, human report on stderr, JSON
-// summary to a file or stdout, HDF5 results file.
+// summary to a file or stdout, HDF5 results file; optionally the inference toolkit on top of the
+// fit (docs/inference.md): impacts (nominal, grouped, global), linear combinations, pre-/post-fit
+// yields with projections and per-channel goodness of fit, prior scaling, a restricted
+// correlation matrix, fix-and-shift impact cross-checks and fits of every pseudo-data set.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <iostream>
 #include <memory>
+#include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "common.h"
+#include "lepus/engine/combination.h"
 #include "lepus/engine/fit.h"
+#include "lepus/engine/impacts.h"
 #include "lepus/engine/likelihood.h"
+#include "lepus/engine/yields.h"
 
 namespace lepus::cli {
 namespace {
@@ -21,10 +34,24 @@ struct FitArgs {
   std::string json;        // JSON summary, "-" = stdout
   bool asimov = false;
   std::string pseudodata;
+  bool all_pseudodata = false;
   bool no_bbstat = false;
   bool poi_positive = false;
   int threads = 0;
   FitFlags flags;
+
+  // Inference toolkit.
+  bool impacts = false;
+  bool global_impacts = false;
+  int impacts_top = 15;
+  std::vector<std::string> groups;        // NAME=REGEX
+  std::vector<std::string> combines;      // NAME=EXPR
+  bool postfit = false;
+  bool postfit_covariance = false;
+  std::vector<std::string> projects;      // CHANNEL[:AXIS[,AXIS...]]
+  std::vector<std::string> prior_scales;  // REGEX=FACTOR
+  std::string correlation_regex;
+  std::vector<std::string> impact_refit;  // parameter names
 };
 
 std::string JoinNames(const std::vector<std::string>& names) {
@@ -33,10 +60,377 @@ std::string JoinNames(const std::vector<std::string>& names) {
   return out;
 }
 
+std::string Fmt(const char* fmt, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), fmt, v);
+  return buf;
+}
+
+std::string PadTo(const std::string& s, std::size_t width, bool left = false) {
+  if (s.size() >= width) return s;
+  const std::string fill(width - s.size(), ' ');
+  return left ? s + fill : fill + s;
+}
+
+// value +- error, in physical units when the parameter has a scale.
+std::string ValueWithError(const engine::ParamInfo& p, double value, double error) {
+  return FormatPhysical(value, error, p.scale != 0.0 ? p.scale : 1.0,
+                        p.scale != 0.0 ? p.unit : "");
+}
+
+// ---- --prior-scale REGEX=FACTOR (split at the last '=': a regex may contain '=').
+void ApplyPriorScales(engine::Model* model, const std::vector<std::string>& items) {
+  for (const std::string& item : items) {
+    const auto eq = item.rfind('=');
+    if (eq == std::string::npos || eq == 0)
+      throw std::invalid_argument("--prior-scale: '" + item + "' is not of the form REGEX=FACTOR");
+    const std::string regex = item.substr(0, eq);
+    const double factor =
+        ParseNumber(item.substr(eq + 1), "--prior-scale " + regex + ": the factor");
+    if (!(factor > 0.0))
+      throw std::invalid_argument("--prior-scale " + regex + ": the factor is " +
+                                  item.substr(eq + 1) + ", but must be > 0");
+    int n = 0;
+    try {
+      n = engine::ScalePriorWidths(model, regex, factor);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(std::string("--prior-scale: ") + e.what());
+    }
+    std::cerr << "lepus: scaled prior width of " << n << " systematic" << (n == 1 ? "" : "s")
+              << " matching '" << regex << "' by " << Fmt("%g", factor) << "\n";
+  }
+}
+
+// ---- --project CHANNEL[:AXIS[,AXIS...]], checked against the model before the fit.
+struct ProjectionSpec {
+  std::string channel;
+  std::vector<std::string> axes;  // empty = the channel's full binning
+};
+
+std::vector<ProjectionSpec> ParseProjections(const engine::Model& model,
+                                             const std::vector<std::string>& items) {
+  std::vector<ProjectionSpec> out;
+  for (const std::string& item : items) {
+    ProjectionSpec spec;
+    const auto colon = item.find(':');
+    spec.channel = item.substr(0, colon);
+    if (colon != std::string::npos) {
+      std::stringstream ss(item.substr(colon + 1));
+      std::string axis;
+      while (std::getline(ss, axis, ','))
+        if (!axis.empty()) spec.axes.push_back(axis);
+    }
+    const engine::Channel* channel = nullptr;
+    std::vector<std::string> names;
+    for (const auto& c : model.channels) {
+      names.push_back(c.name);
+      if (c.name == spec.channel) channel = &c;
+    }
+    if (!channel)
+      throw std::invalid_argument("--project " + item + ": the input has no channel '" +
+                                  spec.channel + "' (channels: " + JoinNames(names) + ")");
+    std::vector<std::string> axes;
+    for (const auto& a : channel->axes) axes.push_back(a.name);
+    for (std::size_t i = 0; i < spec.axes.size(); ++i) {
+      if (std::find(axes.begin(), axes.end(), spec.axes[i]) == axes.end())
+        throw std::invalid_argument(
+            "--project " + item + ": channel " + spec.channel + " has no axis '" + spec.axes[i] +
+            "' (" + (axes.empty() ? std::string("it has no named axes") : "axes: " + JoinNames(axes)) +
+            ")");
+      if (std::find(spec.axes.begin(), spec.axes.begin() + i, spec.axes[i]) !=
+          spec.axes.begin() + i)
+        throw std::invalid_argument("--project " + item + ": axis '" + spec.axes[i] +
+                                    "' given twice");
+    }
+    for (const auto& a : channel->axes)
+      if (a.edges.empty())
+        throw std::invalid_argument("--project " + item + ": axis " + a.name + " of channel " +
+                                    spec.channel + " has no bin edges, cannot project");
+    out.push_back(std::move(spec));
+  }
+  return out;
+}
+
+// ---- Pre-/post-fit yields: per-channel summary and projection tables on stderr.
+
+// Sum of a channel's yields with its uncertainty (the Jacobian rows summed, so bin-to-bin
+// correlations are kept).
+std::pair<double, double> ChannelSum(const engine::YieldSet& y, std::int64_t first,
+                                     std::int64_t nbins) {
+  const Eigen::VectorXd j = y.total_jacobian.middleRows(first, nbins).colwise().sum().transpose();
+  const double var = j.dot(y.param_covariance * j) + y.extra_variance.segment(first, nbins).sum();
+  return {y.total.segment(first, nbins).sum(), std::sqrt(std::max(var, 0.0))};
+}
+
+// Event counts: integers from 100 on, four significant digits below.
+std::string Count(double v) {
+  if (!std::isfinite(v)) return "-";
+  return std::abs(v) >= 100.0 ? Fmt("%.0f", v) : Fmt("%.4g", v);
+}
+
+std::string ValErr(double v, double e) { return Count(v) + " +- " + Count(e); }
+
+void PrintYields(std::ostream& os, const engine::Likelihood& lik, const engine::YieldSet& pre,
+                 const engine::YieldSet& post, const std::vector<engine::ChannelGof>& gof,
+                 const engine::FitResult& result) {
+  const engine::Model& m = lik.model();
+  os << "\ngoodness of fit per channel (saturated):\n";
+  std::size_t wname = 8;
+  for (const auto& c : m.channels) wname = std::max(wname, c.name.size());
+  for (const auto& g : gof)
+    os << "  " << PadTo(g.channel, wname, true) << "  chi2/ndf = " << Fmt("%.2f", g.chi2) << "/"
+       << g.ndf << ", p = " << Fmt("%.3g", g.p) << "\n";
+  os << "  " << PadTo("total", wname, true) << "  chi2/ndf = " << Fmt("%.2f", result.gof_chi2)
+     << "/" << result.gof_ndf << ", p = " << Fmt("%.3g", result.gof_p)
+     << " (ndf: bins minus unconstrained parameters)\n";
+
+  os << "\nyields per channel (uncertainties from J C J^T; data for fitted channels):\n";
+  std::int64_t first = 0;
+  std::vector<std::pair<std::string, std::int64_t>> spans;
+  for (const auto& c : m.channels) spans.emplace_back(c.name, c.nbins);
+  if (spans.empty()) spans.emplace_back("all", m.nbins_full);
+  for (std::size_t ci = 0; ci < spans.size(); ++ci) {
+    const auto& [name, nbins] = spans[ci];
+    const bool masked = ci < m.channels.size() && m.channels[ci].masked;
+    const auto [pv, pe] = ChannelSum(pre, first, nbins);
+    const auto [qv, qe] = ChannelSum(post, first, nbins);
+    os << "  " << name << (masked ? " (masked)" : "") << ": " << nbins << " bins";
+    if (!masked) os << ", data " << Count(lik.data().segment(first, nbins).sum());
+    os << "\n    prefit  " << ValErr(pv, pe) << "\n    postfit " << ValErr(qv, qe) << "\n";
+    if (pre.process.size() && post.process.size()) {
+      std::size_t wp = 8;
+      for (const auto& p : m.processes) wp = std::max(wp, p.size());
+      for (int p = 0; p < m.num_processes(); ++p)
+        os << "      " << PadTo(m.processes[p], wp, true) << "  prefit "
+           << PadTo(Count(pre.process.col(p).segment(first, nbins).sum()), 12)
+           << "  postfit "
+           << PadTo(Count(post.process.col(p).segment(first, nbins).sum()), 12) << "\n";
+    }
+    first += nbins;
+  }
+}
+
+// Projection of the data (fitted channels only) through engine::Project, so that the binning is
+// exactly that of the yields: a yield set whose totals are the data, without uncertainties.
+std::optional<Eigen::VectorXd> ProjectData(const engine::Likelihood& lik, const ProjectionSpec& s) {
+  const engine::Model& m = lik.model();
+  for (const auto& c : m.channels)
+    if (c.name == s.channel && c.masked) return std::nullopt;
+  engine::YieldSet data;
+  data.total = Eigen::VectorXd::Zero(m.nbins_full);
+  data.total.head(m.nbins) = lik.data();
+  data.total_jacobian = Eigen::MatrixXd::Zero(m.nbins_full, 1);
+  data.param_covariance = Eigen::MatrixXd::Zero(1, 1);
+  data.extra_variance = Eigen::VectorXd::Zero(m.nbins_full);
+  return engine::Project(lik, data, s.channel, s.axes).values;
+}
+
+void PrintProjection(std::ostream& os, const engine::Likelihood& lik, const ProjectionSpec& spec,
+                     const engine::ChannelProjection& pre, const engine::ChannelProjection& post,
+                     int max_rows = 100) {
+  const engine::Model& m = lik.model();
+  const auto data = ProjectData(lik, spec);
+  const engine::Channel* channel = nullptr;
+  for (const auto& c : m.channels)
+    if (c.name == spec.channel) channel = &c;
+  os << "\nprojection of " << spec.channel << " onto (" << JoinNames(post.axes) << "): "
+     << post.values.size() << " bins\n";
+  os << "  " << PadTo("bin", 22, true) << (data ? PadTo("data", 12) : "") << PadTo("prefit", 26)
+     << PadTo("postfit", 26) << (data ? PadTo("pull", 8) : "") << "\n";
+  const Eigen::Index n = post.values.size();
+  for (Eigen::Index i = 0; i < n && i < max_rows; ++i) {
+    // Bin label: the edges of each kept axis (row-major index over the kept axes).
+    std::string label;
+    Eigen::Index rem = i;
+    std::vector<std::string> parts(post.axes.size());
+    for (int a = static_cast<int>(post.axes.size()) - 1; a >= 0; --a) {
+      const int nb = post.shape[a];
+      const int idx = static_cast<int>(rem % nb);
+      rem /= nb;
+      std::string part = std::to_string(idx);
+      if (channel)
+        for (const auto& ax : channel->axes)
+          if (ax.name == post.axes[a] && static_cast<int>(ax.edges.size()) > idx + 1)
+            part = "[" + Fmt("%g", ax.edges[idx]) + "," + Fmt("%g", ax.edges[idx + 1]) + ")";
+      parts[a] = part;
+    }
+    for (std::size_t a = 0; a < parts.size(); ++a) label += (a ? " " : "") + parts[a];
+    os << "  " << PadTo(label, 22, true);
+    if (data) os << PadTo(Count((*data)[i]), 12);
+    os << PadTo(ValErr(pre.values[i], pre.errors[i]), 26)
+       << PadTo(ValErr(post.values[i], post.errors[i]), 26);
+    if (data) {
+      // (data - postfit) / sqrt(data + postfit variance): a rough per-bin comparison.
+      const double den = std::sqrt((*data)[i] + post.errors[i] * post.errors[i]);
+      os << PadTo(den > 0 ? Fmt("%+.2f", ((*data)[i] - post.values[i]) / den) : "-", 8);
+    }
+    os << "\n";
+  }
+  if (n > max_rows)
+    os << "  (" << n - max_rows << " more bins; all are in the HDF5 results file)\n";
+  if (data) os << "  (pull = (data - postfit) / sqrt(data + postfit variance))\n";
+}
+
+// ---- --all-pseudodata: one fit per stored pseudo-data set.
+struct PseudoFit {
+  std::string name;
+  engine::FitResult result;
+};
+
+std::vector<int> ReportedTargets(const engine::Likelihood& lik) {
+  std::vector<int> out;
+  for (int i = 0; i < lik.num_params(); ++i)
+    if (lik.params()[i].kind != engine::ParamKind::kNuisance) out.push_back(i);
+  return out;
+}
+
+void PrintPseudoFits(std::ostream& os, const engine::Likelihood& lik,
+                     const std::vector<PseudoFit>& fits) {
+  const auto& params = lik.params();
+  const std::vector<int> targets = ReportedTargets(lik);
+  std::vector<std::vector<std::string>> table;
+  std::vector<std::string> header = {"pseudo-data set", "status", "chi2/ndf"};
+  for (int i : targets) header.push_back(params[i].name);
+  table.push_back(header);
+  for (const auto& f : fits) {
+    const auto& r = f.result;
+    std::vector<std::string> row = {f.name, engine::ToString(r.status),
+                                    Fmt("%.2f", r.gof_chi2) + "/" + std::to_string(r.gof_ndf)};
+    for (int i : targets)
+      row.push_back(r.values.size() == lik.num_params()
+                        ? ValueWithError(params[i], r.values[i],
+                                         i < r.errors.size() ? r.errors[i] : NAN)
+                        : "-");
+    table.push_back(row);
+  }
+  std::vector<std::size_t> w(header.size(), 0);
+  for (const auto& row : table)
+    for (std::size_t c = 0; c < row.size(); ++c) w[c] = std::max(w[c], row[c].size());
+  os << "\nfits of the " << fits.size() << " pseudo-data sets:\n";
+  for (std::size_t r = 0; r < table.size(); ++r) {
+    os << " ";
+    for (std::size_t c = 0; c < table[r].size(); ++c)
+      os << (c ? "   " : " ") << PadTo(table[r][c], w[c], c < 3);
+    os << "\n";
+    if (r == 0) {
+      std::size_t total = 0;
+      for (std::size_t x : w) total += x + 3;
+      os << "  " << std::string(total - 3, '-') << "\n";
+    }
+  }
+}
+
+using Json = nlohmann::json;
+
+Json NumberJson(double v) { return std::isfinite(v) ? Json(v) : Json(nullptr); }
+
+Json PseudoFitsJson(const engine::Likelihood& lik, const std::vector<PseudoFit>& fits) {
+  const auto& params = lik.params();
+  Json list = Json::array();
+  for (const auto& f : fits) {
+    const auto& r = f.result;
+    Json e;
+    e["name"] = f.name;
+    e["status"] = engine::ToString(r.status);
+    e["message"] = r.message;
+    e["nll"] = NumberJson(r.nll);
+    e["edm"] = NumberJson(r.edm);
+    e["iterations"] = r.iterations;
+    e["covariance_status"] = engine::ToString(r.covariance_status);
+    e["gof"] = {{"chi2", NumberJson(r.gof_chi2)}, {"ndf", r.gof_ndf}, {"p", NumberJson(r.gof_p)}};
+    Json plist = Json::array();
+    for (int i : ReportedTargets(lik)) {
+      const double v = r.values.size() == lik.num_params() ? r.values[i] : NAN;
+      const double err = i < r.errors.size() ? r.errors[i] : NAN;
+      Json p = {{"name", params[i].name},
+                {"kind", engine::ToString(params[i].kind)},
+                {"value", NumberJson(v)},
+                {"error", NumberJson(err)}};
+      if (params[i].scale != 0.0) {
+        p["value_physical"] = NumberJson(v * params[i].scale);
+        p["error_physical"] = NumberJson(err * std::abs(params[i].scale));
+        p["unit"] = params[i].unit;
+      }
+      plist.push_back(p);
+    }
+    e["parameters"] = plist;
+    list.push_back(e);
+  }
+  return list;
+}
+
+// ---- --impact-refit NAME: fix-and-shift cross-check of the nominal impacts of NAME.
+struct RefitCheck {
+  int nuisance = -1;
+  struct Row {
+    int target;
+    double nominal, up, down;  // physical units of the target where it has a scale
+    std::string unit;
+  };
+  std::vector<Row> rows;
+};
+
+RefitCheck RunRefitCheck(const engine::Likelihood& lik, const engine::FitResult& result,
+                         const engine::FitOptions& options, int nuisance) {
+  RefitCheck check;
+  check.nuisance = nuisance;
+  for (int t : ReportedTargets(lik)) {
+    if (t == nuisance || result.frozen[t]) continue;
+    const auto& p = lik.params()[t];
+    const double scale = p.scale > 0.0 ? p.scale : 1.0;
+    const double cjj = result.covariance(nuisance, nuisance);
+    const double nominal = cjj > 0 ? result.covariance(t, nuisance) / std::sqrt(cjj) : 0.0;
+    const auto [up, down] = engine::ImpactByRefit(lik, result, t, nuisance, options);
+    check.rows.push_back({t, nominal * scale, up * scale, down * scale,
+                          p.scale > 0.0 ? p.unit : ""});
+  }
+  return check;
+}
+
+void PrintRefitCheck(std::ostream& os, const engine::Likelihood& lik, const engine::FitResult& r,
+                     const RefitCheck& check) {
+  const auto& params = lik.params();
+  const int j = check.nuisance;
+  os << "\nimpact of " << params[j].name << " by refits (fixed at " << Fmt("%.5g", r.values[j])
+     << " +- " << Fmt("%.5g", r.errors[j]) << ", everything else refitted):\n";
+  std::size_t w = 16;
+  for (const auto& row : check.rows) w = std::max(w, params[row.target].name.size());
+  os << "  " << PadTo("target", w, true) << PadTo("nominal", 13) << PadTo("refit +1s", 13)
+     << PadTo("refit -1s", 13) << "\n";
+  for (const auto& row : check.rows)
+    os << "  " << PadTo(params[row.target].name, w, true) << PadTo(Fmt("%+.5g", row.nominal), 13)
+       << PadTo(Fmt("%+.5g", row.up), 13) << PadTo(Fmt("%+.5g", row.down), 13)
+       << (row.unit.empty() ? "" : " " + row.unit) << "\n";
+}
+
+Json RefitChecksJson(const engine::Likelihood& lik, const engine::FitResult& r,
+                     const std::vector<RefitCheck>& checks) {
+  Json list = Json::array();
+  for (const auto& c : checks) {
+    Json targets = Json::object();
+    for (const auto& row : c.rows)
+      targets[lik.params()[row.target].name] = {{"nominal", NumberJson(row.nominal)},
+                                                {"refit_up", NumberJson(row.up)},
+                                                {"refit_down", NumberJson(row.down)},
+                                                {"unit", row.unit}};
+    list.push_back({{"nuisance", lik.params()[c.nuisance].name},
+                    {"value", NumberJson(r.values[c.nuisance])},
+                    {"error", NumberJson(r.errors[c.nuisance])},
+                    {"targets", targets}});
+  }
+  return list;
+}
+
 int RunFit(const FitArgs& a, const std::string& command_line) {
   CheckOutputPath(a.json);
   CheckOutputPath(a.output);
   engine::Model model = ReadInput(a.input);
+  const bool want_impacts = a.impacts || a.global_impacts || !a.groups.empty();
+  const bool want_postfit = a.postfit || a.postfit_covariance || !a.projects.empty();
+
+  ApplyPriorScales(&model, a.prior_scales);
+  const std::vector<engine::SystematicGroup> extra_groups = ParseGroupFlags(model, a.groups);
+  const std::vector<ProjectionSpec> projections = ParseProjections(model, a.projects);
 
   engine::LikelihoodOptions lopt;
   lopt.bin_by_bin_stat = !a.no_bbstat;
@@ -64,6 +458,8 @@ int RunFit(const FitArgs& a, const std::string& command_line) {
     pseudo = model.pseudodata.col(column);
     info.data_label = "pseudodata:" + a.pseudodata;
   }
+  if (a.all_pseudodata && model.pseudodata_names.empty())
+    throw std::invalid_argument("--all-pseudodata: " + a.input + " has no pseudo-data sets");
 
   engine::Likelihood lik(std::move(model), lopt);
   if (a.asimov) {
@@ -73,11 +469,168 @@ int RunFit(const FitArgs& a, const std::string& command_line) {
     lik.SetData(pseudo);
   }
   const engine::FitOptions options = MakeFitOptions(lik, a.flags);
+  const std::vector<engine::LinearCombination> combinations = ParseCombineFlags(lik, a.combines);
+  std::vector<int> refit_params;
+  for (const std::string& name : a.impact_refit) {
+    const int j = lik.FindParam(name);
+    if (j < 0)
+      throw std::invalid_argument("--impact-refit: no parameter named '" + name + "'");
+    if (!options.frozen.empty() && options.frozen[j])
+      throw std::invalid_argument("--impact-refit: parameter '" + name + "' is frozen");
+    refit_params.push_back(j);
+  }
+  std::vector<int> correlation_subset;
+  if (!a.correlation_regex.empty()) {
+    try {
+      correlation_subset = io::SelectParameters(lik, a.correlation_regex);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(std::string("--correlation-regex: ") + e.what());
+    }
+  }
 
   std::cerr << "lepus: fitting " << a.input << " (" << info.data_label << " data, "
             << lik.model().nbins << " bins, " << lik.num_params() << " parameters"
             << (lopt.bin_by_bin_stat ? ", bin-by-bin MC statistics" : "") << ")\n";
-  return FitAndWrite(lik, options, info, a.json, a.output, std::cerr);
+  engine::FitResult result = engine::Fit(lik, options);
+  PrintFitReport(std::cerr, lik, result);
+  int code = result.ok() ? kExitOk : kExitFitFailed;
+
+  // Everything below needs the covariance of a converged fit.
+  const bool have_cov =
+      result.ok() && result.covariance_status == engine::CovarianceStatus::kAccurate;
+  auto skipped = [&](const char* what) {
+    std::cerr << "lepus: warning: " << what << " not computed: the fit "
+              << (result.ok() ? "has no accurate covariance" : "did not converge") << "\n";
+  };
+
+  io::ResultExtras extras;
+  std::vector<engine::CombinationResult> combination_results;
+  if (!combinations.empty()) {
+    if (have_cov) {
+      for (const auto& c : combinations)
+        combination_results.push_back(engine::EvaluateCombination(lik, result, c));
+      PrintCombinations(std::cerr, lik, combinations, combination_results);
+      extras.combinations = &combination_results;
+    } else {
+      skipped("combinations");
+    }
+  }
+
+  std::optional<engine::Impacts> impacts;
+  if (want_impacts) {
+    if (have_cov) {
+      engine::ImpactOptions iopt;
+      iopt.global = a.global_impacts;
+      iopt.extra_groups = extra_groups;
+      iopt.combinations = combinations;
+      try {
+        impacts = engine::ComputeImpacts(lik, result, iopt);
+      } catch (const std::invalid_argument& e) {
+        // Preconditions are checked above: what is left is numerical (e.g. a restricted Hessian
+        // that is not positive definite), a status rather than bad input.
+        std::cerr << "lepus: warning: impacts not computed: " << e.what() << "\n";
+        code = kExitFitFailed;
+      }
+      if (impacts) {
+        if (impacts->target_names.empty())
+          std::cerr << "\nimpacts: the model has no floating POI or nuisance of interest and no "
+                       "--combine was given\n";
+        PrintImpactTable(std::cerr, lik, result, *impacts, combinations, extra_groups,
+                         a.impacts_top);
+        extras.impacts = &*impacts;
+      }
+    } else {
+      skipped("impacts");
+    }
+  }
+
+  std::vector<RefitCheck> refit_checks;
+  if (!refit_params.empty()) {
+    if (have_cov) {
+      for (int j : refit_params) {
+        try {
+          refit_checks.push_back(RunRefitCheck(lik, result, options, j));
+          PrintRefitCheck(std::cerr, lik, result, refit_checks.back());
+        } catch (const std::invalid_argument& e) {
+          std::cerr << "lepus: warning: --impact-refit " << lik.params()[j].name << ": "
+                    << e.what() << "\n";
+          code = kExitFitFailed;
+        }
+      }
+    } else {
+      skipped("--impact-refit");
+    }
+  }
+
+  if (!correlation_subset.empty()) {
+    PrintCorrelationMatrix(std::cerr, lik, result, correlation_subset);
+    extras.correlation_regex = a.correlation_regex;
+  }
+
+  engine::YieldSet prefit, postfit;
+  std::vector<engine::ChannelGof> channel_gof;
+  std::vector<engine::ChannelProjection> prefit_projections, postfit_projections;
+  if (want_postfit) {
+    if (have_cov) {
+      engine::YieldOptions yopt;
+      yopt.full_covariance = a.postfit_covariance;
+      prefit = engine::PrefitYields(lik, yopt);
+      postfit = engine::PostfitYields(lik, result, yopt);
+      channel_gof = engine::ChannelGoodnessOfFit(lik, result);
+      for (const auto& p : projections) {
+        prefit_projections.push_back(engine::Project(lik, prefit, p.channel, p.axes));
+        postfit_projections.push_back(engine::Project(lik, postfit, p.channel, p.axes));
+      }
+      PrintYields(std::cerr, lik, prefit, postfit, channel_gof, result);
+      for (std::size_t i = 0; i < projections.size(); ++i)
+        PrintProjection(std::cerr, lik, projections[i], prefit_projections[i],
+                        postfit_projections[i]);
+      if (a.output.empty())
+        std::cerr << "(per-bin pre-/post-fit yields are written to the HDF5 results file: -o)\n";
+      extras.prefit = &prefit;
+      extras.postfit = &postfit;
+      extras.channel_gof = &channel_gof;
+      if (!projections.empty()) {
+        extras.prefit_projections = &prefit_projections;
+        extras.postfit_projections = &postfit_projections;
+      }
+    } else {
+      skipped("pre-/post-fit yields");
+    }
+  }
+
+  std::vector<PseudoFit> pseudo_fits;
+  if (a.all_pseudodata) {
+    engine::Likelihood clone = lik.Clone(a.threads);
+    const auto& m = lik.model();
+    for (std::size_t i = 0; i < m.pseudodata_names.size(); ++i) {
+      clone.SetData(m.pseudodata.col(static_cast<Eigen::Index>(i)));
+      pseudo_fits.push_back({m.pseudodata_names[i], engine::Fit(clone, options)});
+      if (!pseudo_fits.back().result.ok()) code = kExitFitFailed;
+    }
+    PrintPseudoFits(std::cerr, lik, pseudo_fits);
+  }
+  std::cerr << std::flush;
+
+  if (!a.json.empty()) {
+    std::string text = io::ResultsJson(lik, result, info, extras);
+    if (!pseudo_fits.empty() || !refit_checks.empty()) {
+      Json j = Json::parse(text);
+      if (!pseudo_fits.empty()) j["pseudodata_fits"] = PseudoFitsJson(lik, pseudo_fits);
+      if (!refit_checks.empty()) j["impact_refit"] = RefitChecksJson(lik, result, refit_checks);
+      text = j.dump(1);
+    }
+    WriteText(a.json, text + "\n");
+  }
+  if (!a.output.empty()) io::WriteResultsHdf5(a.output, lik, result, info, extras);
+
+  if (!result.ok())
+    std::cerr << "lepus: fit did not converge: " << engine::ToString(result.status)
+              << (result.message.empty() ? "" : " (" + result.message + ")") << "\n";
+  else if (code != kExitOk)
+    std::cerr << "lepus: some of the requested results could not be computed (see the "
+                 "warnings above)\n";
+  return code;
 }
 
 }  // namespace
@@ -98,6 +651,10 @@ Command AddFitCommand(CLI::App& parent, const std::string& command_line) {
                                         "fit the named pseudo-data set instead of the data")
                             ->type_name("NAME");
   asimov->excludes(pseudo);
+  sub->add_flag("--all-pseudodata", args->all_pseudodata,
+                "also fit every pseudo-data set of the input (compact table; JSON "
+                "pseudodata_fits)")
+      ->excludes(pseudo);
   sub->add_option("--freeze", args->flags.freeze,
                   "freeze the parameters whose whole name matches REGEX (repeatable)")
       ->type_name("REGEX")
@@ -119,6 +676,47 @@ Command AddFitCommand(CLI::App& parent, const std::string& command_line) {
       ->type_name("N")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
+
+  sub->add_flag("--impacts", args->impacts,
+                "nominal and grouped impacts of every nuisance on every POI/NOI (and --combine)");
+  sub->add_flag("--global-impacts", args->global_impacts,
+                "also global impacts (arXiv:2307.04007); implies --impacts");
+  sub->add_option("--group", args->groups,
+                  "extra impact group: the systematics whose whole name matches REGEX "
+                  "(repeatable; implies --impacts)")
+      ->type_name("NAME=REGEX")
+      ->allow_extra_args(false);
+  sub->add_option("--impacts-top", args->impacts_top,
+                  "individual parameters listed per impact table, by |nominal impact|")
+      ->type_name("N")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000000));
+  sub->add_option("--combine", args->combines,
+                  "linear combination of parameters, e.g. 'diff=a - b' (repeatable)")
+      ->type_name("NAME=EXPR")
+      ->allow_extra_args(false);
+  sub->add_option("--impact-refit", args->impact_refit,
+                  "cross-check the nominal impacts of NAME by fix-and-shift refits (repeatable)")
+      ->type_name("NAME")
+      ->allow_extra_args(false);
+  sub->add_flag("--postfit", args->postfit,
+                "pre-/post-fit yields per bin and process and the per-channel goodness of fit");
+  sub->add_flag("--postfit-covariance", args->postfit_covariance,
+                "also the full bin-to-bin covariance of the yields; implies --postfit");
+  sub->add_option("--project", args->projects,
+                  "projection of a channel onto some of its axes, e.g. 'wmass:pt' "
+                  "(repeatable; implies --postfit)")
+      ->type_name("CHANNEL:AXIS[,AXIS]")
+      ->allow_extra_args(false);
+  sub->add_option("--prior-scale", args->prior_scales,
+                  "multiply the prior width of the systematics whose whole name matches REGEX "
+                  "by FACTOR (repeatable)")
+      ->type_name("REGEX=FACTOR")
+      ->allow_extra_args(false);
+  sub->add_option("--correlation-regex", args->correlation_regex,
+                  "print and save the correlation matrix of the parameters whose whole name "
+                  "matches REGEX")
+      ->type_name("REGEX");
   return {sub, [args, command_line] { return RunFit(*args, command_line); }};
 }
 
