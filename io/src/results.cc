@@ -790,6 +790,15 @@ void CheckToys(const engine::Likelihood& lik, const engine::ToyResults& t) {
   for (const auto& p : t.pulls) ParamName(lik, p.param);
 }
 
+// Toys entering the pull summary of parameter p: converged, with a positive error.
+int PullCount(const engine::ToyResults& t, int p) {
+  int n = 0;
+  for (Eigen::Index i = 0; i < t.values.rows(); ++i)
+    n += t.status[static_cast<std::size_t>(i)] == engine::FitStatus::kConverged &&
+         t.errors(i, p) > 0;
+  return n;
+}
+
 Json BuildToysJson(const engine::Likelihood& lik, const engine::ToyOptions& opt,
                    const engine::ToyResults& t, const RunInfo& info) {
   CheckToys(lik, t);
@@ -812,14 +821,22 @@ Json BuildToysJson(const engine::Likelihood& lik, const engine::ToyOptions& opt,
               {"ndf", t.gof_ndf},
               {"mean_over_ndf", Number(t.gof_ndf > 0 ? t.gof_mean / t.gof_ndf : kNaN)}};
   Json pulls = Json::array();
-  for (const auto& p : t.pulls)
+  for (const auto& p : t.pulls) {
+    const int used = PullCount(t, p.param);
+    // Statistical uncertainties of the pull mean and width (Gaussian pulls).
+    const double mean_unc = used > 0 ? p.width / std::sqrt(used) : kNaN;
+    const double width_unc = used > 1 ? p.width / std::sqrt(2.0 * (used - 1)) : kNaN;
     pulls.push_back({{"name", p.name},
                      {"kind", engine::ToString(params[static_cast<std::size_t>(p.param)].kind)},
                      {"truth", Number(p.truth)},
+                     {"toys", used},
                      {"mean", Number(p.mean)},
+                     {"mean_uncertainty", Number(mean_unc)},
                      {"width", Number(p.width)},
+                     {"width_uncertainty", Number(width_unc)},
                      {"mean_error", Number(p.mean_error)},
                      {"bias", Number(p.bias)}});
+  }
   j["pulls"] = pulls;
   Json truth = Json::object();
   for (std::size_t i = 0; i < params.size(); ++i)
@@ -907,6 +924,9 @@ void WriteToysContents(h5::OutputFile& f, const engine::Likelihood& lik,
   WriteVector(f, "pulls/width", width);
   WriteVector(f, "pulls/mean_error", mean_error);
   WriteVector(f, "pulls/bias", bias);
+  std::vector<int> used;
+  for (const auto& p : t.pulls) used.push_back(PullCount(t, p.param));
+  WriteInts(f, "pulls/toys", used);
   WriteMatrix(f, "pulls/values", per_toy);
   (void)npar;
 }

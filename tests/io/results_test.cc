@@ -575,6 +575,10 @@ TEST_CASE("results: toy ensembles") {
   CHECK(j["pulls"][1]["kind"] == "noi");
   CHECK(j["pulls"][0]["mean"].get<double>() == toys.pulls[0].mean);
   CHECK(j["pulls"][0]["width"].get<double>() == toys.pulls[0].width);
+  CHECK(j["pulls"][0]["mean_error"].get<double>() == toys.pulls[0].mean_error);
+  CHECK(j["pulls"][0]["toys"] == toys.converged);
+  CHECK(j["pulls"][0]["mean_uncertainty"].get<double>() ==
+        doctest::Approx(toys.pulls[0].width / std::sqrt(toys.converged)));
   CHECK(j["truth"][lik.params()[0].name].get<double>() == 1.0);
   CHECK(j["input"] == "input.hdf5");
   CHECK(j["data"] == "toys");
@@ -603,6 +607,7 @@ TEST_CASE("results: toy ensembles") {
   CHECK(h.ReadDoubles("toys/gof_chi2")[5] == toys.gof_chi2[5]);
   CHECK(h.ReadVlenStrings("pulls/names").size() == 2);
   CHECK(h.Dims("pulls/values") == std::vector<hsize_t>{12, 2});
+  CHECK(h.ReadInts("pulls/toys")[1] == toys.converged);
   const auto pulls = h.ReadDoubles("pulls/values");
   if (toys.status[4] == lepus::engine::FitStatus::kConverged)
     CHECK(pulls[4 * 2 + 0] ==
