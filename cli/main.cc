@@ -1,4 +1,4 @@
-// The `lepus` command: subcommands fit, inspect, demo. Exit codes (README.md):
+// The `lepus` command: subcommands fit, scan, toys, inspect, demo. Exit codes (README.md):
 //   0 success, 1 invalid input or flags, 2 fit not converged / failed, 3 internal error.
 #include <exception>
 #include <iostream>
@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "common.h"
+#include "setup.h"
 #include "lepus/io/errors.h"
 
 int main(int argc, char** argv) {
@@ -19,6 +20,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "lepus " + Version());
   app.require_subcommand(1);
   const std::vector<Command> commands = {AddFitCommand(app, command_line),
+                                         AddScanCommand(app, command_line),
+                                         AddToysCommand(app, command_line),
                                          AddInspectCommand(app),
                                          AddDemoCommand(app, command_line)};
   try {

@@ -1,0 +1,170 @@
+#include "setup.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <iostream>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+namespace lepus::cli {
+namespace {
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::string Join(const std::vector<std::string>& names) {
+  std::string out;
+  for (std::size_t i = 0; i < names.size(); ++i) out += (i ? ", " : "") + names[i];
+  return out;
+}
+
+}  // namespace
+
+void AddLikelihoodFlags(CLI::App* sub, LikelihoodFlags* flags) {
+  sub->add_flag("--no-bbstat", flags->no_bbstat, "disable bin-by-bin MC statistics");
+  sub->add_flag("--poi-positive", flags->poi_positive,
+                "parametrise signal strengths as mu = x^2 (mu >= 0)");
+  sub->add_option("--threads", flags->threads, "worker threads (0 = all cores)")
+      ->type_name("N")
+      ->check(CLI::Range(0, 4096));
+}
+
+void AddDataFlags(CLI::App* sub, DataFlags* flags) {
+  CLI::Option* asimov =
+      sub->add_flag("--asimov", flags->asimov, "use the Asimov data set at the prefit values");
+  CLI::Option* pseudo =
+      sub->add_option("--pseudodata", flags->pseudodata, "use the named pseudo-data set")
+          ->type_name("NAME");
+  asimov->excludes(pseudo);
+}
+
+void AddFitFlags(CLI::App* sub, FitFlags* flags) {
+  sub->add_option("--freeze", flags->freeze,
+                  "freeze the parameters whose whole name matches REGEX (repeatable)")
+      ->type_name("REGEX")
+      ->allow_extra_args(false);
+  sub->add_option("--set", flags->set,
+                  "initial value NAME=VALUE (mu for POIs, theta for nuisances; repeatable)")
+      ->type_name("NAME=VALUE")
+      ->allow_extra_args(false);
+  sub->add_option("--edm-tol", flags->edm_tolerance, "EDM convergence tolerance (> 0)")
+      ->type_name("X")
+      ->capture_default_str();
+  sub->add_option("--max-iter", flags->max_iterations, "maximum Newton iterations")
+      ->type_name("N")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+}
+
+engine::Likelihood MakeLikelihood(const std::string& input, const LikelihoodFlags& lflags,
+                                  const DataFlags& dflags, io::RunInfo* info) {
+  engine::Model model = ReadInput(input);
+  engine::LikelihoodOptions lopt;
+  lopt.bin_by_bin_stat = !lflags.no_bbstat;
+  lopt.poi_positive = lflags.poi_positive;
+  lopt.num_threads = lflags.threads;
+  std::string error;
+  if (!lopt.IsValid(&error)) throw std::invalid_argument("likelihood options: " + error);
+  info->input_path = input;
+  info->num_threads = lflags.threads;
+  info->data_label = "observed";
+
+  Eigen::VectorXd pseudo;
+  if (!dflags.pseudodata.empty()) {
+    const auto& names = model.pseudodata_names;
+    const auto it = std::find(names.begin(), names.end(), dflags.pseudodata);
+    if (it == names.end())
+      throw std::invalid_argument("--pseudodata: " + input + " has no pseudo-data set named '" +
+                                  dflags.pseudodata + "' " +
+                                  (names.empty() ? std::string("(the file has no pseudo-data)")
+                                                 : "(available: " + Join(names) + ")"));
+    pseudo = model.pseudodata.col(it - names.begin());
+    info->data_label = "pseudodata:" + dflags.pseudodata;
+  }
+  engine::Likelihood lik(std::move(model), lopt);
+  if (dflags.asimov) {
+    lik.SetData(engine::AsimovData(lik, lik.InitialParams()));
+    info->data_label = "asimov";
+  } else if (pseudo.size()) {
+    lik.SetData(pseudo);
+  }
+  return lik;
+}
+
+int FindParamOrThrow(const engine::Likelihood& likelihood, const std::string& name,
+                     const std::string& flag) {
+  const int i = likelihood.FindParam(name);
+  if (i >= 0) return i;
+  const auto& params = likelihood.params();
+  std::vector<std::string> similar;
+  for (const auto& p : params)
+    if (!name.empty() && Lower(p.name).find(Lower(name)) != std::string::npos)
+      similar.push_back(p.name);
+  std::string hint;
+  constexpr std::size_t kMax = 8;
+  if (!similar.empty()) {
+    if (similar.size() > kMax) similar.resize(kMax), similar.push_back("...");
+    hint = "similar: " + Join(similar);
+  } else {
+    std::vector<std::string> some;
+    for (std::size_t k = 0; k < params.size() && k < kMax; ++k) some.push_back(params[k].name);
+    hint = "parameters: " + Join(some);
+    if (params.size() > kMax) hint += ", ... (" + std::to_string(params.size()) + " in total)";
+  }
+  throw std::invalid_argument(flag + ": no parameter named '" + name + "' (" + hint + ")");
+}
+
+std::string FormatSeconds(double s) {
+  char buf[32];
+  if (s < 1.0)
+    std::snprintf(buf, sizeof(buf), "%.0f ms", s * 1e3);
+  else
+    std::snprintf(buf, sizeof(buf), "%.1f s", s);
+  return buf;
+}
+
+Progress::Progress(std::string label, std::string unit)
+    : label_(std::move(label)),
+      unit_(std::move(unit)),
+      tty_(::isatty(STDERR_FILENO) == 1),
+      start_(std::chrono::steady_clock::now()),
+      last_print_(start_) {}
+
+void Progress::Update(int done, int total) {
+  done_ = done;
+  total_ = total;
+  const auto now = std::chrono::steady_clock::now();
+  if (tty_) {
+    // At most ~20 redraws per second, and always the last one.
+    if (done < total && now - last_print_ < std::chrono::milliseconds(50)) return;
+    last_print_ = now;
+    std::cerr << "\r" << label_ << ": " << done << "/" << total << " " << unit_ << std::flush;
+    return;
+  }
+  const int tenth = total > 0 ? static_cast<int>(10LL * done / total) : 10;
+  if (tenth == last_tenth_) return;
+  last_tenth_ = tenth;
+  std::cerr << label_ << ": " << done << "/" << total << " " << unit_ << "\n" << std::flush;
+}
+
+void Progress::Finish() {
+  if (finished_) return;
+  finished_ = true;
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  if (tty_)
+    std::cerr << "\r" << label_ << ": " << done_ << "/" << total_ << " " << unit_;
+  else
+    std::cerr << label_ << ":";
+  std::cerr << (tty_ ? "" : " done") << " in " << FormatSeconds(s) << "\n" << std::flush;
+}
+
+}  // namespace lepus::cli

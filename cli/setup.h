@@ -1,0 +1,78 @@
+// Pieces shared by the commands that prepare a likelihood and run many fits (`scan`, `toys`):
+// the likelihood and data flags, building the likelihood with the chosen data set, parameter
+// lookup with hints, and progress lines on stderr. (Kept apart from common.h, which holds the
+// single-fit pieces; nothing here changes their behaviour.)
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "common.h"
+#include "lepus/engine/fit.h"
+#include "lepus/engine/likelihood.h"
+#include "lepus/io/results.h"
+
+namespace CLI {
+class App;
+}
+
+namespace lepus::cli {
+
+// --no-bbstat, --poi-positive, --threads.
+struct LikelihoodFlags {
+  bool no_bbstat = false;
+  bool poi_positive = false;
+  int threads = 0;  // 0 = all cores
+};
+void AddLikelihoodFlags(CLI::App* sub, LikelihoodFlags* flags);
+
+// --asimov, --pseudodata NAME (mutually exclusive); neither = the observed data.
+struct DataFlags {
+  bool asimov = false;
+  std::string pseudodata;
+};
+void AddDataFlags(CLI::App* sub, DataFlags* flags);
+
+// --freeze, --set, --edm-tol, --max-iter (FitFlags of common.h).
+void AddFitFlags(CLI::App* sub, FitFlags* flags);
+
+// Reads the input (warnings to stderr), builds the likelihood and sets the data: the observed
+// data, the named pseudo-data set, or the Asimov data set at the prefit point. Fills
+// info->input_path, data_label and num_threads. Throws io::InputError / std::invalid_argument
+// (unknown pseudo-data name, listing the available ones) for bad input.
+engine::Likelihood MakeLikelihood(const std::string& input, const LikelihoodFlags& lflags,
+                                  const DataFlags& dflags, io::RunInfo* info);
+
+// Index of the parameter `name`; throws std::invalid_argument
+// "<flag>: no parameter named '<name>' (similar: ...)" when there is none.
+int FindParamOrThrow(const engine::Likelihood& likelihood, const std::string& name,
+                     const std::string& flag);
+
+// Progress of a long loop on stderr: "<label>: 12/21 <unit>" rewritten in place (carriage
+// return) on a terminal, else one line per tenth of the work. Update may be called from any
+// thread as long as the calls are serialised (the engine's progress callbacks are).
+class Progress {
+ public:
+  Progress(std::string label, std::string unit);
+  void Update(int done, int total);
+  // Ends the line (terminal) and prints the elapsed time.
+  void Finish();
+
+ private:
+  std::string label_, unit_;
+  bool tty_;
+  int last_tenth_ = -1;
+  int done_ = 0, total_ = 0;
+  bool finished_ = false;
+  std::chrono::steady_clock::time_point start_;
+  std::chrono::steady_clock::time_point last_print_;
+};
+
+// "12.3 s", "850 ms".
+std::string FormatSeconds(double seconds);
+
+// ---- Subcommands of this family (one file each).
+Command AddScanCommand(CLI::App& parent, const std::string& command_line);
+Command AddToysCommand(CLI::App& parent, const std::string& command_line);
+
+}  // namespace lepus::cli

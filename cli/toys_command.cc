@@ -1,0 +1,180 @@
+// `lepus toys INPUT.h5 -n N --seed S [--expected|--observed]`: a toy ensemble (Poisson data,
+// frequentist global observables), every toy fitted like the data; pulls and the saturated
+// statistic summarised on stderr, the JSON summary to a file or stdout, per-toy results to HDF5.
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "common.h"
+#include "lepus/engine/fit.h"
+#include "lepus/engine/likelihood.h"
+#include "lepus/engine/toys.h"
+#include "lepus/io/results.h"
+#include "setup.h"
+
+namespace lepus::cli {
+namespace {
+
+struct ToysArgs {
+  std::string input;
+  int ntoys = 0;
+  std::int64_t seed = 1;
+  bool expected = false, observed = false;
+  bool no_randomize_constraints = false;
+  std::vector<std::string> pulls;
+  std::string json, output;
+  LikelihoodFlags lflags;
+  FitFlags flags;
+};
+
+std::string Fmt(const char* fmt, double v) {
+  if (!std::isfinite(v)) return "-";
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), fmt, v);
+  return buf;
+}
+
+void PrintSummary(std::ostream& os, const engine::Likelihood& lik, const engine::ToyResults& t) {
+  const int n = static_cast<int>(t.status.size());
+  os << "\n"
+     << t.converged << " of " << n << " toy fits converged ("
+     << Fmt("%.1f", 100.0 * t.converged / std::max(n, 1)) << "%)\n";
+  std::size_t w = 9;
+  for (const auto& p : t.pulls) w = std::max(w, p.name.size());
+  char line[320];
+  std::snprintf(line, sizeof(line), "  %-*s %8s %12s %18s %18s %12s %12s\n", static_cast<int>(w),
+                "parameter", "kind", "truth", "pull mean", "pull width", "mean error", "bias");
+  os << line;
+  for (const auto& p : t.pulls) {
+    // Toys in the summary: converged, with a positive error.
+    int used = 0;
+    for (int i = 0; i < n; ++i)
+      used += t.status[i] == engine::FitStatus::kConverged && t.errors(i, p.param) > 0;
+    const double mean_unc = used > 0 ? p.width / std::sqrt(used) : NAN;
+    const double width_unc = used > 1 ? p.width / std::sqrt(2.0 * (used - 1)) : NAN;
+    const std::string mean = Fmt("%+.3f", p.mean) + " +- " + Fmt("%.3f", mean_unc);
+    const std::string width = Fmt("%.3f", p.width) + " +- " + Fmt("%.3f", width_unc);
+    std::snprintf(line, sizeof(line), "  %-*s %8s %12s %18s %18s %12s %12s\n", static_cast<int>(w),
+                  p.name.c_str(), engine::ToString(lik.params()[p.param].kind).c_str(),
+                  Fmt("%.6g", p.truth).c_str(), mean.c_str(), width.c_str(),
+                  Fmt("%.4g", p.mean_error).c_str(), Fmt("%+.4g", p.bias).c_str());
+    os << line;
+  }
+  os << "  (pull = (value - truth) / error over the converged toys, expected mean 0 and width 1; "
+        "mean error = mean fitted error; bias = mean of value - truth)\n";
+  os << "saturated statistic: mean " << Fmt("%.3f", t.gof_mean) << " for ndf " << t.gof_ndf
+     << " (ratio " << Fmt("%.3f", t.gof_ndf > 0 ? t.gof_mean / t.gof_ndf : NAN) << "), width "
+     << Fmt("%.3f", t.gof_width)
+     << " (chi-square: sqrt(2 ndf) = " << Fmt("%.3f", std::sqrt(2.0 * t.gof_ndf)) << ")\n";
+}
+
+int RunToysCommand(const ToysArgs& a, const std::string& command_line) {
+  CheckOutputPath(a.json);
+  CheckOutputPath(a.output);
+  if (a.ntoys <= 0)
+    throw std::invalid_argument("-n (number of toys) is " + std::to_string(a.ntoys) + ", but must be > 0");
+  if (a.seed < 0)
+    throw std::invalid_argument("--seed is " + std::to_string(a.seed) + ", but must be >= 0");
+
+  io::RunInfo info;
+  info.command_line = command_line;
+  engine::Likelihood lik = MakeLikelihood(a.input, a.lflags, DataFlags{}, &info);
+
+  engine::ToyOptions opt;
+  opt.ntoys = a.ntoys;
+  opt.seed = static_cast<std::uint64_t>(a.seed);
+  opt.mode = a.observed ? engine::ToyMode::kObserved : engine::ToyMode::kExpected;
+  opt.randomize_constraints = !a.no_randomize_constraints;
+  opt.fit = MakeFitOptions(lik, a.flags);
+  opt.fit.compute_covariance = true;  // per-toy errors for the pulls
+  opt.num_threads = a.lflags.threads;
+  for (const std::string& name : a.pulls) {
+    const int i = FindParamOrThrow(lik, name, "--pull");
+    if (!opt.fit.frozen.empty() && opt.fit.frozen[i])
+      throw std::invalid_argument("--pull: parameter '" + name +
+                                  "' is frozen (by --freeze), it has no pull");
+    opt.pull_params.push_back(i);
+  }
+  std::string error;
+  if (!opt.IsValid(lik.num_params(), &error)) throw std::invalid_argument(error);
+  info.data_label = a.observed ? "toys:observed" : "toys:expected";
+
+  std::cerr << "lepus: " << a.ntoys << " " << engine::ToString(opt.mode) << " toys of " << a.input
+            << " (seed " << a.seed << ", " << lik.model().nbins << " bins, " << lik.num_params()
+            << " parameters" << (lik.options().bin_by_bin_stat ? ", bin-by-bin MC statistics" : "")
+            << (opt.randomize_constraints ? ", randomised global observables" : "") << ")\n";
+  if (a.observed) {
+    // Generate at the best fit to the data: fit here, so that a failure is a fit status.
+    const engine::FitResult best = engine::Fit(lik, opt.fit);
+    std::cerr << "best fit to the observed data: " << best.BriefReport() << "\n";
+    if (!best.ok()) {
+      std::cerr << "lepus: the fit to the observed data did not converge ("
+                << engine::ToString(best.status)
+                << (best.message.empty() ? "" : ": " + best.message)
+                << "); no toys generated at it\n";
+      return kExitFitFailed;
+    }
+    opt.generate_at = best.x;
+  }
+
+  engine::ToyResults toys;
+  {
+    Progress progress("toys", "fitted");
+    opt.progress = [&progress](int done, int total) { progress.Update(done, total); };
+    toys = engine::RunToys(lik, opt);
+    progress.Finish();
+  }
+  opt.progress = nullptr;
+  PrintSummary(std::cerr, lik, toys);
+
+  if (!a.json.empty()) WriteText(a.json, io::ToysJson(lik, opt, toys, info) + "\n");
+  if (!a.output.empty()) io::WriteToysHdf5(a.output, lik, opt, toys, info);
+  if (toys.converged == 0) {
+    std::cerr << "lepus: no toy fit converged\n";
+    return kExitFitFailed;
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+Command AddToysCommand(CLI::App& parent, const std::string& command_line) {
+  auto args = std::make_shared<ToysArgs>();
+  CLI::App* sub = parent.add_subcommand(
+      "toys",
+      "Toy ensemble: Poisson-fluctuated data and randomised global observables, each toy "
+      "fitted; pull and goodness-of-fit summary on stderr, per-toy results with -o.");
+  sub->add_option("input", args->input, "fit input file (HDF5)")->required()->type_name("FILE");
+  sub->add_option("-n,--ntoys", args->ntoys, "number of toys (> 0)")->required()->type_name("N");
+  sub->add_option("--seed", args->seed, "random seed (results do not depend on --threads)")
+      ->type_name("S")
+      ->capture_default_str();
+  CLI::Option* expected =
+      sub->add_flag("--expected", args->expected,
+                    "generate at the prefit point, or at the --set values (default)");
+  CLI::Option* observed =
+      sub->add_flag("--observed", args->observed, "generate at the best fit to the observed data");
+  expected->excludes(observed);
+  sub->add_flag("--no-randomize-constraints", args->no_randomize_constraints,
+                "keep the global observables (constraint centres, MC counts) fixed");
+  sub->add_option("--pull", args->pulls,
+                  "summarise the pulls of this parameter (repeatable; default: POIs and NOIs)")
+      ->type_name("NAME")
+      ->allow_extra_args(false);
+  sub->add_option("--json", args->json, "write the JSON summary to FILE ('-' = stdout)")
+      ->type_name("FILE");
+  sub->add_option("-o,--output", args->output, "write the per-toy HDF5 file here")
+      ->type_name("FILE");
+  AddFitFlags(sub, &args->flags);
+  AddLikelihoodFlags(sub, &args->lflags);
+  return {sub, [args, command_line] { return RunToysCommand(*args, command_line); }};
+}
+
+}  // namespace lepus::cli
