@@ -205,8 +205,9 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
                                                         std::sqrt(std::max(std::abs(h(i, i)), 1e-300)));
       // EDM with the Newton step, when H is positive definite.
       Eigen::LLT<Eigen::MatrixXd> llt(h);
+      Eigen::VectorXd newton;
       if (llt.info() == Eigen::Success) {
-        Eigen::VectorXd newton = llt.solve(-g);
+        newton = llt.solve(-g);
         const double edm = -0.5 * g.dot(newton);
         if (std::isfinite(edm) && edm < options.edm_tolerance) {
           // Converged: take the final (quadratically convergent) Newton step if it helps.
@@ -222,12 +223,20 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
           break;
         }
       }
-      // Scaled trust-region subproblem.
-      Eigen::VectorXd gs = g.cwiseQuotient(dscale);
-      Eigen::MatrixXd hs = dscale.cwiseInverse().asDiagonal() * h * dscale.cwiseInverse().asDiagonal();
-      double lambda = 0.0;
-      Eigen::VectorXd ps = detail::TrustRegionStep(hs, gs, radius, &lambda);
-      Eigen::VectorXd p = ps.cwiseQuotient(dscale);
+      // Trust-region step in the scaled variables y = D x. Positive-definite H: dogleg between
+      // the Cauchy point and the Newton step (no further factorisation); otherwise the
+      // Moré-Sorensen solution of the subproblem.
+      Eigen::VectorXd p;
+      if (llt.info() == Eigen::Success) {
+        p = detail::DoglegStep(h, g, newton, dscale, radius);
+      } else {
+        Eigen::VectorXd gs = g.cwiseQuotient(dscale);
+        Eigen::MatrixXd hs = dscale.cwiseInverse().asDiagonal() * h * dscale.cwiseInverse().asDiagonal();
+        double lambda = 0.0;
+        Eigen::VectorXd ps = detail::TrustRegionStep(hs, gs, radius, &lambda);
+        p = ps.cwiseQuotient(dscale);
+      }
+      const Eigen::VectorXd ps = p.cwiseProduct(dscale);
       const double pred = -(g.dot(p) + 0.5 * p.dot(h * p));
       t_linalg += Seconds(t0, Clock::now());
       if (!(pred > 0) || !p.allFinite()) {
@@ -281,7 +290,7 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
     if (res.hessian_positive_definite) {
       res.edm = 0.5 * g.dot(llt.solve(g));
       if (options.compute_covariance) {
-        cov_free = llt.solve(Eigen::MatrixXd::Identity(nf, nf));
+        cov_free = detail::InverseFromLLT(llt);
         res.covariance_status = CovarianceStatus::kAccurate;
       }
     } else {
@@ -314,10 +323,13 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
     jac[p] = lik.PoiDerivative(x[p]);
   }
   res.covariance = Eigen::MatrixXd::Zero(npar, npar);
+  res.covariance_internal = Eigen::MatrixXd::Zero(npar, npar);
   if (cov_free.size()) {
     for (int j = 0; j < nf; ++j)
-      for (int i = 0; i < nf; ++i)
+      for (int i = 0; i < nf; ++i) {
+        res.covariance_internal(free[i], free[j]) = cov_free(i, j);
         res.covariance(free[i], free[j]) = jac[free[i]] * cov_free(i, j) * jac[free[j]];
+      }
   }
   res.errors = res.covariance.diagonal().cwiseMax(0.0).cwiseSqrt();
   res.time_covariance = Seconds(t_cov, Clock::now());

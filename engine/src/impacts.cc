@@ -6,6 +6,8 @@
 #include <Eigen/Cholesky>
 #include <Eigen/LU>
 
+#include "minimizer.h"
+
 namespace lepus::engine {
 
 namespace {
@@ -24,9 +26,8 @@ bool InverseOn(const Eigen::MatrixXd& hess, const std::vector<int>& idx, Eigen::
   Eigen::MatrixXd h(m, m);
   for (int j = 0; j < m; ++j)
     for (int i = 0; i < m; ++i) h(i, j) = hess(idx[i], idx[j]);
-  Eigen::LLT<Eigen::MatrixXd> llt(h);
-  if (llt.info() != Eigen::Success) return false;
-  const Eigen::MatrixXd inv = llt.solve(Eigen::MatrixXd::Identity(m, m));
+  Eigen::MatrixXd inv;
+  if (!detail::InverseSPD(h, &inv)) return false;
   out->setZero(n, n);
   for (int j = 0; j < m; ++j)
     for (int i = 0; i < m; ++i) (*out)(idx[i], idx[j]) = inv(i, j);
@@ -87,8 +88,8 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
   // Covariances: reported (mu-space) for nominal impacts; internal (x-space) for the rest, with
   // the coefficients converted by the Jacobian dmu/dx of the POIs.
   const std::vector<int> free = FreeParams(res);
-  Eigen::MatrixXd cint;
-  if (!InverseOn(res.hessian, free, &cint))
+  Eigen::MatrixXd cint = res.covariance_internal;
+  if (cint.rows() != npar && !InverseOn(res.hessian, free, &cint))
     throw std::invalid_argument("impacts: the Hessian at the minimum is not positive definite");
   const Eigen::MatrixXd& crep = res.covariance;
   Eigen::VectorXd jac = Eigen::VectorXd::Ones(npar);
@@ -109,8 +110,9 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
   // Groups.
   std::vector<SystematicGroup> groups = m.groups;
   groups.insert(groups.end(), opt.extra_groups.begin(), opt.extra_groups.end());
-  for (const auto& g : groups) {
+  for (const auto& g : opt.extra_groups)
     if (g.members.empty()) throw std::invalid_argument("impact group " + g.name + " has no members");
+  for (const auto& g : groups) {
     for (int s : g.members)
       if (s < 0 || s >= m.num_systematics())
         throw std::invalid_argument("impact group " + g.name + ": member " + std::to_string(s) + " is out of range");

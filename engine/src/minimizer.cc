@@ -93,4 +93,50 @@ Eigen::VectorXd TrustRegionStep(const Eigen::MatrixXd& hess, const Eigen::Vector
   return p;
 }
 
+Eigen::MatrixXd InverseFromLLT(const Eigen::LLT<Eigen::MatrixXd>& llt) {
+  const Eigen::Index n = llt.rows();
+  Eigen::MatrixXd linv = Eigen::MatrixXd::Identity(n, n);
+  llt.matrixL().solveInPlace(linv);
+  Eigen::MatrixXd out = Eigen::MatrixXd::Zero(n, n);
+  out.selfadjointView<Eigen::Lower>().rankUpdate(linv.transpose());
+  out.triangularView<Eigen::StrictlyUpper>() = out.transpose();
+  return out;
+}
+
+bool InverseSPD(const Eigen::MatrixXd& a, Eigen::MatrixXd* out) {
+  Eigen::LLT<Eigen::MatrixXd> llt(a);
+  if (llt.info() != Eigen::Success) return false;
+  *out = InverseFromLLT(llt);
+  return true;
+}
+
+Eigen::VectorXd DoglegStep(const Eigen::MatrixXd& hess, const Eigen::VectorXd& grad,
+                           const Eigen::VectorXd& newton, const Eigen::VectorXd& d, double radius) {
+  const Eigen::VectorXd pn = newton.cwiseProduct(d);  // scaled Newton step
+  const double nn = pn.norm();
+  if (nn <= radius) return newton;
+  // Scaled gradient gs = g / d and curvature along it: gs^T Hs gs = v^T H v with v = g / d^2.
+  const Eigen::VectorXd gs = grad.cwiseQuotient(d);
+  const Eigen::VectorXd v = gs.cwiseQuotient(d);
+  const double gg = gs.squaredNorm();
+  const double curv = v.dot(hess * v);
+  Eigen::VectorXd ps;
+  if (!(curv > 0) || !(gg > 0)) {
+    ps = -radius * gs / std::sqrt(std::max(gg, 1e-300));
+  } else {
+    const Eigen::VectorXd pc = -(gg / curv) * gs;  // Cauchy point
+    const double cn = pc.norm();
+    if (cn >= radius) {
+      ps = pc * (radius / cn);
+    } else {
+      // |pc + s (pn - pc)| = radius, s in [0, 1]
+      const Eigen::VectorXd dlt = pn - pc;
+      const double a = dlt.squaredNorm(), b = 2 * pc.dot(dlt), c = cn * cn - radius * radius;
+      const double s = (-b + std::sqrt(std::max(b * b - 4 * a * c, 0.0))) / (2 * a);
+      ps = pc + s * dlt;
+    }
+  }
+  return ps.cwiseQuotient(d);
+}
+
 }  // namespace lepus::engine::detail

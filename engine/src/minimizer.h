@@ -1,6 +1,7 @@
 // Trust-region subproblem and Newton iteration used by Fit (engine/src/fit.cc).
 #pragma once
 
+#include <Eigen/Cholesky>
 #include <Eigen/Core>
 
 namespace lepus::engine::detail {
@@ -10,5 +11,18 @@ namespace lepus::engine::detail {
 // Handles indefinite H (lambda above -lambda_min). Returns the step; *lambda_out the shift used.
 Eigen::VectorXd TrustRegionStep(const Eigen::MatrixXd& hess, const Eigen::VectorXd& grad,
                                 double radius, double* lambda_out);
+
+// Dogleg step for a positive-definite H with the Newton step already solved, in the variables
+// scaled by d (trust region |d * p| <= radius): the Newton step if it fits, else the point where
+// the path Cauchy point -> Newton step leaves the region (or the steepest-descent boundary point).
+Eigen::VectorXd DoglegStep(const Eigen::MatrixXd& hess, const Eigen::VectorXd& grad,
+                           const Eigen::VectorXd& newton, const Eigen::VectorXd& d, double radius);
+
+// Inverse of a symmetric positive-definite matrix through its Cholesky factor: L^-1 by a
+// triangular solve, then L^-T L^-1 as a symmetric rank-k product (about 2/3 of the cost of
+// solving against the identity). Returns false (out untouched) if the matrix is not SPD.
+bool InverseSPD(const Eigen::MatrixXd& a, Eigen::MatrixXd* out);
+// The same when the factorisation is already available.
+Eigen::MatrixXd InverseFromLLT(const Eigen::LLT<Eigen::MatrixXd>& llt);
 
 }  // namespace lepus::engine::detail

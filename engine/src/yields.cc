@@ -11,6 +11,7 @@
 #include <tbb/parallel_for.h>
 
 #include "likelihood_impl.h"
+#include "minimizer.h"
 
 namespace lepus::engine {
 
@@ -185,6 +186,7 @@ void Likelihood::ProcessYields(const Eigen::VectorXd& x, const Eigen::MatrixXd& 
 namespace {
 
 Eigen::MatrixXd InternalCovariance(const FitResult& r) {
+  if (r.covariance_internal.rows() == r.hessian.rows() && r.covariance_internal.size() > 0) return r.covariance_internal;
   const int n = static_cast<int>(r.hessian.rows());
   std::vector<int> free;
   for (int i = 0; i < n; ++i)
@@ -193,10 +195,9 @@ Eigen::MatrixXd InternalCovariance(const FitResult& r) {
   Eigen::MatrixXd h(m, m);
   for (int j = 0; j < m; ++j)
     for (int i = 0; i < m; ++i) h(i, j) = r.hessian(free[i], free[j]);
-  Eigen::LLT<Eigen::MatrixXd> llt(h);
-  if (llt.info() != Eigen::Success)
+  Eigen::MatrixXd inv;
+  if (!detail::InverseSPD(h, &inv))
     throw std::invalid_argument("post-fit yields need a positive-definite Hessian at the minimum");
-  const Eigen::MatrixXd inv = llt.solve(Eigen::MatrixXd::Identity(m, m));
   Eigen::MatrixXd c = Eigen::MatrixXd::Zero(n, n);
   for (int j = 0; j < m; ++j)
     for (int i = 0; i < m; ++i) c(free[i], free[j]) = inv(i, j);

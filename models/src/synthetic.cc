@@ -110,3 +110,121 @@ engine::Model MakeSyntheticModel(const SyntheticSpec& spec) {
 }
 
 }  // namespace lepus::models
+
+namespace lepus::models {
+
+engine::Model MakeCmsLikeModel(const CmsLikeSpec& spec) {
+  if (spec.neta <= 0 || spec.npt <= 0 || spec.ncharge <= 0 || spec.nproc < 3)
+    throw std::invalid_argument("CmsLikeSpec: neta, npt, ncharge must be > 0 and nproc >= 3");
+  std::mt19937_64 rng(spec.seed);
+  std::uniform_real_distribution<double> uni(0.0, 1.0);
+  std::normal_distribution<double> gaus(0.0, 1.0);
+  const int nbins = spec.neta * spec.npt * spec.ncharge;
+  const int nproc = spec.nproc;
+
+  engine::Model m;
+  m.nbins = m.nbins_full = nbins;
+  m.num_signals = 2;
+  m.processes = {"Wplus", "Wminus"};
+  for (int p = 2; p < nproc; ++p) m.processes.push_back("bkg" + std::to_string(p));
+  // Systematics: mass NOI, lumi, background norms, global, then local per eta bin.
+  std::vector<std::string>& names = m.systematics;
+  names.push_back("massShift100MeV");
+  m.noi_indices.push_back(0);
+  names.push_back("lumi");
+  for (int p = 2; p < nproc; ++p) names.push_back("norm_" + m.processes[p]);
+  const int first_global = static_cast<int>(names.size());
+  for (int g = 0; g < spec.n_global; ++g) names.push_back("theory" + std::to_string(g));
+  const int first_local = static_cast<int>(names.size());
+  const int nlocal_per_eta = spec.n_eff_per_eta + spec.n_scale_per_eta;
+  for (int e = 0; e < spec.neta; ++e) {
+    // (built with append: GCC 12 warns falsely (-Wrestrict) on chained operator+ here)
+    for (int k = 0; k < nlocal_per_eta; ++k) {
+      std::string n = k < spec.n_eff_per_eta ? "eff_eta" : "scale_eta";
+      n.append(std::to_string(e)).append("_").append(std::to_string(k < spec.n_eff_per_eta ? k : k - spec.n_eff_per_eta));
+      names.push_back(std::move(n));
+    }
+  }
+  const int nsyst = static_cast<int>(names.size());
+  m.constraint_weights.assign(nsyst, 1.0);
+  m.constraint_weights[0] = 0.0;
+  m.systematic_scales.assign(nsyst, 0.0);
+  m.systematic_units.assign(nsyst, "");
+  m.systematic_scales[0] = 100.0;
+  m.systematic_units[0] = "MeV";
+  m.asymmetric = spec.asymmetric;
+  m.storage = engine::StorageKind::kSparse;
+  engine::Channel ch;
+  ch.name = "wmass";
+  ch.nbins = nbins;
+  ch.axes = {{"eta", {}}, {"pt", {}}, {"charge", {-2.0, 0.0, 2.0}}};
+  for (int i = 0; i <= spec.neta; ++i) ch.axes[0].edges.push_back(-2.4 + 4.8 * i / spec.neta);
+  for (int i = 0; i <= spec.npt; ++i) ch.axes[1].edges.push_back(26.0 + 30.0 * i / spec.npt);
+  if (spec.ncharge != 2) {
+    ch.axes[2].edges.clear();
+    for (int i = 0; i <= spec.ncharge; ++i) ch.axes[2].edges.push_back(i);
+  }
+  m.channels.push_back(ch);
+  m.groups.push_back({"theory", {}});
+  m.groups.push_back({"efficiency", {}});
+  m.groups.push_back({"muonScale", {}});
+  for (int g = 0; g < spec.n_global; ++g) m.groups[0].members.push_back(first_global + g);
+  for (int e = 0; e < spec.neta; ++e)
+    for (int k = 0; k < nlocal_per_eta; ++k)
+      m.groups[k < spec.n_eff_per_eta ? 1 : 2].members.push_back(first_local + e * nlocal_per_eta + k);
+
+  // Tensor rows built directly in compressed form: (bin, proc) in order.
+  engine::Tensor& t = m.tensor;
+  t.row_start.push_back(0);
+  m.sumw2 = Eigen::MatrixXd::Zero(nbins, nproc);
+  m.data_obs.resize(nbins);
+  for (int e = 0; e < spec.neta; ++e) {
+    const double eta = -2.4 + 4.8 * (e + 0.5) / spec.neta;
+    for (int ip = 0; ip < spec.npt; ++ip) {
+      const double pt = 26.0 + 30.0 * (ip + 0.5) / spec.npt;
+      for (int q = 0; q < spec.ncharge; ++q) {
+        const int b = (e * spec.npt + ip) * spec.ncharge + q;
+        double total = 0.0;
+        for (int p = 0; p < nproc; ++p) {
+          // Jacobian-peak-like signal; falling backgrounds; W+ / W- by charge.
+          double y;
+          if (p < 2) {
+            const double peak = std::exp(-0.5 * std::pow((pt - 40.0) / 6.0, 2)) + 0.3;
+            y = 4.0e4 * peak * (1.0 - 0.1 * eta * eta / 5.76) * ((p == 0) == (q == 1 || spec.ncharge == 1) ? 1.0 : 0.05);
+          } else {
+            y = 2.0e3 * std::exp(-(pt - 26.0) / (8.0 + p)) / (1.0 + 0.1 * p);
+          }
+          y *= 0.9 + 0.2 * uni(rng);
+          t.row_bin.push_back(b);
+          t.row_proc.push_back(p);
+          t.norm.push_back(y);
+          total += y;
+          if (p != nproc - 1) m.sumw2(b, p) = y * 0.02;  // last process data-driven: no MC stat
+          auto add = [&](int s, double a) {
+            t.syst.push_back(s);
+            t.logk_avg.push_back(a);
+            if (spec.asymmetric) t.logk_halfdiff.push_back(0.2 * a * gaus(rng));
+          };
+          if (p < 2) add(0, 0.002 * (pt - 40.0) / 10.0);          // mass: pT-slope
+          add(1, 0.012);                                           // lumi
+          if (p >= 2) add(2 + (p - 2), 0.05);                      // own normalisation
+          if (p < 2)
+            for (int g = 0; g < spec.n_global; ++g)
+              add(first_global + g, 0.003 * std::sin(0.7 * g + 0.1 * ip + 0.05 * e) + 0.001 * gaus(rng));
+          for (int k = 0; k < nlocal_per_eta; ++k) {
+            // efficiency: half per charge; scale: both charges
+            if (k < spec.n_eff_per_eta && (k % spec.ncharge) != q) continue;
+            add(first_local + e * nlocal_per_eta + k, 0.002 * std::cos(0.3 * k + 0.2 * ip) + 0.0005 * gaus(rng));
+          }
+          t.row_start.push_back(static_cast<std::int64_t>(t.syst.size()));
+        }
+        std::poisson_distribution<long long> pois(total);
+        m.data_obs[b] = static_cast<double>(pois(rng));
+      }
+    }
+  }
+  m.sumw = m.DenseNorm();
+  return m;
+}
+
+}  // namespace lepus::models

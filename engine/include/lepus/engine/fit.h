@@ -59,6 +59,9 @@ struct FitResult {
   Eigen::VectorXd errors;       // sqrt(diag(covariance)); 0 for frozen parameters
   Eigen::MatrixXd covariance;   // of the reported values (Jacobian-transformed for mu = x^2)
   Eigen::MatrixXd hessian;      // of the NLL in internal coordinates at the minimum
+  // H^-1 over the floating parameters in internal coordinates (x; = covariance unless
+  // poi_positive), zero rows/columns for frozen ones; empty when not computed.
+  Eigen::MatrixXd covariance_internal;
   std::vector<bool> frozen;
 
   // Saturated goodness of fit: chi2 = 2 * nll, ndf = nbins - unconstrained floating params.

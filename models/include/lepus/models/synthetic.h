@@ -31,4 +31,24 @@ struct SyntheticSpec {
 // Throws std::invalid_argument for inconsistent specs (e.g. nsignal > nproc).
 engine::Model MakeSyntheticModel(const SyntheticSpec& spec);
 
+// A model with the structure of the CMS W-mass fit (benchmarks, performance tests): one channel
+// eta x pT x charge (48 x 30 x 2 = 2880 bins by default), `nproc` processes (the first two are
+// W+ and W- signals sharing a mass NOI), and nuisances of three kinds:
+//   * global: theory-like (PDF, angular coefficients, pT(V)) acting on every bin of the W
+//     processes, ~n_global of them;
+//   * local: per eta bin x charge efficiency-like (n_eff_per_eta each) and per eta bin
+//     momentum-scale-like (n_scale_per_eta) acting only on that eta bin's bins;
+//   * normalisations per background process and a luminosity acting everywhere.
+// Bin-by-bin statistics on (sumw2 > 0 for the simulated processes). Deterministic for a seed.
+struct CmsLikeSpec {
+  int neta = 48, npt = 30, ncharge = 2;
+  int nproc = 10;
+  int n_global = 450;
+  int n_eff_per_eta = 40;   // per eta bin (both charges share nothing: split half/half)
+  int n_scale_per_eta = 3;
+  bool asymmetric = false;
+  std::uint64_t seed = 1;
+};
+engine::Model MakeCmsLikeModel(const CmsLikeSpec& spec);
+
 }  // namespace lepus::models
