@@ -55,9 +55,9 @@ DetectorParams DetectorParams::DefaultData() {
   for (int i = 0; i < kScaleEtaBins; ++i) {
     const double eta = ScaleEtaBinCenter(i);
     const double x = eta / 2.4;
-    p.scale_bias[i].A = 1.0e-4 + 4.0e-4 * x * x + 1.5e-4 * std::sin(2.7 * eta);
-    p.scale_bias[i].e = 0.004 + 0.02 * x * x;
-    p.scale_bias[i].M = 8.0e-6 * std::sin(1.9 * eta + 0.4) + 1.5e-5 * x * x * x;
+    p.scale_bias[i].A = 2.0e-4 + 1.2e-3 * x * x * x * x + 1.5e-4 * std::sin(2.7 * eta);
+    p.scale_bias[i].e = 0.004 + 0.012 * x * x;
+    p.scale_bias[i].M = 6.0e-6 * std::sin(1.9 * eta + 0.4) + 3.0e-5 * x * x * x;
   }
   using K = EfficiencyKind;
   p.efficiency_variation[static_cast<int>(K::kReco)] = {-0.002, -0.003, 0.0, 0.0};

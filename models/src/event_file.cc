@@ -409,8 +409,9 @@ std::size_t EventFileReader::Next(EventBatch* batch, std::size_t max_events) {
       for (std::size_t i = 0; i < n; ++i) {
         const std::int64_t x = r.int_buffer[i];
         if (x < lo || x > hi)
-          r.Fail(name + "[" + std::to_string(position_ + static_cast<std::int64_t>(i)) + "]",
-                 "is " + std::to_string(x) + ", but must be " + what);
+          throw InputError(info_.path + ": " + name + "[" +
+                           std::to_string(position_ + static_cast<std::int64_t>(i)) + "] is " +
+                           std::to_string(x) + ", but must be " + what);
         v[i] = static_cast<T>(x);
       }
     }

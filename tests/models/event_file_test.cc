@@ -1,0 +1,312 @@
+// HDF5 event files: bit-exact round trip through the writer and the chunked reader, metadata,
+// optional columns, atomic writes, and one clear error (naming the file and the dataset) for
+// every kind of bad file. Malformed files are made from valid ones with the HDF5 C API.
+#include <hdf5.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "lepus/io/errors.h"
+#include "lepus/models/event_file.h"
+#include "lepus/models/generator.h"
+#include "test_support.h"
+
+namespace {
+
+using namespace lepus::models;
+using lepus::io::InputError;
+
+EventBatch Sample(Generator** out_gen = nullptr) {
+  static GeneratorConfig c = [] {
+    GeneratorConfig c;
+    c.processes = {Process::kWminusMuNu, Process::kZMuMu, Process::kNonPrompt};
+    c.num_events = 6000;
+    c.seed = 5;
+    return c;
+  }();
+  static Generator g(c);
+  if (out_gen != nullptr) *out_gen = &g;
+  EventBatch b;
+  for (Process p : c.processes) g.Generate(p, 0, g.NumEvents(p), &b);
+  return b;
+}
+
+std::string WriteSample(const EventBatch& b, std::size_t chunk = 1000) {
+  Generator* g = nullptr;
+  Sample(&g);
+  const std::string path = lepus::test::TempPath("events", ".h5");
+  EventFileWriterOptions opt;
+  opt.chunk_events = chunk;
+  EventFileWriter w(path, MakeEventFileMetadata(*g, "test"), opt);
+  // Appends of different sizes.
+  const std::size_t cut1 = b.size() / 3, cut2 = cut1 + 17;
+  EventBatch part;
+  for (auto [lo, hi] : {std::pair{std::size_t{0}, cut1}, std::pair{cut1, cut2},
+                        std::pair{cut2, b.size()}}) {
+    part.Clear();
+    part.Append(b, lo, hi);
+    w.Append(part);
+  }
+  w.Close();
+  return path;
+}
+
+// Edits a valid file with the HDF5 C API.
+struct H5Edit {
+  hid_t file;
+  explicit H5Edit(const std::string& path) {
+    file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    REQUIRE(file >= 0);
+  }
+  ~H5Edit() { H5Fclose(file); }
+  void Delete(const std::string& name) { REQUIRE(H5Ldelete(file, name.c_str(), H5P_DEFAULT) >= 0); }
+  void WriteDoubles(const std::string& name, const std::vector<double>& v, int rank = 1) {
+    hsize_t dims[2] = {v.size(), 1};
+    if (rank == 2) dims[0] = v.size() / 2, dims[1] = 2;
+    const hid_t space = H5Screate_simple(rank, dims, nullptr);
+    const hid_t d = H5Dcreate2(file, name.c_str(), H5T_IEEE_F64LE, space, H5P_DEFAULT,
+                               H5P_DEFAULT, H5P_DEFAULT);
+    REQUIRE(d >= 0);
+    H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data());
+    H5Dclose(d);
+    H5Sclose(space);
+  }
+  void WriteInts(const std::string& name, const std::vector<int>& v) {
+    const hsize_t n = v.size();
+    const hid_t space = H5Screate_simple(1, &n, nullptr);
+    const hid_t d = H5Dcreate2(file, name.c_str(), H5T_STD_I32LE, space, H5P_DEFAULT,
+                               H5P_DEFAULT, H5P_DEFAULT);
+    REQUIRE(d >= 0);
+    H5Dwrite(d, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data());
+    H5Dclose(d);
+    H5Sclose(space);
+  }
+  void WriteStrings(const std::string& name, std::size_t n) {
+    const hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, 4);
+    const hsize_t dims = n;
+    const hid_t space = H5Screate_simple(1, &dims, nullptr);
+    const std::vector<char> data(4 * n, 'a');
+    const hid_t d = H5Dcreate2(file, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT,
+                               H5P_DEFAULT);
+    REQUIRE(d >= 0);
+    H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data());
+    H5Dclose(d);
+    H5Sclose(space);
+    H5Tclose(type);
+  }
+  void SetVersion(std::int64_t v) {
+    const hid_t a = H5Aopen(file, "schema_version", H5P_DEFAULT);
+    H5Awrite(a, H5T_NATIVE_INT64, &v);
+    H5Aclose(a);
+  }
+};
+
+std::string ReadError(const std::string& path) {
+  try {
+    EventFileReader reader(path);
+    EventBatch b;
+    while (reader.Next(&b, 4096) > 0) {
+    }
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+void ExpectError(const std::string& path, const std::vector<std::string>& parts) {
+  const std::string err = ReadError(path);
+  CAPTURE(err);
+  REQUIRE_FALSE(err.empty());
+  CHECK(err.rfind(path + ": ", 0) == 0);
+  for (const auto& p : parts) {
+    CAPTURE(p);
+    CHECK(err.find(p) != std::string::npos);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("round trip is bit-exact in any read batch size") {
+  const EventBatch b = Sample();
+  REQUIRE(b.size() > 5000);
+  const std::string path = WriteSample(b);
+  for (std::size_t batch : {333u, 1000u, 1u << 20}) {
+    EventFileReader reader(path);
+    CHECK(reader.SizeHint() == static_cast<std::int64_t>(b.size()));
+    EventBatch all, part;
+    while (reader.Next(&part, batch) > 0) {
+      CHECK(part.size() <= batch);
+      all.Append(part);
+    }
+    CHECK(reader.Position() == reader.SizeHint());
+    CHECK(all.Identical(b));
+  }
+  EventFileInfo info;
+  const EventBatch again = ReadEventFile(path, &info);
+  CHECK(again.Identical(b));
+  CHECK(info.schema_version == kEventSchemaVersion);
+  CHECK(info.num_events == static_cast<std::int64_t>(b.size()));
+  CHECK(info.metadata.sample == SampleKind::kSimulation);
+  CHECK(info.metadata.processes == "wminus,zmumu,nonprompt");
+  CHECK(info.metadata.seed == 5);
+  CHECK(info.metadata.luminosity_pb == 16800.0);
+  CHECK(info.metadata.generator_params.find("\"w_mass\":80.379") != std::string::npos);
+  CHECK(info.metadata.detector_params.find("scale_bias") != std::string::npos);
+  CHECK(info.metadata.events_generated.find("\"zmumu\":") != std::string::npos);
+  CHECK(info.metadata.creator == "test");
+  CHECK(info.missing_optional.empty());
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("optional columns get defaults; a missing recoil is derived") {
+  const EventBatch b = Sample();
+  const std::string path = WriteSample(b);
+  {
+    H5Edit e(path);
+    for (const char* name : {"events/ut_x", "events/ut_y", "events/v_mass", "events/mu0_eff_id"})
+      e.Delete(name);
+  }
+  EventFileInfo info;
+  const EventBatch r = ReadEventFile(path, &info);
+  CHECK(info.missing_optional.size() == 4);
+  REQUIRE(r.size() == b.size());
+  for (std::size_t i = 0; i < r.size(); ++i) {
+    REQUIRE(std::isnan(r.v_mass[i]));
+    REQUIRE(r.muon[0].eff_id[i] == 1.0);
+    REQUIRE(r.ut_x[i] == doctest::Approx(b.ut_x[i]).epsilon(1e-9).scale(1.0));
+    REQUIRE(r.ut_y[i] == doctest::Approx(b.ut_y[i]).epsilon(1e-9).scale(1.0));
+  }
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("writes are atomic") {
+  const std::string path = lepus::test::TempPath("events-unfinished", ".h5");
+  {
+    EventFileWriter w(path, EventFileMetadata{});
+    w.Append(Sample());
+    CHECK_FALSE(std::filesystem::exists(path));
+  }  // destroyed without Close
+  CHECK_FALSE(std::filesystem::exists(path));
+  for (const auto& entry :
+       std::filesystem::directory_iterator(std::filesystem::path(path).parent_path()))
+    CHECK(entry.path().filename().string().find("events-unfinished") == std::string::npos);
+  CHECK_THROWS_WITH_AS(EventFileWriter("/nonexistent-dir/x.h5", EventFileMetadata{}),
+                       doctest::Contains("/nonexistent-dir/x.h5: the directory"), InputError);
+}
+
+TEST_CASE("bad event files give errors naming the file and the dataset") {
+  const EventBatch b = Sample();
+  const std::size_t n = b.size();
+
+  SUBCASE("missing, empty, not HDF5") {
+    const std::string missing = lepus::test::TempPath("missing", ".h5");
+    ExpectError(missing, {"does not exist"});
+    const std::string empty = lepus::test::TempPath("empty", ".h5");
+    std::ofstream(empty).close();
+    ExpectError(empty, {"empty (0 bytes)"});
+    const std::string text = lepus::test::TempPath("text", ".h5");
+    std::ofstream(text) << "not an event file\n";
+    ExpectError(text, {"not an HDF5 file"});
+    std::filesystem::remove(empty);
+    std::filesystem::remove(text);
+  }
+  SUBCASE("not a lepus event file / wrong schema version") {
+    const std::string path = WriteSample(b);
+    {
+      H5Edit e(path);
+      e.SetVersion(2);
+    }
+    ExpectError(path, {"schema_version is 2", "schema version 1"});
+    {
+      H5Edit e(path);
+      REQUIRE(H5Adelete(e.file, "schema_version") >= 0);
+    }
+    ExpectError(path, {"schema_version is missing"});
+    std::filesystem::remove(path);
+  }
+  SUBCASE("missing group and missing required column") {
+    const std::string path = WriteSample(b);
+    {
+      H5Edit e(path);
+      e.Delete("events/mu1_charge");
+    }
+    ExpectError(path, {"events/mu1_charge: required column is missing"});
+    {
+      H5Edit e(path);
+      e.Delete("events");
+    }
+    ExpectError(path, {"events: group is missing"});
+    std::filesystem::remove(path);
+  }
+  SUBCASE("wrong types") {
+    const std::string path = WriteSample(b);
+    {
+      H5Edit e(path);
+      e.Delete("events/mu0_pt");
+      e.WriteStrings("events/mu0_pt", n);
+    }
+    ExpectError(path, {"events/mu0_pt: has type string, but must be a floating-point number"});
+    {
+      H5Edit e(path);
+      e.Delete("events/mu0_pt");
+      e.WriteDoubles("events/mu0_pt", b.muon[0].pt);
+      e.Delete("events/n_muons");
+      e.WriteDoubles("events/n_muons", std::vector<double>(n, 1.0));
+    }
+    ExpectError(path, {"events/n_muons: has type floating-point, but must be an integer"});
+    std::filesystem::remove(path);
+  }
+  SUBCASE("inconsistent lengths and shapes") {
+    const std::string path = WriteSample(b);
+    {
+      H5Edit e(path);
+      e.Delete("events/weight");
+      e.WriteDoubles("events/weight", std::vector<double>(n - 1, 1.0));
+    }
+    ExpectError(path, {"events/weight: has " + std::to_string(n - 1) + " entries",
+                       "events/event_number has " + std::to_string(n)});
+    {
+      H5Edit e(path);
+      e.Delete("events/weight");
+      e.WriteDoubles("events/weight", std::vector<double>(2 * n, 1.0), 2);
+    }
+    ExpectError(path, {"events/weight: has shape [" + std::to_string(n) + ", 2]",
+                       "one-dimensional"});
+    std::filesystem::remove(path);
+  }
+  SUBCASE("no events") {
+    const std::string path = lepus::test::TempPath("noevents", ".h5");
+    EventFileWriter w(path, EventFileMetadata{});
+    w.Close();
+    ExpectError(path, {"events: the file holds no events"});
+    std::filesystem::remove(path);
+  }
+  SUBCASE("bad values are reported with their index") {
+    const std::string path = WriteSample(b);
+    std::vector<int> process(n, 0);
+    process[1234] = 12;
+    std::vector<int> charge(n, 1);
+    charge[77] = 3;
+    {
+      H5Edit e(path);
+      e.Delete("events/process");
+      e.WriteInts("events/process", process);
+    }
+    ExpectError(path, {"events/process[1234] is 12, but must be a process id in [0, 7]"});
+    {
+      H5Edit e(path);
+      e.Delete("events/process");
+      e.WriteInts("events/process", std::vector<int>(n, 2));
+      e.Delete("events/mu0_charge");
+      e.WriteInts("events/mu0_charge", charge);
+    }
+    ExpectError(path, {"events/mu0_charge[77] is 3, but must be -1, 0 or +1"});
+    std::filesystem::remove(path);
+  }
+}
