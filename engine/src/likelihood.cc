@@ -20,7 +20,8 @@ namespace lepus::engine {
 
 using detail::kInf;
 using detail::kNaN;
-using detail::RankBuffer;
+using detail::ChunkBuffer;
+using detail::ChunkPlan;
 
 std::string ToString(ParamKind kind) {
   switch (kind) {
@@ -72,6 +73,72 @@ std::vector<std::int64_t> MakeSlices(const std::vector<std::int64_t>& bin_row, s
   }
   cuts.push_back(nbins);
   return cuts;
+}
+
+// Groups the items of every slice (positions [cuts[s], cuts[s+1]) of `order`, a permutation of
+// the items within each slice) into chunks, never across slices. Item i has the sorted column
+// list elems[list_start[i] .. list_start[i+1]) in [0, dim).
+ChunkPlan BuildChunkPlan(const std::vector<std::int64_t>& cuts, const std::vector<std::int64_t>& order,
+                         const std::int64_t* list_start, const std::int32_t* elems, int dim, int capacity) {
+  ChunkPlan plan;
+  plan.items = order;
+  plan.col_start.push_back(0);
+  const std::int64_t first = cuts.front(), last = cuts.back();
+  const std::int64_t elem0 = list_start[first];
+  plan.local.assign(list_start[last] - elem0, 0);
+  std::vector<int> mark(dim, -1), pos(dim, -1);
+  int stamp = 0;
+  std::vector<std::int32_t> uni;
+  auto close = [&](std::int64_t k0, std::int64_t k1) {
+    std::sort(uni.begin(), uni.end());
+    const bool direct = 2 * static_cast<std::int64_t>(uni.size()) > dim;
+    plan.start.push_back(k0);
+    plan.direct.push_back(direct);
+    if (!direct) {
+      plan.cols.insert(plan.cols.end(), uni.begin(), uni.end());
+      plan.max_union = std::max<std::int64_t>(plan.max_union, uni.size());
+      plan.max_width = std::max<std::int64_t>(plan.max_width, uni.size());
+      for (std::size_t k = 0; k < uni.size(); ++k) pos[uni[k]] = static_cast<int>(k);
+    } else {
+      plan.max_width = dim;
+    }
+    plan.col_start.push_back(static_cast<std::int64_t>(plan.cols.size()));
+    for (std::int64_t k = k0; k < k1; ++k) {
+      const std::int64_t i = order[k];
+      for (std::int64_t e = list_start[i]; e < list_start[i + 1]; ++e)
+        plan.local[e - elem0] = direct ? elems[e] : pos[elems[e]];
+    }
+    uni.clear();
+    ++stamp;
+  };
+  for (std::size_t s = 0; s + 1 < cuts.size(); ++s) {
+    std::int64_t k0 = cuts[s];
+    std::int64_t maxn = 0;
+    for (std::int64_t k = cuts[s]; k < cuts[s + 1]; ++k) {
+      const std::int64_t i = order[k];
+      const std::int64_t n = list_start[i + 1] - list_start[i];
+      std::int64_t fresh = 0;
+      for (std::int64_t e = list_start[i]; e < list_start[i + 1]; ++e) fresh += mark[elems[e]] != stamp;
+      const std::int64_t u = static_cast<std::int64_t>(uni.size()) + fresh;
+      const std::int64_t mx = std::max(maxn, n);
+      // Close when full, or when the union would outgrow the widest item by 50% (+32): a column
+      // of a narrow item in a wide chunk costs the chunk's width.
+      if (k > k0 && (k - k0 >= capacity || u > std::max<std::int64_t>(mx + mx / 2, mx + 32) || n * 2 < maxn)) {
+        close(k0, k);
+        k0 = k;
+        maxn = 0;
+      }
+      for (std::int64_t e = list_start[i]; e < list_start[i + 1]; ++e)
+        if (mark[elems[e]] != stamp) {
+          mark[elems[e]] = stamp;
+          uni.push_back(elems[e]);
+        }
+      maxn = std::max(maxn, n);
+    }
+    if (cuts[s + 1] > k0) close(k0, cuts[s + 1]);
+  }
+  plan.start.push_back(last);
+  return plan;
 }
 
 }  // namespace
@@ -156,11 +223,8 @@ void Likelihood::Impl::Init() {
     bin_touch_start.push_back(static_cast<std::int64_t>(bin_touch.size()));
     touch_total += static_cast<double>(list.size());
   }
-  const double mean_row_nnz = nrows > 0 ? static_cast<double>(t.num_entries()) / nrows : 0.0;
-  dense_rows = nsyst >= 16 && mean_row_nnz > 0.25 * nsyst;
-  dense_bins = npar >= 16 && m.nbins > 0 && touch_total / m.nbins > 0.25 * npar;
-  if (options.hessian_assembly == HessianAssembly::kBlocked) dense_rows = dense_bins = true;
-  if (options.hessian_assembly == HessianAssembly::kPerRow) dense_rows = dense_bins = false;
+  (void)touch_total;
+  chunked = options.hessian_assembly != HessianAssembly::kPerRow;
 
   // Slices: fixed by the model (never by the thread count) so that results are bitwise
   // reproducible at any number of threads. Hessian slices hold a dense npar^2 block each:
@@ -169,6 +233,27 @@ void Likelihood::Impl::Init() {
   const int nhess = static_cast<int>(std::clamp(512e6 / std::max(hess_bytes, 1.0), 1.0, 16.0));
   grad_slices = MakeSlices(bin_row, m.nbins, 64);
   hess_slices = MakeSlices(bin_row, m.nbins, nhess);
+  if (chunked) {
+    const int nslice = static_cast<int>(hess_slices.size()) - 1;
+    // Rows: items = rows of fitted bins, lists = their systematic columns.
+    std::vector<std::int64_t> cuts(nslice + 1);
+    for (int s = 0; s <= nslice; ++s) cuts[s] = bin_row[hess_slices[s]];
+    // Within a slice, rows are taken process by process (rows of one process share their
+    // columns across neighbouring bins; mixing wide signal rows with narrow background rows
+    // would pad the narrow ones to the chunk's width).
+    std::vector<std::int64_t> order;
+    order.reserve(cuts.back());
+    for (int s = 0; s < nslice; ++s) {
+      const std::size_t k0 = order.size();
+      for (std::int64_t r = cuts[s]; r < cuts[s + 1]; ++r) order.push_back(r);
+      std::stable_sort(order.begin() + k0, order.end(),
+                       [&](std::int64_t a, std::int64_t b) { return t.row_proc[a] < t.row_proc[b]; });
+    }
+    row_plan = BuildChunkPlan(cuts, order, t.row_start.data(), t.syst.data(), nsyst, 128);
+    std::vector<std::int64_t> bins(m.nbins);
+    for (std::int64_t b = 0; b < m.nbins; ++b) bins[b] = b;
+    bin_plan = BuildChunkPlan(hess_slices, bins, bin_touch_start.data(), bin_touch.data(), npar, 64);
+  }
   const int threads = options.num_threads > 0 ? options.num_threads : tbb::info::default_concurrency();
   arena = std::make_shared<tbb::task_arena>(threads);
 }
@@ -265,12 +350,19 @@ void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t 
 
   // Per-bin derivative accumulators (dense over parameters, reset through the touch list).
   Eigen::VectorXd jv, ju;
-  std::unique_ptr<RankBuffer> row_buf, bin_buf;
+  std::unique_ptr<ChunkBuffer> row_buf, bin_buf;
+  std::vector<double> row_weight;  // w1 * lambda per row of the slice (chunked row term)
   if (level >= 2) {
     jv = Eigen::VectorXd::Zero(npar);
     ju = Eigen::VectorXd::Zero(npar);
-    if (dense_rows && lognormal) row_buf = std::make_unique<RankBuffer>(nsyst, 64);
-    if (dense_bins) bin_buf = std::make_unique<RankBuffer>(npar, 64);
+    if (chunked && lognormal && bin_row[b1] > bin_row[b0]) {
+      row_buf = std::make_unique<ChunkBuffer>(row_plan, nsyst, 128);
+      row_weight.assign(bin_row[b1] - bin_row[b0], 0.0);
+    }
+    if (chunked && b1 > b0) {
+      bin_buf = std::make_unique<ChunkBuffer>(bin_plan, npar, 128);
+      bin_buf->Begin(bin_plan.FindChunk(b0));
+    }
   }
   auto hss = [&]() { return out->hess.bottomRightCorner(nsyst, nsyst); };
 
@@ -363,14 +455,7 @@ void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t 
       const double w = w1 * lr;
       if (w == 0.0) continue;
       if (row_buf) {
-        double* col = row_buf->Column(w);
-        const double sw = std::sqrt(std::abs(w));
-        for (std::int64_t i = i0; i < i1; ++i) {
-          const int s = t.syst[i];
-          const double g = asym ? t.logk_avg[i] + pt.c1[s] * t.logk_halfdiff[i] : t.logk_avg[i];
-          col[s] = sw * g;
-        }
-        row_buf->Commit(hss());
+        row_weight[r - bin_row[b0]] = w;  // outer product added below, chunk by chunk
       } else {
         for (std::int64_t i = i0; i < i1; ++i) {
           const int si = t.syst[i];
@@ -391,6 +476,10 @@ void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t 
     const std::int32_t* touch = bin_touch.data() + bin_touch_start[b];
     const std::int64_t ntouch = bin_touch_start[b + 1] - bin_touch_start[b];
     auto& H = out->hess;
+    if (bin_buf && b == bin_plan.start[bin_buf->chunk() + 1]) {
+      bin_buf->End(out->hess);
+      bin_buf->Begin(bin_buf->chunk() + 1);
+    }
     if (bin_buf) {
       // Diagonalise the 2x2 G2 and feed two weighted vectors to the rank-k buffer.
       Eigen::Matrix2d g2;
@@ -403,9 +492,10 @@ void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t 
         const double cv = es.eigenvectors()(0, e), cu = es.eigenvectors()(1, e);
         double* col = bin_buf->Column(ev);
         const double sw = std::sqrt(std::abs(ev));
+        const std::int32_t* loc = bin_plan.local.data() + bin_touch_start[b];
         for (std::int64_t a = 0; a < ntouch; ++a) {
           const int ia = touch[a];
-          col[ia] = sw * (cv * jv[ia] + cu * ju[ia]);
+          col[loc[a]] = sw * (cv * jv[ia] + cu * ju[ia]);
         }
         bin_buf->Commit(out->hess);
       }
@@ -425,8 +515,30 @@ void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t 
       ju[touch[a]] = 0.0;
     }
   }
-  if (row_buf) row_buf->Flush(hss());
-  if (bin_buf) bin_buf->Flush(out->hess);
+  if (bin_buf) bin_buf->End(out->hess);
+  // Row term lambda w1 g g^T, chunk by chunk in the plan's order.
+  if (row_buf) {
+    const std::int64_t rs0 = bin_row[b0], rs1 = bin_row[b1];
+    for (int c = row_plan.FindChunk(rs0); c + 1 < static_cast<int>(row_plan.start.size()) && row_plan.start[c] < rs1; ++c) {
+      row_buf->Begin(c);
+      for (std::int64_t k = row_plan.start[c]; k < row_plan.start[c + 1]; ++k) {
+        const std::int64_t r = row_plan.items[k];
+        const double w = row_weight[r - rs0];
+        if (w == 0.0) continue;
+        double* col = row_buf->Column(w);
+        const double sw = std::sqrt(std::abs(w));
+        const std::int64_t i0 = t.row_start[r], i1 = t.row_start[r + 1];
+        const std::int32_t* loc = row_plan.local.data() + (i0 - t.row_start[0]);
+        for (std::int64_t i = i0; i < i1; ++i) {
+          const int s = t.syst[i];
+          const double g = asym ? t.logk_avg[i] + pt.c1[s] * t.logk_halfdiff[i] : t.logk_avg[i];
+          col[loc[i - i0]] = sw * g;
+        }
+        row_buf->Commit(hss());
+      }
+      row_buf->End(hss());
+    }
+  }
 }
 
 double Likelihood::Impl::Evaluate(const Eigen::VectorXd& x, int level, Eigen::VectorXd* grad,

@@ -1,6 +1,7 @@
 // Private: the internals of Likelihood shared by likelihood.cc and yields.cc.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -64,6 +65,88 @@ class RankBuffer {
   bool last_sign_ = true;
 };
 
+// Static grouping of consecutive items (rows of the tensor, or fitted bins) into chunks whose
+// column union stays small (likelihood-reference.md section 5: the Hessian as sums of outer
+// products). A chunk's weighted outer products are accumulated with rank-k updates (SYRK) in a
+// dense |U| x |U| block and scattered once into the Hessian; a chunk whose union covers more
+// than half of the block ("direct") is updated in place. Dense models thus get full-width SYRK,
+// sparse (CMS-like) models small dense blocks per region instead of per-row scatter.
+struct ChunkPlan {
+  std::vector<std::int64_t> items;      // item order (a permutation within each slice)
+  std::vector<std::int64_t> start;      // first position in `items` of each chunk, size nchunks + 1
+  std::vector<std::int64_t> col_start;  // offsets into cols, size nchunks + 1
+  std::vector<std::int32_t> cols;       // sorted column union of each chunk
+  std::vector<char> direct;             // chunk uses global column indices
+  std::vector<std::int32_t> local;      // per element (original element index): column within chunk
+  std::int64_t max_union = 0;           // largest union among non-direct chunks
+  std::int64_t max_width = 0;           // largest column count (dim for direct chunks)
+  int FindChunk(std::int64_t item) const {
+    return static_cast<int>(std::upper_bound(start.begin(), start.end(), item) - start.begin()) - 1;
+  }
+};
+
+class ChunkBuffer {
+ public:
+  ChunkBuffer(const ChunkPlan& plan, Eigen::Index dim, Eigen::Index capacity)
+      : plan_(plan), dim_(dim), pos_(std::max<Eigen::Index>(plan.max_width, 1), capacity),
+        neg_(std::max<Eigen::Index>(plan.max_width, 1), capacity),
+        acc_(std::max<Eigen::Index>(plan.max_union, 1), std::max<Eigen::Index>(plan.max_union, 1)) {}
+  void Begin(int chunk) {
+    chunk_ = chunk;
+    direct_ = plan_.direct[chunk];
+    width_ = direct_ ? dim_ : plan_.col_start[chunk + 1] - plan_.col_start[chunk];
+    npos_ = nneg_ = 0;
+    used_ = false;
+    if (!direct_) acc_.topLeftCorner(width_, width_).template triangularView<Eigen::Lower>().setZero();
+  }
+  int chunk() const { return chunk_; }
+  bool direct() const { return direct_; }
+  // Zeroed column (length = chunk width) for weight w; fill at local (or, direct, global) indices.
+  double* Column(double w) {
+    auto& m = w >= 0 ? pos_ : neg_;
+    auto& n = w >= 0 ? npos_ : nneg_;
+    m.col(n).head(width_).setZero();
+    last_sign_ = w >= 0;
+    return m.col(n).data();
+  }
+  template <typename Block>
+  void Commit(Block&& target) {
+    if (last_sign_) ++npos_; else ++nneg_;
+    used_ = true;
+    if (npos_ == pos_.cols() || nneg_ == neg_.cols()) Flush(target);
+  }
+  // Ends the chunk: remaining columns and the scatter of the accumulated block.
+  template <typename Block>
+  void End(Block&& target) {
+    Flush(target);
+    if (direct_ || !used_) return;
+    const std::int32_t* cols = plan_.cols.data() + plan_.col_start[chunk_];
+    for (Eigen::Index j = 0; j < width_; ++j)
+      for (Eigen::Index i = j; i < width_; ++i) target(cols[i], cols[j]) += acc_(i, j);
+  }
+
+ private:
+  template <typename Block>
+  void Flush(Block&& target) {
+    if (direct_) {
+      if (npos_ > 0) target.template selfadjointView<Eigen::Lower>().rankUpdate(pos_.topLeftCorner(width_, npos_), 1.0);
+      if (nneg_ > 0) target.template selfadjointView<Eigen::Lower>().rankUpdate(neg_.topLeftCorner(width_, nneg_), -1.0);
+    } else {
+      auto a = acc_.topLeftCorner(width_, width_);
+      if (npos_ > 0) a.template selfadjointView<Eigen::Lower>().rankUpdate(pos_.topLeftCorner(width_, npos_), 1.0);
+      if (nneg_ > 0) a.template selfadjointView<Eigen::Lower>().rankUpdate(neg_.topLeftCorner(width_, nneg_), -1.0);
+    }
+    npos_ = nneg_ = 0;
+  }
+
+  const ChunkPlan& plan_;
+  Eigen::Index dim_;
+  Eigen::MatrixXd pos_, neg_, acc_;
+  Eigen::Index npos_ = 0, nneg_ = 0, width_ = 0;
+  int chunk_ = -1;
+  bool direct_ = false, used_ = false, last_sign_ = true;
+};
+
 }  // namespace detail
 
 using detail::Point;
@@ -81,8 +164,10 @@ struct Likelihood::Impl {
   // Parameters touched by each fitted bin (sorted): POIs of its signal rows, systematics.
   std::vector<std::int64_t> bin_touch_start;
   std::vector<std::int32_t> bin_touch;
-  bool dense_rows = false;   // row outer products through rank-k buffers
-  bool dense_bins = false;   // bin (J) outer products through rank-k buffers
+  // Hessian assembly: chunked rank-k updates (default) or per-row scatter (HessianAssembly).
+  bool chunked = true;
+  detail::ChunkPlan row_plan;  // tensor rows of fitted bins; columns = systematics
+  detail::ChunkPlan bin_plan;  // fitted bins; columns = parameters (bin_touch lists)
   std::vector<std::int64_t> grad_slices, hess_slices;  // bin boundaries
   std::shared_ptr<tbb::task_arena> arena;  // replaced (not shared) by Clone
 
