@@ -110,8 +110,9 @@ struct TheoryNuisance {
   int component = -1;  // helicity component (0 = UL, i + 1 = A_i); -1 otherwise
 };
 
-// The set of variations to build. Light(): tens of variations for tests and the demo; Full():
-// the seed's scale (hundreds). Counts per group are in docs/systematics.md.
+// The set of variations to build. The in-class defaults are Full(): the seed's scale (409
+// nuisances + 20 mass-step templates); Light(): 28 nuisances for tests and the demo. Counts per
+// group are in docs/systematics.md.
 struct TheoryConfig {
   // The simulation's truth: masses, widths and generation windows (Breit-Wigner normalisation),
   // pT spectrum p0 (normalisation of the pT-shape variations), angular coefficients.
@@ -121,7 +122,7 @@ struct TheoryConfig {
   // mass and width variations are built for that boson only.
   char mass_boson = 'W';
   double mass_shift_mev = 100.0;  // the +-shift of the NOI template pair; > 0
-  bool mass_steps = false;        // add the alternative templates -100..+100 MeV (below)
+  bool mass_steps = true;         // add the alternative templates -100..+100 MeV (below)
   double mass_step_mev = 10.0;    // step of that set; > 0, divides mass_shift_mev
   double w_width_shift_mev = 0.6;  // W width variation; > 0
   double z_width_shift_mev = 2.3;  // Z width variation; > 0
@@ -141,7 +142,7 @@ struct TheoryConfig {
   // A_i has size helicity_abs[c] + helicity_rel[c] * |A_i(pT, |y|)| (UL: a relative
   // normalisation change of that bin). shower_kt adds the A1/A3 shower-kT variation.
   std::vector<double> helicity_pt_edges = ReferenceHelicityPtEdges();
-  std::vector<double> helicity_y_edges = {0.0};
+  std::vector<double> helicity_y_edges = {0.0, 1.5};
   std::array<bool, kNumHelicityComponents> helicity_components = {true, true, true,
                                                                   true, true, true};
   std::array<double, kNumHelicityComponents> helicity_abs = {0.03, 0.01, 0.005, 0.01, 0.005, 0.02};
@@ -181,6 +182,8 @@ struct TheoryInputs {
   std::array<std::vector<double>, 9> hel_weight;
   // P_i / D for i = 0..4 (the relative weight change per unit change of A_i).
   std::array<std::vector<double>, 5> dlog_da;
+  // The nominal A_0..A_4 of the event (AngularCoefficients at its pT, |y| and charge).
+  std::array<std::vector<double>, 5> coeff;
 };
 
 // The registry and evaluator of the theory variations of one configuration.
@@ -216,13 +219,9 @@ class TheoryVariations {
   double BreitWignerWeight(char boson, double m, double dm_gev, double dg_gev) const;
 
  private:
-  struct Tables;
   TheoryConfig config_;
   std::vector<TheoryNuisance> nuisances_;
-  std::vector<double> params_;  // per-variation parameters (layout private to the .cc)
-  std::vector<int> param_offset_;
-  std::vector<double> bw_norm_;  // per-variation Breit-Wigner normalisation (up, down)
-  double pt_mean_[kNumBosonClasses][8] = {};  // pT-shape mean subtractions (private layout)
+  std::vector<std::array<double, 8>> par_;  // per-variation parameters (layout in the .cc)
 };
 
 // The variation list of a configuration (TheoryVariations(config).nuisances()).
