@@ -462,13 +462,15 @@ int RunFit(const FitArgs& a, const std::string& command_line) {
     throw std::invalid_argument("--all-pseudodata: " + a.input + " has no pseudo-data sets");
 
   engine::Likelihood lik(std::move(model), lopt);
+  const engine::FitOptions options = MakeFitOptions(lik, a.flags);
   if (a.asimov) {
-    lik.SetData(engine::AsimovData(lik, lik.InitialParams()));
+    // The Asimov data set at the prefit point, moved to any --set values (expected results for
+    // any parameter point); the fit starts there too.
+    lik.SetData(engine::AsimovData(lik, options.initial_params.size() ? options.initial_params : lik.InitialParams()));
     info.data_label = "asimov";
   } else if (!a.pseudodata.empty()) {
     lik.SetData(pseudo);
   }
-  const engine::FitOptions options = MakeFitOptions(lik, a.flags);
   const std::vector<engine::LinearCombination> combinations = ParseCombineFlags(lik, a.combines);
   std::vector<int> refit_params;
   for (const std::string& name : a.impact_refit) {
@@ -646,7 +648,7 @@ Command AddFitCommand(CLI::App& parent, const std::string& command_line) {
   sub->add_option("--json", args->json, "write the JSON summary to FILE ('-' = stdout)")
       ->type_name("FILE");
   CLI::Option* asimov =
-      sub->add_flag("--asimov", args->asimov, "fit the Asimov data set at the prefit values");
+      sub->add_flag("--asimov", args->asimov, "fit the Asimov data set at the prefit values, or at the --set values where given");
   CLI::Option* pseudo = sub->add_option("--pseudodata", args->pseudodata,
                                         "fit the named pseudo-data set instead of the data")
                             ->type_name("NAME");

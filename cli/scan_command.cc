@@ -188,7 +188,7 @@ int RunScan(const ScanArgs& a, const std::string& command_line) {
 
   io::RunInfo info;
   info.command_line = command_line;
-  engine::Likelihood lik = MakeLikelihood(a.input, a.lflags, a.dflags, &info);
+  engine::Likelihood lik = MakeLikelihood(a.input, a.lflags, a.dflags, &info, &a.flags);
   const engine::FitOptions options = MakeFitOptions(lik, a.flags);
 
   // Everything about the parameters is checked before the (possibly long) fit.

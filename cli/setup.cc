@@ -66,7 +66,7 @@ void AddFitFlags(CLI::App* sub, FitFlags* flags) {
 }
 
 engine::Likelihood MakeLikelihood(const std::string& input, const LikelihoodFlags& lflags,
-                                  const DataFlags& dflags, io::RunInfo* info) {
+                                  const DataFlags& dflags, io::RunInfo* info, const FitFlags* fflags) {
   engine::Model model = ReadInput(input);
   engine::LikelihoodOptions lopt;
   lopt.bin_by_bin_stat = !lflags.no_bbstat;
@@ -92,7 +92,8 @@ engine::Likelihood MakeLikelihood(const std::string& input, const LikelihoodFlag
   }
   engine::Likelihood lik(std::move(model), lopt);
   if (dflags.asimov) {
-    lik.SetData(engine::AsimovData(lik, lik.InitialParams()));
+    // At the prefit point moved to any --set values (as in lepus fit).
+    lik.SetData(engine::AsimovData(lik, fflags ? MakeFitOptions(lik, *fflags).initial_params : lik.InitialParams()));
     info->data_label = "asimov";
   } else if (pseudo.size()) {
     lik.SetData(pseudo);

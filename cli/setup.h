@@ -37,11 +37,13 @@ void AddDataFlags(CLI::App* sub, DataFlags* flags);
 void AddFitFlags(CLI::App* sub, FitFlags* flags);
 
 // Reads the input (warnings to stderr), builds the likelihood and sets the data: the observed
-// data, the named pseudo-data set, or the Asimov data set at the prefit point. Fills
+// data, the named pseudo-data set, or the Asimov data set at the prefit point (moved to the
+// --set values of fflags when given). Fills
 // info->input_path, data_label and num_threads. Throws io::InputError / std::invalid_argument
 // (unknown pseudo-data name, listing the available ones) for bad input.
 engine::Likelihood MakeLikelihood(const std::string& input, const LikelihoodFlags& lflags,
-                                  const DataFlags& dflags, io::RunInfo* info);
+                                  const DataFlags& dflags, io::RunInfo* info,
+                                  const FitFlags* fflags = nullptr);
 
 // Index of the parameter `name`; throws std::invalid_argument
 // "<flag>: no parameter named '<name>' (similar: ...)" when there is none.
