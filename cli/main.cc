@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "common.h"
+#include "generate_command.h"
 #include "setup.h"
 #include "lepus/io/errors.h"
 
@@ -23,7 +24,8 @@ int main(int argc, char** argv) {
                                          AddScanCommand(app, command_line),
                                          AddToysCommand(app, command_line),
                                          AddInspectCommand(app),
-                                         AddDemoCommand(app, command_line)};
+                                         AddDemoCommand(app, command_line),
+                                         AddGenerateCommand(app, command_line)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {  // --help, --version

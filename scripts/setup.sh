@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   cmake make g++ pkg-config        # toolchain
   libeigen3-dev libceres-dev libhdf5-dev libtbb-dev nlohmann-json3-dev libcli11-dev
+  librandom123-dev libboost-dev   # counter-based RNG (generator); Boost.Histogram (producers)
   doctest-dev libbenchmark-dev     # tests and benchmarks
   ccache hdf5-tools jq             # faster rebuilds; h5dump/h5ls; JSON checks in tests/cli
 )

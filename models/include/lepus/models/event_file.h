@@ -39,7 +39,7 @@ struct EventFileMetadata {
 EventFileMetadata MakeEventFileMetadata(const Generator& generator, const std::string& creator);
 
 struct EventFileWriterOptions {
-  int gzip_level = 4;                 // 0 (none) .. 9; with the shuffle filter when > 0
+  int gzip_level = 1;                 // 0 (none) .. 9; with the shuffle filter when > 0
   std::size_t chunk_events = 16384;   // events per HDF5 chunk, > 0
 };
 
