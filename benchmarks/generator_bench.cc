@@ -59,7 +59,7 @@ void Args(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_GeneratorLevel)->Apply(Args);
 BENCHMARK(BM_WithDetector)->Apply(Args);
 
-// Event files: write (gzip level 1 + shuffle, serial) and read back, W+ events with the detector.
+// Event files: write (shuffle + gzip level 1, chunks compressed on 1 or 2 threads) and read back, W+ events with the detector.
 const EventBatch& Sample() {
   static const EventBatch batch = [] {
     GeneratorConfig c;
@@ -81,8 +81,10 @@ std::string BenchPath() {
 void BM_WriteFile(benchmark::State& state) {
   const EventBatch& b = Sample();
   const std::string path = BenchPath();
+  lepus::models::EventFileWriterOptions options;
+  options.num_threads = static_cast<int>(state.range(0));
   for (auto _ : state) {
-    lepus::models::EventFileWriter w(path, lepus::models::EventFileMetadata{});
+    lepus::models::EventFileWriter w(path, lepus::models::EventFileMetadata{}, options);
     w.Append(b);
     w.Close();
   }
@@ -92,7 +94,7 @@ void BM_WriteFile(benchmark::State& state) {
       static_cast<double>(std::filesystem::file_size(path)) / static_cast<double>(b.size());
   std::filesystem::remove(path);
 }
-BENCHMARK(BM_WriteFile)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_WriteFile)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_ReadFile(benchmark::State& state) {
   const EventBatch& b = Sample();

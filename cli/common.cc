@@ -602,4 +602,52 @@ int FitAndWrite(const engine::Likelihood& likelihood, const engine::FitOptions& 
   return ok ? kExitOk : kExitFitFailed;
 }
 
+void PrintSeedImpactTable(std::ostream& os, const engine::Impacts& im, int target,
+                          const std::vector<ImpactRow>& rows) {
+  const auto t = static_cast<Eigen::Index>(target);
+  const std::string unit = im.target_unit[target].empty() ? "" : " (" + im.target_unit[target] + ")";
+  const std::string head = "Impact" + unit;
+  std::size_t width = 24;
+  for (const auto& r : rows) width = std::max(width, r.label.size() + 2);
+  char line[256];
+  std::snprintf(line, sizeof(line), "  %-*s %18s\n", static_cast<int>(width),
+                "Source of uncertainty", head.c_str());
+  os << line;
+  std::snprintf(line, sizeof(line), "  %-*s %9s %9s\n", static_cast<int>(width), "", "Nominal",
+                im.has_global ? "Global" : "");
+  os << line;
+  os << "  " << std::string(width + 20, '-') << "\n";
+  for (const auto& r : rows) {
+    double nom2 = 0.0, glob2 = 0.0;
+    bool any = false;
+    for (const auto& g : r.groups) {
+      const auto it = std::find(im.group_names.begin(), im.group_names.end(), g);
+      if (it == im.group_names.end()) continue;
+      const auto gi = static_cast<Eigen::Index>(it - im.group_names.begin());
+      any = true;
+      nom2 += im.grouped_nominal(t, gi) * im.grouped_nominal(t, gi);
+      if (im.has_global) glob2 += im.grouped_global(t, gi) * im.grouped_global(t, gi);
+    }
+    if (!any) {
+      std::snprintf(line, sizeof(line), "  %-*s %9s %9s\n", static_cast<int>(width),
+                    r.label.c_str(), "-", im.has_global ? "-" : "");
+    } else if (im.has_global) {
+      std::snprintf(line, sizeof(line), "  %-*s %9.1f %9.1f\n", static_cast<int>(width),
+                    r.label.c_str(), std::sqrt(nom2), std::sqrt(glob2));
+    } else {
+      std::snprintf(line, sizeof(line), "  %-*s %9.1f\n", static_cast<int>(width),
+                    r.label.c_str(), std::sqrt(nom2));
+    }
+    os << line;
+  }
+  os << "  " << std::string(width + 20, '-') << "\n";
+  if (im.has_global)
+    std::snprintf(line, sizeof(line), "  %-*s %9.1f %9.1f\n", static_cast<int>(width),
+                  "Total uncertainty", im.total[t], im.total[t]);
+  else
+    std::snprintf(line, sizeof(line), "  %-*s %9.1f\n", static_cast<int>(width),
+                  "Total uncertainty", im.total[t]);
+  os << line;
+}
+
 }  // namespace lepus::cli

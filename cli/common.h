@@ -5,7 +5,10 @@
 //     by main(); numerical outcomes are fit statuses, mapped to exit code 2.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <functional>
+#include <limits>
 #include <iosfwd>
 #include <string>
 #include <vector>
@@ -20,6 +23,9 @@
 
 namespace CLI {
 class App;
+}
+namespace lepus::models {
+struct WMassConfig;
 }
 
 namespace lepus::cli {
@@ -128,5 +134,63 @@ struct Command {
 Command AddFitCommand(CLI::App& parent, const std::string& command_line);
 Command AddInspectCommand(CLI::App& parent);
 Command AddDemoCommand(CLI::App& parent, const std::string& command_line);
+
+// ---- Producers (produce_command.cc), shared by `produce wmass` and `demo`.
+
+// Flags of `lepus produce wmass` that shape the configuration.
+struct ProduceFlags {
+  std::string config;                   // --config FILE
+  bool light = false, full = false;     // --light / --full
+  std::vector<std::string> events;      // --events FILE...
+  std::int64_t generate = -1;           // --generate N (-1: not given)
+  std::vector<std::string> data_events; // --data-events FILE...
+  double data_mw_shift = std::numeric_limits<double>::quiet_NaN();  // --data-truth-mw-shift
+  std::int64_t seed = -1;               // --seed S (-1: not given)
+  double luminosity = std::numeric_limits<double>::quiet_NaN();     // --luminosity PB
+  int threads = 0;                      // --threads N
+  bool print_config = false;            // --print-config
+  std::string output;                   // -o FILE
+};
+void AddProduceFlags(CLI::App* sub, ProduceFlags* flags);
+// The configuration: --config (or the --light/--full preset) with the flags applied on top.
+// Throws std::invalid_argument / io::InputError for a bad file and for inconsistent flags
+// (--events with --generate, --data-truth-mw-shift with data files, --config with a preset flag).
+models::WMassConfig ProduceConfigFromFlags(const ProduceFlags& flags);
+
+// "12.3M", "850k", "42".
+std::string HumanCount(double value);
+
+// "produce [######......]  25% 1.20M/4.80M events, 2.10M events/s, ETA 2.1 s" on stderr,
+// redrawn in place on a terminal (at most 5 times a second), else one line per tenth.
+class EventProgressBar {
+ public:
+  explicit EventProgressBar(std::string label);
+  void Update(std::int64_t done, std::int64_t total, double seconds);
+  void Finish();
+
+ private:
+  std::string label_;
+  bool tty_;
+  bool drawn_ = false;
+  int last_tenth_ = -1;
+  std::chrono::steady_clock::time_point last_;
+};
+
+// One row of a seed-like impact table: the label printed and the impact groups whose
+// impacts are combined in quadrature for it (nominal: of the union's grouped impact when
+// the groups are in `impacts`; a group missing from the model is skipped, a row with no
+// group present is printed as "-").
+struct ImpactRow {
+  std::string label;
+  std::vector<std::string> groups;
+};
+// The seed's "Source of uncertainty | Impact (MeV): Nominal, Global" table for one target of
+// the impacts, rows in the given order, then "Total uncertainty". Nominal impacts of a row with
+// several groups are added in quadrature (exact only for uncorrelated groups: give a single
+// group that contains them all when possible); global impacts always add in quadrature.
+void PrintSeedImpactTable(std::ostream& os, const engine::Impacts& impacts, int target,
+                          const std::vector<ImpactRow>& rows);
+
+Command AddProduceCommand(CLI::App& parent, const std::string& command_line);
 
 }  // namespace lepus::cli

@@ -195,9 +195,12 @@ int RunGenerate(const GenerateArgs& a, const std::string& command_line) {
             << config.filter.min_pt << " GeV" << (config.simulate_detector ? "" : ", no detector")
             << "\n";
 
-  models::EventFileWriter writer(a.output,
-                                 models::MakeEventFileMetadata(generator, "lepus " + Version() +
-                                                                              ": " + command_line));
+  models::EventFileWriterOptions write_options;
+  write_options.num_threads = a.threads;
+  models::EventFileWriter writer(
+      a.output,
+      models::MakeEventFileMetadata(generator, "lepus " + Version() + ": " + command_line),
+      write_options);
   auto source = models::MakeGeneratorSource(config, a.threads);
   models::EventBatch batch;
   std::map<int, std::pair<std::int64_t, double>> written;  // process -> (events, sum of weights)

@@ -7,7 +7,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <limits>
+#include <cstring>
 #include <system_error>
+
+#include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
+#include <zlib.h>
 
 #include <nlohmann/json.hpp>
 
@@ -101,6 +106,18 @@ struct EventFileWriter::Impl {
   Handle file;
   std::vector<Handle> datasets;  // EventColumns() order
   bool closed = false;
+  // Chunks are shuffled and deflated here, in parallel, and stored with H5Dwrite_chunk (HDF5's
+  // own filter pipeline is serial); readers decode them with the standard filters declared on
+  // the datasets. `pending` holds the raw bytes of the events not yet in a full chunk.
+  EventFileWriterOptions options;
+  std::vector<std::size_t> elem_size;
+  std::vector<std::vector<unsigned char>> pending;
+  std::int64_t events_in_chunks = 0;  // events stored in written chunks
+
+  // Compresses and writes the first `nchunks` chunks of `pending` (the last one may be partial
+  // when `partial_events` > 0: it is zero-padded and the extent set to the true length).
+  void WriteChunks(const std::string& final_path, std::size_t nchunks,
+                   std::size_t partial_events);
 
   [[noreturn]] void Fail(const std::string& final_path, const std::string& where,
                          const std::string& what) const {
@@ -180,7 +197,64 @@ EventFileWriter::EventFileWriter(std::string path, const EventFileMetadata& meta
              H5Dclose);
     if (!d.valid()) w.Fail(path_, ColumnPath(c), "cannot create the dataset");
     w.datasets.push_back(std::move(d));
+    w.elem_size.push_back(H5Tget_size(FileType(c.type)));
   }
+  w.options = options;
+  w.pending.resize(w.datasets.size());
+}
+
+void EventFileWriter::Impl::WriteChunks(const std::string& final_path, std::size_t nchunks,
+                                        std::size_t partial_events) {
+  if (nchunks == 0) return;
+  const std::size_t ncols = datasets.size(), chunk = options.chunk_events;
+  std::vector<std::vector<unsigned char>> out(ncols * nchunks);
+  auto compress = [&](std::size_t job) {
+    const std::size_t c = job / nchunks, k = job % nchunks, s = elem_size[c];
+    const std::size_t bytes = chunk * s;
+    std::vector<unsigned char> raw(bytes, 0);
+    const std::size_t have = std::min(bytes, pending[c].size() - k * bytes);
+    std::memcpy(raw.data(), pending[c].data() + k * bytes, have);
+    std::vector<unsigned char>& dst = out[job];
+    if (options.gzip_level == 0) {
+      dst = std::move(raw);
+      return;
+    }
+    // HDF5's shuffle filter: byte j of element i goes to j * n + i.
+    std::vector<unsigned char> shuffled(bytes);
+    for (std::size_t i = 0; i < chunk; ++i)
+      for (std::size_t j = 0; j < s; ++j) shuffled[j * chunk + i] = raw[i * s + j];
+    uLongf len = compressBound(static_cast<uLong>(bytes));
+    dst.resize(len);
+    if (compress2(dst.data(), &len, shuffled.data(), static_cast<uLong>(bytes),
+                  options.gzip_level) != Z_OK)
+      dst.clear();  // reported below, on the calling thread
+    else
+      dst.resize(len);
+  };
+  tbb::task_arena arena(options.num_threads > 0 ? options.num_threads
+                                                : tbb::task_arena::automatic);
+  arena.execute([&] {
+    tbb::parallel_for(std::size_t{0}, ncols * nchunks, compress);
+  });
+
+  const std::size_t full_events = (nchunks - (partial_events > 0 ? 1 : 0)) * chunk;
+  const hsize_t new_n = static_cast<hsize_t>(events_in_chunks) + full_events + partial_events;
+  const std::vector<ColumnSpec>& cols = EventColumns();
+  for (std::size_t c = 0; c < ncols; ++c) {
+    const hid_t d = datasets[c].get();
+    if (H5Dset_extent(d, &new_n) < 0)
+      Fail(final_path, ColumnPath(cols[c]), "cannot extend the dataset");
+    for (std::size_t k = 0; k < nchunks; ++k) {
+      const std::vector<unsigned char>& data = out[c * nchunks + k];
+      if (data.empty()) Fail(final_path, ColumnPath(cols[c]), "zlib compression failed");
+      const hsize_t offset = static_cast<hsize_t>(events_in_chunks) + k * chunk;
+      if (H5Dwrite_chunk(d, H5P_DEFAULT, 0, &offset, data.size(), data.data()) < 0)
+        Fail(final_path, ColumnPath(cols[c]), "cannot write the data");
+    }
+    const std::size_t consumed = std::min(pending[c].size(), nchunks * chunk * elem_size[c]);
+    pending[c].erase(pending[c].begin(), pending[c].begin() + static_cast<std::ptrdiff_t>(consumed));
+  }
+  events_in_chunks = static_cast<std::int64_t>(new_n);
 }
 
 EventFileWriter::~EventFileWriter() {
@@ -196,25 +270,22 @@ void EventFileWriter::Append(const EventBatch& batch) {
   if (batch.empty()) return;
   Impl& w = *impl_;
   if (w.closed) throw std::logic_error("EventFileWriter::Append after Close");
-  const hsize_t old_n = static_cast<hsize_t>(num_events_), n = batch.size();
-  const hsize_t new_n = old_n + n;
   std::size_t k = 0;
-  VisitColumns(batch, [&](const ColumnSpec& c, const auto& v) {
-    using T = typename std::remove_cv_t<std::remove_reference_t<decltype(v)>>::value_type;
-    const hid_t d = w.datasets[k++].get();
-    if (H5Dset_extent(d, &new_n) < 0) w.Fail(path_, ColumnPath(c), "cannot extend the dataset");
-    Handle fspace(H5Dget_space(d), H5Sclose);
-    H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, &old_n, nullptr, &n, nullptr);
-    Handle mspace(H5Screate_simple(1, &n, nullptr), H5Sclose);
-    if (H5Dwrite(d, MemType<T>(), mspace.get(), fspace.get(), H5P_DEFAULT, v.data()) < 0)
-      w.Fail(path_, ColumnPath(c), "cannot write the data");
+  VisitColumns(batch, [&](const ColumnSpec&, const auto& v) {
+    const auto* bytes = reinterpret_cast<const unsigned char*>(v.data());
+    std::vector<unsigned char>& p = w.pending[k++];
+    p.insert(p.end(), bytes, bytes + v.size() * sizeof(v[0]));
   });
-  num_events_ += static_cast<std::int64_t>(n);
+  num_events_ += static_cast<std::int64_t>(batch.size());
+  const auto waiting = static_cast<std::size_t>(num_events_ - w.events_in_chunks);
+  w.WriteChunks(path_, waiting / w.options.chunk_events, 0);
 }
 
 void EventFileWriter::Close() {
   Impl& w = *impl_;
   if (w.closed) return;
+  const auto waiting = static_cast<std::size_t>(num_events_ - w.events_in_chunks);
+  if (waiting > 0) w.WriteChunks(path_, 1, waiting);
   w.WriteScalarAttribute<std::int64_t>(path_, "num_events", H5T_STD_I64LE, H5T_NATIVE_INT64,
                                        num_events_);
   w.datasets.clear();

@@ -41,6 +41,7 @@ EventFileMetadata MakeEventFileMetadata(const Generator& generator, const std::s
 struct EventFileWriterOptions {
   int gzip_level = 1;                 // 0 (none) .. 9; with the shuffle filter when > 0
   std::size_t chunk_events = 16384;   // events per HDF5 chunk, > 0
+  int num_threads = 0;                // chunk compression threads (0 = all cores)
 };
 
 // Writes an event file. The data go to a temporary file beside `path` which Close() renames onto

@@ -1,0 +1,226 @@
+// `lepus produce wmass`: events (generated or from event files) -> histograms with every
+// systematic variation -> the W-mass fit input (models/wmass.h, docs/producers.md). Progress
+// (events/s, ETA) and the summary go to stderr; --print-config prints the effective
+// configuration as JSON on stdout.
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <limits>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+
+#include "common.h"
+#include "setup.h"
+#include "lepus/io/writer.h"
+#include "lepus/models/wmass.h"
+
+namespace lepus::cli {
+std::string HumanCount(double v) {
+  char buf[32];
+  if (v >= 1e9)
+    std::snprintf(buf, sizeof(buf), "%.2fG", v / 1e9);
+  else if (v >= 1e6)
+    std::snprintf(buf, sizeof(buf), "%.2fM", v / 1e6);
+  else if (v >= 1e4)
+    std::snprintf(buf, sizeof(buf), "%.1fk", v / 1e3);
+  else
+    std::snprintf(buf, sizeof(buf), "%.0f", v);
+  return buf;
+}
+
+EventProgressBar::EventProgressBar(std::string label)
+    : label_(std::move(label)), tty_(::isatty(STDERR_FILENO) == 1) {}
+
+void EventProgressBar::Update(std::int64_t done, std::int64_t total, double seconds) {
+  const auto now = std::chrono::steady_clock::now();
+  const int tenth = total > 0 ? static_cast<int>(10 * done / total) : 10;
+  if (tty_) {
+    if (drawn_ && done < total && now - last_ < std::chrono::milliseconds(200)) return;
+  } else if (tenth == last_tenth_) {
+    return;
+  }
+  last_ = now;
+  last_tenth_ = tenth;
+  const double frac = total > 0 ? std::min(1.0, static_cast<double>(done) / total) : 1.0;
+  const double rate = seconds > 0 ? done / seconds : 0.0;
+  std::ostringstream os;
+  os << label_ << " [";
+  const int width = 24;
+  const int filled = static_cast<int>(frac * width + 0.5);
+  for (int i = 0; i < width; ++i) os << (i < filled ? '#' : '.');
+  char pct[16];
+  std::snprintf(pct, sizeof(pct), "%3.0f%%", 100 * frac);
+  os << "] " << pct << " " << HumanCount(static_cast<double>(done)) << "/"
+     << HumanCount(static_cast<double>(total)) << " events, " << HumanCount(rate) << " events/s";
+  if (rate > 0 && done < total) os << ", ETA " << FormatSeconds((total - done) / rate);
+  std::cerr << (tty_ ? "\r" : "") << os.str() << (tty_ ? "\033[K" : "\n") << std::flush;
+  drawn_ = true;
+}
+
+void EventProgressBar::Finish() {
+  if (tty_ && drawn_) std::cerr << "\n";
+  drawn_ = false;
+}
+
+models::WMassConfig ProduceConfigFromFlags(const ProduceFlags& f) {
+  models::WMassConfig c;
+  if (!f.config.empty()) {
+    if (f.light || f.full)
+      throw std::invalid_argument(std::string(f.light ? "--light" : "--full") +
+                                  ": the preset comes from the 'preset' key of --config " +
+                                  f.config + "; give one or the other");
+    c = models::ReadWMassConfig(f.config);
+  } else {
+    c = models::WMassConfig::Preset(f.full ? models::WMassPreset::kFull
+                                           : models::WMassPreset::kLight);
+  }
+  if (!f.events.empty() && f.generate >= 0)
+    throw std::invalid_argument(
+        "--events and --generate exclude each other (the simulation is read from files or "
+        "generated)");
+  if (!f.data_events.empty() && !std::isnan(f.data_mw_shift))
+    throw std::invalid_argument(
+        "--data-truth-mw-shift applies to generated data only, but --data-events reads the data "
+        "from files");
+  if (!f.events.empty()) c.simulation.files = f.events;
+  if (f.generate >= 0) {
+    if (f.generate == 0) throw std::invalid_argument("--generate is 0, but must be > 0");
+    c.simulation.files.clear();
+    c.simulation.events = static_cast<std::uint64_t>(f.generate);
+  }
+  if (!f.data_events.empty()) c.data.files = f.data_events;
+  if (!std::isnan(f.data_mw_shift)) {
+    if (c.data.from_files())
+      throw std::invalid_argument(
+          "--data-truth-mw-shift applies to generated data only, but the configuration reads "
+          "the data from files (data.files)");
+    c.data_mw_shift_mev = f.data_mw_shift;
+  }
+  if (f.seed >= 0) {
+    c.simulation.seed = static_cast<std::uint64_t>(f.seed);
+    c.data.seed = static_cast<std::uint64_t>(f.seed) + 1;
+  }
+  if (!std::isnan(f.luminosity)) c.luminosity_pb = f.luminosity;
+  std::string error;
+  if (!c.IsValid(&error))
+    throw std::invalid_argument("produce wmass: " + error +
+                                (f.config.empty() ? "" : " (configuration " + f.config + ")"));
+  return c;
+}
+
+namespace {
+
+int RunProduce(const ProduceFlags& a, const std::string& /*command_line*/) {
+  const models::WMassConfig config = ProduceConfigFromFlags(a);
+  if (a.print_config) {
+    std::cout << config.ToJson() << "\n";
+    if (a.output.empty()) return kExitOk;
+  }
+  if (a.output.empty())
+    throw std::invalid_argument("produce wmass: -o/--output FILE is required");
+  CheckOutputPath(a.output);
+
+  std::cerr << "produce wmass: " << models::ToString(config.preset) << " configuration";
+  if (!a.config.empty()) std::cerr << " from " << a.config;
+  std::cerr << "; simulation "
+            << (config.simulation.from_files()
+                    ? std::to_string(config.simulation.files.size()) + " event file(s)"
+                    : HumanCount(static_cast<double>(config.simulation.events)) +
+                          " generated events (seed " + std::to_string(config.simulation.seed) +
+                          ")")
+            << "; data "
+            << (config.data.from_files()
+                    ? std::to_string(config.data.files.size()) + " event file(s)"
+                    : "generated at " + HumanCount(config.luminosity_pb) +
+                          " pb^-1 (seed " + std::to_string(config.data.seed) + ")")
+            << "\n";
+
+  const auto t0 = std::chrono::steady_clock::now();
+  EventProgressBar bar("produce");
+  models::ProduceOptions options;
+  options.num_threads = a.threads;
+  options.progress = [&bar](const models::ProduceProgress& p) {
+    bar.Update(p.events_done, p.events_total, p.seconds);
+  };
+  models::WMassProduction prod = models::ProduceWMass(config, options);
+  bar.Finish();
+  const auto t1 = std::chrono::steady_clock::now();
+  io::WriteFitInput(prod.model, a.output, prod.write_options);
+  const double t_write =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+  const double t_total =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  std::cerr << prod.summary.Report();
+  const auto size = std::filesystem::file_size(a.output);
+  const double rate = prod.summary.seconds_fill > 0
+                          ? (prod.summary.sim_events + prod.summary.data_events) /
+                                prod.summary.seconds_fill
+                          : 0.0;
+  std::cerr << "wrote " << a.output << " (" << HumanCount(static_cast<double>(size)) << "B, "
+            << (prod.write_options.gzip ? "gzip, " : "") << FormatSeconds(t_write) << ")\n"
+            << "total " << FormatSeconds(t_total) << " on " << models::ResolveThreads(a.threads)
+            << " thread(s), " << HumanCount(rate) << " events/s\n";
+  return kExitOk;
+}
+
+}  // namespace
+
+void AddProduceFlags(CLI::App* sub, ProduceFlags* args) {
+  sub->add_option("--config", args->config, "JSON configuration (docs/producers.md)")
+      ->type_name("FILE");
+  auto* light = sub->add_flag("--light", args->light,
+                              "light preset: tens of nuisances (default without --config)");
+  auto* full = sub->add_flag("--full", args->full, "full preset: thousands of nuisances");
+  light->excludes(full);
+  sub->add_option("--events", args->events, "simulation event files (instead of generating)")
+      ->type_name("FILE...")
+      ->expected(1, -1);
+  sub->add_option("--generate", args->generate, "simulated events to generate")
+      ->type_name("N")
+      ->check(CLI::Range(std::int64_t{0}, std::numeric_limits<std::int64_t>::max()));
+  sub->add_option("--data-events", args->data_events,
+                  "data event files (instead of generating data)")
+      ->type_name("FILE...")
+      ->expected(1, -1);
+  sub->add_option("--data-truth-mw-shift", args->data_mw_shift,
+                  "m_W of generated data minus the simulation's, in MeV")
+      ->type_name("MEV");
+  sub->add_option("--seed", args->seed,
+                  "generator seed of the simulation (the data use SEED + 1)")
+      ->type_name("S")
+      ->check(CLI::Range(std::int64_t{0}, std::numeric_limits<std::int64_t>::max()));
+  sub->add_option("--luminosity", args->luminosity,
+                  "integrated luminosity of generated data and of the simulation weights")
+      ->type_name("PB")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--threads", args->threads, "worker threads (0 = all cores; output identical)")
+      ->type_name("N")
+      ->check(CLI::Range(0, 4096));
+}
+
+Command AddProduceCommand(CLI::App& parent, const std::string& command_line) {
+  auto args = std::make_shared<ProduceFlags>();
+  CLI::App* produce = parent.add_subcommand(
+      "produce", "build a fit input from events (generated or read from event files)");
+  produce->require_subcommand(1);
+  CLI::App* sub = produce->add_subcommand(
+      "wmass", "the W-mass fit input: muon eta x pT x charge with every systematic group");
+  AddProduceFlags(sub, args.get());
+  sub->add_flag("--print-config", args->print_config,
+                "print the effective configuration as JSON on stdout (and stop unless -o)");
+  sub->add_option("-o,--output", args->output, "the fit input to write (HDF5)")->type_name("FILE");
+  return {produce, [args, command_line] { return RunProduce(*args, command_line); }};
+}
+
+}  // namespace lepus::cli

@@ -1,0 +1,264 @@
+// The W-mass producer: events (generated or read from event files) -> selection -> histograms
+// with every systematic variation filled in the same pass -> the binned fit input of the
+// reference analysis (physics reference sections 1 and 4; docs/producers.md).
+//
+//   * Selection: exactly one good muon (|eta| < 2.4, 26 < pT < 56 GeV, reconstructed, identified
+//     and trigger-matched; a second reconstructed muon above veto_pt vetoes the event), and the
+//     extended-ABCD regions by transverse mass (edges 0, 20, 40 GeV, inf) and isolation (pass:
+//     rel_iso < 0.15). The fit channel "wmass" is the signal region D (mT > 40, isolated):
+//     eta (48 bins in [-2.4, 2.4]) x pT (30 bins in [26, 56] GeV) x charge (2), row-major.
+//     In simulation the efficiencies are weights (eff_reco eff_tracking eff_id eff_trigger of the
+//     selected muon, times 1 - eff_reco eff_tracking eff_id of a second muon that could veto),
+//     in data they are the accept/reject outcomes; data muon momenta are corrected with the
+//     calibration's central values (CalibrationParameters::CorrectPt), the missing pT following.
+//   * Processes: Wmunu (the signal: W+ and W- -> mu nu, one signal strength, the mass shared by
+//     both charges), Wtaunu, Zmumu, Ztautau, top, diboson from simulation; nonprompt from data
+//     with the extended ABCD method (nonprompt.h), the prompt simulation subtracted in every
+//     sideband.
+//   * Systematics (named groups as in the seed's impact table): massW (the nuisance of interest
+//     massShiftW100MeV: Breit-Wigner templates at +-100 MeV, scale 100 "MeV", unconstrained),
+//     widthW, muonScale (calibration eigen-nuisances x 2.1, per-muon pT shifts that move events
+//     between bins), muonEfficiency (statistical and systematic scale-factor variations),
+//     pdf, angularCoeffs, pTModeling, EW (theory_variations.h), nonprompt (smoothing,
+//     normalisation, shape), luminosity (1.2%), and Barlow-Beeston MC statistics from sumw2.
+//   * Pseudo-data sets: the expectation with the Wmunu template Breit-Wigner reweighted to known
+//     mass shifts (mass_shift_m30MeV, mass_shift_0MeV, mass_shift_p30MeV by default).
+//   * Two presets: Light() (tens of nuisances, seconds: tests and `lepus demo`) and Full()
+//     (the seed's scale, about 4500 nuisances). Configuration in JSON (WMassConfigFromJson;
+//     schema in docs/producers.md) with "lepus_config_version": 1.
+//   * Determinism: work items are fixed chunks of the input (never the thread count) and partial
+//     histograms are added in chunk order (histogram.h), so the fit input is bitwise identical
+//     for any number of threads.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lepus/io/writer.h"
+#include "lepus/models/calibration.h"
+#include "lepus/models/efficiency_variations.h"
+#include "lepus/models/events.h"
+#include "lepus/models/generator.h"
+#include "lepus/models/histogram.h"
+#include "lepus/models/nonprompt.h"
+#include "lepus/models/theory_variations.h"
+
+namespace lepus::models {
+
+// Version of the producer configuration schema (the "lepus_config_version" key).
+inline constexpr int kWMassConfigVersion = 1;
+
+// The fit's nuisance of interest and its physical scale.
+inline constexpr const char* kWMassNoi = "massShiftW100MeV";
+
+enum class WMassPreset { kLight, kFull };
+std::string ToString(WMassPreset preset);  // "light", "full"
+// Throws std::invalid_argument listing the valid names.
+WMassPreset WMassPresetFromString(std::string_view name);
+
+// Where the events of one sample come from: event files (docs/events.md) when `files` is not
+// empty, otherwise the built-in generator.
+struct SampleSource {
+  std::vector<std::string> files;  // event files, read in order
+  // Simulation only: events to generate in total, shared among the processes by rate (> 0 when
+  // generating). Generated data have Poisson(rate x luminosity) events per process instead.
+  std::uint64_t events = 0;
+  std::uint64_t seed = 1;          // generator seed
+  bool from_files() const { return !files.empty(); }
+};
+
+struct WMassConfig {
+  WMassPreset preset = WMassPreset::kLight;
+
+  // ---- Binning of the fit channel (eta in [-2.4, 2.4]).
+  int eta_bins = 48;     // divides 48 (the calibration and efficiency eta binning)
+  int pt_bins = 30;      // > 0
+  double pt_min = 26.0;  // GeV; 0 < pt_min < pt_max
+  double pt_max = 56.0;
+
+  // ---- Selection.
+  double iso_cut = kIsoCut;  // isolated: rel_iso < iso_cut; > 0
+  double mt_cut = 40.0;      // GeV, signal region mT > mt_cut
+  double mt_sideband = 20.0; // GeV, sidebands [mt_sideband, mt_cut) and [0, mt_sideband); 0 < . < mt_cut
+  double veto_pt = 10.0;     // GeV, a second muon above it vetoes the event; >= 0
+
+  // ---- Samples.
+  SampleSource simulation{{}, 4000000, 1};
+  SampleSource data{{}, 0, 2};          // generated by default
+  double luminosity_pb = 200.0;         // generated data and the simulation's weights; > 0
+  // The data truth of generated data: GeneratorConfig::DefaultData() (biased momentum scale,
+  // different efficiencies, non-prompt yield x1.15) with m_W = simulation + data_mw_shift_mev.
+  double data_mw_shift_mev = -30.0;
+
+  // ---- Systematics.
+  TheoryConfig theory = TheoryConfig::Light();  // mass, width, pdf, angularCoeffs, pTModeling, EW
+  bool efficiency = true;
+  EfficiencyConfig efficiency_config = EfficiencyConfig::Light();
+  bool muon_scale = true;
+  double muon_scale_stat = 2.1;     // MomentumNuisanceOptions::stat_scale; > 0
+  std::string calibration_file;     // "" = the built-in SyntheticCalibration()
+  // Eta regions of the momentum-scale nuisances: 0 = the calibration's own bins (3 per bin for
+  // the built-in one: 144); N > 0 = the calibration coarse-grained into N equal regions with
+  // coherent shifts (3 N nuisances; the light preset). N divides the calibration's bins.
+  int muon_scale_regions = 6;
+  bool nonprompt = true;
+  NonpromptOptions nonprompt_options = NonpromptOptions::Light();
+  double lumi_uncertainty = 0.012;  // relative; 0 = none
+  bool bin_by_bin_stat = true;      // write sumw2 (Barlow-Beeston lite in the fit)
+  // Pseudo-data sets with the Wmunu template at these mass shifts (MeV): multiples of
+  // theory.mass_step_mev within +-theory.mass_shift_mev.
+  std::vector<double> pseudodata_shifts_mev = {-30.0, 0.0, 30.0};
+  // Up/down pairs that are not symmetric by construction (mass, width, some theory): "none"
+  // (asymmetric), "average", ... (io::Symmetrization). The NOI is always kept asymmetric.
+  io::Symmetrization symmetrization = io::Symmetrization::kAverage;
+
+  // ---- Output.
+  // "auto": sparse when the density of the logk tensor is below sparse_density; "dense";
+  // "sparse".
+  std::string storage = "auto";
+  double sparse_density = 0.25;  // in (0, 1]
+  bool gzip = true;
+
+  // ---- Processing: events per work item (fixed: the output never depends on the threads).
+  std::uint64_t chunk_events = 1 << 16;  // > 0
+
+  static WMassConfig Light();
+  static WMassConfig Full();
+  static WMassConfig Preset(WMassPreset preset);
+  // False with "<field> is <value>, but must be <constraint>" in *error.
+  bool IsValid(std::string* error) const;
+  // The configuration as JSON (the schema of WMassConfigFromJson; `lepus produce wmass
+  // --print-config`).
+  std::string ToJson() const;
+};
+
+// Reads a configuration: the "preset" key (default "light", or `base` when has_base) gives the
+// starting values, the other keys override them. Unknown keys, wrong types, a missing or
+// unsupported "lepus_config_version" throw std::invalid_argument "<origin>: <key path> ..."
+// (e.g. "cfg.json: systematics.efficiency.num_eigen is \"4\" (string), but must be an integer").
+WMassConfig WMassConfigFromJson(const std::string& json_text, const std::string& origin);
+WMassConfig ReadWMassConfig(const std::string& path);
+
+// ---- Progress and summary.
+
+struct ProduceProgress {
+  std::int64_t events_done = 0;   // events read or generated so far (both samples)
+  std::int64_t events_total = 0;  // expected total (-1 unknown)
+  double seconds = 0.0;
+};
+
+struct ProduceOptions {
+  int num_threads = 0;  // 0 = all cores
+  // Called from one thread at a time after each work item.
+  std::function<void(const ProduceProgress&)> progress;
+};
+
+// The fit-input process slots of the simulation.
+inline constexpr int kWMassMcSlots = 6;
+// "Wmunu", "Wtaunu", "Zmumu", "Ztautau", "top", "diboson"; index -1 (non-prompt) -> "nonprompt".
+const char* WMassSlotName(int slot);
+// The slot of a generator process (-1 for non-prompt, which comes from data).
+int WMassSlot(Process process) noexcept;
+
+// The histograms of one production (or of one work item).
+struct WMassHistograms {
+  // Per MC slot and for the data: sumw/sumw2 over the region space (mt x iso x eta x pt x
+  // charge; the fit channel is the block of region D).
+  std::vector<WeightedHistogram> mc;
+  WeightedHistogram data;
+  // Deltas of every variation in the fit channel (support in fit-channel bins).
+  VariationStore variations;
+  // Counters: events read (simulation, data), candidates entering any region, and events in
+  // the signal region per slot (raw counts).
+  std::int64_t sim_events = 0, data_events = 0;
+  std::array<std::int64_t, kWMassMcSlots> selected{};
+  std::int64_t data_selected = 0;
+  std::int64_t nonprompt_sim_skipped = 0;  // non-prompt simulated events (not used)
+
+  void Reset();
+  WMassHistograms& operator+=(const WMassHistograms& other);
+};
+
+struct WMassSummary {
+  std::int64_t sim_events = 0, data_events = 0;
+  // Per process (slots and "nonprompt"), in the fit channel: raw selected events and yields.
+  std::vector<std::string> processes;
+  std::vector<std::int64_t> selected;
+  std::vector<double> yields;
+  std::int64_t data_selected = 0;
+  double data_yield = 0.0;
+  int bins = 0;
+  int nuisances = 0;
+  std::vector<std::pair<std::string, int>> groups;  // group -> nuisances
+  int variations_filled = 0;   // variation histograms filled in the event loop
+  int pseudodata_sets = 0;
+  double density = 0.0;        // non-zero logk entries / (bins x processes x systematics)
+  engine::StorageKind storage = engine::StorageKind::kDense;
+  long long clipped_entries = 0;
+  double seconds_fill = 0.0, seconds_estimate = 0.0, seconds_build = 0.0;
+  std::string Report() const;
+};
+
+// The W-mass producer of one configuration: validates it, builds the systematics registries and
+// the variation layout. Const methods are thread-safe.
+class WMassProducer {
+ public:
+  // Throws std::invalid_argument (IsValid message) or io::InputError (calibration file).
+  explicit WMassProducer(WMassConfig config);
+  ~WMassProducer();
+  WMassProducer(WMassProducer&&) noexcept;
+  WMassProducer& operator=(WMassProducer&&) noexcept;
+
+  const WMassConfig& config() const;
+  // The region space (mt x iso x eta x pt x charge) and the fit channel (eta x pt x charge).
+  const BinSpace& region_space() const;
+  const BinSpace& fit_space() const;
+  // First bin of the signal region D in the region space (the fit channel is
+  // [offset, offset + fit_space().size())).
+  int signal_region_offset() const;
+  const VariationLayout& layout() const;
+  const TheoryVariations& theory() const;
+  const EfficiencyVariations& efficiency() const;
+  const std::vector<MomentumNuisance>& momentum_nuisances() const;
+  const CalibrationParameters& calibration() const;
+
+  // Empty histograms for this producer.
+  WMassHistograms MakeHistograms() const;
+  // Selects and fills events [0, batch.size()) of one batch (serial).
+  void FillBatch(const EventBatch& batch, SampleKind sample, WMassHistograms* h) const;
+  // Every event of the configured sources, in parallel (options.num_threads), deterministic.
+  // Throws io::InputError for unreadable event files.
+  WMassHistograms Fill(const ProduceOptions& options = {}) const;
+  // The non-prompt estimate from the histograms (data and prompt simulation in the sidebands).
+  NonpromptResult EstimateNonpromptBackground(const WMassHistograms& h) const;
+  // The fit input from the histograms; fills the summary (except the fill timing).
+  io::TensorWriter MakeFitInput(const WMassHistograms& h, WMassSummary* summary = nullptr) const;
+  // Write options of the configuration for a built model (storage "auto" resolved by density).
+  io::WriteOptions ResolveWriteOptions(const engine::Model& model, double* density = nullptr) const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// The whole chain: Fill, MakeFitInput, Build; returns the model and the write options, and the
+// summary. The caller writes it with io::WriteFitInput.
+struct WMassProduction {
+  engine::Model model;
+  io::WriteOptions write_options;
+  WMassSummary summary;
+};
+WMassProduction ProduceWMass(const WMassConfig& config, const ProduceOptions& options = {});
+
+// "mass_shift_m30MeV" / "mass_shift_0MeV" / "mass_shift_p30MeV".
+std::string MassShiftPseudoDataName(double shift_mev);
+
+}  // namespace lepus::models

@@ -1,0 +1,956 @@
+// The W-mass producer (wmass.h; docs/producers.md): selection, histograms with every variation
+// filled in one pass, the non-prompt estimate and the fit input.
+#include "lepus/models/wmass.h"
+
+#include <algorithm>
+#include <cassert>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+#include <utility>
+
+#include "lepus/io/errors.h"
+#include "lepus/models/event_file.h"
+
+namespace lepus::models {
+
+namespace {
+
+constexpr double kEtaMax = 2.4;
+// Candidates within this margin (GeV) outside the pT range are followed through the
+// momentum-scale variations, which can move them into the fit range (the shifts are ~1e-3 x pT).
+constexpr double kMigrationMargin = 1.0;
+
+const char* kSlotNames[kWMassMcSlots] = {"Wmunu", "Wtaunu", "Zmumu", "Ztautau", "top", "diboson"};
+
+// Region (mt bin, iso bin) -> ABCD region of nonprompt.h.
+AbcdRegion RegionOf(int mt_bin, int iso_bin) {
+  static const AbcdRegion pass[3] = {AbcdRegion::kBx, AbcdRegion::kB, AbcdRegion::kD};
+  static const AbcdRegion fail[3] = {AbcdRegion::kAx, AbcdRegion::kA, AbcdRegion::kC};
+  return iso_bin == 0 ? pass[mt_bin] : fail[mt_bin];
+}
+
+// A coarse-grained calibration: `regions` equal groups of bins with coherent shifts. The
+// covariance of a region is the mean of its bins' 3x3 blocks (a shift of each bin's size applied
+// to the whole region), the central values the mean of the bins'.
+CalibrationParameters CoarsenCalibration(const CalibrationParameters& fine, int regions) {
+  const int n = fine.num_bins();
+  if (regions <= 0 || n % regions != 0)
+    throw std::invalid_argument("muon_scale.regions is " + std::to_string(regions) +
+                                ", but must divide the calibration's " + std::to_string(n) +
+                                " eta bins");
+  const int per = n / regions;
+  CalibrationParameters c;
+  c.description = fine.description + " (coarse-grained into " + std::to_string(regions) +
+                  " regions for the momentum-scale nuisances)";
+  c.params.resize(regions);
+  c.covariance = Eigen::MatrixXd::Zero(3 * regions, 3 * regions);
+  for (int r = 0; r < regions; ++r) {
+    c.eta_edges.push_back(fine.eta_edges[r * per]);
+    ScaleBias mean;
+    for (int b = r * per; b < (r + 1) * per; ++b) {
+      mean.A += fine.params[b].A / per;
+      mean.e += fine.params[b].e / per;
+      mean.M += fine.params[b].M / per;
+      c.covariance.block(3 * r, 3 * r, 3, 3) += fine.covariance.block(3 * b, 3 * b, 3, 3) / per;
+    }
+    c.params[r] = mean;
+  }
+  c.eta_edges.push_back(fine.eta_edges.back());
+  return c;
+}
+
+// One selected-muon hypothesis of a simulated event.
+struct Candidate {
+  std::uint32_t event;
+  std::int8_t slot;
+  std::int8_t charge;
+  bool iso_pass;
+  double w;              // nominal weight, efficiencies included
+  double pt, eta, phi;   // the muon
+  double met_x, met_y;   // the missing pT
+  double eff_iso;
+  int fit_bin;           // bin in the fit channel if in the signal region and range, else -1
+};
+
+// Per-work-item scratch space (reused; never shared between threads).
+struct Scratch {
+  std::vector<Candidate> cand;
+  std::vector<int> theory_cand;   // candidates entering the theory variations
+  EventBatch sub;                 // their generator-level columns
+  TheoryInputs inputs;
+  std::vector<double> up, down;
+  std::vector<ActiveEfficiencyVariation> active;
+};
+
+}  // namespace
+
+const char* WMassSlotName(int slot) {
+  if (slot < 0 || slot >= kWMassMcSlots) return "nonprompt";
+  return kSlotNames[slot];
+}
+
+int WMassSlot(Process process) noexcept {
+  switch (process) {
+    case Process::kWplusMuNu:
+    case Process::kWminusMuNu:
+      return 0;
+    case Process::kWTauNu:
+      return 1;
+    case Process::kZMuMu:
+      return 2;
+    case Process::kZTauTau:
+      return 3;
+    case Process::kTop:
+      return 4;
+    case Process::kDiboson:
+      return 5;
+    case Process::kNonPrompt:
+      return -1;
+  }
+  return -1;
+}
+
+std::string MassShiftPseudoDataName(double shift_mev) {
+  const long long v = std::llround(shift_mev);
+  if (v == 0) return "mass_shift_0MeV";
+  return std::string("mass_shift_") + (v < 0 ? "m" : "p") + std::to_string(v < 0 ? -v : v) +
+         "MeV";
+}
+
+// ---- WMassHistograms
+
+void WMassHistograms::Reset() {
+  for (auto& h : mc) h.Reset();
+  data.Reset();
+  variations.Reset();
+  sim_events = data_events = 0;
+  selected.fill(0);
+  data_selected = 0;
+  nonprompt_sim_skipped = 0;
+}
+
+WMassHistograms& WMassHistograms::operator+=(const WMassHistograms& o) {
+  for (std::size_t s = 0; s < mc.size(); ++s) mc[s] += o.mc[s];
+  data += o.data;
+  variations += o.variations;
+  sim_events += o.sim_events;
+  data_events += o.data_events;
+  for (int s = 0; s < kWMassMcSlots; ++s) selected[s] += o.selected[s];
+  data_selected += o.data_selected;
+  nonprompt_sim_skipped += o.nonprompt_sim_skipped;
+  return *this;
+}
+
+// ---- Impl
+
+struct WMassProducer::Impl {
+  WMassConfig config;
+  VariableAxis mt_axis, iso_axis;
+  RegularAxis eta_axis, pt_axis, charge_axis;
+  BinSpace region_space, fit_space;
+  int fit_size = 0;
+  int signal_offset = 0;
+  int eta_stride = 0;       // fit bins per fit eta bin
+  int fine_per_fit = 1;     // 48-bin scale eta bins per fit eta bin
+
+  TheoryVariations theory;
+  std::unique_ptr<EfficiencyVariations> efficiency;
+  CalibrationParameters calibration;        // corrects the data
+  CalibrationParameters scale_calibration;  // its nuisances (coarse-grained or the same)
+  std::vector<MomentumNuisance> momentum;
+  std::vector<std::vector<int>> momentum_by_bin;  // by scale_calibration bin
+
+  VariationLayout layout;
+  // Variation ids per (nuisance, slot): -1 where the variation is not filled.
+  std::vector<int> theory_up, theory_down;  // [k * kWMassMcSlots + slot]
+  std::vector<int> eff_id;                  // [k * kWMassMcSlots + slot]
+  std::vector<int> scale_id;                // [n * kWMassMcSlots + slot]
+  std::vector<bool> theory_needed;          // nuisance k is filled for some slot
+  std::vector<int> theory_kinds_needed;     // indices of needed theory variations
+
+  explicit Impl(WMassConfig c);
+  static TheoryConfig EffectiveTheory(const WMassConfig& c);
+  void BuildLayout();
+  void FillBatch(const EventBatch& b, SampleKind sample, WMassHistograms* h,
+                 Scratch* scratch) const;
+  void FillVariations(const EventBatch& b, WMassHistograms* h, Scratch* s) const;
+  BinRange FitEtaSupport(double eta_lo, double eta_hi) const;
+};
+
+TheoryConfig WMassProducer::Impl::EffectiveTheory(const WMassConfig& c) {
+  TheoryConfig t = c.theory;
+  for (double s : c.pseudodata_shifts_mev)
+    if (std::abs(s) > 1e-9 && std::abs(std::abs(s) - t.mass_shift_mev) > 1e-9) t.mass_steps = true;
+  return t;
+}
+
+WMassProducer::Impl::Impl(WMassConfig c)
+    : config(std::move(c)), theory(EffectiveTheory(config)) {
+  std::string error;
+  if (!config.IsValid(&error)) throw std::invalid_argument("W-mass configuration: " + error);
+  const double inf = std::numeric_limits<double>::infinity();
+  mt_axis = VariableAxis({0.0, config.mt_sideband, config.mt_cut, inf}, "mt");
+  iso_axis = VariableAxis({0.0, config.iso_cut, inf}, "iso");
+  eta_axis = RegularAxis(config.eta_bins, -kEtaMax, kEtaMax, "eta");
+  pt_axis = RegularAxis(config.pt_bins, config.pt_min, config.pt_max, "pt");
+  charge_axis = RegularAxis(2, -2.0, 2.0, "charge");
+  region_space = BinSpace({mt_axis, iso_axis, eta_axis, pt_axis, charge_axis});
+  fit_space = BinSpace({eta_axis, pt_axis, charge_axis});
+  fit_size = fit_space.size();
+  // Region D = (mt bin 2, iso bin 0).
+  signal_offset = 2 * region_space.stride(0) + 0 * region_space.stride(1);
+  eta_stride = fit_space.stride(0);
+  fine_per_fit = kScaleEtaBins / config.eta_bins;
+
+  if (config.efficiency)
+    efficiency = std::make_unique<EfficiencyVariations>(config.efficiency_config);
+
+  calibration = config.calibration_file.empty() ? SyntheticCalibration()
+                                                : ReadCalibration(config.calibration_file);
+  if (config.muon_scale) {
+    scale_calibration = config.muon_scale_regions > 0
+                            ? CoarsenCalibration(calibration, config.muon_scale_regions)
+                            : calibration;
+    MomentumNuisanceOptions mopt;
+    mopt.stat_scale = config.muon_scale_stat;
+    momentum = MomentumNuisances(scale_calibration, mopt);
+    // Resolution nuisances change the smearing, not the scale: not supported by this producer.
+    momentum.erase(std::remove_if(momentum.begin(), momentum.end(),
+                                  [](const MomentumNuisance& n) {
+                                    return n.kind == MomentumNuisanceKind::kResolution;
+                                  }),
+                   momentum.end());
+    momentum_by_bin = NuisancesByEtaBin(momentum, scale_calibration.num_bins());
+  }
+  BuildLayout();
+}
+
+BinRange WMassProducer::Impl::FitEtaSupport(double eta_lo, double eta_hi) const {
+  const double width = 2 * kEtaMax / config.eta_bins;
+  int lo = static_cast<int>(std::floor((eta_lo + kEtaMax) / width + 1e-9));
+  int hi = static_cast<int>(std::ceil((eta_hi + kEtaMax) / width - 1e-9)) - 1;
+  lo = std::clamp(lo, 0, config.eta_bins - 1);
+  hi = std::clamp(hi, lo, config.eta_bins - 1);
+  return BinRange{lo * eta_stride, (hi + 1) * eta_stride};
+}
+
+void WMassProducer::Impl::BuildLayout() {
+  const BinRange all{0, fit_size};
+  const auto& tn = theory.nuisances();
+  theory_up.assign(tn.size() * kWMassMcSlots, -1);
+  theory_down.assign(tn.size() * kWMassMcSlots, -1);
+  theory_needed.assign(tn.size(), false);
+  for (std::size_t k = 0; k < tn.size(); ++k) {
+    const TheoryNuisance& n = tn[k];
+    if (n.role == TheoryRole::kAlternative) {
+      // Filled only when a pseudo-data set needs it (or the whole step set is requested).
+      bool needed = config.theory.mass_steps;
+      for (double s : config.pseudodata_shifts_mev)
+        if (std::abs(s - n.scale_mev) < 1e-6) needed = true;
+      if (!needed) continue;
+    }
+    const bool down = !n.symmetric && n.role != TheoryRole::kAlternative;
+    for (int slot = 0; slot < kWMassMcSlots; ++slot) {
+      bool acts = false;
+      for (Process p : kAllProcesses)
+        if (WMassSlot(p) == slot && n.processes[static_cast<int>(p)]) acts = true;
+      if (!acts) continue;
+      theory_up[k * kWMassMcSlots + slot] = layout.Add(n.name + "Up", slot, all);
+      if (down) theory_down[k * kWMassMcSlots + slot] = layout.Add(n.name + "Down", slot, all);
+      theory_needed[k] = true;
+    }
+    if (theory_needed[k]) theory_kinds_needed.push_back(static_cast<int>(k));
+  }
+  if (efficiency) {
+    const auto& en = efficiency->nuisances();
+    eff_id.assign(en.size() * kWMassMcSlots, -1);
+    for (std::size_t k = 0; k < en.size(); ++k) {
+      const BinRange r = FitEtaSupport(en[k].eta_min, en[k].eta_max);
+      for (int slot = 0; slot < kWMassMcSlots; ++slot)
+        eff_id[k * kWMassMcSlots + slot] = layout.Add(en[k].name, slot, r);
+    }
+  }
+  scale_id.assign(momentum.size() * kWMassMcSlots, -1);
+  for (std::size_t k = 0; k < momentum.size(); ++k) {
+    const MomentumNuisance& n = momentum[k];
+    const BinRange r = FitEtaSupport(scale_calibration.eta_edges[n.first_bin],
+                                     scale_calibration.eta_edges[n.last_bin + 1]);
+    for (int slot = 0; slot < kWMassMcSlots; ++slot)
+      scale_id[k * kWMassMcSlots + slot] = layout.Add(n.name, slot, r);
+  }
+}
+
+// The event loop: selection, nominal fills (every region), candidates for the variations.
+void WMassProducer::Impl::FillBatch(const EventBatch& b, SampleKind sample, WMassHistograms* h,
+                                    Scratch* s) const {
+  const bool is_data = sample == SampleKind::kData;
+  const std::size_t n = b.size();
+  s->cand.clear();
+  const double pt_lo = config.pt_min - kMigrationMargin;
+  const double pt_hi = config.pt_max + kMigrationMargin;
+  const int region_stride_mt = region_space.stride(0);
+  const int region_stride_iso = region_space.stride(1);
+  if (is_data)
+    h->data_events += static_cast<std::int64_t>(n);
+  else
+    h->sim_events += static_cast<std::int64_t>(n);
+
+  for (std::size_t i = 0; i < n; ++i) {
+    int slot = -1;
+    if (!is_data) {
+      slot = WMassSlot(b.process[i]);
+      if (slot < 0) {
+        ++h->nonprompt_sim_skipped;
+        continue;
+      }
+    }
+    for (int m = 0; m < 2; ++m) {
+      const MuonColumns& mu = b.muon[m];
+      const int q = mu.charge[i];
+      if (q == 0) continue;
+      const double eta = mu.eta[i];
+      if (!(std::abs(eta) < kEtaMax)) continue;
+      double pt = mu.pt[i];
+      double met_x = b.met_pt[i] * std::cos(b.met_phi[i]);
+      double met_y = b.met_pt[i] * std::sin(b.met_phi[i]);
+      const double phi = mu.phi[i];
+      const double cphi = std::cos(phi), sphi = std::sin(phi);
+      if (is_data) {
+        // Calibrated momentum; the missing pT balances the change.
+        const double corrected = calibration.CorrectPt(eta, pt, q);
+        met_x -= (corrected - pt) * cphi;
+        met_y -= (corrected - pt) * sphi;
+        pt = corrected;
+      }
+      if (!(pt >= pt_lo && pt < pt_hi)) continue;
+      // Efficiencies: weights in simulation, 0/1 outcomes in data.
+      double w = MuonEfficiencyWeight(b, i, m);
+      const MuonColumns& other = b.muon[1 - m];
+      if (other.charge[i] != 0 && other.pt[i] > config.veto_pt &&
+          std::abs(other.eta[i]) < kEtaMax) {
+        // A second muon vetoes the event when reconstructed and identified.
+        w *= 1.0 - other.eff_reco[i] * other.eff_tracking[i] * other.eff_id[i];
+      }
+      if (!is_data) w *= b.weight[i];
+      if (w == 0.0) continue;
+      const double met = std::hypot(met_x, met_y);
+      const double mt2 = 2.0 * (pt * met - pt * (cphi * met_x + sphi * met_y));
+      const double mt = mt2 > 0 ? std::sqrt(mt2) : 0.0;
+      const int mt_bin = mt_axis.index(mt);
+      const bool iso_pass = mu.rel_iso[i] < config.iso_cut;
+      const int iso_bin = iso_pass ? 0 : 1;
+      const int eb = eta_axis.index(eta);
+      const int pb = pt_axis.index(pt);
+      const int cb = q > 0 ? 1 : 0;
+      const bool in_range = pb >= 0 && pb < config.pt_bins && eb >= 0 && eb < config.eta_bins;
+      int fit_bin = -1;
+      if (in_range) {
+        const int fb = eb * eta_stride + pb * 2 + cb;
+        const int rb = mt_bin * region_stride_mt + iso_bin * region_stride_iso + fb;
+        if (is_data) {
+          h->data.Fill(rb, w);
+        } else {
+          h->mc[slot].Fill(rb, w);
+        }
+        if (mt_bin == 2 && iso_pass) {
+          fit_bin = fb;
+          if (is_data)
+            ++h->data_selected;
+          else
+            ++h->selected[slot];
+        }
+      }
+      if (is_data) continue;
+      // Candidates for the variations: in the signal region, or (for the momentum scale)
+      // isolated and close enough to it to migrate in.
+      if (fit_bin < 0 && (!iso_pass || momentum.empty())) continue;
+      s->cand.push_back(Candidate{static_cast<std::uint32_t>(i), static_cast<std::int8_t>(slot),
+                                  static_cast<std::int8_t>(q), iso_pass, w, pt, eta, phi, met_x,
+                                  met_y, mu.eff_iso[i], fit_bin});
+    }
+  }
+  if (!is_data && !s->cand.empty()) FillVariations(b, h, s);
+}
+
+void WMassProducer::Impl::FillVariations(const EventBatch& b, WMassHistograms* h,
+                                         Scratch* s) const {
+  VariationStore& vs = h->variations;
+  const double mt_cut = config.mt_cut;
+
+  // Momentum scale: re-evaluate pT, mT and the bin of each candidate under each nuisance that
+  // touches its eta bin (up variation; the fit input mirrors it).
+  if (!momentum.empty()) {
+    for (const Candidate& c : s->cand) {
+      if (!c.iso_pass) continue;
+      const int cal_bin = scale_calibration.Bin(c.eta);
+      const double cphi = std::cos(c.phi), sphi = std::sin(c.phi);
+      const int eb = c.fit_bin >= 0 ? c.fit_bin / eta_stride : eta_axis.index(c.eta);
+      for (int k : momentum_by_bin[cal_bin]) {
+        const double pt = momentum[k].ShiftedPt(cal_bin, c.pt, c.charge, +1);
+        const double d = pt - c.pt;
+        const double mx = c.met_x - d * cphi, my = c.met_y - d * sphi;
+        const double mt2 = 2.0 * pt * (std::hypot(mx, my) - (cphi * mx + sphi * my));
+        int to = -1;
+        if (mt2 > mt_cut * mt_cut) {
+          const int pb = pt_axis.index(pt);
+          if (pb >= 0 && pb < config.pt_bins) to = eb * eta_stride + pb * 2 + (c.charge > 0);
+        }
+        if (to == c.fit_bin) continue;
+        vs.Move(scale_id[k * kWMassMcSlots + c.slot], c.fit_bin, c.w, to, c.w);
+      }
+    }
+  }
+
+  // Efficiency scale factors: the nuisances acting on each selected muon.
+  if (efficiency) {
+    s->active.resize(efficiency->MaxActive());
+    for (const Candidate& c : s->cand) {
+      if (c.fit_bin < 0) continue;
+      const int na = efficiency->Active(c.eta, c.pt, c.charge, true, c.eff_iso, s->active.data());
+      for (int a = 0; a < na; ++a) {
+        const int id = eff_id[s->active[a].index * kWMassMcSlots + c.slot];
+        vs.Fill(id, c.fit_bin, c.w * s->active[a].rel);
+      }
+    }
+  }
+
+  // Theory weights: computed per variation over the selected events with a boson.
+  if (!theory_kinds_needed.empty()) {
+    s->theory_cand.clear();
+    for (std::size_t j = 0; j < s->cand.size(); ++j) {
+      const Candidate& c = s->cand[j];
+      if (c.fit_bin < 0 || c.slot > 3) continue;  // top and diboson bosons are not varied
+      if (!(b.v_mass[c.event] > 0)) continue;
+      s->theory_cand.push_back(static_cast<int>(j));
+    }
+    const std::size_t m = s->theory_cand.size();
+    if (m == 0) return;
+    EventBatch& sub = s->sub;
+    sub.Resize(m);
+    for (std::size_t j = 0; j < m; ++j) {
+      const std::size_t i = s->cand[s->theory_cand[j]].event;
+      sub.process[j] = b.process[i];
+      sub.v_mass[j] = b.v_mass[i];
+      sub.v_pt[j] = b.v_pt[i];
+      sub.v_y[j] = b.v_y[i];
+      sub.v_phi[j] = b.v_phi[i];
+      sub.v_charge[j] = b.v_charge[i];
+      sub.cos_theta_cs[j] = b.cos_theta_cs[i];
+      sub.phi_cs[j] = b.phi_cs[i];
+    }
+    theory.Prepare(sub, 0, m, &s->inputs);
+    s->up.resize(m);
+    s->down.resize(m);
+    for (int k : theory_kinds_needed) {
+      const bool want_down = theory_down[k * kWMassMcSlots + 0] >= 0 ||
+                             theory_down[k * kWMassMcSlots + 1] >= 0 ||
+                             theory_down[k * kWMassMcSlots + 2] >= 0 ||
+                             theory_down[k * kWMassMcSlots + 3] >= 0;
+      theory.Weights(static_cast<std::size_t>(k), s->inputs, s->up.data(),
+                     want_down ? s->down.data() : nullptr);
+      for (std::size_t j = 0; j < m; ++j) {
+        const Candidate& c = s->cand[s->theory_cand[j]];
+        const int up_id = theory_up[k * kWMassMcSlots + c.slot];
+        if (up_id < 0) continue;
+        if (s->up[j] != 1.0) vs.Fill(up_id, c.fit_bin, c.w * (s->up[j] - 1.0));
+        if (want_down) {
+          const int down_id = theory_down[k * kWMassMcSlots + c.slot];
+          if (down_id >= 0 && s->down[j] != 1.0)
+            vs.Fill(down_id, c.fit_bin, c.w * (s->down[j] - 1.0));
+        }
+      }
+    }
+  }
+}
+
+// ---- WMassProducer
+
+WMassProducer::WMassProducer(WMassConfig config)
+    : impl_(std::make_unique<Impl>(std::move(config))) {}
+WMassProducer::~WMassProducer() = default;
+WMassProducer::WMassProducer(WMassProducer&&) noexcept = default;
+WMassProducer& WMassProducer::operator=(WMassProducer&&) noexcept = default;
+
+const WMassConfig& WMassProducer::config() const { return impl_->config; }
+const BinSpace& WMassProducer::region_space() const { return impl_->region_space; }
+const BinSpace& WMassProducer::fit_space() const { return impl_->fit_space; }
+int WMassProducer::signal_region_offset() const { return impl_->signal_offset; }
+const VariationLayout& WMassProducer::layout() const { return impl_->layout; }
+const TheoryVariations& WMassProducer::theory() const { return impl_->theory; }
+const EfficiencyVariations& WMassProducer::efficiency() const {
+  if (!impl_->efficiency) throw std::logic_error("WMassProducer: efficiency variations are off");
+  return *impl_->efficiency;
+}
+const std::vector<MomentumNuisance>& WMassProducer::momentum_nuisances() const {
+  return impl_->momentum;
+}
+const CalibrationParameters& WMassProducer::calibration() const { return impl_->calibration; }
+
+WMassHistograms WMassProducer::MakeHistograms() const {
+  WMassHistograms h;
+  for (int s = 0; s < kWMassMcSlots; ++s) h.mc.emplace_back(impl_->region_space);
+  h.data = WeightedHistogram(impl_->region_space);
+  h.variations = VariationStore(&impl_->layout);
+  return h;
+}
+
+void WMassProducer::FillBatch(const EventBatch& batch, SampleKind sample,
+                              WMassHistograms* h) const {
+  Scratch scratch;
+  impl_->FillBatch(batch, sample, h, &scratch);
+}
+
+namespace {
+
+// The generator configurations of the samples.
+GeneratorConfig SimulationGenerator(const WMassConfig& c) {
+  GeneratorConfig g;
+  g.sample = SampleKind::kSimulation;
+  g.processes = {Process::kWplusMuNu, Process::kWminusMuNu, Process::kWTauNu, Process::kZMuMu,
+                 Process::kZTauTau,   Process::kTop,        Process::kDiboson};
+  g.num_events = c.simulation.events;
+  g.luminosity_pb = c.luminosity_pb;
+  g.seed = c.simulation.seed;
+  g.physics = GeneratorParams::Simulation();
+  g.detector = DetectorParams::Simulation();
+  g.filter = EventFilter{1, c.pt_min - kMigrationMargin - 1.0};
+  return g;
+}
+
+GeneratorConfig DataGenerator(const WMassConfig& c) {
+  GeneratorConfig g = GeneratorConfig::DefaultData();
+  g.processes = {Process::kWplusMuNu, Process::kWminusMuNu, Process::kWTauNu,
+                 Process::kZMuMu,     Process::kZTauTau,    Process::kNonPrompt,
+                 Process::kTop,       Process::kDiboson};
+  g.luminosity_pb = c.luminosity_pb;
+  g.seed = c.data.seed;
+  g.physics.w_mass = GeneratorParams::Simulation().w_mass + c.data_mw_shift_mev * 1e-3;
+  g.filter = EventFilter{1, c.pt_min - kMigrationMargin - 1.0};
+  return g;
+}
+
+// A work item: an event-number range of one generated process, or a batch read from a file.
+struct WorkItem {
+  SampleKind sample = SampleKind::kSimulation;
+  const Generator* generator = nullptr;  // null: `batch` already holds the events
+  Process process = Process::kWplusMuNu;
+  std::uint64_t first = 0, count = 0;
+  std::int64_t progress_units = 0;
+  EventBatch batch;
+};
+
+// Serial producer of work items over the configured sources, in a fixed order: the simulation,
+// then the data; within a generator the processes in configuration order, each in chunks.
+class WorkList {
+ public:
+  WorkList(const WMassConfig& c) : chunk_(c.chunk_events) {
+    if (c.simulation.from_files()) {
+      for (const auto& f : c.simulation.files) files_.push_back({f, SampleKind::kSimulation, nullptr});
+    } else {
+      sim_gen_ = std::make_unique<Generator>(SimulationGenerator(c));
+      AddRanges(*sim_gen_, SampleKind::kSimulation);
+    }
+    if (c.data.from_files()) {
+      for (const auto& f : c.data.files) files_.push_back({f, SampleKind::kData, nullptr});
+    } else {
+      data_gen_ = std::make_unique<Generator>(DataGenerator(c));
+      AddRanges(*data_gen_, SampleKind::kData);
+    }
+    // Open every file up front: a missing or malformed file fails before any work is done.
+    for (auto& f : files_) {
+      f.reader = std::make_unique<EventFileReader>(f.path);
+      total_ += f.reader->SizeHint();
+    }
+    for (const auto& r : ranges_) total_ += static_cast<std::int64_t>(r.count);
+  }
+  std::int64_t total() const { return total_; }
+
+  // Fills the next item; false at the end. Generator ranges come first (they are independent
+  // of the files), then the files in order.
+  bool Next(WorkItem* item) {
+    if (next_range_ < ranges_.size()) {
+      const Range& r = ranges_[next_range_++];
+      item->sample = r.sample;
+      item->generator = r.gen;
+      item->process = r.process;
+      item->first = r.first;
+      item->count = r.count;
+      item->progress_units = static_cast<std::int64_t>(r.count);
+      return true;
+    }
+    while (next_file_ < files_.size()) {
+      File& f = files_[next_file_];
+      const std::int64_t before = f.reader->Position();
+      const std::size_t got = f.reader->Next(&item->batch, chunk_);
+      if (got == 0) {
+        ++next_file_;
+        continue;
+      }
+      item->sample = f.sample;
+      item->generator = nullptr;
+      item->progress_units = f.reader->Position() - before;
+      return true;
+    }
+    return false;
+  }
+
+ private:
+  struct Range {
+    const Generator* gen;
+    SampleKind sample;
+    Process process;
+    std::uint64_t first, count;
+  };
+  struct File {
+    std::string path;
+    SampleKind sample;
+    std::unique_ptr<EventFileReader> reader;
+  };
+  void AddRanges(const Generator& g, SampleKind sample) {
+    for (Process p : g.config().processes) {
+      const std::uint64_t n = g.NumEvents(p);
+      for (std::uint64_t first = 0; first < n; first += chunk_)
+        ranges_.push_back(Range{&g, sample, p, first, std::min<std::uint64_t>(chunk_, n - first)});
+    }
+  }
+  std::uint64_t chunk_;
+  std::unique_ptr<Generator> sim_gen_, data_gen_;
+  std::vector<Range> ranges_;
+  std::size_t next_range_ = 0;
+  std::vector<File> files_;
+  std::size_t next_file_ = 0;
+  std::int64_t total_ = 0;
+};
+
+}  // namespace
+
+WMassHistograms WMassProducer::Fill(const ProduceOptions& options) const {
+  WorkList work(impl_->config);
+  const int threads = ResolveThreads(options.num_threads);
+  const int slots = 2 * threads + 1;
+  std::vector<WorkItem> items(slots);
+  std::vector<WMassHistograms> partials;
+  std::vector<Scratch> scratch(slots);
+  for (int s = 0; s < slots; ++s) partials.push_back(MakeHistograms());
+  WMassHistograms total = MakeHistograms();
+
+  ProduceProgress progress;
+  progress.events_total = work.total();
+  const auto start = std::chrono::steady_clock::now();
+  OrderedParallelReduce(
+      threads, slots, [&](int s) { return work.Next(&items[s]); },
+      [&](int s) {
+        WorkItem& it = items[s];
+        if (it.generator) {
+          it.batch.Clear();
+          it.generator->Generate(it.process, it.first, it.count, &it.batch);
+        }
+        impl_->FillBatch(it.batch, it.sample, &partials[s], &scratch[s]);
+        // Events generated (not only those passing the generator's filter) count as read.
+        if (it.generator) {
+          const std::int64_t extra = static_cast<std::int64_t>(it.count) -
+                                     static_cast<std::int64_t>(it.batch.size());
+          if (it.sample == SampleKind::kData)
+            partials[s].data_events += extra;
+          else
+            partials[s].sim_events += extra;
+        }
+      },
+      [&](int s) {
+        total += partials[s];
+        partials[s].Reset();
+        progress.events_done += items[s].progress_units;
+        if (options.progress) {
+          progress.seconds =
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+          options.progress(progress);
+        }
+      });
+  return total;
+}
+
+NonpromptResult WMassProducer::EstimateNonpromptBackground(const WMassHistograms& h) const {
+  const Impl& m = *impl_;
+  NonpromptInputs in;
+  in.binning.n_eta = m.config.eta_bins;
+  in.binning.n_charge = 2;
+  for (int b = 0; b <= m.config.eta_bins; ++b) in.binning.eta_edges.push_back(m.fit_space.BinLower(0, b));
+  for (int b = 0; b <= m.config.pt_bins; ++b) in.binning.pt_edges.push_back(m.fit_space.BinLower(1, b));
+  const int size = m.fit_size;
+  for (int mt = 0; mt < 3; ++mt) {
+    for (int iso = 0; iso < 2; ++iso) {
+      const int r = static_cast<int>(RegionOf(mt, iso));
+      const int off = mt * m.region_space.stride(0) + iso * m.region_space.stride(1);
+      in.data[r].sumw = h.data.Sumw(off, off + size);
+      in.data[r].sumw2 = h.data.Sumw2(off, off + size);
+      std::vector<double> pw(size, 0.0), pw2(size, 0.0);
+      for (const auto& hist : h.mc) {
+        for (int i = 0; i < size; ++i) {
+          pw[i] += hist.sumw(off + i);
+          pw2[i] += hist.sumw2(off + i);
+        }
+      }
+      in.prompt[r].sumw = std::move(pw);
+      in.prompt[r].sumw2 = std::move(pw2);
+    }
+  }
+  return EstimateNonprompt(in, m.config.nonprompt_options);
+}
+
+io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
+                                             WMassSummary* summary) const {
+  const Impl& m = *impl_;
+  const WMassConfig& c = m.config;
+  const std::string ch = "wmass";
+  const int off = m.signal_offset;
+  const int size = m.fit_size;
+  WMassSummary sum;
+  const auto t0 = std::chrono::steady_clock::now();
+
+  NonpromptResult np;
+  if (c.nonprompt) np = EstimateNonpromptBackground(h);
+  const auto t1 = std::chrono::steady_clock::now();
+
+  io::TensorWriter w(engine::SystematicType::kLogNormal);
+  w.AddChannel(ch, m.fit_space.ToEngineAxes());
+  std::vector<std::string> procs;
+  for (int s = 0; s < kWMassMcSlots; ++s) {
+    w.AddProcess(kSlotNames[s], s == 0);
+    procs.push_back(kSlotNames[s]);
+  }
+  if (c.nonprompt) {
+    w.AddProcess("nonprompt", false);
+    procs.push_back("nonprompt");
+  }
+  const std::vector<double> data = h.data.Sumw(off, off + size);
+  w.SetData(ch, data);
+
+  std::vector<std::vector<double>> nominal(kWMassMcSlots);
+  for (int s = 0; s < kWMassMcSlots; ++s) {
+    nominal[s] = h.mc[s].Sumw(off, off + size);
+    w.SetNominal(ch, kSlotNames[s], nominal[s],
+                 c.bin_by_bin_stat ? h.mc[s].Sumw2(off, off + size) : std::vector<double>{});
+  }
+  if (c.nonprompt) {
+    bool any_var = false;
+    for (double v : np.sumw2) any_var = any_var || v > 0;
+    w.SetNominal(ch, "nonprompt", np.nominal,
+                 c.bin_by_bin_stat && any_var ? np.sumw2 : std::vector<double>{});
+  }
+
+  auto add_group = [&](const std::string& group, const std::string& name) {
+    w.AddToGroup(group, name);
+  };
+  const VariationStore& vs = h.variations;
+  auto has_effect = [&](int id) { return id >= 0 && vs.AbsSum(id) > 0.0; };
+
+  // Theory: mass (NOI), width, pdf, angular coefficients, pT(V), EW.
+  const auto& tn = m.theory.nuisances();
+  for (std::size_t k = 0; k < tn.size(); ++k) {
+    const TheoryNuisance& n = tn[k];
+    if (n.role == TheoryRole::kAlternative) continue;
+    if (n.role == TheoryRole::kInterest)
+      w.DeclareSystematic(n.name, 0.0, true, n.scale_mev, "MeV");
+    else
+      w.DeclareSystematic(n.name);
+    add_group(n.group, n.name);
+    for (int s = 0; s < kWMassMcSlots; ++s) {
+      const int up = m.theory_up[k * kWMassMcSlots + s];
+      const int dn = m.theory_down[k * kWMassMcSlots + s];
+      if (!has_effect(up) && !has_effect(dn)) continue;
+      const std::vector<double> vu = vs.Varied(up, nominal[s]);
+      if (dn < 0) {
+        w.AddShapeSystematic(n.name, kSlotNames[s], ch, vu);
+      } else {
+        const io::Symmetrization sym =
+            n.role == TheoryRole::kInterest ? io::Symmetrization::kNone : c.symmetrization;
+        w.AddShapeSystematic(n.name, kSlotNames[s], ch, vu, vs.Varied(dn, nominal[s]), sym);
+      }
+    }
+  }
+  // Muon momentum scale.
+  for (std::size_t k = 0; k < m.momentum.size(); ++k) {
+    const std::string& name = m.momentum[k].name;
+    w.DeclareSystematic(name);
+    add_group("muonScale", name);
+    for (int s = 0; s < kWMassMcSlots; ++s) {
+      const int id = m.scale_id[k * kWMassMcSlots + s];
+      if (has_effect(id)) w.AddShapeSystematic(name, kSlotNames[s], ch, vs.Varied(id, nominal[s]));
+    }
+  }
+  // Muon efficiencies.
+  if (m.efficiency) {
+    const auto& en = m.efficiency->nuisances();
+    for (std::size_t k = 0; k < en.size(); ++k) {
+      w.DeclareSystematic(en[k].name);
+      add_group("muonEfficiency", en[k].name);
+      add_group(en[k].group, en[k].name);
+      for (int s = 0; s < kWMassMcSlots; ++s) {
+        const int id = m.eff_id[k * kWMassMcSlots + s];
+        if (has_effect(id))
+          w.AddShapeSystematic(en[k].name, kSlotNames[s], ch, vs.Varied(id, nominal[s]));
+      }
+    }
+  }
+  // Non-prompt estimate.
+  if (c.nonprompt) {
+    for (const auto& v : np.variations) {
+      w.DeclareSystematic(v.name);
+      add_group("nonprompt", v.name);
+      bool differs = false;
+      for (int i = 0; i < size && !differs; ++i)
+        differs = v.up[i] != np.nominal[i] || (!v.down.empty() && v.down[i] != np.nominal[i]);
+      if (differs) w.AddShapeSystematic(v.name, "nonprompt", ch, v.up, v.down, c.symmetrization);
+    }
+  }
+  // Luminosity.
+  if (c.lumi_uncertainty > 0) {
+    w.DeclareSystematic("lumi");
+    add_group("luminosity", "lumi");
+    for (int s = 0; s < kWMassMcSlots; ++s)
+      w.AddNormSystematic("lumi", kSlotNames[s], ch, 1.0 + c.lumi_uncertainty);
+  }
+
+  // Pseudo-data: the expectation with the Wmunu template at known mass shifts.
+  std::vector<double> others(size, 0.0);
+  for (int s = 1; s < kWMassMcSlots; ++s)
+    for (int i = 0; i < size; ++i) others[i] += nominal[s][i];
+  if (c.nonprompt)
+    for (int i = 0; i < size; ++i) others[i] += np.nominal[i];
+  std::vector<double> shifts = c.pseudodata_shifts_mev;
+  if (c.theory.mass_steps) {
+    shifts.clear();
+    const int nstep = static_cast<int>(std::llround(c.theory.mass_shift_mev / c.theory.mass_step_mev));
+    for (int k = -nstep; k <= nstep; ++k) shifts.push_back(k * c.theory.mass_step_mev);
+  }
+  for (double shift : shifts) {
+    std::vector<double> wm = nominal[0];
+    if (std::abs(shift) > 1e-9) {
+      int id = -1;
+      for (std::size_t k = 0; k < tn.size() && id < 0; ++k) {
+        const TheoryNuisance& n = tn[k];
+        if (n.kind != TheoryKind::kMassShift) continue;
+        if (n.role == TheoryRole::kAlternative && std::abs(n.scale_mev - shift) < 1e-6)
+          id = m.theory_up[k * kWMassMcSlots + 0];
+        if (n.role == TheoryRole::kInterest && std::abs(n.scale_mev - std::abs(shift)) < 1e-6)
+          id = shift > 0 ? m.theory_up[k * kWMassMcSlots + 0] : m.theory_down[k * kWMassMcSlots + 0];
+      }
+      if (id < 0)
+        throw std::logic_error("W-mass producer: no template for the pseudo-data mass shift " +
+                               std::to_string(shift) + " MeV");
+      wm = vs.Varied(id, nominal[0]);
+    }
+    std::vector<double> pd(size);
+    for (int i = 0; i < size; ++i) pd[i] = std::max(0.0, wm[i] + others[i]);
+    w.AddPseudoData(MassShiftPseudoDataName(shift), ch, pd);
+  }
+  const auto t2 = std::chrono::steady_clock::now();
+
+  // Summary.
+  sum.sim_events = h.sim_events;
+  sum.data_events = h.data_events;
+  sum.processes = procs;
+  for (int s = 0; s < kWMassMcSlots; ++s) {
+    sum.selected.push_back(h.selected[s]);
+    double y = 0;
+    for (double v : nominal[s]) y += v;
+    sum.yields.push_back(y);
+  }
+  if (c.nonprompt) {
+    sum.selected.push_back(-1);
+    double y = 0;
+    for (double v : np.nominal) y += v;
+    sum.yields.push_back(y);
+  }
+  sum.data_selected = h.data_selected;
+  for (double v : data) sum.data_yield += v;
+  sum.bins = size;
+  sum.variations_filled = m.layout.size();
+  sum.pseudodata_sets = static_cast<int>(shifts.size());
+  sum.clipped_entries = w.clipped_entries();
+  sum.seconds_estimate = std::chrono::duration<double>(t1 - t0).count();
+  sum.seconds_build = std::chrono::duration<double>(t2 - t1).count();
+  if (summary) *summary = std::move(sum);
+  return w;
+}
+
+io::WriteOptions WMassProducer::ResolveWriteOptions(const engine::Model& model,
+                                                    double* density_out) const {
+  const WMassConfig& c = impl_->config;
+  const double cells = static_cast<double>(model.nbins_full) * model.num_processes() *
+                       std::max(1, model.num_systematics());
+  const double density = cells > 0 ? model.tensor.num_entries() / cells : 0.0;
+  if (density_out) *density_out = density;
+  io::WriteOptions o;
+  o.gzip = c.gzip;
+  if (c.storage == "sparse" || (c.storage == "auto" && density < c.sparse_density))
+    o.storage = engine::StorageKind::kSparse;
+  else
+    o.storage = engine::StorageKind::kDense;
+  return o;
+}
+
+WMassProduction ProduceWMass(const WMassConfig& config, const ProduceOptions& options) {
+  WMassProducer producer(config);
+  const auto t0 = std::chrono::steady_clock::now();
+  WMassHistograms h = producer.Fill(options);
+  const double fill = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  WMassProduction out;
+  io::TensorWriter writer = producer.MakeFitInput(h, &out.summary);
+  const auto t1 = std::chrono::steady_clock::now();
+  out.model = writer.Build();
+  out.summary.seconds_build +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+  out.summary.seconds_fill = fill;
+  out.write_options = producer.ResolveWriteOptions(out.model, &out.summary.density);
+  out.summary.storage = out.write_options.storage;
+  out.summary.nuisances = out.model.num_systematics();
+  for (const auto& g : out.model.groups)
+    out.summary.groups.emplace_back(g.name, static_cast<int>(g.members.size()));
+  return out;
+}
+
+std::string WMassSummary::Report() const {
+  std::ostringstream os;
+  char line[256];
+  std::snprintf(line, sizeof(line), "events read: %lld simulation, %lld data\n",
+                static_cast<long long>(sim_events), static_cast<long long>(data_events));
+  os << line;
+  os << "selected in the fit channel (mT > 40 GeV, isolated):\n";
+  for (std::size_t p = 0; p < processes.size(); ++p) {
+    if (selected[p] >= 0)
+      std::snprintf(line, sizeof(line), "  %-10s %12lld events  %14.1f expected\n",
+                    processes[p].c_str(), static_cast<long long>(selected[p]), yields[p]);
+    else
+      std::snprintf(line, sizeof(line), "  %-10s %12s         %14.1f expected (ABCD from data)\n",
+                    processes[p].c_str(), "-", yields[p]);
+    os << line;
+  }
+  std::snprintf(line, sizeof(line), "  %-10s %12lld events\n", "data",
+                static_cast<long long>(data_selected));
+  os << line;
+  std::snprintf(line, sizeof(line),
+                "fit input: %d bins, %zu processes, %d nuisances, %d pseudo-data sets, "
+                "%d variation histograms filled\n",
+                bins, processes.size(), nuisances, pseudodata_sets, variations_filled);
+  os << line;
+  os << "groups:";
+  for (const auto& [g, n] : groups) os << " " << g << " " << n << ",";
+  os.seekp(-1, std::ios_base::end);
+  os << "\n";
+  std::snprintf(line, sizeof(line), "tensor density %.4f -> %s storage\n", density,
+                storage == engine::StorageKind::kSparse ? "sparse" : "dense");
+  os << line;
+  std::snprintf(line, sizeof(line),
+                "time: events -> histograms %.2f s, non-prompt estimate %.2f s, fit input %.2f s\n",
+                seconds_fill, seconds_estimate, seconds_build);
+  os << line;
+  return os.str();
+}
+
+}  // namespace lepus::models

@@ -1,0 +1,525 @@
+// WMassConfig: presets, validation and the JSON schema (docs/producers.md). The JSON library is
+// private to this file; every key is read through typed accessors that name the file and the key
+// path in their messages, and unknown keys are errors (with a similar-name hint).
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "lepus/io/errors.h"
+#include "lepus/models/wmass.h"
+
+namespace lepus::models {
+
+using nlohmann::json;
+
+std::string ToString(WMassPreset preset) {
+  return preset == WMassPreset::kFull ? "full" : "light";
+}
+
+WMassPreset WMassPresetFromString(std::string_view name) {
+  if (name == "light") return WMassPreset::kLight;
+  if (name == "full") return WMassPreset::kFull;
+  throw std::invalid_argument("unknown preset '" + std::string(name) +
+                              "' (valid: light, full)");
+}
+
+WMassConfig WMassConfig::Light() {
+  WMassConfig c;
+  // 6 eta regions x (A, e, M): 18 momentum-scale nuisances with coherent shifts per region.
+  c.muon_scale_regions = 6;
+  return c;
+}
+
+WMassConfig WMassConfig::Full() {
+  WMassConfig c;
+  c.preset = WMassPreset::kFull;
+  c.simulation.events = 20000000;
+  c.luminosity_pb = 1000.0;
+  c.theory = TheoryConfig::Full();
+  c.efficiency_config = EfficiencyConfig::Full();
+  // The seed's scale: 6 pT eigenvectors of a 5th-order scale-factor polynomial per step, eta bin
+  // and charge (2880 statistical nuisances) plus the systematic ones.
+  c.efficiency_config.poly_order = 5;
+  c.efficiency_config.num_eigen = 6;
+  c.muon_scale_regions = 0;
+  c.nonprompt_options = NonpromptOptions::Full();
+  c.nonprompt_options.smoothing_order = 3;
+  return c;
+}
+
+WMassConfig WMassConfig::Preset(WMassPreset preset) {
+  return preset == WMassPreset::kFull ? Full() : Light();
+}
+
+namespace {
+
+std::string Num(double v) {
+  std::ostringstream os;
+  os << v;
+  return os.str();
+}
+
+bool Fail(std::string* error, const std::string& message) {
+  if (error) *error = message;
+  return false;
+}
+
+}  // namespace
+
+bool WMassConfig::IsValid(std::string* error) const {
+  if (eta_bins <= 0 || kScaleEtaBins % eta_bins != 0)
+    return Fail(error, "eta_bins is " + std::to_string(eta_bins) +
+                           ", but must divide 48 (the calibration and efficiency eta binning)");
+  if (pt_bins <= 0) return Fail(error, "pt_bins is " + std::to_string(pt_bins) + ", but must be > 0");
+  if (!(pt_min > 0) || !(pt_max > pt_min))
+    return Fail(error, "pt_min, pt_max are " + Num(pt_min) + ", " + Num(pt_max) +
+                           ", but must satisfy 0 < pt_min < pt_max");
+  if (!(iso_cut > 0)) return Fail(error, "iso_cut is " + Num(iso_cut) + ", but must be > 0");
+  if (!(mt_sideband > 0) || !(mt_cut > mt_sideband))
+    return Fail(error, "mt_sideband, mt_cut are " + Num(mt_sideband) + ", " + Num(mt_cut) +
+                           ", but must satisfy 0 < mt_sideband < mt_cut");
+  if (!(veto_pt >= 0)) return Fail(error, "veto_pt is " + Num(veto_pt) + ", but must be >= 0");
+  if (!simulation.from_files() && simulation.events == 0)
+    return Fail(error, "simulation.events is 0, but must be > 0 when no simulation files are given");
+  if (!(luminosity_pb > 0) || !std::isfinite(luminosity_pb))
+    return Fail(error, "luminosity_pb is " + Num(luminosity_pb) + ", but must be > 0");
+  if (!std::isfinite(data_mw_shift_mev) || std::abs(data_mw_shift_mev) > 2000)
+    return Fail(error, "data.mw_shift_mev is " + Num(data_mw_shift_mev) +
+                           ", but must be within +-2000 MeV");
+  std::string sub;
+  if (!theory.IsValid(&sub)) return Fail(error, "theory: " + sub);
+  if (theory.mass_boson != 'W')
+    return Fail(error, std::string("theory.mass_boson is '") + theory.mass_boson +
+                           "', but must be 'W' for the W-mass producer");
+  if (efficiency && !efficiency_config.IsValid(&sub)) return Fail(error, "efficiency: " + sub);
+  if (!(muon_scale_stat > 0))
+    return Fail(error, "muon_scale.stat_scale is " + Num(muon_scale_stat) + ", but must be > 0");
+  if (muon_scale_regions < 0)
+    return Fail(error, "muon_scale.regions is " + std::to_string(muon_scale_regions) +
+                           ", but must be >= 0");
+  if (nonprompt && !nonprompt_options.IsValid(&sub)) return Fail(error, "nonprompt: " + sub);
+  if (!(lumi_uncertainty >= 0) || lumi_uncertainty >= 1)
+    return Fail(error, "luminosity uncertainty is " + Num(lumi_uncertainty) +
+                           ", but must be in [0, 1)");
+  for (std::size_t i = 0; i < pseudodata_shifts_mev.size(); ++i) {
+    const double s = pseudodata_shifts_mev[i];
+    const double k = s / theory.mass_step_mev;
+    if (!std::isfinite(s) || std::abs(s) > theory.mass_shift_mev + 1e-9 ||
+        std::abs(k - std::round(k)) > 1e-9)
+      return Fail(error, "pseudodata_shifts_mev[" + std::to_string(i) + "] is " + Num(s) +
+                             ", but must be a multiple of mass.step_mev (" +
+                             Num(theory.mass_step_mev) + ") within +-mass.shift_mev (" +
+                             Num(theory.mass_shift_mev) + ")");
+    for (std::size_t j = 0; j < i; ++j)
+      if (pseudodata_shifts_mev[j] == s)
+        return Fail(error, "pseudodata_shifts_mev[" + std::to_string(i) + "] is " + Num(s) +
+                               ", but must not repeat an earlier shift");
+  }
+  if (storage != "auto" && storage != "dense" && storage != "sparse")
+    return Fail(error, "output.storage is '" + storage + "', but must be auto, dense or sparse");
+  if (!(sparse_density > 0) || sparse_density > 1)
+    return Fail(error, "output.sparse_density is " + Num(sparse_density) + ", but must be in (0, 1]");
+  if (chunk_events == 0) return Fail(error, "chunk_events is 0, but must be > 0");
+  return true;
+}
+
+// ---- JSON
+
+namespace {
+
+std::string TypeName(const json& v) {
+  if (v.is_null()) return "null";
+  if (v.is_boolean()) return "boolean";
+  if (v.is_number_integer() || v.is_number_unsigned()) return "integer";
+  if (v.is_number()) return "number";
+  if (v.is_string()) return "string";
+  if (v.is_array()) return "array";
+  return "object";
+}
+
+std::string Shown(const json& v) {
+  std::string s = v.dump();
+  if (s.size() > 40) s = s.substr(0, 37) + "...";
+  return s;
+}
+
+std::size_t EditDistance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> d(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) d[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t prev = d[0];
+    d[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t cur = d[j];
+      d[j] = std::min({d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      prev = cur;
+    }
+  }
+  return d[b.size()];
+}
+
+// Typed accessors over one JSON object; Finish() rejects keys that were never read.
+class Reader {
+ public:
+  Reader(const json& obj, std::string origin, std::string path)
+      : obj_(obj), origin_(std::move(origin)), path_(std::move(path)) {}
+
+  [[noreturn]] void Error(const std::string& key, const json& v, const std::string& must) const {
+    throw std::invalid_argument(origin_ + ": " + Path(key) + " is " + Shown(v) + " (" +
+                                TypeName(v) + "), but must be " + must);
+  }
+  std::string Path(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+
+  const json* Find(const std::string& key) {
+    known_.insert(key);
+    auto it = obj_.find(key);
+    return it == obj_.end() ? nullptr : &*it;
+  }
+  void Int(const std::string& key, int* out, long long lo, long long hi) {
+    long long v;
+    if (GetInt(key, &v, lo, hi)) *out = static_cast<int>(v);
+  }
+  void UInt64(const std::string& key, std::uint64_t* out) {
+    const json* v = Find(key);
+    if (!v) return;
+    if (!v->is_number_unsigned() && !(v->is_number_integer() && v->get<long long>() >= 0))
+      Error(key, *v, "a non-negative integer");
+    *out = v->get<std::uint64_t>();
+  }
+  bool GetInt(const std::string& key, long long* out, long long lo, long long hi) {
+    const json* v = Find(key);
+    if (!v) return false;
+    if (!v->is_number_integer() && !v->is_number_unsigned()) Error(key, *v, "an integer");
+    const long long x = v->get<long long>();
+    if (x < lo || x > hi)
+      Error(key, *v, "an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    *out = x;
+    return true;
+  }
+  void Number(const std::string& key, double* out) {
+    const json* v = Find(key);
+    if (!v) return;
+    if (!v->is_number()) Error(key, *v, "a number");
+    *out = v->get<double>();
+  }
+  void Bool(const std::string& key, bool* out) {
+    const json* v = Find(key);
+    if (!v) return;
+    if (!v->is_boolean()) Error(key, *v, "true or false");
+    *out = v->get<bool>();
+  }
+  void String(const std::string& key, std::string* out) {
+    const json* v = Find(key);
+    if (!v) return;
+    if (!v->is_string()) Error(key, *v, "a string");
+    *out = v->get<std::string>();
+  }
+  void Numbers(const std::string& key, std::vector<double>* out) {
+    const json* v = Find(key);
+    if (!v) return;
+    if (!v->is_array()) Error(key, *v, "an array of numbers");
+    std::vector<double> r;
+    for (std::size_t i = 0; i < v->size(); ++i) {
+      if (!(*v)[i].is_number()) Error(key + "[" + std::to_string(i) + "]", (*v)[i], "a number");
+      r.push_back((*v)[i].get<double>());
+    }
+    *out = std::move(r);
+  }
+  void Strings(const std::string& key, std::vector<std::string>* out) {
+    const json* v = Find(key);
+    if (!v) return;
+    if (!v->is_array()) Error(key, *v, "an array of strings");
+    std::vector<std::string> r;
+    for (std::size_t i = 0; i < v->size(); ++i) {
+      if (!(*v)[i].is_string()) Error(key + "[" + std::to_string(i) + "]", (*v)[i], "a string");
+      r.push_back((*v)[i].get<std::string>());
+    }
+    *out = std::move(r);
+  }
+  // A sub-object; nullptr if absent.
+  std::unique_ptr<Reader> Object(const std::string& key) {
+    const json* v = Find(key);
+    if (!v) return nullptr;
+    if (!v->is_object()) Error(key, *v, "an object");
+    return std::make_unique<Reader>(*v, origin_, Path(key));
+  }
+  void Finish() const {
+    for (auto it = obj_.begin(); it != obj_.end(); ++it) {
+      if (known_.count(it.key())) continue;
+      std::string best;
+      std::size_t best_d = 3;
+      for (const auto& k : known_) {
+        const std::size_t d = EditDistance(it.key(), k);
+        if (d < best_d) best_d = d, best = k;
+      }
+      std::string valid;
+      for (const auto& k : known_) valid += (valid.empty() ? "" : ", ") + k;
+      throw std::invalid_argument(origin_ + ": unknown key '" + Path(it.key()) + "'" +
+                                  (best.empty() ? "" : " (did you mean '" + Path(best) + "'?)") +
+                                  "; valid keys " + (path_.empty() ? "" : "of " + path_ + " ") +
+                                  "are: " + valid);
+    }
+  }
+
+ private:
+  const json& obj_;
+  std::string origin_, path_;
+  std::set<std::string> known_;
+};
+
+const char* kComponentNames[kNumHelicityComponents] = {"UL", "A0", "A1", "A2", "A3", "A4"};
+
+}  // namespace
+
+WMassConfig WMassConfigFromJson(const std::string& json_text, const std::string& origin) {
+  json j;
+  try {
+    j = json::parse(json_text);
+  } catch (const json::parse_error& e) {
+    throw std::invalid_argument(origin + ": not valid JSON: " + e.what());
+  }
+  if (!j.is_object())
+    throw std::invalid_argument(origin + ": the configuration must be a JSON object, but is " +
+                                TypeName(j));
+  Reader r(j, origin, "");
+  {
+    const json* v = r.Find("lepus_config_version");
+    if (!v)
+      throw std::invalid_argument(origin + ": missing key 'lepus_config_version' (this lepus "
+                                  "reads version " + std::to_string(kWMassConfigVersion) + ")");
+    if (!v->is_number_integer() || v->get<long long>() != kWMassConfigVersion)
+      throw std::invalid_argument(
+          origin + ": lepus_config_version is " + Shown(*v) + ", but this lepus reads version " +
+          std::to_string(kWMassConfigVersion) +
+          " only (write the file for version 1, see docs/producers.md)");
+  }
+  {
+    std::string producer = "wmass";
+    r.String("producer", &producer);
+    if (producer != "wmass")
+      r.Error("producer", json(producer), "\"wmass\" (the only producer of this command)");
+  }
+  std::string preset = "light";
+  r.String("preset", &preset);
+  WMassConfig c;
+  try {
+    c = WMassConfig::Preset(WMassPresetFromString(preset));
+  } catch (const std::invalid_argument&) {
+    r.Error("preset", json(preset), "\"light\" or \"full\"");
+  }
+
+  if (auto b = r.Object("binning")) {
+    b->Int("eta_bins", &c.eta_bins, 1, 48);
+    b->Int("pt_bins", &c.pt_bins, 1, 10000);
+    b->Number("pt_min", &c.pt_min);
+    b->Number("pt_max", &c.pt_max);
+    b->Finish();
+  }
+  if (auto s = r.Object("selection")) {
+    s->Number("iso_cut", &c.iso_cut);
+    s->Number("mt_cut", &c.mt_cut);
+    s->Number("mt_sideband", &c.mt_sideband);
+    s->Number("veto_pt", &c.veto_pt);
+    s->Finish();
+  }
+  if (auto s = r.Object("simulation")) {
+    s->UInt64("events", &c.simulation.events);
+    s->UInt64("seed", &c.simulation.seed);
+    s->Strings("files", &c.simulation.files);
+    s->Finish();
+  }
+  if (auto s = r.Object("data")) {
+    s->UInt64("seed", &c.data.seed);
+    s->Strings("files", &c.data.files);
+    s->Number("mw_shift_mev", &c.data_mw_shift_mev);
+    s->Finish();
+  }
+  r.Number("luminosity_pb", &c.luminosity_pb);
+  if (auto s = r.Object("systematics")) {
+    if (auto m = s->Object("mass")) {
+      m->Number("shift_mev", &c.theory.mass_shift_mev);
+      m->Number("step_mev", &c.theory.mass_step_mev);
+      m->Bool("steps", &c.theory.mass_steps);
+      m->Numbers("pseudodata_shifts_mev", &c.pseudodata_shifts_mev);
+      m->Finish();
+    }
+    if (auto w = s->Object("width")) {
+      w->Number("shift_mev", &c.theory.w_width_shift_mev);
+      w->Finish();
+    }
+    if (auto m = s->Object("muon_scale")) {
+      m->Bool("enabled", &c.muon_scale);
+      m->Number("stat_scale", &c.muon_scale_stat);
+      m->String("calibration", &c.calibration_file);
+      m->Int("regions", &c.muon_scale_regions, 0, 1000);
+      m->Finish();
+    }
+    if (auto e = s->Object("efficiency")) {
+      e->Bool("enabled", &c.efficiency);
+      e->Int("eta_group", &c.efficiency_config.eta_group, 1, 48);
+      e->Bool("charge_split", &c.efficiency_config.charge_split);
+      e->Int("poly_order", &c.efficiency_config.poly_order, 0, 6);
+      e->Int("num_eigen", &c.efficiency_config.num_eigen, 1, 7);
+      e->Bool("syst", &c.efficiency_config.syst);
+      e->Numbers("syst_eta_edges", &c.efficiency_config.syst_eta_edges);
+      e->Finish();
+    }
+    if (auto p = s->Object("pdf")) {
+      p->Int("pairs", &c.theory.pdf_pairs, 1, 60);
+      p->Number("cl_scale", &c.theory.pdf_cl_scale);
+      p->Bool("symmetrize", &c.theory.pdf_symmetrize);
+      p->Bool("alphas", &c.theory.pdf_alphas);
+      p->Finish();
+    }
+    if (auto a = s->Object("angular_coeffs")) {
+      a->Numbers("pt_edges", &c.theory.helicity_pt_edges);
+      a->Numbers("y_edges", &c.theory.helicity_y_edges);
+      std::vector<std::string> comps;
+      const bool have = a->Find("components") != nullptr;
+      a->Strings("components", &comps);
+      if (have) {
+        c.theory.helicity_components.fill(false);
+        for (std::size_t i = 0; i < comps.size(); ++i) {
+          int k = -1;
+          for (int q = 0; q < kNumHelicityComponents; ++q)
+            if (comps[i] == kComponentNames[q]) k = q;
+          if (k < 0)
+            a->Error("components[" + std::to_string(i) + "]", json(comps[i]),
+                     "one of UL, A0, A1, A2, A3, A4");
+          c.theory.helicity_components[k] = true;
+        }
+      }
+      a->Bool("shower_kt", &c.theory.shower_kt);
+      a->Finish();
+    }
+    if (auto p = s->Object("pt_modeling")) {
+      p->Bool("np_per_boson_y", &c.theory.np_per_boson_y);
+      p->Bool("np_shared_cs", &c.theory.np_shared_cs);
+      p->Number("np_sigma2", &c.theory.np_sigma2);
+      p->Int("resummation_terms", &c.theory.resummation_terms, 0, 3);
+      p->Finish();
+    }
+    if (auto e = s->Object("ew")) {
+      e->Bool("enabled", &c.theory.electroweak);
+      e->Finish();
+    }
+    if (auto n = s->Object("nonprompt")) {
+      n->Bool("enabled", &c.nonprompt);
+      n->Int("smoothing_order", &c.nonprompt_options.smoothing_order, -1, 5);
+      std::string dec = c.nonprompt_options.decorrelation == SmoothingDecorrelation::kCorrelated
+                            ? "correlated"
+                            : "per_eta_charge";
+      n->String("decorrelation", &dec);
+      if (dec == "correlated") {
+        c.nonprompt_options.decorrelation = SmoothingDecorrelation::kCorrelated;
+      } else if (dec == "per_eta_charge") {
+        c.nonprompt_options.decorrelation = SmoothingDecorrelation::kPerEtaCharge;
+      } else {
+        n->Error("decorrelation", json(dec), "\"per_eta_charge\" or \"correlated\"");
+      }
+      n->Number("norm_uncertainty", &c.nonprompt_options.norm_uncertainty);
+      n->Number("shape_pt", &c.nonprompt_options.shape_pt);
+      n->Number("shape_eta", &c.nonprompt_options.shape_eta);
+      n->Bool("shape_per_charge", &c.nonprompt_options.shape_per_charge);
+      n->Finish();
+    }
+    s->Number("luminosity", &c.lumi_uncertainty);
+    s->Bool("bin_by_bin_stat", &c.bin_by_bin_stat);
+    std::string sym = io::ToString(c.symmetrization);
+    s->String("symmetrization", &sym);
+    try {
+      c.symmetrization = io::SymmetrizationFromString(sym);
+    } catch (const std::invalid_argument&) {
+      s->Error("symmetrization", json(sym), "one of none, average, conservative, linear, quadratic");
+    }
+    s->Finish();
+  }
+  if (auto o = r.Object("output")) {
+    o->String("storage", &c.storage);
+    o->Number("sparse_density", &c.sparse_density);
+    o->Bool("gzip", &c.gzip);
+    o->Finish();
+  }
+  r.UInt64("chunk_events", &c.chunk_events);
+  r.Finish();
+
+  std::string error;
+  if (!c.IsValid(&error)) throw std::invalid_argument(origin + ": " + error);
+  return c;
+}
+
+WMassConfig ReadWMassConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw io::InputError(path + ": cannot open the configuration file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return WMassConfigFromJson(ss.str(), path);
+}
+
+std::string WMassConfig::ToJson() const {
+  json j;
+  j["lepus_config_version"] = kWMassConfigVersion;
+  j["producer"] = "wmass";
+  j["preset"] = ToString(preset);
+  j["binning"] = {{"eta_bins", eta_bins}, {"pt_bins", pt_bins}, {"pt_min", pt_min},
+                  {"pt_max", pt_max}};
+  j["selection"] = {{"iso_cut", iso_cut}, {"mt_cut", mt_cut}, {"mt_sideband", mt_sideband},
+                    {"veto_pt", veto_pt}};
+  j["simulation"] = {{"events", simulation.events}, {"seed", simulation.seed},
+                     {"files", simulation.files}};
+  j["data"] = {{"seed", data.seed}, {"files", data.files}, {"mw_shift_mev", data_mw_shift_mev}};
+  j["luminosity_pb"] = luminosity_pb;
+  json s;
+  s["mass"] = {{"shift_mev", theory.mass_shift_mev}, {"step_mev", theory.mass_step_mev},
+               {"steps", theory.mass_steps}, {"pseudodata_shifts_mev", pseudodata_shifts_mev}};
+  s["width"] = {{"shift_mev", theory.w_width_shift_mev}};
+  s["muon_scale"] = {{"enabled", muon_scale}, {"stat_scale", muon_scale_stat},
+                     {"calibration", calibration_file}, {"regions", muon_scale_regions}};
+  s["efficiency"] = {{"enabled", efficiency},
+                     {"eta_group", efficiency_config.eta_group},
+                     {"charge_split", efficiency_config.charge_split},
+                     {"poly_order", efficiency_config.poly_order},
+                     {"num_eigen", efficiency_config.num_eigen},
+                     {"syst", efficiency_config.syst},
+                     {"syst_eta_edges", efficiency_config.syst_eta_edges}};
+  s["pdf"] = {{"pairs", theory.pdf_pairs}, {"cl_scale", theory.pdf_cl_scale},
+              {"symmetrize", theory.pdf_symmetrize}, {"alphas", theory.pdf_alphas}};
+  std::vector<std::string> comps;
+  for (int q = 0; q < kNumHelicityComponents; ++q)
+    if (theory.helicity_components[q]) comps.push_back(kComponentNames[q]);
+  s["angular_coeffs"] = {{"pt_edges", theory.helicity_pt_edges},
+                         {"y_edges", theory.helicity_y_edges},
+                         {"components", comps},
+                         {"shower_kt", theory.shower_kt}};
+  s["pt_modeling"] = {{"np_per_boson_y", theory.np_per_boson_y},
+                      {"np_shared_cs", theory.np_shared_cs},
+                      {"np_sigma2", theory.np_sigma2},
+                      {"resummation_terms", theory.resummation_terms}};
+  s["ew"] = {{"enabled", theory.electroweak}};
+  s["nonprompt"] = {
+      {"enabled", nonprompt},
+      {"smoothing_order", nonprompt_options.smoothing_order},
+      {"decorrelation", nonprompt_options.decorrelation == SmoothingDecorrelation::kCorrelated
+                            ? "correlated"
+                            : "per_eta_charge"},
+      {"norm_uncertainty", nonprompt_options.norm_uncertainty},
+      {"shape_pt", nonprompt_options.shape_pt},
+      {"shape_eta", nonprompt_options.shape_eta},
+      {"shape_per_charge", nonprompt_options.shape_per_charge}};
+  s["luminosity"] = lumi_uncertainty;
+  s["bin_by_bin_stat"] = bin_by_bin_stat;
+  s["symmetrization"] = io::ToString(symmetrization);
+  j["systematics"] = s;
+  j["output"] = {{"storage", storage}, {"sparse_density", sparse_density}, {"gzip", gzip}};
+  j["chunk_events"] = chunk_events;
+  return j.dump(1);
+}
+
+}  // namespace lepus::models
