@@ -583,8 +583,21 @@ double TheoryVariations::BreitWignerWeight(char boson, double m, double dm, doub
   const double lo = w ? ph.w_mass_min : ph.z_mass_min, hi = w ? ph.w_mass_max : ph.z_mass_max;
   const double m1 = m0 + dm;
   const double g1 = (g0 + dg) * std::pow(m1 / m0, 3);
-  const double norm = BreitWignerIntegral(m0, g0, lo, hi) / BreitWignerIntegral(m1, g1, lo, hi);
-  return BreitWigner(m, m1, g1) / BreitWigner(m, m0, g0) * norm;
+  // The normalisation integrals cost ~1e5 evaluations: cache the last one per thread (callers
+  // typically evaluate many masses at one shift).
+  struct Cache {
+    std::array<double, 6> key{};  // m0, g0, lo, hi, dm, dg
+    double norm = 0.0;
+    bool valid = false;
+  };
+  thread_local Cache cache;
+  const std::array<double, 6> key = {m0, g0, lo, hi, dm, dg};
+  if (!cache.valid || cache.key != key) {
+    cache.key = key;
+    cache.norm = BreitWignerIntegral(m0, g0, lo, hi) / BreitWignerIntegral(m1, g1, lo, hi);
+    cache.valid = true;
+  }
+  return BreitWigner(m, m1, g1) / BreitWigner(m, m0, g0) * cache.norm;
 }
 
 // ---- weights

@@ -215,7 +215,7 @@ class TheoryVariations {
   // The normalised Breit-Wigner weight of the reference: BW(m; M + dm, G') / BW(m; M, G) times
   // the ratio of their integrals over the generation window, so the expected total yield is
   // unchanged; G' = (G + dg) ((M + dm) / M)^3. dm, dg in GeV; boson 'W' or 'Z'. Uses a cached
-  // normalisation for the configured shifts and integrates numerically otherwise.
+  // normalisation per thread for the last (boson, dm, dg) and integrates numerically otherwise.
   double BreitWignerWeight(char boson, double m, double dm_gev, double dg_gev) const;
 
  private:
