@@ -604,24 +604,31 @@ double TheoryVariations::BreitWignerWeight(char boson, double m, double dm, doub
 
 namespace {
 
-// Relative weight change r_s of PDF eigenvector k for sign s (+1 up, -1 down) at one event.
-inline double PdfRelative(int k, int s, double cl_scale, int boson, double y, double y_max,
-                          const TheoryInputs& in, std::size_t j) {
-  const double amp = kPdfAmplitude90 / (1.0 + kPdfAmplitudeDecay * (k - 1)) / cl_scale;
-  const double phase = PdfPhase(k);
-  const double asym = kPdfAsymmetry * std::sin(1.7 * k);
-  const double a_s = amp * (1.0 + s * asym);
-  const double u = std::clamp(y / y_max, -1.0, 1.0);
-  const int n_y = 2 + 2 * ((k - 1) % 4);  // even: the rapidity distribution stays symmetric
-  const int n_q = 2 * ((k - 1) % 3);      // 0, 2, 4
-  const double g_b = boson == 0 ? 1.0 : (boson == 1 ? -1.0 : 0.5);  // u/d-like flavour lever
-  const double rap = std::cos(phase) * Legendre(n_y, u);
-  const double flav = 0.5 * std::sin(phase) * g_b * Legendre(n_q, u);
-  // A4 diluted / enhanced (valence vs sea), A0 slightly changed.
-  const double ang = kPdfA4Coupling * std::cos(2.0 * phase) * in.hel_weight[5][j] +
-                     kPdfA0Coupling * std::sin(2.0 * phase) * in.hel_weight[1][j];
-  return s * a_s * (rap + flav + ang);
-}
+// PDF eigenvector k (docs/systematics.md): per-eigenvector constants, computed once per call of
+// Weights, and the relative weight change r_s for sign s (+1 up, -1 down) at one event.
+struct PdfEigen {
+  explicit PdfEigen(int k, double cl_scale) {
+    const double amp = kPdfAmplitude90 / (1.0 + kPdfAmplitudeDecay * (k - 1)) / cl_scale;
+    const double phase = PdfPhase(k);
+    const double asym = kPdfAsymmetry * std::sin(1.7 * k);
+    amp_up = amp * (1.0 + asym);
+    amp_down = amp * (1.0 - asym);
+    n_y = 2 + 2 * ((k - 1) % 4);  // even: the rapidity distribution stays symmetric
+    n_q = 2 * ((k - 1) % 3);      // 0, 2, 4
+    c_rap = std::cos(phase);
+    c_flav = 0.5 * std::sin(phase);
+    c_a4 = kPdfA4Coupling * std::cos(2.0 * phase);
+    c_a0 = kPdfA0Coupling * std::sin(2.0 * phase);
+  }
+  // The bracket of r_s = s a_s [ ... ] (independent of s).
+  double Shape(int boson, double u, double hel_a0, double hel_a4) const {
+    const double g_b = boson == 0 ? 1.0 : (boson == 1 ? -1.0 : 0.5);  // u/d-like flavour lever
+    return c_rap * Legendre(n_y, u) + c_flav * g_b * Legendre(n_q, u) + c_a4 * hel_a4 +
+           c_a0 * hel_a0;
+  }
+  double amp_up, amp_down, c_rap, c_flav, c_a4, c_a0;
+  int n_y, n_q;
+};
 
 }  // namespace
 
@@ -664,16 +671,18 @@ void TheoryVariations::Weights(std::size_t k, const TheoryInputs& in, double* up
       return;
     }
     case TheoryKind::kPdf: {
-      const int eig = static_cast<int>(p[0]);
+      const PdfEigen eig(static_cast<int>(p[0]), config_.pdf_cl_scale);
       const int mode = static_cast<int>(p[1]);
+      const double inv_ymax = 1.0 / ph.y_max;
       for (std::size_t j = 0; j < n; ++j) {
         if (!acts(j)) {
           up[j] = 1.0;
           if (down) down[j] = 1.0;
           continue;
         }
-        const double rp = PdfRelative(eig, +1, config_.pdf_cl_scale, boson[j], in.y[j], ph.y_max, in, j);
-        const double rm = PdfRelative(eig, -1, config_.pdf_cl_scale, boson[j], in.y[j], ph.y_max, in, j);
+        const double u = std::clamp(in.y[j] * inv_ymax, -1.0, 1.0);
+        const double shape = eig.Shape(boson[j], u, in.hel_weight[1][j], in.hel_weight[5][j]);
+        const double rp = eig.amp_up * shape, rm = -eig.amp_down * shape;
         if (mode == 0) {
           up[j] = 1.0 + rp;
           if (down) down[j] = 1.0 + rm;
