@@ -231,3 +231,10 @@ TEST_CASE("invalid calibrations are named") {
   CHECK_THROWS_WITH_AS(MomentumNuisances(SyntheticCalibration(), o), doctest::Contains("stat_scale is 0"),
                        std::invalid_argument);
 }
+
+TEST_CASE("momentum nuisance option defaults are valid") {
+  std::string error;
+  const MomentumNuisanceOptions o;
+  CHECK(o.IsValid(&error));
+  CHECK(o.stat_scale == 2.1);
+}

@@ -228,3 +228,16 @@ TEST_CASE("empty sidebands and bad inputs") {
   CHECK_THROWS_WITH_AS(EstimateNonprompt(t.in, o), doctest::Contains("smoothing_order is 9"),
                        std::invalid_argument);
 }
+
+TEST_CASE("non-prompt option and binning defaults are valid") {
+  std::string error;
+  CHECK(NonpromptOptions{}.IsValid(&error));
+  CHECK(NonpromptOptions::Full().IsValid(&error));
+  CHECK(NonpromptOptions::Light().IsValid(&error));
+  CHECK(NonpromptBinning::WMass().IsValid(&error));
+  CHECK(NonpromptBinning::WMass().size() == 2880);
+  NonpromptBinning b = NonpromptBinning::WMass();
+  b.pt_edges[3] = b.pt_edges[2];
+  CHECK_FALSE(b.IsValid(&error));
+  CHECK(error == "NonpromptBinning: pt_edges[3] is 28, but must be > 28");
+}
