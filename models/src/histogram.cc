@@ -29,6 +29,14 @@ BinSpace::BinSpace(std::vector<AnyAxis> axes) : axes_(std::move(axes)) {
       throw std::invalid_argument("BinSpace: axis name '" + name + "' is used twice");
     if (axes_[i].size() <= 0)
       throw std::invalid_argument("BinSpace: axis '" + name + "' has no bins");
+    // Boost computes an edge by interpolation, (1 - z) x_k + z x_{k+1}, which is NaN next to an
+    // infinite edge (0 x inf): open-ended axes use a large finite last edge instead.
+    for (int b = 0; b <= static_cast<int>(axes_[i].size()); ++b) {
+      const double e = bh::axis::visit([b](const auto& ax) { return double(ax.value(b)); }, axes_[i]);
+      if (!std::isfinite(e))
+        throw std::invalid_argument("BinSpace: axis '" + name +
+                                    "' has an infinite edge (use a large finite one)");
+    }
   }
   strides_.assign(axes_.size(), 1);
   for (int i = rank() - 2; i >= 0; --i)
@@ -88,13 +96,7 @@ std::vector<engine::Axis> BinSpace::ToEngineAxes() const {
   for (int i = 0; i < rank(); ++i) {
     engine::Axis a;
     a.name = axis_name(i);
-    for (int b = 0; b <= axis_size(i); ++b) {
-      const double e = BinLower(i, b);
-      if (!std::isfinite(e))
-        throw std::invalid_argument("BinSpace: axis '" + a.name +
-                                    "' has an infinite edge and cannot be written to a fit input");
-      a.edges.push_back(e);
-    }
+    for (int b = 0; b <= axis_size(i); ++b) a.edges.push_back(BinLower(i, b));
     out.push_back(std::move(a));
   }
   return out;

@@ -193,9 +193,10 @@ WMassProducer::Impl::Impl(WMassConfig c)
     : config(std::move(c)), theory(EffectiveTheory(config)) {
   std::string error;
   if (!config.IsValid(&error)) throw std::invalid_argument("W-mass configuration: " + error);
-  const double inf = std::numeric_limits<double>::infinity();
-  mt_axis = VariableAxis({0.0, config.mt_sideband, config.mt_cut, inf}, "mt");
-  iso_axis = VariableAxis({0.0, config.iso_cut, inf}, "iso");
+  // Open-ended axes end at a large finite edge (histogram.h).
+  const double open = 1e9;
+  mt_axis = VariableAxis({0.0, config.mt_sideband, config.mt_cut, open}, "mt");
+  iso_axis = VariableAxis({0.0, config.iso_cut, open}, "iso");
   eta_axis = RegularAxis(config.eta_bins, -kEtaMax, kEtaMax, "eta");
   pt_axis = RegularAxis(config.pt_bins, config.pt_min, config.pt_max, "pt");
   charge_axis = RegularAxis(2, -2.0, 2.0, "charge");
@@ -210,8 +211,15 @@ WMassProducer::Impl::Impl(WMassConfig c)
   if (config.efficiency)
     efficiency = std::make_unique<EfficiencyVariations>(config.efficiency_config);
 
-  calibration = config.calibration_file.empty() ? SyntheticCalibration()
-                                                : ReadCalibration(config.calibration_file);
+  if (config.calibration_file.empty()) {
+    // The built-in calibration measured the default data bias (or none when the data truth has
+    // no momentum-scale bias).
+    SyntheticCalibrationOptions copt;
+    if (!config.data_scale_bias) copt.central = ScaleTable{};
+    calibration = SyntheticCalibration(copt);
+  } else {
+    calibration = ReadCalibration(config.calibration_file);
+  }
   if (config.muon_scale) {
     scale_calibration = config.muon_scale_regions > 0
                             ? CoarsenCalibration(calibration, config.muon_scale_regions)
@@ -330,48 +338,69 @@ void WMassProducer::Impl::FillBatch(const EventBatch& b, SampleKind sample, WMas
       if (!(pt >= pt_lo && pt < pt_hi)) continue;
       // Efficiencies: weights in simulation, 0/1 outcomes in data.
       double w = MuonEfficiencyWeight(b, i, m);
-      const MuonColumns& other = b.muon[1 - m];
-      if (other.charge[i] != 0 && other.pt[i] > config.veto_pt &&
-          std::abs(other.eta[i]) < kEtaMax) {
-        // A second muon vetoes the event when reconstructed and identified.
-        w *= 1.0 - other.eff_reco[i] * other.eff_tracking[i] * other.eff_id[i];
-      }
       if (!is_data) w *= b.weight[i];
       if (w == 0.0) continue;
-      const double met = std::hypot(met_x, met_y);
-      const double mt2 = 2.0 * (pt * met - pt * (cphi * met_x + sphi * met_y));
-      const double mt = mt2 > 0 ? std::sqrt(mt2) : 0.0;
-      const int mt_bin = mt_axis.index(mt);
       const bool iso_pass = mu.rel_iso[i] < config.iso_cut;
       const int iso_bin = iso_pass ? 0 : 1;
       const int eb = eta_axis.index(eta);
       const int pb = pt_axis.index(pt);
       const int cb = q > 0 ? 1 : 0;
       const bool in_range = pb >= 0 && pb < config.pt_bins && eb >= 0 && eb < config.eta_bins;
-      int fit_bin = -1;
-      if (in_range) {
-        const int fb = eb * eta_stride + pb * 2 + cb;
-        const int rb = mt_bin * region_stride_mt + iso_bin * region_stride_iso + fb;
-        if (is_data) {
-          h->data.Fill(rb, w);
-        } else {
-          h->mc[slot].Fill(rb, w);
-        }
-        if (mt_bin == 2 && iso_pass) {
-          fit_bin = fb;
-          if (is_data)
-            ++h->data_selected;
-          else
-            ++h->selected[slot];
+
+      // One hypothesis per fate of a second muon: in simulation it is reconstructed and
+      // identified with probability e (then it vetoes the event if above veto_pt) or lost with
+      // 1 - e, and a lost muon is invisible: its pT joins the missing pT, as for a data event in
+      // which it failed. In data a second muon in the record was reconstructed.
+      const MuonColumns& other = b.muon[1 - m];
+      const bool has_other = other.charge[i] != 0;
+      double hyp_w[2];
+      double hyp_mx[2], hyp_my[2];
+      int nhyp = 0;
+      if (!has_other) {
+        hyp_w[nhyp] = w, hyp_mx[nhyp] = met_x, hyp_my[nhyp] = met_y, ++nhyp;
+      } else {
+        const double e = other.eff_reco[i] * other.eff_tracking[i] * other.eff_id[i];
+        if (other.pt[i] <= config.veto_pt && e > 0.0)
+          hyp_w[nhyp] = w * e, hyp_mx[nhyp] = met_x, hyp_my[nhyp] = met_y, ++nhyp;
+        if (!is_data && e < 1.0) {
+          hyp_w[nhyp] = w * (1.0 - e);
+          // MET = -(sum of visible muons + u_T): an invisible muon adds its pT to it.
+          hyp_mx[nhyp] = met_x + other.pt[i] * std::cos(other.phi[i]);
+          hyp_my[nhyp] = met_y + other.pt[i] * std::sin(other.phi[i]);
+          ++nhyp;
         }
       }
-      if (is_data) continue;
-      // Candidates for the variations: in the signal region, or (for the momentum scale)
-      // isolated and close enough to it to migrate in.
-      if (fit_bin < 0 && (!iso_pass || momentum.empty())) continue;
-      s->cand.push_back(Candidate{static_cast<std::uint32_t>(i), static_cast<std::int8_t>(slot),
-                                  static_cast<std::int8_t>(q), iso_pass, w, pt, eta, phi, met_x,
-                                  met_y, mu.eff_iso[i], fit_bin});
+      for (int k = 0; k < nhyp; ++k) {
+        const double wk = hyp_w[k];
+        const double mx = hyp_mx[k], my = hyp_my[k];
+        const double mt2 = 2.0 * pt * (std::hypot(mx, my) - (cphi * mx + sphi * my));
+        const double mt = mt2 > 0 ? std::sqrt(mt2) : 0.0;
+        const int mt_bin = mt_axis.index(mt);
+        int fit_bin = -1;
+        if (in_range) {
+          const int fb = eb * eta_stride + pb * 2 + cb;
+          const int rb = mt_bin * region_stride_mt + iso_bin * region_stride_iso + fb;
+          if (is_data) {
+            h->data.Fill(rb, wk);
+          } else {
+            h->mc[slot].Fill(rb, wk);
+          }
+          if (mt_bin == 2 && iso_pass) {
+            fit_bin = fb;
+            if (is_data)
+              ++h->data_selected;
+            else
+              ++h->selected[slot];
+          }
+        }
+        if (is_data) continue;
+        // Candidates for the variations: in the signal region, or (for the momentum scale)
+        // isolated and close enough to it to migrate in.
+        if (fit_bin < 0 && (!iso_pass || momentum.empty())) continue;
+        s->cand.push_back(Candidate{static_cast<std::uint32_t>(i),
+                                    static_cast<std::int8_t>(slot), static_cast<std::int8_t>(q),
+                                    iso_pass, wk, pt, eta, phi, mx, my, mu.eff_iso[i], fit_bin});
+      }
     }
   }
   if (!is_data && !s->cand.empty()) FillVariations(b, h, s);
@@ -524,12 +553,16 @@ GeneratorConfig SimulationGenerator(const WMassConfig& c) {
 
 GeneratorConfig DataGenerator(const WMassConfig& c) {
   GeneratorConfig g = GeneratorConfig::DefaultData();
-  g.processes = {Process::kWplusMuNu, Process::kWminusMuNu, Process::kWTauNu,
-                 Process::kZMuMu,     Process::kZTauTau,    Process::kNonPrompt,
-                 Process::kTop,       Process::kDiboson};
+  g.processes = {Process::kWplusMuNu, Process::kWminusMuNu, Process::kWTauNu, Process::kZMuMu,
+                 Process::kZTauTau,   Process::kTop,        Process::kDiboson};
+  // Without the non-prompt estimate the generated data have no non-prompt muons either.
+  if (c.nonprompt) g.processes.push_back(Process::kNonPrompt);
   g.luminosity_pb = c.luminosity_pb;
   g.seed = c.data.seed;
   g.physics.w_mass = GeneratorParams::Simulation().w_mass + c.data_mw_shift_mev * 1e-3;
+  if (!c.data_scale_bias) g.detector.scale_bias = DetectorParams::Simulation().scale_bias;
+  if (!c.data_efficiency_bias)
+    g.detector.efficiency_variation = DetectorParams::Simulation().efficiency_variation;
   g.filter = EventFilter{1, c.pt_min - kMigrationMargin - 1.0};
   return g;
 }

@@ -48,6 +48,12 @@ WMassConfig WMassConfig::Full() {
   // and charge (2880 statistical nuisances) plus the systematic ones.
   c.efficiency_config.poly_order = 5;
   c.efficiency_config.num_eigen = 6;
+  // Systematic scale-factor variations decorrelated per eta bin (5 x 48) plus the correlated
+  // ones; angular coefficients decorrelated in three |y| bins as well as in boson pT.
+  c.efficiency_config.syst_eta_edges.clear();
+  for (int b = 0; b <= kScaleEtaBins; ++b)
+    c.efficiency_config.syst_eta_edges.push_back((b - kScaleEtaBins / 2) / 10.0);
+  c.theory.helicity_y_edges = {0.0, 0.8, 1.6};
   c.muon_scale_regions = 0;
   c.nonprompt_options = NonpromptOptions::Full();
   c.nonprompt_options.smoothing_order = 3;
@@ -339,6 +345,8 @@ WMassConfig WMassConfigFromJson(const std::string& json_text, const std::string&
     s->UInt64("seed", &c.data.seed);
     s->Strings("files", &c.data.files);
     s->Number("mw_shift_mev", &c.data_mw_shift_mev);
+    s->Bool("scale_bias", &c.data_scale_bias);
+    s->Bool("efficiency_bias", &c.data_efficiency_bias);
     s->Finish();
   }
   r.Number("luminosity_pb", &c.luminosity_pb);
@@ -474,7 +482,11 @@ std::string WMassConfig::ToJson() const {
                     {"veto_pt", veto_pt}};
   j["simulation"] = {{"events", simulation.events}, {"seed", simulation.seed},
                      {"files", simulation.files}};
-  j["data"] = {{"seed", data.seed}, {"files", data.files}, {"mw_shift_mev", data_mw_shift_mev}};
+  j["data"] = {{"seed", data.seed},
+               {"files", data.files},
+               {"mw_shift_mev", data_mw_shift_mev},
+               {"scale_bias", data_scale_bias},
+               {"efficiency_bias", data_efficiency_bias}};
   j["luminosity_pb"] = luminosity_pb;
   json s;
   s["mass"] = {{"shift_mev", theory.mass_shift_mev}, {"step_mev", theory.mass_step_mev},

@@ -55,7 +55,9 @@ using AnyAxis = boost::histogram::axis::variant<RegularAxis, VariableAxis, Integ
 class BinSpace {
  public:
   BinSpace() = default;
-  // Throws std::invalid_argument for no axes, an axis without bins, an empty or duplicate name.
+  // Throws std::invalid_argument for no axes, an axis without bins, an empty or duplicate name,
+  // an infinite edge (Boost interpolates edges, which gives NaN next to an infinite one: an
+  // open-ended axis takes a large finite last edge, e.g. 1e9).
   explicit BinSpace(std::vector<AnyAxis> axes);
 
   int rank() const noexcept { return static_cast<int>(axes_.size()); }
@@ -80,8 +82,7 @@ class BinSpace {
   // Per-axis bins of a linear index (in range; unchecked).
   void Unravel(int index, int* bins) const noexcept;
 
-  // The axes for the fit input: edges of regular and variable axes (infinite edges are not
-  // allowed there: throws std::invalid_argument naming the axis), integer axes as edges
+  // The axes for the fit input: edges of regular and variable axes, integer axes as edges
   // [v - 0.5, ..., v_last + 0.5].
   std::vector<engine::Axis> ToEngineAxes() const;
   // Lower and upper edge of bin b of axis i.

@@ -96,6 +96,10 @@ struct WMassConfig {
   // The data truth of generated data: GeneratorConfig::DefaultData() (biased momentum scale,
   // different efficiencies, non-prompt yield x1.15) with m_W = simulation + data_mw_shift_mev.
   double data_mw_shift_mev = -30.0;
+  // Parts of the data truth that can be switched off (closure tests): the momentum-scale bias
+  // and the efficiency differences of DetectorParams::DefaultData().
+  bool data_scale_bias = true;
+  bool data_efficiency_bias = true;
 
   // ---- Systematics.
   TheoryConfig theory = TheoryConfig::Light();  // mass, width, pdf, angularCoeffs, pTModeling, EW
