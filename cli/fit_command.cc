@@ -251,7 +251,7 @@ void PrintProjection(std::ostream& os, const engine::Likelihood& lik, const Proj
       if (channel)
         for (const auto& ax : channel->axes)
           if (ax.name == post.axes[a] && static_cast<int>(ax.edges.size()) > idx + 1)
-            part = "[" + Fmt("%g", ax.edges[idx]) + "," + Fmt("%g", ax.edges[idx + 1]) + ")";
+            part = std::string("[").append(Fmt("%g", ax.edges[idx])).append(",").append(Fmt("%g", ax.edges[idx + 1])).append(")");
       parts[a] = part;
     }
     for (std::size_t a = 0; a < parts.size(); ++a) label += (a ? " " : "") + parts[a];
