@@ -5,12 +5,16 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 
 #include <Eigen/Cholesky>
 #include <Eigen/Eigenvalues>
+#include <tbb/info.h>
+#include <tbb/task_arena.h>
 
+#include "linalg.h"
 #include "minimizer.h"
 
 namespace lepus::engine {
@@ -155,6 +159,9 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
   const int nf = static_cast<int>(free.size());
 
   Eigen::VectorXd x = options.initial_params.size() ? options.initial_params : lik.InitialParams();
+  // Dense factorisations run on the likelihood's thread count (results do not depend on it).
+  const int threads = lik.options().num_threads > 0 ? lik.options().num_threads : tbb::info::default_concurrency();
+  tbb::task_arena linalg_arena(threads);
   Eigen::VectorXd grad;
   Eigen::MatrixXd hess;
   double t_eval = 0.0, t_linalg = 0.0;
@@ -204,10 +211,12 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
       for (int i = 0; i < nf; ++i) dscale[i] = std::max(dscale[i] * (iter == 0 ? 0.0 : 1.0),
                                                         std::sqrt(std::max(std::abs(h(i, i)), 1e-300)));
       // EDM with the Newton step, when H is positive definite.
-      Eigen::LLT<Eigen::MatrixXd> llt(h);
+      std::unique_ptr<detail::CholeskyFactor> chol;
+      linalg_arena.execute([&] { chol = std::make_unique<detail::CholeskyFactor>(h); });
+      const bool pd = chol->ok();
       Eigen::VectorXd newton;
-      if (llt.info() == Eigen::Success) {
-        newton = llt.solve(-g);
+      if (pd) {
+        newton = chol->Solve(-g);
         const double edm = -0.5 * g.dot(newton);
         if (std::isfinite(edm) && edm < options.edm_tolerance) {
           // Converged: take the final (quadratically convergent) Newton step if it helps.
@@ -227,7 +236,7 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
       // the Cauchy point and the Newton step (no further factorisation); otherwise the
       // Moré-Sorensen solution of the subproblem.
       Eigen::VectorXd p;
-      if (llt.info() == Eigen::Success) {
+      if (pd) {
         p = detail::DoglegStep(h, g, newton, dscale, radius);
       } else {
         Eigen::VectorXd gs = g.cwiseQuotient(dscale);
@@ -240,12 +249,12 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
       const double pred = -(g.dot(p) + 0.5 * p.dot(h * p));
       t_linalg += Seconds(t0, Clock::now());
       if (!(pred > 0) || !p.allFinite()) {
-        if (!(pred > 0) && llt.info() != Eigen::Success && g.norm() == 0.0) {
+        if (!(pred > 0) && !pd && g.norm() == 0.0) {
           message = "stationary point with a Hessian that is not positive definite";
           break;
         }
         // Model cannot decrease: gradient numerically zero.
-        if (g.norm() <= 1e-300 || ps.norm() < 1e-14) { converged = llt.info() == Eigen::Success; break; }
+        if (g.norm() <= 1e-300 || ps.norm() < 1e-14) { converged = pd; break; }
         radius *= 0.25;
         continue;
       }
@@ -285,12 +294,13 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
   const Eigen::MatrixXd h = Sub(hess, free);
   Eigen::MatrixXd cov_free;
   if (nf > 0 && h.allFinite()) {
-    Eigen::LLT<Eigen::MatrixXd> llt(h);
-    res.hessian_positive_definite = llt.info() == Eigen::Success;
+    std::unique_ptr<detail::CholeskyFactor> chol;
+    linalg_arena.execute([&] { chol = std::make_unique<detail::CholeskyFactor>(h); });
+    res.hessian_positive_definite = chol->ok();
     if (res.hessian_positive_definite) {
-      res.edm = 0.5 * g.dot(llt.solve(g));
+      res.edm = 0.5 * g.dot(chol->Solve(g));
       if (options.compute_covariance) {
-        cov_free = detail::InverseFromLLT(llt);
+        linalg_arena.execute([&] { cov_free = chol->Inverse(); });
         res.covariance_status = CovarianceStatus::kAccurate;
       }
     } else {

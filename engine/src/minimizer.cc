@@ -1,5 +1,7 @@
 #include "minimizer.h"
 
+#include "linalg.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -104,9 +106,9 @@ Eigen::MatrixXd InverseFromLLT(const Eigen::LLT<Eigen::MatrixXd>& llt) {
 }
 
 bool InverseSPD(const Eigen::MatrixXd& a, Eigen::MatrixXd* out) {
-  Eigen::LLT<Eigen::MatrixXd> llt(a);
-  if (llt.info() != Eigen::Success) return false;
-  *out = InverseFromLLT(llt);
+  CholeskyFactor chol(a);
+  if (!chol.ok()) return false;
+  *out = chol.Inverse();
   return true;
 }
 
