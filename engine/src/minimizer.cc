@@ -95,16 +95,6 @@ Eigen::VectorXd TrustRegionStep(const Eigen::MatrixXd& hess, const Eigen::Vector
   return p;
 }
 
-Eigen::MatrixXd InverseFromLLT(const Eigen::LLT<Eigen::MatrixXd>& llt) {
-  const Eigen::Index n = llt.rows();
-  Eigen::MatrixXd linv = Eigen::MatrixXd::Identity(n, n);
-  llt.matrixL().solveInPlace(linv);
-  Eigen::MatrixXd out = Eigen::MatrixXd::Zero(n, n);
-  out.selfadjointView<Eigen::Lower>().rankUpdate(linv.transpose());
-  out.triangularView<Eigen::StrictlyUpper>() = out.transpose();
-  return out;
-}
-
 bool InverseSPD(const Eigen::MatrixXd& a, Eigen::MatrixXd* out) {
   CholeskyFactor chol(a);
   if (!chol.ok()) return false;

@@ -18,11 +18,8 @@ Eigen::VectorXd TrustRegionStep(const Eigen::MatrixXd& hess, const Eigen::Vector
 Eigen::VectorXd DoglegStep(const Eigen::MatrixXd& hess, const Eigen::VectorXd& grad,
                            const Eigen::VectorXd& newton, const Eigen::VectorXd& d, double radius);
 
-// Inverse of a symmetric positive-definite matrix through its Cholesky factor: L^-1 by a
-// triangular solve, then L^-T L^-1 as a symmetric rank-k product (about 2/3 of the cost of
-// solving against the identity). Returns false (out untouched) if the matrix is not SPD.
+// Inverse of a symmetric positive-definite matrix (linalg.h's blocked parallel Cholesky and
+// inverse). Returns false (out untouched) if the matrix is not SPD.
 bool InverseSPD(const Eigen::MatrixXd& a, Eigen::MatrixXd* out);
-// The same when the factorisation is already available.
-Eigen::MatrixXd InverseFromLLT(const Eigen::LLT<Eigen::MatrixXd>& llt);
 
 }  // namespace lepus::engine::detail
