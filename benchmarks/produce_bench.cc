@@ -50,7 +50,7 @@ void Counters(benchmark::State& state, double events, int threads) {
 void BM_Produce(benchmark::State& state) {
   const int preset = static_cast<int>(state.range(0));
   const int threads = static_cast<int>(state.range(1));
-  const std::uint64_t n = preset == 1 ? kEvents / 4 : kEvents;
+  const std::uint64_t n = kEvents;
   const WMassProducer producer(BenchConfig(preset, n));
   for (auto _ : state) {
     WMassHistograms h = producer.Fill(ProduceOptions{threads, {}});

@@ -317,6 +317,7 @@ void WMassProducer::Impl::FillBatch(const EventBatch& b, SampleKind sample, WMas
         continue;
       }
     }
+    bool selected_event = false;  // some hypothesis of the event is in the fit channel
     for (int m = 0; m < 2; ++m) {
       const MuonColumns& mu = b.muon[m];
       const int q = mu.charge[i];
@@ -387,10 +388,7 @@ void WMassProducer::Impl::FillBatch(const EventBatch& b, SampleKind sample, WMas
           }
           if (mt_bin == 2 && iso_pass) {
             fit_bin = fb;
-            if (is_data)
-              ++h->data_selected;
-            else
-              ++h->selected[slot];
+            selected_event = true;
           }
         }
         if (is_data) continue;
@@ -401,6 +399,12 @@ void WMassProducer::Impl::FillBatch(const EventBatch& b, SampleKind sample, WMas
                                     static_cast<std::int8_t>(slot), static_cast<std::int8_t>(q),
                                     iso_pass, wk, pt, eta, phi, mx, my, mu.eff_iso[i], fit_bin});
       }
+    }
+    if (selected_event) {
+      if (is_data)
+        ++h->data_selected;
+      else
+        ++h->selected[slot];
     }
   }
   if (!is_data && !s->cand.empty()) FillVariations(b, h, s);

@@ -54,6 +54,9 @@ WMassConfig WMassConfig::Full() {
   for (int b = 0; b <= kScaleEtaBins; ++b)
     c.efficiency_config.syst_eta_edges.push_back((b - kScaleEtaBins / 2) / 10.0);
   c.theory.helicity_y_edges = {0.0, 0.8, 1.6};
+  // Larger work items: the partial histograms of ~20k variations are ~80 MB, added serially
+  // once per item.
+  c.chunk_events = 1 << 18;
   c.muon_scale_regions = 0;
   c.nonprompt_options = NonpromptOptions::Full();
   c.nonprompt_options.smoothing_order = 3;

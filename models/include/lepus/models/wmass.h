@@ -179,8 +179,9 @@ struct WMassHistograms {
   WeightedHistogram data;
   // Deltas of every variation in the fit channel (support in fit-channel bins).
   VariationStore variations;
-  // Counters: events read (simulation, data), candidates entering any region, and events in
-  // the signal region per slot (raw counts).
+  // Counters: events read (simulation, data) and events with a muon in the fit channel per
+  // slot (raw counts, unweighted; a simulated event counts once even when both of its muons
+  // contribute with their weights).
   std::int64_t sim_events = 0, data_events = 0;
   std::array<std::int64_t, kWMassMcSlots> selected{};
   std::int64_t data_selected = 0;
