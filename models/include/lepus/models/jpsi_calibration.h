@@ -1,0 +1,145 @@
+// The J/psi muon momentum calibration (`lepus calibrate jpsi`; docs/calibration.md, "J/psi
+// calibration: method"): J/psi -> mu mu "data" (the biased detector) and simulation (the nominal
+// one) from jpsi.h; the dimuon mass per bin of (eta+, pT+, eta-, pT-); each bin's mass scale
+// relative to the simulation; a global least-squares fit of (A, e, M) per eta bin solved with
+// Ceres; the result as CalibrationParameters (calibration.h), with the covariance, for the
+// producers.
+//
+// Per bin, the measured scale is s = log(m_data / m_sim) (the data's log-mass distribution is the
+// simulation's shifted by s), and the model is
+//     s = -1/2 [ log(1 + dk/k(+)) + log(1 + dk/k(-)) ],
+//     dk/k(+) = A_i - e_i <1/pT+> + M_i <pT+>,   dk/k(-) = A_j - e_j <1/pT-> - M_j <pT->,
+// with i, j the eta bins of the mu+ and mu- and < > the simulation's means in the bin (the
+// convention of detector.h: pT_meas = pT_true / (1 + dk/k)); to first order s = -(dk+ + dk-)/2.
+// This library links Ceres (lepus::calibration); the rest of lepus::models does not.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "lepus/models/calibration.h"
+#include "lepus/models/detector.h"
+#include "lepus/models/jpsi.h"
+
+namespace lepus::models {
+
+// Ceres linear solver of the global fit. The normal equations have 3 x (eta bins) unknowns and a
+// block structure (a J/psi's muons are close in eta): sparse Cholesky pays for the full 144
+// parameters; dense QR is the most robust for small problems.
+enum class CalibrationLinearSolver : std::uint8_t {
+  kDenseQr,
+  kDenseNormalCholesky,
+  kSparseNormalCholesky,
+};
+// "dense_qr", "dense_normal_cholesky", "sparse_normal_cholesky".
+std::string ToString(CalibrationLinearSolver solver);
+// Throws std::invalid_argument listing the valid names.
+CalibrationLinearSolver CalibrationLinearSolverFromString(const std::string& name);
+
+struct JpsiCalibrationOptions {
+  // Eta bins of the calibration (the parameter bins and the mass bins); increasing, within
+  // [-2.4, 2.4]. Default: the 48 bins of 0.1 of detector.h.
+  std::vector<double> eta_edges = DefaultEtaEdges();
+  // Muon pT bins of the mass binning (GeV, increasing; muons outside are not used).
+  std::vector<double> pt_edges = {4.0, 5.5, 7.5, 12.0, 60.0};
+  // J/psi events generated for the data sample (before acceptance); > 0.
+  std::uint64_t num_data_events = 20000000;
+  // Simulated events = sim_factor x num_data_events; > 0. The template's statistical
+  // fluctuation enters each bin's error.
+  double sim_factor = 2.0;
+  std::uint64_t seed = 1;  // data use (seed, data key), simulation (seed, simulation key)
+  JpsiGeneratorOptions generator;
+  DetectorParams data_detector = DetectorParams::DefaultData();  // the hidden truth
+  DetectorParams sim_detector = DetectorParams::Simulation();
+  // A mass bin is used when both samples have at least this many events in its window; >= 10.
+  int min_events_per_bin = 50;
+  // Half width of each bin's mass window in units of its robust (MAD) log-mass width; >= 1.
+  double window_sigmas = 2.5;
+  // Global fit.
+  CalibrationLinearSolver linear_solver = CalibrationLinearSolver::kSparseNormalCholesky;
+  int max_iterations = 50;               // Ceres iterations; > 0
+  double function_tolerance = 1e-12;     // Ceres relative cost change at convergence; > 0
+  int num_threads = 0;                   // generation, histogramming and Ceres; 0 = all cores
+  std::uint64_t batch_events = 1 << 20;  // events generated per batch (memory bound); > 0
+
+  // Defaults for tests: 12 eta bins of 0.4, pT bins {4, 6, 60}, 2M data events.
+  static JpsiCalibrationOptions Light();
+  // The full configuration: the defaults above (48 x 4 pT bins, 2e7 data events).
+  static JpsiCalibrationOptions Full();
+  static std::vector<double> DefaultEtaEdges();  // 48 bins of 0.1 in [-2.4, 2.4]
+
+  // False with "<field> is <value>, but must be <constraint>" in *error.
+  bool IsValid(std::string* error) const;
+};
+
+// One mass bin: (eta bin, pT bin) of the mu+ and the mu-, its measured scale and kinematics.
+struct JpsiMassBin {
+  int eta_plus = 0, pt_plus = 0, eta_minus = 0, pt_minus = 0;
+  std::int64_t n_data = 0, n_sim = 0;   // events in the window
+  double scale = 0.0;                   // measured s = log(m_data / m_sim)
+  double error = 0.0;                   // its statistical error (data and simulation)
+  // Simulation means over the bin: <1/pT> (GeV^-1) and <pT> (GeV) of each muon.
+  double inv_pt_plus = 0.0, pt_mean_plus = 0.0, inv_pt_minus = 0.0, pt_mean_minus = 0.0;
+  double fitted = 0.0;                  // model prediction at the best fit
+};
+
+enum class CalibrationFitStatus : std::uint8_t {
+  kConverged,       // Ceres converged and the covariance is available
+  kNotConverged,    // Ceres stopped without convergence (iteration limit, failure)
+  kCovarianceFailed,  // converged, but the covariance could not be computed (rank deficient)
+};
+std::string ToString(CalibrationFitStatus status);  // "converged", "not_converged", ...
+
+struct JpsiCalibrationSummary {
+  CalibrationFitStatus status = CalibrationFitStatus::kNotConverged;
+  std::string message;           // human explanation of the status
+  std::string ceres_brief;       // ceres::Solver::Summary::BriefReport()
+  std::string ceres_full;        // ceres::Solver::Summary::FullReport()
+  std::uint64_t data_generated = 0, sim_generated = 0;  // J/psi events generated
+  std::uint64_t data_selected = 0, sim_selected = 0;    // with two muons in the pT bins
+  int bins_total = 0;            // (eta+, pT+, eta-, pT-) bins with any simulated event
+  int bins_used = 0;             // passing min_events_per_bin
+  int num_parameters = 0;        // 3 x eta bins
+  int iterations = -1;           // Ceres iterations
+  double initial_cost = -1.0, final_cost = -1.0;  // Ceres cost = chi2 / 2
+  double chi2 = -1.0;            // of the used bins at the best fit
+  int ndf = 0;                   // bins_used - num_parameters
+  double generate_seconds = 0.0, scale_fit_seconds = 0.0, global_fit_seconds = 0.0,
+         covariance_seconds = 0.0;
+  std::vector<JpsiMassBin> bins;  // the used bins
+
+  std::string BriefReport() const;  // one line
+  std::string FullReport() const;   // several lines, including the Ceres full report
+};
+
+// Progress callback: (stage, done, total), e.g. ("data", 3e6, 2e7); called from the calling
+// thread.
+using CalibrationProgress =
+    std::function<void(const std::string& stage, std::uint64_t done, std::uint64_t total)>;
+
+// The whole calibration: generation, mass scales, global fit. Throws std::invalid_argument for
+// invalid options; numerical outcomes are in summary->status. The returned parameters use
+// options.eta_edges (their covariance is zero when the covariance failed).
+CalibrationParameters CalibrateJpsi(const JpsiCalibrationOptions& options,
+                                    JpsiCalibrationSummary* summary,
+                                    const CalibrationProgress& progress = {});
+
+// The global fit alone, on given mass bins (for tests and for user-made bins): fills
+// summary->{status, message, ceres_*, iterations, costs, chi2, ndf, timings, bins (with
+// `fitted`)}. eta_edges defines the parameter bins (eta_plus/eta_minus index them).
+CalibrationParameters FitScaleParameters(const std::vector<JpsiMassBin>& bins,
+                                         const std::vector<double>& eta_edges,
+                                         const JpsiCalibrationOptions& options,
+                                         JpsiCalibrationSummary* summary);
+
+// The model prediction of one bin's scale for parameters (A, e, M) of the two eta bins.
+double PredictedScale(const JpsiMassBin& bin, const ScaleBias& plus, const ScaleBias& minus);
+
+// The truth of a detector's scale bias averaged onto coarser eta bins: per bin the mean of the
+// 48 fine bins whose centres lie inside (what a calibration in those bins should recover when
+// the truth is constant within them; an approximation otherwise).
+std::vector<ScaleBias> TruthOnBins(const ScaleTable& truth, const std::vector<double>& eta_edges);
+
+}  // namespace lepus::models
