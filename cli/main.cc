@@ -1,4 +1,4 @@
-// The `lepus` command: subcommands fit, scan, toys, inspect, demo, generate, produce. Exit codes (README.md):
+// The `lepus` command: subcommands fit, scan, toys, inspect, demo, generate, produce, calibrate. Exit codes (README.md):
 //   0 success, 1 invalid input or flags, 2 fit not converged / failed, 3 internal error.
 #include <exception>
 #include <iostream>
@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "common.h"
+#include "calibrate_command.h"
 #include "generate_command.h"
 #include "setup.h"
 #include "lepus/io/errors.h"
@@ -26,7 +27,8 @@ int main(int argc, char** argv) {
                                          AddInspectCommand(app),
                                          AddDemoCommand(app, command_line),
                                          AddGenerateCommand(app, command_line),
-                                         AddProduceCommand(app, command_line)};
+                                         AddProduceCommand(app, command_line),
+                                         AddCalibrateCommand(app, command_line)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {  // --help, --version

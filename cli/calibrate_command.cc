@@ -1,0 +1,248 @@
+// `lepus calibrate jpsi`: the J/psi muon momentum calibration (models/jpsi_calibration.h,
+// docs/calibration.md): generates J/psi -> mu mu "data" with a hidden biased detector and the
+// nominal simulation, measures the mass scale per (eta+, pT+, eta-, pT-) bin, fits (A, e, M) per
+// eta bin with Ceres and writes the calibration file the producers read (--calibration of
+// `lepus produce`). Progress and the summary (Ceres report, per-eta-bin parameters vs the hidden
+// truth) on stderr; the file to -o ("-" = stdout). Exit code 2 when the fit did not converge or
+// the covariance failed (the file is still written).
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <Eigen/Dense>
+
+#include "calibrate_command.h"
+#include "common.h"
+#include "lepus/models/calibration.h"
+#include "lepus/models/jpsi_calibration.h"
+
+namespace lepus::cli {
+namespace {
+
+struct CalibrateArgs {
+  std::int64_t num_events = -1;  // -1: the configuration's default
+  std::uint64_t seed = 1;
+  bool light = false;
+  bool full = false;
+  int eta_bins = 0;              // 0: the configuration's
+  std::vector<double> pt_edges;  // empty: the configuration's
+  double sim_factor = NAN;       // NaN: the configuration's
+  int min_events = -1;           // -1: the configuration's
+  std::string solver;            // "": the configuration's
+  std::string truth = "binned";  // binned, biased, nominal
+  int threads = 0;
+  std::string output;
+  bool quiet = false;
+};
+
+// "calibrate: data 12.0M/20.0M J/psi (60%)" on stderr: in place on a terminal, else per tenth.
+class StageProgress {
+ public:
+  StageProgress() : tty_(::isatty(STDERR_FILENO) == 1), start_(Clock::now()) {}
+  void Update(const std::string& stage, std::uint64_t done, std::uint64_t total) {
+    const int tenth = total > 0 ? static_cast<int>(10 * done / total) : 10;
+    if (!tty_ && stage == stage_ && tenth == tenth_) return;
+    stage_ = stage;
+    tenth_ = tenth;
+    const double t = std::chrono::duration<double>(Clock::now() - start_).count();
+    char buf[160];
+    std::snprintf(buf, sizeof(buf), "calibrate: %s %.2fM/%.2fM J/psi generated (%d%%), %.1f s",
+                  stage.c_str(), done / 1e6, total / 1e6,
+                  total > 0 ? static_cast<int>(100 * done / total) : 100, t);
+    std::cerr << (tty_ ? "\r" : "") << buf << (tty_ ? "\033[K" : "\n") << std::flush;
+    drawn_ = true;
+  }
+  void Finish() {
+    if (tty_ && drawn_) std::cerr << "\n";
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  bool tty_;
+  Clock::time_point start_;
+  std::string stage_;
+  int tenth_ = -1;
+  bool drawn_ = false;
+};
+
+models::JpsiCalibrationOptions MakeOptions(const CalibrateArgs& a) {
+  models::JpsiCalibrationOptions o = a.light ? models::JpsiCalibrationOptions::Light()
+                                             : models::JpsiCalibrationOptions::Full();
+  if (a.num_events == 0 || a.num_events < -1)
+    throw std::invalid_argument("--events is " + std::to_string(a.num_events) +
+                                ", but must be > 0");
+  if (a.num_events > 0) o.num_data_events = static_cast<std::uint64_t>(a.num_events);
+  o.seed = a.seed;
+  if (a.eta_bins > 0) {
+    if (48 % a.eta_bins != 0)
+      throw std::invalid_argument("--eta-bins is " + std::to_string(a.eta_bins) +
+                                  ", but must divide 48 (bins aligned with the detector's)");
+    o.eta_edges.clear();
+    for (int i = 0; i <= a.eta_bins; ++i)
+      o.eta_edges.push_back(std::round((-2.4 + 4.8 * i / a.eta_bins) * 1e12) / 1e12);
+  }
+  if (!a.pt_edges.empty()) o.pt_edges = a.pt_edges;
+  if (!std::isnan(a.sim_factor)) o.sim_factor = a.sim_factor;
+  if (a.min_events != -1) o.min_events_per_bin = a.min_events;
+  if (!a.solver.empty()) o.linear_solver = models::CalibrationLinearSolverFromString(a.solver);
+  o.num_threads = a.threads;
+  if (a.truth == "nominal") {
+    o.data_detector.scale_bias = models::ScaleTable{};
+  } else if (a.truth == "binned") {
+    // The default data bias averaged onto the calibration's eta bins: constant within each bin,
+    // so the calibration can recover it exactly (identical to "biased" for 48 bins).
+    const std::vector<models::ScaleBias> coarse =
+        models::TruthOnBins(o.data_detector.scale_bias, o.eta_edges);
+    for (int f = 0; f < models::kScaleEtaBins; ++f) {
+      const double c = models::ScaleEtaBinCenter(f);
+      for (std::size_t b = 0; b + 1 < o.eta_edges.size(); ++b)
+        if (c >= o.eta_edges[b] && c < o.eta_edges[b + 1]) o.data_detector.scale_bias[f] = coarse[b];
+    }
+  }
+  std::string error;
+  if (!o.IsValid(&error)) {
+    // Name the flag behind the option where there is one.
+    const std::pair<const char*, const char*> flags[] = {
+        {"pt_edges", "--pt-edges"},        {"num_data_events", "--events"},
+        {"sim_factor", "--sim-factor"},    {"min_events_per_bin", "--min-events"},
+        {"num_threads", "--threads"}};
+    for (const auto& [field, flag] : flags)
+      if (error.rfind(field, 0) == 0) error = std::string(flag) + ": " + error;
+    throw std::invalid_argument(error);
+  }
+  return o;
+}
+
+int RunCalibrate(const CalibrateArgs& a, const std::string& command_line) {
+  const models::JpsiCalibrationOptions o = MakeOptions(a);
+  CheckOutputPath(a.output);
+  const int neta = static_cast<int>(o.eta_edges.size()) - 1;
+  const int npt = static_cast<int>(o.pt_edges.size()) - 1;
+  std::cerr << "calibrate: J/psi, " << (a.light ? "light" : "full") << " configuration: " << neta
+            << " eta x " << npt << " pT bins (" << neta * neta * npt * npt << " mass bins, "
+            << 3 * neta << " parameters), " << o.num_data_events << " data + "
+            << static_cast<std::uint64_t>(o.sim_factor * o.num_data_events)
+            << " simulated J/psi, seed " << o.seed << ", data truth " << a.truth
+            << ", solver " << models::ToString(o.linear_solver) << "\n";
+
+  StageProgress progress;
+  models::JpsiCalibrationSummary s;
+  const auto t0 = std::chrono::steady_clock::now();
+  models::CalibrationParameters c = models::CalibrateJpsi(
+      o, &s,
+      a.quiet ? models::CalibrationProgress{}
+              : [&progress](const std::string& stage, std::uint64_t d, std::uint64_t t) {
+                  progress.Update(stage, d, t);
+                });
+  progress.Finish();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  c.description += " (" + command_line + ")";
+
+  // Summary.
+  std::ostringstream os;
+  os << s.FullReport();
+  os << "  throughput: "
+     << (s.data_generated + s.sim_generated) / std::max(s.generate_seconds, 1e-9) / 1e6
+     << "M J/psi/s generated and binned; total " << seconds << " s\n";
+  const std::vector<models::ScaleBias> truth =
+      models::TruthOnBins(o.data_detector.scale_bias, o.eta_edges);
+  char line[256];
+  std::snprintf(line, sizeof(line), "%4s %13s %22s %8s %22s %8s %22s %8s\n", "bin", "eta",
+                "A", "truth", "e [GeV]", "truth", "M [1/GeV]", "truth");
+  os << line;
+  Eigen::VectorXd d(3 * neta);
+  for (int b = 0; b < neta; ++b) {
+    const models::ScaleBias& p = c.params[b];
+    char v[3][40];
+    const double val[3] = {p.A, p.e, p.M};
+    for (int k = 0; k < 3; ++k)
+      std::snprintf(v[k], sizeof(v[k]), "%9.2e +- %8.1e", val[k], c.Uncertainty(b, k));
+    std::snprintf(line, sizeof(line), "%4d [%5.2f,%5.2f] %22s %8.1e %22s %8.1e %22s %8.1e\n", b,
+                  o.eta_edges[b], o.eta_edges[b + 1], v[0], truth[b].A, v[1], truth[b].e, v[2],
+                  truth[b].M);
+    os << line;
+    d[3 * b] = p.A - truth[b].A;
+    d[3 * b + 1] = p.e - truth[b].e;
+    d[3 * b + 2] = p.M - truth[b].M;
+  }
+  if (s.status == models::CalibrationFitStatus::kConverged) {
+    const Eigen::LDLT<Eigen::MatrixXd> ldlt(c.covariance);
+    if (ldlt.info() == Eigen::Success) {
+      os << "  fitted - truth: chi2 = " << d.dot(ldlt.solve(d)) << " for " << 3 * neta
+         << " parameters (full covariance)";
+      if (a.truth == "biased" && neta != models::kScaleEtaBins)
+        os << "; the truth varies within the coarse bins: only approximate";
+      os << "\n";
+    }
+  }
+  std::cerr << os.str();
+
+  if (a.output == "-")
+    std::cout << models::CalibrationToJson(c) << std::flush;
+  else
+    models::WriteCalibration(a.output, c);
+  std::cerr << "calibrate: wrote " << (a.output == "-" ? "stdout" : a.output) << "\n";
+  return s.status == models::CalibrationFitStatus::kConverged ? kExitOk : kExitFitFailed;
+}
+
+}  // namespace
+
+Command AddCalibrateCommand(CLI::App& parent, const std::string& command_line) {
+  auto a = std::make_shared<CalibrateArgs>();
+  CLI::App* cal = parent.add_subcommand("calibrate", "muon momentum calibration");
+  cal->require_subcommand(1);
+  CLI::App* sub = cal->add_subcommand(
+      "jpsi",
+      "J/psi -> mu mu calibration of (A, e, M) per eta bin with Ceres; writes the calibration "
+      "file of docs/calibration.md");
+  sub->add_option("-n,--events", a->num_events,
+                  "data J/psi generated (simulation: x --sim-factor); default 2e6 light, 2e7 full")
+      ->type_name("N");
+  sub->add_option("--seed", a->seed, "random seed (data and simulation use independent streams)")
+      ->type_name("S")
+      ->capture_default_str();
+  auto* light = sub->add_flag("--light", a->light, "light configuration: 12 eta x 2 pT bins");
+  auto* full = sub->add_flag("--full", a->full,
+                             "full configuration: 48 eta x 4 pT bins, 144 parameters (default)");
+  light->excludes(full);
+  sub->add_option("--eta-bins", a->eta_bins,
+                  "uniform eta bins in [-2.4, 2.4] (a divisor of 48), overrides the configuration")
+      ->type_name("N")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--pt-edges", a->pt_edges, "muon pT bin edges in GeV")
+      ->type_name("GEV...")
+      ->delimiter(',');
+  sub->add_option("--sim-factor", a->sim_factor, "simulated / data J/psi (default 2)")
+      ->type_name("X");
+  sub->add_option("--min-events", a->min_events,
+                  "events (data and simulation) a mass bin needs to be used (default 50)")
+      ->type_name("N");
+  sub->add_option("--solver", a->solver,
+                  "Ceres linear solver (default: dense_qr light, sparse_normal_cholesky full)")
+      ->check(CLI::IsMember({"dense_qr", "dense_normal_cholesky", "sparse_normal_cholesky"}));
+  sub->add_option("--truth", a->truth,
+                  "hidden data bias: binned (the default data bias averaged on the calibration "
+                  "bins), biased (the smooth default), nominal (none)")
+      ->check(CLI::IsMember({"binned", "biased", "nominal"}))
+      ->capture_default_str();
+  sub->add_option("--threads", a->threads, "worker threads (0 = all cores)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  sub->add_flag("-q,--quiet", a->quiet, "no progress lines");
+  sub->add_option("-o,--output", a->output, "calibration file (JSON; - = stdout)")
+      ->required()
+      ->type_name("FILE");
+  return {cal, [a, command_line] { return RunCalibrate(*a, command_line); }};
+}
+
+}  // namespace lepus::cli
