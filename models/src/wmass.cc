@@ -712,6 +712,10 @@ WMassHistograms WMassProducer::Fill(const ProduceOptions& options) const {
 }
 
 NonpromptResult WMassProducer::EstimateNonpromptBackground(const WMassHistograms& h) const {
+  return EstimateNonprompt(NonpromptInputsOf(h), impl_->config.nonprompt_options);
+}
+
+NonpromptInputs WMassProducer::NonpromptInputsOf(const WMassHistograms& h) const {
   const Impl& m = *impl_;
   NonpromptInputs in;
   in.binning.n_eta = m.config.eta_bins;
@@ -736,7 +740,7 @@ NonpromptResult WMassProducer::EstimateNonpromptBackground(const WMassHistograms
       in.prompt[r].sumw2 = std::move(pw2);
     }
   }
-  return EstimateNonprompt(in, m.config.nonprompt_options);
+  return in;
 }
 
 io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
@@ -750,7 +754,42 @@ io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
   const auto t0 = std::chrono::steady_clock::now();
 
   NonpromptResult np;
-  if (c.nonprompt) np = EstimateNonpromptBackground(h);
+  if (c.nonprompt) {
+    np = EstimateNonpromptBackground(h);
+    // With few data events in the sidebands the pT smoothing can extrapolate wildly (a
+    // polynomial in ln D fitted to a handful of bins). A non-prompt template that is not finite
+    // or exceeds the data of the signal region is unphysical: fall back to the unsmoothed
+    // prediction (with its propagated variance) and say so.
+    double data_total = 0.0, data_max = 0.0;
+    for (int i = 0; i < size; ++i) {
+      data_total += h.data.sumw(off + i);
+      data_max = std::max(data_max, h.data.sumw(off + i));
+    }
+    auto sane = [&](const std::vector<double>& t) {
+      double total = 0.0;
+      for (double v : t) {
+        if (!std::isfinite(v) || v > std::max(10.0, 10.0 * data_max)) return false;
+        total += v;
+      }
+      return total <= std::max(10.0, data_total);
+    };
+    bool ok = sane(np.nominal);
+    for (const auto& v : np.variations) ok = ok && sane(v.up) && (v.down.empty() || sane(v.down));
+    if (!ok && c.nonprompt_options.smoothing_order >= 0) {
+      double total = 0.0;
+      for (double v : np.nominal) total += v;
+      char msg[256];
+      std::snprintf(msg, sizeof(msg),
+                    "the non-prompt pT smoothing is unstable at these statistics (template total "
+                    "%.3g for %.0f data events in the signal region): the unsmoothed ABCD "
+                    "prediction is used",
+                    total, data_total);
+      sum.warnings.push_back(msg);
+      NonpromptOptions raw = c.nonprompt_options;
+      raw.smoothing_order = -1;
+      np = EstimateNonprompt(NonpromptInputsOf(h), raw);
+    }
+  }
   const auto t1 = std::chrono::steady_clock::now();
 
   io::TensorWriter w(engine::SystematicType::kLogNormal);
@@ -983,6 +1022,7 @@ std::string WMassSummary::Report() const {
   std::snprintf(line, sizeof(line), "tensor density %.4f -> %s storage\n", density,
                 storage == engine::StorageKind::kSparse ? "sparse" : "dense");
   os << line;
+  for (const auto& w : warnings) os << "warning: " << w << "\n";
   std::snprintf(line, sizeof(line),
                 "time: events -> histograms %.2f s, non-prompt estimate %.2f s, fit input %.2f s\n",
                 seconds_fill, seconds_estimate, seconds_build);

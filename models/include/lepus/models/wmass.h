@@ -208,6 +208,8 @@ struct WMassSummary {
   engine::StorageKind storage = engine::StorageKind::kDense;
   long long clipped_entries = 0;
   double seconds_fill = 0.0, seconds_estimate = 0.0, seconds_build = 0.0;
+  // Things the user should know (e.g. the non-prompt smoothing fell back to the raw estimate).
+  std::vector<std::string> warnings;
   std::string Report() const;
 };
 
@@ -241,7 +243,9 @@ class WMassProducer {
   // Every event of the configured sources, in parallel (options.num_threads), deterministic.
   // Throws io::InputError for unreadable event files.
   WMassHistograms Fill(const ProduceOptions& options = {}) const;
-  // The non-prompt estimate from the histograms (data and prompt simulation in the sidebands).
+  // The inputs of the non-prompt estimate (data and prompt simulation in the six regions) and
+  // the estimate with the configured options.
+  NonpromptInputs NonpromptInputsOf(const WMassHistograms& h) const;
   NonpromptResult EstimateNonpromptBackground(const WMassHistograms& h) const;
   // The fit input from the histograms; fills the summary (except the fill timing).
   io::TensorWriter MakeFitInput(const WMassHistograms& h, WMassSummary* summary = nullptr) const;
