@@ -176,6 +176,25 @@ int RunProduce(const ProduceFlags& a, const std::string& /*command_line*/) {
 
 }  // namespace
 
+namespace {
+
+// Integer flags that must be >= 0, with a plain message ("is '-5', but must be an integer >= 0").
+const CLI::Validator kNonNegativeInteger(
+    [](std::string& text) -> std::string {
+      std::size_t used = 0;
+      long long v = -1;
+      try {
+        v = std::stoll(text, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used != text.size() || v < 0) return "is '" + text + "', but must be an integer >= 0";
+      return {};
+    },
+    "INTEGER >= 0");
+
+}  // namespace
+
 void AddProduceFlags(CLI::App* sub, ProduceFlags* args) {
   sub->add_option("--config", args->config, "JSON configuration (docs/producers.md)")
       ->type_name("FILE");
@@ -184,14 +203,14 @@ void AddProduceFlags(CLI::App* sub, ProduceFlags* args) {
   auto* full = sub->add_flag("--full", args->full, "full preset: thousands of nuisances");
   light->excludes(full);
   sub->add_option("--events", args->events, "simulation event files (instead of generating)")
-      ->type_name("FILE...")
+      ->type_name("FILE")
       ->expected(1, -1);
   sub->add_option("--generate", args->generate, "simulated events to generate")
       ->type_name("N")
-      ->check(CLI::Range(std::int64_t{0}, std::numeric_limits<std::int64_t>::max()));
+      ->check(kNonNegativeInteger);
   sub->add_option("--data-events", args->data_events,
                   "data event files (instead of generating data)")
-      ->type_name("FILE...")
+      ->type_name("FILE")
       ->expected(1, -1);
   sub->add_option("--data-truth-mw-shift", args->data_mw_shift,
                   "m_W of generated data minus the simulation's, in MeV")
@@ -199,7 +218,7 @@ void AddProduceFlags(CLI::App* sub, ProduceFlags* args) {
   sub->add_option("--seed", args->seed,
                   "generator seed of the simulation (the data use SEED + 1)")
       ->type_name("S")
-      ->check(CLI::Range(std::int64_t{0}, std::numeric_limits<std::int64_t>::max()));
+      ->check(kNonNegativeInteger);
   sub->add_option("--luminosity", args->luminosity,
                   "integrated luminosity of generated data and of the simulation weights")
       ->type_name("PB")
