@@ -9,6 +9,8 @@
 
 #include <tbb/global_control.h>
 #include <tbb/info.h>
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
 #include <tbb/parallel_pipeline.h>
 #include <tbb/task_arena.h>
 
@@ -204,14 +206,42 @@ double VariationStore::AbsSum(int id) const noexcept {
   return s;
 }
 
-void VariationStore::Reset() { std::fill(buffer_.begin(), buffer_.end(), 0.0); }
+namespace {
+
+// Element-wise work on large buffers (the full preset's partials are ~80 MB) is split over the
+// TBB workers of the calling arena. Each element is touched by exactly one task, so the result
+// does not depend on the partition: the ordered reduction stays deterministic.
+constexpr std::size_t kParallelElements = std::size_t{1} << 20;
+constexpr std::size_t kBlock = std::size_t{1} << 16;
+
+template <typename F>
+void ForBlocks(std::size_t n, F&& f) {
+  if (n < kParallelElements) {
+    f(std::size_t{0}, n);
+    return;
+  }
+  // Isolated: while it waits, the calling thread (the pipeline's serial reduce stage) must not
+  // pick up an outer task such as a whole work item.
+  tbb::this_task_arena::isolate([&] {
+    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, kBlock),
+                      [&](const tbb::blocked_range<std::size_t>& r) { f(r.begin(), r.end()); });
+  });
+}
+
+}  // namespace
+
+void VariationStore::Reset() {
+  double* a = buffer_.data();
+  ForBlocks(buffer_.size(), [a](std::size_t lo, std::size_t hi) { std::fill(a + lo, a + hi, 0.0); });
+}
 
 VariationStore& VariationStore::operator+=(const VariationStore& other) {
   assert(other.buffer_.size() == buffer_.size());
-  const std::size_t n = buffer_.size();
   double* a = buffer_.data();
   const double* b = other.buffer_.data();
-  for (std::size_t i = 0; i < n; ++i) a[i] += b[i];
+  ForBlocks(buffer_.size(), [a, b](std::size_t lo, std::size_t hi) {
+    for (std::size_t i = lo; i < hi; ++i) a[i] += b[i];
+  });
   return *this;
 }
 
