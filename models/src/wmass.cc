@@ -601,6 +601,16 @@ class WorkList {
     // Open every file up front: a missing or malformed file fails before any work is done.
     for (auto& f : files_) {
       f.reader = std::make_unique<EventFileReader>(f.path);
+      // Simulation is weighted with efficiencies as weights, data are not: mixing them up
+      // would silently give a wrong fit input.
+      const SampleKind kind = f.reader->info().metadata.sample;
+      if (kind != f.sample)
+        throw io::InputError(f.path + ": the file holds " + ToString(kind) +
+                             " events (attribute 'sample'), but was given as " +
+                             ToString(f.sample) + " (" +
+                             (f.sample == SampleKind::kData ? "--data-events / data.files"
+                                                            : "--events / simulation.files") +
+                             ")");
       total_ += f.reader->SizeHint();
     }
     for (const auto& r : ranges_) total_ += static_cast<std::int64_t>(r.count);

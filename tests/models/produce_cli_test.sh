@@ -61,6 +61,9 @@ expect_error "lepus: error: produce wmass: -o/--output FILE is required" produce
 expect_error "lepus: error: .*/no_such_dir/x\.h5" produce wmass --generate 1000 -o "$work/no_such_dir/x.h5"
 expect_error "lepus: error: .*nonexistent\.h5" \
   produce wmass --events "$work/nonexistent.h5" --luminosity 1 -o "$work/x.h5"
+"$lepus" generate --process wplus -n 2000 --seed 3 -o "$work/sim_events.h5" 2>/dev/null
+expect_error "sim_events\.h5: the file holds simulation events \(attribute 'sample'\), but was given as data" \
+  produce wmass --data-events "$work/sim_events.h5" -o "$work/x.h5"
 echo '{"lepus_config_version": 1, "simulation": {"event": 10}}' >"$work/bad_key.json"
 expect_error "bad_key\.json: unknown key 'simulation\.event' \(did you mean 'simulation\.events'\?\)" \
   produce wmass --config "$work/bad_key.json" -o "$work/x.h5"
