@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <memory>
 #include <sstream>
@@ -233,16 +235,24 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
         }
       }
       // Trust-region step in the scaled variables y = D x. Positive-definite H: dogleg between
-      // the Cauchy point and the Newton step (no further factorisation); otherwise the
-      // Moré-Sorensen solution of the subproblem.
+      // the Cauchy point and the Newton step (no further factorisation). Indefinite H (a
+      // non-convex region, e.g. the asymmetric interpolation near theta = 0): the model is not
+      // trusted beyond one (scaled) unit, and the subproblem is solved by Steihaug-Toint
+      // truncated conjugate gradients (Hessian-vector products only; stops on negative
+      // curvature at the boundary) for large problems, by Moré-Sorensen for small ones.
       Eigen::VectorXd p;
       if (pd) {
         p = detail::DoglegStep(h, g, newton, dscale, radius);
       } else {
+        radius = std::min(radius, 1.0);
         Eigen::VectorXd gs = g.cwiseQuotient(dscale);
         Eigen::MatrixXd hs = dscale.cwiseInverse().asDiagonal() * h * dscale.cwiseInverse().asDiagonal();
         double lambda = 0.0;
-        Eigen::VectorXd ps = detail::TrustRegionStep(hs, gs, radius, &lambda);
+        Eigen::VectorXd ps;
+        if (nf > 300)
+          ps = detail::SteihaugStep(hs, gs, radius);
+        else
+          linalg_arena.execute([&] { ps = detail::TrustRegionStep(hs, gs, radius, &lambda); });
         p = ps.cwiseQuotient(dscale);
       }
       const Eigen::VectorXd ps = p.cwiseProduct(dscale);
@@ -263,6 +273,9 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
       const double fn = eval_value(xn);
       const double actual = f - fn;
       const double rho = std::isfinite(fn) ? actual / pred : -1.0;
+      if (std::getenv("LEPUS_DEBUG_FIT"))
+        std::fprintf(stderr, "fit: iter %d f %.6f pd %d radius %.3g |p|_D %.3g pred %.3g actual %.3g rho %.3f t %.2fs\n",
+                     iter, f, static_cast<int>(pd), radius, ps.norm(), pred, actual, rho, Seconds(t0, Clock::now()));
       const double pnorm = ps.norm();
       if (rho < 0.25) radius = 0.25 * std::min(radius, pnorm);
       else if (rho > 0.75 && pnorm > 0.9 * radius) radius = std::min(3.0 * radius, options.max_trust_radius);
