@@ -17,8 +17,12 @@ demo: setup
 test: setup
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j2 --timeout $(CTEST_TIMEOUT)
 
+# All benchmark executables (Release, Google Benchmark): likelihood/Hessian/fit, event
+# generation, and generation + selection + histogramming of the W-mass producer.
 bench: setup
 	./$(BUILD_DIR)/benchmarks/lepus_bench_likelihood
+	./$(BUILD_DIR)/benchmarks/lepus_bench_generator
+	./$(BUILD_DIR)/benchmarks/lepus_bench_produce
 
 clean:
 	rm -rf $(BUILD_DIR)
