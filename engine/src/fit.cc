@@ -203,6 +203,10 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
     // one-sigma units for every parameter, whatever its physical scale.
     Eigen::VectorXd dscale = Eigen::VectorXd::Ones(nf);
     double radius = options.initial_trust_radius;
+    // Separate radius for steps taken where H is indefinite (non-convex regions): it starts at
+    // the initial radius and grows only through good indefinite steps, so a radius grown in a
+    // convex region is not applied to a negative-curvature step.
+    double radius_indef = options.initial_trust_radius;
     bool converged = false;
     std::string message;
     int iter = 0;
@@ -244,15 +248,14 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
       if (pd) {
         p = detail::DoglegStep(h, g, newton, dscale, radius);
       } else {
-        radius = std::min(radius, 1.0);
         Eigen::VectorXd gs = g.cwiseQuotient(dscale);
         Eigen::MatrixXd hs = dscale.cwiseInverse().asDiagonal() * h * dscale.cwiseInverse().asDiagonal();
         double lambda = 0.0;
         Eigen::VectorXd ps;
-        if (nf > 300)
-          ps = detail::SteihaugStep(hs, gs, radius);
+        if (nf > 1000)
+          ps = detail::SteihaugStep(hs, gs, radius_indef);
         else
-          linalg_arena.execute([&] { ps = detail::TrustRegionStep(hs, gs, radius, &lambda); });
+          linalg_arena.execute([&] { ps = detail::TrustRegionStep(hs, gs, radius_indef, &lambda); });
         p = ps.cwiseQuotient(dscale);
       }
       const Eigen::VectorXd ps = p.cwiseProduct(dscale);
@@ -265,7 +268,7 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
         }
         // Model cannot decrease: gradient numerically zero.
         if (g.norm() <= 1e-300 || ps.norm() < 1e-14) { converged = pd; break; }
-        radius *= 0.25;
+        (pd ? radius : radius_indef) *= 0.25;
         continue;
       }
       Eigen::VectorXd xn = x;
@@ -275,10 +278,12 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
       const double rho = std::isfinite(fn) ? actual / pred : -1.0;
       if (std::getenv("LEPUS_DEBUG_FIT"))
         std::fprintf(stderr, "fit: iter %d f %.6f pd %d radius %.3g |p|_D %.3g pred %.3g actual %.3g rho %.3f t %.2fs\n",
-                     iter, f, static_cast<int>(pd), radius, ps.norm(), pred, actual, rho, Seconds(t0, Clock::now()));
+                     iter, f, static_cast<int>(pd), pd ? radius : radius_indef, ps.norm(), pred, actual, rho, Seconds(t0, Clock::now()));
       const double pnorm = ps.norm();
-      if (rho < 0.25) radius = 0.25 * std::min(radius, pnorm);
-      else if (rho > 0.75 && pnorm > 0.9 * radius) radius = std::min(3.0 * radius, options.max_trust_radius);
+      const double used = pd ? radius : radius_indef;
+      double& r = pd ? radius : radius_indef;
+      if (rho < 0.25) r = 0.25 * std::min(used, pnorm);
+      else if (rho > 0.75 && pnorm > 0.9 * used) r = std::min(3.0 * used, options.max_trust_radius);
       if (rho > 1e-4) {
         x = xn;
         f = eval_full(x);
@@ -287,7 +292,7 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
           break;
         }
       }
-      if (radius < 1e-12) {
+      if (radius < 1e-12 || radius_indef < 1e-12) {
         message = "trust region collapsed (radius < 1e-12): the NLL cannot be decreased further; "
                   "the Newton model may be inaccurate (rounding?)";
         break;
