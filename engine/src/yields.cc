@@ -13,47 +13,13 @@
 #include "likelihood_impl.h"
 #include "minimizer.h"
 
+using lepus::engine::detail::AddRowGradient;
+using lepus::engine::detail::BinState;
+using lepus::engine::detail::ComputeBin;
+
 namespace lepus::engine {
 
 namespace {
-
-// Everything about one bin at a point: row yields, the scaled/unscaled sums and beta with the
-// derivatives needed for d beta / dx = -(fbv Jv + fbu Ju) / fbb.
-struct BinState {
-  std::vector<double> lam, ex;
-  double lv = 0, lu = 0, beta = 1, fbv = 0, fbu = 0, fbb = 1, nll = 0;
-  bool has_beta = false;
-};
-
-void ComputeBin(const Likelihood::Impl& im, const Point& pt, std::int64_t b, bool profile_beta, BinState* st) {
-  const Model& m = *im.model;
-  const std::int64_t r0 = im.bin_row[b], r1 = im.bin_row[b + 1];
-  st->lam.resize(r1 - r0);
-  st->ex.resize(r1 - r0);
-  st->lv = st->lu = 0.0;
-  const bool fitted = b < m.nbins;
-  for (std::int64_t r = r0; r < r1; ++r) {
-    st->lam[r - r0] = im.RowYield(pt, r, &st->ex[r - r0]);
-    ((fitted && im.row_scaled[r]) ? st->lv : st->lu) += st->lam[r - r0];
-  }
-  st->has_beta = false;
-  st->beta = 1.0;
-  st->nll = 0.0;
-  if (!fitted) return;
-  const double n = im.data[b], k = im.kstat[b];
-  st->has_beta = profile_beta && k > 0 && st->lv > 0;
-  double L = st->lv + st->lu;
-  if (st->has_beta) {
-    st->beta = im.SolveBeta(st->lv, st->lu, n, k, im.beta0[b]);
-    L = st->beta * st->lv + st->lu;
-    const double nl2 = n / (L * L);
-    st->fbv = (1.0 - n / L) + nl2 * st->beta * st->lv;
-    st->fbu = nl2 * st->lv;
-    st->fbb = nl2 * st->lv * st->lv + k * im.beta0[b] / (st->beta * st->beta);
-  }
-  st->nll = n > 0 ? L - n + n * (std::log(n) - std::log(L)) : L;
-  if (st->has_beta) st->nll += k * (st->beta - im.beta0[b]) - k * im.beta0[b] * std::log(st->beta / im.beta0[b]);
-}
 
 // Sorted list of the parameters that bin b depends on.
 std::vector<int> Touched(const Likelihood::Impl& im, std::int64_t b) {
@@ -68,22 +34,6 @@ std::vector<int> Touched(const Likelihood::Impl& im, std::int64_t b) {
   std::sort(list.begin(), list.end());
   list.erase(std::unique(list.begin(), list.end()), list.end());
   return list;
-}
-
-// d lambda_r / dx for one row, added into j (dense) with a factor.
-void AddRowGradient(const Likelihood::Impl& im, const Point& pt, std::int64_t r, double lam, double ex, double factor,
-                    Eigen::VectorXd* j) {
-  const Tensor& t = im.model->tensor;
-  const bool asym = !t.logk_halfdiff.empty();
-  const bool lognormal = im.model->systematic_type == SystematicType::kLogNormal;
-  const int p = t.row_proc[r];
-  if (p < im.npoi) (*j)[p] += factor * pt.dr[p] * t.norm[r] * ex;
-  const double scale = factor * (lognormal ? lam : 1.0);
-  for (std::int64_t i = t.row_start[r]; i < t.row_start[r + 1]; ++i) {
-    const int s = t.syst[i];
-    const double g = asym ? t.logk_avg[i] + pt.c1[s] * t.logk_halfdiff[i] : t.logk_avg[i];
-    (*j)[im.npoi + s] += scale * g;
-  }
 }
 
 }  // namespace

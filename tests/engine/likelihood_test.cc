@@ -334,3 +334,46 @@ TEST_CASE("the Hessian with beta held fixed matches finite differences of the fi
   Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(h - hp);
   CHECK(es.eigenvalues().minCoeff() > -1e-9 * h.cwiseAbs().maxCoeff());
 }
+
+TEST_CASE("matrix-free Hessian-vector products and diagonal equal the dense Hessian") {
+  int combos = 0;
+  for (double density : {1.0, 0.15}) {
+    for (bool asym : {false, true}) {
+      for (auto type : {SystematicType::kLogNormal, SystematicType::kNormal}) {
+        for (bool bb : {true, false}) {
+          SyntheticSpec spec;
+          spec.nbins = 12;
+          spec.nmasked = 2;
+          spec.nproc = 4;
+          spec.nsignal = 2;
+          spec.nsyst = 20;
+          spec.nfree = 2;
+          spec.density = density;
+          spec.asymmetric = asym;
+          spec.type = type;
+          spec.seed = 300 + combos;
+          LikelihoodOptions opt;
+          opt.bin_by_bin_stat = bb;
+          opt.poi_positive = combos % 2 == 1;
+          Likelihood lik(MakeSyntheticModel(spec), opt);
+          const Eigen::VectorXd x = RandomPoint(lik, 900 + combos);
+          Eigen::VectorXd g, hv, diag;
+          Eigen::MatrixXd h;
+          lik.ValueGradientHessian(x, &g, &h);
+          std::mt19937_64 rng(combos);
+          std::normal_distribution<double> gaus;
+          Eigen::VectorXd v(lik.num_params());
+          for (int i = 0; i < v.size(); ++i) v[i] = gaus(rng);
+          lik.HessianVectorProduct(x, v, &hv);
+          lik.HessianDiagonal(x, &diag);
+          CAPTURE(combos);
+          const Eigen::VectorXd ref = h * v;
+          CHECK((hv - ref).cwiseAbs().maxCoeff() <= 1e-10 * (1.0 + ref.cwiseAbs().maxCoeff()));
+          CHECK((diag - h.diagonal()).cwiseAbs().maxCoeff() <= 1e-10 * (1.0 + h.diagonal().cwiseAbs().maxCoeff()));
+          ++combos;
+        }
+      }
+    }
+  }
+  CHECK(combos == 16);
+}

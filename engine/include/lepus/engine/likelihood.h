@@ -111,6 +111,11 @@ class Likelihood {
   double ValueGradientHessianFixedBeta(const Eigen::VectorXd& x, const Eigen::VectorXd& beta,
                                        Eigen::VectorXd* grad, Eigen::MatrixXd* hess) const;
 
+  // Matrix-free second-order information of the profiled NLL (exact; O(non-zero entries) per call,
+  // no num_params^2 storage): H v, and the diagonal of H.
+  void HessianVectorProduct(const Eigen::VectorXd& x, const Eigen::VectorXd& v, Eigen::VectorXd* hv) const;
+  void HessianDiagonal(const Eigen::VectorXd& x, Eigen::VectorXd* diag) const;
+
   // Mixed second derivatives of the profiled NLL with respect to the parameters and the global
   // observables of the data: d_data(:, b) = d2 NLL / dx dn_b and d_beta0(:, b) = d2 NLL / dx dbeta0_b
   // ([num_params x nbins] each; beta0 columns are zero in bins without a beta).
