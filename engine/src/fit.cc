@@ -16,6 +16,7 @@
 #include <tbb/info.h>
 #include <tbb/task_arena.h>
 
+#include "fit_matrix_free.h"
 #include "linalg.h"
 #include "minimizer.h"
 
@@ -35,8 +36,25 @@ std::string ToString(CovarianceStatus status) {
     case CovarianceStatus::kNotComputed: return "not_computed";
     case CovarianceStatus::kAccurate: return "accurate";
     case CovarianceStatus::kForcedPositive: return "forced_positive";
+    case CovarianceStatus::kTargetsOnly: return "targets_only";
   }
   return "unknown";
+}
+
+std::string ToString(FitMethod method) {
+  switch (method) {
+    case FitMethod::kAuto: return "auto";
+    case FitMethod::kDense: return "dense";
+    case FitMethod::kMatrixFree: return "matrix_free";
+  }
+  return "unknown";
+}
+
+FitMethod FitMethodFromString(const std::string& text) {
+  if (text == "auto") return FitMethod::kAuto;
+  if (text == "dense") return FitMethod::kDense;
+  if (text == "matrix_free" || text == "matrix-free") return FitMethod::kMatrixFree;
+  throw std::invalid_argument("fit method is \"" + text + "\", but must be auto, dense or matrix_free");
 }
 
 bool FitOptions::IsValid(int num_params, std::string* error) const {
@@ -59,6 +77,16 @@ bool FitOptions::IsValid(int num_params, std::string* error) const {
                 " entries, but must be empty or have " + std::to_string(num_params));
   if (initial_params.size() != 0 && !initial_params.allFinite())
     return fail("FitOptions.initial_params has non-finite entries, but must be finite");
+  if (matrix_free_threshold <= 0)
+    return fail("FitOptions.matrix_free_threshold is " + std::to_string(matrix_free_threshold) + ", but must be > 0");
+  if (!(cg_tolerance > 0 && cg_tolerance < 1))
+    return fail("FitOptions.cg_tolerance is " + std::to_string(cg_tolerance) + ", but must be in (0, 1)");
+  if (cg_max_iterations <= 0)
+    return fail("FitOptions.cg_max_iterations is " + std::to_string(cg_max_iterations) + ", but must be > 0");
+  for (int t : covariance_targets)
+    if (t < 0 || t >= num_params)
+      return fail("FitOptions.covariance_targets has " + std::to_string(t) + ", but must be in [0, " +
+                  std::to_string(num_params) + ")");
   if (!frozen.empty() && static_cast<int>(frozen.size()) != num_params)
     return fail("FitOptions.frozen has " + std::to_string(frozen.size()) + " entries, but must be empty or have " +
                 std::to_string(num_params));
@@ -153,6 +181,13 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
   std::string err;
   if (!options.IsValid(npar, &err)) throw std::invalid_argument(err);
 
+  {
+    int nfree = npar;
+    if (!options.frozen.empty()) nfree = static_cast<int>(std::count(options.frozen.begin(), options.frozen.end(), false));
+    if (options.method == FitMethod::kMatrixFree ||
+        (options.method == FitMethod::kAuto && nfree > options.matrix_free_threshold))
+      return detail::FitMatrixFree(lik, options);
+  }
   FitResult res;
   res.frozen = options.frozen.empty() ? std::vector<bool>(npar, false) : options.frozen;
   std::vector<int> free;

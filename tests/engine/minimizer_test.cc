@@ -325,3 +325,72 @@ TEST_CASE("FitOptions validation: defaults valid, bad fields named") {
   CHECK_FALSE(o.IsValid(10, &err));
   CHECK(err.find("max_iterations") != std::string::npos);
 }
+
+TEST_CASE("matrix-free Newton-CG agrees with the dense Newton fit") {
+  for (bool poi_positive : {false, true}) {
+    CAPTURE(poi_positive);
+    SyntheticSpec spec;
+    spec.nbins = 40;
+    spec.nmasked = 3;
+    spec.nproc = 4;
+    spec.nsignal = 2;
+    spec.nsyst = 30;
+    spec.nfree = 2;
+    spec.nnoi = 2;
+    spec.asymmetric = true;
+    spec.density = 0.4;
+    spec.seed = 71;
+    LikelihoodOptions lo;
+    lo.poi_positive = poi_positive;
+    Likelihood lik(MakeSyntheticModel(spec), lo);
+    FitOptions dense, mf;
+    dense.method = FitMethod::kDense;
+    mf.method = FitMethod::kMatrixFree;
+    dense.frozen.assign(lik.num_params(), false);
+    dense.frozen[5] = true;  // a frozen nuisance in both
+    mf.frozen = dense.frozen;
+    FitResult rd = Fit(lik, dense), rm = Fit(lik, mf);
+    REQUIRE(rd.ok());
+    REQUIRE(rm.ok());
+    CHECK(rm.method == FitMethod::kMatrixFree);
+    CHECK(rm.covariance_status == CovarianceStatus::kTargetsOnly);
+    CHECK(rm.nll == doctest::Approx(rd.nll).epsilon(1e-10));
+    for (int i = 0; i < lik.num_params(); ++i) {
+      CAPTURE(i);
+      CHECK(std::abs(rm.values[i] - rd.values[i]) <= 1e-6 * std::max(rd.errors[i], 1e-12) + 1e-12);
+    }
+    // targets: the POIs and the NOIs (parameters 0, 1 and systematics 0, 1 -> 2, 3)
+    REQUIRE(rm.covariance_row_params == std::vector<int>({0, 1, 2, 3}));
+    for (std::size_t k = 0; k < rm.covariance_row_params.size(); ++k) {
+      const int t = rm.covariance_row_params[k];
+      CHECK(rm.errors[t] == doctest::Approx(rd.errors[t]).epsilon(1e-6));
+      for (int j = 0; j < lik.num_params(); ++j)
+        CHECK(std::abs(rm.covariance_rows(k, j) - rd.covariance(t, j)) <= 1e-6 * rd.errors[t] * std::max(rd.errors[j], 1e-3));
+    }
+    CHECK(std::isnan(rm.errors[10]));  // not a target
+    CHECK(rm.errors[5] == 0.0);        // frozen
+    CHECK(rm.gof_ndf == rd.gof_ndf);
+  }
+}
+
+TEST_CASE("fit method selection and validation") {
+  CHECK(FitMethodFromString("matrix_free") == FitMethod::kMatrixFree);
+  CHECK(ToString(FitMethod::kDense) == "dense");
+  CHECK_THROWS_AS(FitMethodFromString("sparse"), std::invalid_argument);
+  std::string err;
+  FitOptions o;
+  o.cg_tolerance = 2.0;
+  CHECK_FALSE(o.IsValid(10, &err));
+  CHECK(err.find("cg_tolerance") != std::string::npos);
+  // kAuto with a threshold below the parameter count takes the matrix-free path.
+  SyntheticSpec spec;
+  spec.nbins = 15;
+  spec.nsyst = 6;
+  spec.seed = 2;
+  Likelihood lik(MakeSyntheticModel(spec));
+  FitOptions a;
+  a.matrix_free_threshold = 3;
+  FitResult r = Fit(lik, a);
+  REQUIRE(r.ok());
+  CHECK(r.method == FitMethod::kMatrixFree);
+}

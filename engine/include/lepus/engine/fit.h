@@ -11,6 +11,14 @@
 
 namespace lepus::engine {
 
+// kDense: Newton with the dense Hessian (covariance of every parameter). kMatrixFree:
+// trust-region Newton-CG with exact Hessian-vector products, for models too large for a dense
+// Hessian; covariance rows only for the covariance targets. kAuto: matrix-free above
+// FitOptions::matrix_free_threshold floating parameters.
+enum class FitMethod { kAuto, kDense, kMatrixFree };
+std::string ToString(FitMethod method);
+FitMethod FitMethodFromString(const std::string& text);  // throws std::invalid_argument
+
 struct FitOptions {
   // Convergence when EDM = g^T H^-1 g / 2 (over the floating parameters) is below this. Newton
   // converges quadratically, so after this test one more Newton step is taken: the returned
@@ -29,6 +37,15 @@ struct FitOptions {
   std::vector<bool> frozen;
   // Compute the covariance (inverse Hessian) at the minimum.
   bool compute_covariance = true;
+  FitMethod method = FitMethod::kAuto;
+  // kAuto switches to the matrix-free method above this many floating parameters (> 0).
+  int matrix_free_threshold = 20000;
+  // Matrix-free: relative residual of the preconditioned CG solves for the final Newton step and
+  // the covariance rows (in (0, 1)), and their iteration limit (> 0).
+  double cg_tolerance = 1e-10;
+  int cg_max_iterations = 5000;
+  // Matrix-free: parameters whose covariance rows are computed; empty = POIs and NOIs.
+  std::vector<int> covariance_targets;
 
   bool IsValid(int num_params, std::string* error) const;
 };
@@ -41,6 +58,7 @@ enum class CovarianceStatus {
   kNotComputed,
   kAccurate,            // Hessian positive definite at the minimum
   kForcedPositive,      // Hessian not positive definite: eigenvalues clamped (do not trust)
+  kTargetsOnly,         // matrix-free fit: covariance rows of the targets only (accurate)
 };
 std::string ToString(CovarianceStatus status);
 
@@ -62,6 +80,12 @@ struct FitResult {
   // H^-1 over the floating parameters in internal coordinates (x; = covariance unless
   // poi_positive), zero rows/columns for frozen ones; empty when not computed.
   Eigen::MatrixXd covariance_internal;
+  // Matrix-free fits: covariance is empty; these rows of the reported covariance
+  // [targets x num_params] are computed by CG solves (errors of other parameters are NaN).
+  FitMethod method = FitMethod::kDense;
+  std::vector<int> covariance_row_params;
+  Eigen::MatrixXd covariance_rows;
+  int cg_iterations = 0;  // total CG iterations (matrix-free)
   std::vector<bool> frozen;
 
   // Saturated goodness of fit: chi2 = 2 * nll, ndf = nbins - unconstrained floating params.
