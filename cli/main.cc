@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "common.h"
+#include "bench_command.h"
 #include "calibrate_command.h"
 #include "generate_command.h"
 #include "setup.h"
@@ -28,7 +29,8 @@ int main(int argc, char** argv) {
                                          AddDemoCommand(app, command_line),
                                          AddGenerateCommand(app, command_line),
                                          AddProduceCommand(app, command_line),
-                                         AddCalibrateCommand(app, command_line)};
+                                         AddCalibrateCommand(app, command_line),
+                                         AddBenchCommand(app, command_line)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {  // --help, --version
