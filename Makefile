@@ -18,11 +18,13 @@ test: setup
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j2 --timeout $(CTEST_TIMEOUT)
 
 # All benchmark executables (Release, Google Benchmark): likelihood/Hessian/fit, event
-# generation, and generation + selection + histogramming of the W-mass producer.
+# generation, and generation + selection + histogramming of the W-mass producer; then the engine
+# suite `lepus bench` against the machine's measured limits (docs/performance.md, "Engine").
 bench: setup
 	./$(BUILD_DIR)/benchmarks/lepus_bench_likelihood
 	./$(BUILD_DIR)/benchmarks/lepus_bench_generator
 	./$(BUILD_DIR)/benchmarks/lepus_bench_produce
+	./$(BUILD_DIR)/cli/lepus bench --suite all --threads 1,2 --csv $(BUILD_DIR)/bench.csv --markdown $(BUILD_DIR)/bench.md
 
 clean:
 	rm -rf $(BUILD_DIR)
