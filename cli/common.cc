@@ -112,6 +112,7 @@ engine::FitOptions MakeFitOptions(const engine::Likelihood& likelihood, const Fi
   engine::FitOptions options;
   options.edm_tolerance = flags.edm_tolerance;
   options.max_iterations = flags.max_iterations;
+  options.method = engine::FitMethodFromString(flags.method);
   const auto& params = likelihood.params();
   const int n = likelihood.num_params();
 

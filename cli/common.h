@@ -50,6 +50,7 @@ struct FitFlags {
   std::vector<std::string> set;     // NAME=VALUE, reported coordinates (mu for POIs)
   double edm_tolerance = engine::FitOptions{}.edm_tolerance;
   int max_iterations = engine::FitOptions{}.max_iterations;
+  std::string method = "auto";  // auto | dense | matrix_free (engine::FitMethod)
 };
 
 // Maps the flags onto FitOptions for this likelihood and validates them. Throws

@@ -678,6 +678,13 @@ Command AddFitCommand(CLI::App& parent, const std::string& command_line) {
       ->type_name("N")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
+  sub->add_option("--method", args->flags.method,
+                  "minimiser: dense (Newton with the dense Hessian, full covariance), matrix_free "
+                  "(Newton-CG with Hessian-vector products; covariance rows of the POIs/NOIs only), "
+                  "auto (matrix_free above 20000 floating parameters)")
+      ->type_name("METHOD")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "dense", "matrix_free"}));
 
   sub->add_flag("--impacts", args->impacts,
                 "nominal and grouped impacts of every nuisance on every POI/NOI (and --combine)");

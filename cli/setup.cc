@@ -63,6 +63,13 @@ void AddFitFlags(CLI::App* sub, FitFlags* flags) {
       ->type_name("N")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
+  sub->add_option("--method", flags->method,
+                  "minimiser: dense (Newton with the dense Hessian, full covariance), matrix_free "
+                  "(Newton-CG with Hessian-vector products; covariance rows of the POIs/NOIs only), "
+                  "auto (matrix_free above 20000 floating parameters)")
+      ->type_name("METHOD")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "dense", "matrix_free"}));
 }
 
 engine::Likelihood MakeLikelihood(const std::string& input, const LikelihoodFlags& lflags,
