@@ -6,6 +6,7 @@
 #include <Eigen/Cholesky>
 #include <Eigen/LU>
 
+#include "linalg.h"
 #include "minimizer.h"
 
 namespace lepus::engine {
@@ -158,11 +159,17 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
     for (int k = 0; k < nt; ++k) out.grouped_nominal(k, istat) = std::sqrt(std::max(cin[k].dot(cstat * cin[k]), 0.0));
   }
   if (bb) {
-    Eigen::MatrixXd cfix;
-    if (!InverseOn(hfixed, free, &cfix))
-      throw std::invalid_argument("impacts: the Hessian with beta fixed is not positive definite");
+    // c^T H_fixed^-1 c by one factorisation and a solve per target (no full inverse).
+    const int nfree = static_cast<int>(free.size());
+    Eigen::MatrixXd hf(nfree, nfree);
+    for (int j = 0; j < nfree; ++j)
+      for (int i = 0; i < nfree; ++i) hf(i, j) = hfixed(free[i], free[j]);
+    const detail::CholeskyFactor chol(hf);
+    if (!chol.ok()) throw std::invalid_argument("impacts: the Hessian with beta fixed is not positive definite");
     for (int k = 0; k < nt; ++k) {
-      const double d = cin[k].dot(cint * cin[k]) - cin[k].dot(cfix * cin[k]);
+      Eigen::VectorXd cf(nfree);
+      for (int i = 0; i < nfree; ++i) cf[i] = cin[k][free[i]];
+      const double d = cin[k].dot(cint * cin[k]) - cf.dot(chol.Solve(cf));
       out.grouped_nominal(k, ng - 1) = std::sqrt(std::max(d, 0.0));
     }
   }
