@@ -1,5 +1,7 @@
 #include "lepus/models/detector.h"
 
+#include "validation.h"
+
 #include <algorithm>
 #include <cmath>
 #include <sstream>
@@ -15,15 +17,7 @@ constexpr std::array<const char*, kNumEfficiencyKinds> kEffNames = {"reco", "tra
                                                                     "trigger", "isolation"};
 
 // "<field> is <value>, but must be <constraint>"
-bool Fail(std::string* error, const std::string& field, double value,
-          const std::string& constraint) {
-  if (error != nullptr) {
-    std::ostringstream os;
-    os << field << " is " << value << ", but must be " << constraint;
-    *error = os.str();
-  }
-  return false;
-}
+using detail::Fail;
 
 }  // namespace
 

@@ -1,5 +1,7 @@
 #include "lepus/models/generator.h"
 
+#include "validation.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -26,15 +28,7 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 // Events per parallel task: fixed, so the work split never depends on the thread count.
 constexpr std::uint64_t kSubRange = 2048;
 
-bool Fail(std::string* error, const std::string& field, double value,
-          const std::string& constraint) {
-  if (error != nullptr) {
-    std::ostringstream os;
-    os << field << " is " << value << ", but must be " << constraint;
-    *error = os.str();
-  }
-  return false;
-}
+using detail::Fail;
 
 // ---- line shape: exact accept-reject from a truncated Cauchy (fixed-width BW) proposal.
 class MassSampler {

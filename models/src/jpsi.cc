@@ -1,5 +1,7 @@
 #include "lepus/models/jpsi.h"
 
+#include "validation.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -28,15 +30,7 @@ constexpr std::uint64_t kJpsiKey = 0x4A50534900000000ULL;
 // Fixed sub-range of the parallel generation (results do not depend on the thread count).
 constexpr std::uint64_t kSubRange = 8192;
 
-bool Fail(std::string* error, const std::string& field, double value,
-          const std::string& constraint) {
-  if (error != nullptr) {
-    std::ostringstream os;
-    os << field << " is " << value << ", but must be " << constraint;
-    *error = os.str();
-  }
-  return false;
-}
+using detail::Fail;
 
 struct FourVector {
   double e, px, py, pz;

@@ -1,5 +1,7 @@
 #include "lepus/models/jpsi_calibration.h"
 
+#include "validation.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -24,15 +26,7 @@ double Since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-bool Fail(std::string* error, const std::string& field, double value,
-          const std::string& constraint) {
-  if (error != nullptr) {
-    std::ostringstream os;
-    os << field << " is " << value << ", but must be " << constraint;
-    *error = os.str();
-  }
-  return false;
-}
+using detail::Fail;
 
 // Bin of x in increasing edges, or -1 outside [edges.front(), edges.back()).
 int FindBin(const std::vector<double>& edges, double x) noexcept {
