@@ -194,4 +194,10 @@ void PrintSeedImpactTable(std::ostream& os, const engine::Impacts& impacts, int 
 
 Command AddProduceCommand(CLI::App& parent, const std::string& command_line);
 
+// The analyses of `lepus produce`: each adds its subcommand to `produce` and returns it with
+// what runs it (Command::app is the subcommand). One file per analysis:
+//   produce_command.cc  wmass (and the analyses that share its configuration)
+//   produce_dilepton.cc dilepton
+Command AddProduceDilepton(CLI::App* produce, const std::string& command_line);
+
 }  // namespace lepus::cli

@@ -239,7 +239,14 @@ Command AddProduceCommand(CLI::App& parent, const std::string& command_line) {
   sub->add_flag("--print-config", args->print_config,
                 "print the effective configuration as JSON on stdout (and stop unless -o)");
   sub->add_option("-o,--output", args->output, "the fit input to write (HDF5)")->type_name("FILE");
-  return {produce, [args, command_line] { return RunProduce(*args, command_line); }};
+  std::vector<Command> analyses = {
+      {sub, [args, command_line] { return RunProduce(*args, command_line); }},
+      AddProduceDilepton(produce, command_line)};
+  return {produce, [analyses] {
+            for (const Command& a : analyses)
+              if (a.app->parsed()) return a.run();
+            return kExitInvalidInput;  // unreachable: require_subcommand(1)
+          }};
 }
 
 }  // namespace lepus::cli
