@@ -3,9 +3,11 @@
 #include "validation.h"
 
 #include <algorithm>
+#include <cassert>
 #include <chrono>
 #include <cmath>
 #include <iomanip>
+#include <memory>
 #include <numeric>
 #include <sstream>
 #include <stdexcept>
@@ -16,6 +18,8 @@
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
+
+#include "lepus/io/errors.h"
 
 namespace lepus::models {
 
@@ -90,18 +94,13 @@ struct SameBinResidual {
   }
 };
 
-// Per-event record of the mass histogramming: the 4D bin and log(m / m_J/psi).
-struct Records {
-  std::vector<std::uint32_t> bin;
-  std::vector<float> log_mass;
-};
-
-// The truncated-window statistics of sorted-free samples.
+// The truncated-window statistics of unsorted samples: count, mean, variance and fourth central
+// moment of the values in [lo, hi).
 struct WindowStats {
   std::int64_t n = 0;
-  double mean = 0.0, var = 0.0;
+  double mean = 0.0, var = 0.0, m4 = 0.0;
 };
-WindowStats Window(const float* x, std::size_t n, double lo, double hi) {
+WindowStats Window(const float* x, std::size_t n, double lo, double hi, bool moments = false) {
   WindowStats s;
   double sum = 0.0, sum2 = 0.0;
   for (std::size_t i = 0; i < n; ++i) {
@@ -112,9 +111,23 @@ WindowStats Window(const float* x, std::size_t n, double lo, double hi) {
       sum2 += v * v;
     }
   }
-  if (s.n > 0) {
-    s.mean = sum / s.n;
-    s.var = std::max(0.0, sum2 / s.n - s.mean * s.mean);
+  if (s.n == 0) return s;
+  s.mean = sum / s.n;
+  s.var = std::max(0.0, sum2 / s.n - s.mean * s.mean);
+  if (moments) {
+    // Second pass about the mean: the variance without cancellation, and the fourth moment for
+    // the error of the variance.
+    double c2 = 0.0, c4 = 0.0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const double v = x[i];
+      if (v >= lo && v < hi) {
+        const double d2 = (v - s.mean) * (v - s.mean);
+        c2 += d2;
+        c4 += d2 * d2;
+      }
+    }
+    s.var = c2 / s.n;
+    s.m4 = c4 / s.n;
   }
   return s;
 }
@@ -192,6 +205,12 @@ bool JpsiCalibrationOptions::IsValid(std::string* error) const {
   if (!(function_tolerance > 0.0)) return Fail(error, "function_tolerance", function_tolerance, "> 0");
   if (num_threads < 0) return Fail(error, "num_threads", num_threads, ">= 0");
   if (batch_events == 0) return Fail(error, "batch_events", 0, "> 0");
+  if (data_files.empty() != sim_files.empty()) {
+    const bool data_missing = data_files.empty();
+    return Fail(error, data_missing ? "data_files.size()" : "sim_files.size()", 0,
+                std::string("> 0 when ") + (data_missing ? "sim_files" : "data_files") +
+                    " is given (read both samples from files or generate both)");
+  }
   std::string sub;
   if (!generator.IsValid(&sub)) {
     if (error) *error = "generator." + sub;
@@ -245,6 +264,18 @@ CalibrationParameters FitScaleParameters(const std::vector<JpsiMassBin>& bins,
                                          const std::vector<double>& eta_edges,
                                          const JpsiCalibrationOptions& options,
                                          JpsiCalibrationSummary* summary) {
+  ScaleFitOptions fo;
+  fo.linear_solver = options.linear_solver;
+  fo.max_iterations = options.max_iterations;
+  fo.function_tolerance = options.function_tolerance;
+  fo.num_threads = options.num_threads;
+  return FitScaleParameters(bins, eta_edges, fo, summary);
+}
+
+CalibrationParameters FitScaleParameters(const std::vector<JpsiMassBin>& bins,
+                                         const std::vector<double>& eta_edges,
+                                         const ScaleFitOptions& options,
+                                         JpsiCalibrationSummary* summary) {
   const int neta = static_cast<int>(eta_edges.size()) - 1;
   if (neta < 1) throw std::invalid_argument("FitScaleParameters: eta_edges needs >= 2 entries");
   for (std::size_t i = 0; i < bins.size(); ++i) {
@@ -280,6 +311,12 @@ CalibrationParameters FitScaleParameters(const std::vector<JpsiMassBin>& bins,
     }
   }
   const int nused = static_cast<int>(std::count(used.begin(), used.end(), 1));
+  // e held at 0: a subset manifold on each used block (Ceres owns the manifolds).
+  if (options.fix_e)
+    for (int b = 0; b < neta; ++b)
+      if (used[b])
+        problem.SetManifold(&x[kCalibrationParamsPerBin * b], new ceres::SubsetManifold(3, {1}));
+  const int free_per_bin = options.fix_e ? 2 : 3;
 
   ceres::Solver::Options so;
   switch (options.linear_solver) {
@@ -318,7 +355,7 @@ CalibrationParameters FitScaleParameters(const std::vector<JpsiMassBin>& bins,
   s.initial_cost = cs.initial_cost;
   s.final_cost = cs.final_cost;
   s.chi2 = 2.0 * cs.final_cost;
-  s.ndf = static_cast<int>(bins.size()) - kCalibrationParamsPerBin * nused;
+  s.ndf = static_cast<int>(bins.size()) - free_per_bin * nused;
   for (int b = 0; b < neta; ++b)
     c.params[b] = {x[3 * b], x[3 * b + 1], x[3 * b + 2]};
   for (JpsiMassBin& b : s.bins) b.fitted = PredictedScale(b, c.params[b.eta_plus], c.params[b.eta_minus]);
@@ -369,103 +406,122 @@ CalibrationParameters FitScaleParameters(const std::vector<JpsiMassBin>& bins,
   return c;
 }
 
-CalibrationParameters CalibrateJpsi(const JpsiCalibrationOptions& options,
-                                    JpsiCalibrationSummary* summary,
-                                    const CalibrationProgress& progress) {
-  std::string error;
-  if (!options.IsValid(&error)) throw std::invalid_argument("J/psi calibration options: " + error);
-  JpsiCalibrationSummary& s = *summary;
-  s = JpsiCalibrationSummary{};
-  const int neta = static_cast<int>(options.eta_edges.size()) - 1;
-  const int npt = static_cast<int>(options.pt_edges.size()) - 1;
-  const std::uint32_t nbins = static_cast<std::uint32_t>(neta * npt * neta * npt);
-  // Bin index = ((eta+ * npt + pt+) * neta + eta-) * npt + pt-.
-  auto index = [&](int ep, int pp, int em, int pm) {
-    return static_cast<std::uint32_t>(((ep * npt + pp) * neta + em) * npt + pm);
-  };
+// ---- dimuon mass histogram
 
-  // Simulation kinematic sums per bin: 1/pT+, pT+, 1/pT-, pT-.
-  std::vector<std::array<double, 4>> kin(nbins, {0.0, 0.0, 0.0, 0.0});
-  std::vector<std::int64_t> kin_n(nbins, 0);
+DimuonMassHistogram::DimuonMassHistogram(std::vector<double> eta_edges,
+                                         std::vector<double> pt_edges, double reference_mass,
+                                         bool simulation)
+    : eta_edges_(std::move(eta_edges)),
+      pt_edges_(std::move(pt_edges)),
+      reference_mass_(reference_mass),
+      simulation_(simulation) {
+  assert(eta_edges_.size() >= 2 && pt_edges_.size() >= 2 && reference_mass_ > 0.0);
+  neta_ = static_cast<int>(eta_edges_.size()) - 1;
+  npt_ = static_cast<int>(pt_edges_.size()) - 1;
+  num_bins_ = neta_ * npt_ * neta_ * npt_;
+  if (simulation_) kin_.assign(num_bins_, Kinematics{});
+}
 
-  auto fill = [&](const JpsiGenerator& gen, std::uint64_t total, const std::string& stage,
-                  Records* rec, bool sim, std::uint64_t* selected) {
-    EventBatch batch;
-    for (std::uint64_t first = 0; first < total; first += options.batch_events) {
-      const std::uint64_t n = std::min(options.batch_events, total - first);
-      batch.Clear();
-      gen.Generate(first, n, &batch, options.num_threads);
-      for (std::size_t i = 0; i < batch.size(); ++i) {
-        const int plus = batch.muon[0].charge[i] > 0 ? 0 : 1;
-        const MuonColumns& mp = batch.muon[plus];
-        const MuonColumns& mm = batch.muon[1 - plus];
-        const int ep = FindBin(options.eta_edges, mp.eta[i]);
-        const int em = FindBin(options.eta_edges, mm.eta[i]);
-        const int pp = FindBin(options.pt_edges, mp.pt[i]);
-        const int pm = FindBin(options.pt_edges, mm.pt[i]);
-        if (ep < 0 || em < 0 || pp < 0 || pm < 0) continue;
-        const double m = DimuonMass(mp.pt[i], mp.eta[i], mp.phi[i], mm.pt[i], mm.eta[i], mm.phi[i]);
-        const std::uint32_t b = index(ep, pp, em, pm);
-        rec->bin.push_back(b);
-        rec->log_mass.push_back(static_cast<float>(std::log(m / kJpsiMass)));
-        if (sim) {
-          kin[b][0] += 1.0 / mp.pt[i];
-          kin[b][1] += mp.pt[i];
-          kin[b][2] += 1.0 / mm.pt[i];
-          kin[b][3] += mm.pt[i];
-          ++kin_n[b];
-        }
-        ++*selected;
-      }
-      if (progress) progress(stage, first + n, total);
+std::uint64_t DimuonMassHistogram::Add(const EventBatch& batch,
+                                       const CalibrationParameters* correction) {
+  std::uint64_t added = 0;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (batch.n_muons[i] != 2 || batch.muon[0].charge[i] * batch.muon[1].charge[i] != -1) {
+      ++skipped_;
+      continue;
     }
-  };
+    const int plus = batch.muon[0].charge[i] > 0 ? 0 : 1;
+    const MuonColumns& mp = batch.muon[plus];
+    const MuonColumns& mm = batch.muon[1 - plus];
+    double pt_p = mp.pt[i], pt_m = mm.pt[i];
+    if (correction != nullptr) {
+      pt_p = correction->CorrectPt(mp.eta[i], pt_p, +1);
+      pt_m = correction->CorrectPt(mm.eta[i], pt_m, -1);
+    }
+    const int ep = FindBin(eta_edges_, mp.eta[i]);
+    const int em = FindBin(eta_edges_, mm.eta[i]);
+    const int pp = FindBin(pt_edges_, pt_p);
+    const int pm = FindBin(pt_edges_, pt_m);
+    if (ep < 0 || em < 0 || pp < 0 || pm < 0) continue;
+    const double m = DimuonMass(pt_p, mp.eta[i], mp.phi[i], pt_m, mm.eta[i], mm.phi[i]);
+    if (!(m > 0.0)) continue;
+    // Bin index = ((eta+ * npt + pt+) * neta + eta-) * npt + pt-.
+    const auto b = static_cast<std::uint32_t>(((ep * npt_ + pp) * neta_ + em) * npt_ + pm);
+    bin_.push_back(b);
+    log_mass_.push_back(static_cast<float>(std::log(m / reference_mass_)));
+    if (simulation_) {
+      Kinematics& k = kin_[b];
+      k.inv_pt_plus += 1.0 / pt_p;
+      k.pt_plus += pt_p;
+      k.inv_pt_minus += 1.0 / pt_m;
+      k.pt_minus += pt_m;
+      ++k.n;
+      // The curvature resolution of each muon: dk/k = k_reco / k_gen - 1 = gen_pt / pt - 1.
+      const double gp = mp.gen_pt[i], gm = mm.gen_pt[i];
+      if (std::isfinite(gp) && std::isfinite(gm) && gp > 0.0 && gm > 0.0) {
+        k.res2_plus += (gp / pt_p - 1.0) * (gp / pt_p - 1.0);
+        k.res2_minus += (gm / pt_m - 1.0) * (gm / pt_m - 1.0);
+        ++k.n_res;
+      }
+    }
+    ++added;
+  }
+  return added;
+}
 
-  const auto t0 = Clock::now();
-  const JpsiGenerator data_gen(options.generator, options.data_detector, SampleKind::kData,
-                               options.seed);
-  const JpsiGenerator sim_gen(options.generator, options.sim_detector, SampleKind::kSimulation,
-                              options.seed);
-  s.data_generated = options.num_data_events;
-  s.sim_generated = static_cast<std::uint64_t>(
-      std::llround(options.sim_factor * static_cast<double>(options.num_data_events)));
-  if (s.sim_generated == 0) s.sim_generated = 1;
-  Records data, sim;
-  fill(data_gen, s.data_generated, "data", &data, false, &s.data_selected);
-  fill(sim_gen, s.sim_generated, "simulation", &sim, true, &s.sim_selected);
-  s.generate_seconds = Since(t0);
+int DimuonMassHistogram::PopulatedBins() const {
+  std::vector<char> any(static_cast<std::size_t>(num_bins_), 0);
+  for (std::uint32_t b : bin_) any[b] = 1;
+  return static_cast<int>(std::count(any.begin(), any.end(), 1));
+}
 
-  // Group the log masses by bin (counting sort).
-  const auto t1 = Clock::now();
-  auto group = [nbins](const Records& r, std::vector<std::size_t>* offset) {
+std::vector<JpsiMassBin> MeasureMassScales(const DimuonMassHistogram& data,
+                                           const DimuonMassHistogram& sim, int min_events,
+                                           double window_sigmas, int num_threads) {
+  if (data.num_bins_ != sim.num_bins_ || data.neta_ != sim.neta_ || data.npt_ != sim.npt_ ||
+      !sim.simulation_)
+    throw std::invalid_argument("MeasureMassScales: data and simulation binnings differ");
+  const int neta = sim.neta_, npt = sim.npt_;
+  const auto nbins = static_cast<std::uint32_t>(sim.num_bins_);
+  // Group the log masses by bin (counting sort, stable: the order within a bin is the order
+  // of the events).
+  auto group = [nbins](const DimuonMassHistogram& h, std::vector<std::size_t>* offset) {
     offset->assign(nbins + 1, 0);
-    for (std::uint32_t b : r.bin) ++(*offset)[b + 1];
+    for (std::uint32_t b : h.bin_) ++(*offset)[b + 1];
     std::partial_sum(offset->begin(), offset->end(), offset->begin());
-    std::vector<float> sorted(r.bin.size());
+    std::vector<float> sorted(h.bin_.size());
     std::vector<std::size_t> pos(offset->begin(), offset->end() - 1);
-    for (std::size_t i = 0; i < r.bin.size(); ++i) sorted[pos[r.bin[i]]++] = r.log_mass[i];
+    for (std::size_t i = 0; i < h.bin_.size(); ++i) sorted[pos[h.bin_[i]]++] = h.log_mass_[i];
     return sorted;
   };
   std::vector<std::size_t> data_off, sim_off;
   const std::vector<float> data_m = group(data, &data_off);
   const std::vector<float> sim_m = group(sim, &sim_off);
-  data = Records{};
-  sim = Records{};
 
   // Per-bin scale: the data's window is the simulation's shifted by the scale s, and s solves
   //   mean_data(window + s) - s = mean_sim(window),
   // a fixed point reached by iteration (contraction factor kappa = d(truncated mean)/d(shift),
   // 2 w phi(w) / (2 Phi(w) - 1) ~ 0.09 for a Gaussian at w = 2.5). The statistical error of the
   // difference of the two truncated means is inflated by 1 / (1 - kappa).
-  const double w = options.window_sigmas;
+  // Width: the data are the simulation scaled by lambda about the centre; lambda^2 solves
+  //   var_data(window scaled by lambda) = lambda^2 var_sim(window),
+  // again by iteration; its contraction factor is kappa2 = w g'(w) / (2 g(w)) with
+  // g(t) = 1 - 2 t phi(t) / (2 Phi(t) - 1) (the truncated variance of a unit Gaussian), 0.26 at
+  // w = 2.5, and the error of a truncated variance is sqrt((m4 - var^2) / n).
+  const double w = window_sigmas;
   const double phi_w = std::exp(-0.5 * w * w) / std::sqrt(2.0 * M_PI);
-  const double kappa = 2.0 * w * phi_w / std::erf(w / std::sqrt(2.0));
+  const double d_w = std::erf(w / std::sqrt(2.0));
+  const double kappa = 2.0 * w * phi_w / d_w;
+  const double g_w = 1.0 - 2.0 * w * phi_w / d_w;
+  const double dg_w = -(2.0 * phi_w * (1.0 - w * w) * d_w - 2.0 * w * phi_w * 2.0 * phi_w) /
+                      (d_w * d_w);
+  const double kappa2 = 0.5 * w * dg_w / g_w;
   std::vector<JpsiMassBin> fits(nbins);
   std::vector<char> ok(nbins, 0);
-  const int min_n = options.min_events_per_bin;
   auto fit_bin = [&](std::uint32_t b) {
     const std::size_t ns = sim_off[b + 1] - sim_off[b], nd = data_off[b + 1] - data_off[b];
-    if (ns < static_cast<std::size_t>(min_n) || nd < static_cast<std::size_t>(min_n)) return;
+    if (ns < static_cast<std::size_t>(min_events) || nd < static_cast<std::size_t>(min_events))
+      return;
     const float* xs = &sim_m[sim_off[b]];
     const float* xd = &data_m[data_off[b]];
     const double med_s = Median(std::vector<float>(xs, xs + ns));
@@ -474,7 +530,7 @@ CalibrationParameters CalibrateJpsi(const JpsiCalibrationOptions& options,
     const double sigma = 1.4826 * Median(std::move(dev));
     if (!(sigma > 0.0)) return;
     const double lo = med_s - w * sigma, hi = med_s + w * sigma;
-    const WindowStats ws = Window(xs, ns, lo, hi);
+    const WindowStats ws = Window(xs, ns, lo, hi, true);
     double shift = Median(std::vector<float>(xd, xd + nd)) - med_s;
     WindowStats wd;
     for (int it = 0; it < 100; ++it) {
@@ -485,7 +541,7 @@ CalibrationParameters CalibrateJpsi(const JpsiCalibrationOptions& options,
       if (done) break;
     }
     wd = Window(xd, nd, lo + shift, hi + shift);
-    if (ws.n < min_n || wd.n < min_n) return;
+    if (ws.n < min_events || wd.n < min_events || !(ws.var > 0.0)) return;
     JpsiMassBin& f = fits[b];
     const std::uint32_t pm = b % npt, em = (b / npt) % neta, pp = (b / npt / neta) % npt,
                         ep = b / npt / neta / npt;
@@ -497,15 +553,37 @@ CalibrationParameters CalibrateJpsi(const JpsiCalibrationOptions& options,
     f.n_sim = ws.n;
     f.scale = shift;
     f.error = std::sqrt(wd.var / wd.n + ws.var / ws.n) / (1.0 - kappa);
-    const double k = 1.0 / static_cast<double>(kin_n[b]);
-    f.inv_pt_plus = kin[b][0] * k;
-    f.pt_mean_plus = kin[b][1] * k;
-    f.inv_pt_minus = kin[b][2] * k;
-    f.pt_mean_minus = kin[b][3] * k;
+    const DimuonMassHistogram::Kinematics& k = sim.kin_[b];
+    const double inv_n = 1.0 / static_cast<double>(k.n);
+    f.inv_pt_plus = k.inv_pt_plus * inv_n;
+    f.pt_mean_plus = k.pt_plus * inv_n;
+    f.inv_pt_minus = k.inv_pt_minus * inv_n;
+    f.pt_mean_minus = k.pt_minus * inv_n;
+    f.res_fraction_plus =
+        k.n_res > 0 && k.res2_plus + k.res2_minus > 0.0
+            ? k.res2_plus / (k.res2_plus + k.res2_minus)
+            : 0.5;
+    // Width ratio, the data window centred where the simulation's window mean moved.
+    const double centre = ws.mean + shift;
+    double lambda2 = 1.0;
+    WindowStats wv;
+    for (int it = 0; it < 100; ++it) {
+      const double l = std::sqrt(lambda2);
+      wv = Window(xd, nd, centre + l * (lo - ws.mean), centre + l * (hi - ws.mean), true);
+      const double next = wv.var / ws.var;
+      const bool done = !(next > 0.0) || std::abs(next - lambda2) < 1e-12;
+      if (next > 0.0) lambda2 = next;
+      if (done) break;
+    }
+    if (wv.n >= min_events && wv.var > 0.0) {
+      f.width_ratio2 = lambda2;
+      const double rel2 = (wv.m4 - wv.var * wv.var) / (wv.n * wv.var * wv.var) +
+                          (ws.m4 - ws.var * ws.var) / (ws.n * ws.var * ws.var);
+      f.width_ratio2_error = lambda2 * std::sqrt(std::max(0.0, rel2)) / (1.0 - kappa2);
+    }
     ok[b] = f.error > 0.0 ? 1 : 0;
   };
-  tbb::task_arena arena(options.num_threads > 0 ? options.num_threads
-                                                : tbb::task_arena::automatic);
+  tbb::task_arena arena(num_threads > 0 ? num_threads : tbb::task_arena::automatic);
   arena.execute([&] {
     tbb::parallel_for(tbb::blocked_range<std::uint32_t>(0, nbins, 64),
                       [&](const tbb::blocked_range<std::uint32_t>& r) {
@@ -513,10 +591,163 @@ CalibrationParameters CalibrateJpsi(const JpsiCalibrationOptions& options,
                       });
   });
   std::vector<JpsiMassBin> used;
-  for (std::uint32_t b = 0; b < nbins; ++b) {
-    if (kin_n[b] > 0) ++s.bins_total;
+  for (std::uint32_t b = 0; b < nbins; ++b)
     if (ok[b]) used.push_back(fits[b]);
+  return used;
+}
+
+std::vector<double> MeasureResolution(const std::vector<JpsiMassBin>& bins, int num_eta_bins,
+                                      JpsiCalibrationSummary* summary) {
+  const auto t0 = Clock::now();
+  const int n = num_eta_bins;
+  // Weighted linear least squares in eps (one per eta bin): y = f+ eps_i + (1 - f+) eps_j.
+  Eigen::MatrixXd normal = Eigen::MatrixXd::Zero(n, n);
+  Eigen::VectorXd rhs = Eigen::VectorXd::Zero(n);
+  std::vector<char> used(n, 0);
+  int nbins = 0;
+  for (const JpsiMassBin& b : bins) {
+    if (!(b.width_ratio2_error > 0.0)) continue;
+    const double wgt = 1.0 / (b.width_ratio2_error * b.width_ratio2_error);
+    Eigen::VectorXd row = Eigen::VectorXd::Zero(n);
+    row[b.eta_plus] += b.res_fraction_plus;
+    row[b.eta_minus] += 1.0 - b.res_fraction_plus;
+    normal += wgt * row * row.transpose();
+    rhs += wgt * (b.width_ratio2 - 1.0) * row;
+    used[b.eta_plus] = used[b.eta_minus] = 1;
+    ++nbins;
   }
+  // Unused bins: a unit diagonal keeps the system regular (their eps stays 0 +- 0).
+  for (int i = 0; i < n; ++i)
+    if (!used[i]) normal(i, i) = 1.0;
+  const Eigen::LDLT<Eigen::MatrixXd> ldlt(normal);
+  JpsiCalibrationSummary& s = *summary;
+  s.resolution_scale.assign(n, 1.0);
+  s.resolution_scale_error.assign(n, 0.0);
+  std::vector<double> out(n, 0.0);
+  if (ldlt.info() != Eigen::Success || nbins == 0) {
+    s.resolution_seconds = Since(t0);
+    return out;
+  }
+  const Eigen::VectorXd eps = ldlt.solve(rhs);
+  const Eigen::MatrixXd cov = ldlt.solve(Eigen::MatrixXd::Identity(n, n));
+  double chi2 = 0.0;
+  for (const JpsiMassBin& b : bins) {
+    if (!(b.width_ratio2_error > 0.0)) continue;
+    const double pred = b.res_fraction_plus * eps[b.eta_plus] +
+                        (1.0 - b.res_fraction_plus) * eps[b.eta_minus];
+    chi2 += std::pow((b.width_ratio2 - 1.0 - pred) / b.width_ratio2_error, 2);
+  }
+  int nused = 0;
+  for (int i = 0; i < n; ++i) {
+    if (!used[i]) continue;
+    ++nused;
+    const double rho = std::sqrt(std::max(1e-6, 1.0 + eps[i]));
+    const double err = std::sqrt(std::max(0.0, cov(i, i))) / (2.0 * rho);
+    s.resolution_scale[i] = rho;
+    s.resolution_scale_error[i] = err;
+    out[i] = std::max(std::abs(rho - 1.0), err);
+  }
+  s.resolution_chi2 = chi2;
+  s.resolution_ndf = nbins - nused;
+  s.resolution_seconds = Since(t0);
+  return out;
+}
+
+void CheckDimuonEventFile(const EventFileInfo& info, SampleKind role, const std::string& process,
+                          const std::string& flag) {
+  if (info.metadata.sample != role)
+    throw io::InputError(info.path + ": the file holds " + ToString(info.metadata.sample) +
+                         " events (attribute 'sample'), but was given as " + ToString(role) +
+                         " (" + flag + ")");
+  if (!info.metadata.processes.empty() && info.metadata.processes != process)
+    throw io::InputError(info.path + ": attribute 'process' is '" + info.metadata.processes +
+                         "', but must be '" + process + "' (" + flag + ": " + process +
+                         " -> mu mu events, e.g. lepus generate --process " + process + ")");
+}
+
+// ---- the J/psi calibration
+
+CalibrationParameters CalibrateJpsi(const JpsiCalibrationOptions& options,
+                                    JpsiCalibrationSummary* summary,
+                                    const CalibrationProgress& progress) {
+  std::string error;
+  if (!options.IsValid(&error)) throw std::invalid_argument("J/psi calibration options: " + error);
+  JpsiCalibrationSummary& s = *summary;
+  s = JpsiCalibrationSummary{};
+  const int neta = static_cast<int>(options.eta_edges.size()) - 1;
+  const int npt = static_cast<int>(options.pt_edges.size()) - 1;
+
+  const auto t0 = Clock::now();
+  DimuonMassHistogram data(options.eta_edges, options.pt_edges, kJpsiMass, false);
+  DimuonMassHistogram sim(options.eta_edges, options.pt_edges, kJpsiMass, true);
+  s.from_files = !options.data_files.empty();
+  if (s.from_files) {
+    // Open every file first: a missing or malformed file fails before any work is done.
+    struct Input {
+      std::unique_ptr<EventFileReader> reader;
+      DimuonMassHistogram* hist;
+      std::uint64_t* read;
+    };
+    std::vector<Input> inputs;
+    std::int64_t total = 0;
+    for (int role = 0; role < 2; ++role) {
+      const auto& files = role == 0 ? options.data_files : options.sim_files;
+      for (const std::string& f : files) {
+        auto reader = std::make_unique<EventFileReader>(f);
+        CheckDimuonEventFile(reader->info(), role == 0 ? SampleKind::kData : SampleKind::kSimulation,
+                             "jpsi", role == 0 ? "--data-events" : "--events");
+        total += reader->SizeHint();
+        inputs.push_back({std::move(reader), role == 0 ? &data : &sim,
+                          role == 0 ? &s.data_generated : &s.sim_generated});
+      }
+    }
+    EventBatch batch;
+    std::int64_t done = 0;
+    for (Input& in : inputs) {
+      const bool is_data = in.hist == &data;
+      std::size_t n;
+      while ((n = in.reader->Next(&batch, options.batch_events)) > 0) {
+        in.hist->Add(batch);
+        *in.read += n;
+        done += static_cast<std::int64_t>(n);
+        if (progress)
+          progress(is_data ? "data (files)" : "simulation (files)", static_cast<std::uint64_t>(done),
+                   static_cast<std::uint64_t>(total));
+      }
+    }
+  } else {
+    auto fill = [&](const JpsiGenerator& gen, std::uint64_t total, const std::string& stage,
+                    DimuonMassHistogram* hist) {
+      EventBatch batch;
+      for (std::uint64_t first = 0; first < total; first += options.batch_events) {
+        const std::uint64_t n = std::min(options.batch_events, total - first);
+        batch.Clear();
+        gen.Generate(first, n, &batch, options.num_threads);
+        hist->Add(batch);
+        if (progress) progress(stage, first + n, total);
+      }
+    };
+    const JpsiGenerator data_gen(options.generator, options.data_detector, SampleKind::kData,
+                                 options.seed);
+    const JpsiGenerator sim_gen(options.generator, options.sim_detector, SampleKind::kSimulation,
+                                options.seed);
+    s.data_generated = options.num_data_events;
+    s.sim_generated = static_cast<std::uint64_t>(
+        std::llround(options.sim_factor * static_cast<double>(options.num_data_events)));
+    if (s.sim_generated == 0) s.sim_generated = 1;
+    fill(data_gen, s.data_generated, "data", &data);
+    fill(sim_gen, s.sim_generated, "simulation", &sim);
+  }
+  s.data_selected = data.selected();
+  s.sim_selected = sim.selected();
+  s.data_skipped = data.skipped();
+  s.sim_skipped = sim.skipped();
+  s.generate_seconds = Since(t0);
+
+  const auto t1 = Clock::now();
+  const std::vector<JpsiMassBin> used = MeasureMassScales(
+      data, sim, options.min_events_per_bin, options.window_sigmas, options.num_threads);
+  s.bins_total = sim.PopulatedBins();
   s.bins_used = static_cast<int>(used.size());
   s.scale_fit_seconds = Since(t1);
 
@@ -526,14 +757,23 @@ CalibrationParameters CalibrateJpsi(const JpsiCalibrationOptions& options,
   s.sim_generated = keep.sim_generated;
   s.data_selected = keep.data_selected;
   s.sim_selected = keep.sim_selected;
+  s.data_skipped = keep.data_skipped;
+  s.sim_skipped = keep.sim_skipped;
+  s.from_files = keep.from_files;
   s.bins_total = keep.bins_total;
   s.bins_used = keep.bins_used;
   s.generate_seconds = keep.generate_seconds;
   s.scale_fit_seconds = keep.scale_fit_seconds;
+  if (options.measure_resolution) c.resolution_uncertainty = MeasureResolution(s.bins, neta, &s);
   std::ostringstream d;
-  d << "J/psi calibration, " << options.num_data_events << " data and " << s.sim_generated
-    << " simulated J/psi generated, seed " << options.seed << ", " << neta << " eta x " << npt
-    << " pT bins, " << s.bins_used << " mass bins used";
+  if (s.from_files)
+    d << "J/psi calibration, " << s.data_generated << " data and " << s.sim_generated
+      << " simulated events read from " << options.data_files.size() + options.sim_files.size()
+      << " file(s)";
+  else
+    d << "J/psi calibration, " << options.num_data_events << " data and " << s.sim_generated
+      << " simulated J/psi generated, seed " << options.seed;
+  d << ", " << neta << " eta x " << npt << " pT bins, " << s.bins_used << " mass bins used";
   c.description = d.str();
   return c;
 }
@@ -551,12 +791,20 @@ std::string JpsiCalibrationSummary::FullReport() const {
   os << BriefReport() << "\n"
      << "  status: " << message << "\n"
      << "  events: data " << data_selected << "/" << data_generated << " selected, simulation "
-     << sim_selected << "/" << sim_generated << "\n"
+     << sim_selected << "/" << sim_generated << (from_files ? " (read from files" : "");
+  if (from_files)
+    os << "; skipped without two opposite-charge muons: data " << data_skipped << ", simulation "
+       << sim_skipped << ")";
+  os << "\n"
      << "  cost: initial " << initial_cost << ", final " << final_cost << "\n"
      << std::fixed << std::setprecision(3) << "  time: generation " << generate_seconds
      << " s, mass scales " << scale_fit_seconds << " s, global fit " << global_fit_seconds
-     << " s, covariance " << covariance_seconds << " s\n"
-     << "  Ceres: " << ceres_brief << "\n";
+     << " s, covariance " << covariance_seconds << " s";
+  if (!resolution_scale.empty()) os << ", resolution " << resolution_seconds << " s";
+  os << "\n  Ceres: " << ceres_brief << "\n";
+  if (!resolution_scale.empty())
+    os << std::defaultfloat << "  resolution: width fit chi2/ndf = " << resolution_chi2 << "/"
+       << resolution_ndf << "\n";
   return os.str();
 }
 

@@ -319,11 +319,21 @@ TEST_CASE("jpsi calibration (light): the file reads back through calibration.h")
   }
   CHECK((back.covariance - r.calibration.covariance).cwiseAbs().maxCoeff() == 0.0);
   CHECK(back.description.find("J/psi calibration") == 0);
-  // The producers' nuisances: 36 eigenvectors reproducing 2.1^2 C.
+  // The resolution uncertainties (one per eta bin) read back too.
+  REQUIRE(back.resolution_uncertainty.size() == 12);
+  CHECK(back.resolution_uncertainty == r.calibration.resolution_uncertainty);
+  // The producers' nuisances: 36 eigenvectors reproducing 2.1^2 C, then 12 resolution ones.
   const std::vector<MomentumNuisance> nus = MomentumNuisances(back);
-  CHECK(nus.size() == 36);
+  CHECK(nus.size() == 48);
+  int stat = 0;
+  for (const MomentumNuisance& nu : nus) {
+    if (nu.kind == MomentumNuisanceKind::kCalibrationStat) ++stat;
+    if (nu.kind == MomentumNuisanceKind::kResolution) CHECK(nu.group == "muonResolution");
+  }
+  CHECK(stat == 36);
   Eigen::MatrixXd sum = Eigen::MatrixXd::Zero(36, 36);
   for (const MomentumNuisance& nu : nus) {
+    if (nu.kind != MomentumNuisanceKind::kCalibrationStat) continue;
     Eigen::VectorXd v = Eigen::VectorXd::Zero(36);
     for (int b = nu.first_bin; b <= nu.last_bin; ++b) {
       v[3 * b] = nu.shift[b - nu.first_bin].A;

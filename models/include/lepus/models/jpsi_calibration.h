@@ -21,6 +21,7 @@
 
 #include "lepus/models/calibration.h"
 #include "lepus/models/detector.h"
+#include "lepus/models/event_file.h"
 #include "lepus/models/jpsi.h"
 
 namespace lepus::models {
@@ -63,6 +64,17 @@ struct JpsiCalibrationOptions {
   double function_tolerance = 1e-12;     // Ceres relative cost change at convergence; > 0
   int num_threads = 0;                   // generation, histogramming and Ceres; 0 = all cores
   std::uint64_t batch_events = 1 << 20;  // events generated per batch (memory bound); > 0
+  // Event files (docs/events.md) to read instead of generating: J/psi -> mu mu events with two
+  // muons (`lepus generate --process jpsi`). Both empty = generate (num_data_events, sim_factor,
+  // seed, the detectors); both non-empty = read (those options are then unused). Each file's
+  // attribute "sample" must match its role and its "process" attribute, when present, must be
+  // "jpsi"; events without two opposite-charge muons are skipped (counted); weights are ignored
+  // (the method uses shapes only).
+  std::vector<std::string> data_files;
+  std::vector<std::string> sim_files;
+  // Resolution: measure the data/simulation curvature-resolution scale per eta bin from the
+  // mass widths and fill CalibrationParameters::resolution_uncertainty (see MeasureResolution).
+  bool measure_resolution = true;
 
   // Defaults for tests: 12 eta bins of 0.4, pT bins {4, 6, 60}, 2M data events.
   static JpsiCalibrationOptions Light();
@@ -83,6 +95,13 @@ struct JpsiMassBin {
   // Simulation means over the bin: <1/pT> (GeV^-1) and <pT> (GeV) of each muon.
   double inv_pt_plus = 0.0, pt_mean_plus = 0.0, inv_pt_minus = 0.0, pt_mean_minus = 0.0;
   double fitted = 0.0;                  // model prediction at the best fit
+  // Width: the data's log-mass distribution is the simulation's scaled by sqrt(width_ratio2)
+  // about its centre (after the shift); width_ratio2 = var_data / var_sim in matching windows,
+  // with its statistical error. res_fraction_plus = the mu+'s share of the simulation's
+  // curvature-resolution variance in the bin, <(dk/k)+^2> / (<(dk/k)+^2> + <(dk/k)-^2>), from
+  // the generator-level pT (0.5 when the simulation has none).
+  double width_ratio2 = 1.0, width_ratio2_error = 0.0;
+  double res_fraction_plus = 0.5;
 };
 
 enum class CalibrationFitStatus : std::uint8_t {
@@ -97,8 +116,10 @@ struct JpsiCalibrationSummary {
   std::string message;           // human explanation of the status
   std::string ceres_brief;       // ceres::Solver::Summary::BriefReport()
   std::string ceres_full;        // ceres::Solver::Summary::FullReport()
-  std::uint64_t data_generated = 0, sim_generated = 0;  // J/psi events generated
+  std::uint64_t data_generated = 0, sim_generated = 0;  // J/psi events generated (or read)
   std::uint64_t data_selected = 0, sim_selected = 0;    // with two muons in the pT bins
+  std::uint64_t data_skipped = 0, sim_skipped = 0;      // read, but not two opposite-charge muons
+  bool from_files = false;                              // events read from event files
   int bins_total = 0;            // (eta+, pT+, eta-, pT-) bins with any simulated event
   int bins_used = 0;             // passing min_events_per_bin
   int num_parameters = 0;        // 3 x eta bins
@@ -109,6 +130,13 @@ struct JpsiCalibrationSummary {
   double generate_seconds = 0.0, scale_fit_seconds = 0.0, global_fit_seconds = 0.0,
          covariance_seconds = 0.0;
   std::vector<JpsiMassBin> bins;  // the used bins
+  // Resolution (MeasureResolution; empty when not measured): per eta bin the fitted
+  // data/simulation curvature-resolution scale rho = sqrt(1 + eps) and its error (0 +- 0 for
+  // a bin without mass bins), and the chi2 of the width fit.
+  std::vector<double> resolution_scale, resolution_scale_error;
+  double resolution_chi2 = -1.0;
+  int resolution_ndf = 0;
+  double resolution_seconds = 0.0;
 
   std::string BriefReport() const;  // one line
   std::string FullReport() const;   // several lines, including the Ceres full report
@@ -126,13 +154,95 @@ CalibrationParameters CalibrateJpsi(const JpsiCalibrationOptions& options,
                                     JpsiCalibrationSummary* summary,
                                     const CalibrationProgress& progress = {});
 
+// Options of the global (A, e, M) fit, shared by the J/psi calibration and the Z closure.
+struct ScaleFitOptions {
+  CalibrationLinearSolver linear_solver = CalibrationLinearSolver::kSparseNormalCholesky;
+  int max_iterations = 50;            // > 0
+  double function_tolerance = 1e-12;  // > 0
+  int num_threads = 0;                // 0 = all cores
+  // Keep e at 0 (SubsetManifold): for samples whose muons have nearly one pT (Z -> mu mu, pT ~
+  // 40 GeV), where e / pT is degenerate with A. Its covariance rows are then 0.
+  bool fix_e = false;
+};
+
 // The global fit alone, on given mass bins (for tests and for user-made bins): fills
 // summary->{status, message, ceres_*, iterations, costs, chi2, ndf, timings, bins (with
 // `fitted`)}. eta_edges defines the parameter bins (eta_plus/eta_minus index them).
 CalibrationParameters FitScaleParameters(const std::vector<JpsiMassBin>& bins,
                                          const std::vector<double>& eta_edges,
+                                         const ScaleFitOptions& options,
+                                         JpsiCalibrationSummary* summary);
+// The same with the fit options of a J/psi configuration.
+CalibrationParameters FitScaleParameters(const std::vector<JpsiMassBin>& bins,
+                                         const std::vector<double>& eta_edges,
                                          const JpsiCalibrationOptions& options,
                                          JpsiCalibrationSummary* summary);
+
+// ---- The dimuon mass-scale measurement shared by the J/psi calibration and the Z closure.
+
+// Dimuon events of one sample binned in (eta+, pT+, eta-, pT-): per event the bin and
+// log(m / reference_mass) (8 bytes); for the simulation also the per-bin kinematic means and the
+// generator-level curvature resolution of each muon. Events are added in order; the result
+// depends only on the sequence of events (not on batch sizes).
+class DimuonMassHistogram {
+ public:
+  // eta_edges, pt_edges: increasing (validated by the callers' options); simulation = keep the
+  // kinematic sums.
+  DimuonMassHistogram(std::vector<double> eta_edges, std::vector<double> pt_edges,
+                      double reference_mass, bool simulation);
+
+  // Adds every event of the batch with two opposite-charge muons in the bins; the muon pT are
+  // first corrected with correction->CorrectPt when correction is non-null (data). Returns the
+  // number of events added; events without two opposite-charge muons are counted in skipped().
+  std::uint64_t Add(const EventBatch& batch, const CalibrationParameters* correction = nullptr);
+
+  std::uint64_t selected() const noexcept { return bin_.size(); }
+  std::uint64_t skipped() const noexcept { return skipped_; }
+  int num_bins() const noexcept { return num_bins_; }
+  int PopulatedBins() const;  // bins with at least one event
+
+  struct Kinematics {  // simulation sums per bin
+    double inv_pt_plus = 0, pt_plus = 0, inv_pt_minus = 0, pt_minus = 0;
+    double res2_plus = 0, res2_minus = 0;  // sums of (gen_pt / pt - 1)^2 (finite gen_pt only)
+    std::int64_t n = 0, n_res = 0;
+  };
+
+ private:
+  friend std::vector<JpsiMassBin> MeasureMassScales(const DimuonMassHistogram&,
+                                                    const DimuonMassHistogram&, int, double, int);
+  std::vector<double> eta_edges_, pt_edges_;
+  double reference_mass_;
+  bool simulation_;
+  int neta_, npt_, num_bins_;
+  std::vector<std::uint32_t> bin_;
+  std::vector<float> log_mass_;
+  std::vector<Kinematics> kin_;
+  std::uint64_t skipped_ = 0;
+};
+
+// Per bin with at least min_events in both samples' windows: the scale s = log(m_data / m_sim)
+// and the width ratio (docs/calibration.md, "Scale of each bin" and "Resolution"), in parallel
+// over bins with num_threads (0 = all cores; the result does not depend on it). data and sim
+// must have the same binning.
+std::vector<JpsiMassBin> MeasureMassScales(const DimuonMassHistogram& data,
+                                           const DimuonMassHistogram& sim, int min_events,
+                                           double window_sigmas, int num_threads);
+
+// The curvature-resolution scale per eta bin from the bins' width ratios: a linear weighted
+// least-squares fit of width_ratio2 - 1 = f+ eps_i + (1 - f+) eps_j (f+ = res_fraction_plus,
+// eps = rho^2 - 1 the relative change of the curvature-resolution variance of an eta bin), solved
+// exactly with Eigen (a linear problem with one parameter per eta bin). Fills
+// summary->resolution_*; returns per eta bin the resolution uncertainty assigned to the
+// calibration, max(|rho - 1|, sigma_rho) (0 for a bin without mass bins).
+std::vector<double> MeasureResolution(const std::vector<JpsiMassBin>& bins, int num_eta_bins,
+                                      JpsiCalibrationSummary* summary);
+
+// Checks an event file given in a role (data or simulation) of a dimuon measurement: attribute
+// "sample" must match the role and "process", when present, must be `process` ("jpsi",
+// "zmumu"). Throws io::InputError "<file>: ..." naming the attribute, its value and the flag
+// (`flag`, e.g. "--data-events") the file was given with.
+void CheckDimuonEventFile(const EventFileInfo& info, SampleKind role, const std::string& process,
+                          const std::string& flag);
 
 // The model prediction of one bin's scale for parameters (A, e, M) of the two eta bins.
 double PredictedScale(const JpsiMassBin& bin, const ScaleBias& plus, const ScaleBias& minus);
