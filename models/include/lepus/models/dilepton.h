@@ -1,0 +1,236 @@
+// The dilepton m_Z producer (issue 5; docs/dilepton.md): Z -> mu mu events (generated or read
+// from event files) -> selection -> a 2D histogram of the dimuon mass x the eta of the most
+// forward muon with every systematic variation filled in the same pass -> the binned fit input
+// whose nuisance of interest is m_Z - m_Z(simulation) (physics reference sections 1, 3 and 4).
+//
+//   * Selection: two reconstructed, identified, isolated (rel_iso < 0.15) muons of opposite
+//     charge with |eta| < 2.4 and pT > pt_min (25 GeV), at least one of them trigger-matched, and
+//     mass_edges.front() <= m_mumu < mass_edges.back() (60-120 GeV). In simulation the
+//     efficiencies are weights: eff_reco eff_tracking eff_id of both muons times the probability
+//     that at least one fires the trigger, 1 - (1 - t1)(1 - t2); in data they are the
+//     accept/reject outcomes. Data muon momenta are corrected with the calibration's central
+//     values (CalibrationParameters::CorrectPt) before anything else.
+//   * The fit channel "dilepton": eta of the muon with the larger |eta| (signed; eta_bins in
+//     [-2.4, 2.4]) x m_mumu (variable edges, finer near the peak), row-major (eta slowest). The
+//     mass is that of two massless muons, m^2 = 2 pT1 pT2 (cosh(eta1 - eta2) - cos(phi1 - phi2)).
+//   * Processes: Zmumu (the signal, one signal strength), Ztautau, top, diboson from simulation.
+//     The built-in generator's top and diboson events have one muon, so their templates are empty
+//     and they are left out of the fit input (with a note in the summary); from event files they
+//     are kept when they have selected events.
+//   * Systematics (groups named as in the W-mass fit, so impact tables line up): massZ (the NOI
+//     massShiftZ100MeV: Breit-Wigner templates at +-100 MeV on Zmumu and Ztautau, scale 100
+//     "MeV", unconstrained), widthZ, muonScale (calibration eigen-nuisances x 2.1 and closure
+//     nuisances: both muons' pT shifted, the mass recomputed and the event moved), muonResolution
+//     (pT' = gen_pT + (pT - gen_pT)(1 + delta) when the calibration has resolution
+//     uncertainties), muonEfficiency (= muonEffStat + muonEffSyst, both muons), pdf,
+//     angularCoeffs, pTModeling, EW (the Z's and the shared ones), luminosity, and
+//     Barlow-Beeston MC statistics from sumw2.
+//   * Pseudo-data sets: the expectation with the Z templates Breit-Wigner reweighted to known mass
+//     shifts (mass_shift_m30MeV, mass_shift_0MeV, mass_shift_p30MeV by default).
+//   * Generated data use the data truth: the biased momentum scale and efficiencies of
+//     DetectorParams::DefaultData() and m_Z = simulation + data_mz_shift_mev (the hidden shift a
+//     fit must recover).
+//   * Determinism: work items are fixed chunks of the input and partial histograms are added in
+//     chunk order (histogram.h), so the fit input is bitwise identical for any number of threads.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "lepus/io/writer.h"
+#include "lepus/models/calibration.h"
+#include "lepus/models/efficiency_variations.h"
+#include "lepus/models/events.h"
+#include "lepus/models/histogram.h"
+#include "lepus/models/theory_variations.h"
+#include "lepus/models/wmass.h"  // SampleSource, ProduceOptions, MassShiftPseudoDataName
+
+namespace lepus::models {
+
+// Version of the dilepton configuration schema (the "lepus_config_version" key).
+inline constexpr int kDileptonConfigVersion = 1;
+
+// The fit's nuisance of interest (theta = 1 <-> m_Z + 100 MeV).
+inline constexpr const char* kDileptonNoi = "massShiftZ100MeV";
+
+enum class DileptonPreset { kLight, kFull };
+std::string ToString(DileptonPreset preset);  // "light", "full"
+// Throws std::invalid_argument listing the valid names.
+DileptonPreset DileptonPresetFromString(std::string_view name);
+
+// The light preset's theory set for the Z: TheoryConfig::Light() with mass_boson 'Z'.
+TheoryConfig DileptonLightTheory();
+
+// The in-class defaults are the light preset (Light() returns DileptonConfig{}).
+struct DileptonConfig {
+  DileptonPreset preset = DileptonPreset::kLight;
+
+  // ---- Binning of the fit channel.
+  // m_mumu edges (GeV): increasing, > 0, at least 2; the selection window is [front, back).
+  // Light: 1 GeV bins from 84 to 98 GeV, wider in the tails (24 bins).
+  std::vector<double> mass_edges = {60, 70, 76, 80, 82, 84, 85, 86, 87, 88, 89, 90, 91,
+                                    92, 93, 94, 95, 96, 97, 98, 100, 102, 106, 110, 120};
+  int eta_bins = 12;  // eta of the most forward muon in [-2.4, 2.4]; divides 48
+
+  // ---- Selection.
+  double pt_min = 25.0;      // GeV, both muons; > 0
+  double iso_cut = kIsoCut;  // isolated: rel_iso < iso_cut; > 0
+
+  // ---- Samples.
+  SampleSource simulation{{}, 2000000, 1};
+  SampleSource data{{}, 0, 2};   // generated by default
+  double luminosity_pb = 200.0;  // generated data and the simulation's weights; > 0
+  // m_Z of generated data minus the simulation's (MeV): the hidden shift.
+  double data_mz_shift_mev = 20.0;
+  // Parts of the data truth that can be switched off (closure tests): the momentum-scale bias
+  // (then the built-in calibration has zero central values) and the efficiency differences.
+  bool data_scale_bias = true;
+  bool data_efficiency_bias = true;
+
+  // ---- Systematics.
+  TheoryConfig theory = DileptonLightTheory();  // mass_boson must be 'Z'
+  bool efficiency = true;
+  EfficiencyConfig efficiency_config = EfficiencyConfig::Light();
+  bool muon_scale = true;
+  double muon_scale_stat = 2.1;  // MomentumNuisanceOptions::stat_scale; > 0
+  std::string calibration_file;  // "" = the built-in SyntheticCalibration()
+  // Eta regions of the momentum-scale nuisances: 0 = the calibration's own bins; N > 0 = the
+  // calibration coarse-grained into N equal regions with coherent shifts (light: 6).
+  int muon_scale_regions = 6;
+  bool muon_closure = true;     // closure nuisances when the calibration file has them
+  bool muon_resolution = true;  // resolution nuisances when the calibration file has them
+  double lumi_uncertainty = 0.012;  // relative; 0 = none
+  bool bin_by_bin_stat = true;      // write sumw2 (Barlow-Beeston lite in the fit)
+  // Pseudo-data sets with the Z templates at these mass shifts (MeV): multiples of
+  // theory.mass_step_mev within +-theory.mass_shift_mev.
+  std::vector<double> pseudodata_shifts_mev = {-30.0, 0.0, 30.0};
+  // Up/down pairs that are not symmetric by construction; the NOI is always kept asymmetric.
+  io::Symmetrization symmetrization = io::Symmetrization::kAverage;
+
+  // ---- Output: "auto" (sparse below sparse_density), "dense" or "sparse".
+  std::string storage = "auto";
+  double sparse_density = 0.25;  // in (0, 1]
+  bool gzip = true;
+
+  // ---- Processing: events per work item (fixed: the output never depends on the threads).
+  std::uint64_t chunk_events = 1 << 16;  // > 0
+
+  // Light: 12 eta x 24 mass bins (288), ~45 nuisances, 2M simulated events, 200 pb^-1.
+  static DileptonConfig Light();
+  // Full: 48 eta x 58 mass bins (2784), ~1000 nuisances (the calibration's 144 scale nuisances,
+  // per-0.4-eta efficiency eigenvectors, the full Z theory set), 20M events, 1000 pb^-1.
+  static DileptonConfig Full();
+  static DileptonConfig Preset(DileptonPreset preset);
+  // False with "<field> is <value>, but must be <constraint>" in *error.
+  bool IsValid(std::string* error) const;
+  // The configuration as JSON (the schema of DileptonConfigFromJson; --print-config).
+  std::string ToJson() const;
+};
+
+// Reads a configuration: the "preset" key (default "light") gives the starting values, the
+// other keys override them. Unknown keys, wrong types, a missing or unsupported
+// "lepus_config_version" throw std::invalid_argument "<origin>: <key path> ...".
+DileptonConfig DileptonConfigFromJson(const std::string& json_text, const std::string& origin);
+// Throws io::InputError when the file cannot be read.
+DileptonConfig ReadDileptonConfig(const std::string& path);
+
+// The fit-input process slots of the simulation.
+inline constexpr int kDileptonMcSlots = 4;
+// "Zmumu", "Ztautau", "top", "diboson".
+const char* DileptonSlotName(int slot);
+// The slot of a generator process, -1 for the processes without two prompt muons (W, non-prompt).
+int DileptonSlot(Process process) noexcept;
+
+// The mass of two massless muons (the producer's convention: m^2 = k pT1 pT2 with k fixed by the
+// directions, so a pT variation rescales it exactly; jpsi.h DimuonMass keeps the muon mass).
+double MasslessDimuonMass(double pt1, double eta1, double phi1, double pt2, double eta2, double phi2);
+
+// The histograms of one production (or of one work item), over the fit channel.
+struct DileptonHistograms {
+  std::vector<WeightedHistogram> mc;  // per slot
+  WeightedHistogram data;
+  VariationStore variations;  // deltas of every variation (support in fit-channel bins)
+  std::int64_t sim_events = 0, data_events = 0;
+  std::array<std::int64_t, kDileptonMcSlots> selected{};  // raw selected events per slot
+  std::int64_t data_selected = 0;
+  std::int64_t other_sim_skipped = 0;  // simulated events of other processes (W, non-prompt)
+
+  void Reset();
+  DileptonHistograms& operator+=(const DileptonHistograms& other);
+};
+
+struct DileptonSummary {
+  std::int64_t sim_events = 0, data_events = 0;
+  std::vector<std::string> processes;  // every slot, written or not
+  std::vector<std::int64_t> selected;
+  std::vector<double> yields;
+  std::vector<bool> written;  // false: empty template, left out of the fit input
+  std::int64_t data_selected = 0;
+  double data_yield = 0.0;
+  std::int64_t other_sim_skipped = 0;
+  int bins = 0;
+  int empty_bins = 0;  // bins with no expected events
+  int nuisances = 0;
+  std::vector<std::pair<std::string, int>> groups;  // group -> nuisances
+  int variations_filled = 0;
+  int pseudodata_sets = 0;
+  double density = 0.0;
+  engine::StorageKind storage = engine::StorageKind::kDense;
+  long long clipped_entries = 0;
+  double seconds_fill = 0.0, seconds_build = 0.0;
+  std::vector<std::string> warnings;
+  std::string Report() const;
+};
+
+// The dilepton producer of one configuration: validates it, builds the systematics registries
+// and the variation layout. Const methods are thread-safe.
+class DileptonProducer {
+ public:
+  // Throws std::invalid_argument (IsValid message) or io::InputError (calibration file).
+  explicit DileptonProducer(DileptonConfig config);
+  ~DileptonProducer();
+  DileptonProducer(DileptonProducer&&) noexcept;
+  DileptonProducer& operator=(DileptonProducer&&) noexcept;
+
+  const DileptonConfig& config() const;
+  const BinSpace& fit_space() const;  // eta x mass
+  const VariationLayout& layout() const;
+  const TheoryVariations& theory() const;
+  // Throws std::logic_error when the efficiency variations are off.
+  const EfficiencyVariations& efficiency() const;
+  const std::vector<MomentumNuisance>& momentum_nuisances() const;
+  // The calibration that corrects the data (the nuisances may use a coarse-grained copy).
+  const CalibrationParameters& calibration() const;
+
+  DileptonHistograms MakeHistograms() const;
+  // Selects and fills every event of one batch (serial).
+  void FillBatch(const EventBatch& batch, SampleKind sample, DileptonHistograms* h) const;
+  // Every event of the configured sources, in parallel, deterministic. Throws io::InputError for
+  // unreadable event files or a file given in the wrong role.
+  DileptonHistograms Fill(const ProduceOptions& options = {}) const;
+  // The fit input from the histograms; fills the summary (except the fill timing).
+  io::TensorWriter MakeFitInput(const DileptonHistograms& h,
+                                DileptonSummary* summary = nullptr) const;
+  io::WriteOptions ResolveWriteOptions(const engine::Model& model, double* density = nullptr) const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+struct DileptonProduction {
+  engine::Model model;
+  io::WriteOptions write_options;
+  DileptonSummary summary;
+};
+// The whole chain: Fill, MakeFitInput, Build. The caller writes it with io::WriteFitInput.
+DileptonProduction ProduceDilepton(const DileptonConfig& config,
+                                   const ProduceOptions& options = {});
+
+}  // namespace lepus::models

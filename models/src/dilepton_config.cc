@@ -1,0 +1,362 @@
+// DileptonConfig: presets, validation and the JSON schema (docs/dilepton.md). The JSON library
+// is private to the .cc files; keys are read through the typed accessors of config_json.h.
+#include <cmath>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "config_json.h"
+#include "lepus/io/errors.h"
+#include "lepus/models/dilepton.h"
+
+namespace lepus::models {
+
+using nlohmann::json;
+
+std::string ToString(DileptonPreset preset) {
+  return preset == DileptonPreset::kFull ? "full" : "light";
+}
+
+DileptonPreset DileptonPresetFromString(std::string_view name) {
+  if (name == "light") return DileptonPreset::kLight;
+  if (name == "full") return DileptonPreset::kFull;
+  throw std::invalid_argument("unknown preset '" + std::string(name) + "' (valid: light, full)");
+}
+
+namespace {
+
+// Edges from `from` in steps of `step` up to (and including) `to`.
+void AppendSteps(std::vector<double>* edges, double from, double to, double step) {
+  const int n = static_cast<int>(std::lround((to - from) / step));
+  for (int i = edges->empty() || edges->back() < from - 1e-9 ? 0 : 1; i <= n; ++i)
+    edges->push_back(from + i * step);
+}
+
+}  // namespace
+
+TheoryConfig DileptonLightTheory() {
+  TheoryConfig t = TheoryConfig::Light();
+  t.mass_boson = 'Z';
+  return t;
+}
+
+DileptonConfig DileptonConfig::Light() { return DileptonConfig{}; }
+
+DileptonConfig DileptonConfig::Full() {
+  DileptonConfig c = Light();
+  c.preset = DileptonPreset::kFull;
+  // 58 mass bins: 0.5 GeV in 81-101 GeV, 1 GeV in 76-81 and 101-106 GeV, wider in the tails.
+  c.mass_edges = {60, 65, 70, 73};
+  AppendSteps(&c.mass_edges, 76, 81, 1.0);
+  AppendSteps(&c.mass_edges, 81, 101, 0.5);
+  AppendSteps(&c.mass_edges, 101, 106, 1.0);
+  for (double e : {109.0, 112.0, 116.0, 120.0}) c.mass_edges.push_back(e);
+  c.eta_bins = 48;
+  c.simulation.events = 20000000;
+  c.luminosity_pb = 1000.0;
+  c.theory = TheoryConfig::Full();
+  c.theory.mass_boson = 'Z';
+  c.theory.mass_steps = false;  // the 10 MeV step templates only for requested pseudo-data
+  c.theory.helicity_y_edges = {0.0, 0.8, 1.6};
+  // Every variation spans the whole channel (the forward muon can be anywhere above the varied
+  // one), so the efficiency eigenvectors are grouped in 0.4 eta: 5 steps x 12 x 2 charges x 4.
+  c.efficiency_config = EfficiencyConfig::Full();
+  c.efficiency_config.eta_group = 4;
+  c.muon_scale_regions = 0;  // the calibration's own bins (144 nuisances for the built-in one)
+  c.chunk_events = 1 << 18;
+  return c;
+}
+
+DileptonConfig DileptonConfig::Preset(DileptonPreset preset) {
+  return preset == DileptonPreset::kFull ? Full() : Light();
+}
+
+namespace {
+
+std::string Num(double v) {
+  std::ostringstream os;
+  os << v;
+  return os.str();
+}
+
+bool Fail(std::string* error, const std::string& message) {
+  if (error) *error = message;
+  return false;
+}
+
+}  // namespace
+
+bool DileptonConfig::IsValid(std::string* error) const {
+  if (mass_edges.size() < 2)
+    return Fail(error, "binning.mass_edges has " + std::to_string(mass_edges.size()) +
+                           " entries, but must have at least 2");
+  for (std::size_t i = 0; i < mass_edges.size(); ++i) {
+    if (!std::isfinite(mass_edges[i]) || !(mass_edges[i] > 0))
+      return Fail(error, "binning.mass_edges[" + std::to_string(i) + "] is " +
+                             Num(mass_edges[i]) + ", but must be > 0 (GeV)");
+    if (i > 0 && !(mass_edges[i] > mass_edges[i - 1]))
+      return Fail(error, "binning.mass_edges[" + std::to_string(i) + "] is " +
+                             Num(mass_edges[i]) + ", but must be > binning.mass_edges[" +
+                             std::to_string(i - 1) + "] (" + Num(mass_edges[i - 1]) + ")");
+  }
+  if (eta_bins <= 0 || kScaleEtaBins % eta_bins != 0)
+    return Fail(error, "binning.eta_bins is " + std::to_string(eta_bins) +
+                           ", but must divide 48 (the calibration and efficiency eta binning)");
+  if (!(pt_min > 0) || !std::isfinite(pt_min))
+    return Fail(error, "selection.pt_min is " + Num(pt_min) + ", but must be > 0");
+  if (!(iso_cut > 0)) return Fail(error, "selection.iso_cut is " + Num(iso_cut) + ", but must be > 0");
+  if (!simulation.from_files() && simulation.events == 0)
+    return Fail(error, "simulation.events is 0, but must be > 0 when no simulation files are given");
+  if (!(luminosity_pb > 0) || !std::isfinite(luminosity_pb))
+    return Fail(error, "luminosity_pb is " + Num(luminosity_pb) + ", but must be > 0");
+  if (!std::isfinite(data_mz_shift_mev) || std::abs(data_mz_shift_mev) > 2000)
+    return Fail(error, "data.mz_shift_mev is " + Num(data_mz_shift_mev) +
+                           ", but must be within +-2000 MeV");
+  std::string sub;
+  if (!theory.IsValid(&sub)) return Fail(error, "theory: " + sub);
+  if (theory.mass_boson != 'Z')
+    return Fail(error, std::string("theory.mass_boson is '") + theory.mass_boson +
+                           "', but must be 'Z' for the dilepton producer");
+  if (efficiency && !efficiency_config.IsValid(&sub)) return Fail(error, "efficiency: " + sub);
+  if (!(muon_scale_stat > 0))
+    return Fail(error, "muon_scale.stat_scale is " + Num(muon_scale_stat) + ", but must be > 0");
+  if (muon_scale_regions < 0)
+    return Fail(error, "muon_scale.regions is " + std::to_string(muon_scale_regions) +
+                           ", but must be >= 0");
+  if (!(lumi_uncertainty >= 0) || lumi_uncertainty >= 1)
+    return Fail(error, "systematics.luminosity is " + Num(lumi_uncertainty) +
+                           ", but must be in [0, 1)");
+  for (std::size_t i = 0; i < pseudodata_shifts_mev.size(); ++i) {
+    const double s = pseudodata_shifts_mev[i];
+    const double k = s / theory.mass_step_mev;
+    if (!std::isfinite(s) || std::abs(s) > theory.mass_shift_mev + 1e-9 ||
+        std::abs(k - std::round(k)) > 1e-9)
+      return Fail(error, "mass.pseudodata_shifts_mev[" + std::to_string(i) + "] is " + Num(s) +
+                             ", but must be a multiple of mass.step_mev (" +
+                             Num(theory.mass_step_mev) + ") within +-mass.shift_mev (" +
+                             Num(theory.mass_shift_mev) + ")");
+    for (std::size_t j = 0; j < i; ++j)
+      if (pseudodata_shifts_mev[j] == s)
+        return Fail(error, "mass.pseudodata_shifts_mev[" + std::to_string(i) + "] is " + Num(s) +
+                               ", but must not repeat an earlier shift");
+  }
+  if (storage != "auto" && storage != "dense" && storage != "sparse")
+    return Fail(error, "output.storage is '" + storage + "', but must be auto, dense or sparse");
+  if (!(sparse_density > 0) || sparse_density > 1)
+    return Fail(error, "output.sparse_density is " + Num(sparse_density) +
+                           ", but must be in (0, 1]");
+  if (chunk_events == 0) return Fail(error, "chunk_events is 0, but must be > 0");
+  return true;
+}
+
+// ---- JSON
+
+namespace {
+const char* kComponentNames[kNumHelicityComponents] = {"UL", "A0", "A1", "A2", "A3", "A4"};
+}  // namespace
+
+DileptonConfig DileptonConfigFromJson(const std::string& json_text, const std::string& origin) {
+  const json j =
+      detail::ParseConfigObject(json_text, origin, kDileptonConfigVersion, "docs/dilepton.md");
+  detail::JsonReader r(j, origin, "");
+  r.Find("lepus_config_version");  // checked by ParseConfigObject
+  {
+    std::string producer = "dilepton";
+    r.String("producer", &producer);
+    if (producer != "dilepton")
+      r.Error("producer", json(producer), "\"dilepton\" (the producer of this command)");
+  }
+  std::string preset = "light";
+  r.String("preset", &preset);
+  DileptonConfig c;
+  try {
+    c = DileptonConfig::Preset(DileptonPresetFromString(preset));
+  } catch (const std::invalid_argument&) {
+    r.Error("preset", json(preset), "\"light\" or \"full\"");
+  }
+
+  if (auto b = r.Object("binning")) {
+    b->Numbers("mass_edges", &c.mass_edges);
+    b->Int("eta_bins", &c.eta_bins, 1, 48);
+    b->Finish();
+  }
+  if (auto s = r.Object("selection")) {
+    s->Number("pt_min", &c.pt_min);
+    s->Number("iso_cut", &c.iso_cut);
+    s->Finish();
+  }
+  if (auto s = r.Object("simulation")) {
+    s->UInt64("events", &c.simulation.events);
+    s->UInt64("seed", &c.simulation.seed);
+    s->Strings("files", &c.simulation.files);
+    s->Finish();
+  }
+  if (auto s = r.Object("data")) {
+    s->UInt64("seed", &c.data.seed);
+    s->Strings("files", &c.data.files);
+    s->Number("mz_shift_mev", &c.data_mz_shift_mev);
+    s->Bool("scale_bias", &c.data_scale_bias);
+    s->Bool("efficiency_bias", &c.data_efficiency_bias);
+    s->Finish();
+  }
+  r.Number("luminosity_pb", &c.luminosity_pb);
+  if (auto s = r.Object("systematics")) {
+    if (auto m = s->Object("mass")) {
+      m->Number("shift_mev", &c.theory.mass_shift_mev);
+      m->Number("step_mev", &c.theory.mass_step_mev);
+      m->Bool("steps", &c.theory.mass_steps);
+      m->Numbers("pseudodata_shifts_mev", &c.pseudodata_shifts_mev);
+      m->Finish();
+    }
+    if (auto w = s->Object("width")) {
+      w->Number("shift_mev", &c.theory.z_width_shift_mev);
+      w->Finish();
+    }
+    if (auto m = s->Object("muon_scale")) {
+      m->Bool("enabled", &c.muon_scale);
+      m->Number("stat_scale", &c.muon_scale_stat);
+      m->String("calibration", &c.calibration_file);
+      m->Int("regions", &c.muon_scale_regions, 0, 1000);
+      m->Bool("closure", &c.muon_closure);
+      m->Bool("resolution", &c.muon_resolution);
+      m->Finish();
+    }
+    if (auto e = s->Object("efficiency")) {
+      e->Bool("enabled", &c.efficiency);
+      e->Int("eta_group", &c.efficiency_config.eta_group, 1, 48);
+      e->Bool("charge_split", &c.efficiency_config.charge_split);
+      e->Int("poly_order", &c.efficiency_config.poly_order, 0, 6);
+      e->Int("num_eigen", &c.efficiency_config.num_eigen, 1, 7);
+      e->Bool("syst", &c.efficiency_config.syst);
+      e->Numbers("syst_eta_edges", &c.efficiency_config.syst_eta_edges);
+      e->Finish();
+    }
+    if (auto p = s->Object("pdf")) {
+      p->Int("pairs", &c.theory.pdf_pairs, 1, 60);
+      p->Number("cl_scale", &c.theory.pdf_cl_scale);
+      p->Bool("symmetrize", &c.theory.pdf_symmetrize);
+      p->Bool("alphas", &c.theory.pdf_alphas);
+      p->Finish();
+    }
+    if (auto a = s->Object("angular_coeffs")) {
+      a->Numbers("pt_edges", &c.theory.helicity_pt_edges);
+      a->Numbers("y_edges", &c.theory.helicity_y_edges);
+      std::vector<std::string> comps;
+      const bool have = a->Find("components") != nullptr;
+      a->Strings("components", &comps);
+      if (have) {
+        c.theory.helicity_components.fill(false);
+        for (std::size_t i = 0; i < comps.size(); ++i) {
+          int k = -1;
+          for (int q = 0; q < kNumHelicityComponents; ++q)
+            if (comps[i] == kComponentNames[q]) k = q;
+          if (k < 0)
+            a->Error("components[" + std::to_string(i) + "]", json(comps[i]),
+                     "one of UL, A0, A1, A2, A3, A4");
+          c.theory.helicity_components[k] = true;
+        }
+      }
+      a->Bool("shower_kt", &c.theory.shower_kt);
+      a->Finish();
+    }
+    if (auto p = s->Object("pt_modeling")) {
+      p->Bool("np_per_boson_y", &c.theory.np_per_boson_y);
+      p->Bool("np_shared_cs", &c.theory.np_shared_cs);
+      p->Number("np_sigma2", &c.theory.np_sigma2);
+      p->Int("resummation_terms", &c.theory.resummation_terms, 0, 3);
+      p->Finish();
+    }
+    if (auto e = s->Object("ew")) {
+      e->Bool("enabled", &c.theory.electroweak);
+      e->Finish();
+    }
+    s->Number("luminosity", &c.lumi_uncertainty);
+    s->Bool("bin_by_bin_stat", &c.bin_by_bin_stat);
+    std::string sym = io::ToString(c.symmetrization);
+    s->String("symmetrization", &sym);
+    try {
+      c.symmetrization = io::SymmetrizationFromString(sym);
+    } catch (const std::invalid_argument&) {
+      s->Error("symmetrization", json(sym), "one of none, average, conservative, linear, quadratic");
+    }
+    s->Finish();
+  }
+  if (auto o = r.Object("output")) {
+    o->String("storage", &c.storage);
+    o->Number("sparse_density", &c.sparse_density);
+    o->Bool("gzip", &c.gzip);
+    o->Finish();
+  }
+  r.UInt64("chunk_events", &c.chunk_events);
+  r.Finish();
+
+  std::string error;
+  if (!c.IsValid(&error)) throw std::invalid_argument(origin + ": " + error);
+  return c;
+}
+
+DileptonConfig ReadDileptonConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw io::InputError(path + ": cannot open the configuration file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return DileptonConfigFromJson(ss.str(), path);
+}
+
+std::string DileptonConfig::ToJson() const {
+  json j;
+  j["lepus_config_version"] = kDileptonConfigVersion;
+  j["producer"] = "dilepton";
+  j["preset"] = ToString(preset);
+  j["binning"] = {{"mass_edges", mass_edges}, {"eta_bins", eta_bins}};
+  j["selection"] = {{"pt_min", pt_min}, {"iso_cut", iso_cut}};
+  j["simulation"] = {{"events", simulation.events}, {"seed", simulation.seed},
+                     {"files", simulation.files}};
+  j["data"] = {{"seed", data.seed},
+               {"files", data.files},
+               {"mz_shift_mev", data_mz_shift_mev},
+               {"scale_bias", data_scale_bias},
+               {"efficiency_bias", data_efficiency_bias}};
+  j["luminosity_pb"] = luminosity_pb;
+  json s;
+  s["mass"] = {{"shift_mev", theory.mass_shift_mev}, {"step_mev", theory.mass_step_mev},
+               {"steps", theory.mass_steps}, {"pseudodata_shifts_mev", pseudodata_shifts_mev}};
+  s["width"] = {{"shift_mev", theory.z_width_shift_mev}};
+  s["muon_scale"] = {{"enabled", muon_scale},          {"stat_scale", muon_scale_stat},
+                     {"calibration", calibration_file}, {"regions", muon_scale_regions},
+                     {"closure", muon_closure},          {"resolution", muon_resolution}};
+  s["efficiency"] = {{"enabled", efficiency},
+                     {"eta_group", efficiency_config.eta_group},
+                     {"charge_split", efficiency_config.charge_split},
+                     {"poly_order", efficiency_config.poly_order},
+                     {"num_eigen", efficiency_config.num_eigen},
+                     {"syst", efficiency_config.syst},
+                     {"syst_eta_edges", efficiency_config.syst_eta_edges}};
+  s["pdf"] = {{"pairs", theory.pdf_pairs}, {"cl_scale", theory.pdf_cl_scale},
+              {"symmetrize", theory.pdf_symmetrize}, {"alphas", theory.pdf_alphas}};
+  std::vector<std::string> comps;
+  for (int q = 0; q < kNumHelicityComponents; ++q)
+    if (theory.helicity_components[q]) comps.push_back(kComponentNames[q]);
+  s["angular_coeffs"] = {{"pt_edges", theory.helicity_pt_edges},
+                         {"y_edges", theory.helicity_y_edges},
+                         {"components", comps},
+                         {"shower_kt", theory.shower_kt}};
+  s["pt_modeling"] = {{"np_per_boson_y", theory.np_per_boson_y},
+                      {"np_shared_cs", theory.np_shared_cs},
+                      {"np_sigma2", theory.np_sigma2},
+                      {"resummation_terms", theory.resummation_terms}};
+  s["ew"] = {{"enabled", theory.electroweak}};
+  s["luminosity"] = lumi_uncertainty;
+  s["bin_by_bin_stat"] = bin_by_bin_stat;
+  s["symmetrization"] = io::ToString(symmetrization);
+  j["systematics"] = s;
+  j["output"] = {{"storage", storage}, {"sparse_density", sparse_density}, {"gzip", gzip}};
+  j["chunk_events"] = chunk_events;
+  return j.dump(1);
+}
+
+}  // namespace lepus::models

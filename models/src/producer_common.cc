@@ -1,0 +1,133 @@
+// Shared producer pieces (producer_common.h).
+#include "producer_common.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "lepus/io/errors.h"
+
+namespace lepus::models::detail {
+
+CalibrationParameters CoarsenCalibration(const CalibrationParameters& fine, int regions) {
+  const int n = fine.num_bins();
+  if (regions <= 0 || n % regions != 0)
+    throw std::invalid_argument("muon_scale.regions is " + std::to_string(regions) +
+                                ", but must divide the calibration's " + std::to_string(n) +
+                                " eta bins");
+  const int per = n / regions;
+  CalibrationParameters c;
+  c.description = fine.description + " (coarse-grained into " + std::to_string(regions) +
+                  " regions for the momentum-scale nuisances)";
+  c.params.resize(regions);
+  c.covariance = Eigen::MatrixXd::Zero(3 * regions, 3 * regions);
+  const bool closure = !fine.closure.per_bin.empty();
+  const bool resolution = !fine.resolution_uncertainty.empty();
+  if (closure) c.closure.per_bin.resize(regions);
+  if (resolution) c.resolution_uncertainty.assign(regions, 0.0);
+  for (int r = 0; r < regions; ++r) {
+    c.eta_edges.push_back(fine.eta_edges[r * per]);
+    ScaleBias mean;
+    for (int b = r * per; b < (r + 1) * per; ++b) {
+      mean.A += fine.params[b].A / per;
+      mean.e += fine.params[b].e / per;
+      mean.M += fine.params[b].M / per;
+      c.covariance.block(3 * r, 3 * r, 3, 3) += fine.covariance.block(3 * b, 3 * b, 3, 3) / per;
+      if (closure) {
+        c.closure.per_bin[r].A += fine.closure.per_bin[b].A / per;
+        c.closure.per_bin[r].e += fine.closure.per_bin[b].e / per;
+        c.closure.per_bin[r].M += fine.closure.per_bin[b].M / per;
+      }
+      if (resolution) c.resolution_uncertainty[r] += fine.resolution_uncertainty[b] / per;
+    }
+    c.params[r] = mean;
+  }
+  c.eta_edges.push_back(fine.eta_edges.back());
+  return c;
+}
+
+WorkList::WorkList(const SampleSource& simulation, const GeneratorConfig& simulation_generator,
+                   const SampleSource& data, const GeneratorConfig& data_generator,
+                   std::uint64_t chunk)
+    : chunk_(chunk) {
+  if (simulation.from_files()) {
+    for (const auto& f : simulation.files) files_.push_back({f, SampleKind::kSimulation, nullptr});
+  } else {
+    sim_gen_ = std::make_unique<Generator>(simulation_generator);
+    AddRanges(*sim_gen_, SampleKind::kSimulation);
+  }
+  if (data.from_files()) {
+    for (const auto& f : data.files) files_.push_back({f, SampleKind::kData, nullptr});
+  } else {
+    data_gen_ = std::make_unique<Generator>(data_generator);
+    AddRanges(*data_gen_, SampleKind::kData);
+  }
+  for (auto& f : files_) {
+    f.reader = std::make_unique<EventFileReader>(f.path);
+    // Simulation is weighted with efficiencies as weights, data are not: mixing them up would
+    // silently give a wrong fit input.
+    const SampleKind kind = f.reader->info().metadata.sample;
+    if (kind != f.sample)
+      throw io::InputError(f.path + ": the file holds " + ToString(kind) +
+                           " events (attribute 'sample'), but was given as " +
+                           ToString(f.sample) + " (" +
+                           (f.sample == SampleKind::kData ? "--data-events / data.files"
+                                                          : "--events / simulation.files") +
+                           ")");
+    total_ += f.reader->SizeHint();
+  }
+  for (const auto& r : ranges_) total_ += static_cast<std::int64_t>(r.count);
+}
+
+void WorkList::AddRanges(const Generator& g, SampleKind sample) {
+  for (Process p : g.config().processes) {
+    const std::uint64_t n = g.NumEvents(p);
+    for (std::uint64_t first = 0; first < n; first += chunk_)
+      ranges_.push_back(Range{&g, sample, p, first, std::min<std::uint64_t>(chunk_, n - first)});
+  }
+}
+
+bool WorkList::Next(WorkItem* item) {
+  if (next_range_ < ranges_.size()) {
+    const Range& r = ranges_[next_range_++];
+    item->sample = r.sample;
+    item->generator = r.gen;
+    item->process = r.process;
+    item->first = r.first;
+    item->count = r.count;
+    item->progress_units = static_cast<std::int64_t>(r.count);
+    return true;
+  }
+  while (next_file_ < files_.size()) {
+    File& f = files_[next_file_];
+    const std::int64_t before = f.reader->Position();
+    const std::size_t got = f.reader->Next(&item->batch, chunk_);
+    if (got == 0) {
+      ++next_file_;
+      continue;
+    }
+    item->sample = f.sample;
+    item->generator = nullptr;
+    item->progress_units = f.reader->Position() - before;
+    return true;
+  }
+  return false;
+}
+
+io::WriteOptions ResolveStorage(const engine::Model& model, const std::string& storage,
+                                double sparse_density, bool gzip, double* density_out) {
+  const double cells = static_cast<double>(model.nbins_full) * model.num_processes() *
+                       std::max(1, model.num_systematics());
+  const double density = cells > 0 ? model.tensor.num_entries() / cells : 0.0;
+  if (density_out) *density_out = density;
+  io::WriteOptions o;
+  o.gzip = gzip;
+  if (storage == "sparse" || (storage == "auto" && density < sparse_density))
+    o.storage = engine::StorageKind::kSparse;
+  else
+    o.storage = engine::StorageKind::kDense;
+  return o;
+}
+
+}  // namespace lepus::models::detail

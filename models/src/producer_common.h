@@ -1,0 +1,134 @@
+// Private: pieces shared by the producers (the dilepton producer; wmass.cc holds equivalent
+// copies in its anonymous namespace and can switch to these): the coarse-graining of a
+// calibration into eta regions, the ordered list of work items over generated and file
+// samples, the parallel ordered fill over it, and the storage choice of the fit input.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lepus/engine/model.h"
+#include "lepus/io/writer.h"
+#include "lepus/models/calibration.h"
+#include "lepus/models/event_file.h"
+#include "lepus/models/events.h"
+#include "lepus/models/generator.h"
+#include "lepus/models/histogram.h"
+#include "lepus/models/wmass.h"
+
+namespace lepus::models::detail {
+
+// A coarse-grained calibration: `regions` equal groups of bins with coherent shifts. The
+// covariance of a region is the mean of its bins' 3x3 blocks (a shift of each bin's size applied
+// to the whole region), the central values, closure triples and resolution uncertainties the
+// means of the bins'. Throws std::invalid_argument ("muon_scale.regions is ...") when regions
+// does not divide the calibration's bins.
+CalibrationParameters CoarsenCalibration(const CalibrationParameters& fine, int regions);
+
+// A work item: an event-number range of one generated process, or a batch read from a file.
+struct WorkItem {
+  SampleKind sample = SampleKind::kSimulation;
+  const Generator* generator = nullptr;  // null: `batch` already holds the events
+  Process process = Process::kWplusMuNu;
+  std::uint64_t first = 0, count = 0;
+  std::int64_t progress_units = 0;
+  EventBatch batch;
+};
+
+// Serial producer of work items over the two samples, in a fixed order: the generated ranges
+// (simulation, then data; within a generator the processes in configuration order, each in
+// chunks of `chunk` events), then the files in order (simulation, then data), read `chunk`
+// events at a time. Items are fixed by the input, never by the thread count. The constructor
+// opens every file (a missing or malformed one fails before any work) and rejects a file whose
+// `sample` attribute does not match its role (io::InputError naming the file and the flag).
+class WorkList {
+ public:
+  // The generator configurations are used only for the samples that are not read from files.
+  WorkList(const SampleSource& simulation, const GeneratorConfig& simulation_generator,
+           const SampleSource& data, const GeneratorConfig& data_generator, std::uint64_t chunk);
+  std::int64_t total() const { return total_; }
+  // Fills the next item; false at the end.
+  bool Next(WorkItem* item);
+
+ private:
+  struct Range {
+    const Generator* gen;
+    SampleKind sample;
+    Process process;
+    std::uint64_t first, count;
+  };
+  struct File {
+    std::string path;
+    SampleKind sample;
+    std::unique_ptr<EventFileReader> reader;
+  };
+  void AddRanges(const Generator& g, SampleKind sample);
+
+  std::uint64_t chunk_;
+  std::unique_ptr<Generator> sim_gen_, data_gen_;
+  std::vector<Range> ranges_;
+  std::size_t next_range_ = 0;
+  std::vector<File> files_;
+  std::size_t next_file_ = 0;
+  std::int64_t total_ = 0;
+};
+
+// The ordered parallel fill of a producer over a work list (histogram.h,
+// OrderedParallelReduce): 2 threads + 1 slots, each with a work item, a partial histogram set
+// (make()) and a scratch object; fill(batch, sample, &partial, &scratch) runs in parallel and
+// the partials are added into the total in item order, so the result is bitwise identical at
+// any thread count. Hist needs Reset(), operator+= and the counters sim_events / data_events
+// (events generated but rejected by the generator's filter are counted as read).
+template <typename Hist, typename Scratch, typename Make, typename FillFn>
+Hist OrderedFill(WorkList& work, const ProduceOptions& options, Make make, FillFn fill) {
+  const int threads = ResolveThreads(options.num_threads);
+  const int slots = 2 * threads + 1;
+  std::vector<WorkItem> items(slots);
+  std::vector<Hist> partials;
+  std::vector<Scratch> scratch(slots);
+  for (int s = 0; s < slots; ++s) partials.push_back(make());
+  Hist total = make();
+  ProduceProgress progress;
+  progress.events_total = work.total();
+  const auto start = std::chrono::steady_clock::now();
+  OrderedParallelReduce(
+      threads, slots, [&](int s) { return work.Next(&items[s]); },
+      [&](int s) {
+        WorkItem& it = items[s];
+        if (it.generator) {
+          it.batch.Clear();
+          it.generator->Generate(it.process, it.first, it.count, &it.batch);
+        }
+        fill(it.batch, it.sample, &partials[s], &scratch[s]);
+        if (it.generator) {
+          const std::int64_t extra = static_cast<std::int64_t>(it.count) -
+                                     static_cast<std::int64_t>(it.batch.size());
+          if (it.sample == SampleKind::kData)
+            partials[s].data_events += extra;
+          else
+            partials[s].sim_events += extra;
+        }
+      },
+      [&](int s) {
+        total += partials[s];
+        partials[s].Reset();
+        progress.events_done += items[s].progress_units;
+        if (options.progress) {
+          progress.seconds =
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+          options.progress(progress);
+        }
+      });
+  return total;
+}
+
+// Write options for a built model: gzip as given; storage "sparse", "dense", or "auto" (sparse
+// when the logk density, non-zero entries / (bins x processes x systematics), is below
+// sparse_density). *density_out receives the density.
+io::WriteOptions ResolveStorage(const engine::Model& model, const std::string& storage,
+                                double sparse_density, bool gzip, double* density_out = nullptr);
+
+}  // namespace lepus::models::detail
