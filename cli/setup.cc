@@ -66,10 +66,12 @@ void AddFitFlags(CLI::App* sub, FitFlags* flags) {
   sub->add_option("--method", flags->method,
                   "minimiser: dense (Newton with the dense Hessian, full covariance), matrix_free "
                   "(Newton-CG with Hessian-vector products; covariance rows of the POIs/NOIs only), "
-                  "auto (matrix_free above 20000 floating parameters)")
+                  "ceres / ceres_dogleg (Ceres Levenberg-Marquardt / dogleg on deviance residuals with "
+                  "sparse Cholesky, polished by exact Newton), auto (matrix_free above 20000 "
+                  "floating parameters)")
       ->type_name("METHOD")
       ->capture_default_str()
-      ->check(CLI::IsMember({"auto", "dense", "matrix_free"}));
+      ->check(CLI::IsMember({"auto", "dense", "matrix_free", "ceres", "ceres_dogleg"}));
 }
 
 engine::Likelihood MakeLikelihood(const std::string& input, const LikelihoodFlags& lflags,

@@ -16,6 +16,7 @@
 #include <tbb/info.h>
 #include <tbb/task_arena.h>
 
+#include "fit_ceres.h"
 #include "fit_matrix_free.h"
 #include "linalg.h"
 #include "minimizer.h"
@@ -46,6 +47,8 @@ std::string ToString(FitMethod method) {
     case FitMethod::kAuto: return "auto";
     case FitMethod::kDense: return "dense";
     case FitMethod::kMatrixFree: return "matrix_free";
+    case FitMethod::kCeres: return "ceres";
+    case FitMethod::kCeresDogleg: return "ceres_dogleg";
   }
   return "unknown";
 }
@@ -54,7 +57,10 @@ FitMethod FitMethodFromString(const std::string& text) {
   if (text == "auto") return FitMethod::kAuto;
   if (text == "dense") return FitMethod::kDense;
   if (text == "matrix_free" || text == "matrix-free") return FitMethod::kMatrixFree;
-  throw std::invalid_argument("fit method is \"" + text + "\", but must be auto, dense or matrix_free");
+  if (text == "ceres" || text == "ceres_lm") return FitMethod::kCeres;
+  if (text == "ceres_dogleg" || text == "ceres-dogleg") return FitMethod::kCeresDogleg;
+  throw std::invalid_argument("fit method is \"" + text +
+                              "\", but must be auto, dense, matrix_free, ceres or ceres_dogleg");
 }
 
 bool FitOptions::IsValid(int num_params, std::string* error) const {
@@ -181,6 +187,8 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
   std::string err;
   if (!options.IsValid(npar, &err)) throw std::invalid_argument(err);
 
+  if (options.method == FitMethod::kCeres || options.method == FitMethod::kCeresDogleg)
+    return detail::FitCeres(lik, options, options.method == FitMethod::kCeresDogleg);
   {
     int nfree = npar;
     if (!options.frozen.empty()) nfree = static_cast<int>(std::count(options.frozen.begin(), options.frozen.end(), false));

@@ -1,9 +1,12 @@
 #include "lepus/models/synthetic.h"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace lepus::models {
 
@@ -221,6 +224,134 @@ engine::Model MakeCmsLikeModel(const CmsLikeSpec& spec) {
         std::poisson_distribution<long long> pois(total);
         m.data_obs[b] = static_cast<double>(pois(rng));
       }
+    }
+  }
+  m.sumw = m.DenseNorm();
+  return m;
+}
+
+}  // namespace lepus::models
+
+namespace lepus::models {
+
+engine::Model MakeCalibrationScaleModel(const CalibrationScaleSpec& spec) {
+  auto fail = [](const std::string& field, long long value, const std::string& constraint) {
+    throw std::invalid_argument("CalibrationScaleSpec." + field + " is " + std::to_string(value) +
+                                ", but must be " + constraint);
+  };
+  if (spec.nregions <= 0) fail("nregions", spec.nregions, "> 0");
+  if (spec.bins_per_region <= 0) fail("bins_per_region", spec.bins_per_region, "> 0");
+  if (spec.local_per_region <= 0) fail("local_per_region", spec.local_per_region, "> 0");
+  if (spec.local_per_bin < 0 || spec.local_per_bin > spec.local_per_region)
+    fail("local_per_bin", spec.local_per_bin, "in [0, local_per_region]");
+  if (spec.partner_per_bin < 0 || spec.partner_per_bin > spec.local_per_region)
+    fail("partner_per_bin", spec.partner_per_bin, "in [0, local_per_region]");
+  if (spec.n_global < 0) fail("n_global", spec.n_global, ">= 0");
+  if (spec.nproc < 1) fail("nproc", spec.nproc, ">= 1");
+  if (!(spec.yield_scale > 0)) throw std::invalid_argument("CalibrationScaleSpec.yield_scale must be > 0");
+  const long long nbins_ll = static_cast<long long>(spec.nregions) * spec.bins_per_region;
+  if (nbins_ll > (1LL << 30)) fail("nregions * bins_per_region", nbins_ll, "<= 2^30");
+  const int nbins = static_cast<int>(nbins_ll);
+  const int nproc = spec.nproc;
+  std::mt19937_64 rng(spec.seed);
+  std::uniform_real_distribution<double> uni(0.0, 1.0);
+  std::normal_distribution<double> gaus(0.0, 1.0);
+
+  engine::Model m;
+  m.nbins = m.nbins_full = nbins;
+  m.num_signals = 1;
+  m.processes = {"signal"};
+  for (int p = 1; p < nproc; ++p) m.processes.push_back("bkg" + std::to_string(p));
+  std::vector<std::string>& names = m.systematics;
+  for (int p = 1; p < nproc; ++p) names.push_back("norm_" + m.processes[p]);
+  const int first_global = static_cast<int>(names.size());
+  for (int g = 0; g < spec.n_global; ++g) names.push_back("global" + std::to_string(g));
+  const int first_local = static_cast<int>(names.size());
+  for (int r = 0; r < spec.nregions; ++r)
+    for (int k = 0; k < spec.local_per_region; ++k) {
+      std::string n = "local_r";
+      n.append(std::to_string(r)).append("_").append(std::to_string(k));
+      names.push_back(std::move(n));
+    }
+  const int nsyst = static_cast<int>(names.size());
+  m.constraint_weights.assign(nsyst, 1.0);
+  m.asymmetric = spec.asymmetric;
+  m.storage = engine::StorageKind::kSparse;
+  engine::Channel ch;
+  ch.name = "calibration";
+  ch.nbins = nbins;
+  ch.axes = {{"region", {}}, {"mass", {}}};
+  for (int i = 0; i <= spec.nregions; ++i) ch.axes[0].edges.push_back(i);
+  for (int i = 0; i <= spec.bins_per_region; ++i) ch.axes[1].edges.push_back(2.9 + 0.4 * i / spec.bins_per_region);
+  m.channels.push_back(ch);
+  m.groups.push_back({"global", {}});
+  m.groups.push_back({"local", {}});
+  for (int g = 0; g < spec.n_global; ++g) m.groups[0].members.push_back(first_global + g);
+  for (int s = first_local; s < nsyst; ++s) m.groups[1].members.push_back(s);
+
+  // Truth for the pseudo-data.
+  Eigen::VectorXd truth(nsyst);
+  for (int s = 0; s < nsyst; ++s) truth[s] = 0.5 * gaus(rng);
+  const double mu_true = 1.05;
+
+  engine::Tensor& t = m.tensor;
+  t.row_start.push_back(0);
+  m.sumw2 = Eigen::MatrixXd::Zero(nbins, nproc);
+  m.data_obs.resize(nbins);
+  std::vector<std::pair<int, double>> entries;
+  for (int r = 0; r < spec.nregions; ++r) {
+    // Partner region: a fixed pseudo-random permutation-like map (the other muon's eta cell).
+    const int partner = static_cast<int>((static_cast<long long>(r) * 7919 + 13) % spec.nregions);
+    for (int i = 0; i < spec.bins_per_region; ++i) {
+      const int b = r * spec.bins_per_region + i;
+      const double xm = (i + 0.5) / spec.bins_per_region;  // position in the mass window
+      double total = 0.0;
+      for (int p = 0; p < nproc; ++p) {
+        double y = p == 0 ? spec.yield_scale * (std::exp(-0.5 * std::pow((xm - 0.5) / 0.12, 2)) + 0.05)
+                          : 0.3 * spec.yield_scale * std::exp(-1.5 * xm) / p;
+        y *= (0.8 + 0.4 * uni(rng)) * (0.7 + 0.6 * std::abs(std::sin(0.37 * r)));
+        entries.clear();
+        if (p >= 1) entries.push_back({p - 1, 0.05});
+        for (int g = 0; g < spec.n_global; ++g)
+          entries.push_back({first_global + g, (p == 0 ? 0.01 : 0.005) * std::sin(1.3 * g + 4.0 * xm) + 0.002 * gaus(rng)});
+        if (p == 0) {
+          // Calibration-like local effects: shape changes (odd in the mass) and normalisation.
+          for (int j = 0; j < spec.local_per_bin; ++j) {
+            const int k = (i * spec.local_per_bin + j) % spec.local_per_region;
+            const double shape = (j % 2 == 0) ? (xm - 0.5) * 4.0 : 1.0;
+            entries.push_back({first_local + r * spec.local_per_region + k,
+                               spec.logk_local * (shape + 0.3 * gaus(rng))});
+          }
+          for (int j = 0; j < spec.partner_per_bin; ++j) {
+            const int k = (i * spec.partner_per_bin + j + 1) % spec.local_per_region;
+            entries.push_back({first_local + partner * spec.local_per_region + k,
+                               0.5 * spec.logk_local * ((xm - 0.5) * 4.0 + 0.3 * gaus(rng))});
+          }
+        }
+        std::sort(entries.begin(), entries.end());
+        // Merge duplicates (partner == own region).
+        std::size_t w = 0;
+        for (std::size_t e = 0; e < entries.size(); ++e) {
+          if (w > 0 && entries[w - 1].first == entries[e].first) entries[w - 1].second += entries[e].second;
+          else entries[w++] = entries[e];
+        }
+        entries.resize(w);
+        double expo = 0.0;
+        t.row_bin.push_back(b);
+        t.row_proc.push_back(p);
+        t.norm.push_back(y);
+        for (const auto& [s, a] : entries) {
+          t.syst.push_back(s);
+          t.logk_avg.push_back(a);
+          if (spec.asymmetric) t.logk_halfdiff.push_back(0.2 * a * gaus(rng));
+          expo += truth[s] * a;
+        }
+        t.row_start.push_back(static_cast<std::int64_t>(t.syst.size()));
+        if (spec.mc_stat) m.sumw2(b, p) = 0.05 * y;
+        total += (p == 0 ? mu_true : 1.0) * y * std::exp(expo);
+      }
+      std::poisson_distribution<long long> pois(total);
+      m.data_obs[b] = static_cast<double>(pois(rng));
     }
   }
   m.sumw = m.DenseNorm();

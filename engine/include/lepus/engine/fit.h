@@ -15,7 +15,11 @@ namespace lepus::engine {
 // trust-region Newton-CG with exact Hessian-vector products, for models too large for a dense
 // Hessian; covariance rows only for the covariance targets. kAuto: matrix-free above
 // FitOptions::matrix_free_threshold floating parameters.
-enum class FitMethod { kAuto, kDense, kMatrixFree };
+// kCeres / kCeresDogleg: Ceres Solver on the Poisson deviance residuals (a sparse nonlinear least-
+// squares problem: Levenberg-Marquardt or dogleg, sparse normal Cholesky with SuiteSparse), then
+// polished by the exact Newton fit (dense up to matrix_free_threshold, matrix-free above), so the
+// minimum, the EDM and the covariance are the exact ones (docs/numerics.md, "Ceres").
+enum class FitMethod { kAuto, kDense, kMatrixFree, kCeres, kCeresDogleg };
 std::string ToString(FitMethod method);
 FitMethod FitMethodFromString(const std::string& text);  // throws std::invalid_argument
 
