@@ -65,6 +65,30 @@ double DimuonMass(double pt1, double eta1, double phi1, double pt2, double eta2,
   return s > 0.0 ? std::sqrt(s) : 0.0;
 }
 
+EventFileMetadata MakeJpsiEventFileMetadata(const JpsiGenerator& generator,
+                                            std::uint64_t events_generated,
+                                            const std::string& creator) {
+  const JpsiGeneratorOptions& o = generator.options();
+  EventFileMetadata m;
+  m.sample = generator.sample();
+  m.processes = "jpsi";
+  m.seed = generator.seed();
+  std::ostringstream g;
+  g.precision(17);
+  g << "{\"jpsi\": {\"mass\": " << kJpsiMass << ", \"pt_min\": " << o.pt_min
+    << ", \"pt_max\": " << o.pt_max << ", \"pt_index\": " << o.pt_index
+    << ", \"y_max\": " << o.y_max << ", \"muon_min_pt\": " << o.muon_min_pt << "}}";
+  m.generator_params = g.str();
+  m.detector_params = generator.detector().params().ToJson();
+  m.events_generated = "{\"jpsi\": " + std::to_string(events_generated) + "}";
+  std::ostringstream f;
+  f << "{\"min_muons\": 2, \"min_pt\": "
+    << std::max(generator.detector().params().min_pt, o.muon_min_pt) << "}";
+  m.filter = f.str();
+  m.creator = creator;
+  return m;
+}
+
 JpsiGenerator::JpsiGenerator(const JpsiGeneratorOptions& options, const DetectorParams& detector,
                              SampleKind sample, std::uint64_t seed)
     : options_(options), detector_(detector), sample_(sample), seed_(seed) {

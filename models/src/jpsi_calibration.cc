@@ -502,7 +502,8 @@ std::vector<JpsiMassBin> MeasureMassScales(const DimuonMassHistogram& data,
   //   mean_data(window + s) - s = mean_sim(window),
   // a fixed point reached by iteration (contraction factor kappa = d(truncated mean)/d(shift),
   // 2 w phi(w) / (2 Phi(w) - 1) ~ 0.09 for a Gaussian at w = 2.5). The statistical error of the
-  // difference of the two truncated means is inflated by 1 / (1 - kappa).
+  // difference of the two truncated means is inflated by 1 / (1 - kappa), kappa measured per
+  // bin on the simulation (below).
   // Width: the data are the simulation scaled by lambda about the centre; lambda^2 solves
   //   var_data(window scaled by lambda) = lambda^2 var_sim(window),
   // again by iteration; its contraction factor is kappa2 = w g'(w) / (2 g(w)) with
@@ -552,7 +553,17 @@ std::vector<JpsiMassBin> MeasureMassScales(const DimuonMassHistogram& data,
     f.n_data = wd.n;
     f.n_sim = ws.n;
     f.scale = shift;
-    f.error = std::sqrt(wd.var / wd.n + ws.var / ws.n) / (1.0 - kappa);
+    // kappa of this bin's shape from the simulation: d(truncated mean)/d(shift) =
+    // [(hi - mean) f(hi) + (mean - lo) f(lo)] / n_window, the density f at the edges counted in
+    // +-0.25 sigma (heavy-tailed shapes such as the Z line shape have a larger kappa than the
+    // Gaussian's); bounded to [kappa_gauss / 2, 0.6] against edge-count fluctuations.
+    const double delta = 0.25 * sigma;
+    const double f_hi = Window(xs, ns, hi - delta, hi + delta).n / (2.0 * delta);
+    const double f_lo = Window(xs, ns, lo - delta, lo + delta).n / (2.0 * delta);
+    const double kappa_bin = std::clamp(
+        ((hi - ws.mean) * f_hi + (ws.mean - lo) * f_lo) / static_cast<double>(ws.n),
+        0.5 * kappa, 0.6);
+    f.error = std::sqrt(wd.var / wd.n + ws.var / ws.n) / (1.0 - kappa_bin);
     const DimuonMassHistogram::Kinematics& k = sim.kin_[b];
     const double inv_n = 1.0 / static_cast<double>(k.n);
     f.inv_pt_plus = k.inv_pt_plus * inv_n;
@@ -661,8 +672,8 @@ void CheckDimuonEventFile(const EventFileInfo& info, SampleKind role, const std:
                          " (" + flag + ")");
   if (!info.metadata.processes.empty() && info.metadata.processes != process)
     throw io::InputError(info.path + ": attribute 'process' is '" + info.metadata.processes +
-                         "', but must be '" + process + "' (" + flag + ": " + process +
-                         " -> mu mu events, e.g. lepus generate --process " + process + ")");
+                         "', but must be '" + process + "' (given with " + flag +
+                         "; e.g. lepus generate --process " + process + ")");
 }
 
 // ---- the J/psi calibration

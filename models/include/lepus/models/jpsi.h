@@ -29,6 +29,7 @@
 #include <string>
 
 #include "lepus/models/detector.h"
+#include "lepus/models/event_file.h"
 #include "lepus/models/events.h"
 
 namespace lepus::models {
@@ -74,6 +75,13 @@ class JpsiGenerator {
   SampleKind sample_;
   std::uint64_t seed_;
 };
+
+// The provenance of an event file of J/psi events (`lepus generate --process jpsi`): sample,
+// process "jpsi", seed, the generator options as JSON {"jpsi": {...}} in generator_params, the
+// detector, events_generated {"jpsi": N}, filter {"min_muons": 2, "min_pt": ...}.
+EventFileMetadata MakeJpsiEventFileMetadata(const JpsiGenerator& generator,
+                                            std::uint64_t events_generated,
+                                            const std::string& creator);
 
 // Invariant mass of two muons of mass kMuonMass given (pt, eta, phi) each.
 double DimuonMass(double pt1, double eta1, double phi1, double pt2, double eta2,
