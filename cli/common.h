@@ -138,8 +138,9 @@ Command AddDemoCommand(CLI::App& parent, const std::string& command_line);
 
 // ---- Producers (produce_command.cc), shared by `produce wmass` and `demo`.
 
-// Flags of `lepus produce wmass` that shape the configuration.
+// Flags of `lepus produce wmass` / `lepus produce wlike` that shape the configuration.
 struct ProduceFlags {
+  bool wlike = false;                   // the analysis: `produce wlike` (else wmass)
   std::string config;                   // --config FILE
   bool light = false, full = false;     // --light / --full
   std::vector<std::string> events;      // --events FILE...
@@ -148,14 +149,19 @@ struct ProduceFlags {
   double data_mw_shift = std::numeric_limits<double>::quiet_NaN();  // --data-truth-mw-shift
   std::int64_t seed = -1;               // --seed S (-1: not given)
   double luminosity = std::numeric_limits<double>::quiet_NaN();     // --luminosity PB
+  std::string mass_split;               // --mass-split SPEC ("": not given)
+  std::string mass_split_mode;          // --mass-split-mode MODE ("": not given)
+  bool flip_parity = false;             // --flip-parity (wlike)
+  double data_mz_shift = std::numeric_limits<double>::quiet_NaN();  // --data-truth-mz-shift
   int threads = 0;                      // --threads N
   bool print_config = false;            // --print-config
   std::string output;                   // -o FILE
 };
 void AddProduceFlags(CLI::App* sub, ProduceFlags* flags);
-// The configuration: --config (or the --light/--full preset) with the flags applied on top.
-// Throws std::invalid_argument / io::InputError for a bad file and for inconsistent flags
-// (--events with --generate, --data-truth-mw-shift with data files, --config with a preset flag).
+// The configuration: --config (or the --light/--full preset of the analysis, flags.wlike) with
+// the flags applied on top. Throws std::invalid_argument / io::InputError for a bad file and for
+// inconsistent flags (--events with --generate, --data-truth-mw-shift / --data-truth-mz-shift
+// with data files, --config with a preset flag).
 models::WMassConfig ProduceConfigFromFlags(const ProduceFlags& flags);
 
 // "12.3M", "850k", "42".

@@ -1,5 +1,6 @@
-// `lepus produce wmass`: events (generated or from event files) -> histograms with every
-// systematic variation -> the W-mass fit input (models/wmass.h, docs/producers.md). Progress
+// `lepus produce wmass` and `lepus produce wlike`: events (generated or from event files) ->
+// histograms with every systematic variation -> the W-mass or W-like Z-mass fit input
+// (models/wmass.h, docs/producers.md, docs/wlike.md). Progress
 // (events/s, ETA) and the summary go to stderr; --print-config prints the effective
 // configuration as JSON on stdout.
 #include <chrono>
@@ -73,16 +74,19 @@ void EventProgressBar::Finish() {
 }
 
 models::WMassConfig ProduceConfigFromFlags(const ProduceFlags& f) {
+  const models::WMassAnalysis analysis =
+      f.wlike ? models::WMassAnalysis::kWLike : models::WMassAnalysis::kWMass;
+  const std::string command = "produce " + models::ToString(analysis);
   models::WMassConfig c;
   if (!f.config.empty()) {
     if (f.light || f.full)
       throw std::invalid_argument(std::string(f.light ? "--light" : "--full") +
                                   ": the preset comes from the 'preset' key of --config " +
                                   f.config + "; give one or the other");
-    c = models::ReadWMassConfig(f.config);
+    c = models::ReadWMassConfig(f.config, analysis);
   } else {
-    c = models::WMassConfig::Preset(f.full ? models::WMassPreset::kFull
-                                           : models::WMassPreset::kLight);
+    c = models::WMassConfig::Preset(
+        f.full ? models::WMassPreset::kFull : models::WMassPreset::kLight, analysis);
   }
   if (!f.events.empty() && f.generate >= 0)
     throw std::invalid_argument(
@@ -91,6 +95,10 @@ models::WMassConfig ProduceConfigFromFlags(const ProduceFlags& f) {
   if (!f.data_events.empty() && !std::isnan(f.data_mw_shift))
     throw std::invalid_argument(
         "--data-truth-mw-shift applies to generated data only, but --data-events reads the data "
+        "from files");
+  if (!f.data_events.empty() && !std::isnan(f.data_mz_shift))
+    throw std::invalid_argument(
+        "--data-truth-mz-shift applies to generated data only, but --data-events reads the data "
         "from files");
   if (!f.events.empty()) c.simulation.files = f.events;
   if (f.generate >= 0) {
@@ -106,6 +114,25 @@ models::WMassConfig ProduceConfigFromFlags(const ProduceFlags& f) {
           "the data from files (data.files)");
     c.data_mw_shift_mev = f.data_mw_shift;
   }
+  if (!std::isnan(f.data_mz_shift)) {
+    if (c.data.from_files())
+      throw std::invalid_argument(
+          "--data-truth-mz-shift applies to generated data only, but the configuration reads "
+          "the data from files (data.files)");
+    c.data_mz_shift_mev = f.data_mz_shift;
+  }
+  if (f.flip_parity) c.flip_parity = true;
+  if (!f.mass_split.empty()) {
+    const models::MassSplitMode mode = c.mass_split.mode;
+    c.mass_split = models::MassSplitConfig::FromSpec(f.mass_split, "--mass-split");
+    c.mass_split.mode = mode;
+  }
+  if (!f.mass_split_mode.empty()) {
+    if (f.mass_split_mode != "separate" && f.mass_split_mode != "difference")
+      throw std::invalid_argument("--mass-split-mode is '" + f.mass_split_mode +
+                                  "', but must be separate or difference");
+    c.mass_split.mode = models::MassSplitModeFromString(f.mass_split_mode);
+  }
   if (f.seed >= 0) {
     c.simulation.seed = static_cast<std::uint64_t>(f.seed);
     c.data.seed = static_cast<std::uint64_t>(f.seed) + 1;
@@ -113,7 +140,7 @@ models::WMassConfig ProduceConfigFromFlags(const ProduceFlags& f) {
   if (!std::isnan(f.luminosity)) c.luminosity_pb = f.luminosity;
   std::string error;
   if (!c.IsValid(&error))
-    throw std::invalid_argument("produce wmass: " + error +
+    throw std::invalid_argument(command + ": " + error +
                                 (f.config.empty() ? "" : " (configuration " + f.config + ")"));
   return c;
 }
@@ -122,15 +149,16 @@ namespace {
 
 int RunProduce(const ProduceFlags& a, const std::string& /*command_line*/) {
   const models::WMassConfig config = ProduceConfigFromFlags(a);
+  const std::string command = "produce " + models::ToString(config.analysis);
   if (a.print_config) {
     std::cout << config.ToJson() << "\n";
     if (a.output.empty()) return kExitOk;
   }
   if (a.output.empty())
-    throw std::invalid_argument("produce wmass: -o/--output FILE is required");
+    throw std::invalid_argument(command + ": -o/--output FILE is required");
   CheckOutputPath(a.output);
 
-  std::cerr << "produce wmass: " << models::ToString(config.preset) << " configuration";
+  std::cerr << command << ": " << models::ToString(config.preset) << " configuration";
   if (!a.config.empty()) std::cerr << " from " << a.config;
   std::cerr << "; simulation "
             << (config.simulation.from_files()
@@ -212,9 +240,17 @@ void AddProduceFlags(CLI::App* sub, ProduceFlags* args) {
                   "data event files (instead of generating data)")
       ->type_name("FILE")
       ->expected(1, -1);
-  sub->add_option("--data-truth-mw-shift", args->data_mw_shift,
-                  "m_W of generated data minus the simulation's, in MeV")
-      ->type_name("MEV");
+  if (args->wlike) {
+    sub->add_option("--data-truth-mz-shift", args->data_mz_shift,
+                    "m_Z of generated data minus the simulation's, in MeV")
+        ->type_name("MEV");
+    sub->add_flag("--flip-parity", args->flip_parity,
+                  "keep the mu+ of even and the mu- of odd event numbers (default: the reverse)");
+  } else {
+    sub->add_option("--data-truth-mw-shift", args->data_mw_shift,
+                    "m_W of generated data minus the simulation's, in MeV")
+        ->type_name("MEV");
+  }
   sub->add_option("--seed", args->seed,
                   "generator seed of the simulation (the data use SEED + 1)")
       ->type_name("S")
@@ -228,19 +264,45 @@ void AddProduceFlags(CLI::App* sub, ProduceFlags* args) {
       ->check(CLI::Range(0, 4096));
 }
 
-Command AddProduceCommand(CLI::App& parent, const std::string& command_line) {
+namespace {
+
+// `produce wmass` and `produce wlike`: the shared flags, the split-mass options, -o.
+Command AddSingleMuonAnalysis(CLI::App* produce, const std::string& name,
+                              const std::string& description, bool wlike,
+                              const std::string& command_line) {
   auto args = std::make_shared<ProduceFlags>();
-  CLI::App* produce = parent.add_subcommand(
-      "produce", "build a fit input from events (generated or read from event files)");
-  produce->require_subcommand(1);
-  CLI::App* sub = produce->add_subcommand(
-      "wmass", "the W-mass fit input: muon eta x pT x charge with every systematic group");
+  args->wlike = wlike;
+  CLI::App* sub = produce->add_subcommand(name, description);
   AddProduceFlags(sub, args.get());
+  sub->add_option("--mass-split", args->mass_split,
+                  "split the mass parameter: none, charge, eta_sign, abs_eta:<|eta| edges> or "
+                  "charge_abs_eta[:<edges>] (docs/wlike.md)")
+      ->type_name("SPEC");
+  sub->add_option("--mass-split-mode", args->mass_split_mode,
+                  "separate: one mass per region; difference: a common mass plus difference "
+                  "parameters (m(+) - m(-), m(eta>0) - m(eta<0))")
+      ->type_name("MODE");
   sub->add_flag("--print-config", args->print_config,
                 "print the effective configuration as JSON on stdout (and stop unless -o)");
   sub->add_option("-o,--output", args->output, "the fit input to write (HDF5)")->type_name("FILE");
+  return {sub, [args, command_line] { return RunProduce(*args, command_line); }};
+}
+
+}  // namespace
+
+Command AddProduceCommand(CLI::App& parent, const std::string& command_line) {
+  CLI::App* produce = parent.add_subcommand(
+      "produce", "build a fit input from events (generated or read from event files)");
+  produce->require_subcommand(1);
   std::vector<Command> analyses = {
-      {sub, [args, command_line] { return RunProduce(*args, command_line); }},
+      AddSingleMuonAnalysis(
+          produce, "wmass",
+          "the W-mass fit input: muon eta x pT x charge with every systematic group", false,
+          command_line),
+      AddSingleMuonAnalysis(
+          produce, "wlike",
+          "the W-like Z-mass fit input: Z -> mu mu with one muon (by event-number parity) "
+          "treated as a neutrino", true, command_line),
       AddProduceDilepton(produce, command_line)};
   return {produce, [analyses] {
             for (const Command& a : analyses)

@@ -77,9 +77,18 @@ struct Candidate {
   int fit_bin;           // bin in the fit channel if in the signal region and range, else -1
 };
 
+// W-like: the muon of a candidate's pair that joins the missing pT (reconstructed, calibrated
+// in data), parallel to Scratch::cand.
+struct OtherMuon {
+  double pt, eta, phi;
+  std::int8_t charge;
+  double eff_iso;
+};
+
 // Per-work-item scratch space (reused; never shared between threads).
 struct Scratch {
   std::vector<Candidate> cand;
+  std::vector<OtherMuon> other;   // W-like only
   std::vector<int> theory_cand;   // candidates entering the theory variations
   EventBatch sub;                 // their generator-level columns
   TheoryInputs inputs;
@@ -173,11 +182,27 @@ struct WMassProducer::Impl {
   std::vector<bool> theory_needed;          // nuisance k is filled for some slot
   std::vector<int> theory_kinds_needed;     // indices of needed theory variations
 
+  // The analysis: the simulated processes (slots) of the fit input, the signal first.
+  bool wlike = false;
+  std::vector<int> slots;
+  int signal_slot = 0;
+  std::array<bool, kWMassMcSlots> slot_active{};
+  // The NOI split into charge / eta regions (empty: the NOI itself).
+  std::vector<MassSplitParameter> mass_split;
+
   explicit Impl(WMassConfig c);
   static TheoryConfig EffectiveTheory(const WMassConfig& c);
   void BuildLayout();
   void FillBatch(const EventBatch& b, SampleKind sample, WMassHistograms* h,
                  Scratch* scratch) const;
+  void FillBatchWLike(const EventBatch& b, SampleKind sample, WMassHistograms* h,
+                      Scratch* scratch) const;
+  // W-like selection of the kept muon (pt, eta, phi, q) of a pair given the other muon and the
+  // W-like missing pT: the kept muon's fit-channel bin when the pair passes everything but the mT
+  // cut (other muon above pt_min, mll window, kept muon in the pT range), else -1; *mt = mT.
+  int WLikeBin(double pt, double eta, double phi, int q, const OtherMuon& o, double met_x,
+               double met_y, double* mt) const;
+  void FillMomentumWLike(const Candidate& c, const OtherMuon& o, VariationStore* vs) const;
   void FillVariations(const EventBatch& b, WMassHistograms* h, Scratch* s) const;
   BinRange FitEtaSupport(double eta_lo, double eta_hi) const;
 };
@@ -193,6 +218,11 @@ WMassProducer::Impl::Impl(WMassConfig c)
     : config(std::move(c)), theory(EffectiveTheory(config)) {
   std::string error;
   if (!config.IsValid(&error)) throw std::invalid_argument("W-mass configuration: " + error);
+  wlike = config.analysis == WMassAnalysis::kWLike;
+  // W-like: Z -> mu mu is the signal; W events have no second prompt muon.
+  slots = wlike ? std::vector<int>{2, 3, 4, 5} : std::vector<int>{0, 1, 2, 3, 4, 5};
+  signal_slot = slots.front();
+  for (int s : slots) slot_active[s] = true;
   // Open-ended axes end at a large finite edge (histogram.h).
   const double open = 1e9;
   mt_axis = VariableAxis({0.0, config.mt_sideband, config.mt_cut, open}, "mt");
@@ -207,6 +237,7 @@ WMassProducer::Impl::Impl(WMassConfig c)
   signal_offset = 2 * region_space.stride(0) + 0 * region_space.stride(1);
   eta_stride = fit_space.stride(0);
   fine_per_fit = kScaleEtaBins / config.eta_bins;
+  mass_split = MassSplitParameters(config.mass_split, config.Noi(), fit_space);
 
   if (config.efficiency)
     efficiency = std::make_unique<EfficiencyVariations>(config.efficiency_config);
@@ -263,7 +294,7 @@ void WMassProducer::Impl::BuildLayout() {
       if (!needed) continue;
     }
     const bool down = !n.symmetric && n.role != TheoryRole::kAlternative;
-    for (int slot = 0; slot < kWMassMcSlots; ++slot) {
+    for (int slot : slots) {
       bool acts = false;
       for (Process p : kAllProcesses)
         if (WMassSlot(p) == slot && n.processes[static_cast<int>(p)]) acts = true;
@@ -279,8 +310,10 @@ void WMassProducer::Impl::BuildLayout() {
     eff_id.assign(en.size() * kWMassMcSlots, -1);
     for (std::size_t k = 0; k < en.size(); ++k) {
       const BinRange r = FitEtaSupport(en[k].eta_min, en[k].eta_max);
-      for (int slot = 0; slot < kWMassMcSlots; ++slot)
-        eff_id[k * kWMassMcSlots + slot] = layout.Add(en[k].name, slot, r);
+      // W-like: a nuisance acting on the other muon moves the signal's kept muon anywhere.
+      for (int slot : slots)
+        eff_id[k * kWMassMcSlots + slot] =
+            layout.Add(en[k].name, slot, wlike && slot == signal_slot ? all : r);
     }
   }
   scale_id.assign(momentum.size() * kWMassMcSlots, -1);
@@ -288,14 +321,18 @@ void WMassProducer::Impl::BuildLayout() {
     const MomentumNuisance& n = momentum[k];
     const BinRange r = FitEtaSupport(scale_calibration.eta_edges[n.first_bin],
                                      scale_calibration.eta_edges[n.last_bin + 1]);
-    for (int slot = 0; slot < kWMassMcSlots; ++slot)
-      scale_id[k * kWMassMcSlots + slot] = layout.Add(n.name, slot, r);
+    // W-like: a shift of the other muon changes the selection of the kept one anywhere.
+    for (int slot : slots) scale_id[k * kWMassMcSlots + slot] = layout.Add(n.name, slot, wlike ? all : r);
   }
 }
 
 // The event loop: selection, nominal fills (every region), candidates for the variations.
 void WMassProducer::Impl::FillBatch(const EventBatch& b, SampleKind sample, WMassHistograms* h,
                                     Scratch* s) const {
+  if (wlike) {
+    FillBatchWLike(b, sample, h, s);
+    return;
+  }
   const bool is_data = sample == SampleKind::kData;
   const std::size_t n = b.size();
   s->cand.clear();
@@ -410,6 +447,135 @@ void WMassProducer::Impl::FillBatch(const EventBatch& b, SampleKind sample, WMas
   if (!is_data && !s->cand.empty()) FillVariations(b, h, s);
 }
 
+int WMassProducer::Impl::WLikeBin(double pt, double eta, double phi, int q, const OtherMuon& o,
+                                  double met_x, double met_y, double* mt) const {
+  const double cphi = std::cos(phi), sphi = std::sin(phi);
+  const double mt2 = 2.0 * pt * (std::hypot(met_x, met_y) - (cphi * met_x + sphi * met_y));
+  *mt = mt2 > 0 ? std::sqrt(mt2) : 0.0;
+  if (!(o.pt >= config.pt_min)) return -1;
+  // Massless muons: m^2 = 2 pT1 pT2 (cosh(eta1 - eta2) - cos(phi1 - phi2)).
+  const double m2 = 2.0 * pt * o.pt * (std::cosh(eta - o.eta) - std::cos(phi - o.phi));
+  if (!(m2 > config.mll_min * config.mll_min && m2 < config.mll_max * config.mll_max)) return -1;
+  const int eb = eta_axis.index(eta);
+  const int pb = pt_axis.index(pt);
+  if (pb < 0 || pb >= config.pt_bins || eb < 0 || eb >= config.eta_bins) return -1;
+  return eb * eta_stride + pb * 2 + (q > 0 ? 1 : 0);
+}
+
+// The W-like event loop: two opposite-sign isolated muons, the event number's parity keeps one
+// (even: mu-, odd: mu+, exchanged by flip_parity), the other joins the missing pT. In simulation
+// the weight carries the kept muon's reco x tracking x id x trigger efficiencies and the other's
+// reco x tracking x id (it need not fire the trigger); in data these are the outcomes, and the
+// kept muon must have fired the trigger.
+void WMassProducer::Impl::FillBatchWLike(const EventBatch& b, SampleKind sample,
+                                         WMassHistograms* h, Scratch* s) const {
+  const bool is_data = sample == SampleKind::kData;
+  const std::size_t n = b.size();
+  s->cand.clear();
+  s->other.clear();
+  const double pt_lo = config.pt_min - kMigrationMargin;
+  const double pt_hi = config.pt_max + kMigrationMargin;
+  const int region_stride_mt = region_space.stride(0);
+  if (is_data)
+    h->data_events += static_cast<std::int64_t>(n);
+  else
+    h->sim_events += static_cast<std::int64_t>(n);
+
+  for (std::size_t i = 0; i < n; ++i) {
+    int slot = -1;
+    if (!is_data) {
+      slot = WMassSlot(b.process[i]);
+      if (slot < 0) {
+        ++h->nonprompt_sim_skipped;
+        continue;
+      }
+      if (!slot_active[slot]) continue;
+    }
+    const int q0 = b.muon[0].charge[i], q1 = b.muon[1].charge[i];
+    if (q0 == 0 || q1 == 0 || q0 == q1) continue;
+    const bool keep_minus = ((b.event_number[i] & 1u) == 0) != config.flip_parity;
+    const int k = (q0 < 0) == keep_minus ? 0 : 1;
+    const MuonColumns& mu = b.muon[k];
+    const MuonColumns& om = b.muon[1 - k];
+    const int q = mu.charge[i];
+    const double eta = mu.eta[i];
+    if (!(std::abs(eta) < kEtaMax) || !(std::abs(om.eta[i]) < kEtaMax)) continue;
+    if (!(mu.rel_iso[i] < config.iso_cut) || !(om.rel_iso[i] < config.iso_cut)) continue;
+    double pt = mu.pt[i];
+    OtherMuon o{om.pt[i], om.eta[i], om.phi[i], om.charge[i], om.eff_iso[i]};
+    const double phi = mu.phi[i];
+    const double cphi = std::cos(phi), sphi = std::sin(phi);
+    double met_x = b.met_pt[i] * std::cos(b.met_phi[i]);
+    double met_y = b.met_pt[i] * std::sin(b.met_phi[i]);
+    if (is_data) {
+      // Calibrated momenta; the missing pT balances the kept muon's change (the other muon's
+      // change cancels once it joins the missing pT).
+      const double corrected = calibration.CorrectPt(eta, pt, q);
+      met_x -= (corrected - pt) * cphi;
+      met_y -= (corrected - pt) * sphi;
+      pt = corrected;
+      o.pt = calibration.CorrectPt(o.eta, o.pt, o.charge);
+    }
+    if (!(pt >= pt_lo && pt < pt_hi)) continue;
+    // MET = -(both muons + u_T); the W-like missing pT treats the other muon as a neutrino.
+    met_x += o.pt * std::cos(o.phi);
+    met_y += o.pt * std::sin(o.phi);
+    double w = MuonEfficiencyWeight(b, i, k) * om.eff_reco[i] * om.eff_tracking[i] * om.eff_id[i];
+    if (!is_data) w *= b.weight[i];
+    if (w == 0.0) continue;
+    double mt = 0.0;
+    const int fb = WLikeBin(pt, eta, phi, q, o, met_x, met_y, &mt);
+    const int mt_bin = mt_axis.index(mt);
+    int fit_bin = -1;
+    if (fb >= 0) {
+      const int rb = mt_bin * region_stride_mt + fb;  // iso bin 0: both muons isolated
+      if (is_data)
+        h->data.Fill(rb, w);
+      else
+        h->mc[slot].Fill(rb, w);
+      if (mt_bin == 2) fit_bin = fb;
+    }
+    if (fit_bin >= 0) {
+      if (is_data)
+        ++h->data_selected;
+      else
+        ++h->selected[slot];
+    }
+    if (is_data) continue;
+    // Candidates for the variations: selected, or (momentum scale) close enough to migrate in.
+    if (fit_bin < 0 && momentum.empty()) continue;
+    s->cand.push_back(Candidate{static_cast<std::uint32_t>(i), static_cast<std::int8_t>(slot),
+                                static_cast<std::int8_t>(q), true, w, pt, eta, phi, met_x, met_y,
+                                mu.eff_iso[i], fit_bin});
+    s->other.push_back(o);
+  }
+  if (!is_data && !s->cand.empty()) FillVariations(b, h, s);
+}
+
+// W-like momentum scale: the nuisances touching either muon; the kept muon's shift moves its pT
+// and the W-like missing pT, the other muon's its pT threshold and the dimuon mass.
+void WMassProducer::Impl::FillMomentumWLike(const Candidate& c, const OtherMuon& o,
+                                            VariationStore* vs) const {
+  const int kb = scale_calibration.Bin(c.eta);
+  const int ob = scale_calibration.Bin(o.eta);
+  const double cphi = std::cos(c.phi), sphi = std::sin(c.phi);
+  auto apply = [&](int k) {
+    const MomentumNuisance& n = momentum[k];
+    const double pt = n.ShiftedPt(kb, c.pt, c.charge, +1);
+    OtherMuon so = o;
+    so.pt = n.ShiftedPt(ob, o.pt, o.charge, +1);
+    const double d = pt - c.pt;
+    double mt = 0.0;
+    const int fb = WLikeBin(pt, c.eta, c.phi, c.charge, so, c.met_x - d * cphi,
+                            c.met_y - d * sphi, &mt);
+    const int to = fb >= 0 && mt_axis.index(mt) == 2 ? fb : -1;
+    if (to != c.fit_bin) vs->Move(scale_id[k * kWMassMcSlots + c.slot], c.fit_bin, c.w, to, c.w);
+  };
+  for (int k : momentum_by_bin[kb]) apply(k);
+  for (int k : momentum_by_bin[ob])
+    if (!momentum[k].Touches(kb)) apply(k);
+}
+
 void WMassProducer::Impl::FillVariations(const EventBatch& b, WMassHistograms* h,
                                          Scratch* s) const {
   VariationStore& vs = h->variations;
@@ -418,8 +584,13 @@ void WMassProducer::Impl::FillVariations(const EventBatch& b, WMassHistograms* h
   // Momentum scale: re-evaluate pT, mT and the bin of each candidate under each nuisance that
   // touches its eta bin (up variation; the fit input mirrors it).
   if (!momentum.empty()) {
-    for (const Candidate& c : s->cand) {
+    for (std::size_t j = 0; j < s->cand.size(); ++j) {
+      const Candidate& c = s->cand[j];
       if (!c.iso_pass) continue;
+      if (wlike) {
+        FillMomentumWLike(c, s->other[j], &vs);
+        continue;
+      }
       const int cal_bin = scale_calibration.Bin(c.eta);
       const double cphi = std::cos(c.phi), sphi = std::sin(c.phi);
       const int eb = c.fit_bin >= 0 ? c.fit_bin / eta_stride : eta_axis.index(c.eta);
@@ -442,12 +613,24 @@ void WMassProducer::Impl::FillVariations(const EventBatch& b, WMassHistograms* h
   // Efficiency scale factors: the nuisances acting on each selected muon.
   if (efficiency) {
     s->active.resize(efficiency->MaxActive());
-    for (const Candidate& c : s->cand) {
+    for (std::size_t j = 0; j < s->cand.size(); ++j) {
+      const Candidate& c = s->cand[j];
       if (c.fit_bin < 0) continue;
       const int na = efficiency->Active(c.eta, c.pt, c.charge, true, c.eff_iso, s->active.data());
       for (int a = 0; a < na; ++a) {
         const int id = eff_id[s->active[a].index * kWMassMcSlots + c.slot];
         vs.Fill(id, c.fit_bin, c.w * s->active[a].rel);
+      }
+      if (!wlike) continue;
+      // W-like: the other muon's scale factors (it is not trigger-matched). The two changes
+      // add (to first order) when one nuisance acts on both muons.
+      const OtherMuon& o = s->other[j];
+      const int no = efficiency->Active(o.eta, o.pt, o.charge, true, o.eff_iso, s->active.data());
+      const auto& en = efficiency->nuisances();
+      for (int a = 0; a < no; ++a) {
+        if (en[s->active[a].index].step == EfficiencyKind::kTrigger) continue;
+        const int id = eff_id[s->active[a].index * kWMassMcSlots + c.slot];
+        if (layout.support(id).Contains(c.fit_bin)) vs.Fill(id, c.fit_bin, c.w * s->active[a].rel);
       }
     }
   }
@@ -540,34 +723,52 @@ void WMassProducer::FillBatch(const EventBatch& batch, SampleKind sample,
 
 namespace {
 
+// The simulated processes of an analysis (W-like: those with two prompt muons).
+std::vector<Process> PromptProcesses(const WMassConfig& c) {
+  // The generator's top and diboson events have one prompt muon: no W-like pair.
+  if (c.analysis == WMassAnalysis::kWLike) return {Process::kZMuMu, Process::kZTauTau};
+  return {Process::kWplusMuNu, Process::kWminusMuNu, Process::kWTauNu, Process::kZMuMu,
+          Process::kZTauTau,   Process::kTop,        Process::kDiboson};
+}
+
+// Generator filter: one muon (W), two (W-like) near the pT range.
+EventFilter SampleFilter(const WMassConfig& c) {
+  return EventFilter{c.analysis == WMassAnalysis::kWLike ? 2 : 1,
+                     c.pt_min - kMigrationMargin - 1.0};
+}
+
 // The generator configurations of the samples.
 GeneratorConfig SimulationGenerator(const WMassConfig& c) {
   GeneratorConfig g;
   g.sample = SampleKind::kSimulation;
-  g.processes = {Process::kWplusMuNu, Process::kWminusMuNu, Process::kWTauNu, Process::kZMuMu,
-                 Process::kZTauTau,   Process::kTop,        Process::kDiboson};
+  g.processes = PromptProcesses(c);
   g.num_events = c.simulation.events;
   g.luminosity_pb = c.luminosity_pb;
   g.seed = c.simulation.seed;
   g.physics = GeneratorParams::Simulation();
   g.detector = DetectorParams::Simulation();
-  g.filter = EventFilter{1, c.pt_min - kMigrationMargin - 1.0};
+  g.filter = SampleFilter(c);
   return g;
 }
 
-GeneratorConfig DataGenerator(const WMassConfig& c) {
+// charge_sign: 0 for the main data generator, +1 for the W+ generator used when data have a
+// charge-dependent W mass (its W+ events replace the main generator's).
+GeneratorConfig DataGenerator(const WMassConfig& c, int charge_sign = 0) {
   GeneratorConfig g = GeneratorConfig::DefaultData();
-  g.processes = {Process::kWplusMuNu, Process::kWminusMuNu, Process::kWTauNu, Process::kZMuMu,
-                 Process::kZTauTau,   Process::kTop,        Process::kDiboson};
+  g.processes = PromptProcesses(c);
   // Without the non-prompt estimate the generated data have no non-prompt muons either.
   if (c.nonprompt) g.processes.push_back(Process::kNonPrompt);
+  if (charge_sign > 0) g.processes = {Process::kWplusMuNu};
   g.luminosity_pb = c.luminosity_pb;
   g.seed = c.data.seed;
-  g.physics.w_mass = GeneratorParams::Simulation().w_mass + c.data_mw_shift_mev * 1e-3;
+  const double half_diff = 0.5 * c.data_mw_charge_diff_mev * (charge_sign > 0 ? 1.0 : -1.0);
+  g.physics.w_mass =
+      GeneratorParams::Simulation().w_mass + (c.data_mw_shift_mev + half_diff) * 1e-3;
+  g.physics.z_mass = GeneratorParams::Simulation().z_mass + c.data_mz_shift_mev * 1e-3;
   if (!c.data_scale_bias) g.detector.scale_bias = DetectorParams::Simulation().scale_bias;
   if (!c.data_efficiency_bias)
     g.detector.efficiency_variation = DetectorParams::Simulation().efficiency_variation;
-  g.filter = EventFilter{1, c.pt_min - kMigrationMargin - 1.0};
+  g.filter = SampleFilter(c);
   return g;
 }
 
@@ -596,7 +797,11 @@ class WorkList {
       for (const auto& f : c.data.files) files_.push_back({f, SampleKind::kData, nullptr});
     } else {
       data_gen_ = std::make_unique<Generator>(DataGenerator(c));
-      AddRanges(*data_gen_, SampleKind::kData);
+      // A charge-dependent W mass: the W+ events from their own generator (same seed, so the
+      // same event count and random streams as without it).
+      if (c.data_mw_charge_diff_mev != 0.0 && c.analysis == WMassAnalysis::kWMass)
+        data_plus_gen_ = std::make_unique<Generator>(DataGenerator(c, +1));
+      AddRanges(*data_gen_, SampleKind::kData, data_plus_gen_.get());
     }
     // Open every file up front: a missing or malformed file fails before any work is done.
     for (auto& f : files_) {
@@ -658,15 +863,16 @@ class WorkList {
     SampleKind sample;
     std::unique_ptr<EventFileReader> reader;
   };
-  void AddRanges(const Generator& g, SampleKind sample) {
+  void AddRanges(const Generator& g, SampleKind sample, const Generator* wplus = nullptr) {
     for (Process p : g.config().processes) {
-      const std::uint64_t n = g.NumEvents(p);
+      const Generator* gp = wplus && p == Process::kWplusMuNu ? wplus : &g;
+      const std::uint64_t n = gp->NumEvents(p);
       for (std::uint64_t first = 0; first < n; first += chunk_)
-        ranges_.push_back(Range{&g, sample, p, first, std::min<std::uint64_t>(chunk_, n - first)});
+        ranges_.push_back(Range{gp, sample, p, first, std::min<std::uint64_t>(chunk_, n - first)});
     }
   }
   std::uint64_t chunk_;
-  std::unique_ptr<Generator> sim_gen_, data_gen_;
+  std::unique_ptr<Generator> sim_gen_, data_gen_, data_plus_gen_;
   std::vector<Range> ranges_;
   std::size_t next_range_ = 0;
   std::vector<File> files_;
@@ -757,8 +963,9 @@ io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
                                              WMassSummary* summary) const {
   const Impl& m = *impl_;
   const WMassConfig& c = m.config;
-  const std::string ch = "wmass";
+  const std::string ch = c.Channel();
   const int off = m.signal_offset;
+  const int sig = m.signal_slot;
   const int size = m.fit_size;
   WMassSummary sum;
   const auto t0 = std::chrono::steady_clock::now();
@@ -804,9 +1011,17 @@ io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
 
   io::TensorWriter w(engine::SystematicType::kLogNormal);
   w.AddChannel(ch, m.fit_space.ToEngineAxes());
+  // The processes written: W-like drops a background without any selected event (the
+  // generator's top and diboson events have one prompt muon; event files may have pairs).
+  std::vector<int> slots;
+  for (int s : m.slots) {
+    double sumw = 0.0;
+    for (int i = 0; i < size; ++i) sumw += h.mc[s].sumw(off + i);
+    if (!m.wlike || s == sig || sumw != 0.0) slots.push_back(s);
+  }
   std::vector<std::string> procs;
-  for (int s = 0; s < kWMassMcSlots; ++s) {
-    w.AddProcess(kSlotNames[s], s == 0);
+  for (int s : slots) {
+    w.AddProcess(kSlotNames[s], s == sig);
     procs.push_back(kSlotNames[s]);
   }
   if (c.nonprompt) {
@@ -817,7 +1032,7 @@ io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
   w.SetData(ch, data);
 
   std::vector<std::vector<double>> nominal(kWMassMcSlots);
-  for (int s = 0; s < kWMassMcSlots; ++s) {
+  for (int s : slots) {
     nominal[s] = h.mc[s].Sumw(off, off + size);
     w.SetNominal(ch, kSlotNames[s], nominal[s],
                  c.bin_by_bin_stat ? h.mc[s].Sumw2(off, off + size) : std::vector<double>{});
@@ -840,16 +1055,35 @@ io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
   for (std::size_t k = 0; k < tn.size(); ++k) {
     const TheoryNuisance& n = tn[k];
     if (n.role == TheoryRole::kAlternative) continue;
-    if (n.role == TheoryRole::kInterest)
+    // Variations of a boson the analysis does not select (W variations in the W-like fit).
+    if (!m.theory_needed[k]) continue;
+    // The NOI split into charge / eta regions (mass_split.h): its parameters instead.
+    const bool split = n.role == TheoryRole::kInterest && !m.mass_split.empty();
+    if (split) {
+      for (const MassSplitParameter& p : m.mass_split) {
+        w.DeclareSystematic(p.name, 0.0, true, n.scale_mev, "MeV");
+        add_group(n.group, p.name);
+      }
+    } else if (n.role == TheoryRole::kInterest) {
       w.DeclareSystematic(n.name, 0.0, true, n.scale_mev, "MeV");
-    else
+    } else {
       w.DeclareSystematic(n.name);
-    add_group(n.group, n.name);
-    for (int s = 0; s < kWMassMcSlots; ++s) {
+    }
+    if (!split) add_group(n.group, n.name);
+    for (int s : slots) {
       const int up = m.theory_up[k * kWMassMcSlots + s];
       const int dn = m.theory_down[k * kWMassMcSlots + s];
       if (!has_effect(up) && !has_effect(dn)) continue;
       const std::vector<double> vu = vs.Varied(up, nominal[s]);
+      if (split) {
+        const std::vector<double> vd = vs.Varied(dn, nominal[s]);
+        std::vector<double> pu, pd;
+        for (const MassSplitParameter& p : m.mass_split) {
+          MassSplitTemplates(p, nominal[s], vu, vd, &pu, &pd);
+          w.AddShapeSystematic(p.name, kSlotNames[s], ch, pu, pd, io::Symmetrization::kNone);
+        }
+        continue;
+      }
       if (dn < 0) {
         w.AddShapeSystematic(n.name, kSlotNames[s], ch, vu);
       } else {
@@ -864,7 +1098,7 @@ io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
     const std::string& name = m.momentum[k].name;
     w.DeclareSystematic(name);
     add_group("muonScale", name);
-    for (int s = 0; s < kWMassMcSlots; ++s) {
+    for (int s : slots) {
       const int id = m.scale_id[k * kWMassMcSlots + s];
       if (has_effect(id)) w.AddShapeSystematic(name, kSlotNames[s], ch, vs.Varied(id, nominal[s]));
     }
@@ -876,7 +1110,7 @@ io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
       w.DeclareSystematic(en[k].name);
       add_group("muonEfficiency", en[k].name);
       add_group(en[k].group, en[k].name);
-      for (int s = 0; s < kWMassMcSlots; ++s) {
+      for (int s : slots) {
         const int id = m.eff_id[k * kWMassMcSlots + s];
         if (has_effect(id))
           w.AddShapeSystematic(en[k].name, kSlotNames[s], ch, vs.Varied(id, nominal[s]));
@@ -898,14 +1132,14 @@ io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
   if (c.lumi_uncertainty > 0) {
     w.DeclareSystematic("lumi");
     add_group("luminosity", "lumi");
-    for (int s = 0; s < kWMassMcSlots; ++s)
-      w.AddNormSystematic("lumi", kSlotNames[s], ch, 1.0 + c.lumi_uncertainty);
+    for (int s : slots) w.AddNormSystematic("lumi", kSlotNames[s], ch, 1.0 + c.lumi_uncertainty);
   }
 
-  // Pseudo-data: the expectation with the Wmunu template at known mass shifts.
+  // Pseudo-data: the expectation with the signal template at known mass shifts.
   std::vector<double> others(size, 0.0);
-  for (int s = 1; s < kWMassMcSlots; ++s)
-    for (int i = 0; i < size; ++i) others[i] += nominal[s][i];
+  for (int s : slots)
+    if (s != sig)
+      for (int i = 0; i < size; ++i) others[i] += nominal[s][i];
   if (c.nonprompt)
     for (int i = 0; i < size; ++i) others[i] += np.nominal[i];
   std::vector<double> shifts = c.pseudodata_shifts_mev;
@@ -915,21 +1149,22 @@ io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
     for (int k = -nstep; k <= nstep; ++k) shifts.push_back(k * c.theory.mass_step_mev);
   }
   for (double shift : shifts) {
-    std::vector<double> wm = nominal[0];
+    std::vector<double> wm = nominal[sig];
     if (std::abs(shift) > 1e-9) {
       int id = -1;
       for (std::size_t k = 0; k < tn.size() && id < 0; ++k) {
         const TheoryNuisance& n = tn[k];
         if (n.kind != TheoryKind::kMassShift) continue;
         if (n.role == TheoryRole::kAlternative && std::abs(n.scale_mev - shift) < 1e-6)
-          id = m.theory_up[k * kWMassMcSlots + 0];
+          id = m.theory_up[k * kWMassMcSlots + sig];
         if (n.role == TheoryRole::kInterest && std::abs(n.scale_mev - std::abs(shift)) < 1e-6)
-          id = shift > 0 ? m.theory_up[k * kWMassMcSlots + 0] : m.theory_down[k * kWMassMcSlots + 0];
+          id = shift > 0 ? m.theory_up[k * kWMassMcSlots + sig]
+                         : m.theory_down[k * kWMassMcSlots + sig];
       }
       if (id < 0)
         throw std::logic_error("W-mass producer: no template for the pseudo-data mass shift " +
                                std::to_string(shift) + " MeV");
-      wm = vs.Varied(id, nominal[0]);
+      wm = vs.Varied(id, nominal[sig]);
     }
     std::vector<double> pd(size);
     for (int i = 0; i < size; ++i) pd[i] = std::max(0.0, wm[i] + others[i]);
@@ -938,10 +1173,17 @@ io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
   const auto t2 = std::chrono::steady_clock::now();
 
   // Summary.
+  char sel[128];
+  if (m.wlike)
+    std::snprintf(sel, sizeof(sel), "W-like: mT > %g GeV, two isolated muons, %g < mll < %g GeV",
+                  c.mt_cut, c.mll_min, c.mll_max);
+  else
+    std::snprintf(sel, sizeof(sel), "mT > %g GeV, isolated", c.mt_cut);
+  sum.selection = sel;
   sum.sim_events = h.sim_events;
   sum.data_events = h.data_events;
   sum.processes = procs;
-  for (int s = 0; s < kWMassMcSlots; ++s) {
+  for (int s : slots) {
     sum.selected.push_back(h.selected[s]);
     double y = 0;
     for (double v : nominal[s]) y += v;
@@ -1007,7 +1249,7 @@ std::string WMassSummary::Report() const {
   std::snprintf(line, sizeof(line), "events read: %lld simulation, %lld data\n",
                 static_cast<long long>(sim_events), static_cast<long long>(data_events));
   os << line;
-  os << "selected in the fit channel (mT > 40 GeV, isolated):\n";
+  os << "selected in the fit channel (" << selection << "):\n";
   for (std::size_t p = 0; p < processes.size(); ++p) {
     if (selected[p] >= 0)
       std::snprintf(line, sizeof(line), "  %-10s %12lld events  %14.1f expected\n",

@@ -30,6 +30,17 @@ WMassPreset WMassPresetFromString(std::string_view name) {
                               "' (valid: light, full)");
 }
 
+std::string ToString(WMassAnalysis analysis) {
+  return analysis == WMassAnalysis::kWLike ? "wlike" : "wmass";
+}
+
+WMassAnalysis WMassAnalysisFromString(std::string_view name) {
+  if (name == "wmass") return WMassAnalysis::kWMass;
+  if (name == "wlike") return WMassAnalysis::kWLike;
+  throw std::invalid_argument("unknown analysis '" + std::string(name) +
+                              "' (valid: wmass, wlike)");
+}
+
 WMassConfig WMassConfig::Light() {
   WMassConfig c;
   // 6 eta regions x (A, e, M): 18 momentum-scale nuisances with coherent shifts per region.
@@ -63,7 +74,32 @@ WMassConfig WMassConfig::Full() {
   return c;
 }
 
-WMassConfig WMassConfig::Preset(WMassPreset preset) {
+namespace {
+
+// The W-like changes on top of a W preset (physics reference, section 1).
+WMassConfig MakeWLike(WMassConfig c) {
+  c.analysis = WMassAnalysis::kWLike;
+  c.pt_bins = 34;
+  c.pt_max = 60.0;
+  c.mt_cut = 45.0;
+  c.theory.mass_boson = 'Z';
+  // Two isolated prompt muons: the non-prompt background is negligible (no ABCD estimate).
+  c.nonprompt = false;
+  c.data_mz_shift_mev = -20.0;
+  // Only the Z-like processes are generated (about 2.8 nb); the light preset keeps the
+  // simulation at 4 M events and the data at 500 pb^-1 (about 0.3 M selected events).
+  if (c.preset == WMassPreset::kLight) c.luminosity_pb = 500.0;
+  return c;
+}
+
+}  // namespace
+
+WMassConfig WMassConfig::WLikeLight() { return MakeWLike(Light()); }
+WMassConfig WMassConfig::WLikeFull() { return MakeWLike(Full()); }
+
+WMassConfig WMassConfig::Preset(WMassPreset preset, WMassAnalysis analysis) {
+  if (analysis == WMassAnalysis::kWLike)
+    return preset == WMassPreset::kFull ? WLikeFull() : WLikeLight();
   return preset == WMassPreset::kFull ? Full() : Light();
 }
 
@@ -102,11 +138,26 @@ bool WMassConfig::IsValid(std::string* error) const {
   if (!std::isfinite(data_mw_shift_mev) || std::abs(data_mw_shift_mev) > 2000)
     return Fail(error, "data.mw_shift_mev is " + Num(data_mw_shift_mev) +
                            ", but must be within +-2000 MeV");
+  if (!std::isfinite(data_mw_charge_diff_mev) || std::abs(data_mw_charge_diff_mev) > 2000)
+    return Fail(error, "data.mw_charge_diff_mev is " + Num(data_mw_charge_diff_mev) +
+                           ", but must be within +-2000 MeV");
+  if (!std::isfinite(data_mz_shift_mev) || std::abs(data_mz_shift_mev) > 2000)
+    return Fail(error, "data.mz_shift_mev is " + Num(data_mz_shift_mev) +
+                           ", but must be within +-2000 MeV");
+  const bool wlike = analysis == WMassAnalysis::kWLike;
+  if (wlike && (!(mll_min > 0) || !(mll_max > mll_min) || !std::isfinite(mll_max)))
+    return Fail(error, "selection.mll_min, mll_max are " + Num(mll_min) + ", " + Num(mll_max) +
+                           ", but must satisfy 0 < mll_min < mll_max");
+  if (wlike && nonprompt)
+    return Fail(error, "nonprompt.enabled is true, but must be false for the W-like analysis "
+                       "(two isolated muons: no non-prompt estimate)");
   std::string sub;
   if (!theory.IsValid(&sub)) return Fail(error, "theory: " + sub);
-  if (theory.mass_boson != 'W')
-    return Fail(error, std::string("theory.mass_boson is '") + theory.mass_boson +
-                           "', but must be 'W' for the W-mass producer");
+  const char boson = wlike ? 'Z' : 'W';
+  if (theory.mass_boson != boson)
+    return Fail(error, std::string("theory.mass_boson is '") + theory.mass_boson + "', but must be '" +
+                           boson + "' for the " + (wlike ? "W-like" : "W-mass") + " producer");
+  if (!mass_split.IsValid(&sub)) return Fail(error, sub);
   if (efficiency && !efficiency_config.IsValid(&sub)) return Fail(error, "efficiency: " + sub);
   if (!(muon_scale_stat > 0))
     return Fail(error, "muon_scale.stat_scale is " + Num(muon_scale_stat) + ", but must be > 0");
@@ -287,7 +338,8 @@ const char* kComponentNames[kNumHelicityComponents] = {"UL", "A0", "A1", "A2", "
 
 }  // namespace
 
-WMassConfig WMassConfigFromJson(const std::string& json_text, const std::string& origin) {
+WMassConfig WMassConfigFromJson(const std::string& json_text, const std::string& origin,
+                                WMassAnalysis analysis) {
   json j;
   try {
     j = json::parse(json_text);
@@ -310,16 +362,17 @@ WMassConfig WMassConfigFromJson(const std::string& json_text, const std::string&
           " only (write the file for version 1, see docs/producers.md)");
   }
   {
-    std::string producer = "wmass";
+    std::string producer = ToString(analysis);
     r.String("producer", &producer);
-    if (producer != "wmass")
-      r.Error("producer", json(producer), "\"wmass\" (the only producer of this command)");
+    if (producer != ToString(analysis))
+      r.Error("producer", json(producer),
+              "\"" + ToString(analysis) + "\" (the producer of this command)");
   }
   std::string preset = "light";
   r.String("preset", &preset);
   WMassConfig c;
   try {
-    c = WMassConfig::Preset(WMassPresetFromString(preset));
+    c = WMassConfig::Preset(WMassPresetFromString(preset), analysis);
   } catch (const std::invalid_argument&) {
     r.Error("preset", json(preset), "\"light\" or \"full\"");
   }
@@ -336,6 +389,9 @@ WMassConfig WMassConfigFromJson(const std::string& json_text, const std::string&
     s->Number("mt_cut", &c.mt_cut);
     s->Number("mt_sideband", &c.mt_sideband);
     s->Number("veto_pt", &c.veto_pt);
+    s->Number("mll_min", &c.mll_min);
+    s->Number("mll_max", &c.mll_max);
+    s->Bool("flip_parity", &c.flip_parity);
     s->Finish();
   }
   if (auto s = r.Object("simulation")) {
@@ -348,6 +404,8 @@ WMassConfig WMassConfigFromJson(const std::string& json_text, const std::string&
     s->UInt64("seed", &c.data.seed);
     s->Strings("files", &c.data.files);
     s->Number("mw_shift_mev", &c.data_mw_shift_mev);
+    s->Number("mw_charge_diff_mev", &c.data_mw_charge_diff_mev);
+    s->Number("mz_shift_mev", &c.data_mz_shift_mev);
     s->Bool("scale_bias", &c.data_scale_bias);
     s->Bool("efficiency_bias", &c.data_efficiency_bias);
     s->Finish();
@@ -359,10 +417,24 @@ WMassConfig WMassConfigFromJson(const std::string& json_text, const std::string&
       m->Number("step_mev", &c.theory.mass_step_mev);
       m->Bool("steps", &c.theory.mass_steps);
       m->Numbers("pseudodata_shifts_mev", &c.pseudodata_shifts_mev);
+      std::string split = c.mass_split.Spec();
+      m->String("split", &split);
+      {
+        const MassSplitMode mode = c.mass_split.mode;
+        c.mass_split = MassSplitConfig::FromSpec(split, origin + ": " + m->Path("split"));
+        c.mass_split.mode = mode;
+      }
+      std::string mode = ToString(c.mass_split.mode);
+      m->String("split_mode", &mode);
+      if (mode != "separate" && mode != "difference")
+        m->Error("split_mode", json(mode), "\"separate\" or \"difference\"");
+      c.mass_split.mode = MassSplitModeFromString(mode);
       m->Finish();
     }
     if (auto w = s->Object("width")) {
-      w->Number("shift_mev", &c.theory.w_width_shift_mev);
+      // The width of the boson whose mass is fitted (W, or Z for the W-like fit).
+      w->Number("shift_mev", c.analysis == WMassAnalysis::kWLike ? &c.theory.z_width_shift_mev
+                                                                 : &c.theory.w_width_shift_mev);
       w->Finish();
     }
     if (auto m = s->Object("muon_scale")) {
@@ -466,35 +538,40 @@ WMassConfig WMassConfigFromJson(const std::string& json_text, const std::string&
   return c;
 }
 
-WMassConfig ReadWMassConfig(const std::string& path) {
+WMassConfig ReadWMassConfig(const std::string& path, WMassAnalysis analysis) {
   std::ifstream in(path);
   if (!in) throw io::InputError(path + ": cannot open the configuration file");
   std::stringstream ss;
   ss << in.rdbuf();
-  return WMassConfigFromJson(ss.str(), path);
+  return WMassConfigFromJson(ss.str(), path, analysis);
 }
 
 std::string WMassConfig::ToJson() const {
   json j;
   j["lepus_config_version"] = kWMassConfigVersion;
-  j["producer"] = "wmass";
+  j["producer"] = ToString(analysis);
   j["preset"] = ToString(preset);
   j["binning"] = {{"eta_bins", eta_bins}, {"pt_bins", pt_bins}, {"pt_min", pt_min},
                   {"pt_max", pt_max}};
   j["selection"] = {{"iso_cut", iso_cut}, {"mt_cut", mt_cut}, {"mt_sideband", mt_sideband},
-                    {"veto_pt", veto_pt}};
+                    {"veto_pt", veto_pt}, {"mll_min", mll_min}, {"mll_max", mll_max},
+                    {"flip_parity", flip_parity}};
   j["simulation"] = {{"events", simulation.events}, {"seed", simulation.seed},
                      {"files", simulation.files}};
   j["data"] = {{"seed", data.seed},
                {"files", data.files},
                {"mw_shift_mev", data_mw_shift_mev},
+               {"mw_charge_diff_mev", data_mw_charge_diff_mev},
+               {"mz_shift_mev", data_mz_shift_mev},
                {"scale_bias", data_scale_bias},
                {"efficiency_bias", data_efficiency_bias}};
   j["luminosity_pb"] = luminosity_pb;
   json s;
   s["mass"] = {{"shift_mev", theory.mass_shift_mev}, {"step_mev", theory.mass_step_mev},
-               {"steps", theory.mass_steps}, {"pseudodata_shifts_mev", pseudodata_shifts_mev}};
-  s["width"] = {{"shift_mev", theory.w_width_shift_mev}};
+               {"steps", theory.mass_steps}, {"pseudodata_shifts_mev", pseudodata_shifts_mev},
+               {"split", mass_split.Spec()}, {"split_mode", ToString(mass_split.mode)}};
+  s["width"] = {{"shift_mev", analysis == WMassAnalysis::kWLike ? theory.z_width_shift_mev
+                                                                 : theory.w_width_shift_mev}};
   s["muon_scale"] = {{"enabled", muon_scale}, {"stat_scale", muon_scale_stat},
                      {"calibration", calibration_file}, {"regions", muon_scale_regions}};
   s["efficiency"] = {{"enabled", efficiency},

@@ -47,6 +47,7 @@
 #include "lepus/models/events.h"
 #include "lepus/models/generator.h"
 #include "lepus/models/histogram.h"
+#include "lepus/models/mass_split.h"
 #include "lepus/models/nonprompt.h"
 #include "lepus/models/theory_variations.h"
 
@@ -55,8 +56,20 @@ namespace lepus::models {
 // Version of the producer configuration schema (the "lepus_config_version" key).
 inline constexpr int kWMassConfigVersion = 1;
 
-// The fit's nuisance of interest and its physical scale.
+// The fit's nuisance of interest and its physical scale (W mass; the W-like fit's Z mass).
 inline constexpr const char* kWMassNoi = "massShiftW100MeV";
+inline constexpr const char* kWLikeNoi = "massShiftZ100MeV";
+
+// The analysis of the single-muon producer (docs/producers.md, docs/wlike.md):
+//   * kWMass: W -> mu nu, exactly one good muon, fit channel "wmass";
+//   * kWLike: the "W-like" Z mass: Z -> mu mu with both muons selected and isolated,
+//     mll_min < m(mu mu) < mll_max, the event number's parity keeps one muon (even: mu-,
+//     odd: mu+; flip_parity exchanges them), the other joins the missing pT; fit channel
+//     "wlike"; the Z mass is the nuisance of interest; no non-prompt estimate.
+enum class WMassAnalysis { kWMass, kWLike };
+std::string ToString(WMassAnalysis analysis);  // "wmass", "wlike"
+// Throws std::invalid_argument listing the valid names.
+WMassAnalysis WMassAnalysisFromString(std::string_view name);
 
 enum class WMassPreset { kLight, kFull };
 std::string ToString(WMassPreset preset);  // "light", "full"
@@ -75,6 +88,7 @@ struct SampleSource {
 };
 
 struct WMassConfig {
+  WMassAnalysis analysis = WMassAnalysis::kWMass;
   WMassPreset preset = WMassPreset::kLight;
 
   // ---- Binning of the fit channel (eta in [-2.4, 2.4]).
@@ -87,7 +101,13 @@ struct WMassConfig {
   double iso_cut = kIsoCut;  // isolated: rel_iso < iso_cut; > 0
   double mt_cut = 40.0;      // GeV, signal region mT > mt_cut
   double mt_sideband = 20.0; // GeV, sidebands [mt_sideband, mt_cut) and [0, mt_sideband); 0 < . < mt_cut
-  double veto_pt = 10.0;     // GeV, a second muon above it vetoes the event; >= 0
+  double veto_pt = 10.0;     // GeV, a second muon above it vetoes the event; >= 0 (W only)
+  // W-like only: the dimuon mass window (GeV, 0 < mll_min < mll_max) and the parity choice:
+  // false keeps the mu- of even and the mu+ of odd event numbers, true the other muon. The
+  // other muon must be isolated, in |eta| < 2.4 and above pt_min (no upper pT cut).
+  double mll_min = 60.0;
+  double mll_max = 120.0;
+  bool flip_parity = false;
 
   // ---- Samples.
   SampleSource simulation{{}, 4000000, 1};
@@ -96,6 +116,11 @@ struct WMassConfig {
   // The data truth of generated data: GeneratorConfig::DefaultData() (biased momentum scale,
   // different efficiencies, non-prompt yield x1.15) with m_W = simulation + data_mw_shift_mev.
   double data_mw_shift_mev = -30.0;
+  // m(W+) - m(W-) of generated data (MeV): W+ at data_mw_shift_mev + d/2, W- (and W -> tau nu,
+  // both charges) at data_mw_shift_mev - d/2. For split-mass tests; within +-2000 MeV.
+  double data_mw_charge_diff_mev = 0.0;
+  // m_Z of generated data minus the simulation's (MeV; the W-like fit's hidden truth).
+  double data_mz_shift_mev = 0.0;
   // Parts of the data truth that can be switched off (closure tests): the momentum-scale bias
   // and the efficiency differences of DetectorParams::DefaultData().
   bool data_scale_bias = true;
@@ -119,6 +144,9 @@ struct WMassConfig {
   // Pseudo-data sets with the Wmunu template at these mass shifts (MeV): multiples of
   // theory.mass_step_mev within +-theory.mass_shift_mev.
   std::vector<double> pseudodata_shifts_mev = {-30.0, 0.0, 30.0};
+  // Charge / eta-split mass parameters (mass_split.h): the NOI's template split over regions of
+  // the fit channel, as separate masses or a common mass plus differences.
+  MassSplitConfig mass_split;
   // Up/down pairs that are not symmetric by construction (mass, width, some theory): "none"
   // (asymmetric), "average", ... (io::Symmetrization). The NOI is always kept asymmetric.
   io::Symmetrization symmetrization = io::Symmetrization::kAverage;
@@ -135,7 +163,14 @@ struct WMassConfig {
 
   static WMassConfig Light();
   static WMassConfig Full();
-  static WMassConfig Preset(WMassPreset preset);
+  // The W-like presets: the W ones with the W-like binning (pT 34 bins in [26, 60] GeV),
+  // mT > 45 GeV, the Z mass as the NOI, no non-prompt estimate, data m_Z shifted by -20 MeV.
+  static WMassConfig WLikeLight();
+  static WMassConfig WLikeFull();
+  static WMassConfig Preset(WMassPreset preset, WMassAnalysis analysis = WMassAnalysis::kWMass);
+  // The nuisance of interest (kWMassNoi or kWLikeNoi) and the fit channel ("wmass", "wlike").
+  const char* Noi() const { return analysis == WMassAnalysis::kWLike ? kWLikeNoi : kWMassNoi; }
+  const char* Channel() const { return analysis == WMassAnalysis::kWLike ? "wlike" : "wmass"; }
   // False with "<field> is <value>, but must be <constraint>" in *error.
   bool IsValid(std::string* error) const;
   // The configuration as JSON (the schema of WMassConfigFromJson; `lepus produce wmass
@@ -143,12 +178,15 @@ struct WMassConfig {
   std::string ToJson() const;
 };
 
-// Reads a configuration: the "preset" key (default "light", or `base` when has_base) gives the
+// Reads a configuration: the "producer" key ("wmass" or "wlike"; default `analysis`) picks the
+// analysis, the "preset" key (default "light", or `base` when has_base) gives the
 // starting values, the other keys override them. Unknown keys, wrong types, a missing or
 // unsupported "lepus_config_version" throw std::invalid_argument "<origin>: <key path> ..."
 // (e.g. "cfg.json: systematics.efficiency.num_eigen is \"4\" (string), but must be an integer").
-WMassConfig WMassConfigFromJson(const std::string& json_text, const std::string& origin);
-WMassConfig ReadWMassConfig(const std::string& path);
+WMassConfig WMassConfigFromJson(const std::string& json_text, const std::string& origin,
+                                WMassAnalysis analysis = WMassAnalysis::kWMass);
+WMassConfig ReadWMassConfig(const std::string& path,
+                            WMassAnalysis analysis = WMassAnalysis::kWMass);
 
 // ---- Progress and summary.
 
@@ -192,6 +230,7 @@ struct WMassHistograms {
 };
 
 struct WMassSummary {
+  std::string selection;  // the fit channel's selection, e.g. "mT > 40 GeV, isolated"
   std::int64_t sim_events = 0, data_events = 0;
   // Per process (slots and "nonprompt"), in the fit channel: raw selected events and yields.
   std::vector<std::string> processes;
