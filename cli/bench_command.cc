@@ -5,6 +5,14 @@
 //   cms   models::MakeCmsLikeModel, 48 x 30 x 2 bins, 10 processes, ~4900 nuisances (sparse);
 //   grid  models::MakeSyntheticModel, 1 channel, 5 processes, every systematic on every
 //         (bin, process): nbins in {10, ..., 100000} x nsyst in {1, 2, 4, ..., 8192}.
+//   large models::MakeCalibrationScaleModel (muon-calibration sparsity: regions of 32 bins with
+//         45 local nuisances each, a few global ones): 450 regions (14,400 bins, 20,260
+//         parameters) and 2400 regions (76,800 bins, 108,010 parameters; the seed's calibration
+//         fit has 76,800 bins and 108,334 parameters). Per point and thread count: generation,
+//         HDF5 round trip, likelihood build, NLL+gradient, then one fit per --large-methods
+//         (default matrix_free, ceres, ceres_dogleg; min of --repeat runs) with iterations, CG
+//         iterations, covariance-row time of the POI, peak RSS and the agreement of NLL, POI and
+//         all parameters with the first method. Not part of "all" (minutes per point).
 // Per model point: generation, HDF5 round trip (io::WriteFitInput to a temporary file +
 // io::ReadFitInput), NLL+gradient, Hessian, full fit + covariance (+ impacts for cms), fit
 // iterations, peak RSS, tensor bytes. Per thread count (--threads 1,2): the likelihood timings
@@ -85,6 +93,9 @@ struct BenchArgs {
   std::string tmpdir;
   std::vector<int> grid_nbins;  // empty = the suite's list
   int grid_max_nsyst = 8192;
+  std::vector<int> large_regions;  // empty = {450, 2400} ({25} with --quick)
+  std::vector<std::string> large_methods = {"matrix_free", "ceres", "ceres_dogleg"};
+  int repeat = 1;
 };
 
 // ---- memory ---------------------------------------------------------------------------------
@@ -120,6 +131,15 @@ double ProcessMaxRssMb() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   return static_cast<double>(u.ru_maxrss) / 1024.0;
+}
+
+// User + system CPU seconds of this process (all threads): robust against other processes
+// competing for the cores, unlike wall time.
+double ProcessCpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
 }
 
 double PhysicalMemoryBytes() {
@@ -436,9 +456,199 @@ double EstimateFitSeconds(const Reference& ref, double hessian_s, double nparams
   return (ref.iterations + 2) * hessian_s + (ref.iterations + 3) * dense;
 }
 
+// ---- large suite: calibration-scale sparse models, matrix-free Newton-CG vs Ceres ----------
+
+struct LargeRow {
+  std::string name, method, status, note;
+  int threads = 0, nparams = 0, repeats = 0, iterations = -1, cg_iterations = -1, evaluations = -1;
+  std::int64_t nbins = 0, rows = 0, nnz = 0;
+  double gen_s = NAN, io_write_s = NAN, io_read_s = NAN, build_s = NAN, nll_grad_s = NAN;
+  double fit_s = NAN, fit_max_s = NAN, fit_cpu_s = NAN, covariance_s = NAN, peak_rss_mb = NAN;
+  double nll = NAN, poi = NAN, poi_error = NAN, edm = NAN;
+  double dnll = NAN, dpoi_over_error = NAN, max_abs_dx = NAN;
+};
+
+const char* kLargeColumns =
+    "suite,name,method,threads,nbins,nparams,rows,nnz,gen_s,io_write_s,io_read_s,build_s,nll_grad_s,"
+    "fit_s,fit_max_s,fit_cpu_s,repeats,iterations,cg_iterations,evaluations,status,covariance_s,peak_rss_mb,nll,"
+    "edm,poi,poi_error,dnll_vs_ref,dpoi_over_error_vs_ref,max_abs_dx_vs_ref,note";
+
+std::string LargeCsvLine(const LargeRow& r) {
+  std::ostringstream o;
+  auto opt_int = [](int v) { return v >= 0 ? std::to_string(v) : std::string(); };
+  o << "large," << r.name << ',' << r.method << ',' << r.threads << ',' << r.nbins << ',' << r.nparams << ','
+    << r.rows << ',' << r.nnz << ',' << Num(r.gen_s) << ',' << Num(r.io_write_s) << ',' << Num(r.io_read_s)
+    << ',' << Num(r.build_s) << ',' << Num(r.nll_grad_s) << ',' << Num(r.fit_s) << ',' << Num(r.fit_max_s)
+    << ',' << Num(r.fit_cpu_s) << ',' << r.repeats << ',' << opt_int(r.iterations) << ',' << opt_int(r.cg_iterations) << ','
+    << opt_int(r.evaluations) << ',' << r.status << ',' << Num(r.covariance_s) << ','
+    << Num(r.peak_rss_mb, "%.1f") << ',' << Num(r.nll, "%.12g") << ',' << Num(r.edm, "%.3g") << ','
+    << Num(r.poi, "%.12g") << ',' << Num(r.poi_error, "%.8g") << ',' << Num(r.dnll, "%.3g") << ','
+    << Num(r.dpoi_over_error, "%.3g") << ',' << Num(r.max_abs_dx, "%.3g") << ',' << CsvQuote(r.note);
+  return o.str();
+}
+
+std::string LargeMarkdown(const std::vector<LargeRow>& rows, const std::string& command) {
+  std::ostringstream o;
+  o << "Command: `" << command << "`\n\n"
+    << "| point | bins | params | thr | method | fit (min) | CPU (min) | iter | CG iter | POI cov rows | peak RSS MB | "
+       "status | NLL - ref | dPOI / error | max abs dx |\n"
+    << "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|\n";
+  for (const LargeRow& r : rows)
+    o << "| " << r.name << " | " << r.nbins << " | " << r.nparams << " | " << r.threads << " | " << r.method
+      << " | " << Dur(r.fit_s) << " | " << Dur(r.fit_cpu_s) << " | " << (r.iterations >= 0 ? std::to_string(r.iterations) : "-") << " | "
+      << (r.cg_iterations >= 0 ? std::to_string(r.cg_iterations) : "-") << " | " << Dur(r.covariance_s) << " | "
+      << Opt(r.peak_rss_mb, "%.0f") << " | " << r.status << " | " << Opt(r.dnll, "%.1e") << " | "
+      << Opt(r.dpoi_over_error, "%.1e") << " | " << Opt(r.max_abs_dx, "%.1e") << " |\n";
+  o << "\n| point | thr | generate | HDF5 write + read | likelihood build | NLL+grad |\n"
+    << "|---|---:|---:|---:|---:|---:|\n";
+  std::string last;
+  for (const LargeRow& r : rows) {
+    const std::string key = r.name + "/" + std::to_string(r.threads);
+    if (key == last) continue;
+    last = key;
+    o << "| " << r.name << " | " << r.threads << " | " << Dur(r.gen_s) << " | "
+      << (std::isfinite(r.io_write_s) ? Dur(r.io_write_s) + " + " + Dur(r.io_read_s) : std::string("-")) << " | "
+      << Dur(r.build_s) << " | " << Dur(r.nll_grad_s) << " |\n";
+  }
+  o << "\nSolver breakdown (Ceres iterations and time, exact Newton polish):\n\n";
+  for (const LargeRow& r : rows)
+    if (!r.note.empty()) o << "- " << r.name << ", " << r.threads << " thread(s), " << r.method << ": " << r.note << "\n";
+  return o.str();
+}
+
+int RunLargeSuite(const BenchArgs& args, const std::string& command_line) {
+  std::vector<int> threads;
+  const int hw = std::max(1u, std::thread::hardware_concurrency());
+  for (int t : args.threads) {
+    if (t < 0) throw std::invalid_argument("--threads is " + std::to_string(t) + ", but must be >= 0");
+    const int resolved = t == 0 ? hw : t;
+    if (std::find(threads.begin(), threads.end(), resolved) == threads.end()) threads.push_back(resolved);
+  }
+  std::vector<engine::FitMethod> methods;
+  for (const std::string& m : args.large_methods) {
+    const engine::FitMethod fm = engine::FitMethodFromString(m);  // throws with the valid names
+    if (fm == engine::FitMethod::kAuto || fm == engine::FitMethod::kDense)
+      throw std::invalid_argument("--large-methods has '" + m + "', but must be matrix_free, ceres or ceres_dogleg");
+    methods.push_back(fm);
+  }
+  if (methods.empty()) throw std::invalid_argument("--large-methods is empty, but must name at least one method");
+  std::vector<int> regions = args.large_regions;
+  if (regions.empty()) regions = args.quick ? std::vector<int>{25} : std::vector<int>{450, 2400};
+  for (int r : regions)
+    if (r <= 0) throw std::invalid_argument("--large-regions has " + std::to_string(r) + ", but must be > 0");
+  if (!args.csv.empty()) CheckOutputPath(args.csv);
+  if (!args.markdown.empty()) CheckOutputPath(args.markdown);
+  const std::filesystem::path tmpdir =
+      args.tmpdir.empty() ? std::filesystem::temp_directory_path() : std::filesystem::path(args.tmpdir);
+  if (!std::filesystem::is_directory(tmpdir))
+    throw std::invalid_argument("--tmpdir " + tmpdir.string() + ": not a directory");
+  const std::string tmpfile = (tmpdir / ("lepus_bench_large_" + std::to_string(getpid()) + ".h5")).string();
+
+  std::vector<LargeRow> rows;
+  for (int nreg : regions) {
+    models::CalibrationScaleSpec spec;
+    spec.nregions = nreg;
+    LargeRow base;
+    ResetPeakRss();
+    auto t0 = Clock::now();
+    engine::Model model = models::MakeCalibrationScaleModel(spec);
+    base.gen_s = Seconds(t0);
+    base.nparams = model.num_params();
+    base.nbins = model.nbins;
+    base.rows = model.tensor.num_rows();
+    base.nnz = model.tensor.num_entries();
+    base.name = "calib-" + std::to_string(base.nparams / 1000) + "k";
+    const double tensor_bytes = static_cast<double>(base.nnz) * 12.0 + static_cast<double>(base.rows) * 24.0;
+    if (tensor_bytes <= args.max_io_gb * 1e9) {
+      io::WriteOptions wo;
+      wo.storage = model.storage;
+      t0 = Clock::now();
+      io::WriteFitInput(model, tmpfile, wo);
+      base.io_write_s = Seconds(t0);
+      model = engine::Model{};
+      t0 = Clock::now();
+      model = io::ReadFitInput(tmpfile);
+      base.io_read_s = Seconds(t0);
+      std::error_code ec;
+      std::filesystem::remove(tmpfile, ec);
+    }
+    const auto shared = std::make_shared<const engine::Model>(std::move(model));
+    for (int t : threads) {
+      engine::LikelihoodOptions lo;
+      lo.num_threads = t;
+      t0 = Clock::now();
+      const engine::Likelihood lik(shared, lo);
+      const double build_s = Seconds(t0);
+      Eigen::VectorXd grad;
+      const Eigen::VectorXd x = lik.InitialParams();
+      const double nll_grad_s = TimePerCall([&] { lik.ValueAndGradient(x, &grad); }, args.quick ? 0.02 : 0.5);
+      engine::FitResult ref;
+      bool have_ref = false;
+      for (engine::FitMethod method : methods) {
+        LargeRow r = base;
+        r.threads = t;
+        r.method = engine::ToString(method);
+        r.build_s = build_s;
+        r.nll_grad_s = nll_grad_s;
+        engine::FitOptions fo;
+        fo.method = method;
+        engine::FitResult fit;
+        double best = 1e300, worst = 0.0, best_cpu = 1e300;
+        ResetPeakRss();
+        for (int rep = 0; rep < args.repeat; ++rep) {
+          const double cpu0 = ProcessCpuSeconds();
+          fit = engine::Fit(lik, fo);
+          best_cpu = std::min(best_cpu, ProcessCpuSeconds() - cpu0);
+          best = std::min(best, fit.time_total);
+          worst = std::max(worst, fit.time_total);
+        }
+        r.fit_cpu_s = best_cpu;
+        r.peak_rss_mb = PeakRssMb();
+        r.repeats = args.repeat;
+        r.fit_s = best;
+        r.fit_max_s = worst;
+        r.iterations = fit.iterations;
+        r.cg_iterations = fit.cg_iterations;
+        r.evaluations = fit.evaluations;
+        r.status = engine::ToString(fit.status);
+        r.covariance_s = fit.time_covariance;
+        r.nll = fit.nll;
+        r.edm = fit.edm;
+        r.poi = fit.values.size() ? fit.values[0] : NAN;
+        r.poi_error = fit.errors.size() ? fit.errors[0] : NAN;
+        r.note = fit.message;
+        if (!have_ref && fit.ok()) {
+          ref = fit;
+          have_ref = true;
+        }
+        if (have_ref && fit.x.size() == ref.x.size()) {
+          r.dnll = fit.nll - ref.nll;
+          r.dpoi_over_error = (fit.values[0] - ref.values[0]) / ref.errors[0];
+          r.max_abs_dx = (fit.x - ref.x).cwiseAbs().maxCoeff();
+        }
+        std::cerr << "bench large " << r.name << " (" << r.nparams << " params, " << r.nbins << " bins) threads=" << t
+                  << " " << r.method << ": fit " << Dur(r.fit_s) << " (CPU " << Dur(r.fit_cpu_s) << ", " << r.iterations << " it, " << r.cg_iterations
+                  << " CG), " << r.status << ", POI cov rows " << Dur(r.covariance_s) << ", peak RSS "
+                  << Opt(r.peak_rss_mb, "%.0f") << " MB, dNLL " << Opt(r.dnll, "%.1e") << ", dPOI/err "
+                  << Opt(r.dpoi_over_error, "%.1e") << (r.note.empty() ? "" : " [" + r.note + "]") << "\n";
+        rows.push_back(r);
+      }
+    }
+  }
+  std::string csv = std::string(kLargeColumns) + "\n";
+  for (const LargeRow& r : rows) csv += LargeCsvLine(r) + "\n";
+  if (!args.csv.empty()) WriteText(args.csv, csv);
+  const std::string md = LargeMarkdown(rows, command_line);
+  if (!args.markdown.empty()) WriteText(args.markdown, md);
+  if (args.csv.empty() && args.markdown.empty()) std::cout << md;
+  std::cerr << "bench: process peak RSS " << Opt(ProcessMaxRssMb(), "%.0f") << " MB\n";
+  return kExitOk;
+}
+
 int RunBench(const BenchArgs& args, const std::string& command_line) {
-  if (args.suite != "cms" && args.suite != "grid" && args.suite != "all")
-    throw std::invalid_argument("--suite is '" + args.suite + "', but must be cms, grid or all");
+  if (args.suite != "cms" && args.suite != "grid" && args.suite != "all" && args.suite != "large")
+    throw std::invalid_argument("--suite is '" + args.suite + "', but must be cms, grid, large or all");
+  if (args.suite == "large") return RunLargeSuite(args, command_line);
   if (!(args.max_seconds > 0))
     throw std::invalid_argument("--max-seconds is " + Num(args.max_seconds) + ", but must be > 0");
   std::vector<int> threads;
@@ -659,9 +869,9 @@ int RunBench(const BenchArgs& args, const std::string& command_line) {
 Command AddBenchCommand(CLI::App& parent, const std::string& command_line) {
   auto args = std::make_shared<BenchArgs>();
   CLI::App* sub = parent.add_subcommand(
-      "bench", "Benchmark suite: CMS-like and dense-grid models against measured machine limits "
-               "(docs/performance.md)");
-  sub->add_option("--suite", args->suite, "cms, grid or all")->capture_default_str();
+      "bench", "Benchmark suite: CMS-like and dense-grid models against measured machine limits, "
+               "and (--suite large) calibration-scale sparse fits (docs/performance.md)");
+  sub->add_option("--suite", args->suite, "cms, grid, large or all (= cms and grid)")->capture_default_str();
   sub->add_flag("--quick", args->quick, "A small subset (a few seconds; for tests and CI)");
   sub->add_option("--max-seconds", args->max_seconds,
                   "Skip grid points (and fits) whose estimated fit time exceeds this")
@@ -684,6 +894,17 @@ Command AddBenchCommand(CLI::App& parent, const std::string& command_line) {
   sub->add_option("--grid-max-nsyst", args->grid_max_nsyst, "Largest grid nsyst")
       ->capture_default_str();
   sub->add_option("--tmpdir", args->tmpdir, "Directory of the temporary HDF5 file");
+  sub->add_option("--large-regions", args->large_regions,
+                  "large suite: regions of 32 bins / 45 local nuisances (comma-separated; default "
+                  "450,2400 = 20k and 108k parameters)")
+      ->delimiter(',');
+  sub->add_option("--large-methods", args->large_methods,
+                  "large suite: fit methods, the first is the reference for the agreement columns")
+      ->delimiter(',')
+      ->capture_default_str();
+  sub->add_option("--repeat", args->repeat, "large suite: fits per method (the minimum time is reported)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100));
   return {sub, [args, command_line] { return RunBench(*args, command_line); }};
 }
 

@@ -26,6 +26,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <memory>
 #include <sstream>
@@ -373,6 +375,7 @@ FitResult FitCeres(const Likelihood& lik, const FitOptions& options, bool dogleg
   ceres::Solver::Summary summary;
   ceres::Solve(so, &problem, &summary);
   const double t_ceres = Seconds(t_start, Clock::now());
+  if (std::getenv("LEPUS_DEBUG_CERES")) std::fprintf(stderr, "%s\n", summary.FullReport().c_str());
   const int ceres_iterations = std::max(0, summary.num_successful_steps) + std::max(0, summary.num_unsuccessful_steps);
   std::ostringstream note;
   note << "ceres " << (dogleg ? "dogleg" : "levenberg_marquardt") << " (" << ceres::SparseLinearAlgebraLibraryTypeToString(library)
