@@ -4,7 +4,13 @@
 // eta bin with Ceres and writes the calibration file the producers read (--calibration of
 // `lepus produce`). Progress and the summary (Ceres report, per-eta-bin parameters vs the hidden
 // truth) on stderr; the file to -o ("-" = stdout). Exit code 2 when the fit did not converge or
-// the covariance failed (the file is still written).
+// the covariance failed (the file is still written). `--events` / `--data-events` read J/psi
+// event files (`lepus generate --process jpsi`) instead of generating.
+//
+// `lepus calibrate zclosure`: the Z -> mu mu closure of a calibration file (models/zclosure.h):
+// Z data corrected with it against the simulation, the residual (A, M) per eta bin with the Z
+// and calibration uncertainties, chi2 and p-value against zero; writes the calibration with its
+// `closure` uncertainties filled.
 #include <unistd.h>
 
 #include <chrono>
@@ -24,6 +30,7 @@
 #include "common.h"
 #include "lepus/models/calibration.h"
 #include "lepus/models/jpsi_calibration.h"
+#include "lepus/models/zclosure.h"
 
 namespace lepus::cli {
 namespace {
@@ -42,6 +49,9 @@ struct CalibrateArgs {
   int threads = 0;
   std::string output;
   bool quiet = false;
+  std::vector<std::string> sim_files, data_files;  // event files instead of generation
+  bool truth_given = false;                         // --truth on the command line
+  std::string calibration;                          // zclosure: the calibration to test
 };
 
 // "calibrate: data 12.0M/20.0M J/psi (60%)" on stderr: in place on a terminal, else per tenth.
@@ -55,7 +65,7 @@ class StageProgress {
     tenth_ = tenth;
     const double t = std::chrono::duration<double>(Clock::now() - start_).count();
     char buf[160];
-    std::snprintf(buf, sizeof(buf), "calibrate: %s %.2fM/%.2fM J/psi generated (%d%%), %.1f s",
+    std::snprintf(buf, sizeof(buf), "calibrate: %s %.2fM/%.2fM events (%d%%), %.1f s",
                   stage.c_str(), done / 1e6, total / 1e6,
                   total > 0 ? static_cast<int>(100 * done / total) : 100, t);
     std::cerr << (tty_ ? "\r" : "") << buf << (tty_ ? "\033[K" : "\n") << std::flush;
@@ -74,12 +84,55 @@ class StageProgress {
   bool drawn_ = false;
 };
 
+// The hidden data bias of --truth on the calibration's eta bins: "nominal" none, "biased" the
+// smooth default, "binned" the default averaged onto the bins (constant within each, so the
+// calibration can recover it exactly; identical to "biased" for 48 bins).
+void ApplyTruth(const std::string& truth, const std::vector<double>& eta_edges,
+                models::DetectorParams* detector) {
+  if (truth == "nominal") {
+    detector->scale_bias = models::ScaleTable{};
+  } else if (truth == "binned") {
+    const std::vector<models::ScaleBias> coarse =
+        models::TruthOnBins(models::DetectorParams::DefaultData().scale_bias, eta_edges);
+    for (int f = 0; f < models::kScaleEtaBins; ++f) {
+      const double c = models::ScaleEtaBinCenter(f);
+      for (std::size_t b = 0; b + 1 < eta_edges.size(); ++b)
+        if (c >= eta_edges[b] && c < eta_edges[b + 1]) detector->scale_bias[f] = coarse[b];
+    }
+  } else {
+    detector->scale_bias = models::DetectorParams::DefaultData().scale_bias;
+  }
+}
+
+void CheckFiles(const CalibrateArgs& a) {
+  if (a.sim_files.empty() != a.data_files.empty())
+    throw std::invalid_argument(std::string(a.sim_files.empty() ? "--data-events" : "--events") +
+                                " needs " + (a.sim_files.empty() ? "--events" : "--data-events") +
+                                " too (read both samples from files or generate both)");
+  if (!a.sim_files.empty() && a.num_events != -1)
+    throw std::invalid_argument("--generate excludes --events/--data-events (the events are read)");
+}
+
+// Prefixes the flag behind an option's field name in an IsValid message.
+std::string NameFlag(std::string error) {
+  const std::pair<const char*, const char*> flags[] = {
+      {"pt_edges", "--pt-edges"},        {"num_data_events", "--generate"},
+      {"sim_factor", "--sim-factor"},    {"min_events_per_bin", "--min-events"},
+      {"num_threads", "--threads"}};
+  for (const auto& [field, flag] : flags)
+    if (error.rfind(field, 0) == 0) error = std::string(flag) + ": " + error;
+  return error;
+}
+
 models::JpsiCalibrationOptions MakeOptions(const CalibrateArgs& a) {
   models::JpsiCalibrationOptions o = a.light ? models::JpsiCalibrationOptions::Light()
                                              : models::JpsiCalibrationOptions::Full();
   if (a.num_events == 0 || a.num_events < -1)
-    throw std::invalid_argument("--events is " + std::to_string(a.num_events) +
+    throw std::invalid_argument("--generate is " + std::to_string(a.num_events) +
                                 ", but must be > 0");
+  CheckFiles(a);
+  o.sim_files = a.sim_files;
+  o.data_files = a.data_files;
   if (a.num_events > 0) o.num_data_events = static_cast<std::uint64_t>(a.num_events);
   o.seed = a.seed;
   if (a.eta_bins > 0) {
@@ -95,30 +148,9 @@ models::JpsiCalibrationOptions MakeOptions(const CalibrateArgs& a) {
   if (a.min_events != -1) o.min_events_per_bin = a.min_events;
   if (!a.solver.empty()) o.linear_solver = models::CalibrationLinearSolverFromString(a.solver);
   o.num_threads = a.threads;
-  if (a.truth == "nominal") {
-    o.data_detector.scale_bias = models::ScaleTable{};
-  } else if (a.truth == "binned") {
-    // The default data bias averaged onto the calibration's eta bins: constant within each bin,
-    // so the calibration can recover it exactly (identical to "biased" for 48 bins).
-    const std::vector<models::ScaleBias> coarse =
-        models::TruthOnBins(o.data_detector.scale_bias, o.eta_edges);
-    for (int f = 0; f < models::kScaleEtaBins; ++f) {
-      const double c = models::ScaleEtaBinCenter(f);
-      for (std::size_t b = 0; b + 1 < o.eta_edges.size(); ++b)
-        if (c >= o.eta_edges[b] && c < o.eta_edges[b + 1]) o.data_detector.scale_bias[f] = coarse[b];
-    }
-  }
+  ApplyTruth(a.truth, o.eta_edges, &o.data_detector);
   std::string error;
-  if (!o.IsValid(&error)) {
-    // Name the flag behind the option where there is one.
-    const std::pair<const char*, const char*> flags[] = {
-        {"pt_edges", "--pt-edges"},        {"num_data_events", "--events"},
-        {"sim_factor", "--sim-factor"},    {"min_events_per_bin", "--min-events"},
-        {"num_threads", "--threads"}};
-    for (const auto& [field, flag] : flags)
-      if (error.rfind(field, 0) == 0) error = std::string(flag) + ": " + error;
-    throw std::invalid_argument(error);
-  }
+  if (!o.IsValid(&error)) throw std::invalid_argument(NameFlag(error));
   return o;
 }
 
@@ -127,12 +159,21 @@ int RunCalibrate(const CalibrateArgs& a, const std::string& command_line) {
   CheckOutputPath(a.output);
   const int neta = static_cast<int>(o.eta_edges.size()) - 1;
   const int npt = static_cast<int>(o.pt_edges.size()) - 1;
+  const bool files = !o.data_files.empty();
+  // The hidden truth is known when generating; with files only if --truth says what it was.
+  const bool compare_truth = !files || a.truth_given;
   std::cerr << "calibrate: J/psi, " << (a.light ? "light" : "full") << " configuration: " << neta
             << " eta x " << npt << " pT bins (" << neta * neta * npt * npt << " mass bins, "
-            << 3 * neta << " parameters), " << o.num_data_events << " data + "
-            << static_cast<std::uint64_t>(o.sim_factor * o.num_data_events)
-            << " simulated J/psi, seed " << o.seed << ", data truth " << a.truth
-            << ", solver " << models::ToString(o.linear_solver) << "\n";
+            << 3 * neta << " parameters), ";
+  if (files)
+    std::cerr << o.data_files.size() << " data and " << o.sim_files.size()
+              << " simulation event file(s)";
+  else
+    std::cerr << o.num_data_events << " data + "
+              << static_cast<std::uint64_t>(o.sim_factor * o.num_data_events)
+              << " simulated J/psi, seed " << o.seed;
+  if (compare_truth) std::cerr << ", data truth " << a.truth;
+  std::cerr << ", solver " << models::ToString(o.linear_solver) << "\n";
 
   StageProgress progress;
   models::JpsiCalibrationSummary s;
@@ -153,12 +194,13 @@ int RunCalibrate(const CalibrateArgs& a, const std::string& command_line) {
   os << s.FullReport();
   os << "  throughput: "
      << (s.data_generated + s.sim_generated) / std::max(s.generate_seconds, 1e-9) / 1e6
-     << "M J/psi/s generated and binned; total " << seconds << " s\n";
+     << "M J/psi/s " << (files ? "read" : "generated") << " and binned; total " << seconds
+     << " s\n";
   const std::vector<models::ScaleBias> truth =
       models::TruthOnBins(o.data_detector.scale_bias, o.eta_edges);
   char line[256];
-  std::snprintf(line, sizeof(line), "%4s %13s %22s %8s %22s %8s %22s %8s\n", "bin", "eta",
-                "A", "truth", "e [GeV]", "truth", "M [1/GeV]", "truth");
+  std::snprintf(line, sizeof(line), "%4s %13s %22s %8s %22s %8s %22s %8s %15s\n", "bin", "eta",
+                "A", "truth", "e [GeV]", "truth", "M [1/GeV]", "truth", "resolution");
   os << line;
   Eigen::VectorXd d(3 * neta);
   for (int b = 0; b < neta; ++b) {
@@ -167,15 +209,26 @@ int RunCalibrate(const CalibrateArgs& a, const std::string& command_line) {
     const double val[3] = {p.A, p.e, p.M};
     for (int k = 0; k < 3; ++k)
       std::snprintf(v[k], sizeof(v[k]), "%9.2e +- %8.1e", val[k], c.Uncertainty(b, k));
-    std::snprintf(line, sizeof(line), "%4d [%5.2f,%5.2f] %22s %8.1e %22s %8.1e %22s %8.1e\n", b,
-                  o.eta_edges[b], o.eta_edges[b + 1], v[0], truth[b].A, v[1], truth[b].e, v[2],
-                  truth[b].M);
+    char res[40] = "-";
+    if (!s.resolution_scale.empty())
+      std::snprintf(res, sizeof(res), "%.3f +- %.3f", s.resolution_scale[b],
+                    s.resolution_scale_error[b]);
+    if (compare_truth)
+      std::snprintf(line, sizeof(line), "%4d [%5.2f,%5.2f] %22s %8.1e %22s %8.1e %22s %8.1e %15s\n",
+                    b, o.eta_edges[b], o.eta_edges[b + 1], v[0], truth[b].A, v[1], truth[b].e,
+                    v[2], truth[b].M, res);
+    else
+      std::snprintf(line, sizeof(line), "%4d [%5.2f,%5.2f] %22s %8s %22s %8s %22s %8s %15s\n", b,
+                    o.eta_edges[b], o.eta_edges[b + 1], v[0], "?", v[1], "?", v[2], "?", res);
     os << line;
     d[3 * b] = p.A - truth[b].A;
     d[3 * b + 1] = p.e - truth[b].e;
     d[3 * b + 2] = p.M - truth[b].M;
   }
-  if (s.status == models::CalibrationFitStatus::kConverged) {
+  if (!s.resolution_scale.empty())
+    os << "  resolution: data/simulation curvature-resolution scale per eta bin (last column); "
+          "resolution_uncertainty = max(|rho - 1|, sigma_rho)\n";
+  if (s.status == models::CalibrationFitStatus::kConverged && compare_truth) {
     const Eigen::LDLT<Eigen::MatrixXd> ldlt(c.covariance);
     if (ldlt.info() == Eigen::Success) {
       os << "  fitted - truth: chi2 = " << d.dot(ldlt.solve(d)) << " for " << 3 * neta
@@ -195,6 +248,101 @@ int RunCalibrate(const CalibrateArgs& a, const std::string& command_line) {
   return s.status == models::CalibrationFitStatus::kConverged ? kExitOk : kExitFitFailed;
 }
 
+int RunZClosureCommand(const CalibrateArgs& a, const std::string& command_line) {
+  models::ZClosureOptions o =
+      a.light ? models::ZClosureOptions::Light() : models::ZClosureOptions{};
+  if (a.num_events == 0 || a.num_events < -1)
+    throw std::invalid_argument("--generate is " + std::to_string(a.num_events) +
+                                ", but must be > 0");
+  CheckFiles(a);
+  const models::CalibrationParameters calibration = models::ReadCalibration(a.calibration);
+  o.sim_files = a.sim_files;
+  o.data_files = a.data_files;
+  if (a.num_events > 0) o.num_data_events = static_cast<std::uint64_t>(a.num_events);
+  o.seed = a.seed;
+  if (!a.pt_edges.empty()) o.pt_edges = a.pt_edges;
+  if (!std::isnan(a.sim_factor)) o.sim_factor = a.sim_factor;
+  if (a.min_events != -1) o.min_events_per_bin = a.min_events;
+  if (!a.solver.empty()) o.fit.linear_solver = models::CalibrationLinearSolverFromString(a.solver);
+  o.num_threads = a.threads;
+  ApplyTruth(a.truth, calibration.eta_edges, &o.data_detector);
+  std::string error;
+  if (!o.IsValid(&error)) throw std::invalid_argument(NameFlag(error));
+  CheckOutputPath(a.output);
+  const bool files = !o.data_files.empty();
+  std::cerr << "calibrate: Z -> mu mu closure of " << a.calibration << " ("
+            << calibration.num_bins() << " eta bins), ";
+  if (files)
+    std::cerr << o.data_files.size() << " data and " << o.sim_files.size()
+              << " simulation event file(s)";
+  else
+    std::cerr << o.num_data_events << " data (expected) + "
+              << static_cast<std::uint64_t>(o.sim_factor * o.num_data_events)
+              << " simulated Z, seeds " << o.seed << " / " << o.seed + 1 << ", data truth "
+              << a.truth;
+  std::cerr << ", solver " << models::ToString(o.fit.linear_solver) << ", e fixed\n";
+
+  StageProgress progress;
+  models::ZClosureSummary s;
+  const auto t0 = std::chrono::steady_clock::now();
+  models::CalibrationParameters c = models::RunZClosure(
+      calibration, o, &s,
+      a.quiet ? models::CalibrationProgress{}
+              : [&progress](const std::string& stage, std::uint64_t d, std::uint64_t t) {
+                  progress.Update(stage, d, t);
+                });
+  progress.Finish();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  c.description += " (" + command_line + ")";
+  std::ostringstream os;
+  os << s.FullReport(calibration.eta_edges);
+  os << "  total " << seconds << " s\n";
+  if (s.p_value_total >= 0.0)
+    os << "  closure: the residuals are " << (s.p_value_total > 0.01 ? "" : "NOT ")
+       << "consistent with zero (p = " << s.p_value_total
+       << " with the Z and calibration uncertainties); closure uncertainty per bin = sign(r) "
+          "max(sigma_Z, sqrt(r^2 - sigma_cal^2)) for A and M\n";
+  std::cerr << os.str();
+  if (a.output == "-")
+    std::cout << models::CalibrationToJson(c) << std::flush;
+  else
+    models::WriteCalibration(a.output, c);
+  std::cerr << "calibrate: wrote " << (a.output == "-" ? "stdout" : a.output) << "\n";
+  return s.fit.status == models::CalibrationFitStatus::kConverged ? kExitOk : kExitFitFailed;
+}
+
+// Options shared by `calibrate jpsi` and `calibrate zclosure`.
+void AddSampleOptions(CLI::App* sub, const std::shared_ptr<CalibrateArgs>& a,
+                      const std::string& what, const std::string& generate_help) {
+  sub->add_option("-n,--generate", a->num_events, generate_help)->type_name("N");
+  sub->add_option("--events", a->sim_files,
+                  "simulated " + what + " event files to read instead of generating (with "
+                  "--data-events)")
+      ->type_name("FILE...");
+  sub->add_option("--data-events", a->data_files,
+                  "data " + what + " event files to read instead of generating (with --events)")
+      ->type_name("FILE...");
+  sub->add_option("--seed", a->seed, "random seed (data and simulation use independent streams)")
+      ->type_name("S")
+      ->capture_default_str();
+  sub->add_option("--pt-edges", a->pt_edges, "muon pT bin edges in GeV")
+      ->type_name("GEV...")
+      ->delimiter(',');
+  sub->add_option("--sim-factor", a->sim_factor, "simulated / data events (default 2)")
+      ->type_name("X");
+  sub->add_option("--min-events", a->min_events,
+                  "events (data and simulation) a mass bin needs to be used (default 50)")
+      ->type_name("N");
+  sub->add_option("--threads", a->threads, "worker threads (0 = all cores)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  sub->add_flag("-q,--quiet", a->quiet, "no progress lines");
+  sub->add_option("-o,--output", a->output, "calibration file (JSON; - = stdout)")
+      ->required()
+      ->type_name("FILE");
+}
+
 }  // namespace
 
 Command AddCalibrateCommand(CLI::App& parent, const std::string& command_line) {
@@ -205,12 +353,8 @@ Command AddCalibrateCommand(CLI::App& parent, const std::string& command_line) {
       "jpsi",
       "J/psi -> mu mu calibration of (A, e, M) per eta bin with Ceres; writes the calibration "
       "file of docs/calibration.md");
-  sub->add_option("-n,--events", a->num_events,
-                  "data J/psi generated (simulation: x --sim-factor); default 2e6 light, 2e7 full")
-      ->type_name("N");
-  sub->add_option("--seed", a->seed, "random seed (data and simulation use independent streams)")
-      ->type_name("S")
-      ->capture_default_str();
+  AddSampleOptions(sub, a, "J/psi",
+                   "data J/psi generated (simulation: x --sim-factor); default 2e6 light, 2e7 full");
   auto* light = sub->add_flag("--light", a->light, "light configuration: 12 eta x 2 pT bins");
   auto* full = sub->add_flag("--full", a->full,
                              "full configuration: 48 eta x 4 pT bins, 144 parameters (default)");
@@ -219,30 +363,41 @@ Command AddCalibrateCommand(CLI::App& parent, const std::string& command_line) {
                   "uniform eta bins in [-2.4, 2.4] (a divisor of 48), overrides the configuration")
       ->type_name("N")
       ->check(CLI::PositiveNumber);
-  sub->add_option("--pt-edges", a->pt_edges, "muon pT bin edges in GeV")
-      ->type_name("GEV...")
-      ->delimiter(',');
-  sub->add_option("--sim-factor", a->sim_factor, "simulated / data J/psi (default 2)")
-      ->type_name("X");
-  sub->add_option("--min-events", a->min_events,
-                  "events (data and simulation) a mass bin needs to be used (default 50)")
-      ->type_name("N");
   sub->add_option("--solver", a->solver,
                   "Ceres linear solver (default: dense_qr light, sparse_normal_cholesky full)")
       ->check(CLI::IsMember({"dense_qr", "dense_normal_cholesky", "sparse_normal_cholesky"}));
   sub->add_option("--truth", a->truth,
                   "hidden data bias: binned (the default data bias averaged on the calibration "
-                  "bins), biased (the smooth default), nominal (none)")
+                  "bins), biased (the smooth default), nominal (none); with event files: only "
+                  "the truth the report compares with")
       ->check(CLI::IsMember({"binned", "biased", "nominal"}))
-      ->capture_default_str();
-  sub->add_option("--threads", a->threads, "worker threads (0 = all cores)")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  sub->add_flag("-q,--quiet", a->quiet, "no progress lines");
-  sub->add_option("-o,--output", a->output, "calibration file (JSON; - = stdout)")
+      ->capture_default_str()
+      ->each([a](const std::string&) { a->truth_given = true; });
+
+  // zclosure: the same sample options, the calibration to test.
+  auto z = std::make_shared<CalibrateArgs>();
+  CLI::App* zsub = cal->add_subcommand(
+      "zclosure",
+      "Z -> mu mu closure of a calibration file: residual (A, M) per eta bin of the corrected "
+      "data, consistency with zero, closure uncertainties written into the file");
+  zsub->add_option("-c,--calibration", z->calibration, "the calibration file to test (JSON)")
       ->required()
       ->type_name("FILE");
-  return {cal, [a, command_line] { return RunCalibrate(*a, command_line); }};
+  AddSampleOptions(zsub, z, "Z -> mu mu",
+                   "data Z -> mu mu expected (simulation: x --sim-factor); default 2e6 light, "
+                   "1e7 full");
+  zsub->add_flag("--light", z->light, "fewer events (2e6 data Z) and dense QR, for tests");
+  zsub->add_option("--solver", z->solver, "Ceres linear solver (default sparse_normal_cholesky)")
+      ->check(CLI::IsMember({"dense_qr", "dense_normal_cholesky", "sparse_normal_cholesky"}));
+  zsub->add_option("--truth", z->truth,
+                   "hidden data bias of the generated Z data: binned (on the calibration's bins), "
+                   "biased, nominal")
+      ->check(CLI::IsMember({"binned", "biased", "nominal"}))
+      ->capture_default_str();
+  return {cal, [a, z, zsub, command_line] {
+            return zsub->parsed() ? RunZClosureCommand(*z, command_line)
+                                  : RunCalibrate(*a, command_line);
+          }};
 }
 
 }  // namespace lepus::cli

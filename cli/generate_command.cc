@@ -27,6 +27,7 @@
 #include "generate_command.h"
 #include "lepus/models/event_file.h"
 #include "lepus/models/generator.h"
+#include "lepus/models/jpsi.h"
 
 namespace lepus::cli {
 namespace {
@@ -74,7 +75,7 @@ std::vector<Process> ParseProcesses(const std::vector<std::string>& args) {
           throw std::invalid_argument(
               "--process: unknown process '" + name +
               "' (valid: wmunu, wplus, wminus, zmumu, wtaunu, ztautau, nonprompt, top, diboson, "
-              "all; comma-separated or repeated)");
+              "all; comma-separated or repeated; or jpsi alone)");
         }
       }
     }
@@ -144,7 +145,80 @@ class RateProgress {
   bool drawn_ = false;
 };
 
+// `--process jpsi`: J/psi -> mu mu events for the muon calibration (models/jpsi.h; read back by
+// `lepus calibrate jpsi --events ... --data-events ...`). Simulation: the nominal detector; data
+// (--data): the data detector's scale bias (--truth-scale). -n events are generated; those with
+// two reconstructed muons (pT > 4 GeV, |eta| < 2.4) are written, unit weights.
+int RunGenerateJpsi(const GenerateArgs& a, const std::string& command_line) {
+  const std::pair<bool, const char*> not_for_jpsi[] = {
+      {a.lumi_pb > 0, "--lumi"},
+      {!std::isnan(a.mw_shift_mev), "--truth-mw-shift"},
+      {!std::isnan(a.nonprompt_factor), "--truth-nonprompt-factor"},
+      {!a.eff_truth.empty(), "--truth-eff"},
+      {a.no_detector, "--no-detector"}};
+  for (const auto& [set, flag] : not_for_jpsi)
+    if (set)
+      throw std::invalid_argument(std::string(flag) +
+                                  " does not apply to --process jpsi (J/psi events have no "
+                                  "luminosity, W, non-prompt or efficiency truth)");
+  if (a.num_events == 0) throw std::invalid_argument("-n is required for --process jpsi");
+  models::DetectorParams detector =
+      a.data ? models::DetectorParams::DefaultData() : models::DetectorParams::Simulation();
+  if (!a.scale_truth.empty())
+    detector.scale_bias = a.scale_truth == "biased"
+                              ? models::DetectorParams::DefaultData().scale_bias
+                              : models::ScaleTable{};
+  CheckOutputPath(a.output);
+  const models::SampleKind sample =
+      a.data ? models::SampleKind::kData : models::SampleKind::kSimulation;
+  const models::JpsiGenerator generator(models::JpsiGeneratorOptions{}, detector, sample, a.seed);
+  std::cerr << "generate: J/psi -> mu mu, " << models::ToString(sample) << ", seed " << a.seed
+            << ", " << Human(static_cast<double>(a.num_events))
+            << " J/psi to generate (written: two reconstructed muons)\n";
+  const auto t0 = std::chrono::steady_clock::now();
+  models::EventFileWriterOptions write_options;
+  write_options.num_threads = a.threads;
+  models::EventFileWriter writer(
+      a.output,
+      models::MakeJpsiEventFileMetadata(generator, a.num_events,
+                                        "lepus " + Version() + ": " + command_line),
+      write_options);
+  models::EventBatch batch;
+  RateProgress progress;
+  const auto total = static_cast<std::int64_t>(a.num_events);
+  progress.Update(0, total);
+  for (std::uint64_t first = 0; first < a.num_events; first += a.batch) {
+    const std::uint64_t n = std::min<std::uint64_t>(a.batch, a.num_events - first);
+    batch.Clear();
+    generator.Generate(first, n, &batch, a.threads);
+    writer.Append(batch);
+    progress.Update(static_cast<std::int64_t>(first + n), total);
+  }
+  progress.Finish();
+  writer.Close();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::error_code ec;
+  const auto bytes = std::filesystem::file_size(a.output, ec);
+  std::cerr << "wrote " << a.output << ": " << writer.num_events() << " J/psi events of "
+            << a.num_events << " generated, "
+            << (ec ? std::string("?") : Human(static_cast<double>(bytes)) + "B") << ", in "
+            << Seconds(seconds) << "\n";
+  return kExitOk;
+}
+
 int RunGenerate(const GenerateArgs& a, const std::string& command_line) {
+  for (const std::string& arg : a.processes) {
+    std::stringstream ss(arg);
+    std::string name;
+    bool jpsi = false, other = false;
+    while (std::getline(ss, name, ',')) (name == "jpsi" ? jpsi : other) = true;
+    if (jpsi && (other || a.processes.size() > 1))
+      throw std::invalid_argument(
+          "--process: jpsi cannot be combined with other processes (J/psi events go to their own "
+          "file)");
+    if (jpsi) return RunGenerateJpsi(a, command_line);
+  }
   models::GeneratorConfig config =
       a.data ? models::GeneratorConfig::DefaultData() : models::GeneratorConfig{};
   config.processes = ParseProcesses(a.processes);
@@ -254,7 +328,8 @@ Command AddGenerateCommand(CLI::App& parent, const std::string& command_line) {
       "generate", "generate events with the parametric generator and write an HDF5 event file");
   sub->add_option("--process,-p", a->processes,
                   "wmunu, wplus, wminus, zmumu, wtaunu, ztautau, nonprompt, top, diboson or all; "
-                  "comma-separated or repeated")
+                  "comma-separated or repeated; or jpsi alone (J/psi -> mu mu for lepus "
+                  "calibrate jpsi)")
       ->required()
       ->type_name("NAME");
   sub->add_option("-n,--events", a->num_events,

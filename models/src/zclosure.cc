@@ -301,19 +301,22 @@ CalibrationParameters RunZClosure(const CalibrationParameters& calibration,
   // ---- the closure uncertainties.
   CalibrationParameters out = calibration;
   out.closure.per_bin.assign(neta, ScaleBias{});
-  auto closure = [](double r, double sigma) {
-    const double v = std::max(std::abs(r), sigma);
+  // The residual beyond the calibration's own propagated uncertainty (already covered by its
+  // statistical nuisances), and at least the Z statistical precision.
+  auto closure = [](double r, double sigma_z, double sigma_cal) {
+    const double v = std::max(sigma_z, std::sqrt(std::max(0.0, r * r - sigma_cal * sigma_cal)));
     return r < 0.0 ? -v : v;
   };
   for (int i = 0; i < neta; ++i) {
     if (!z.used[i]) continue;
-    out.closure.per_bin[i] = {closure(z.residual[i].A, z.stat_error[i].A), 0.0,
-                              closure(z.residual[i].M, z.stat_error[i].M)};
+    out.closure.per_bin[i] = {
+        closure(z.residual[i].A, z.stat_error[i].A, z.calibration_error[i].A), 0.0,
+        closure(z.residual[i].M, z.stat_error[i].M, z.calibration_error[i].M)};
   }
   std::ostringstream d;
   d << "; Z closure: " << s.data_generated << " data and " << s.sim_generated << " simulated Z "
     << (s.from_files ? "read" : "generated") << ", chi2/ndf = " << z.chi2_total << "/" << z.ndf
-    << " (Z stat + calibration), closure = sign(r) max(|r|, sigma_Z) per bin";
+    << " (Z stat + calibration), closure = sign(r) max(sigma_Z, sqrt(r^2 - sigma_cal^2)) per bin";
   out.description += d.str();
   return out;
 }
@@ -329,7 +332,10 @@ std::string ZClosureSummary::BriefReport() const {
 
 std::string ZClosureSummary::FullReport(const std::vector<double>& eta_edges) const {
   std::ostringstream os;
-  os << BriefReport() << "\n" << fit.FullReport();
+  std::string fit_report = fit.FullReport();
+  const std::string prefix = "J/psi calibration:";
+  if (fit_report.rfind(prefix, 0) == 0) fit_report.replace(0, prefix.size(), "  residual fit:");
+  os << BriefReport() << "\n" << fit_report;
   os << "  propagation of the calibration covariance: " << std::fixed << std::setprecision(3)
      << propagation_seconds << " s\n";
   char line[256];

@@ -16,8 +16,10 @@
 // the fitted (A, M). The closure uncertainty written into the calibration
 // (CalibrationParameters::closure, one nuisance per eta bin, MomentumNuisances kClosure) is per
 // bin and component
-//     closure = sign(r) max(|r|, sigma_Z(r))          (A and M; e = 0),
-// i.e. the residual when it is larger than the Z statistical precision, else that precision.
+//     closure = sign(r) max(sigma_Z, sqrt(max(0, r^2 - sigma_cal^2)))     (A and M; e = 0),
+// i.e. the part of the residual r not explained by the calibration's own propagated statistical
+// uncertainty sigma_cal (which its statistical nuisances already cover), and at least the Z
+// statistical precision sigma_Z. For an exact calibration (sigma_cal = 0): max(|r|, sigma_Z).
 // This library links Ceres (lepus::calibration).
 #pragma once
 
