@@ -95,7 +95,7 @@ double FitNoiMeV(const engine::Model& model, const std::vector<double>* data, do
 
 }  // namespace
 
-TEST_CASE("DileptonConfig: presets are valid; light has tens and full about a thousand nuisances") {
+TEST_CASE("DileptonConfig: presets are valid, light has tens and full about a thousand nuisances") {
   std::string error;
   CHECK(DileptonConfig{}.IsValid(&error));
   CHECK(DileptonConfig::Light().ToJson() == DileptonConfig{}.ToJson());
