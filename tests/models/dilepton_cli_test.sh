@@ -59,6 +59,15 @@ jq -e '.parameters[] | select(.name == "massShiftZ100MeV") | ((.value_physical -
   "$work/pd.json" >/dev/null \
   || { jq '.parameters[] | select(.name == "massShiftZ100MeV")' "$work/pd.json"; fail "pseudo-data +30 MeV not recovered"; }
 
+# Event files instead of the generator (simulation and data).
+"$lepus" generate --process zmumu,ztautau -n 20000 --seed 5 --min-muons 2 -o "$work/zsim.h5" 2>/dev/null
+"$lepus" generate --process zmumu,ztautau -n 20000 --data --seed 6 --min-muons 2 -o "$work/zdata.h5" 2>/dev/null
+"$lepus" produce dilepton --events "$work/zsim.h5" --data-events "$work/zdata.h5" -o "$work/files.h5" \
+  2>"$work/files.log"
+grep -Eq "events read: [0-9]+ simulation, [0-9]+ data" "$work/files.log" || { cat "$work/files.log"; fail "files summary"; }
+grep -q "1 event file(s); data 1 event file(s)" "$work/files.log" || { cat "$work/files.log"; fail "files header"; }
+"$lepus" inspect "$work/files.h5" --json | jq -e '.channels[0].name == "dilepton"' >/dev/null || fail "files input"
+
 # --print-config prints a configuration that reads back.
 "$lepus" produce dilepton --full --print-config >"$work/full.json"
 jq -e '.preset == "full" and .producer == "dilepton" and .lepus_config_version == 1 and
