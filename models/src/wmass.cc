@@ -762,9 +762,14 @@ GeneratorConfig DataGenerator(const WMassConfig& c, int charge_sign = 0) {
   g.luminosity_pb = c.luminosity_pb;
   g.seed = c.data.seed;
   const double half_diff = 0.5 * c.data_mw_charge_diff_mev * (charge_sign > 0 ? 1.0 : -1.0);
-  g.physics.w_mass =
-      GeneratorParams::Simulation().w_mass + (c.data_mw_shift_mev + half_diff) * 1e-3;
-  g.physics.z_mass = GeneratorParams::Simulation().z_mass + c.data_mz_shift_mev * 1e-3;
+  // A mass shift carries the width along as Gamma' = Gamma (M'/M)^3, the convention of the
+  // Breit-Wigner templates (theory_variations.h), so that the generated data at a shift are what
+  // the reweighted simulation describes (a width change of 8 MeV per 100 MeV for the W).
+  const GeneratorParams sim = GeneratorParams::Simulation();
+  g.physics.w_mass = sim.w_mass + (c.data_mw_shift_mev + half_diff) * 1e-3;
+  g.physics.w_width = sim.w_width * std::pow(g.physics.w_mass / sim.w_mass, 3);
+  g.physics.z_mass = sim.z_mass + c.data_mz_shift_mev * 1e-3;
+  g.physics.z_width = sim.z_width * std::pow(g.physics.z_mass / sim.z_mass, 3);
   if (!c.data_scale_bias) g.detector.scale_bias = DetectorParams::Simulation().scale_bias;
   if (!c.data_efficiency_bias)
     g.detector.efficiency_variation = DetectorParams::Simulation().efficiency_variation;

@@ -1,0 +1,15 @@
+# The W-like Z-mass analysis and the charge / eta-split masses (models/wmass.h,
+# models/mass_split.h; docs/wlike.md): included from tests/models/CMakeLists.txt.
+lepus_add_test(NAME lepus_wlike_tests
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/wlike_test.cc
+  LIBS lepus_models lepus_io lepus_engine)
+
+# `lepus produce wlike` end to end: both parities fitted, split masses with --combine against
+# the difference parameter, error messages (needs the lepus command and jq).
+find_program(LEPUS_JQ_WLIKE jq)
+if(TARGET lepus AND LEPUS_JQ_WLIKE)
+  add_test(NAME cli.produce_wlike
+           COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/wlike_cli_test.sh $<TARGET_FILE:lepus>
+                   ${CMAKE_CURRENT_BINARY_DIR}/work/produce_wlike)
+  set_tests_properties(cli.produce_wlike PROPERTIES TIMEOUT 300 LABELS cli)
+endif()

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# wlike_cli_test.sh LEPUS WORKDIR: `lepus produce wlike` end to end on a small sample (channel
+# wlike with 3264 bins, the Z-mass NOI, the fit of generated data for both parities), split masses
+# (`--mass-split charge`: the separate masses with `lepus fit --combine` equal the difference
+# parameter of `--mass-split-mode difference`), and clear errors (exit code 1).
+set -euo pipefail
+lepus=$1 work=$2
+rm -rf "$work"
+mkdir -p "$work"
+
+fail() { echo "FAIL: $*"; exit 1; }
+expect_error() {  # expect_error REGEX ARGS...: exit code 1 and REGEX on stderr
+  local regex=$1
+  shift
+  set +e
+  "$lepus" "$@" >"$work/out.txt" 2>"$work/err.txt"
+  local code=$?
+  set -e
+  [[ $code -eq 1 ]] || { cat "$work/err.txt"; fail "exit code $code, expected 1: $*"; }
+  grep -Eq -- "$regex" "$work/err.txt" || { cat "$work/err.txt"; fail "stderr does not match /$regex/: $*"; }
+}
+noi() {  # noi FIT.json NAME: "value error" in MeV
+  jq -r --arg n "$2" '.parameters[] | select(.name == $n) | "\(.value_physical) \(.error_physical)"' "$1"
+}
+
+cat >"$work/small.json" <<'JSON'
+{"lepus_config_version": 1, "producer": "wlike", "preset": "light",
+ "binning": {"eta_bins": 24}, "simulation": {"events": 1000000}, "luminosity_pb": 200,
+ "chunk_events": 32768,
+ "data": {"mz_shift_mev": 40}}
+JSON
+
+# Both parities: the kept muon is the mu- of even events (default) or the mu+ (--flip-parity).
+"$lepus" produce wlike --config "$work/small.json" -o "$work/even.h5" 2>"$work/even.log"
+"$lepus" produce wlike --config "$work/small.json" --flip-parity -o "$work/odd.h5" 2>"$work/odd.log"
+grep -q "W-like: mT > 45 GeV, two isolated muons, 60 < mll < 120 GeV" "$work/even.log" || { cat "$work/even.log"; fail "no W-like summary"; }
+"$lepus" inspect "$work/even.h5" --json >"$work/inspect.json"
+jq -e '.channels[0].name == "wlike" and .channels[0].bins == 1632' "$work/inspect.json" >/dev/null \
+  || fail "channel wlike with 24 x 34 x 2 bins expected"
+for p in even odd; do
+  "$lepus" fit "$work/$p.h5" --json "$work/$p.json" 2>/dev/null
+  read -r v e < <(noi "$work/$p.json" massShiftZ100MeV)
+  echo "m_Z - m_Z(sim), truth +40 MeV, parity $p: $v +- $e MeV"
+  awk -v v="$v" -v e="$e" 'BEGIN { exit !((v - 40) ^ 2 < 4 * e * e) }' \
+    || fail "parity $p: $v +- $e MeV is not within 2 sigma of +40 MeV"
+done
+cmp -s <(noi "$work/even.json" massShiftZ100MeV) <(noi "$work/odd.json" massShiftZ100MeV) \
+  && fail "both parities gave the same result"
+
+# Split masses: separate + --combine against the difference parameter (same events).
+"$lepus" produce wlike --config "$work/small.json" --mass-split charge -o "$work/sep.h5" 2>/dev/null
+"$lepus" produce wlike --config "$work/small.json" --mass-split charge --mass-split-mode difference \
+  -o "$work/dif.h5" 2>/dev/null
+"$lepus" fit "$work/sep.h5" --combine 'diff=massShiftZ100MeV_plus - massShiftZ100MeV_minus' \
+  --json "$work/sep.json" 2>/dev/null
+"$lepus" fit "$work/dif.h5" --json "$work/dif.json" 2>/dev/null
+read -r cv ce < <(jq -r '.combinations[] | select(.name == "diff") | "\(.value) \(.error)"' "$work/sep.json")
+read -r dv de < <(jq -r '.parameters[] | select(.name == "massDiffZ100MeV_charge") | "\(.value) \(.error)"' "$work/dif.json")
+echo "m(+) - m(-): combination $cv +- $ce, difference parameter $dv +- $de (units of 100 MeV)"
+awk -v a="$cv" -v b="$dv" -v ea="$ce" -v eb="$de" \
+  'BEGIN { d = a - b; de = ea - eb; exit !(d * d < 1e-4 * eb * eb && de * de < 1e-4 * eb * eb) }' \
+  || fail "combination and difference parameter disagree"
+
+# Errors.
+expect_error "lepus: error: --mass-split is 'charges', but must be none, charge, eta_sign" \
+  produce wlike --mass-split charges -o "$work/x.h5"
+expect_error "lepus: error: --mass-split-mode is 'diff', but must be separate or difference" \
+  produce wmass --mass-split charge --mass-split-mode diff -o "$work/x.h5"
+expect_error "lepus: error: produce wmass: mass_split_mode is 'difference', but must be 'separate' for mass_split 'abs_eta:0,1.2,2.4'" \
+  produce wmass --mass-split abs_eta:0,1.2,2.4 --mass-split-mode difference -o "$work/x.h5"
+expect_error "lepus: error: --data-truth-mz-shift applies to generated data only" \
+  produce wlike --data-events d.h5 --data-truth-mz-shift 20 -o "$work/x.h5"
+echo '{"lepus_config_version": 1, "producer": "wmass"}' >"$work/wmass.json"
+expect_error "wmass\.json: producer is \"wmass\" \(string\), but must be \"wlike\"" \
+  produce wlike --config "$work/wmass.json" -o "$work/x.h5"
+expect_error "lepus: error: produce wlike: -o/--output FILE is required" produce wlike
+"$lepus" produce wlike --full --print-config >"$work/full.json"
+jq -e '.producer == "wlike" and .preset == "full" and .binning.pt_bins == 34' "$work/full.json" >/dev/null \
+  || fail "print-config"
+"$lepus" produce wlike --config "$work/full.json" --print-config | cmp -s - "$work/full.json" \
+  || fail "print-config does not round-trip"
+echo "ok"
