@@ -588,9 +588,13 @@ std::vector<JpsiMassBin> MeasureMassScales(const DimuonMassHistogram& data,
     }
     if (wv.n >= min_events && wv.var > 0.0) {
       f.width_ratio2 = lambda2;
-      const double rel2 = (wv.m4 - wv.var * wv.var) / (wv.n * wv.var * wv.var) +
-                          (ws.m4 - ws.var * ws.var) / (ws.n * ws.var * ws.var);
-      f.width_ratio2_error = lambda2 * std::sqrt(std::max(0.0, rel2)) / (1.0 - kappa2);
+      // The relative error of a truncated variance is sqrt(k / n) with k = (m4 - var^2) / var^2;
+      // k from the simulation and no factor lambda^2: an error that grows with the measured
+      // value would bias the weighted fit downwards (a few per cent in small bins).
+      const double k = std::max(0.0, (ws.m4 - ws.var * ws.var) / (ws.var * ws.var));
+      f.width_ratio2_error =
+          std::sqrt(k * (1.0 / static_cast<double>(wv.n) + 1.0 / static_cast<double>(ws.n))) /
+          (1.0 - kappa2);
     }
     ok[b] = f.error > 0.0 ? 1 : 0;
   };

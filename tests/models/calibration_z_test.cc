@@ -104,7 +104,7 @@ TEST_CASE("z closure options: defaults valid, bad values named") {
   CHECK(e.rfind("data_files.size() is 0, but must be > 0 when sim_files is given", 0) == 0);
 }
 
-TEST_CASE("z closure: the true calibration closes; residuals consistent with zero") {
+TEST_CASE("z closure: the true calibration closes, residuals consistent with zero") {
   const std::vector<double> edges = JpsiCalibrationOptions::Light().eta_edges;
   const CalibrationParameters truth = TrueCalibration(edges);
   ZClosureSummary s;
