@@ -1,6 +1,7 @@
 #include "lepus/engine/impacts.h"
 
 #include <cmath>
+#include <memory>
 #include <stdexcept>
 
 #include <Eigen/Cholesky>
@@ -8,6 +9,7 @@
 
 #include "linalg.h"
 #include "minimizer.h"
+#include "spd.h"
 
 namespace lepus::engine {
 
@@ -134,11 +136,16 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
     Eigen::MatrixXd cgg(gm, gm);
     for (int j = 0; j < gm; ++j)
       for (int i = 0; i < gm; ++i) cgg(i, j) = crep(idx[i], idx[j]);
-    Eigen::LDLT<Eigen::MatrixXd> ldlt(cgg);
+    // c^T C_gg^-1 c: the blocked parallel Cholesky (a group can hold thousands of nuisances);
+    // LDLT when C_gg is only semi-definite (degenerate nuisances).
+    const detail::CholeskyFactor chol(cgg);
+    std::unique_ptr<Eigen::LDLT<Eigen::MatrixXd>> ldlt;
+    if (!chol.ok()) ldlt = std::make_unique<Eigen::LDLT<Eigen::MatrixXd>>(cgg);
     for (int k = 0; k < nt; ++k) {
       Eigen::VectorXd c(gm);
       for (int i = 0; i < gm; ++i) c[i] = crow_rep(k, idx[i]);
-      out.grouped_nominal(k, gi) = std::sqrt(std::max(c.dot(ldlt.solve(c)), 0.0));
+      const double q = c.dot(chol.ok() ? chol.Solve(c) : Eigen::VectorXd(ldlt->solve(c)));
+      out.grouped_nominal(k, gi) = std::sqrt(std::max(q, 0.0));
     }
   }
   // stat: POIs, target parameters and unconstrained parameters float; beta held at its fit value.
@@ -164,7 +171,7 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
     Eigen::MatrixXd hf(nfree, nfree);
     for (int j = 0; j < nfree; ++j)
       for (int i = 0; i < nfree; ++i) hf(i, j) = hfixed(free[i], free[j]);
-    const detail::CholeskyFactor chol(hf);
+    const detail::SpdFactor chol(hf);
     if (!chol.ok()) throw std::invalid_argument("impacts: the Hessian with beta fixed is not positive definite");
     for (int k = 0; k < nt; ++k) {
       Eigen::VectorXd cf(nfree);

@@ -342,7 +342,10 @@ void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t 
 
   out->nll = 0.0;
   if (level >= 1) out->grad = Eigen::VectorXd::Zero(npar);
-  if (level >= 2) out->hess = Eigen::MatrixXd::Zero(npar, npar);
+  if (level >= 2) {
+    out->hess = hess_pool.Take();
+    out->hess.setZero(npar, npar);
+  }
 
   std::int64_t max_rows = 0;
   for (std::int64_t b = b0; b < b1; ++b) max_rows = std::max(max_rows, bin_row[b + 1] - bin_row[b]);
@@ -585,6 +588,7 @@ double Likelihood::Impl::Evaluate(const Eigen::VectorXd& x, int level, Eigen::Ve
     });
     for (int s = 0; s < nsyst; ++s) (*hess)(npoi + s, npoi + s) += m.constraint_weights[s];
     hess->triangularView<Eigen::StrictlyUpper>() = hess->transpose();
+    for (auto& o : outs) hess_pool.Give(std::move(o.hess));
   }
   if (!std::isfinite(nll)) nll = kInf;
   return nll;

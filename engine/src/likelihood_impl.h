@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include <Eigen/Core>
@@ -24,6 +25,33 @@ struct Point {
   Eigen::VectorXd r, dr, d2r;      // per signal process: mu(x), dmu/dx, d2mu/dx2
   Eigen::VectorXd theta;           // [nsyst]
   Eigen::VectorXd alpha, c1, c2;   // per syst: alpha(theta), d(theta*alpha)/dtheta, d2(...)
+};
+
+// Dense Hessian slice buffers reused across evaluations: a fresh npar^2 allocation per
+// evaluation costs as much in page faults as a large part of the assembly itself. Thread-safe;
+// a copy (Likelihood::Clone) starts empty.
+class MatrixPool {
+ public:
+  MatrixPool() = default;
+  MatrixPool(const MatrixPool&) {}
+  MatrixPool& operator=(const MatrixPool&) { return *this; }
+  Eigen::MatrixXd Take() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (pool_.empty()) return {};
+    Eigen::MatrixXd m = std::move(pool_.back());
+    pool_.pop_back();
+    return m;
+  }
+  void Give(Eigen::MatrixXd&& m) {
+    if (m.size() == 0) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (pool_.size() < kMaxPooled) pool_.push_back(std::move(m));
+  }
+
+ private:
+  static constexpr std::size_t kMaxPooled = 16;  // the most Hessian slices (likelihood.cc)
+  std::mutex mutex_;
+  std::vector<Eigen::MatrixXd> pool_;
 };
 
 // What one slice of bins contributes.
@@ -169,6 +197,7 @@ struct Likelihood::Impl {
   detail::ChunkPlan row_plan;  // tensor rows of fitted bins; columns = systematics
   detail::ChunkPlan bin_plan;  // fitted bins; columns = parameters (bin_touch lists)
   std::vector<std::int64_t> grad_slices, hess_slices;  // bin boundaries
+  mutable detail::MatrixPool hess_pool;             // SliceOut::hess buffers
   std::shared_ptr<tbb::task_arena> arena;  // replaced (not shared) by Clone
 
   void Init();

@@ -1,6 +1,7 @@
 #include "minimizer.h"
 
 #include "linalg.h"
+#include "spd.h"
 
 #include <algorithm>
 #include <cmath>
@@ -132,7 +133,7 @@ Eigen::VectorXd SteihaugStep(const Eigen::MatrixXd& hess, const Eigen::VectorXd&
 }
 
 bool InverseSPD(const Eigen::MatrixXd& a, Eigen::MatrixXd* out) {
-  CholeskyFactor chol(a);
+  SpdFactor chol(a);
   if (!chol.ok()) return false;
   *out = chol.Inverse();
   return true;

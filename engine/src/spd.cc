@@ -1,0 +1,289 @@
+#include "spd.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <numeric>
+
+#include <Eigen/Cholesky>
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
+namespace lepus::engine::detail {
+
+namespace {
+
+// Below this size the dense factorisation takes milliseconds: no detection.
+constexpr Eigen::Index kMinStructuredSize = 400;
+// The structured path is used when its estimated cost is below this fraction of the dense one.
+constexpr double kMaxCostFraction = 0.25;
+
+double DenseFlops(double n) { return n * n * n / 3.0; }
+
+struct UnionFind {
+  std::vector<int> parent;
+  explicit UnionFind(int n) : parent(n) { std::iota(parent.begin(), parent.end(), 0); }
+  int Find(int i) {
+    while (parent[i] != i) {
+      parent[i] = parent[parent[i]];
+      i = parent[i];
+    }
+    return i;
+  }
+  void Union(int a, int b) {
+    a = Find(a);
+    b = Find(b);
+    if (a == b) return;
+    if (a < b) std::swap(a, b);
+    parent[a] = b;  // the smaller index is the root: deterministic
+  }
+};
+
+// Lower-triangle symmetric element.
+inline double At(const Eigen::MatrixXd& a, int i, int j) { return i >= j ? a(i, j) : a(j, i); }
+
+}  // namespace
+
+BlockStructure DetectBlockStructure(const Eigen::MatrixXd& a) {
+  const Eigen::Index n = a.rows();
+  BlockStructure best;
+  best.flops = DenseFlops(static_cast<double>(n));
+  if (n < kMinStructuredSize) return best;
+
+  // Strict lower-triangle pattern by column, and the degree of every index.
+  std::vector<std::vector<int>> adj(n);
+  tbb::parallel_for(tbb::blocked_range<Eigen::Index>(0, n, 32), [&](const tbb::blocked_range<Eigen::Index>& r) {
+    for (Eigen::Index j = r.begin(); j < r.end(); ++j) {
+      const double* col = a.col(j).data();
+      for (Eigen::Index i = j + 1; i < n; ++i)
+        if (col[i] != 0.0) adj[j].push_back(static_cast<int>(i));
+    }
+  });
+  std::vector<std::int64_t> degree(n, 0);
+  for (Eigen::Index j = 0; j < n; ++j) {
+    degree[j] += static_cast<std::int64_t>(adj[j].size());
+    for (int i : adj[j]) ++degree[i];
+  }
+
+  // Candidate borders: the indices coupled to at least n / d others, for a ladder of d. Each
+  // candidate's blocks are the connected components of the rest.
+  std::int64_t last_border = -1;
+  for (double d : {1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 32.0, 64.0}) {
+    const double tau = static_cast<double>(n) / d;
+    std::vector<char> in_border(n, 0);
+    std::vector<int> border;
+    for (Eigen::Index i = 0; i < n; ++i)
+      if (static_cast<double>(degree[i]) >= tau) {
+        in_border[i] = 1;
+        border.push_back(static_cast<int>(i));
+      }
+    const auto g = static_cast<std::int64_t>(border.size());
+    if (g == last_border) continue;
+    last_border = g;
+    if (static_cast<double>(g) > 0.5 * static_cast<double>(n)) continue;
+    UnionFind uf(static_cast<int>(n));
+    for (Eigen::Index j = 0; j < n; ++j) {
+      if (in_border[j]) continue;
+      for (int i : adj[j])
+        if (!in_border[i]) uf.Union(static_cast<int>(j), i);
+    }
+    std::vector<int> block_of(n, -1);
+    std::vector<std::vector<int>> blocks;
+    for (Eigen::Index i = 0; i < n; ++i) {
+      if (in_border[i]) continue;
+      const int root = uf.Find(static_cast<int>(i));
+      if (block_of[root] < 0) {
+        block_of[root] = static_cast<int>(blocks.size());
+        blocks.emplace_back();
+      }
+      blocks[block_of[root]].push_back(static_cast<int>(i));
+    }
+    const double gd = static_cast<double>(g);
+    double flops = DenseFlops(gd);
+    for (const auto& b : blocks) {
+      const double nb = static_cast<double>(b.size());
+      flops += DenseFlops(nb) + nb * nb * gd + nb * gd * gd;
+    }
+    if (blocks.size() >= 2 && flops < best.flops) {
+      best.border = std::move(border);
+      best.blocks = std::move(blocks);
+      best.flops = flops;
+    }
+  }
+  if (best.structured() && best.flops > kMaxCostFraction * DenseFlops(static_cast<double>(n))) {
+    const double dense = DenseFlops(static_cast<double>(n));
+    best = BlockStructure{};
+    best.flops = dense;
+  }
+  return best;
+}
+
+struct SpdFactor::Blocks {
+  BlockStructure s;
+  std::vector<Eigen::MatrixXd> l;  // per block: lower Cholesky factor of D_b
+  std::vector<Eigen::MatrixXd> w;  // per block: W_b = L_b^-1 B_b^T (n_b x g)
+  std::unique_ptr<CholeskyFactor> schur;  // of S = A - sum_b W_b^T W_b
+};
+
+SpdFactor::SpdFactor(const Eigen::MatrixXd& a) : n_(a.rows()) {
+  BlockStructure s = DetectBlockStructure(a);
+  if (!s.structured()) {
+    dense_ = std::make_unique<CholeskyFactor>(a);
+    ok_ = dense_->ok();
+    return;
+  }
+  blocks_ = std::make_unique<Blocks>();
+  Blocks& f = *blocks_;
+  f.s = std::move(s);
+  const auto& border = f.s.border;
+  const int g = static_cast<int>(border.size());
+  const int nblocks = static_cast<int>(f.s.blocks.size());
+  f.l.resize(nblocks);
+  f.w.resize(nblocks);
+  std::vector<char> failed(nblocks, 0);
+  tbb::parallel_for(tbb::blocked_range<int>(0, nblocks, 1), [&](const tbb::blocked_range<int>& r) {
+    for (int b = r.begin(); b < r.end(); ++b) {
+      const auto& idx = f.s.blocks[b];
+      const int nb = static_cast<int>(idx.size());
+      Eigen::MatrixXd d(nb, nb);
+      for (int j = 0; j < nb; ++j)
+        for (int i = j; i < nb; ++i) d(i, j) = a(idx[i], idx[j]);  // idx increasing: lower
+      Eigen::LLT<Eigen::MatrixXd> llt(d);
+      if (llt.info() != Eigen::Success) {
+        failed[b] = 1;
+        continue;
+      }
+      f.l[b] = llt.matrixL();
+      Eigen::MatrixXd bt(nb, g);
+      for (int c = 0; c < g; ++c)
+        for (int i = 0; i < nb; ++i) bt(i, c) = At(a, idx[i], border[c]);
+      f.l[b].triangularView<Eigen::Lower>().solveInPlace(bt);
+      f.w[b] = std::move(bt);
+    }
+  });
+  if (std::any_of(failed.begin(), failed.end(), [](char c) { return c != 0; })) return;
+  // Schur complement, one column tile per task, blocks summed in order.
+  Eigen::MatrixXd schur(g, g);
+  for (int c = 0; c < g; ++c)
+    for (int r = 0; r < g; ++r) schur(r, c) = At(a, border[r], border[c]);
+  tbb::parallel_for(tbb::blocked_range<int>(0, g, 64), [&](const tbb::blocked_range<int>& r) {
+    const int c0 = r.begin(), cb = r.end() - r.begin();
+    for (int b = 0; b < nblocks; ++b)
+      schur.middleCols(c0, cb).noalias() -= f.w[b].transpose() * f.w[b].middleCols(c0, cb);
+  });
+  f.schur = std::make_unique<CholeskyFactor>(schur);
+  ok_ = f.schur->ok();
+}
+
+SpdFactor::~SpdFactor() = default;
+SpdFactor::SpdFactor(SpdFactor&&) noexcept = default;
+SpdFactor& SpdFactor::operator=(SpdFactor&&) noexcept = default;
+
+bool SpdFactor::structured() const { return blocks_ != nullptr; }
+
+Eigen::VectorXd SpdFactor::Solve(const Eigen::VectorXd& rhs) const {
+  if (dense_) return dense_->Solve(rhs);
+  const Blocks& f = *blocks_;
+  const auto& border = f.s.border;
+  const int g = static_cast<int>(border.size());
+  const int nblocks = static_cast<int>(f.s.blocks.size());
+  std::vector<Eigen::VectorXd> y(nblocks);
+  Eigen::VectorXd rg(g);
+  for (int c = 0; c < g; ++c) rg[c] = rhs[border[c]];
+  for (int b = 0; b < nblocks; ++b) {
+    const auto& idx = f.s.blocks[b];
+    y[b].resize(static_cast<Eigen::Index>(idx.size()));
+    for (std::size_t i = 0; i < idx.size(); ++i) y[b][i] = rhs[idx[i]];
+    f.l[b].triangularView<Eigen::Lower>().solveInPlace(y[b]);
+    if (g > 0) rg.noalias() -= f.w[b].transpose() * y[b];
+  }
+  Eigen::VectorXd out(n_);
+  Eigen::VectorXd xg;
+  if (g > 0) {
+    xg = f.schur->Solve(rg);
+    for (int c = 0; c < g; ++c) out[border[c]] = xg[c];
+  }
+  for (int b = 0; b < nblocks; ++b) {
+    const auto& idx = f.s.blocks[b];
+    Eigen::VectorXd t = y[b];
+    if (g > 0) t.noalias() -= f.w[b] * xg;
+    f.l[b].triangularView<Eigen::Lower>().transpose().solveInPlace(t);
+    for (std::size_t i = 0; i < idx.size(); ++i) out[idx[i]] = t[i];
+  }
+  return out;
+}
+
+Eigen::MatrixXd SpdFactor::Inverse() const {
+  if (dense_) return dense_->Inverse();
+  // With S = Ls Ls^T and U_b = L_b^-T W_b Ls^-T (the local rows of H^-1 restricted to the
+  // border, whitened):  C_gg = S^-1,  C_bg = -U_b Ls^-1,  C_bc = delta_bc D_b^-1 + U_b U_c^T.
+  const Blocks& f = *blocks_;
+  const auto& border = f.s.border;
+  const int g = static_cast<int>(border.size());
+  const int nblocks = static_cast<int>(f.s.blocks.size());
+  // Local indices in block order, and the offsets of the blocks.
+  std::vector<int> perm;
+  std::vector<int> offset(nblocks + 1, 0);
+  for (int b = 0; b < nblocks; ++b) {
+    perm.insert(perm.end(), f.s.blocks[b].begin(), f.s.blocks[b].end());
+    offset[b + 1] = static_cast<int>(perm.size());
+  }
+  const int nl = static_cast<int>(perm.size());
+  Eigen::MatrixXd out(n_, n_);
+  Eigen::MatrixXd u(nl, g), e(nl, g);
+  if (g > 0) {
+    const Eigen::MatrixXd cgg = f.schur->Inverse();
+    for (int c = 0; c < g; ++c)
+      for (int r = 0; r < g; ++r) out(border[r], border[c]) = cgg(r, c);
+    const auto ls = f.schur->matrixL().triangularView<Eigen::Lower>();
+    tbb::parallel_for(tbb::blocked_range<int>(0, nblocks, 1), [&](const tbb::blocked_range<int>& r) {
+      for (int b = r.begin(); b < r.end(); ++b) {
+        Eigen::MatrixXd t = f.w[b];
+        ls.transpose().solveInPlace<Eigen::OnTheRight>(t);                 // W_b Ls^-T
+        f.l[b].triangularView<Eigen::Lower>().transpose().solveInPlace(t);  // U_b
+        u.middleRows(offset[b], t.rows()) = t;
+        ls.solveInPlace<Eigen::OnTheRight>(t);                              // U_b Ls^-1
+        e.middleRows(offset[b], t.rows()) = -t;
+      }
+    });
+    for (int c = 0; c < g; ++c)
+      for (int i = 0; i < nl; ++i) {
+        out(perm[i], border[c]) = e(i, c);
+        out(border[c], perm[i]) = e(i, c);
+      }
+  }
+  // Local x local: U U^T by lower tiles, plus D_b^-1 on the diagonal blocks.
+  constexpr int kTile = 128;
+  const int ntiles = (nl + kTile - 1) / kTile;
+  tbb::parallel_for(tbb::blocked_range<int>(0, ntiles * ntiles, 1), [&](const tbb::blocked_range<int>& r) {
+    Eigen::MatrixXd tile;
+    for (int t = r.begin(); t < r.end(); ++t) {
+      const int ti = t / ntiles, tj = t % ntiles;
+      if (tj > ti) continue;
+      const int i0 = ti * kTile, j0 = tj * kTile;
+      const int ni = std::min(kTile, nl - i0), nj = std::min(kTile, nl - j0);
+      if (g > 0)
+        tile.noalias() = u.middleRows(i0, ni) * u.middleRows(j0, nj).transpose();
+      else
+        tile.setZero(ni, nj);
+      for (int jj = 0; jj < nj; ++jj)
+        for (int ii = 0; ii < ni; ++ii) {
+          out(perm[i0 + ii], perm[j0 + jj]) = tile(ii, jj);
+          out(perm[j0 + jj], perm[i0 + ii]) = tile(ii, jj);
+        }
+    }
+  });
+  tbb::parallel_for(tbb::blocked_range<int>(0, nblocks, 1), [&](const tbb::blocked_range<int>& r) {
+    for (int b = r.begin(); b < r.end(); ++b) {
+      const auto& idx = f.s.blocks[b];
+      const int nb = static_cast<int>(idx.size());
+      Eigen::MatrixXd linv = Eigen::MatrixXd::Identity(nb, nb);
+      f.l[b].triangularView<Eigen::Lower>().solveInPlace(linv);
+      const Eigen::MatrixXd dinv = linv.transpose() * linv;
+      for (int j = 0; j < nb; ++j)
+        for (int i = 0; i < nb; ++i) out(idx[i], idx[j]) += dinv(i, j);
+    }
+  });
+  return out;
+}
+
+}  // namespace lepus::engine::detail
