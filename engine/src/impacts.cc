@@ -37,6 +37,56 @@ bool InverseOn(const Eigen::MatrixXd& hess, const std::vector<int>& idx, Eigen::
   return true;
 }
 
+// Grouped impacts of a large group G through the Hessian instead of its covariance block.
+// Partitioning the free parameters into G and the rest R, C_GG^-1 (C a)_G = -H_GR H_RR^-1 a_R
+// for a target vector a without components in G (block inverse), so
+//   impact^2 = (C a)_G^T C_GG^-1 (C a)_G = -(C a)_G . (H_GR H_RR^-1 a_R),
+// a product (no cancellation) that needs one factorisation of H_RR, cheap when H_RR has the
+// bordered block structure of spd.h (thousands of local nuisances in the group), where the
+// direct path factorises the dense |G| x |G| block C_GG. Returns false (nothing written) when
+// the direct path is cheaper, a target has components in G, or H_RR is not positive definite.
+bool GroupedByHessian(const Likelihood& lik, const FitResult& res, const std::vector<int>& free,
+                      const std::vector<int>& group, const Eigen::MatrixXd& cint,
+                      const std::vector<Eigen::VectorXd>& cin, int column, Eigen::MatrixXd* grouped) {
+  constexpr int kMinGroup = 500;  // below, C_GG's factorisation costs milliseconds
+  const int gm = static_cast<int>(group.size());
+  if (gm < kMinGroup) return false;
+  const int npar = lik.num_params();
+  std::vector<char> in_group(npar, 0);
+  for (int i : group) in_group[i] = 1;
+  for (const auto& a : cin)
+    for (int i : group)
+      if (a[i] != 0.0) return false;
+  std::vector<int> rest;
+  for (int i : free)
+    if (!in_group[i]) rest.push_back(i);
+  const int nr = static_cast<int>(rest.size());
+  if (nr == 0) return false;
+  const Eigen::MatrixXd& h = res.hessian;
+  Eigen::MatrixXd hrr(nr, nr);
+  for (int j = 0; j < nr; ++j)
+    for (int i = 0; i < nr; ++i) hrr(i, j) = h(rest[i], rest[j]);
+  const detail::BlockStructure s = detail::DetectBlockStructure(hrr);
+  const double direct = static_cast<double>(gm) * gm * gm / 3.0;
+  if (s.flops > 0.5 * direct) return false;
+  const detail::SpdFactor f(hrr);
+  if (!f.ok()) return false;
+  for (std::size_t k = 0; k < cin.size(); ++k) {
+    Eigen::VectorXd ar(nr);
+    for (int i = 0; i < nr; ++i) ar[i] = cin[k][rest[i]];
+    const Eigen::VectorXd z = f.Solve(ar);
+    const Eigen::VectorXd ca = cint * cin[k];
+    double q = 0.0;
+    for (int g : group) {
+      double hz = 0.0;
+      for (int i = 0; i < nr; ++i) hz += h(g, rest[i]) * z[i];
+      q -= ca[g] * hz;
+    }
+    (*grouped)(static_cast<Eigen::Index>(k), column) = std::sqrt(std::max(q, 0.0));
+  }
+  return true;
+}
+
 }  // namespace
 
 Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const ImpactOptions& opt) {
@@ -91,9 +141,10 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
   // Covariances: reported (mu-space) for nominal impacts; internal (x-space) for the rest, with
   // the coefficients converted by the Jacobian dmu/dx of the POIs.
   const std::vector<int> free = FreeParams(res);
-  Eigen::MatrixXd cint = res.covariance_internal;
-  if (cint.rows() != npar && !InverseOn(res.hessian, free, &cint))
+  Eigen::MatrixXd cint_own;  // only when the fit result carries no covariance
+  if (res.covariance_internal.rows() != npar && !InverseOn(res.hessian, free, &cint_own))
     throw std::invalid_argument("impacts: the Hessian at the minimum is not positive definite");
+  const Eigen::MatrixXd& cint = cint_own.size() ? cint_own : res.covariance_internal;
   const Eigen::MatrixXd& crep = res.covariance;
   Eigen::VectorXd jac = Eigen::VectorXd::Ones(npar);
   for (int p = 0; p < npoi; ++p) jac[p] = lik.PoiDerivative(res.x[p]);
@@ -133,6 +184,7 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
       if (!res.frozen[npoi + s]) idx.push_back(npoi + s);
     if (idx.empty()) continue;
     const int gm = static_cast<int>(idx.size());
+    if (GroupedByHessian(lik, res, free, idx, cint, cin, gi, &out.grouped_nominal)) continue;
     Eigen::MatrixXd cgg(gm, gm);
     for (int j = 0; j < gm; ++j)
       for (int i = 0; i < gm; ++i) cgg(i, j) = crep(idx[i], idx[j]);
@@ -160,10 +212,19 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
       for (int k = 0; k < nt; ++k) keep = keep || coef[k][i] != 0.0;
       if (keep) idx.push_back(i);
     }
-    Eigen::MatrixXd cstat;
-    if (!InverseOn(hfixed, idx, &cstat))
+    // c^T (H_fixed restricted to idx)^-1 c: one factorisation and a solve per target.
+    const int ni = static_cast<int>(idx.size());
+    Eigen::MatrixXd hs(ni, ni);
+    for (int j = 0; j < ni; ++j)
+      for (int i = 0; i < ni; ++i) hs(i, j) = hfixed(idx[i], idx[j]);
+    const detail::SpdFactor chol(hs);
+    if (!chol.ok())
       throw std::invalid_argument("impacts: the statistical-only Hessian is not positive definite");
-    for (int k = 0; k < nt; ++k) out.grouped_nominal(k, istat) = std::sqrt(std::max(cin[k].dot(cstat * cin[k]), 0.0));
+    for (int k = 0; k < nt; ++k) {
+      Eigen::VectorXd c(ni);
+      for (int i = 0; i < ni; ++i) c[i] = cin[k][idx[i]];
+      out.grouped_nominal(k, istat) = std::sqrt(std::max(c.dot(chol.Solve(c)), 0.0));
+    }
   }
   if (bb) {
     // c^T H_fixed^-1 c by one factorisation and a solve per target (no full inverse).
