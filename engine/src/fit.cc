@@ -257,7 +257,9 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
     for (; iter < options.max_iterations; ++iter) {
       const auto t0 = Clock::now();
       Eigen::VectorXd g = Sub(grad, free);
-      Eigen::MatrixXd h = Sub(hess, free);
+      Eigen::MatrixXd h_sub;  // a copy only when parameters are frozen
+      if (nf != npar) h_sub = Sub(hess, free);
+      const Eigen::MatrixXd& h = nf != npar ? h_sub : hess;
       for (int i = 0; i < nf; ++i) dscale[i] = std::max(dscale[i] * (iter == 0 ? 0.0 : 1.0),
                                                         std::sqrt(std::max(std::abs(h(i, i)), 1e-300)));
       // EDM with the Newton step, when H is positive definite.
@@ -387,7 +389,9 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
   const auto t_cov = Clock::now();
   res.hessian = hess;
   const Eigen::VectorXd g = Sub(grad, free);
-  const Eigen::MatrixXd h = Sub(hess, free);
+  Eigen::MatrixXd h_sub;
+  if (nf != npar) h_sub = Sub(hess, free);
+  const Eigen::MatrixXd& h = nf != npar ? h_sub : res.hessian;
   Eigen::MatrixXd cov_free;
   if (nf > 0 && h.allFinite()) {
     std::unique_ptr<detail::SpdFactor> chol;
@@ -428,8 +432,17 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
     res.values[p] = lik.PoiValue(x[p]);
     jac[p] = lik.PoiDerivative(x[p]);
   }
-  res.covariance = Eigen::MatrixXd::Zero(npar, npar);
-  res.covariance_internal = Eigen::MatrixXd::Zero(npar, npar);
+  if (cov_free.size() && nf == npar) {
+    res.covariance_internal = std::move(cov_free);
+    res.covariance = res.covariance_internal;
+    for (int p = 0; p < npoi; ++p) {
+      res.covariance.row(p) *= jac[p];
+      res.covariance.col(p) *= jac[p];
+    }
+  } else {
+    res.covariance = Eigen::MatrixXd::Zero(npar, npar);
+    res.covariance_internal = Eigen::MatrixXd::Zero(npar, npar);
+  }
   if (cov_free.size()) {
     for (int j = 0; j < nf; ++j)
       for (int i = 0; i < nf; ++i) {
