@@ -119,11 +119,17 @@ ChunkPlan BuildChunkPlan(const std::vector<std::int64_t>& cuts, const std::vecto
       const std::int64_t n = list_start[i + 1] - list_start[i];
       std::int64_t fresh = 0;
       for (std::int64_t e = list_start[i]; e < list_start[i + 1]; ++e) fresh += mark[elems[e]] != stamp;
-      const std::int64_t u = static_cast<std::int64_t>(uni.size()) + fresh;
-      const std::int64_t mx = std::max(maxn, n);
-      // Close when full, or when the union would outgrow the widest item by 50% (+32): a column
-      // of a narrow item in a wide chunk costs the chunk's width.
-      if (k > k0 && (k - k0 >= capacity || u > std::max<std::int64_t>(mx + mx / 2, mx + 32) || n * 2 < maxn)) {
+      const std::int64_t u0 = static_cast<std::int64_t>(uni.size());
+      const std::int64_t u = u0 + fresh;
+      // Close when full, or when adding the item costs more than starting a new chunk with it:
+      // every item of a chunk is a rank-1 update of the chunk's union width (u^2), plus the
+      // scatter of the chunk's block (u^2 / 2). A column of a narrow item in a wide chunk, or of
+      // one region's item in a chunk spanning two regions, costs the chunk's width.
+      const double rows = static_cast<double>(k - k0);
+      const double grow = (rows + 1.5) * static_cast<double>(u) * static_cast<double>(u);
+      const double split = (rows + 0.5) * static_cast<double>(u0) * static_cast<double>(u0) +
+                           1.5 * static_cast<double>(n) * static_cast<double>(n);
+      if (k > k0 && (k - k0 >= capacity || (fresh > 0 && grow > split) || n * 2 < maxn)) {
         close(k0, k);
         k0 = k;
         maxn = 0;
