@@ -96,9 +96,10 @@ bool CalibrationParameters::IsValid(std::string* error) const {
     if (error) *error = "calibration: " + what;
     return false;
   };
-  if (schema_version != kCalibrationSchemaVersion)
-    return fail("schema_version is " + std::to_string(schema_version) + ", but must be " +
-                std::to_string(kCalibrationSchemaVersion));
+  if (schema_version < kCalibrationMinSchemaVersion || schema_version > kCalibrationSchemaVersion)
+    return fail("schema_version is " + std::to_string(schema_version) + ", but must be in [" +
+                std::to_string(kCalibrationMinSchemaVersion) + ", " +
+                std::to_string(kCalibrationSchemaVersion) + "]");
   const int n = num_bins();
   if (n < 1) return fail("the number of eta bins is 0, but must be >= 1");
   if (static_cast<int>(eta_edges.size()) != n + 1)
@@ -150,6 +151,10 @@ bool CalibrationParameters::IsValid(std::string* error) const {
           return fail("closure." + std::string(names[p]) + "[" + std::to_string(b) + "] is " +
                       Num(Get(closure.per_bin[b], p)) + ", but must be finite");
   }
+  for (int p = 0; p < 3; ++p)
+    if (!std::isfinite(Get(closure.global, p)))
+      return fail("closure_global." + std::string(names[p]) + " is " + Num(Get(closure.global, p)) +
+                  ", but must be finite");
   if (!resolution_uncertainty.empty()) {
     if (static_cast<int>(resolution_uncertainty.size()) != n)
       return fail("resolution_uncertainty has " + std::to_string(resolution_uncertainty.size()) +
@@ -261,11 +266,13 @@ CalibrationParameters CalibrationFromJson(const std::string& text, const std::st
   if (!j.is_object()) r.Fail("the top level is " + std::string(j.type_name()) + ", but must be an object");
   static const std::set<std::string> known = {"schema", "schema_version", "description",
                                               "convention", "eta_edges", "A", "e", "M",
-                                              "covariance", "closure", "resolution_uncertainty"};
+                                              "covariance", "closure", "closure_global",
+                                              "resolution_uncertainty"};
   for (auto it = j.begin(); it != j.end(); ++it)
     if (!known.count(it.key()))
       r.Fail("unknown key \"" + it.key() + "\" (known: schema, schema_version, description, "
-             "convention, eta_edges, A, e, M, covariance, closure, resolution_uncertainty)");
+             "convention, eta_edges, A, e, M, covariance, closure, closure_global, "
+             "resolution_uncertainty)");
   const json& schema = r.Required(j, "schema", "");
   if (!schema.is_string() || schema.get<std::string>() != kSchemaName)
     r.Fail("\"schema\" is " + schema.dump() + ", but must be \"" + kSchemaName +
@@ -274,8 +281,9 @@ CalibrationParameters CalibrationFromJson(const std::string& text, const std::st
   if (!version.is_number_integer())
     r.Fail("\"schema_version\" is " + version.dump() + ", but must be an integer");
   const int v = version.get<int>();
-  if (v != kCalibrationSchemaVersion)
-    r.Fail("schema_version is " + std::to_string(v) + ", but this lepus reads version " +
+  if (v < kCalibrationMinSchemaVersion || v > kCalibrationSchemaVersion)
+    r.Fail("schema_version is " + std::to_string(v) + ", but this lepus reads versions " +
+           std::to_string(kCalibrationMinSchemaVersion) + " to " +
            std::to_string(kCalibrationSchemaVersion) +
            (v > kCalibrationSchemaVersion ? " (the file is newer: update lepus)"
                                           : " (the file is older: regenerate it)"));
@@ -309,6 +317,24 @@ CalibrationParameters CalibrationFromJson(const std::string& text, const std::st
         r.Fail("unknown key \"closure." + k.key() + "\" (known: A, e, M)");
     c.closure.per_bin = ReadTriples(r, *it, "closure.", n);
   }
+  if (auto it = j.find("closure_global"); it != j.end()) {
+    if (v < 2)
+      r.Fail("\"closure_global\" needs schema_version >= 2, but the file declares version " +
+             std::to_string(v));
+    if (!it->is_object())
+      r.Fail("\"closure_global\" is " + std::string(it->type_name()) + ", but must be an object");
+    const char* names[3] = {"A", "e", "M"};
+    for (auto k = it->begin(); k != it->end(); ++k)
+      if (k.key() != "A" && k.key() != "e" && k.key() != "M")
+        r.Fail("unknown key \"closure_global." + k.key() + "\" (known: A, e, M)");
+    for (int p = 0; p < 3; ++p) {
+      const json& x = r.Required(*it, names[p], "closure_global.");
+      if (!x.is_number())
+        r.Fail("\"closure_global." + std::string(names[p]) + "\" is " +
+               std::string(x.type_name()) + ", but must be a number");
+      Set(c.closure.global, p, x.get<double>());
+    }
+  }
   if (auto it = j.find("resolution_uncertainty"); it != j.end())
     c.resolution_uncertainty = r.Numbers(*it, "resolution_uncertainty");
   std::string error;
@@ -338,7 +364,8 @@ std::string CalibrationToJson(const CalibrationParameters& c) {
   std::ostringstream os;
   os << "{\n";
   os << "  \"schema\": \"" << kSchemaName << "\",\n";
-  os << "  \"schema_version\": " << c.schema_version << ",\n";
+  // The lowest version that holds the content (older readers keep reading plain files).
+  os << "  \"schema_version\": " << (c.closure.HasGlobal() ? 2 : 1) << ",\n";
   os << "  \"description\": " << json(c.description).dump() << ",\n";
   os << "  \"convention\": " << json(kConvention).dump() << ",\n";
   os << "  \"eta_edges\": " << arr(c.eta_edges) << ",\n";
@@ -350,6 +377,10 @@ std::string CalibrationToJson(const CalibrationParameters& c) {
        << ", \"e\": " << component(c.closure.per_bin, 1)
        << ", \"M\": " << component(c.closure.per_bin, 2) << "},\n";
   }
+  if (c.closure.HasGlobal())
+    os << "  \"closure_global\": {\"A\": " << json(c.closure.global.A).dump()
+       << ", \"e\": " << json(c.closure.global.e).dump()
+       << ", \"M\": " << json(c.closure.global.M).dump() << "},\n";
   if (!c.resolution_uncertainty.empty())
     os << "  \"resolution_uncertainty\": " << arr(c.resolution_uncertainty) << ",\n";
   os << "  \"covariance\": [\n";
@@ -498,6 +529,16 @@ std::vector<MomentumNuisance> MomentumNuisances(const CalibrationParameters& c,
       nu.shift = {s};
       out.push_back(std::move(nu));
     }
+  }
+  if (options.closure && c.closure.HasGlobal()) {
+    MomentumNuisance nu;
+    nu.name = "muonScaleClosureGlobal";
+    nu.group = "muonScale";
+    nu.kind = MomentumNuisanceKind::kClosure;
+    nu.first_bin = 0;
+    nu.last_bin = n - 1;
+    nu.shift.assign(n, c.closure.global);
+    out.push_back(std::move(nu));
   }
   if (options.resolution && !c.resolution_uncertainty.empty()) {
     for (int b = 0; b < n; ++b) {

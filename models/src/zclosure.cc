@@ -78,6 +78,8 @@ bool ZClosureOptions::IsValid(std::string* error) const {
   if (fit.max_iterations <= 0) return Fail(error, "fit.max_iterations", fit.max_iterations, "> 0");
   if (!(fit.function_tolerance > 0.0))
     return Fail(error, "fit.function_tolerance", fit.function_tolerance, "> 0");
+  if (!(lep_mass_uncertainty_mev >= 0.0 && lep_mass_uncertainty_mev < 1000.0))
+    return Fail(error, "lep_mass_uncertainty_mev", lep_mass_uncertainty_mev, "in [0, 1000)");
   if (num_threads < 0) return Fail(error, "num_threads", num_threads, ">= 0");
   if (batch_events == 0) return Fail(error, "batch_events", 0, "> 0");
   if (data_files.empty() != sim_files.empty()) {
@@ -313,6 +315,7 @@ CalibrationParameters RunZClosure(const CalibrationParameters& calibration,
         closure(z.residual[i].A, z.stat_error[i].A, z.calibration_error[i].A), 0.0,
         closure(z.residual[i].M, z.stat_error[i].M, z.calibration_error[i].M)};
   }
+  out.closure.global = ScaleBias{options.lep_mass_uncertainty_mev * 1e-3 / kZClosureMass, 0.0, 0.0};
   std::ostringstream d;
   d << "; Z closure: " << s.data_generated << " data and " << s.sim_generated << " simulated Z "
     << (s.from_files ? "read" : "generated") << ", chi2/ndf = " << z.chi2_total << "/" << z.ndf

@@ -8,8 +8,9 @@
 #      calibration) is detected (NOT consistent, the bin's residual A near -1e-2), and event
 #      files given in the wrong role or as the wrong process are rejected;
 #   4. the W-mass producer with the closure-filled calibration (`calibration_file`, regions 0):
-#      `lepus fit --impacts --group calibStat=muonScaleStat.* --group calibClosure=...` reports
-#      the J/psi statistical part and the closure part separately (JSON and table).
+#      `lepus fit --impacts --group calibStat=muonScaleStat.* --group calibClosure=... --group
+#      calibClosureGlobal=...` reports the J/psi statistical part, the per-bin closure and the
+#      global (LEP) closure term separately (JSON and table).
 set -euo pipefail
 lepus=$1 tmp=$2
 mkdir -p "$tmp"
@@ -47,6 +48,9 @@ for key in A e M covariance resolution_uncertainty eta_edges; do
     fail ".$key changed by the closure"
 done
 jq -e '.description | contains("Z closure")' cal_z.json > /dev/null || fail "description"
+[ "$(jq '.schema_version' cal_z.json)" = 2 ] || fail "schema_version 2 with closure_global"
+jq -e '.closure_global.A > 2.2e-5 and .closure_global.A < 2.4e-5' cal_z.json > /dev/null ||
+  fail "closure_global.A = 2.1 MeV / m_Z"
 
 # 3. A wrong calibration is detected.
 jq '.A[3] += 0.01' cal_files.json > cal_wrong.json
@@ -75,11 +79,13 @@ cat > cfg.json <<EOF
 EOF
 "$lepus" produce wmass --config cfg.json --generate 600000 --luminosity 30 --threads 2 \
   -o w.h5 2> produce.log || { cat produce.log; fail "produce wmass"; }
-grep -q "muonScale 48" produce.log || { grep groups produce.log; fail "36 stat + 12 closure muonScale nuisances expected"; }
+grep -q "muonScale 49" produce.log ||
+  { grep groups produce.log; fail "36 stat + 12 closure + 1 global closure muonScale nuisances expected"; }
 "$lepus" fit w.h5 --impacts --group 'calibStat=muonScaleStat.*' \
-  --group 'calibClosure=muonScaleClosure.*' --threads 2 --json fit.json > fit.out 2> fit.log ||
+  --group 'calibClosure=muonScaleClosure_eta.*' --group 'calibClosureGlobal=muonScaleClosureGlobal' \
+  --threads 2 --json fit.json > fit.out 2> fit.log ||
   { cat fit.log; fail "fit"; }
-for g in calibStat calibClosure muonScale; do
+for g in calibStat calibClosure calibClosureGlobal muonScale; do
   grep -Eq "^ +$g +[0-9]+\.[0-9]+" fit.log fit.out ||
     { cat fit.log fit.out | tail -40; fail "no impact row $g"; }
 done

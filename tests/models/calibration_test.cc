@@ -195,9 +195,17 @@ TEST_CASE("calibration JSON round trip and errors") {
     return t;
   };
   using lepus::io::InputError;
-  CHECK_THROWS_WITH_AS(CalibrationFromJson(replaced("\"schema_version\": 1", "\"schema_version\": 2"), "f.json"),
-                       doctest::Contains("f.json: schema_version is 2, but this lepus reads version 1"),
+  CHECK(text.find("\"schema_version\": 1") != std::string::npos);  // no version-2 content
+  CHECK(text.find("closure_global") == std::string::npos);
+  CHECK_THROWS_WITH_AS(CalibrationFromJson(replaced("\"schema_version\": 1", "\"schema_version\": 3"), "f.json"),
+                       doctest::Contains("f.json: schema_version is 3, but this lepus reads versions 1 to 2 "
+                                         "(the file is newer: update lepus)"),
                        InputError);
+  CHECK_THROWS_WITH_AS(
+      CalibrationFromJson(replaced("\"covariance\"", "\"closure_global\": {\"A\": 2e-5, \"e\": 0, \"M\": 0}, \"covariance\""),
+                          "f.json"),
+      doctest::Contains("f.json: \"closure_global\" needs schema_version >= 2, but the file declares version 1"),
+      InputError);
   CHECK_THROWS_WITH_AS(CalibrationFromJson(replaced("\"schema_version\"", "\"schema_versio\""), "f.json"),
                        doctest::Contains("unknown key \"schema_versio\""), InputError);
   CHECK_THROWS_WITH_AS(CalibrationFromJson(replaced("\"eta_edges\": [", "\"eta_edges\": [-2.5, "), "f.json"),
@@ -210,6 +218,38 @@ TEST_CASE("calibration JSON round trip and errors") {
   CHECK_THROWS_WITH_AS(CalibrationFromJson("{not json", "f.json"), doctest::Contains("f.json: not valid JSON"),
                        InputError);
   CHECK_THROWS_WITH_AS(ReadCalibration("/nonexistent/cal.json"), doctest::Contains("cannot open"), InputError);
+}
+
+TEST_CASE("calibration schema 2: the global closure term") {
+  CalibrationParameters c = SyntheticCalibration();
+  c.closure.per_bin.assign(48, ScaleBias{1e-4, 0.0, 1e-6});
+  c.closure.global = ScaleBias{2.1e-3 / 91.1876, 0.0, 0.0};  // LEP: 2.1 MeV on m_Z
+  const std::string path = lepus::test::TempPath("calibration_v2", ".json");
+  WriteCalibration(path, c);
+  const std::string text = Slurp(path);
+  CHECK(text.find("\"schema_version\": 2") != std::string::npos);
+  const CalibrationParameters r = ReadCalibration(path);
+  std::remove(path.c_str());
+  CHECK(r.schema_version == 2);
+  CHECK(r.closure.global.A == c.closure.global.A);
+  CHECK(r.closure.global.e == 0.0);
+  const std::vector<MomentumNuisance> nus = MomentumNuisances(r);
+  REQUIRE(nus.size() == 144 + 48 + 1);
+  const MomentumNuisance& g = nus[144 + 48];
+  CHECK(g.name == "muonScaleClosureGlobal");
+  CHECK(g.group == "muonScale");
+  CHECK(g.kind == MomentumNuisanceKind::kClosure);
+  CHECK(g.first_bin == 0);
+  CHECK(g.last_bin == 47);
+  CHECK(g.CurvatureShift(30, 40.0, -1) == doctest::Approx(c.closure.global.A));
+  MomentumNuisanceOptions no;
+  no.closure = false;
+  CHECK(MomentumNuisances(r, no).size() == 144);
+  // Invalid values are named.
+  c.closure.global.M = NAN;
+  std::string e;
+  CHECK_FALSE(c.IsValid(&e));
+  CHECK(e == "calibration: closure_global.M is nan, but must be finite");
 }
 
 TEST_CASE("invalid calibrations are named") {

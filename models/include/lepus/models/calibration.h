@@ -30,28 +30,38 @@
 
 namespace lepus::models {
 
-// Current version of the calibration file schema; readers accept exactly this version.
-inline constexpr int kCalibrationSchemaVersion = 1;
+// Current version of the calibration file schema. Readers accept versions
+// kCalibrationMinSchemaVersion .. kCalibrationSchemaVersion (version 2 added the optional
+// "closure_global"; every version-1 file is a valid version-2 file). Writers write the lowest
+// version that holds the content (1 unless closure_global is set), so older lepus versions still
+// read files without the new key.
+inline constexpr int kCalibrationSchemaVersion = 2;
+inline constexpr int kCalibrationMinSchemaVersion = 1;
 
 // Parameters are ordered (A, e, M) per bin: index 3 * bin + p with p = 0 (A), 1 (e), 2 (M).
 inline constexpr int kCalibrationParamsPerBin = 3;
 
-// Optional per-eta-bin closure uncertainties (Z -> mu mu closure of the J/psi calibration; filled
-// by issue 5). Each bin's (A, e, M) triple is one nuisance that shifts only that bin.
+// Optional closure uncertainties (the Z -> mu mu closure of the J/psi calibration,
+// `lepus calibrate zclosure`, zclosure.h). Each bin's (A, e, M) triple is one nuisance that shifts
+// only that bin; `global` (schema version 2) is one nuisance shifting every bin coherently, e.g.
+// the LEP Z-mass uncertainty as a field-like A = 2.1 MeV / m_Z (all zero = none).
 struct ClosureUncertainty {
   std::vector<ScaleBias> per_bin;  // empty = none
+  ScaleBias global;                // all zero = none
+  bool HasGlobal() const noexcept { return global.A != 0.0 || global.e != 0.0 || global.M != 0.0; }
 };
 
 // The calibration result.
 struct CalibrationParameters {
+  // The version read from a file (1 or 2); writing uses the lowest one that holds the content.
   int schema_version = kCalibrationSchemaVersion;
   std::string description;                // free text (how it was made)
   std::vector<double> eta_edges;          // num_bins + 1 increasing edges
   std::vector<ScaleBias> params;          // per bin: the measured bias (A, e, M)
   Eigen::MatrixXd covariance;             // 3 num_bins square, symmetric positive semi-definite
-  ClosureUncertainty closure;             // optional (reserved for issue 5)
-  // Optional per-eta-bin relative uncertainty of the curvature resolution (reserved for issue 5:
-  // resolution nuisances); empty = none.
+  ClosureUncertainty closure;             // optional (Z closure)
+  // Optional per-eta-bin relative uncertainty of the curvature resolution (the J/psi width fit:
+  // max(|rho - 1|, sigma_rho); resolution nuisances); empty = none.
   std::vector<double> resolution_uncertainty;
 
   int num_bins() const { return static_cast<int>(params.size()); }
@@ -105,7 +115,9 @@ enum class MomentumNuisanceKind : std::uint8_t {
 // One momentum nuisance: (dA, de, dM) shifts on the eta bins [first_bin, last_bin] (zero
 // elsewhere) for the up variation; down is the opposite shift.
 struct MomentumNuisance {
-  std::string name;   // "muonScaleStat<j>", "muonScaleClosure_eta<b>", "muonResolution_eta<b>"
+  // "muonScaleStat<j>", "muonScaleClosure_eta<b>", "muonScaleClosureGlobal",
+  // "muonResolution_eta<b>"
+  std::string name;
   std::string group;  // "muonScale" (kCalibrationStat, kClosure), "muonResolution"
   MomentumNuisanceKind kind = MomentumNuisanceKind::kCalibrationStat;
   int first_bin = 0;  // first and last eta bin touched (inclusive)

@@ -20,6 +20,8 @@
 // i.e. the part of the residual r not explained by the calibration's own propagated statistical
 // uncertainty sigma_cal (which its statistical nuisances already cover), and at least the Z
 // statistical precision sigma_Z. For an exact calibration (sigma_cal = 0): max(|r|, sigma_Z).
+// Plus one global term (closure.global, schema version 2): the reference Z mass's own uncertainty
+// as a coherent A shift (ZClosureOptions::lep_mass_uncertainty_mev).
 // This library links Ceres (lepus::calibration).
 #pragma once
 
@@ -55,6 +57,10 @@ struct ZClosureOptions {
   // zmumu [--data]`; attribute "sample" must match the role, "process" (if present) be "zmumu".
   std::vector<std::string> data_files;
   std::vector<std::string> sim_files;
+  // The global (LEP-like) closure term: the uncertainty of the reference Z mass (LEP: 2.1 MeV)
+  // as a coherent field-like shift A = lep_mass_uncertainty_mev / m_Z of every bin
+  // (CalibrationParameters::closure.global, one nuisance); 0 = none; >= 0.
+  double lep_mass_uncertainty_mev = 2.1;
   int min_events_per_bin = 50;   // >= 10
   double window_sigmas = 2.5;    // >= 1
   ScaleFitOptions fit = DefaultFit();
