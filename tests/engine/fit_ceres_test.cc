@@ -108,7 +108,7 @@ TEST_CASE("ceres residuals: 1/2 |r|^2 is the NLL and J^T r its gradient") {
   }
 }
 
-TEST_CASE("ceres fit equals the dense fit (LM and dogleg; with and without BB)") {
+TEST_CASE("ceres fit equals the dense fit: LM and dogleg, with and without BB") {
   for (bool bb : {true, false}) {
     for (FitMethod method : {FitMethod::kCeres, FitMethod::kCeresDogleg}) {
       CAPTURE(bb);
