@@ -281,21 +281,8 @@ double CeresCostAndGradient(const Likelihood& lik, const Eigen::VectorXd& x, Eig
       params[k] = &x[l.touch[k0 + k]];
       jac_ptr[k] = &jac[k];
     }
+    // A bin no parameter touches (nb = 0) is not in the Ceres problem, but its term is in the NLL.
     double r = 0.0;
-    if (nb == 0) {
-      // Constant bin: its term is not part of the Ceres problem but of the NLL.
-      const double n = l.data[b];
-      double L = 0.0;
-      for (std::int64_t row = l.bin_row[b]; row < l.bin_row[b + 1]; ++row) L += m.tensor.norm[row];
-      const double k = l.kstat[b], b0 = l.beta0[b];
-      double lv = 0.0;
-      for (std::int64_t row = l.bin_row[b]; row < l.bin_row[b + 1]; ++row)
-        if (l.row_scaled[row]) lv += m.tensor.norm[row];
-      const double beta = k > 0 && lv > 0 ? ProfiledBeta(lv, L - lv, n, k, b0) : 1.0;
-      const double Lb = beta * lv + (L - lv);
-      cost += (n > 0 ? Lb - n + n * std::log(n / Lb) : Lb) + (k > 0 && lv > 0 ? k * (beta - b0) - k * b0 * std::log(beta / b0) : 0.0);
-      continue;
-    }
     if (!BinResidual(l, b).Evaluate(params.data(), &r, jac_ptr.data())) return std::numeric_limits<double>::quiet_NaN();
     cost += 0.5 * r * r;
     for (std::int64_t k = 0; k < nb; ++k) (*jtr)[l.touch[k0 + k]] += r * jac[k];

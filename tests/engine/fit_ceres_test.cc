@@ -108,6 +108,30 @@ TEST_CASE("ceres residuals: 1/2 |r|^2 is the NLL and J^T r its gradient") {
   }
 }
 
+TEST_CASE("ceres: bins that no parameter touches are constant terms") {
+  SyntheticSpec spec;
+  spec.nbins = 30;
+  spec.nproc = 2;
+  spec.nsignal = 0;
+  spec.nsyst = 3;
+  spec.density = 0.15;
+  spec.seed = 9;
+  Likelihood lik(MakeSyntheticModel(spec));
+  int untouched = 0;  // bins without any logk entry (no POI: no signal)
+  for (std::int64_t b = 0, r = 0; b < lik.model().nbins; ++b) {
+    std::int64_t entries = 0;
+    for (; r < lik.model().tensor.num_rows() && lik.model().tensor.row_bin[r] == b; ++r)
+      entries += lik.model().tensor.row_start[r + 1] - lik.model().tensor.row_start[r];
+    if (entries == 0) ++untouched;
+  }
+  REQUIRE(untouched > 0);
+  Eigen::VectorXd grad, jtr;
+  const Eigen::VectorXd x = Eigen::VectorXd::Constant(lik.num_params(), 0.3);
+  CHECK(CeresCostAndGradient(lik, x, &jtr) == doctest::Approx(lik.ValueAndGradient(x, &grad)).epsilon(1e-12));
+  CHECK((jtr - grad).cwiseAbs().maxCoeff() <= 1e-9 * (1.0 + grad.cwiseAbs().maxCoeff()));
+  CheckAgainstDense(lik, FitMethod::kCeres);
+}
+
 TEST_CASE("ceres fit equals the dense fit: LM and dogleg, with and without BB") {
   for (bool bb : {true, false}) {
     for (FitMethod method : {FitMethod::kCeres, FitMethod::kCeresDogleg}) {
