@@ -29,6 +29,10 @@
 //   * Determinism: work items are fixed chunks of the input (never the thread count) and partial
 //     histograms are added in chunk order (histogram.h), so the fit input is bitwise identical
 //     for any number of threads.
+//   * The W-like Z mass (WMassConfig::analysis = kWLike, `lepus produce wlike`, docs/wlike.md)
+//     is an analysis mode of the same producer: Z -> mu mu pairs, the event number's parity keeps
+//     one muon, the other joins the missing pT; channel "wlike", NOI massShiftZ100MeV. The NOI
+//     can be split into charge / eta regions (WMassConfig::mass_split, mass_split.h).
 #pragma once
 
 #include <array>
