@@ -17,7 +17,8 @@
 // v_pt, v_y, v_phi of the J/psi, v_charge 0, Collins-Soper angles NaN; u_T = minus the J/psi pT
 // (no recoil measurement), MET from the muons. The process column has no J/psi value (the ids are
 // fixed by event files): it holds Process::kZMuMu, the other dimuon resonance; a J/psi batch is
-// identified by where it came from.
+// identified by where it came from (in event files: the root attribute process = "jpsi",
+// MakeJpsiEventFileMetadata; `lepus generate --process jpsi`).
 //
 // Random numbers: Philox4x64-10 as in generator.h, keyed by (seed, kJpsiKey + sample kind), so
 // data and simulation with the same seed are statistically independent and disjoint from the
