@@ -335,9 +335,9 @@ void DileptonProducer::Impl::FillVariations(const EventBatch& b, DileptonHistogr
   // the bin it is computed from: the pairs that leave a bin are that bin's own events, so the fit
   // can use the nuisance to absorb fluctuations of the simulation. In the difference the bin's
   // own leaving pairs cancel to first order (up moves them down, down moves them up), leaving
-  // the pairs that enter from the neighbours. Measured on ten light seed pairs with identical
-  // physics in data and simulation: mean m_Z shift +5.2 MeV with up-only templates, +1.3 MeV
-  // with the symmetric ones (+0.9 MeV with every nuisance frozen; docs/dilepton.md).
+  // the pairs that enter from the neighbours. Measured on twenty light seed pairs with identical
+  // physics in data and simulation: mean m_Z shift +6.0 +- 2.0 MeV with up-only templates,
+  // +2.4 +- 1.9 MeV with the symmetric ones (docs/dilepton.md, Closure).
   if (!momentum.empty()) {
     for (const Candidate& c : s->cand) {
       const int b0 = scale_calibration.Bin(c.eta[0]);
