@@ -25,6 +25,7 @@ CalibrationParameters CoarsenCalibration(const CalibrationParameters& fine, int 
   const bool closure = !fine.closure.per_bin.empty();
   const bool resolution = !fine.resolution_uncertainty.empty();
   if (closure) c.closure.per_bin.resize(regions);
+  c.closure.global = fine.closure.global;  // one coherent nuisance: unchanged by the regions
   if (resolution) c.resolution_uncertainty.assign(regions, 0.0);
   for (int r = 0; r < regions; ++r) {
     c.eta_edges.push_back(fine.eta_edges[r * per]);

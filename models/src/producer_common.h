@@ -24,7 +24,7 @@ namespace lepus::models::detail {
 // A coarse-grained calibration: `regions` equal groups of bins with coherent shifts. The
 // covariance of a region is the mean of its bins' 3x3 blocks (a shift of each bin's size applied
 // to the whole region), the central values, closure triples and resolution uncertainties the
-// means of the bins'. Throws std::invalid_argument ("muon_scale.regions is ...") when regions
+// means of the bins'; the global closure term is kept as it is. Throws std::invalid_argument ("muon_scale.regions is ...") when regions
 // does not divide the calibration's bins.
 CalibrationParameters CoarsenCalibration(const CalibrationParameters& fine, int regions);
 

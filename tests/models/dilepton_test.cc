@@ -244,6 +244,7 @@ TEST_CASE("DileptonProducer: resolution and closure nuisances of a calibration t
   CalibrationParameters cal = SyntheticCalibration();
   cal.closure.per_bin.assign(cal.num_bins(), ScaleBias{2e-4, 0.0, 0.0});
   cal.resolution_uncertainty.assign(cal.num_bins(), 0.1);
+  cal.closure.global = ScaleBias{2.3e-5, 0.0, 0.0};  // LEP-like: 2.1 MeV / m_Z
   const std::string path = std::string(LEPUS_BINARY_DIR) + "/dilepton_test_calibration.json";
   WriteCalibration(path, cal);
   DileptonConfig c = SmallConfig();
@@ -263,7 +264,7 @@ TEST_CASE("DileptonProducer: resolution and closure nuisances of a calibration t
       CHECK(n.group == "muonResolution");
     }
   }
-  CHECK(closure == 6);
+  CHECK(closure == 6 + 1);  // per region + the global term
   CHECK(resolution == 6);
   const DileptonHistograms h = producer.Fill(ProduceOptions{2, {}});
   const engine::Model m = producer.MakeFitInput(h).Build();
