@@ -83,12 +83,23 @@ struct OtherMuon {
   double pt, eta, phi;
   std::int8_t charge;
   double eff_iso;
+  double gen_pt;
 };
+
+// The up-varied pT of a muon in calibration bin `bin` under a momentum nuisance: a scale shift
+// (MomentumNuisance::ShiftedPt), or for a resolution nuisance a wider smearing about the
+// generated pT, pT' = gen_pt + (pT - gen_pt) (1 + delta).
+double VariedPt(const MomentumNuisance& n, int bin, double pt, double gen_pt, int charge) {
+  if (n.kind != MomentumNuisanceKind::kResolution) return n.ShiftedPt(bin, pt, charge, +1);
+  if (!n.Touches(bin) || !std::isfinite(gen_pt)) return pt;
+  return gen_pt + (pt - gen_pt) * (1.0 + n.resolution[bin - n.first_bin]);
+}
 
 // Per-work-item scratch space (reused; never shared between threads).
 struct Scratch {
   std::vector<Candidate> cand;
   std::vector<OtherMuon> other;   // W-like only
+  std::vector<double> gen_pt;     // generated pT of each candidate's muon
   std::vector<int> theory_cand;   // candidates entering the theory variations
   EventBatch sub;                 // their generator-level columns
   TheoryInputs inputs;
@@ -202,7 +213,8 @@ struct WMassProducer::Impl {
   // cut (other muon above pt_min, mll window, kept muon in the pT range), else -1; *mt = mT.
   int WLikeBin(double pt, double eta, double phi, int q, const OtherMuon& o, double met_x,
                double met_y, double* mt) const;
-  void FillMomentumWLike(const Candidate& c, const OtherMuon& o, VariationStore* vs) const;
+  void FillMomentumWLike(const Candidate& c, double gen_pt, const OtherMuon& o,
+                         VariationStore* vs) const;
   void FillVariations(const EventBatch& b, WMassHistograms* h, Scratch* s) const;
   BinRange FitEtaSupport(double eta_lo, double eta_hi) const;
 };
@@ -258,12 +270,8 @@ WMassProducer::Impl::Impl(WMassConfig c)
     MomentumNuisanceOptions mopt;
     mopt.stat_scale = config.muon_scale_stat;
     momentum = MomentumNuisances(scale_calibration, mopt);
-    // Resolution nuisances change the smearing, not the scale: not supported by this producer.
-    momentum.erase(std::remove_if(momentum.begin(), momentum.end(),
-                                  [](const MomentumNuisance& n) {
-                                    return n.kind == MomentumNuisanceKind::kResolution;
-                                  }),
-                   momentum.end());
+    // Resolution nuisances (a calibration with resolution_uncertainty, at its own eta bins) widen
+    // the smearing about the generated pT (VariedPt); the coarse-grained calibration has none.
     momentum_by_bin = NuisancesByEtaBin(momentum, scale_calibration.num_bins());
   }
   BuildLayout();
@@ -336,6 +344,7 @@ void WMassProducer::Impl::FillBatch(const EventBatch& b, SampleKind sample, WMas
   const bool is_data = sample == SampleKind::kData;
   const std::size_t n = b.size();
   s->cand.clear();
+  s->gen_pt.clear();
   const double pt_lo = config.pt_min - kMigrationMargin;
   const double pt_hi = config.pt_max + kMigrationMargin;
   const int region_stride_mt = region_space.stride(0);
@@ -435,6 +444,7 @@ void WMassProducer::Impl::FillBatch(const EventBatch& b, SampleKind sample, WMas
         s->cand.push_back(Candidate{static_cast<std::uint32_t>(i),
                                     static_cast<std::int8_t>(slot), static_cast<std::int8_t>(q),
                                     iso_pass, wk, pt, eta, phi, mx, my, mu.eff_iso[i], fit_bin});
+        s->gen_pt.push_back(mu.gen_pt[i]);
       }
     }
     if (selected_event) {
@@ -472,6 +482,7 @@ void WMassProducer::Impl::FillBatchWLike(const EventBatch& b, SampleKind sample,
   const bool is_data = sample == SampleKind::kData;
   const std::size_t n = b.size();
   s->cand.clear();
+  s->gen_pt.clear();
   s->other.clear();
   const double pt_lo = config.pt_min - kMigrationMargin;
   const double pt_hi = config.pt_max + kMigrationMargin;
@@ -502,7 +513,7 @@ void WMassProducer::Impl::FillBatchWLike(const EventBatch& b, SampleKind sample,
     if (!(std::abs(eta) < kEtaMax) || !(std::abs(om.eta[i]) < kEtaMax)) continue;
     if (!(mu.rel_iso[i] < config.iso_cut) || !(om.rel_iso[i] < config.iso_cut)) continue;
     double pt = mu.pt[i];
-    OtherMuon o{om.pt[i], om.eta[i], om.phi[i], om.charge[i], om.eff_iso[i]};
+    OtherMuon o{om.pt[i], om.eta[i], om.phi[i], om.charge[i], om.eff_iso[i], om.gen_pt[i]};
     const double phi = mu.phi[i];
     const double cphi = std::cos(phi), sphi = std::sin(phi);
     double met_x = b.met_pt[i] * std::cos(b.met_phi[i]);
@@ -548,22 +559,23 @@ void WMassProducer::Impl::FillBatchWLike(const EventBatch& b, SampleKind sample,
                                 static_cast<std::int8_t>(q), true, w, pt, eta, phi, met_x, met_y,
                                 mu.eff_iso[i], fit_bin});
     s->other.push_back(o);
+    s->gen_pt.push_back(mu.gen_pt[i]);
   }
   if (!is_data && !s->cand.empty()) FillVariations(b, h, s);
 }
 
 // W-like momentum scale: the nuisances touching either muon; the kept muon's shift moves its pT
 // and the W-like missing pT, the other muon's its pT threshold and the dimuon mass.
-void WMassProducer::Impl::FillMomentumWLike(const Candidate& c, const OtherMuon& o,
-                                            VariationStore* vs) const {
+void WMassProducer::Impl::FillMomentumWLike(const Candidate& c, double gen_pt,
+                                            const OtherMuon& o, VariationStore* vs) const {
   const int kb = scale_calibration.Bin(c.eta);
   const int ob = scale_calibration.Bin(o.eta);
   const double cphi = std::cos(c.phi), sphi = std::sin(c.phi);
   auto apply = [&](int k) {
     const MomentumNuisance& n = momentum[k];
-    const double pt = n.ShiftedPt(kb, c.pt, c.charge, +1);
+    const double pt = VariedPt(n, kb, c.pt, gen_pt, c.charge);
     OtherMuon so = o;
-    so.pt = n.ShiftedPt(ob, o.pt, o.charge, +1);
+    so.pt = VariedPt(n, ob, o.pt, o.gen_pt, o.charge);
     const double d = pt - c.pt;
     double mt = 0.0;
     const int fb = WLikeBin(pt, c.eta, c.phi, c.charge, so, c.met_x - d * cphi,
@@ -588,14 +600,14 @@ void WMassProducer::Impl::FillVariations(const EventBatch& b, WMassHistograms* h
       const Candidate& c = s->cand[j];
       if (!c.iso_pass) continue;
       if (wlike) {
-        FillMomentumWLike(c, s->other[j], &vs);
+        FillMomentumWLike(c, s->gen_pt[j], s->other[j], &vs);
         continue;
       }
       const int cal_bin = scale_calibration.Bin(c.eta);
       const double cphi = std::cos(c.phi), sphi = std::sin(c.phi);
       const int eb = c.fit_bin >= 0 ? c.fit_bin / eta_stride : eta_axis.index(c.eta);
       for (int k : momentum_by_bin[cal_bin]) {
-        const double pt = momentum[k].ShiftedPt(cal_bin, c.pt, c.charge, +1);
+        const double pt = VariedPt(momentum[k], cal_bin, c.pt, s->gen_pt[j], c.charge);
         const double d = pt - c.pt;
         const double mx = c.met_x - d * cphi, my = c.met_y - d * sphi;
         const double mt2 = 2.0 * pt * (std::hypot(mx, my) - (cphi * mx + sphi * my));
@@ -1102,7 +1114,10 @@ io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
   for (std::size_t k = 0; k < m.momentum.size(); ++k) {
     const std::string& name = m.momentum[k].name;
     w.DeclareSystematic(name);
+    // Resolution nuisances count in the momentum-scale total (as in the seed's table) and in
+    // their own group.
     add_group("muonScale", name);
+    if (m.momentum[k].group != "muonScale") add_group(m.momentum[k].group, name);
     for (int s : slots) {
       const int id = m.scale_id[k * kWMassMcSlots + s];
       if (has_effect(id)) w.AddShapeSystematic(name, kSlotNames[s], ch, vs.Varied(id, nominal[s]));

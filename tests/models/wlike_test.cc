@@ -17,6 +17,7 @@
 #include "lepus/engine/combination.h"
 #include "lepus/engine/fit.h"
 #include "lepus/engine/likelihood.h"
+#include "lepus/models/calibration.h"
 #include "lepus/models/mass_split.h"
 #include "lepus/models/wmass.h"
 
@@ -384,4 +385,47 @@ TEST_CASE("MassSplit: an injected m(W+) - m(W-) is recovered, none is found with
     CHECK(std::abs(d - injected) < 2.0 * e);
     CHECK(e < 100.0);
   }
+}
+
+TEST_CASE("WMassProducer: resolution nuisances of a calibration widen the smearing about the generated pT") {
+  // A calibration with a 5% resolution uncertainty per eta bin: 48 resolution nuisances.
+  CalibrationParameters cal = SyntheticCalibration();
+  cal.resolution_uncertainty.assign(cal.num_bins(), 0.05);
+  const std::string path = "wlike_test_resolution_calibration.json";
+  WriteCalibration(path, cal);
+  WMassConfig c = WMassConfig::Light();
+  c.calibration_file = path;
+  c.muon_scale_regions = 0;
+  const WMassProducer producer(c);
+  int resolution = 0;
+  for (const auto& n : producer.momentum_nuisances())
+    resolution += n.kind == MomentumNuisanceKind::kResolution;
+  CHECK(resolution == 48);
+
+  // One W+ event in eta bin 30 (eta 0.65): pT 40.99 GeV reconstructed, 39 generated; the
+  // resolution nuisance of its bin moves it to 39 + 1.99 x 1.05 = 41.09 GeV (pT bin 14 -> 15).
+  EventBatch b;
+  b.Resize(1);
+  b.event_number[0] = 7;
+  b.process[0] = Process::kWplusMuNu;
+  b.weight[0] = 2.0;
+  b.n_muons[0] = 1;
+  SetMuon(&b, 0, 0, +1, 40.99, 0.65, 0.0);
+  b.muon[0].gen_pt[0] = 39.0;
+  b.muon[1].charge[0] = 0;
+  b.met_pt[0] = 40.0;
+  b.met_phi[0] = M_PI;
+  b.v_mass[0] = 0.0;
+  WMassHistograms h = producer.MakeHistograms();
+  producer.FillBatch(b, SampleKind::kSimulation, &h);
+  const int from = (30 * 30 + 14) * 2 + 1, to = (30 * 30 + 15) * 2 + 1;
+  CHECK(h.mc[0].sumw(producer.signal_region_offset() + from) == 2.0);
+  const int id = producer.layout().Find("muonResolution_eta30", 0);
+  REQUIRE(id >= 0);
+  CHECK(h.variations.delta(id, from) == -2.0);
+  CHECK(h.variations.delta(id, to) == 2.0);
+  CHECK(h.variations.AbsSum(id) == 4.0);
+  // The other bins' resolution nuisances do not act on it.
+  CHECK(h.variations.AbsSum(producer.layout().Find("muonResolution_eta29", 0)) == 0.0);
+  std::remove(path.c_str());
 }
