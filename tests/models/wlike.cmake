@@ -5,9 +5,10 @@ lepus_add_test(NAME lepus_wlike_tests
   LIBS lepus_models lepus_io lepus_engine)
 
 # `lepus produce wlike` end to end: both parities fitted, split masses with --combine against
-# the difference parameter, error messages (needs the lepus command and jq).
+# the difference parameter, 1 and 2 threads, error messages (needs the lepus command, h5dump, jq).
 find_program(LEPUS_JQ_WLIKE jq)
-if(TARGET lepus AND LEPUS_JQ_WLIKE)
+find_program(LEPUS_H5DUMP_WLIKE h5dump)
+if(TARGET lepus AND LEPUS_JQ_WLIKE AND LEPUS_H5DUMP_WLIKE)
   add_test(NAME cli.produce_wlike
            COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/wlike_cli_test.sh $<TARGET_FILE:lepus>
                    ${CMAKE_CURRENT_BINARY_DIR}/work/produce_wlike)

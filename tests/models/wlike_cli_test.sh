@@ -2,7 +2,8 @@
 # wlike_cli_test.sh LEPUS WORKDIR: `lepus produce wlike` end to end on a small sample (channel
 # wlike with 3264 bins, the Z-mass NOI, the fit of generated data for both parities), split masses
 # (`--mass-split charge`: the separate masses with `lepus fit --combine` equal the difference
-# parameter of `--mass-split-mode difference`), and clear errors (exit code 1).
+# parameter of `--mass-split-mode difference`), the same output at 1 and 2 threads, and clear
+# errors (exit code 1).
 set -euo pipefail
 lepus=$1 work=$2
 rm -rf "$work"
@@ -60,6 +61,18 @@ echo "m(+) - m(-): combination $cv +- $ce, difference parameter $dv +- $de (unit
 awk -v a="$cv" -v b="$dv" -v ea="$ce" -v eb="$de" \
   'BEGIN { d = a - b; de = ea - eb; exit !(d * d < 1e-4 * eb * eb && de * de < 1e-4 * eb * eb) }' \
   || fail "combination and difference parameter disagree"
+
+# The same fit input at 1 and 2 threads.
+cat >"$work/tiny.json" <<'JSON'
+{"lepus_config_version": 1, "producer": "wlike", "binning": {"eta_bins": 24},
+ "simulation": {"events": 300000}, "luminosity_pb": 50, "chunk_events": 16384}
+JSON
+"$lepus" produce wlike --config "$work/tiny.json" --threads 1 -o "$work/t1.h5" 2>/dev/null
+"$lepus" produce wlike --config "$work/tiny.json" --threads 2 -o "$work/t2.h5" 2>/dev/null
+for d in hlogk hnorm hdata_obs hsumw2; do
+  cmp -s <(h5dump -d $d "$work/t1.h5" | sed 1d) <(h5dump -d $d "$work/t2.h5" | sed 1d) \
+    || fail "$d differs between 1 and 2 threads"
+done
 
 # Errors.
 expect_error "lepus: error: --mass-split is 'charges', but must be none, charge, eta_sign" \
