@@ -234,19 +234,21 @@ void MassSplitTemplates(const MassSplitParameter& p, const std::vector<double>& 
   const std::size_t n = nominal.size();
   out_up->resize(n);
   out_down->resize(n);
-  // The NOI's template at theta = t in log space (linear where a yield is not positive).
-  auto at = [&](std::size_t i, double t) {
-    const double nom = nominal[i];
-    const double v = t >= 0 ? up[i] : down[i];
-    const double a = std::abs(t);
-    if (a == 0.0) return nom;
-    if (nom > 0 && v > 0) return nom * std::pow(v / nom, a);
-    return nom + a * (v - nom);
-  };
   for (std::size_t i = 0; i < n; ++i) {
     const double c = p.coeff[i];
-    (*out_up)[i] = at(i, c);
-    (*out_down)[i] = at(i, -c);
+    const double nom = nominal[i];
+    if (c == 0.0 || !(nom > 0)) {
+      (*out_up)[i] = (*out_down)[i] = nom;
+      continue;
+    }
+    // The NOI's symmetrised log shift per unit of theta (linear where a yield is not positive).
+    double k;
+    if (up[i] > 0 && down[i] > 0)
+      k = 0.5 * (std::log(up[i] / nom) - std::log(down[i] / nom));
+    else
+      k = 0.5 * (up[i] - down[i]) / nom;
+    (*out_up)[i] = nom * std::exp(c * k);
+    (*out_down)[i] = nom * std::exp(-c * k);
   }
 }
 

@@ -3,12 +3,14 @@
 // (eta x pT x charge), giving one mass parameter per region ("separate") or a common mass plus
 // difference parameters ("difference").
 //
-// Convention. Each split parameter p carries a coefficient c_p(b) per fit-channel bin b and its
-// template in bin b is the NOI's template at theta = c_p(b), taken in log space:
-//     up_p(b)   = nom(b) (up(b) / nom(b))^c     (c > 0),   nom(b) (down(b) / nom(b))^|c|  (c < 0)
-//     down_p(b) = the same with up and down exchanged;     c = 0: no effect.
-// So the log-normal response of bin b is sum_p c_p(b) theta_p times the NOI's (up to the engine's
-// asymmetric interpolation term, which is not linear in theta):
+// Convention. Each split parameter p carries a coefficient c_p(b) per fit-channel bin b; its
+// templates are symmetric in log space, with the NOI's symmetrised log shift
+//     k(b) = (ln(up(b) / nom(b)) - ln(down(b) / nom(b))) / 2,
+//     up_p(b) = nom(b) exp(c_p(b) k(b)),   down_p(b) = nom(b) exp(-c_p(b) k(b)),
+// so the log-normal response of bin b is k(b) sum_p c_p(b) theta_p: linear in the parameters,
+// and the separate and difference parametrisations are exact linear reparametrisations of each
+// other (an asymmetric up/down pair would add the engine's non-linear interpolation term, which
+// does not transform linearly; the +-100 MeV Breit-Wigner pair is linear to 1 MeV at +-30 MeV):
 //   * separate: c = 1 inside the parameter's region, 0 elsewhere: theta_A = shift of m(A);
 //   * difference (two-way splits A / B): the common parameter (c = 1 everywhere, the NOI's own
 //     name) and a difference parameter with c = +1/2 in A and -1/2 in B, so that
