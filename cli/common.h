@@ -156,6 +156,7 @@ struct ProduceFlags {
   int threads = 0;                      // --threads N
   bool print_config = false;            // --print-config
   std::string output;                   // -o FILE
+  std::string producer = "wmass";       // the subcommand: "wmass" or "helicity" (its presets)
 };
 void AddProduceFlags(CLI::App* sub, ProduceFlags* flags);
 // The configuration: --config (or the --light/--full preset of the analysis, flags.wlike) with
@@ -163,6 +164,11 @@ void AddProduceFlags(CLI::App* sub, ProduceFlags* flags);
 // inconsistent flags (--events with --generate, --data-truth-mw-shift / --data-truth-mz-shift
 // with data files, --config with a preset flag).
 models::WMassConfig ProduceConfigFromFlags(const ProduceFlags& flags);
+// Produces the fit input of the flags' configuration (-o) or prints it (--print-config).
+int RunProduce(const ProduceFlags& flags, const models::WMassConfig& config,
+               const std::string& command_line);
+// `lepus produce helicity` (produce_helicity.cc).
+Command AddProduceHelicity(CLI::App* produce, const std::string& command_line);
 
 // "12.3M", "850k", "42".
 std::string HumanCount(double value);

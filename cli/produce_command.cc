@@ -76,7 +76,8 @@ void EventProgressBar::Finish() {
 models::WMassConfig ProduceConfigFromFlags(const ProduceFlags& f) {
   const models::WMassAnalysis analysis =
       f.wlike ? models::WMassAnalysis::kWLike : models::WMassAnalysis::kWMass;
-  const std::string command = "produce " + models::ToString(analysis);
+  const bool helicity = f.producer == "helicity";  // a mode of the W-mass analysis
+  const std::string command = helicity ? "produce helicity" : "produce " + models::ToString(analysis);
   models::WMassConfig c;
   if (!f.config.empty()) {
     if (f.light || f.full)
@@ -84,9 +85,15 @@ models::WMassConfig ProduceConfigFromFlags(const ProduceFlags& f) {
                                   ": the preset comes from the 'preset' key of --config " +
                                   f.config + "; give one or the other");
     c = models::ReadWMassConfig(f.config, analysis);
+    if (c.helicity.enabled != helicity)
+      throw std::invalid_argument("--config " + f.config + ": the configuration is for 'produce " +
+                                  (c.helicity.enabled ? "helicity" : models::ToString(analysis)) +
+                                  "' (key 'producer'), but was given to '" + command + "'");
   } else {
-    c = models::WMassConfig::Preset(
-        f.full ? models::WMassPreset::kFull : models::WMassPreset::kLight, analysis);
+    const models::WMassPreset preset =
+        f.full ? models::WMassPreset::kFull : models::WMassPreset::kLight;
+    c = helicity ? models::WMassConfig::Helicity(preset)
+                 : models::WMassConfig::Preset(preset, analysis);
   }
   if (!f.events.empty() && f.generate >= 0)
     throw std::invalid_argument(
@@ -145,11 +152,10 @@ models::WMassConfig ProduceConfigFromFlags(const ProduceFlags& f) {
   return c;
 }
 
-namespace {
-
-int RunProduce(const ProduceFlags& a, const std::string& /*command_line*/) {
-  const models::WMassConfig config = ProduceConfigFromFlags(a);
-  const std::string command = "produce " + models::ToString(config.analysis);
+int RunProduce(const ProduceFlags& a, const models::WMassConfig& config,
+               const std::string& /*command_line*/) {
+  const std::string command =
+      config.helicity.enabled ? "produce helicity" : "produce " + models::ToString(config.analysis);
   if (a.print_config) {
     std::cout << config.ToJson() << "\n";
     if (a.output.empty()) return kExitOk;
@@ -201,8 +207,6 @@ int RunProduce(const ProduceFlags& a, const std::string& /*command_line*/) {
             << " thread(s), " << HumanCount(rate) << " events/s\n";
   return kExitOk;
 }
-
-}  // namespace
 
 namespace {
 
@@ -285,7 +289,9 @@ Command AddSingleMuonAnalysis(CLI::App* produce, const std::string& name,
   sub->add_flag("--print-config", args->print_config,
                 "print the effective configuration as JSON on stdout (and stop unless -o)");
   sub->add_option("-o,--output", args->output, "the fit input to write (HDF5)")->type_name("FILE");
-  return {sub, [args, command_line] { return RunProduce(*args, command_line); }};
+  return {sub, [args, command_line] {
+            return RunProduce(*args, ProduceConfigFromFlags(*args), command_line);
+          }};
 }
 
 }  // namespace
@@ -303,7 +309,7 @@ Command AddProduceCommand(CLI::App& parent, const std::string& command_line) {
           produce, "wlike",
           "the W-like Z-mass fit input: Z -> mu mu with one muon (by event-number parity) "
           "treated as a neutrino", true, command_line),
-      AddProduceDilepton(produce, command_line)};
+      AddProduceDilepton(produce, command_line), AddProduceHelicity(produce, command_line)};
   return {produce, [analyses] {
             for (const Command& a : analyses)
               if (a.app->parsed()) return a.run();

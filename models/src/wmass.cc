@@ -67,7 +67,7 @@ CalibrationParameters CoarsenCalibration(const CalibrationParameters& fine, int 
 // One selected-muon hypothesis of a simulated event.
 struct Candidate {
   std::uint32_t event;
-  std::int8_t slot;
+  std::int32_t slot;  // MC slot, or kWMassMcSlots + split process in the helicity mode
   std::int8_t charge;
   bool iso_pass;
   double w;              // nominal weight, efficiencies included
@@ -105,6 +105,7 @@ struct Scratch {
   TheoryInputs inputs;
   std::vector<double> up, down;
   std::vector<ActiveEfficiencyVariation> active;
+  std::vector<Candidate> split_cand;  // helicity mode: the signal candidates split
 };
 
 }  // namespace
@@ -152,6 +153,8 @@ void WMassHistograms::Reset() {
   selected.fill(0);
   data_selected = 0;
   nonprompt_sim_skipped = 0;
+  for (auto& x : split) x.Reset();
+  std::fill(split_xsec.begin(), split_xsec.end(), 0.0);
 }
 
 WMassHistograms& WMassHistograms::operator+=(const WMassHistograms& o) {
@@ -163,6 +166,8 @@ WMassHistograms& WMassHistograms::operator+=(const WMassHistograms& o) {
   for (int s = 0; s < kWMassMcSlots; ++s) selected[s] += o.selected[s];
   data_selected += o.data_selected;
   nonprompt_sim_skipped += o.nonprompt_sim_skipped;
+  for (std::size_t s = 0; s < split.size(); ++s) split[s] += o.split[s];
+  for (std::size_t s = 0; s < split_xsec.size(); ++s) split_xsec[s] += o.split_xsec[s];
   return *this;
 }
 
@@ -187,9 +192,10 @@ struct WMassProducer::Impl {
 
   VariationLayout layout;
   // Variation ids per (nuisance, slot): -1 where the variation is not filled.
-  std::vector<int> theory_up, theory_down;  // [k * kWMassMcSlots + slot]
-  std::vector<int> eff_id;                  // [k * kWMassMcSlots + slot]
-  std::vector<int> scale_id;                // [n * kWMassMcSlots + slot]
+  std::vector<int> theory_up, theory_down;  // [k * nslots + slot]
+  std::vector<int> eff_id;                  // [k * nslots + slot]
+  std::vector<int> scale_id;                // [n * nslots + slot]
+  std::vector<bool> theory_want_down;       // some slot has a down variation of nuisance k
   std::vector<bool> theory_needed;          // nuisance k is filled for some slot
   std::vector<int> theory_kinds_needed;     // indices of needed theory variations
 
@@ -197,7 +203,13 @@ struct WMassProducer::Impl {
   bool wlike = false;
   std::vector<int> slots;
   int signal_slot = 0;
-  std::array<bool, kWMassMcSlots> slot_active{};
+  std::array<bool, kWMassMcSlots> slot_active{};  // by base slot (W-like)
+  // Helicity mode (helicity.h): slots kWMassMcSlots + p are the split signal processes p (the
+  // signal of the fit input), and slot 0 (Wmunu) is kept only as the unsplit signal of the
+  // non-prompt sidebands and the summary.
+  std::unique_ptr<HelicitySplit> split;
+  int nslots = kWMassMcSlots;  // variation slots incl. the split ones
+  std::vector<std::string> slot_names;
   // The NOI split into charge / eta regions (empty: the NOI itself).
   std::vector<MassSplitParameter> mass_split;
 
@@ -216,6 +228,10 @@ struct WMassProducer::Impl {
   void FillMomentumWLike(const Candidate& c, double gen_pt, const OtherMuon& o,
                          VariationStore* vs) const;
   void FillVariations(const EventBatch& b, WMassHistograms* h, Scratch* s) const;
+  // Whether slot `slot` receives theory nuisance n (its processes / boson charge; the helicity
+  // split replaces the angular-coefficient nuisances of the signal).
+  bool TheoryActs(const TheoryNuisance& n, int slot) const;
+  void SplitSignal(const EventBatch& b, WMassHistograms* h, Scratch* s) const;
   BinRange FitEtaSupport(double eta_lo, double eta_hi) const;
 };
 
@@ -233,8 +249,20 @@ WMassProducer::Impl::Impl(WMassConfig c)
   wlike = config.analysis == WMassAnalysis::kWLike;
   // W-like: Z -> mu mu is the signal; W events have no second prompt muon.
   slots = wlike ? std::vector<int>{2, 3, 4, 5} : std::vector<int>{0, 1, 2, 3, 4, 5};
-  signal_slot = slots.front();
   for (int s : slots) slot_active[s] = true;
+  for (int s = 0; s < kWMassMcSlots; ++s) slot_names.push_back(kSlotNames[s]);
+  if (config.helicity.enabled) {
+    split = std::make_unique<HelicitySplit>(config.helicity);
+    std::vector<int> split_slots;
+    for (int p = 0; p < split->num_processes(); ++p) {
+      split_slots.push_back(kWMassMcSlots + p);
+      slot_names.push_back(split->ProcessName(p));
+    }
+    nslots = static_cast<int>(slot_names.size());
+    slots.erase(slots.begin());  // Wmunu: replaced by the split processes
+    slots.insert(slots.begin(), split_slots.begin(), split_slots.end());
+  }
+  signal_slot = slots.front();
   // Open-ended axes end at a large finite edge (histogram.h).
   const double open = 1e9;
   mt_axis = VariableAxis({0.0, config.mt_sideband, config.mt_cut, open}, "mt");
@@ -289,9 +317,10 @@ BinRange WMassProducer::Impl::FitEtaSupport(double eta_lo, double eta_hi) const 
 void WMassProducer::Impl::BuildLayout() {
   const BinRange all{0, fit_size};
   const auto& tn = theory.nuisances();
-  theory_up.assign(tn.size() * kWMassMcSlots, -1);
-  theory_down.assign(tn.size() * kWMassMcSlots, -1);
+  theory_up.assign(tn.size() * nslots, -1);
+  theory_down.assign(tn.size() * nslots, -1);
   theory_needed.assign(tn.size(), false);
+  theory_want_down.assign(tn.size(), false);
   for (std::size_t k = 0; k < tn.size(); ++k) {
     const TheoryNuisance& n = tn[k];
     if (n.role == TheoryRole::kAlternative) {
@@ -303,35 +332,45 @@ void WMassProducer::Impl::BuildLayout() {
     }
     const bool down = !n.symmetric && n.role != TheoryRole::kAlternative;
     for (int slot : slots) {
-      bool acts = false;
-      for (Process p : kAllProcesses)
-        if (WMassSlot(p) == slot && n.processes[static_cast<int>(p)]) acts = true;
-      if (!acts) continue;
-      theory_up[k * kWMassMcSlots + slot] = layout.Add(n.name + "Up", slot, all);
-      if (down) theory_down[k * kWMassMcSlots + slot] = layout.Add(n.name + "Down", slot, all);
+      if (!TheoryActs(n, slot)) continue;
+      theory_up[k * nslots + slot] = layout.Add(n.name + "Up", slot, all);
+      if (down) theory_down[k * nslots + slot] = layout.Add(n.name + "Down", slot, all);
       theory_needed[k] = true;
+      theory_want_down[k] = theory_want_down[k] || down;
     }
     if (theory_needed[k]) theory_kinds_needed.push_back(static_cast<int>(k));
   }
   if (efficiency) {
     const auto& en = efficiency->nuisances();
-    eff_id.assign(en.size() * kWMassMcSlots, -1);
+    eff_id.assign(en.size() * nslots, -1);
     for (std::size_t k = 0; k < en.size(); ++k) {
       const BinRange r = FitEtaSupport(en[k].eta_min, en[k].eta_max);
       // W-like: a nuisance acting on the other muon moves the signal's kept muon anywhere.
       for (int slot : slots)
-        eff_id[k * kWMassMcSlots + slot] =
+        eff_id[k * nslots + slot] =
             layout.Add(en[k].name, slot, wlike && slot == signal_slot ? all : r);
     }
   }
-  scale_id.assign(momentum.size() * kWMassMcSlots, -1);
+  scale_id.assign(momentum.size() * nslots, -1);
   for (std::size_t k = 0; k < momentum.size(); ++k) {
     const MomentumNuisance& n = momentum[k];
     const BinRange r = FitEtaSupport(scale_calibration.eta_edges[n.first_bin],
                                      scale_calibration.eta_edges[n.last_bin + 1]);
     // W-like: a shift of the other muon changes the selection of the kept one anywhere.
-    for (int slot : slots) scale_id[k * kWMassMcSlots + slot] = layout.Add(n.name, slot, wlike ? all : r);
+    for (int slot : slots) scale_id[k * nslots + slot] = layout.Add(n.name, slot, wlike ? all : r);
   }
+}
+
+bool WMassProducer::Impl::TheoryActs(const TheoryNuisance& n, int slot) const {
+  if (slot < kWMassMcSlots) {
+    for (Process p : kAllProcesses)
+      if (WMassSlot(p) == slot && n.processes[static_cast<int>(p)]) return true;
+    return false;
+  }
+  if (n.kind == TheoryKind::kHelicity || n.kind == TheoryKind::kShowerKt) return false;
+  const Process p = split->ChargeOf(slot - kWMassMcSlots) > 0 ? Process::kWplusMuNu
+                                                              : Process::kWminusMuNu;
+  return n.processes[static_cast<int>(p)];
 }
 
 // The event loop: selection, nominal fills (every region), candidates for the variations.
@@ -454,6 +493,7 @@ void WMassProducer::Impl::FillBatch(const EventBatch& b, SampleKind sample, WMas
         ++h->selected[slot];
     }
   }
+  if (!is_data && split) SplitSignal(b, h, s);
   if (!is_data && !s->cand.empty()) FillVariations(b, h, s);
 }
 
@@ -581,7 +621,7 @@ void WMassProducer::Impl::FillMomentumWLike(const Candidate& c, double gen_pt,
     const int fb = WLikeBin(pt, c.eta, c.phi, c.charge, so, c.met_x - d * cphi,
                             c.met_y - d * sphi, &mt);
     const int to = fb >= 0 && mt_axis.index(mt) == 2 ? fb : -1;
-    if (to != c.fit_bin) vs->Move(scale_id[k * kWMassMcSlots + c.slot], c.fit_bin, c.w, to, c.w);
+    if (to != c.fit_bin) vs->Move(scale_id[k * nslots + c.slot], c.fit_bin, c.w, to, c.w);
   };
   for (int k : momentum_by_bin[kb]) apply(k);
   for (int k : momentum_by_bin[ob])
@@ -617,7 +657,7 @@ void WMassProducer::Impl::FillVariations(const EventBatch& b, WMassHistograms* h
           if (pb >= 0 && pb < config.pt_bins) to = eb * eta_stride + pb * 2 + (c.charge > 0);
         }
         if (to == c.fit_bin) continue;
-        vs.Move(scale_id[k * kWMassMcSlots + c.slot], c.fit_bin, c.w, to, c.w);
+        vs.Move(scale_id[k * nslots + c.slot], c.fit_bin, c.w, to, c.w);
       }
     }
   }
@@ -630,7 +670,7 @@ void WMassProducer::Impl::FillVariations(const EventBatch& b, WMassHistograms* h
       if (c.fit_bin < 0) continue;
       const int na = efficiency->Active(c.eta, c.pt, c.charge, true, c.eff_iso, s->active.data());
       for (int a = 0; a < na; ++a) {
-        const int id = eff_id[s->active[a].index * kWMassMcSlots + c.slot];
+        const int id = eff_id[s->active[a].index * nslots + c.slot];
         vs.Fill(id, c.fit_bin, c.w * s->active[a].rel);
       }
       if (!wlike) continue;
@@ -641,7 +681,7 @@ void WMassProducer::Impl::FillVariations(const EventBatch& b, WMassHistograms* h
       const auto& en = efficiency->nuisances();
       for (int a = 0; a < no; ++a) {
         if (en[s->active[a].index].step == EfficiencyKind::kTrigger) continue;
-        const int id = eff_id[s->active[a].index * kWMassMcSlots + c.slot];
+        const int id = eff_id[s->active[a].index * nslots + c.slot];
         if (layout.support(id).Contains(c.fit_bin)) vs.Fill(id, c.fit_bin, c.w * s->active[a].rel);
       }
     }
@@ -652,7 +692,10 @@ void WMassProducer::Impl::FillVariations(const EventBatch& b, WMassHistograms* h
     s->theory_cand.clear();
     for (std::size_t j = 0; j < s->cand.size(); ++j) {
       const Candidate& c = s->cand[j];
-      if (c.fit_bin < 0 || c.slot > 3) continue;  // top and diboson bosons are not varied
+      // Top and diboson bosons are not varied.
+      if (c.fit_bin < 0 || c.slot == WMassSlot(Process::kTop) ||
+          c.slot == WMassSlot(Process::kDiboson))
+        continue;
       if (!(b.v_mass[c.event] > 0)) continue;
       s->theory_cand.push_back(static_cast<int>(j));
     }
@@ -675,25 +718,63 @@ void WMassProducer::Impl::FillVariations(const EventBatch& b, WMassHistograms* h
     s->up.resize(m);
     s->down.resize(m);
     for (int k : theory_kinds_needed) {
-      const bool want_down = theory_down[k * kWMassMcSlots + 0] >= 0 ||
-                             theory_down[k * kWMassMcSlots + 1] >= 0 ||
-                             theory_down[k * kWMassMcSlots + 2] >= 0 ||
-                             theory_down[k * kWMassMcSlots + 3] >= 0;
+      const bool want_down = theory_want_down[k];
       theory.Weights(static_cast<std::size_t>(k), s->inputs, s->up.data(),
                      want_down ? s->down.data() : nullptr);
       for (std::size_t j = 0; j < m; ++j) {
         const Candidate& c = s->cand[s->theory_cand[j]];
-        const int up_id = theory_up[k * kWMassMcSlots + c.slot];
+        const int up_id = theory_up[k * nslots + c.slot];
         if (up_id < 0) continue;
         if (s->up[j] != 1.0) vs.Fill(up_id, c.fit_bin, c.w * (s->up[j] - 1.0));
         if (want_down) {
-          const int down_id = theory_down[k * kWMassMcSlots + c.slot];
+          const int down_id = theory_down[k * nslots + c.slot];
           if (down_id >= 0 && s->down[j] != 1.0)
             vs.Fill(down_id, c.fit_bin, c.w * (s->down[j] - 1.0));
         }
       }
     }
   }
+}
+
+// Helicity mode (helicity.h): every signal candidate becomes one candidate per helicity
+// component of its generator-level cell, with weight w h_c (HelicityWeights, summing to 1), so
+// every variation filled below acts on every split process; the fit-channel ones fill the split
+// nominal templates. Every simulated signal event (the simulation is not filtered in this mode)
+// adds to the generator-level cross sections of its cell.
+void WMassProducer::Impl::SplitSignal(const EventBatch& b, WMassHistograms* h, Scratch* s) const {
+  const GeneratorParams& physics = theory.config().physics;
+  const double inv_lumi = 1.0 / config.luminosity_pb;
+  constexpr int nc = kNumHelicityComponents;
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    if (WMassSlot(b.process[i]) != 0) continue;
+    const int cell = split->Cell(b.v_charge[i], b.v_pt[i], b.v_y[i]);
+    if (cell < 0) continue;
+    const auto a = AngularCoefficients(physics, b.v_charge[i], b.v_pt[i], std::abs(b.v_y[i]));
+    const double w = b.weight[i] * inv_lumi;
+    h->split_xsec[split->Process(cell, 0)] += w;
+    for (int c = 1; c < nc; ++c) h->split_xsec[split->Process(cell, c)] += w * a[c - 1];
+  }
+  s->split_cand.clear();
+  for (const Candidate& c : s->cand) {
+    if (c.slot != 0) {
+      s->split_cand.push_back(c);
+      continue;
+    }
+    const std::size_t i = c.event;
+    const int cell = split->Cell(b.v_charge[i], b.v_pt[i], b.v_y[i]);
+    if (cell < 0) continue;  // no generator-level boson: cannot be split
+    const auto a = AngularCoefficients(physics, b.v_charge[i], b.v_pt[i], std::abs(b.v_y[i]));
+    const std::array<double, 9> hw = HelicityWeights(a, b.cos_theta_cs[i], b.phi_cs[i]);
+    for (int comp = 0; comp < nc; ++comp) {
+      Candidate x = c;
+      const int p = split->Process(cell, comp);
+      x.slot = kWMassMcSlots + p;
+      x.w = c.w * hw[comp];
+      if (x.fit_bin >= 0) h->split[p].Fill(x.fit_bin, x.w);
+      s->split_cand.push_back(x);
+    }
+  }
+  std::swap(s->cand, s->split_cand);
 }
 
 // ---- WMassProducer
@@ -724,6 +805,10 @@ WMassHistograms WMassProducer::MakeHistograms() const {
   for (int s = 0; s < kWMassMcSlots; ++s) h.mc.emplace_back(impl_->region_space);
   h.data = WeightedHistogram(impl_->region_space);
   h.variations = VariationStore(&impl_->layout);
+  if (impl_->split) {
+    for (int p = 0; p < impl_->split->num_processes(); ++p) h.split.emplace_back(impl_->fit_space);
+    h.split_xsec.assign(impl_->split->num_processes(), 0.0);
+  }
   return h;
 }
 
@@ -760,6 +845,8 @@ GeneratorConfig SimulationGenerator(const WMassConfig& c) {
   g.physics = GeneratorParams::Simulation();
   g.detector = DetectorParams::Simulation();
   g.filter = SampleFilter(c);
+  // The helicity mode needs every signal event for the generator-level cross sections.
+  if (c.helicity.enabled) g.filter = EventFilter{};
   return g;
 }
 
@@ -782,6 +869,8 @@ GeneratorConfig DataGenerator(const WMassConfig& c, int charge_sign = 0) {
   g.physics.w_width = sim.w_width * std::pow(g.physics.w_mass / sim.w_mass, 3);
   g.physics.z_mass = sim.z_mass + c.data_mz_shift_mev * 1e-3;
   g.physics.z_width = sim.z_width * std::pow(g.physics.z_mass / sim.z_mass, 3);
+  if (c.helicity.enabled)
+    for (int i = 0; i < 8; ++i) g.physics.a_scale[i] *= c.helicity.data_a_scale[i];
   if (!c.data_scale_bias) g.detector.scale_bias = DetectorParams::Simulation().scale_bias;
   if (!c.data_efficiency_bias)
     g.detector.efficiency_variation = DetectorParams::Simulation().efficiency_variation;
@@ -976,6 +1065,40 @@ NonpromptInputs WMassProducer::NonpromptInputsOf(const WMassHistograms& h) const
   return in;
 }
 
+namespace {
+
+// Helicity mode: the masked channel of the generator-level cross sections, one bin per split
+// process (helicity.h order), and the normalisation priors of the split processes.
+void AddHelicityChannel(const WMassProducer::Impl& m, const WMassHistograms& h,
+                        io::TensorWriter* w) {
+  const HelicitySplit& sp = *m.split;
+  const HelicityConfig& hc = m.config.helicity;
+  std::vector<double> pt = sp.pt_edges(), y = sp.y_edges();
+  pt.push_back(std::max(1e4, 2 * pt.back()));  // the overflows end at a large finite edge
+  y.push_back(std::max(10.0, 2 * y.back()));
+  std::vector<double> comp;
+  for (int c = 0; c <= kNumHelicityComponents; ++c) comp.push_back(c);
+  const std::string xch = kHelicityXsecChannel;
+  w->AddChannel(xch, {{"charge", {-2.0, 0.0, 2.0}}, {"ptV", pt}, {"absYV", y}, {"helicity", comp}},
+                true);
+  const int np = sp.num_processes();
+  for (int p = 0; p < np; ++p) {
+    std::vector<double> v(np, 0.0);
+    v[p] = h.split_xsec[p];
+    const std::string name = m.slot_names[kWMassMcSlots + p];
+    w->SetNominal(xch, name, v);
+    if (!hc.free) {
+      const std::string norm = sp.NormName(p);
+      w->DeclareSystematic(norm);
+      w->AddToGroup("helicityNorm", norm);
+      w->AddNormSystematic(norm, name, m.config.Channel(), 1.0 + hc.prior_width);
+      w->AddNormSystematic(norm, name, xch, 1.0 + hc.prior_width);
+    }
+  }
+}
+
+}  // namespace
+
 io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
                                              WMassSummary* summary) const {
   const Impl& m = *impl_;
@@ -1032,15 +1155,29 @@ io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
   // generator's top and diboson events have one prompt muon; event files may have pairs).
   std::vector<int> slots;
   for (int s : m.slots) {
+    if (!m.wlike || s == sig) {
+      slots.push_back(s);
+      continue;
+    }
     double sumw = 0.0;
     for (int i = 0; i < size; ++i) sumw += h.mc[s].sumw(off + i);
-    if (!m.wlike || s == sig || sumw != 0.0) slots.push_back(s);
+    if (sumw != 0.0) slots.push_back(s);
+  }
+  // Helicity mode: the split processes (signals only when free) replace Wmunu; the summary lists
+  // the unsplit slots.
+  const bool hel = m.split != nullptr;
+  std::vector<int> signal_slots, summary_slots = slots;
+  if (hel) {
+    summary_slots = {0, 1, 2, 3, 4, 5};
+    for (int s : slots)
+      if (s >= kWMassMcSlots) signal_slots.push_back(s);
+  } else {
+    signal_slots = {sig};
   }
   std::vector<std::string> procs;
-  for (int s : slots) {
-    w.AddProcess(kSlotNames[s], s == sig);
-    procs.push_back(kSlotNames[s]);
-  }
+  for (int s : slots)
+    w.AddProcess(m.slot_names[s], hel ? s >= kWMassMcSlots && c.helicity.free : s == sig);
+  for (int s : summary_slots) procs.push_back(kSlotNames[s]);
   if (c.nonprompt) {
     w.AddProcess("nonprompt", false);
     procs.push_back("nonprompt");
@@ -1048,12 +1185,16 @@ io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
   const std::vector<double> data = h.data.Sumw(off, off + size);
   w.SetData(ch, data);
 
-  std::vector<std::vector<double>> nominal(kWMassMcSlots);
+  std::vector<std::vector<double>> nominal(m.nslots);
+  for (int s : summary_slots) nominal[s] = h.mc[s].Sumw(off, off + size);
   for (int s : slots) {
-    nominal[s] = h.mc[s].Sumw(off, off + size);
-    w.SetNominal(ch, kSlotNames[s], nominal[s],
-                 c.bin_by_bin_stat ? h.mc[s].Sumw2(off, off + size) : std::vector<double>{});
+    const WeightedHistogram& hist = s < kWMassMcSlots ? h.mc[s] : h.split[s - kWMassMcSlots];
+    const int o = s < kWMassMcSlots ? off : 0;
+    if (s >= kWMassMcSlots) nominal[s] = hist.Sumw(o, o + size);
+    w.SetNominal(ch, m.slot_names[s], nominal[s],
+                 c.bin_by_bin_stat ? hist.Sumw2(o, o + size) : std::vector<double>{});
   }
+  if (hel) AddHelicityChannel(m, h, &w);
   if (c.nonprompt) {
     bool any_var = false;
     for (double v : np.sumw2) any_var = any_var || v > 0;
@@ -1066,6 +1207,15 @@ io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
   };
   const VariationStore& vs = h.variations;
   auto has_effect = [&](int id) { return id >= 0 && vs.AbsSum(id) > 0.0; };
+  // Split helicity templates can be negative (A_i P_i / D < 0) and near zero in a bin, where the
+  // MC noise of a variation can flip their sign: such bins are left unvaried instead of being
+  // clipped by the log-normal writer (ln(1e-3)).
+  auto SignSafe = [&](int s, std::vector<double>* v) {
+    if (s < kWMassMcSlots) return;
+    const std::vector<double>& nom = nominal[s];
+    for (int i = 0; i < size; ++i)
+      if (!((*v)[i] * nom[i] > 0.0)) (*v)[i] = nom[i];
+  };
 
   // Theory: mass (NOI), width, pdf, angular coefficients, pT(V), EW.
   const auto& tn = m.theory.nuisances();
@@ -1088,10 +1238,10 @@ io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
     }
     if (!split) add_group(n.group, n.name);
     for (int s : slots) {
-      const int up = m.theory_up[k * kWMassMcSlots + s];
-      const int dn = m.theory_down[k * kWMassMcSlots + s];
+      const int up = m.theory_up[k * m.nslots + s];
+      const int dn = m.theory_down[k * m.nslots + s];
       if (!has_effect(up) && !has_effect(dn)) continue;
-      const std::vector<double> vu = vs.Varied(up, nominal[s]);
+      std::vector<double> vu = vs.Varied(up, nominal[s]);
       if (split) {
         const std::vector<double> vd = vs.Varied(dn, nominal[s]);
         std::vector<double> pu, pd;
@@ -1102,11 +1252,15 @@ io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
         continue;
       }
       if (dn < 0) {
-        w.AddShapeSystematic(n.name, kSlotNames[s], ch, vu);
+        SignSafe(s, &vu);
+        w.AddShapeSystematic(n.name, m.slot_names[s], ch, vu);
       } else {
         const io::Symmetrization sym =
             n.role == TheoryRole::kInterest ? io::Symmetrization::kNone : c.symmetrization;
-        w.AddShapeSystematic(n.name, kSlotNames[s], ch, vu, vs.Varied(dn, nominal[s]), sym);
+        std::vector<double> vd = vs.Varied(dn, nominal[s]);
+        SignSafe(s, &vu);
+        SignSafe(s, &vd);
+        w.AddShapeSystematic(n.name, m.slot_names[s], ch, vu, vd, sym);
       }
     }
   }
@@ -1119,8 +1273,11 @@ io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
     add_group("muonScale", name);
     if (m.momentum[k].group != "muonScale") add_group(m.momentum[k].group, name);
     for (int s : slots) {
-      const int id = m.scale_id[k * kWMassMcSlots + s];
-      if (has_effect(id)) w.AddShapeSystematic(name, kSlotNames[s], ch, vs.Varied(id, nominal[s]));
+      const int id = m.scale_id[k * m.nslots + s];
+      if (!has_effect(id)) continue;
+      std::vector<double> v = vs.Varied(id, nominal[s]);
+      SignSafe(s, &v);
+      w.AddShapeSystematic(name, m.slot_names[s], ch, v);
     }
   }
   // Muon efficiencies.
@@ -1131,9 +1288,11 @@ io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
       add_group("muonEfficiency", en[k].name);
       add_group(en[k].group, en[k].name);
       for (int s : slots) {
-        const int id = m.eff_id[k * kWMassMcSlots + s];
-        if (has_effect(id))
-          w.AddShapeSystematic(en[k].name, kSlotNames[s], ch, vs.Varied(id, nominal[s]));
+        const int id = m.eff_id[k * m.nslots + s];
+        if (!has_effect(id)) continue;
+        std::vector<double> v = vs.Varied(id, nominal[s]);
+        SignSafe(s, &v);
+        w.AddShapeSystematic(en[k].name, m.slot_names[s], ch, v);
       }
     }
   }
@@ -1152,13 +1311,13 @@ io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
   if (c.lumi_uncertainty > 0) {
     w.DeclareSystematic("lumi");
     add_group("luminosity", "lumi");
-    for (int s : slots) w.AddNormSystematic("lumi", kSlotNames[s], ch, 1.0 + c.lumi_uncertainty);
+    for (int s : slots) w.AddNormSystematic("lumi", m.slot_names[s], ch, 1.0 + c.lumi_uncertainty);
   }
 
-  // Pseudo-data: the expectation with the signal template at known mass shifts.
+  // Pseudo-data: the expectation with the signal template(s) at known mass shifts.
   std::vector<double> others(size, 0.0);
   for (int s : slots)
-    if (s != sig)
+    if (std::find(signal_slots.begin(), signal_slots.end(), s) == signal_slots.end())
       for (int i = 0; i < size; ++i) others[i] += nominal[s][i];
   if (c.nonprompt)
     for (int i = 0; i < size; ++i) others[i] += np.nominal[i];
@@ -1169,26 +1328,45 @@ io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
     for (int k = -nstep; k <= nstep; ++k) shifts.push_back(k * c.theory.mass_step_mev);
   }
   for (double shift : shifts) {
-    std::vector<double> wm = nominal[sig];
-    if (std::abs(shift) > 1e-9) {
-      int id = -1;
-      for (std::size_t k = 0; k < tn.size() && id < 0; ++k) {
-        const TheoryNuisance& n = tn[k];
-        if (n.kind != TheoryKind::kMassShift) continue;
-        if (n.role == TheoryRole::kAlternative && std::abs(n.scale_mev - shift) < 1e-6)
-          id = m.theory_up[k * kWMassMcSlots + sig];
-        if (n.role == TheoryRole::kInterest && std::abs(n.scale_mev - std::abs(shift)) < 1e-6)
-          id = shift > 0 ? m.theory_up[k * kWMassMcSlots + sig]
-                         : m.theory_down[k * kWMassMcSlots + sig];
+    std::vector<double> wm(size, 0.0);
+    for (int s : signal_slots) {
+      std::vector<double> t = nominal[s];
+      if (std::abs(shift) > 1e-9) {
+        int id = -1;
+        for (std::size_t k = 0; k < tn.size() && id < 0; ++k) {
+          const TheoryNuisance& n = tn[k];
+          if (n.kind != TheoryKind::kMassShift) continue;
+          if (n.role == TheoryRole::kAlternative && std::abs(n.scale_mev - shift) < 1e-6)
+            id = m.theory_up[k * m.nslots + s];
+          if (n.role == TheoryRole::kInterest && std::abs(n.scale_mev - std::abs(shift)) < 1e-6)
+            id = shift > 0 ? m.theory_up[k * m.nslots + s] : m.theory_down[k * m.nslots + s];
+        }
+        if (id < 0)
+          throw std::logic_error("W-mass producer: no template for the pseudo-data mass shift " +
+                                 std::to_string(shift) + " MeV");
+        t = vs.Varied(id, nominal[s]);
       }
-      if (id < 0)
-        throw std::logic_error("W-mass producer: no template for the pseudo-data mass shift " +
-                               std::to_string(shift) + " MeV");
-      wm = vs.Varied(id, nominal[sig]);
+      for (int i = 0; i < size; ++i) wm[i] += t[i];
     }
     std::vector<double> pd(size);
     for (int i = 0; i < size; ++i) pd[i] = std::max(0.0, wm[i] + others[i]);
     w.AddPseudoData(MassShiftPseudoDataName(shift), ch, pd);
+  }
+  // Helicity mode: the expectation with modified A_i (scaled split templates).
+  if (hel) {
+    for (const HelicityPseudoData& p : c.helicity.pseudodata) {
+      std::vector<double> pd = others;
+      for (int s : signal_slots) {
+        const int q = s - kWMassMcSlots;
+        const bool in = (p.pt_bin < 0 || m.split->PtBinOf(q) == p.pt_bin) &&
+                        (p.y_bin < 0 || m.split->YBinOf(q) == p.y_bin) &&
+                        (p.charge == 0 || m.split->ChargeOf(q) == p.charge);
+        const double f = in ? p.scale[m.split->ComponentOf(q)] : 1.0;
+        for (int i = 0; i < size; ++i) pd[i] += f * nominal[s][i];
+      }
+      for (double& v : pd) v = std::max(0.0, v);
+      w.AddPseudoData(p.name, ch, pd);
+    }
   }
   const auto t2 = std::chrono::steady_clock::now();
 
@@ -1203,7 +1381,7 @@ io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
   sum.sim_events = h.sim_events;
   sum.data_events = h.data_events;
   sum.processes = procs;
-  for (int s : slots) {
+  for (int s : summary_slots) {
     sum.selected.push_back(h.selected[s]);
     double y = 0;
     for (double v : nominal[s]) y += v;
@@ -1219,7 +1397,22 @@ io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
   for (double v : data) sum.data_yield += v;
   sum.bins = size;
   sum.variations_filled = m.layout.size();
-  sum.pseudodata_sets = static_cast<int>(shifts.size());
+  sum.pseudodata_sets =
+      static_cast<int>(shifts.size() + (hel ? c.helicity.pseudodata.size() : 0));
+  if (hel) {
+    char msg[320];
+    std::snprintf(msg, sizeof(msg),
+                  "helicity: Wmunu split into %d processes (2 charges x %d pT x %d |y| bins x %d "
+                  "components; %zu processes in the fit input), %s; masked channel %s",
+                  m.split->num_processes(), m.split->num_pt(), m.split->num_y(),
+                  kNumHelicityComponents, slots.size() + (c.nonprompt ? 1 : 0),
+                  c.helicity.free ? "free signal strengths"
+                                  : ("log-normal priors of " +
+                                     std::to_string(c.helicity.prior_width).substr(0, 5))
+                                        .c_str(),
+                  kHelicityXsecChannel);
+    sum.notes.push_back(msg);
+  }
   sum.clipped_entries = w.clipped_entries();
   sum.seconds_estimate = std::chrono::duration<double>(t1 - t0).count();
   sum.seconds_build = std::chrono::duration<double>(t2 - t1).count();
@@ -1294,6 +1487,7 @@ std::string WMassSummary::Report() const {
   std::snprintf(line, sizeof(line), "tensor density %.4f -> %s storage\n", density,
                 storage == engine::StorageKind::kSparse ? "sparse" : "dense");
   os << line;
+  for (const auto& n : notes) os << n << "\n";
   for (const auto& w : warnings) os << "warning: " << w << "\n";
   std::snprintf(line, sizeof(line),
                 "time: events -> histograms %.2f s, non-prompt estimate %.2f s, fit input %.2f s\n",

@@ -103,6 +103,28 @@ WMassConfig WMassConfig::Preset(WMassPreset preset, WMassAnalysis analysis) {
   return preset == WMassPreset::kFull ? Full() : Light();
 }
 
+WMassConfig WMassConfig::Helicity(WMassPreset preset) {
+  // The split multiplies every signal template and variation by the number of split processes
+  // (72 light, 864 full), so both use the light systematics model; full has the reference's
+  // generator binning and the statistics to populate it (docs/helicity.md).
+  WMassConfig c = Light();
+  c.preset = preset;
+  if (preset == WMassPreset::kFull) {
+    c.helicity = HelicityConfig::Reference();
+    c.simulation.events = 20000000;
+    c.luminosity_pb = 1000.0;
+    c.chunk_events = 1 << 17;
+  } else {
+    c.helicity = HelicityConfig::Light();
+  }
+  // A pseudo-data set with modified A0 and A4 in every cell (exactly representable).
+  HelicityPseudoData p;
+  p.name = "helicity_A0x1p2_A4x0p9";
+  p.scale = {1.0, 1.2, 1.0, 1.0, 1.0, 0.9};
+  c.helicity.pseudodata = {p};
+  return c;
+}
+
 namespace {
 
 std::string Num(double v) {
@@ -165,6 +187,10 @@ bool WMassConfig::IsValid(std::string* error) const {
     return Fail(error, "muon_scale.regions is " + std::to_string(muon_scale_regions) +
                            ", but must be >= 0");
   if (nonprompt && !nonprompt_options.IsValid(&sub)) return Fail(error, "nonprompt: " + sub);
+  if (helicity.enabled && !helicity.IsValid(&sub)) return Fail(error, sub);
+  if (helicity.enabled && (analysis != WMassAnalysis::kWMass || mass_split.active()))
+    return Fail(error, "helicity is enabled, but the helicity fit is a mode of the W-mass "
+                       "analysis without a split mass parameter");
   if (!(lumi_uncertainty >= 0) || lumi_uncertainty >= 1)
     return Fail(error, "luminosity uncertainty is " + Num(lumi_uncertainty) +
                            ", but must be in [0, 1)");
@@ -236,6 +262,7 @@ class Reader {
                                 TypeName(v) + "), but must be " + must);
   }
   std::string Path(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+  const std::string& Origin() const { return origin_; }
 
   const json* Find(const std::string& key) {
     known_.insert(key);
@@ -336,6 +363,55 @@ class Reader {
 
 const char* kComponentNames[kNumHelicityComponents] = {"UL", "A0", "A1", "A2", "A3", "A4"};
 
+const char* kCoefficientNames[8] = {"A0", "A1", "A2", "A3", "A4", "A5", "A6", "A7"};
+
+// The "helicity" object (docs/helicity.md).
+void ReadHelicity(Reader* h, HelicityConfig* c) {
+  h->Numbers("pt_edges", &c->pt_edges);
+  h->Numbers("y_edges", &c->y_edges);
+  h->Bool("free", &c->free);
+  h->Number("prior_width", &c->prior_width);
+  if (auto a = h->Object("data_a_scale")) {
+    for (int i = 0; i < 8; ++i) a->Number(kCoefficientNames[i], &c->data_a_scale[i]);
+    a->Finish();
+  }
+  if (const json* v = h->Find("pseudodata")) {
+    if (!v->is_array()) h->Error("pseudodata", *v, "an array of objects");
+    c->pseudodata.clear();
+    for (std::size_t k = 0; k < v->size(); ++k) {
+      const std::string key = "pseudodata[" + std::to_string(k) + "]";
+      if (!(*v)[k].is_object()) h->Error(key, (*v)[k], "an object");
+      Reader p((*v)[k], h->Origin(), h->Path(key));
+      HelicityPseudoData d;
+      p.String("name", &d.name);
+      p.Int("pt_bin", &d.pt_bin, -1, 1000);
+      p.Int("y_bin", &d.y_bin, -1, 1000);
+      p.Int("charge", &d.charge, -1, 1);
+      if (auto s = p.Object("scale")) {
+        for (int q = 0; q < kNumHelicityComponents; ++q) s->Number(kComponentNames[q], &d.scale[q]);
+        s->Finish();
+      }
+      p.Finish();
+      c->pseudodata.push_back(d);
+    }
+  }
+  h->Finish();
+}
+
+json HelicityJson(const HelicityConfig& c) {
+  json a = json::object();
+  for (int i = 0; i < 8; ++i) a[kCoefficientNames[i]] = c.data_a_scale[i];
+  json pd = json::array();
+  for (const auto& p : c.pseudodata) {
+    json s = json::object();
+    for (int q = 0; q < kNumHelicityComponents; ++q) s[kComponentNames[q]] = p.scale[q];
+    pd.push_back({{"name", p.name}, {"pt_bin", p.pt_bin}, {"y_bin", p.y_bin},
+                  {"charge", p.charge}, {"scale", s}});
+  }
+  return {{"pt_edges", c.pt_edges}, {"y_edges", c.y_edges},  {"free", c.free},
+          {"prior_width", c.prior_width}, {"data_a_scale", a}, {"pseudodata", pd}};
+}
+
 }  // namespace
 
 WMassConfig WMassConfigFromJson(const std::string& json_text, const std::string& origin,
@@ -361,18 +437,20 @@ WMassConfig WMassConfigFromJson(const std::string& json_text, const std::string&
           std::to_string(kWMassConfigVersion) +
           " only (write the file for version 1, see docs/producers.md)");
   }
-  {
-    std::string producer = ToString(analysis);
-    r.String("producer", &producer);
-    if (producer != ToString(analysis))
-      r.Error("producer", json(producer),
-              "\"" + ToString(analysis) + "\" (the producer of this command)");
-  }
+  std::string producer = ToString(analysis);
+  r.String("producer", &producer);
+  // The helicity fit is a mode of the W-mass analysis (helicity.h).
+  const bool helicity = producer == "helicity" && analysis == WMassAnalysis::kWMass;
+  if (producer != ToString(analysis) && !helicity)
+    r.Error("producer", json(producer),
+            "\"" + ToString(analysis) + "\" (the producer of this command)" +
+                (analysis == WMassAnalysis::kWMass ? " or \"helicity\"" : ""));
   std::string preset = "light";
   r.String("preset", &preset);
   WMassConfig c;
   try {
-    c = WMassConfig::Preset(WMassPresetFromString(preset), analysis);
+    c = helicity ? WMassConfig::Helicity(WMassPresetFromString(preset))
+                 : WMassConfig::Preset(WMassPresetFromString(preset), analysis);
   } catch (const std::invalid_argument&) {
     r.Error("preset", json(preset), "\"light\" or \"full\"");
   }
@@ -531,6 +609,12 @@ WMassConfig WMassConfigFromJson(const std::string& json_text, const std::string&
     o->Finish();
   }
   r.UInt64("chunk_events", &c.chunk_events);
+  if (auto hx = r.Object("helicity")) {
+    if (producer != "helicity")
+      throw std::invalid_argument(origin + ": helicity is given, but the producer is \"" +
+                                  producer + "\" (the key needs \"producer\": \"helicity\")");
+    ReadHelicity(hx.get(), &c.helicity);
+  }
   r.Finish();
 
   std::string error;
@@ -611,6 +695,10 @@ std::string WMassConfig::ToJson() const {
   j["systematics"] = s;
   j["output"] = {{"storage", storage}, {"sparse_density", sparse_density}, {"gzip", gzip}};
   j["chunk_events"] = chunk_events;
+  if (helicity.enabled) {
+    j["producer"] = "helicity";
+    j["helicity"] = HelicityJson(helicity);
+  }
   return j.dump(1);
 }
 

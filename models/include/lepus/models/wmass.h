@@ -50,6 +50,7 @@
 #include "lepus/models/efficiency_variations.h"
 #include "lepus/models/events.h"
 #include "lepus/models/generator.h"
+#include "lepus/models/helicity.h"
 #include "lepus/models/histogram.h"
 #include "lepus/models/mass_split.h"
 #include "lepus/models/nonprompt.h"
@@ -154,6 +155,9 @@ struct WMassConfig {
   // Up/down pairs that are not symmetric by construction (mass, width, some theory): "none"
   // (asymmetric), "average", ... (io::Symmetrization). The NOI is always kept asymmetric.
   io::Symmetrization symmetrization = io::Symmetrization::kAverage;
+  // The helicity cross-section fit (helicity.h, docs/helicity.md): the signal split by
+  // generator-level cell and helicity component; off for the W-mass fit.
+  HelicityConfig helicity;
 
   // ---- Output.
   // "auto": sparse when the density of the logk tensor is below sparse_density; "dense";
@@ -175,6 +179,9 @@ struct WMassConfig {
   // The nuisance of interest (kWMassNoi or kWLikeNoi) and the fit channel ("wmass", "wlike").
   const char* Noi() const { return analysis == WMassAnalysis::kWLike ? kWLikeNoi : kWMassNoi; }
   const char* Channel() const { return analysis == WMassAnalysis::kWLike ? "wlike" : "wmass"; }
+  // The helicity cross-section fit (`lepus produce helicity`): light systematics with the light
+  // (3 x 2 cells) or the reference (9 x 8 cells) generator binning; docs/helicity.md.
+  static WMassConfig Helicity(WMassPreset preset);
   // False with "<field> is <value>, but must be <constraint>" in *error.
   bool IsValid(std::string* error) const;
   // The configuration as JSON (the schema of WMassConfigFromJson; `lepus produce wmass
@@ -226,6 +233,11 @@ struct WMassHistograms {
   // contribute with their weights).
   std::int64_t sim_events = 0, data_events = 0;
   std::array<std::int64_t, kWMassMcSlots> selected{};
+  // Helicity mode: the split signal processes (helicity.h order) in the fit channel, and their
+  // generator-level cross sections (sum of weights / luminosity over every simulated signal
+  // event of the cell, times 1 (UL) or the event's A_i; pb).
+  std::vector<WeightedHistogram> split;
+  std::vector<double> split_xsec;
   std::int64_t data_selected = 0;
   std::int64_t nonprompt_sim_skipped = 0;  // non-prompt simulated events (not used)
 
@@ -253,6 +265,7 @@ struct WMassSummary {
   double seconds_fill = 0.0, seconds_estimate = 0.0, seconds_build = 0.0;
   // Things the user should know (e.g. the non-prompt smoothing fell back to the raw estimate).
   std::vector<std::string> warnings;
+  std::vector<std::string> notes;  // e.g. the helicity split
   std::string Report() const;
 };
 
