@@ -102,7 +102,10 @@ engine::Likelihood MakeLikelihood(const std::string& input, const LikelihoodFlag
   engine::Likelihood lik(std::move(model), lopt);
   if (dflags.asimov) {
     // At the prefit point moved to any --set values (as in lepus fit).
-    lik.SetData(engine::AsimovData(lik, fflags ? MakeFitOptions(lik, *fflags).initial_params : lik.InitialParams()));
+    // MakeFitOptions leaves initial_params empty without --set: then the prefit point.
+    Eigen::VectorXd x = fflags ? MakeFitOptions(lik, *fflags).initial_params : Eigen::VectorXd();
+    if (x.size() == 0) x = lik.InitialParams();
+    lik.SetData(engine::AsimovData(lik, x));
     info->data_label = "asimov";
   } else if (pseudo.size()) {
     lik.SetData(pseudo);
