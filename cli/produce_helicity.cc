@@ -37,7 +37,7 @@ struct HelicityFlags {
 int RunCoefficients(const HelicityFlags& a) {
   io::RunInfo info;
   FitFlags fflags;
-  const engine::Likelihood lik = MakeLikelihood(a.coefficients, a.lik, a.data, &info, &fflags);
+  const engine::Likelihood lik = MakeLikelihood(a.coefficients, a.lik, a.data, &info);
   const engine::FitOptions options = MakeFitOptions(lik, fflags);
   const engine::FitResult result = engine::Fit(lik, options);
   std::cerr << "fit of " << a.coefficients << " (" << info.data_label << "): "
