@@ -231,12 +231,16 @@ void ForBlocks(std::size_t n, F&& f) {
 }  // namespace
 
 void VariationStore::Reset() {
+  if (!touched_) return;
+  touched_ = false;
   double* a = buffer_.data();
   ForBlocks(buffer_.size(), [a](std::size_t lo, std::size_t hi) { std::fill(a + lo, a + hi, 0.0); });
 }
 
 VariationStore& VariationStore::operator+=(const VariationStore& other) {
   assert(other.buffer_.size() == buffer_.size());
+  if (!other.touched_) return *this;
+  touched_ = true;
   double* a = buffer_.data();
   const double* b = other.buffer_.data();
   ForBlocks(buffer_.size(), [a, b](std::size_t lo, std::size_t hi) {

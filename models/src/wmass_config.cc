@@ -113,7 +113,8 @@ WMassConfig WMassConfig::Helicity(WMassPreset preset) {
     c.helicity = HelicityConfig::Reference();
     c.simulation.events = 20000000;
     c.luminosity_pb = 1000.0;
-    c.chunk_events = 1 << 17;
+    // Large work items: a partial of the split (~1 GB) is added serially once per item.
+    c.chunk_events = 1 << 19;
   } else {
     c.helicity = HelicityConfig::Light();
   }

@@ -188,6 +188,7 @@ class VariationStore {
     assert(layout_->support(id).Contains(bin));
     buffer_[layout_->offset(id) + static_cast<std::size_t>(bin - layout_->support(id).begin)] +=
         delta;
+    touched_ = true;
   }
   // An event moved by a variation from bin `from` (weight w_from) to bin `to` (weight w_to);
   // either bin may be -1 (the event leaves or enters the space).
@@ -213,6 +214,9 @@ class VariationStore {
  private:
   const VariationLayout* layout_ = nullptr;
   std::vector<double> buffer_;
+  // False while every delta is zero since construction or Reset (e.g. a partial of a data work
+  // item): += and Reset skip the buffer, which for the helicity split is ~1 GB.
+  bool touched_ = false;
 };
 
 // ---- Ordered parallel reduction.
