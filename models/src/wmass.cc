@@ -106,6 +106,7 @@ struct Scratch {
   std::vector<double> up, down;
   std::vector<ActiveEfficiencyVariation> active;
   std::vector<Candidate> split_cand;  // helicity mode: the signal candidates split
+  std::vector<double> split_gen_pt;   // and their gen_pt
 };
 
 }  // namespace
@@ -755,9 +756,12 @@ void WMassProducer::Impl::SplitSignal(const EventBatch& b, WMassHistograms* h, S
     for (int c = 1; c < nc; ++c) h->split_xsec[split->Process(cell, c)] += w * a[c - 1];
   }
   s->split_cand.clear();
-  for (const Candidate& c : s->cand) {
+  s->split_gen_pt.clear();
+  for (std::size_t j = 0; j < s->cand.size(); ++j) {
+    const Candidate& c = s->cand[j];
     if (c.slot != 0) {
       s->split_cand.push_back(c);
+      s->split_gen_pt.push_back(s->gen_pt[j]);
       continue;
     }
     const std::size_t i = c.event;
@@ -772,9 +776,11 @@ void WMassProducer::Impl::SplitSignal(const EventBatch& b, WMassHistograms* h, S
       x.w = c.w * hw[comp];
       if (x.fit_bin >= 0) h->split[p].Fill(x.fit_bin, x.w);
       s->split_cand.push_back(x);
+      s->split_gen_pt.push_back(s->gen_pt[j]);
     }
   }
   std::swap(s->cand, s->split_cand);
+  std::swap(s->gen_pt, s->split_gen_pt);
 }
 
 // ---- WMassProducer
