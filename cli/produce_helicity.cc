@@ -88,7 +88,7 @@ Command AddProduceHelicity(CLI::App* produce, const std::string& command_line) {
       "helicity component (docs/helicity.md)");
   AddProduceFlags(sub, &args->produce);
   sub->add_option("--prior-width", args->prior_width,
-                  "relative width of the log-normal prior on each split process normalisation")
+                  "relative width of the Gaussian prior on each split process normalisation")
       ->type_name("W")
       ->check(CLI::PositiveNumber);
   sub->add_flag("--free", args->free,

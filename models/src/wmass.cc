@@ -1155,7 +1155,13 @@ io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
   }
   const auto t1 = std::chrono::steady_clock::now();
 
-  io::TensorWriter w(engine::SystematicType::kLogNormal);
+  // Helicity mode: additive (normal) systematics. The component templates can be negative or
+  // nearly cancel in a bin (A_i P_i / D changes sign over the decay angles); a log-normal
+  // variation cannot act on a non-positive nominal (the writer drops it) and interpolates a
+  // large ratio of a nearly cancelling template exponentially, which broke the mass closure
+  // (a +30 MeV pseudo-data set returned +26 MeV). Additive variations are exact in the sum.
+  io::TensorWriter w(m.split ? engine::SystematicType::kNormal
+                             : engine::SystematicType::kLogNormal);
   w.AddChannel(ch, m.fit_space.ToEngineAxes());
   // The processes written: W-like drops a background without any selected event (the
   // generator's top and diboson events have one prompt muon; event files may have pairs).
@@ -1213,15 +1219,6 @@ io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
   };
   const VariationStore& vs = h.variations;
   auto has_effect = [&](int id) { return id >= 0 && vs.AbsSum(id) > 0.0; };
-  // Split helicity templates can be negative (A_i P_i / D < 0) and near zero in a bin, where the
-  // MC noise of a variation can flip their sign: such bins are left unvaried instead of being
-  // clipped by the log-normal writer (ln(1e-3)).
-  auto SignSafe = [&](int s, std::vector<double>* v) {
-    if (s < kWMassMcSlots) return;
-    const std::vector<double>& nom = nominal[s];
-    for (int i = 0; i < size; ++i)
-      if (!((*v)[i] * nom[i] > 0.0)) (*v)[i] = nom[i];
-  };
 
   // Theory: mass (NOI), width, pdf, angular coefficients, pT(V), EW.
   const auto& tn = m.theory.nuisances();
@@ -1247,7 +1244,7 @@ io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
       const int up = m.theory_up[k * m.nslots + s];
       const int dn = m.theory_down[k * m.nslots + s];
       if (!has_effect(up) && !has_effect(dn)) continue;
-      std::vector<double> vu = vs.Varied(up, nominal[s]);
+      const std::vector<double> vu = vs.Varied(up, nominal[s]);
       if (split) {
         const std::vector<double> vd = vs.Varied(dn, nominal[s]);
         std::vector<double> pu, pd;
@@ -1258,15 +1255,11 @@ io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
         continue;
       }
       if (dn < 0) {
-        SignSafe(s, &vu);
         w.AddShapeSystematic(n.name, m.slot_names[s], ch, vu);
       } else {
         const io::Symmetrization sym =
             n.role == TheoryRole::kInterest ? io::Symmetrization::kNone : c.symmetrization;
-        std::vector<double> vd = vs.Varied(dn, nominal[s]);
-        SignSafe(s, &vu);
-        SignSafe(s, &vd);
-        w.AddShapeSystematic(n.name, m.slot_names[s], ch, vu, vd, sym);
+        w.AddShapeSystematic(n.name, m.slot_names[s], ch, vu, vs.Varied(dn, nominal[s]), sym);
       }
     }
   }
@@ -1280,10 +1273,7 @@ io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
     if (m.momentum[k].group != "muonScale") add_group(m.momentum[k].group, name);
     for (int s : slots) {
       const int id = m.scale_id[k * m.nslots + s];
-      if (!has_effect(id)) continue;
-      std::vector<double> v = vs.Varied(id, nominal[s]);
-      SignSafe(s, &v);
-      w.AddShapeSystematic(name, m.slot_names[s], ch, v);
+      if (has_effect(id)) w.AddShapeSystematic(name, m.slot_names[s], ch, vs.Varied(id, nominal[s]));
     }
   }
   // Muon efficiencies.
@@ -1295,10 +1285,8 @@ io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
       add_group(en[k].group, en[k].name);
       for (int s : slots) {
         const int id = m.eff_id[k * m.nslots + s];
-        if (!has_effect(id)) continue;
-        std::vector<double> v = vs.Varied(id, nominal[s]);
-        SignSafe(s, &v);
-        w.AddShapeSystematic(en[k].name, m.slot_names[s], ch, v);
+        if (has_effect(id))
+          w.AddShapeSystematic(en[k].name, m.slot_names[s], ch, vs.Varied(id, nominal[s]));
       }
     }
   }
@@ -1413,7 +1401,7 @@ io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
                   m.split->num_processes(), m.split->num_pt(), m.split->num_y(),
                   kNumHelicityComponents, slots.size() + (c.nonprompt ? 1 : 0),
                   c.helicity.free ? "free signal strengths"
-                                  : ("log-normal priors of " +
+                                  : ("normalisation priors of " +
                                      std::to_string(c.helicity.prior_width).substr(0, 5))
                                         .c_str(),
                   kHelicityXsecChannel);

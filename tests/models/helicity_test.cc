@@ -221,6 +221,26 @@ TEST_CASE("Helicity fit: the modified-A_i pseudo-data set is recovered exactly (
   }
 }
 
+TEST_CASE("Helicity fit: m_W is fitted alongside: the mass-shift pseudo-data set (prior)") {
+  // Additive systematics (the component templates can be negative): the +-30 MeV sets return
+  // the shift to 1 MeV, as in the W-mass fit.
+  engine::Likelihood lik(Production(false).model);
+  const auto& names = lik.model().pseudodata_names;
+  for (const char* name : {"mass_shift_p30MeV", "mass_shift_m30MeV"}) {
+    int k = -1;
+    for (std::size_t i = 0; i < names.size(); ++i)
+      if (names[i] == name) k = static_cast<int>(i);
+    REQUIRE(k >= 0);
+    lik.SetData(lik.model().pseudodata.col(k));
+    const engine::FitResult r = FitWith(lik);
+    REQUIRE(r.ok());
+    const double dm = r.values[lik.FindParam(kWMassNoi)] * 100.0;
+    CAPTURE(name);
+    CHECK(std::abs(std::abs(dm) - 30.0) < 1.0);
+    CHECK(dm * (name[11] == 'p' ? 1 : -1) > 0);
+  }
+}
+
 TEST_CASE("Helicity fit: generated data with A0 x1.5, A4 x0.6 are recovered within errors") {
   WMassConfig c = SmallConfig(true);
   // Coarse cells (2 pT bins, |y| inclusive): the per-cell coefficients resolve the modification

@@ -3,7 +3,7 @@
 // bin and helicity component (UL, A0..A4), each split process filled with the event weight times
 // its helicity template weight (HelicityWeights of theory_variations.h: they sum to 1, so the
 // split processes add up to the unsplit signal exactly). Each split process gets a normalisation
-// parameter (a signal strength, or a log-normal nuisance with a prior of configurable width), a
+// parameter (a signal strength, or a nuisance with a Gaussian prior of configurable width), a
 // masked channel "helicity_xsec" carries the generator-level cross sections sigma_c of every
 // split process (pb), and HelicityCoefficients turns a fit into sigma_c and A_i = sigma_i /
 // sigma_UL with uncertainties.
@@ -52,7 +52,8 @@ struct HelicityConfig {
   std::vector<double> pt_edges = ReferenceHelicityPtEdges();
   std::vector<double> y_edges = ReferenceHelicityYEdges();
   // Normalisation parameter of each split process: prior_width > 0 is the relative width of a
-  // log-normal prior (nuisance helicityNorm_<process>, kappa = 1 + prior_width, group
+  // Gaussian prior (nuisance helicityNorm_<process>: yield x (1 + prior_width theta), as the
+  // helicity mode's systematics are additive; group
   // "helicityNorm"); free: an unconstrained signal strength per split process (the POIs).
   bool free = false;
   double prior_width = 0.5;  // > 0 unless free
