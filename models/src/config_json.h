@@ -2,7 +2,7 @@
 // docs/producers.md section 3): every key is read through a typed accessor that names the file
 // and the key path in its message, unknown keys are errors with a similar-name hint, and the
 // "lepus_config_version" key is required. nlohmann_json stays private to the .cc files that
-// include this header. (wmass_config.cc holds an equivalent copy and can switch to this one.)
+// include this header. Used by wmass_config.cc and dilepton_config.cc.
 #pragma once
 
 #include <algorithm>
@@ -65,19 +65,26 @@ class JsonReader {
   std::string Path(const std::string& key) const {
     return path_.empty() ? key : path_ + "." + key;
   }
+  const std::string& Origin() const { return origin_; }
   const nlohmann::json* Find(const std::string& key) {
     known_.insert(key);
     auto it = obj_.find(key);
     return it == obj_.end() ? nullptr : &*it;
   }
   void Int(const std::string& key, int* out, long long lo, long long hi) {
+    long long v;
+    if (GetInt(key, &v, lo, hi)) *out = static_cast<int>(v);
+  }
+  // False (out untouched) when the key is absent.
+  bool GetInt(const std::string& key, long long* out, long long lo, long long hi) {
     const nlohmann::json* v = Find(key);
-    if (!v) return;
+    if (!v) return false;
     if (!v->is_number_integer() && !v->is_number_unsigned()) Error(key, *v, "an integer");
     const long long x = v->get<long long>();
     if (x < lo || x > hi)
       Error(key, *v, "an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
-    *out = static_cast<int>(x);
+    *out = x;
+    return true;
   }
   void UInt64(const std::string& key, std::uint64_t* out) {
     const nlohmann::json* v = Find(key);

@@ -50,7 +50,7 @@ CalibrationParameters CoarsenCalibration(const CalibrationParameters& fine, int 
 
 WorkList::WorkList(const SampleSource& simulation, const GeneratorConfig& simulation_generator,
                    const SampleSource& data, const GeneratorConfig& data_generator,
-                   std::uint64_t chunk)
+                   std::uint64_t chunk, const GeneratorConfig* data_wplus_generator)
     : chunk_(chunk) {
   if (simulation.from_files()) {
     for (const auto& f : simulation.files) files_.push_back({f, SampleKind::kSimulation, nullptr});
@@ -62,7 +62,8 @@ WorkList::WorkList(const SampleSource& simulation, const GeneratorConfig& simula
     for (const auto& f : data.files) files_.push_back({f, SampleKind::kData, nullptr});
   } else {
     data_gen_ = std::make_unique<Generator>(data_generator);
-    AddRanges(*data_gen_, SampleKind::kData);
+    if (data_wplus_generator) data_wplus_gen_ = std::make_unique<Generator>(*data_wplus_generator);
+    AddRanges(*data_gen_, SampleKind::kData, data_wplus_gen_.get());
   }
   for (auto& f : files_) {
     f.reader = std::make_unique<EventFileReader>(f.path);
@@ -81,11 +82,12 @@ WorkList::WorkList(const SampleSource& simulation, const GeneratorConfig& simula
   for (const auto& r : ranges_) total_ += static_cast<std::int64_t>(r.count);
 }
 
-void WorkList::AddRanges(const Generator& g, SampleKind sample) {
+void WorkList::AddRanges(const Generator& g, SampleKind sample, const Generator* wplus) {
   for (Process p : g.config().processes) {
-    const std::uint64_t n = g.NumEvents(p);
+    const Generator* gp = wplus && p == Process::kWplusMuNu ? wplus : &g;
+    const std::uint64_t n = gp->NumEvents(p);
     for (std::uint64_t first = 0; first < n; first += chunk_)
-      ranges_.push_back(Range{&g, sample, p, first, std::min<std::uint64_t>(chunk_, n - first)});
+      ranges_.push_back(Range{gp, sample, p, first, std::min<std::uint64_t>(chunk_, n - first)});
   }
 }
 

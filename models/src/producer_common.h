@@ -1,5 +1,4 @@
-// Private: pieces shared by the producers (the dilepton producer; wmass.cc holds equivalent
-// copies in its anonymous namespace and can switch to these): the coarse-graining of a
+// Private: pieces shared by the producers (wmass.cc, dilepton.cc): the coarse-graining of a
 // calibration into eta regions, the ordered list of work items over generated and file
 // samples, the parallel ordered fill over it, and the storage choice of the fit input.
 #pragma once
@@ -47,8 +46,12 @@ struct WorkItem {
 class WorkList {
  public:
   // The generator configurations are used only for the samples that are not read from files.
+  // data_wplus_generator (optional): the generated data's W+ -> mu nu events come from this
+  // generator instead (a charge-dependent W mass in the data truth); same seed, so the event
+  // counts and random streams are those of the main data generator.
   WorkList(const SampleSource& simulation, const GeneratorConfig& simulation_generator,
-           const SampleSource& data, const GeneratorConfig& data_generator, std::uint64_t chunk);
+           const SampleSource& data, const GeneratorConfig& data_generator, std::uint64_t chunk,
+           const GeneratorConfig* data_wplus_generator = nullptr);
   std::int64_t total() const { return total_; }
   // Fills the next item; false at the end.
   bool Next(WorkItem* item);
@@ -65,10 +68,10 @@ class WorkList {
     SampleKind sample;
     std::unique_ptr<EventFileReader> reader;
   };
-  void AddRanges(const Generator& g, SampleKind sample);
+  void AddRanges(const Generator& g, SampleKind sample, const Generator* wplus = nullptr);
 
   std::uint64_t chunk_;
-  std::unique_ptr<Generator> sim_gen_, data_gen_;
+  std::unique_ptr<Generator> sim_gen_, data_gen_, data_wplus_gen_;
   std::vector<Range> ranges_;
   std::size_t next_range_ = 0;
   std::vector<File> files_;

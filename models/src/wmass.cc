@@ -15,6 +15,7 @@
 
 #include "lepus/io/errors.h"
 #include "lepus/models/event_file.h"
+#include "producer_common.h"
 
 namespace lepus::models {
 
@@ -32,36 +33,6 @@ AbcdRegion RegionOf(int mt_bin, int iso_bin) {
   static const AbcdRegion pass[3] = {AbcdRegion::kBx, AbcdRegion::kB, AbcdRegion::kD};
   static const AbcdRegion fail[3] = {AbcdRegion::kAx, AbcdRegion::kA, AbcdRegion::kC};
   return iso_bin == 0 ? pass[mt_bin] : fail[mt_bin];
-}
-
-// A coarse-grained calibration: `regions` equal groups of bins with coherent shifts. The
-// covariance of a region is the mean of its bins' 3x3 blocks (a shift of each bin's size applied
-// to the whole region), the central values the mean of the bins'.
-CalibrationParameters CoarsenCalibration(const CalibrationParameters& fine, int regions) {
-  const int n = fine.num_bins();
-  if (regions <= 0 || n % regions != 0)
-    throw std::invalid_argument("muon_scale.regions is " + std::to_string(regions) +
-                                ", but must divide the calibration's " + std::to_string(n) +
-                                " eta bins");
-  const int per = n / regions;
-  CalibrationParameters c;
-  c.description = fine.description + " (coarse-grained into " + std::to_string(regions) +
-                  " regions for the momentum-scale nuisances)";
-  c.params.resize(regions);
-  c.covariance = Eigen::MatrixXd::Zero(3 * regions, 3 * regions);
-  for (int r = 0; r < regions; ++r) {
-    c.eta_edges.push_back(fine.eta_edges[r * per]);
-    ScaleBias mean;
-    for (int b = r * per; b < (r + 1) * per; ++b) {
-      mean.A += fine.params[b].A / per;
-      mean.e += fine.params[b].e / per;
-      mean.M += fine.params[b].M / per;
-      c.covariance.block(3 * r, 3 * r, 3, 3) += fine.covariance.block(3 * b, 3 * b, 3, 3) / per;
-    }
-    c.params[r] = mean;
-  }
-  c.eta_edges.push_back(fine.eta_edges.back());
-  return c;
 }
 
 // One selected-muon hypothesis of a simulated event.
@@ -89,10 +60,12 @@ struct OtherMuon {
 // The up-varied pT of a muon in calibration bin `bin` under a momentum nuisance: a scale shift
 // (MomentumNuisance::ShiftedPt), or for a resolution nuisance a wider smearing about the
 // generated pT, pT' = gen_pt + (pT - gen_pt) (1 + delta).
-double VariedPt(const MomentumNuisance& n, int bin, double pt, double gen_pt, int charge) {
-  if (n.kind != MomentumNuisanceKind::kResolution) return n.ShiftedPt(bin, pt, charge, +1);
+// The muon pT under momentum nuisance n (sign +1: up, -1: down).
+double VariedPt(const MomentumNuisance& n, int bin, double pt, double gen_pt, int charge,
+                int sign) {
+  if (n.kind != MomentumNuisanceKind::kResolution) return n.ShiftedPt(bin, pt, charge, sign);
   if (!n.Touches(bin) || !std::isfinite(gen_pt)) return pt;
-  return gen_pt + (pt - gen_pt) * (1.0 + n.resolution[bin - n.first_bin]);
+  return gen_pt + (pt - gen_pt) * (1.0 + sign * n.resolution[bin - n.first_bin]);
 }
 
 // Per-work-item scratch space (reused; never shared between threads).
@@ -294,7 +267,7 @@ WMassProducer::Impl::Impl(WMassConfig c)
   }
   if (config.muon_scale) {
     scale_calibration = config.muon_scale_regions > 0
-                            ? CoarsenCalibration(calibration, config.muon_scale_regions)
+                            ? detail::CoarsenCalibration(calibration, config.muon_scale_regions)
                             : calibration;
     MomentumNuisanceOptions mopt;
     mopt.stat_scale = config.muon_scale_stat;
@@ -612,17 +585,23 @@ void WMassProducer::Impl::FillMomentumWLike(const Candidate& c, double gen_pt,
   const int kb = scale_calibration.Bin(c.eta);
   const int ob = scale_calibration.Bin(o.eta);
   const double cphi = std::cos(c.phi), sphi = std::sin(c.phi);
+  // The template is (up - down) / 2 of the two shifts (mirrored by the fit input): a candidate
+  // that leaves its bin in both directions cancels there, so the template is not correlated
+  // with the MC fluctuation of its own bin (see FillVariations).
   auto apply = [&](int k) {
     const MomentumNuisance& n = momentum[k];
-    const double pt = VariedPt(n, kb, c.pt, gen_pt, c.charge);
-    OtherMuon so = o;
-    so.pt = VariedPt(n, ob, o.pt, o.gen_pt, o.charge);
-    const double d = pt - c.pt;
-    double mt = 0.0;
-    const int fb = WLikeBin(pt, c.eta, c.phi, c.charge, so, c.met_x - d * cphi,
-                            c.met_y - d * sphi, &mt);
-    const int to = fb >= 0 && mt_axis.index(mt) == 2 ? fb : -1;
-    if (to != c.fit_bin) vs->Move(scale_id[k * nslots + c.slot], c.fit_bin, c.w, to, c.w);
+    for (int sign : {+1, -1}) {
+      const double pt = VariedPt(n, kb, c.pt, gen_pt, c.charge, sign);
+      OtherMuon so = o;
+      so.pt = VariedPt(n, ob, o.pt, o.gen_pt, o.charge, sign);
+      const double d = pt - c.pt;
+      double mt = 0.0;
+      const int fb = WLikeBin(pt, c.eta, c.phi, c.charge, so, c.met_x - d * cphi,
+                              c.met_y - d * sphi, &mt);
+      const int to = fb >= 0 && mt_axis.index(mt) == 2 ? fb : -1;
+      const double hw = 0.5 * sign * c.w;
+      if (to != c.fit_bin) vs->Move(scale_id[k * nslots + c.slot], c.fit_bin, hw, to, hw);
+    }
   };
   for (int k : momentum_by_bin[kb]) apply(k);
   for (int k : momentum_by_bin[ob])
@@ -635,7 +614,12 @@ void WMassProducer::Impl::FillVariations(const EventBatch& b, WMassHistograms* h
   const double mt_cut = config.mt_cut;
 
   // Momentum scale: re-evaluate pT, mT and the bin of each candidate under each nuisance that
-  // touches its eta bin (up variation; the fit input mirrors it).
+  // touches its eta bin, up and down; the template is (up - down) / 2 (the fit input mirrors
+  // it). A one-sided (up) template is built from the same events as its bin's nominal content:
+  // every candidate leaving a bin lowers it, so the template is correlated with the bin's MC
+  // fluctuation and the fit uses the scale nuisances to absorb simulation fluctuations (a bias
+  // of the mass; measured on the dilepton producer, docs/dilepton.md). In (up - down) / 2 a
+  // candidate leaving its bin in both directions cancels there.
   if (!momentum.empty()) {
     for (std::size_t j = 0; j < s->cand.size(); ++j) {
       const Candidate& c = s->cand[j];
@@ -647,19 +631,21 @@ void WMassProducer::Impl::FillVariations(const EventBatch& b, WMassHistograms* h
       const int cal_bin = scale_calibration.Bin(c.eta);
       const double cphi = std::cos(c.phi), sphi = std::sin(c.phi);
       const int eb = c.fit_bin >= 0 ? c.fit_bin / eta_stride : eta_axis.index(c.eta);
-      for (int k : momentum_by_bin[cal_bin]) {
-        const double pt = VariedPt(momentum[k], cal_bin, c.pt, s->gen_pt[j], c.charge);
-        const double d = pt - c.pt;
-        const double mx = c.met_x - d * cphi, my = c.met_y - d * sphi;
-        const double mt2 = 2.0 * pt * (std::hypot(mx, my) - (cphi * mx + sphi * my));
-        int to = -1;
-        if (mt2 > mt_cut * mt_cut) {
-          const int pb = pt_axis.index(pt);
-          if (pb >= 0 && pb < config.pt_bins) to = eb * eta_stride + pb * 2 + (c.charge > 0);
+      for (int k : momentum_by_bin[cal_bin])
+        for (int sign : {+1, -1}) {
+          const double pt = VariedPt(momentum[k], cal_bin, c.pt, s->gen_pt[j], c.charge, sign);
+          const double d = pt - c.pt;
+          const double mx = c.met_x - d * cphi, my = c.met_y - d * sphi;
+          const double mt2 = 2.0 * pt * (std::hypot(mx, my) - (cphi * mx + sphi * my));
+          int to = -1;
+          if (mt2 > mt_cut * mt_cut) {
+            const int pb = pt_axis.index(pt);
+            if (pb >= 0 && pb < config.pt_bins) to = eb * eta_stride + pb * 2 + (c.charge > 0);
+          }
+          if (to == c.fit_bin) continue;
+          const double hw = 0.5 * sign * c.w;
+          vs.Move(scale_id[k * nslots + c.slot], c.fit_bin, hw, to, hw);
         }
-        if (to == c.fit_bin) continue;
-        vs.Move(scale_id[k * nslots + c.slot], c.fit_bin, c.w, to, c.w);
-      }
     }
   }
 
@@ -884,159 +870,20 @@ GeneratorConfig DataGenerator(const WMassConfig& c, int charge_sign = 0) {
   return g;
 }
 
-// A work item: an event-number range of one generated process, or a batch read from a file.
-struct WorkItem {
-  SampleKind sample = SampleKind::kSimulation;
-  const Generator* generator = nullptr;  // null: `batch` already holds the events
-  Process process = Process::kWplusMuNu;
-  std::uint64_t first = 0, count = 0;
-  std::int64_t progress_units = 0;
-  EventBatch batch;
-};
-
-// Serial producer of work items over the configured sources, in a fixed order: the simulation,
-// then the data; within a generator the processes in configuration order, each in chunks.
-class WorkList {
- public:
-  WorkList(const WMassConfig& c) : chunk_(c.chunk_events) {
-    if (c.simulation.from_files()) {
-      for (const auto& f : c.simulation.files) files_.push_back({f, SampleKind::kSimulation, nullptr});
-    } else {
-      sim_gen_ = std::make_unique<Generator>(SimulationGenerator(c));
-      AddRanges(*sim_gen_, SampleKind::kSimulation);
-    }
-    if (c.data.from_files()) {
-      for (const auto& f : c.data.files) files_.push_back({f, SampleKind::kData, nullptr});
-    } else {
-      data_gen_ = std::make_unique<Generator>(DataGenerator(c));
-      // A charge-dependent W mass: the W+ events from their own generator (same seed, so the
-      // same event count and random streams as without it).
-      if (c.data_mw_charge_diff_mev != 0.0 && c.analysis == WMassAnalysis::kWMass)
-        data_plus_gen_ = std::make_unique<Generator>(DataGenerator(c, +1));
-      AddRanges(*data_gen_, SampleKind::kData, data_plus_gen_.get());
-    }
-    // Open every file up front: a missing or malformed file fails before any work is done.
-    for (auto& f : files_) {
-      f.reader = std::make_unique<EventFileReader>(f.path);
-      // Simulation is weighted with efficiencies as weights, data are not: mixing them up
-      // would silently give a wrong fit input.
-      const SampleKind kind = f.reader->info().metadata.sample;
-      if (kind != f.sample)
-        throw io::InputError(f.path + ": the file holds " + ToString(kind) +
-                             " events (attribute 'sample'), but was given as " +
-                             ToString(f.sample) + " (" +
-                             (f.sample == SampleKind::kData ? "--data-events / data.files"
-                                                            : "--events / simulation.files") +
-                             ")");
-      total_ += f.reader->SizeHint();
-    }
-    for (const auto& r : ranges_) total_ += static_cast<std::int64_t>(r.count);
-  }
-  std::int64_t total() const { return total_; }
-
-  // Fills the next item; false at the end. Generator ranges come first (they are independent
-  // of the files), then the files in order.
-  bool Next(WorkItem* item) {
-    if (next_range_ < ranges_.size()) {
-      const Range& r = ranges_[next_range_++];
-      item->sample = r.sample;
-      item->generator = r.gen;
-      item->process = r.process;
-      item->first = r.first;
-      item->count = r.count;
-      item->progress_units = static_cast<std::int64_t>(r.count);
-      return true;
-    }
-    while (next_file_ < files_.size()) {
-      File& f = files_[next_file_];
-      const std::int64_t before = f.reader->Position();
-      const std::size_t got = f.reader->Next(&item->batch, chunk_);
-      if (got == 0) {
-        ++next_file_;
-        continue;
-      }
-      item->sample = f.sample;
-      item->generator = nullptr;
-      item->progress_units = f.reader->Position() - before;
-      return true;
-    }
-    return false;
-  }
-
- private:
-  struct Range {
-    const Generator* gen;
-    SampleKind sample;
-    Process process;
-    std::uint64_t first, count;
-  };
-  struct File {
-    std::string path;
-    SampleKind sample;
-    std::unique_ptr<EventFileReader> reader;
-  };
-  void AddRanges(const Generator& g, SampleKind sample, const Generator* wplus = nullptr) {
-    for (Process p : g.config().processes) {
-      const Generator* gp = wplus && p == Process::kWplusMuNu ? wplus : &g;
-      const std::uint64_t n = gp->NumEvents(p);
-      for (std::uint64_t first = 0; first < n; first += chunk_)
-        ranges_.push_back(Range{gp, sample, p, first, std::min<std::uint64_t>(chunk_, n - first)});
-    }
-  }
-  std::uint64_t chunk_;
-  std::unique_ptr<Generator> sim_gen_, data_gen_, data_plus_gen_;
-  std::vector<Range> ranges_;
-  std::size_t next_range_ = 0;
-  std::vector<File> files_;
-  std::size_t next_file_ = 0;
-  std::int64_t total_ = 0;
-};
-
 }  // namespace
 
 WMassHistograms WMassProducer::Fill(const ProduceOptions& options) const {
-  WorkList work(impl_->config);
-  const int threads = ResolveThreads(options.num_threads);
-  const int slots = 2 * threads + 1;
-  std::vector<WorkItem> items(slots);
-  std::vector<WMassHistograms> partials;
-  std::vector<Scratch> scratch(slots);
-  for (int s = 0; s < slots; ++s) partials.push_back(MakeHistograms());
-  WMassHistograms total = MakeHistograms();
-
-  ProduceProgress progress;
-  progress.events_total = work.total();
-  const auto start = std::chrono::steady_clock::now();
-  OrderedParallelReduce(
-      threads, slots, [&](int s) { return work.Next(&items[s]); },
-      [&](int s) {
-        WorkItem& it = items[s];
-        if (it.generator) {
-          it.batch.Clear();
-          it.generator->Generate(it.process, it.first, it.count, &it.batch);
-        }
-        impl_->FillBatch(it.batch, it.sample, &partials[s], &scratch[s]);
-        // Events generated (not only those passing the generator's filter) count as read.
-        if (it.generator) {
-          const std::int64_t extra = static_cast<std::int64_t>(it.count) -
-                                     static_cast<std::int64_t>(it.batch.size());
-          if (it.sample == SampleKind::kData)
-            partials[s].data_events += extra;
-          else
-            partials[s].sim_events += extra;
-        }
-      },
-      [&](int s) {
-        total += partials[s];
-        partials[s].Reset();
-        progress.events_done += items[s].progress_units;
-        if (options.progress) {
-          progress.seconds =
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-          options.progress(progress);
-        }
+  const WMassConfig& c = impl_->config;
+  // A charge-dependent W mass in generated data: the W+ events from their own generator.
+  const bool wplus = c.data_mw_charge_diff_mev != 0.0 && c.analysis == WMassAnalysis::kWMass;
+  const GeneratorConfig wplus_generator = DataGenerator(c, +1);
+  detail::WorkList work(c.simulation, SimulationGenerator(c), c.data, DataGenerator(c),
+                        c.chunk_events, wplus ? &wplus_generator : nullptr);
+  return detail::OrderedFill<WMassHistograms, Scratch>(
+      work, options, [this] { return MakeHistograms(); },
+      [this](const EventBatch& batch, SampleKind sample, WMassHistograms* h, Scratch* scratch) {
+        impl_->FillBatch(batch, sample, h, scratch);
       });
-  return total;
 }
 
 NonpromptResult WMassProducer::EstimateNonpromptBackground(const WMassHistograms& h) const {
@@ -1417,17 +1264,7 @@ io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
 io::WriteOptions WMassProducer::ResolveWriteOptions(const engine::Model& model,
                                                     double* density_out) const {
   const WMassConfig& c = impl_->config;
-  const double cells = static_cast<double>(model.nbins_full) * model.num_processes() *
-                       std::max(1, model.num_systematics());
-  const double density = cells > 0 ? model.tensor.num_entries() / cells : 0.0;
-  if (density_out) *density_out = density;
-  io::WriteOptions o;
-  o.gzip = c.gzip;
-  if (c.storage == "sparse" || (c.storage == "auto" && density < c.sparse_density))
-    o.storage = engine::StorageKind::kSparse;
-  else
-    o.storage = engine::StorageKind::kDense;
-  return o;
+  return detail::ResolveStorage(model, c.storage, c.sparse_density, c.gzip, density_out);
 }
 
 WMassProduction ProduceWMass(const WMassConfig& config, const ProduceOptions& options) {

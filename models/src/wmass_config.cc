@@ -15,6 +15,8 @@
 #include "lepus/io/errors.h"
 #include "lepus/models/wmass.h"
 
+#include "config_json.h"
+
 namespace lepus::models {
 
 using nlohmann::json;
@@ -221,146 +223,7 @@ bool WMassConfig::IsValid(std::string* error) const {
 
 namespace {
 
-std::string TypeName(const json& v) {
-  if (v.is_null()) return "null";
-  if (v.is_boolean()) return "boolean";
-  if (v.is_number_integer() || v.is_number_unsigned()) return "integer";
-  if (v.is_number()) return "number";
-  if (v.is_string()) return "string";
-  if (v.is_array()) return "array";
-  return "object";
-}
-
-std::string Shown(const json& v) {
-  std::string s = v.dump();
-  if (s.size() > 40) s = s.substr(0, 37) + "...";
-  return s;
-}
-
-std::size_t EditDistance(const std::string& a, const std::string& b) {
-  std::vector<std::size_t> d(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) d[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t prev = d[0];
-    d[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t cur = d[j];
-      d[j] = std::min({d[j] + 1, d[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      prev = cur;
-    }
-  }
-  return d[b.size()];
-}
-
-// Typed accessors over one JSON object; Finish() rejects keys that were never read.
-class Reader {
- public:
-  Reader(const json& obj, std::string origin, std::string path)
-      : obj_(obj), origin_(std::move(origin)), path_(std::move(path)) {}
-
-  [[noreturn]] void Error(const std::string& key, const json& v, const std::string& must) const {
-    throw std::invalid_argument(origin_ + ": " + Path(key) + " is " + Shown(v) + " (" +
-                                TypeName(v) + "), but must be " + must);
-  }
-  std::string Path(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
-  const std::string& Origin() const { return origin_; }
-
-  const json* Find(const std::string& key) {
-    known_.insert(key);
-    auto it = obj_.find(key);
-    return it == obj_.end() ? nullptr : &*it;
-  }
-  void Int(const std::string& key, int* out, long long lo, long long hi) {
-    long long v;
-    if (GetInt(key, &v, lo, hi)) *out = static_cast<int>(v);
-  }
-  void UInt64(const std::string& key, std::uint64_t* out) {
-    const json* v = Find(key);
-    if (!v) return;
-    if (!v->is_number_unsigned() && !(v->is_number_integer() && v->get<long long>() >= 0))
-      Error(key, *v, "a non-negative integer");
-    *out = v->get<std::uint64_t>();
-  }
-  bool GetInt(const std::string& key, long long* out, long long lo, long long hi) {
-    const json* v = Find(key);
-    if (!v) return false;
-    if (!v->is_number_integer() && !v->is_number_unsigned()) Error(key, *v, "an integer");
-    const long long x = v->get<long long>();
-    if (x < lo || x > hi)
-      Error(key, *v, "an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
-    *out = x;
-    return true;
-  }
-  void Number(const std::string& key, double* out) {
-    const json* v = Find(key);
-    if (!v) return;
-    if (!v->is_number()) Error(key, *v, "a number");
-    *out = v->get<double>();
-  }
-  void Bool(const std::string& key, bool* out) {
-    const json* v = Find(key);
-    if (!v) return;
-    if (!v->is_boolean()) Error(key, *v, "true or false");
-    *out = v->get<bool>();
-  }
-  void String(const std::string& key, std::string* out) {
-    const json* v = Find(key);
-    if (!v) return;
-    if (!v->is_string()) Error(key, *v, "a string");
-    *out = v->get<std::string>();
-  }
-  void Numbers(const std::string& key, std::vector<double>* out) {
-    const json* v = Find(key);
-    if (!v) return;
-    if (!v->is_array()) Error(key, *v, "an array of numbers");
-    std::vector<double> r;
-    for (std::size_t i = 0; i < v->size(); ++i) {
-      if (!(*v)[i].is_number()) Error(key + "[" + std::to_string(i) + "]", (*v)[i], "a number");
-      r.push_back((*v)[i].get<double>());
-    }
-    *out = std::move(r);
-  }
-  void Strings(const std::string& key, std::vector<std::string>* out) {
-    const json* v = Find(key);
-    if (!v) return;
-    if (!v->is_array()) Error(key, *v, "an array of strings");
-    std::vector<std::string> r;
-    for (std::size_t i = 0; i < v->size(); ++i) {
-      if (!(*v)[i].is_string()) Error(key + "[" + std::to_string(i) + "]", (*v)[i], "a string");
-      r.push_back((*v)[i].get<std::string>());
-    }
-    *out = std::move(r);
-  }
-  // A sub-object; nullptr if absent.
-  std::unique_ptr<Reader> Object(const std::string& key) {
-    const json* v = Find(key);
-    if (!v) return nullptr;
-    if (!v->is_object()) Error(key, *v, "an object");
-    return std::make_unique<Reader>(*v, origin_, Path(key));
-  }
-  void Finish() const {
-    for (auto it = obj_.begin(); it != obj_.end(); ++it) {
-      if (known_.count(it.key())) continue;
-      std::string best;
-      std::size_t best_d = 3;
-      for (const auto& k : known_) {
-        const std::size_t d = EditDistance(it.key(), k);
-        if (d < best_d) best_d = d, best = k;
-      }
-      std::string valid;
-      for (const auto& k : known_) valid += (valid.empty() ? "" : ", ") + k;
-      throw std::invalid_argument(origin_ + ": unknown key '" + Path(it.key()) + "'" +
-                                  (best.empty() ? "" : " (did you mean '" + Path(best) + "'?)") +
-                                  "; valid keys " + (path_.empty() ? "" : "of " + path_ + " ") +
-                                  "are: " + valid);
-    }
-  }
-
- private:
-  const json& obj_;
-  std::string origin_, path_;
-  std::set<std::string> known_;
-};
+using Reader = detail::JsonReader;
 
 const char* kComponentNames[kNumHelicityComponents] = {"UL", "A0", "A1", "A2", "A3", "A4"};
 
@@ -417,27 +280,10 @@ json HelicityJson(const HelicityConfig& c) {
 
 WMassConfig WMassConfigFromJson(const std::string& json_text, const std::string& origin,
                                 WMassAnalysis analysis) {
-  json j;
-  try {
-    j = json::parse(json_text);
-  } catch (const json::parse_error& e) {
-    throw std::invalid_argument(origin + ": not valid JSON: " + e.what());
-  }
-  if (!j.is_object())
-    throw std::invalid_argument(origin + ": the configuration must be a JSON object, but is " +
-                                TypeName(j));
+  const json j = detail::ParseConfigObject(json_text, origin, kWMassConfigVersion,
+                                           "docs/producers.md");
   Reader r(j, origin, "");
-  {
-    const json* v = r.Find("lepus_config_version");
-    if (!v)
-      throw std::invalid_argument(origin + ": missing key 'lepus_config_version' (this lepus "
-                                  "reads version " + std::to_string(kWMassConfigVersion) + ")");
-    if (!v->is_number_integer() || v->get<long long>() != kWMassConfigVersion)
-      throw std::invalid_argument(
-          origin + ": lepus_config_version is " + Shown(*v) + ", but this lepus reads version " +
-          std::to_string(kWMassConfigVersion) +
-          " only (write the file for version 1, see docs/producers.md)");
-  }
+  r.Find("lepus_config_version");  // checked by ParseConfigObject
   std::string producer = ToString(analysis);
   r.String("producer", &producer);
   // The helicity fit is a mode of the W-mass analysis (helicity.h).

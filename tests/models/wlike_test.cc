@@ -403,7 +403,9 @@ TEST_CASE("WMassProducer: resolution nuisances of a calibration widen the smeari
   CHECK(resolution == 48);
 
   // One W+ event in eta bin 30 (eta 0.65): pT 40.99 GeV reconstructed, 39 generated; the
-  // resolution nuisance of its bin moves it to 39 + 1.99 x 1.05 = 41.09 GeV (pT bin 14 -> 15).
+  // resolution nuisance of its bin moves it up to 39 + 1.99 x 1.05 = 41.09 GeV (pT bin
+  // 14 -> 15) and down to 39 + 1.99 x 0.95 = 40.89 GeV (stays in bin 14): the template
+  // (up - down) / 2 moves half of its weight.
   EventBatch b;
   b.Resize(1);
   b.event_number[0] = 7;
@@ -422,9 +424,9 @@ TEST_CASE("WMassProducer: resolution nuisances of a calibration widen the smeari
   CHECK(h.mc[0].sumw(producer.signal_region_offset() + from) == 2.0);
   const int id = producer.layout().Find("muonResolution_eta30", 0);
   REQUIRE(id >= 0);
-  CHECK(h.variations.delta(id, from) == -2.0);
-  CHECK(h.variations.delta(id, to) == 2.0);
-  CHECK(h.variations.AbsSum(id) == 4.0);
+  CHECK(h.variations.delta(id, from) == -1.0);
+  CHECK(h.variations.delta(id, to) == 1.0);
+  CHECK(h.variations.AbsSum(id) == 2.0);
   // The other bins' resolution nuisances do not act on it.
   CHECK(h.variations.AbsSum(producer.layout().Find("muonResolution_eta29", 0)) == 0.0);
   std::remove(path.c_str());
