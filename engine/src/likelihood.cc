@@ -192,6 +192,14 @@ void Likelihood::Impl::Init() {
   for (std::int64_t r = 0; r < nrows; ++r) ++bin_row[t.row_bin[r] + 1];
   for (std::int64_t b = 0; b < m.nbins_full; ++b) bin_row[b + 1] += bin_row[b];
 
+  row_full.assign(nrows, 0);
+  for (std::int64_t r = 0; r < nrows; ++r) {
+    const std::int64_t i0 = t.row_start[r], i1 = t.row_start[r + 1];
+    bool full = nsyst > 0 && i1 - i0 == nsyst;
+    for (std::int64_t i = i0; full && i < i1; ++i) full = t.syst[i] == i - i0;
+    row_full[r] = full;
+  }
+
   // Barlow-Beeston lite: k_b = (sum_{p: sumw2>0} norm)^2 / sum_p sumw2.
   kstat = Eigen::VectorXd::Zero(m.nbins);
   row_scaled.assign(nrows, 0);
@@ -292,11 +300,22 @@ double Likelihood::Impl::RowYield(const Point& pt, std::int64_t r, double* expo)
   const Tensor& t = model->tensor;
   const bool asym = !t.logk_halfdiff.empty();
   double e = 0.0;
-  for (std::int64_t i = t.row_start[r]; i < t.row_start[r + 1]; ++i) {
-    const int s = t.syst[i];
-    double k = t.logk_avg[i];
-    if (asym) k += pt.alpha[s] * t.logk_halfdiff[i];
-    e += pt.theta[s] * k;
+  if (row_full[r]) {
+    const std::int64_t i0 = t.row_start[r];
+    const Eigen::Map<const Eigen::VectorXd> avg(t.logk_avg.data() + i0, nsyst);
+    if (asym) {
+      const Eigen::Map<const Eigen::VectorXd> hd(t.logk_halfdiff.data() + i0, nsyst);
+      e = (avg + pt.alpha.cwiseProduct(hd)).dot(pt.theta);
+    } else {
+      e = avg.dot(pt.theta);
+    }
+  } else {
+    for (std::int64_t i = t.row_start[r]; i < t.row_start[r + 1]; ++i) {
+      const int s = t.syst[i];
+      double k = t.logk_avg[i];
+      if (asym) k += pt.alpha[s] * t.logk_halfdiff[i];
+      e += pt.theta[s] * k;
+    }
   }
   const int p = t.row_proc[r];
   const double rp = p < npoi ? pt.r[p] : 1.0;
@@ -435,10 +454,21 @@ void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t 
       const double dpoi = p < npoi ? pt.dr[p] * t.norm[r] * ex[r - r0] : 0.0;
       const double scale = lognormal ? lr : 1.0;
       if (p < npoi) out->grad[p] += w1 * dpoi;
-      for (std::int64_t i = i0; i < i1; ++i) {
-        const int s = t.syst[i];
-        const double g = asym ? t.logk_avg[i] + pt.c1[s] * t.logk_halfdiff[i] : t.logk_avg[i];
-        out->grad[npoi + s] += w1 * scale * g;
+      if (row_full[r]) {
+        const Eigen::Map<const Eigen::VectorXd> avg(t.logk_avg.data() + i0, nsyst);
+        auto grad_syst = out->grad.segment(npoi, nsyst);
+        if (asym) {
+          const Eigen::Map<const Eigen::VectorXd> hd(t.logk_halfdiff.data() + i0, nsyst);
+          grad_syst += (w1 * scale) * (avg + pt.c1.cwiseProduct(hd));
+        } else {
+          grad_syst += (w1 * scale) * avg;
+        }
+      } else {
+        for (std::int64_t i = i0; i < i1; ++i) {
+          const int s = t.syst[i];
+          const double g = asym ? t.logk_avg[i] + pt.c1[s] * t.logk_halfdiff[i] : t.logk_avg[i];
+          out->grad[npoi + s] += w1 * scale * g;
+        }
       }
       if (level < 2) continue;
 

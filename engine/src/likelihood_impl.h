@@ -188,6 +188,9 @@ struct Likelihood::Impl {
   Eigen::VectorXd data, theta0, beta0;
   Eigen::VectorXd kstat;                  // [nbins]
   std::vector<char> row_scaled;           // [nrows]: scaled by beta
+  // [nrows]: the row holds every systematic in order (syst = 0 .. nsyst-1): the NLL and gradient
+  // use contiguous vector operations instead of the indexed gather / scatter (dense models).
+  std::vector<char> row_full;
   std::vector<std::int64_t> bin_row;      // [nbins_full + 1] first row of each bin
   // Parameters touched by each fitted bin (sorted): POIs of its signal rows, systematics.
   std::vector<std::int64_t> bin_touch_start;
