@@ -156,7 +156,7 @@ struct ProduceFlags {
   int threads = 0;                      // --threads N
   bool print_config = false;            // --print-config
   std::string output;                   // -o FILE
-  std::string producer = "wmass";       // the subcommand: "wmass" or "helicity" (its presets)
+  std::string producer = "wmass";       // the subcommand: "wmass", "helicity" or "dilepton"
 };
 void AddProduceFlags(CLI::App* sub, ProduceFlags* flags);
 // The configuration: --config (or the --light/--full preset of the analysis, flags.wlike) with

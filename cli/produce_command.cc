@@ -21,6 +21,7 @@
 #include <CLI/CLI.hpp>
 
 #include "common.h"
+#include "produce_common.h"
 #include "setup.h"
 #include "lepus/io/writer.h"
 #include "lepus/models/wmass.h"
@@ -95,39 +96,7 @@ models::WMassConfig ProduceConfigFromFlags(const ProduceFlags& f) {
     c = helicity ? models::WMassConfig::Helicity(preset)
                  : models::WMassConfig::Preset(preset, analysis);
   }
-  if (!f.events.empty() && f.generate >= 0)
-    throw std::invalid_argument(
-        "--events and --generate exclude each other (the simulation is read from files or "
-        "generated)");
-  if (!f.data_events.empty() && !std::isnan(f.data_mw_shift))
-    throw std::invalid_argument(
-        "--data-truth-mw-shift applies to generated data only, but --data-events reads the data "
-        "from files");
-  if (!f.data_events.empty() && !std::isnan(f.data_mz_shift))
-    throw std::invalid_argument(
-        "--data-truth-mz-shift applies to generated data only, but --data-events reads the data "
-        "from files");
-  if (!f.events.empty()) c.simulation.files = f.events;
-  if (f.generate >= 0) {
-    if (f.generate == 0) throw std::invalid_argument("--generate is 0, but must be > 0");
-    c.simulation.files.clear();
-    c.simulation.events = static_cast<std::uint64_t>(f.generate);
-  }
-  if (!f.data_events.empty()) c.data.files = f.data_events;
-  if (!std::isnan(f.data_mw_shift)) {
-    if (c.data.from_files())
-      throw std::invalid_argument(
-          "--data-truth-mw-shift applies to generated data only, but the configuration reads "
-          "the data from files (data.files)");
-    c.data_mw_shift_mev = f.data_mw_shift;
-  }
-  if (!std::isnan(f.data_mz_shift)) {
-    if (c.data.from_files())
-      throw std::invalid_argument(
-          "--data-truth-mz-shift applies to generated data only, but the configuration reads "
-          "the data from files (data.files)");
-    c.data_mz_shift_mev = f.data_mz_shift;
-  }
+  ApplySampleFlags(f, &c);
   if (f.flip_parity) c.flip_parity = true;
   if (!f.mass_split.empty()) {
     const models::MassSplitMode mode = c.mass_split.mode;
@@ -140,11 +109,6 @@ models::WMassConfig ProduceConfigFromFlags(const ProduceFlags& f) {
                                   "', but must be separate or difference");
     c.mass_split.mode = models::MassSplitModeFromString(f.mass_split_mode);
   }
-  if (f.seed >= 0) {
-    c.simulation.seed = static_cast<std::uint64_t>(f.seed);
-    c.data.seed = static_cast<std::uint64_t>(f.seed) + 1;
-  }
-  if (!std::isnan(f.luminosity)) c.luminosity_pb = f.luminosity;
   std::string error;
   if (!c.IsValid(&error))
     throw std::invalid_argument(command + ": " + error +
@@ -156,83 +120,23 @@ int RunProduce(const ProduceFlags& a, const models::WMassConfig& config,
                const std::string& /*command_line*/) {
   const std::string command =
       config.helicity.enabled ? "produce helicity" : "produce " + models::ToString(config.analysis);
-  if (a.print_config) {
-    std::cout << config.ToJson() << "\n";
-    if (a.output.empty()) return kExitOk;
-  }
-  if (a.output.empty())
-    throw std::invalid_argument(command + ": -o/--output FILE is required");
-  CheckOutputPath(a.output);
-
-  std::cerr << command << ": " << models::ToString(config.preset) << " configuration";
-  if (!a.config.empty()) std::cerr << " from " << a.config;
-  std::cerr << "; simulation "
-            << (config.simulation.from_files()
-                    ? std::to_string(config.simulation.files.size()) + " event file(s)"
-                    : HumanCount(static_cast<double>(config.simulation.events)) +
-                          " generated events (seed " + std::to_string(config.simulation.seed) +
-                          ")")
-            << "; data "
-            << (config.data.from_files()
-                    ? std::to_string(config.data.files.size()) + " event file(s)"
-                    : "generated at " + HumanCount(config.luminosity_pb) +
-                          " pb^-1 (seed " + std::to_string(config.data.seed) + ")")
-            << "\n";
-
-  const auto t0 = std::chrono::steady_clock::now();
-  EventProgressBar bar("produce");
-  models::ProduceOptions options;
-  options.num_threads = a.threads;
-  options.progress = [&bar](const models::ProduceProgress& p) {
-    bar.Update(p.events_done, p.events_total, p.seconds);
-  };
-  models::WMassProduction prod = models::ProduceWMass(config, options);
-  bar.Finish();
-  const auto t1 = std::chrono::steady_clock::now();
-  io::WriteFitInput(prod.model, a.output, prod.write_options);
-  const double t_write =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
-  const double t_total =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-
-  std::cerr << prod.summary.Report();
-  const auto size = std::filesystem::file_size(a.output);
-  const double rate = prod.summary.seconds_fill > 0
-                          ? (prod.summary.sim_events + prod.summary.data_events) /
-                                prod.summary.seconds_fill
-                          : 0.0;
-  std::cerr << "wrote " << a.output << " (" << HumanCount(static_cast<double>(size)) << "B, "
-            << (prod.write_options.gzip ? "gzip, " : "") << FormatSeconds(t_write) << ")\n"
-            << "total " << FormatSeconds(t_total) << " on " << models::ResolveThreads(a.threads)
-            << " thread(s), " << HumanCount(rate) << " events/s\n";
-  return kExitOk;
+  return RunProduction(command, config, a, [](const models::WMassConfig& c,
+                                              const models::ProduceOptions& o) {
+    return models::ProduceWMass(c, o);
+  });
 }
 
-namespace {
-
-// Integer flags that must be >= 0, with a plain message ("is '-5', but must be an integer >= 0").
-const CLI::Validator kNonNegativeInteger(
-    [](std::string& text) -> std::string {
-      std::size_t used = 0;
-      long long v = -1;
-      try {
-        v = std::stoll(text, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (used != text.size() || v < 0) return "is '" + text + "', but must be an integer >= 0";
-      return {};
-    },
-    "INTEGER >= 0");
-
-}  // namespace
-
 void AddProduceFlags(CLI::App* sub, ProduceFlags* args) {
-  sub->add_option("--config", args->config, "JSON configuration (docs/producers.md)")
+  const bool dilepton = args->producer == "dilepton";
+  sub->add_option("--config", args->config,
+                  dilepton ? "JSON configuration (docs/dilepton.md)"
+                           : "JSON configuration (docs/producers.md)")
       ->type_name("FILE");
   auto* light = sub->add_flag("--light", args->light,
                               "light preset: tens of nuisances (default without --config)");
-  auto* full = sub->add_flag("--full", args->full, "full preset: thousands of nuisances");
+  auto* full = sub->add_flag("--full", args->full,
+                             dilepton ? "full preset: about a thousand nuisances"
+                                      : "full preset: thousands of nuisances");
   light->excludes(full);
   sub->add_option("--events", args->events, "simulation event files (instead of generating)")
       ->type_name("FILE")
@@ -244,12 +148,13 @@ void AddProduceFlags(CLI::App* sub, ProduceFlags* args) {
                   "data event files (instead of generating data)")
       ->type_name("FILE")
       ->expected(1, -1);
-  if (args->wlike) {
+  if (args->wlike || args->producer == "dilepton") {
     sub->add_option("--data-truth-mz-shift", args->data_mz_shift,
                     "m_Z of generated data minus the simulation's, in MeV")
         ->type_name("MEV");
-    sub->add_flag("--flip-parity", args->flip_parity,
-                  "keep the mu+ of even and the mu- of odd event numbers (default: the reverse)");
+    if (args->wlike)
+      sub->add_flag("--flip-parity", args->flip_parity,
+                    "keep the mu+ of even and the mu- of odd event numbers (default: the reverse)");
   } else {
     sub->add_option("--data-truth-mw-shift", args->data_mw_shift,
                     "m_W of generated data minus the simulation's, in MeV")

@@ -16,6 +16,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lepus/models/efficiency_variations.h"
+#include "lepus/models/theory_variations.h"
+
 namespace lepus::models::detail {
 
 inline std::string JsonTypeName(const nlohmann::json& v) {
@@ -187,6 +190,90 @@ inline nlohmann::json ParseConfigObject(const std::string& text, const std::stri
                                 " only (write the file for version " + std::to_string(version) +
                                 ", see " + doc + ")");
   return j;
+}
+
+// The systematics blocks the producers share, inside their "systematics" object:
+// "efficiency" (enabled, eta_group, charge_split, poly_order, num_eigen, syst, syst_eta_edges),
+// "pdf" (pairs, cl_scale, symmetrize, alphas), "angular_coeffs" (pt_edges, y_edges, components,
+// shower_kt), "pt_modeling" (np_per_boson_y, np_shared_cs, np_sigma2, resummation_terms) and
+// "ew" (enabled). docs/producers.md lists them.
+inline void ReadSharedSystematics(JsonReader* s, bool* efficiency, EfficiencyConfig* eff,
+                                  TheoryConfig* theory) {
+  if (auto e = s->Object("efficiency")) {
+    e->Bool("enabled", efficiency);
+    e->Int("eta_group", &eff->eta_group, 1, 48);
+    e->Bool("charge_split", &eff->charge_split);
+    e->Int("poly_order", &eff->poly_order, 0, 6);
+    e->Int("num_eigen", &eff->num_eigen, 1, 7);
+    e->Bool("syst", &eff->syst);
+    e->Numbers("syst_eta_edges", &eff->syst_eta_edges);
+    e->Finish();
+  }
+  if (auto p = s->Object("pdf")) {
+    p->Int("pairs", &theory->pdf_pairs, 1, 60);
+    p->Number("cl_scale", &theory->pdf_cl_scale);
+    p->Bool("symmetrize", &theory->pdf_symmetrize);
+    p->Bool("alphas", &theory->pdf_alphas);
+    p->Finish();
+  }
+  if (auto a = s->Object("angular_coeffs")) {
+    a->Numbers("pt_edges", &theory->helicity_pt_edges);
+    a->Numbers("y_edges", &theory->helicity_y_edges);
+    std::vector<std::string> comps;
+    const bool have = a->Find("components") != nullptr;
+    a->Strings("components", &comps);
+    if (have) {
+      theory->helicity_components.fill(false);
+      for (std::size_t i = 0; i < comps.size(); ++i) {
+        int k = -1;
+        for (int q = 0; q < kNumHelicityComponents; ++q)
+          if (comps[i] == HelicityComponentName(q)) k = q;
+        if (k < 0)
+          a->Error("components[" + std::to_string(i) + "]", nlohmann::json(comps[i]),
+                   "one of UL, A0, A1, A2, A3, A4");
+        theory->helicity_components[k] = true;
+      }
+    }
+    a->Bool("shower_kt", &theory->shower_kt);
+    a->Finish();
+  }
+  if (auto p = s->Object("pt_modeling")) {
+    p->Bool("np_per_boson_y", &theory->np_per_boson_y);
+    p->Bool("np_shared_cs", &theory->np_shared_cs);
+    p->Number("np_sigma2", &theory->np_sigma2);
+    p->Int("resummation_terms", &theory->resummation_terms, 0, 3);
+    p->Finish();
+  }
+  if (auto e = s->Object("ew")) {
+    e->Bool("enabled", &theory->electroweak);
+    e->Finish();
+  }
+}
+
+// The same blocks written into a "systematics" object (the producers' ToJson).
+inline void WriteSharedSystematics(nlohmann::json* s, bool efficiency, const EfficiencyConfig& eff,
+                                   const TheoryConfig& theory) {
+  (*s)["efficiency"] = {{"enabled", efficiency},
+                        {"eta_group", eff.eta_group},
+                        {"charge_split", eff.charge_split},
+                        {"poly_order", eff.poly_order},
+                        {"num_eigen", eff.num_eigen},
+                        {"syst", eff.syst},
+                        {"syst_eta_edges", eff.syst_eta_edges}};
+  (*s)["pdf"] = {{"pairs", theory.pdf_pairs}, {"cl_scale", theory.pdf_cl_scale},
+                 {"symmetrize", theory.pdf_symmetrize}, {"alphas", theory.pdf_alphas}};
+  std::vector<std::string> comps;
+  for (int q = 0; q < kNumHelicityComponents; ++q)
+    if (theory.helicity_components[q]) comps.push_back(HelicityComponentName(q));
+  (*s)["angular_coeffs"] = {{"pt_edges", theory.helicity_pt_edges},
+                            {"y_edges", theory.helicity_y_edges},
+                            {"components", comps},
+                            {"shower_kt", theory.shower_kt}};
+  (*s)["pt_modeling"] = {{"np_per_boson_y", theory.np_per_boson_y},
+                         {"np_shared_cs", theory.np_shared_cs},
+                         {"np_sigma2", theory.np_sigma2},
+                         {"resummation_terms", theory.resummation_terms}};
+  (*s)["ew"] = {{"enabled", theory.electroweak}};
 }
 
 }  // namespace lepus::models::detail

@@ -156,7 +156,6 @@ bool DileptonConfig::IsValid(std::string* error) const {
 // ---- JSON
 
 namespace {
-const char* kComponentNames[kNumHelicityComponents] = {"UL", "A0", "A1", "A2", "A3", "A4"};
 }  // namespace
 
 DileptonConfig DileptonConfigFromJson(const std::string& json_text, const std::string& origin) {
@@ -225,55 +224,7 @@ DileptonConfig DileptonConfigFromJson(const std::string& json_text, const std::s
       m->Bool("resolution", &c.muon_resolution);
       m->Finish();
     }
-    if (auto e = s->Object("efficiency")) {
-      e->Bool("enabled", &c.efficiency);
-      e->Int("eta_group", &c.efficiency_config.eta_group, 1, 48);
-      e->Bool("charge_split", &c.efficiency_config.charge_split);
-      e->Int("poly_order", &c.efficiency_config.poly_order, 0, 6);
-      e->Int("num_eigen", &c.efficiency_config.num_eigen, 1, 7);
-      e->Bool("syst", &c.efficiency_config.syst);
-      e->Numbers("syst_eta_edges", &c.efficiency_config.syst_eta_edges);
-      e->Finish();
-    }
-    if (auto p = s->Object("pdf")) {
-      p->Int("pairs", &c.theory.pdf_pairs, 1, 60);
-      p->Number("cl_scale", &c.theory.pdf_cl_scale);
-      p->Bool("symmetrize", &c.theory.pdf_symmetrize);
-      p->Bool("alphas", &c.theory.pdf_alphas);
-      p->Finish();
-    }
-    if (auto a = s->Object("angular_coeffs")) {
-      a->Numbers("pt_edges", &c.theory.helicity_pt_edges);
-      a->Numbers("y_edges", &c.theory.helicity_y_edges);
-      std::vector<std::string> comps;
-      const bool have = a->Find("components") != nullptr;
-      a->Strings("components", &comps);
-      if (have) {
-        c.theory.helicity_components.fill(false);
-        for (std::size_t i = 0; i < comps.size(); ++i) {
-          int k = -1;
-          for (int q = 0; q < kNumHelicityComponents; ++q)
-            if (comps[i] == kComponentNames[q]) k = q;
-          if (k < 0)
-            a->Error("components[" + std::to_string(i) + "]", json(comps[i]),
-                     "one of UL, A0, A1, A2, A3, A4");
-          c.theory.helicity_components[k] = true;
-        }
-      }
-      a->Bool("shower_kt", &c.theory.shower_kt);
-      a->Finish();
-    }
-    if (auto p = s->Object("pt_modeling")) {
-      p->Bool("np_per_boson_y", &c.theory.np_per_boson_y);
-      p->Bool("np_shared_cs", &c.theory.np_shared_cs);
-      p->Number("np_sigma2", &c.theory.np_sigma2);
-      p->Int("resummation_terms", &c.theory.resummation_terms, 0, 3);
-      p->Finish();
-    }
-    if (auto e = s->Object("ew")) {
-      e->Bool("enabled", &c.theory.electroweak);
-      e->Finish();
-    }
+    detail::ReadSharedSystematics(s.get(), &c.efficiency, &c.efficiency_config, &c.theory);
     s->Number("luminosity", &c.lumi_uncertainty);
     s->Bool("bin_by_bin_stat", &c.bin_by_bin_stat);
     std::string sym = io::ToString(c.symmetrization);
@@ -329,27 +280,7 @@ std::string DileptonConfig::ToJson() const {
   s["muon_scale"] = {{"enabled", muon_scale},          {"stat_scale", muon_scale_stat},
                      {"calibration", calibration_file}, {"regions", muon_scale_regions},
                      {"closure", muon_closure},          {"resolution", muon_resolution}};
-  s["efficiency"] = {{"enabled", efficiency},
-                     {"eta_group", efficiency_config.eta_group},
-                     {"charge_split", efficiency_config.charge_split},
-                     {"poly_order", efficiency_config.poly_order},
-                     {"num_eigen", efficiency_config.num_eigen},
-                     {"syst", efficiency_config.syst},
-                     {"syst_eta_edges", efficiency_config.syst_eta_edges}};
-  s["pdf"] = {{"pairs", theory.pdf_pairs}, {"cl_scale", theory.pdf_cl_scale},
-              {"symmetrize", theory.pdf_symmetrize}, {"alphas", theory.pdf_alphas}};
-  std::vector<std::string> comps;
-  for (int q = 0; q < kNumHelicityComponents; ++q)
-    if (theory.helicity_components[q]) comps.push_back(kComponentNames[q]);
-  s["angular_coeffs"] = {{"pt_edges", theory.helicity_pt_edges},
-                         {"y_edges", theory.helicity_y_edges},
-                         {"components", comps},
-                         {"shower_kt", theory.shower_kt}};
-  s["pt_modeling"] = {{"np_per_boson_y", theory.np_per_boson_y},
-                      {"np_shared_cs", theory.np_shared_cs},
-                      {"np_sigma2", theory.np_sigma2},
-                      {"resummation_terms", theory.resummation_terms}};
-  s["ew"] = {{"enabled", theory.electroweak}};
+  detail::WriteSharedSystematics(&s, efficiency, efficiency_config, theory);
   s["luminosity"] = lumi_uncertainty;
   s["bin_by_bin_stat"] = bin_by_bin_stat;
   s["symmetrization"] = io::ToString(symmetrization);

@@ -225,8 +225,6 @@ namespace {
 
 using Reader = detail::JsonReader;
 
-const char* kComponentNames[kNumHelicityComponents] = {"UL", "A0", "A1", "A2", "A3", "A4"};
-
 const char* kCoefficientNames[8] = {"A0", "A1", "A2", "A3", "A4", "A5", "A6", "A7"};
 
 // The "helicity" object (docs/helicity.md).
@@ -252,7 +250,7 @@ void ReadHelicity(Reader* h, HelicityConfig* c) {
       p.Int("y_bin", &d.y_bin, -1, 1000);
       p.Int("charge", &d.charge, -1, 1);
       if (auto s = p.Object("scale")) {
-        for (int q = 0; q < kNumHelicityComponents; ++q) s->Number(kComponentNames[q], &d.scale[q]);
+        for (int q = 0; q < kNumHelicityComponents; ++q) s->Number(HelicityComponentName(q), &d.scale[q]);
         s->Finish();
       }
       p.Finish();
@@ -268,7 +266,7 @@ json HelicityJson(const HelicityConfig& c) {
   json pd = json::array();
   for (const auto& p : c.pseudodata) {
     json s = json::object();
-    for (int q = 0; q < kNumHelicityComponents; ++q) s[kComponentNames[q]] = p.scale[q];
+    for (int q = 0; q < kNumHelicityComponents; ++q) s[HelicityComponentName(q)] = p.scale[q];
     pd.push_back({{"name", p.name}, {"pt_bin", p.pt_bin}, {"y_bin", p.y_bin},
                   {"charge", p.charge}, {"scale", s}});
   }
@@ -369,55 +367,7 @@ WMassConfig WMassConfigFromJson(const std::string& json_text, const std::string&
       m->Int("regions", &c.muon_scale_regions, 0, 1000);
       m->Finish();
     }
-    if (auto e = s->Object("efficiency")) {
-      e->Bool("enabled", &c.efficiency);
-      e->Int("eta_group", &c.efficiency_config.eta_group, 1, 48);
-      e->Bool("charge_split", &c.efficiency_config.charge_split);
-      e->Int("poly_order", &c.efficiency_config.poly_order, 0, 6);
-      e->Int("num_eigen", &c.efficiency_config.num_eigen, 1, 7);
-      e->Bool("syst", &c.efficiency_config.syst);
-      e->Numbers("syst_eta_edges", &c.efficiency_config.syst_eta_edges);
-      e->Finish();
-    }
-    if (auto p = s->Object("pdf")) {
-      p->Int("pairs", &c.theory.pdf_pairs, 1, 60);
-      p->Number("cl_scale", &c.theory.pdf_cl_scale);
-      p->Bool("symmetrize", &c.theory.pdf_symmetrize);
-      p->Bool("alphas", &c.theory.pdf_alphas);
-      p->Finish();
-    }
-    if (auto a = s->Object("angular_coeffs")) {
-      a->Numbers("pt_edges", &c.theory.helicity_pt_edges);
-      a->Numbers("y_edges", &c.theory.helicity_y_edges);
-      std::vector<std::string> comps;
-      const bool have = a->Find("components") != nullptr;
-      a->Strings("components", &comps);
-      if (have) {
-        c.theory.helicity_components.fill(false);
-        for (std::size_t i = 0; i < comps.size(); ++i) {
-          int k = -1;
-          for (int q = 0; q < kNumHelicityComponents; ++q)
-            if (comps[i] == kComponentNames[q]) k = q;
-          if (k < 0)
-            a->Error("components[" + std::to_string(i) + "]", json(comps[i]),
-                     "one of UL, A0, A1, A2, A3, A4");
-          c.theory.helicity_components[k] = true;
-        }
-      }
-      a->Bool("shower_kt", &c.theory.shower_kt);
-      a->Finish();
-    }
-    if (auto p = s->Object("pt_modeling")) {
-      p->Bool("np_per_boson_y", &c.theory.np_per_boson_y);
-      p->Bool("np_shared_cs", &c.theory.np_shared_cs);
-      p->Number("np_sigma2", &c.theory.np_sigma2);
-      p->Int("resummation_terms", &c.theory.resummation_terms, 0, 3);
-      p->Finish();
-    }
-    if (auto e = s->Object("ew")) {
-      e->Bool("enabled", &c.theory.electroweak);
-      e->Finish();
-    }
+    detail::ReadSharedSystematics(s.get(), &c.efficiency, &c.efficiency_config, &c.theory);
     if (auto n = s->Object("nonprompt")) {
       n->Bool("enabled", &c.nonprompt);
       n->Int("smoothing_order", &c.nonprompt_options.smoothing_order, -1, 5);
@@ -505,27 +455,7 @@ std::string WMassConfig::ToJson() const {
                                                                  : theory.w_width_shift_mev}};
   s["muon_scale"] = {{"enabled", muon_scale}, {"stat_scale", muon_scale_stat},
                      {"calibration", calibration_file}, {"regions", muon_scale_regions}};
-  s["efficiency"] = {{"enabled", efficiency},
-                     {"eta_group", efficiency_config.eta_group},
-                     {"charge_split", efficiency_config.charge_split},
-                     {"poly_order", efficiency_config.poly_order},
-                     {"num_eigen", efficiency_config.num_eigen},
-                     {"syst", efficiency_config.syst},
-                     {"syst_eta_edges", efficiency_config.syst_eta_edges}};
-  s["pdf"] = {{"pairs", theory.pdf_pairs}, {"cl_scale", theory.pdf_cl_scale},
-              {"symmetrize", theory.pdf_symmetrize}, {"alphas", theory.pdf_alphas}};
-  std::vector<std::string> comps;
-  for (int q = 0; q < kNumHelicityComponents; ++q)
-    if (theory.helicity_components[q]) comps.push_back(kComponentNames[q]);
-  s["angular_coeffs"] = {{"pt_edges", theory.helicity_pt_edges},
-                         {"y_edges", theory.helicity_y_edges},
-                         {"components", comps},
-                         {"shower_kt", theory.shower_kt}};
-  s["pt_modeling"] = {{"np_per_boson_y", theory.np_per_boson_y},
-                      {"np_shared_cs", theory.np_shared_cs},
-                      {"np_sigma2", theory.np_sigma2},
-                      {"resummation_terms", theory.resummation_terms}};
-  s["ew"] = {{"enabled", theory.electroweak}};
+  detail::WriteSharedSystematics(&s, efficiency, efficiency_config, theory);
   s["nonprompt"] = {
       {"enabled", nonprompt},
       {"smoothing_order", nonprompt_options.smoothing_order},
