@@ -687,23 +687,7 @@ io::WriteOptions DileptonProducer::ResolveWriteOptions(const engine::Model& mode
 }
 
 DileptonProduction ProduceDilepton(const DileptonConfig& config, const ProduceOptions& options) {
-  DileptonProducer producer(config);
-  const auto t0 = std::chrono::steady_clock::now();
-  DileptonHistograms h = producer.Fill(options);
-  const double fill = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  DileptonProduction out;
-  io::TensorWriter writer = producer.MakeFitInput(h, &out.summary);
-  const auto t1 = std::chrono::steady_clock::now();
-  out.model = writer.Build();
-  out.summary.seconds_build +=
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
-  out.summary.seconds_fill = fill;
-  out.write_options = producer.ResolveWriteOptions(out.model, &out.summary.density);
-  out.summary.storage = out.write_options.storage;
-  out.summary.nuisances = out.model.num_systematics();
-  for (const auto& g : out.model.groups)
-    out.summary.groups.emplace_back(g.name, static_cast<int>(g.members.size()));
-  return out;
+  return detail::ProduceChain<DileptonProduction, DileptonProducer>(config, options);
 }
 
 std::string DileptonSummary::Report() const {

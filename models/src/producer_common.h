@@ -134,4 +134,28 @@ Hist OrderedFill(WorkList& work, const ProduceOptions& options, Make make, FillF
 io::WriteOptions ResolveStorage(const engine::Model& model, const std::string& storage,
                                 double sparse_density, bool gzip, double* density_out = nullptr);
 
+// The whole chain of a producer: Fill, MakeFitInput, Build, the storage choice, and the summary's
+// timings, nuisance count and groups. Production has model / write_options / summary; Producer
+// the Fill / MakeFitInput / ResolveWriteOptions of the producers.
+template <typename Production, typename Producer, typename Config>
+Production ProduceChain(const Config& config, const ProduceOptions& options) {
+  Producer producer(config);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto h = producer.Fill(options);
+  const double fill = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  Production out;
+  io::TensorWriter writer = producer.MakeFitInput(h, &out.summary);
+  const auto t1 = std::chrono::steady_clock::now();
+  out.model = writer.Build();
+  out.summary.seconds_build +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+  out.summary.seconds_fill = fill;
+  out.write_options = producer.ResolveWriteOptions(out.model, &out.summary.density);
+  out.summary.storage = out.write_options.storage;
+  out.summary.nuisances = out.model.num_systematics();
+  for (const auto& g : out.model.groups)
+    out.summary.groups.emplace_back(g.name, static_cast<int>(g.members.size()));
+  return out;
+}
+
 }  // namespace lepus::models::detail
