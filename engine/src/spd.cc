@@ -49,11 +49,30 @@ BlockStructure DetectBlockStructure(const Eigen::MatrixXd& a) {
   best.flops = DenseFlops(static_cast<double>(n));
   if (n < kMinStructuredSize) return best;
 
+  // A matrix with more than kMaxDensity of its off-diagonal entries non-zero has no border small
+  // enough to pay (the border holds the indices coupled to more than n/1.5 others): dense,
+  // decided by one counting pass before any pattern is stored.
+  constexpr double kMaxDensity = 0.35;
+  std::vector<std::int64_t> col_nnz(n, 0);
+  tbb::parallel_for(tbb::blocked_range<Eigen::Index>(0, n, 32), [&](const tbb::blocked_range<Eigen::Index>& r) {
+    for (Eigen::Index j = r.begin(); j < r.end(); ++j) {
+      const double* col = a.col(j).data();
+      std::int64_t c = 0;
+      for (Eigen::Index i = j + 1; i < n; ++i) c += col[i] != 0.0;
+      col_nnz[j] = c;
+    }
+  });
+  std::int64_t nnz = 0;
+  for (std::int64_t c : col_nnz) nnz += c;
+  if (static_cast<double>(nnz) > kMaxDensity * 0.5 * static_cast<double>(n) * static_cast<double>(n - 1))
+    return best;
+
   // Strict lower-triangle pattern by column, and the degree of every index.
   std::vector<std::vector<int>> adj(n);
   tbb::parallel_for(tbb::blocked_range<Eigen::Index>(0, n, 32), [&](const tbb::blocked_range<Eigen::Index>& r) {
     for (Eigen::Index j = r.begin(); j < r.end(); ++j) {
       const double* col = a.col(j).data();
+      adj[j].reserve(static_cast<std::size_t>(col_nnz[j]));
       for (Eigen::Index i = j + 1; i < n; ++i)
         if (col[i] != 0.0) adj[j].push_back(static_cast<int>(i));
     }
