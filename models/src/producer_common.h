@@ -158,4 +158,23 @@ Production ProduceChain(const Config& config, const ProduceOptions& options) {
   return out;
 }
 
+// The input of TheoryVariations::Prepare for the selected candidates of a batch: copies the
+// generator-level boson columns (process, v_mass, v_pt, v_y, v_phi, v_charge, cos_theta_cs,
+// phi_cs) of events event_of(0 .. m-1) of b into sub (resized to m).
+template <typename EventOf>
+void GatherBosonColumns(const EventBatch& b, std::size_t m, EventOf event_of, EventBatch* sub) {
+  sub->Resize(m);
+  for (std::size_t j = 0; j < m; ++j) {
+    const std::size_t i = event_of(j);
+    sub->process[j] = b.process[i];
+    sub->v_mass[j] = b.v_mass[i];
+    sub->v_pt[j] = b.v_pt[i];
+    sub->v_y[j] = b.v_y[i];
+    sub->v_phi[j] = b.v_phi[i];
+    sub->v_charge[j] = b.v_charge[i];
+    sub->cos_theta_cs[j] = b.cos_theta_cs[i];
+    sub->phi_cs[j] = b.phi_cs[i];
+  }
+}
+
 }  // namespace lepus::models::detail

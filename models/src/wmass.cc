@@ -688,20 +688,10 @@ void WMassProducer::Impl::FillVariations(const EventBatch& b, WMassHistograms* h
     }
     const std::size_t m = s->theory_cand.size();
     if (m == 0) return;
-    EventBatch& sub = s->sub;
-    sub.Resize(m);
-    for (std::size_t j = 0; j < m; ++j) {
-      const std::size_t i = s->cand[s->theory_cand[j]].event;
-      sub.process[j] = b.process[i];
-      sub.v_mass[j] = b.v_mass[i];
-      sub.v_pt[j] = b.v_pt[i];
-      sub.v_y[j] = b.v_y[i];
-      sub.v_phi[j] = b.v_phi[i];
-      sub.v_charge[j] = b.v_charge[i];
-      sub.cos_theta_cs[j] = b.cos_theta_cs[i];
-      sub.phi_cs[j] = b.phi_cs[i];
-    }
-    theory.Prepare(sub, 0, m, &s->inputs);
+    detail::GatherBosonColumns(
+        b, m, [s](std::size_t j) { return static_cast<std::size_t>(s->cand[s->theory_cand[j]].event); },
+        &s->sub);
+    theory.Prepare(s->sub, 0, m, &s->inputs);
     s->up.resize(m);
     s->down.resize(m);
     for (int k : theory_kinds_needed) {
