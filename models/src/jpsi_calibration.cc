@@ -31,6 +31,8 @@ double Since(Clock::time_point t0) {
 }
 
 using detail::Fail;
+using detail::ValidFilePair;
+using detail::ValidMember;
 
 // Bin of x in increasing edges, or -1 outside [edges.front(), edges.back()).
 int FindBin(const std::vector<double>& edges, double x) noexcept {
@@ -205,25 +207,10 @@ bool JpsiCalibrationOptions::IsValid(std::string* error) const {
   if (!(function_tolerance > 0.0)) return Fail(error, "function_tolerance", function_tolerance, "> 0");
   if (num_threads < 0) return Fail(error, "num_threads", num_threads, ">= 0");
   if (batch_events == 0) return Fail(error, "batch_events", 0, "> 0");
-  if (data_files.empty() != sim_files.empty()) {
-    const bool data_missing = data_files.empty();
-    return Fail(error, data_missing ? "data_files.size()" : "sim_files.size()", 0,
-                std::string("> 0 when ") + (data_missing ? "sim_files" : "data_files") +
-                    " is given (read both samples from files or generate both)");
-  }
-  std::string sub;
-  if (!generator.IsValid(&sub)) {
-    if (error) *error = "generator." + sub;
-    return false;
-  }
-  if (!data_detector.IsValid(&sub)) {
-    if (error) *error = "data_detector." + sub;
-    return false;
-  }
-  if (!sim_detector.IsValid(&sub)) {
-    if (error) *error = "sim_detector." + sub;
-    return false;
-  }
+  if (!ValidFilePair(data_files, sim_files, error)) return false;
+  if (!ValidMember(generator, "generator", error)) return false;
+  if (!ValidMember(data_detector, "data_detector", error)) return false;
+  if (!ValidMember(sim_detector, "sim_detector", error)) return false;
   const std::uint64_t mass_bins = static_cast<std::uint64_t>(eta_edges.size() - 1) *
                                   (eta_edges.size() - 1) * (pt_edges.size() - 1) *
                                   (pt_edges.size() - 1);

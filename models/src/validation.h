@@ -4,6 +4,7 @@
 
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace lepus::models::detail {
 
@@ -14,6 +15,26 @@ inline bool Fail(std::string* error, const std::string& field, double value, con
     *error = os.str();
   }
   return false;
+}
+
+// A member's own IsValid check, its message prefixed with the member's name ("data_detector.").
+template <typename T>
+bool ValidMember(const T& member, const std::string& name, std::string* error) {
+  std::string sub;
+  if (member.IsValid(&sub)) return true;
+  if (error != nullptr) *error = name + "." + sub;
+  return false;
+}
+
+// Event files for both samples or for neither (a sample cannot be read while the other one is
+// generated with a different configuration).
+inline bool ValidFilePair(const std::vector<std::string>& data_files,
+                          const std::vector<std::string>& sim_files, std::string* error) {
+  if (data_files.empty() == sim_files.empty()) return true;
+  const bool data_missing = data_files.empty();
+  return Fail(error, data_missing ? "data_files.size()" : "sim_files.size()", 0,
+              std::string("> 0 when ") + (data_missing ? "sim_files" : "data_files") +
+                  " is given (read both samples from files or generate both)");
 }
 
 }  // namespace lepus::models::detail

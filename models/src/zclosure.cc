@@ -30,6 +30,8 @@ double Since(Clock::time_point t0) {
 }
 
 using detail::Fail;
+using detail::ValidFilePair;
+using detail::ValidMember;
 
 double PValue(double chi2, int ndf) {
   if (ndf <= 0 || !(chi2 >= 0.0)) return -1.0;
@@ -82,21 +84,9 @@ bool ZClosureOptions::IsValid(std::string* error) const {
     return Fail(error, "lep_mass_uncertainty_mev", lep_mass_uncertainty_mev, "in [0, 1000)");
   if (num_threads < 0) return Fail(error, "num_threads", num_threads, ">= 0");
   if (batch_events == 0) return Fail(error, "batch_events", 0, "> 0");
-  if (data_files.empty() != sim_files.empty()) {
-    const bool data_missing = data_files.empty();
-    return Fail(error, data_missing ? "data_files.size()" : "sim_files.size()", 0,
-                std::string("> 0 when ") + (data_missing ? "sim_files" : "data_files") +
-                    " is given (read both samples from files or generate both)");
-  }
-  std::string sub;
-  if (!data_detector.IsValid(&sub)) {
-    if (error) *error = "data_detector." + sub;
-    return false;
-  }
-  if (!sim_detector.IsValid(&sub)) {
-    if (error) *error = "sim_detector." + sub;
-    return false;
-  }
+  if (!ValidFilePair(data_files, sim_files, error)) return false;
+  if (!ValidMember(data_detector, "data_detector", error)) return false;
+  if (!ValidMember(sim_detector, "sim_detector", error)) return false;
   return true;
 }
 
