@@ -536,8 +536,7 @@ int RunLargeSuite(const BenchArgs& args, const std::string& command_line) {
   if (regions.empty()) regions = args.quick ? std::vector<int>{25} : std::vector<int>{450, 2400};
   for (int r : regions)
     if (r <= 0) throw std::invalid_argument("--large-regions has " + std::to_string(r) + ", but must be > 0");
-  if (!args.csv.empty()) CheckOutputPath(args.csv);
-  if (!args.markdown.empty()) CheckOutputPath(args.markdown);
+  io::CheckOutputs({{"--csv", args.csv}, {"--markdown", args.markdown}});
   const std::filesystem::path tmpdir =
       args.tmpdir.empty() ? std::filesystem::temp_directory_path() : std::filesystem::path(args.tmpdir);
   if (!std::filesystem::is_directory(tmpdir))
@@ -659,8 +658,7 @@ int RunBench(const BenchArgs& args, const std::string& command_line) {
     if (std::find(threads.begin(), threads.end(), resolved) == threads.end())
       threads.push_back(resolved);
   }
-  if (!args.csv.empty()) CheckOutputPath(args.csv);
-  if (!args.markdown.empty()) CheckOutputPath(args.markdown);
+  io::CheckOutputs({{"--csv", args.csv}, {"--markdown", args.markdown}});
   const std::filesystem::path tmpdir =
       args.tmpdir.empty() ? std::filesystem::temp_directory_path() : std::filesystem::path(args.tmpdir);
   if (!std::filesystem::is_directory(tmpdir))

@@ -55,6 +55,14 @@ struct CalibrateArgs {
   double lep_mev = 2.1;                             // zclosure: global closure term
 };
 
+// The files a calibration command reads (an output may not be one of them).
+std::vector<std::string> InputsOf(const CalibrateArgs& a) {
+  std::vector<std::string> files = a.sim_files;
+  files.insert(files.end(), a.data_files.begin(), a.data_files.end());
+  if (!a.calibration.empty()) files.push_back(a.calibration);
+  return files;
+}
+
 // "calibrate: data 12.0M/20.0M J/psi (60%)" on stderr: in place on a terminal, else per tenth.
 class StageProgress {
  public:
@@ -157,7 +165,7 @@ models::JpsiCalibrationOptions MakeOptions(const CalibrateArgs& a) {
 
 int RunCalibrate(const CalibrateArgs& a, const std::string& command_line) {
   const models::JpsiCalibrationOptions o = MakeOptions(a);
-  CheckOutputPath(a.output);
+  io::CheckOutputs({{"-o", a.output}}, InputsOf(a));
   const int neta = static_cast<int>(o.eta_edges.size()) - 1;
   const int npt = static_cast<int>(o.pt_edges.size()) - 1;
   const bool files = !o.data_files.empty();
@@ -270,7 +278,7 @@ int RunZClosureCommand(const CalibrateArgs& a, const std::string& command_line) 
   ApplyTruth(a.truth, calibration.eta_edges, &o.data_detector);
   std::string error;
   if (!o.IsValid(&error)) throw std::invalid_argument(NameFlag(error));
-  CheckOutputPath(a.output);
+  io::CheckOutputs({{"-o", a.output}}, InputsOf(a));
   const bool files = !o.data_files.empty();
   std::cerr << "calibrate: Z -> mu mu closure of " << a.calibration << " ("
             << calibration.num_bins() << " eta bins), ";

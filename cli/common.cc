@@ -185,28 +185,8 @@ std::string FormatPhysical(double value, double error, double scale, const std::
   return out;
 }
 
-void CheckOutputPath(const std::string& path) {
-  namespace fs = std::filesystem;
-  if (path.empty() || path == "-") return;
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) throw io::InputError(path + ": is a directory, not a file name");
-  const fs::path parent = fs::path(path).parent_path();
-  if (!parent.empty() && !fs::is_directory(parent, ec))
-    throw io::InputError(path + ": cannot write there, directory " + parent.string() +
-                         " does not exist");
-}
-
 void WriteText(const std::string& path, const std::string& text) {
-  if (path == "-") {
-    std::cout << text << std::flush;
-    if (!std::cout) throw io::InputError("<stdout>: write failed");
-    return;
-  }
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw io::InputError(path + ": cannot open for writing");
-  out << text;
-  out.close();
-  if (!out) throw io::InputError(path + ": write failed");
+  io::WriteFileAtomically(path, text);
 }
 
 // ---- Inference toolkit of `lepus fit` -------------------------------------------------------

@@ -18,6 +18,7 @@
 #include "lepus/engine/impacts.h"
 #include "lepus/engine/likelihood.h"
 #include "lepus/engine/model.h"
+#include "lepus/io/output.h"
 #include "lepus/io/reader.h"
 #include "lepus/io/results.h"
 
@@ -67,11 +68,11 @@ void PrintFitReport(std::ostream& os, const engine::Likelihood& likelihood,
 // "-9.8 +- 5.1 MeV": a nuisance of interest in physical units (value * scale).
 std::string FormatPhysical(double value, double error, double scale, const std::string& unit);
 
-// Checks, before a long computation, that an output file can be created: its directory exists.
-// "" and "-" (stdout) pass. Throws io::InputError naming the path.
-void CheckOutputPath(const std::string& path);
+// Outputs are checked before any work with io::CheckOutputs (lepus/io/output.h: never over an
+// input, never two outputs on one file, only regular files in writable directories).
 
-// Writes text to a file ("-" = stdout). Throws io::InputError naming the path on failure.
+// Writes text to a file atomically (io::WriteFileAtomically; "-" = stdout). Throws
+// io::InputError naming the path and the OS reason on failure.
 void WriteText(const std::string& path, const std::string& text);
 
 // Runs the fit and writes the outputs (JSON to json_path if not empty, HDF5 results to

@@ -131,6 +131,7 @@ int RunDemo(const DemoArgs& a, const std::string& command_line) {
   const std::string input = (fs::path(a.outdir) / "wmass.h5").string();
   const std::string json_path = (fs::path(a.outdir) / "fit_results.json").string();
   const std::string hdf5_path = (fs::path(a.outdir) / "fit_results.h5").string();
+  io::CheckOutputs({{"--outdir", input}, {"--outdir", json_path}, {"--outdir", hdf5_path}});
   const auto t_start = std::chrono::steady_clock::now();
 
   models::WMassConfig config = models::WMassConfig::Light();

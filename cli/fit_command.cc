@@ -422,8 +422,7 @@ Json RefitChecksJson(const engine::Likelihood& lik, const engine::FitResult& r,
 }
 
 int RunFit(const FitArgs& a, const std::string& command_line) {
-  CheckOutputPath(a.json);
-  CheckOutputPath(a.output);
+  io::CheckOutputs({{"--json", a.json}, {"-o", a.output, false}}, {a.input});
   engine::Model model = ReadInput(a.input);
   const bool want_impacts = a.impacts || a.global_impacts || !a.groups.empty();
   const bool want_postfit = a.postfit || a.postfit_covariance || !a.projects.empty();

@@ -168,7 +168,7 @@ int RunGenerateJpsi(const GenerateArgs& a, const std::string& command_line) {
     detector.scale_bias = a.scale_truth == "biased"
                               ? models::DetectorParams::DefaultData().scale_bias
                               : models::ScaleTable{};
-  CheckOutputPath(a.output);
+  io::CheckOutputs({{"-o", a.output, false}});
   const models::SampleKind sample =
       a.data ? models::SampleKind::kData : models::SampleKind::kSimulation;
   const models::JpsiGenerator generator(models::JpsiGeneratorOptions{}, detector, sample, a.seed);
@@ -258,7 +258,7 @@ int RunGenerate(const GenerateArgs& a, const std::string& command_line) {
   }
   std::string error;
   if (!config.IsValid(&error)) throw std::invalid_argument(error);
-  CheckOutputPath(a.output);
+  io::CheckOutputs({{"-o", a.output, false}});
 
   const auto t0 = std::chrono::steady_clock::now();
   const models::Generator generator(config);  // validates; the data's counts are drawn here

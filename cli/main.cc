@@ -14,6 +14,7 @@
 #include "generate_command.h"
 #include "setup.h"
 #include "lepus/io/errors.h"
+#include "lepus/io/output.h"
 
 int main(int argc, char** argv) {
   using namespace lepus::cli;
@@ -41,6 +42,8 @@ int main(int argc, char** argv) {
     return kExitInvalidInput;
   }
 
+  // Temporary output files are removed on SIGINT/SIGTERM/SIGHUP/SIGPIPE (lepus/io/output.h).
+  lepus::io::InstallTemporaryFileCleanup();
   try {
     for (const Command& c : commands)
       if (c.app->parsed()) return c.run();

@@ -86,7 +86,14 @@ int RunProduction(const std::string& command, const Config& config, const Produc
     if (a.output.empty()) return kExitOk;
   }
   if (a.output.empty()) throw std::invalid_argument(command + ": -o/--output FILE is required");
-  CheckOutputPath(a.output);
+  {
+    // The fit input may not replace anything the production reads.
+    std::vector<std::string> inputs = config.simulation.files;
+    inputs.insert(inputs.end(), config.data.files.begin(), config.data.files.end());
+    inputs.push_back(config.calibration_file);
+    inputs.push_back(a.config);
+    io::CheckOutputs({{"-o", a.output, false}}, inputs);
+  }
 
   std::cerr << command << ": " << ToString(config.preset) << " configuration";  // (ADL)
   if (!a.config.empty()) std::cerr << " from " << a.config;

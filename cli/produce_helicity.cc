@@ -35,6 +35,7 @@ struct HelicityFlags {
 };
 
 int RunCoefficients(const HelicityFlags& a) {
+  io::CheckOutputs({{"--json", a.json}}, {a.coefficients});
   io::RunInfo info;
   FitFlags fflags;
   const engine::Likelihood lik = MakeLikelihood(a.coefficients, a.lik, a.data, &info);
@@ -49,13 +50,7 @@ int RunCoefficients(const HelicityFlags& a) {
   const std::vector<models::HelicityCellResult> cells = models::HelicityCoefficients(lik, result);
   std::cerr << models::HelicityCoefficientsTable(cells);
   const std::string json = models::HelicityCoefficientsJson(cells);
-  if (a.json.empty() || a.json == "-") {
-    std::cout << json;
-  } else {
-    std::ofstream out(a.json);
-    if (!out) throw std::invalid_argument("--json " + a.json + ": cannot write the file");
-    out << json;
-  }
+  io::WriteFileAtomically(a.json.empty() ? "-" : a.json, json);
   return result.status == engine::FitStatus::kConverged ? kExitOk : kExitFitFailed;
 }
 

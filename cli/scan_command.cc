@@ -174,8 +174,7 @@ void PrintIntervals(std::ostream& os, const engine::Likelihood& lik, const engin
 }
 
 int RunScan(const ScanArgs& a, const std::string& command_line) {
-  CheckOutputPath(a.json);
-  CheckOutputPath(a.output);
+  io::CheckOutputs({{"--json", a.json}, {"-o", a.output, false}}, {a.input});
   const bool two_d = !a.param2.empty();
   if (a.points < 1)
     throw std::invalid_argument("--points is " + std::to_string(a.points) + ", but must be >= 1");

@@ -76,8 +76,7 @@ void PrintSummary(std::ostream& os, const engine::Likelihood& lik, const engine:
 }
 
 int RunToysCommand(const ToysArgs& a, const std::string& command_line) {
-  CheckOutputPath(a.json);
-  CheckOutputPath(a.output);
+  io::CheckOutputs({{"--json", a.json}, {"-o", a.output, false}}, {a.input});
   if (a.ntoys <= 0)
     throw std::invalid_argument("-n (number of toys) is " + std::to_string(a.ntoys) + ", but must be > 0");
   if (a.seed < 0)

@@ -1,14 +1,12 @@
 #include "hdf5_util.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <sstream>
 #include <system_error>
 
-#include <unistd.h>
 
 #include "lepus/io/errors.h"
 
@@ -144,20 +142,6 @@ std::string LastHdf5Error() {
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, walker, &innermost);
   H5Eclear2(H5E_DEFAULT);
   return innermost;
-}
-
-std::string TempPathBeside(const std::string& path) {
-  static std::atomic<int> counter{0};
-  const std::filesystem::path p(path);
-  // Hidden, unique per process and call; appended piecewise (GCC 12 -Wrestrict false positive
-  // on "." + std::string).
-  std::string name = ".";
-  name += p.filename().string();
-  name += ".tmp-";
-  name += std::to_string(::getpid());
-  name += "-";
-  name += std::to_string(counter++);
-  return (p.parent_path() / name).string();
 }
 
 std::string ShapeString(const std::vector<std::int64_t>& shape) {

@@ -73,9 +73,6 @@ class ErrorSilencer {
 // The innermost description on the current HDF5 error stack (then cleared); "" if empty.
 std::string LastHdf5Error();
 
-// A fresh name in the directory of `path` for an atomic write (write there, then rename).
-std::string TempPathBeside(const std::string& path);
-
 // "[3, 4]"
 std::string ShapeString(const std::vector<std::int64_t>& shape);
 std::int64_t ShapeSize(const std::vector<std::int64_t>& shape);

@@ -17,6 +17,8 @@
 
 #include "format_util.h"
 #include "hdf5_util.h"
+#include "lepus/io/errors.h"
+#include "lepus/io/output.h"
 
 #ifndef LEPUS_VERSION_STRING
 #define LEPUS_VERSION_STRING "unknown"
@@ -931,29 +933,21 @@ void WriteToysContents(h5::OutputFile& f, const engine::Likelihood& lik,
   (void)npar;
 }
 
-// Writes through `fill` into a temporary file beside `path` and renames it into place.
+// Writes through `fill` into a temporary file beside `path` and renames it into place
+// (io::AtomicOutput: fsync'ed, removed on errors and signals).
 template <typename Fill>
 void WriteAtomically(const std::string& path, Fill fill) {
-  const std::string tmp = h5::TempPathBeside(path);
+  AtomicOutput out(path);
   try {
     {
-      h5::OutputFile f(tmp);
+      h5::OutputFile f(out.temp_path());
       fill(f);
       f.Close();
     }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) throw InputError(path + ": cannot move the written file into place: " + ec.message());
+    out.Commit();
   } catch (const InputError& e) {
-    std::error_code ec;
-    std::filesystem::remove(tmp, ec);
-    std::string msg = e.what();
-    if (msg.rfind(tmp, 0) == 0) msg = path + msg.substr(tmp.size());
-    throw InputError(msg);
-  } catch (...) {
-    std::error_code ec;
-    std::filesystem::remove(tmp, ec);
-    throw;
+    out.Discard();
+    throw InputError(out.Rename(e.what()));
   }
 }
 

@@ -12,6 +12,7 @@
 
 #include "format_util.h"
 #include "hdf5_util.h"
+#include "lepus/io/output.h"
 
 #ifndef LEPUS_VERSION_STRING
 #define LEPUS_VERSION_STRING "unknown"
@@ -192,27 +193,18 @@ void WriteFitInput(const engine::Model& model, const std::string& path,
   if (options.gzip && (options.gzip_level < 1 || options.gzip_level > 9))
     throw InputError(path + ": gzip_level is " + std::to_string(options.gzip_level) +
                      ", but must be in [1, 9]");
-  const std::string tmp = h5::TempPathBeside(path);
+  AtomicOutput out(path);
   try {
     {
-      h5::OutputFile f(tmp);
+      h5::OutputFile f(out.temp_path());
       WriteContents(f, model, options);
       f.Close();
     }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) throw InputError(path + ": cannot move the written file into place: " + ec.message());
+    out.Commit();
   } catch (const InputError& e) {
-    std::error_code ec;
-    std::filesystem::remove(tmp, ec);
+    out.Discard();
     // Report the destination, not the temporary name.
-    std::string msg = e.what();
-    if (msg.rfind(tmp, 0) == 0) msg = path + msg.substr(tmp.size());
-    throw InputError(msg);
-  } catch (...) {
-    std::error_code ec;
-    std::filesystem::remove(tmp, ec);
-    throw;
+    throw InputError(out.Rename(e.what()));
   }
 }
 

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lepus/io/errors.h"
+#include "lepus/io/output.h"
 
 namespace lepus::models {
 
@@ -395,19 +396,7 @@ std::string CalibrationToJson(const CalibrationParameters& c) {
 }
 
 void WriteCalibration(const std::string& path, const CalibrationParameters& c) {
-  const std::string text = CalibrationToJson(c);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw io::InputError(path + ": cannot write the calibration file");
-    out << text;
-    out.close();
-    if (!out) throw io::InputError(path + ": error while writing the calibration file");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw io::InputError(path + ": cannot move the calibration file into place");
-  }
+  io::WriteFileAtomically(path, CalibrationToJson(c));
 }
 
 // ---- nuisances

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <limits>
+#include <optional>
 #include <cstring>
 #include <system_error>
 
@@ -18,6 +19,7 @@
 
 #include "hdf5_util.h"  // io's private RAII layer (Handle, ErrorSilencer, InputFile, ...)
 #include "lepus/io/errors.h"
+#include "lepus/io/output.h"
 #include "lepus/models/generator.h"
 
 namespace lepus::models {
@@ -102,7 +104,9 @@ EventFileMetadata MakeEventFileMetadata(const Generator& generator, const std::s
 
 struct EventFileWriter::Impl {
   io::h5::ErrorSilencer silencer;
-  std::string temp_path;
+  // The temporary file beside the target (removed unless Close() commits it); declared before
+  // `file` so the HDF5 handle is closed before the temporary is removed.
+  std::optional<io::AtomicOutput> out;
   Handle file;
   std::vector<Handle> datasets;  // EventColumns() order
   bool closed = false;
@@ -162,8 +166,8 @@ EventFileWriter::EventFileWriter(std::string path, const EventFileMetadata& meta
       throw InputError(path_ + ": the directory " + parent.string() + " does not exist");
   }
   Impl& w = *impl_;
-  w.temp_path = io::h5::TempPathBeside(path_);
-  w.file = Handle(H5Fcreate(w.temp_path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
+  w.out.emplace(path_);
+  w.file = Handle(H5Fcreate(w.out->temp_path().c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
                   H5Fclose);
   if (!w.file.valid()) w.Fail(path_, "", "cannot create the file");
 
@@ -261,8 +265,7 @@ EventFileWriter::~EventFileWriter() {
   if (impl_ && !impl_->closed) {
     impl_->datasets.clear();
     impl_->file.Close();
-    std::error_code ec;
-    std::filesystem::remove(impl_->temp_path, ec);
+    if (impl_->out) impl_->out->Discard();
   }
 }
 
@@ -291,12 +294,7 @@ void EventFileWriter::Close() {
   w.datasets.clear();
   if (H5Fflush(w.file.get(), H5F_SCOPE_GLOBAL) < 0 || w.file.Close() < 0)
     w.Fail(path_, "", "cannot flush and close the file");
-  std::error_code ec;
-  std::filesystem::rename(w.temp_path, path_, ec);
-  if (ec) {
-    std::filesystem::remove(w.temp_path, ec);
-    throw InputError(path_ + ": cannot move the finished file into place (" + ec.message() + ")");
-  }
+  w.out->Commit();  // fsync, rename, fsync the directory; removes the temporary on failure
   w.closed = true;
 }
 
