@@ -24,6 +24,20 @@ herr_t CloseAttr(hid_t id) { return H5Aclose(id); }
 herr_t CloseProps(hid_t id) { return H5Pclose(id); }
 herr_t CloseObject(hid_t id) { return H5Oclose(id); }
 
+// HDF5's low-level I/O errors carry the OS reason inside a long record ("file write failed:
+// time = ..., filename = ..., errno = 28, error message = 'No space left on device', buf = ...");
+// keep the operation and the OS reason only.
+std::string CondenseHdf5Detail(const std::string& detail) {
+  const std::string key = "error message = '";
+  const auto m = detail.find(key);
+  if (m == std::string::npos || detail.find("errno = ") == std::string::npos) return detail;
+  const auto end = detail.find('\'', m + key.size());
+  if (end == std::string::npos) return detail;
+  const std::string reason = detail.substr(m + key.size(), end - m - key.size());
+  const auto head_end = detail.find_first_of(":,");
+  return detail.substr(0, head_end) + ": " + reason;
+}
+
 std::string WithHdf5Detail(const std::string& what) {
   const std::string detail = LastHdf5Error();
   return detail.empty() ? what : what + " (HDF5: " + detail + ")";
@@ -141,7 +155,7 @@ std::string LastHdf5Error() {
   };
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, walker, &innermost);
   H5Eclear2(H5E_DEFAULT);
-  return innermost;
+  return CondenseHdf5Detail(innermost);
 }
 
 std::string ShapeString(const std::vector<std::int64_t>& shape) {
