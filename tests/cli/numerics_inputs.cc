@@ -1,7 +1,10 @@
 // numerics_inputs DIR: writes the small fit inputs of the numerical-status CLI tests
 // (tests/cli/numerics_test.sh) with io::TensorWriter:
 //   collinear.h5     signal + background in 20 bins; free systematics sysA and sysB whose logk
-//                    agree to 1e-9 (relative), a Gaussian sysC; Asimov data (near-singular Hessian)
+//                    agree to 1e-7 (relative), a Gaussian sysC; Asimov data (near-singular Hessian:
+//                    scaled lambda_min / lambda_max ~ 1e-15)
+//   collinear9.h5    the same with 1e-9 (singular to rounding: near-singular or not positive
+//                    definite, depending on the rounding of the stored logk)
 //   zero_bin.h5      3 bins, the middle one with no yield from any process and no event
 //   zero_bin_events.h5  the same with 2 events in the empty bin (impossible model)
 //   tiny.h5          the middle bin with yields of 1e-300 and no event
@@ -18,7 +21,7 @@ namespace {
 
 using lepus::io::TensorWriter;
 
-void WriteCollinear(const std::string& path) {
+void WriteCollinear(const std::string& path, double rel) {
   const int nb = 20;
   TensorWriter w;
   w.AddChannel("ch", nb);
@@ -31,7 +34,7 @@ void WriteCollinear(const std::string& path) {
     data[i] = s[i] + b[i];
     const double a = 0.02 + 0.003 * i;
     upa[i] = b[i] * std::exp(a);
-    upb[i] = b[i] * std::exp(a * (1.0 + 1e-9 * std::sin(1.3 * i)));
+    upb[i] = b[i] * std::exp(a * (1.0 + rel * std::sin(1.3 * i)));
     upc[i] = b[i] * std::exp(0.01 * std::sin(0.7 * i));
   }
   w.SetNominal("ch", "sig", s);
@@ -68,7 +71,8 @@ int main(int argc, char** argv) {
   }
   const std::string dir = argv[1];
   try {
-    WriteCollinear(dir + "/collinear.h5");
+    WriteCollinear(dir + "/collinear.h5", 1e-7);
+    WriteCollinear(dir + "/collinear9.h5", 1e-9);
     WriteThreeBins(dir + "/zero_bin.h5", 0.0, 0.0);
     WriteThreeBins(dir + "/zero_bin_events.h5", 0.0, 2.0);
     WriteThreeBins(dir + "/tiny.h5", 1e-300, 0.0);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # numerics_test.sh LEPUS DIR: honest numerical statuses on the inputs of numerics_inputs (in DIR).
-#  * collinear.h5 (free sysA, sysB with logk equal to 1e-9): `fit` exits 2, covariance
+#  * collinear9.h5 (free sysA, sysB with logk equal to 1e-9): exit 2, the direction named;
+#  * collinear.h5 (the same at 1e-7): `fit` exits 2, covariance
 #    near_singular naming sysA and sysB, no error printed in the report, JSON status and message;
 #    --impacts, --postfit, --impact-refit, --combine: exit 2, "not computed: the fit's covariance is
 #    near_singular"; `scan` without --range: exit 2, "cannot set the range"; with --range: the scan
@@ -20,6 +21,10 @@ expect() {
   [[ $got -eq $want ]] || { cat "$dir/err.txt"; fail "exit code $got, expected $want: $*"; }
   grep -Eq -- "$regex" "$dir/err.txt" || { cat "$dir/err.txt"; fail "stderr does not match /$regex/: $*"; }
 }
+
+expect 2 'direction dominated by (sysA \(\+0\.7[01]\), sysB|sysB \(\+0\.7[01]\), sysA) \(-0\.7[01]\)' -- \
+  "$lepus" fit "$dir/collinear9.h5"
+grep -q "errors not shown" "$dir/err.txt" || fail "collinear9: report does not say that errors are not shown"
 
 c=$dir/collinear.h5
 expect 2 'direction dominated by (sysA \(\+0\.7[01]\), sysB|sysB \(\+0\.7[01]\), sysA) \(-0\.7[01]\)' -- \

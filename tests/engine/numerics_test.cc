@@ -186,9 +186,12 @@ TEST_CASE("numerical outcomes are NumericalError, not invalid input") {
   CHECK_THROWS_WITH_AS(ComputeImpacts(lik, r), doctest::Contains("near_singular"), NumericalError);
   CHECK_THROWS_WITH_AS(PostfitYields(lik, r), doctest::Contains("near_singular"), NumericalError);
 
-  // A failed fit: one iteration.
+  // A failed fit: one iteration from a distant start (the data are Asimov: the prefit point is
+  // the minimum).
   FitOptions one;
   one.max_iterations = 1;
+  one.initial_params = lik.InitialParams();
+  one.initial_params[0] = 3.0;
   const FitResult bad = Fit(lik, one);
   REQUIRE(bad.status != FitStatus::kConverged);
   CHECK_THROWS_WITH_AS(PostfitYields(lik, bad), doctest::Contains("converged"), NumericalError);
@@ -196,14 +199,16 @@ TEST_CASE("numerical outcomes are NumericalError, not invalid input") {
   ToyOptions t;
   t.ntoys = 2;
   t.mode = ToyMode::kObserved;
-  t.fit.max_iterations = 1;
+  t.fit = one;
   CHECK_THROWS_WITH_AS(RunToys(lik, t), doctest::Contains("observed toys"), NumericalError);
 
   // A refit that cannot converge (one iteration) on a good fit.
   Likelihood good(CollinearModel(1.0));
   const FitResult g = Fit(good);
   REQUIRE(g.ok());
-  CHECK_THROWS_WITH_AS(ImpactByRefit(good, g, 0, good.FindParam("sysC"), one),
+  FitOptions one_iteration;
+  one_iteration.max_iterations = 1;
+  CHECK_THROWS_WITH_AS(ImpactByRefit(good, g, 0, good.FindParam("sysC"), one_iteration),
                        doctest::Contains("did not converge"), NumericalError);
 }
 
