@@ -245,6 +245,9 @@ int RunCalibrate(const CalibrateArgs& a, const std::string& command_line) {
       if (a.truth == "biased" && neta != models::kScaleEtaBins)
         os << "; the truth varies within the coarse bins: only approximate";
       os << "\n";
+    } else {
+      os << "  fitted - truth: chi2 not computed: the covariance is not positive semi-definite "
+            "(LDLT failed)\n";
     }
   }
   std::cerr << os.str();

@@ -492,6 +492,27 @@ void PrintCorrelationMatrix(std::ostream& os, const engine::Likelihood& likeliho
   }
 }
 
+bool CovarianceUntrusted(const engine::FitResult& r) {
+  return r.covariance_status == engine::CovarianceStatus::kNearSingular ||
+         r.covariance_status == engine::CovarianceStatus::kForcedPositive;
+}
+
+std::string WhyNoCovariance(const engine::FitResult& r) {
+  if (!r.ok())
+    return "the fit did not converge (" + engine::ToString(r.status) +
+           (r.message.empty() ? "" : ": " + r.message) + ")";
+  switch (r.covariance_status) {
+    case engine::CovarianceStatus::kAccurate: return "the fit's covariance is accurate";
+    case engine::CovarianceStatus::kTargetsOnly:
+      return "the matrix-free fit computes the covariance rows of the POIs and NOIs only "
+             "(use --method dense)";
+    case engine::CovarianceStatus::kNotComputed: return "the fit computed no covariance";
+    default: break;
+  }
+  return "the fit's covariance is " + engine::ToString(r.covariance_status) +
+         (r.covariance_message.empty() ? "" : " (" + r.covariance_message + ")");
+}
+
 void PrintFitReport(std::ostream& os, const engine::Likelihood& likelihood,
                     const engine::FitResult& r, int max_rows) {
   const auto& params = likelihood.params();
@@ -530,7 +551,8 @@ void PrintFitReport(std::ostream& os, const engine::Likelihood& likelihood,
     const auto& p = params[i];
     const bool frozen = i < static_cast<int>(r.frozen.size()) && r.frozen[i];
     const double value = have_values ? r.values[i] : NAN;
-    const double error = i < r.errors.size() ? r.errors[i] : NAN;
+    // No confident error from a covariance that is not trusted.
+    const double error = i < r.errors.size() && !CovarianceUntrusted(r) ? r.errors[i] : NAN;
     const double pull = pull_of(i);
     const double constraint =
         (p.constrained && p.prefit_error > 0.0 && !frozen) ? error / p.prefit_error : NAN;
@@ -547,7 +569,7 @@ void PrintFitReport(std::ostream& os, const engine::Likelihood& likelihood,
   for (int i = 0; i < n; ++i) {
     const auto& p = params[i];
     if (p.kind != engine::ParamKind::kNoi || !(p.scale != 0.0) || !have_values) continue;
-    os << p.name << " = " << FormatPhysical(r.values[i], r.errors.size() == n ? r.errors[i] : NAN,
+    os << p.name << " = " << FormatPhysical(r.values[i], r.errors.size() == n && !CovarianceUntrusted(r) ? r.errors[i] : NAN,
                                             p.scale, p.unit)
        << "\n";
   }
@@ -558,6 +580,10 @@ void PrintFitReport(std::ostream& os, const engine::Likelihood& likelihood,
      << r.iterations << " iterations, " << r.evaluations << " evaluations\n";
   os << "  covariance: " << engine::ToString(r.covariance_status) << " (Hessian "
      << (r.hessian_positive_definite ? "positive definite" : "NOT positive definite") << ")\n";
+  if (!r.covariance_message.empty()) os << "  " << r.covariance_message << "\n";
+  if (CovarianceUntrusted(r))
+    os << "  errors not shown (-): the covariance is not reliable; they are still written to "
+          "the JSON/HDF5 output with covariance_status " << engine::ToString(r.covariance_status) << "\n";
   os << "  saturated goodness of fit: chi2/ndf = " << Printf("%.2f", r.gof_chi2) << "/"
      << r.gof_ndf << ", p = " << Printf("%.3g", r.gof_p) << "\n";
   os << "  time: total " << Printf("%.3f", r.time_total) << " s (evaluation "
@@ -575,10 +601,13 @@ int FitAndWrite(const engine::Likelihood& likelihood, const engine::FitOptions& 
   report << std::flush;
   if (!json_path.empty()) WriteText(json_path, io::ResultsJson(likelihood, result, info) + "\n");
   if (!hdf5_path.empty()) io::WriteResultsHdf5(hdf5_path, likelihood, result, info);
-  const bool ok = result.ok();
-  if (!ok)
+  const bool ok = result.ok() && !CovarianceUntrusted(result);
+  if (!result.ok())
     std::cerr << "lepus: fit did not converge: " << engine::ToString(result.status)
               << (result.message.empty() ? "" : " (" + result.message + ")") << "\n";
+  else if (!ok)
+    std::cerr << "lepus: the fit converged, but " << WhyNoCovariance(result)
+              << "; the errors are not reliable\n";
   if (result_out) *result_out = std::move(result);
   return ok ? kExitOk : kExitFitFailed;
 }

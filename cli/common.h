@@ -59,9 +59,16 @@ struct FitFlags {
 // --set name, a malformed value, or options that fail FitOptions::IsValid.
 engine::FitOptions MakeFitOptions(const engine::Likelihood& likelihood, const FitFlags& flags);
 
+// True when the fit computed a covariance that is not to be trusted (near_singular,
+// forced_positive): its errors are not printed and the command exits with kExitFitFailed.
+bool CovarianceUntrusted(const engine::FitResult& result);
+// Why the fit has no accurate covariance, for messages: "the fit did not converge (...)", "the
+// fit's covariance is near_singular (...)", ...
+std::string WhyNoCovariance(const engine::FitResult& result);
+
 // The human-readable report: parameter table (POIs and nuisances of interest always; other
 // nuisances all when there are at most max_rows, else the max_rows largest |pull|s) and the fit
-// quality block.
+// quality block. Errors (and constraints) are printed as "-" when CovarianceUntrusted.
 void PrintFitReport(std::ostream& os, const engine::Likelihood& likelihood,
                     const engine::FitResult& result, int max_rows = 40);
 
@@ -76,7 +83,8 @@ std::string FormatPhysical(double value, double error, double scale, const std::
 void WriteText(const std::string& path, const std::string& text);
 
 // Runs the fit and writes the outputs (JSON to json_path if not empty, HDF5 results to
-// hdf5_path if not empty); prints the report to `report`. Returns kExitOk or kExitFitFailed.
+// hdf5_path if not empty); prints the report to `report`. Returns kExitOk, or kExitFitFailed
+// when the fit did not converge or its covariance is untrusted.
 int FitAndWrite(const engine::Likelihood& likelihood, const engine::FitOptions& options,
                 const io::RunInfo& info, const std::string& json_path,
                 const std::string& hdf5_path, std::ostream& report,

@@ -85,12 +85,14 @@ int RunAnalyticDemo(const DemoArgs& a, const std::string& command_line) {
   const int i = likelihood.FindParam(models::kDemoMassNoi);
   if (i >= 0 && result.values.size() == likelihood.num_params()) {
     const double shift = result.values[i] * models::kDemoMassScaleMeV;
-    const double error = result.errors[i] * models::kDemoMassScaleMeV;
+    // No confident error from an untrusted covariance ("-" in the line below).
+    const double err = CovarianceUntrusted(result) ? NAN : result.errors[i];
+    const double error = err * models::kDemoMassScaleMeV;
     char pull[32];
     std::snprintf(pull, sizeof(pull), "%+.2f",
                   error > 0.0 ? (shift - spec.true_mass_shift_mev) / error : NAN);
     std::cout << "\nW-mass demo result: m_W shift = "
-              << FormatPhysical(result.values[i], result.errors[i], models::kDemoMassScaleMeV,
+              << FormatPhysical(result.values[i], err, models::kDemoMassScaleMeV,
                                 "MeV")
               << " (true " << spec.true_mass_shift_mev << " MeV, pull " << pull << ")\n";
   }
@@ -185,14 +187,13 @@ int RunDemo(const DemoArgs& a, const std::string& command_line) {
     iopt.global = true;
     try {
       impacts = std::make_unique<engine::Impacts>(engine::ComputeImpacts(likelihood, result, iopt));
-    } catch (const std::invalid_argument& e) {
+    } catch (const engine::NumericalError& e) {
       std::cerr << "lepus: warning: impacts not computed: " << e.what() << "\n";
       code = kExitFitFailed;
     }
   } else {
-    std::cerr << "lepus: fit did not converge with an accurate covariance: "
-              << engine::ToString(result.status)
-              << (result.message.empty() ? "" : " (" + result.message + ")") << "\n";
+    std::cerr << "lepus: impacts not computed: " << WhyNoCovariance(result) << "\n";
+    code = kExitFitFailed;
   }
   io::ResultExtras extras;
   extras.impacts = impacts.get();
@@ -202,7 +203,7 @@ int RunDemo(const DemoArgs& a, const std::string& command_line) {
   const int i = likelihood.FindParam(models::kWMassNoi);
   if (i >= 0 && result.values.size() == likelihood.num_params()) {
     const double shift = result.values[i] * 100.0;
-    const double error = result.errors[i] * 100.0;
+    const double error = (CovarianceUntrusted(result) ? NAN : result.errors[i]) * 100.0;
     char line[256];
     std::cout << "\n";
     std::snprintf(line, sizeof(line), "m_W = %.1f +- %.1f MeV   (simulation %.1f MeV %+.1f MeV)\n",

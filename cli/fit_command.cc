@@ -494,14 +494,18 @@ int RunFit(const FitArgs& a, const std::string& command_line) {
             << (lopt.bin_by_bin_stat ? ", bin-by-bin MC statistics" : "") << ")\n";
   engine::FitResult result = engine::Fit(lik, options);
   PrintFitReport(std::cerr, lik, result);
-  int code = result.ok() ? kExitOk : kExitFitFailed;
+  // A converged fit whose covariance is not trusted (near-singular Hessian) is a numerical
+  // outcome too: exit code 2, and the report above printed no errors.
+  int code = result.ok() && !CovarianceUntrusted(result) ? kExitOk : kExitFitFailed;
 
   // Everything below needs the covariance of a converged fit.
   const bool have_cov =
       result.ok() && result.covariance_status == engine::CovarianceStatus::kAccurate;
+  // A requested result that cannot be computed is a numerical outcome: exit code 2, and a message
+  // saying what was skipped and why.
   auto skipped = [&](const char* what) {
-    std::cerr << "lepus: warning: " << what << " not computed: the fit "
-              << (result.ok() ? "has no accurate covariance" : "did not converge") << "\n";
+    std::cerr << "lepus: warning: " << what << " not computed: " << WhyNoCovariance(result) << "\n";
+    code = kExitFitFailed;
   };
 
   io::ResultExtras extras;
@@ -526,9 +530,8 @@ int RunFit(const FitArgs& a, const std::string& command_line) {
       iopt.combinations = combinations;
       try {
         impacts = engine::ComputeImpacts(lik, result, iopt);
-      } catch (const std::invalid_argument& e) {
-        // Preconditions are checked above: what is left is numerical (e.g. a restricted Hessian
-        // that is not positive definite), a status rather than bad input.
+      } catch (const engine::NumericalError& e) {
+        // E.g. a restricted Hessian that is not positive definite: a status, not bad input.
         std::cerr << "lepus: warning: impacts not computed: " << e.what() << "\n";
         code = kExitFitFailed;
       }
@@ -552,9 +555,9 @@ int RunFit(const FitArgs& a, const std::string& command_line) {
         try {
           refit_checks.push_back(RunRefitCheck(lik, result, options, j));
           PrintRefitCheck(std::cerr, lik, result, refit_checks.back());
-        } catch (const std::invalid_argument& e) {
-          std::cerr << "lepus: warning: --impact-refit " << lik.params()[j].name << ": "
-                    << e.what() << "\n";
+        } catch (const engine::NumericalError& e) {
+          std::cerr << "lepus: warning: --impact-refit " << lik.params()[j].name
+                    << " not computed: " << e.what() << "\n";
           code = kExitFitFailed;
         }
       }
@@ -571,32 +574,38 @@ int RunFit(const FitArgs& a, const std::string& command_line) {
   engine::YieldSet prefit, postfit;
   std::vector<engine::ChannelGof> channel_gof;
   std::vector<engine::ChannelProjection> prefit_projections, postfit_projections;
-  if (want_postfit) {
-    if (have_cov) {
-      engine::YieldOptions yopt;
-      yopt.full_covariance = a.postfit_covariance;
-      prefit = engine::PrefitYields(lik, yopt);
+  if (want_postfit && !have_cov) skipped("pre-/post-fit yields");
+  bool have_postfit = false;
+  if (want_postfit && have_cov) {
+    engine::YieldOptions yopt;
+    yopt.full_covariance = a.postfit_covariance;
+    prefit = engine::PrefitYields(lik, yopt);
+    try {
       postfit = engine::PostfitYields(lik, result, yopt);
-      channel_gof = engine::ChannelGoodnessOfFit(lik, result);
-      for (const auto& p : projections) {
-        prefit_projections.push_back(engine::Project(lik, prefit, p.channel, p.axes));
-        postfit_projections.push_back(engine::Project(lik, postfit, p.channel, p.axes));
-      }
-      PrintYields(std::cerr, lik, prefit, postfit, channel_gof, result);
-      for (std::size_t i = 0; i < projections.size(); ++i)
-        PrintProjection(std::cerr, lik, projections[i], prefit_projections[i],
-                        postfit_projections[i]);
-      if (a.output.empty())
-        std::cerr << "(per-bin pre-/post-fit yields are written to the HDF5 results file: -o)\n";
-      extras.prefit = &prefit;
-      extras.postfit = &postfit;
-      extras.channel_gof = &channel_gof;
-      if (!projections.empty()) {
-        extras.prefit_projections = &prefit_projections;
-        extras.postfit_projections = &postfit_projections;
-      }
-    } else {
-      skipped("pre-/post-fit yields");
+      have_postfit = true;
+    } catch (const engine::NumericalError& e) {
+      std::cerr << "lepus: warning: pre-/post-fit yields not computed: " << e.what() << "\n";
+      code = kExitFitFailed;
+    }
+  }
+  if (have_postfit) {
+    channel_gof = engine::ChannelGoodnessOfFit(lik, result);
+    for (const auto& p : projections) {
+      prefit_projections.push_back(engine::Project(lik, prefit, p.channel, p.axes));
+      postfit_projections.push_back(engine::Project(lik, postfit, p.channel, p.axes));
+    }
+    PrintYields(std::cerr, lik, prefit, postfit, channel_gof, result);
+    for (std::size_t i = 0; i < projections.size(); ++i)
+      PrintProjection(std::cerr, lik, projections[i], prefit_projections[i],
+                      postfit_projections[i]);
+    if (a.output.empty())
+      std::cerr << "(per-bin pre-/post-fit yields are written to the HDF5 results file: -o)\n";
+    extras.prefit = &prefit;
+    extras.postfit = &postfit;
+    extras.channel_gof = &channel_gof;
+    if (!projections.empty()) {
+      extras.prefit_projections = &prefit_projections;
+      extras.postfit_projections = &postfit_projections;
     }
   }
 
@@ -607,7 +616,8 @@ int RunFit(const FitArgs& a, const std::string& command_line) {
     for (std::size_t i = 0; i < m.pseudodata_names.size(); ++i) {
       clone.SetData(m.pseudodata.col(static_cast<Eigen::Index>(i)));
       pseudo_fits.push_back({m.pseudodata_names[i], engine::Fit(clone, options)});
-      if (!pseudo_fits.back().result.ok()) code = kExitFitFailed;
+      const engine::FitResult& r = pseudo_fits.back().result;
+      if (!r.ok() || CovarianceUntrusted(r)) code = kExitFitFailed;
     }
     PrintPseudoFits(std::cerr, lik, pseudo_fits);
   }
@@ -628,6 +638,9 @@ int RunFit(const FitArgs& a, const std::string& command_line) {
   if (!result.ok())
     std::cerr << "lepus: fit did not converge: " << engine::ToString(result.status)
               << (result.message.empty() ? "" : " (" + result.message + ")") << "\n";
+  else if (CovarianceUntrusted(result))
+    std::cerr << "lepus: the fit converged, but " << WhyNoCovariance(result)
+              << "; the errors are not reliable\n";
   else if (code != kExitOk)
     std::cerr << "lepus: some of the requested results could not be computed (see the "
                  "warnings above)\n";

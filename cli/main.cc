@@ -53,6 +53,10 @@ int main(int argc, char** argv) {
   } catch (const std::invalid_argument& e) {
     std::cerr << "lepus: error: " << e.what() << "\n";
     return kExitInvalidInput;
+  } catch (const lepus::engine::NumericalError& e) {
+    // Numerical trouble that a command did not turn into a status itself: still exit code 2.
+    std::cerr << "lepus: error: " << e.what() << "\n";
+    return kExitFitFailed;
   } catch (const std::exception& e) {
     std::cerr << "lepus: error: internal error: " << e.what() << "\n";
     return kExitInternal;

@@ -79,6 +79,10 @@ std::vector<double> Grid(const engine::Likelihood& lik, const engine::FitResult&
                          const std::vector<double>& range, double k, int points,
                          const std::string& flag) {
   if (!range.empty()) return engine::LinearGrid(range[0], range[1], points);
+  if (CovarianceUntrusted(best))
+    throw engine::NumericalError("cannot set the range of " + lik.params()[param].name +
+                                 " from its Hessian error: " + WhyNoCovariance(best) + "; give " +
+                                 flag + " LO HI");
   const double v = best.values[param], e = best.errors[param];
   if (!(std::isfinite(e) && e > 0.0))
     throw std::invalid_argument("cannot set the range of " + lik.params()[param].name +
@@ -215,6 +219,13 @@ int RunScan(const ScanArgs& a, const std::string& command_line) {
               << (best.message.empty() ? "" : ": " + best.message) << "); no scan\n";
     return kExitFitFailed;
   }
+  // The profile scan needs no covariance, but a near-singular Hessian makes the result suspect:
+  // the scan runs (the flat direction shows in it) and the exit code is 2.
+  int code = kExitOk;
+  if (CovarianceUntrusted(best)) {
+    std::cerr << "lepus: warning: the best fit converged, but " << WhyNoCovariance(best) << "\n";
+    code = kExitFitFailed;
+  }
 
   const std::vector<double> gx = Grid(lik, best, px, a.range, a.sigma, a.points, "--range");
   const std::vector<double> gy =
@@ -269,9 +280,19 @@ int RunScan(const ScanArgs& a, const std::string& command_line) {
     for (double d : scans[0].dnll) failed += std::isfinite(d) ? 0 : 1;
   }
   PrintIntervals(std::cerr, lik, best, intervals);
-  if (failed > 0)
+  if (failed > 0) {
     std::cerr << "lepus: warning: the profile fit failed at " << failed
               << " scan point(s) (dnll = null in the JSON)\n";
+    code = kExitFitFailed;
+  }
+  for (const auto& iv : intervals)
+    if (iv.failed_fits > 0) {
+      std::cerr << "lepus: warning: the interval of " << lik.params()[iv.param].name << " at CL "
+                << Fmt("%g", iv.cl) << ": " << iv.failed_fits
+                << " profile fit(s) did not converge (treated as beyond the crossing; "
+                   "failed_fits in the JSON): the interval ends are not trusted\n";
+      code = kExitFitFailed;
+    }
 
   io::ResultExtras extras;
   if (!scans.empty()) extras.scans = &scans;
@@ -279,7 +300,7 @@ int RunScan(const ScanArgs& a, const std::string& command_line) {
   if (!intervals.empty()) extras.intervals = &intervals;
   if (!a.json.empty()) WriteText(a.json, io::ResultsJson(lik, best, info, extras) + "\n");
   if (!a.output.empty()) io::WriteResultsHdf5(a.output, lik, best, info, extras);
-  return kExitOk;
+  return code;
 }
 
 }  // namespace

@@ -139,6 +139,13 @@ int RunToysCommand(const ToysArgs& a, const std::string& command_line) {
     std::cerr << "lepus: no toy fit converged\n";
     return kExitFitFailed;
   }
+  if (toys.converged < a.ntoys) {
+    // Failed toys are recorded (status per toy) and left out of the summaries: say so, exit 2.
+    std::cerr << "lepus: warning: " << a.ntoys - toys.converged << " of " << a.ntoys
+              << " toy fits did not converge (status per toy in the output); the pull and "
+                 "goodness-of-fit summaries use the converged toys only\n";
+    return kExitFitFailed;
+  }
   return kExitOk;
 }
 

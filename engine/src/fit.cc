@@ -39,6 +39,7 @@ std::string ToString(CovarianceStatus status) {
     case CovarianceStatus::kAccurate: return "accurate";
     case CovarianceStatus::kForcedPositive: return "forced_positive";
     case CovarianceStatus::kTargetsOnly: return "targets_only";
+    case CovarianceStatus::kNearSingular: return "near_singular";
   }
   return "unknown";
 }
@@ -88,6 +89,8 @@ bool FitOptions::IsValid(int num_params, std::string* error) const {
     return fail("FitOptions.matrix_free_threshold is " + std::to_string(matrix_free_threshold) + ", but must be > 0");
   if (!(cg_tolerance > 0 && cg_tolerance < 1))
     return fail("FitOptions.cg_tolerance is " + std::to_string(cg_tolerance) + ", but must be in (0, 1)");
+  if (!(singular_ratio > 0 && singular_ratio < 1))
+    return fail("FitOptions.singular_ratio is " + std::to_string(singular_ratio) + ", but must be in (0, 1)");
   if (cg_max_iterations <= 0)
     return fail("FitOptions.cg_max_iterations is " + std::to_string(cg_max_iterations) + ", but must be > 0");
   for (int t : covariance_targets)
@@ -180,6 +183,64 @@ Eigen::VectorXd Sub(const Eigen::VectorXd& v, const std::vector<int>& idx) {
   return out;
 }
 
+// Yields beyond which the Poisson term's curvature n / L^2 is not representable: L^2 overflows
+// above ~1.3e154 and underflows below ~1.5e-154 (docs/numerics.md, "Extreme yields"); with a
+// margin for the systematic variations of L during the fit.
+constexpr double kMaxYield = 1e150;
+constexpr double kMinYield = 1e-150;
+
+// The fitted bins (at most 3 named) whose expectation at x is outside the likelihood's domain or
+// the representable range, e.g. "bin 3 (channel ch0, bin 3): expected yield 0 with 2 observed
+// events (impossible: zero expectation cannot produce events)". With `failed` (the fit failed
+// for another reason) also the bins whose counts are so large that the rounding error of their
+// NLL term, ~ n |ln n| eps, exceeds 1e-3 (the minimiser cannot resolve the minimum there; a
+// possible cause, not a proof). "" when none.
+std::string DescribeBadBins(const Likelihood& lik, const Eigen::VectorXd& x, bool failed = false) {
+  const Model& m = lik.model();
+  const Eigen::VectorXd lam = lik.ExpectedYields(x, false);
+  const Eigen::VectorXd& data = lik.data();
+  std::vector<std::string> found;
+  int count = 0;
+  std::int64_t offset = 0;
+  std::vector<Channel> channels = m.channels;
+  if (channels.empty()) channels.push_back(Channel{"(unnamed)", {}, m.nbins, false});
+  for (const Channel& ch : channels) {
+    if (ch.masked) continue;
+    for (std::int64_t j = 0; j < ch.nbins; ++j) {
+      const std::int64_t b = offset + j;
+      if (b >= m.nbins || b >= lam.size() || b >= data.size()) break;
+      const double l = lam[b], n = data[b];
+      char buf[256];
+      buf[0] = 0;
+      if (!std::isfinite(l))
+        std::snprintf(buf, sizeof(buf), "expected yield %g is not finite", l);
+      else if (l < 0)
+        std::snprintf(buf, sizeof(buf), "expected yield %.6g is negative", l);
+      else if (l == 0 && n > 0)
+        std::snprintf(buf, sizeof(buf), "expected yield 0 with %g observed events (impossible: a zero "
+                      "expectation cannot produce events)", n);
+      else if (l > kMaxYield || n > kMaxYield)
+        std::snprintf(buf, sizeof(buf), "expected yield %.6g (observed %.6g) is above %g, where the "
+                      "curvature n / L^2 is not representable in double precision", l, n, kMaxYield);
+      else if (n > 0 && l < kMinYield)
+        std::snprintf(buf, sizeof(buf), "expected yield %.6g with %g observed events is below %g, where the "
+                      "curvature n / L^2 is not representable in double precision", l, n, kMinYield);
+      else if (failed && n > 1 && n * std::log(n) * 2.2e-16 > 1e-3)
+        std::snprintf(buf, sizeof(buf), "%.6g observed events: the rounding error of the NLL term (~%.2g) is "
+                      "above the minimiser's resolution (possible cause)", n, n * std::log(n) * 2.2e-16);
+      if (buf[0] == 0) continue;
+      if (++count <= 3)
+        found.push_back("bin " + std::to_string(b) + " (channel " + ch.name + ", bin " + std::to_string(j) +
+                        "): " + buf);
+    }
+    offset += ch.nbins;
+  }
+  std::string out;
+  for (const auto& f : found) out += (out.empty() ? "" : "; ") + f;
+  if (count > 3) out += "; and " + std::to_string(count - 3) + " more bins";
+  return out;
+}
+
 }  // namespace
 
 FitResult Fit(const Likelihood& lik, const FitOptions& options) {
@@ -236,9 +297,13 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
     res.time_linear_algebra = t_linalg;
   };
 
+  bool bins_described = false;  // the failure message already names the bad bins
   if (!std::isfinite(f) || !grad.allFinite() || !hess.allFinite()) {
-    finish(FitStatus::kFailed, "the NLL or its derivatives are not finite at the starting point "
-                               "(non-positive expected yield in some bin?)");
+    const std::string bad = DescribeBadBins(lik, x);
+    bins_described = true;
+    finish(FitStatus::kFailed, "the NLL or its derivatives are not finite at the starting point" +
+                                   (bad.empty() ? std::string(" (non-positive expected yield in some bin?)")
+                                                : ": " + bad));
   } else if (nf == 0) {
     finish(FitStatus::kConverged, "all parameters frozen");
     res.edm = 0.0;
@@ -397,23 +462,56 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
     std::unique_ptr<detail::SpdFactor> chol;
     linalg_arena.execute([&] { chol = std::make_unique<detail::SpdFactor>(h); });
     res.hessian_positive_definite = chol->ok();
+    std::vector<std::string> free_names;
+    for (int i : free) free_names.push_back(lik.params()[i].name);
     if (res.hessian_positive_definite) {
       res.edm = 0.5 * g.dot(chol->Solve(g));
+      // The factorisation succeeding is not enough: a Hessian that is singular up to rounding
+      // (e.g. two free parameters with proportional effects) factorises with a tiny pivot and
+      // gives errors of 1e8. Accurate only with a margin (docs/numerics.md).
+      detail::ScaledConditioning cond;
+      const auto t_cond = Clock::now();
+      linalg_arena.execute([&] { cond = detail::EstimateScaledConditioning(h, *chol); });
+      if (std::getenv("LEPUS_DEBUG_FIT"))
+        std::fprintf(stderr, "fit: scaled conditioning lambda_min/lambda_max = %.3g (n = %d) in %.4f s\n",
+                     cond.ratio(), nf, Seconds(t_cond, Clock::now()));
+      res.hessian_scaled_ratio = cond.ratio();
+      const bool near_singular = !(res.hessian_scaled_ratio > options.singular_ratio);
+      if (near_singular) {
+        char buf[64];
+        std::snprintf(buf, sizeof(buf), "%.3g", res.hessian_scaled_ratio);
+        res.covariance_message = std::string("Hessian near-singular (lambda_min/lambda_max = ") + buf +
+                                 " after scaling to unit diagonal): direction dominated by " +
+                                 detail::DescribeDirection(cond.direction, free_names);
+      }
       if (options.compute_covariance) {
         linalg_arena.execute([&] { cov_free = chol->Inverse(); });
-        res.covariance_status = CovarianceStatus::kAccurate;
+        res.covariance_status = near_singular ? CovarianceStatus::kNearSingular : CovarianceStatus::kAccurate;
       }
     } else {
       // Minuit2-style forced positive definiteness: clamp eigenvalues (flagged, not trusted).
       Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(h);
-      Eigen::VectorXd ev = es.eigenvalues();
-      const double floor = std::max(1e-10 * ev.cwiseAbs().maxCoeff(), 1e-300);
-      Eigen::VectorXd inv = ev.unaryExpr([&](double v) { return 1.0 / std::max(v, floor); });
-      Eigen::MatrixXd pinv = es.eigenvectors() * inv.asDiagonal() * es.eigenvectors().transpose();
-      res.edm = 0.5 * g.dot(pinv * g);
-      if (options.compute_covariance) {
-        cov_free = pinv;
-        res.covariance_status = CovarianceStatus::kForcedPositive;
+      if (es.info() != Eigen::Success) {
+        // The eigen-decomposition itself failed (no convergence): no covariance at all.
+        res.covariance_message = "Hessian not positive definite, and its eigen-decomposition did not converge";
+        res.hessian_scaled_ratio = 0.0;
+      } else {
+        Eigen::VectorXd ev = es.eigenvalues();
+        const double floor = std::max(1e-10 * ev.cwiseAbs().maxCoeff(), 1e-300);
+        Eigen::VectorXd inv = ev.unaryExpr([&](double v) { return 1.0 / std::max(v, floor); });
+        Eigen::MatrixXd pinv = es.eigenvectors() * inv.asDiagonal() * es.eigenvectors().transpose();
+        res.edm = 0.5 * g.dot(pinv * g);
+        if (options.compute_covariance) {
+          cov_free = pinv;
+          res.covariance_status = CovarianceStatus::kForcedPositive;
+        }
+        res.hessian_scaled_ratio = ev[0] / std::max(ev.cwiseAbs().maxCoeff(), 1e-300);
+        {
+          char buf[64];
+          std::snprintf(buf, sizeof(buf), "%.3g", ev[0]);
+          res.covariance_message = std::string("Hessian not positive definite (smallest eigenvalue ") + buf +
+                                   "): direction dominated by " + detail::DescribeDirection(es.eigenvectors().col(0), free_names);
+        }
       }
       if (res.status == FitStatus::kConverged) {
         res.status = FitStatus::kFailed;
@@ -460,6 +558,16 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
   res.gof_chi2 = 2.0 * res.nll;
   res.gof_ndf = static_cast<int>(lik.model().nbins) - nfree_unconstrained;
   res.gof_p = ChiSquarePValue(res.gof_chi2, res.gof_ndf);
+  // Bins whose yields are beyond the representable range (one pass over the expected yields):
+  // their curvature was lost (n / L^2 = 0 or inf), so even a "converged" fit is wrong there. The
+  // fit fails, naming them.
+  if (!bins_described) {
+    const std::string bad = DescribeBadBins(lik, res.x, res.status != FitStatus::kConverged);
+    if (!bad.empty()) {
+      if (res.status == FitStatus::kConverged) res.status = FitStatus::kFailed;
+      res.message += (res.message.empty() ? "" : "; ") + bad;
+    }
+  }
   res.time_total = Seconds(t_start, Clock::now());
   return res;
 }

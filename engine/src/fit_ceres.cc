@@ -183,7 +183,8 @@ class BinResidual final : public ceres::CostFunction {
     const bool has_beta = k > 0 && lv > 0;
     const double beta = has_beta ? ProfiledBeta(lv, lu, n, k, b0) : 1.0;
     const double L = beta * lv + lu;
-    if (!(L > 0) || !std::isfinite(L)) return false;  // Ceres rejects the step
+    // Rejected step: non-positive expectation, except an empty bin (L = 0 with n = 0: term 0).
+    if (!(L > 0 || (L == 0.0 && n == 0.0)) || !std::isfinite(L)) return false;
     // nll_b = n (t - log1p t) + k b0 (t2 - log1p t2), t = L/n - 1, t2 = beta/b0 - 1 (both >= 0).
     double nll, q;
     if (n > 0) {

@@ -8,12 +8,18 @@
 // once the step is interior and small; EDM = -g.p/2 from the interior Newton step. After
 // convergence, covariance rows of the targets by preconditioned CG solves H c = e_t.
 #include "fit_matrix_free.h"
+#include "spd.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <functional>
+#include <cstdio>
 #include <limits>
+#include <string>
+#include <vector>
+
+#include <Eigen/Eigenvalues>
 
 namespace lepus::engine::detail {
 
@@ -63,29 +69,58 @@ Eigen::VectorXd Steihaug(const Op& hv, const Eigen::VectorXd& g, double radius, 
   return z;
 }
 
-// Preconditioned CG for H x = b (H SPD). Returns false on non-positive curvature.
-bool Pcg(const Op& hv, const Eigen::VectorXd& b, const Eigen::VectorXd& inv_diag, double rtol, int maxit,
-         Eigen::VectorXd* x, int* iters) {
+// Outcome of a preconditioned CG solve.
+enum class PcgOutcome { kConverged, kNegativeCurvature, kNotConverged };
+
+// Preconditioned CG for H x = b (H SPD). Jacobi-preconditioned CG is Lanczos on the Jacobi-scaled
+// matrix D^-1/2 H D^-1/2 (D = diag H): its coefficients give the tridiagonal Lanczos matrix T, whose
+// extreme eigenvalues (Ritz values) estimate those of the scaled Hessian in the Krylov space of b.
+// *ritz_ratio = smallest / largest Ritz value (an upper bound of lambda_min / lambda_max over that
+// space; 1 when no iteration ran). *residual = |r| / |b| at the end.
+PcgOutcome Pcg(const Op& hv, const Eigen::VectorXd& b, const Eigen::VectorXd& inv_diag, double rtol, int maxit,
+               Eigen::VectorXd* x, int* iters, double* ritz_ratio, double* residual) {
   const Eigen::Index n = b.size();
   x->setZero(n);
   Eigen::VectorXd r = b, z = inv_diag.cwiseProduct(r), p = z, hp(n);
   double rz = r.dot(z);
   const double tol = rtol * b.norm();
+  std::vector<double> alphas, betas;
+  auto finish = [&](PcgOutcome o) {
+    *residual = b.norm() > 0 ? r.norm() / b.norm() : 0.0;
+    *ritz_ratio = 1.0;
+    const std::size_t k = alphas.size();
+    if (k > 0) {
+      Eigen::VectorXd diag(static_cast<Eigen::Index>(k)), sub(static_cast<Eigen::Index>(k > 1 ? k - 1 : 0));
+      for (std::size_t j = 0; j < k; ++j) {
+        diag[j] = 1.0 / alphas[j] + (j > 0 ? betas[j - 1] / alphas[j - 1] : 0.0);
+        if (j + 1 < k) sub[j] = std::sqrt(betas[j]) / alphas[j];
+      }
+      Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es;
+      es.computeFromTridiagonal(diag, sub, Eigen::EigenvaluesOnly);
+      if (es.info() == Eigen::Success && es.eigenvalues().size() > 0 && es.eigenvalues().maxCoeff() > 0)
+        *ritz_ratio = es.eigenvalues().minCoeff() / es.eigenvalues().maxCoeff();
+      else
+        *ritz_ratio = kNaN;  // the Ritz values could not be computed: not a confident number
+    }
+    return o;
+  };
   for (int it = 0; it < maxit; ++it) {
-    if (r.norm() <= tol) return true;
+    if (r.norm() <= tol) return finish(PcgOutcome::kConverged);
     ++*iters;
     hv(p, &hp);
     const double curv = p.dot(hp);
-    if (!(curv > 0)) return false;
+    if (!(curv > 0)) return finish(PcgOutcome::kNegativeCurvature);
     const double alpha = rz / curv;
     *x += alpha * p;
     r -= alpha * hp;
     z = inv_diag.cwiseProduct(r);
     const double rzn = r.dot(z);
+    alphas.push_back(alpha);
+    betas.push_back(rzn / rz);
     p = z + (rzn / rz) * p;
     rz = rzn;
   }
-  return r.norm() <= 10 * tol;
+  return finish(r.norm() <= 10 * tol ? PcgOutcome::kConverged : PcgOutcome::kNotConverged);
 }
 
 }  // namespace
@@ -224,13 +259,43 @@ FitResult FitMatrixFree(const Likelihood& lik, const FitOptions& options) {
     };
     res.covariance_rows = Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(targets.size()), npar);
     bool ok = true;
+    std::string near_singular;  // why the rows are not trusted ("" = they are)
+    double min_ratio = 1.0;
     for (std::size_t k = 0; k < targets.size(); ++k) {
       const int t = targets[k];
       if (res.frozen[t]) continue;
       Eigen::VectorXd c;
-      if (!Pcg(hop, Eigen::VectorXd::Unit(npar, t), inv_diag, options.cg_tolerance, options.cg_max_iterations, &c,
-               &res.cg_iterations)) {
+      double ratio = 1.0, residual = 0.0;
+      const PcgOutcome o = Pcg(hop, Eigen::VectorXd::Unit(npar, t), inv_diag, options.cg_tolerance,
+                               options.cg_max_iterations, &c, &res.cg_iterations, &ratio, &residual);
+      if (o == PcgOutcome::kNegativeCurvature) {
         ok = false;
+        break;
+      }
+      min_ratio = std::min(min_ratio, std::isnan(ratio) ? 0.0 : ratio);
+      const std::string& name = lik.params()[t].name;
+      if (o == PcgOutcome::kNotConverged) {
+        char buf[160];
+        std::snprintf(buf, sizeof(buf), " did not converge in %d iterations (relative residual %.3g > %.3g)",
+                      options.cg_max_iterations, residual, options.cg_tolerance);
+        near_singular = "CG for the covariance row of " + name + buf;
+        break;
+      }
+      if (!(ratio > options.singular_ratio)) {
+        // H c = e_t with a nearly singular H: c is dominated by the near-null direction; in the
+        // scaled coordinates (c_i sqrt(H_ii)) it is that eigenvector.
+        Eigen::VectorXd dir = c.cwiseProduct(inv_diag.cwiseInverse().cwiseSqrt().cwiseProduct(mask));
+        for (Eigen::Index i = 0; i < dir.size(); ++i)
+          if (!std::isfinite(dir[i])) dir[i] = 0.0;
+        if (dir.norm() > 0) dir.normalize();
+        std::vector<std::string> names;
+        for (const auto& p : lik.params()) names.push_back(p.name);
+        char buf[64];
+        std::snprintf(buf, sizeof(buf), "%.3g", ratio);
+        near_singular = "Hessian near-singular in the covariance row of " + name +
+                        " (Lanczos lambda_min/lambda_max = " + buf +
+                        " after scaling to unit diagonal): direction dominated by " +
+                        DescribeDirection(dir, names);
         break;
       }
       res.covariance_rows.row(k) = (jac[t] * c.cwiseProduct(jac)).transpose();
@@ -238,8 +303,16 @@ FitResult FitMatrixFree(const Likelihood& lik, const FitOptions& options) {
     }
     res.covariance_row_params = targets;
     res.hessian_positive_definite = ok;
-    if (ok) {
+    res.hessian_scaled_ratio = ok ? min_ratio : kNaN;
+    if (ok && near_singular.empty()) {
       res.covariance_status = CovarianceStatus::kTargetsOnly;
+    } else if (ok) {
+      // Not a number to trust: the rows stay zero and the errors NaN.
+      res.covariance_status = CovarianceStatus::kNearSingular;
+      res.covariance_message = near_singular;
+      res.covariance_rows.setZero();
+      for (int t : targets)
+        if (!res.frozen[t]) res.errors[t] = kNaN;
     } else if (res.status == FitStatus::kConverged) {
       res.status = FitStatus::kFailed;
       res.message = "Hessian at the minimum is not positive definite (CG met non-positive curvature)";

@@ -35,13 +35,13 @@ void SliceSecondOrder(const Likelihood::Impl& im, const Point& pt, std::int64_t 
     if (st.has_beta) {
       gv = st.beta * q;
       gu = q;
-      const double nl2 = n / (L * L);
+      const double nl2 = n > 0 ? n / (L * L) : 0.0;  // n = 0: no curvature (L * L may underflow)
       hvv = nl2 * st.beta * st.beta - st.fbv * st.fbv / st.fbb;
       hvu = nl2 * st.beta - st.fbv * st.fbu / st.fbb;
       huu = nl2 - st.fbu * st.fbu / st.fbb;
     } else {
       gv = gu = q;
-      hvv = hvu = huu = n / (L * L);
+      hvv = hvu = huu = n > 0 ? n / (L * L) : 0.0;
     }
     (void)k;
     const std::int64_t r0 = im.bin_row[b], r1 = im.bin_row[b + 1];

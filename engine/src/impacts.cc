@@ -93,8 +93,9 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
   const Model& m = lik.model();
   const int npar = lik.num_params(), npoi = m.num_signals;
   if (res.covariance_status != CovarianceStatus::kAccurate)
-    throw std::invalid_argument("impacts need an accurate covariance, but the fit's covariance is " +
-                                ToString(res.covariance_status));
+    throw NumericalError("impacts need an accurate covariance, but the fit's covariance is " +
+                         ToString(res.covariance_status) +
+                         (res.covariance_message.empty() ? "" : " (" + res.covariance_message + ")"));
   if (res.x.size() != npar || static_cast<int>(res.frozen.size()) != npar)
     throw std::invalid_argument("fit result does not belong to this likelihood");
 
@@ -143,7 +144,7 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
   const std::vector<int> free = FreeParams(res);
   Eigen::MatrixXd cint_own;  // only when the fit result carries no covariance
   if (res.covariance_internal.rows() != npar && !InverseOn(res.hessian, free, &cint_own))
-    throw std::invalid_argument("impacts: the Hessian at the minimum is not positive definite");
+    throw NumericalError("impacts: the Hessian at the minimum is not positive definite");
   const Eigen::MatrixXd& cint = cint_own.size() ? cint_own : res.covariance_internal;
   const Eigen::MatrixXd& crep = res.covariance;
   Eigen::VectorXd jac = Eigen::VectorXd::Ones(npar);
@@ -192,7 +193,12 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
     // LDLT when C_gg is only semi-definite (degenerate nuisances).
     const detail::CholeskyFactor chol(cgg);
     std::unique_ptr<Eigen::LDLT<Eigen::MatrixXd>> ldlt;
-    if (!chol.ok()) ldlt = std::make_unique<Eigen::LDLT<Eigen::MatrixXd>>(cgg);
+    if (!chol.ok()) {
+      ldlt = std::make_unique<Eigen::LDLT<Eigen::MatrixXd>>(cgg);
+      if (ldlt->info() != Eigen::Success)
+        throw NumericalError("impacts: the covariance block of group " + groups[gi].name +
+                             " is not positive semi-definite (LDLT failed)");
+    }
     for (int k = 0; k < nt; ++k) {
       Eigen::VectorXd c(gm);
       for (int i = 0; i < gm; ++i) c[i] = crow_rep(k, idx[i]);
@@ -219,7 +225,7 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
       for (int i = 0; i < ni; ++i) hs(i, j) = hfixed(idx[i], idx[j]);
     const detail::SpdFactor chol(hs);
     if (!chol.ok())
-      throw std::invalid_argument("impacts: the statistical-only Hessian is not positive definite");
+      throw NumericalError("impacts: the statistical-only Hessian is not positive definite");
     for (int k = 0; k < nt; ++k) {
       Eigen::VectorXd c(ni);
       for (int i = 0; i < ni; ++i) c[i] = cin[k][idx[i]];
@@ -233,7 +239,7 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
     for (int j = 0; j < nfree; ++j)
       for (int i = 0; i < nfree; ++i) hf(i, j) = hfixed(free[i], free[j]);
     const detail::SpdFactor chol(hf);
-    if (!chol.ok()) throw std::invalid_argument("impacts: the Hessian with beta fixed is not positive definite");
+    if (!chol.ok()) throw NumericalError("impacts: the Hessian with beta fixed is not positive definite");
     for (int k = 0; k < nt; ++k) {
       Eigen::VectorXd cf(nfree);
       for (int i = 0; i < nfree; ++i) cf[i] = cin[k][free[i]];
@@ -298,8 +304,9 @@ std::pair<double, double> ImpactByRefit(const Likelihood& lik, const FitResult& 
     o.initial_params[nuisance] = res.x[nuisance] + (d == 0 ? sigma : -sigma);
     const FitResult r = Fit(lik, o);
     if (!r.ok())
-      throw std::invalid_argument("ImpactByRefit: refit with " + lik.params()[nuisance].name +
-                                  " shifted did not converge: " + r.message);
+      throw NumericalError("refit with " + lik.params()[nuisance].name + " shifted by " +
+                           (d == 0 ? "+1" : "-1") + " sigma did not converge (" + ToString(r.status) +
+                           (r.message.empty() ? "" : ": " + r.message) + ")");
     shifts[d] = r.values[target] - res.values[target];
   }
   return {shifts[0], shifts[1]};

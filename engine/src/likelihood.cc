@@ -411,8 +411,11 @@ void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t 
     } else {
       L = lv + lu;
     }
-    if (!(L > 0) || !std::isfinite(L) || !(beta > 0)) {
-      // Non-positive expectation: outside the model's domain.
+    // A bin with zero expectation and no observed event is valid: its term L - n ln L is 0
+    // (lim L->0 of L), with gradient dL and no curvature (n / L^2 = 0; docs/numerics.md).
+    const bool empty_bin = L == 0.0 && n == 0.0;
+    if ((!(L > 0) && !empty_bin) || !std::isfinite(L) || !(beta > 0)) {
+      // Non-positive expectation (or zero with observed events): outside the model's domain.
       out->nll = kInf;
       return;
     }
@@ -424,11 +427,12 @@ void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t 
     out->nll += nll_b;
     if (level == 0) continue;
 
-    const double q = 1.0 - n / L;
+    // n = 0: q = 1 and no curvature whatever L (for L < 1e-154, L * L underflows: 0 / 0).
+    const double q = n > 0 ? 1.0 - n / L : 1.0;
     if (has_beta) {
       gv = beta * q;
       gu = q;
-      const double nl2 = n / (L * L);
+      const double nl2 = n > 0 ? n / (L * L) : 0.0;
       const double fvv = nl2 * beta * beta, fvu = nl2 * beta, fuu = nl2;
       const double fbv = q + nl2 * beta * lv, fbu = nl2 * lv;
       const double fbb = nl2 * lv * lv + k * beta0[b] / (beta * beta);
@@ -441,7 +445,7 @@ void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t 
       }
     } else {
       gv = gu = q;
-      hvv = hvu = huu = n / (L * L);
+      hvv = hvu = huu = n > 0 ? n / (L * L) : 0.0;
     }
 
     // Gradient and the row-level (second-derivative-of-lambda) Hessian terms.
@@ -524,7 +528,7 @@ void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t 
       Eigen::Matrix2d g2;
       g2 << hvv, hvu, hvu, huu;
       Eigen::SelfAdjointEigenSolver<Eigen::Matrix2d> es;
-      es.computeDirect(g2);
+      es.computeDirect(g2);  // closed form (no iteration): info() is always Success
       for (int e = 0; e < 2; ++e) {
         const double ev = es.eigenvalues()[e];
         if (ev == 0.0) continue;
@@ -799,7 +803,7 @@ void Likelihood::GlobalObservableDerivatives(const Eigen::VectorXd& x, Eigen::Ma
         if (has_beta) {
           const double beta = im.SolveBeta(lv, lu, n, k, im.beta0[b]);
           const double L = beta * lv + lu;
-          const double nl2 = n / (L * L);
+          const double nl2 = n > 0 ? n / (L * L) : 0.0;
           const double fbv = (1.0 - n / L) + nl2 * beta * lv, fbu = nl2 * lv;
           const double fbb = nl2 * lv * lv + k * im.beta0[b] / (beta * beta);
           const double dbeta_dn = (lv / L) / fbb;
@@ -810,7 +814,8 @@ void Likelihood::GlobalObservableDerivatives(const Eigen::VectorXd& x, Eigen::Ma
           du_db0 = fbu * dbeta_db0;
         } else {
           const double L = lv + lu;
-          dv_dn = du_dn = -1.0 / L;
+          // An empty bin (L = 0, n = 0) has no spread of n (sigma_n = 0): no derivative to use.
+          dv_dn = du_dn = L > 0 ? -1.0 / L : 0.0;
         }
         im.BinJacobian(pt, b, lam.data(), ex.data(), &jv, &ju);
         const std::int32_t* touch = im.bin_touch.data() + im.bin_touch_start[b];

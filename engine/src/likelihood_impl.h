@@ -251,7 +251,7 @@ inline void ComputeBin(const Likelihood::Impl& im, const Point& pt, std::int64_t
   if (st->has_beta) {
     st->beta = im.SolveBeta(st->lv, st->lu, n, k, im.beta0[b]);
     L = st->beta * st->lv + st->lu;
-    const double nl2 = n / (L * L);
+    const double nl2 = n > 0 ? n / (L * L) : 0.0;  // n = 0: no curvature (L * L may underflow)
     st->fbv = (1.0 - n / L) + nl2 * st->beta * st->lv;
     st->fbu = nl2 * st->lv;
     st->fbb = nl2 * st->lv * st->lv + k * im.beta0[b] / (st->beta * st->beta);

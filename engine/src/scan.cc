@@ -132,7 +132,9 @@ double ChiSquare1Quantile(double cl) {
 Interval ProfileInterval(const Likelihood& lik, const FitResult& best, int param, double cl,
                          const ScanOptions& options) {
   CheckParam(lik, best, param);
-  if (!best.ok()) throw std::invalid_argument("profile interval needs a converged best fit");
+  if (!best.ok())
+    throw NumericalError("profile interval needs a converged best fit, but the fit is " + ToString(best.status) +
+                         (best.message.empty() ? "" : " (" + best.message + ")"));
   Interval out;
   out.param = param;
   out.cl = cl;
@@ -144,6 +146,7 @@ Interval ProfileInterval(const Likelihood& lik, const FitResult& best, int param
   auto f = [&](double v) {
     ++out.fits;
     const double nll = ProfileAt(lik, best, {param}, {v}, options.fit, nullptr);
+    if (!std::isfinite(nll)) ++out.failed_fits;
     return 2.0 * (nll - best.nll) - out.q;
   };
   for (int side : {+1, -1}) {

@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cmath>
+#include <cstdio>
 #include <numeric>
+#include <random>
 
 #include <Eigen/Cholesky>
 #include <tbb/blocked_range.h>
@@ -302,6 +305,79 @@ Eigen::MatrixXd SpdFactor::Inverse() const {
         for (int i = 0; i < nb; ++i) out(idx[i], idx[j]) += dinv(i, j);
     }
   });
+  return out;
+}
+
+ScaledConditioning EstimateScaledConditioning(const Eigen::MatrixXd& a, const SpdFactor& f, int steps) {
+  ScaledConditioning out;
+  const Eigen::Index n = a.rows();
+  if (n == 0 || !f.ok()) return out;
+  // s_i = 1 / sqrt(A_ii) (> 0: A is positive definite). As v = s .* (A (s .* v)),
+  // As^-1 v = (A^-1 (v ./ s)) ./ s.
+  const Eigen::VectorXd s = a.diagonal().cwiseSqrt().cwiseInverse();
+  // A v as column dot products (A symmetric, both triangles stored): contiguous reads, one task
+  // per column range, each entry computed by one task (bitwise independent of the thread count).
+  auto sym_times = [&](const Eigen::VectorXd& v) {
+    Eigen::VectorXd out(n);
+    tbb::parallel_for(tbb::blocked_range<Eigen::Index>(0, n, 64), [&](const tbb::blocked_range<Eigen::Index>& r) {
+      for (Eigen::Index j = r.begin(); j < r.end(); ++j) out[j] = a.col(j).dot(v);
+    });
+    return out;
+  };
+  // Fixed seed: the estimate (and so the status) is reproducible bit for bit.
+  std::mt19937_64 rng(0x5eed1e55u);
+  std::uniform_real_distribution<double> unif(-1.0, 1.0);
+  Eigen::VectorXd v(n);
+  for (Eigen::Index i = 0; i < n; ++i) v[i] = unif(rng);
+  v.normalize();
+  Eigen::VectorXd w;
+  double theta = 0.0;  // Rayleigh quotient of As^-1 (<= 1 / lambda_min)
+  for (int k = 0; k < std::max(steps, 1); ++k) {
+    w = f.Solve(v.cwiseQuotient(s)).cwiseQuotient(s);
+    theta = v.dot(w);
+    const double norm = w.norm();
+    if (!std::isfinite(norm) || !(norm > 0)) break;
+    v = w / norm;
+  }
+  out.lambda_min = theta > 0 && std::isfinite(theta) ? 1.0 / theta : 0.0;
+  out.direction = v;
+  // Power iteration for lambda_max from the all-ones vector (As has a unit diagonal, so
+  // 1 <= lambda_max <= n; the all-ones start overlaps the top eigenvector of a positively
+  // correlated block).
+  Eigen::VectorXd u = Eigen::VectorXd::Constant(n, 1.0 / std::sqrt(static_cast<double>(n)));
+  double mu = 1.0;
+  for (int k = 0; k < std::max(steps, 1); ++k) {
+    const Eigen::VectorXd z = s.cwiseProduct(sym_times(s.cwiseProduct(u)));
+    mu = std::max(mu, u.dot(z));
+    const double norm = z.norm();
+    if (!std::isfinite(norm) || !(norm > 0)) break;
+    u = z / norm;
+  }
+  out.lambda_max = mu;
+  return out;
+}
+
+std::string DescribeDirection(const Eigen::VectorXd& v, const std::vector<std::string>& names, int max_terms) {
+  std::vector<int> idx(static_cast<std::size_t>(v.size()));
+  std::iota(idx.begin(), idx.end(), 0);
+  std::stable_sort(idx.begin(), idx.end(), [&](int a, int b) { return std::abs(v[a]) > std::abs(v[b]); });
+  if (idx.empty()) return "";
+  const double sign = v[idx[0]] < 0 ? -1.0 : 1.0;
+  std::string out;
+  for (int k = 0; k < static_cast<int>(idx.size()) && k < max_terms; ++k) {
+    const double c = sign * v[idx[k]];
+    if (k > 0 && std::abs(c) < 0.1) break;
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), " (%+.2f)", c);
+    if (!out.empty()) out += ", ";
+    if (idx[k] < static_cast<int>(names.size())) {
+      out += names[idx[k]];
+    } else {
+      out += '#';
+      out += std::to_string(idx[k]);
+    }
+    out += buf;
+  }
   return out;
 }
 

@@ -25,6 +25,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <Eigen/Core>
@@ -70,5 +71,27 @@ class SpdFactor {
   std::unique_ptr<CholeskyFactor> dense_;
   std::unique_ptr<Blocks> blocks_;
 };
+
+// Conditioning of a symmetric positive-definite matrix A (both triangles stored; f its
+// factorisation) after Jacobi scaling,
+// As = D^-1/2 A D^-1/2 with D = diag(A) (unit diagonal; docs/numerics.md, "Near-singular
+// Hessians"). lambda_min is estimated by `steps` inverse-iteration steps with the existing
+// factorisation (one Solve each, no new factorisation) from a fixed pseudo-random start, lambda_max
+// by as many power-iteration steps (one symmetric matrix-vector product each). Both estimates are
+// Rayleigh quotients: lambda_min is approached from above and lambda_max from below, each within a
+// small factor after a few steps (exactly when a single direction is nearly singular, the case
+// that matters). `direction` is the unit estimate of the lambda_min eigenvector of As.
+struct ScaledConditioning {
+  double lambda_min = 0.0;
+  double lambda_max = 0.0;
+  Eigen::VectorXd direction;
+  double ratio() const { return lambda_max > 0 ? lambda_min / lambda_max : 0.0; }
+};
+ScaledConditioning EstimateScaledConditioning(const Eigen::MatrixXd& a, const SpdFactor& f, int steps = 6);
+
+// "p1 (+0.71), p2 (-0.71)": the components of a unit vector with |v_i| >= 0.1 (at most
+// `max_terms`, largest first), sign-normalised so that the largest component is positive.
+// names[i] names component i.
+std::string DescribeDirection(const Eigen::VectorXd& v, const std::vector<std::string>& names, int max_terms = 5);
 
 }  // namespace lepus::engine::detail

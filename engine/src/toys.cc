@@ -46,7 +46,9 @@ ToyResults RunToys(const Likelihood& lik, const ToyOptions& opt) {
     if (opt.fit.initial_params.size()) gen = opt.fit.initial_params;
   } else {
     FitResult best = Fit(lik, opt.fit);
-    if (!best.ok()) throw std::invalid_argument("observed toys: the fit to the data did not converge: " + best.message);
+    if (!best.ok())
+      throw NumericalError("observed toys: the fit to the data did not converge (" + ToString(best.status) +
+                           (best.message.empty() ? "" : ": " + best.message) + "); no toys generated at it");
     gen = best.x;
   }
   const Eigen::VectorXd expected = lik.ExpectedYields(gen, false).head(m.nbins);

@@ -147,7 +147,7 @@ Eigen::MatrixXd InternalCovariance(const FitResult& r) {
     for (int i = 0; i < m; ++i) h(i, j) = r.hessian(free[i], free[j]);
   Eigen::MatrixXd inv;
   if (!detail::InverseSPD(h, &inv))
-    throw std::invalid_argument("post-fit yields need a positive-definite Hessian at the minimum");
+    throw NumericalError("post-fit yields need a positive-definite Hessian at the minimum");
   Eigen::MatrixXd c = Eigen::MatrixXd::Zero(n, n);
   for (int j = 0; j < m; ++j)
     for (int i = 0; i < m; ++i) c(free[i], free[j]) = inv(i, j);
@@ -194,6 +194,14 @@ YieldSet MakeYields(const Likelihood& lik, const Eigen::VectorXd& x, const Eigen
 
 YieldSet PostfitYields(const Likelihood& lik, const FitResult& result, const YieldOptions& opt) {
   if (result.x.size() != lik.num_params()) throw std::invalid_argument("fit result does not belong to this likelihood");
+  if (!result.ok())
+    throw NumericalError("post-fit yields need a converged fit, but the fit is " + ToString(result.status) +
+                         (result.message.empty() ? "" : " (" + result.message + ")"));
+  if (result.covariance_status == CovarianceStatus::kNearSingular ||
+      result.covariance_status == CovarianceStatus::kForcedPositive)
+    throw NumericalError("post-fit yields need an accurate covariance, but the fit's covariance is " +
+                         ToString(result.covariance_status) +
+                         (result.covariance_message.empty() ? "" : " (" + result.covariance_message + ")"));
   return MakeYields(lik, result.x, InternalCovariance(result), true, opt);
 }
 

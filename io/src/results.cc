@@ -52,6 +52,8 @@ Json BuildJson(const engine::Likelihood& likelihood, const engine::FitResult& re
       {"chi2", Number(result.gof_chi2)}, {"ndf", result.gof_ndf}, {"p", Number(result.gof_p)}};
   j["covariance_status"] = engine::ToString(result.covariance_status);
   j["hessian_positive_definite"] = result.hessian_positive_definite;
+  j["covariance_message"] = result.covariance_message;
+  j["hessian_scaled_ratio"] = Number(result.hessian_scaled_ratio);
 
   Json plist = Json::array();
   for (std::size_t i = 0; i < params.size(); ++i) {
@@ -120,6 +122,8 @@ void WriteResultsContents(h5::OutputFile& f, const engine::Likelihood& likelihoo
   f.WriteStringAttribute("/", "status", engine::ToString(result.status));
   f.WriteStringAttribute("/", "message", result.message);
   f.WriteStringAttribute("/", "covariance_status", engine::ToString(result.covariance_status));
+  f.WriteStringAttribute("/", "covariance_message", result.covariance_message);
+  f.WriteDoubleAttribute("/", "hessian_scaled_ratio", result.hessian_scaled_ratio);
   f.WriteDoubleAttribute("/", "nll", result.nll);
   f.WriteDoubleAttribute("/", "edm", result.edm);
   f.WriteDoubleAttribute("/", "gof_chi2", result.gof_chi2);
@@ -384,6 +388,7 @@ Json IntervalJson(const engine::FitResult& result, const engine::Interval& iv) {
   j["lo_found"] = iv.lo_found;
   j["hi_found"] = iv.hi_found;
   j["fits"] = iv.fits;
+  j["failed_fits"] = iv.failed_fits;
   return j;
 }
 
@@ -593,7 +598,7 @@ void WriteIntervalsHdf5(h5::OutputFile& f, const engine::Likelihood& lik,
   f.CreateGroup("intervals");
   std::vector<std::string> names;
   std::vector<double> cl, q, value, herr, lo, hi, elo, ehi;
-  std::vector<int> param, lo_found, hi_found, fits;
+  std::vector<int> param, lo_found, hi_found, fits, failed_fits;
   for (const auto& i : ivs) {
     names.push_back(ParamName(lik, i.param));
     param.push_back(i.param);
@@ -608,6 +613,7 @@ void WriteIntervalsHdf5(h5::OutputFile& f, const engine::Likelihood& lik,
     lo_found.push_back(i.lo_found ? 1 : 0);
     hi_found.push_back(i.hi_found ? 1 : 0);
     fits.push_back(i.fits);
+    failed_fits.push_back(i.failed_fits);
   }
   f.WriteStrings("intervals/names", names);
   WriteInts(f, "intervals/param_index", param);
@@ -622,6 +628,7 @@ void WriteIntervalsHdf5(h5::OutputFile& f, const engine::Likelihood& lik,
   WriteInts(f, "intervals/lo_found", lo_found);
   WriteInts(f, "intervals/hi_found", hi_found);
   WriteInts(f, "intervals/fits", fits);
+  WriteInts(f, "intervals/failed_fits", failed_fits);
 }
 
 void WriteCombinationsHdf5(h5::OutputFile& f, const engine::Likelihood& lik,

@@ -195,7 +195,11 @@ CalibrationParameters SyntheticCalibration(const SyntheticCalibrationOptions& op
         0.0, 0.0, sm * sm;
     c.covariance.block<3, 3>(3 * b, 3 * b) = blk;
     if (options.seed != 0) {
-      const Eigen::Matrix3d l = blk.llt().matrixL();
+      const Eigen::LLT<Eigen::Matrix3d> llt(blk);
+      if (llt.info() != Eigen::Success)  // positive definite by construction (scale > 0)
+        throw std::runtime_error("synthetic calibration: the covariance block of eta bin " + std::to_string(b) +
+                                 " is not positive definite");
+      const Eigen::Matrix3d l = llt.matrixL();
       Eigen::Vector3d z(gauss(rng), gauss(rng), gauss(rng));
       const Eigen::Vector3d d = l * z;
       c.params[b].A += d(0);

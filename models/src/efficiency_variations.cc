@@ -114,7 +114,11 @@ Eigen::MatrixXd StatCovariance(const EfficiencyConfig& c, EfficiencyKind step, d
   }
   if (s0 == 0.0) return Eigen::MatrixXd::Zero(np, np);
   // The fit is well conditioned (nb > np points spread over [-1, 1]); LDLT is exact enough.
-  return jtwj.ldlt().solve(Eigen::MatrixXd::Identity(np, np));
+  const Eigen::LDLT<Eigen::MatrixXd> ldlt(jtwj);
+  if (ldlt.info() != Eigen::Success)
+    throw std::runtime_error("EfficiencyVariations: the normal matrix of the statistical fit is not "
+                             "positive semi-definite (LDLT failed)");
+  return ldlt.solve(Eigen::MatrixXd::Identity(np, np));
 }
 
 }  // namespace

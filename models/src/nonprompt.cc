@@ -274,8 +274,12 @@ NonpromptResult EstimateNonprompt(const NonpromptInputs& in, const NonpromptOpti
         f.covariance.resize(np * np);
         for (int a = 0; a < np; ++a)
           for (int b = 0; b < np; ++b) f.covariance[a * np + b] = cov(a, b);
-        f.ok = true;
         Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(cov);
+        if (es.info() != Eigen::Success) {  // no eigenvectors: the slice is not smoothed (ok = false)
+          slices.push_back(std::move(sf));
+          continue;
+        }
+        f.ok = true;
         sf.lambda = es.eigenvalues().reverse().cwiseMax(0.0);
         sf.vectors = es.eigenvectors().rowwise().reverse();
         for (int k = 0; k < np; ++k) {

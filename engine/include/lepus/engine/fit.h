@@ -2,6 +2,8 @@
 // covariance, and saturated goodness of fit. Numerical outcomes are statuses, never exceptions.
 #pragma once
 
+#include <limits>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -50,8 +52,21 @@ struct FitOptions {
   int cg_max_iterations = 5000;
   // Matrix-free: parameters whose covariance rows are computed; empty = POIs and NOIs.
   std::vector<int> covariance_targets;
+  // The covariance is "accurate" only when the smallest eigenvalue of the Hessian over the
+  // floating parameters, Jacobi-scaled to unit diagonal, exceeds this fraction of the largest
+  // (docs/numerics.md, "Near-singular Hessians"); otherwise kNearSingular. In (0, 1).
+  double singular_ratio = 1e-12;
 
   bool IsValid(int num_params, std::string* error) const;
+};
+
+// Numerical trouble in a computation that needs a good fit (impacts on a Hessian that is not
+// positive definite or near-singular, refits that do not converge, intervals or toys around a
+// failed fit, post-fit yields without an accurate covariance). Not bad input: the CLI maps it to
+// exit code 2 with its message (std::invalid_argument stays "bad input", exit code 1).
+class NumericalError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
 };
 
 enum class FitStatus { kConverged, kNotConverged, kFailed };
@@ -60,9 +75,11 @@ std::string ToString(FitStatus status);
 // Covariance quality, after Minuit2's flags.
 enum class CovarianceStatus {
   kNotComputed,
-  kAccurate,            // Hessian positive definite at the minimum
+  kAccurate,            // Hessian positive definite with a margin (FitOptions::singular_ratio)
   kForcedPositive,      // Hessian not positive definite: eigenvalues clamped (do not trust)
   kTargetsOnly,         // matrix-free fit: covariance rows of the targets only (accurate)
+  kNearSingular,        // Hessian factorised, but (nearly) singular after scaling, or a
+                        // matrix-free covariance row did not converge: numbers not trusted
 };
 std::string ToString(CovarianceStatus status);
 
@@ -75,6 +92,14 @@ struct FitResult {
   int evaluations = 0;
   bool hessian_positive_definite = false;
   CovarianceStatus covariance_status = CovarianceStatus::kNotComputed;
+  // Estimated lambda_min / lambda_max of the Jacobi-scaled Hessian over the floating parameters
+  // (dense fits; NaN when not estimated; when not positive definite, the ratio of the unscaled
+  // extreme eigenvalues). Matrix-free fits: the
+  // smallest ratio of the Lanczos (CG) estimates over the covariance-row solves.
+  double hessian_scaled_ratio = std::numeric_limits<double>::quiet_NaN();
+  // Why the covariance is not accurate ("" when it is): e.g. "Hessian near-singular
+  // (lambda_min/lambda_max = 3e-18 after scaling): direction dominated by sysA (+0.71), sysB (-0.71)".
+  std::string covariance_message;
 
   Eigen::VectorXd x;            // internal coordinates at the minimum [num_params]
   Eigen::VectorXd values;       // reported values: mu for POIs, theta otherwise

@@ -62,13 +62,14 @@ struct Impacts {
   Eigen::VectorXd global_closure;
 };
 
-// Throws std::invalid_argument for bad targets/groups or when the fit has no accurate covariance.
+// Throws std::invalid_argument for bad targets/groups; NumericalError (fit.h) when the fit has no
+// accurate covariance or a restricted Hessian is not positive definite.
 Impacts ComputeImpacts(const Likelihood& likelihood, const FitResult& result,
                        const ImpactOptions& options = {});
 
 // Cross-check of one nominal impact by refits: the nuisance j is fixed at its fitted value
 // +- its error and everything else refitted; returns (shift_up, shift_down) of the target in
-// reported units (no physical scaling). Throws if a refit does not converge.
+// reported units (no physical scaling). Throws NumericalError if a refit does not converge.
 std::pair<double, double> ImpactByRefit(const Likelihood& likelihood, const FitResult& result,
                                         int target, int nuisance, const FitOptions& options = {});
 

@@ -60,11 +60,15 @@ struct Interval {
   double err_hi = 0.0;        // hi - best
   bool lo_found = false, hi_found = false;  // false: hit the domain boundary or search limit
   int fits = 0;
+  // Profile fits that did not converge (status, not a number: a failed fit is treated as beyond
+  // the crossing, so an end found with failed_fits > 0 is not trusted).
+  int failed_fits = 0;
 };
 
 // Asymmetric profile-likelihood interval: the points where 2 * (NLL_profile - NLL_min) = q,
 // with q the chi-square(1) quantile of cl (1 for 68.27%, 3.84 for 95%), found by bracketing from
-// the Hessian estimate and Brent-style root finding on the profile. MINOS-like.
+// the Hessian estimate and Brent-style root finding on the profile. MINOS-like. Throws
+// NumericalError when best did not converge.
 Interval ProfileInterval(const Likelihood& likelihood, const FitResult& best, int param, double cl,
                          const ScanOptions& options = {});
 

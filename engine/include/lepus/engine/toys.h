@@ -59,8 +59,8 @@ struct ToyResults {
   double gof_mean = 0.0, gof_width = 0.0;  // of the saturated statistic, converged toys
 };
 
-// Throws std::invalid_argument for invalid options or when the generating point cannot be found
-// (the best fit for kObserved did not converge).
+// Throws std::invalid_argument for invalid options; NumericalError (fit.h) when the generating
+// point cannot be found (the best fit for kObserved did not converge).
 ToyResults RunToys(const Likelihood& likelihood, const ToyOptions& options);
 
 }  // namespace lepus::engine

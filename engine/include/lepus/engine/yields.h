@@ -36,6 +36,8 @@ struct YieldSet {
   Eigen::VectorXd extra_variance;
 };
 
+// Throws NumericalError when the fit did not converge or its covariance is not accurate
+// (near_singular, forced_positive) or the Hessian is not positive definite.
 YieldSet PostfitYields(const Likelihood& likelihood, const FitResult& result, const YieldOptions& options = {});
 YieldSet PrefitYields(const Likelihood& likelihood, const YieldOptions& options = {});
 
