@@ -440,6 +440,18 @@ TEST_CASE("bad input: meta_json") {
                                          {"name": "m", "masked": true, "nbins": 3}],
                             "systematics": [{"name": "syst0"}]})"),
               {"meta_json: systematics has 1 entries, but hsysts has 6"});
+  // Found by the meta_json fuzz target (tests/fuzz): a number beyond double's range was an
+  // uncaught nlohmann out_of_range, and nbins near 2^63 overflowed the channel totals.
+  ExpectError(with_meta(R"({"lepus_meta_version": 1, "systematic_type": "normal",
+                            "channels": [{"name": "a", "masked": false, "nbins": 12,
+                                          "axes": [{"name": "x", "edges": [0, 1e400]}]}]})"),
+              {"meta_json: is not valid JSON", "number overflow parsing '1e400'"});
+  ExpectError(with_meta(R"({"lepus_meta_version": 1, "systematic_type": "normal",
+                            "channels": [{"name": "a", "masked": false, "nbins": 12},
+                                         {"name": "b", "masked": false,
+                                          "nbins": 9223372036854775807}]})"),
+              {"meta_json: channels[1].nbins is 9223372036854775807, but the tensor has 15 bins "
+               "(hnorm rows), 12 of them in the channels before it"});
 }
 
 TEST_CASE("bad input: writer refuses invalid models and leaves nothing behind") {
