@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "fuzz_util.h"
 #include "lepus/io/errors.h"
 #include "lepus/models/calibration.h"
 #include "lepus/models/dilepton.h"
@@ -23,8 +24,10 @@ template <typename F>
 void Expect(F&& f) {
   try {
     f();
-  } catch (const std::invalid_argument&) {
-  } catch (const lepus::io::InputError&) {
+  } catch (const std::invalid_argument& e) {
+    lepus::fuzz::Verbose(e);
+  } catch (const lepus::io::InputError& e) {
+    lepus::fuzz::Verbose(e);
   }
 }
 

@@ -17,8 +17,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     lepus::io::ReadInfo info;
     const lepus::engine::Model m = lepus::io::ReadFitInput(path, &info);
     (void)m;
-  } catch (const lepus::io::InputError&) {
-    // rejected with a message: the documented outcome for a bad file
+  } catch (const lepus::io::InputError& e) {
+    lepus::fuzz::Verbose(e);  // rejected with a message: the documented outcome for a bad file
   }
   return 0;
 }

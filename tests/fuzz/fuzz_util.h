@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <string>
 
 namespace lepus::fuzz {
@@ -38,6 +39,13 @@ inline void WriteBytes(const std::string& path, const std::uint8_t* data, std::s
     std::perror(("lepus fuzz: cannot write " + path).c_str());
     std::abort();
   }
+}
+
+// With LEPUS_FUZZ_VERBOSE set (replaying one input: `lepus_fuzz_X FILE`), prints the message of
+// a documented rejection, to check that it names the file and the key.
+inline void Verbose(const std::exception& e) {
+  static const bool on = std::getenv("LEPUS_FUZZ_VERBOSE") != nullptr;
+  if (on) std::fprintf(stderr, "rejected: %s\n", e.what());
 }
 
 }  // namespace lepus::fuzz
