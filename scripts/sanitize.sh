@@ -29,8 +29,7 @@ ctest --test-dir "$build_dir" --output-on-failure -j2 --timeout "${CTEST_TIMEOUT
 echo "sanitize: ctest passed in $(( $(date +%s) - start )) s"
 
 status=0
-# Attributes a replayed finding: "hdf5" when the first frame outside the sanitizer runtime,
-# libFuzzer, libc and libstdc++ is in libhdf5, else "lepus".
+# Attributes a replayed finding (tests/fuzz/sanitizer/classify.awk): hdf5, lepus or none.
 classify() { awk -f "$supp/classify.awk" "$1"; }
 
 for target in fit_input meta_json config_json; do
@@ -79,9 +78,14 @@ for target in fit_input meta_json config_json; do
     ASAN_OPTIONS=$ASAN_OPTIONS:allocator_may_return_null=1 LSAN_OPTIONS=$lsan \
       "$exe" -timeout=$timeout -rss_limit_mb=2048 "$f" >"$f.replay" 2>&1 || true
     kind=$(grep -m1 -oE "ERROR: [A-Za-z]+: [a-z-]+|runtime error: .*|deadly signal|timeout" "$f.replay" || echo "no report on replay")
-    if [[ $(classify "$f.replay") == hdf5 ]]; then
+    where=$(classify "$f.replay")
+    if [[ $where == hdf5 ]]; then
       hdf5=$((hdf5 + 1))
       echo "  $target: in HDF5 (third party, not instrumented): $(basename "$f"): $kind"
+    elif [[ $where == none && $target == fit_input ]]; then
+      # A fork-mode job runs many inputs in one process: memory HDF5 corrupted or leaked on an
+      # earlier corrupt file can make a later, harmless input crash or exceed the rss limit.
+      echo "  $target: does not reproduce alone (state left by earlier inputs): $(basename "$f")"
     else
       echo "sanitize: fuzz $target: FINDING in lepus: $f: $kind (report: $f.replay)" >&2
       status=1

@@ -454,6 +454,34 @@ TEST_CASE("bad input: meta_json") {
                "(hnorm rows), 12 of them in the channels before it"});
 }
 
+TEST_CASE("bad input: a dataspace declaring more elements than fit in memory") {
+  // Found by the fit_input fuzz target: a corrupt dataspace made the reader allocate its buffer
+  // and die of std::bad_alloc. A chunked dataset with nothing written declares 2^50 elements in
+  // a few bytes of file.
+  const hsize_t huge = hsize_t{1} << 50, chunk = 1024;
+  auto replace = [&](const std::string& name, hid_t type) {
+    const std::string path = WriteTemp(Base(), "huge");
+    H5File f(path);
+    f.Delete(name);
+    const hid_t space = H5Screate_simple(1, &huge, nullptr);
+    const hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 1, &chunk);
+    const hid_t d = H5Dcreate2(f.id(), name.c_str(), type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    REQUIRE(d >= 0);
+    H5Dclose(d);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    return path;
+  };
+  ExpectError(replace("hdata_obs", H5T_IEEE_F64LE),
+              {"hdata_obs: declares 1125899906842624 elements of 16 bytes in memory, more than the",
+               "bytes of memory of this machine"});
+  const hid_t vlen = H5Tcopy(H5T_C_S1);
+  H5Tset_size(vlen, H5T_VARIABLE);
+  ExpectError(replace("hsysts", vlen), {"hsysts: declares 1125899906842624 elements"});
+  H5Tclose(vlen);
+}
+
 TEST_CASE("bad input: writer refuses invalid models and leaves nothing behind") {
   Model m = Base();
   m.data_obs[2] = -1.0;
