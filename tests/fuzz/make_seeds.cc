@@ -1,11 +1,16 @@
-// Writes the small TensorWriter seeds of corpus/fit_input into the directory given as argv[1]:
-// dense and sparse storage, gzip, asymmetric logk, a masked channel, pseudo-data, groups and a
-// normal (additive) model. Run by hand (the files are committed); not part of any test.
+// Writes seeds for the fuzz targets (run by hand; the files are committed; not part of any test):
+//   make_seeds fit_input DIR: small TensorWriter fit inputs: dense and sparse storage, gzip,
+//     asymmetric logk, a masked channel, pseudo-data, groups and a normal (additive) model;
+//   make_seeds config_json DIR: the light presets of produce wmass / wlike / helicity / dilepton
+//     as `lepus produce ... --print-config` prints them (WMassConfig/DileptonConfig::ToJson).
 #include <cstdio>
+#include <fstream>
 #include <string>
 #include <vector>
 
 #include "lepus/io/writer.h"
+#include "lepus/models/dilepton.h"
+#include "lepus/models/wmass.h"
 
 namespace {
 
@@ -40,14 +45,29 @@ TensorWriter Small(lepus::engine::SystematicType type) {
   return w;
 }
 
+void WriteConfigs(const std::string& out) {
+  namespace m = lepus::models;
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(out + "/" + name) << text << "\n";
+  };
+  write("wmass_light.json", m::WMassConfig::Light().ToJson());
+  write("wlike_light.json", m::WMassConfig::WLikeLight().ToJson());
+  write("helicity_light.json", m::WMassConfig::Helicity(m::WMassPreset::kLight).ToJson());
+  write("dilepton_light.json", m::DileptonConfig::Preset(m::DileptonPreset::kLight).ToJson());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: %s OUTDIR\n", argv[0]);
+  if (argc != 3) {
+    std::fprintf(stderr, "usage: %s fit_input|config_json OUTDIR\n", argv[0]);
     return 1;
   }
-  const std::string out = argv[1];
+  const std::string what = argv[1], out = argv[2];
+  if (what == "config_json") {
+    WriteConfigs(out);
+    return 0;
+  }
   const auto lognormal = lepus::engine::SystematicType::kLogNormal;
   Small(lognormal).Write(out + "/tensorwriter_dense.h5");
   WriteOptions sparse;
