@@ -450,7 +450,7 @@ TEST_CASE("bad input: meta_json") {
                             "channels": [{"name": "a", "masked": false, "nbins": 12},
                                          {"name": "b", "masked": false,
                                           "nbins": 9223372036854775807}]})"),
-              {"meta_json: channels[1].nbins is 9223372036854775807, but the tensor has 15 bins "
+              {"meta_json: channels[1].nbins: is 9223372036854775807, but the tensor has 15 bins "
                "(hnorm rows), 12 of them in the channels before it"});
 }
 
