@@ -3,8 +3,10 @@
 BUILD_DIR ?= build
 # Seconds per ctest entry.
 CTEST_TIMEOUT ?= 900
+# `make sanitize`: clang + ASan/UBSan build (and the libFuzzer targets) in its own directory.
+SANITIZE_BUILD_DIR ?= build-sanitize
 
-.PHONY: all setup demo test bench clean
+.PHONY: all setup demo test bench sanitize clean
 
 all: setup
 
@@ -26,5 +28,13 @@ bench: setup
 	./$(BUILD_DIR)/benchmarks/lepus_bench_produce
 	./$(BUILD_DIR)/cli/lepus bench --suite all --threads 1,2 --csv $(BUILD_DIR)/bench.csv --markdown $(BUILD_DIR)/bench.md
 
+# Not part of `make test`/CI: installs clang and its sanitizer runtimes, builds everything with
+# AddressSanitizer + UndefinedBehaviorSanitizer in $(SANITIZE_BUILD_DIR), runs the whole ctest
+# suite there, then each fuzz target of tests/fuzz for 100000 inputs (scripts/sanitize.sh;
+# docs/reliability.md). Takes about an hour on 2 cores, most of it the build.
+sanitize:
+	LEPUS_SANITIZE=1 LEPUS_BUILD_DIR=$(SANITIZE_BUILD_DIR) bash scripts/setup.sh
+	bash scripts/sanitize.sh $(SANITIZE_BUILD_DIR)
+
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(SANITIZE_BUILD_DIR)

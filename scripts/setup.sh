@@ -5,6 +5,10 @@
 #   * configures with CMake and builds with all cores.
 # Needs root (or sudo) only when a package is missing. Idempotent: a second run only rebuilds
 # what changed. Environment: LEPUS_BUILD_DIR (default build), LEPUS_BUILD_TYPE (default Release).
+# LEPUS_SANITIZE=1 (`make sanitize`): also installs clang and its sanitizer/libFuzzer runtimes and
+# configures the build directory with clang, -DLEPUS_SANITIZE=ON (ASan + UBSan, the fuzz targets
+# of tests/fuzz), without benchmarks and the install-and-embed test (a plain g++ project cannot
+# link against sanitized libraries). `make test` never sets it and never installs clang.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +19,11 @@ PACKAGES=(
   doctest-dev libbenchmark-dev     # tests and benchmarks
   ccache hdf5-tools jq             # faster rebuilds; h5dump/h5ls; JSON checks in tests/cli
 )
+sanitize=${LEPUS_SANITIZE:-0}
+if [[ "$sanitize" == 1 ]]; then
+  # clang 14; libclang-rt-14-dev holds the ASan/UBSan runtimes and libFuzzer (Debian 12).
+  PACKAGES+=(clang libclang-rt-14-dev)
+fi
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -44,5 +53,14 @@ fi
 
 build_dir=${LEPUS_BUILD_DIR:-build}
 build_type=${LEPUS_BUILD_TYPE:-Release}
-cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE="$build_type"
+if [[ "$sanitize" == 1 ]]; then
+  # RelWithDebInfo: NDEBUG as in the shipped build; cmake/LepusSanitize.cmake's -O1 comes later
+  # on the command line and wins over -O2.
+  build_type=${LEPUS_BUILD_TYPE:-RelWithDebInfo}
+  cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE="$build_type" \
+    -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DLEPUS_SANITIZE=ON \
+    -DLEPUS_BUILD_BENCHMARKS=OFF -DLEPUS_BUILD_EXAMPLES=OFF
+else
+  cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE="$build_type"
+fi
 cmake --build "$build_dir" -j"$(nproc)"

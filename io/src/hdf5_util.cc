@@ -4,9 +4,11 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <sstream>
 #include <system_error>
 
+#include <unistd.h>
 
 #include "lepus/io/errors.h"
 
@@ -36,6 +38,23 @@ std::string CondenseHdf5Detail(const std::string& detail) {
   const std::string reason = detail.substr(m + key.size(), end - m - key.size());
   const auto head_end = detail.find_first_of(":,");
   return detail.substr(0, head_end) + ": " + reason;
+}
+
+// A corrupt dataspace can declare ~2^60 elements in a few bytes of file. Refuses, before the
+// buffer is allocated, a read whose buffer (n elements of bytes_each bytes in memory) would not
+// fit in this machine's physical memory (found by the fit_input fuzz target: was an uncaught
+// std::bad_alloc).
+void CheckFitsInMemory(const InputFile& f, const std::string& where, std::uint64_t n,
+                       std::size_t bytes_each) {
+  static const std::uint64_t memory = [] {
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0) return std::uint64_t{1} << 40;  // unknown: 1 TiB
+    return static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page);
+  }();
+  if (n > memory / bytes_each)
+    f.Fail(where, "declares " + std::to_string(n) + " elements of " + std::to_string(bytes_each) +
+                      " bytes in memory, more than the " + std::to_string(memory) +
+                      " bytes of memory of this machine");
 }
 
 std::string WithHdf5Detail(const std::string& what) {
@@ -166,7 +185,9 @@ std::string ShapeString(const std::vector<std::int64_t>& shape) {
 
 std::int64_t ShapeSize(const std::vector<std::int64_t>& shape) {
   std::int64_t n = 1;
-  for (auto d : shape) n *= d;
+  // Saturates at INT64_MAX: a corrupt original_shape must not overflow (UB), it must mismatch.
+  for (auto d : shape)
+    if (__builtin_mul_overflow(n, d, &n)) return std::numeric_limits<std::int64_t>::max();
   return n;
 }
 
@@ -278,6 +299,7 @@ std::vector<std::int64_t> InputFile::StoredShape(hid_t dset, const std::string& 
   const hssize_t n = H5Sget_simple_extent_npoints(space.get());
   if (n < 0) Fail(name, WithHdf5Detail("cannot read the dataspace size"));
   *npoints = H5Sget_simple_extent_type(space.get()) == H5S_NULL ? 0 : n;
+  CheckFitsInMemory(*this, name, static_cast<std::uint64_t>(*npoints), 2 * sizeof(double));
   const int rank = H5Sget_simple_extent_ndims(space.get());
   std::vector<hsize_t> dims(rank > 0 ? rank : 0);
   if (rank > 0) H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
@@ -360,6 +382,8 @@ std::vector<std::string> InputFile::ReadStrings(const std::string& name) const {
   if (npts < 0) Fail(name, WithHdf5Detail("cannot read the dataspace"));
   const auto n = static_cast<std::size_t>(npts);
   if (n == 0) return {};
+  // a pointer and a std::string per element (fixed-length: the characters, checked below)
+  CheckFitsInMemory(*this, name, n, sizeof(char*) + sizeof(std::string));
 
   const htri_t is_var = H5Tis_variable_str(ftype.get());
   if (is_var < 0) Fail(name, WithHdf5Detail("cannot inspect the string type"));
@@ -377,6 +401,7 @@ std::vector<std::string> InputFile::ReadStrings(const std::string& name) const {
     return out;
   }
   const std::size_t size = H5Tget_size(ftype.get());
+  CheckFitsInMemory(*this, name, n, std::max<std::size_t>(size, 1));
   Handle mtype(H5Tcopy(ftype.get()), CloseType);
   std::vector<char> raw(n * size + 1, '\0');
   if (H5Dread(dset.get(), mtype.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()) < 0)
@@ -401,6 +426,7 @@ std::vector<std::vector<std::int64_t>> InputFile::ReadRaggedInt(const std::strin
   if (npts < 0) Fail(name, WithHdf5Detail("cannot read the dataspace"));
   const auto n = static_cast<std::size_t>(npts);
   if (n == 0) return {};
+  CheckFitsInMemory(*this, name, n, sizeof(hvl_t) + sizeof(std::vector<std::int64_t>));
   Handle mtype(H5Tvlen_create(H5T_NATIVE_INT64), CloseType);
   std::vector<hvl_t> buf(n, hvl_t{0, nullptr});
   if (H5Dread(dset.get(), mtype.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) < 0)
@@ -430,6 +456,7 @@ std::vector<std::int64_t> InputFile::ReadIntAttribute(const std::string& object,
                          ? 0
                          : H5Sget_simple_extent_npoints(space.get());
   if (n < 0) Fail(where, WithHdf5Detail("cannot read the dataspace"));
+  CheckFitsInMemory(*this, where, static_cast<std::uint64_t>(n), sizeof(std::int64_t));
   std::vector<std::int64_t> out(static_cast<std::size_t>(n));
   if (n > 0 && H5Aread(a.get(), H5T_NATIVE_INT64, out.data()) < 0)
     Fail(where, WithHdf5Detail("cannot read"));

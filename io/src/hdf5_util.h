@@ -75,7 +75,7 @@ std::string LastHdf5Error();
 
 // "[3, 4]"
 std::string ShapeString(const std::vector<std::int64_t>& shape);
-std::int64_t ShapeSize(const std::vector<std::int64_t>& shape);
+std::int64_t ShapeSize(const std::vector<std::int64_t>& shape);  // INT64_MAX on overflow
 
 // Human name of an HDF5 filter id: built-ins (deflate is reported as "gzip") and the registered
 // third-party ids rabbit users meet (32001 blosc, 32004 lz4, 32015 zstd, 32026 blosc2, ...).

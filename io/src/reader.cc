@@ -92,7 +92,7 @@ Meta ParseMeta(const std::string& file, const std::string& text,
   Json j;
   try {
     j = Json::parse(text);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range for a number like 1e400
     r.Fail("", std::string("is not valid JSON (") + e.what() + ")");
   }
   Meta meta;
@@ -507,6 +507,12 @@ void FitInputReader::BuildChannels(engine::Model& m, const Meta& meta) {
     const std::string key = "meta_json: channels[" + std::to_string(i) + "]";
     if (!names.insert(c.name).second)
       Fail(key + ".name", "is " + Quote(c.name) + ", but channel names must be unique");
+    // Bounds the running totals below by nbins_full, so they cannot overflow (nbins is > 0).
+    if (c.nbins > m.nbins_full - unmasked - masked)
+      Fail(key + ".nbins", "is " + std::to_string(c.nbins) + ", but the tensor has " +
+                               std::to_string(m.nbins_full) + " bins (hnorm rows), " +
+                               std::to_string(unmasked + masked) +
+                               " of them in the channels before it");
     if (c.masked) {
       seen_masked = true;
       masked += c.nbins;
@@ -520,7 +526,10 @@ void FitInputReader::BuildChannels(engine::Model& m, const Meta& meta) {
     std::int64_t prod = 1;
     for (const auto& ax : c.axes) {
       all_edges = all_edges && !ax.edges.empty();
-      if (!ax.edges.empty()) prod *= static_cast<std::int64_t>(ax.edges.size()) - 1;
+      if (!ax.edges.empty() &&
+          __builtin_mul_overflow(prod, static_cast<std::int64_t>(ax.edges.size()) - 1, &prod))
+        Fail(key + ".axes", "give more than 2^63 bins, but must give nbins = " +
+                                std::to_string(c.nbins));
     }
     if (all_edges && prod != c.nbins)
       Fail(key + ".nbins", "is " + std::to_string(c.nbins) + ", but the axes' edges give " +

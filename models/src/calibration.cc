@@ -264,7 +264,7 @@ CalibrationParameters CalibrationFromJson(const std::string& text, const std::st
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e400
     throw io::InputError(origin + ": not valid JSON: " + e.what());
   }
   Reader r(j, origin);

@@ -174,7 +174,7 @@ inline nlohmann::json ParseConfigObject(const std::string& text, const std::stri
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for 1e400
     throw std::invalid_argument(origin + ": not valid JSON: " + e.what());
   }
   if (!j.is_object())

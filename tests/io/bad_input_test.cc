@@ -440,6 +440,46 @@ TEST_CASE("bad input: meta_json") {
                                          {"name": "m", "masked": true, "nbins": 3}],
                             "systematics": [{"name": "syst0"}]})"),
               {"meta_json: systematics has 1 entries, but hsysts has 6"});
+  // Found by the meta_json fuzz target (tests/fuzz): a number beyond double's range was an
+  // uncaught nlohmann out_of_range, and nbins near 2^63 overflowed the channel totals.
+  ExpectError(with_meta(R"({"lepus_meta_version": 1, "systematic_type": "normal",
+                            "channels": [{"name": "a", "masked": false, "nbins": 12,
+                                          "axes": [{"name": "x", "edges": [0, 1e400]}]}]})"),
+              {"meta_json: is not valid JSON", "number overflow parsing '1e400'"});
+  ExpectError(with_meta(R"({"lepus_meta_version": 1, "systematic_type": "normal",
+                            "channels": [{"name": "a", "masked": false, "nbins": 12},
+                                         {"name": "b", "masked": false,
+                                          "nbins": 9223372036854775807}]})"),
+              {"meta_json: channels[1].nbins: is 9223372036854775807, but the tensor has 15 bins "
+               "(hnorm rows), 12 of them in the channels before it"});
+}
+
+TEST_CASE("bad input: a dataspace declaring more elements than fit in memory") {
+  // Found by the fit_input fuzz target: a corrupt dataspace made the reader allocate its buffer
+  // and die of std::bad_alloc. A chunked dataset with nothing written declares 2^50 elements in
+  // a few bytes of file.
+  const hsize_t huge = hsize_t{1} << 50, chunk = 1024;
+  auto replace = [&](const std::string& name, hid_t type) {
+    const std::string path = WriteTemp(Base(), "huge");
+    H5File f(path);
+    f.Delete(name);
+    const hid_t space = H5Screate_simple(1, &huge, nullptr);
+    const hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 1, &chunk);
+    const hid_t d = H5Dcreate2(f.id(), name.c_str(), type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    REQUIRE(d >= 0);
+    H5Dclose(d);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    return path;
+  };
+  ExpectError(replace("hdata_obs", H5T_IEEE_F64LE),
+              {"hdata_obs: declares 1125899906842624 elements of 16 bytes in memory, more than the",
+               "bytes of memory of this machine"});
+  const hid_t vlen = H5Tcopy(H5T_C_S1);
+  H5Tset_size(vlen, H5T_VARIABLE);
+  ExpectError(replace("hsysts", vlen), {"hsysts: declares 1125899906842624 elements"});
+  H5Tclose(vlen);
 }
 
 TEST_CASE("bad input: writer refuses invalid models and leaves nothing behind") {

@@ -217,6 +217,11 @@ TEST_CASE("calibration JSON round trip and errors") {
                        doctest::Contains("missing key \"schema_version\""), InputError);
   CHECK_THROWS_WITH_AS(CalibrationFromJson("{not json", "f.json"), doctest::Contains("f.json: not valid JSON"),
                        InputError);
+  // A number beyond double's range (found by the config_json fuzz target; was uncaught).
+  CHECK_THROWS_WITH_AS(CalibrationFromJson("{\"A\": [1e400]}", "f.json"),
+                       doctest::Contains("f.json: not valid JSON: [json.exception.out_of_range.406] "
+                                         "number overflow parsing '1e400'"),
+                       InputError);
   CHECK_THROWS_WITH_AS(ReadCalibration("/nonexistent/cal.json"), doctest::Contains("cannot open"), InputError);
 }
 

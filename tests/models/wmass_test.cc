@@ -323,6 +323,11 @@ TEST_CASE("WMassConfig: JSON reading with clear errors") {
       std::invalid_argument);
   CHECK_THROWS_WITH_AS(parse("{not json"), doctest::Contains("cfg.json: not valid JSON"),
                        std::invalid_argument);
+  // A number beyond double's range (found by the config_json fuzz target; was uncaught).
+  CHECK_THROWS_WITH_AS(parse(R"({"lepus_config_version": 1, "luminosity_pb": 1e400})"),
+                       doctest::Contains("cfg.json: not valid JSON: [json.exception.out_of_range.406] "
+                                         "number overflow parsing '1e400'"),
+                       std::invalid_argument);
   CHECK_THROWS_WITH_AS(ReadWMassConfig("/nonexistent/dir/cfg.json"),
                        doctest::Contains("/nonexistent/dir/cfg.json: cannot open"),
                        io::InputError);
