@@ -59,6 +59,10 @@ class MetaReader {
   }
   double Number(const Json& v, const std::string& key) const {
     if (!v.is_number()) Fail(key, "is " + Describe(v) + ", but must be a number");
+    // nlohmann_json parses a number beyond the range of a double (1e400) as inf.
+    if (!std::isfinite(v.get<double>()))
+      Fail(key, std::string("is ") + (v.get<double>() > 0 ? "inf" : "-inf") +
+                    ", but must be a finite number (at most 1.8e308 in magnitude)");
     return v.get<double>();
   }
   std::int64_t Integer(const Json& v, const std::string& key) const {

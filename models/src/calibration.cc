@@ -209,6 +209,9 @@ CalibrationParameters SyntheticCalibration(const SyntheticCalibrationOptions& op
 
 namespace {
 
+// A non-finite value as shown in messages.
+std::string Shown(double v) { return std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf"; }
+
 class Reader {
  public:
   Reader(const json& j, std::string origin) : j_(j), origin_(std::move(origin)) {}
@@ -228,6 +231,10 @@ class Reader {
       if (!v[i].is_number())
         Fail("\"" + name + "\"[" + std::to_string(i) + "] is " + std::string(v[i].type_name()) +
              ", but must be a number");
+      // nlohmann_json parses a number beyond the range of a double (1e400) as inf.
+      if (!std::isfinite(v[i].get<double>()))
+        Fail("\"" + name + "\"[" + std::to_string(i) + "] is " + Shown(v[i].get<double>()) +
+             ", but must be a finite number (at most 1.8e308 in magnitude)");
       out.push_back(v[i].get<double>());
     }
     return out;
@@ -332,6 +339,9 @@ CalibrationParameters CalibrationFromJson(const std::string& text, const std::st
       if (!x.is_number())
         r.Fail("\"closure_global." + std::string(names[p]) + "\" is " +
                std::string(x.type_name()) + ", but must be a number");
+      if (!std::isfinite(x.get<double>()))
+        r.Fail("\"closure_global." + std::string(names[p]) + "\" is " + Shown(x.get<double>()) +
+               ", but must be a finite number (at most 1.8e308 in magnitude)");
       Set(c.closure.global, p, x.get<double>());
     }
   }
