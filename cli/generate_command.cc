@@ -100,9 +100,9 @@ std::string Human(double n) {
   return buf;
 }
 
-// Lower estimate of the event file's size per generated event (bytes): gzip-compressed columns
-// of the written events, measured on the default simulation and data (about twice this value),
-// so that the check below never refuses a file that would fit.
+// Lower estimate of the event file's size per generated event (bytes) with the default filter
+// (>= 1 muon above 20 GeV): measured 96 bytes for the simulation of every process and 46 for data
+// (-n 200000). A much tighter --min-pt / --min-muons writes less: --no-resource-check.
 constexpr double kEventFileBytesPerEvent = 40.0;
 
 // Refuses, before generating, an event file that cannot fit on the output's filesystem

@@ -231,7 +231,7 @@ class Reader {
       if (!v[i].is_number())
         Fail("\"" + name + "\"[" + std::to_string(i) + "] is " + std::string(v[i].type_name()) +
              ", but must be a number");
-      // nlohmann_json parses a number beyond the range of a double (1e400) as inf.
+      // Defensive: nlohmann_json already refuses 1e400 while parsing (CalibrationFromJson).
       if (!std::isfinite(v[i].get<double>()))
         Fail("\"" + name + "\"[" + std::to_string(i) + "] is " + Shown(v[i].get<double>()) +
              ", but must be a finite number (at most 1.8e308 in magnitude)");
@@ -268,6 +268,10 @@ CalibrationParameters CalibrationFromJson(const std::string& text, const std::st
     j = json::parse(text);
   } catch (const json::parse_error& e) {
     throw io::InputError(origin + ": not valid JSON: " + e.what());
+  } catch (const json::out_of_range& e) {
+    // nlohmann_json refuses a number beyond the range of a double (1e400) while parsing.
+    throw io::InputError(origin + ": a number is beyond the range of a double (at most 1.8e308 "
+                         "in magnitude): " + e.what());
   }
   Reader r(j, origin);
   if (!j.is_object()) r.Fail("the top level is " + std::string(j.type_name()) + ", but must be an object");

@@ -32,8 +32,8 @@ inline std::string JsonTypeName(const nlohmann::json& v) {
   return "object";
 }
 
-// A value as shown in messages (at most 40 characters). nlohmann_json parses a number beyond the
-// range of a double (1e400) as inf, which dump() would print as null.
+// A value as shown in messages (at most 40 characters); non-finite numbers (which dump() would
+// print as null) as inf / -inf / nan.
 inline std::string JsonShown(const nlohmann::json& v) {
   if (v.is_number_float() && !std::isfinite(v.get<double>()))
     return std::isnan(v.get<double>()) ? "nan" : v.get<double>() > 0 ? "inf" : "-inf";
@@ -110,7 +110,8 @@ class JsonReader {
     if (!std::isfinite(v->get<double>())) Error(key, *v, kFiniteNumber);
     *out = v->get<double>();
   }
-  // Every number read must be finite: a JSON number beyond the range of a double parses as inf.
+  // Every number read must be finite. (nlohmann_json already refuses 1e400 while parsing, see
+  // ParseConfigObject; this also covers objects built in code.)
   static constexpr const char* kFiniteNumber = "a finite number (at most 1.8e308 in magnitude)";
 
   void Bool(const std::string& key, bool* out) {
@@ -189,6 +190,10 @@ inline nlohmann::json ParseConfigObject(const std::string& text, const std::stri
     j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     throw std::invalid_argument(origin + ": not valid JSON: " + e.what());
+  } catch (const nlohmann::json::out_of_range& e) {
+    // nlohmann_json refuses a number beyond the range of a double (1e400) while parsing.
+    throw std::invalid_argument(origin + ": a number is beyond the range of a double (at most "
+                                "1.8e308 in magnitude): " + e.what());
   }
   if (!j.is_object())
     throw std::invalid_argument(origin + ": the configuration must be a JSON object, but is " +

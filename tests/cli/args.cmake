@@ -61,16 +61,17 @@ lepus_cli_error(args.bench_regions_huge
                 "lepus: error: --large-regions is 2147483647, but must be an integer in \\[1, 100000\\]"
                 bench --suite large --large-regions 2147483647)
 
-# Absurd counts: estimates of memory (toys) and disk (generate) refused before any work.
+# Absurd counts: estimates of memory (toys) and disk (generate) refused before any work (the
+# output in a directory that exists at configure time: the output-path check comes first).
 lepus_cli_error(args.toys_memory_estimate
                 "lepus: error: --ntoys is 2000000000, but the per-toy results .* would need about .* more than the .* of available memory \\(MemAvailable\\) \\(--no-resource-check skips this check\\)"
                 toys ${args_input} -n 2000000000)
 lepus_cli_error(args.generate_disk_estimate
                 "lepus: error: --events is ${u64_max}, but the event file of .* generated events would need about .* free on the filesystem of .*/e\\.h5 \\(--no-resource-check skips this check\\)"
-                generate -p wmunu -n ${u64_max} -o ${work}/e.h5)
+                generate -p wmunu -n ${u64_max} -o ${CMAKE_CURRENT_BINARY_DIR}/e.h5)
 lepus_cli_error(args.generate_data_lumi_estimate
                 "lepus: error: --lumi is 1e\\+12, but the event file of .* generated events would need about"
-                generate -p wmunu --data --lumi 1e12 -o ${work}/e.h5)
+                generate -p wmunu --data --lumi 1e12 -o ${CMAKE_CURRENT_BINARY_DIR}/e.h5)
 
 # Seeds: the full unsigned 64-bit range or an error (no clamping, no wrapping).
 lepus_cli_error(args.generate_seed_negative
@@ -118,7 +119,7 @@ lepus_cli_error(args.produce_helicity_prior_width
                 "lepus: error: --prior-width is 0, but must be a finite number > 0"
                 produce helicity --prior-width 0 -o ${args_out}/p.h5)
 lepus_cli_error(args.calibrate_sim_factor_inf
-                "lepus: error: --sim-factor is inf, but must be a finite number in \\(0, 100\\]"
+                "lepus: error: --sim-factor is inf, but must be a finite number in \\(0, 100.$"
                 calibrate jpsi --light --sim-factor inf -o ${args_out}/c.json)
 lepus_cli_error(args.calibrate_pt_edges_nan "lepus: error: --pt-edges is nan, but must be a finite number in \\[0, 10000\\]"
                 calibrate jpsi --light --pt-edges 6,nan -o ${args_out}/c.json)
@@ -148,7 +149,7 @@ lepus_cli_error(args.bench_max_seconds_nan "lepus: error: --max-seconds is nan, 
 
 # Configuration files: the file and the JSON key path.
 lepus_cli_error(args.config_number_overflow
-                "lepus: error: .*inf_number\\.json: selection\\.mt_cut is inf \\(number\\), but must be a finite number"
+                "lepus: error: .*inf_number\\.json: a number is beyond the range of a double \\(at most 1\\.8e308 in magnitude\\): .*number overflow parsing '1e400'"
                 produce wmass --config ${dir}/args/inf_number.json -o ${args_out}/p.h5)
 lepus_cli_error(args.config_seed_negative
                 "lepus: error: .*negative_seed\\.json: simulation\\.seed is -1 \\(integer\\), but must be a non-negative integer"

@@ -1,7 +1,8 @@
 // Numbers in the JSON configuration readers (issue 10, "Arguments and configuration values"):
-// every number read is finite (nlohmann_json parses 1e400 as inf), integers are range-checked
-// without wrapping, and seeds keep the full unsigned 64-bit range bit for bit. Each message names
-// the file and the key path.
+// a number beyond the range of a double (1e400) is an input error naming the file and the number
+// (nlohmann_json throws out_of_range 406 while parsing: before, that escaped the readers as an
+// internal error), integers are range-checked without wrapping, and seeds keep the full unsigned
+// 64-bit range bit for bit. Messages name the file and, after parsing, the key path.
 #include <cstdint>
 #include <limits>
 #include <stdexcept>
@@ -20,25 +21,22 @@ namespace {
 constexpr std::uint64_t kMaxSeed = std::numeric_limits<std::uint64_t>::max();
 }
 
-TEST_CASE("WMassConfig JSON: numbers beyond a double are rejected with the key path") {
+TEST_CASE("WMassConfig JSON: numbers beyond a double are input errors naming the file") {
   auto parse = [](const std::string& body) {
     return WMassConfigFromJson(R"({"lepus_config_version": 1, )" + body + "}", "cfg.json");
   };
   CHECK_THROWS_WITH_AS(parse(R"("selection": {"mt_cut": 1e400})"),
-                       doctest::Contains("cfg.json: selection.mt_cut is inf (number), but must be "
-                                         "a finite number"),
+                       doctest::Contains("cfg.json: a number is beyond the range of a double (at most 1.8e308 in magnitude): [json.exception.out_of_range.406] number overflow parsing '1e400'"),
                        std::invalid_argument);
   CHECK_THROWS_WITH_AS(parse(R"("luminosity_pb": -1e400)"),
-                       doctest::Contains("cfg.json: luminosity_pb is -inf (number), but must be a "
-                                         "finite number"),
+                       doctest::Contains("cfg.json: a number is beyond the range of a double (at most 1.8e308 in magnitude): [json.exception.out_of_range.406] number overflow parsing '-1e400'"),
                        std::invalid_argument);
   CHECK_THROWS_WITH_AS(parse(R"("data": {"mw_shift_mev": 1e999})"),
-                       doctest::Contains("cfg.json: data.mw_shift_mev is inf (number)"),
+                       doctest::Contains("cfg.json: a number is beyond the range of a double (at most 1.8e308 in magnitude): [json.exception.out_of_range.406] number overflow parsing '1e999'"),
                        std::invalid_argument);
   CHECK_THROWS_WITH_AS(
       parse(R"("systematics": {"efficiency": {"syst_eta_edges": [0, 1e400]}})"),
-      doctest::Contains("cfg.json: systematics.efficiency.syst_eta_edges[1] is inf (number), but "
-                        "must be a finite number"),
+      doctest::Contains("cfg.json: a number is beyond the range of a double (at most 1.8e308 in magnitude): [json.exception.out_of_range.406] number overflow parsing '1e400'"),
       std::invalid_argument);
   // The largest finite double is still a number (then checked by the configuration's ranges).
   CHECK_THROWS_WITH_AS(parse(R"("luminosity_pb": -1.7e308)"),
@@ -85,23 +83,22 @@ TEST_CASE("WMassConfig JSON: seeds keep the full unsigned 64-bit range") {
   CHECK(back.data.seed == (std::uint64_t{1} << 63));
 }
 
-TEST_CASE("DileptonConfig JSON: finite numbers and full-range seeds") {
+TEST_CASE("DileptonConfig JSON: numbers beyond a double, full-range seeds") {
   auto parse = [](const std::string& body) {
     return DileptonConfigFromJson(R"({"lepus_config_version": 1, )" + body + "}", "dl.json");
   };
   CHECK_THROWS_WITH_AS(parse(R"("luminosity_pb": 1e400)"),
-                       doctest::Contains("dl.json: luminosity_pb is inf (number), but must be a "
-                                         "finite number"),
+                       doctest::Contains("dl.json: a number is beyond the range of a double (at most 1.8e308 in magnitude): [json.exception.out_of_range.406] number overflow parsing '1e400'"),
                        std::invalid_argument);
   CHECK_THROWS_WITH_AS(parse(R"("binning": {"mass_edges": [60, 1e400]})"),
-                       doctest::Contains("dl.json: binning.mass_edges[1] is inf (number)"),
+                       doctest::Contains("dl.json: a number is beyond the range of a double (at most 1.8e308 in magnitude): [json.exception.out_of_range.406] number overflow parsing '1e400'"),
                        std::invalid_argument);
   const DileptonConfig c = parse(R"("simulation": {"seed": 18446744073709551615})");
   CHECK(c.simulation.seed == kMaxSeed);
   CHECK(DileptonConfigFromJson(c.ToJson(), "printed.json").simulation.seed == kMaxSeed);
 }
 
-TEST_CASE("Calibration file: numbers beyond a double are rejected naming the key") {
+TEST_CASE("Calibration file: numbers beyond a double are input errors naming the file") {
   const std::string ok = R"({"schema": "lepus-muon-calibration", "schema_version": 1,
       "eta_edges": [-2.4, 0, 2.4], "A": [1e-4, 2e-4], "e": [0, 0], "M": [0, 0],
       "covariance": [[1e-8,0,0,0,0,0],[0,1e-8,0,0,0,0],[0,0,1e-8,0,0,0],
@@ -113,14 +110,14 @@ TEST_CASE("Calibration file: numbers beyond a double are rejected naming the key
     return t;
   };
   CHECK_THROWS_WITH_AS(CalibrationFromJson(with("\"A\": [1e-4", "\"A\": [1e400"), "cal.json"),
-                       doctest::Contains("cal.json: \"A\"[0] is inf, but must be a finite number"),
+                       doctest::Contains("cal.json: a number is beyond the range of a double (at most 1.8e308 in magnitude): [json.exception.out_of_range.406] number overflow parsing '1e400'"),
                        lepus::io::InputError);
   CHECK_THROWS_WITH_AS(
       CalibrationFromJson(with("[-2.4, 0, 2.4]", "[-1e400, 0, 2.4]"), "cal.json"),
-      doctest::Contains("cal.json: \"eta_edges\"[0] is -inf, but must be a finite number"),
+      doctest::Contains("cal.json: a number is beyond the range of a double (at most 1.8e308 in magnitude): [json.exception.out_of_range.406] number overflow parsing '-1e400'"),
       lepus::io::InputError);
   CHECK_THROWS_WITH_AS(
       CalibrationFromJson(with("[[1e-8,0", "[[1e999,0"), "cal.json"),
-      doctest::Contains("cal.json: \"covariance[0]\"[0] is inf, but must be a finite number"),
+      doctest::Contains("cal.json: a number is beyond the range of a double (at most 1.8e308 in magnitude): [json.exception.out_of_range.406] number overflow parsing '1e999'"),
       lepus::io::InputError);
 }
