@@ -10,6 +10,9 @@
 // are removed so CLI11 does not read them as octal) and only finite numbers in range, converted
 // exactly as CLI11 converts them afterwards (strtold, then double).
 //
+// IntegerArg and SeedArg rewrite the text (leading zeros): attach them with ->transform(), which
+// lets a validator modify the value (->check() would discard the rewrite); NumberArg with ->check().
+//
 // CLI11 prefixes a validator's message with the option's name and ": "; FormatParseError turns
 // "--events: is -5, ..." into "--events is -5, ...".
 #pragma once

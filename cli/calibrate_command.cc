@@ -325,7 +325,7 @@ void AddSampleOptions(CLI::App* sub, const std::shared_ptr<CalibrateArgs>& a,
   // At most 1e12 data events: generating them takes days already (a few million events/s).
   sub->add_option("-n,--generate", a->num_events, generate_help + " (at most 1e12)")
       ->type_name("N")
-      ->check(IntegerArg(1, 1000000000000));
+      ->transform(IntegerArg(1, 1000000000000));
   sub->add_option("--events", a->sim_files,
                   "simulated " + what + " event files to read instead of generating (with "
                   "--data-events)")
@@ -337,7 +337,7 @@ void AddSampleOptions(CLI::App* sub, const std::shared_ptr<CalibrateArgs>& a,
                   "random seed, 0 to 2^64 - 1 (data and simulation use independent streams)")
       ->type_name("S")
       ->capture_default_str()
-      ->check(SeedArg());
+      ->transform(SeedArg());
   sub->add_option("--pt-edges", a->pt_edges, "muon pT bin edges in GeV")
       ->type_name("GEV...")
       ->delimiter(',')
@@ -348,9 +348,9 @@ void AddSampleOptions(CLI::App* sub, const std::shared_ptr<CalibrateArgs>& a,
   sub->add_option("--min-events", a->min_events,
                   "events (data and simulation) a mass bin needs to be used (default 50)")
       ->type_name("N")
-      ->check(IntegerArg(10, std::numeric_limits<int>::max()));
+      ->transform(IntegerArg(10, std::numeric_limits<int>::max()));
   sub->add_option("--threads", a->threads, "worker threads (0 = all cores)")
-      ->check(IntegerArg(0, 4096))
+      ->transform(IntegerArg(0, 4096))
       ->capture_default_str();
   sub->add_flag("-q,--quiet", a->quiet, "no progress lines");
   sub->add_option("-o,--output", a->output, "calibration file (JSON; - = stdout)")
@@ -377,7 +377,7 @@ Command AddCalibrateCommand(CLI::App& parent, const std::string& command_line) {
   sub->add_option("--eta-bins", a->eta_bins,
                   "uniform eta bins in [-2.4, 2.4] (a divisor of 48), overrides the configuration")
       ->type_name("N")
-      ->check(IntegerArg(1, 48));
+      ->transform(IntegerArg(1, 48));
   sub->add_option("--solver", a->solver,
                   "Ceres linear solver (default: dense_qr light, sparse_normal_cholesky full)")
       ->check(CLI::IsMember({"dense_qr", "dense_normal_cholesky", "sparse_normal_cholesky"}));

@@ -248,13 +248,13 @@ Command AddDemoCommand(CLI::App& parent, const std::string& command_line) {
                   "2^63 - 1 (the samples use the seeds 2 S + 1 and 2 S + 2)")
       ->type_name("N")
       ->capture_default_str()
-      ->check(SeedArg(std::numeric_limits<std::int64_t>::max()));
+      ->transform(SeedArg(std::numeric_limits<std::int64_t>::max()));
   sub->add_option("--threads", args->threads, "worker threads (0 = all cores)")
       ->type_name("N")
-      ->check(IntegerArg(0, 4096));
+      ->transform(IntegerArg(0, 4096));
   sub->add_option("--events", args->events, "simulated events to generate")
       ->type_name("N")
-      ->check(IntegerArg(1000, std::uint64_t{1} << 40))
+      ->transform(IntegerArg(1000, std::uint64_t{1} << 40))
       ->capture_default_str();
   sub->add_option("--luminosity", args->luminosity, "integrated luminosity of the data (pb^-1)")
       ->type_name("PB")

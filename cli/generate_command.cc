@@ -360,12 +360,12 @@ Command AddGenerateCommand(CLI::App& parent, const std::string& command_line) {
   sub->add_option("-n,--events", a->num_events,
                   "simulation: events to generate (shared by rate); data: expected events")
       ->type_name("N")
-      ->check(IntegerArg(1, std::numeric_limits<std::uint64_t>::max()));
+      ->transform(IntegerArg(1, std::numeric_limits<std::uint64_t>::max()));
   sub->add_option("--seed", a->seed,
                   "random seed, 0 to 2^64 - 1 (use different seeds for data and simulation)")
       ->type_name("S")
       ->capture_default_str()
-      ->check(SeedArg());
+      ->transform(SeedArg());
   sub->add_flag("--data", a->data,
                 "generate data: the data truth, Poisson counts, efficiencies by accept/reject");
   sub->add_option("--lumi", a->lumi_pb,
@@ -389,7 +389,7 @@ Command AddGenerateCommand(CLI::App& parent, const std::string& command_line) {
       ->check(CLI::IsMember({"nominal", "biased"}));
   sub->add_option("--min-muons", a->min_muons,
                   "keep events with at least this many reconstructed muons above --min-pt")
-      ->check(IntegerArg(0, 2))
+      ->transform(IntegerArg(0, 2))
       ->capture_default_str();
   sub->add_option("--min-pt", a->min_pt, "muon pT threshold of the filter (GeV)")
       ->check(NonNegativeArg())
@@ -397,14 +397,14 @@ Command AddGenerateCommand(CLI::App& parent, const std::string& command_line) {
   sub->add_flag("--no-detector", a->no_detector,
                 "perfect detector: generated muons in the acceptance, no efficiencies");
   sub->add_option("--batch", a->batch, "events generated per batch")
-      ->check(IntegerArg(1, std::uint64_t{1} << 26))
+      ->transform(IntegerArg(1, std::uint64_t{1} << 26))
       ->capture_default_str();
   sub->add_option("-o,--output", a->output, "output event file (HDF5)")
       ->required()
       ->type_name("FILE");
   sub->add_option("--threads", a->threads, "worker threads (0 = all cores; output does not depend on it)")
       ->type_name("N")
-      ->check(IntegerArg(0, 4096));
+      ->transform(IntegerArg(0, 4096));
   sub->add_flag("--no-resource-check", a->no_resource_check,
                 "skip the check of the estimated event-file size against the free space of the "
                 "output's filesystem");

@@ -145,7 +145,7 @@ void AddProduceFlags(CLI::App* sub, ProduceFlags* args) {
   // At most 1e12: producing them takes days already (a few million events/s).
   sub->add_option("--generate", args->generate, "simulated events to generate (at most 1e12)")
       ->type_name("N")
-      ->check(IntegerArg(1, 1000000000000));
+      ->transform(IntegerArg(1, 1000000000000));
   sub->add_option("--data-events", args->data_events,
                   "data event files (instead of generating data)")
       ->type_name("FILE")
@@ -168,7 +168,7 @@ void AddProduceFlags(CLI::App* sub, ProduceFlags* args) {
                   "generator seed of the simulation, 0 to 2^64 - 1 (the data use SEED + 1, "
                   "modulo 2^64)")
       ->type_name("S")
-      ->check(SeedArg())
+      ->transform(SeedArg())
       ->each([args](const std::string&) { args->seed_given = true; });
   sub->add_option("--luminosity", args->luminosity,
                   "integrated luminosity of generated data and of the simulation weights")
@@ -176,7 +176,7 @@ void AddProduceFlags(CLI::App* sub, ProduceFlags* args) {
       ->check(PositiveArg());
   sub->add_option("--threads", args->threads, "worker threads (0 = all cores; output identical)")
       ->type_name("N")
-      ->check(IntegerArg(0, 4096));
+      ->transform(IntegerArg(0, 4096));
 }
 
 namespace {

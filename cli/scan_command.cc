@@ -312,7 +312,7 @@ Command AddScanCommand(CLI::App& parent, const std::string& command_line) {
                   "points per parameter (at most 100000; 2D: at most 1000, N x N profile fits)")
       ->type_name("N")
       ->capture_default_str()
-      ->check(IntegerArg(1, kMaxPoints1D));
+      ->transform(IntegerArg(1, kMaxPoints1D));
   CLI::Option* range =
       sub->add_option("--range", args->range, "scan range of --param (reported units)")
           ->type_name("LO HI")

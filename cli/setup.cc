@@ -37,7 +37,7 @@ void AddLikelihoodFlags(CLI::App* sub, LikelihoodFlags* flags) {
                 "parametrise signal strengths as mu = x^2 (mu >= 0)");
   sub->add_option("--threads", flags->threads, "worker threads (0 = all cores)")
       ->type_name("N")
-      ->check(IntegerArg(0, 4096));
+      ->transform(IntegerArg(0, 4096));
 }
 
 void AddDataFlags(CLI::App* sub, DataFlags* flags) {
@@ -65,7 +65,7 @@ void AddFitFlags(CLI::App* sub, FitFlags* flags) {
   sub->add_option("--max-iter", flags->max_iterations, "maximum Newton iterations")
       ->type_name("N")
       ->capture_default_str()
-      ->check(IntegerArg(1, 1000000));
+      ->transform(IntegerArg(1, 1000000));
   sub->add_option("--method", flags->method,
                   "minimiser: dense (Newton with the dense Hessian, full covariance), matrix_free "
                   "(Newton-CG with Hessian-vector products; covariance rows of the POIs/NOIs only), "

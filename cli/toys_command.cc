@@ -165,12 +165,12 @@ Command AddToysCommand(CLI::App& parent, const std::string& command_line) {
   sub->add_option("-n,--ntoys", args->ntoys, "number of toys (> 0)")
       ->required()
       ->type_name("N")
-      ->check(IntegerArg(1, std::numeric_limits<int>::max()));
+      ->transform(IntegerArg(1, std::numeric_limits<int>::max()));
   sub->add_option("--seed", args->seed,
                   "random seed, 0 to 2^64 - 1 (results do not depend on --threads)")
       ->type_name("S")
       ->capture_default_str()
-      ->check(SeedArg());
+      ->transform(SeedArg());
   sub->add_flag("--no-resource-check", args->no_resource_check,
                 "skip the check of the per-toy results' memory (8 x ntoys x (2 x parameters + 4) "
                 "bytes) against the available memory");

@@ -5,7 +5,8 @@
 #  * generate: seeds 2^63 and 2^63 + 1 give different events; the event files' `seed` attribute
 #    (H5T_STD_U64LE) holds each seed exactly; 2^64 - 1 is accepted and recorded;
 #  * toys: seeds 2^63 and 2^63 + 1 give different ensembles; the JSON `seed` is the exact unsigned
-#    integer and the HDF5 root attribute `seed` is H5T_STD_U64LE with the exact value.
+#    integer and the HDF5 root attribute `seed` is H5T_STD_U64LE with the exact value;
+#  * leading zeros are decimal: `-n 010 --seed 010` means 10 events with seed 10.
 set -euo pipefail
 lepus=$1 input=$2 tmp=$3
 rm -rf "$tmp"
@@ -31,6 +32,13 @@ col() { h5dump -d "/events/$2" "$1" 2>/dev/null | tail -n +2 | md5sum; }
   || fail "generate: seeds $s0 and $s1 give identical events"
 [[ "$(col "$tmp/ev_$s1.h5" mu0_pt)" != "$(col "$tmp/ev_$smax.h5" mu0_pt)" ]] \
   || fail "generate: seeds $s1 and $smax give identical events"
+
+# Leading zeros are decimal (CLI11 alone reads "010" as octal 8): 10 events, seed 10.
+"$lepus" generate -p wplus -n 010 --seed 010 -o "$tmp/ev_010.h5" 2> "$tmp/gen_010.log" \
+  || { cat "$tmp/gen_010.log"; fail "generate -n 010 --seed 010"; }
+grep -q "seed 10, .* 10 events to generate" "$tmp/gen_010.log" \
+  || { cat "$tmp/gen_010.log"; fail "-n 010 --seed 010 not read as 10 and 10"; }
+grep -q "(0): 10\$" <<< "$(attr "$tmp/ev_010.h5" seed)" || fail "seed 010 not recorded as 10"
 
 for s in $s0 $s1; do
   "$lepus" toys "$input" --no-bbstat -n 5 --seed "$s" --json "$tmp/toys_$s.json" \
