@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <sstream>
 #include <stdexcept>
@@ -27,6 +28,7 @@
 #include <Eigen/Dense>
 
 #include "calibrate_command.h"
+#include "args.h"
 #include "common.h"
 #include "lepus/models/calibration.h"
 #include "lepus/models/jpsi_calibration.h"
@@ -331,7 +333,10 @@ int RunZClosureCommand(const CalibrateArgs& a, const std::string& command_line) 
 // Options shared by `calibrate jpsi` and `calibrate zclosure`.
 void AddSampleOptions(CLI::App* sub, const std::shared_ptr<CalibrateArgs>& a,
                       const std::string& what, const std::string& generate_help) {
-  sub->add_option("-n,--generate", a->num_events, generate_help)->type_name("N");
+  // At most 1e12 data events: generating them takes days already (a few million events/s).
+  sub->add_option("-n,--generate", a->num_events, generate_help + " (at most 1e12)")
+      ->type_name("N")
+      ->transform(IntegerArg(1, 1000000000000));
   sub->add_option("--events", a->sim_files,
                   "simulated " + what + " event files to read instead of generating (with "
                   "--data-events)")
@@ -339,19 +344,24 @@ void AddSampleOptions(CLI::App* sub, const std::shared_ptr<CalibrateArgs>& a,
   sub->add_option("--data-events", a->data_files,
                   "data " + what + " event files to read instead of generating (with --events)")
       ->type_name("FILE...");
-  sub->add_option("--seed", a->seed, "random seed (data and simulation use independent streams)")
+  sub->add_option("--seed", a->seed,
+                  "random seed, 0 to 2^64 - 1 (data and simulation use independent streams)")
       ->type_name("S")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->transform(SeedArg());
   sub->add_option("--pt-edges", a->pt_edges, "muon pT bin edges in GeV")
       ->type_name("GEV...")
-      ->delimiter(',');
-  sub->add_option("--sim-factor", a->sim_factor, "simulated / data events (default 2)")
-      ->type_name("X");
+      ->delimiter(',')
+      ->check(NumberArg(0.0, 1e4));
+  sub->add_option("--sim-factor", a->sim_factor, "simulated / data events (default 2, at most 100)")
+      ->type_name("X")
+      ->check(NumberArg(0.0, 100.0, true));
   sub->add_option("--min-events", a->min_events,
                   "events (data and simulation) a mass bin needs to be used (default 50)")
-      ->type_name("N");
+      ->type_name("N")
+      ->transform(IntegerArg(10, std::numeric_limits<int>::max()));
   sub->add_option("--threads", a->threads, "worker threads (0 = all cores)")
-      ->check(CLI::NonNegativeNumber)
+      ->transform(IntegerArg(0, 4096))
       ->capture_default_str();
   sub->add_flag("-q,--quiet", a->quiet, "no progress lines");
   sub->add_option("-o,--output", a->output, "calibration file (JSON; - = stdout)")
@@ -378,7 +388,7 @@ Command AddCalibrateCommand(CLI::App& parent, const std::string& command_line) {
   sub->add_option("--eta-bins", a->eta_bins,
                   "uniform eta bins in [-2.4, 2.4] (a divisor of 48), overrides the configuration")
       ->type_name("N")
-      ->check(CLI::PositiveNumber);
+      ->transform(IntegerArg(1, 48));
   sub->add_option("--solver", a->solver,
                   "Ceres linear solver (default: dense_qr light, sparse_normal_cholesky full)")
       ->check(CLI::IsMember({"dense_qr", "dense_normal_cholesky", "sparse_normal_cholesky"}));
@@ -406,7 +416,7 @@ Command AddCalibrateCommand(CLI::App& parent, const std::string& command_line) {
                    "global closure term: the reference Z mass uncertainty in MeV as a coherent A "
                    "shift (0 = none)")
       ->type_name("MEV")
-      ->check(CLI::Range(0.0, 999.0))
+      ->check(NumberArg(0.0, 999.0))
       ->capture_default_str();
   zsub->add_flag("--light", z->light, "fewer events (2e6 data Z) and dense QR, for tests");
   zsub->add_option("--solver", z->solver, "Ceres linear solver (default sparse_normal_cholesky)")

@@ -153,10 +153,11 @@ struct ProduceFlags {
   std::string config;                   // --config FILE
   bool light = false, full = false;     // --light / --full
   std::vector<std::string> events;      // --events FILE...
-  std::int64_t generate = -1;           // --generate N (-1: not given)
+  std::int64_t generate = -1;           // --generate N (-1: not given; else 1 to 1e12)
   std::vector<std::string> data_events; // --data-events FILE...
   double data_mw_shift = std::numeric_limits<double>::quiet_NaN();  // --data-truth-mw-shift
-  std::int64_t seed = -1;               // --seed S (-1: not given)
+  std::uint64_t seed = 0;               // --seed S, the full unsigned 64-bit range
+  bool seed_given = false;              // --seed was given
   double luminosity = std::numeric_limits<double>::quiet_NaN();     // --luminosity PB
   std::string mass_split;               // --mass-split SPEC ("": not given)
   std::string mass_split_mode;          // --mass-split-mode MODE ("": not given)

@@ -10,12 +10,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <sstream>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
+#include "args.h"
 #include "common.h"
 #include "setup.h"
 #include "lepus/engine/fit.h"
@@ -244,19 +246,21 @@ Command AddDemoCommand(CLI::App& parent, const std::string& command_line) {
       ->type_name("DIR")
       ->capture_default_str();
   sub->add_option("--seed", args->seed,
-                  "seed of the generated data and simulation (and of the hidden offset)")
+                  "seed S of the generated data and simulation (and of the hidden offset), 0 to "
+                  "2^63 - 1 (the samples use the seeds 2 S + 1 and 2 S + 2)")
       ->type_name("N")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->transform(SeedArg(std::numeric_limits<std::int64_t>::max()));
   sub->add_option("--threads", args->threads, "worker threads (0 = all cores)")
       ->type_name("N")
-      ->check(CLI::Range(0, 4096));
+      ->transform(IntegerArg(0, 4096));
   sub->add_option("--events", args->events, "simulated events to generate")
       ->type_name("N")
-      ->check(CLI::Range(std::uint64_t{1000}, std::uint64_t{1} << 40))
+      ->transform(IntegerArg(1000, std::uint64_t{1} << 40))
       ->capture_default_str();
   sub->add_option("--luminosity", args->luminosity, "integrated luminosity of the data (pb^-1)")
       ->type_name("PB")
-      ->check(CLI::Range(1.0, 1e6))
+      ->check(NumberArg(1.0, 1e6))
       ->capture_default_str();
   sub->add_flag("--analytic", args->analytic,
                 "write and fit the analytic demo input of earlier versions (DIR/demo.h5)");

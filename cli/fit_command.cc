@@ -18,6 +18,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "args.h"
 #include "common.h"
 #include "lepus/engine/combination.h"
 #include "lepus/engine/fit.h"
@@ -682,14 +683,15 @@ Command AddFitCommand(CLI::App& parent, const std::string& command_line) {
                 "parametrise signal strengths as mu = x^2 (mu >= 0)");
   sub->add_option("--threads", args->threads, "worker threads (0 = all cores)")
       ->type_name("N")
-      ->check(CLI::Range(0, 4096));
+      ->transform(IntegerArg(0, 4096));
   sub->add_option("--edm-tol", args->flags.edm_tolerance, "EDM convergence tolerance (> 0)")
       ->type_name("X")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(PositiveArg());
   sub->add_option("--max-iter", args->flags.max_iterations, "maximum Newton iterations")
       ->type_name("N")
       ->capture_default_str()
-      ->check(CLI::Range(1, 1000000));
+      ->transform(IntegerArg(1, 1000000));
   sub->add_option("--method", args->flags.method,
                   "minimiser: dense (Newton with the dense Hessian, full covariance), matrix_free "
                   "(Newton-CG with Hessian-vector products; covariance rows of the POIs/NOIs only), "
@@ -713,7 +715,7 @@ Command AddFitCommand(CLI::App& parent, const std::string& command_line) {
                   "individual parameters listed per impact table, by |nominal impact|")
       ->type_name("N")
       ->capture_default_str()
-      ->check(CLI::Range(0, 1000000));
+      ->transform(IntegerArg(0, 1000000));
   sub->add_option("--combine", args->combines,
                   "linear combination of parameters, e.g. 'diff=a - b' (repeatable)")
       ->type_name("NAME=EXPR")

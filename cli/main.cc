@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "args.h"
 #include "common.h"
 #include "bench_command.h"
 #include "calibrate_command.h"
@@ -37,7 +38,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::Success& e) {  // --help, --version
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::cerr << "lepus: error: " << e.what() << "\n"
+    std::cerr << "lepus: error: " << FormatParseError(e) << "\n"
               << "Run 'lepus --help' or 'lepus <command> --help' for usage.\n";
     return kExitInvalidInput;
   }

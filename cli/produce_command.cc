@@ -20,6 +20,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "args.h"
 #include "common.h"
 #include "produce_common.h"
 #include "setup.h"
@@ -141,9 +142,10 @@ void AddProduceFlags(CLI::App* sub, ProduceFlags* args) {
   sub->add_option("--events", args->events, "simulation event files (instead of generating)")
       ->type_name("FILE")
       ->expected(1, -1);
-  sub->add_option("--generate", args->generate, "simulated events to generate")
+  // At most 1e12: producing them takes days already (a few million events/s).
+  sub->add_option("--generate", args->generate, "simulated events to generate (at most 1e12)")
       ->type_name("N")
-      ->check(kNonNegativeInteger);
+      ->transform(IntegerArg(1, 1000000000000));
   sub->add_option("--data-events", args->data_events,
                   "data event files (instead of generating data)")
       ->type_name("FILE")
@@ -151,26 +153,30 @@ void AddProduceFlags(CLI::App* sub, ProduceFlags* args) {
   if (args->wlike || args->producer == "dilepton") {
     sub->add_option("--data-truth-mz-shift", args->data_mz_shift,
                     "m_Z of generated data minus the simulation's, in MeV")
-        ->type_name("MEV");
+        ->type_name("MEV")
+        ->check(NumberArg());
     if (args->wlike)
       sub->add_flag("--flip-parity", args->flip_parity,
                     "keep the mu+ of even and the mu- of odd event numbers (default: the reverse)");
   } else {
     sub->add_option("--data-truth-mw-shift", args->data_mw_shift,
                     "m_W of generated data minus the simulation's, in MeV")
-        ->type_name("MEV");
+        ->type_name("MEV")
+        ->check(NumberArg());
   }
   sub->add_option("--seed", args->seed,
-                  "generator seed of the simulation (the data use SEED + 1)")
+                  "generator seed of the simulation, 0 to 2^64 - 1 (the data use SEED + 1, "
+                  "modulo 2^64)")
       ->type_name("S")
-      ->check(kNonNegativeInteger);
+      ->transform(SeedArg())
+      ->each([args](const std::string&) { args->seed_given = true; });
   sub->add_option("--luminosity", args->luminosity,
                   "integrated luminosity of generated data and of the simulation weights")
       ->type_name("PB")
-      ->check(CLI::PositiveNumber);
+      ->check(PositiveArg());
   sub->add_option("--threads", args->threads, "worker threads (0 = all cores; output identical)")
       ->type_name("N")
-      ->check(CLI::Range(0, 4096));
+      ->transform(IntegerArg(0, 4096));
 }
 
 namespace {

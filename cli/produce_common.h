@@ -23,21 +23,6 @@
 
 namespace lepus::cli {
 
-// Integer flags that must be >= 0, with a plain message ("is '-5', but must be an integer >= 0").
-inline const CLI::Validator kNonNegativeInteger(
-    [](std::string& text) -> std::string {
-      std::size_t used = 0;
-      long long v = -1;
-      try {
-        v = std::stoll(text, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (used != text.size() || v < 0) return "is '" + text + "', but must be an integer >= 0";
-      return {};
-    },
-    "INTEGER >= 0");
-
 // Applies --events/--generate, --data-events, --data-truth-mw-shift / --data-truth-mz-shift
 // (when the configuration has the field), --seed and --luminosity to a configuration. Throws
 // std::invalid_argument for inconsistent flags.
@@ -69,9 +54,9 @@ void ApplySampleFlags(const ProduceFlags& f, Config* c) {
     shift(f.data_mw_shift, "--data-truth-mw-shift", &c->data_mw_shift_mev);
   shift(f.data_mz_shift, "--data-truth-mz-shift", &c->data_mz_shift_mev);
   if (!f.data_events.empty()) c->data.files = f.data_events;
-  if (f.seed >= 0) {
-    c->simulation.seed = static_cast<std::uint64_t>(f.seed);
-    c->data.seed = static_cast<std::uint64_t>(f.seed) + 1;
+  if (f.seed_given) {
+    c->simulation.seed = f.seed;
+    c->data.seed = f.seed + 1;  // unsigned: 2^64 - 1 + 1 wraps to 0
   }
   if (!std::isnan(f.luminosity)) c->luminosity_pb = f.luminosity;
 }

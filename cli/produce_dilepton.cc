@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "args.h"
 #include "common.h"
 #include "produce_common.h"
 #include "lepus/models/dilepton.h"

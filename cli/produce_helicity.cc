@@ -13,6 +13,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "args.h"
 #include "common.h"
 #include "setup.h"
 #include "lepus/engine/fit.h"
@@ -85,7 +86,7 @@ Command AddProduceHelicity(CLI::App* produce, const std::string& command_line) {
   sub->add_option("--prior-width", args->prior_width,
                   "relative width of the Gaussian prior on each split process normalisation")
       ->type_name("W")
-      ->check(CLI::PositiveNumber);
+      ->check(PositiveArg());
   sub->add_flag("--free", args->free,
                 "an unconstrained signal strength per split process instead of a prior");
   sub->add_flag("--print-config", args->produce.print_config,

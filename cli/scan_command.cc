@@ -15,6 +15,7 @@
 #include <tbb/info.h>
 #include <tbb/task_arena.h>
 
+#include "args.h"
 #include "common.h"
 #include "lepus/engine/fit.h"
 #include "lepus/engine/likelihood.h"
@@ -28,10 +29,14 @@ namespace {
 // One sigma of a Gaussian: the chi-square(1) quantile is exactly 1.
 constexpr double kOneSigma = 0.6826894921370859;
 
+// Upper bounds of --points: a 1D scan runs N profile fits, a 2D scan N x N.
+constexpr int kMaxPoints1D = 100000;
+constexpr int kMaxPoints2D = 1000;
+
 struct ScanArgs {
   std::string input;
   std::string param, param2;
-  int points = 21;
+  int points = 21;  // per parameter: at most kMaxPoints1D (1D), kMaxPoints2D (2D)
   std::vector<double> range, range2;  // LO HI
   double sigma = 3.0;
   std::vector<double> cls = {kOneSigma, 0.95};
@@ -182,6 +187,11 @@ int RunScan(const ScanArgs& a, const std::string& command_line) {
   const bool two_d = !a.param2.empty();
   if (a.points < 1)
     throw std::invalid_argument("--points is " + std::to_string(a.points) + ", but must be >= 1");
+  if (two_d && a.points > kMaxPoints2D)
+    throw std::invalid_argument("--points is " + std::to_string(a.points) + ", but must be at most " +
+                                std::to_string(kMaxPoints2D) + " with --param2 (" +
+                                std::to_string(a.points) + " x " + std::to_string(a.points) +
+                                " profile fits)");
   if (!(a.sigma > 0.0) || !std::isfinite(a.sigma))
     throw std::invalid_argument("--sigma is " + Fmt("%g", a.sigma) + ", but must be > 0");
   for (double cl : a.cls)
@@ -318,24 +328,30 @@ Command AddScanCommand(CLI::App& parent, const std::string& command_line) {
       ->type_name("NAME");
   sub->add_option("--param2", args->param2, "second parameter: 2D scan on an N x N grid")
       ->type_name("NAME");
-  sub->add_option("--points", args->points, "points per parameter")
+  sub->add_option("--points", args->points,
+                  "points per parameter (at most 100000; 2D: at most 1000, N x N profile fits)")
       ->type_name("N")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->transform(IntegerArg(1, kMaxPoints1D));
   CLI::Option* range =
       sub->add_option("--range", args->range, "scan range of --param (reported units)")
           ->type_name("LO HI")
-          ->expected(2);
+          ->expected(2)
+          ->check(NumberArg());
   sub->add_option("--range2", args->range2, "scan range of --param2")
       ->type_name("LO HI")
-      ->expected(2);
+      ->expected(2)
+      ->check(NumberArg());
   CLI::Option* sigma =
       sub->add_option("--sigma", args->sigma, "without --range: best fit +- K Hessian errors")
           ->type_name("K")
-          ->capture_default_str();
+          ->capture_default_str()
+          ->check(PositiveArg());
   range->excludes(sigma);
   sub->add_option("--cl", args->cls, "confidence levels of the intervals (default 0.6827 0.95)")
       ->type_name("CL ...")
-      ->expected(1, 16);
+      ->expected(1, 16)
+      ->check(NumberArg(0.0, 1.0, true, true));
   sub->add_flag("--minos", args->minos,
                 "2D scans: also the intervals of both parameters (1D scans always have them)");
   sub->add_option("--json", args->json, "write the JSON summary to FILE ('-' = stdout)")

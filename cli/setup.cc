@@ -13,6 +13,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "args.h"
+
 namespace lepus::cli {
 namespace {
 
@@ -35,7 +37,7 @@ void AddLikelihoodFlags(CLI::App* sub, LikelihoodFlags* flags) {
                 "parametrise signal strengths as mu = x^2 (mu >= 0)");
   sub->add_option("--threads", flags->threads, "worker threads (0 = all cores)")
       ->type_name("N")
-      ->check(CLI::Range(0, 4096));
+      ->transform(IntegerArg(0, 4096));
 }
 
 void AddDataFlags(CLI::App* sub, DataFlags* flags) {
@@ -58,11 +60,12 @@ void AddFitFlags(CLI::App* sub, FitFlags* flags) {
       ->allow_extra_args(false);
   sub->add_option("--edm-tol", flags->edm_tolerance, "EDM convergence tolerance (> 0)")
       ->type_name("X")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(PositiveArg());
   sub->add_option("--max-iter", flags->max_iterations, "maximum Newton iterations")
       ->type_name("N")
       ->capture_default_str()
-      ->check(CLI::Range(1, 1000000));
+      ->transform(IntegerArg(1, 1000000));
   sub->add_option("--method", flags->method,
                   "minimiser: dense (Newton with the dense Hessian, full covariance), matrix_free "
                   "(Newton-CG with Hessian-vector products; covariance rows of the POIs/NOIs only), "

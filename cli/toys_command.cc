@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <limits>
 #include <iostream>
 #include <memory>
 #include <stdexcept>
@@ -12,6 +13,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "args.h"
 #include "common.h"
 #include "lepus/engine/fit.h"
 #include "lepus/engine/likelihood.h"
@@ -25,7 +27,8 @@ namespace {
 struct ToysArgs {
   std::string input;
   int ntoys = 0;
-  std::int64_t seed = 1;
+  std::uint64_t seed = 1;
+  bool no_resource_check = false;
   bool expected = false, observed = false;
   bool no_randomize_constraints = false;
   std::vector<std::string> pulls;
@@ -77,18 +80,25 @@ void PrintSummary(std::ostream& os, const engine::Likelihood& lik, const engine:
 
 int RunToysCommand(const ToysArgs& a, const std::string& command_line) {
   io::CheckOutputs({{"--json", a.json}, {"-o", a.output, false}}, {a.input});
-  if (a.ntoys <= 0)
-    throw std::invalid_argument("-n (number of toys) is " + std::to_string(a.ntoys) + ", but must be > 0");
-  if (a.seed < 0)
-    throw std::invalid_argument("--seed is " + std::to_string(a.seed) + ", but must be >= 0");
+  if (a.ntoys <= 0)  // also checked by the flag's validator
+    throw std::invalid_argument("--ntoys is " + std::to_string(a.ntoys) + ", but must be a positive integer");
 
   io::RunInfo info;
   info.command_line = command_line;
   engine::Likelihood lik = MakeLikelihood(a.input, a.lflags, DataFlags{}, &info);
 
+  // The per-toy results (values and errors of every parameter, NLL, goodness of fit, status)
+  // are held in memory: refuse an ensemble that cannot fit before generating any toy.
+  if (!a.no_resource_check)
+    CheckResourceEstimate("--ntoys", std::to_string(a.ntoys),
+                          8.0 * a.ntoys * (2.0 * lik.num_params() + 4.0), AvailableMemoryBytes(),
+                          "the per-toy results (" + std::to_string(lik.num_params()) +
+                              " parameters)",
+                          "of available memory (MemAvailable)", "--no-resource-check");
+
   engine::ToyOptions opt;
   opt.ntoys = a.ntoys;
-  opt.seed = static_cast<std::uint64_t>(a.seed);
+  opt.seed = a.seed;
   opt.mode = a.observed ? engine::ToyMode::kObserved : engine::ToyMode::kExpected;
   opt.randomize_constraints = !a.no_randomize_constraints;
   opt.fit = MakeFitOptions(lik, a.flags);
@@ -159,10 +169,18 @@ Command AddToysCommand(CLI::App& parent, const std::string& command_line) {
       "Toy ensemble: Poisson-fluctuated data and randomised global observables, each toy "
       "fitted; pull and goodness-of-fit summary on stderr, per-toy results with -o.");
   sub->add_option("input", args->input, "fit input file (HDF5)")->required()->type_name("FILE");
-  sub->add_option("-n,--ntoys", args->ntoys, "number of toys (> 0)")->required()->type_name("N");
-  sub->add_option("--seed", args->seed, "random seed (results do not depend on --threads)")
+  sub->add_option("-n,--ntoys", args->ntoys, "number of toys (> 0)")
+      ->required()
+      ->type_name("N")
+      ->transform(IntegerArg(1, std::numeric_limits<int>::max()));
+  sub->add_option("--seed", args->seed,
+                  "random seed, 0 to 2^64 - 1 (results do not depend on --threads)")
       ->type_name("S")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->transform(SeedArg());
+  sub->add_flag("--no-resource-check", args->no_resource_check,
+                "skip the check of the per-toy results' memory (8 x ntoys x (2 x parameters + 4) "
+                "bytes) against the available memory");
   CLI::Option* expected =
       sub->add_flag("--expected", args->expected,
                     "generate at the prefit point, or at the --set values (default)");

@@ -600,6 +600,18 @@ void OutputFile::WriteInt64Attribute(const std::string& object, const std::strin
     Fail(object, WithHdf5Detail("cannot write attribute " + attr));
 }
 
+void OutputFile::WriteUInt64Attribute(const std::string& object, const std::string& attr,
+                                      const std::vector<std::uint64_t>& values) {
+  const hsize_t n = values.size();
+  Handle space(H5Screate_simple(1, &n, nullptr), CloseSpace);
+  Handle a(H5Acreate_by_name(file_.get(), object.c_str(), attr.c_str(), H5T_STD_U64LE,
+                             space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+           CloseAttr);
+  if (!a.valid()) Fail(object, WithHdf5Detail("cannot create attribute " + attr));
+  if (n > 0 && H5Awrite(a.get(), H5T_NATIVE_UINT64, values.data()) < 0)
+    Fail(object, WithHdf5Detail("cannot write attribute " + attr));
+}
+
 void OutputFile::WriteDoubleAttribute(const std::string& object, const std::string& attr,
                                       double value) {
   Handle space(H5Screate(H5S_SCALAR), CloseSpace);

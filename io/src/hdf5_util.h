@@ -164,6 +164,9 @@ class OutputFile {
 
   void WriteInt64Attribute(const std::string& object, const std::string& attr,
                            const std::vector<std::int64_t>& values);
+  // H5T_STD_U64LE (e.g. random seeds, which use the full unsigned 64-bit range).
+  void WriteUInt64Attribute(const std::string& object, const std::string& attr,
+                            const std::vector<std::uint64_t>& values);
   void WriteDoubleAttribute(const std::string& object, const std::string& attr, double value);
   // Scalar variable-length UTF-8 string attribute (stored on the global heap, so no 64 KiB
   // attribute-size limit).

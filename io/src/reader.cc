@@ -59,6 +59,10 @@ class MetaReader {
   }
   double Number(const Json& v, const std::string& key) const {
     if (!v.is_number()) Fail(key, "is " + Describe(v) + ", but must be a number");
+    // Defensive: nlohmann_json already refuses 1e400 while parsing (ParseMeta).
+    if (!std::isfinite(v.get<double>()))
+      Fail(key, std::string("is ") + (v.get<double>() > 0 ? "inf" : "-inf") +
+                    ", but must be a finite number (at most 1.8e308 in magnitude)");
     return v.get<double>();
   }
   std::int64_t Integer(const Json& v, const std::string& key) const {
@@ -94,6 +98,10 @@ Meta ParseMeta(const std::string& file, const std::string& text,
     j = Json::parse(text);
   } catch (const Json::exception& e) {  // parse_error, or out_of_range for a number like 1e400
     r.Fail("", std::string("is not valid JSON (") + e.what() + ")");
+  } catch (const Json::out_of_range& e) {
+    // nlohmann_json refuses a number beyond the range of a double (1e400) while parsing.
+    r.Fail("", std::string("has a number beyond the range of a double (at most 1.8e308 in "
+                           "magnitude): ") + e.what());
   }
   Meta meta;
   meta.present = true;

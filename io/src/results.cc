@@ -870,8 +870,8 @@ void WriteToysContents(h5::OutputFile& f, const engine::Likelihood& lik,
   f.WriteStringAttribute("/", "lepus_version", LEPUS_VERSION_STRING);
   f.WriteStringAttribute("/", "kind", "toys");
   f.WriteInt64Attribute("/", "ntoys", {n});
-  // The seed is stored bit-for-bit in an int64 (seeds >= 2^63 appear negative).
-  f.WriteInt64Attribute("/", "seed", {static_cast<std::int64_t>(opt.seed)});
+  // The full unsigned 64-bit seed, bit for bit (H5T_STD_U64LE).
+  f.WriteUInt64Attribute("/", "seed", {opt.seed});
   f.WriteStringAttribute("/", "mode", engine::ToString(opt.mode));
   f.WriteInt64Attribute("/", "poisson", {opt.poisson ? 1 : 0});
   f.WriteInt64Attribute("/", "randomize_constraints", {opt.randomize_constraints ? 1 : 0});

@@ -214,6 +214,9 @@ CalibrationParameters SyntheticCalibration(const SyntheticCalibrationOptions& op
 
 namespace {
 
+// A non-finite value as shown in messages.
+std::string Shown(double v) { return std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf"; }
+
 class Reader {
  public:
   Reader(const json& j, std::string origin) : j_(j), origin_(std::move(origin)) {}
@@ -233,6 +236,10 @@ class Reader {
       if (!v[i].is_number())
         Fail("\"" + name + "\"[" + std::to_string(i) + "] is " + std::string(v[i].type_name()) +
              ", but must be a number");
+      // Defensive: nlohmann_json already refuses 1e400 while parsing (CalibrationFromJson).
+      if (!std::isfinite(v[i].get<double>()))
+        Fail("\"" + name + "\"[" + std::to_string(i) + "] is " + Shown(v[i].get<double>()) +
+             ", but must be a finite number (at most 1.8e308 in magnitude)");
       out.push_back(v[i].get<double>());
     }
     return out;
@@ -266,6 +273,10 @@ CalibrationParameters CalibrationFromJson(const std::string& text, const std::st
     j = json::parse(text);
   } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e400
     throw io::InputError(origin + ": not valid JSON: " + e.what());
+  } catch (const json::out_of_range& e) {
+    // nlohmann_json refuses a number beyond the range of a double (1e400) while parsing.
+    throw io::InputError(origin + ": a number is beyond the range of a double (at most 1.8e308 "
+                         "in magnitude): " + e.what());
   }
   Reader r(j, origin);
   if (!j.is_object()) r.Fail("the top level is " + std::string(j.type_name()) + ", but must be an object");
@@ -337,6 +348,9 @@ CalibrationParameters CalibrationFromJson(const std::string& text, const std::st
       if (!x.is_number())
         r.Fail("\"closure_global." + std::string(names[p]) + "\" is " +
                std::string(x.type_name()) + ", but must be a number");
+      if (!std::isfinite(x.get<double>()))
+        r.Fail("\"closure_global." + std::string(names[p]) + "\" is " + Shown(x.get<double>()) +
+               ", but must be a finite number (at most 1.8e308 in magnitude)");
       Set(c.closure.global, p, x.get<double>());
     }
   }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <set>
@@ -31,8 +32,11 @@ inline std::string JsonTypeName(const nlohmann::json& v) {
   return "object";
 }
 
-// A value as shown in messages (at most 40 characters).
+// A value as shown in messages (at most 40 characters); non-finite numbers (which dump() would
+// print as null) as inf / -inf / nan.
 inline std::string JsonShown(const nlohmann::json& v) {
+  if (v.is_number_float() && !std::isfinite(v.get<double>()))
+    return std::isnan(v.get<double>()) ? "nan" : v.get<double>() > 0 ? "inf" : "-inf";
   std::string s = v.dump();
   if (s.size() > 40) s = s.substr(0, 37) + "...";
   return s;
@@ -83,8 +87,11 @@ class JsonReader {
     const nlohmann::json* v = Find(key);
     if (!v) return false;
     if (!v->is_number_integer() && !v->is_number_unsigned()) Error(key, *v, "an integer");
-    const long long x = v->get<long long>();
-    if (x < lo || x > hi)
+    // An unsigned value above the signed range must not wrap to a negative one.
+    const bool huge = v->is_number_unsigned() &&
+                      v->get<std::uint64_t>() > static_cast<std::uint64_t>(hi);
+    const long long x = huge ? hi : v->get<long long>();
+    if (huge || x < lo || x > hi)
       Error(key, *v, "an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
     *out = x;
     return true;
@@ -100,8 +107,13 @@ class JsonReader {
     const nlohmann::json* v = Find(key);
     if (!v) return;
     if (!v->is_number()) Error(key, *v, "a number");
+    if (!std::isfinite(v->get<double>())) Error(key, *v, kFiniteNumber);
     *out = v->get<double>();
   }
+  // Every number read must be finite. (nlohmann_json already refuses 1e400 while parsing, see
+  // ParseConfigObject; this also covers objects built in code.)
+  static constexpr const char* kFiniteNumber = "a finite number (at most 1.8e308 in magnitude)";
+
   void Bool(const std::string& key, bool* out) {
     const nlohmann::json* v = Find(key);
     if (!v) return;
@@ -121,6 +133,8 @@ class JsonReader {
     std::vector<double> r;
     for (std::size_t i = 0; i < v->size(); ++i) {
       if (!(*v)[i].is_number()) Error(key + "[" + std::to_string(i) + "]", (*v)[i], "a number");
+      if (!std::isfinite((*v)[i].get<double>()))
+        Error(key + "[" + std::to_string(i) + "]", (*v)[i], kFiniteNumber);
       r.push_back((*v)[i].get<double>());
     }
     *out = std::move(r);
@@ -176,6 +190,10 @@ inline nlohmann::json ParseConfigObject(const std::string& text, const std::stri
     j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for 1e400
     throw std::invalid_argument(origin + ": not valid JSON: " + e.what());
+  } catch (const nlohmann::json::out_of_range& e) {
+    // nlohmann_json refuses a number beyond the range of a double (1e400) while parsing.
+    throw std::invalid_argument(origin + ": a number is beyond the range of a double (at most "
+                                "1.8e308 in magnitude): " + e.what());
   }
   if (!j.is_object())
     throw std::invalid_argument(origin + ": the configuration must be a JSON object, but is " +

@@ -42,7 +42,7 @@ if(TARGET lepus)
       calibrate zclosure -c ${_cal_work}/no_such_cal.json -o ${_cal_work}/c.json)
     lepus_calibration_cli_error(zclosure_requires_calibration "calibration.*required|REQUIRED"
       calibrate zclosure -o ${_cal_work}/c.json)
-    lepus_calibration_cli_error(zclosure_zero_events "lepus: error: --generate is 0, but must be > 0"
+    lepus_calibration_cli_error(zclosure_zero_events "lepus: error: --generate is 0, but must be an integer in \\[1, 1000000000000\\]"
       calibrate zclosure -c x.json -n 0 -o ${_cal_work}/c.json)
     lepus_calibration_cli_error(generate_jpsi_combined
       "lepus: error: --process: jpsi cannot be combined with other processes"
