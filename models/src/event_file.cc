@@ -350,7 +350,10 @@ struct EventFileReader::Impl {
 
   // Rows [0, end) of event_number and process into the exact duplicate map.
   void BuildExactMap(const std::string& path, std::int64_t end);
-  void CheckValues(const std::string& path, const EventBatch& b, std::int64_t first_row);
+  // A floating-point column just read (n_muons of the batch already read: it precedes the muon
+  // columns), while it is in cache; also the weight statistics.
+  void CheckColumn(const std::string& path, const ColumnSpec& c, const std::vector<double>& v,
+                   const std::vector<std::int8_t>& n_muons, std::int64_t first_row);
   void CheckEventNumbers(const std::string& path, const EventBatch& b, std::int64_t first_row);
 
   [[noreturn]] void Fail(const std::string& where, const std::string& what) const {
@@ -488,35 +491,49 @@ std::string ValueText(double v) {
 }
 }  // namespace
 
-void EventFileReader::Impl::CheckValues(const std::string& path, const EventBatch& b,
+void EventFileReader::Impl::CheckColumn(const std::string& path, const ColumnSpec& c,
+                                        const std::vector<double>& v,
+                                        const std::vector<std::int8_t>& n_muons,
                                         std::int64_t first_row) {
-  const std::size_t n = b.size();
-  VisitColumns(b, [&](const ColumnSpec& c, const auto& v) {
-    using T = typename std::remove_cv_t<std::remove_reference_t<decltype(v)>>::value_type;
-    if constexpr (std::is_same_v<T, double>) {
-      int slot = -1;
-      const FloatRule rule = RuleOf(c.name, &slot);
-      for (std::size_t i = 0; i < n; ++i) {
-        const double x = v[i];
-        if (std::isfinite(x)) continue;
-        const bool nan = std::isnan(x);
-        if (nan && rule == FloatRule::kNaNAllowed) continue;
-        if (nan && rule == FloatRule::kFiniteIfFilled && slot >= b.n_muons[i]) continue;
-        std::string why = "finite";
-        if (rule == FloatRule::kFiniteIfFilled && slot < b.n_muons[i])
-          why += " (the event has n_muons = " + std::to_string(b.n_muons[i]) + ", so slot mu" +
-                 std::to_string(slot) + " is filled)";
-        else if (rule != FloatRule::kFinite)
-          why += " or nan (nan: no value)";
-        throw InputError(path + ": " + ColumnPath(c) + "[" +
-                         std::to_string(first_row + static_cast<std::int64_t>(i)) + "] is " +
-                         ValueText(x) + ", but must be " + why);
-      }
-    }
-  });
+  const std::size_t n = v.size();
+  int slot = -1;
+  const FloatRule rule = RuleOf(c.name, &slot);
+  // Branch-free count of violations (the common answer is 0); the loop below finds the first.
+  // Exponent bits all set: Inf (mantissa 0) or NaN.
+  constexpr std::uint64_t kExp = 0x7FF0000000000000ull, kMant = 0x000FFFFFFFFFFFFFull;
+  std::size_t bad = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    negative_weights += b.weight[i] < 0.0;
-    sum_weights += b.weight[i];
+    std::uint64_t bits;
+    std::memcpy(&bits, &v[i], sizeof(bits));
+    const bool nonfinite = (bits & kExp) == kExp;
+    const bool nan = nonfinite && (bits & kMant) != 0;
+    const bool nan_ok = rule == FloatRule::kNaNAllowed ||
+                        (rule == FloatRule::kFiniteIfFilled && slot >= n_muons[i]);
+    bad += nonfinite & !(nan & nan_ok);
+  }
+  if (bad == 0) [[likely]] {
+    if (std::string_view(c.name) == "weight")
+      for (std::size_t i = 0; i < n; ++i) {
+        negative_weights += v[i] < 0.0;
+        sum_weights += v[i];
+      }
+    return;
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    const double x = v[i];
+    if (std::isfinite(x)) continue;
+    const bool nan = std::isnan(x);
+    if (nan && rule == FloatRule::kNaNAllowed) continue;
+    if (nan && rule == FloatRule::kFiniteIfFilled && slot >= n_muons[i]) continue;
+    std::string why = "finite";
+    if (rule == FloatRule::kFiniteIfFilled && slot < n_muons[i])
+      why += " (the event has n_muons = " + std::to_string(n_muons[i]) + ", so slot mu" +
+             std::to_string(slot) + " is filled)";
+    else if (rule != FloatRule::kFinite)
+      why += " or nan (nan: no value)";
+    throw InputError(path + ": " + ColumnPath(c) + "[" +
+                     std::to_string(first_row + static_cast<std::int64_t>(i)) + "] is " +
+                     ValueText(x) + ", but must be " + why);
   }
 }
 
@@ -601,6 +618,8 @@ std::size_t EventFileReader::Next(EventBatch* batch, std::size_t max_events) {
     if constexpr (std::is_same_v<T, double> || std::is_same_v<T, std::uint64_t>) {
       if (H5Dread(d.get(), MemType<T>(), mspace.get(), fspace.get(), H5P_DEFAULT, v.data()) < 0)
         r.Fail(name, Detail("cannot read the data"));
+      // Missing columns hold their defaults and a derived recoil comes from checked columns.
+      if constexpr (std::is_same_v<T, double>) r.CheckColumn(info_.path, c, v, batch->n_muons, position_);
     } else {
       // Small integers are read wide and range-checked (HDF5 would clip out-of-range values).
       r.int_buffer.resize(n);
@@ -641,7 +660,6 @@ std::size_t EventFileReader::Next(EventBatch* batch, std::size_t max_events) {
       batch->ut_y[i] = -sy;
     }
   }
-  r.CheckValues(info_.path, *batch, position_);
   r.CheckEventNumbers(info_.path, *batch, position_);
   position_ += static_cast<std::int64_t>(n);
   return n;
