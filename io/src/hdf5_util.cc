@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <limits>
@@ -38,23 +39,6 @@ std::string CondenseHdf5Detail(const std::string& detail) {
   const std::string reason = detail.substr(m + key.size(), end - m - key.size());
   const auto head_end = detail.find_first_of(":,");
   return detail.substr(0, head_end) + ": " + reason;
-}
-
-// A corrupt dataspace can declare ~2^60 elements in a few bytes of file. Refuses, before the
-// buffer is allocated, a read whose buffer (n elements of bytes_each bytes in memory) would not
-// fit in this machine's physical memory (found by the fit_input fuzz target: was an uncaught
-// std::bad_alloc).
-void CheckFitsInMemory(const InputFile& f, const std::string& where, std::uint64_t n,
-                       std::size_t bytes_each) {
-  static const std::uint64_t memory = [] {
-    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    if (pages <= 0 || page <= 0) return std::uint64_t{1} << 40;  // unknown: 1 TiB
-    return static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page);
-  }();
-  if (n > memory / bytes_each)
-    f.Fail(where, "declares " + std::to_string(n) + " elements of " + std::to_string(bytes_each) +
-                      " bytes in memory, more than the " + std::to_string(memory) +
-                      " bytes of memory of this machine");
 }
 
 std::string WithHdf5Detail(const std::string& what) {
@@ -183,12 +167,125 @@ std::string ShapeString(const std::vector<std::int64_t>& shape) {
   return s + "]";
 }
 
+bool CheckedMultiply(std::int64_t a, std::int64_t b, std::int64_t* out) {
+  std::int64_t p = 0;
+  if (a < 0 || b < 0 || __builtin_mul_overflow(a, b, &p)) return false;
+  *out = p;
+  return true;
+}
+
 std::int64_t ShapeSize(const std::vector<std::int64_t>& shape) {
   std::int64_t n = 1;
-  // Saturates at INT64_MAX: a corrupt original_shape must not overflow (UB), it must mismatch.
   for (auto d : shape)
-    if (__builtin_mul_overflow(n, d, &n)) return std::numeric_limits<std::int64_t>::max();
+    if (!CheckedMultiply(n, d, &n)) return -1;
   return n;
+}
+
+std::uint64_t AvailableMemoryBytes() {
+  // MemAvailable (kernel >= 3.14) estimates what can be allocated without swapping.
+  if (std::FILE* f = std::fopen("/proc/meminfo", "r")) {
+    char line[256];
+    unsigned long long kib = 0;
+    bool found = false;
+    while (std::fgets(line, sizeof(line), f) != nullptr)
+      if (std::sscanf(line, "MemAvailable: %llu kB", &kib) == 1) {
+        found = true;
+        break;
+      }
+    std::fclose(f);
+    if (found) return static_cast<std::uint64_t>(kib) * 1024u;
+  }
+  const long pages = ::sysconf(_SC_AVPHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  if (pages > 0 && page > 0) return static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page);
+  return 0;
+}
+
+namespace {
+std::string HumanBytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  int u = 0;
+  while (b >= 1024.0 && u < 6) {
+    b /= 1024.0;
+    ++u;
+  }
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.3g %s", b, units[u]);
+  return buf;
+}
+}  // namespace
+
+void CheckAllocation(const std::string& file, const std::string& dataset, std::int64_t count,
+                     std::int64_t element_bytes, const std::string& what) {
+  std::int64_t bytes = 0;
+  const std::uint64_t avail = AvailableMemoryBytes();
+  const std::string avail_text =
+      avail > 0 ? std::to_string(avail) + " bytes (" + HumanBytes(static_cast<double>(avail)) +
+                      ") of memory are available (MemAvailable)"
+                : "the available memory is unknown";
+  if (!CheckedMultiply(count, element_bytes, &bytes))
+    throw InputError(file + ": " + dataset + ": " + what + " needs " + std::to_string(count) +
+                     " x " + std::to_string(element_bytes) +
+                     " bytes, more than 2^63 bytes, but only " + avail_text);
+  // Unknown availability (no /proc, no sysconf): let the allocation decide.
+  if (avail == 0 || static_cast<std::uint64_t>(bytes) <= avail) return;
+  throw InputError(file + ": " + dataset + ": " + what + " needs " + std::to_string(bytes) +
+                   " bytes (" + HumanBytes(static_cast<double>(bytes)) + "), but only " +
+                   avail_text);
+}
+
+bool IsValidUtf8(const std::string& s, std::size_t* bad_offset) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const std::size_t n = s.size();
+  std::size_t i = 0;
+  auto bad = [&](std::size_t at) {
+    if (bad_offset != nullptr) *bad_offset = at;
+    return false;
+  };
+  while (i < n) {
+    const unsigned char c = p[i];
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t len = 0;
+    unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte (RFC 3629 table)
+    if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      if (c == 0xE0) lo = 0xA0;  // overlong
+      if (c == 0xED) hi = 0x9F;  // surrogates
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      if (c == 0xF0) lo = 0x90;  // overlong
+      if (c == 0xF4) hi = 0x8F;  // above U+10FFFF
+    } else {
+      return bad(i);
+    }
+    if (i + len > n) return bad(i);
+    if (p[i + 1] < lo || p[i + 1] > hi) return bad(i + 1);
+    for (std::size_t k = 2; k < len; ++k)
+      if (p[i + k] < 0x80 || p[i + k] > 0xBF) return bad(i + k);
+    i += len;
+  }
+  return true;
+}
+
+std::string EscapeBytes(const std::string& s) {
+  std::string out;
+  const std::size_t shown = std::min<std::size_t>(s.size(), 60);
+  for (std::size_t i = 0; i < shown; ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x7F && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\x%02x", c);
+      out += buf;
+    }
+  }
+  if (shown < s.size()) out += "...";
+  return out;
 }
 
 std::string FilterName(H5Z_filter_t id) {
@@ -299,11 +396,16 @@ std::vector<std::int64_t> InputFile::StoredShape(hid_t dset, const std::string& 
   const hssize_t n = H5Sget_simple_extent_npoints(space.get());
   if (n < 0) Fail(name, WithHdf5Detail("cannot read the dataspace size"));
   *npoints = H5Sget_simple_extent_type(space.get()) == H5S_NULL ? 0 : n;
-  CheckFitsInMemory(*this, name, static_cast<std::uint64_t>(*npoints), 2 * sizeof(double));
   const int rank = H5Sget_simple_extent_ndims(space.get());
   std::vector<hsize_t> dims(rank > 0 ? rank : 0);
   if (rank > 0) H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
-  std::vector<std::int64_t> shape(dims.begin(), dims.end());
+  std::vector<std::int64_t> shape;
+  for (hsize_t d : dims) {
+    if (d > static_cast<hsize_t>(INT64_MAX)) Fail(name, "has a dimension of " + std::to_string(d) + ", more than 2^63 - 1");
+    shape.push_back(static_cast<std::int64_t>(d));
+  }
+  if (*npoints > 0 && ShapeSize(shape) != *npoints)
+    Fail(name, "has dimensions " + ShapeString(shape) + " whose product overflows 64 bits");
 
   if (HasAttribute(name, "original_shape")) {
     auto orig = ReadIntAttribute(name, "original_shape");
@@ -311,10 +413,14 @@ std::vector<std::int64_t> InputFile::StoredShape(hid_t dset, const std::string& 
       if (orig[i] < 0)
         Fail(name, "original_shape[" + std::to_string(i) + "] is " + std::to_string(orig[i]) +
                        ", but must be >= 0");
-    if (ShapeSize(orig) != *npoints)
-      Fail(name, "original_shape is " + ShapeString(orig) + " (" +
-                     std::to_string(ShapeSize(orig)) + " elements), but the dataset has " +
+    const std::int64_t size = ShapeSize(orig);
+    if (size < 0)
+      Fail(name, "original_shape is " + ShapeString(orig) +
+                     ", whose product overflows 64 bits, but the dataset has " +
                      std::to_string(*npoints) + " elements");
+    if (size != *npoints)
+      Fail(name, "original_shape is " + ShapeString(orig) + " (" + std::to_string(size) +
+                     " elements), but the dataset has " + std::to_string(*npoints) + " elements");
     shape = std::move(orig);
   }
   return shape;
@@ -329,6 +435,7 @@ Array<double> InputFile::ReadDouble(const std::string& name) const {
   Array<double> out;
   std::int64_t n = 0;
   out.shape = StoredShape(dset.get(), name, &n);
+  CheckAllocation(path_, name, n, sizeof(double), "reading " + std::to_string(n) + " values");
   out.values.resize(static_cast<std::size_t>(n));
   if (n > 0 && H5Dread(dset.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT,
                        out.values.data()) < 0)
@@ -343,6 +450,9 @@ Array<std::int64_t> InputFile::ReadInt(const std::string& name) const {
   Array<std::int64_t> out;
   std::int64_t n = 0;
   out.shape = StoredShape(dset.get(), name, &n);
+  // Float-stored indices go through a double buffer as well.
+  CheckAllocation(path_, name, n, cls == H5T_FLOAT ? 16 : 8,
+                  "reading " + std::to_string(n) + " values");
   out.values.resize(static_cast<std::size_t>(n));
   if (cls == H5T_INTEGER) {
     if (n > 0 && H5Dread(dset.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT,
@@ -382,8 +492,11 @@ std::vector<std::string> InputFile::ReadStrings(const std::string& name) const {
   if (npts < 0) Fail(name, WithHdf5Detail("cannot read the dataspace"));
   const auto n = static_cast<std::size_t>(npts);
   if (n == 0) return {};
-  // a pointer and a std::string per element (fixed-length: the characters, checked below)
-  CheckFitsInMemory(*this, name, n, sizeof(char*) + sizeof(std::string));
+  // Pointers (variable length) or the fixed-length buffer, plus one std::string each.
+  // (HDF5 limits a string type to 2^32 bytes; 40 bytes stand for the std::string itself.)
+  const std::int64_t per_string =
+      static_cast<std::int64_t>(std::min<std::size_t>(H5Tget_size(ftype.get()), 1ull << 40)) + 40;
+  CheckAllocation(path_, name, npts, per_string, "reading " + std::to_string(npts) + " strings");
 
   const htri_t is_var = H5Tis_variable_str(ftype.get());
   if (is_var < 0) Fail(name, WithHdf5Detail("cannot inspect the string type"));
@@ -401,7 +514,6 @@ std::vector<std::string> InputFile::ReadStrings(const std::string& name) const {
     return out;
   }
   const std::size_t size = H5Tget_size(ftype.get());
-  CheckFitsInMemory(*this, name, n, std::max<std::size_t>(size, 1));
   Handle mtype(H5Tcopy(ftype.get()), CloseType);
   std::vector<char> raw(n * size + 1, '\0');
   if (H5Dread(dset.get(), mtype.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()) < 0)
@@ -426,7 +538,8 @@ std::vector<std::vector<std::int64_t>> InputFile::ReadRaggedInt(const std::strin
   if (npts < 0) Fail(name, WithHdf5Detail("cannot read the dataspace"));
   const auto n = static_cast<std::size_t>(npts);
   if (n == 0) return {};
-  CheckFitsInMemory(*this, name, n, sizeof(hvl_t) + sizeof(std::vector<std::int64_t>));
+  CheckAllocation(path_, name, npts, sizeof(hvl_t) + sizeof(std::vector<std::int64_t>),
+                  "reading " + std::to_string(npts) + " sequences");
   Handle mtype(H5Tvlen_create(H5T_NATIVE_INT64), CloseType);
   std::vector<hvl_t> buf(n, hvl_t{0, nullptr});
   if (H5Dread(dset.get(), mtype.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) < 0)
@@ -456,7 +569,7 @@ std::vector<std::int64_t> InputFile::ReadIntAttribute(const std::string& object,
                          ? 0
                          : H5Sget_simple_extent_npoints(space.get());
   if (n < 0) Fail(where, WithHdf5Detail("cannot read the dataspace"));
-  CheckFitsInMemory(*this, where, static_cast<std::uint64_t>(n), sizeof(std::int64_t));
+  CheckAllocation(path_, where, n, sizeof(std::int64_t), "reading " + std::to_string(n) + " values");
   std::vector<std::int64_t> out(static_cast<std::size_t>(n));
   if (n > 0 && H5Aread(a.get(), H5T_NATIVE_INT64, out.data()) < 0)
     Fail(where, WithHdf5Detail("cannot read"));

@@ -75,7 +75,27 @@ std::string LastHdf5Error();
 
 // "[3, 4]"
 std::string ShapeString(const std::vector<std::int64_t>& shape);
-std::int64_t ShapeSize(const std::vector<std::int64_t>& shape);  // INT64_MAX on overflow
+// Product of the dimensions; -1 when a dimension is negative or the product overflows int64
+// (declared shapes come from files and may be absurd).
+std::int64_t ShapeSize(const std::vector<std::int64_t>& shape);
+// a * b into *out; false (and *out untouched) when either is negative or the product overflows.
+bool CheckedMultiply(std::int64_t a, std::int64_t b, std::int64_t* out);
+
+// Memory available for new allocations, in bytes: MemAvailable of /proc/meminfo, or
+// sysconf(_SC_AVPHYS_PAGES) x page size where that is missing; 0 if neither is known.
+std::uint64_t AvailableMemoryBytes();
+// Throws InputError "<file>: <dataset>: <what> needs <bytes> bytes (<human>), but only <avail>
+// bytes of memory are available (MemAvailable)" when count x element_bytes overflows or exceeds
+// the available memory. Called with sizes declared by a file before anything is allocated, so a
+// forged size is an input error instead of std::bad_alloc. `what` says what would be allocated.
+void CheckAllocation(const std::string& file, const std::string& dataset, std::int64_t count,
+                     std::int64_t element_bytes, const std::string& what);
+
+// True when `s` is valid UTF-8 (no overlong forms, surrogates or code points above U+10FFFF);
+// otherwise *bad_offset receives the offset of the first invalid byte.
+bool IsValidUtf8(const std::string& s, std::size_t* bad_offset = nullptr);
+// `s` for a message: printable ASCII as is, every other byte as \xNN; at most 60 bytes shown.
+std::string EscapeBytes(const std::string& s);
 
 // Human name of an HDF5 filter id: built-ins (deflate is reported as "gzip") and the registered
 // third-party ids rabbit users meet (32001 blosc, 32004 lz4, 32015 zstd, 32026 blosc2, ...).

@@ -96,12 +96,12 @@ Meta ParseMeta(const std::string& file, const std::string& text,
   Json j;
   try {
     j = Json::parse(text);
-  } catch (const Json::exception& e) {  // parse_error, or out_of_range for a number like 1e400
-    r.Fail("", std::string("is not valid JSON (") + e.what() + ")");
   } catch (const Json::out_of_range& e) {
     // nlohmann_json refuses a number beyond the range of a double (1e400) while parsing.
     r.Fail("", std::string("has a number beyond the range of a double (at most 1.8e308 in "
                            "magnitude): ") + e.what());
+  } catch (const Json::exception& e) {  // parse_error
+    r.Fail("", std::string("is not valid JSON (") + e.what() + ")");
   }
   Meta meta;
   meta.present = true;
@@ -192,7 +192,9 @@ class FitInputReader {
   }
   void Warn(const std::string& what) { warnings_.push_back(f_.path() + ": " + what); }
 
+  // String datasets of names, each checked to be valid UTF-8.
   std::vector<std::string> ReadNames(const std::string& name, bool required);
+  void ExpectUnique(const std::string& name, const std::vector<std::string>& names) const;
   void ExpectShape(const std::string& name, const std::vector<std::int64_t>& got,
                    const std::vector<std::int64_t>& want, const std::string& meaning) const;
   void CheckFinite(const std::string& name, const std::vector<double>& v, bool non_negative) const;
@@ -214,7 +216,28 @@ class FitInputReader {
 
 std::vector<std::string> FitInputReader::ReadNames(const std::string& name, bool required) {
   if (!required && !f_.HasDataset(name)) return {};
-  return f_.ReadStrings(name);
+  auto names = f_.ReadStrings(name);
+  // Names end up in JSON output and messages, which need UTF-8: reject here, not after the fit.
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    std::size_t at = 0;
+    if (!h5::IsValidUtf8(names[i], &at))
+      Fail(name + "[" + std::to_string(i) + "]",
+           "is \"" + h5::EscapeBytes(names[i]) + "\", which is not valid UTF-8 (byte " +
+               std::to_string(at) + "), but names must be UTF-8 text");
+  }
+  return names;
+}
+
+void FitInputReader::ExpectUnique(const std::string& name,
+                                  const std::vector<std::string>& names) const {
+  std::map<std::string, std::size_t> seen;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    auto [it, fresh] = seen.emplace(names[i], i);
+    if (!fresh)
+      Fail(name + "[" + std::to_string(i) + "]",
+           "is " + Quote(names[i]) + ", but names must be unique (also at index " +
+               std::to_string(it->second) + ")");
+  }
 }
 
 void FitInputReader::ExpectShape(const std::string& name, const std::vector<std::int64_t>& got,
@@ -352,6 +375,11 @@ void FitInputReader::ReadSparse(engine::Model& m) {
          "is " + h5::ShapeString(nshape) + ", but must be [nbinsfull, nproc] with nproc = " +
              std::to_string(nproc) + " (len(hprocs))");
   m.nbins_full = nshape[0];
+  // The model holds dense [nbinsfull, nproc] matrices (hsumw2, zero when absent) and per-bin
+  // vectors: a forged dense_shape must fail here, not as std::bad_alloc later.
+  h5::CheckAllocation(f_.path(), "hnorm_sparse: attribute dense_shape " + h5::ShapeString(nshape),
+                      nshape[0], 8 * (static_cast<std::int64_t>(nproc) + 4),
+                      "allocating the dense [nbinsfull, nproc] arrays of the model");
   if (m.nbins_full < m.nbins)
     Fail("hnorm_sparse: attribute dense_shape",
          "is " + h5::ShapeString(nshape) + ", but nbinsfull must be at least nbins = " +
@@ -530,18 +558,23 @@ void FitInputReader::BuildChannels(engine::Model& m, const Meta& meta) {
              "is unmasked after a masked channel, but masked channels must come last");
       unmasked += c.nbins;
     }
+    // Sums and products below stay far from overflow: nbins <= nbinsfull (a real array size).
+    if (c.nbins > m.nbins_full)
+      Fail(key + ".nbins", "is " + std::to_string(c.nbins) + ", but the file has only " +
+                               std::to_string(m.nbins_full) + " bins (nbinsfull)");
     bool all_edges = !c.axes.empty();
     std::int64_t prod = 1;
+    bool overflow = false;
     for (const auto& ax : c.axes) {
       all_edges = all_edges && !ax.edges.empty();
       if (!ax.edges.empty() &&
-          __builtin_mul_overflow(prod, static_cast<std::int64_t>(ax.edges.size()) - 1, &prod))
-        Fail(key + ".axes", "give more than 2^63 bins, but must give nbins = " +
-                                std::to_string(c.nbins));
+          !h5::CheckedMultiply(prod, static_cast<std::int64_t>(ax.edges.size()) - 1, &prod))
+        overflow = true;
     }
-    if (all_edges && prod != c.nbins)
+    if (all_edges && (overflow || prod != c.nbins))
       Fail(key + ".nbins", "is " + std::to_string(c.nbins) + ", but the axes' edges give " +
-                               std::to_string(prod) + " bins");
+                               (overflow ? std::string("more than 2^63") : std::to_string(prod)) +
+                               " bins");
   }
   if (unmasked != m.nbins)
     Fail("meta_json: channels", "have " + std::to_string(unmasked) +
@@ -562,17 +595,8 @@ engine::Model FitInputReader::Read() {
   if (m.processes.empty()) Fail("hprocs", "is empty, but must list at least one process");
   const auto signals = ReadNames("hsignals", true);
   m.systematics = ReadNames("hsysts", true);
-  for (const auto* list : {&m.processes, &m.systematics}) {
-    std::map<std::string, std::size_t> seen;
-    const char* name = list == &m.processes ? "hprocs" : "hsysts";
-    for (std::size_t i = 0; i < list->size(); ++i) {
-      auto [it, fresh] = seen.emplace((*list)[i], i);
-      if (!fresh)
-        Fail(std::string(name) + "[" + std::to_string(i) + "]",
-             "is " + Quote((*list)[i]) + ", but names must be unique (also at index " +
-                 std::to_string(it->second) + ")");
-    }
-  }
+  ExpectUnique("hprocs", m.processes);
+  ExpectUnique("hsysts", m.systematics);
   if (signals.size() > m.processes.size())
     Fail("hsignals", "has " + std::to_string(signals.size()) +
                          " entries, but hprocs has only " + std::to_string(m.processes.size()));
@@ -642,7 +666,8 @@ engine::Model FitInputReader::Read() {
     Fail(has_groups ? "hsystgroupidxs" : "hsystgroups",
          "is missing, but hsystgroups and hsystgroupidxs must be present together");
   if (has_groups) {
-    const auto names = f_.ReadStrings("hsystgroups");
+    const auto names = ReadNames("hsystgroups", true);
+    ExpectUnique("hsystgroups", names);
     const auto idxs = f_.ReadRaggedInt("hsystgroupidxs");
     if (idxs.size() != names.size())
       Fail("hsystgroupidxs", "has " + std::to_string(idxs.size()) +
@@ -681,6 +706,7 @@ engine::Model FitInputReader::Read() {
   if (f_.HasDataset("hpseudodata")) {
     auto pd = f_.ReadDouble("hpseudodata");
     const auto names = ReadNames("hpseudodatanames", false);
+    ExpectUnique("hpseudodatanames", names);
     const auto npseudo = static_cast<std::int64_t>(names.size());
     ExpectShape("hpseudodata", pd.shape, {m.nbins, npseudo},
                 "[nbins, npseudo] with npseudo = len(hpseudodatanames)");

@@ -3,6 +3,7 @@
 #include <hdf5.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -10,6 +11,7 @@
 #include <optional>
 #include <cstring>
 #include <system_error>
+#include <unordered_map>
 
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
@@ -301,6 +303,38 @@ void EventFileWriter::Close() {
 // ---------------------------------------------------------------------------------------------
 // Reader
 
+// What a floating-point column may hold (docs/events.md, "Value checks"). Inf is never valid.
+enum class FloatRule : std::uint8_t {
+  kFinite,          // always finite: weight, MET, recoil
+  kFiniteIfFilled,  // finite when the muon slot is filled (slot < n_muons): reconstructed
+                    // kinematics, isolation, efficiencies; NaN allowed in an empty slot
+  kNaNAllowed,      // NaN means "none": generated muon, generator-level boson, CS angles
+};
+
+FloatRule RuleOf(const std::string& name, int* slot) {
+  *slot = -1;
+  if (name.size() > 4 && name[0] == 'm' && name[1] == 'u' && name[3] == '_') {
+    *slot = name[2] - '0';
+    if (name.compare(4, 4, "gen_") == 0) return FloatRule::kNaNAllowed;
+    return FloatRule::kFiniteIfFilled;
+  }
+  if (name == "weight" || name == "met_pt" || name == "met_phi" || name == "ut_x" ||
+      name == "ut_y")
+    return FloatRule::kFinite;
+  return FloatRule::kNaNAllowed;
+}
+
+// Event numbers must be unique per process within a file. Files written by lepus list each
+// process's events in increasing event-number order, so the check keeps the last number per
+// process (constant memory); at the first decrease it switches to an exact map of every
+// (process, event number) seen, rebuilt by re-reading the two columns up to that row.
+struct DuplicateCheck {
+  std::array<std::uint64_t, kNumProcesses> last{};
+  std::array<bool, kNumProcesses> seen{};
+  bool exact = false;
+  std::array<std::unordered_map<std::uint64_t, std::int64_t>, kNumProcesses> rows;
+};
+
 struct EventFileReader::Impl {
   std::unique_ptr<io::h5::InputFile> file;  // owns the error silencer and the file checks
   Handle fid;
@@ -308,6 +342,17 @@ struct EventFileReader::Impl {
   std::vector<Handle> datasets;
   bool derive_recoil = false;
   std::vector<std::int64_t> int_buffer;
+  DuplicateCheck duplicates;
+  std::int64_t negative_weights = 0;
+  double sum_weights = 0.0;
+
+  // Rows [0, end) of event_number and process into the exact duplicate map.
+  void BuildExactMap(const std::string& path, std::int64_t end);
+  // A floating-point column just read (n_muons of the batch already read: it precedes the muon
+  // columns), while it is in cache; also the weight statistics.
+  void CheckColumn(const std::string& path, const ColumnSpec& c, const std::vector<double>& v,
+                   const std::vector<std::int8_t>& n_muons, std::int64_t first_row);
+  void CheckEventNumbers(const std::string& path, const EventBatch& b, std::int64_t first_row);
 
   [[noreturn]] void Fail(const std::string& where, const std::string& what) const {
     file->Fail(where, what);
@@ -431,6 +476,120 @@ EventFileReader::EventFileReader(const std::string& path) : impl_(std::make_uniq
 
 EventFileReader::~EventFileReader() = default;
 
+std::int64_t EventFileReader::negative_weights() const { return impl_->negative_weights; }
+double EventFileReader::sum_weights() const { return impl_->sum_weights; }
+
+namespace {
+std::string ValueText(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.17g", v);
+  return buf;
+}
+}  // namespace
+
+void EventFileReader::Impl::CheckColumn(const std::string& path, const ColumnSpec& c,
+                                        const std::vector<double>& v,
+                                        const std::vector<std::int8_t>& n_muons,
+                                        std::int64_t first_row) {
+  const std::size_t n = v.size();
+  int slot = -1;
+  const FloatRule rule = RuleOf(c.name, &slot);
+  // Branch-free count of violations (the common answer is 0); the loop below finds the first.
+  // Exponent bits all set: Inf (mantissa 0) or NaN.
+  constexpr std::uint64_t kExp = 0x7FF0000000000000ull, kMant = 0x000FFFFFFFFFFFFFull;
+  std::size_t bad = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    std::uint64_t bits;
+    std::memcpy(&bits, &v[i], sizeof(bits));
+    const bool nonfinite = (bits & kExp) == kExp;
+    const bool nan = nonfinite && (bits & kMant) != 0;
+    const bool nan_ok = rule == FloatRule::kNaNAllowed ||
+                        (rule == FloatRule::kFiniteIfFilled && slot >= n_muons[i]);
+    bad += nonfinite & !(nan & nan_ok);
+  }
+  if (bad == 0) [[likely]] {
+    if (std::string_view(c.name) == "weight")
+      for (std::size_t i = 0; i < n; ++i) {
+        negative_weights += v[i] < 0.0;
+        sum_weights += v[i];
+      }
+    return;
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    const double x = v[i];
+    if (std::isfinite(x)) continue;
+    const bool nan = std::isnan(x);
+    if (nan && rule == FloatRule::kNaNAllowed) continue;
+    if (nan && rule == FloatRule::kFiniteIfFilled && slot >= n_muons[i]) continue;
+    std::string why = "finite";
+    if (rule == FloatRule::kFiniteIfFilled && slot < n_muons[i])
+      why += " (the event has n_muons = " + std::to_string(n_muons[i]) + ", so slot mu" +
+             std::to_string(slot) + " is filled)";
+    else if (rule != FloatRule::kFinite)
+      why += " or nan (nan: no value)";
+    throw InputError(path + ": " + ColumnPath(c) + "[" +
+                     std::to_string(first_row + static_cast<std::int64_t>(i)) + "] is " +
+                     ValueText(x) + ", but must be " + why);
+  }
+}
+
+void EventFileReader::Impl::BuildExactMap(const std::string& path, std::int64_t end) {
+  DuplicateCheck& d = duplicates;
+  d.exact = true;
+  const std::int64_t step = 1 << 16;
+  std::vector<std::uint64_t> numbers;
+  std::vector<std::uint8_t> procs;
+  for (std::int64_t start = 0; start < end; start += step) {
+    const hsize_t off = static_cast<hsize_t>(start);
+    const hsize_t count = static_cast<hsize_t>(std::min(step, end - start));
+    numbers.resize(count);
+    procs.resize(count);
+    Handle mspace(H5Screate_simple(1, &count, nullptr), H5Sclose);
+    for (int col = 0; col < 2; ++col) {
+      const Handle& ds = datasets[col];  // event_number, process: required, always present
+      Handle fspace(H5Dget_space(ds.get()), H5Sclose);
+      H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, &off, nullptr, &count, nullptr);
+      const herr_t st =
+          col == 0 ? H5Dread(ds.get(), H5T_NATIVE_UINT64, mspace.get(), fspace.get(), H5P_DEFAULT,
+                             numbers.data())
+                   : H5Dread(ds.get(), H5T_NATIVE_UINT8, mspace.get(), fspace.get(), H5P_DEFAULT,
+                             procs.data());
+      if (st < 0)
+        throw InputError(path + ": " + (col == 0 ? "events/event_number" : "events/process") +
+                         ": " + Detail("cannot read the data"));
+    }
+    // These rows passed the increasing-order check, so they hold no duplicates.
+    for (hsize_t i = 0; i < count; ++i)
+      d.rows[procs[i]].emplace(numbers[i], start + static_cast<std::int64_t>(i));
+  }
+}
+
+void EventFileReader::Impl::CheckEventNumbers(const std::string& path, const EventBatch& b,
+                                              std::int64_t first_row) {
+  DuplicateCheck& d = duplicates;
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    const auto p = static_cast<std::size_t>(b.process[i]);
+    const std::uint64_t en = b.event_number[i];
+    const std::int64_t row = first_row + static_cast<std::int64_t>(i);
+    if (!d.exact) {
+      if (!d.seen[p] || en > d.last[p]) {
+        d.seen[p] = true;
+        d.last[p] = en;
+        continue;
+      }
+      BuildExactMap(path, row);
+    }
+    auto [it, fresh] = d.rows[p].emplace(en, row);
+    if (!fresh)
+      throw InputError(path + ": events/event_number[" + std::to_string(row) + "] is " +
+                       std::to_string(en) + " (process " + ToString(b.process[i]) +
+                       "), but event numbers must be unique within a process in a file (also at "
+                       "row " + std::to_string(it->second) + ")");
+  }
+}
+
 std::size_t EventFileReader::Next(EventBatch* batch, std::size_t max_events) {
   Impl& r = *impl_;
   const std::int64_t left = info_.num_events - position_;
@@ -457,6 +616,8 @@ std::size_t EventFileReader::Next(EventBatch* batch, std::size_t max_events) {
     if constexpr (std::is_same_v<T, double> || std::is_same_v<T, std::uint64_t>) {
       if (H5Dread(d.get(), MemType<T>(), mspace.get(), fspace.get(), H5P_DEFAULT, v.data()) < 0)
         r.Fail(name, Detail("cannot read the data"));
+      // Missing columns hold their defaults and a derived recoil comes from checked columns.
+      if constexpr (std::is_same_v<T, double>) r.CheckColumn(info_.path, c, v, batch->n_muons, position_);
     } else {
       // Small integers are read wide and range-checked (HDF5 would clip out-of-range values).
       r.int_buffer.resize(n);
@@ -497,13 +658,34 @@ std::size_t EventFileReader::Next(EventBatch* batch, std::size_t max_events) {
       batch->ut_y[i] = -sy;
     }
   }
+  r.CheckEventNumbers(info_.path, *batch, position_);
   position_ += static_cast<std::int64_t>(n);
   return n;
+}
+
+std::string NegativeWeightWarning(const EventFileReader& reader) {
+  const std::int64_t n = reader.Position(), neg = reader.negative_weights();
+  if (n <= 0 || 2 * neg <= n) return "";
+  char buf[128], sum[64];
+  std::snprintf(buf, sizeof(buf), "%.1f%%", 100.0 * static_cast<double>(neg) / static_cast<double>(n));
+  std::snprintf(sum, sizeof(sum), "%.6g", reader.sum_weights());
+  return reader.Name() + ": " +
+         (neg == n ? "all " + std::to_string(n) + " events have"
+                   : std::to_string(neg) + " of " + std::to_string(n) + " events (" + buf + ") have") +
+         " negative weights (sum of weights " + sum +
+         "): check the sign convention of the weight column";
 }
 
 EventBatch ReadEventFile(const std::string& path, EventFileInfo* info) {
   EventFileReader reader(path);
   EventBatch all, batch;
+  // The whole file in memory: the declared length is checked before reserving it.
+  std::int64_t bytes_per_event = 0;
+  VisitColumns(batch, [&](const ColumnSpec&, const auto& v) {
+    bytes_per_event += static_cast<std::int64_t>(sizeof(v[0]));
+  });
+  io::h5::CheckAllocation(path, kGroup, reader.SizeHint(), bytes_per_event,
+                          "reading " + std::to_string(reader.SizeHint()) + " events into memory");
   all.Reserve(static_cast<std::size_t>(reader.SizeHint()));
   while (reader.Next(&batch, 1 << 16) > 0) all.Append(batch);
   if (info != nullptr) *info = reader.info();

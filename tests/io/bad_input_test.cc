@@ -8,6 +8,7 @@
 #include <fstream>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include <doctest/doctest.h>
 
@@ -474,12 +475,154 @@ TEST_CASE("bad input: a dataspace declaring more elements than fit in memory") {
     return path;
   };
   ExpectError(replace("hdata_obs", H5T_IEEE_F64LE),
-              {"hdata_obs: declares 1125899906842624 elements of 16 bytes in memory, more than the",
-               "bytes of memory of this machine"});
+              {"hdata_obs: reading 1125899906842624 values needs", "bytes of memory are available"});
   const hid_t vlen = H5Tcopy(H5T_C_S1);
   H5Tset_size(vlen, H5T_VARIABLE);
-  ExpectError(replace("hsysts", vlen), {"hsysts: declares 1125899906842624 elements"});
+  ExpectError(replace("hsysts", vlen), {"hsysts: reading 1125899906842624 strings needs"});
   H5Tclose(vlen);
+}
+
+TEST_CASE("bad input: declared sizes are checked against the available memory before allocation") {
+  {
+    // A dataset of 2^50 float64 (8 PiB) in a file of a few kB: chunked, nothing written.
+    const std::string path = WriteTemp(Base(), "huge-dims");
+    H5File(path).WriteUnallocated("hdata_obs", {hsize_t{1} << 50});
+    ExpectError(path, {"hdata_obs: reading 1125899906842624 values needs 9007199254740992 bytes",
+                       "of memory are available (MemAvailable)"});
+  }
+  {
+    // Sparse dense_shape declaring 2^40 bins (no hsumw2: the model would allocate it as zeros).
+    const std::string path = WriteTemp(Base(), "huge-dense-shape", StorageKind::kSparse);
+    {
+      H5File f(path);
+      f.Delete("hsumw2");
+      f.SetInt64Attribute("hnorm_sparse", "dense_shape", {std::int64_t{1} << 40, 3});
+    }
+    ExpectError(path, {"hnorm_sparse: attribute dense_shape [1099511627776, 3]: allocating the "
+                       "dense [nbinsfull, nproc] arrays of the model needs",
+                       "of memory are available (MemAvailable)"});
+  }
+  {
+    // original_shape whose product wraps to 0 in 64 bits (2^32 x 2^32) on an empty dataset.
+    const std::string path = WriteTemp(Base(), "orig-overflow");
+    H5File(path).WriteDoubles("hnorm", {}, {std::int64_t{1} << 32, std::int64_t{1} << 32});
+    ExpectError(path, {"hnorm: original_shape is [4294967296, 4294967296], whose product "
+                       "overflows 64 bits, but the dataset has 0 elements"});
+  }
+  {
+    // A channel declaring more bins than the file has, and axes whose bin product overflows.
+    const Model m = Base();
+    const std::string path = WriteTemp(m, "meta-nbins");
+    H5File(path).SetMetaJson(R"({"lepus_meta_version": 1, "systematic_type": "log_normal",
+        "channels": [{"name": "a", "masked": false, "nbins": 9223372036854775807},
+                     {"name": "m", "masked": true, "nbins": 3}]})");
+    ExpectError(path, {"meta_json: channels[0].nbins: is 9223372036854775807, but the file has "
+                       "only 15 bins (nbinsfull)"});
+    std::string axes;
+    for (int a = 0; a < 10; ++a) {
+      std::string edges;
+      for (int e = 0; e < 100; ++e) {
+        if (e > 0) edges += ',';
+        edges += std::to_string(e);
+      }
+      axes += std::string(a ? "," : "") + R"({"name": "x)" + std::to_string(a) + R"(", "edges": [)" +
+              edges + "]}";
+    }
+    const std::string path2 = WriteTemp(m, "meta-axes-overflow");
+    H5File(path2).SetMetaJson(R"({"lepus_meta_version": 1, "systematic_type": "log_normal",
+        "channels": [{"name": "a", "masked": false, "nbins": 12, "axes": [)" + axes + R"(]},
+                     {"name": "m", "masked": true, "nbins": 3}]})");
+    ExpectError(path2, {"meta_json: channels[0].nbins: is 12, but the axes' edges give more than "
+                        "2^63 bins"});
+  }
+}
+
+TEST_CASE("bad input: the memory check helpers") {
+  namespace h5 = lepus::io::h5;
+  std::int64_t p = 0;
+  CHECK(h5::CheckedMultiply(3, 4, &p));
+  CHECK(p == 12);
+  CHECK_FALSE(h5::CheckedMultiply(std::int64_t{1} << 32, std::int64_t{1} << 31, &p));
+  CHECK_FALSE(h5::CheckedMultiply(-1, 4, &p));
+  CHECK(h5::ShapeSize({std::int64_t{1} << 32, std::int64_t{1} << 32}) == -1);
+  CHECK(h5::ShapeSize({2, 3, 4}) == 24);
+  CHECK(h5::AvailableMemoryBytes() > 0);  // Linux: /proc/meminfo
+  CHECK_NOTHROW(h5::CheckAllocation("f.h5", "d", 1000, 8, "x"));
+  CHECK_THROWS_WITH_AS(h5::CheckAllocation("f.h5", "d", std::int64_t{1} << 62, 8, "reading"),
+                       doctest::Contains("f.h5: d: reading needs 4611686018427387904 x 8 bytes, "
+                                         "more than 2^63 bytes"),
+                       lepus::io::InputError);
+}
+
+TEST_CASE("bad input: names must be valid UTF-8") {
+  namespace h5 = lepus::io::h5;
+  std::size_t at = 0;
+  CHECK(h5::IsValidUtf8("syst_\xce\xbc_\xe6\x97\xa5\xf0\x9f\x98\x80"));  // mu, a CJK ideograph, an emoji
+  CHECK_FALSE(h5::IsValidUtf8("ab\xff", &at));
+  CHECK(at == 2);
+  CHECK_FALSE(h5::IsValidUtf8("\xc0\xaf", &at));  // overlong '/'
+  CHECK(at == 0);
+  CHECK_FALSE(h5::IsValidUtf8("x\xed\xa0\x80", &at));  // UTF-16 surrogate
+  CHECK(at == 2);
+  CHECK_FALSE(h5::IsValidUtf8("\xe2\x82", &at));  // truncated
+  CHECK_FALSE(h5::IsValidUtf8("\xf4\x90\x80\x80", &at));  // above U+10FFFF
+  CHECK(h5::EscapeBytes("a\xff\\") == "a\\xff\\x5c");
+
+  const Model m = Base();
+  struct Case {
+    const char* dataset;
+    std::vector<std::string> names;
+  };
+  const std::vector<Case> cases = {
+      {"hprocs", {m.processes[0], "bkg\xff", m.processes[2]}},
+      {"hsysts", {m.systematics[0], "s\xc0\xaf", m.systematics[2], m.systematics[3],
+                  m.systematics[4], m.systematics[5]}},
+      {"hsystgroups", {"theory", "exp\xed\xa0\x80", "empty"}},
+      {"hpseudodatanames", {"asimov", "dbl\xe2\x82"}},
+      {"hsystsnoconstraint", {m.systematics[0], "\xfe"}},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.dataset);
+    const std::string path = WriteTemp(m, "utf8");
+    H5File(path).WriteStrings(c.dataset, c.names);
+    ExpectError(path, {std::string(c.dataset) + "[1]: is \"", "which is not valid UTF-8 (byte",
+                       "but names must be UTF-8 text"});
+  }
+  {
+    const std::string path = WriteTemp(m, "utf8-bytes");
+    H5File(path).WriteStrings("hprocs", {m.processes[0], "bkg\xff", m.processes[2]});
+    ExpectError(path, {"hprocs[1]: is \"bkg\\xff\", which is not valid UTF-8 (byte 3)"});
+  }
+  {
+    // meta_json names: nlohmann's parser rejects ill-formed UTF-8 inside JSON strings.
+    const std::string path = WriteTemp(m, "utf8-meta");
+    H5File(path).SetMetaJson("{\"lepus_meta_version\": 1, \"systematic_type\": \"log_normal\", "
+                             "\"channels\": [{\"name\": \"a\xff\", \"masked\": false, \"nbins\": 12}]}");
+    ExpectError(path, {"meta_json: is not valid JSON"});
+  }
+  {
+    // Valid multi-byte names read back unchanged.
+    Model u = Base();
+    u.processes[2] = "bkg_\xce\xbc\xce\xbc";
+    u.groups[0].name = "th\xc3\xa9orie";
+    const std::string path = WriteTemp(u, "utf8-ok");
+    CHECK(ReadError(path).empty());
+    CHECK(lepus::io::ReadFitInput(path).processes[2] == u.processes[2]);
+  }
+}
+
+TEST_CASE("bad input: duplicate group and pseudo-data names") {
+  {
+    const std::string path = WriteTemp(Base(), "dup-group");
+    H5File(path).WriteStrings("hsystgroups", {"theory", "empty", "theory"});
+    ExpectError(path, {"hsystgroups[2]: is \"theory\", but names must be unique (also at index 0)"});
+  }
+  {
+    const std::string path = WriteTemp(Base(), "dup-pseudo");
+    H5File(path).WriteStrings("hpseudodatanames", {"asimov", "asimov"});
+    ExpectError(path,
+                {"hpseudodatanames[1]: is \"asimov\", but names must be unique (also at index 0)"});
+  }
 }
 
 TEST_CASE("bad input: writer refuses invalid models and leaves nothing behind") {

@@ -269,6 +269,35 @@ class H5File {
     H5Sclose(space);
     H5Tclose(type);
   }
+  // Replaces (or creates) a 1-D int64 attribute of `object` ("/" or a group/dataset path).
+  void SetInt64Attribute(const std::string& object, const std::string& attr_name,
+                         const std::vector<std::int64_t>& values) {
+    if (H5Aexists_by_name(id_, object.c_str(), attr_name.c_str(), H5P_DEFAULT) > 0)
+      DeleteAttribute(object, attr_name);
+    hsize_t n = values.size();
+    hid_t space = H5Screate_simple(1, &n, nullptr);
+    hid_t attr = H5Acreate_by_name(id_, object.c_str(), attr_name.c_str(), H5T_STD_I64LE, space,
+                                   H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    REQUIRE(attr >= 0);
+    REQUIRE(H5Awrite(attr, H5T_NATIVE_INT64, values.data()) >= 0);
+    H5Aclose(attr);
+    H5Sclose(space);
+  }
+  // A chunked float64 dataset of `dims` with nothing written (every element is the fill value),
+  // so a tiny file can declare an enormous dataset.
+  void WriteUnallocated(const std::string& name, const std::vector<hsize_t>& dims) {
+    if (H5Lexists(id_, name.c_str(), H5P_DEFAULT) > 0) Delete(name);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    std::vector<hsize_t> chunk(dims.size(), 1024);
+    REQUIRE(H5Pset_chunk(dcpl, static_cast<int>(chunk.size()), chunk.data()) >= 0);
+    hid_t space = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
+    REQUIRE(space >= 0);
+    hid_t dset = H5Dcreate2(id_, name.c_str(), H5T_IEEE_F64LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    REQUIRE(dset >= 0);
+    H5Dclose(dset);
+    H5Sclose(space);
+    H5Pclose(dcpl);
+  }
   // Replaces the root meta_json attribute.
   void SetMetaJson(const std::string& text) {
     if (H5Aexists(id_, "meta_json") > 0) DeleteAttribute("/", "meta_json");

@@ -3,6 +3,7 @@
 // every kind of bad file. Malformed files are made from valid ones with the HDF5 C API.
 #include <hdf5.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -309,4 +310,223 @@ TEST_CASE("bad event files give errors naming the file and the dataset") {
     ExpectError(path, {"events/mu0_charge[77] is 3, but must be -1, 0 or +1"});
     std::filesystem::remove(path);
   }
+}
+
+// ---- value checks (docs/events.md, "Value checks") ------------------------------------------
+
+namespace {
+
+// The first row of `b` with n_muons == want (REQUIREs one).
+std::size_t RowWithMuons(const EventBatch& b, int want, std::size_t from = 0) {
+  for (std::size_t i = from; i < b.size(); ++i)
+    if (b.n_muons[i] == want) return i;
+  FAIL("no event with n_muons = " << want);
+  return 0;
+}
+
+// Reads the whole file in batches of `batch` events; returns the reader's warning.
+std::string ReadAllWarning(const std::string& path, std::size_t batch = 1000) {
+  EventFileReader reader(path);
+  EventBatch b;
+  while (reader.Next(&b, batch) > 0) {
+  }
+  return NegativeWeightWarning(reader);
+}
+
+}  // namespace
+
+TEST_CASE("event files: NaN and Inf are rejected naming the column and the row") {
+  const EventBatch good = Sample();
+  REQUIRE(good.size() > 3000);
+  const std::size_t k = 2345;  // in the third read batch of ReadError (4096) / third chunk
+  auto expect = [&](auto edit, const std::vector<std::string>& parts) {
+    EventBatch b = good;
+    edit(b);
+    const std::string path = WriteSample(b);
+    ExpectError(path, parts);
+    std::filesystem::remove(path);
+  };
+  const std::string row = "[" + std::to_string(k) + "]";
+  expect([&](EventBatch& b) { b.weight[k] = std::nan(""); },
+         {"events/weight" + row + " is nan, but must be finite"});
+  expect([&](EventBatch& b) { b.weight[k] = INFINITY; },
+         {"events/weight" + row + " is inf, but must be finite"});
+  expect([&](EventBatch& b) { b.met_pt[k] = -INFINITY; },
+         {"events/met_pt" + row + " is -inf, but must be finite"});
+  expect([&](EventBatch& b) { b.ut_y[k] = std::nan(""); },
+         {"events/ut_y" + row + " is nan, but must be finite"});
+  const std::size_t one = RowWithMuons(good, 1, 1500);
+  const std::string row1 = "[" + std::to_string(one) + "]";
+  expect([&](EventBatch& b) { b.muon[0].pt[one] = std::nan(""); },
+         {"events/mu0_pt" + row1 +
+          " is nan, but must be finite (the event has n_muons = 1, so slot mu0 is filled)"});
+  expect([&](EventBatch& b) { b.muon[0].eff_id[one] = std::nan(""); },
+         {"events/mu0_eff_id" + row1 + " is nan, but must be finite"});
+  // An empty slot holds NaN (valid), but never Inf.
+  REQUIRE(std::isnan(good.muon[1].pt[one]));
+  expect([&](EventBatch& b) { b.muon[1].pt[one] = INFINITY; },
+         {"events/mu1_pt" + row1 + " is inf, but must be finite or nan (nan: no value)"});
+  // Generator-level columns: NaN means "none" (non-prompt events), Inf is an error.
+  expect([&](EventBatch& b) { b.v_mass[k] = INFINITY; },
+         {"events/v_mass" + row + " is inf, but must be finite or nan"});
+  expect([&](EventBatch& b) { b.muon[0].gen_pt[one] = -INFINITY; },
+         {"events/mu0_gen_pt" + row1 + " is -inf"});
+  {
+    // NaN where it means "none" reads fine.
+    EventBatch b = good;
+    b.v_mass[k] = std::nan("");
+    b.muon[0].gen_pt[one] = std::nan("");
+    const std::string path = WriteSample(b);
+    CHECK(ReadError(path).empty());
+    std::filesystem::remove(path);
+  }
+  {
+    // The row is the file row whatever the read batch size.
+    EventBatch b = good;
+    b.weight[k] = std::nan("");
+    const std::string path = WriteSample(b);
+    EventFileReader reader(path);
+    EventBatch part;
+    std::string err;
+    try {
+      while (reader.Next(&part, 77) > 0) {
+      }
+    } catch (const InputError& e) {
+      err = e.what();
+    }
+    CHECK(err == path + ": events/weight" + row + " is nan, but must be finite");
+    CHECK(reader.Position() <= static_cast<std::int64_t>(k));
+    std::filesystem::remove(path);
+  }
+}
+
+TEST_CASE("event files: duplicate event numbers within a process are rejected") {
+  const EventBatch good = Sample();
+  // The sample's processes each number their events from 0: equal numbers in different
+  // processes are fine (the round-trip tests read it).
+  const std::size_t k = good.size() - 5;
+  std::size_t j = 0;
+  while (good.process[j] != good.process[k]) ++j;
+  j += 3;  // an earlier row of the same process
+  REQUIRE(j < k);
+  const std::string proc = ToString(good.process[k]);
+  for (std::size_t batch : {std::size_t{64}, std::size_t{100000}}) {
+    CAPTURE(batch);
+    // Increasing order broken by a repeat of an earlier row (the exact check takes over).
+    EventBatch b = good;
+    b.event_number[k] = b.event_number[j];
+    const std::string path = WriteSample(b);
+    std::string err;
+    try {
+      EventFileReader reader(path);
+      EventBatch part;
+      while (reader.Next(&part, batch) > 0) {
+      }
+    } catch (const InputError& e) {
+      err = e.what();
+    }
+    CHECK(err == path + ": events/event_number[" + std::to_string(k) + "] is " +
+                     std::to_string(good.event_number[j]) + " (process " + proc +
+                     "), but event numbers must be unique within a process in a file (also at "
+                     "row " + std::to_string(j) + ")");
+    std::filesystem::remove(path);
+  }
+  {
+    // Unique but not increasing (e.g. a shuffled file) is valid; a later duplicate is found.
+    EventBatch b = good;
+    std::size_t e = 0;  // end of the first process's rows
+    while (e < b.size() && b.process[e] == b.process[0]) ++e;
+    REQUIRE(e > 100);
+    std::reverse(b.event_number.begin(), b.event_number.begin() + e / 2);
+    const std::string shuffled = WriteSample(b);
+    CHECK(ReadError(shuffled).empty());
+    b.event_number[e - 1] = b.event_number[10];
+    const std::string dup = WriteSample(b);
+    ExpectError(dup, {"events/event_number[" + std::to_string(e - 1) + "] is " +
+                          std::to_string(b.event_number[10]),
+                      "(also at row 10)"});
+    std::filesystem::remove(shuffled);
+    std::filesystem::remove(dup);
+  }
+}
+
+TEST_CASE("event files: mostly negative weights give a warning") {
+  const EventBatch good = Sample();
+  const std::size_t n = good.size();
+  {
+    const std::string path = WriteSample(good);
+    CHECK(ReadAllWarning(path).empty());
+    std::filesystem::remove(path);
+  }
+  {
+    EventBatch b = good;
+    for (auto& w : b.weight) w = -std::abs(w);
+    const std::string path = WriteSample(b);
+    const std::string w = ReadAllWarning(path);
+    CHECK(w.rfind(path + ": all " + std::to_string(n) + " events have negative weights (sum of "
+                  "weights -", 0) == 0);
+    CHECK(w.find("check the sign convention of the weight column") != std::string::npos);
+    std::filesystem::remove(path);
+  }
+  {
+    // 60% negative: warned; 40%: not.
+    EventBatch b = good;
+    const std::size_t neg = n * 6 / 10;
+    for (std::size_t i = 0; i < neg; ++i) b.weight[i] = -std::abs(b.weight[i]);
+    const std::string path = WriteSample(b);
+    CHECK(ReadAllWarning(path).find(std::to_string(neg) + " of " + std::to_string(n) +
+                                    " events (60.0%) have negative weights") != std::string::npos);
+    std::filesystem::remove(path);
+    EventBatch c = good;
+    for (std::size_t i = 0; i < n * 4 / 10; ++i) c.weight[i] = -std::abs(c.weight[i]);
+    const std::string path2 = WriteSample(c);
+    CHECK(ReadAllWarning(path2).empty());
+    std::filesystem::remove(path2);
+  }
+}
+
+TEST_CASE("event files: ReadEventFile checks the declared length against the memory") {
+  // A file declaring 2^45 events in every column (chunked, nothing written: a few kB).
+  const std::string path = lepus::test::TempPath("huge-events", ".h5");
+  {
+    Generator* g = nullptr;
+    Sample(&g);
+    EventFileWriter w(path, MakeEventFileMetadata(*g, "test"));
+    EventBatch b = Sample();
+    EventBatch one;
+    one.Append(b, 0, 1);
+    w.Append(one);
+    w.Close();
+  }
+  {
+    H5Edit e(path);
+    for (const ColumnSpec& c : EventColumns()) {
+      const std::string name = std::string("events/") + c.name;
+      if (H5Lexists(e.file, name.c_str(), H5P_DEFAULT) <= 0) continue;
+      const hid_t d = H5Dopen2(e.file, name.c_str(), H5P_DEFAULT);
+      const hid_t t = H5Dget_type(d);
+      H5Dclose(d);
+      e.Delete(name);
+      const hsize_t dims = hsize_t{1} << 45, maxdims = H5S_UNLIMITED, chunk = 1024;
+      const hid_t space = H5Screate_simple(1, &dims, &maxdims);
+      const hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+      H5Pset_chunk(dcpl, 1, &chunk);
+      const hid_t nd = H5Dcreate2(e.file, name.c_str(), t, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+      REQUIRE(nd >= 0);
+      H5Dclose(nd);
+      H5Pclose(dcpl);
+      H5Sclose(space);
+      H5Tclose(t);
+    }
+  }
+  try {
+    ReadEventFile(path);
+    FAIL("expected InputError");
+  } catch (const InputError& e) {
+    const std::string err = e.what();
+    CAPTURE(err);
+    CHECK(err.rfind(path + ": events: reading 35184372088832 events into memory needs ", 0) == 0);
+    CHECK(err.find("of memory are available (MemAvailable)") != std::string::npos);
+  }
+  std::filesystem::remove(path);
 }

@@ -81,8 +81,9 @@ struct EventFileInfo {
 
 // Reads an event file in chunks. The constructor validates the whole schema (version, groups,
 // presence, rank, type class and length of every column, no events at all) and throws
-// io::InputError naming the file and the dataset; values (charges, n_muons, process ids) are
-// checked as each chunk is read. Missing optional columns get their ColumnSpec defaults; a
+// io::InputError naming the file and the dataset; values are checked as each chunk is read
+// (charges, n_muons, process ids; NaN/Inf in floating-point columns; event numbers unique per
+// process within the file; docs/events.md, "Value checks"), naming the column and the row. Missing optional columns get their ColumnSpec defaults; a
 // missing recoil is derived as u_T = -(MET + sum of muon pT). Float columns may be stored in any
 // floating-point type, integer columns in any integer type.
 class EventFileReader final : public EventSource {
@@ -97,6 +98,10 @@ class EventFileReader final : public EventSource {
   std::int64_t Position() const override { return position_; }
   std::string Name() const override { return info_.path; }
 
+  // Over the events read so far: how many have weight < 0, and the sum of the weights.
+  std::int64_t negative_weights() const;
+  double sum_weights() const;
+
   struct Impl;
 
  private:
@@ -105,7 +110,13 @@ class EventFileReader final : public EventSource {
   std::unique_ptr<Impl> impl_;
 };
 
-// Reads a whole file into one batch (small files, tests).
+// A warning for the producers' summaries when more than half of the events read from `reader`
+// have negative weights ("" otherwise): a flipped sign convention or a broken generator would
+// otherwise only show up as odd yields.
+std::string NegativeWeightWarning(const EventFileReader& reader);
+
+// Reads a whole file into one batch (small files, tests). The declared number of events is
+// checked against the available memory first (io::InputError).
 EventBatch ReadEventFile(const std::string& path, EventFileInfo* info = nullptr);
 
 }  // namespace lepus::models
