@@ -98,8 +98,8 @@ Meta ParseMeta(const std::string& file, const std::string& text,
     j = Json::parse(text);
   } catch (const Json::out_of_range& e) {
     // nlohmann_json refuses a number beyond the range of a double (1e400) while parsing.
-    r.Fail("", std::string("has a number beyond the range of a double (at most 1.8e308 in "
-                           "magnitude): ") + e.what());
+    r.Fail("", std::string("is not valid JSON (a number is beyond the range of a double, at "
+                           "most 1.8e308 in magnitude: ") + e.what() + ")");
   } catch (const Json::exception& e) {  // parse_error
     r.Fail("", std::string("is not valid JSON (") + e.what() + ")");
   }

@@ -271,12 +271,12 @@ CalibrationParameters CalibrationFromJson(const std::string& text, const std::st
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e400
-    throw io::InputError(origin + ": not valid JSON: " + e.what());
   } catch (const json::out_of_range& e) {
     // nlohmann_json refuses a number beyond the range of a double (1e400) while parsing.
     throw io::InputError(origin + ": a number is beyond the range of a double (at most 1.8e308 "
                          "in magnitude): " + e.what());
+  } catch (const json::exception& e) {  // parse_error and the rest
+    throw io::InputError(origin + ": not valid JSON: " + e.what());
   }
   Reader r(j, origin);
   if (!j.is_object()) r.Fail("the top level is " + std::string(j.type_name()) + ", but must be an object");

@@ -188,12 +188,12 @@ inline nlohmann::json ParseConfigObject(const std::string& text, const std::stri
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for 1e400
-    throw std::invalid_argument(origin + ": not valid JSON: " + e.what());
   } catch (const nlohmann::json::out_of_range& e) {
     // nlohmann_json refuses a number beyond the range of a double (1e400) while parsing.
     throw std::invalid_argument(origin + ": a number is beyond the range of a double (at most "
                                 "1.8e308 in magnitude): " + e.what());
+  } catch (const nlohmann::json::exception& e) {  // parse_error and the rest
+    throw std::invalid_argument(origin + ": not valid JSON: " + e.what());
   }
   if (!j.is_object())
     throw std::invalid_argument(origin + ": the configuration must be a JSON object, but is " +

@@ -219,7 +219,8 @@ TEST_CASE("calibration JSON round trip and errors") {
                        InputError);
   // A number beyond double's range (found by the config_json fuzz target; was uncaught).
   CHECK_THROWS_WITH_AS(CalibrationFromJson("{\"A\": [1e400]}", "f.json"),
-                       doctest::Contains("f.json: not valid JSON: [json.exception.out_of_range.406] "
+                       doctest::Contains("f.json: a number is beyond the range of a double (at most 1.8e308 "
+                                         "in magnitude): [json.exception.out_of_range.406] "
                                          "number overflow parsing '1e400'"),
                        InputError);
   CHECK_THROWS_WITH_AS(ReadCalibration("/nonexistent/cal.json"), doctest::Contains("cannot open"), InputError);

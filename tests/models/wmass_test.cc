@@ -325,7 +325,8 @@ TEST_CASE("WMassConfig: JSON reading with clear errors") {
                        std::invalid_argument);
   // A number beyond double's range (found by the config_json fuzz target; was uncaught).
   CHECK_THROWS_WITH_AS(parse(R"({"lepus_config_version": 1, "luminosity_pb": 1e400})"),
-                       doctest::Contains("cfg.json: not valid JSON: [json.exception.out_of_range.406] "
+                       doctest::Contains("cfg.json: a number is beyond the range of a double (at most 1.8e308 "
+                                         "in magnitude): [json.exception.out_of_range.406] "
                                          "number overflow parsing '1e400'"),
                        std::invalid_argument);
   CHECK_THROWS_WITH_AS(ReadWMassConfig("/nonexistent/dir/cfg.json"),
