@@ -77,7 +77,7 @@ for target in fit_input meta_json config_json; do
     [[ -e $f ]] || continue
     ASAN_OPTIONS=$ASAN_OPTIONS:allocator_may_return_null=1 LSAN_OPTIONS=$lsan \
       "$exe" -timeout=$timeout -rss_limit_mb=2048 "$f" >"$f.replay" 2>&1 || true
-    kind=$(grep -m1 -oE "ERROR: [A-Za-z]+: [A-Za-z-]+|runtime error: .*|deadly signal|timeout" "$f.replay" || echo "no report on replay")
+    kind=$(grep -m1 -oE "ERROR: [A-Za-z]+: [A-Za-z-]+|runtime error: .*|deadly signal" "$f.replay" || echo "no report on replay")
     where=$(classify "$f.replay")
     if [[ $where == hdf5 ]]; then
       hdf5=$((hdf5 + 1))
