@@ -31,7 +31,7 @@ bench: setup
 # Not part of `make test`/CI: installs clang and its sanitizer runtimes, builds everything with
 # AddressSanitizer + UndefinedBehaviorSanitizer in $(SANITIZE_BUILD_DIR), runs the whole ctest
 # suite there, then each fuzz target of tests/fuzz for 100000 inputs (scripts/sanitize.sh;
-# docs/reliability.md). Takes about an hour on 2 cores, most of it the build.
+# docs/reliability.md). Takes one to two hours on 2 cores: the build, ctest, ~40 min of fuzzing.
 sanitize:
 	LEPUS_SANITIZE=1 LEPUS_BUILD_DIR=$(SANITIZE_BUILD_DIR) bash scripts/setup.sh
 	bash scripts/sanitize.sh $(SANITIZE_BUILD_DIR)

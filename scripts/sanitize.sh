@@ -66,18 +66,18 @@ for target in fit_input meta_json config_json; do
     -print_final_stats=1 -artifact_prefix="$artifacts/" "$corpus" "${seeds[@]}" >"$log" 2>&1 || rc=$?
   secs=$(( $(date +%s) - start ))
   if [[ $target == fit_input ]]; then
-    execs=$(grep -E "^#[0-9]+: cov" "$log" | tail -n 1 | sed -E 's/^#([0-9]+):.*/\1/')
+    execs=$(grep -E "^#[0-9]+: cov" "$log" | tail -n 1 | sed -E 's/^#([0-9]+):.*/\1/' || true)
   else
-    execs=$(grep -E "^stat::number_of_executed_units" "$log" | awk '{print $2}')
+    execs=$(grep -E "^stat::number_of_executed_units" "$log" | awk '{print $2}' || true)
   fi
-  cov=$(grep -E "^#[0-9]+:? .*cov: " "$log" | tail -n 1 | sed -E 's/.*cov: ([0-9]+).*/\1/')
+  cov=$(grep -E "^#[0-9]+:?[[:space:]].*cov: " "$log" | tail -n 1 | sed -E 's/.*cov: ([0-9]+).*/\1/' || true)
   echo "  $target: ${execs:-?} inputs in $secs s, coverage $cov edges, exit $rc"
   hdf5=0
   for f in "$artifacts"/*; do
     [[ -e $f ]] || continue
     ASAN_OPTIONS=$ASAN_OPTIONS:allocator_may_return_null=1 LSAN_OPTIONS=$lsan \
       "$exe" -timeout=$timeout -rss_limit_mb=2048 "$f" >"$f.replay" 2>&1 || true
-    kind=$(grep -m1 -oE "ERROR: [A-Za-z]+: [a-z-]+|runtime error: .*|deadly signal|timeout" "$f.replay" || echo "no report on replay")
+    kind=$(grep -m1 -oE "ERROR: [A-Za-z]+: [A-Za-z-]+|runtime error: .*|deadly signal" "$f.replay" || echo "no report on replay")
     where=$(classify "$f.replay")
     if [[ $where == hdf5 ]]; then
       hdf5=$((hdf5 + 1))

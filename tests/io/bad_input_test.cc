@@ -111,6 +111,15 @@ TEST_CASE("bad input: inconsistent shapes") {
     ExpectError(path, {"hdata_obs: original_shape is [13] (13 elements)", "has 12 elements"});
   }
   {
+    // An original_shape whose product overflows int64 (found by the fit_input fuzz target:
+    // signed overflow, undefined behaviour) is a mismatch like any other.
+    const std::int64_t big = std::numeric_limits<std::int64_t>::max();
+    const std::string path = WriteTemp(m, "shape-orig-overflow");
+    H5File(path).WriteDoubles("hdata_obs", std::vector<double>(nb, 1.0), {big, 3, big});
+    ExpectError(path, {"hdata_obs: original_shape is [9223372036854775807, 3, 9223372036854775807]",
+                       "has 12 elements"});
+  }
+  {
     // Fewer hnorm rows than data bins.
     const std::string path = WriteTemp(m, "shape-rows");
     {
