@@ -165,6 +165,15 @@ models::JpsiCalibrationOptions MakeOptions(const CalibrateArgs& a) {
   return o;
 }
 
+
+// A failed fit is written for inspection with its "status" (schema version 3), which every
+// consumer refuses (CalibrationParameters::IsUsable); say so next to the exit code 2.
+void ReportFailedStatus(const models::CalibrationParameters& c, const std::string& output) {
+  if (c.status == "converged") return;
+  std::cerr << "calibrate: the calibration fit failed (" << c.status_message << "): "
+            << (output == "-" ? "the output" : output) << " is marked \"status\": \"" << c.status
+            << "\" and `lepus produce` and `lepus calibrate zclosure` refuse it\n";
+}
 int RunCalibrate(const CalibrateArgs& a, const std::string& command_line) {
   const models::JpsiCalibrationOptions o = MakeOptions(a);
   io::CheckOutputs({{"-o", a.output}}, InputsOf(a));
@@ -259,6 +268,7 @@ int RunCalibrate(const CalibrateArgs& a, const std::string& command_line) {
   else
     models::WriteCalibration(a.output, c);
   std::cerr << "calibrate: wrote " << (a.output == "-" ? "stdout" : a.output) << "\n";
+  ReportFailedStatus(c, a.output);
   return s.status == models::CalibrationFitStatus::kConverged ? kExitOk : kExitFitFailed;
 }
 
@@ -327,6 +337,7 @@ int RunZClosureCommand(const CalibrateArgs& a, const std::string& command_line) 
   else
     models::WriteCalibration(a.output, c);
   std::cerr << "calibrate: wrote " << (a.output == "-" ? "stdout" : a.output) << "\n";
+  ReportFailedStatus(c, a.output);
   return s.fit.status == models::CalibrationFitStatus::kConverged ? kExitOk : kExitFitFailed;
 }
 

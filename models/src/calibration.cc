@@ -156,6 +156,9 @@ bool CalibrationParameters::IsValid(std::string* error) const {
     if (!std::isfinite(Get(closure.global, p)))
       return fail("closure_global." + std::string(names[p]) + " is " + Num(Get(closure.global, p)) +
                   ", but must be finite");
+  if (status != "converged" && status != "not_converged" && status != "covariance_failed")
+    return fail("status is \"" + status +
+                "\", but must be \"converged\", \"not_converged\" or \"covariance_failed\"");
   if (!resolution_uncertainty.empty()) {
     if (static_cast<int>(resolution_uncertainty.size()) != n)
       return fail("resolution_uncertainty has " + std::to_string(resolution_uncertainty.size()) +
@@ -164,6 +167,27 @@ bool CalibrationParameters::IsValid(std::string* error) const {
       if (!(resolution_uncertainty[b] >= 0.0) || !std::isfinite(resolution_uncertainty[b]))
         return fail("resolution_uncertainty[" + std::to_string(b) + "] is " +
                     Num(resolution_uncertainty[b]) + ", but must be finite and >= 0");
+  }
+  return true;
+}
+
+bool CalibrationParameters::IsUsable(std::string* error, bool require_uncertainty) const {
+  if (status != "converged") {
+    if (error)
+      *error = "status is \"" + status + "\"" +
+               (status_message.empty() ? "" : " (" + status_message + ")") +
+               ", but must be \"converged\": the calibration fit failed, so its parameters and "
+               "covariance cannot be used; rerun the calibration (lepus calibrate)";
+    return false;
+  }
+  bool any = !require_uncertainty;
+  for (Eigen::Index i = 0; i < covariance.rows() && !any; ++i) any = covariance(i, i) > 0.0;
+  if (!any) {
+    if (error)
+      *error = "covariance is all zero on its diagonal (" + std::to_string(covariance.rows()) +
+               " parameters), but must have at least one positive variance: a calibration "
+               "without uncertainties would silently drop the momentum-scale nuisances";
+    return false;
   }
   return true;
 }
@@ -267,7 +291,8 @@ std::vector<ScaleBias> ReadTriples(const Reader& r, const json& obj, const std::
 
 }  // namespace
 
-CalibrationParameters CalibrationFromJson(const std::string& text, const std::string& origin) {
+CalibrationParameters CalibrationFromJson(const std::string& text, const std::string& origin,
+                                          CalibrationCheck check) {
   json j;
   try {
     j = json::parse(text);
@@ -283,12 +308,13 @@ CalibrationParameters CalibrationFromJson(const std::string& text, const std::st
   static const std::set<std::string> known = {"schema", "schema_version", "description",
                                               "convention", "eta_edges", "A", "e", "M",
                                               "covariance", "closure", "closure_global",
-                                              "resolution_uncertainty"};
+                                              "resolution_uncertainty", "status",
+                                              "status_message"};
   for (auto it = j.begin(); it != j.end(); ++it)
     if (!known.count(it.key()))
       r.Fail("unknown key \"" + it.key() + "\" (known: schema, schema_version, description, "
              "convention, eta_edges, A, e, M, covariance, closure, closure_global, "
-             "resolution_uncertainty)");
+             "resolution_uncertainty, status, status_message)");
   const json& schema = r.Required(j, "schema", "");
   if (!schema.is_string() || schema.get<std::string>() != kSchemaName)
     r.Fail("\"schema\" is " + schema.dump() + ", but must be \"" + kSchemaName +
@@ -356,17 +382,31 @@ CalibrationParameters CalibrationFromJson(const std::string& text, const std::st
   }
   if (auto it = j.find("resolution_uncertainty"); it != j.end())
     c.resolution_uncertainty = r.Numbers(*it, "resolution_uncertainty");
+  // Version 3: the outcome of the fit. Absent (every older file): "converged"; the usability
+  // check below still refuses an all-zero covariance, which is what older failed fits wrote.
+  for (const char* key : {"status", "status_message"}) {
+    auto it = j.find(key);
+    if (it == j.end()) continue;
+    if (v < 3)
+      r.Fail("\"" + std::string(key) + "\" needs schema_version >= 3, but the file declares version " +
+             std::to_string(v));
+    if (!it->is_string())
+      r.Fail("\"" + std::string(key) + "\" is " + std::string(it->type_name()) +
+             ", but must be a string");
+    (std::string(key) == "status" ? c.status : c.status_message) = it->get<std::string>();
+  }
   std::string error;
   if (!c.IsValid(&error)) r.Fail(error);
+  if (check == CalibrationCheck::kUsable && !c.IsUsable(&error)) r.Fail(error);
   return c;
 }
 
-CalibrationParameters ReadCalibration(const std::string& path) {
+CalibrationParameters ReadCalibration(const std::string& path, CalibrationCheck check) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw io::InputError(path + ": cannot open the calibration file");
   std::ostringstream ss;
   ss << in.rdbuf();
-  return CalibrationFromJson(ss.str(), path);
+  return CalibrationFromJson(ss.str(), path, check);
 }
 
 std::string CalibrationToJson(const CalibrationParameters& c) {
@@ -384,7 +424,12 @@ std::string CalibrationToJson(const CalibrationParameters& c) {
   os << "{\n";
   os << "  \"schema\": \"" << kSchemaName << "\",\n";
   // The lowest version that holds the content (older readers keep reading plain files).
-  os << "  \"schema_version\": " << (c.closure.HasGlobal() ? 2 : 1) << ",\n";
+  const bool failed = c.status != "converged";
+  os << "  \"schema_version\": " << (failed ? 3 : c.closure.HasGlobal() ? 2 : 1) << ",\n";
+  if (failed) {
+    os << "  \"status\": " << json(c.status).dump() << ",\n";
+    os << "  \"status_message\": " << json(c.status_message).dump() << ",\n";
+  }
   os << "  \"description\": " << json(c.description).dump() << ",\n";
   os << "  \"convention\": " << json(kConvention).dump() << ",\n";
   os << "  \"eta_edges\": " << arr(c.eta_edges) << ",\n";

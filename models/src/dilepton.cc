@@ -503,11 +503,13 @@ DileptonHistograms DileptonProducer::Fill(const ProduceOptions& options) const {
   detail::WorkList work(c.simulation, SimulationGenerator(c), c.data, DataGenerator(c),
                         c.chunk_events);
   const Impl& impl = *impl_;
-  return detail::OrderedFill<DileptonHistograms, Scratch>(
+  DileptonHistograms h = detail::OrderedFill<DileptonHistograms, Scratch>(
       work, options, [this] { return MakeHistograms(); },
       [&impl](const EventBatch& batch, SampleKind sample, DileptonHistograms* h, Scratch* s) {
         impl.FillBatch(batch, sample, h, s);
       });
+  h.input_warnings = work.InputWarnings();
+  return h;
 }
 
 io::TensorWriter DileptonProducer::MakeFitInput(const DileptonHistograms& h,
@@ -518,6 +520,7 @@ io::TensorWriter DileptonProducer::MakeFitInput(const DileptonHistograms& h,
   const std::string ch = "dilepton";
   const int size = m.fit_size;
   DileptonSummary sum;
+  sum.warnings = h.input_warnings;
   const auto t0 = std::chrono::steady_clock::now();
 
   std::vector<std::vector<double>> nominal(S);

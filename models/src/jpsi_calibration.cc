@@ -331,6 +331,8 @@ CalibrationParameters FitScaleParameters(const std::vector<JpsiMassBin>& bins,
   if (bins.empty()) {
     s.status = CalibrationFitStatus::kNotConverged;
     s.message = "no mass bin to fit";
+    c.status = ToString(s.status);
+    c.status_message = s.message;
     return c;
   }
   ceres::Solver::Summary cs;
@@ -350,6 +352,8 @@ CalibrationParameters FitScaleParameters(const std::vector<JpsiMassBin>& bins,
   if (cs.termination_type != ceres::CONVERGENCE) {
     s.status = CalibrationFitStatus::kNotConverged;
     s.message = "Ceres did not converge: " + cs.message;
+    c.status = ToString(s.status);
+    c.status_message = s.message;
     return c;
   }
 
@@ -383,6 +387,8 @@ CalibrationParameters FitScaleParameters(const std::vector<JpsiMassBin>& bins,
     s.status = CalibrationFitStatus::kCovarianceFailed;
     s.message = "converged, but the covariance could not be computed (rank-deficient Jacobian: "
                 "an eta bin without enough constraints?)";
+    c.status = ToString(s.status);
+    c.status_message = s.message;
     return c;
   }
   s.status = CalibrationFitStatus::kConverged;

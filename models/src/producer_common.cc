@@ -118,6 +118,13 @@ bool WorkList::Next(WorkItem* item) {
   return false;
 }
 
+std::vector<std::string> WorkList::InputWarnings() const {
+  std::vector<std::string> out;
+  for (const auto& f : files_)
+    if (std::string w = NegativeWeightWarning(*f.reader); !w.empty()) out.push_back(std::move(w));
+  return out;
+}
+
 io::WriteOptions ResolveStorage(const engine::Model& model, const std::string& storage,
                                 double sparse_density, bool gzip, double* density_out) {
   const double cells = static_cast<double>(model.nbins_full) * model.num_processes() *

@@ -55,6 +55,8 @@ class WorkList {
   std::int64_t total() const { return total_; }
   // Fills the next item; false at the end.
   bool Next(WorkItem* item);
+  // After the last item: NegativeWeightWarning of every file that has one.
+  std::vector<std::string> InputWarnings() const;
 
  private:
   struct Range {

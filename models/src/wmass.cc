@@ -869,11 +869,13 @@ WMassHistograms WMassProducer::Fill(const ProduceOptions& options) const {
   const GeneratorConfig wplus_generator = DataGenerator(c, +1);
   detail::WorkList work(c.simulation, SimulationGenerator(c), c.data, DataGenerator(c),
                         c.chunk_events, wplus ? &wplus_generator : nullptr);
-  return detail::OrderedFill<WMassHistograms, Scratch>(
+  WMassHistograms h = detail::OrderedFill<WMassHistograms, Scratch>(
       work, options, [this] { return MakeHistograms(); },
       [this](const EventBatch& batch, SampleKind sample, WMassHistograms* h, Scratch* scratch) {
         impl_->FillBatch(batch, sample, h, scratch);
       });
+  h.input_warnings = work.InputWarnings();
+  return h;
 }
 
 NonpromptResult WMassProducer::EstimateNonpromptBackground(const WMassHistograms& h) const {
@@ -951,6 +953,7 @@ io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
   const int sig = m.signal_slot;
   const int size = m.fit_size;
   WMassSummary sum;
+  sum.warnings = h.input_warnings;
   const auto t0 = std::chrono::steady_clock::now();
 
   NonpromptResult np;

@@ -96,6 +96,11 @@ CalibrationParameters RunZClosure(const CalibrationParameters& calibration,
   std::string error;
   if (!options.IsValid(&error)) throw std::invalid_argument("Z closure options: " + error);
   if (!calibration.IsValid(&error)) throw std::invalid_argument("Z closure: " + error);
+  // A failed fit is refused; an all-zero covariance is allowed here (a calibration known
+  // exactly, e.g. the truth in tests): the closure propagates it as zero, and the producers
+  // refuse the output unless it gains a covariance (docs/calibration.md, "Fit status").
+  if (!calibration.IsUsable(&error, /*require_uncertainty=*/false))
+    throw std::invalid_argument("Z closure: " + error);
   const std::vector<double>& edges = calibration.eta_edges;
   if (edges.front() < kScaleEtaMin - 1e-9 || edges.back() > kScaleEtaMax + 1e-9)
     throw std::invalid_argument("Z closure: the calibration's eta_edges span [" +
@@ -222,6 +227,12 @@ CalibrationParameters RunZClosure(const CalibrationParameters& calibration,
   if (dim == 0 || s.status != CalibrationFitStatus::kConverged) {
     z.propagation_seconds = Since(t2);
     CalibrationParameters out = calibration;
+    // Without the residual fit there is no closure uncertainty: the output must not pass for a
+    // complete calibration (consumers refuse a status other than "converged").
+    out.status = ToString(s.status == CalibrationFitStatus::kConverged
+                              ? CalibrationFitStatus::kNotConverged
+                              : s.status);
+    out.status_message = "Z closure: " + (dim == 0 ? std::string("no mass bin to fit") : s.message);
     return out;
   }
   // First-order model of a bin: s = -(dk+ + dk-)/2 with dk+ = A_i - e_i <1/pT+> + M_i <pT+>,

@@ -197,8 +197,8 @@ TEST_CASE("calibration JSON round trip and errors") {
   using lepus::io::InputError;
   CHECK(text.find("\"schema_version\": 1") != std::string::npos);  // no version-2 content
   CHECK(text.find("closure_global") == std::string::npos);
-  CHECK_THROWS_WITH_AS(CalibrationFromJson(replaced("\"schema_version\": 1", "\"schema_version\": 3"), "f.json"),
-                       doctest::Contains("f.json: schema_version is 3, but this lepus reads versions 1 to 2 "
+  CHECK_THROWS_WITH_AS(CalibrationFromJson(replaced("\"schema_version\": 1", "\"schema_version\": 4"), "f.json"),
+                       doctest::Contains("f.json: schema_version is 4, but this lepus reads versions 1 to 3 "
                                          "(the file is newer: update lepus)"),
                        InputError);
   CHECK_THROWS_WITH_AS(
@@ -283,4 +283,71 @@ TEST_CASE("momentum nuisance option defaults are valid") {
   const MomentumNuisanceOptions o;
   CHECK(o.IsValid(&error));
   CHECK(o.stat_scale == 2.1);
+}
+
+TEST_CASE("calibration status: a failed or all-zero calibration is written but never used") {
+  using lepus::io::InputError;
+  // A failed fit (what CalibrateJpsi returns when Ceres stops early) is written with its status
+  // in schema version 3.
+  CalibrationParameters failed = SyntheticCalibration();
+  failed.status = "not_converged";
+  failed.status_message = "Ceres did not converge: Maximum number of iterations reached.";
+  const std::string path = lepus::test::TempPath("calibration_failed", ".json");
+  WriteCalibration(path, failed);
+  const std::string text = Slurp(path);
+  CHECK(text.find("\"schema_version\": 3") != std::string::npos);
+  CHECK(text.find("\"status\": \"not_converged\"") != std::string::npos);
+  CHECK_THROWS_WITH_AS(
+      ReadCalibration(path),
+      doctest::Contains((path + ": status is \"not_converged\" (Ceres did not converge: Maximum "
+                               "number of iterations reached.), but must be \"converged\"").c_str()),
+      InputError);
+  const CalibrationParameters back = ReadCalibration(path, CalibrationCheck::kStructure);
+  CHECK(back.status == "not_converged");
+  CHECK(back.status_message == failed.status_message);
+  CHECK(back.schema_version == 3);
+  std::string error;
+  CHECK_FALSE(back.IsUsable(&error));
+  std::remove(path.c_str());
+
+  // A converged calibration has no status key: byte-compatible with older lepus (version 1).
+  const std::string good = CalibrationToJson(SyntheticCalibration());
+  CHECK(good.find("\"status\"") == std::string::npos);
+  CHECK(good.find("\"schema_version\": 1") != std::string::npos);
+  CHECK(CalibrationFromJson(good, "g.json").status == "converged");
+
+  // An explicit "converged" status (version 3) is fine; an unknown one or an old version is not.
+  auto with = [&](const std::string& from, const std::string& to) {
+    std::string t = good;
+    const auto pos = t.find(from);
+    REQUIRE(pos != std::string::npos);
+    t.replace(pos, from.size(), to);
+    return t;
+  };
+  CHECK(CalibrationFromJson(with("\"schema_version\": 1,", "\"schema_version\": 3, \"status\": \"converged\","),
+                            "g.json")
+            .status == "converged");
+  CHECK_THROWS_WITH_AS(
+      CalibrationFromJson(with("\"schema_version\": 1,", "\"schema_version\": 3, \"status\": \"maybe\","), "g.json"),
+      doctest::Contains("g.json: calibration: status is \"maybe\", but must be \"converged\", "
+                        "\"not_converged\" or \"covariance_failed\""),
+      InputError);
+  CHECK_THROWS_WITH_AS(
+      CalibrationFromJson(with("\"schema_version\": 1,", "\"schema_version\": 2, \"status\": \"converged\","), "g.json"),
+      doctest::Contains("g.json: \"status\" needs schema_version >= 3, but the file declares version 2"),
+      InputError);
+
+  // All-zero: what a failed fit of an older lepus wrote (no status key).
+  CalibrationParameters zero = SyntheticCalibration();
+  for (auto& p : zero.params) p = ScaleBias{};
+  zero.covariance.setZero();
+  const std::string zpath = lepus::test::TempPath("calibration_zero", ".json");
+  WriteCalibration(zpath, zero);
+  CHECK_THROWS_WITH_AS(ReadCalibration(zpath),
+                       doctest::Contains((zpath + ": covariance is all zero on its diagonal (144 "
+                                                 "parameters), but must have at least one "
+                                                 "positive variance").c_str()),
+                       InputError);
+  CHECK_NOTHROW(ReadCalibration(zpath, CalibrationCheck::kStructure));
+  std::remove(zpath.c_str());
 }

@@ -315,3 +315,17 @@ TEST_CASE("jpsi calibration from event files = from the same events generated") 
   std::remove(d2.c_str());
   std::remove(sf.c_str());
 }
+
+TEST_CASE("z closure: refuses a calibration whose fit failed, before any work") {
+  const std::vector<double> edges = JpsiCalibrationOptions::Light().eta_edges;
+  CalibrationParameters failed = TrueCalibration(edges);
+  failed.covariance.diagonal().setConstant(1e-8);
+  failed.status = "not_converged";
+  failed.status_message = "no mass bin to fit";
+  ZClosureSummary s;
+  CHECK_THROWS_WITH_AS(RunZClosure(failed, LightZ(JpsiCalibrationOptions::Light()), &s),
+                       "Z closure: status is \"not_converged\" (no mass bin to fit), but must be "
+                       "\"converged\": the calibration fit failed, so its parameters and "
+                       "covariance cannot be used; rerun the calibration (lepus calibrate)",
+                       std::invalid_argument);
+}

@@ -413,3 +413,27 @@ TEST_CASE("DileptonProducer: unreadable event files fail before any work, naming
   CHECK_THROWS_WITH_AS(producer.Fill(ProduceOptions{1, {}}),
                        doctest::Contains("/nonexistent/sim.h5"), io::InputError);
 }
+
+TEST_CASE("DileptonProducer refuses a failed or an all-zero calibration (docs/calibration.md)") {
+  CalibrationParameters failed = SyntheticCalibration();
+  failed.status = "not_converged";
+  failed.status_message = "Ceres did not converge: Maximum number of iterations reached.";
+  const std::string failed_path = std::string(LEPUS_BINARY_DIR) + "/dilepton_failed_calibration.json";
+  WriteCalibration(failed_path, failed);
+  CalibrationParameters zero = SyntheticCalibration();
+  zero.covariance.setZero();
+  const std::string zero_path = std::string(LEPUS_BINARY_DIR) + "/dilepton_zero_calibration.json";
+  WriteCalibration(zero_path, zero);
+  DileptonConfig c = SmallConfig();
+  c.calibration_file = failed_path;
+  CHECK_THROWS_WITH_AS(DileptonProducer{c},
+                       doctest::Contains((failed_path + ": status is \"not_converged\" (Ceres did "
+                                                       "not converge: Maximum number of "
+                                                       "iterations reached.), but must be "
+                                                       "\"converged\"").c_str()),
+                       io::InputError);
+  c.calibration_file = zero_path;
+  CHECK_THROWS_WITH_AS(DileptonProducer{c},
+                       doctest::Contains((zero_path + ": covariance is all zero on its diagonal").c_str()),
+                       io::InputError);
+}

@@ -349,3 +349,28 @@ TEST_CASE("WMassProducer: unreadable event files fail before any work, naming th
   CHECK_THROWS_WITH_AS(producer.Fill(ProduceOptions{1, {}}),
                        doctest::Contains("/nonexistent/sim.h5"), io::InputError);
 }
+
+TEST_CASE("WMassProducer refuses a failed or an all-zero calibration (docs/calibration.md)") {
+  CalibrationParameters failed = SyntheticCalibration();
+  failed.status = "covariance_failed";
+  failed.status_message = "converged, but the covariance could not be computed";
+  const std::string failed_path = lepus::test::TempPath("wmass_failed_calibration", ".json");
+  WriteCalibration(failed_path, failed);
+  CalibrationParameters zero = SyntheticCalibration();
+  zero.covariance.setZero();
+  const std::string zero_path = lepus::test::TempPath("wmass_zero_calibration", ".json");
+  WriteCalibration(zero_path, zero);
+  for (WMassAnalysis analysis : {WMassAnalysis::kWMass, WMassAnalysis::kWLike}) {
+    WMassConfig c = analysis == WMassAnalysis::kWMass ? WMassConfig::Light() : WMassConfig::WLikeLight();
+    c.calibration_file = failed_path;
+    CHECK_THROWS_WITH_AS(WMassProducer{c},
+                         doctest::Contains((failed_path + ": status is \"covariance_failed\" "
+                                                         "(converged, but the covariance could "
+                                                         "not be computed), but must be \"converged\"").c_str()),
+                         io::InputError);
+    c.calibration_file = zero_path;
+    CHECK_THROWS_WITH_AS(WMassProducer{c},
+                         doctest::Contains((zero_path + ": covariance is all zero on its diagonal").c_str()),
+                         io::InputError);
+  }
+}

@@ -32,10 +32,11 @@ namespace lepus::models {
 
 // Current version of the calibration file schema. Readers accept versions
 // kCalibrationMinSchemaVersion .. kCalibrationSchemaVersion (version 2 added the optional
-// "closure_global"; every version-1 file is a valid version-2 file). Writers write the lowest
-// version that holds the content (1 unless closure_global is set), so older lepus versions still
-// read files without the new key.
-inline constexpr int kCalibrationSchemaVersion = 2;
+// "closure_global", version 3 the optional "status" / "status_message" of a failed fit; every
+// older file is a valid newer one). Writers write the lowest version that holds the content (3
+// for a failed fit, else 2 when closure_global is set, else 1), so older lepus versions still
+// read every converged calibration and refuse (as "newer") a failed one.
+inline constexpr int kCalibrationSchemaVersion = 3;
 inline constexpr int kCalibrationMinSchemaVersion = 1;
 
 // Parameters are ordered (A, e, M) per bin: index 3 * bin + p with p = 0 (A), 1 (e), 2 (M).
@@ -63,6 +64,10 @@ struct CalibrationParameters {
   // Optional per-eta-bin relative uncertainty of the curvature resolution (the J/psi width fit:
   // max(|rho - 1|, sigma_rho); resolution nuisances); empty = none.
   std::vector<double> resolution_uncertainty;
+  // Outcome of the fit that made it: "converged", "not_converged" or "covariance_failed"
+  // (ToString(CalibrationFitStatus)); a file without "status" is "converged" (docs/calibration.md).
+  std::string status = "converged";
+  std::string status_message;  // the solver's explanation when status != "converged"
 
   int num_bins() const { return static_cast<int>(params.size()); }
   // Bin of eta, clamped to [0, num_bins - 1].
@@ -78,8 +83,13 @@ struct CalibrationParameters {
   double Uncertainty(int bin, int p) const;
 
   // False with "<field>[<index>] is <value>, but must be <constraint>" in *error: binning,
-  // sizes, finite values, symmetric covariance with non-negative diagonal.
+  // sizes, finite values, symmetric covariance with non-negative diagonal, a known status.
   bool IsValid(std::string* error) const;
+  // False (with the field in *error) when a valid calibration must not be used to correct data
+  // or make nuisances: status other than "converged" (the fit failed), or a covariance without a
+  // single positive diagonal element (no uncertainty: the momentum-scale nuisances would vanish;
+  // not checked with require_uncertainty = false, for RunZClosure's exactly known inputs).
+  bool IsUsable(std::string* error, bool require_uncertainty = true) const;
 };
 
 // The built-in synthetic calibration: 48 bins in [-2.4, 2.4], independent 3x3 blocks per bin
@@ -98,10 +108,16 @@ CalibrationParameters SyntheticCalibration(
     const SyntheticCalibrationOptions& options = SyntheticCalibrationOptions{});
 
 // JSON (docs/calibration.md). Read throws io::InputError naming the file and the bad key, value
-// or schema version; Write throws io::InputError when the file cannot be written.
-CalibrationParameters ReadCalibration(const std::string& path);
+// or schema version, and by default (kUsable) also for a calibration that is not IsUsable (a
+// failed fit, an all-zero covariance): every consumer reads through here. kStructure reads a
+// failed calibration too (inspection, tests). Write throws io::InputError when the file cannot be
+// written.
+enum class CalibrationCheck { kUsable, kStructure };
+CalibrationParameters ReadCalibration(const std::string& path,
+                                      CalibrationCheck check = CalibrationCheck::kUsable);
 CalibrationParameters CalibrationFromJson(const std::string& json_text,
-                                          const std::string& origin = "<string>");
+                                          const std::string& origin = "<string>",
+                                          CalibrationCheck check = CalibrationCheck::kUsable);
 void WriteCalibration(const std::string& path, const CalibrationParameters& calibration);
 std::string CalibrationToJson(const CalibrationParameters& calibration);
 

@@ -160,6 +160,8 @@ struct DileptonHistograms {
   std::int64_t data_selected = 0;
   std::int64_t other_sim_skipped = 0;  // simulated events of other processes (W, non-prompt)
 
+  // Warnings about the event files read (NegativeWeightWarning), set once by Fill (not summed).
+  std::vector<std::string> input_warnings;
   void Reset();
   DileptonHistograms& operator+=(const DileptonHistograms& other);
 };

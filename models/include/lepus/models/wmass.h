@@ -240,6 +240,8 @@ struct WMassHistograms {
   std::vector<double> split_xsec;
   std::int64_t data_selected = 0;
   std::int64_t nonprompt_sim_skipped = 0;  // non-prompt simulated events (not used)
+  // Warnings about the event files read (NegativeWeightWarning), set once by Fill (not summed).
+  std::vector<std::string> input_warnings;
 
   void Reset();
   WMassHistograms& operator+=(const WMassHistograms& other);
