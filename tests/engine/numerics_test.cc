@@ -32,10 +32,10 @@ Model MakeModel(const Eigen::MatrixXd& norm, int nsignal, const Eigen::VectorXd&
   Model m;
   const int nb = static_cast<int>(norm.rows()), np = static_cast<int>(norm.cols());
   const int ns = static_cast<int>(logk.size());
-  for (int p = 0; p < np; ++p) m.processes.push_back("p" + std::to_string(p));
+  for (int p = 0; p < np; ++p) m.processes.push_back(std::string("p").append(std::to_string(p)));
   m.num_signals = nsignal;
   for (int s = 0; s < ns; ++s) {
-    m.systematics.push_back(names.empty() ? "s" + std::to_string(s) : names[s]);
+    m.systematics.push_back(names.empty() ? std::string("s").append(std::to_string(s)) : names[s]);
     m.constraint_weights.push_back(cw.empty() ? 1.0 : cw[s]);
   }
   m.nbins = m.nbins_full = nb;
