@@ -558,10 +558,7 @@ void FitInputReader::BuildChannels(engine::Model& m, const Meta& meta) {
              "is unmasked after a masked channel, but masked channels must come last");
       unmasked += c.nbins;
     }
-    // Sums and products below stay far from overflow: nbins <= nbinsfull (a real array size).
-    if (c.nbins > m.nbins_full)
-      Fail(key + ".nbins", "is " + std::to_string(c.nbins) + ", but the file has only " +
-                               std::to_string(m.nbins_full) + " bins (nbinsfull)");
+    // Sums and products below stay far from overflow: nbins <= nbinsfull (checked above).
     bool all_edges = !c.axes.empty();
     std::int64_t prod = 1;
     bool overflow = false;
