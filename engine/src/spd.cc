@@ -178,7 +178,9 @@ SpdFactor::SpdFactor(const Eigen::MatrixXd& a) : n_(a.rows()) {
       Eigen::MatrixXd bt(nb, g);
       for (int c = 0; c < g; ++c)
         for (int i = 0; i < nb; ++i) bt(i, c) = At(a, idx[i], border[c]);
-      f.l[b].triangularView<Eigen::Lower>().solveInPlace(bt);
+      // No border: nothing to solve (Eigen's triangular solve binds a reference to the first
+      // coefficient of an empty right-hand side, undefined behaviour found by UBSan).
+      if (g > 0) f.l[b].triangularView<Eigen::Lower>().solveInPlace(bt);
       f.w[b] = std::move(bt);
     }
   });
