@@ -305,6 +305,13 @@ FitResult FitCeres(const Likelihood& lik, const FitOptions& options, bool dogleg
   std::string err;
   if (!options.IsValid(npar, &err)) throw std::invalid_argument(err);
   const FitMethod method = dogleg ? FitMethod::kCeresDogleg : FitMethod::kCeres;
+  // The residuals below are Poisson deviances with gamma Barlow-Beeston terms.
+  if (lik.data_term() != DataTerm::kPoisson ||
+      (lik.options().bin_by_bin_stat && lik.bin_by_bin_stat_type() != BinByBinStatType::kGamma) ||
+      !lik.model().external_terms.empty())
+    throw std::invalid_argument("fit method ceres supports the Poisson likelihood with gamma Barlow-Beeston terms "
+                                "and no external terms only, but this fit uses: " + lik.Describe() +
+                                "; use --method dense");
   const ceres::SparseLinearAlgebraLibraryType library = SparseLibrary();
 
   const Model& m = lik.model();

@@ -27,23 +27,8 @@ void SliceSecondOrder(const Likelihood::Impl& im, const Point& pt, std::int64_t 
   detail::BinState st;
   for (std::int64_t b = b0; b < b1; ++b) {
     detail::ComputeBin(im, pt, b, true, &st);
-    const double n = im.data[b], k = im.kstat[b];
-    const double L = st.beta * st.lv + st.lu;
-    if (!(L > 0)) continue;
-    const double q = 1.0 - n / L;
-    double gv, gu, hvv, hvu, huu;
-    if (st.has_beta) {
-      gv = st.beta * q;
-      gu = q;
-      const double nl2 = n > 0 ? n / (L * L) : 0.0;  // n = 0: no curvature (L * L may underflow)
-      hvv = nl2 * st.beta * st.beta - st.fbv * st.fbv / st.fbb;
-      hvu = nl2 * st.beta - st.fbv * st.fbu / st.fbb;
-      huu = nl2 - st.fbu * st.fbu / st.fbb;
-    } else {
-      gv = gu = q;
-      hvv = hvu = huu = n > 0 ? n / (L * L) : 0.0;
-    }
-    (void)k;
+    if (!st.ok) continue;
+    const double gv = st.gv, gu = st.gu, hvv = st.hvv, hvu = st.hvu, huu = st.huu;
     const std::int64_t r0 = im.bin_row[b], r1 = im.bin_row[b + 1];
     for (std::int64_t r = r0; r < r1; ++r) {
       const double w1 = (st.has_beta && im.row_scaled[r]) ? gv : gu;
@@ -105,6 +90,9 @@ void SecondOrder(const Likelihood::Impl& im, const Eigen::VectorXd& x, const Eig
   if (x.size() != im.npar || (v && v->size() != im.npar))
     throw std::invalid_argument("matrix-free Hessian: vector sizes must equal the number of parameters (" +
                                 std::to_string(im.npar) + ")");
+  if (im.dterm == DataTerm::kCovariance)
+    throw std::invalid_argument("the matrix-free Hessian does not support covariance fits (the data term couples "
+                                "all bins); use the dense method");
   Point pt;
   im.MakePoint(x, &pt);
   const auto& cuts = im.grad_slices;
@@ -119,6 +107,16 @@ void SecondOrder(const Likelihood::Impl& im, const Eigen::VectorXd& x, const Eig
   for (const auto& o : outs) *result += o;  // fixed order: identical at any thread count
   const Model& m = *im.model;
   for (int s = 0; s < im.nsyst; ++s) (*result)[im.npoi + s] += m.constraint_weights[s] * (mode == 0 ? (*v)[im.npoi + s] : 1.0);
+  // External terms: H_e v (or its diagonal) on their parameters.
+  for (const detail::ExternalPart& e : im.externals) {
+    if (e.hess.size() == 0) continue;
+    for (int k = 0; k < e.hess.outerSize(); ++k)
+      for (Eigen::SparseMatrix<double>::InnerIterator it(e.hess, k); it; ++it) {
+        const int i = e.params[it.row()], j = e.params[it.col()];
+        if (mode == 0) (*result)[i] += it.value() * (*v)[j];
+        else if (i == j) (*result)[i] += it.value();
+      }
+  }
 }
 
 }  // namespace

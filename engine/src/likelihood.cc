@@ -14,6 +14,7 @@
 #include <tbb/task_arena.h>
 
 #include "interpolation.h"
+#include "lepus/engine/fit.h"
 #include "likelihood_impl.h"
 
 namespace lepus::engine {
@@ -41,6 +42,41 @@ std::string ToString(HessianAssembly a) {
   return "unknown";
 }
 
+std::string ToString(DataTerm term) {
+  switch (term) {
+    case DataTerm::kPoisson: return "poisson";
+    case DataTerm::kChisq: return "chisq";
+    case DataTerm::kCovariance: return "covariance";
+  }
+  return "unknown";
+}
+
+DataTerm DataTermFromString(const std::string& text) {
+  if (text == "poisson") return DataTerm::kPoisson;
+  if (text == "chisq") return DataTerm::kChisq;
+  if (text == "covariance") return DataTerm::kCovariance;
+  throw std::invalid_argument("data term is \"" + text + "\", but must be poisson, chisq or covariance");
+}
+
+std::string ToString(BinByBinStatType type) {
+  switch (type) {
+    case BinByBinStatType::kAutomatic: return "automatic";
+    case BinByBinStatType::kGamma: return "gamma";
+    case BinByBinStatType::kNormalMultiplicative: return "normal-multiplicative";
+    case BinByBinStatType::kNormalAdditive: return "normal-additive";
+  }
+  return "unknown";
+}
+
+BinByBinStatType BinByBinStatTypeFromString(const std::string& text) {
+  if (text == "automatic") return BinByBinStatType::kAutomatic;
+  if (text == "gamma") return BinByBinStatType::kGamma;
+  if (text == "normal-multiplicative") return BinByBinStatType::kNormalMultiplicative;
+  if (text == "normal-additive") return BinByBinStatType::kNormalAdditive;
+  throw std::invalid_argument("bin-by-bin stat type is \"" + text +
+                              "\", but must be automatic, gamma, normal-multiplicative or normal-additive");
+}
+
 bool LikelihoodOptions::IsValid(std::string* error) const {
   if (num_threads < 0) {
     if (error) *error = "LikelihoodOptions.num_threads is " + std::to_string(num_threads) +
@@ -57,6 +93,13 @@ bool LikelihoodOptions::IsValid(std::string* error) const {
 
 
 namespace {
+
+// The "+" root of a x^2 + b x + c = 0 (a > 0; the root rabbit's solve_quad_eq takes), without
+// cancellation between -b and the square root of the discriminant.
+inline double PlusRoot(double a, double b, double c) {
+  const double disc = std::sqrt(std::max(b * b - 4 * a * c, 0.0));
+  return b > 0 ? (2 * c) / (-b - disc) : (-b + disc) / (2 * a);
+}
 
 std::vector<std::int64_t> MakeSlices(const std::vector<std::int64_t>& bin_row, std::int64_t nbins,
                                      int nslices) {
@@ -217,6 +260,42 @@ void Likelihood::Impl::Init() {
     }
   }
 
+  // Likelihood variant (docs/numerics.md "Likelihood variants").
+  dterm = options.data_term;
+  bbtype = options.bin_by_bin_stat_type;
+  if (bbtype == BinByBinStatType::kAutomatic)
+    bbtype = dterm == DataTerm::kCovariance ? BinByBinStatType::kNormalAdditive : BinByBinStatType::kGamma;
+  if (dterm == DataTerm::kCovariance && options.bin_by_bin_stat && bbtype != BinByBinStatType::kNormalAdditive)
+    throw std::invalid_argument("a covariance fit supports the normal-additive Barlow-Beeston type only (rabbit's "
+                                "automatic choice), but " + ToString(bbtype) +
+                                " was requested; use --bin-by-bin-stat-type normal-additive or --no-bbstat");
+  sbeta = Eigen::VectorXd::Zero(m.nbins);
+  if (options.bin_by_bin_stat && bbtype == BinByBinStatType::kNormalAdditive) {
+    for (std::int64_t b = 0; b < m.nbins; ++b) sbeta[b] = std::sqrt(m.sumw2.row(b).sum());
+    beta0.setZero();
+  }
+  if (dterm != DataTerm::kPoisson) {
+    var = (options.use_data_var && m.data_var.size() == m.nbins) ? m.data_var : m.data_obs;
+    if (dterm == DataTerm::kChisq || m.data_cov_inv.size() == 0)
+      for (std::int64_t b = 0; b < m.nbins; ++b)
+        if (!(var[b] > 0))
+          throw std::invalid_argument("a chi-square fit needs a positive data variance in every fitted bin, but bin " +
+                                      std::to_string(b) + " has variance " + std::to_string(var[b]) +
+                                      (m.data_var.size() == m.nbins && options.use_data_var ? " (data_var)" : " (the observed count)"));
+  }
+  if (dterm == DataTerm::kCovariance) InitCovariance();
+  externals.clear();
+  for (const ExternalTerm& e : m.external_terms) {
+    detail::ExternalPart part;
+    part.params = e.params;
+    part.grad = e.grad;
+    if (e.hess.size() > 0) {
+      Eigen::SparseMatrix<double> ht = e.hess.transpose();
+      part.hess = 0.5 * (e.hess + ht);
+    }
+    externals.push_back(std::move(part));
+  }
+
   // Static sparsity per fitted bin.
   bin_touch_start.assign(1, 0);
   bin_touch.clear();
@@ -339,6 +418,219 @@ double Likelihood::Impl::SolveBeta(double lv, double lu, double n, double k, dou
   return bq > 0 ? (2 * c) / (-bq - disc) : (-bq + disc) / (2 * a);
 }
 
+void Likelihood::Impl::Term(std::int64_t b, double lv, double lu, int level, const Eigen::VectorXd* fixed_beta,
+                            const Eigen::VectorXd* cov_u, detail::BinTerm* t) const {
+  t->lv = lv;
+  t->lu = lu;
+  t->has_beta = t->additive = false;
+  t->ok = true;
+  t->beta = 1.0;
+  t->s = 0.0;
+  t->fbv = t->fbu = 0.0;
+  t->fbb = 1.0;
+  if (cov_u) {
+    // kCovariance: the coupled data term is evaluated in Evaluate (the betas are folded into
+    // W_eff); the bin supplies its weight (W_eff r)_b for the gradient and the row terms.
+    t->L = lv + lu;
+    t->nll = 0.0;
+    t->gv = t->gu = (*cov_u)[b];
+    t->hvv = t->hvu = t->huu = 0.0;
+    return;
+  }
+  const double n = data[b];
+  const double k = kstat[b], b0 = beta0[b];
+  const bool additive = bbtype == BinByBinStatType::kNormalAdditive;
+  const bool no_bb = fixed_beta != nullptr && fixed_beta->size() == 0;  // "without Barlow-Beeston"
+  const bool chisq = dterm == DataTerm::kChisq;
+  const double s = additive ? sbeta[b] : 0.0;
+  bool has_beta = !no_bb && (additive ? s > 0 : (k > 0 && lv > 0));
+  double beta = 1.0;
+  const double N = lv + lu;
+  if (has_beta) {
+    if (fixed_beta) {
+      beta = (*fixed_beta)[b];
+    } else if (!chisq) {
+      switch (bbtype) {
+        case BinByBinStatType::kNormalMultiplicative:
+          beta = PlusRoot(k * lv, lv * lv + k * lu - k * b0 * lv, lv * (lu - n) - k * b0 * lu);
+          break;
+        case BinByBinStatType::kNormalAdditive:
+          beta = PlusRoot(s, s * s + N - s * b0, s * (N - n) - b0 * N);
+          break;
+        default:
+          beta = SolveBeta(lv, lu, n, k, b0);
+      }
+    } else {
+      const double v = var[b];
+      switch (bbtype) {
+        case BinByBinStatType::kNormalMultiplicative:
+          beta = ((n - lu) * lv / v + k * b0) / (k + lv * lv / v);
+          break;
+        case BinByBinStatType::kNormalAdditive:
+          beta = (s * (n - N) + v * b0) / (v + s * s);
+          break;
+        default:
+          beta = PlusRoot(lv * lv, k * v + (lu - n) * lv, -k * v * b0);
+      }
+    }
+  } else if (additive) {
+    beta = 0.0;
+  }
+  const double L = !has_beta ? N : (additive ? N + s * beta : beta * lv + lu);
+  t->has_beta = has_beta;
+  t->additive = additive && has_beta;
+  t->beta = beta;
+  t->s = s;
+  t->L = L;
+  // Data term D(L) and its derivatives D1, D2.
+  double D, D1, D2;
+  if (chisq) {
+    const double v = var[b], d = L - n;
+    if (!std::isfinite(L)) {
+      t->ok = false;
+      return;
+    }
+    D = 0.5 * d * d / v;
+    D1 = d / v;
+    D2 = 1.0 / v;
+  } else {
+    // A bin with zero expectation and no observed event is valid: its term L - n ln L is 0
+    // (lim L->0 of L), with gradient dL and no curvature (n / L^2 = 0; docs/numerics.md).
+    const bool empty_bin = L == 0.0 && n == 0.0;
+    if ((!(L > 0) && !empty_bin) || !std::isfinite(L) ||
+        (has_beta && bbtype == BinByBinStatType::kGamma && !(beta > 0))) {
+      t->ok = false;
+      return;
+    }
+    D = n > 0 ? L - n + n * (std::log(n) - std::log(L)) : L;
+    // n = 0: q = 1 and no curvature whatever L (for L < 1e-154, L * L underflows: 0 / 0).
+    D1 = n > 0 ? 1.0 - n / L : 1.0;
+    D2 = n > 0 ? n / (L * L) : 0.0;
+  }
+  // Constraint of beta in saturated form (zero at beta = beta0): gamma as the reference's
+  // -k beta0 ln(beta) + k (beta - beta0) up to a constant; keeps 2 NLL a goodness-of-fit
+  // statistic when beta0 is randomised in toys.
+  double C2 = 0.0;
+  t->nll = D;
+  if (has_beta) {
+    switch (bbtype) {
+      case BinByBinStatType::kNormalMultiplicative:
+        t->nll += 0.5 * k * (beta - b0) * (beta - b0);
+        C2 = k;
+        break;
+      case BinByBinStatType::kNormalAdditive:
+        t->nll += 0.5 * (beta - b0) * (beta - b0);
+        C2 = 1.0;
+        break;
+      default:
+        t->nll += k * (beta - b0) - k * b0 * std::log(beta / b0);
+        C2 = k * b0 / (beta * beta);
+    }
+  }
+  if (level == 0) return;
+  if (!has_beta || t->additive) {
+    t->gv = t->gu = D1;
+  } else {
+    t->gv = beta * D1;
+    t->gu = D1;
+  }
+  if (level < 2) return;
+  if (!has_beta) {
+    t->hvv = t->hvu = t->huu = D2;
+    return;
+  }
+  double fvv, fvu, fuu;
+  if (t->additive) {
+    fvv = fvu = fuu = D2;
+    t->fbv = t->fbu = s * D2;
+    t->fbb = s * s * D2 + C2;
+  } else {
+    fvv = D2 * beta * beta;
+    fvu = D2 * beta;
+    fuu = D2;
+    t->fbv = D1 + D2 * beta * lv;
+    t->fbu = D2 * lv;
+    t->fbb = D2 * lv * lv + C2;
+  }
+  if (fixed_beta) {
+    t->hvv = fvv;
+    t->hvu = fvu;
+    t->huu = fuu;
+  } else {
+    t->hvv = fvv - t->fbv * t->fbv / t->fbb;
+    t->hvu = fvu - t->fbv * t->fbu / t->fbb;
+    t->huu = fuu - t->fbu * t->fbu / t->fbb;
+  }
+}
+
+void Likelihood::Impl::InitCovariance() {
+  const Model& m = *model;
+  const auto nb = m.nbins;
+  if (m.data_cov_inv.size() > 0) {
+    wcov = 0.5 * (m.data_cov_inv + m.data_cov_inv.transpose());
+    const double asym = (m.data_cov_inv - m.data_cov_inv.transpose()).cwiseAbs().maxCoeff();
+    if (asym > 1e-8 * std::max(1.0, m.data_cov_inv.cwiseAbs().maxCoeff()))
+      throw std::invalid_argument("data_cov_inv is not symmetric (largest |W - W^T| = " + std::to_string(asym) +
+                                  "), but an inverse covariance must be");
+  } else {
+    wcov = var.cwiseInverse().asDiagonal();
+  }
+  const Eigen::LLT<Eigen::MatrixXd> wllt(wcov);
+  if (wllt.info() != Eigen::Success)
+    throw std::invalid_argument("data_cov_inv is not positive definite (Cholesky factorisation failed), but an "
+                                "inverse covariance must be");
+  const Eigen::MatrixXd cov = wllt.solve(Eigen::MatrixXd::Identity(nb, nb));
+  Eigen::MatrixXd covs = cov;
+  covs.diagonal() += sbeta.cwiseProduct(sbeta);
+  const Eigen::LLT<Eigen::MatrixXd> cllt(cov);
+  cov_factor = cllt.info() == Eigen::Success ? Eigen::MatrixXd(cllt.matrixL()) : Eigen::MatrixXd();
+  if (sbeta.isZero(0.0)) {
+    weff = wcov;
+    sws_llt.reset();
+  } else {
+    const Eigen::LLT<Eigen::MatrixXd> sllt(covs);
+    if (sllt.info() != Eigen::Success)
+      throw std::invalid_argument("the data covariance plus the MC-statistics variances is not positive definite");
+    weff = sllt.solve(Eigen::MatrixXd::Identity(nb, nb));
+    weff = 0.5 * (weff + weff.transpose());
+    Eigen::MatrixXd sws = sbeta.asDiagonal() * wcov * sbeta.asDiagonal();
+    sws.diagonal().array() += 1.0;
+    sws_llt = std::make_shared<const Eigen::LLT<Eigen::MatrixXd>>(sws);
+  }
+}
+
+Eigen::VectorXd Likelihood::Impl::CovarianceBeta(const Eigen::VectorXd& totals) const {
+  // beta = beta0 + (S W S + 1)^-1 S W (n - L - S beta0): the minimum of
+  // (r - S beta)^T W (r - S beta) / 2 + |beta - beta0|^2 / 2 with r = n - L.
+  if (!sws_llt) return beta0;
+  const Eigen::VectorXd r = data - totals - sbeta.cwiseProduct(beta0);
+  const Eigen::VectorXd rhs = sbeta.cwiseProduct(wcov * r);
+  return beta0 + sws_llt->solve(rhs);
+}
+
+double Likelihood::Impl::AddExternal(const Eigen::VectorXd& x, int level, Eigen::VectorXd* grad,
+                                     Eigen::MatrixXd* hess) const {
+  double nll = 0.0;
+  for (const detail::ExternalPart& e : externals) {
+    const int n = static_cast<int>(e.params.size());
+    Eigen::VectorXd xs(n);
+    for (int i = 0; i < n; ++i) xs[i] = x[e.params[i]];
+    Eigen::VectorXd hx = Eigen::VectorXd::Zero(n);
+    if (e.hess.size() > 0) hx = e.hess * xs;
+    if (e.grad.size() > 0) nll += e.grad.dot(xs);
+    nll += 0.5 * xs.dot(hx);
+    if (level >= 1) {
+      for (int i = 0; i < n; ++i) (*grad)[e.params[i]] += (e.grad.size() > 0 ? e.grad[i] : 0.0) + hx[i];
+    }
+    if (level >= 2 && e.hess.size() > 0) {
+      for (int k = 0; k < e.hess.outerSize(); ++k)
+        for (Eigen::SparseMatrix<double>::InnerIterator it(e.hess, k); it; ++it)
+          (*hess)(e.params[it.row()], e.params[it.col()]) += it.value();
+    }
+  }
+  return nll;
+}
+
 void Likelihood::Impl::BinJacobian(const Point& pt, std::int64_t b, const double* lam,
                                    const double* ex, Eigen::VectorXd* jv, Eigen::VectorXd* ju) const {
   const Tensor& t = model->tensor;
@@ -359,7 +651,8 @@ void Likelihood::Impl::BinJacobian(const Point& pt, std::int64_t b, const double
 }
 
 void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t b1, int level,
-                                 SliceOut* out, const Eigen::VectorXd* fixed_beta) const {
+                                 SliceOut* out, const Eigen::VectorXd* fixed_beta,
+                                 const Eigen::VectorXd* cov_u) const {
   const Model& m = *model;
   const Tensor& t = m.tensor;
   const bool asym = !t.logk_halfdiff.empty();
@@ -401,52 +694,17 @@ void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t 
       lam[r - r0] = RowYield(pt, r, &ex[r - r0]);
       (row_scaled[r] ? lv : lu) += lam[r - r0];
     }
-    const double n = data[b];
-    const double k = kstat[b];
-    const bool has_beta = k > 0 && lv > 0;
-    double beta = 1.0, L, gv, gu, hvv, hvu, huu;
-    if (has_beta) {
-      beta = fixed_beta ? (*fixed_beta)[b] : SolveBeta(lv, lu, n, k, beta0[b]);
-      L = beta * lv + lu;
-    } else {
-      L = lv + lu;
-    }
-    // A bin with zero expectation and no observed event is valid: its term L - n ln L is 0
-    // (lim L->0 of L), with gradient dL and no curvature (n / L^2 = 0; docs/numerics.md).
-    const bool empty_bin = L == 0.0 && n == 0.0;
-    if ((!(L > 0) && !empty_bin) || !std::isfinite(L) || !(beta > 0)) {
+    detail::BinTerm bt;
+    Term(b, lv, lu, level, fixed_beta, cov_u, &bt);
+    if (!bt.ok) {
       // Non-positive expectation (or zero with observed events): outside the model's domain.
       out->nll = kInf;
       return;
     }
-    double nll_b = n > 0 ? L - n + n * (std::log(n) - std::log(L)) : L;
-    // Gamma constraint in saturated form: zero at beta = beta0 (identical to the reference's
-    // -k beta0 ln(beta) + k (beta - beta0) for beta0 = 1; keeps 2 NLL a goodness-of-fit
-    // statistic when beta0 is randomised in toys).
-    if (has_beta) nll_b += k * (beta - beta0[b]) - k * beta0[b] * std::log(beta / beta0[b]);
-    out->nll += nll_b;
+    out->nll += bt.nll;
     if (level == 0) continue;
-
-    // n = 0: q = 1 and no curvature whatever L (for L < 1e-154, L * L underflows: 0 / 0).
-    const double q = n > 0 ? 1.0 - n / L : 1.0;
-    if (has_beta) {
-      gv = beta * q;
-      gu = q;
-      const double nl2 = n > 0 ? n / (L * L) : 0.0;
-      const double fvv = nl2 * beta * beta, fvu = nl2 * beta, fuu = nl2;
-      const double fbv = q + nl2 * beta * lv, fbu = nl2 * lv;
-      const double fbb = nl2 * lv * lv + k * beta0[b] / (beta * beta);
-      if (fixed_beta) {
-        hvv = fvv; hvu = fvu; huu = fuu;
-      } else {
-        hvv = fvv - fbv * fbv / fbb;
-        hvu = fvu - fbv * fbu / fbb;
-        huu = fuu - fbu * fbu / fbb;
-      }
-    } else {
-      gv = gu = q;
-      hvv = hvu = huu = n > 0 ? n / (L * L) : 0.0;
-    }
+    const double gv = bt.gv, gu = bt.gu, hvv = bt.hvv, hvu = bt.hvu, huu = bt.huu;
+    const bool bin_term = cov_u == nullptr;  // kCovariance: J^T W_eff J is added in Evaluate
 
     // Gradient and the row-level (second-derivative-of-lambda) Hessian terms.
     for (std::int64_t r = r0; r < r1; ++r) {
@@ -512,7 +770,7 @@ void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t 
         }
       }
     }
-    if (level < 2) continue;
+    if (level < 2 || !bin_term) continue;
 
     // Bin-level term: [Jv Ju] G2 [Jv Ju]^T with J = d(lambda_v, lambda_u)/dx.
     BinJacobian(pt, b, lam.data(), ex.data(), &jv, &ju);
@@ -584,6 +842,37 @@ void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t 
   }
 }
 
+Eigen::MatrixXd Likelihood::Impl::FittedJacobian(const Point& pt, Eigen::VectorXd* totals) const {
+  const Model& m = *model;
+  Eigen::MatrixXd jac = Eigen::MatrixXd::Zero(m.nbins, npar);
+  totals->setZero(m.nbins);
+  arena->execute([&] {
+    tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, m.nbins, 32), [&](const tbb::blocked_range<std::int64_t>& range) {
+      Eigen::VectorXd jv = Eigen::VectorXd::Zero(npar), ju = Eigen::VectorXd::Zero(npar);
+      std::vector<double> lam, ex;
+      for (std::int64_t b = range.begin(); b < range.end(); ++b) {
+        const std::int64_t r0 = bin_row[b], r1 = bin_row[b + 1];
+        lam.resize(r1 - r0);
+        ex.resize(r1 - r0);
+        double total = 0.0;
+        for (std::int64_t r = r0; r < r1; ++r) {
+          lam[r - r0] = RowYield(pt, r, &ex[r - r0]);
+          total += lam[r - r0];
+        }
+        (*totals)[b] = total;
+        BinJacobian(pt, b, lam.data(), ex.data(), &jv, &ju);
+        const std::int32_t* touch = bin_touch.data() + bin_touch_start[b];
+        for (std::int64_t a = 0; a < bin_touch_start[b + 1] - bin_touch_start[b]; ++a) {
+          const int i = touch[a];
+          jac(b, i) = jv[i] + ju[i];
+          jv[i] = ju[i] = 0.0;
+        }
+      }
+    });
+  });
+  return jac;
+}
+
 double Likelihood::Impl::Evaluate(const Eigen::VectorXd& x, int level, Eigen::VectorXd* grad,
                                   Eigen::MatrixXd* hess, const Eigen::VectorXd* fixed_beta) const {
   if (x.size() != npar)
@@ -591,19 +880,47 @@ double Likelihood::Impl::Evaluate(const Eigen::VectorXd& x, int level, Eigen::Ve
                                 " entries, but the model has " + std::to_string(npar));
   Point pt;
   MakePoint(x, &pt);
+  const Model& m = *model;
+  // kCovariance: the coupled data term r^T W r / 2 (W_eff with the additive betas profiled; W
+  // and the betas' constraint with fixed betas), its bin weights u = W r and Jacobian J.
+  double nll = 0.0;
+  Eigen::VectorXd cov_u;
+  Eigen::MatrixXd cov_jac;
+  const Eigen::MatrixXd* cov_w = nullptr;
+  if (dterm == DataTerm::kCovariance) {
+    Eigen::VectorXd totals;
+    cov_jac = FittedJacobian(pt, &totals);
+    Eigen::VectorXd r = totals - data;
+    if (fixed_beta && fixed_beta->size() == m.nbins) {
+      r += sbeta.cwiseProduct(*fixed_beta);
+      cov_w = &wcov;
+      for (std::int64_t b = 0; b < m.nbins; ++b)
+        if (sbeta[b] > 0) nll += 0.5 * std::pow((*fixed_beta)[b] - beta0[b], 2);
+    } else if (fixed_beta) {
+      cov_w = &wcov;  // without Barlow-Beeston
+    } else {
+      r += sbeta.cwiseProduct(beta0);
+      cov_w = &weff;
+    }
+    cov_u = (*cov_w) * r;
+    nll += 0.5 * r.dot(cov_u);
+    if (!std::isfinite(nll)) return kInf;
+  }
+  const Eigen::VectorXd* cu = dterm == DataTerm::kCovariance ? &cov_u : nullptr;
   const auto& cuts = level >= 2 ? hess_slices : grad_slices;
   const int nslices = static_cast<int>(cuts.size()) - 1;
   std::vector<SliceOut> outs(nslices);
-  arena->execute([&] {
-    tbb::parallel_for(tbb::blocked_range<int>(0, nslices, 1), [&](const tbb::blocked_range<int>& range) {
-      for (int s = range.begin(); s < range.end(); ++s) EvalSlice(pt, cuts[s], cuts[s + 1], level, &outs[s], fixed_beta);
+  if (!(cu && level == 0)) {
+    arena->execute([&] {
+      tbb::parallel_for(tbb::blocked_range<int>(0, nslices, 1), [&](const tbb::blocked_range<int>& range) {
+        for (int s = range.begin(); s < range.end(); ++s)
+          EvalSlice(pt, cuts[s], cuts[s + 1], level, &outs[s], fixed_beta, cu);
+      });
     });
-  });
+  }
   // Fixed-order reduction: identical results at any thread count.
-  double nll = 0.0;
   for (const auto& o : outs) nll += o.nll;
   // Gaussian constraints.
-  const Model& m = *model;
   for (int s = 0; s < nsyst; ++s) {
     const double d = pt.theta[s] - theta0[s];
     nll += 0.5 * m.constraint_weights[s] * d * d;
@@ -629,7 +946,9 @@ double Likelihood::Impl::Evaluate(const Eigen::VectorXd& x, int level, Eigen::Ve
     for (int s = 0; s < nsyst; ++s) (*hess)(npoi + s, npoi + s) += m.constraint_weights[s];
     hess->triangularView<Eigen::StrictlyUpper>() = hess->transpose();
     for (auto& o : outs) hess_pool.Give(std::move(o.hess));
+    if (cov_w) *hess += cov_jac.transpose() * (*cov_w) * cov_jac;
   }
+  if (!externals.empty()) nll += AddExternal(x, level, grad, hess);
   if (!std::isfinite(nll)) nll = kInf;
   return nll;
 }
@@ -679,19 +998,72 @@ Eigen::VectorXd Likelihood::InitialParams() const {
   return x;
 }
 
-void Likelihood::SetData(const Eigen::VectorXd& data) {
-  const auto nbins = impl_->model->nbins;
+namespace {
+
+void CheckData(const Eigen::VectorXd& data, std::int64_t nbins, const char* what) {
   if (data.size() != nbins)
-    throw std::invalid_argument("data has " + std::to_string(data.size()) +
+    throw std::invalid_argument(std::string(what) + " has " + std::to_string(data.size()) +
                                 " entries, but the model has " + std::to_string(nbins) + " fitted bins");
   for (Eigen::Index b = 0; b < data.size(); ++b)
     if (!std::isfinite(data[b]) || data[b] < 0)
-      throw std::invalid_argument("data[" + std::to_string(b) + "] is " + std::to_string(data[b]) +
+      throw std::invalid_argument(std::string(what) + "[" + std::to_string(b) + "] is " + std::to_string(data[b]) +
                                   ", but must be finite and >= 0");
-  impl_->data = data;
+}
+
+}  // namespace
+
+void Likelihood::SetData(const Eigen::VectorXd& data) {
+  // The chi-square variance follows the data (rabbit's set_nobs without variances): Asimov data,
+  // pseudo-data and toys.
+  if (impl_->dterm == DataTerm::kPoisson) {
+    CheckData(data, impl_->model->nbins, "data");
+    impl_->data = data;
+  } else {
+    SetData(data, data);
+  }
+}
+
+void Likelihood::SetData(const Eigen::VectorXd& data, const Eigen::VectorXd& variance) {
+  Impl& im = *impl_;
+  CheckData(data, im.model->nbins, "data");
+  CheckData(variance, im.model->nbins, "data variance");
+  const bool needs_var = im.dterm == DataTerm::kChisq ||
+                         (im.dterm == DataTerm::kCovariance && im.model->data_cov_inv.size() == 0);
+  if (needs_var)
+    for (Eigen::Index b = 0; b < variance.size(); ++b)
+      if (!(variance[b] > 0))
+        throw std::invalid_argument("a chi-square fit needs a positive data variance in every fitted bin, but bin " +
+                                    std::to_string(b) + " has variance " + std::to_string(variance[b]));
+  im.data = data;
+  if (im.dterm == DataTerm::kPoisson) return;
+  im.var = variance;
+  if (im.dterm == DataTerm::kCovariance && im.model->data_cov_inv.size() == 0) im.InitCovariance();
 }
 
 const Eigen::VectorXd& Likelihood::data() const { return impl_->data; }
+const Eigen::VectorXd& Likelihood::data_variance() const { return impl_->var; }
+DataTerm Likelihood::data_term() const { return impl_->dterm; }
+BinByBinStatType Likelihood::bin_by_bin_stat_type() const { return impl_->bbtype; }
+
+std::string Likelihood::Describe() const {
+  const Impl& im = *impl_;
+  std::string out;
+  switch (im.dterm) {
+    case DataTerm::kPoisson: out = "Poisson"; break;
+    case DataTerm::kChisq:
+      out = std::string("chi-square (diagonal; variance = ") +
+            (im.options.use_data_var && im.model->data_var.size() == im.model->nbins ? "data_var" : "data") + ")";
+      break;
+    case DataTerm::kCovariance:
+      out = im.model->data_cov_inv.size() > 0 ? "chi-square with the data covariance (data_cov_inv)"
+                                                : "chi-square with the data covariance (diagonal, from the data variance)";
+      break;
+  }
+  if (!im.options.bin_by_bin_stat) return out + ", no bin-by-bin MC statistics";
+  out += ", Barlow-Beeston lite (" + ToString(im.bbtype) + ")";
+  if (!im.externals.empty()) out += ", " + std::to_string(im.externals.size()) + " external term(s)";
+  return out;
+}
 
 void Likelihood::SetGlobalObservables(const Eigen::VectorXd& theta0, const Eigen::VectorXd& beta0) {
   if (theta0.size() != impl_->nsyst)
@@ -700,8 +1072,10 @@ void Likelihood::SetGlobalObservables(const Eigen::VectorXd& theta0, const Eigen
   if (beta0.size() != impl_->model->nbins)
     throw std::invalid_argument("beta0 has " + std::to_string(beta0.size()) + " entries, but must have " +
                                 std::to_string(impl_->model->nbins));
-  if (!theta0.allFinite() || !beta0.allFinite() || (beta0.array() <= 0).any())
-    throw std::invalid_argument("global observables must be finite and beta0 > 0");
+  const bool gamma = impl_->bbtype == BinByBinStatType::kGamma;
+  if (!theta0.allFinite() || !beta0.allFinite() || (gamma && (beta0.array() <= 0).any()))
+    throw std::invalid_argument(gamma ? "global observables must be finite and beta0 > 0"
+                                      : "global observables must be finite");
   impl_->theta0 = theta0;
   impl_->beta0 = beta0;
 }
@@ -732,32 +1106,49 @@ Eigen::MatrixXd Likelihood::ExpectedYieldsPerProcess(const Eigen::VectorXd& x) c
 }
 
 Eigen::VectorXd Likelihood::ProfiledBeta(const Eigen::VectorXd& x) const {
-  const Model& m = *impl_->model;
+  const Impl& im = *impl_;
+  const Model& m = *im.model;
   Point pt;
-  impl_->MakePoint(x, &pt);
-  Eigen::VectorXd beta = Eigen::VectorXd::Ones(m.nbins);
+  im.MakePoint(x, &pt);
+  const bool additive = im.bbtype == BinByBinStatType::kNormalAdditive;
+  Eigen::VectorXd beta = additive ? Eigen::VectorXd(im.beta0) : Eigen::VectorXd::Ones(m.nbins);
+  if (!im.options.bin_by_bin_stat) return beta;
   double ex;
+  if (im.dterm == DataTerm::kCovariance) {
+    Eigen::VectorXd totals = Eigen::VectorXd::Zero(m.nbins);
+    for (std::int64_t r = 0; r < im.bin_row[m.nbins]; ++r) totals[m.tensor.row_bin[r]] += im.RowYield(pt, r, &ex);
+    return im.CovarianceBeta(totals);
+  }
+  detail::BinTerm bt;
   for (std::int64_t b = 0; b < m.nbins; ++b) {
-    if (impl_->kstat[b] <= 0) continue;
     double lv = 0, lu = 0;
-    for (std::int64_t r = impl_->bin_row[b]; r < impl_->bin_row[b + 1]; ++r)
-      (impl_->row_scaled[r] ? lv : lu) += impl_->RowYield(pt, r, &ex);
-    if (lv > 0) beta[b] = impl_->SolveBeta(lv, lu, impl_->data[b], impl_->kstat[b], impl_->beta0[b]);
+    for (std::int64_t r = im.bin_row[b]; r < im.bin_row[b + 1]; ++r)
+      (im.row_scaled[r] ? lv : lu) += im.RowYield(pt, r, &ex);
+    im.Term(b, lv, lu, 0, nullptr, nullptr, &bt);
+    if (bt.has_beta) beta[b] = bt.beta;
   }
   return beta;
 }
 
 Eigen::VectorXd Likelihood::ExpectedYields(const Eigen::VectorXd& x, bool include_beta) const {
-  const Model& m = *impl_->model;
+  const Impl& im = *impl_;
+  const Model& m = *im.model;
   Point pt;
-  impl_->MakePoint(x, &pt);
-  Eigen::VectorXd beta = include_beta ? ProfiledBeta(x) : Eigen::VectorXd::Ones(m.nbins);
+  im.MakePoint(x, &pt);
+  const bool additive = im.bbtype == BinByBinStatType::kNormalAdditive;
   Eigen::VectorXd out = Eigen::VectorXd::Zero(m.nbins_full);
   double ex;
+  if (include_beta && additive) {
+    for (std::int64_t r = 0; r < m.tensor.num_rows(); ++r) out[m.tensor.row_bin[r]] += im.RowYield(pt, r, &ex);
+    const Eigen::VectorXd beta = ProfiledBeta(x);
+    out.head(m.nbins) += im.sbeta.cwiseProduct(beta);
+    return out;
+  }
+  Eigen::VectorXd beta = include_beta ? ProfiledBeta(x) : Eigen::VectorXd::Ones(m.nbins);
   for (std::int64_t r = 0; r < m.tensor.num_rows(); ++r) {
     const std::int64_t b = m.tensor.row_bin[r];
-    const double y = impl_->RowYield(pt, r, &ex);
-    out[b] += (b < m.nbins && impl_->row_scaled[r]) ? beta[b] * y : y;
+    const double y = im.RowYield(pt, r, &ex);
+    out[b] += (b < m.nbins && im.row_scaled[r]) ? beta[b] * y : y;
   }
   return out;
 }
@@ -783,10 +1174,21 @@ void Likelihood::GlobalObservableDerivatives(const Eigen::VectorXd& x, Eigen::Ma
   im.MakePoint(x, &pt);
   d_data->setZero(im.npar, m.nbins);
   d_beta0->setZero(im.npar, m.nbins);
+  if (im.dterm == DataTerm::kCovariance) {
+    // grad = J^T W_eff (L - n + S beta0): d/dn = -J^T W_eff, d/dbeta0 = J^T W_eff S.
+    Eigen::VectorXd totals;
+    const Eigen::MatrixXd jac = im.FittedJacobian(pt, &totals);
+    const Eigen::MatrixXd jw = jac.transpose() * im.weff;
+    *d_data = -jw;
+    *d_beta0 = jw * im.sbeta.asDiagonal();
+    return;
+  }
+  const bool chisq = im.dterm == DataTerm::kChisq;
   im.arena->execute([&] {
     tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, m.nbins, 16), [&](const tbb::blocked_range<std::int64_t>& range) {
       Eigen::VectorXd jv = Eigen::VectorXd::Zero(im.npar), ju = Eigen::VectorXd::Zero(im.npar);
       std::vector<double> lam, ex;
+      detail::BinTerm bt;
       for (std::int64_t b = range.begin(); b < range.end(); ++b) {
         const std::int64_t r0 = im.bin_row[b], r1 = im.bin_row[b + 1];
         lam.resize(r1 - r0);
@@ -796,26 +1198,30 @@ void Likelihood::GlobalObservableDerivatives(const Eigen::VectorXd& x, Eigen::Ma
           lam[r - r0] = im.RowYield(pt, r, &ex[r - r0]);
           (im.row_scaled[r] ? lv : lu) += lam[r - r0];
         }
-        const double n = im.data[b], k = im.kstat[b];
-        const bool has_beta = k > 0 && lv > 0;
+        im.Term(b, lv, lu, 2, nullptr, nullptr, &bt);
+        const double L = bt.L;
+        // dD1/dn of the data term: Poisson -1/L (an empty bin, L = n = 0, has no spread of n:
+        // no derivative to use), chi-square -1/sigma^2.
+        const double dn = chisq ? -1.0 / im.var[b] : (L > 0 ? -1.0 / L : 0.0);
         // d(dG/dlambda_v, dG/dlambda_u)/dn and /dbeta0 at the profiled beta.
-        double dv_dn, du_dn, dv_db0 = 0.0, du_db0 = 0.0;
-        if (has_beta) {
-          const double beta = im.SolveBeta(lv, lu, n, k, im.beta0[b]);
-          const double L = beta * lv + lu;
-          const double nl2 = n > 0 ? n / (L * L) : 0.0;
-          const double fbv = (1.0 - n / L) + nl2 * beta * lv, fbu = nl2 * lv;
-          const double fbb = nl2 * lv * lv + k * im.beta0[b] / (beta * beta);
-          const double dbeta_dn = (lv / L) / fbb;
-          const double dbeta_db0 = (k / beta) / fbb;
-          dv_dn = -beta / L + fbv * dbeta_dn;
-          du_dn = -1.0 / L + fbu * dbeta_dn;
-          dv_db0 = fbv * dbeta_db0;
-          du_db0 = fbu * dbeta_db0;
-        } else {
-          const double L = lv + lu;
-          // An empty bin (L = 0, n = 0) has no spread of n (sigma_n = 0): no derivative to use.
-          dv_dn = du_dn = L > 0 ? -1.0 / L : 0.0;
+        double dv_dn = dn, du_dn = dn, dv_db0 = 0.0, du_db0 = 0.0;
+        if (bt.has_beta) {
+          const double k = im.kstat[b];
+          double fbn, cb0;
+          if (bt.additive) {
+            fbn = bt.s * dn;
+            cb0 = -1.0;
+          } else {
+            dv_dn = bt.beta * dn;
+            fbn = bt.lv * dn;
+            cb0 = im.bbtype == BinByBinStatType::kGamma ? -k / bt.beta : -k;
+          }
+          const double dbeta_dn = -fbn / bt.fbb;
+          const double dbeta_db0 = -cb0 / bt.fbb;
+          dv_dn += bt.fbv * dbeta_dn;
+          du_dn += bt.fbu * dbeta_dn;
+          dv_db0 = bt.fbv * dbeta_db0;
+          du_db0 = bt.fbu * dbeta_db0;
         }
         im.BinJacobian(pt, b, lam.data(), ex.data(), &jv, &ju);
         const std::int32_t* touch = im.bin_touch.data() + im.bin_touch_start[b];
@@ -829,6 +1235,35 @@ void Likelihood::GlobalObservableDerivatives(const Eigen::VectorXd& x, Eigen::Ma
       }
     });
   });
+}
+
+void Likelihood::GlobalObservableSigmas(const Eigen::VectorXd& x, Eigen::VectorXd* sigma_data,
+                                        Eigen::VectorXd* sigma_beta0, Eigen::MatrixXd* data_factor) const {
+  const Impl& im = *impl_;
+  const Model& m = *im.model;
+  sigma_beta0->setZero(m.nbins);
+  data_factor->resize(0, 0);
+  switch (im.dterm) {
+    case DataTerm::kPoisson: *sigma_data = im.data.cwiseMax(0.0).cwiseSqrt(); break;
+    case DataTerm::kChisq: *sigma_data = im.var.cwiseSqrt(); break;
+    case DataTerm::kCovariance:
+      sigma_data->resize(0);
+      *data_factor = im.cov_factor;
+      if (im.cov_factor.size() == 0)
+        throw NumericalError("global impacts: the data covariance is not positive definite");
+      break;
+  }
+  if (!im.options.bin_by_bin_stat) return;
+  if (im.bbtype == BinByBinStatType::kNormalAdditive) {
+    for (Eigen::Index b = 0; b < m.nbins; ++b) (*sigma_beta0)[b] = im.sbeta[b] > 0 ? 1.0 : 0.0;
+    return;
+  }
+  const Eigen::VectorXd beta = ProfiledBeta(x);
+  for (Eigen::Index b = 0; b < m.nbins; ++b) {
+    const double k = im.kstat[b];
+    if (k <= 0) continue;
+    (*sigma_beta0)[b] = im.bbtype == BinByBinStatType::kGamma ? std::sqrt(beta[b] / k) : 1.0 / std::sqrt(k);
+  }
 }
 
 double Likelihood::PoiValue(double x) const { return impl_->options.poi_positive ? x * x : x; }

@@ -8,7 +8,9 @@
 #include <mutex>
 #include <vector>
 
+#include <Eigen/Cholesky>
 #include <Eigen/Core>
+#include <Eigen/SparseCore>
 #include <tbb/task_arena.h>
 
 #include "lepus/engine/likelihood.h"
@@ -175,6 +177,28 @@ class ChunkBuffer {
   bool direct_ = false, used_ = false, last_sign_ = true;
 };
 
+// One fitted bin's term of the NLL as a function of its two yield sums lv (processes scaled by
+// the Barlow-Beeston beta) and lu (the others), with beta profiled (or held fixed): the value,
+// the first derivatives (gv, gu) and second derivatives (hvv, hvu, huu) with respect to (lv, lu)
+// of the profiled term, and the partials of the unprofiled term in beta that give
+// d beta / dx = -(fbv Jv + fbu Ju) / fbb (docs/numerics.md "Likelihood variants").
+struct BinTerm {
+  double lv = 0, lu = 0, L = 0, beta = 1, nll = 0;
+  double gv = 0, gu = 0, hvv = 0, hvu = 0, huu = 0;
+  double fbv = 0, fbu = 0, fbb = 1;
+  double s = 0;             // normal-additive: sqrt(V_b), L = lv + lu + s beta
+  bool has_beta = false;
+  bool additive = false;
+  bool ok = true;           // false: outside the model's domain (the NLL is +inf)
+};
+
+// An external NLL term with its Hessian symmetrised (engine::ExternalTerm).
+struct ExternalPart {
+  std::vector<int> params;
+  Eigen::VectorXd grad;
+  Eigen::SparseMatrix<double> hess;  // (H + H^T) / 2, or empty
+};
+
 }  // namespace detail
 
 using detail::Point;
@@ -187,6 +211,16 @@ struct Likelihood::Impl {
   int npoi = 0, nsyst = 0, npar = 0;
   Eigen::VectorXd data, theta0, beta0;
   Eigen::VectorXd kstat;                  // [nbins]
+  DataTerm dterm = DataTerm::kPoisson;
+  BinByBinStatType bbtype = BinByBinStatType::kGamma;  // resolved (never kAutomatic)
+  Eigen::VectorXd var;                    // [nbins] data variance (kChisq, kCovariance without W)
+  Eigen::VectorXd sbeta;                  // [nbins] sqrt(V_b) for normal-additive (0: no beta)
+  // kCovariance: W (inverse data covariance), the effective W with the additive betas profiled,
+  // W_eff = (W^-1 + S^2)^-1 (S = diag(sbeta)), the factorisation of S W S + 1 (profiled beta)
+  // and a lower Cholesky factor of W^-1 (global impacts).
+  Eigen::MatrixXd wcov, weff, cov_factor;
+  std::shared_ptr<const Eigen::LLT<Eigen::MatrixXd>> sws_llt;
+  std::vector<detail::ExternalPart> externals;
   std::vector<char> row_scaled;           // [nrows]: scaled by beta
   // [nrows]: the row holds every systematic in order (syst = 0 .. nsyst-1): the NLL and gradient
   // use contiguous vector operations instead of the indexed gather / scatter (dense models).
@@ -208,8 +242,9 @@ struct Likelihood::Impl {
   // level: 0 value, 1 + gradient, 2 + Hessian
   // fixed_beta: when non-null, beta is held at these values (not profiled): the NLL is then
   // the un-profiled one and its Hessian has no Schur-complement term.
+  // cov_u: kCovariance, W_eff (L - n_eff) per fitted bin (the bins supply its gradient weights).
   void EvalSlice(const Point& pt, std::int64_t b0, std::int64_t b1, int level, SliceOut* out,
-                 const Eigen::VectorXd* fixed_beta = nullptr) const;
+                 const Eigen::VectorXd* fixed_beta = nullptr, const Eigen::VectorXd* cov_u = nullptr) const;
   double Evaluate(const Eigen::VectorXd& x, int level, Eigen::VectorXd* grad, Eigen::MatrixXd* hess,
                   const Eigen::VectorXd* fixed_beta = nullptr) const;
   // Accumulates J = d(lambda_v, lambda_u)/dx of bin b into jv, ju (dense, touched entries).
@@ -218,16 +253,28 @@ struct Likelihood::Impl {
   // Row yield (without beta) and exponent helper.
   double RowYield(const Point& pt, std::int64_t r, double* expo) const;
   double SolveBeta(double lv, double lu, double n, double k, double b0) const;
+  // The term of fitted bin b (data term and Barlow-Beeston type of the options). level 0: value
+  // (and beta); 1: + first derivatives; 2: + second derivatives and the beta partials. fixed_beta:
+  // beta held at (*fixed_beta)[b]. cov_u: kCovariance, the bin's (W_eff (L - n_eff))_b (the data
+  // term is then handled in Evaluate; the bin only supplies its gradient weight).
+  void Term(std::int64_t b, double lv, double lu, int level, const Eigen::VectorXd* fixed_beta,
+            const Eigen::VectorXd* cov_u, detail::BinTerm* t) const;
+  // Totals of the fitted bins without beta and their Jacobian d L / dx ([nbins x npar]).
+  Eigen::MatrixXd FittedJacobian(const Point& pt, Eigen::VectorXd* totals) const;
+  // kCovariance: W, W_eff, the beta system and the data-covariance factor (Init).
+  void InitCovariance();
+  // kCovariance: the profiled additive betas [nbins] at the fitted-bin totals L (without beta).
+  Eigen::VectorXd CovarianceBeta(const Eigen::VectorXd& totals) const;
+  // External terms: value, and gradient / Hessian added (level 1 / 2).
+  double AddExternal(const Eigen::VectorXd& x, int level, Eigen::VectorXd* grad, Eigen::MatrixXd* hess) const;
 };
 
 namespace detail {
 
-// Everything about one bin at a point: row yields, the scaled/unscaled sums and beta with the
-// derivatives needed for d beta / dx = -(fbv Jv + fbu Ju) / fbb.
-struct BinState {
+// Everything about one bin at a point: row yields and the bin's term (BinTerm) with beta
+// profiled (profile_beta) or at 1 (beta0 for normal-additive: no shift).
+struct BinState : BinTerm {
   std::vector<double> lam, ex;
-  double lv = 0, lu = 0, beta = 1, fbv = 0, fbu = 0, fbb = 1, nll = 0;
-  bool has_beta = false;
 };
 
 inline void ComputeBin(const Likelihood::Impl& im, const Point& pt, std::int64_t b, bool profile_beta, BinState* st) {
@@ -235,29 +282,32 @@ inline void ComputeBin(const Likelihood::Impl& im, const Point& pt, std::int64_t
   const std::int64_t r0 = im.bin_row[b], r1 = im.bin_row[b + 1];
   st->lam.resize(r1 - r0);
   st->ex.resize(r1 - r0);
-  st->lv = st->lu = 0.0;
+  double lv = 0.0, lu = 0.0;
   const bool fitted = b < m.nbins;
   for (std::int64_t r = r0; r < r1; ++r) {
     st->lam[r - r0] = im.RowYield(pt, r, &st->ex[r - r0]);
-    ((fitted && im.row_scaled[r]) ? st->lv : st->lu) += st->lam[r - r0];
+    ((fitted && im.row_scaled[r]) ? lv : lu) += st->lam[r - r0];
   }
-  st->has_beta = false;
-  st->beta = 1.0;
-  st->nll = 0.0;
+  static_cast<BinTerm&>(*st) = BinTerm{};
+  st->lv = lv;
+  st->lu = lu;
+  st->L = lv + lu;
   if (!fitted) return;
-  const double n = im.data[b], k = im.kstat[b];
-  st->has_beta = profile_beta && k > 0 && st->lv > 0;
-  double L = st->lv + st->lu;
-  if (st->has_beta) {
-    st->beta = im.SolveBeta(st->lv, st->lu, n, k, im.beta0[b]);
-    L = st->beta * st->lv + st->lu;
-    const double nl2 = n > 0 ? n / (L * L) : 0.0;  // n = 0: no curvature (L * L may underflow)
-    st->fbv = (1.0 - n / L) + nl2 * st->beta * st->lv;
-    st->fbu = nl2 * st->lv;
-    st->fbb = nl2 * st->lv * st->lv + k * im.beta0[b] / (st->beta * st->beta);
+  if (profile_beta) {
+    im.Term(b, lv, lu, 2, nullptr, nullptr, st);
+  } else {
+    // The term without Barlow-Beeston: the yields as they are.
+    const Eigen::VectorXd none;
+    im.Term(b, lv, lu, 2, &none, nullptr, st);
   }
-  st->nll = n > 0 ? L - n + n * (std::log(n) - std::log(L)) : L;
-  if (st->has_beta) st->nll += k * (st->beta - im.beta0[b]) - k * im.beta0[b] * std::log(st->beta / im.beta0[b]);
+}
+
+// The bin total L and its derivative with respect to x given Jv, Ju (dense, over `touch`), with
+// the profiled beta's dependence on x: mult: beta Jv + Ju + lv dbeta; additive: Jv + Ju + s dbeta.
+inline double TotalDerivative(const BinTerm& st, double jv, double ju) {
+  if (!st.has_beta) return jv + ju;
+  const double dbeta = -(st.fbv * jv + st.fbu * ju) / st.fbb;
+  return st.additive ? jv + ju + st.s * dbeta : st.beta * jv + ju + st.lv * dbeta;
 }
 
 // d lambda_r / dx for one row, added into j (dense) with a factor.

@@ -150,6 +150,40 @@ bool Model::IsValid(std::string* error) const {
       return fail("data_obs[" + Str(b) + "] is " + Str(data_obs[b]) + ", but must be finite and >= 0");
   if (data_var.size() != 0 && data_var.size() != nbins)
     return fail("data_var has " + Str(data_var.size()) + " entries, but must have 0 or nbins = " + Str(nbins));
+  for (Eigen::Index b = 0; b < data_var.size(); ++b)
+    if (!std::isfinite(data_var[b]) || data_var[b] < 0)
+      return fail("data_var[" + Str(b) + "] is " + Str(data_var[b]) + ", but must be finite and >= 0");
+  if (data_cov_inv.size() != 0) {
+    if (data_cov_inv.rows() != nbins || data_cov_inv.cols() != nbins)
+      return fail("data_cov_inv is " + Str(data_cov_inv.rows()) + "x" + Str(data_cov_inv.cols()) +
+                  ", but must be empty or nbins x nbins = " + Str(nbins) + "x" + Str(nbins));
+    if (!data_cov_inv.allFinite()) return fail("data_cov_inv has a non-finite entry");
+  }
+  {
+    const int npar = num_params();
+    for (std::size_t e = 0; e < external_terms.size(); ++e) {
+      const ExternalTerm& term = external_terms[e];
+      const std::string key = "external_terms[" + Str(e) + "] (" + term.name + ")";
+      const auto n = static_cast<Eigen::Index>(term.params.size());
+      std::vector<char> seen(npar, 0);
+      for (std::size_t i = 0; i < term.params.size(); ++i) {
+        const int q = term.params[i];
+        if (q < 0 || q >= npar)
+          return fail(key + ".params[" + Str(i) + "] is " + Str(q) + ", but must be in [0, " + Str(npar) + ")");
+        if (seen[q]) return fail(key + ".params[" + Str(i) + "] is " + Str(q) + ", but parameters must be distinct");
+        seen[q] = 1;
+      }
+      if (term.grad.size() != 0 && term.grad.size() != n)
+        return fail(key + ".grad has " + Str(term.grad.size()) + " entries, but must have 0 or " + Str(n));
+      if (!term.grad.allFinite()) return fail(key + ".grad has a non-finite entry");
+      if (term.hess.size() != 0 && (term.hess.rows() != n || term.hess.cols() != n))
+        return fail(key + ".hess is " + Str(term.hess.rows()) + "x" + Str(term.hess.cols()) + ", but must be empty or " +
+                    Str(n) + "x" + Str(n));
+      for (int k = 0; k < term.hess.outerSize(); ++k)
+        for (Eigen::SparseMatrix<double>::InnerIterator it(term.hess, k); it; ++it)
+          if (!std::isfinite(it.value())) return fail(key + ".hess has a non-finite entry");
+    }
+  }
   if (pseudodata.size() != 0 && pseudodata.rows() != nbins)
     return fail("pseudodata has " + Str(pseudodata.rows()) + " rows, but must have nbins = " + Str(nbins));
   if (static_cast<Eigen::Index>(pseudodata_names.size()) != pseudodata.cols())

@@ -36,6 +36,9 @@ ToyResults RunToys(const Likelihood& lik, const ToyOptions& opt) {
   if (!opt.IsValid(npar, &err)) throw std::invalid_argument(err);
   const Model& m = lik.model();
   const int npoi = m.num_signals;
+  if (lik.data_term() != DataTerm::kPoisson)
+    throw std::invalid_argument("toys are thrown for the Poisson likelihood only, but this fit uses " + lik.Describe());
+  const BinByBinStatType bbtype = lik.bin_by_bin_stat_type();
 
   // Generating point.
   Eigen::VectorXd gen;
@@ -53,6 +56,11 @@ ToyResults RunToys(const Likelihood& lik, const ToyOptions& opt) {
   }
   const Eigen::VectorXd expected = lik.ExpectedYields(gen, false).head(m.nbins);
   const Eigen::VectorXd& kstat = lik.bb_kstat();
+
+  Eigen::VectorXd sig_data, sig_beta0;
+  Eigen::MatrixXd factor;
+  if (opt.randomize_constraints && bbtype != BinByBinStatType::kGamma)
+    lik.GlobalObservableSigmas(gen, &sig_data, &sig_beta0, &factor);
 
   ToyResults out;
   out.truth = gen;
@@ -86,18 +94,27 @@ ToyResults RunToys(const Likelihood& lik, const ToyOptions& opt) {
         }
       }
       Eigen::VectorXd theta0 = Eigen::VectorXd::Zero(m.num_systematics());
-      Eigen::VectorXd beta0 = Eigen::VectorXd::Ones(m.nbins);
+      Eigen::VectorXd beta0 = lik.beta0();
       if (opt.randomize_constraints) {
         std::normal_distribution<double> gaus(0.0, 1.0);
         for (int s = 0; s < m.num_systematics(); ++s) {
           const double cw = m.constraint_weights[s];
           theta0[s] = cw > 0 ? gen[npoi + s] + gaus(rng) / std::sqrt(cw) : 0.0;
         }
-        for (Eigen::Index b = 0; b < m.nbins; ++b)
-          if (kstat[b] > 0) {
-            std::gamma_distribution<double> gam(kstat[b], 1.0 / kstat[b]);
-            beta0[b] = std::max(gam(rng), 1e-300);
+        // beta0 around beta = beta0 of the generating point with its constraint's spread: gamma
+        // (k, 1/k); normal-multiplicative N(1, 1/k); normal-additive N(0, 1) (rabbit's frequentist
+        // toys).
+        for (Eigen::Index b = 0; b < m.nbins; ++b) {
+          if (bbtype == BinByBinStatType::kGamma) {
+            if (kstat[b] > 0) {
+              std::gamma_distribution<double> gam(kstat[b], 1.0 / kstat[b]);
+              beta0[b] = std::max(gam(rng), 1e-300);
+            }
+          } else if (sig_beta0[b] > 0) {
+            std::normal_distribution<double> gaus(beta0[b], sig_beta0[b]);
+            beta0[b] = gaus(rng);
           }
+        }
       } else {
         for (int s = 0; s < m.num_systematics(); ++s)
           if (m.constraint_weights[s] > 0) theta0[s] = gen[npoi + s];

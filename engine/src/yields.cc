@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 #include <Eigen/Cholesky>
@@ -16,6 +17,7 @@
 using lepus::engine::detail::AddRowGradient;
 using lepus::engine::detail::BinState;
 using lepus::engine::detail::ComputeBin;
+using lepus::engine::detail::TotalDerivative;
 
 namespace lepus::engine {
 
@@ -38,15 +40,39 @@ std::vector<int> Touched(const Likelihood::Impl& im, std::int64_t b) {
 
 }  // namespace
 
+namespace {
+
+// kCovariance with profiled additive betas: beta at x and d beta / dx = -(S W S + 1)^-1 S W J
+// ([nbins x npar]); empty when the fit has no betas.
+void CovarianceBetaJacobian(const Likelihood::Impl& im, const Point& pt, Eigen::VectorXd* beta, Eigen::MatrixXd* dbeta) {
+  beta->resize(0);
+  dbeta->resize(0, 0);
+  if (!im.sws_llt) return;
+  Eigen::VectorXd totals;
+  const Eigen::MatrixXd jac = im.FittedJacobian(pt, &totals);
+  *beta = im.CovarianceBeta(totals);
+  *dbeta = -im.sws_llt->solve(im.sbeta.asDiagonal() * (im.wcov * jac));
+}
+
+}  // namespace
+
 Eigen::VectorXd Likelihood::BinNll(const Eigen::VectorXd& x) const {
   const Impl& im = *impl_;
   Point pt;
   im.MakePoint(x, &pt);
   Eigen::VectorXd out(im.model->nbins);
+  if (im.dterm == DataTerm::kCovariance) {
+    // The coupled term r^T W_eff r / 2 shared out as r_b (W_eff r)_b / 2 (sums to the total).
+    Eigen::VectorXd totals;
+    im.FittedJacobian(pt, &totals);
+    const Eigen::VectorXd r = totals - im.data + im.sbeta.cwiseProduct(im.beta0);
+    out = 0.5 * r.cwiseProduct(im.weff * r);
+    return out;
+  }
   BinState st;
   for (std::int64_t b = 0; b < im.model->nbins; ++b) {
     ComputeBin(im, pt, b, true, &st);
-    out[b] = st.nll;
+    out[b] = st.ok ? st.nll : std::numeric_limits<double>::infinity();
   }
   return out;
 }
@@ -57,6 +83,10 @@ Eigen::MatrixXd Likelihood::TotalYieldJacobian(const Eigen::VectorXd& x, bool pr
   const Model& m = *im.model;
   Point pt;
   im.MakePoint(x, &pt);
+  const bool cov = im.dterm == DataTerm::kCovariance;
+  Eigen::VectorXd cbeta;
+  Eigen::MatrixXd cdbeta;
+  if (cov && profile_beta) CovarianceBetaJacobian(im, pt, &cbeta, &cdbeta);
   Eigen::MatrixXd jac = Eigen::MatrixXd::Zero(m.nbins_full, im.npar);
   totals->setZero(m.nbins_full);
   im.arena->execute([&] {
@@ -64,19 +94,19 @@ Eigen::MatrixXd Likelihood::TotalYieldJacobian(const Eigen::VectorXd& x, bool pr
       Eigen::VectorXd jv = Eigen::VectorXd::Zero(im.npar), ju = Eigen::VectorXd::Zero(im.npar);
       BinState st;
       for (std::int64_t b = range.begin(); b < range.end(); ++b) {
-        ComputeBin(im, pt, b, profile_beta, &st);
+        ComputeBin(im, pt, b, profile_beta && !cov, &st);
         const std::int64_t r0 = im.bin_row[b];
         for (std::int64_t r = r0; r < im.bin_row[b + 1]; ++r)
           AddRowGradient(im, pt, r, st.lam[r - r0], st.ex[r - r0], 1.0,
                          (b < m.nbins && im.row_scaled[r]) ? &jv : &ju);
-        (*totals)[b] = st.beta * st.lv + st.lu;
+        const bool cbb = cbeta.size() > 0 && b < m.nbins;
+        (*totals)[b] = st.L + (cbb ? im.sbeta[b] * cbeta[b] : 0.0);
         const std::vector<int> touch = Touched(im, b);
         for (int i : touch) {
-          double d = st.beta * jv[i] + ju[i];
-          if (st.has_beta) d += st.lv * (-(st.fbv * jv[i] + st.fbu * ju[i]) / st.fbb);
-          jac(b, i) = d;
+          jac(b, i) = TotalDerivative(st, jv[i], ju[i]);
           jv[i] = ju[i] = 0.0;
         }
+        if (cbb) jac.row(b) += im.sbeta[b] * cdbeta.row(b);
       }
     });
   });
@@ -91,6 +121,10 @@ void Likelihood::ProcessYields(const Eigen::VectorXd& x, const Eigen::MatrixXd& 
     throw std::invalid_argument("ProcessYields: covariance must be num_params x num_params");
   Point pt;
   im.MakePoint(x, &pt);
+  const bool covfit = im.dterm == DataTerm::kCovariance;
+  Eigen::VectorXd cbeta;
+  Eigen::MatrixXd cdbeta;
+  if (covfit && profile_beta) CovarianceBetaJacobian(im, pt, &cbeta, &cdbeta);
   values->setZero(m.nbins_full, m.num_processes());
   errors->setZero(m.nbins_full, m.num_processes());
   const Tensor& t = m.tensor;
@@ -99,33 +133,48 @@ void Likelihood::ProcessYields(const Eigen::VectorXd& x, const Eigen::MatrixXd& 
       Eigen::VectorXd jv = Eigen::VectorXd::Zero(im.npar), ju = Eigen::VectorXd::Zero(im.npar), jr = jv;
       BinState st;
       for (std::int64_t b = range.begin(); b < range.end(); ++b) {
-        ComputeBin(im, pt, b, profile_beta, &st);
+        ComputeBin(im, pt, b, profile_beta && !covfit, &st);
         const std::int64_t r0 = im.bin_row[b], r1 = im.bin_row[b + 1];
         const std::vector<int> touch = Touched(im, b);
         const int nt = static_cast<int>(touch.size());
-        Eigen::VectorXd dbeta = Eigen::VectorXd::Zero(nt);
+        Eigen::VectorXd dbeta = Eigen::VectorXd::Zero(nt), dlv = Eigen::VectorXd::Zero(nt);
+        if (cbeta.size() > 0 && b < m.nbins && im.sbeta[b] > 0) {
+          // Covariance fit: the additive beta of the coupled profile.
+          st.has_beta = st.additive = true;
+          st.beta = cbeta[b];
+          st.s = im.sbeta[b];
+          for (int a = 0; a < nt; ++a) dbeta[a] = cdbeta(b, touch[a]);
+        }
         if (st.has_beta) {
           for (std::int64_t r = r0; r < r1; ++r)
             AddRowGradient(im, pt, r, st.lam[r - r0], st.ex[r - r0], 1.0, im.row_scaled[r] ? &jv : &ju);
           for (int a = 0; a < nt; ++a) {
             const int i = touch[a];
-            dbeta[a] = -(st.fbv * jv[i] + st.fbu * ju[i]) / st.fbb;
+            if (cbeta.size() == 0) dbeta[a] = -(st.fbv * jv[i] + st.fbu * ju[i]) / st.fbb;
+            dlv[a] = jv[i];
             jv[i] = ju[i] = 0.0;
           }
         }
         Eigen::MatrixXd ctt(nt, nt);
         for (int c = 0; c < nt; ++c)
           for (int a = 0; a < nt; ++a) ctt(a, c) = cov(touch[a], touch[c]);
+        // Additive betas are shared out over the scaled processes in proportion to their yields
+        // (rabbit): y_r = lambda_r (1 + s beta / lv).
+        const bool add = st.has_beta && st.additive && st.lv > 0;
         for (std::int64_t r = r0; r < r1; ++r) {
-          const bool scaled = st.has_beta && im.row_scaled[r];
-          const double f = scaled ? st.beta : 1.0;
+          const bool scaled = st.has_beta && im.row_scaled[r] && (!st.additive || add);
+          const double f = !scaled ? 1.0 : (st.additive ? 1.0 + st.s * st.beta / st.lv : st.beta);
           AddRowGradient(im, pt, r, st.lam[r - r0], st.ex[r - r0], f, &jr);
           Eigen::VectorXd jl(nt);
+          const double lr = st.lam[r - r0];
           for (int a = 0; a < nt; ++a) {
-            jl[a] = jr[touch[a]] + (scaled ? st.lam[r - r0] * dbeta[a] : 0.0);
+            double extra = 0.0;
+            if (scaled)
+              extra = st.additive ? lr * st.s * (dbeta[a] / st.lv - st.beta * dlv[a] / (st.lv * st.lv)) : lr * dbeta[a];
+            jl[a] = jr[touch[a]] + extra;
             jr[touch[a]] = 0.0;
           }
-          (*values)(b, t.row_proc[r]) = f * st.lam[r - r0];
+          (*values)(b, t.row_proc[r]) = f * lr;
           (*errors)(b, t.row_proc[r]) = std::sqrt(std::max(jl.dot(ctt * jl), 0.0));
         }
       }

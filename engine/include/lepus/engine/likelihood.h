@@ -23,9 +23,37 @@ namespace lepus::engine {
 enum class HessianAssembly { kAuto, kBlocked, kPerRow };
 std::string ToString(HessianAssembly a);
 
+// The data term of the NLL (rabbit's fit types; docs/numerics.md "Likelihood variants").
+//   kPoisson:    sum_b L_b - n_b + n_b ln(n_b / L_b)   (saturated Poisson, the default)
+//   kChisq:      sum_b (L_b - n_b)^2 / (2 sigma_b^2)    (rabbit --chisqFit; sigma^2 = data variance)
+//   kCovariance: (L - n)^T W (L - n) / 2                (rabbit --covarianceFit; W = Model::data_cov_inv,
+//                or diag(1 / data variance) when the model has no data_cov_inv)
+enum class DataTerm { kPoisson, kChisq, kCovariance };
+std::string ToString(DataTerm term);
+// Accepts "poisson", "chisq", "covariance"; throws std::invalid_argument otherwise.
+DataTerm DataTermFromString(const std::string& text);
+
+// How the Barlow-Beeston-lite parameter beta_b of a fitted bin enters and is constrained (rabbit
+// --binByBinStatType); lv = yield of the processes with MC variance, lu = the others, k_b = lv^2 /
+// sum_p sumw2, V_b = sum_p sumw2:
+//   kGamma:                L = beta lv + lu, constraint k (beta - beta0) - k beta0 ln(beta / beta0)
+//   kNormalMultiplicative: L = beta lv + lu, constraint k (beta - beta0)^2 / 2
+//   kNormalAdditive:       L = lv + lu + sqrt(V) beta, constraint (beta - beta0)^2 / 2
+//   kAutomatic:            normal-additive for kCovariance, gamma otherwise (rabbit's "automatic").
+enum class BinByBinStatType { kAutomatic, kGamma, kNormalMultiplicative, kNormalAdditive };
+std::string ToString(BinByBinStatType type);
+// Accepts "automatic", "gamma", "normal-multiplicative", "normal-additive".
+BinByBinStatType BinByBinStatTypeFromString(const std::string& text);
+
 struct LikelihoodOptions {
-  // Barlow-Beeston lite (one gamma-constrained beta per bin, profiled analytically).
+  // Barlow-Beeston lite (one beta per fitted bin, profiled analytically).
   bool bin_by_bin_stat = true;
+  BinByBinStatType bin_by_bin_stat_type = BinByBinStatType::kAutomatic;
+  DataTerm data_term = DataTerm::kPoisson;
+  // kChisq / kCovariance without data_cov_inv: the variance of the observed data. false (rabbit's
+  // choice: its fit passes the observed counts as their own variance, hdata_var is only used to
+  // throw toys): data_obs. true: Model::data_var when the model has it (weighted data).
+  bool use_data_var = false;
   // Signal strengths parametrised as mu = x^2 (mu >= 0 by construction).
   bool poi_positive = false;
   // Worker threads for evaluations; 0 = all hardware threads. Results do not depend on it.
@@ -78,9 +106,19 @@ class Likelihood {
   Eigen::VectorXd InitialParams() const;
 
   // Observed data ([nbins]); defaults to model().data_obs. Throws std::invalid_argument on size
-  // mismatch or negative / non-finite entries.
+  // mismatch or negative / non-finite entries. For kChisq the data variance becomes `data` (as
+  // rabbit's set_nobs for Asimov data, pseudo-data and toys); the two-argument form sets it.
   void SetData(const Eigen::VectorXd& data);
+  void SetData(const Eigen::VectorXd& data, const Eigen::VectorXd& variance);
   const Eigen::VectorXd& data() const;
+  // The variance sigma_b^2 of each fitted bin's data for kChisq (and the diagonal of the data
+  // covariance for kCovariance without data_cov_inv); empty for kPoisson.
+  const Eigen::VectorXd& data_variance() const;
+  // The resolved data term and Barlow-Beeston type (kAutomatic resolved), and a one-line
+  // description for reports, e.g. "Poisson, Barlow-Beeston lite (gamma)".
+  DataTerm data_term() const;
+  BinByBinStatType bin_by_bin_stat_type() const;
+  std::string Describe() const;
   // Global observables: constraint centres theta0 [nsyst] (default 0) and the Barlow-Beeston
   // centres beta0 [nbins] (default 1).
   void SetGlobalObservables(const Eigen::VectorXd& theta0, const Eigen::VectorXd& beta0);
@@ -104,6 +142,13 @@ class Likelihood {
   Eigen::VectorXd ProfiledBeta(const Eigen::VectorXd& x) const;
   // The Barlow-Beeston effective MC counts k_b per fitted bin (0 = no beta in that bin).
   const Eigen::VectorXd& bb_kstat() const;
+  // Standard deviations of the global observables at x for global impacts ([nbins] each): of the
+  // data (Poisson: sqrt(n); chi-square: sigma) and of beta0 (gamma: sqrt(beta / k);
+  // normal-multiplicative: 1 / sqrt(k); normal-additive: 1; 0 where a bin has no beta). For
+  // kCovariance the data are correlated: data_factor is a lower-triangular factor F of the data
+  // covariance (F F^T = W^-1) and sigma_data is empty; otherwise data_factor is empty.
+  void GlobalObservableSigmas(const Eigen::VectorXd& x, Eigen::VectorXd* sigma_data, Eigen::VectorXd* sigma_beta0,
+                              Eigen::MatrixXd* data_factor) const;
 
   // NLL, gradient and Hessian with the Barlow-Beeston factors held at `beta` ([nbins]) instead of
   // profiled (the Hessian then lacks the beta-profiling term; used to split off the MC-stat part

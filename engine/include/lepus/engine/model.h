@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <Eigen/Core>
+#include <Eigen/SparseCore>
 
 namespace lepus::engine {
 
@@ -66,6 +67,17 @@ struct Tensor {
                           const std::vector<double>& logk_halfdiff);
 };
 
+// An additive term of the negative log-likelihood on named parameters (an external measurement or
+// prior, rabbit's `external_terms`): g^T x_sub + 1/2 x_sub^T H x_sub, where x_sub = x[params] in the
+// internal coordinates of the fit (with poi_positive a POI coordinate is sqrt(mu)). The Hessian
+// is used symmetrised, (H + H^T) / 2, which leaves the term's value unchanged.
+struct ExternalTerm {
+  std::string name;
+  std::vector<int> params;                 // indices into [POIs; systematics], distinct
+  Eigen::VectorXd grad;                    // [params.size()] or empty (no linear part)
+  Eigen::SparseMatrix<double> hess;        // [n x n] or 0 x 0 (no quadratic part)
+};
+
 struct Model {
   // Processes, signals first. Each signal process gets one signal strength (POI).
   std::vector<std::string> processes;
@@ -89,7 +101,8 @@ struct Model {
   std::int64_t nbins_full = 0;    // all bins
 
   Eigen::VectorXd data_obs;       // [nbins]
-  Eigen::VectorXd data_var;       // [nbins] or empty (chi-square fits; not used yet)
+  Eigen::VectorXd data_var;       // [nbins] or empty: variance of weighted data (chi-square fits)
+  Eigen::MatrixXd data_cov_inv;   // [nbins x nbins] or empty: inverse data covariance (covariance fits)
   Eigen::MatrixXd pseudodata;     // [nbins x npseudo]
   std::vector<std::string> pseudodata_names;
 
@@ -97,6 +110,8 @@ struct Model {
   Eigen::MatrixXd sumw2;  // [nbins_full x nproc] MC variance of norm (zeros: no MC stat)
 
   Tensor tensor;
+
+  std::vector<ExternalTerm> external_terms;  // added to the NLL (likelihood.h)
 
   int num_processes() const { return static_cast<int>(processes.size()); }
   int num_systematics() const { return static_cast<int>(systematics.size()); }

@@ -1,0 +1,447 @@
+// The likelihood variants of rabbit (docs/numerics.md "Likelihood variants"): chi-square and
+// covariance data terms, the three Barlow-Beeston types and external terms. Finite-difference
+// checks of every derivative, known-answer identities between the variants, and the profiled
+// beta as the minimum of the unprofiled NLL.
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <Eigen/Cholesky>
+#include <Eigen/Eigenvalues>
+#include <doctest/doctest.h>
+
+#include "lepus/engine/fit.h"
+#include "lepus/engine/likelihood.h"
+#include "lepus/models/synthetic.h"
+#include "test_support.h"
+
+using lepus::engine::BinByBinStatType;
+using lepus::engine::DataTerm;
+using lepus::engine::ExternalTerm;
+using lepus::engine::Likelihood;
+using lepus::engine::LikelihoodOptions;
+using lepus::engine::Model;
+using lepus::engine::SystematicType;
+using lepus::models::MakeSyntheticModel;
+using lepus::models::SyntheticSpec;
+
+namespace {
+
+Eigen::VectorXd RandomPoint(const Likelihood& lik, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(-1.2, 1.2);
+  Eigen::VectorXd x = lik.InitialParams();
+  for (int p = 0; p < lik.model().num_signals; ++p) x[p] = 1.0 + 0.2 * u(rng);
+  for (int s = 0; s < lik.model().num_systematics(); ++s) x[lik.model().num_signals + s] = u(rng);
+  return x;
+}
+
+Model BaseModel(bool asym, SystematicType type, std::uint64_t seed) {
+  SyntheticSpec spec;
+  spec.nbins = 12;
+  spec.nmasked = 2;
+  spec.nproc = 4;
+  spec.nsignal = 2;
+  spec.nsyst = 20;
+  spec.nfree = 2;
+  spec.nnoi = 1;
+  spec.density = 0.5;
+  spec.asymmetric = asym;
+  spec.type = type;
+  spec.seed = seed;
+  Model m = MakeSyntheticModel(spec);
+  for (Eigen::Index b = 0; b < m.nbins; ++b) m.data_obs[b] = std::max(m.data_obs[b], 3.0);  // chi-square: n > 0
+  m.sumw2(1, 0) = 0.0;  // a process without MC variance in a bin: partly scaled
+  m.sumw2(2, 0) = m.sumw2(2, 1) = m.sumw2(2, 2) = m.sumw2(2, 3) = 0.0;  // a bin without beta
+  return m;
+}
+
+// A random symmetric positive-definite inverse data covariance: W = (A A^T / n + diag(n_b))^-1.
+Eigen::MatrixXd RandomInverseCovariance(const Model& m, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> g(0.0, 1.0);
+  const auto n = m.nbins;
+  Eigen::MatrixXd a(n, n);
+  for (Eigen::Index i = 0; i < a.size(); ++i) a.data()[i] = g(rng) * 2.0;
+  Eigen::MatrixXd c = a * a.transpose() / static_cast<double>(n);
+  c.diagonal() += m.data_obs;
+  return c.llt().solve(Eigen::MatrixXd::Identity(n, n));
+}
+
+void AddExternalTerms(Model* m) {
+  ExternalTerm dense;
+  dense.name = "prior";
+  dense.params = {0, m->num_signals + 3, m->num_signals + 5};
+  dense.grad = Eigen::Vector3d(0.3, -0.2, 0.1);
+  Eigen::MatrixXd h(3, 3);
+  h << 2.0, 0.4, 0.1, 0.2, 1.5, -0.3, 0.1, -0.3, 1.0;  // not symmetric: used as (H + H^T) / 2
+  dense.hess = h.sparseView();
+  m->external_terms.push_back(dense);
+  ExternalTerm grad_only;
+  grad_only.name = "slope";
+  grad_only.params = {m->num_signals + 1};
+  grad_only.grad = Eigen::VectorXd::Constant(1, 0.7);
+  m->external_terms.push_back(grad_only);
+}
+
+void CheckDerivatives(const Likelihood& lik, const Eigen::VectorXd& x, const std::string& label) {
+  CAPTURE(label);
+  Eigen::VectorXd g;
+  Eigen::MatrixXd h;
+  const double f = lik.ValueGradientHessian(x, &g, &h);
+  REQUIRE(std::isfinite(f));
+  CHECK(f == doctest::Approx(lik.Value(x)).epsilon(1e-12));
+  const int n = lik.num_params();
+  const double step = 1e-5;
+  double gerr = 0.0, herr = 0.0;
+  for (int j = 0; j < n; ++j) {
+    Eigen::VectorXd xp = x, xm = x;
+    xp[j] += step;
+    xm[j] -= step;
+    const double gfd = (lik.Value(xp) - lik.Value(xm)) / (2 * step);
+    Eigen::VectorXd gp, gm;
+    lik.ValueAndGradient(xp, &gp);
+    lik.ValueAndGradient(xm, &gm);
+    const Eigen::VectorXd col = (gp - gm) / (2 * step);
+    gerr = std::max(gerr, std::abs(g[j] - gfd) / (std::abs(g[j]) + 1e-2 * std::sqrt(std::abs(h(j, j))) + 1e-8));
+    for (int i = 0; i < n; ++i) {
+      const double hs = std::abs(h(i, j)) + 1e-3 * std::sqrt(std::abs(h(i, i) * h(j, j))) + 1e-8;
+      herr = std::max(herr, std::abs(h(i, j) - col[i]) / hs);
+    }
+  }
+  INFO(label << ": max rel FD error gradient " << gerr << ", Hessian " << herr);
+  CHECK(gerr < 1e-6);
+  CHECK(herr < 1e-6);
+  CHECK((h - h.transpose()).cwiseAbs().maxCoeff() <= 1e-12 * h.cwiseAbs().maxCoeff());
+}
+
+struct Variant {
+  DataTerm term;
+  BinByBinStatType bb;
+  bool bbstat;
+};
+
+std::vector<Variant> AllVariants() {
+  std::vector<Variant> out;
+  for (DataTerm t : {DataTerm::kPoisson, DataTerm::kChisq})
+    for (BinByBinStatType b :
+         {BinByBinStatType::kGamma, BinByBinStatType::kNormalMultiplicative, BinByBinStatType::kNormalAdditive})
+      out.push_back({t, b, true});
+  out.push_back({DataTerm::kChisq, BinByBinStatType::kAutomatic, false});
+  out.push_back({DataTerm::kCovariance, BinByBinStatType::kNormalAdditive, true});
+  out.push_back({DataTerm::kCovariance, BinByBinStatType::kAutomatic, false});
+  return out;
+}
+
+std::string Label(const Variant& v) {
+  return lepus::engine::ToString(v.term) + "/" + (v.bbstat ? lepus::engine::ToString(v.bb) : "no-bb");
+}
+
+LikelihoodOptions Options(const Variant& v) {
+  LikelihoodOptions o;
+  o.data_term = v.term;
+  o.bin_by_bin_stat_type = v.bb;
+  o.bin_by_bin_stat = v.bbstat;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("variants: gradient and Hessian match finite differences for every data term and beta type") {
+  int combos = 0;
+  for (const Variant& v : AllVariants())
+    for (bool asym : {false, true})
+      for (auto type : {SystematicType::kLogNormal, SystematicType::kNormal})
+        for (bool ext : {false, true}) {
+          Model m = BaseModel(asym, type, 11 + combos);
+          if (v.term == DataTerm::kCovariance) m.data_cov_inv = RandomInverseCovariance(m, 5 + combos);
+          if (ext) AddExternalTerms(&m);
+          LikelihoodOptions o = Options(v);
+          o.poi_positive = combos % 3 == 0;
+          Likelihood lik(m, o);
+          CheckDerivatives(lik, RandomPoint(lik, 200 + combos),
+                           Label(v) + (asym ? " asym" : " sym") + " " + lepus::engine::ToString(type) +
+                               (ext ? " +external" : ""));
+          ++combos;
+        }
+  CHECK(combos == static_cast<int>(AllVariants().size()) * 8);
+}
+
+TEST_CASE("variants: the profiled beta minimises the NLL and the gradient obeys the envelope theorem") {
+  for (const Variant& v : AllVariants()) {
+    if (!v.bbstat) continue;
+    CAPTURE(Label(v));
+    Model m = BaseModel(true, SystematicType::kLogNormal, 3);
+    if (v.term == DataTerm::kCovariance) m.data_cov_inv = RandomInverseCovariance(m, 9);
+    Likelihood lik(m, Options(v));
+    const Eigen::VectorXd x = RandomPoint(lik, 17);
+    const Eigen::VectorXd beta = lik.ProfiledBeta(x);
+    Eigen::VectorXd g, gfixed;
+    Eigen::MatrixXd h, hfixed;
+    const double f = lik.ValueGradientHessian(x, &g, &h);
+    const double ffixed = lik.ValueGradientHessianFixedBeta(x, beta, &gfixed, &hfixed);
+    CHECK(ffixed == doctest::Approx(f).epsilon(1e-10));
+    CHECK(lepus::test::MaxRelDiff(g, gfixed, 1e-8) < 1e-8);
+    // Moving any beta away from its profiled value raises the NLL.
+    for (Eigen::Index b = 0; b < m.nbins; ++b) {
+      for (double d : {-1e-3, 1e-3}) {
+        Eigen::VectorXd moved = beta;
+        moved[b] += d;
+        Eigen::VectorXd gm;
+        Eigen::MatrixXd hm;
+        CHECK(lik.ValueGradientHessianFixedBeta(x, moved, &gm, &hm) >= f - 1e-12 * std::abs(f));
+      }
+    }
+    // Profiling can only lower the curvature.
+    const Eigen::MatrixXd d = hfixed - h;
+    CHECK(Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>(d).eigenvalues().minCoeff() > -1e-9 * h.cwiseAbs().maxCoeff());
+  }
+}
+
+TEST_CASE("variants: a diagonal covariance fit equals the chi-square fit (with and without additive betas)") {
+  for (bool bbstat : {false, true}) {
+    Model m = BaseModel(false, SystematicType::kLogNormal, 23);
+    Model mc = m;
+    mc.data_cov_inv = m.data_obs.cwiseInverse().asDiagonal();
+    LikelihoodOptions oc, od;
+    oc.data_term = DataTerm::kCovariance;
+    od.data_term = DataTerm::kChisq;
+    oc.bin_by_bin_stat = od.bin_by_bin_stat = bbstat;
+    od.bin_by_bin_stat_type = BinByBinStatType::kNormalAdditive;  // covariance: automatic = normal-additive
+    Likelihood lc(mc, oc), ld(m, od);
+    const Eigen::VectorXd x = RandomPoint(ld, 5);
+    Eigen::VectorXd gc, gd;
+    Eigen::MatrixXd hc, hd;
+    CHECK(lc.ValueGradientHessian(x, &gc, &hc) == doctest::Approx(ld.ValueGradientHessian(x, &gd, &hd)).epsilon(1e-11));
+    CHECK(lepus::test::MaxRelDiff(gc, gd, 1e-9) < 1e-10);
+    CHECK(lepus::test::MaxRelDiff(hc, hd, 1e-9) < 1e-10);
+    CHECK(lepus::test::MaxRelDiff(lc.ProfiledBeta(x), ld.ProfiledBeta(x), 1e-12) < 1e-10);
+    CHECK(lepus::test::MaxRelDiff(lc.ExpectedYields(x, true), ld.ExpectedYields(x, true), 1e-12) < 1e-12);
+    Eigen::MatrixXd dnc, dbc, dnd, dbd;
+    lc.GlobalObservableDerivatives(x, &dnc, &dbc);
+    ld.GlobalObservableDerivatives(x, &dnd, &dbd);
+    CHECK(lepus::test::MaxRelDiff(dnc, dnd, 1e-9) < 1e-9);
+    CHECK(lepus::test::MaxRelDiff(dbc, dbd, 1e-9) < 1e-9);
+    // The same with the variance taken from data_var (weighted data).
+    Model mv = m;
+    mv.data_var = 1.7 * m.data_obs;
+    LikelihoodOptions ov = od;
+    ov.use_data_var = true;
+    Likelihood lv(mv, ov);
+    Model mcv = m;
+    mcv.data_cov_inv = mv.data_var.cwiseInverse().asDiagonal();
+    Likelihood lcv(mcv, oc);
+    CHECK(lv.Value(x) == doctest::Approx(lcv.Value(x)).epsilon(1e-11));
+    CHECK(lv.Value(x) != doctest::Approx(ld.Value(x)).epsilon(1e-3));
+  }
+}
+
+TEST_CASE("variants: chi-square NLL, external terms and beta solutions against direct formulas") {
+  Model m = BaseModel(false, SystematicType::kLogNormal, 29);
+  LikelihoodOptions o;
+  o.data_term = DataTerm::kChisq;
+  o.bin_by_bin_stat = false;
+  Likelihood lik(m, o);
+  const Eigen::VectorXd x = RandomPoint(lik, 1);
+  const Eigen::VectorXd lam = lik.ExpectedYields(x, false);
+  double chi2 = 0.0;
+  for (Eigen::Index b = 0; b < m.nbins; ++b) chi2 += 0.5 * std::pow(lam[b] - m.data_obs[b], 2) / m.data_obs[b];
+  const Eigen::VectorXd theta = x.tail(m.num_systematics());
+  for (int s = 0; s < m.num_systematics(); ++s) chi2 += 0.5 * m.constraint_weights[s] * theta[s] * theta[s];
+  CHECK(lik.Value(x) == doctest::Approx(chi2).epsilon(1e-12));
+  // External terms add g^T x_sub + x_sub^T H x_sub / 2 exactly.
+  Model me = m;
+  AddExternalTerms(&me);
+  Likelihood le(me, o);
+  double ext = 0.0;
+  for (const ExternalTerm& t : me.external_terms) {
+    Eigen::VectorXd xs(t.params.size());
+    for (std::size_t i = 0; i < t.params.size(); ++i) xs[i] = x[t.params[i]];
+    ext += t.grad.dot(xs);
+    if (t.hess.size()) ext += 0.5 * xs.dot(Eigen::MatrixXd(t.hess) * xs);
+  }
+  CHECK(le.Value(x) == doctest::Approx(chi2 + ext).epsilon(1e-12));
+  // Poisson + normal-additive beta: the positive root of s b^2 + (s^2 + N - s b0) b + s (N - n) - b0 N.
+  LikelihoodOptions oa;
+  oa.bin_by_bin_stat_type = BinByBinStatType::kNormalAdditive;
+  Likelihood la(m, oa);
+  const Eigen::VectorXd beta = la.ProfiledBeta(x);
+  for (Eigen::Index b = 0; b < m.nbins; ++b) {
+    const double s = std::sqrt(m.sumw2.row(b).sum()), N = lam[b], n = m.data_obs[b];
+    if (s == 0) {
+      CHECK(beta[b] == 0.0);
+      continue;
+    }
+    const double r = s * beta[b] * beta[b] + (s * s + N) * beta[b] + s * (N - n);
+    CHECK(std::abs(r) < 1e-9 * (s * s + N + n));
+    CHECK(N + s * beta[b] > 0);
+  }
+}
+
+TEST_CASE("variants: yields with profiled betas: Jacobian by finite differences, processes sum to the total") {
+  for (const Variant& v : AllVariants()) {
+    if (!v.bbstat) continue;
+    CAPTURE(Label(v));
+    Model m = BaseModel(true, SystematicType::kLogNormal, 37);
+    if (v.term == DataTerm::kCovariance) m.data_cov_inv = RandomInverseCovariance(m, 13);
+    Likelihood lik(m, Options(v));
+    const Eigen::VectorXd x = RandomPoint(lik, 41);
+    Eigen::VectorXd totals;
+    const Eigen::MatrixXd jac = lik.TotalYieldJacobian(x, true, &totals);
+    CHECK(lepus::test::MaxRelDiff(totals, lik.ExpectedYields(x, true), 1e-12) < 1e-12);
+    // Richardson-extrapolated central differences (error O(step^4)): the rounding error of the
+    // yields (~1e-16 |L| / step) and the truncation error both stay below 1e-8 of the largest
+    // total.
+    const double step = 1e-3;
+    double worst = 0.0;
+    for (int j = 0; j < lik.num_params(); ++j) {
+      auto central = [&](double hh) {
+        Eigen::VectorXd xp = x, xm = x;
+        xp[j] += hh;
+        xm[j] -= hh;
+        return Eigen::VectorXd((lik.ExpectedYields(xp, true) - lik.ExpectedYields(xm, true)) / (2 * hh));
+      };
+      const Eigen::VectorXd col = (4.0 * central(step / 2) - central(step)) / 3.0;
+      worst = std::max(worst, lepus::test::MaxRelDiff(jac.col(j), col, 1e-6 * totals.cwiseAbs().maxCoeff()));
+    }
+    INFO("max rel error of the yield Jacobian " << worst);
+    CHECK(worst < 1e-7);
+    Eigen::MatrixXd values, errors;
+    const Eigen::MatrixXd cov = Eigen::MatrixXd::Identity(lik.num_params(), lik.num_params()) * 0.01;
+    lik.ProcessYields(x, cov, true, &values, &errors);
+    CHECK(lepus::test::MaxRelDiff(values.rowwise().sum(), totals, 1e-12) < 1e-11);
+    // The error of a bin with a single process equals the total's.
+    const Eigen::VectorXd tvar = (jac * cov * jac.transpose()).diagonal();
+    for (Eigen::Index b = 0; b < m.nbins_full; ++b) {
+      int nonzero = 0;
+      for (int p = 0; p < m.num_processes(); ++p) nonzero += values(b, p) != 0.0;
+      if (nonzero == 1) CHECK(errors.row(b).sum() == doctest::Approx(std::sqrt(tvar[b])).epsilon(1e-9));
+    }
+  }
+}
+
+TEST_CASE("variants: mixed derivatives with respect to the data and beta0 match finite differences") {
+  for (const Variant& v : AllVariants()) {
+    CAPTURE(Label(v));
+    Model m = BaseModel(false, SystematicType::kLogNormal, 43);
+    if (v.term == DataTerm::kCovariance) m.data_cov_inv = RandomInverseCovariance(m, 17);
+    Likelihood lik(m, Options(v));
+    const Eigen::VectorXd x = RandomPoint(lik, 47);
+    Eigen::MatrixXd dn, db;
+    lik.GlobalObservableDerivatives(x, &dn, &db);
+    const Eigen::VectorXd theta0 = Eigen::VectorXd::Zero(m.num_systematics());
+    const Eigen::VectorXd beta0 = lik.beta0();
+    const double h = 1e-5;
+    for (Eigen::Index b = 0; b < m.nbins; ++b) {
+      CAPTURE(b);
+      // Keep the chi-square variance fixed: d/dn at fixed sigma^2 (the variance is a constant of
+      // the fit, not a function of the data).
+      Eigen::VectorXd gp, gm, d = m.data_obs;
+      const Eigen::VectorXd var = lik.data_variance();
+      auto set = [&](const Eigen::VectorXd& data) {
+        if (v.term == DataTerm::kPoisson) lik.SetData(data);
+        else lik.SetData(data, var);
+      };
+      d[b] += h;
+      set(d);
+      lik.ValueAndGradient(x, &gp);
+      d[b] -= 2 * h;
+      set(d);
+      lik.ValueAndGradient(x, &gm);
+      set(m.data_obs);
+      const Eigen::VectorXd fd_n = (gp - gm) / (2 * h);
+      Eigen::VectorXd b0 = beta0;
+      b0[b] += h;
+      lik.SetGlobalObservables(theta0, b0);
+      lik.ValueAndGradient(x, &gp);
+      b0[b] -= 2 * h;
+      lik.SetGlobalObservables(theta0, b0);
+      lik.ValueAndGradient(x, &gm);
+      lik.SetGlobalObservables(theta0, beta0);
+      const Eigen::VectorXd fd_b = (gp - gm) / (2 * h);
+      for (int i = 0; i < lik.num_params(); ++i) {
+        CHECK(std::abs(dn(i, b) - fd_n[i]) <= 1e-6 * (std::abs(fd_n[i]) + dn.col(b).cwiseAbs().maxCoeff()) + 1e-10);
+        CHECK(std::abs(db(i, b) - fd_b[i]) <= 1e-6 * (std::abs(fd_b[i]) + db.col(b).cwiseAbs().maxCoeff() + 1.0) + 1e-9);
+      }
+    }
+  }
+}
+
+TEST_CASE("variants: matrix-free products equal the dense Hessian; covariance fits refuse them") {
+  for (const Variant& v : AllVariants()) {
+    CAPTURE(Label(v));
+    Model m = BaseModel(true, SystematicType::kLogNormal, 53);
+    AddExternalTerms(&m);
+    if (v.term == DataTerm::kCovariance) m.data_cov_inv = RandomInverseCovariance(m, 19);
+    Likelihood lik(m, Options(v));
+    const Eigen::VectorXd x = RandomPoint(lik, 59);
+    const Eigen::VectorXd vec = RandomPoint(lik, 61);
+    Eigen::VectorXd hv, diag, g;
+    Eigen::MatrixXd h;
+    lik.ValueGradientHessian(x, &g, &h);
+    if (v.term == DataTerm::kCovariance) {
+      CHECK_THROWS_WITH_AS(lik.HessianVectorProduct(x, vec, &hv), doctest::Contains("covariance"), std::invalid_argument);
+      continue;
+    }
+    lik.HessianVectorProduct(x, vec, &hv);
+    lik.HessianDiagonal(x, &diag);
+    CHECK(lepus::test::MaxRelDiff(hv, h * vec, 1e-9 * h.cwiseAbs().maxCoeff()) < 1e-10);
+    CHECK(lepus::test::MaxRelDiff(diag, h.diagonal(), 1e-9 * h.cwiseAbs().maxCoeff()) < 1e-10);
+  }
+}
+
+TEST_CASE("variants: invalid combinations and inputs are refused with a message") {
+  Model m = BaseModel(false, SystematicType::kLogNormal, 67);
+  LikelihoodOptions o;
+  o.data_term = DataTerm::kCovariance;
+  o.bin_by_bin_stat_type = BinByBinStatType::kGamma;
+  m.data_cov_inv = RandomInverseCovariance(m, 3);
+  CHECK_THROWS_WITH_AS(Likelihood(m, o), doctest::Contains("normal-additive"), std::invalid_argument);
+  Model bad = m;
+  bad.data_cov_inv(0, 1) += 1.0;
+  o.bin_by_bin_stat_type = BinByBinStatType::kAutomatic;
+  CHECK_THROWS_WITH_AS(Likelihood(bad, o), doctest::Contains("not symmetric"), std::invalid_argument);
+  Model zero = m;
+  zero.data_obs[4] = 0.0;
+  zero.data_cov_inv.resize(0, 0);
+  LikelihoodOptions oc;
+  oc.data_term = DataTerm::kChisq;
+  CHECK_THROWS_WITH_AS(Likelihood(zero, oc), doctest::Contains("bin 4"), std::invalid_argument);
+  Likelihood chisq(m, oc);
+  Eigen::VectorXd d = m.data_obs;
+  d[3] = 0.0;
+  CHECK_THROWS_WITH_AS(chisq.SetData(d), doctest::Contains("bin 3"), std::invalid_argument);
+  Model ext = m;
+  ExternalTerm t;
+  t.name = "dup";
+  t.params = {1, 1};
+  ext.external_terms.push_back(t);
+  std::string err;
+  CHECK_FALSE(ext.IsValid(&err));
+  CHECK(err.find("distinct") != std::string::npos);
+  CHECK(lepus::engine::DataTermFromString("chisq") == DataTerm::kChisq);
+  CHECK_THROWS_AS(lepus::engine::DataTermFromString("gauss"), std::invalid_argument);
+  CHECK(lepus::engine::BinByBinStatTypeFromString("normal-additive") == BinByBinStatType::kNormalAdditive);
+  CHECK_THROWS_AS(lepus::engine::BinByBinStatTypeFromString("lite"), std::invalid_argument);
+}
+
+TEST_CASE("variants: fits converge and a chi-square fit of an Asimov data set returns the truth") {
+  for (const Variant& v : AllVariants()) {
+    CAPTURE(Label(v));
+    Model m = BaseModel(false, SystematicType::kLogNormal, 71);
+    if (v.term == DataTerm::kCovariance) m.data_cov_inv = RandomInverseCovariance(m, 23);
+    Likelihood lik(m, Options(v));
+    Eigen::VectorXd truth = lik.InitialParams();
+    truth[0] = 1.3;
+    if (v.term != DataTerm::kCovariance) lik.SetData(lepus::engine::AsimovData(lik, truth));
+    else lik.SetData(lepus::engine::AsimovData(lik, truth), lik.data_variance());
+    lepus::engine::FitOptions fo;
+    fo.edm_tolerance = 1e-12;
+    const auto r = lepus::engine::Fit(lik, fo);
+    REQUIRE(r.ok());
+    CHECK(r.values[0] == doctest::Approx(1.3).epsilon(1e-6));
+    CHECK(r.values[1] == doctest::Approx(1.0).epsilon(1e-6));
+    CHECK(r.nll == doctest::Approx(0.0).epsilon(1e-9));
+  }
+}
