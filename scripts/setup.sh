@@ -18,6 +18,9 @@ PACKAGES=(
   librandom123-dev libboost-dev   # counter-based RNG (generator); Boost.Histogram (producers)
   doctest-dev libbenchmark-dev     # tests and benchmarks
   ccache hdf5-tools jq             # faster rebuilds; h5dump/h5ls; JSON checks in tests/cli
+  liblz4-dev libzstd-dev zlib1g-dev  # codecs of lepus's in-process Blosc2/Zstd/Bitshuffle decoders
+  hdf5-filter-plugin hdf5-filter-plugin-blosc-serial hdf5-plugin-lzf  # HDF5 filter plugins (LZ4, BZip2, Blosc)
+  nodejs npm                       # tests: filter fixtures written by h5wasm (tests/data/rabbit_filters)
 )
 sanitize=${LEPUS_SANITIZE:-0}
 if [[ "$sanitize" == 1 ]]; then

@@ -11,6 +11,7 @@
 
 #include <unistd.h>
 
+#include "filters/register.h"
 #include "lepus/io/errors.h"
 
 namespace lepus::io::h5 {
@@ -296,9 +297,9 @@ std::string FilterName(H5Z_filter_t id) {
     case H5Z_FILTER_SZIP: return "szip";
     case H5Z_FILTER_NBIT: return "nbit";
     case H5Z_FILTER_SCALEOFFSET: return "scaleoffset";
-    case 305: return "lzf";
+    case 305: return "lzo";
     case 307: return "bzip2";
-    case 32000: return "lzo";
+    case 32000: return "lzf";
     case 32001: return "blosc";
     case 32004: return "lz4";
     case 32008: return "bitshuffle";
@@ -312,7 +313,9 @@ std::string FilterName(H5Z_filter_t id) {
 
 void CheckFilterAvailable(const std::string& file, const std::string& dataset, H5Z_filter_t id,
                           const std::string& name_in_file) {
-  // H5Zfilter_avail also tries to load a plugin from HDF5_PLUGIN_PATH for unknown ids.
+  // lepus's in-process decoders and the plugin directory are set up before the first query.
+  filters::InitializeHdf5Filters();
+  // H5Zfilter_avail also tries to load a plugin from the plugin path for unknown ids.
   const htri_t avail = H5Zfilter_avail(id);
   H5Eclear2(H5E_DEFAULT);
   if (avail > 0) return;
@@ -328,6 +331,7 @@ void CheckFilterAvailable(const std::string& file, const std::string& dataset, H
 // InputFile
 
 InputFile::InputFile(const std::string& path) : path_(path) {
+  filters::InitializeHdf5Filters();  // before the first file is opened
   std::error_code ec;
   const auto status = std::filesystem::status(path, ec);
   if (ec || !std::filesystem::exists(status))

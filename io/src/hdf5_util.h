@@ -101,7 +101,9 @@ std::string EscapeBytes(const std::string& s);
 // third-party ids rabbit users meet (32001 blosc, 32004 lz4, 32015 zstd, 32026 blosc2, ...).
 std::string FilterName(H5Z_filter_t id);
 // Throws InputError "<file>: <dataset>: compression filter <id> (<name>) is not available ..."
-// unless HDF5 can decode `id` (built in or loadable from HDF5_PLUGIN_PATH). `name_in_file` is
+// unless HDF5 can decode `id`: built in, registered in-process by lepus (filters/register.h:
+// blosc2, zstd, bitshuffle, lzf) or loadable as a plugin (HDF5_PLUGIN_PATH, else HDF5's default
+// path plus the distribution's plugin directory). `name_in_file` is
 // the name stored in the dataset's pipeline ("" if none).
 void CheckFilterAvailable(const std::string& file, const std::string& dataset, H5Z_filter_t id,
                           const std::string& name_in_file);
