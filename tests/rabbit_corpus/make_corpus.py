@@ -113,6 +113,11 @@ def build(case, rng, *, sparse=False, systematic_type="log_normal", channels=(("
             w.add_systematic([up, down], "theory2", p, ch,
                              symmetrize=symmetrize if asym is None else asym,
                              groups=["theory"])
+            if p == "bkg1" and symmetrize in ("conservative", "linear", "quadratic"):
+                # up and down both upwards, down larger: rabbit's conservative takes logkdown
+                # (-ln 1.10), not |logkdown| with the sign of logkup
+                w.add_norm_systematic("onesided", p, ch, [1.02, 1.10], symmetrize=symmetrize,
+                                      groups=["theory"])
             if p == "bkg2":
                 w.add_norm_systematic("xsec_bkg2", p, ch, [1.10, 0.93],
                                       symmetrize=symmetrize if asym is None else asym,
