@@ -20,6 +20,7 @@
 
 #include "args.h"
 #include "common.h"
+#include "setup.h"
 #include "lepus/engine/combination.h"
 #include "lepus/engine/fit.h"
 #include "lepus/engine/impacts.h"
@@ -37,6 +38,7 @@ struct FitArgs {
   std::string pseudodata;
   bool all_pseudodata = false;
   bool no_bbstat = false;
+  VariantFlags variant;
   bool poi_positive = false;
   int threads = 0;
   FitFlags flags;
@@ -436,6 +438,7 @@ int RunFit(const FitArgs& a, const std::string& command_line) {
   lopt.bin_by_bin_stat = !a.no_bbstat;
   lopt.poi_positive = a.poi_positive;
   lopt.num_threads = a.threads;
+  ApplyVariantFlags(a.variant, &lopt);
   std::string error;
   if (!lopt.IsValid(&error)) throw std::invalid_argument("likelihood options: " + error);
 
@@ -492,7 +495,8 @@ int RunFit(const FitArgs& a, const std::string& command_line) {
 
   std::cerr << "lepus: fitting " << a.input << " (" << info.data_label << " data, "
             << lik.model().nbins << " bins, " << lik.num_params() << " parameters"
-            << (lopt.bin_by_bin_stat ? ", bin-by-bin MC statistics" : "") << ")\n";
+            << ")\n"
+            << "lepus: likelihood: " << lik.Describe() << "\n";
   engine::FitResult result = engine::Fit(lik, options);
   PrintFitReport(std::cerr, lik, result);
   // A converged fit whose covariance is not trusted (near-singular Hessian) is a numerical
@@ -679,6 +683,7 @@ Command AddFitCommand(CLI::App& parent, const std::string& command_line) {
       ->type_name("NAME=VALUE")
       ->allow_extra_args(false);
   sub->add_flag("--no-bbstat", args->no_bbstat, "disable bin-by-bin MC statistics");
+  AddVariantFlags(sub, &args->variant);
   sub->add_flag("--poi-positive", args->poi_positive,
                 "parametrise signal strengths as mu = x^2 (mu >= 0)");
   sub->add_option("--threads", args->threads, "worker threads (0 = all cores)")

@@ -217,8 +217,7 @@ int RunScan(const ScanArgs& a, const std::string& command_line) {
 
   std::cerr << "lepus: scanning " << a.param << (two_d ? " and " + a.param2 : "") << " in "
             << a.input << " (" << info.data_label << " data, " << lik.model().nbins << " bins, "
-            << lik.num_params() << " parameters"
-            << (lik.options().bin_by_bin_stat ? ", bin-by-bin MC statistics" : "") << ")\n";
+            << lik.num_params() << " parameters; " << lik.Describe() << ")\n";
   engine::FitResult best = engine::Fit(lik, options);
   PrintFitReport(std::cerr, lik, best);
   if (!best.ok()) {

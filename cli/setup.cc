@@ -31,6 +31,34 @@ std::string Join(const std::vector<std::string>& names) {
 
 }  // namespace
 
+void AddVariantFlags(CLI::App* sub, VariantFlags* flags) {
+  CLI::Option* chisq = sub->add_flag(
+      "--chisq-fit", flags->chisq,
+      "diagonal chi-square fit instead of the Poisson likelihood, variance = the data (rabbit --chisqFit)");
+  CLI::Option* cov = sub->add_flag(
+      "--covariance-fit", flags->covariance,
+      "chi-square fit with the inverse data covariance hdata_cov_inv of the input (rabbit --covarianceFit)");
+  chisq->excludes(cov);
+  sub->add_flag("--chisq-data-var", flags->use_data_var,
+                "chi-square fits: take the data variance from hdata_var (weighted data) instead of the data "
+                "(rabbit uses the data)");
+  sub->add_option("--bin-by-bin-stat-type", flags->bb_type,
+                  "Barlow-Beeston constraint (rabbit --binByBinStatType): gamma, normal-multiplicative, "
+                  "normal-additive; automatic = normal-additive for --covariance-fit, else gamma")
+      ->type_name("TYPE")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"automatic", "gamma", "normal-multiplicative", "normal-additive"}));
+}
+
+void ApplyVariantFlags(const VariantFlags& flags, engine::LikelihoodOptions* options) {
+  options->data_term = flags.covariance ? engine::DataTerm::kCovariance
+                                        : (flags.chisq ? engine::DataTerm::kChisq : engine::DataTerm::kPoisson);
+  options->bin_by_bin_stat_type = engine::BinByBinStatTypeFromString(flags.bb_type);
+  options->use_data_var = flags.use_data_var;
+  if (flags.use_data_var && !flags.chisq && !flags.covariance)
+    throw std::invalid_argument("--chisq-data-var needs --chisq-fit or --covariance-fit");
+}
+
 void AddLikelihoodFlags(CLI::App* sub, LikelihoodFlags* flags) {
   sub->add_flag("--no-bbstat", flags->no_bbstat, "disable bin-by-bin MC statistics");
   sub->add_flag("--poi-positive", flags->poi_positive,
@@ -38,6 +66,7 @@ void AddLikelihoodFlags(CLI::App* sub, LikelihoodFlags* flags) {
   sub->add_option("--threads", flags->threads, "worker threads (0 = all cores)")
       ->type_name("N")
       ->transform(IntegerArg(0, 4096));
+  AddVariantFlags(sub, &flags->variant);
 }
 
 void AddDataFlags(CLI::App* sub, DataFlags* flags) {
@@ -84,6 +113,7 @@ engine::Likelihood MakeLikelihood(const std::string& input, const LikelihoodFlag
   lopt.bin_by_bin_stat = !lflags.no_bbstat;
   lopt.poi_positive = lflags.poi_positive;
   lopt.num_threads = lflags.threads;
+  ApplyVariantFlags(lflags.variant, &lopt);
   std::string error;
   if (!lopt.IsValid(&error)) throw std::invalid_argument("likelihood options: " + error);
   info->input_path = input;

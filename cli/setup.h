@@ -18,11 +18,22 @@ class App;
 
 namespace lepus::cli {
 
-// --no-bbstat, --poi-positive, --threads.
+// rabbit's fit types: --chisq-fit, --covariance-fit, --bin-by-bin-stat-type, --chisq-data-var.
+struct VariantFlags {
+  bool chisq = false;
+  bool covariance = false;
+  bool use_data_var = false;
+  std::string bb_type = "automatic";
+};
+void AddVariantFlags(CLI::App* sub, VariantFlags* flags);
+void ApplyVariantFlags(const VariantFlags& flags, engine::LikelihoodOptions* options);
+
+// --no-bbstat, --poi-positive, --threads and the VariantFlags.
 struct LikelihoodFlags {
   bool no_bbstat = false;
   bool poi_positive = false;
   int threads = 0;  // 0 = all cores
+  VariantFlags variant;
 };
 void AddLikelihoodFlags(CLI::App* sub, LikelihoodFlags* flags);
 

@@ -117,7 +117,7 @@ int RunToysCommand(const ToysArgs& a, const std::string& command_line) {
 
   std::cerr << "lepus: " << a.ntoys << " " << engine::ToString(opt.mode) << " toys of " << a.input
             << " (seed " << a.seed << ", " << lik.model().nbins << " bins, " << lik.num_params()
-            << " parameters" << (lik.options().bin_by_bin_stat ? ", bin-by-bin MC statistics" : "")
+            << " parameters; " << lik.Describe()
             << (opt.randomize_constraints ? ", randomised global observables" : "") << ")\n";
   if (a.observed) {
     // Generate at the best fit to the data: fit here, so that a failure is a fit status.

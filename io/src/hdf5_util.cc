@@ -359,6 +359,23 @@ bool InputFile::HasGroup(const std::string& name) const {
   return ObjectType(file_.get(), name) == H5I_GROUP;
 }
 
+std::vector<std::string> InputFile::ListMembers(const std::string& group) const {
+  Handle g(H5Gopen2(file_.get(), group.c_str(), H5P_DEFAULT), H5Gclose);
+  if (!g.valid()) Fail(group, WithHdf5Detail("cannot open the group"));
+  H5G_info_t info;
+  if (H5Gget_info(g.get(), &info) < 0) Fail(group, WithHdf5Detail("cannot list the group"));
+  std::vector<std::string> names;
+  for (hsize_t i = 0; i < info.nlinks; ++i) {
+    const ssize_t len = H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    if (len < 0) Fail(group, WithHdf5Detail("cannot read the name of member " + std::to_string(i)));
+    std::string name(static_cast<std::size_t>(len) + 1, '\0');
+    H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size(), H5P_DEFAULT);
+    name.resize(static_cast<std::size_t>(len));
+    names.push_back(std::move(name));
+  }
+  return names;
+}
+
 bool InputFile::HasAttribute(const std::string& object, const std::string& attr) const {
   if (object != "/" && !PathExists(file_.get(), object)) return false;
   const htri_t r = H5Aexists_by_name(file_.get(), object.c_str(), attr.c_str(), H5P_DEFAULT);

@@ -124,6 +124,9 @@ class InputFile {
   const std::string& path() const { return path_; }
   bool HasDataset(const std::string& name) const;
   bool HasGroup(const std::string& name) const;
+  // Names of the links in a group ("/" = root), in HDF5's name order. Throws InputError when the
+  // group cannot be listed.
+  std::vector<std::string> ListMembers(const std::string& group) const;
   // object "/" is the root group.
   bool HasAttribute(const std::string& object, const std::string& attr) const;
 

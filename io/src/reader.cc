@@ -207,6 +207,11 @@ class FitInputReader {
   bool CheckLogk(const engine::Model& m, double norm, std::int64_t bin, int proc, int syst,
                  double avg, double halfdiff, const std::string& where) const;
   void BuildChannels(engine::Model& m, const Meta& meta);
+  // rabbit's external likelihood terms (external_terms/<name>/{params, grad_values, hess_dense |
+  // hess_sparse}) resolved against the fit parameters.
+  void ReadExternalTerms(engine::Model& m);
+  // Datasets of rabbit's format that a fit does not use, and unknown root members: warnings.
+  void CheckOtherMembers(const engine::Model& m);
 
   h5::InputFile f_;
   ReadInfo* info_;
@@ -640,19 +645,21 @@ engine::Model FitInputReader::Read() {
          "constraint weight 1");
   }
 
-  if (f_.HasDataset("hnoiidxs")) {
-    auto noi = f_.ReadInt("hnoiidxs");
+  // hnoigroupidxs: the name older rabbit versions wrote (rabbit's reader still accepts it).
+  const std::string noi_name = f_.HasDataset("hnoiidxs") || !f_.HasDataset("hnoigroupidxs") ? "hnoiidxs" : "hnoigroupidxs";
+  if (f_.HasDataset(noi_name)) {
+    auto noi = f_.ReadInt(noi_name);
     if (noi.shape.size() != 1)
-      Fail("hnoiidxs", "has shape " + h5::ShapeString(noi.shape) + ", but must be 1-D");
+      Fail(noi_name, "has shape " + h5::ShapeString(noi.shape) + ", but must be 1-D");
     std::set<std::int64_t> seen;
     for (std::size_t i = 0; i < noi.values.size(); ++i) {
       const auto v = noi.values[i];
       if (v < 0 || v >= nsyst)
-        Fail("hnoiidxs[" + std::to_string(i) + "]", "is " + std::to_string(v) +
+        Fail(noi_name + "[" + std::to_string(i) + "]", "is " + std::to_string(v) +
                                                         ", but must be in [0, " +
                                                         std::to_string(nsyst) + ") (hsysts)");
       if (!seen.insert(v).second)
-        Fail("hnoiidxs[" + std::to_string(i) + "]",
+        Fail(noi_name + "[" + std::to_string(i) + "]",
              "is " + std::to_string(v) + ", but indices must be unique");
       m.noi_indices.push_back(static_cast<int>(v));
     }
@@ -763,8 +770,14 @@ engine::Model FitInputReader::Read() {
     auto cov = f_.ReadDouble("hdata_cov_inv");
     ExpectShape("hdata_cov_inv", cov.shape, {m.nbins, m.nbins}, "[nbins, nbins]");
     CheckFinite("hdata_cov_inv", cov.values, false);
-    Warn("hdata_cov_inv is present but not used (covariance fits are not supported yet)");
+    m.data_cov_inv = Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
+        cov.values.data(), m.nbins, m.nbins);
   }
+  if (!f_.HasDataset("hsumw2") && f_.HasDataset("hkstat"))
+    Fail("hkstat", "is the MC-statistics dataset of an older rabbit format (without hsumw2), which lepus does not "
+                   "read; write the file again with a current rabbit (hsumw, hsumw2)");
+  ReadExternalTerms(m);
+  CheckOtherMembers(m);
 
   BuildChannels(m, meta);
 
@@ -784,6 +797,113 @@ engine::Model FitInputReader::Read() {
 }
 
 }  // namespace
+
+void FitInputReader::ReadExternalTerms(engine::Model& m) {
+  const std::string group = "external_terms";
+  if (f_.HasDataset(group)) Fail(group, "is a dataset, but must be a group of external likelihood terms");
+  if (!f_.HasGroup(group)) return;
+  std::map<std::string, int> index;
+  for (int p = 0; p < m.num_signals; ++p) index[m.processes[p]] = p;
+  for (int s = 0; s < m.num_systematics(); ++s) index[m.systematics[s]] = m.num_signals + s;
+  for (const std::string& name : f_.ListMembers(group)) {
+    const std::string base = group + "/" + name;
+    if (!f_.HasGroup(base)) Fail(base, "is not a group, but every member of external_terms must be one (a term)");
+    engine::ExternalTerm term;
+    term.name = name;
+    const std::vector<std::string> params = ReadNames(base + "/params", true);
+    ExpectUnique(base + "/params", params);
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      const auto it = index.find(params[i]);
+      if (it == index.end())
+        Fail(base + "/params[" + std::to_string(i) + "]",
+             "is \"" + params[i] + "\", but must name a fit parameter (a signal process of hsignals or a systematic of hsysts)");
+      term.params.push_back(it->second);
+    }
+    const auto n = static_cast<std::int64_t>(params.size());
+    for (const std::string& member : f_.ListMembers(base))
+      if (member != "params" && member != "grad_values" && member != "hess_dense" && member != "hess_sparse")
+        Warn(base + "/" + member + " is not part of rabbit's external-term layout and was ignored");
+    if (f_.HasDataset(base + "/grad_values")) {
+      auto g = f_.ReadDouble(base + "/grad_values");
+      ExpectShape(base + "/grad_values", {static_cast<std::int64_t>(g.values.size())}, {n}, "[len(params)]");
+      CheckFinite(base + "/grad_values", g.values, false);
+      term.grad = Eigen::Map<const Eigen::VectorXd>(g.values.data(), n);
+    }
+    const bool dense = f_.HasDataset(base + "/hess_dense"), sparse = f_.HasGroup(base + "/hess_sparse");
+    if (dense && sparse) Fail(base, "has both hess_dense and hess_sparse, but a term has at most one Hessian");
+    std::vector<Eigen::Triplet<double>> trip;
+    if (dense) {
+      auto h = f_.ReadDouble(base + "/hess_dense");
+      ExpectShape(base + "/hess_dense", h.shape, {n, n}, "[len(params), len(params)]");
+      CheckFinite(base + "/hess_dense", h.values, false);
+      for (std::int64_t i = 0; i < n; ++i)
+        for (std::int64_t j = 0; j < n; ++j)
+          if (h.values[i * n + j] != 0.0) trip.emplace_back(i, j, h.values[i * n + j]);
+    }
+    if (sparse) {
+      const std::string hs = base + "/hess_sparse";
+      if (!f_.HasAttribute(hs, "dense_shape")) Fail(hs, "required attribute dense_shape is missing");
+      const auto shape = f_.ReadIntAttribute(hs, "dense_shape");
+      if (shape != std::vector<std::int64_t>{n, n})
+        Fail(hs, "has dense_shape " + h5::ShapeString(shape) + ", but must be [" + std::to_string(n) + ", " +
+                     std::to_string(n) + "] (len(params))");
+      auto idx = f_.ReadInt(hs + "/indices");
+      auto val = f_.ReadDouble(hs + "/values");
+      const auto nnz = static_cast<std::int64_t>(val.values.size());
+      ExpectShape(hs + "/indices", idx.shape, {nnz, 2}, "[nnz, 2]");
+      CheckFinite(hs + "/values", val.values, false);
+      std::set<std::pair<std::int64_t, std::int64_t>> seen;
+      for (std::int64_t e = 0; e < nnz; ++e) {
+        const std::int64_t i = idx.values[2 * e], j = idx.values[2 * e + 1];
+        if (i < 0 || i >= n || j < 0 || j >= n)
+          Fail(hs + "/indices[" + std::to_string(e) + "]", "is (" + std::to_string(i) + ", " + std::to_string(j) +
+                                                              "), but must be in [0, " + std::to_string(n) + ")");
+        if (!seen.insert({i, j}).second)
+          Fail(hs + "/indices[" + std::to_string(e) + "]", "is (" + std::to_string(i) + ", " + std::to_string(j) +
+                                                              "), but entries must be unique");
+        trip.emplace_back(i, j, val.values[e]);
+      }
+    }
+    if (dense || sparse) {
+      term.hess.resize(n, n);
+      term.hess.setFromTriplets(trip.begin(), trip.end());
+    }
+    if (term.grad.size() == 0 && !dense && !sparse)
+      Warn(base + " has neither grad_values nor a Hessian: it adds nothing to the likelihood");
+    m.external_terms.push_back(std::move(term));
+  }
+}
+
+void FitInputReader::CheckOtherMembers(const engine::Model& m) {
+  if (f_.HasDataset("hbetavariations")) {
+    auto bv = f_.ReadDouble("hbetavariations");
+    ExpectShape("hbetavariations", bv.shape, {m.nbins_full, m.nbins, m.num_processes()}, "[nbinsfull, nbins, nproc]");
+    CheckFinite("hbetavariations", bv.values, false);
+    Warn("hbetavariations (variations of the Barlow-Beeston parameters) was checked but has no effect here: rabbit "
+         "applies it only with --binByBinStatMode full, to the reported yields, never to the fitted likelihood; lepus "
+         "fits in Barlow-Beeston lite mode (rabbit's default), where rabbit ignores it too");
+  }
+  if (f_.HasDataset("hpseudodatavar"))
+    Warn("hpseudodatavar (variances of the pseudo-data sets) is not used: rabbit uses it only to throw toys around "
+         "pseudo-data, which lepus does not do");
+  if (f_.HasGroup("auxiliary"))
+    Warn("the auxiliary group (" + std::to_string(f_.ListMembers("auxiliary").size()) +
+         " bundle(s) of arrays for plotting and bookkeeping) is not used by a fit, as in rabbit");
+  static const std::set<std::string> known = {
+      "hprocs", "hsignals", "hsysts", "hsystsnoconstraint", "hsystgroups", "hsystgroupidxs", "hnoiidxs",
+      "hnoigroupidxs", "hconstraintweights", "hdata_obs", "hdata_var", "hpseudodata", "hpseudodatanames",
+      "hpseudodatavar", "hdata_cov_inv", "hsumw", "hsumw2", "hnorm", "hlogk", "hnorm_sparse", "hlogk_sparse",
+      "hbetavariations", "external_terms", "auxiliary", "meta", "meta_json"};
+  std::vector<std::string> unknown;
+  for (const std::string& name : f_.ListMembers("/"))
+    if (!known.count(name)) unknown.push_back(name);
+  if (!unknown.empty()) {
+    std::string list;
+    for (const auto& u : unknown) list += (list.empty() ? "" : ", ") + u;
+    Warn("unknown member(s) of the file ignored: " + list +
+         " (not part of rabbit's fit-input format as lepus knows it; docs/format.md lists every dataset)");
+  }
+}
 
 engine::Model ReadFitInput(const std::string& path, ReadInfo* info) {
   FitInputReader reader(path, info);

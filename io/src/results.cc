@@ -37,6 +37,22 @@ double At(const Eigen::VectorXd& v, int i) {
   return i < v.size() ? v[i] : std::numeric_limits<double>::quiet_NaN();
 }
 
+// Which likelihood was fitted (rabbit's fit types; docs/numerics.md "Likelihood variants").
+Json LikelihoodJson(const engine::Likelihood& lik) {
+  Json ext = Json::array();
+  for (const auto& e : lik.model().external_terms) ext.push_back(e.name);
+  return {{"description", lik.Describe()},
+          {"data_term", engine::ToString(lik.data_term())},
+          {"bin_by_bin_stat", lik.options().bin_by_bin_stat},
+          {"bin_by_bin_stat_type", lik.options().bin_by_bin_stat ? Json(engine::ToString(lik.bin_by_bin_stat_type()))
+                                                                  : Json(nullptr)},
+          {"bin_by_bin_stat_mode", lik.options().bin_by_bin_stat ? Json("lite") : Json(nullptr)},
+          {"data_variance", lik.data_term() == engine::DataTerm::kPoisson
+                                ? Json(nullptr)
+                                : Json(lik.options().use_data_var && lik.model().data_var.size() ? "data_var" : "data")},
+          {"external_terms", ext}};
+}
+
 Json BuildJson(const engine::Likelihood& likelihood, const engine::FitResult& result,
                const RunInfo& info) {
   const auto& params = likelihood.params();
@@ -89,6 +105,7 @@ Json BuildJson(const engine::Likelihood& likelihood, const engine::FitResult& re
                 {"pois", model.num_pois()},
                 {"systematic_type", engine::ToString(model.systematic_type)},
                 {"asymmetric", model.asymmetric}};
+  j["likelihood"] = LikelihoodJson(likelihood);
   j["input"] = info.input_path;
   j["data"] = info.data_label;
   j["command_line"] = info.command_line;
@@ -852,6 +869,7 @@ Json BuildToysJson(const engine::Likelihood& lik, const engine::ToyOptions& opt,
     truth[params[i].name] = Number(t.truth[static_cast<Eigen::Index>(i)]);
   j["truth"] = truth;
   j["model"] = ModelJson(lik.model());
+  j["likelihood"] = LikelihoodJson(lik);
   j["input"] = info.input_path;
   j["data"] = info.data_label;
   j["command_line"] = info.command_line;

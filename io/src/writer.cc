@@ -170,6 +170,42 @@ void WriteContents(h5::OutputFile& f, const engine::Model& m, const WriteOptions
     f.WriteDoubleFlat("hlogk_sparse/values", kval.data(), {nnzk}, gz);
   }
 
+  if (m.data_cov_inv.size() > 0) {
+    const auto w = RowMajor(m.data_cov_inv);
+    f.WriteDoubleFlat("hdata_cov_inv", w.data(), {m.nbins, m.nbins}, gz);
+  }
+  if (!m.external_terms.empty()) {
+    // rabbit's layout: external_terms/<name>/{params, grad_values, hess_sparse}.
+    std::vector<std::string> names;
+    for (int p = 0; p < m.num_signals; ++p) names.push_back(m.processes[p]);
+    names.insert(names.end(), m.systematics.begin(), m.systematics.end());
+    f.CreateGroup("external_terms");
+    for (const engine::ExternalTerm& e : m.external_terms) {
+      const std::string base = "external_terms/" + e.name;
+      f.CreateGroup(base);
+      std::vector<std::string> params;
+      for (int q : e.params) params.push_back(names[q]);
+      f.WriteStrings(base + "/params", params);
+      const auto n = static_cast<std::int64_t>(e.params.size());
+      if (e.grad.size() > 0) f.WriteDoubleFlat(base + "/grad_values", e.grad.data(), {n});
+      if (e.hess.size() > 0) {
+        std::vector<std::int64_t> idx;
+        std::vector<double> val;
+        const Eigen::SparseMatrix<double, Eigen::RowMajor> h = e.hess;  // canonical row-major order
+        for (int r = 0; r < h.outerSize(); ++r)
+          for (Eigen::SparseMatrix<double, Eigen::RowMajor>::InnerIterator it(h, r); it; ++it) {
+            idx.push_back(it.row());
+            idx.push_back(it.col());
+            val.push_back(it.value());
+          }
+        const auto nnz = static_cast<std::int64_t>(val.size());
+        f.CreateGroup(base + "/hess_sparse");
+        f.WriteInt64Attribute(base + "/hess_sparse", "dense_shape", {n, n});
+        f.WriteInt64Flat(base + "/hess_sparse/indices", idx.data(), {nnz, 2});
+        f.WriteDoubleFlat(base + "/hess_sparse/values", val.data(), {nnz});
+      }
+    }
+  }
   f.WriteStringAttribute("/", "meta_json", MetaJson(m, options.storage));
 }
 
