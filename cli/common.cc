@@ -404,6 +404,9 @@ void PrintImpactTable(std::ostream& os, const engine::Likelihood& likelihood,
     };
     for (const auto& r : rows) line(r.name, r.nominal, r.global);
     line("Total", total, total);
+    if (im.bbstat_fullcov.size())
+      os << "  binByBinStat_fullcov (sqrt(Total^2 - Total^2[beta fixed]), every nuisance floating): "
+         << Fixed(im.bbstat_fullcov[t], dec) << "\n";
     if (!omitted.empty()) {
       os << "  (not shown: group";
       for (std::size_t i = 0; i < omitted.size(); ++i) os << (i ? ", " : " ") << omitted[i];
@@ -416,6 +419,9 @@ void PrintImpactTable(std::ostream& os, const engine::Likelihood& likelihood,
          << Printf("%.3g", closure) << "; quadrature sum "
          << Fixed(total * std::sqrt(std::max(1.0 + closure, 0.0)), dec)
          << " (exact on Asimov data only)\n";
+      os << "  global stat as the remainder (rabbit's global_impacts stat; Global stat above is "
+            "the explicit sum over the data bins): "
+         << Fixed(im.global_stat_remainder[t], dec) << "\n";
     }
     if (nshow > 0) {
       os << "  largest individual impacts (signed; " << nshow << " of " << single.size() << "):\n";
