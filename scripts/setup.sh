@@ -18,6 +18,7 @@ PACKAGES=(
   librandom123-dev libboost-dev   # counter-based RNG (generator); Boost.Histogram (producers)
   doctest-dev libbenchmark-dev     # tests and benchmarks
   ccache hdf5-tools jq             # faster rebuilds; h5dump/h5ls; JSON checks in tests/cli
+  python3-numpy python3-h5py       # tests/cli/rabbit_impacts_test.py (independent impacts)
 )
 sanitize=${LEPUS_SANITIZE:-0}
 if [[ "$sanitize" == 1 ]]; then

@@ -285,7 +285,7 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
   Eigen::VectorXd sig_n = n.cwiseMax(0.0).cwiseSqrt();
   Eigen::VectorXd sig_b = Eigen::VectorXd::Zero(m.nbins);
   for (Eigen::Index b = 0; b < m.nbins; ++b)
-    if (k[b] > 0) sig_b[b] = 1.0 / std::sqrt(k[b]);
+    if (k[b] > 0) sig_b[b] = std::sqrt(beta[b] / k[b]);
   out.global_data = -(crow * d_data) * sig_n.asDiagonal();
   out.global_bbstat = -(crow * d_beta0) * sig_b.asDiagonal();
 
@@ -297,17 +297,31 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
       out.grouped_global(kk, gi) = std::sqrt(s2);
     }
   out.global_closure.resize(nt);
-  out.global_stat_remainder.resize(nt);
+  // rabbit's global impacts differ in two columns only: binByBinStat with sigma^2(beta0_b) = 1/k_b
+  // (sqrt(d2L_beta/dbeta^2) = sqrt(k_b)/beta_b times dbeta_b/dx C c, identical in rabbit's
+  // likelihood-based and Gaussian variants), i.e. our per-bin impact / sqrt(beta_b); and, in the
+  // likelihood-based global_impacts only, stat = sqrt(C_ii - sum theta0^2 - sum beta0^2).
+  out.rabbit_global_grouped = out.grouped_global;
+  out.rabbit_gaussian_global_grouped = out.grouped_global;
+  Eigen::VectorXd inv_sqrt_beta = Eigen::VectorXd::Zero(m.nbins);
+  for (Eigen::Index b = 0; b < m.nbins; ++b)
+    if (k[b] > 0) inv_sqrt_beta[b] = 1.0 / std::sqrt(beta[b]);
   for (int kk = 0; kk < nt; ++kk) {
     const double sd = out.global_data.row(kk).squaredNorm();
     const double sb = out.global_bbstat.row(kk).squaredNorm();
-    out.grouped_global(kk, istat) = std::sqrt(sd);
-    if (bb) out.grouped_global(kk, ng - 1) = std::sqrt(sb);
     const double sn = out.global_nuisance.row(kk).squaredNorm();
     const double var = std::pow(out.total[kk], 2);
+    out.grouped_global(kk, istat) = std::sqrt(sd);
+    if (bb) out.grouped_global(kk, istat + 1) = std::sqrt(sb);
     out.global_closure[kk] = var > 0 ? (sn + sd + sb) / var - 1.0 : 0.0;
-    // rabbit's likelihood-based global "stat": the remainder (NaN when negative, as in rabbit).
-    out.global_stat_remainder[kk] = std::sqrt(var - sn - sb);
+    const double sb_rabbit = out.global_bbstat.row(kk).cwiseProduct(inv_sqrt_beta.transpose()).squaredNorm();
+    out.rabbit_gaussian_global_grouped(kk, istat) = std::sqrt(sd);
+    // The remainder, NaN when negative (rabbit takes the square root as it is).
+    out.rabbit_global_grouped(kk, istat) = std::sqrt(var - sn - (bb ? sb_rabbit : 0.0));
+    if (bb) {
+      out.rabbit_global_grouped(kk, istat + 1) = std::sqrt(sb_rabbit);
+      out.rabbit_gaussian_global_grouped(kk, istat + 1) = std::sqrt(sb_rabbit);
+    }
   }
   return out;
 }

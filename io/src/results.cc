@@ -271,7 +271,9 @@ void CheckImpacts(const engine::Likelihood& lik, const engine::Impacts& im) {
       im.global_data.rows() != nt || im.global_data.cols() != nbins ||
       im.global_bbstat.rows() != nt || im.global_bbstat.cols() != nbins ||
       im.grouped_global.rows() != nt || im.grouped_global.cols() != ng ||
-      im.global_closure.size() != nt || im.global_stat_remainder.size() != nt)
+      im.global_closure.size() != nt || im.rabbit_global_grouped.rows() != nt ||
+      im.rabbit_global_grouped.cols() != ng || im.rabbit_gaussian_global_grouped.rows() != nt ||
+      im.rabbit_gaussian_global_grouped.cols() != ng)
     Mismatch("impacts", "global impact sizes");
 }
 
@@ -288,7 +290,7 @@ Json ImpactsJson(const engine::Likelihood& lik, const engine::FitResult& result,
   Json nominal = Json::object(), grouped_nominal = Json::object();
   Json global = Json::object(), grouped_global = Json::object(), global_data = Json::object(),
        global_bbstat = Json::object(), closure = Json::object(), bbstat_fullcov = Json::object(),
-       stat_remainder = Json::object();
+       rabbit_global = Json::object(), rabbit_gaussian_global = Json::object();
   for (std::size_t k = 0; k < im.target_names.size(); ++k) {
     const auto t = static_cast<Eigen::Index>(k);
     const std::string& name = im.target_names[k];
@@ -322,7 +324,14 @@ Json ImpactsJson(const engine::Likelihood& lik, const engine::FitResult& result,
       global_data[name] = NumberArray(Eigen::VectorXd(im.global_data.row(t).transpose()));
       global_bbstat[name] = NumberArray(Eigen::VectorXd(im.global_bbstat.row(t).transpose()));
       closure[name] = Number(im.global_closure[t]);
-      stat_remainder[name] = Number(im.global_stat_remainder[t]);
+      Json rg = Json::object(), rgg = Json::object();
+      for (std::size_t g = 0; g < im.group_names.size(); ++g) {
+        rg[im.group_names[g]] = Number(im.rabbit_global_grouped(t, static_cast<Eigen::Index>(g)));
+        rgg[im.group_names[g]] =
+            Number(im.rabbit_gaussian_global_grouped(t, static_cast<Eigen::Index>(g)));
+      }
+      rabbit_global[name] = rg;
+      rabbit_gaussian_global[name] = rgg;
     }
   }
   j["total"] = total;
@@ -340,8 +349,9 @@ Json ImpactsJson(const engine::Likelihood& lik, const engine::FitResult& result,
     j["global_data"] = global_data;
     j["global_bbstat"] = global_bbstat;
     j["global_closure"] = closure;
-    // rabbit's likelihood-based global "stat" (total minus the other sources, in quadrature).
-    j["global_stat_remainder"] = stat_remainder;
+    // rabbit's global_impacts_grouped / gaussian_global_impacts_grouped (docs/inference.md).
+    j["rabbit_global_grouped"] = rabbit_global;
+    j["rabbit_gaussian_global_grouped"] = rabbit_gaussian_global;
   }
   return j;
 }
@@ -571,7 +581,8 @@ void WriteImpactsHdf5(h5::OutputFile& f, const engine::Impacts& im) {
   WriteMatrix(f, "impacts/global_bbstat", im.global_bbstat);
   WriteMatrix(f, "impacts/grouped_global", im.grouped_global);
   WriteVector(f, "impacts/global_closure", im.global_closure);
-  WriteVector(f, "impacts/global_stat_remainder", im.global_stat_remainder);
+  WriteMatrix(f, "impacts/rabbit_global_grouped", im.rabbit_global_grouped);
+  WriteMatrix(f, "impacts/rabbit_gaussian_global_grouped", im.rabbit_gaussian_global_grouped);
 }
 
 void WriteScansHdf5(h5::OutputFile& f, const engine::FitResult& result, const ResultExtras& x) {

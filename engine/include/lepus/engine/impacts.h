@@ -17,10 +17,13 @@
 //  * global (arXiv:2307.04007; rabbit gaussian_global_impacts): the shift of the target per
 //    one-sigma shift of each global observable, dx/dg = -H^-1 d2NLL/dx dg times sigma_g: nuisance
 //    centres theta0_j (sigma 1/sqrt(cw_j)), observed counts n_b (sigma^2 = n_b), Barlow-Beeston
-//    centres beta0_b (sigma^2 = 1/k_b, the observed MC count's variance). Groups add in
-//    quadrature; "stat" = all data bins, "binByBinStat" = all beta0. The squares of all global
-//    impacts add up to the target's variance exactly on Asimov data. global_stat_remainder is
-//    rabbit's likelihood-based global "stat": sqrt(C_ii - sum theta0^2 - sum beta0^2).
+//    centres beta0_b (sigma^2 = beta_b / k_b). Groups add in quadrature; "stat" = all data bins,
+//    "binByBinStat" = all beta0. The squares of all global impacts add up to the target's
+//    variance exactly on Asimov data.
+//    rabbit's two global tables, alongside (equal to grouped_global except): binByBinStat with
+//    sigma^2(beta0_b) = 1/k_b in both; stat = sqrt(C_ii - sum theta0^2 - sum beta0^2) (the
+//    remainder) in rabbit's likelihood-based global_impacts, the explicit data sum (ours) in
+//    rabbit's gaussian_global_impacts. On Asimov data (beta = 1) all three tables agree.
 #pragma once
 
 #include <string>
@@ -71,9 +74,10 @@ struct Impacts {
   Eigen::MatrixXd grouped_global;   // [ntargets x ngroups]
   // Sum of all squared global impacts / C_ii - 1 (0 on Asimov data up to rounding).
   Eigen::VectorXd global_closure;
-  // rabbit's global_impacts "stat": sqrt(C_ii - sum_j global_nuisance^2 - sum_b global_bbstat^2)
-  // (NaN when negative); equal to the "stat" group of grouped_global on Asimov data.
-  Eigen::VectorXd global_stat_remainder;
+  // rabbit's global_impacts_grouped and gaussian_global_impacts_grouped [ntargets x ngroups]
+  // (same groups; they differ from grouped_global in "stat" / "binByBinStat" only, see above).
+  Eigen::MatrixXd rabbit_global_grouped;
+  Eigen::MatrixXd rabbit_gaussian_global_grouped;
 };
 
 // Throws std::invalid_argument for bad targets/groups; NumericalError (fit.h) when the fit has no
