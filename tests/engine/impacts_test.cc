@@ -243,7 +243,7 @@ int GroupIndex(const Impacts& imp, const std::string& name) {
 
 }  // namespace
 
-TEST_CASE("rabbit's stat and binByBinStat on a counting experiment (hand-derived)") {
+TEST_CASE("impacts: rabbit's stat and binByBinStat on a counting experiment (hand-derived)") {
   // At the minimum beta = 1 and mu = n / 50 = 3; ln lambda has variance 1/n + 1/k from the data
   // (1/n with beta fixed), the nuisance adds 0.1^2 to ln mu. rabbit's stat fixes the nuisance and
   // beta: mu / sqrt(n); binByBinStat: mu / sqrt(k) (here equal to the full-covariance difference).
@@ -272,7 +272,7 @@ TEST_CASE("rabbit's stat and binByBinStat on a counting experiment (hand-derived
   }
 }
 
-TEST_CASE("rabbit's stat and binByBinStat: constrained nuisances fixed, same sub-Hessian") {
+TEST_CASE("impacts: rabbit's stat and binByBinStat with constrained nuisances fixed, same sub-Hessian") {
   // syst0 is a free NOI, syst1 a constrained NOI. The definitions, spelled out on the Hessians:
   // S = POI + unconstrained; stat_i = sqrt([H_fixed,SS^-1]_ii), binByBinStat_i =
   // sqrt([H_SS^-1]_ii - [H_fixed,SS^-1]_ii), 0 for the constrained NOI; a target does not enter S.
