@@ -404,6 +404,9 @@ void PrintImpactTable(std::ostream& os, const engine::Likelihood& likelihood,
     };
     for (const auto& r : rows) line(r.name, r.nominal, r.global);
     line("Total", total, total);
+    if (im.bbstat_fullcov.size())
+      os << "  binByBinStat_fullcov (sqrt(Total^2 - Total^2[beta fixed]), every nuisance floating): "
+         << Fixed(im.bbstat_fullcov[t], dec) << "\n";
     if (!omitted.empty()) {
       os << "  (not shown: group";
       for (std::size_t i = 0; i < omitted.size(); ++i) os << (i ? ", " : " ") << omitted[i];
@@ -416,6 +419,14 @@ void PrintImpactTable(std::ostream& os, const engine::Likelihood& likelihood,
          << Printf("%.3g", closure) << "; quadrature sum "
          << Fixed(total * std::sqrt(std::max(1.0 + closure, 0.0)), dec)
          << " (exact on Asimov data only)\n";
+      const auto ist = static_cast<Eigen::Index>(
+          std::find(im.group_names.begin(), im.group_names.end(), "stat") - im.group_names.begin());
+      os << "  rabbit global_impacts: stat (Total minus the rest) "
+         << Fixed(im.rabbit_global_grouped(t, ist), dec);
+      if (ist + 1 < static_cast<Eigen::Index>(im.group_names.size()))
+        os << ", binByBinStat (sigma^2(beta0) = 1/k) "
+           << Fixed(im.rabbit_global_grouped(t, ist + 1), dec);
+      os << "\n";
     }
     if (nshow > 0) {
       os << "  largest individual impacts (signed; " << nshow << " of " << single.size() << "):\n";

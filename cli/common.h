@@ -117,7 +117,8 @@ double CombinationScale(const engine::Likelihood& likelihood,
 // The impact table of each target, like the seed's: one row per group (the model's and
 // extra_groups, omitting a group that contains the target's own parameters), "stat",
 // "binByBinStat", sorted by nominal impact, then "Total"; columns Nominal and (when computed)
-// Global, in the target's physical units when it has a scale; the global closure residual; then
+// Global, in the target's physical units when it has a scale; binByBinStat_fullcov; the global
+// closure residual and rabbit's global stat / binByBinStat where they differ; then
 // the top_n individual parameters by |nominal impact| with their global impact.
 void PrintImpactTable(std::ostream& os, const engine::Likelihood& likelihood,
                       const engine::FitResult& result, const engine::Impacts& impacts,

@@ -21,7 +21,7 @@ PACKAGES=(
   liblz4-dev libzstd-dev zlib1g-dev  # codecs of lepus's in-process Blosc2/Zstd/Bitshuffle decoders
   hdf5-filter-plugin hdf5-filter-plugin-blosc-serial hdf5-plugin-lzf  # HDF5 filter plugins (LZ4, BZip2, Blosc)
   nodejs npm                       # tests: filter fixtures written by h5wasm (tests/data/rabbit_filters)
-  python3-numpy python3-scipy python3-h5py  # tests/rabbit_corpus: writer + independent reference (/usr/bin/python3)
+  python3-numpy python3-scipy python3-h5py  # tests/rabbit_corpus, cli.rabbit_impacts: independent references (/usr/bin/python3)
 )
 sanitize=${LEPUS_SANITIZE:-0}
 if [[ "$sanitize" == 1 ]]; then

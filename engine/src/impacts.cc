@@ -206,45 +206,66 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
       out.grouped_nominal(k, gi) = std::sqrt(std::max(q, 0.0));
     }
   }
-  // stat: POIs, target parameters and unconstrained parameters float; beta held at its fit value.
+  // rabbit's "stat" and "binByBinStat" (fitter.py impacts_parms / _cov_stat_floating): the
+  // Hessian restricted to S = the floating POIs and unconstrained systematics (every constrained
+  // nuisance fixed), inverted with beta held at its profiled value (stat) and with beta profiled;
+  // binByBinStat = sqrt(max(0, c^T (H_S^-1 - H_S,nobbb^-1) c)). c is restricted to S, so a
+  // constrained NOI gets 0 (rabbit's mask), a combination the part of its form on S.
   Eigen::VectorXd g;
   Eigen::MatrixXd hfixed;
   const Eigen::VectorXd beta = lik.ProfiledBeta(res.x);
   lik.ValueGradientHessianFixedBeta(res.x, beta, &g, &hfixed);
   {
     std::vector<int> idx;
-    for (int i : free) {
-      bool keep = i < npoi || !lik.params()[i].constrained;
-      for (int k = 0; k < nt; ++k) keep = keep || coef[k][i] != 0.0;
-      if (keep) idx.push_back(i);
-    }
-    // c^T (H_fixed restricted to idx)^-1 c: one factorisation and a solve per target.
+    for (int i : free)
+      if (i < npoi || !lik.params()[i].constrained) idx.push_back(i);
     const int ni = static_cast<int>(idx.size());
-    Eigen::MatrixXd hs(ni, ni);
-    for (int j = 0; j < ni; ++j)
-      for (int i = 0; i < ni; ++i) hs(i, j) = hfixed(idx[i], idx[j]);
-    const detail::SpdFactor chol(hs);
-    if (!chol.ok())
-      throw NumericalError("impacts: the statistical-only Hessian is not positive definite");
-    for (int k = 0; k < nt; ++k) {
-      Eigen::VectorXd c(ni);
-      for (int i = 0; i < ni; ++i) c[i] = cin[k][idx[i]];
-      out.grouped_nominal(k, istat) = std::sqrt(std::max(c.dot(chol.Solve(c)), 0.0));
+    // c^T (H restricted to S)^-1 c for every target: one factorisation, a solve per target.
+    auto quad = [&](const Eigen::MatrixXd& hess, const char* what) {
+      Eigen::MatrixXd hs(ni, ni);
+      for (int j = 0; j < ni; ++j)
+        for (int i = 0; i < ni; ++i) hs(i, j) = hess(idx[i], idx[j]);
+      Eigen::VectorXd q = Eigen::VectorXd::Zero(nt);
+      if (ni == 0) return q;
+      const detail::SpdFactor chol(hs);
+      if (!chol.ok())
+        throw NumericalError(std::string("impacts: the ") + what + " is not positive definite");
+      for (int k = 0; k < nt; ++k) {
+        Eigen::VectorXd c(ni);
+        for (int i = 0; i < ni; ++i) c[i] = cin[k][idx[i]];
+        q[k] = c.dot(chol.Solve(c));
+      }
+      return q;
+    };
+    const Eigen::VectorXd q_nobbb = quad(hfixed, "statistical-only Hessian (beta fixed)");
+    for (int k = 0; k < nt; ++k) out.grouped_nominal(k, istat) = std::sqrt(std::max(q_nobbb[k], 0.0));
+    if (bb) {
+      Eigen::MatrixXd hprof_own;
+      if (res.hessian.rows() != npar) {
+        Eigen::VectorXd gp;
+        lik.ValueGradientHessian(res.x, &gp, &hprof_own);
+      }
+      const Eigen::MatrixXd& hprof = hprof_own.size() ? hprof_own : res.hessian;
+      const Eigen::VectorXd q_prof = quad(hprof, "statistical-only Hessian (beta profiled)");
+      for (int k = 0; k < nt; ++k)
+        out.grouped_nominal(k, istat + 1) = std::sqrt(std::max(q_prof[k] - q_nobbb[k], 0.0));
     }
   }
   if (bb) {
-    // c^T H_fixed^-1 c by one factorisation and a solve per target (no full inverse).
+    // binByBinStat_fullcov: sqrt(C_ii - C_ii[beta fixed]) over all floating parameters, by one
+    // factorisation of H_fixed and a solve per target (no full inverse).
     const int nfree = static_cast<int>(free.size());
     Eigen::MatrixXd hf(nfree, nfree);
     for (int j = 0; j < nfree; ++j)
       for (int i = 0; i < nfree; ++i) hf(i, j) = hfixed(free[i], free[j]);
     const detail::SpdFactor chol(hf);
     if (!chol.ok()) throw NumericalError("impacts: the Hessian with beta fixed is not positive definite");
+    out.bbstat_fullcov.resize(nt);
     for (int k = 0; k < nt; ++k) {
       Eigen::VectorXd cf(nfree);
       for (int i = 0; i < nfree; ++i) cf[i] = cin[k][free[i]];
       const double d = cin[k].dot(cint * cin[k]) - cf.dot(chol.Solve(cf));
-      out.grouped_nominal(k, ng - 1) = std::sqrt(std::max(d, 0.0));
+      out.bbstat_fullcov[k] = std::sqrt(std::max(d, 0.0));
     }
   }
 
@@ -276,14 +297,31 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
       out.grouped_global(kk, gi) = std::sqrt(s2);
     }
   out.global_closure.resize(nt);
+  // rabbit's global impacts differ in two columns only: binByBinStat with sigma^2(beta0_b) = 1/k_b
+  // (sqrt(d2L_beta/dbeta^2) = sqrt(k_b)/beta_b times dbeta_b/dx C c, identical in rabbit's
+  // likelihood-based and Gaussian variants), i.e. our per-bin impact / sqrt(beta_b); and, in the
+  // likelihood-based global_impacts only, stat = sqrt(C_ii - sum theta0^2 - sum beta0^2).
+  out.rabbit_global_grouped = out.grouped_global;
+  out.rabbit_gaussian_global_grouped = out.grouped_global;
+  Eigen::VectorXd inv_sqrt_beta = Eigen::VectorXd::Zero(m.nbins);
+  for (Eigen::Index b = 0; b < m.nbins; ++b)
+    if (k[b] > 0) inv_sqrt_beta[b] = 1.0 / std::sqrt(beta[b]);
   for (int kk = 0; kk < nt; ++kk) {
     const double sd = out.global_data.row(kk).squaredNorm();
     const double sb = out.global_bbstat.row(kk).squaredNorm();
-    out.grouped_global(kk, istat) = std::sqrt(sd);
-    if (bb) out.grouped_global(kk, ng - 1) = std::sqrt(sb);
-    const double total = out.global_nuisance.row(kk).squaredNorm() + sd + sb;
+    const double sn = out.global_nuisance.row(kk).squaredNorm();
     const double var = std::pow(out.total[kk], 2);
-    out.global_closure[kk] = var > 0 ? total / var - 1.0 : 0.0;
+    out.grouped_global(kk, istat) = std::sqrt(sd);
+    if (bb) out.grouped_global(kk, istat + 1) = std::sqrt(sb);
+    out.global_closure[kk] = var > 0 ? (sn + sd + sb) / var - 1.0 : 0.0;
+    const double sb_rabbit = out.global_bbstat.row(kk).cwiseProduct(inv_sqrt_beta.transpose()).squaredNorm();
+    out.rabbit_gaussian_global_grouped(kk, istat) = std::sqrt(sd);
+    // The remainder, NaN when negative (rabbit takes the square root as it is).
+    out.rabbit_global_grouped(kk, istat) = std::sqrt(var - sn - (bb ? sb_rabbit : 0.0));
+    if (bb) {
+      out.rabbit_global_grouped(kk, istat + 1) = std::sqrt(sb_rabbit);
+      out.rabbit_gaussian_global_grouped(kk, istat + 1) = std::sqrt(sb_rabbit);
+    }
   }
   return out;
 }

@@ -281,12 +281,16 @@ void CheckImpacts(const engine::Likelihood& lik, const engine::Impacts& im) {
     Mismatch("impacts", "nominal is not [targets x params]");
   if (im.grouped_nominal.rows() != nt || im.grouped_nominal.cols() != ng)
     Mismatch("impacts", "grouped_nominal is not [targets x groups]");
+  if (im.bbstat_fullcov.size() != 0 && im.bbstat_fullcov.size() != nt)
+    Mismatch("impacts", "bbstat_fullcov is not [targets]");
   if (!im.has_global) return;
   if (im.global_nuisance.rows() != nt || im.global_nuisance.cols() != npar ||
       im.global_data.rows() != nt || im.global_data.cols() != nbins ||
       im.global_bbstat.rows() != nt || im.global_bbstat.cols() != nbins ||
       im.grouped_global.rows() != nt || im.grouped_global.cols() != ng ||
-      im.global_closure.size() != nt)
+      im.global_closure.size() != nt || im.rabbit_global_grouped.rows() != nt ||
+      im.rabbit_global_grouped.cols() != ng || im.rabbit_gaussian_global_grouped.rows() != nt ||
+      im.rabbit_gaussian_global_grouped.cols() != ng)
     Mismatch("impacts", "global impact sizes");
 }
 
@@ -302,7 +306,8 @@ Json ImpactsJson(const engine::Likelihood& lik, const engine::FitResult& result,
   Json total = Json::object(), unit = Json::object(), scale = Json::object();
   Json nominal = Json::object(), grouped_nominal = Json::object();
   Json global = Json::object(), grouped_global = Json::object(), global_data = Json::object(),
-       global_bbstat = Json::object(), closure = Json::object();
+       global_bbstat = Json::object(), closure = Json::object(), bbstat_fullcov = Json::object(),
+       rabbit_global = Json::object(), rabbit_gaussian_global = Json::object();
   for (std::size_t k = 0; k < im.target_names.size(); ++k) {
     const auto t = static_cast<Eigen::Index>(k);
     const std::string& name = im.target_names[k];
@@ -319,6 +324,7 @@ Json ImpactsJson(const engine::Likelihood& lik, const engine::FitResult& result,
     for (std::size_t g = 0; g < im.group_names.size(); ++g)
       gn[im.group_names[g]] = Number(im.grouped_nominal(t, static_cast<Eigen::Index>(g)));
     grouped_nominal[name] = gn;
+    if (im.bbstat_fullcov.size()) bbstat_fullcov[name] = Number(im.bbstat_fullcov[t]);
     if (im.has_global) {
       // Global: the constrained floating nuisances (via their global observables); the per-bin
       // sources (data counts, Barlow-Beeston MC counts) as arrays over the fitted bins.
@@ -335,6 +341,14 @@ Json ImpactsJson(const engine::Likelihood& lik, const engine::FitResult& result,
       global_data[name] = NumberArray(Eigen::VectorXd(im.global_data.row(t).transpose()));
       global_bbstat[name] = NumberArray(Eigen::VectorXd(im.global_bbstat.row(t).transpose()));
       closure[name] = Number(im.global_closure[t]);
+      Json rg = Json::object(), rgg = Json::object();
+      for (std::size_t g = 0; g < im.group_names.size(); ++g) {
+        rg[im.group_names[g]] = Number(im.rabbit_global_grouped(t, static_cast<Eigen::Index>(g)));
+        rgg[im.group_names[g]] =
+            Number(im.rabbit_gaussian_global_grouped(t, static_cast<Eigen::Index>(g)));
+      }
+      rabbit_global[name] = rg;
+      rabbit_gaussian_global[name] = rgg;
     }
   }
   j["total"] = total;
@@ -343,6 +357,8 @@ Json ImpactsJson(const engine::Likelihood& lik, const engine::FitResult& result,
   j["groups"] = im.group_names;
   j["nominal"] = nominal;
   j["grouped_nominal"] = grouped_nominal;
+  // Not rabbit's binByBinStat (grouped_nominal): sqrt(C_ii - C_ii[beta fixed]), all floating.
+  if (im.bbstat_fullcov.size()) j["binByBinStat_fullcov"] = bbstat_fullcov;
   j["has_global"] = im.has_global;
   if (im.has_global) {
     j["global"] = global;
@@ -350,6 +366,9 @@ Json ImpactsJson(const engine::Likelihood& lik, const engine::FitResult& result,
     j["global_data"] = global_data;
     j["global_bbstat"] = global_bbstat;
     j["global_closure"] = closure;
+    // rabbit's global_impacts_grouped / gaussian_global_impacts_grouped (docs/inference.md).
+    j["rabbit_global_grouped"] = rabbit_global;
+    j["rabbit_gaussian_global_grouped"] = rabbit_gaussian_global;
   }
   return j;
 }
@@ -571,6 +590,7 @@ void WriteImpactsHdf5(h5::OutputFile& f, const engine::Impacts& im) {
   WriteMatrix(f, "impacts/nominal", im.nominal);
   f.WriteStrings("impacts/group_names", im.group_names);
   WriteMatrix(f, "impacts/grouped_nominal", im.grouped_nominal);
+  if (im.bbstat_fullcov.size()) WriteVector(f, "impacts/binByBinStat_fullcov", im.bbstat_fullcov);
   f.WriteInt64Attribute("impacts", "has_global", {im.has_global ? 1 : 0});
   if (!im.has_global) return;
   WriteMatrix(f, "impacts/global_nuisance", im.global_nuisance);
@@ -578,6 +598,8 @@ void WriteImpactsHdf5(h5::OutputFile& f, const engine::Impacts& im) {
   WriteMatrix(f, "impacts/global_bbstat", im.global_bbstat);
   WriteMatrix(f, "impacts/grouped_global", im.grouped_global);
   WriteVector(f, "impacts/global_closure", im.global_closure);
+  WriteMatrix(f, "impacts/rabbit_global_grouped", im.rabbit_global_grouped);
+  WriteMatrix(f, "impacts/rabbit_gaussian_global_grouped", im.rabbit_gaussian_global_grouped);
 }
 
 void WriteScansHdf5(h5::OutputFile& f, const engine::FitResult& result, const ResultExtras& x) {

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include <Eigen/Cholesky>
+#include <Eigen/LU>
 #include <doctest/doctest.h>
 
 #include "lepus/engine/fit.h"
@@ -214,4 +215,103 @@ TEST_CASE("grouped impacts of a large local group: the Hessian path equals c^T C
     }
   }
   CHECK(checked == 1);
+}
+
+namespace {
+
+// One bin, the signal (50 events at mu = 1, MC-stat k = 50^2 / 12.5 = 200) with a constrained
+// 10% normalisation nuisance; n = 150 observed.
+Model CountingWithMcStat() {
+  Model m;
+  m.processes = {"sig"};
+  m.num_signals = 1;
+  m.systematics = {"norm"};
+  m.constraint_weights = {1.0};
+  m.nbins = m.nbins_full = 1;
+  m.channels.push_back(Channel{"ch", {}, 1, false});
+  m.data_obs = Eigen::VectorXd::Constant(1, 150.0);
+  m.sumw2 = Eigen::MatrixXd::Constant(1, 1, 12.5);
+  m.tensor = Tensor::FromDense(1, 1, 1, {50.0}, {0.1}, {});
+  return m;
+}
+
+int GroupIndex(const Impacts& imp, const std::string& name) {
+  for (int i = 0; i < static_cast<int>(imp.group_names.size()); ++i)
+    if (imp.group_names[i] == name) return i;
+  return -1;
+}
+
+}  // namespace
+
+TEST_CASE("impacts: rabbit's stat and binByBinStat on a counting experiment (hand-derived)") {
+  // At the minimum beta = 1 and mu = n / 50 = 3; ln lambda has variance 1/n + 1/k from the data
+  // (1/n with beta fixed), the nuisance adds 0.1^2 to ln mu. rabbit's stat fixes the nuisance and
+  // beta: mu / sqrt(n); binByBinStat: mu / sqrt(k) (here equal to the full-covariance difference).
+  for (bool bb : {true, false}) {
+    CAPTURE(bb);
+    LikelihoodOptions opt;
+    opt.bin_by_bin_stat = bb;
+    Likelihood lik(CountingWithMcStat(), opt);
+    FitResult r = Fit(lik);
+    REQUIRE(r.ok());
+    REQUIRE(r.values[0] == doctest::Approx(3.0).epsilon(1e-9));
+    Impacts imp = ComputeImpacts(lik, r);
+    const double n = 150.0, k = 200.0, mu = 3.0;
+    CHECK(imp.total[0] == doctest::Approx(mu * std::sqrt(1 / n + (bb ? 1 / k : 0.0) + 0.01)).epsilon(1e-8));
+    CHECK(imp.grouped_nominal(0, GroupIndex(imp, "stat")) == doctest::Approx(mu / std::sqrt(n)).epsilon(1e-8));
+    CHECK(imp.nominal(0, 1) == doctest::Approx(-0.1 * mu).epsilon(1e-8));
+    if (bb) {
+      REQUIRE(GroupIndex(imp, "binByBinStat") >= 0);
+      CHECK(imp.grouped_nominal(0, GroupIndex(imp, "binByBinStat")) == doctest::Approx(mu / std::sqrt(k)).epsilon(1e-8));
+      REQUIRE(imp.bbstat_fullcov.size() == 1);
+      CHECK(imp.bbstat_fullcov[0] == doctest::Approx(mu / std::sqrt(k)).epsilon(1e-8));
+    } else {
+      CHECK(GroupIndex(imp, "binByBinStat") < 0);
+      CHECK(imp.bbstat_fullcov.size() == 0);
+    }
+  }
+}
+
+TEST_CASE("impacts: rabbit's stat and binByBinStat with constrained nuisances fixed, same sub-Hessian") {
+  // syst0 is a free NOI, syst1 a constrained NOI. The definitions, spelled out on the Hessians:
+  // S = POI + unconstrained; stat_i = sqrt([H_fixed,SS^-1]_ii), binByBinStat_i =
+  // sqrt([H_SS^-1]_ii - [H_fixed,SS^-1]_ii), 0 for the constrained NOI; a target does not enter S.
+  Likelihood lik(ImpactModel(false, 17));
+  FitResult r = Fit(lik);
+  REQUIRE(r.ok());
+  Impacts imp = ComputeImpacts(lik, r);
+  REQUIRE(imp.targets == std::vector<int>{0, 1, 2});
+  std::vector<int> s;
+  for (int i = 0; i < lik.num_params(); ++i)
+    if (i == 0 || !lik.params()[i].constrained) s.push_back(i);
+  REQUIRE(s.size() == 2);  // the POI and syst0
+  Eigen::VectorXd g;
+  Eigen::MatrixXd hfix;
+  lik.ValueGradientHessianFixedBeta(r.x, lik.ProfiledBeta(r.x), &g, &hfix);
+  auto block = [&](const Eigen::MatrixXd& h) {
+    Eigen::MatrixXd b(2, 2);
+    for (int i = 0; i < 2; ++i)
+      for (int j = 0; j < 2; ++j) b(i, j) = h(s[i], s[j]);
+    return Eigen::MatrixXd(b.inverse());
+  };
+  const Eigen::MatrixXd cs_fix = block(hfix), cs = block(r.hessian);
+  const Eigen::MatrixXd cfix_all = hfix.inverse();
+  const int ist = GroupIndex(imp, "stat"), ibb = GroupIndex(imp, "binByBinStat");
+  REQUIRE(ibb == ist + 1);
+  for (int k = 0; k < 2; ++k) {
+    CAPTURE(k);
+    CHECK(imp.grouped_nominal(k, ist) == doctest::Approx(std::sqrt(cs_fix(k, k))).epsilon(1e-8));
+    CHECK(imp.grouped_nominal(k, ibb) == doctest::Approx(std::sqrt(cs(k, k) - cs_fix(k, k))).epsilon(1e-6));
+    CHECK(imp.bbstat_fullcov[k] ==
+          doctest::Approx(std::sqrt(r.covariance(k, k) - cfix_all(k, k))).epsilon(1e-6));
+  }
+  CHECK(imp.grouped_nominal(2, ist) == 0.0);
+  CHECK(imp.grouped_nominal(2, ibb) == 0.0);
+  CHECK(imp.bbstat_fullcov[2] > 0.0);
+  // The POI's numbers do not depend on which targets are asked for.
+  ImpactOptions only_poi;
+  only_poi.targets = {0};
+  Impacts imp0 = ComputeImpacts(lik, r, only_poi);
+  CHECK(imp0.grouped_nominal(0, ist) == imp.grouped_nominal(0, ist));
+  CHECK(imp0.grouped_nominal(0, ibb) == imp.grouped_nominal(0, ibb));
 }

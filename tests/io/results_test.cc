@@ -1,5 +1,6 @@
 // Results: the JSON summary (fields, kinds, NaN -> null), the HDF5 results file layout, the
 // inference-toolkit extras (real engine results on small models) and the toy-ensemble writer.
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <string>
@@ -243,6 +244,15 @@ TEST_CASE("results: impacts in JSON and HDF5") {
     }
     CHECK(ji["grouped_global"][name]["stat"].get<double>() ==
           doctest::Approx(im.global_data.row(t).norm()));
+    // rabbit's global tables and the full-covariance binByBinStat, keyed like the others.
+    for (const char* g : {"theory", "stat", "binByBinStat"}) {
+      const auto gi = static_cast<Eigen::Index>(
+          std::find(im.group_names.begin(), im.group_names.end(), g) - im.group_names.begin());
+      CHECK(ji["rabbit_global_grouped"][name][g].get<double>() == im.rabbit_global_grouped(t, gi));
+      CHECK(ji["rabbit_gaussian_global_grouped"][name][g].get<double>() ==
+            im.rabbit_gaussian_global_grouped(t, gi));
+    }
+    CHECK(ji["binByBinStat_fullcov"][name].get<double>() == im.bbstat_fullcov[t]);
     CHECK(ji["global_data"][name].size() == static_cast<std::size_t>(lik.model().nbins));
     CHECK(ji["global_bbstat"][name].size() == static_cast<std::size_t>(lik.model().nbins));
     // Closure from the JSON numbers alone: all squared global impacts add up to total^2.
@@ -276,6 +286,9 @@ TEST_CASE("results: impacts in JSON and HDF5") {
   CHECK(h.Dims("impacts/global_data") == std::vector<hsize_t>{nt, nb});
   CHECK(h.Dims("impacts/global_bbstat") == std::vector<hsize_t>{nt, nb});
   CHECK(h.Dims("impacts/grouped_global") == std::vector<hsize_t>{nt, ng});
+  CHECK(h.Dims("impacts/rabbit_global_grouped") == std::vector<hsize_t>{nt, ng});
+  CHECK(h.Dims("impacts/rabbit_gaussian_global_grouped") == std::vector<hsize_t>{nt, ng});
+  CHECK(h.ReadDoubles("impacts/binByBinStat_fullcov")[3] == im.bbstat_fullcov[3]);
   const auto nominal = h.ReadDoubles("impacts/nominal");
   CHECK(nominal[1 * np + 5] == im.nominal(1, 5));  // row-major [target, parameter]
   const auto gdata = h.ReadDoubles("impacts/global_data");

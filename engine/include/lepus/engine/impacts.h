@@ -1,17 +1,29 @@
 // Impacts of nuisance parameters and statistical sources on the parameters of interest
-// (likelihood-reference.md section 6; the seed's "Nominal" and "Global" columns).
+// (likelihood-reference.md section 6; the seed's "Nominal" and "Global" columns), with rabbit's
+// definitions and names (github WMass/rabbit, rabbit/impacts/; the correspondence table is in
+// docs/inference.md).
 //
-//  * nominal ("traditional"): C_ij / sqrt(C_jj) from the covariance of the fit, no refits;
-//    grouped: sqrt(c_G^T C_GG^-1 c_G), c_G = C_{i,G};
-//    "stat": the target's uncertainty with every constrained nuisance fixed and the MC-stat
-//    (Barlow-Beeston) factors held at their fitted values (Hessian restricted to the POIs, the
-//    targets and the unconstrained parameters, beta not profiled);
-//    "binByBinStat": sqrt(C_ii - C_ii[beta fixed]) over all parameters.
-//  * global (arXiv:2307.04007): the shift of the target per one-sigma shift of each global
-//    observable, dx/dg = -H^-1 d2NLL/dx dg times sigma_g: nuisance centres theta0_j (sigma
-//    1/sqrt(cw_j)), observed counts n_b (sigma^2 = n_b), Barlow-Beeston centres beta0_b (sigma^2 =
-//    beta_b / k_b). Groups add in quadrature; "stat" = all data bins, "binByBinStat" = all beta0.
-//    The squares of all global impacts add up to the target's variance exactly on Asimov data.
+//  * nominal ("traditional", rabbit impacts / impacts_grouped): C_ij / sqrt(C_jj) from the
+//    covariance of the fit, no refits; grouped: sqrt(c_G^T C_GG^-1 c_G), c_G = C_{i,G};
+//    "stat": sqrt(c_S^T (H_nobbb restricted to S)^-1 c_S), S = the floating POIs and
+//    unconstrained systematics (every constrained nuisance fixed), H_nobbb the Hessian with the
+//    Barlow-Beeston factors held at their profiled values, c_S the target's coefficients on S
+//    (a constrained NOI gets 0, as in rabbit); without bin-by-bin statistics H_nobbb = H;
+//    "binByBinStat": sqrt(max(0, c_S^T ((H restricted to S)^-1 - (H_nobbb restricted to S)^-1) c_S))
+//    with H the Hessian of the profiled NLL (rabbit's _cov_stat_floating difference).
+//    bbstat_fullcov ("binByBinStat_fullcov" in the results): sqrt(C_ii - C_ii[beta fixed]) over
+//    all floating parameters: the uncertainty removed by fixing beta with every nuisance
+//    profiled (the conditional-uncertainty method applied to the MC statistics).
+//  * global (arXiv:2307.04007; rabbit gaussian_global_impacts): the shift of the target per
+//    one-sigma shift of each global observable, dx/dg = -H^-1 d2NLL/dx dg times sigma_g: nuisance
+//    centres theta0_j (sigma 1/sqrt(cw_j)), observed counts n_b (sigma^2 = n_b), Barlow-Beeston
+//    centres beta0_b (sigma^2 = beta_b / k_b). Groups add in quadrature; "stat" = all data bins,
+//    "binByBinStat" = all beta0. The squares of all global impacts add up to the target's
+//    variance exactly on Asimov data.
+//    rabbit's two global tables, alongside (equal to grouped_global except): binByBinStat with
+//    sigma^2(beta0_b) = 1/k_b in both; stat = sqrt(C_ii - sum theta0^2 - sum beta0^2) (the
+//    remainder) in rabbit's likelihood-based global_impacts, the explicit data sum (ours) in
+//    rabbit's gaussian_global_impacts. On Asimov data (beta = 1) all three tables agree.
 #pragma once
 
 #include <string>
@@ -51,6 +63,8 @@ struct Impacts {
   // Groups: the model's and the extra ones, then "stat" and "binByBinStat" (when BB is on).
   std::vector<std::string> group_names;
   Eigen::MatrixXd grouped_nominal;  // [ntargets x ngroups]
+  // sqrt(C_ii - C_ii[beta fixed]), all floating parameters (when BB is on; empty otherwise).
+  Eigen::VectorXd bbstat_fullcov;
 
   // Global impacts (signed), when requested.
   bool has_global = false;
@@ -60,6 +74,10 @@ struct Impacts {
   Eigen::MatrixXd grouped_global;   // [ntargets x ngroups]
   // Sum of all squared global impacts / C_ii - 1 (0 on Asimov data up to rounding).
   Eigen::VectorXd global_closure;
+  // rabbit's global_impacts_grouped and gaussian_global_impacts_grouped [ntargets x ngroups]
+  // (same groups; they differ from grouped_global in "stat" / "binByBinStat" only, see above).
+  Eigen::MatrixXd rabbit_global_grouped;
+  Eigen::MatrixXd rabbit_gaussian_global_grouped;
 };
 
 // Throws std::invalid_argument for bad targets/groups; NumericalError (fit.h) when the fit has no
