@@ -280,14 +280,32 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
     const double cw = lik.params()[j].constraint_weight;
     if (cw > 0 && !res.frozen[j]) out.global_nuisance.col(j) = crow.col(j) * std::sqrt(cw);
   }
-  const Eigen::VectorXd& n = lik.data();
   const Eigen::VectorXd& k = lik.bb_kstat();
-  Eigen::VectorXd sig_n = n.cwiseMax(0.0).cwiseSqrt();
-  Eigen::VectorXd sig_b = Eigen::VectorXd::Zero(m.nbins);
-  for (Eigen::Index b = 0; b < m.nbins; ++b)
-    if (k[b] > 0) sig_b[b] = std::sqrt(beta[b] / k[b]);
-  out.global_data = -(crow * d_data) * sig_n.asDiagonal();
+  // The spread of the data and of beta0 (Poisson sqrt(n), chi-square sigma, covariance fits a
+  // factor of the data covariance; gamma sqrt(beta / k), docs/numerics.md).
+  Eigen::VectorXd sig_n, sig_b;
+  Eigen::MatrixXd data_factor;
+  lik.GlobalObservableSigmas(res.x, &sig_n, &sig_b, &data_factor);
+  if (data_factor.size() > 0)
+    out.global_data = -(crow * d_data) * data_factor;
+  else
+    out.global_data = -(crow * d_data) * sig_n.asDiagonal();
   out.global_bbstat = -(crow * d_beta0) * sig_b.asDiagonal();
+  // External terms: a Gaussian measurement with information H_e on its parameters.
+  const auto& ext = m.external_terms;
+  out.global_external = Eigen::MatrixXd::Zero(nt, static_cast<Eigen::Index>(ext.size()));
+  for (std::size_t e = 0; e < ext.size(); ++e) {
+    out.external_names.push_back(ext[e].name);
+    if (ext[e].hess.size() == 0) continue;
+    const Eigen::MatrixXd h = Eigen::MatrixXd(ext[e].hess);
+    const Eigen::MatrixXd hs = 0.5 * (h + h.transpose());
+    for (int kk = 0; kk < nt; ++kk) {
+      Eigen::VectorXd v(ext[e].params.size());
+      for (std::size_t i = 0; i < ext[e].params.size(); ++i)
+        v[i] = res.frozen[ext[e].params[i]] ? 0.0 : crow(kk, ext[e].params[i]);
+      out.global_external(kk, static_cast<Eigen::Index>(e)) = std::sqrt(std::max(v.dot(hs * v), 0.0));
+    }
+  }
 
   out.grouped_global = Eigen::MatrixXd::Zero(nt, ng);
   for (int gi = 0; gi < istat; ++gi)
@@ -304,12 +322,13 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
   out.rabbit_global_grouped = out.grouped_global;
   out.rabbit_gaussian_global_grouped = out.grouped_global;
   Eigen::VectorXd inv_sqrt_beta = Eigen::VectorXd::Zero(m.nbins);
+  const bool gamma = lik.bin_by_bin_stat_type() == BinByBinStatType::kGamma;
   for (Eigen::Index b = 0; b < m.nbins; ++b)
-    if (k[b] > 0) inv_sqrt_beta[b] = 1.0 / std::sqrt(beta[b]);
+    if (k[b] > 0 || sig_b[b] > 0) inv_sqrt_beta[b] = gamma ? 1.0 / std::sqrt(beta[b]) : 1.0;
   for (int kk = 0; kk < nt; ++kk) {
     const double sd = out.global_data.row(kk).squaredNorm();
     const double sb = out.global_bbstat.row(kk).squaredNorm();
-    const double sn = out.global_nuisance.row(kk).squaredNorm();
+    const double sn = out.global_nuisance.row(kk).squaredNorm() + out.global_external.row(kk).squaredNorm();
     const double var = std::pow(out.total[kk], 2);
     out.grouped_global(kk, istat) = std::sqrt(sd);
     if (bb) out.grouped_global(kk, istat + 1) = std::sqrt(sb);

@@ -306,7 +306,7 @@ Json ImpactsJson(const engine::Likelihood& lik, const engine::FitResult& result,
   Json total = Json::object(), unit = Json::object(), scale = Json::object();
   Json nominal = Json::object(), grouped_nominal = Json::object();
   Json global = Json::object(), grouped_global = Json::object(), global_data = Json::object(),
-       global_bbstat = Json::object(), closure = Json::object(), bbstat_fullcov = Json::object(),
+       global_bbstat = Json::object(), global_external = Json::object(), closure = Json::object(), bbstat_fullcov = Json::object(),
        rabbit_global = Json::object(), rabbit_gaussian_global = Json::object();
   for (std::size_t k = 0; k < im.target_names.size(); ++k) {
     const auto t = static_cast<Eigen::Index>(k);
@@ -341,6 +341,12 @@ Json ImpactsJson(const engine::Likelihood& lik, const engine::FitResult& result,
       global_data[name] = NumberArray(Eigen::VectorXd(im.global_data.row(t).transpose()));
       global_bbstat[name] = NumberArray(Eigen::VectorXd(im.global_bbstat.row(t).transpose()));
       closure[name] = Number(im.global_closure[t]);
+      if (!im.external_names.empty()) {
+        Json ge = Json::object();
+        for (std::size_t e = 0; e < im.external_names.size(); ++e)
+          ge[im.external_names[e]] = Number(im.global_external(t, static_cast<Eigen::Index>(e)));
+        global_external[name] = ge;
+      }
       Json rg = Json::object(), rgg = Json::object();
       for (std::size_t g = 0; g < im.group_names.size(); ++g) {
         rg[im.group_names[g]] = Number(im.rabbit_global_grouped(t, static_cast<Eigen::Index>(g)));
@@ -366,6 +372,8 @@ Json ImpactsJson(const engine::Likelihood& lik, const engine::FitResult& result,
     j["global_data"] = global_data;
     j["global_bbstat"] = global_bbstat;
     j["global_closure"] = closure;
+    // External likelihood terms as sources (docs/inference.md).
+    if (!im.external_names.empty()) j["global_external"] = global_external;
     // rabbit's global_impacts_grouped / gaussian_global_impacts_grouped (docs/inference.md).
     j["rabbit_global_grouped"] = rabbit_global;
     j["rabbit_gaussian_global_grouped"] = rabbit_gaussian_global;
@@ -598,6 +606,10 @@ void WriteImpactsHdf5(h5::OutputFile& f, const engine::Impacts& im) {
   WriteMatrix(f, "impacts/global_bbstat", im.global_bbstat);
   WriteMatrix(f, "impacts/grouped_global", im.grouped_global);
   WriteVector(f, "impacts/global_closure", im.global_closure);
+  if (!im.external_names.empty()) {
+    f.WriteStrings("impacts/external_names", im.external_names);
+    WriteMatrix(f, "impacts/global_external", im.global_external);
+  }
   WriteMatrix(f, "impacts/rabbit_global_grouped", im.rabbit_global_grouped);
   WriteMatrix(f, "impacts/rabbit_gaussian_global_grouped", im.rabbit_gaussian_global_grouped);
 }

@@ -1,10 +1,13 @@
 // Reader: writer -> reader round trips (every field compared), dense vs sparse equivalence, and
 // the file variants rabbit and other writers produce (natively shaped arrays, fixed-length
 // strings, integer data, gzip, no metadata, rabbit's ln(1e-3) placeholder).
+#include <algorithm>
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include <doctest/doctest.h>
+#include <hdf5.h>
 
 #include "io_test_util.h"
 #include "lepus/io/reader.h"
@@ -222,14 +225,168 @@ TEST_CASE("reader: rabbit's ln(1e-3) placeholder at zero nominal is accepted and
   CHECK(Contains(err, "nominal yield is 0"));
 }
 
-TEST_CASE("reader: hdata_cov_inv is checked and reported as unused") {
-  const Model m = RichModel(false, SystematicType::kLogNormal, 14);
-  const std::string path = WriteTemp(m, "covinv");
-  std::vector<double> cov(static_cast<std::size_t>(m.nbins * m.nbins), 0.0);
-  for (std::int64_t i = 0; i < m.nbins; ++i) cov[i * m.nbins + i] = 1.0;
-  H5File(path).WriteDoubles("hdata_cov_inv", cov, {m.nbins, m.nbins});
+namespace {
+
+// A fixed-length string dataset (as numpy 'S' arrays are written), for names the writer would
+// not produce.
+void WriteFixedStrings(hid_t file, const std::string& name, const std::vector<std::string>& v) {
+  std::size_t len = 1;
+  for (const auto& x : v) len = std::max(len, x.size());
+  std::string buf(len * v.size(), '\0');
+  for (std::size_t i = 0; i < v.size(); ++i) buf.replace(i * len, v[i].size(), v[i]);
+  hid_t type = H5Tcopy(H5T_C_S1);
+  H5Tset_size(type, len);
+  const hsize_t dims[1] = {v.size()};
+  hid_t space = H5Screate_simple(1, dims, nullptr);
+  hid_t dset = H5Dcreate2(file, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  REQUIRE(dset >= 0);
+  REQUIRE(H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) >= 0);
+  H5Dclose(dset);
+  H5Sclose(space);
+  H5Tclose(type);
+}
+
+Model WithCovarianceAndExternalTerms() {
+  Model m = RichModel(false, SystematicType::kLogNormal, 14);
+  m.data_cov_inv = Eigen::MatrixXd::Identity(m.nbins, m.nbins) * 0.5;
+  m.data_cov_inv(0, 1) = m.data_cov_inv(1, 0) = 0.1;
+  lepus::engine::ExternalTerm t;
+  t.name = "prior";
+  t.params = {0, m.num_signals + 1, m.num_signals + 2};
+  t.grad = Eigen::Vector3d(0.5, -1.0, 0.25);
+  Eigen::MatrixXd h(3, 3);
+  h << 2, 0.5, 0, 0.5, 1, 0, 0, 0, 3;
+  t.hess = h.sparseView();
+  m.external_terms.push_back(t);
+  lepus::engine::ExternalTerm g;
+  g.name = "slope";
+  g.params = {m.num_signals};
+  g.grad = Eigen::VectorXd::Constant(1, 0.7);
+  m.external_terms.push_back(g);
+  return m;
+}
+
+void ExpectSameTerms(const Model& a, const Model& b) {
+  REQUIRE(a.external_terms.size() == b.external_terms.size());
+  for (std::size_t e = 0; e < a.external_terms.size(); ++e) {
+    const auto &x = a.external_terms[e], &y = b.external_terms[e];
+    CHECK(x.name == y.name);
+    CHECK(x.params == y.params);
+    CHECK(x.grad == y.grad);
+    CHECK(Eigen::MatrixXd(x.hess) == Eigen::MatrixXd(y.hess));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("reader: hdata_cov_inv and external terms round trip; hess_dense reads like hess_sparse") {
+  const Model m = WithCovarianceAndExternalTerms();
+  const std::string path = WriteTemp(m, "extterms");
   ReadInfo info;
-  ReadFitInput(path, &info);
-  REQUIRE(info.warnings.size() == 1);
-  CHECK(Contains(info.warnings[0], "hdata_cov_inv"));
+  const Model r = ReadFitInput(path, &info);
+  CHECK(info.warnings.empty());
+  CHECK(r.data_cov_inv == m.data_cov_inv);
+  ExpectSameTerms(m, r);
+  // rabbit's dense Hessian layout.
+  {
+    H5File f(path);
+    f.Delete("external_terms/prior/hess_sparse");
+    f.WriteDoubles("external_terms/prior/hess_dense", {2, 0.5, 0, 0.5, 1, 0, 0, 0, 3}, {3, 3});
+  }
+  ExpectSameTerms(m, ReadFitInput(path));
+}
+
+TEST_CASE("reader: bad external terms are rejected naming the term, the dataset and the value") {
+  const Model m = WithCovarianceAndExternalTerms();
+  auto fresh = [&](const std::string& stem) { return WriteTemp(m, stem); };
+  {
+    const std::string path = fresh("ext_unknown");
+    {
+      H5File f(path);
+      f.Delete("external_terms/prior/params");
+      WriteFixedStrings(f.id(), "external_terms/prior/params", {"nope", m.systematics[1], m.systematics[2]});
+    }
+    const std::string err = ReadError(path);
+    CHECK(Contains(err, "external_terms/prior/params[0]"));
+    CHECK(Contains(err, "\"nope\""));
+  }
+  {
+    const std::string path = fresh("ext_grad");
+    {
+      H5File f(path);
+      f.Delete("external_terms/prior/grad_values");
+      f.WriteDoubles("external_terms/prior/grad_values", {1.0, 2.0}, {2});
+    }
+    CHECK(Contains(ReadError(path), "external_terms/prior/grad_values"));
+  }
+  {
+    const std::string path = fresh("ext_dup");
+    {
+      H5File f(path);
+      f.Delete("external_terms/prior/hess_sparse/indices");
+      f.Delete("external_terms/prior/hess_sparse/values");
+      f.WriteInts("external_terms/prior/hess_sparse/indices", {0, 0, 0, 0}, {2, 2});
+      f.WriteDoubles("external_terms/prior/hess_sparse/values", {1.0, 2.0}, {2});
+    }
+    CHECK(Contains(ReadError(path), "entries must be unique"));
+  }
+  {
+    const std::string path = fresh("ext_nan");
+    {
+      H5File f(path);
+      f.Delete("external_terms/slope/grad_values");
+      f.WriteDoubles("external_terms/slope/grad_values", {NAN}, {1});
+    }
+    CHECK(Contains(ReadError(path), "external_terms/slope/grad_values"));
+  }
+}
+
+TEST_CASE("reader: the rest of rabbit's format: beta variations, auxiliary data, old names, unknown members") {
+  const Model m = RichModel(false, SystematicType::kLogNormal, 15);
+  const int nproc = m.num_processes();
+  {
+    const std::string path = WriteTemp(m, "betavar");
+    {
+      H5File f(path);
+      f.WriteDoubles("hbetavariations",
+                     std::vector<double>(static_cast<std::size_t>(m.nbins_full * m.nbins * nproc), 0.01),
+                     {m.nbins_full, m.nbins, nproc});
+      f.WriteDoubles("hfuture", {1.0}, {1});
+    }
+    ReadInfo info;
+    ReadFitInput(path, &info);
+    REQUIRE(info.warnings.size() == 2);
+    CHECK(Contains(info.warnings[0], "hbetavariations"));
+    CHECK(Contains(info.warnings[0], "full"));
+    CHECK(Contains(info.warnings[1], "hfuture"));
+  }
+  {
+    const std::string path = WriteTemp(m, "betavar_shape");
+    H5File(path).WriteDoubles("hbetavariations", {0.0, 0.0}, {1, 2});
+    CHECK(Contains(ReadError(path), "hbetavariations"));
+  }
+  {
+    const std::string path = WriteTemp(m, "kstat");
+    {
+      H5File f(path);
+      f.Delete("hsumw2");
+      f.WriteDoubles("hkstat", {1.0}, {1});
+    }
+    CHECK(Contains(ReadError(path), "hkstat"));
+  }
+  {
+    // hnoigroupidxs: the older name of hnoiidxs.
+    const std::string path = WriteTemp(m, "noigroup");
+    std::vector<std::int64_t> noi;
+    {
+      H5File f(path);
+      noi = f.ReadInts("hnoiidxs");
+      f.Delete("hnoiidxs");
+      f.WriteInts("hnoigroupidxs", noi, {static_cast<std::int64_t>(noi.size())});
+    }
+    ReadInfo info;
+    const Model r = ReadFitInput(path, &info);
+    CHECK(info.warnings.empty());
+    CHECK(r.noi_indices == m.noi_indices);
+  }
 }

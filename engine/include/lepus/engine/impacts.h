@@ -69,9 +69,15 @@ struct Impacts {
   // Global impacts (signed), when requested.
   bool has_global = false;
   Eigen::MatrixXd global_nuisance;  // [ntargets x nparams]: constrained nuisances (0 otherwise)
-  Eigen::MatrixXd global_data;      // [ntargets x nbins]
+  // [ntargets x nbins]; for a covariance fit (correlated data) the columns are the data's
+  // independent components (a Cholesky factor of the data covariance), not bins.
+  Eigen::MatrixXd global_data;
   Eigen::MatrixXd global_bbstat;    // [ntargets x nbins] (0 in bins without beta)
   Eigen::MatrixXd grouped_global;   // [ntargets x ngroups]
+  // External likelihood terms as sources (Model::external_terms, in order) [ntargets x nterms]:
+  // sqrt(c^T C P^T H_e P C c), unsigned; included in global_closure.
+  std::vector<std::string> external_names;
+  Eigen::MatrixXd global_external;
   // Sum of all squared global impacts / C_ii - 1 (0 on Asimov data up to rounding).
   Eigen::VectorXd global_closure;
   // rabbit's global_impacts_grouped and gaussian_global_impacts_grouped [ntargets x ngroups]
