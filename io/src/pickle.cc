@@ -984,6 +984,29 @@ void Note(std::vector<std::string>* unknown, const std::string& what) {
 }
 
 nlohmann::ordered_json Json(const Document& doc, NodeId id, std::size_t depth,
+                            std::size_t max_depth, std::vector<std::string>* unknown);
+
+// A dict as a JSON object in insertion order. ordered_json's operator[] searches linearly, so
+// the members are appended to its vector directly (keys made unique here: non-str keys are
+// rendered with Describe, which may repeat).
+nlohmann::ordered_json JsonObject(const Document& doc, NodeId id, std::size_t depth,
+                                  std::size_t max_depth, std::vector<std::string>* unknown) {
+  nlohmann::ordered_json o = nlohmann::ordered_json::object();
+  auto& members = o.get_ref<nlohmann::ordered_json::object_t&>();
+  std::unordered_map<std::string, int> used;
+  for (const auto& [k, v] : DictItems(doc, id)) {
+    std::string key = doc[k].kind == Kind::kStr ? doc[k].text : Describe(doc, k);
+    if (int& n = used[key]; n++ > 0) {
+      key += " (" + std::to_string(n) + ")";
+      while (used.count(key) != 0) key += "'";
+      used[key] = 1;
+    }
+    members.emplace_back(std::move(key), Json(doc, v, depth + 1, max_depth, unknown));
+  }
+  return o;
+}
+
+nlohmann::ordered_json Json(const Document& doc, NodeId id, std::size_t depth,
                             std::size_t max_depth, std::vector<std::string>* unknown) {
   using J = nlohmann::ordered_json;
   if (depth > max_depth) {
@@ -1012,14 +1035,7 @@ nlohmann::ordered_json Json(const Document& doc, NodeId id, std::size_t depth,
       for (NodeId item : n.items) a.push_back(Json(doc, item, depth + 1, max_depth, unknown));
       return a;
     }
-    case Kind::kDict: {
-      J o = J::object();
-      for (const auto& [k, v] : DictItems(doc, id)) {
-        const std::string key = doc[k].kind == Kind::kStr ? doc[k].text : Describe(doc, k);
-        o[key] = Json(doc, v, depth + 1, max_depth, unknown);
-      }
-      return o;
-    }
+    case Kind::kDict: return JsonObject(doc, id, depth, max_depth, unknown);
     case Kind::kGlobal: return Describe(doc, id);
     case Kind::kPersistent:
       Note(unknown, "persistent reference");
@@ -1053,14 +1069,7 @@ nlohmann::ordered_json Json(const Document& doc, NodeId id, std::size_t depth,
       const std::string cls = GlobalName(doc, id);
       if ((cls == "builtins.set" || cls == "builtins.frozenset") && doc[n.args].items.size() == 1)
         return Json(doc, doc[n.args].items[0], depth + 1, max_depth, unknown);
-      if (cls == "collections.OrderedDict") {
-        J o = J::object();
-        for (const auto& [k, v] : DictItems(doc, id)) {
-          const std::string key = doc[k].kind == Kind::kStr ? doc[k].text : Describe(doc, k);
-          o[key] = Json(doc, v, depth + 1, max_depth, unknown);
-        }
-        return o;
-      }
+      if (cls == "collections.OrderedDict") return JsonObject(doc, id, depth, max_depth, unknown);
       Note(unknown, cls.empty() ? std::string("an object made by a non-global callable") : cls);
       return J{{"__class__", cls}};
     }
