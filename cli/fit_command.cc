@@ -251,10 +251,14 @@ void PrintProjection(std::ostream& os, const engine::Likelihood& lik, const Proj
       const int idx = static_cast<int>(rem % nb);
       rem /= nb;
       std::string part = std::to_string(idx);
-      if (channel)
-        for (const auto& ax : channel->axes)
-          if (ax.name == post.axes[a] && static_cast<int>(ax.edges.size()) > idx + 1)
+      if (channel) {
+        for (const auto& ax : channel->axes) {
+          if (ax.name == post.axes[a] && static_cast<int>(ax.labels.size()) > idx)
+            part = ax.labels[static_cast<std::size_t>(idx)];  // categories, flow bins
+          else if (ax.name == post.axes[a] && static_cast<int>(ax.edges.size()) > idx + 1)
             part = std::string("[").append(Fmt("%g", ax.edges[idx])).append(",").append(Fmt("%g", ax.edges[idx + 1])).append(")");
+        }
+      }
       parts[a] = part;
     }
     for (std::size_t a = 0; a < parts.size(); ++a) label += (a ? " " : "") + parts[a];

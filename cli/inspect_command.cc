@@ -57,6 +57,9 @@ json Describe(const engine::Model& m, const io::ReadInfo& ri) {
   j["input"] = ri.path;
   j["file_bytes"] = ri.file_bytes;
   j["has_metadata"] = ri.has_meta;
+  j["metadata_format"] = ri.meta_format;  // "meta_json", "rabbit" (pickled meta) or ""
+  // rabbit's meta_info (provenance), as decoded from its pickled metadata.
+  if (!ri.meta_info_json.empty()) j["meta_info"] = json::parse(ri.meta_info_json);
   j["filters"] = ri.filters;
   j["warnings"] = ri.warnings;
   j["storage"] = engine::ToString(m.storage);
@@ -74,6 +77,8 @@ json Describe(const engine::Model& m, const io::ReadInfo& ri) {
         ja["bins"] = a.edges.size() - 1;
         ja["low"] = a.edges.front();
         ja["high"] = a.edges.back();
+        ja["edges"] = a.edges;
+        if (!a.labels.empty()) ja["labels"] = a.labels;
       } else {
         ja["bins"] = nullptr;  // integer bins
       }
@@ -149,7 +154,13 @@ json Describe(const engine::Model& m, const io::ReadInfo& ri) {
 
 void PrintText(const json& j, std::ostream& os) {
   os << "input: " << j["input"].get<std::string>() << " (" << Bytes(j["file_bytes"].get<double>())
-     << (j["has_metadata"].get<bool>() ? "" : ", no metadata") << ")\n";
+     << (j["has_metadata"].get<bool>() ? "" : ", no metadata")
+     << (j["metadata_format"] == "rabbit" ? ", rabbit metadata" : "") << ")\n";
+  if (j.contains("meta_info") && j["meta_info"].is_object()) {
+    std::vector<std::string> keys;
+    for (const auto& item : j["meta_info"].items()) keys.push_back(item.key());
+    os << "provenance (rabbit meta_info): " << NameList(keys) << "\n";
+  }
   os << "storage: " << j["storage"].get<std::string>() << ", systematics "
      << j["systematic_type"].get<std::string>()
      << (j["asymmetric"].get<bool>() ? ", asymmetric" : ", symmetric") << "\n";
@@ -159,11 +170,15 @@ void PrintText(const json& j, std::ostream& os) {
        << (c["masked"].get<bool>() ? " [masked]" : "") << "\n";
     for (const auto& a : c["axes"]) {
       os << "    " << a["name"].get<std::string>() << ": ";
-      if (a["bins"].is_null())
+      if (a["bins"].is_null()) {
         os << "integer bins\n";
-      else
+      } else if (a.contains("labels")) {
+        os << a["bins"] << " bins: "
+           << NameList(a["labels"].get<std::vector<std::string>>()) << "\n";
+      } else {
         os << a["bins"] << " bins in [" << G(a["low"].get<double>()) << ", "
            << G(a["high"].get<double>()) << "]\n";
+      }
     }
   }
   os << "\nprocesses:\n";

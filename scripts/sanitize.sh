@@ -32,7 +32,13 @@ status=0
 # Attributes a replayed finding (tests/fuzz/sanitizer/classify.awk): hdf5, lepus or none.
 classify() { awk -f "$supp/classify.awk" "$1"; }
 
-for target in fit_input meta_json config_json; do
+# The pickle target's seeds are written by Python's pickle (standard library only).
+pickle_seeds=$build_dir/fuzz/seeds/pickle
+rm -rf "$pickle_seeds"
+python3 "$root/tests/data/rabbit_meta/make_pickles.py" "$pickle_seeds"
+rm -f "$pickle_seeds"/*.json
+
+for target in fit_input meta_json config_json pickle; do
   exe=$build_dir/tests/fuzz/lepus_fuzz_$target
   corpus=$build_dir/fuzz/corpus/$target
   artifacts=$build_dir/fuzz/artifacts/$target
@@ -41,8 +47,9 @@ for target in fit_input meta_json config_json; do
   mkdir -p "$corpus" "$artifacts"
   lsan=print_suppressions=0
   # HDF5's own leaks on corrupt files (see the file); config_json does not touch HDF5.
-  [[ $target != config_json ]] && lsan+=:suppressions=$supp/lsan-hdf5.supp
+  [[ $target != config_json && $target != pickle ]] && lsan+=:suppressions=$supp/lsan-hdf5.supp
   seeds=("$root/tests/fuzz/corpus/$target")
+  [[ $target == pickle ]] && seeds=("$pickle_seeds")
   mode=()
   if [[ $target == fit_input ]]; then
     # The conformance inputs are seeds too (not copied into tests/fuzz/corpus).

@@ -18,6 +18,8 @@
 
 #include "format_util.h"
 #include "hdf5_util.h"
+#include "pickle.h"
+#include "rabbit_meta.h"
 
 namespace lepus::io {
 
@@ -84,10 +86,17 @@ class MetaReader {
 
 struct Meta {
   bool present = false;
+  std::string format;              // "meta_json" or "rabbit" (the pickled `meta` group)
   engine::SystematicType type = engine::SystematicType::kLogNormal;
   std::vector<engine::Channel> channels;
   std::vector<double> scales;      // [nsyst] or empty
   std::vector<std::string> units;  // [nsyst] or empty
+  // rabbit: where each channel comes from, for messages ("meta: channel_info['sig']"); empty
+  // for meta_json ("meta_json: channels[i]").
+  std::vector<std::string> channel_keys;
+  int symmetric_tensor = -1;       // rabbit: -1 absent, else 0 / 1
+  std::string meta_info_json;      // rabbit: meta_info as JSON
+  std::vector<std::string> warnings;
 };
 
 Meta ParseMeta(const std::string& file, const std::string& text,
@@ -105,6 +114,7 @@ Meta ParseMeta(const std::string& file, const std::string& text,
   }
   Meta meta;
   meta.present = true;
+  meta.format = "meta_json";
   const std::int64_t version =
       r.Integer(r.Member(j, "", "lepus_meta_version"), "lepus_meta_version");
   if (version != detail::kMetaVersion)
@@ -149,6 +159,16 @@ Meta ParseMeta(const std::string& file, const std::string& text,
           ax.edges.push_back(v);
         }
         if (edges.size() == 1) r.Fail(akey + ".edges", "has 1 edge, but must have 0 or >= 2");
+        if (const Json* labels = r.Optional((*axes)[a], "labels")) {
+          r.Array(*labels, akey + ".labels");
+          for (std::size_t l = 0; l < labels->size(); ++l)
+            ax.labels.push_back(r.String((*labels)[l], akey + ".labels[" + std::to_string(l) + "]"));
+          if (ax.labels.size() + 1 != ax.edges.size())
+            r.Fail(akey + ".labels", "has " + std::to_string(ax.labels.size()) +
+                                         " entries, but must have one per bin (" +
+                                         std::to_string(ax.edges.size() < 2 ? 0 : ax.edges.size() - 1) +
+                                         ")");
+        }
         ch.axes.push_back(std::move(ax));
       }
     }
@@ -212,6 +232,8 @@ class FitInputReader {
   void ReadExternalTerms(engine::Model& m);
   // Datasets of rabbit's format that a fit does not use, and unknown root members: warnings.
   void CheckOtherMembers(const engine::Model& m);
+  // rabbit's pickled `meta` group (wums.ioutils.pickle_dump_h5py).
+  Meta ReadRabbitMeta();
 
   h5::InputFile f_;
   ReadInfo* info_;
@@ -527,7 +549,7 @@ void FitInputReader::BuildChannels(engine::Model& m, const Meta& meta) {
     ch.name = "ch0";
     ch.nbins = m.nbins;
     m.channels.push_back(ch);
-    std::string msg = "no meta_json attribute (e.g. a file written by rabbit): using one channel "
+    std::string msg = "no meta_json attribute and no rabbit `meta` group: using one channel "
                       "\"ch0\" with " + std::to_string(m.nbins) + " integer bins";
     if (nmasked > 0) {
       engine::Channel mc;
@@ -545,7 +567,9 @@ void FitInputReader::BuildChannels(engine::Model& m, const Meta& meta) {
   std::set<std::string> names;
   for (std::size_t i = 0; i < meta.channels.size(); ++i) {
     const auto& c = meta.channels[i];
-    const std::string key = "meta_json: channels[" + std::to_string(i) + "]";
+    const std::string key = meta.channel_keys.empty()
+                                ? "meta_json: channels[" + std::to_string(i) + "]"
+                                : meta.channel_keys[i];
     if (!names.insert(c.name).second)
       Fail(key + ".name", "is " + Quote(c.name) + ", but channel names must be unique");
     // Bounds the running totals below by nbins_full, so they cannot overflow (nbins is > 0).
@@ -578,15 +602,73 @@ void FitInputReader::BuildChannels(engine::Model& m, const Meta& meta) {
                                (overflow ? std::string("more than 2^63") : std::to_string(prod)) +
                                " bins");
   }
+  const std::string all = meta.format == "rabbit" ? "meta: channel_info" : "meta_json: channels";
   if (unmasked != m.nbins)
-    Fail("meta_json: channels", "have " + std::to_string(unmasked) +
+    Fail(all, "have " + std::to_string(unmasked) +
                                     " unmasked bins in total, but hdata_obs has " +
                                     std::to_string(m.nbins));
   if (masked != nmasked)
-    Fail("meta_json: channels", "have " + std::to_string(masked) +
+    Fail(all, "have " + std::to_string(masked) +
                                     " masked bins in total, but hnorm has " +
                                     std::to_string(nmasked) + " rows beyond hdata_obs");
   m.channels = meta.channels;
+}
+
+Meta FitInputReader::ReadRabbitMeta() {
+  // wums.ioutils.pickle_dump_h5py: group `meta`, attribute narf_h5py_pickle_protocol_version
+  // (1), the pickle bytes in the uint8 dataset `meta/pickle_data`.
+  const std::string attr = "narf_h5py_pickle_protocol_version";
+  if (f_.HasAttribute("meta", attr)) {
+    const auto v = f_.ReadIntAttribute("meta", attr);
+    if (v.size() != 1 || v[0] != 1)
+      Fail("meta: attribute " + attr, "is " + h5::ShapeString(v) +
+                                          ", but this lepus reads version 1 (wums' pickle layout)");
+  } else {
+    Warn("meta: attribute " + attr + " is missing (wums writes 1); reading meta/pickle_data anyway");
+  }
+  const pickle::Limits limits;
+  const auto raw = f_.ReadInt("meta/pickle_data");
+  if (raw.shape.size() != 1)
+    Fail("meta/pickle_data", "has shape " + h5::ShapeString(raw.shape) + ", but must be 1-D bytes");
+  if (raw.values.size() > limits.max_input_bytes)
+    Fail("meta/pickle_data", "has " + std::to_string(raw.values.size()) +
+                                 " bytes, but at most " + std::to_string(limits.max_input_bytes) +
+                                 " are accepted");
+  std::vector<std::uint8_t> bytes(raw.values.size());
+  for (std::size_t i = 0; i < raw.values.size(); ++i) {
+    if (raw.values[i] < 0 || raw.values[i] > 255)
+      Fail("meta/pickle_data[" + std::to_string(i) + "]",
+           "is " + std::to_string(raw.values[i]) + ", but must be a byte (0 to 255)");
+    bytes[i] = static_cast<std::uint8_t>(raw.values[i]);
+  }
+  Meta meta;
+  meta.present = true;
+  meta.format = "rabbit";
+  RabbitMeta rabbit;
+  try {
+    const pickle::Document doc = pickle::Decode(bytes.data(), bytes.size(), limits);
+    rabbit = InterpretRabbitMeta(doc, limits);
+  } catch (const pickle::PickleError& e) {
+    // An undecodable `meta` is an error: guessing channels would mislabel every projection.
+    Fail("meta/pickle_data", std::string("is not a pickle lepus can decode: ") + e.what());
+  } catch (const std::invalid_argument& e) {
+    Fail("meta", e.what());
+  }
+  meta.channels = std::move(rabbit.channels);
+  meta.channel_keys = std::move(rabbit.channel_keys);
+  meta.type = rabbit.type;
+  if (!rabbit.has_type)
+    Warn("meta: systematic_type is missing; using log_normal (rabbit's default)");
+  meta.symmetric_tensor = rabbit.symmetric_tensor;
+  meta.meta_info_json = std::move(rabbit.meta_info_json);
+  for (auto& w : rabbit.warnings) Warn(w);
+  for (std::size_t i = 0; i < meta.channels.size(); ++i)
+    for (const auto& ax : meta.channels[i].axes)
+      if (!ax.labels.empty() && ax.labels.size() + 1 != ax.edges.size())
+        Fail(meta.channel_keys[i], "axis " + Quote(ax.name) + " has " +
+                                       std::to_string(ax.labels.size()) + " labels for " +
+                                       std::to_string(ax.edges.size()) + " edges");
+  return meta;
 }
 
 engine::Model FitInputReader::Read() {
@@ -732,6 +814,8 @@ engine::Model FitInputReader::Read() {
     if (text.size() != 1)
       Fail("meta_json", "has " + std::to_string(text.size()) + " strings, but must hold one");
     meta = ParseMeta(f_.path(), text.front(), m.systematics);
+  } else if (f_.HasGroup("meta")) {
+    meta = ReadRabbitMeta();
   }
   m.systematic_type = meta.type;
   m.systematic_scales = meta.scales;
@@ -748,6 +832,11 @@ engine::Model FitInputReader::Read() {
   } else {
     ReadSparse(m);
   }
+  if (meta.symmetric_tensor >= 0 && (meta.symmetric_tensor == 1) == m.asymmetric)
+    Fail("meta", std::string("symmetric_tensor is ") +
+                     (meta.symmetric_tensor ? "True" : "False") + ", but the logk tensor is " +
+                     (m.asymmetric ? "asymmetric (avg and halfdiff planes)"
+                                   : "symmetric (no halfdiff plane)"));
   if (placeholders_dropped_ > 0)
     Warn(std::to_string(placeholders_dropped_) +
          " logk entries holding rabbit's placeholder ln(1e-3) at zero nominal yield were ignored");
@@ -787,6 +876,8 @@ engine::Model FitInputReader::Read() {
   if (info_ != nullptr) {
     info_->path = f_.path();
     info_->has_meta = meta.present;
+    info_->meta_format = meta.format;
+    info_->meta_info_json = meta.meta_info_json;
     info_->warnings = warnings_;
     info_->filters = f_.filters_seen();
     std::error_code ec;

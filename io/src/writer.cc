@@ -41,7 +41,11 @@ std::string MetaJson(const engine::Model& m, engine::StorageKind storage) {
     c["masked"] = masked;
     c["nbins"] = nbins;
     Json ax = Json::array();
-    for (const auto& a : axes) ax.push_back({{"name", a.name}, {"edges", a.edges}});
+    for (const auto& a : axes) {
+      Json ja{{"name", a.name}, {"edges", a.edges}};
+      if (!a.labels.empty()) ja["labels"] = a.labels;
+      ax.push_back(ja);
+    }
     c["axes"] = ax;
     channels.push_back(c);
   };

@@ -51,6 +51,7 @@ inline void ExpectSameModel(const engine::Model& a, const engine::Model& b,
     for (std::size_t k = 0; k < a.channels[c].axes.size(); ++k) {
       CHECK(a.channels[c].axes[k].name == b.channels[c].axes[k].name);
       CHECK(a.channels[c].axes[k].edges == b.channels[c].axes[k].edges);
+      CHECK(a.channels[c].axes[k].labels == b.channels[c].axes[k].labels);
     }
   }
   CHECK(a.nbins == b.nbins);

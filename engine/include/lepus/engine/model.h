@@ -29,6 +29,9 @@ std::string ToString(StorageKind kind);
 struct Axis {
   std::string name;
   std::vector<double> edges;  // nbins + 1, strictly increasing; empty = integer bins
+  // Empty, or one label per bin (then edges are set): the categories of a category axis, or
+  // the description of each bin of an axis with under/overflow bins (docs/format.md).
+  std::vector<std::string> labels = {};
 };
 
 struct Channel {

@@ -2,8 +2,10 @@
 // docs/format.md): files written by lepus and by rabbit (flattened datasets with
 // `original_shape`, variable-length string lists, dense or sparse, symmetric or asymmetric logk,
 // optional datasets absent). Channel metadata comes from the `meta_json` string attribute of the
-// root group; files without it get one unmasked channel "ch0" with integer bins (plus one masked
-// channel "masked" for the extra bins of hnorm beyond hdata_obs) and a warning.
+// root group, else from rabbit's pickled `meta` group (channel_info, systematic_type,
+// symmetric_tensor, meta_info; decoded without executing anything, docs/format.md section 3);
+// files with neither get one unmasked channel "ch0" with integer bins (plus one masked channel
+// "masked" for the extra bins of hnorm beyond hdata_obs) and a warning.
 #pragma once
 
 #include <string>
@@ -16,7 +18,9 @@ namespace lepus::io {
 
 struct ReadInfo {
   std::string path;
-  bool has_meta = false;               // meta_json present
+  bool has_meta = false;               // meta_json or rabbit's pickled meta present
+  std::string meta_format;             // "meta_json", "rabbit" or "" (neither)
+  std::string meta_info_json;          // rabbit: its meta_info dict (provenance) as JSON, else ""
   std::vector<std::string> warnings;   // e.g. missing metadata fallback
   std::vector<std::string> filters;    // compression filters seen ("gzip", ...)
   long long file_bytes = 0;
