@@ -158,6 +158,8 @@ def main():
     if proc.returncode != 0 or not os.path.exists(out):
         print(proc.stdout[-3000:])
         print(proc.stderr[-3000:])
+        for b in bad:
+            print("  " + b)
         print(f"FAIL {case}: lepus exited with {proc.returncode}")
         return 1
     with open(out) as f:
