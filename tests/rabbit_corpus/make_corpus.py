@@ -34,7 +34,16 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import reference  # noqa: E402
-from writer import TensorWriter  # noqa: E402
+from writer import Regular, TensorWriter, Variable  # noqa: E402
+
+# The fitted channels: ch0 (12 bins, 1-D, Regular with flow bins, which the channel does not
+# keep) and ch1 (3 x 4 bins, 2-D: a Variable axis without flow bins, then a Regular one).
+CHANNELS = (("ch0", [Regular(12, 0.0, 120.0, "pt", "p_{T} (GeV)")]),
+            ("ch1", [Variable([0.0, 0.4, 1.0, 2.5], "absy", "|y|", flow=False),
+                     Regular(4, -2.0, 2.0, "eta")]))
+# The masked channel: Regular(3) kept with its under- and overflow bins (flow=True, which rabbit
+# allows for masked channels only): 5 bins.
+MASKED = ("gen", [Regular(3, 0.0, 30.0, "ptgen")])
 
 
 # --- model building blocks ---------------------------------------------------------------------
@@ -52,8 +61,8 @@ def slope(nb, a):
     return 1.0 + a * (2 * t - 1)
 
 
-def build(case, rng, *, sparse=False, systematic_type="log_normal", channels=(("ch0", (12,)),
-          ("ch1", (3, 4))), signals=("sig",), asym=None, symmetrize="average", masked=False,
+def build(case, rng, *, sparse=False, systematic_type="log_normal", channels=CHANNELS,
+          signals=("sig",), asym=None, symmetrize="average", masked=False,
           mcstat=(0.08, 0.15, 0.1), extra=None, truth=None, add_bbb_cov=False, data_cov=False,
           weighted_data=False, npseudo=0):
     """One model: 3 processes (signals + backgrounds), symmetric/asymmetric shape and norm
@@ -62,12 +71,14 @@ def build(case, rng, *, sparse=False, systematic_type="log_normal", channels=(("
                      add_bin_by_bin_stat_to_data_cov=add_bbb_cov)
     truth = truth or {}
     procnames = list(signals) + ["bkg1", "bkg2"]
-    for ch, shape in channels:
-        w.add_channel(shape, ch)
+    for ch, axes in channels:
+        w.add_channel(axes, ch)
     if masked:
-        w.add_channel((5,), "gen", masked=True)
+        w.add_channel(MASKED[1], MASKED[0], masked=True, flow=True)
+    chshape = {ch: info["shape"] for ch, info in w.channels.items()}
     expected = {}
-    for ich, (ch, shape) in enumerate(channels):
+    for ich, (ch, _) in enumerate(channels):
+        shape = chshape[ch]
         nb = int(np.prod(shape))
         sh = shapes(nb, rng)
         total = np.zeros(nb)
@@ -93,7 +104,8 @@ def build(case, rng, *, sparse=False, systematic_type="log_normal", channels=(("
             g = np.array([30.0, 20.0, 10.0, 5.0, 2.0]) * (1 + 0.1 * ip)
             w.add_process(g, p, "gen", signal=p in signals, variances=0.01 * g**2)
     # systematics on the fitted channels
-    for ich, (ch, shape) in enumerate(channels):
+    for ich, (ch, _) in enumerate(channels):
+        shape = chshape[ch]
         nb = int(np.prod(shape))
         for p in procnames:
             norm = w.dict_norm[ch][p].reshape(shape)
@@ -129,7 +141,8 @@ def build(case, rng, *, sparse=False, systematic_type="log_normal", channels=(("
     if extra:
         extra(w, rng)
     # data: Poisson around the truth (signal strengths in `truth`, systematics nominal)
-    for ch, shape in channels:
+    for ch, _ in channels:
+        shape = chshape[ch]
         exp = expected[ch]
         data = rng.poisson(exp).astype(float)
         data = np.maximum(data, 1.0)  # > 0 everywhere (chi-square fits need it)
@@ -139,7 +152,7 @@ def build(case, rng, *, sparse=False, systematic_type="log_normal", channels=(("
             pd = np.maximum(rng.poisson(exp * (1.0 + 0.05 * (k + 1))), 1).astype(float)
             w.add_pseudodata(pd.reshape(shape), f"toy{k}", ch)
     if data_cov:
-        nbins = sum(int(np.prod(s)) for _, s in channels)
+        nbins = sum(int(np.prod(chshape[ch])) for ch, _ in channels)
         data = np.concatenate([w.dict_data_obs[ch] for ch, _ in channels])
         sd = np.sqrt(data)
         corr = 0.3 ** np.abs(np.subtract.outer(np.arange(nbins), np.arange(nbins)))
@@ -352,17 +365,33 @@ def make_case(name, outdir, seed):
     S, extra, ref, covers = case_spec(name)
     w = build(name, rng, extra=extra, **S)
     path = os.path.join(outdir, f"{name}.hdf5")
-    w.write(path)
-    model = reference.Model(path, systematic_type=w.systematic_type)
+    meta_info = {"command": f"make_corpus.py OUTDIR {name}", "case": name}
+    w.write(path, meta_data_dict={"meta_info": meta_info}, meta_compression=META_COMPRESSION)
+    model = reference.Model(path)  # systematic_type from the pickled meta, as rabbit reads it
+    if model.systematic_type != w.systematic_type:
+        raise RuntimeError(f"{name}: reference read systematic_type {model.systematic_type}")
     lik = reference.Likelihood(model, data=ref["data"], fit=ref["fit"], bbstat=ref["bbstat"],
                                poi_positive=ref["poi_positive"])
     res = lik.fit_result(impacts=ref["impacts"])
     res.pop("beta", None)
     return {"file": f"{name}.hdf5", "covers": covers, "options": lepus_flags(ref),
-            "reference": ref, "systematic_type": w.systematic_type, **res}
+            "reference": ref, "systematic_type": w.systematic_type,
+            "channels": w.channel_summary(), "meta_info": meta_info,
+            "meta_filter": META_COMPRESSION, **res}
+
+
+# wums compresses meta/pickle_data with Blosc (HDF5 filter 32001); h5py writes it through
+# Debian's plugin (hdf5-filter-plugin-blosc-serial). Without it: gzip, with a note.
+META_COMPRESSION = "blosc"
 
 
 def main():
+    global META_COMPRESSION
+    import h5py
+    if not h5py.h5z.filter_avail(32001):
+        META_COMPRESSION = "gzip"
+        print("make_corpus: note: the Blosc filter plugin (32001) is not available to h5py; "
+              "meta/pickle_data is gzip-compressed instead (wums uses Blosc)")
     outdir = sys.argv[1]
     only = sys.argv[2:] or CASES
     os.makedirs(outdir, exist_ok=True)

@@ -2,7 +2,17 @@
 rabbit/fitter.py, rabbit/bbstat/bbstat.py, rabbit/external_likelihood.py,
 rabbit/impacts/traditional_impacts.py, read at commit 948a94a) for files in its tensor layout.
 
-It reads the HDF5 file itself (dense or sparse) and never calls lepus. Definitions (x = rabbit's
+It reads the HDF5 file itself (dense or sparse) and never calls lepus. The systematic type comes
+from rabbit's pickled `meta` group (read_rabbit_meta; log_normal without it, as in rabbit), the
+rest from the datasets, so any rabbit-layout file h5py can read (filters: gzip, and those of
+installed plugins, e.g. Blosc 32001; not Blosc2) can be fitted. Command line:
+
+    reference.py FILE [--fit poisson|chisq|covariance] [--bbstat gamma|normal-multiplicative|
+                 normal-additive|none] [--poi-positive] [--data observed|NAME] [--impacts]
+                 [--json OUT]
+
+prints (or writes) the fit result as make_corpus.py records it (parameters, nll, edm, impacts).
+Defaults: Poisson, BB-lite gamma (normal-additive with --fit covariance), mu = x, observed data. Definitions (x = rabbit's
 internal parameter vector [POIs; systematics in hsysts order]):
 
   mu_p = x_p (rabbit --allowNegativeParam) or x_p^2 (rabbit's default; lepus --poi-positive)
@@ -34,10 +44,49 @@ extrapolation step (h = 1e-3 and 5e-4): truncation O(h^4) ~ 1e-12 relative, roun
 are good to better than 1e-8 relative.
 """
 
+import argparse
+import io
+import json
+import pickle
+import sys
+
 import h5py
 import numpy as np
 import scipy.linalg
 import scipy.optimize
+
+
+class _Opaque:
+    """Any class of the pickle other than numpy's (hist and boost-histogram axes, ...): keeps
+    its constructor arguments and state, executes nothing."""
+
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+    def __setstate__(self, state):
+        self.state = state
+
+
+class _MetaUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if module.split(".")[0] == "numpy":
+            module = module.replace("numpy._core", "numpy.core")  # numpy 2 pickles, numpy 1
+            return super().find_class(module, name)
+        if (module, name) in (("builtins", "set"), ("builtins", "frozenset"),
+                              ("builtins", "bytearray"), ("collections", "OrderedDict"),
+                              ("_codecs", "encode")):
+            return super().find_class(module, name)
+        return type(name, (_Opaque,), {"__module__": module})
+
+    def persistent_load(self, pid):
+        return _Opaque(pid)
+
+
+def read_rabbit_meta(f):
+    """rabbit's pickled `meta` dict (wums.ioutils.pickle_load_h5py) or None without it."""
+    if "meta" not in f or "pickle_data" not in f["meta"]:
+        return None
+    return _MetaUnpickler(io.BytesIO(f["meta"]["pickle_data"][...].tobytes())).load()
 
 
 def _read(ds):
@@ -54,23 +103,39 @@ def _strs(ds):
 class Model:
     """The fit input as numpy arrays, read from the HDF5 file."""
 
-    def __init__(self, path, systematic_type="log_normal"):
-        self.systematic_type = systematic_type
+    def __init__(self, path, systematic_type=None):
+        """systematic_type None: from the pickled meta (rabbit's inputdata.py: log_normal when
+        the file has no meta)."""
         with h5py.File(path, "r") as f:
+            self.meta = read_rabbit_meta(f)
+            if systematic_type is None:
+                systematic_type = (self.meta or {}).get("systematic_type", "log_normal")
+            if systematic_type not in ("log_normal", "normal"):
+                raise RuntimeError(f"unknown systematic_type {systematic_type!r}")
+            self.systematic_type = systematic_type
+            opt = lambda name, default: _strs(f[name]) if name in f else default  # noqa: E731
             self.procs = _strs(f["hprocs"])
             self.signals = _strs(f["hsignals"])
             self.systs = _strs(f["hsysts"])
-            self.systsnoconstraint = _strs(f["hsystsnoconstraint"])
-            self.groups = _strs(f["hsystgroups"])
-            self.groupidxs = [np.asarray(v, dtype=int) for v in f["hsystgroupidxs"][...]]
-            self.noiidxs = np.asarray(f["hnoiidxs"][...], dtype=int)
-            self.pseudodatanames = _strs(f["hpseudodatanames"])
-            self.cw = _read(f["hconstraintweights"])
+            self.systsnoconstraint = opt("hsystsnoconstraint", [])
+            self.groups = opt("hsystgroups", [])
+            self.groupidxs = ([np.asarray(v, dtype=int) for v in f["hsystgroupidxs"][...]]
+                              if "hsystgroupidxs" in f else [])
+            self.noiidxs = (np.asarray(_read(f["hnoiidxs"]), dtype=int).reshape(-1)
+                            if "hnoiidxs" in f else np.zeros(0, dtype=int))
+            self.pseudodatanames = opt("hpseudodatanames", [])
+            if "hconstraintweights" in f:
+                self.cw = _read(f["hconstraintweights"])
+            else:
+                self.cw = np.array([0.0 if s in self.systsnoconstraint else 1.0
+                                    for s in self.systs])
             self.data_obs = _read(f["hdata_obs"])
             self.data_var = _read(f["hdata_var"]) if "hdata_var" in f else None
-            self.pseudodata = _read(f["hpseudodata"])
-            self.sumw = _read(f["hsumw"])
+            self.pseudodata = (_read(f["hpseudodata"]).reshape(len(self.data_obs), -1)
+                               if "hpseudodata" in f else np.zeros((len(self.data_obs), 0)))
             self.sumw2 = _read(f["hsumw2"])
+            # rabbit always writes hsumw; without it the nominal yields stand in
+            self.sumw = _read(f["hsumw"]) if "hsumw" in f else None
             self.cov_inv = _read(f["hdata_cov_inv"]) if "hdata_cov_inv" in f else None
             self.betavar = _read(f["hbetavariations"]) if "hbetavariations" in f else None
             nsyst = len(self.systs)
@@ -122,6 +187,11 @@ class Model:
                     self.external.append(t)
         self.nbins = len(self.data_obs)
         self.nbinsfull, self.nproc = self.norm.shape
+        if self.sumw is None:
+            self.sumw = self.norm
+        if self.meta is not None and "symmetric_tensor" in self.meta:
+            if bool(self.meta["symmetric_tensor"]) != (self.logkhd is None):
+                raise RuntimeError("meta symmetric_tensor disagrees with the logk tensor")
         self.npoi = len(self.signals)
         assert self.procs[: self.npoi] == self.signals
         self.names = self.signals + self.systs
@@ -372,7 +442,8 @@ class Likelihood:
         m = self.m
         npoi = m.npoi
         nstat = npoi + len(m.systsnoconstraint)  # rabbit: unconstrained systematics come first
-        assert all(m.cw[: len(m.systsnoconstraint)] == 0)
+        # (files not written by rabbit may break that: then no stat / binByBinStat)
+        with_stat = bool(np.all(m.cw[: len(m.systsnoconstraint)] == 0))
         targets = list(range(npoi)) + [npoi + i for i in m.noiidxs]
         cov_stat = np.linalg.inv(H[:nstat, :nstat])
         cov_stat_nobbb = None
@@ -397,7 +468,9 @@ class Likelihood:
                 gi = npoi + idx
                 grp[g] = float(np.sqrt(v[gi] @ np.linalg.solve(C[np.ix_(gi, gi)], v[gi])))
             in_stat = t < nstat  # rabbit: a constrained NOI gets 0 for stat and binByBinStat
-            if cov_stat_nobbb is not None:
+            if not with_stat:
+                pass
+            elif cov_stat_nobbb is not None:
                 grp["stat"] = float(np.sqrt(cov_stat_nobbb[t, t])) if in_stat else 0.0
                 d = cov_stat[t, t] - cov_stat_nobbb[t, t] if in_stat else 0.0
                 grp["binByBinStat"] = float(np.sqrt(max(d, 0.0)))
@@ -405,3 +478,38 @@ class Likelihood:
                 grp["stat"] = float(np.sqrt(cov_stat[t, t])) if in_stat else 0.0
             res["grouped"][name] = grp
         return res
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="rabbit's likelihood fit of a rabbit-layout file "
+                                 "(independent of lepus)")
+    ap.add_argument("file")
+    ap.add_argument("--fit", choices=["poisson", "chisq", "covariance"], default="poisson")
+    ap.add_argument("--bbstat", choices=["gamma", "normal-multiplicative", "normal-additive",
+                                         "none"], default=None)
+    ap.add_argument("--poi-positive", action="store_true")
+    ap.add_argument("--data", default="observed")
+    ap.add_argument("--impacts", action="store_true")
+    ap.add_argument("--json", default="-")
+    a = ap.parse_args(argv)
+    bbstat = a.bbstat or ("normal-additive" if a.fit == "covariance" else "gamma")
+    model = Model(a.file)
+    lik = Likelihood(model, data=a.data, fit=a.fit, bbstat=None if bbstat == "none" else bbstat,
+                     poi_positive=a.poi_positive)
+    res = lik.fit_result(impacts=a.impacts)
+    res.pop("beta", None)
+    out = {"file": a.file, "systematic_type": model.systematic_type,
+           "reference": {"fit": a.fit, "bbstat": None if bbstat == "none" else bbstat,
+                         "poi_positive": a.poi_positive, "data": a.data,
+                         "impacts": a.impacts}, **res}
+    text = json.dumps(out, indent=1)
+    if a.json == "-":
+        print(text)
+    else:
+        with open(a.json, "w") as fo:
+            fo.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,6 +2,15 @@
 """run_corpus.py LEPUS CORPUS_DIR CASE WORKDIR: fits one corpus file with lepus and compares
 the result with CORPUS_DIR/expected.json (written by make_corpus.py from reference.py).
 
+First `lepus inspect --json` must report rabbit's pickled metadata as writer.py wrote it
+(expected.json `channels`, `systematic_type`, `meta_info`, `meta_filter`: the writer's own
+definitions, not lepus output): metadata_format "rabbit", the channel names in order, masked
+flags, bin counts, axis names and edges (|d| <= 1e-12 max(1, |edge|); a flow channel's axes have
+the index edges 0..extent and one label per bin, first "underflow...", last "overflow..."), the
+meta_info dict, the pickle's filter among the filters seen, and no warning mentioning the
+metadata. `lepus fit` must print no such warning either (a file read without its metadata
+would fall back to one channel and log-normal systematics, with a warning).
+
 Tolerances (see README.md):
   values      |lepus - ref| <= 1e-6 * max(1, |ref|)  (both fits converge to EDM < 1e-18 in the
               reference, lepus's default --edm-tol 1e-8 is tightened to 1e-14 here, so the
@@ -35,25 +44,71 @@ def close_rel(a, b, tol, floor=0.0):
     return a is not None and abs(a - b) <= tol * abs(b) + floor
 
 
-def main():
-    lepus, corpus, case, work = sys.argv[1:5]
-    with open(os.path.join(corpus, "expected.json")) as f:
-        exp = json.load(f)[case]
-    os.makedirs(work, exist_ok=True)
-    out = os.path.join(work, f"{case}.json")
-    if os.path.exists(out):
-        os.remove(out)
-    cmd = [lepus, "fit", os.path.join(corpus, exp["file"]), "--json", out, "--edm-tol", "1e-14",
-           *exp["options"]]
+EDGE_TOL = 1e-12
+
+
+def meta_warnings(lines):
+    return [w for w in lines if "meta" in w.lower()]
+
+
+def check_inspect(lepus, path, exp, bad):
+    """lepus inspect --json against what writer.py put in the pickled meta."""
+    cmd = [lepus, "inspect", "--json", path]
     print("+", " ".join(cmd))
     proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0 or not os.path.exists(out):
-        print(proc.stdout[-3000:])
-        print(proc.stderr[-3000:])
-        print(f"FAIL {case}: lepus exited with {proc.returncode}")
-        return 1
-    with open(out) as f:
-        got = json.load(f)
+    if proc.returncode != 0:
+        bad.append(f"lepus inspect exited with {proc.returncode}: {proc.stderr[-2000:]}")
+        return
+    try:
+        got = json.loads(proc.stdout)
+    except json.JSONDecodeError as e:
+        bad.append(f"lepus inspect --json: not JSON ({e})")
+        return
+    if got.get("metadata_format") != "rabbit":
+        bad.append(f"inspect: metadata_format {got.get('metadata_format')!r}, not 'rabbit'")
+    if got.get("systematic_type") != exp["systematic_type"]:
+        bad.append(f"inspect: systematic_type {got.get('systematic_type')!r} vs "
+                   f"{exp['systematic_type']!r}")
+    if got.get("meta_info") != exp["meta_info"]:
+        bad.append(f"inspect: meta_info {got.get('meta_info')!r} vs {exp['meta_info']!r}")
+    filt = {"blosc": "blosc", "gzip": "gzip"}.get(exp.get("meta_filter"))
+    if filt and filt not in got.get("filters", []):
+        bad.append(f"inspect: filters {got.get('filters')} lack {filt} (meta/pickle_data)")
+    for w in meta_warnings(got.get("warnings", [])):
+        bad.append(f"inspect: warning about the metadata: {w}")
+    gch, ech = got.get("channels", []), exp["channels"]
+    if [c.get("name") for c in gch] != [c["name"] for c in ech]:
+        bad.append(f"inspect: channels {[c.get('name') for c in gch]} vs "
+                   f"{[c['name'] for c in ech]}")
+        return
+    for g, e in zip(gch, ech):
+        where = f"inspect: channel {e['name']}"
+        if g.get("masked") is not e["masked"]:
+            bad.append(f"{where}: masked {g.get('masked')!r} vs {e['masked']!r}")
+        if g.get("bins") != e["nbins"]:
+            bad.append(f"{where}: bins {g.get('bins')!r} vs {e['nbins']}")
+        gax = g.get("axes", [])
+        if [a.get("name") for a in gax] != [a["name"] for a in e["axes"]]:
+            bad.append(f"{where}: axes {[a.get('name') for a in gax]} vs "
+                       f"{[a['name'] for a in e['axes']]}")
+            continue
+        for ga, ea in zip(gax, e["axes"]):
+            edges = ga.get("edges") or []
+            if len(edges) != len(ea["edges"]) or any(
+                    abs(x - y) > EDGE_TOL * max(1.0, abs(y)) for x, y in zip(edges, ea["edges"])):
+                bad.append(f"{where}: axis {ea['name']}: edges {edges} vs {ea['edges']}")
+            if "flow_labels" in ea:
+                labels = ga.get("labels") or []
+                if (len(labels) != ea["flow_labels"] or not labels[0].startswith("underflow")
+                        or not labels[-1].startswith("overflow")):
+                    bad.append(f"{where}: axis {ea['name']}: flow labels {labels}")
+            elif "labels" in ga:
+                bad.append(f"{where}: axis {ea['name']}: unexpected labels {ga['labels']}")
+
+
+def compare_fit(got, exp):
+    """lepus fit --json (got) against a reference result (exp: parameters, nll, impacts):
+    the list of mismatches."""
     bad = []
     if got.get("status") != "converged":
         bad.append(f"status {got.get('status')}: {got.get('message')}")
@@ -83,6 +138,35 @@ def main():
                 v = (gi.get("grouped_nominal") or {}).get(t, {}).get(grp)
                 if not close_rel(v, ref, IMPACT_TOL, floor):
                     bad.append(f"grouped impact {t} <- {grp}: {v!r} vs {ref!r}")
+    return bad
+
+
+def main():
+    lepus, corpus, case, work = sys.argv[1:5]
+    with open(os.path.join(corpus, "expected.json")) as f:
+        exp = json.load(f)[case]
+    os.makedirs(work, exist_ok=True)
+    bad = []
+    check_inspect(lepus, os.path.join(corpus, exp["file"]), exp, bad)
+    out = os.path.join(work, f"{case}.json")
+    if os.path.exists(out):
+        os.remove(out)
+    cmd = [lepus, "fit", os.path.join(corpus, exp["file"]), "--json", out, "--edm-tol", "1e-14",
+           *exp["options"]]
+    print("+", " ".join(cmd))
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0 or not os.path.exists(out):
+        print(proc.stdout[-3000:])
+        print(proc.stderr[-3000:])
+        for b in bad:
+            print("  " + b)
+        print(f"FAIL {case}: lepus exited with {proc.returncode}")
+        return 1
+    with open(out) as f:
+        got = json.load(f)
+    for w in meta_warnings(line for line in proc.stderr.splitlines() if "warning" in line):
+        bad.append(f"lepus fit: warning about the metadata: {w}")
+    bad += compare_fit(got, exp)
     if bad:
         print(f"FAIL {case} ({exp['covers']}):")
         for b in bad:

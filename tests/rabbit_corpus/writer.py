@@ -11,12 +11,25 @@ channels' rows after the unmasked ones, hdata_var only when it differs from hdat
 hdata_cov_inv, external_terms/<name>/{params, grad_values, hess_dense | hess_sparse} and
 hbetavariations [nbinsfull, nbins, nproc] (dense only).
 
+The pickled `meta` group is written as TensorWriter.write() + wums.ioutils.pickle_dump_h5py
+(github.com/WMass/wums, wums/ioutils.py, read at commit 564a2a2) write it, first in the file: the
+dict {**meta_data_dict, "channel_info": {name: {"axes": [hist axes], "masked": bool,
+"flow": bool}}, "symmetric_tensor": bool, "systematic_type": str} plus "meta_info" ({} unless
+given), pickled with protocol 5 (H5Pickler's default; no buffer_callback, so numpy buffers go
+in-band) into the group `meta` (int64 attribute `narf_h5py_pickle_protocol_version` = 1),
+dataset `pickle_data`: uint8, shape (0,) grown by resize at every write of the pickler,
+maxshape (None,), chunks of 1 MiB, filter `hdf5plugin.Blosc(cname="lz4")` = HDF5 filter 32001
+(Blosc1) with options (0, 0, 0, 0, 5, 1, 1) (clevel 5, byte shuffle, lz4). h5py writes that
+filter here through Debian's plugin (hdf5-filter-plugin-blosc-serial, scripts/setup.sh); where
+the plugin is missing, write(meta_compression="gzip") is the fallback (make_corpus.py says so).
+The hist axes are the stand-ins of tests/data/rabbit_meta/hist_standins.py (hist and
+boost-histogram are not installed), which pickle as the real classes do; their arrays are real
+numpy arrays. A channel's axes are given as Regular / Variable below.
+
 Differences from rabbit, on purpose:
-  * inputs are numpy arrays (a channel is a shape tuple), not hist objects;
-  * compression is gzip (or none) instead of Blosc2 (no hdf5plugin here); sparse `values` are
-    never compressed, as in rabbit;
-  * the pickled `meta` group is not written (readers then see one channel of nbins bins plus
-    one masked channel; rabbit's reader does the same without it);
+  * inputs are numpy arrays shaped like the channel's axes, not hist objects;
+  * the tensor's compression is gzip (or none) instead of Blosc2 (HDF5 filter 32026: no
+    writable plugin here); sparse `values` are never compressed, as in rabbit;
   * add_bin_by_bin_stat_to_data_cov adds diag(sum over processes of sumw2) over the fitted bins.
     Current rabbit writes `np.add(data_covariance, np.diag(sumw2))` with sumw2 of shape
     [nbinsfull, nproc] since commit a5d105d (2025-06): np.diag of a 2-D array is its diagonal,
@@ -27,10 +40,18 @@ Differences from rabbit, on purpose:
 
 import math
 import os
+import pickle
 import re
+import sys
 
 import h5py
 import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data",
+                                "rabbit_meta"))
+import hist_standins  # noqa: E402
+
+hist_standins.use_numpy(np)  # the axes' arrays are real numpy arrays (pickled by numpy itself)
 
 LOGK_EPSILON = math.log(1e-3)  # rabbit's cutoff for sign flips / zeros in a variation
 
@@ -88,6 +109,82 @@ def write_sparse(indices, values, dense_shape, group, name, max_chunk_bytes, com
     out.attrs["dense_shape"] = np.array(dense_shape, dtype="int64")
 
 
+# --- axes: what hist.axis.Regular / Variable are for the writer ---------------------------------
+class Regular:
+    """hist.axis.Regular(bins, start, stop, name=name, label=label, underflow=flow,
+    overflow=flow). `edges` as Boost.Histogram computes them (the reader's expectation)."""
+
+    def __init__(self, bins, start, stop, name, label="", flow=True):
+        self.bins, self.start, self.stop = int(bins), float(start), float(stop)
+        self.name, self.label, self.flow = name, label, flow
+        self.size = self.bins
+        self.extent = self.bins + (2 if flow else 0)
+        delta = self.stop - self.start
+        self.edges = [(1 - i / self.bins) * self.start + i / self.bins * (self.start + delta)
+                      for i in range(self.bins + 1)]
+        self._hist = None
+
+    def hist_axis(self):  # one object per axis, as in rabbit (shared axes pickle as memo refs)
+        if self._hist is None:
+            self._hist = hist_standins.regular(self.bins, self.start, self.stop, self.name,
+                                               self.label, flow=self.flow)
+        return self._hist
+
+
+class Variable:
+    """hist.axis.Variable(edges, name=name, label=label, underflow=flow, overflow=flow)."""
+
+    def __init__(self, edges, name, label="", flow=True):
+        self.edges = [float(e) for e in edges]
+        self.name, self.label, self.flow = name, label, flow
+        self.size = len(self.edges) - 1
+        self.extent = self.size + (2 if flow else 0)
+        self._hist = None
+
+    def hist_axis(self):
+        if self._hist is None:
+            self._hist = hist_standins.variable(self.edges, self.name, self.label,
+                                                flow=self.flow)
+        return self._hist
+
+
+# --- wums.ioutils.pickle_dump_h5py ----------------------------------------------------------------
+WUMS_BLOSC = (32001, (0, 0, 0, 0, 5, 1, 1))  # hdf5plugin.Blosc(cname="lz4")
+
+
+class H5IO:
+    """wums.ioutils.H5IO in mode "w": a resizable uint8 dataset the pickler writes into."""
+
+    def __init__(self, name, group, compression="blosc"):
+        if compression == "blosc":
+            kw = {"compression": WUMS_BLOSC[0], "compression_opts": WUMS_BLOSC[1]}
+        elif compression == "gzip":
+            kw = {"compression": "gzip"}
+        else:
+            kw = {}
+        self.dset = group.create_dataset(name, shape=(0,), dtype=np.ubyte, maxshape=(None,),
+                                         chunks=(1024 * 1024,), **kw)
+
+    def write(self, b, /):
+        flat = memoryview(b) if type(b) is bytes else pickle.PickleBuffer(b).raw()
+        old = self.dset.size
+        n = flat.nbytes
+        self.dset.resize((old + n,))
+        if n:
+            self.dset[old:] = np.frombuffer(flat, dtype=np.ubyte)
+        return n
+
+
+def pickle_dump_h5py(name, obj, h5out, compression="blosc"):
+    """wums.ioutils.pickle_dump_h5py: H5Pickler(group) is a pickle.Pickler(H5IO, protocol=5)
+    whose persistent_id / reducer_override hooks only act on h5py objects, H5PickleProxy and
+    H5Buffer (none in rabbit's meta dict), so a plain Pickler writes the same bytes."""
+    group = h5out.create_group(name)
+    group.attrs["narf_h5py_pickle_protocol_version"] = 1  # CURRENT_PROTOCOL_VERSION (int64)
+    pickle.Pickler(H5IO("pickle_data", group, compression), protocol=5).dump(obj)
+    return group
+
+
 class TensorWriter:
     def __init__(
         self,
@@ -120,12 +217,18 @@ class TensorWriter:
         self.chunk_bytes = 4 * 1024**2
 
     # --- channels, data, processes -------------------------------------------------------
-    def add_channel(self, shape, name=None, masked=False):
-        shape = (shape,) if np.isscalar(shape) else tuple(shape)
+    def add_channel(self, axes, name=None, masked=False, flow=False):
+        """axes: list of Regular / Variable (rabbit: hist axes); flow (masked channels only, as
+        in rabbit): the channel's bins include every axis' under- and overflow bins."""
+        if flow and masked is False:
+            raise NotImplementedError("Keeping underflow/overflow is currently only supported "
+                                      "for masked channels")
         if name is None:
             name = f"ch{len(self.channels)}"
+        axes = list(axes)
+        shape = tuple(a.extent if flow else a.size for a in axes)
         self.nbinschan[name] = int(np.prod(shape))
-        this = {"shape": shape, "masked": masked}
+        this = {"shape": shape, "masked": masked, "flow": flow, "axes": axes}
         if masked:
             self.channels[name] = this
         else:  # masked channels last
@@ -414,30 +517,48 @@ class TensorWriter:
                     systematic_type=self.systematic_type,
                     external_terms=self.external_terms)
 
-    def lepus_meta_json(self):
-        """lepus's `meta_json` root attribute (docs/format.md section 3). Not rabbit's: rabbit
-        keeps systematic_type and the channels in its pickled `meta` group, which lepus cannot
-        read; a file without either is log_normal for rabbit and lepus alike."""
-        import json
-        return json.dumps({
-            "lepus_meta_version": 1, "writer": "tests/rabbit_corpus/writer.py",
-            "systematic_type": self.systematic_type, "symmetric": self.symmetric_tensor,
-            "storage": "sparse" if self.sparse else "dense",
-            "channels": [{"name": c, "masked": bool(info["masked"]), "nbins": self.nbinschan[c],
-                          "axes": []} for c, info in self.channels.items()]})
+    def meta_data(self, meta_data_dict):
+        """The dict TensorWriter.write() pickles: the user's dict updated in place."""
+        if meta_data_dict is not None:
+            meta_data_dict.update({
+                "channel_info": {c: {"axes": [ax.hist_axis() for ax in info["axes"]],
+                                     "masked": info["masked"], "flow": info["flow"]}
+                                 for c, info in self.channels.items()},
+                "symmetric_tensor": self.symmetric_tensor,
+                "systematic_type": self.systematic_type})
+            if "meta_info" not in meta_data_dict:
+                meta_data_dict["meta_info"] = {}
+        return meta_data_dict
 
-    def write(self, path, compression="gzip", meta_json=None):
-        """meta_json: None = only when systematic_type is not log_normal (the one piece of the
-        pickled rabbit metadata the likelihood depends on), True / False = always / never."""
+    def channel_summary(self):
+        """What a reader of the pickled meta must report per channel, from the writer's own
+        axis definitions: name, masked, flow, nbins and per axis its name and edges (the bin
+        edges; for a flow channel the index edges 0..extent, docs/format.md section 3)."""
+        out = []
+        for c, info in self.channels.items():
+            axes = []
+            for ax in info["axes"]:
+                if info["flow"]:
+                    axes.append({"name": ax.name, "edges": list(range(ax.extent + 1)),
+                                 "flow_labels": ax.extent})
+                else:
+                    axes.append({"name": ax.name, "edges": list(ax.edges)})
+            out.append({"name": c, "masked": bool(info["masked"]), "flow": bool(info["flow"]),
+                        "nbins": self.nbinschan[c], "axes": axes})
+        return out
+
+    def write(self, path, compression="gzip", meta_data_dict=None, meta_compression="blosc"):
+        """rabbit's write(meta_data_dict={}): the pickled `meta` group first, then the arrays.
+        meta_compression: "blosc" (wums), "gzip" (fallback without the Blosc plugin) or None."""
         a = self.arrays()
+        meta = self.meta_data({} if meta_data_dict is None else meta_data_dict)
         procs, systs = a["procs"], a["systs"]
         nproc, nsyst = len(procs), len(systs)
         chunk = max(self.chunk_bytes, nproc * 8, 2 * nsyst * 8)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with h5py.File(path, "w", rdcc_nbytes=chunk) as f:
-            if meta_json or (meta_json is None and self.systematic_type != "log_normal"):
-                f.attrs.create("meta_json", self.lepus_meta_json(),
-                               dtype=h5py.string_dtype("utf-8"))
+            pickle_dump_h5py("meta", meta, f, meta_compression)
+
             def strings(name, content, dtype=h5py.special_dtype(vlen=str)):
                 ds = f.create_dataset(f"h{name}", [len(content)], dtype=dtype,
                                       compression="gzip")
