@@ -155,6 +155,21 @@ def main():
            *exp["options"]]
     print("+", " ".join(cmd))
     proc = subprocess.run(cmd, capture_output=True, text=True)
+    if "lepus_refuses" in exp:
+        # Not supported yet: lepus must refuse with exit code 1 and the expected message, and
+        # write nothing.
+        if proc.returncode != 1 or exp["lepus_refuses"] not in proc.stderr or os.path.exists(out):
+            print(proc.stderr[-3000:])
+            print(f"FAIL {case}: expected lepus to refuse with exit code 1 and "
+                  f"'{exp['lepus_refuses']}', got exit code {proc.returncode}")
+            return 1
+        if bad:
+            print(f"FAIL {case} ({exp['covers']}):")
+            for b in bad:
+                print("  " + b)
+            return 1
+        print(f"ok {case}: refused as expected ({exp['lepus_refuses']})")
+        return 0
     if proc.returncode != 0 or not os.path.exists(out):
         print(proc.stdout[-3000:])
         print(proc.stderr[-3000:])
