@@ -20,7 +20,6 @@ PACKAGES=(
   ccache hdf5-tools jq             # faster rebuilds; h5dump/h5ls; JSON checks in tests/cli
   liblz4-dev libzstd-dev zlib1g-dev  # codecs of lepus's in-process Blosc2/Zstd/Bitshuffle decoders
   hdf5-filter-plugin hdf5-filter-plugin-blosc-serial hdf5-plugin-lzf  # HDF5 filter plugins (LZ4, BZip2, Blosc)
-  nodejs npm                       # tests: filter fixtures written by h5wasm (tests/data/rabbit_filters)
   python3-numpy python3-scipy python3-h5py  # tests/rabbit_corpus, cli.rabbit_impacts: independent references (/usr/bin/python3)
 )
 sanitize=${LEPUS_SANITIZE:-0}
@@ -36,6 +35,13 @@ for pkg in "${PACKAGES[@]}"; do
     missing+=("$pkg")
   fi
 done
+# Node.js and npm (tests: the filter fixtures written by h5wasm, tests/data/rabbit_filters):
+# checked as commands, not as Debian packages. A machine may already have them from another
+# source (e.g. a nodejs package that bundles npm and conflicts with Debian's npm); Debian's are
+# installed only when a command is missing.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
 
 if ((${#missing[@]} > 0)); then
   echo "setup: installing missing packages: ${missing[*]}"
