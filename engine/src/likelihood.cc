@@ -265,10 +265,10 @@ void Likelihood::Impl::Init() {
   bbtype = options.bin_by_bin_stat_type;
   if (bbtype == BinByBinStatType::kAutomatic)
     bbtype = dterm == DataTerm::kCovariance ? BinByBinStatType::kNormalAdditive : BinByBinStatType::kGamma;
-  if (dterm == DataTerm::kCovariance && options.bin_by_bin_stat && bbtype != BinByBinStatType::kNormalAdditive)
-    throw std::invalid_argument("a covariance fit supports the normal-additive Barlow-Beeston type only (rabbit's "
-                                "automatic choice), but " + ToString(bbtype) +
-                                " was requested; use --bin-by-bin-stat-type normal-additive or --no-bbstat");
+  if (dterm == DataTerm::kCovariance && options.bin_by_bin_stat && bbtype == BinByBinStatType::kGamma)
+    throw std::invalid_argument("a covariance fit supports the normal-additive and normal-multiplicative "
+                                "Barlow-Beeston types (as rabbit), but gamma was requested; use "
+                                "--bin-by-bin-stat-type normal-additive (the automatic choice) or --no-bbstat");
   sbeta = Eigen::VectorXd::Zero(m.nbins);
   if (options.bin_by_bin_stat && bbtype == BinByBinStatType::kNormalAdditive) {
     for (std::int64_t b = 0; b < m.nbins; ++b) sbeta[b] = std::sqrt(m.sumw2.row(b).sum());
@@ -419,7 +419,7 @@ double Likelihood::Impl::SolveBeta(double lv, double lu, double n, double k, dou
 }
 
 void Likelihood::Impl::Term(std::int64_t b, double lv, double lu, int level, const Eigen::VectorXd* fixed_beta,
-                            const Eigen::VectorXd* cov_u, detail::BinTerm* t) const {
+                            const Eigen::VectorXd* cov_u, detail::BinTerm* t, const Eigen::VectorXd* cov_beta) const {
   t->lv = lv;
   t->lu = lu;
   t->has_beta = t->additive = false;
@@ -431,9 +431,11 @@ void Likelihood::Impl::Term(std::int64_t b, double lv, double lu, int level, con
   if (cov_u) {
     // kCovariance: the coupled data term is evaluated in Evaluate (the betas are folded into
     // W_eff); the bin supplies its weight (W_eff r)_b for the gradient and the row terms.
-    t->L = lv + lu;
+    const double beta = cov_beta ? (*cov_beta)[b] : 1.0;
+    t->L = beta * lv + lu;
     t->nll = 0.0;
-    t->gv = t->gu = (*cov_u)[b];
+    t->gu = (*cov_u)[b];
+    t->gv = beta * (*cov_u)[b];
     t->hvv = t->hvu = t->huu = 0.0;
     return;
   }
@@ -652,7 +654,7 @@ void Likelihood::Impl::BinJacobian(const Point& pt, std::int64_t b, const double
 
 void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t b1, int level,
                                  SliceOut* out, const Eigen::VectorXd* fixed_beta,
-                                 const Eigen::VectorXd* cov_u) const {
+                                 const Eigen::VectorXd* cov_u, const Eigen::VectorXd* cov_beta) const {
   const Model& m = *model;
   const Tensor& t = m.tensor;
   const bool asym = !t.logk_halfdiff.empty();
@@ -695,7 +697,7 @@ void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t 
       (row_scaled[r] ? lv : lu) += lam[r - r0];
     }
     detail::BinTerm bt;
-    Term(b, lv, lu, level, fixed_beta, cov_u, &bt);
+    Term(b, lv, lu, level, fixed_beta, cov_u, &bt, cov_beta);
     if (!bt.ok) {
       // Non-positive expectation (or zero with observed events): outside the model's domain.
       out->nll = kInf;
@@ -842,6 +844,75 @@ void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t 
   }
 }
 
+void Likelihood::Impl::CovMultAt(const Point& pt, const Eigen::VectorXd* fixed_beta, int level,
+                                 detail::CovMult* c) const {
+  const Model& m = *model;
+  const auto nb = m.nbins;
+  c->lv.setZero(nb);
+  c->lu.setZero(nb);
+  c->jv.setZero(nb, npar);
+  c->ju.setZero(nb, npar);
+  arena->execute([&] {
+    tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, nb, 32), [&](const tbb::blocked_range<std::int64_t>& range) {
+      Eigen::VectorXd jv = Eigen::VectorXd::Zero(npar), ju = Eigen::VectorXd::Zero(npar);
+      std::vector<double> lam, ex;
+      for (std::int64_t b = range.begin(); b < range.end(); ++b) {
+        const std::int64_t r0 = bin_row[b], r1 = bin_row[b + 1];
+        lam.resize(r1 - r0);
+        ex.resize(r1 - r0);
+        for (std::int64_t r = r0; r < r1; ++r) {
+          lam[r - r0] = RowYield(pt, r, &ex[r - r0]);
+          (row_scaled[r] ? c->lv[b] : c->lu[b]) += lam[r - r0];
+        }
+        BinJacobian(pt, b, lam.data(), ex.data(), &jv, &ju);
+        const std::int32_t* touch = bin_touch.data() + bin_touch_start[b];
+        for (std::int64_t a = 0; a < bin_touch_start[b + 1] - bin_touch_start[b]; ++a) {
+          const int i = touch[a];
+          c->jv(b, i) = jv[i];
+          c->ju(b, i) = ju[i];
+          jv[i] = ju[i] = 0.0;
+        }
+      }
+    });
+  });
+  const bool no_bb = fixed_beta != nullptr && fixed_beta->size() == 0;
+  c->act.clear();
+  if (!no_bb)
+    for (std::int64_t b = 0; b < nb; ++b)
+      if (kstat[b] > 0 && c->lv[b] > 0) c->act.push_back(static_cast<int>(b));
+  const int na = static_cast<int>(c->act.size());
+  c->beta = no_bb ? Eigen::VectorXd::Ones(nb) : Eigen::VectorXd(beta0);
+  c->profiled = fixed_beta == nullptr;
+  Eigen::MatrixXd amat;
+  if (fixed_beta && !no_bb) {
+    for (int i : c->act) c->beta[i] = (*fixed_beta)[i];
+  } else if (c->profiled && na > 0) {
+    const Eigen::VectorXd wn = wcov * (data - c->lu);
+    amat.resize(na, na);
+    Eigen::VectorXd rhs(na);
+    for (int j = 0; j < na; ++j) {
+      const int bj = c->act[j];
+      for (int i = 0; i < na; ++i) amat(i, j) = c->lv[c->act[i]] * wcov(c->act[i], bj) * c->lv[bj];
+      amat(j, j) += kstat[bj];
+      rhs[j] = c->lv[bj] * wn[bj] + kstat[bj] * beta0[bj];
+    }
+    c->a.compute(amat);
+    const Eigen::VectorXd sol = c->a.solve(rhs);
+    for (int j = 0; j < na; ++j) c->beta[c->act[j]] = sol[j];
+  }
+  c->r = c->beta.cwiseProduct(c->lv) + c->lu - data;
+  c->u = wcov * c->r;
+  if (level < 1) return;
+  c->jeff = c->beta.asDiagonal() * c->jv + c->ju;
+  if (level < 2 || !c->profiled || na == 0) return;
+  const Eigen::MatrixXd wj = wcov * c->jeff;
+  c->b.resize(na, npar);
+  for (int i = 0; i < na; ++i) {
+    const int bi = c->act[i];
+    c->b.row(i) = c->u[bi] * c->jv.row(bi) + c->lv[bi] * wj.row(bi);
+  }
+}
+
 Eigen::MatrixXd Likelihood::Impl::FittedJacobian(const Point& pt, Eigen::VectorXd* totals) const {
   const Model& m = *model;
   Eigen::MatrixXd jac = Eigen::MatrixXd::Zero(m.nbins, npar);
@@ -887,7 +958,15 @@ double Likelihood::Impl::Evaluate(const Eigen::VectorXd& x, int level, Eigen::Ve
   Eigen::VectorXd cov_u;
   Eigen::MatrixXd cov_jac;
   const Eigen::MatrixXd* cov_w = nullptr;
-  if (dterm == DataTerm::kCovariance) {
+  detail::CovMult cm;
+  const bool cmult = CovMultiplicative();
+  if (cmult) {
+    CovMultAt(pt, fixed_beta, level, &cm);
+    cov_u = cm.u;
+    nll += 0.5 * cm.r.dot(cm.u);
+    for (int b : cm.act) nll += 0.5 * kstat[b] * (cm.beta[b] - beta0[b]) * (cm.beta[b] - beta0[b]);
+    if (!std::isfinite(nll)) return kInf;
+  } else if (dterm == DataTerm::kCovariance) {
     Eigen::VectorXd totals;
     cov_jac = FittedJacobian(pt, &totals);
     Eigen::VectorXd r = totals - data;
@@ -914,7 +993,7 @@ double Likelihood::Impl::Evaluate(const Eigen::VectorXd& x, int level, Eigen::Ve
     arena->execute([&] {
       tbb::parallel_for(tbb::blocked_range<int>(0, nslices, 1), [&](const tbb::blocked_range<int>& range) {
         for (int s = range.begin(); s < range.end(); ++s)
-          EvalSlice(pt, cuts[s], cuts[s + 1], level, &outs[s], fixed_beta, cu);
+          EvalSlice(pt, cuts[s], cuts[s + 1], level, &outs[s], fixed_beta, cu, cmult ? &cm.beta : nullptr);
       });
     });
   }
@@ -947,6 +1026,11 @@ double Likelihood::Impl::Evaluate(const Eigen::VectorXd& x, int level, Eigen::Ve
     hess->triangularView<Eigen::StrictlyUpper>() = hess->transpose();
     for (auto& o : outs) hess_pool.Give(std::move(o.hess));
     if (cov_w) *hess += cov_jac.transpose() * (*cov_w) * cov_jac;
+    if (cmult) {
+      *hess += cm.jeff.transpose() * wcov * cm.jeff;
+      if (cm.profiled && !cm.act.empty()) *hess -= cm.b.transpose() * cm.a.solve(cm.b);
+      *hess = 0.5 * (*hess + hess->transpose());
+    }
   }
   if (!externals.empty()) nll += AddExternal(x, level, grad, hess);
   if (!std::isfinite(nll)) nll = kInf;
@@ -1114,6 +1198,11 @@ Eigen::VectorXd Likelihood::ProfiledBeta(const Eigen::VectorXd& x) const {
   Eigen::VectorXd beta = additive ? Eigen::VectorXd(im.beta0) : Eigen::VectorXd::Ones(m.nbins);
   if (!im.options.bin_by_bin_stat) return beta;
   double ex;
+  if (im.CovMultiplicative()) {
+    detail::CovMult cm;
+    im.CovMultAt(pt, nullptr, 0, &cm);
+    return cm.beta;
+  }
   if (im.dterm == DataTerm::kCovariance) {
     Eigen::VectorXd totals = Eigen::VectorXd::Zero(m.nbins);
     for (std::int64_t r = 0; r < im.bin_row[m.nbins]; ++r) totals[m.tensor.row_bin[r]] += im.RowYield(pt, r, &ex);
@@ -1174,6 +1263,21 @@ void Likelihood::GlobalObservableDerivatives(const Eigen::VectorXd& x, Eigen::Ma
   im.MakePoint(x, &pt);
   d_data->setZero(im.npar, m.nbins);
   d_beta0->setZero(im.npar, m.nbins);
+  if (im.CovMultiplicative()) {
+    // grad = Jeff^T W r at beta(n, beta0): d/dn = -Jeff^T W + B^T A^-1 N W, d/dbeta0 = B^T A^-1 K.
+    detail::CovMult cm;
+    im.CovMultAt(pt, nullptr, 2, &cm);
+    *d_data = -(cm.jeff.transpose() * im.wcov);
+    const int na = static_cast<int>(cm.act.size());
+    if (na > 0) {
+      const Eigen::MatrixXd ainv_b = cm.a.solve(cm.b);  // [na x npar]
+      Eigen::MatrixXd nw(na, m.nbins);
+      for (int i = 0; i < na; ++i) nw.row(i) = cm.lv[cm.act[i]] * im.wcov.row(cm.act[i]);
+      *d_data += ainv_b.transpose() * nw;
+      for (int i = 0; i < na; ++i) d_beta0->col(cm.act[i]) = ainv_b.row(i).transpose() * im.kstat[cm.act[i]];
+    }
+    return;
+  }
   if (im.dterm == DataTerm::kCovariance) {
     // grad = J^T W_eff (L - n + S beta0): d/dn = -J^T W_eff, d/dbeta0 = J^T W_eff S.
     Eigen::VectorXd totals;

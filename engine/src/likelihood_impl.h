@@ -199,6 +199,20 @@ struct ExternalPart {
   Eigen::SparseMatrix<double> hess;  // (H + H^T) / 2, or empty
 };
 
+// A covariance fit with normal-multiplicative betas at a point (Likelihood::Impl::CovMultAt): the
+// betas of the bins with MC statistics solve the coupled system
+// (N W N + K) beta = N W (n - lu) + K beta0 (N = diag(lv)); the profiled NLL's Hessian is
+// rows + Jeff^T W Jeff - B^T A^-1 B with Jeff = diag(beta) Jv + Ju, B = diag(u) Jv + N W Jeff
+// (restricted to those bins) and u = W r, r = beta lv + lu - n.
+struct CovMult {
+  Eigen::VectorXd lv, lu, beta, r, u;  // [nbins]
+  Eigen::MatrixXd jv, ju, jeff;        // [nbins x npar]
+  std::vector<int> act;                // bins with a beta
+  Eigen::MatrixXd b;                   // [nact x npar]
+  Eigen::LDLT<Eigen::MatrixXd> a;      // N W N + K on act
+  bool profiled = false;
+};
+
 }  // namespace detail
 
 using detail::Point;
@@ -243,8 +257,11 @@ struct Likelihood::Impl {
   // fixed_beta: when non-null, beta is held at these values (not profiled): the NLL is then
   // the un-profiled one and its Hessian has no Schur-complement term.
   // cov_u: kCovariance, W_eff (L - n_eff) per fitted bin (the bins supply its gradient weights).
+  // cov_beta: kCovariance with multiplicative betas, the betas (gradient weight beta u of the
+  // scaled rows).
   void EvalSlice(const Point& pt, std::int64_t b0, std::int64_t b1, int level, SliceOut* out,
-                 const Eigen::VectorXd* fixed_beta = nullptr, const Eigen::VectorXd* cov_u = nullptr) const;
+                 const Eigen::VectorXd* fixed_beta = nullptr, const Eigen::VectorXd* cov_u = nullptr,
+                 const Eigen::VectorXd* cov_beta = nullptr) const;
   double Evaluate(const Eigen::VectorXd& x, int level, Eigen::VectorXd* grad, Eigen::MatrixXd* hess,
                   const Eigen::VectorXd* fixed_beta = nullptr) const;
   // Accumulates J = d(lambda_v, lambda_u)/dx of bin b into jv, ju (dense, touched entries).
@@ -258,7 +275,13 @@ struct Likelihood::Impl {
   // beta held at (*fixed_beta)[b]. cov_u: kCovariance, the bin's (W_eff (L - n_eff))_b (the data
   // term is then handled in Evaluate; the bin only supplies its gradient weight).
   void Term(std::int64_t b, double lv, double lu, int level, const Eigen::VectorXd* fixed_beta,
-            const Eigen::VectorXd* cov_u, detail::BinTerm* t) const;
+            const Eigen::VectorXd* cov_u, detail::BinTerm* t, const Eigen::VectorXd* cov_beta = nullptr) const;
+  // kCovariance with normal-multiplicative betas (detail::CovMult). fixed_beta as in Evaluate;
+  // level >= 2 with profiled betas also fills b and a.
+  bool CovMultiplicative() const {
+    return dterm == DataTerm::kCovariance && options.bin_by_bin_stat && bbtype == BinByBinStatType::kNormalMultiplicative;
+  }
+  void CovMultAt(const Point& pt, const Eigen::VectorXd* fixed_beta, int level, detail::CovMult* c) const;
   // Totals of the fitted bins without beta and their Jacobian d L / dx ([nbins x npar]).
   Eigen::MatrixXd FittedJacobian(const Point& pt, Eigen::VectorXd* totals) const;
   // kCovariance: W, W_eff, the beta system and the data-covariance factor (Init).

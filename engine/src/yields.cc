@@ -47,6 +47,18 @@ namespace {
 void CovarianceBetaJacobian(const Likelihood::Impl& im, const Point& pt, Eigen::VectorXd* beta, Eigen::MatrixXd* dbeta) {
   beta->resize(0);
   dbeta->resize(0, 0);
+  if (im.CovMultiplicative()) {
+    // Multiplicative betas: d beta / dx = -A^-1 B on the bins with a beta, 0 elsewhere.
+    detail::CovMult cm;
+    im.CovMultAt(pt, nullptr, 2, &cm);
+    *beta = cm.beta;
+    dbeta->setZero(im.model->nbins, im.npar);
+    if (!cm.act.empty()) {
+      const Eigen::MatrixXd d = -cm.a.solve(cm.b);
+      for (std::size_t i = 0; i < cm.act.size(); ++i) dbeta->row(cm.act[i]) = d.row(static_cast<Eigen::Index>(i));
+    }
+    return;
+  }
   if (!im.sws_llt) return;
   Eigen::VectorXd totals;
   const Eigen::MatrixXd jac = im.FittedJacobian(pt, &totals);
@@ -61,6 +73,14 @@ Eigen::VectorXd Likelihood::BinNll(const Eigen::VectorXd& x) const {
   Point pt;
   im.MakePoint(x, &pt);
   Eigen::VectorXd out(im.model->nbins);
+  if (im.CovMultiplicative()) {
+    // The coupled term shared out as r_b (W r)_b / 2, plus each bin's beta constraint.
+    detail::CovMult cm;
+    im.CovMultAt(pt, nullptr, 0, &cm);
+    out = 0.5 * cm.r.cwiseProduct(cm.u);
+    for (int b : cm.act) out[b] += 0.5 * im.kstat[b] * std::pow(cm.beta[b] - im.beta0[b], 2);
+    return out;
+  }
   if (im.dterm == DataTerm::kCovariance) {
     // The coupled term r^T W_eff r / 2 shared out as r_b (W_eff r)_b / 2 (sums to the total).
     Eigen::VectorXd totals;
@@ -100,13 +120,16 @@ Eigen::MatrixXd Likelihood::TotalYieldJacobian(const Eigen::VectorXd& x, bool pr
           AddRowGradient(im, pt, r, st.lam[r - r0], st.ex[r - r0], 1.0,
                          (b < m.nbins && im.row_scaled[r]) ? &jv : &ju);
         const bool cbb = cbeta.size() > 0 && b < m.nbins;
-        (*totals)[b] = st.L + (cbb ? im.sbeta[b] * cbeta[b] : 0.0);
+        const bool cmul = cbb && im.CovMultiplicative();
+        // Covariance fits: the coupled betas, additive (+ s beta) or multiplicative (beta lv).
+        (*totals)[b] = cmul ? cbeta[b] * st.lv + st.lu : st.L + (cbb ? im.sbeta[b] * cbeta[b] : 0.0);
         const std::vector<int> touch = Touched(im, b);
         for (int i : touch) {
-          jac(b, i) = TotalDerivative(st, jv[i], ju[i]);
+          jac(b, i) = cmul ? cbeta[b] * jv[i] + ju[i] : TotalDerivative(st, jv[i], ju[i]);
           jv[i] = ju[i] = 0.0;
         }
-        if (cbb) jac.row(b) += im.sbeta[b] * cdbeta.row(b);
+        if (cmul) jac.row(b) += st.lv * cdbeta.row(b);
+        else if (cbb) jac.row(b) += im.sbeta[b] * cdbeta.row(b);
       }
     });
   });
@@ -138,7 +161,13 @@ void Likelihood::ProcessYields(const Eigen::VectorXd& x, const Eigen::MatrixXd& 
         const std::vector<int> touch = Touched(im, b);
         const int nt = static_cast<int>(touch.size());
         Eigen::VectorXd dbeta = Eigen::VectorXd::Zero(nt), dlv = Eigen::VectorXd::Zero(nt);
-        if (cbeta.size() > 0 && b < m.nbins && im.sbeta[b] > 0) {
+        if (cbeta.size() > 0 && b < m.nbins && im.CovMultiplicative() && im.kstat[b] > 0 && st.lv > 0) {
+          // Covariance fit: the multiplicative beta of the coupled profile.
+          st.has_beta = true;
+          st.additive = false;
+          st.beta = cbeta[b];
+          for (int a = 0; a < nt; ++a) dbeta[a] = cdbeta(b, touch[a]);
+        } else if (cbeta.size() > 0 && b < m.nbins && !im.CovMultiplicative() && im.sbeta[b] > 0) {
           // Covariance fit: the additive beta of the coupled profile.
           st.has_beta = st.additive = true;
           st.beta = cbeta[b];

@@ -15,6 +15,7 @@
 #include "lepus/engine/impacts.h"
 #include "lepus/engine/likelihood.h"
 #include "lepus/models/synthetic.h"
+#include "derivative_check.h"
 #include "test_support.h"
 
 using lepus::engine::BinByBinStatType;
@@ -29,14 +30,7 @@ using lepus::models::SyntheticSpec;
 
 namespace {
 
-Eigen::VectorXd RandomPoint(const Likelihood& lik, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> u(-1.2, 1.2);
-  Eigen::VectorXd x = lik.InitialParams();
-  for (int p = 0; p < lik.model().num_signals; ++p) x[p] = 1.0 + 0.2 * u(rng);
-  for (int s = 0; s < lik.model().num_systematics(); ++s) x[lik.model().num_signals + s] = u(rng);
-  return x;
-}
+Eigen::VectorXd RandomPoint(const Likelihood& lik, std::uint64_t seed) { return lepus::test::RandomPoint(lik, seed, 1.2); }
 
 Model BaseModel(bool asym, SystematicType type, std::uint64_t seed) {
   SyntheticSpec spec;
@@ -86,35 +80,9 @@ void AddExternalTerms(Model* m) {
   m->external_terms.push_back(grad_only);
 }
 
+// The coupled covariance Hessians are products (J^T W J) symmetric only to rounding.
 void CheckDerivatives(const Likelihood& lik, const Eigen::VectorXd& x, const std::string& label) {
-  CAPTURE(label);
-  Eigen::VectorXd g;
-  Eigen::MatrixXd h;
-  const double f = lik.ValueGradientHessian(x, &g, &h);
-  REQUIRE(std::isfinite(f));
-  CHECK(f == doctest::Approx(lik.Value(x)).epsilon(1e-12));
-  const int n = lik.num_params();
-  const double step = 1e-5;
-  double gerr = 0.0, herr = 0.0;
-  for (int j = 0; j < n; ++j) {
-    Eigen::VectorXd xp = x, xm = x;
-    xp[j] += step;
-    xm[j] -= step;
-    const double gfd = (lik.Value(xp) - lik.Value(xm)) / (2 * step);
-    Eigen::VectorXd gp, gm;
-    lik.ValueAndGradient(xp, &gp);
-    lik.ValueAndGradient(xm, &gm);
-    const Eigen::VectorXd col = (gp - gm) / (2 * step);
-    gerr = std::max(gerr, std::abs(g[j] - gfd) / (std::abs(g[j]) + 1e-2 * std::sqrt(std::abs(h(j, j))) + 1e-8));
-    for (int i = 0; i < n; ++i) {
-      const double hs = std::abs(h(i, j)) + 1e-3 * std::sqrt(std::abs(h(i, i) * h(j, j))) + 1e-8;
-      herr = std::max(herr, std::abs(h(i, j) - col[i]) / hs);
-    }
-  }
-  INFO(label << ": max rel FD error gradient " << gerr << ", Hessian " << herr);
-  CHECK(gerr < 1e-6);
-  CHECK(herr < 1e-6);
-  CHECK((h - h.transpose()).cwiseAbs().maxCoeff() <= 1e-12 * h.cwiseAbs().maxCoeff());
+  lepus::test::CheckDerivatives(lik, x, label, 1e-12);
 }
 
 struct Variant {
@@ -131,6 +99,7 @@ std::vector<Variant> AllVariants() {
       out.push_back({t, b, true});
   out.push_back({DataTerm::kChisq, BinByBinStatType::kAutomatic, false});
   out.push_back({DataTerm::kCovariance, BinByBinStatType::kNormalAdditive, true});
+  out.push_back({DataTerm::kCovariance, BinByBinStatType::kNormalMultiplicative, true});
   out.push_back({DataTerm::kCovariance, BinByBinStatType::kAutomatic, false});
   return out;
 }
@@ -200,8 +169,11 @@ TEST_CASE("variants: the profiled beta minimises the NLL and the gradient obeys 
   }
 }
 
-TEST_CASE("variants: a diagonal covariance fit equals the chi-square fit (with and without additive betas)") {
-  for (bool bbstat : {false, true}) {
+TEST_CASE("variants: a diagonal covariance fit equals the chi-square fit (no, additive and multiplicative betas)") {
+  for (int mode = 0; mode < 3; ++mode) {
+    const bool bbstat = mode > 0;
+    const BinByBinStatType type = mode == 2 ? BinByBinStatType::kNormalMultiplicative : BinByBinStatType::kNormalAdditive;
+    CAPTURE(mode);
     Model m = BaseModel(false, SystematicType::kLogNormal, 23);
     Model mc = m;
     mc.data_cov_inv = m.data_obs.cwiseInverse().asDiagonal();
@@ -209,7 +181,8 @@ TEST_CASE("variants: a diagonal covariance fit equals the chi-square fit (with a
     oc.data_term = DataTerm::kCovariance;
     od.data_term = DataTerm::kChisq;
     oc.bin_by_bin_stat = od.bin_by_bin_stat = bbstat;
-    od.bin_by_bin_stat_type = BinByBinStatType::kNormalAdditive;  // covariance: automatic = normal-additive
+    od.bin_by_bin_stat_type = type;  // covariance: automatic = normal-additive
+    oc.bin_by_bin_stat_type = mode == 2 ? type : BinByBinStatType::kAutomatic;
     Likelihood lc(mc, oc), ld(m, od);
     const Eigen::VectorXd x = RandomPoint(ld, 5);
     Eigen::VectorXd gc, gd;

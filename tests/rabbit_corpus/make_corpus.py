@@ -385,11 +385,7 @@ def make_case(name, outdir, seed):
 
 
 # Options rabbit offers that lepus does not implement yet: the message lepus must give.
-LEPUS_REFUSES = {
-    # rabbit --covarianceFit --binByBinStatType normal-multiplicative: the betas of the coupled
-    # profile need the Schur complement of the full bin-by-bin system (docs/numerics.md).
-    "covariance_normal_multiplicative": "supports the normal-additive Barlow-Beeston type only",
-}
+LEPUS_REFUSES = {}
 
 # wums compresses meta/pickle_data with Blosc (HDF5 filter 32001); h5py writes it through
 # Debian's plugin (hdf5-filter-plugin-blosc-serial). Without it: gzip, with a note.
