@@ -149,6 +149,7 @@ void WriteResultsContents(h5::OutputFile& f, const engine::Likelihood& likelihoo
   f.WriteInt64Attribute("/", "iterations", {result.iterations});
   f.WriteStringAttribute("/", "input", info.input_path);
   f.WriteStringAttribute("/", "data", info.data_label);
+  f.WriteStringAttribute("/", "likelihood", likelihood.Describe());
   f.WriteStringAttribute("/", "summary_json", summary);
 
   std::vector<std::string> names, kinds, units;

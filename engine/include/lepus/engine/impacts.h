@@ -1,5 +1,5 @@
 // Impacts of nuisance parameters and statistical sources on the parameters of interest
-// (likelihood-reference.md section 6; the seed's "Nominal" and "Global" columns), with rabbit's
+// (docs/inference.md; the seed's "Nominal" and "Global" columns), with rabbit's
 // definitions and names (github WMass/rabbit, rabbit/impacts/; the correspondence table is in
 // docs/inference.md).
 //

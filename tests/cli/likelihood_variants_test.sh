@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# likelihood_variants_test.sh LEPUS INPUT TMPDIR: the flags of rabbit's fit types on the command
+# line. Each fit type is reported (stderr line, JSON key `likelihood`, HDF5 root attribute), a
+# chi-square fit differs from the Poisson one, a covariance fit without hdata_cov_inv uses the
+# diagonal data variance and then equals the chi-square fit with normal-additive betas, and the
+# refused combinations exit 1 with a message.
+set -euo pipefail
+lepus=$1 input=$2 tmp=$3
+mkdir -p "$tmp"
+fail() { echo "FAIL: $*"; exit 1; }
+
+fit() {  # fit NAME FLAGS...
+  local name=$1
+  shift
+  "$lepus" fit "$input" --json "$tmp/$name.json" -o "$tmp/$name.h5" "$@" 2>"$tmp/$name.err" \
+    || { cat "$tmp/$name.err"; fail "$name: exit code $?"; }
+}
+fit poisson
+fit chisq --chisq-fit
+fit chisq_add --chisq-fit --bin-by-bin-stat-type normal-additive
+fit cov --covariance-fit
+fit nmult --bin-by-bin-stat-type normal-multiplicative
+
+check() {  # check NAME JQ-FILTER
+  jq -e "$2" "$tmp/$1.json" >/dev/null || { jq '.likelihood' "$tmp/$1.json"; fail "$1: $2"; }
+}
+check poisson '.likelihood.data_term == "poisson" and .likelihood.bin_by_bin_stat_type == "gamma"'
+check chisq '.likelihood.data_term == "chisq" and .likelihood.data_variance == "data"'
+check cov '.likelihood.data_term == "covariance" and .likelihood.bin_by_bin_stat_type == "normal-additive"'
+check nmult '.likelihood.bin_by_bin_stat_type == "normal-multiplicative"'
+grep -q "likelihood: chi-square" "$tmp/chisq.err" || fail "no likelihood line in the chi-square report"
+h5dump -a /likelihood "$tmp/cov.h5" | grep -q "chi-square with the data covariance" \
+  || fail "HDF5 root attribute 'likelihood' missing"
+
+# The POI of the chi-square fit differs from the Poisson one; the diagonal covariance fit (data
+# variance = data) equals the chi-square fit with normal-additive betas.
+p=$(jq '.parameters[0].value' "$tmp/poisson.json")
+c=$(jq '.parameters[0].value' "$tmp/chisq.json")
+a=$(jq '.parameters[0].value' "$tmp/chisq_add.json")
+v=$(jq '.parameters[0].value' "$tmp/cov.json")
+awk -v p="$p" -v c="$c" 'BEGIN { exit !((p - c) ^ 2 > 1e-12) }' || fail "chi-square POI $c equals Poisson $p"
+awk -v a="$a" -v v="$v" 'BEGIN { d = a - v; exit !(d * d < 1e-14) }' \
+  || fail "diagonal covariance fit $v differs from the chi-square fit $a"
+
+expect() {  # expect REGEX ARGS...
+  local regex=$1
+  shift
+  bash "$(dirname "$0")/expect_exit.sh" 1 "$regex" -- "$lepus" "$@" >"$tmp/expect.log" \
+    || { cat "$tmp/expect.log"; fail "expected exit 1 and /$regex/: $*"; }
+}
+expect "chisq-data-var needs" fit "$input" --chisq-data-var
+expect "excludes" fit "$input" --chisq-fit --covariance-fit
+expect "gamma was requested" fit "$input" --covariance-fit --bin-by-bin-stat-type gamma
+expect "ceres supports the Poisson likelihood" fit "$input" --chisq-fit --method ceres
+expect "Poisson likelihood only" toys "$input" --chisq-fit --ntoys 2 --seed 1 --json "$tmp/t.json"
+echo "ok"
