@@ -31,6 +31,7 @@ struct ToysArgs {
   bool no_resource_check = false;
   bool expected = false, observed = false;
   bool no_randomize_constraints = false;
+  bool normal_data = false;
   std::vector<std::string> pulls;
   std::string json, output;
   LikelihoodFlags lflags;
@@ -101,6 +102,7 @@ int RunToysCommand(const ToysArgs& a, const std::string& command_line) {
   opt.seed = a.seed;
   opt.mode = a.observed ? engine::ToyMode::kObserved : engine::ToyMode::kExpected;
   opt.randomize_constraints = !a.no_randomize_constraints;
+  opt.normal_data = a.normal_data;
   opt.fit = MakeFitOptions(lik, a.flags);
   opt.fit.compute_covariance = true;  // per-toy errors for the pulls
   opt.num_threads = a.lflags.threads;
@@ -187,6 +189,9 @@ Command AddToysCommand(CLI::App& parent, const std::string& command_line) {
   CLI::Option* observed =
       sub->add_flag("--observed", args->observed, "generate at the best fit to the observed data");
   expected->excludes(observed);
+  sub->add_flag("--normal-data", args->normal_data,
+                "Gaussian data fluctuations (chi-square fits: sigma = sqrt(expected); covariance fits: the "
+                "data covariance, which they need; rabbit --toysDataRandomize normal) instead of Poisson");
   sub->add_flag("--no-randomize-constraints", args->no_randomize_constraints,
                 "keep the global observables (constraint centres, MC counts) fixed");
   sub->add_option("--pull", args->pulls,

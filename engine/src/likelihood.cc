@@ -1084,14 +1084,15 @@ Eigen::VectorXd Likelihood::InitialParams() const {
 
 namespace {
 
-void CheckData(const Eigen::VectorXd& data, std::int64_t nbins, const char* what) {
+// Poisson data must be >= 0; chi-square data (Gaussian toys) may be negative.
+void CheckData(const Eigen::VectorXd& data, std::int64_t nbins, const char* what, bool non_negative = true) {
   if (data.size() != nbins)
     throw std::invalid_argument(std::string(what) + " has " + std::to_string(data.size()) +
                                 " entries, but the model has " + std::to_string(nbins) + " fitted bins");
   for (Eigen::Index b = 0; b < data.size(); ++b)
-    if (!std::isfinite(data[b]) || data[b] < 0)
+    if (!std::isfinite(data[b]) || (non_negative && data[b] < 0))
       throw std::invalid_argument(std::string(what) + "[" + std::to_string(b) + "] is " + std::to_string(data[b]) +
-                                  ", but must be finite and >= 0");
+                                  (non_negative ? ", but must be finite and >= 0" : ", but must be finite"));
 }
 
 }  // namespace
@@ -1102,6 +1103,10 @@ void Likelihood::SetData(const Eigen::VectorXd& data) {
   if (impl_->dterm == DataTerm::kPoisson) {
     CheckData(data, impl_->model->nbins, "data");
     impl_->data = data;
+  } else if (impl_->dterm == DataTerm::kCovariance && impl_->model->data_cov_inv.size() > 0) {
+    // The covariance is the file's; the variance is not used.
+    CheckData(data, impl_->model->nbins, "data", false);
+    impl_->data = data;
   } else {
     SetData(data, data);
   }
@@ -1109,7 +1114,7 @@ void Likelihood::SetData(const Eigen::VectorXd& data) {
 
 void Likelihood::SetData(const Eigen::VectorXd& data, const Eigen::VectorXd& variance) {
   Impl& im = *impl_;
-  CheckData(data, im.model->nbins, "data");
+  CheckData(data, im.model->nbins, "data", im.dterm == DataTerm::kPoisson);
   CheckData(variance, im.model->nbins, "data variance");
   const bool needs_var = im.dterm == DataTerm::kChisq ||
                          (im.dterm == DataTerm::kCovariance && im.model->data_cov_inv.size() == 0);

@@ -36,8 +36,14 @@ ToyResults RunToys(const Likelihood& lik, const ToyOptions& opt) {
   if (!opt.IsValid(npar, &err)) throw std::invalid_argument(err);
   const Model& m = lik.model();
   const int npoi = m.num_signals;
-  if (lik.data_term() != DataTerm::kPoisson)
-    throw std::invalid_argument("toys are thrown for the Poisson likelihood only, but this fit uses " + lik.Describe());
+  // Data fluctuations as rabbit throws them: Poisson (default) or Gaussian (normal_data); a
+  // covariance fit needs Gaussian data with its covariance, a Poisson fit Poisson data.
+  if (lik.data_term() == DataTerm::kPoisson && opt.normal_data)
+    throw std::invalid_argument("Gaussian toy data are for chi-square and covariance fits, but this fit uses " +
+                                lik.Describe());
+  if (lik.data_term() == DataTerm::kCovariance && opt.poisson && !opt.normal_data)
+    throw std::invalid_argument("toys of a covariance fit need Gaussian data with the data covariance "
+                                "(--normal-data; rabbit: --toysDataRandomize normal)");
   const BinByBinStatType bbtype = lik.bin_by_bin_stat_type();
 
   // Generating point.
@@ -58,9 +64,10 @@ ToyResults RunToys(const Likelihood& lik, const ToyOptions& opt) {
   const Eigen::VectorXd& kstat = lik.bb_kstat();
 
   Eigen::VectorXd sig_data, sig_beta0;
-  Eigen::MatrixXd factor;
-  if (opt.randomize_constraints && bbtype != BinByBinStatType::kGamma)
+  Eigen::MatrixXd factor;  // covariance fits: F F^T = W^-1
+  if ((opt.randomize_constraints && bbtype != BinByBinStatType::kGamma) || opt.normal_data)
     lik.GlobalObservableSigmas(gen, &sig_data, &sig_beta0, &factor);
+  const bool normal = opt.poisson && opt.normal_data;
 
   ToyResults out;
   out.truth = gen;
@@ -85,7 +92,17 @@ ToyResults RunToys(const Likelihood& lik, const ToyOptions& opt) {
                         static_cast<std::uint32_t>(t), 0x6c657075u};
       std::mt19937_64 rng(seq);
       Eigen::VectorXd data(m.nbins);
-      for (Eigen::Index b = 0; b < m.nbins; ++b) {
+      if (normal) {
+        std::normal_distribution<double> gaus(0.0, 1.0);
+        Eigen::VectorXd z(m.nbins);
+        for (Eigen::Index b = 0; b < m.nbins; ++b) z[b] = gaus(rng);
+        if (factor.size() > 0) {
+          data = expected + factor * z;
+        } else {
+          for (Eigen::Index b = 0; b < m.nbins; ++b) data[b] = expected[b] + std::sqrt(std::max(expected[b], 0.0)) * z[b];
+        }
+      }
+      for (Eigen::Index b = 0; b < m.nbins && !normal; ++b) {
         if (opt.poisson) {
           std::poisson_distribution<long long> pois(std::max(expected[b], 0.0));
           data[b] = expected[b] > 0 ? static_cast<double>(pois(rng)) : 0.0;
@@ -120,7 +137,19 @@ ToyResults RunToys(const Likelihood& lik, const ToyOptions& opt) {
           if (m.constraint_weights[s] > 0) theta0[s] = gen[npoi + s];
       }
       Likelihood& l = clones.local();
-      l.SetData(data);
+      try {
+        l.SetData(data);
+      } catch (const std::invalid_argument&) {
+        // A chi-square toy with an empty (or, Gaussian, negative) bin has no variance there:
+        // the toy fails (rabbit stops on it), the ensemble goes on.
+        out.status[t] = FitStatus::kFailed;
+        const int d = ++done;
+        if (opt.progress) {
+          std::lock_guard<std::mutex> lock(mu);
+          opt.progress(d, opt.ntoys);
+        }
+        return;
+      }
       l.SetGlobalObservables(theta0, beta0);
       FitOptions f = fo;
       f.compute_covariance = true;

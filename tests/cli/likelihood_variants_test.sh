@@ -52,5 +52,10 @@ expect "chisq-data-var needs" fit "$input" --chisq-data-var
 expect "excludes" fit "$input" --chisq-fit --covariance-fit
 expect "gamma was requested" fit "$input" --covariance-fit --bin-by-bin-stat-type gamma
 expect "ceres supports the Poisson likelihood" fit "$input" --chisq-fit --method ceres
-expect "Poisson likelihood only" toys "$input" --chisq-fit --ntoys 2 --seed 1 --json "$tmp/t.json"
+expect "need Gaussian data" toys "$input" --covariance-fit --ntoys 2 --seed 1 --json "$tmp/t.json"
+expect "for chi-square and covariance fits" toys "$input" --normal-data --ntoys 2 --seed 1 --json "$tmp/t.json"
+# Toys of a chi-square fit run (Poisson data, as rabbit's default) and report the likelihood.
+"$lepus" toys "$input" --chisq-fit --ntoys 20 --seed 3 --json "$tmp/toys.json" 2>"$tmp/toys.err" \
+  || { cat "$tmp/toys.err"; fail "chi-square toys: exit code $?"; }
+jq -e '.likelihood.data_term == "chisq"' "$tmp/toys.json" >/dev/null || fail "toys JSON: likelihood"
 echo "ok"

@@ -29,6 +29,9 @@ struct ToyOptions {
   ToyMode mode = ToyMode::kExpected;
   Eigen::VectorXd generate_at;      // internal coordinates; overrides the mode's point if set
   bool poisson = true;              // Poisson-fluctuate the data (else: Asimov of the point)
+  // Gaussian data instead (rabbit --toysDataRandomize normal): N(lambda_b, sqrt(lambda_b)) per bin
+  // for chi-square fits, N(lambda, W^-1) for covariance fits (which need it). Not for Poisson fits.
+  bool normal_data = false;
   bool randomize_constraints = true;  // frequentist global observables
   FitOptions fit;                   // options of each toy fit
   std::vector<int> pull_params;     // parameters summarised; empty = POIs and NOIs
