@@ -466,8 +466,11 @@ void TensorWriter::AddVariation(const std::string& name, int process, int channe
       return;
     case Symmetrization::kConservative: {
       std::vector<double> c(n);
+      // rabbit's rule: whichever of logkup, logkdown is larger in magnitude, with its own sign
+      // (a one-sided variation, up and down on the same side, takes the down side's sign when the
+      // down variation is the larger).
       for (std::size_t i = 0; i < n; ++i)
-        c[i] = std::copysign(std::max(std::abs(logkup[i]), std::abs(logkdown[i])), logkup[i]);
+        c[i] = std::abs(logkup[i]) > std::abs(logkdown[i]) ? logkup[i] : logkdown[i];
       AddLogk(SystIndex(name), process, channel, c, {});
       return;
     }

@@ -168,13 +168,15 @@ TEST_CASE("writer: symmetrisations") {
   CHECK_THROWS_AS(lepus::io::SymmetrizationFromString("mean"), std::invalid_argument);
 }
 
-TEST_CASE("writer: conservative picks the larger magnitude with the sign of up") {
+TEST_CASE("writer: conservative picks logkup or logkdown, whichever is larger, with its own sign (rabbit)") {
   TensorWriter w = Basic();
-  // bin 0: |ln 1.05| < |ln(0.8)| -> sign of up (+), magnitude of down.
-  w.AddShapeSystematic("s", "bkg", "sr", {105, 50, 25}, {80, 50, 25}, Symmetrization::kConservative);
+  // bin 0: |ln 1.05| < |-ln 0.8|: logkdown = -ln 0.8 (> 0, a two-sided variation).
+  // bin 2: one-sided (up 1.02, down 1.10): logkdown = -ln 1.1 < 0 is the larger and keeps its sign.
+  w.AddShapeSystematic("s", "bkg", "sr", {105, 50, 25.5}, {80, 50, 27.5}, Symmetrization::kConservative);
   const Model m = w.Build();
   CHECK(At(m, 0, "bkg", "s").avg == doctest::Approx(-std::log(0.8)).epsilon(kTol));
   CHECK_FALSE(At(m, 1, "bkg", "s").present);  // no variation: entry dropped
+  CHECK(At(m, 2, "bkg", "s").avg == doctest::Approx(-std::log(1.1)).epsilon(kTol));
 }
 
 TEST_CASE("writer: symmetric shape systematic (mirrored down)") {

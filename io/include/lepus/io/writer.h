@@ -31,7 +31,7 @@ void WriteFitInput(const engine::Model& model, const std::string& path,
 enum class Symmetrization {
   kNone,          // asymmetric: logkavg + logkhalfdiff planes
   kAverage,       // keep logkavg only
-  kConservative,  // the larger of |logkup|, |logkdown| (sign of logkup)
+  kConservative,  // logkup or logkdown, whichever is larger in magnitude, with its own sign (rabbit)
   kLinear,        // two symmetric nuisances NameSymAvg (avg) and NameSymDiff (halfdiff)
   kQuadratic,     // as kLinear with the diff scaled by sqrt(3)
 };
