@@ -1,7 +1,7 @@
 // Throughput of the likelihood evaluations and of a full fit on dense synthetic models
 // (models::MakeSyntheticModel, 5 processes, every (bin, process) row touching every systematic).
 // Counters: bins/s for the evaluations; FLOP/s for the Hessian, counting its dominant work as
-// 2 * nrows * nparams^2 (the weighted outer products of likelihood-reference.md section 5).
+// 2 * nrows * nparams^2 (the weighted outer products of docs/likelihood.md section 5).
 // Arguments: nbins, nsyst, threads (0 = all hardware threads).
 //
 //   ./build/benchmarks/lepus_bench_likelihood [--benchmark_filter=Hessian]

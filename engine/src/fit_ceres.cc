@@ -132,7 +132,7 @@ Layout MakeLayout(const Likelihood& lik) {
 }
 
 // Positive root of (lv + k) lv beta^2 + [(lv + k) lu - (n + k b0) lv] beta - k b0 lu = 0 (the
-// likelihood's profiled beta, likelihood-reference.md section 4).
+// likelihood's profiled beta, docs/likelihood.md section 4).
 double ProfiledBeta(double lv, double lu, double n, double k, double b0) {
   if (lu == 0.0) return (n + k * b0) / (lv + k);
   const double a = (lv + k) * lv;

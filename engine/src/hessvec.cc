@@ -1,5 +1,5 @@
 // Matrix-free second-order information: exact Hessian-vector products and the Hessian diagonal
-// of the profiled NLL, in O(non-zero entries) per call (likelihood-reference.md section 5:
+// of the profiled NLL, in O(non-zero entries) per call (docs/likelihood.md section 5:
 // H = sum_rows w1_r d2lambda_r + sum_bins J_b^T G_b J_b + diag(cw), never formed). Used by the
 // matrix-free Newton-CG fit for models too large for a dense Hessian.
 #include <cmath>

@@ -1,4 +1,4 @@
-// Asymmetric log-normal interpolation (likelihood-reference.md section 2, rabbit's convention):
+// Asymmetric log-normal interpolation (docs/likelihood.md section 2, rabbit's convention):
 //   u = 2 theta, alpha(theta) = clip(u (3u^4 - 10u^2 + 15) / 8, -1, 1)
 // theta = +-1 reproduces the up/down templates exactly; alpha is C2 at |theta| = 1/2, so the
 // exponent theta * (avg + alpha * halfdiff) has a continuous Hessian.

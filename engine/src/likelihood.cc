@@ -1,4 +1,4 @@
-// Profiled NLL, gradient and exact Hessian. See likelihood-reference.md sections 2-5 and
+// Profiled NLL, gradient and exact Hessian. See docs/likelihood.md sections 2-5 and
 // docs/numerics.md. Hot paths: EvalSlice. Changes there must be measured (benchmarks/).
 #include "lepus/engine/likelihood.h"
 

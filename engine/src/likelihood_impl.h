@@ -96,7 +96,7 @@ class RankBuffer {
 };
 
 // Static grouping of consecutive items (rows of the tensor, or fitted bins) into chunks whose
-// column union stays small (likelihood-reference.md section 5: the Hessian as sums of outer
+// column union stays small (docs/likelihood.md section 5: the Hessian as sums of outer
 // products). A chunk's weighted outer products are accumulated with rank-k updates (SYRK) in a
 // dense |U| x |U| block and scattered once into the Hessian; a chunk whose union covers more
 // than half of the block ("direct") is updated in place. Dense models thus get full-width SYRK,

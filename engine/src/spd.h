@@ -2,7 +2,7 @@
 // Hessians (docs/numerics.md, "Structured factorisation").
 //
 // The Hessian of a binned likelihood couples two parameters only when they act on a common bin
-// (likelihood-reference.md section 5). In CMS-like models most nuisances are local (one eta
+// (docs/likelihood.md section 5). In CMS-like models most nuisances are local (one eta
 // region: efficiency, momentum scale, Barlow-Beeston-profiled bins) and a few hundred are global
 // (POIs, theory, luminosity). Ordering the global ("border") parameters last gives a bordered
 // block-diagonal matrix

@@ -1,5 +1,5 @@
 // WriteFitInput (Model -> HDF5 tensor layout) and the TensorWriter builder. Conventions are in
-// docs/format.md; the logk formulas are likelihood-reference.md section 2.
+// docs/format.md; the logk formulas are docs/likelihood.md section 2.
 #include "lepus/io/writer.h"
 
 #include <algorithm>

@@ -89,7 +89,7 @@ TEST_CASE("Barlow-Beeston with every process scaled uses the closed-form beta") 
   Likelihood lik(model);
   const Eigen::VectorXd x = RandomPoint(lik, 9);
   CheckDerivatives(lik, x, "all scaled");
-  // beta_b = (n_b + k_b) / (lambda_b + k_b) for every bin (likelihood-reference.md section 4).
+  // beta_b = (n_b + k_b) / (lambda_b + k_b) for every bin (docs/likelihood.md section 4).
   const Eigen::VectorXd beta = lik.ProfiledBeta(x);
   const Eigen::VectorXd lam = lik.ExpectedYields(x, false);
   for (Eigen::Index b = 0; b < model.nbins; ++b) {

@@ -1,5 +1,5 @@
 // lepus::engine::Likelihood — the profiled negative log-likelihood of a Model and its exact
-// analytic gradient and Hessian (likelihood-reference.md sections 2-5).
+// analytic gradient and Hessian (docs/likelihood.md sections 2-5).
 //
 // Parameter vector x = [POIs (one per signal process, in process order); theta (hsysts order)].
 // With LikelihoodOptions::poi_positive the POI entries of x are the square roots of the signal
@@ -125,7 +125,7 @@ class Likelihood {
   const Eigen::VectorXd& theta0() const;
   const Eigen::VectorXd& beta0() const;
 
-  // Profiled NLL with the saturated offset (likelihood-reference.md section 3).
+  // Profiled NLL with the saturated offset (docs/likelihood.md section 3).
   double Value(const Eigen::VectorXd& x) const;
   // NLL and gradient; grad is resized to num_params().
   double ValueAndGradient(const Eigen::VectorXd& x, Eigen::VectorXd* grad) const;

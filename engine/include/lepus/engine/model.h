@@ -1,7 +1,7 @@
 // lepus::engine::Model — the in-memory binned model: a (bin, process, systematic) tensor plus
 // data, constraints and metadata. Pure data: built by io::ReadFitInput, io::TensorWriter-free
 // user code (see examples/embed), or tests. Conventions follow
-// ../shared/docs/likelihood-reference.md and docs/format.md.
+// docs/likelihood.md and docs/format.md.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// Reader of HDF5 fit inputs in the tensor layout (likelihood-reference.md section 7,
+// Reader of HDF5 fit inputs in the tensor layout (docs/format.md section 2,
 // docs/format.md): files written by lepus and by rabbit (flattened datasets with
 // `original_shape`, variable-length string lists, dense or sparse, symmetric or asymmetric logk,
 // optional datasets absent). Channel metadata comes from the `meta_json` string attribute of the

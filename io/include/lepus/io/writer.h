@@ -4,7 +4,7 @@
 //    in the same directory and renamed, so a failure leaves no half-written output.
 //  * TensorWriter: the builder used by tests, examples and the producers: channels with named
 //    axes, data, processes with sumw/sumw2, norm and shape systematics with the symmetrisation
-//    choices of likelihood-reference.md section 2, groups, nuisances of interest with a
+//    choices of docs/likelihood.md section 2, groups, nuisances of interest with a
 //    physical scale. Build() gives the Model in memory (no file needed); Write() writes it.
 #pragma once
 
