@@ -308,9 +308,10 @@ FitResult FitCeres(const Likelihood& lik, const FitOptions& options, bool dogleg
   // The residuals below are Poisson deviances with gamma Barlow-Beeston terms.
   if (lik.data_term() != DataTerm::kPoisson ||
       (lik.options().bin_by_bin_stat && lik.bin_by_bin_stat_type() != BinByBinStatType::kGamma) ||
+      lik.bin_by_bin_stat_mode() == BinByBinStatMode::kFull ||
       !lik.model().external_terms.empty())
-    throw std::invalid_argument("fit method ceres supports the Poisson likelihood with gamma Barlow-Beeston terms "
-                                "and no external terms only, but this fit uses: " + lik.Describe() +
+    throw std::invalid_argument("fit method ceres supports the Poisson likelihood with gamma Barlow-Beeston lite "
+                                "terms and no external terms only, but this fit uses: " + lik.Describe() +
                                 "; use --method dense");
   const ceres::SparseLinearAlgebraLibraryType library = SparseLibrary();
 

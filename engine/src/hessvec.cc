@@ -93,6 +93,9 @@ void SecondOrder(const Likelihood::Impl& im, const Eigen::VectorXd& x, const Eig
   if (im.dterm == DataTerm::kCovariance)
     throw std::invalid_argument("the matrix-free Hessian does not support covariance fits (the data term couples "
                                 "all bins); use the dense method");
+  if (im.full)
+    throw std::invalid_argument("the matrix-free Hessian does not support Barlow-Beeston full mode (one beta per bin "
+                                "and process); use the dense method");
   Point pt;
   im.MakePoint(x, &pt);
   const auto& cuts = im.grad_slices;

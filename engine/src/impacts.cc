@@ -321,9 +321,9 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
   // likelihood-based global_impacts only, stat = sqrt(C_ii - sum theta0^2 - sum beta0^2).
   out.rabbit_global_grouped = out.grouped_global;
   out.rabbit_gaussian_global_grouped = out.grouped_global;
-  Eigen::VectorXd inv_sqrt_beta = Eigen::VectorXd::Zero(m.nbins);
+  Eigen::VectorXd inv_sqrt_beta = Eigen::VectorXd::Zero(lik.num_betas());
   const bool gamma = lik.bin_by_bin_stat_type() == BinByBinStatType::kGamma;
-  for (Eigen::Index b = 0; b < m.nbins; ++b)
+  for (Eigen::Index b = 0; b < lik.num_betas(); ++b)
     if (k[b] > 0 || sig_b[b] > 0) inv_sqrt_beta[b] = gamma ? 1.0 / std::sqrt(beta[b]) : 1.0;
   for (int kk = 0; kk < nt; ++kk) {
     const double sd = out.global_data.row(kk).squaredNorm();

@@ -77,6 +77,20 @@ BinByBinStatType BinByBinStatTypeFromString(const std::string& text) {
                               "\", but must be automatic, gamma, normal-multiplicative or normal-additive");
 }
 
+std::string ToString(BinByBinStatMode mode) {
+  switch (mode) {
+    case BinByBinStatMode::kLite: return "lite";
+    case BinByBinStatMode::kFull: return "full";
+  }
+  return "unknown";
+}
+
+BinByBinStatMode BinByBinStatModeFromString(const std::string& text) {
+  if (text == "lite") return BinByBinStatMode::kLite;
+  if (text == "full") return BinByBinStatMode::kFull;
+  throw std::invalid_argument("bin-by-bin stat mode is \"" + text + "\", but must be lite or full");
+}
+
 bool LikelihoodOptions::IsValid(std::string* error) const {
   if (num_threads < 0) {
     if (error) *error = "LikelihoodOptions.num_threads is " + std::to_string(num_threads) +
@@ -227,7 +241,6 @@ void Likelihood::Impl::Init() {
 
   data = m.data_obs;
   theta0 = Eigen::VectorXd::Zero(nsyst);
-  beta0 = Eigen::VectorXd::Ones(m.nbins);
 
   const Tensor& t = m.tensor;
   const std::int64_t nrows = t.num_rows();
@@ -244,9 +257,28 @@ void Likelihood::Impl::Init() {
   }
 
   // Barlow-Beeston lite: k_b = (sum_{p: sumw2>0} norm)^2 / sum_p sumw2.
-  kstat = Eigen::VectorXd::Zero(m.nbins);
+  full = options.bin_by_bin_stat && options.bin_by_bin_stat_mode == BinByBinStatMode::kFull;
+  nbeta = full ? m.nbins * m.num_processes() : m.nbins;
+  kstat = Eigen::VectorXd::Zero(nbeta);
   row_scaled.assign(nrows, 0);
-  if (options.bin_by_bin_stat) {
+  row_beta.assign(full ? nrows : 0, -1);
+  row_k = Eigen::VectorXd::Zero(full ? nrows : 0);
+  row_s = row_k;
+  if (full) {
+    // Full: k_bp = norm_bp^2 / sumw2_bp for every (fitted bin, process) with sumw2 > 0 and
+    // norm != 0 (rabbit's betamask excludes the others; normal-additive betas need sumw2 > 0 only).
+    const bool additive_full = options.bin_by_bin_stat_type == BinByBinStatType::kNormalAdditive;
+    for (std::int64_t r = 0; r < bin_row[m.nbins]; ++r) {
+      const std::int64_t b = t.row_bin[r];
+      const int p = t.row_proc[r];
+      const double w2 = m.sumw2(b, p), nr = t.norm[r];
+      if (!(w2 > 0) || (nr == 0.0 && !additive_full)) continue;
+      row_beta[r] = b * m.num_processes() + p;
+      row_k[r] = nr * nr / w2;
+      row_s[r] = std::sqrt(w2);
+      kstat[row_beta[r]] = row_k[r];
+    }
+  } else if (options.bin_by_bin_stat) {
     for (std::int64_t b = 0; b < m.nbins; ++b) {
       double sum_norm = 0.0, sum_w2 = 0.0;
       for (int p = 0; p < m.num_processes(); ++p) sum_w2 += m.sumw2(b, p);
@@ -264,14 +296,21 @@ void Likelihood::Impl::Init() {
   dterm = options.data_term;
   bbtype = options.bin_by_bin_stat_type;
   if (bbtype == BinByBinStatType::kAutomatic)
-    bbtype = dterm == DataTerm::kCovariance ? BinByBinStatType::kNormalAdditive : BinByBinStatType::kGamma;
+    bbtype = dterm == DataTerm::kCovariance ? BinByBinStatType::kNormalAdditive
+             : full                         ? BinByBinStatType::kNormalMultiplicative
+                                            : BinByBinStatType::kGamma;
+  if (full && dterm == DataTerm::kCovariance)
+    throw std::invalid_argument("a covariance fit with Barlow-Beeston full mode (one beta per bin and process) is not "
+                                "supported by lepus; use --bin-by-bin-stat-mode lite (the default) for a covariance fit");
+  beta0 = Eigen::VectorXd::Ones(nbeta);
   if (dterm == DataTerm::kCovariance && options.bin_by_bin_stat && bbtype == BinByBinStatType::kGamma)
     throw std::invalid_argument("a covariance fit supports the normal-additive and normal-multiplicative "
                                 "Barlow-Beeston types (as rabbit), but gamma was requested; use "
                                 "--bin-by-bin-stat-type normal-additive (the automatic choice) or --no-bbstat");
   sbeta = Eigen::VectorXd::Zero(m.nbins);
   if (options.bin_by_bin_stat && bbtype == BinByBinStatType::kNormalAdditive) {
-    for (std::int64_t b = 0; b < m.nbins; ++b) sbeta[b] = std::sqrt(m.sumw2.row(b).sum());
+    if (!full)
+      for (std::int64_t b = 0; b < m.nbins; ++b) sbeta[b] = std::sqrt(m.sumw2.row(b).sum());
     beta0.setZero();
   }
   if (dterm != DataTerm::kPoisson) {
@@ -565,6 +604,205 @@ void Likelihood::Impl::Term(std::int64_t b, double lv, double lu, int level, con
   }
 }
 
+void Likelihood::Impl::FullTerm(std::int64_t b, const double* lam, int level, const Eigen::VectorXd* fixed_beta,
+                                detail::BinTerm* bt, detail::FullRows* fr) const {
+  const std::int64_t r0 = bin_row[b], r1 = bin_row[b + 1];
+  const std::size_t nr = static_cast<std::size_t>(r1 - r0);
+  fr->Resize(nr);
+  *bt = detail::BinTerm{};
+  const double n = data[b];
+  const bool chisq = dterm == DataTerm::kChisq;
+  const double v = chisq ? var[b] : 1.0;
+  const bool no_bb = fixed_beta != nullptr && fixed_beta->size() == 0;
+  const bool additive = bbtype == BinByBinStatType::kNormalAdditive;
+  const bool gamma = bbtype == BinByBinStatType::kGamma;
+  auto index = [&](std::size_t i) { return no_bb ? std::int64_t{-1} : row_beta[r0 + static_cast<std::int64_t>(i)]; };
+  auto dprime = [&](double L) { return chisq ? (L - n) / v : (n > 0 ? 1.0 - n / L : 1.0); };
+  const double unit = additive ? 0.0 : 1.0;  // beta of a row without a beta (no effect)
+  double U = 0.0;
+  for (std::size_t i = 0; i < nr; ++i) {
+    fr->beta[i] = unit;
+    if (index(i) < 0) U += lam[i];
+  }
+  double t = 0.0;  // D'(L) at the profiled betas (set below when profiling)
+  const bool profiled = fixed_beta == nullptr;
+  if (fixed_beta && !no_bb) {
+    for (std::size_t i = 0; i < nr; ++i)
+      if (index(i) >= 0) fr->beta[i] = (*fixed_beta)[index(i)];
+  } else if (profiled && !gamma) {
+    // beta_r = beta0_r - t lambda_r / k_r (normal-multiplicative) or beta0_r - t s_r (additive):
+    // L(t) = P - t R is linear in t, and t = D'(L) is a quadratic (Poisson) or linear (chi-square)
+    // equation in L (rabbit's closed forms).
+    double P = U, R = 0.0;
+    for (std::size_t i = 0; i < nr; ++i) {
+      const std::int64_t j = index(i);
+      if (j < 0) continue;
+      const std::int64_t r = r0 + static_cast<std::int64_t>(i);
+      if (additive) {
+        P += lam[i] + row_s[r] * beta0[j];
+        R += row_s[r] * row_s[r];
+      } else {
+        P += beta0[j] * lam[i];
+        R += lam[i] * lam[i] / row_k[r];
+      }
+    }
+    if (chisq) {
+      t = ((P + R * n / v) / (1.0 + R / v) - n) / v;
+    } else if (n > 0) {
+      t = R > 0 ? 1.0 - n / PlusRoot(1.0, R - P, -R * n) : 1.0 - n / P;
+    } else {
+      t = 1.0;
+    }
+    for (std::size_t i = 0; i < nr; ++i) {
+      const std::int64_t j = index(i);
+      if (j < 0) continue;
+      const std::int64_t r = r0 + static_cast<std::int64_t>(i);
+      fr->beta[i] = additive ? beta0[j] - t * row_s[r] : beta0[j] - t * lam[i] / row_k[r];
+    }
+  } else if (profiled) {
+    // Gamma: beta_r = k_r beta0_r / (k_r + t lambda_r); g(t) = t - D'(L(t)) increases (g' >= 1):
+    // safeguarded Newton within the bracket where every beta is positive (and t < 1, Poisson).
+    double lo = -kInf, hi = kInf;
+    double P = U;
+    for (std::size_t i = 0; i < nr; ++i) {
+      const std::int64_t j = index(i);
+      if (j < 0) continue;
+      const double k = row_k[r0 + static_cast<std::int64_t>(i)];
+      if (lam[i] > 0) lo = std::max(lo, -k / lam[i]);
+      if (lam[i] < 0) hi = std::min(hi, k / -lam[i]);
+      P += beta0[j] * lam[i];
+    }
+    auto L_of = [&](double tt, double* dL) {
+      double L = U, d = 0.0;
+      for (std::size_t i = 0; i < nr; ++i) {
+        const std::int64_t j = index(i);
+        if (j < 0) continue;
+        const double k = row_k[r0 + static_cast<std::int64_t>(i)], den = k + tt * lam[i];
+        L += k * beta0[j] * lam[i] / den;
+        d -= k * beta0[j] * lam[i] * lam[i] / (den * den);
+      }
+      *dL = d;
+      return L;
+    };
+    if (!chisq && n == 0) {
+      t = 1.0;
+    } else {
+      if (!chisq) hi = std::min(hi, 1.0);
+      t = (!chisq && !(P > 0)) ? 0.0 : dprime(P);
+      if (!(t > lo)) t = std::isfinite(hi) ? 0.5 * (lo + hi) : lo + 1.0;
+      if (!(t < hi)) t = std::isfinite(lo) ? 0.5 * (lo + hi) : hi - 1.0;
+      for (int it = 0; it < 200; ++it) {
+        double dL;
+        const double L = L_of(t, &dL);
+        double g, gp;
+        if (!chisq && !(L > 0)) {
+          hi = t;  // L decreases in t: the root lies below
+          g = 1.0;
+          gp = kInf;
+        } else {
+          const double D2 = chisq ? 1.0 / v : n / (L * L);
+          g = t - dprime(L);
+          gp = 1.0 - D2 * dL;
+          if (g < 0) lo = t; else hi = t;
+        }
+        if (g == 0.0) break;
+        double tn = std::isfinite(gp) ? t - g / gp : 0.5 * (t + (std::isfinite(lo) ? lo : t - 1.0));
+        if (!(tn > lo)) tn = 0.5 * (t + lo);
+        if (!(tn < hi)) tn = 0.5 * (t + hi);
+        const bool done = std::abs(tn - t) <= 1e-15 * std::max(1.0, std::abs(t));
+        t = tn;
+        if (done) break;
+      }
+    }
+    for (std::size_t i = 0; i < nr; ++i) {
+      const std::int64_t j = index(i);
+      if (j < 0) continue;
+      const double k = row_k[r0 + static_cast<std::int64_t>(i)];
+      fr->beta[i] = k * beta0[j] / (k + t * lam[i]);
+    }
+  }
+  // The bin total and the data term.
+  double L = U;
+  for (std::size_t i = 0; i < nr; ++i) {
+    if (index(i) < 0) continue;
+    const std::int64_t r = r0 + static_cast<std::int64_t>(i);
+    L += additive ? lam[i] + row_s[r] * fr->beta[i] : fr->beta[i] * lam[i];
+  }
+  bt->L = L;
+  bt->lu = L;
+  double D, D1, D2;
+  if (chisq) {
+    if (!std::isfinite(L)) { bt->ok = false; return; }
+    D = 0.5 * (L - n) * (L - n) / v;
+    D1 = (L - n) / v;
+    D2 = 1.0 / v;
+  } else {
+    const bool empty_bin = L == 0.0 && n == 0.0;
+    if ((!(L > 0) && !empty_bin) || !std::isfinite(L)) { bt->ok = false; return; }
+    D = n > 0 ? L - n + n * (std::log(n) - std::log(L)) : L;
+    D1 = n > 0 ? 1.0 - n / L : 1.0;
+    D2 = n > 0 ? n / (L * L) : 0.0;
+  }
+  double nll = D;
+  for (std::size_t i = 0; i < nr; ++i) {
+    const std::int64_t j = index(i);
+    if (j < 0) continue;
+    const double bb = fr->beta[i], b0 = beta0[j], k = row_k[r0 + static_cast<std::int64_t>(i)];
+    switch (bbtype) {
+      case BinByBinStatType::kNormalMultiplicative: nll += 0.5 * k * (bb - b0) * (bb - b0); break;
+      case BinByBinStatType::kNormalAdditive: nll += 0.5 * (bb - b0) * (bb - b0); break;
+      default:
+        if (!(bb > 0)) { bt->ok = false; return; }
+        nll += k * (bb - b0) - k * b0 * std::log(bb / b0);
+    }
+  }
+  bt->nll = nll;
+  bt->has_beta = !no_bb;
+  if (level == 0) return;
+  if (profiled) t = D1;
+  for (std::size_t i = 0; i < nr; ++i) {
+    const bool mult = index(i) >= 0 && !additive;
+    fr->w[i] = D1 * (mult ? fr->beta[i] : 1.0);
+  }
+  if (level < 2) return;
+  const double Dn = chisq ? -1.0 / v : (L > 0 ? -1.0 / L : 0.0);
+  double S = 0.0;
+  for (std::size_t i = 0; i < nr; ++i) {
+    const std::int64_t j = index(i);
+    const bool act = j >= 0 && profiled;
+    const bool mult = j >= 0 && !additive;
+    const double a = mult ? fr->beta[i] : 1.0;
+    double p = 0.0, q = 0.0, e = 0.0, z = 0.0;
+    if (act) {
+      const std::int64_t r = r0 + static_cast<std::int64_t>(i);
+      const double k = row_k[r], bb = fr->beta[i];
+      switch (bbtype) {
+        case BinByBinStatType::kNormalMultiplicative: p = -lam[i] / k; q = -t / k; e = lam[i]; z = 1.0; break;
+        case BinByBinStatType::kNormalAdditive: p = -row_s[r]; e = row_s[r]; z = 1.0; break;
+        default: {
+          const double f = bb * bb / (k * beta0[j]);
+          p = -f * lam[i];
+          q = -f * t;
+          e = lam[i];
+          z = bb / beta0[j];
+        }
+      }
+    }
+    fr->c[i] = a + e * q;
+    fr->d[i] = t * q;
+    fr->ep[i] = e * p;
+    fr->p[i] = p;
+    fr->q[i] = q;
+    fr->z[i] = z;
+    fr->e[i] = e;
+    S += e * p;
+  }
+  fr->t = t;
+  fr->S = S;
+  fr->h = D2 / (1.0 - S * D2);
+  fr->dtn = Dn / (1.0 - S * D2);
+}
+
 void Likelihood::Impl::InitCovariance() {
   const Model& m = *model;
   const auto nb = m.nbins;
@@ -670,6 +908,7 @@ void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t 
   std::int64_t max_rows = 0;
   for (std::int64_t b = b0; b < b1; ++b) max_rows = std::max(max_rows, bin_row[b + 1] - bin_row[b]);
   std::vector<double> lam(max_rows), ex(max_rows);
+  detail::FullRows fr;  // full mode: the bin's per-row weights
 
   // Per-bin derivative accumulators (dense over parameters, reset through the touch list).
   Eigen::VectorXd jv, ju;
@@ -678,7 +917,7 @@ void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t 
   if (level >= 2) {
     jv = Eigen::VectorXd::Zero(npar);
     ju = Eigen::VectorXd::Zero(npar);
-    if (chunked && lognormal && bin_row[b1] > bin_row[b0]) {
+    if (chunked && (lognormal || full) && bin_row[b1] > bin_row[b0]) {
       row_buf = std::make_unique<ChunkBuffer>(row_plan, nsyst, 128);
       row_weight.assign(bin_row[b1] - bin_row[b0], 0.0);
     }
@@ -697,7 +936,8 @@ void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t 
       (row_scaled[r] ? lv : lu) += lam[r - r0];
     }
     detail::BinTerm bt;
-    Term(b, lv, lu, level, fixed_beta, cov_u, &bt, cov_beta);
+    if (full) FullTerm(b, lam.data(), level, fixed_beta, &bt, &fr);
+    else Term(b, lv, lu, level, fixed_beta, cov_u, &bt, cov_beta);
     if (!bt.ok) {
       // Non-positive expectation (or zero with observed events): outside the model's domain.
       out->nll = kInf;
@@ -710,7 +950,9 @@ void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t 
 
     // Gradient and the row-level (second-derivative-of-lambda) Hessian terms.
     for (std::int64_t r = r0; r < r1; ++r) {
-      const double w1 = row_scaled[r] ? gv : gu;
+      const double w1 = full ? fr.w[r - r0] : (row_scaled[r] ? gv : gu);
+      // Full mode: the row's own curvature d_r (d lambda_r)(d lambda_r)^T.
+      const double dr = full && level >= 2 ? fr.d[r - r0] : 0.0;
       const double lr = lam[r - r0];
       const int p = t.row_proc[r];
       const std::int64_t i0 = t.row_start[r], i1 = t.row_start[r + 1];
@@ -738,24 +980,25 @@ void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t 
 
       auto& H = out->hess;
       // d2 lambda / dmu2
-      if (p < npoi) H(p, p) += w1 * pt.d2r[p] * t.norm[r] * ex[r - r0];
+      if (p < npoi) H(p, p) += w1 * pt.d2r[p] * t.norm[r] * ex[r - r0] + dr * dpoi * dpoi;
       // asymmetric curvature of the exponent (diagonal)
       if (asym)
         for (std::int64_t i = i0; i < i1; ++i) {
           const int s = t.syst[i];
           H(npoi + s, npoi + s) += w1 * scale * pt.c2[s] * t.logk_halfdiff[i];
         }
-      if (!lognormal) continue;
-      // log-normal: lambda g g^T (systematics) and the POI-systematic cross terms
+      if (!lognormal && dr == 0.0) continue;
+      // log-normal: lambda g g^T (systematics) and the POI-systematic cross terms (with the full
+      // mode's d_r: d_r scale^2 g g^T and d_r dpoi scale g)
       if (p < npoi) {
-        const double c = w1 * dpoi;
+        const double c = (lognormal ? w1 * dpoi : 0.0) + dr * dpoi * scale;
         for (std::int64_t i = i0; i < i1; ++i) {
           const int s = t.syst[i];
           const double g = asym ? t.logk_avg[i] + pt.c1[s] * t.logk_halfdiff[i] : t.logk_avg[i];
           H(npoi + s, p) += c * g;
         }
       }
-      const double w = w1 * lr;
+      const double w = (lognormal ? w1 * lr : 0.0) + dr * scale * scale;
       if (w == 0.0) continue;
       if (row_buf) {
         row_weight[r - bin_row[b0]] = w;  // outer product added below, chunk by chunk
@@ -774,8 +1017,17 @@ void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t 
     }
     if (level < 2 || !bin_term) continue;
 
-    // Bin-level term: [Jv Ju] G2 [Jv Ju]^T with J = d(lambda_v, lambda_u)/dx.
-    BinJacobian(pt, b, lam.data(), ex.data(), &jv, &ju);
+    // Bin-level term: [Jv Ju] G2 [Jv Ju]^T with J = d(lambda_v, lambda_u)/dx (full mode:
+    // h G G^T with G = sum_r c_r d lambda_r / dx, held in jv).
+    double hvv2 = hvv, hvu2 = hvu, huu2 = huu;
+    if (full) {
+      for (std::int64_t r = r0; r < r1; ++r)
+        detail::AddRowGradient(*this, pt, r, lam[r - r0], ex[r - r0], fr.c[r - r0], &jv);
+      hvv2 = fr.h;
+      hvu2 = huu2 = 0.0;
+    } else {
+      BinJacobian(pt, b, lam.data(), ex.data(), &jv, &ju);
+    }
     const std::int32_t* touch = bin_touch.data() + bin_touch_start[b];
     const std::int64_t ntouch = bin_touch_start[b + 1] - bin_touch_start[b];
     auto& H = out->hess;
@@ -786,7 +1038,7 @@ void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t 
     if (bin_buf) {
       // Diagonalise the 2x2 G2 and feed two weighted vectors to the rank-k buffer.
       Eigen::Matrix2d g2;
-      g2 << hvv, hvu, hvu, huu;
+      g2 << hvv2, hvu2, hvu2, huu2;
       Eigen::SelfAdjointEigenSolver<Eigen::Matrix2d> es;
       es.computeDirect(g2);  // closed form (no iteration): info() is always Success
       for (int e = 0; e < 2; ++e) {
@@ -806,7 +1058,7 @@ void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t 
       for (std::int64_t a = 0; a < ntouch; ++a) {
         const int ia = touch[a];
         const double va = jv[ia], ua = ju[ia];
-        const double xa = hvv * va + hvu * ua, ya = hvu * va + huu * ua;
+        const double xa = hvv2 * va + hvu2 * ua, ya = hvu2 * va + huu2 * ua;
         for (std::int64_t c = 0; c <= a; ++c) {
           const int ic = touch[c];
           H(ia, ic) += xa * jv[ic] + ya * ju[ic];
@@ -1133,6 +1385,10 @@ const Eigen::VectorXd& Likelihood::data() const { return impl_->data; }
 const Eigen::VectorXd& Likelihood::data_variance() const { return impl_->var; }
 DataTerm Likelihood::data_term() const { return impl_->dterm; }
 BinByBinStatType Likelihood::bin_by_bin_stat_type() const { return impl_->bbtype; }
+BinByBinStatMode Likelihood::bin_by_bin_stat_mode() const {
+  return impl_->full ? BinByBinStatMode::kFull : BinByBinStatMode::kLite;
+}
+std::int64_t Likelihood::num_betas() const { return impl_->nbeta; }
 
 std::string Likelihood::Describe() const {
   const Impl& im = *impl_;
@@ -1149,7 +1405,7 @@ std::string Likelihood::Describe() const {
       break;
   }
   if (!im.options.bin_by_bin_stat) return out + ", no bin-by-bin MC statistics";
-  out += ", Barlow-Beeston lite (" + ToString(im.bbtype) + ")";
+  out += std::string(", Barlow-Beeston ") + (im.full ? "full" : "lite") + " (" + ToString(im.bbtype) + ")";
   if (!im.externals.empty()) out += ", " + std::to_string(im.externals.size()) + " external term(s)";
   return out;
 }
@@ -1158,9 +1414,9 @@ void Likelihood::SetGlobalObservables(const Eigen::VectorXd& theta0, const Eigen
   if (theta0.size() != impl_->nsyst)
     throw std::invalid_argument("theta0 has " + std::to_string(theta0.size()) + " entries, but must have " +
                                 std::to_string(impl_->nsyst));
-  if (beta0.size() != impl_->model->nbins)
+  if (beta0.size() != impl_->nbeta)
     throw std::invalid_argument("beta0 has " + std::to_string(beta0.size()) + " entries, but must have " +
-                                std::to_string(impl_->model->nbins));
+                                std::to_string(impl_->nbeta) + (impl_->full ? " (nbins x nproc, full mode)" : ""));
   const bool gamma = impl_->bbtype == BinByBinStatType::kGamma;
   if (!theta0.allFinite() || !beta0.allFinite() || (gamma && (beta0.array() <= 0).any()))
     throw std::invalid_argument(gamma ? "global observables must be finite and beta0 > 0"
@@ -1200,9 +1456,25 @@ Eigen::VectorXd Likelihood::ProfiledBeta(const Eigen::VectorXd& x) const {
   Point pt;
   im.MakePoint(x, &pt);
   const bool additive = im.bbtype == BinByBinStatType::kNormalAdditive;
-  Eigen::VectorXd beta = additive ? Eigen::VectorXd(im.beta0) : Eigen::VectorXd::Ones(m.nbins);
+  Eigen::VectorXd beta = additive ? Eigen::VectorXd(im.beta0) : Eigen::VectorXd::Ones(im.nbeta);
   if (!im.options.bin_by_bin_stat) return beta;
   double ex;
+  if (im.full) {
+    // Every beta0 where a (bin, process) has no beta (rabbit: where(betamask, beta0, beta)).
+    beta = im.beta0;
+    detail::BinTerm bt;
+    detail::FullRows fr;
+    std::vector<double> lam;
+    for (std::int64_t b = 0; b < m.nbins; ++b) {
+      const std::int64_t r0 = im.bin_row[b], r1 = im.bin_row[b + 1];
+      lam.resize(r1 - r0);
+      for (std::int64_t r = r0; r < r1; ++r) lam[r - r0] = im.RowYield(pt, r, &ex);
+      im.FullTerm(b, lam.data(), 0, nullptr, &bt, &fr);
+      for (std::int64_t r = r0; r < r1; ++r)
+        if (im.row_beta[r] >= 0) beta[im.row_beta[r]] = fr.beta[r - r0];
+    }
+    return beta;
+  }
   if (im.CovMultiplicative()) {
     detail::CovMult cm;
     im.CovMultAt(pt, nullptr, 0, &cm);
@@ -1232,6 +1504,12 @@ Eigen::VectorXd Likelihood::ExpectedYields(const Eigen::VectorXd& x, bool includ
   const bool additive = im.bbtype == BinByBinStatType::kNormalAdditive;
   Eigen::VectorXd out = Eigen::VectorXd::Zero(m.nbins_full);
   double ex;
+  if (include_beta && im.full) {
+    im.FullYields(pt, true, false, [&](std::int64_t b, const Eigen::VectorXd& y, const Eigen::MatrixXd&) {
+      out[b] = y.sum();
+    });
+    return out;
+  }
   if (include_beta && additive) {
     for (std::int64_t r = 0; r < m.tensor.num_rows(); ++r) out[m.tensor.row_bin[r]] += im.RowYield(pt, r, &ex);
     const Eigen::VectorXd beta = ProfiledBeta(x);
@@ -1251,9 +1529,9 @@ const Eigen::VectorXd& Likelihood::bb_kstat() const { return impl_->kstat; }
 
 double Likelihood::ValueGradientHessianFixedBeta(const Eigen::VectorXd& x, const Eigen::VectorXd& beta,
                                                  Eigen::VectorXd* grad, Eigen::MatrixXd* hess) const {
-  if (beta.size() != impl_->model->nbins)
+  if (beta.size() != impl_->nbeta)
     throw std::invalid_argument("beta has " + std::to_string(beta.size()) + " entries, but must have " +
-                                std::to_string(impl_->model->nbins));
+                                std::to_string(impl_->nbeta));
   return impl_->Evaluate(x, 2, grad, hess, &beta);
 }
 
@@ -1267,7 +1545,43 @@ void Likelihood::GlobalObservableDerivatives(const Eigen::VectorXd& x, Eigen::Ma
   Point pt;
   im.MakePoint(x, &pt);
   d_data->setZero(im.npar, m.nbins);
-  d_beta0->setZero(im.npar, m.nbins);
+  d_beta0->setZero(im.npar, im.nbeta);
+  if (im.full) {
+    // grad = sum_r t a_r d lambda_r: d/dn = dt/dn G and d/dbeta0_j = h e_j z_j G + t z_j d lambda_j
+    // (multiplicative rows) with G = sum_r c_r d lambda_r (docs/numerics.md "Barlow-Beeston full").
+    im.arena->execute([&] {
+      tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, m.nbins, 16), [&](const tbb::blocked_range<std::int64_t>& range) {
+        Eigen::VectorXd g = Eigen::VectorXd::Zero(im.npar), jr = g;
+        detail::BinState st;
+        for (std::int64_t b = range.begin(); b < range.end(); ++b) {
+          detail::ComputeBin(im, pt, b, true, &st);
+          if (!st.ok) continue;
+          const std::int64_t r0 = im.bin_row[b], r1 = im.bin_row[b + 1];
+          for (std::int64_t r = r0; r < r1; ++r)
+            detail::AddRowGradient(im, pt, r, st.lam[r - r0], st.ex[r - r0], st.fr.c[r - r0], &g);
+          const std::int32_t* touch = im.bin_touch.data() + im.bin_touch_start[b];
+          const std::int64_t ntouch = im.bin_touch_start[b + 1] - im.bin_touch_start[b];
+          for (std::int64_t a = 0; a < ntouch; ++a) (*d_data)(touch[a], b) = st.fr.dtn * g[touch[a]];
+          const bool mult = im.bbtype != BinByBinStatType::kNormalAdditive;
+          for (std::int64_t r = r0; r < r1; ++r) {
+            const std::int64_t j = im.row_beta[r];
+            if (j < 0) continue;
+            const double he = st.fr.h * st.fr.e[r - r0] * st.fr.z[r - r0];
+            for (std::int64_t a = 0; a < ntouch; ++a) (*d_beta0)(touch[a], j) = he * g[touch[a]];
+            if (mult) {
+              detail::AddRowGradient(im, pt, r, st.lam[r - r0], st.ex[r - r0], st.fr.t * st.fr.z[r - r0], &jr);
+              for (std::int64_t a = 0; a < ntouch; ++a) {
+                (*d_beta0)(touch[a], j) += jr[touch[a]];
+                jr[touch[a]] = 0.0;
+              }
+            }
+          }
+          for (std::int64_t a = 0; a < ntouch; ++a) g[touch[a]] = 0.0;
+        }
+      });
+    });
+    return;
+  }
   if (im.CovMultiplicative()) {
     // grad = Jeff^T W r at beta(n, beta0): d/dn = -Jeff^T W + B^T A^-1 N W, d/dbeta0 = B^T A^-1 K.
     detail::CovMult cm;
@@ -1350,7 +1664,7 @@ void Likelihood::GlobalObservableSigmas(const Eigen::VectorXd& x, Eigen::VectorX
                                         Eigen::VectorXd* sigma_beta0, Eigen::MatrixXd* data_factor) const {
   const Impl& im = *impl_;
   const Model& m = *im.model;
-  sigma_beta0->setZero(m.nbins);
+  sigma_beta0->setZero(im.nbeta);
   data_factor->resize(0, 0);
   switch (im.dterm) {
     case DataTerm::kPoisson: *sigma_data = im.data.cwiseMax(0.0).cwiseSqrt(); break;
@@ -1364,11 +1678,16 @@ void Likelihood::GlobalObservableSigmas(const Eigen::VectorXd& x, Eigen::VectorX
   }
   if (!im.options.bin_by_bin_stat) return;
   if (im.bbtype == BinByBinStatType::kNormalAdditive) {
+    if (im.full) {
+      for (std::int64_t r = 0; r < im.bin_row[m.nbins]; ++r)
+        if (im.row_beta[r] >= 0) (*sigma_beta0)[im.row_beta[r]] = 1.0;
+      return;
+    }
     for (Eigen::Index b = 0; b < m.nbins; ++b) (*sigma_beta0)[b] = im.sbeta[b] > 0 ? 1.0 : 0.0;
     return;
   }
   const Eigen::VectorXd beta = ProfiledBeta(x);
-  for (Eigen::Index b = 0; b < m.nbins; ++b) {
+  for (Eigen::Index b = 0; b < im.nbeta; ++b) {
     const double k = im.kstat[b];
     if (k <= 0) continue;
     (*sigma_beta0)[b] = im.bbtype == BinByBinStatType::kGamma ? std::sqrt(beta[b] / k) : 1.0 / std::sqrt(k);

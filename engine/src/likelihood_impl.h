@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -192,6 +193,22 @@ struct BinTerm {
   bool ok = true;           // false: outside the model's domain (the NLL is +inf)
 };
 
+// Barlow-Beeston full mode: one fitted bin's rows (docs/numerics.md "Barlow-Beeston full"). Each
+// row r's yield enters the bin total as m_r = beta_r lambda_r (multiplicative), lambda_r + s_r beta_r
+// (normal-additive) or lambda_r (no beta). The betas of the bin are profiled jointly: with
+// t = D'(L) every beta_r(t) solves its own stationarity condition and t solves t = D'(L(t)).
+// Per row: the gradient weight w = d f / d lambda_r = t a_r (a_r = d m_r / d lambda_r), the
+// vector weight c, the diagonal curvature d and the yield response ep = e_r p_r (e_r = dm_r/dbeta_r,
+// p_r = dbeta_r/dt); the bin's Hessian in lambda is h c c^T + diag(d).
+struct FullRows {
+  std::vector<double> beta, w, c, d, ep, p, q, z, e;
+  double t = 0.0, h = 0.0, S = 0.0, dtn = 0.0;  // dtn: d t / d n at fixed lambda (global impacts)
+  void Resize(std::size_t n) {
+    beta.resize(n); w.resize(n); c.resize(n); d.resize(n); ep.resize(n); p.resize(n); q.resize(n); z.resize(n);
+    e.resize(n);
+  }
+};
+
 // An external NLL term with its Hessian symmetrised (engine::ExternalTerm).
 struct ExternalPart {
   std::vector<int> params;
@@ -236,6 +253,12 @@ struct Likelihood::Impl {
   std::shared_ptr<const Eigen::LLT<Eigen::MatrixXd>> sws_llt;
   std::vector<detail::ExternalPart> externals;
   std::vector<char> row_scaled;           // [nrows]: scaled by beta
+  // Barlow-Beeston full mode (options bin_by_bin_stat and kFull): num_betas = nbins * nproc; per
+  // row of a fitted bin its beta index b * nproc + p (-1: no beta), k_r and s_r = sqrt(sumw2).
+  bool full = false;
+  std::int64_t nbeta = 0;
+  std::vector<std::int64_t> row_beta;
+  Eigen::VectorXd row_k, row_s;
   // [nrows]: the row holds every systematic in order (syst = 0 .. nsyst-1): the NLL and gradient
   // use contiguous vector operations instead of the indexed gather / scatter (dense models).
   std::vector<char> row_full;
@@ -276,12 +299,23 @@ struct Likelihood::Impl {
   // term is then handled in Evaluate; the bin only supplies its gradient weight).
   void Term(std::int64_t b, double lv, double lu, int level, const Eigen::VectorXd* fixed_beta,
             const Eigen::VectorXd* cov_u, detail::BinTerm* t, const Eigen::VectorXd* cov_beta = nullptr) const;
+  // Full mode: the term of fitted bin b from its row yields lam (bin_row order). Fills t (L, nll,
+  // ok) and fr (level >= 1: beta, w; level >= 2: c, d, ep, q, z, e, t, h, S, dtn). fixed_beta as in
+  // Term ([nbeta], or empty: without Barlow-Beeston).
+  void FullTerm(std::int64_t b, const double* lam, int level, const Eigen::VectorXd* fixed_beta, detail::BinTerm* t,
+                detail::FullRows* fr) const;
   // kCovariance with normal-multiplicative betas (detail::CovMult). fixed_beta as in Evaluate;
   // level >= 2 with profiled betas also fills b and a.
   bool CovMultiplicative() const {
     return dterm == DataTerm::kCovariance && options.bin_by_bin_stat && bbtype == BinByBinStatType::kNormalMultiplicative;
   }
   void CovMultAt(const Point& pt, const Eigen::VectorXd* fixed_beta, int level, detail::CovMult* c) const;
+  // Full mode (yields.cc): the reported yield of each row of every bin (profile: with the
+  // profiled betas and the model's beta_variations; otherwise the plain row yields) and, with
+  // want_jac, d y / dx ([rows of the bin x npar], dense). fn(b, y, jac) runs concurrently for
+  // different bins.
+  void FullYields(const Point& pt, bool profile, bool want_jac,
+                  const std::function<void(std::int64_t, const Eigen::VectorXd&, const Eigen::MatrixXd&)>& fn) const;
   // Totals of the fitted bins without beta and their Jacobian d L / dx ([nbins x npar]).
   Eigen::MatrixXd FittedJacobian(const Point& pt, Eigen::VectorXd* totals) const;
   // kCovariance: W, W_eff, the beta system and the data-covariance factor (Init).
@@ -298,6 +332,7 @@ namespace detail {
 // profiled (profile_beta) or at 1 (beta0 for normal-additive: no shift).
 struct BinState : BinTerm {
   std::vector<double> lam, ex;
+  FullRows fr;  // full mode
 };
 
 inline void ComputeBin(const Likelihood::Impl& im, const Point& pt, std::int64_t b, bool profile_beta, BinState* st) {
@@ -316,6 +351,11 @@ inline void ComputeBin(const Likelihood::Impl& im, const Point& pt, std::int64_t
   st->lu = lu;
   st->L = lv + lu;
   if (!fitted) return;
+  if (im.full) {
+    const Eigen::VectorXd none;
+    im.FullTerm(b, st->lam.data(), 2, profile_beta ? nullptr : &none, st, &st->fr);
+    return;
+  }
   if (profile_beta) {
     im.Term(b, lv, lu, 2, nullptr, nullptr, st);
   } else {

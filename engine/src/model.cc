@@ -201,6 +201,18 @@ bool Model::IsValid(std::string* error) const {
       return fail("sumw2[" + Str(i) + "] is " + Str(sumw2.data()[i]) + ", but must be finite and >= 0");
   if (sumw.size() != 0 && (sumw.rows() != nbins_full || sumw.cols() != nproc))
     return fail("sumw is " + Str(sumw.rows()) + "x" + Str(sumw.cols()) + ", but must be empty or nbins_full x nproc");
+  if (!beta_variations.empty()) {
+    if (static_cast<int>(beta_variations.size()) != nproc)
+      return fail("beta_variations has " + Str(beta_variations.size()) + " processes, but must be empty or have nproc = " +
+                  Str(nproc));
+    for (int p = 0; p < nproc; ++p) {
+      const Eigen::MatrixXd& v = beta_variations[p];
+      if (v.rows() != nbins_full || v.cols() != nbins)
+        return fail("beta_variations[" + processes[p] + "] is " + Str(v.rows()) + "x" + Str(v.cols()) +
+                    ", but must be nbins_full x nbins = " + Str(nbins_full) + "x" + Str(nbins));
+      if (!v.allFinite()) return fail("beta_variations[" + processes[p] + "] has a non-finite entry");
+    }
+  }
 
   const Tensor& t = tensor;
   const std::int64_t nrows = t.num_rows();

@@ -121,7 +121,7 @@ ToyResults RunToys(const Likelihood& lik, const ToyOptions& opt) {
         // beta0 around beta = beta0 of the generating point with its constraint's spread: gamma
         // (k, 1/k); normal-multiplicative N(1, 1/k); normal-additive N(0, 1) (rabbit's frequentist
         // toys).
-        for (Eigen::Index b = 0; b < m.nbins; ++b) {
+        for (Eigen::Index b = 0; b < beta0.size(); ++b) {
           if (bbtype == BinByBinStatType::kGamma) {
             if (kstat[b] > 0) {
               std::gamma_distribution<double> gam(kstat[b], 1.0 / kstat[b]);

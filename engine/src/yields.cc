@@ -68,6 +68,95 @@ void CovarianceBetaJacobian(const Likelihood::Impl& im, const Point& pt, Eigen::
 
 }  // namespace
 
+void Likelihood::Impl::FullYields(
+    const Point& pt, bool profile, bool want_jac,
+    const std::function<void(std::int64_t, const Eigen::VectorXd&, const Eigen::MatrixXd&)>& fn) const {
+  const Model& m = *model;
+  const int nproc = m.num_processes();
+  const bool additive = bbtype == BinByBinStatType::kNormalAdditive;
+  // rabbit applies the beta variations with the multiplicative types only.
+  const bool bv = profile && !m.beta_variations.empty() && !additive;
+  // Sum_r c_r d lambda_r / dx of a fitted bin (dense; touched entries only are non-zero).
+  auto bin_g = [&](std::int64_t b, const BinState& st, Eigen::VectorXd* g) {
+    g->setZero(npar);
+    for (std::int64_t r = bin_row[b]; r < bin_row[b + 1]; ++r)
+      AddRowGradient(*this, pt, r, st.lam[r - bin_row[b]], st.ex[r - bin_row[b]], st.fr.c[r - bin_row[b]], g);
+  };
+  // Beta variations: the pulls sqrt(k_jp) (beta_jp - 1) of the fitted bins' betas and their gradients.
+  Eigen::MatrixXd pull;                // [nbins x nproc]
+  std::vector<Eigen::MatrixXd> dpull;  // per process [nbins x npar]
+  if (bv) {
+    pull.setZero(m.nbins, nproc);
+    if (want_jac) dpull.assign(nproc, Eigen::MatrixXd::Zero(m.nbins, npar));
+    arena->execute([&] {
+      tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, m.nbins, 16), [&](const tbb::blocked_range<std::int64_t>& range) {
+        BinState st;
+        Eigen::VectorXd g, jr = Eigen::VectorXd::Zero(npar);
+        for (std::int64_t j = range.begin(); j < range.end(); ++j) {
+          ComputeBin(*this, pt, j, true, &st);
+          if (!st.ok) continue;
+          if (want_jac) bin_g(j, st, &g);
+          for (std::int64_t r = bin_row[j]; r < bin_row[j + 1]; ++r) {
+            if (row_beta[r] < 0) continue;
+            const std::int64_t i = r - bin_row[j];
+            const int p = m.tensor.row_proc[r];
+            const double sk = std::sqrt(row_k[r]);
+            pull(j, p) = sk * (st.fr.beta[i] - 1.0);
+            if (!want_jac) continue;
+            // d beta / dx = p_r h G + q_r d lambda_r / dx
+            jr.setZero();
+            AddRowGradient(*this, pt, r, st.lam[i], st.ex[i], st.fr.q[i], &jr);
+            dpull[p].row(j) = (sk * (jr + (st.fr.p[i] * st.fr.h) * g)).transpose();
+          }
+        }
+      });
+    });
+  }
+  arena->execute([&] {
+    tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, m.nbins_full, 16), [&](const tbb::blocked_range<std::int64_t>& range) {
+      BinState st;
+      Eigen::VectorXd g, jr = Eigen::VectorXd::Zero(npar), y;
+      Eigen::MatrixXd jac;
+      for (std::int64_t b = range.begin(); b < range.end(); ++b) {
+        ComputeBin(*this, pt, b, profile, &st);
+        const std::int64_t r0 = bin_row[b], nr = bin_row[b + 1] - r0;
+        const bool fitted = b < m.nbins && st.ok;
+        y.resize(nr);
+        if (want_jac) {
+          jac.setZero(nr, npar);
+          if (fitted) bin_g(b, st, &g);
+        }
+        for (std::int64_t i = 0; i < nr; ++i) {
+          const std::int64_t r = r0 + i;
+          const double lam = st.lam[i];
+          double c = 1.0, ep = 0.0;
+          y[i] = lam;
+          if (fitted && row_beta[r] >= 0) {
+            y[i] = additive ? lam + row_s[r] * st.fr.beta[i] : st.fr.beta[i] * lam;
+            c = st.fr.c[i];
+            ep = st.fr.ep[i];
+          }
+          if (want_jac) {
+            jr.setZero();
+            AddRowGradient(*this, pt, r, lam, st.ex[i], c, &jr);
+            jac.row(i) = jr.transpose();
+            if (ep != 0.0) jac.row(i) += (ep * st.fr.h) * g.transpose();
+          }
+          if (!bv) continue;
+          const int p = m.tensor.row_proc[r];
+          const double n0 = m.tensor.norm[r];
+          if (!(n0 > 0)) continue;
+          const auto vrow = m.beta_variations[p].row(b);
+          const double ratio = vrow.dot(pull.col(p)) / n0;
+          if (want_jac) jac.row(i) = (1.0 + ratio) * jac.row(i) + (y[i] / n0) * (vrow * dpull[p]);
+          y[i] *= 1.0 + ratio;
+        }
+        fn(b, y, jac);
+      }
+    });
+  });
+}
+
 Eigen::VectorXd Likelihood::BinNll(const Eigen::VectorXd& x) const {
   const Impl& im = *impl_;
   Point pt;
@@ -109,6 +198,13 @@ Eigen::MatrixXd Likelihood::TotalYieldJacobian(const Eigen::VectorXd& x, bool pr
   if (cov && profile_beta) CovarianceBetaJacobian(im, pt, &cbeta, &cdbeta);
   Eigen::MatrixXd jac = Eigen::MatrixXd::Zero(m.nbins_full, im.npar);
   totals->setZero(m.nbins_full);
+  if (im.full) {
+    im.FullYields(pt, profile_beta, true, [&](std::int64_t b, const Eigen::VectorXd& y, const Eigen::MatrixXd& j) {
+      (*totals)[b] = y.sum();
+      jac.row(b) = j.colwise().sum();
+    });
+    return jac;
+  }
   im.arena->execute([&] {
     tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, m.nbins_full, 32), [&](const tbb::blocked_range<std::int64_t>& range) {
       Eigen::VectorXd jv = Eigen::VectorXd::Zero(im.npar), ju = Eigen::VectorXd::Zero(im.npar);
@@ -151,6 +247,23 @@ void Likelihood::ProcessYields(const Eigen::VectorXd& x, const Eigen::MatrixXd& 
   values->setZero(m.nbins_full, m.num_processes());
   errors->setZero(m.nbins_full, m.num_processes());
   const Tensor& t = m.tensor;
+  if (im.full) {
+    im.FullYields(pt, profile_beta, true, [&](std::int64_t b, const Eigen::VectorXd& y, const Eigen::MatrixXd& j) {
+      std::vector<int> nz;
+      for (Eigen::Index i = 0; i < y.size(); ++i) {
+        const int p = t.row_proc[im.bin_row[b] + i];
+        nz.clear();
+        for (int c = 0; c < im.npar; ++c)
+          if (j(i, c) != 0.0) nz.push_back(c);
+        double var = 0.0;
+        for (int a : nz)
+          for (int c : nz) var += j(i, a) * cov(a, c) * j(i, c);
+        (*values)(b, p) = y[i];
+        (*errors)(b, p) = std::sqrt(std::max(var, 0.0));
+      }
+    });
+    return;
+  }
   im.arena->execute([&] {
     tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, m.nbins_full, 16), [&](const tbb::blocked_range<std::int64_t>& range) {
       Eigen::VectorXd jv = Eigen::VectorXd::Zero(im.npar), ju = Eigen::VectorXd::Zero(im.npar), jr = jv;
@@ -244,7 +357,17 @@ YieldSet MakeYields(const Likelihood& lik, const Eigen::VectorXd& x, const Eigen
   if (!postfit && lik.options().bin_by_bin_stat) {
     // Prefit MC statistics of the processes scaled by beta (fitted bins with k > 0).
     proc_extra = Eigen::MatrixXd::Zero(m.nbins_full, m.num_processes());
+    const bool full = lik.bin_by_bin_stat_mode() == BinByBinStatMode::kFull;
     for (Eigen::Index b = 0; b < m.nbins; ++b) {
+      if (full) {
+        // Each (bin, process) with a beta: its own MC variance.
+        for (int p = 0; p < m.num_processes(); ++p) {
+          if (lik.bb_kstat()[b * m.num_processes() + p] <= 0) continue;
+          proc_extra(b, p) = m.sumw2(b, p);
+          y.extra_variance[b] += m.sumw2(b, p);
+        }
+        continue;
+      }
       if (lik.bb_kstat()[b] <= 0) continue;
       for (int p = 0; p < m.num_processes(); ++p) {
         proc_extra(b, p) = m.sumw2(b, p);

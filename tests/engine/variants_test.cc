@@ -18,6 +18,7 @@
 #include "derivative_check.h"
 #include "test_support.h"
 
+using lepus::engine::BinByBinStatMode;
 using lepus::engine::BinByBinStatType;
 using lepus::engine::DataTerm;
 using lepus::engine::ExternalTerm;
@@ -85,10 +86,25 @@ void CheckDerivatives(const Likelihood& lik, const Eigen::VectorXd& x, const std
   lepus::test::CheckDerivatives(lik, x, label, 1e-12);
 }
 
+// rabbit's hbetavariations: per process [nbins_full x nbins], here in the masked bins only (as
+// rabbit's writer allows) plus one fitted bin (the formula applies anywhere).
+std::vector<Eigen::MatrixXd> RandomBetaVariations(const Model& m, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(-0.5, 0.5);
+  std::vector<Eigen::MatrixXd> out(m.num_processes(), Eigen::MatrixXd::Zero(m.nbins_full, m.nbins));
+  for (auto& v : out) {
+    for (Eigen::Index i = m.nbins; i < m.nbins_full; ++i)
+      for (Eigen::Index j = 0; j < m.nbins; ++j) v(i, j) = u(rng);
+    v(0, 3) = u(rng);
+  }
+  return out;
+}
+
 struct Variant {
   DataTerm term;
   BinByBinStatType bb;
   bool bbstat;
+  bool full = false;  // Barlow-Beeston full mode (a beta per bin and process)
 };
 
 std::vector<Variant> AllVariants() {
@@ -101,11 +117,16 @@ std::vector<Variant> AllVariants() {
   out.push_back({DataTerm::kCovariance, BinByBinStatType::kNormalAdditive, true});
   out.push_back({DataTerm::kCovariance, BinByBinStatType::kNormalMultiplicative, true});
   out.push_back({DataTerm::kCovariance, BinByBinStatType::kAutomatic, false});
+  for (DataTerm t : {DataTerm::kPoisson, DataTerm::kChisq})
+    for (BinByBinStatType b :
+         {BinByBinStatType::kGamma, BinByBinStatType::kNormalMultiplicative, BinByBinStatType::kNormalAdditive})
+      out.push_back({t, b, true, true});
   return out;
 }
 
 std::string Label(const Variant& v) {
-  return lepus::engine::ToString(v.term) + "/" + (v.bbstat ? lepus::engine::ToString(v.bb) : "no-bb");
+  return lepus::engine::ToString(v.term) + "/" + (v.bbstat ? lepus::engine::ToString(v.bb) : "no-bb") +
+         (v.full ? "/full" : "");
 }
 
 LikelihoodOptions Options(const Variant& v) {
@@ -113,6 +134,7 @@ LikelihoodOptions Options(const Variant& v) {
   o.data_term = v.term;
   o.bin_by_bin_stat_type = v.bb;
   o.bin_by_bin_stat = v.bbstat;
+  o.bin_by_bin_stat_mode = v.full ? BinByBinStatMode::kFull : BinByBinStatMode::kLite;
   return o;
 }
 
@@ -153,8 +175,10 @@ TEST_CASE("variants: the profiled beta minimises the NLL and the gradient obeys 
     const double ffixed = lik.ValueGradientHessianFixedBeta(x, beta, &gfixed, &hfixed);
     CHECK(ffixed == doctest::Approx(f).epsilon(1e-10));
     CHECK(lepus::test::MaxRelDiff(g, gfixed, 1e-8) < 1e-8);
+    REQUIRE(beta.size() == lik.num_betas());
+    CHECK(lik.num_betas() == (v.full ? m.nbins * m.num_processes() : m.nbins));
     // Moving any beta away from its profiled value raises the NLL.
-    for (Eigen::Index b = 0; b < m.nbins; ++b) {
+    for (Eigen::Index b = 0; b < beta.size(); ++b) {
       for (double d : {-1e-3, 1e-3}) {
         Eigen::VectorXd moved = beta;
         moved[b] += d;
@@ -259,6 +283,7 @@ TEST_CASE("variants: yields with profiled betas: Jacobian by finite differences,
     CAPTURE(Label(v));
     Model m = BaseModel(true, SystematicType::kLogNormal, 37);
     if (v.term == DataTerm::kCovariance) m.data_cov_inv = RandomInverseCovariance(m, 13);
+    if (v.full) m.beta_variations = RandomBetaVariations(m, 7);
     Likelihood lik(m, Options(v));
     const Eigen::VectorXd x = RandomPoint(lik, 41);
     Eigen::VectorXd totals;
@@ -307,24 +332,31 @@ TEST_CASE("variants: mixed derivatives with respect to the data and beta0 match 
     const Eigen::VectorXd theta0 = Eigen::VectorXd::Zero(m.num_systematics());
     const Eigen::VectorXd beta0 = lik.beta0();
     const double h = 1e-5;
-    for (Eigen::Index b = 0; b < m.nbins; ++b) {
+    REQUIRE(db.cols() == lik.num_betas());
+    for (Eigen::Index b = 0; b < std::max<Eigen::Index>(m.nbins, lik.num_betas()); ++b) {
       CAPTURE(b);
-      // Keep the chi-square variance fixed: d/dn at fixed sigma^2 (the variance is a constant of
-      // the fit, not a function of the data).
-      Eigen::VectorXd gp, gm, d = m.data_obs;
-      const Eigen::VectorXd var = lik.data_variance();
-      auto set = [&](const Eigen::VectorXd& data) {
-        if (v.term == DataTerm::kPoisson) lik.SetData(data);
-        else lik.SetData(data, var);
-      };
-      d[b] += h;
-      set(d);
-      lik.ValueAndGradient(x, &gp);
-      d[b] -= 2 * h;
-      set(d);
-      lik.ValueAndGradient(x, &gm);
-      set(m.data_obs);
-      const Eigen::VectorXd fd_n = (gp - gm) / (2 * h);
+      Eigen::VectorXd gp, gm;
+      if (b < m.nbins) {
+        // Keep the chi-square variance fixed: d/dn at fixed sigma^2 (the variance is a constant of
+        // the fit, not a function of the data).
+        Eigen::VectorXd d = m.data_obs;
+        const Eigen::VectorXd var = lik.data_variance();
+        auto set = [&](const Eigen::VectorXd& data) {
+          if (v.term == DataTerm::kPoisson) lik.SetData(data);
+          else lik.SetData(data, var);
+        };
+        d[b] += h;
+        set(d);
+        lik.ValueAndGradient(x, &gp);
+        d[b] -= 2 * h;
+        set(d);
+        lik.ValueAndGradient(x, &gm);
+        set(m.data_obs);
+        const Eigen::VectorXd fd_n = (gp - gm) / (2 * h);
+        for (int i = 0; i < lik.num_params(); ++i)
+          CHECK(std::abs(dn(i, b) - fd_n[i]) <= 1e-6 * (std::abs(fd_n[i]) + dn.col(b).cwiseAbs().maxCoeff()) + 1e-10);
+      }
+      if (b >= lik.num_betas()) continue;
       Eigen::VectorXd b0 = beta0;
       b0[b] += h;
       lik.SetGlobalObservables(theta0, b0);
@@ -334,10 +366,8 @@ TEST_CASE("variants: mixed derivatives with respect to the data and beta0 match 
       lik.ValueAndGradient(x, &gm);
       lik.SetGlobalObservables(theta0, beta0);
       const Eigen::VectorXd fd_b = (gp - gm) / (2 * h);
-      for (int i = 0; i < lik.num_params(); ++i) {
-        CHECK(std::abs(dn(i, b) - fd_n[i]) <= 1e-6 * (std::abs(fd_n[i]) + dn.col(b).cwiseAbs().maxCoeff()) + 1e-10);
+      for (int i = 0; i < lik.num_params(); ++i)
         CHECK(std::abs(db(i, b) - fd_b[i]) <= 1e-6 * (std::abs(fd_b[i]) + db.col(b).cwiseAbs().maxCoeff() + 1.0) + 1e-9);
-      }
     }
   }
 }
@@ -356,6 +386,10 @@ TEST_CASE("variants: matrix-free products equal the dense Hessian; covariance fi
     lik.ValueGradientHessian(x, &g, &h);
     if (v.term == DataTerm::kCovariance) {
       CHECK_THROWS_WITH_AS(lik.HessianVectorProduct(x, vec, &hv), doctest::Contains("covariance"), std::invalid_argument);
+      continue;
+    }
+    if (v.full) {
+      CHECK_THROWS_WITH_AS(lik.HessianVectorProduct(x, vec, &hv), doctest::Contains("full mode"), std::invalid_argument);
       continue;
     }
     lik.HessianVectorProduct(x, vec, &hv);
@@ -398,6 +432,20 @@ TEST_CASE("variants: invalid combinations and inputs are refused with a message"
   CHECK_THROWS_AS(lepus::engine::DataTermFromString("gauss"), std::invalid_argument);
   CHECK(lepus::engine::BinByBinStatTypeFromString("normal-additive") == BinByBinStatType::kNormalAdditive);
   CHECK_THROWS_AS(lepus::engine::BinByBinStatTypeFromString("lite"), std::invalid_argument);
+  CHECK(lepus::engine::BinByBinStatModeFromString("full") == BinByBinStatMode::kFull);
+  CHECK_THROWS_WITH_AS(lepus::engine::BinByBinStatModeFromString("gamma"), doctest::Contains("lite or full"),
+                       std::invalid_argument);
+  // Full mode: no covariance fit; beta vectors of nbins x nproc entries.
+  LikelihoodOptions of;
+  of.bin_by_bin_stat_mode = BinByBinStatMode::kFull;
+  of.data_term = DataTerm::kCovariance;
+  CHECK_THROWS_WITH_AS(Likelihood(m, of), doctest::Contains("full mode"), std::invalid_argument);
+  of.data_term = DataTerm::kPoisson;
+  Likelihood full(m, of);
+  CHECK(full.bin_by_bin_stat_type() == BinByBinStatType::kNormalMultiplicative);  // rabbit's automatic choice
+  CHECK(full.Describe().find("Barlow-Beeston full (normal-multiplicative)") != std::string::npos);
+  CHECK_THROWS_WITH_AS(full.SetGlobalObservables(Eigen::VectorXd::Zero(m.num_systematics()), Eigen::VectorXd::Ones(m.nbins)),
+                       doctest::Contains("nbins x nproc"), std::invalid_argument);
 }
 
 TEST_CASE("variants: fits converge and a chi-square fit of an Asimov data set returns the truth") {
@@ -454,4 +502,92 @@ TEST_CASE("variants: global impacts close on Asimov data for every data term, wi
     CHECK(im.global_external.col(1).norm() == 0.0);  // gradient only: no information
     for (Eigen::Index k = 0; k < im.global_closure.size(); ++k) CHECK(std::abs(im.global_closure[k]) < 1e-8);
   }
+}
+
+TEST_CASE("variants: Barlow-Beeston full mode against lite and against direct formulas") {
+  // One process per bin: one beta per bin either way, so full equals lite (every type).
+  Model single = BaseModel(false, SystematicType::kLogNormal, 83);
+  for (std::int64_t r = 0; r < single.tensor.num_rows(); ++r)
+    if (single.tensor.row_proc[r] != 0) single.tensor.norm[r] *= 1e-300;  // negligible yields
+  for (Eigen::Index b = 0; b < single.nbins_full; ++b)
+    for (int p = 1; p < single.num_processes(); ++p) single.sumw2(b, p) = 0.0;
+  single.sumw2(1, 0) = single.sumw2(2, 0) = 0.0;
+  for (DataTerm t : {DataTerm::kPoisson, DataTerm::kChisq})
+    for (BinByBinStatType b : {BinByBinStatType::kGamma, BinByBinStatType::kNormalMultiplicative, BinByBinStatType::kNormalAdditive}) {
+      CAPTURE(lepus::engine::ToString(t) + "/" + lepus::engine::ToString(b));
+      LikelihoodOptions lite = Options({t, b, true}), full = Options({t, b, true, true});
+      Likelihood ll(single, lite), lf(single, full);
+      const Eigen::VectorXd x = RandomPoint(ll, 3);
+      Eigen::VectorXd gl, gf;
+      Eigen::MatrixXd hl, hf;
+      CHECK(lf.ValueGradientHessian(x, &gf, &hf) == doctest::Approx(ll.ValueGradientHessian(x, &gl, &hl)).epsilon(1e-12));
+      CHECK(lepus::test::MaxRelDiff(gf, gl, 1e-9) < 1e-10);
+      CHECK(lepus::test::MaxRelDiff(hf, hl, 1e-9) < 1e-10);
+      const Eigen::VectorXd bl = ll.ProfiledBeta(x), bf = lf.ProfiledBeta(x);
+      for (Eigen::Index bin = 0; bin < single.nbins; ++bin)
+        if (ll.bb_kstat()[bin] > 0) CHECK(bf[bin * single.num_processes()] == doctest::Approx(bl[bin]).epsilon(1e-10));
+    }
+  // Several processes: the multiplicative types differ from lite; normal-additive full has the
+  // same profiled NLL as lite (its betas only share sqrt(sum sumw2) differently).
+  Model m = BaseModel(false, SystematicType::kLogNormal, 89);
+  for (BinByBinStatType b : {BinByBinStatType::kGamma, BinByBinStatType::kNormalMultiplicative, BinByBinStatType::kNormalAdditive}) {
+    CAPTURE(lepus::engine::ToString(b));
+    Likelihood ll(m, Options({DataTerm::kPoisson, b, true})), lf(m, Options({DataTerm::kPoisson, b, true, true}));
+    const Eigen::VectorXd x = RandomPoint(ll, 5);
+    if (b == BinByBinStatType::kNormalAdditive) CHECK(lf.Value(x) == doctest::Approx(ll.Value(x)).epsilon(1e-12));
+    else CHECK(std::abs(lf.Value(x) - ll.Value(x)) > 1e-6 * std::abs(ll.Value(x)));
+  }
+  // Poisson, normal-multiplicative (rabbit's closed form): L solves L^2 - (A - Q) L - Q n = 0 with
+  // A = sum beta0 lambda, Q = sum lambda^2 / k; beta_p = beta0_p + (n / L - 1) lambda_p / k_p.
+  Likelihood lf(m, Options({DataTerm::kPoisson, BinByBinStatType::kNormalMultiplicative, true, true}));
+  const Eigen::VectorXd x = RandomPoint(lf, 7);
+  const Eigen::MatrixXd lam = lf.ExpectedYieldsPerProcess(x);
+  const Eigen::VectorXd beta = lf.ProfiledBeta(x);
+  const int np = m.num_processes();
+  double nll = 0.0;
+  for (Eigen::Index b = 0; b < m.nbins; ++b) {
+    double A = 0.0, Q = 0.0;
+    for (int p = 0; p < np; ++p) {
+      const double k = lf.bb_kstat()[b * np + p];
+      A += lam(b, p);
+      if (k > 0) Q += lam(b, p) * lam(b, p) / k;
+    }
+    const double n = m.data_obs[b];
+    const double L = 0.5 * ((A - Q) + std::sqrt((A - Q) * (A - Q) + 4 * Q * n));
+    double total = 0.0;
+    for (int p = 0; p < np; ++p) {
+      const double k = lf.bb_kstat()[b * np + p];
+      const double bp = k > 0 ? 1.0 + (n / L - 1.0) * lam(b, p) / k : 1.0;
+      CHECK(beta[b * np + p] == doctest::Approx(bp).epsilon(1e-10));
+      total += bp * lam(b, p);
+      if (k > 0) nll += 0.5 * k * (bp - 1.0) * (bp - 1.0);
+    }
+    CHECK(total == doctest::Approx(L).epsilon(1e-12));
+    nll += L - n + n * std::log(n / L);
+  }
+  const Eigen::VectorXd theta = x.tail(m.num_systematics());
+  for (int s = 0; s < m.num_systematics(); ++s) nll += 0.5 * m.constraint_weights[s] * theta[s] * theta[s];
+  CHECK(lf.Value(x) == doctest::Approx(nll).epsilon(1e-12));
+  // Beta variations: y_ip = lambda_ip (1 + sum_j V_p(i, j) sqrt(k_jp) (beta_jp - 1) / norm_ip) in
+  // every bin (times beta_ip in the fitted bins).
+  Model mv = m;
+  mv.beta_variations = RandomBetaVariations(m, 11);
+  Likelihood lv(mv, Options({DataTerm::kPoisson, BinByBinStatType::kNormalMultiplicative, true, true}));
+  const Eigen::VectorXd yields = lv.ExpectedYields(x, true);
+  const Eigen::MatrixXd nominal = mv.DenseNorm();
+  for (Eigen::Index i = 0; i < mv.nbins_full; ++i) {
+    double expect = 0.0;
+    for (int p = 0; p < np; ++p) {
+      double ratio = 0.0;
+      for (Eigen::Index j = 0; j < mv.nbins; ++j) {
+        const double k = lv.bb_kstat()[j * np + p];
+        if (k > 0) ratio += mv.beta_variations[p](i, j) * std::sqrt(k) * (beta[j * np + p] - 1.0);
+      }
+      const double scale = i < mv.nbins ? beta[i * np + p] : 1.0;
+      expect += nominal(i, p) > 0 ? scale * lam(i, p) * (1.0 + ratio / nominal(i, p)) : scale * lam(i, p);
+    }
+    CHECK(yields[i] == doctest::Approx(expect).epsilon(1e-12));
+  }
+  // ... and only yields: the NLL is the one without them.
+  CHECK(lv.Value(x) == doctest::Approx(lf.Value(x)).epsilon(1e-14));
 }

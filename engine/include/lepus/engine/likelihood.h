@@ -4,7 +4,8 @@
 // Parameter vector x = [POIs (one per signal process, in process order); theta (hsysts order)].
 // With LikelihoodOptions::poi_positive the POI entries of x are the square roots of the signal
 // strengths (mu = x^2, rabbit's positive parametrisation); otherwise x holds mu directly.
-// Barlow-Beeston-lite parameters beta are profiled analytically inside every evaluation.
+// Barlow-Beeston parameters beta (one per fitted bin, "lite", or one per fitted bin and process,
+// "full") are profiled analytically inside every evaluation.
 #pragma once
 
 #include <memory>
@@ -39,16 +40,32 @@ DataTerm DataTermFromString(const std::string& text);
 //   kGamma:                L = beta lv + lu, constraint k (beta - beta0) - k beta0 ln(beta / beta0)
 //   kNormalMultiplicative: L = beta lv + lu, constraint k (beta - beta0)^2 / 2
 //   kNormalAdditive:       L = lv + lu + sqrt(V) beta, constraint (beta - beta0)^2 / 2
-//   kAutomatic:            normal-additive for kCovariance, gamma otherwise (rabbit's "automatic").
+//   kAutomatic:            normal-additive for kCovariance, normal-multiplicative for kFull,
+//                          gamma otherwise (rabbit's "automatic").
 enum class BinByBinStatType { kAutomatic, kGamma, kNormalMultiplicative, kNormalAdditive };
 std::string ToString(BinByBinStatType type);
 // Accepts "automatic", "gamma", "normal-multiplicative", "normal-additive".
 BinByBinStatType BinByBinStatTypeFromString(const std::string& text);
 
+// How many Barlow-Beeston parameters (rabbit --binByBinStatMode; docs/numerics.md "Barlow-Beeston
+// full"):
+//   kLite: one beta_b per fitted bin scaling (or shifting) the bin's processes with MC variance.
+//   kFull: one beta_bp per fitted bin and process with sumw2 > 0 and sumw != 0, each with its own
+//          k_bp = sumw_bp^2 / sumw2_bp; the betas of a bin are profiled jointly (a scalar equation
+//          per bin). Beta vectors (beta0, ProfiledBeta, bb_kstat, the beta0 columns of
+//          GlobalObservableDerivatives) then have num_betas() = nbins * nproc entries, index
+//          b * nproc + p. kAutomatic resolves to normal-multiplicative (rabbit). Covariance fits
+//          support only lite.
+enum class BinByBinStatMode { kLite, kFull };
+std::string ToString(BinByBinStatMode mode);
+// Accepts "lite", "full".
+BinByBinStatMode BinByBinStatModeFromString(const std::string& text);
+
 struct LikelihoodOptions {
-  // Barlow-Beeston lite (one beta per fitted bin, profiled analytically).
+  // Barlow-Beeston (betas profiled analytically).
   bool bin_by_bin_stat = true;
   BinByBinStatType bin_by_bin_stat_type = BinByBinStatType::kAutomatic;
+  BinByBinStatMode bin_by_bin_stat_mode = BinByBinStatMode::kLite;
   DataTerm data_term = DataTerm::kPoisson;
   // kChisq / kCovariance without data_cov_inv: the variance of the observed data. false (rabbit's
   // choice: its fit passes the observed counts as their own variance, hdata_var is only used to
@@ -118,9 +135,12 @@ class Likelihood {
   // description for reports, e.g. "Poisson, Barlow-Beeston lite (gamma)".
   DataTerm data_term() const;
   BinByBinStatType bin_by_bin_stat_type() const;
+  BinByBinStatMode bin_by_bin_stat_mode() const;
+  // Size of the beta vectors: nbins (lite) or nbins * nproc (full, index b * nproc + p).
+  std::int64_t num_betas() const;
   std::string Describe() const;
   // Global observables: constraint centres theta0 [nsyst] (default 0) and the Barlow-Beeston
-  // centres beta0 [nbins] (default 1).
+  // centres beta0 [num_betas()] (default 1; normal-additive 0).
   void SetGlobalObservables(const Eigen::VectorXd& theta0, const Eigen::VectorXd& beta0);
   const Eigen::VectorXd& theta0() const;
   const Eigen::VectorXd& beta0() const;
@@ -134,15 +154,17 @@ class Likelihood {
                               Eigen::MatrixXd* hess) const;
 
   // Expected yields per bin, summed over processes, for all nbins_full bins. With
-  // include_beta, the profiled Barlow-Beeston factors are applied (non-masked bins only).
+  // include_beta, the profiled Barlow-Beeston factors are applied (non-masked bins only; in full
+  // mode also the model's beta_variations, as rabbit applies them to its reported yields).
   Eigen::VectorXd ExpectedYields(const Eigen::VectorXd& x, bool include_beta) const;
   // Expected yields per (bin, process), [nbins_full x nproc], without beta.
   Eigen::MatrixXd ExpectedYieldsPerProcess(const Eigen::VectorXd& x) const;
-  // Profiled beta per fitted bin (1 where a bin has no MC-stat term or BB is off).
+  // Profiled betas [num_betas()] (beta0 where there is no MC-stat term; 1 when BB is off).
   Eigen::VectorXd ProfiledBeta(const Eigen::VectorXd& x) const;
-  // The Barlow-Beeston effective MC counts k_b per fitted bin (0 = no beta in that bin).
+  // The Barlow-Beeston effective MC counts [num_betas()] (0 = no beta there).
   const Eigen::VectorXd& bb_kstat() const;
-  // Standard deviations of the global observables at x for global impacts ([nbins] each): of the
+  // Standard deviations of the global observables at x for global impacts ([nbins] and
+  // [num_betas()]): of the
   // data (Poisson: sqrt(n); chi-square: sigma) and of beta0 (gamma: sqrt(beta / k);
   // normal-multiplicative: 1 / sqrt(k); normal-additive: 1; 0 where a bin has no beta). For
   // kCovariance the data are correlated: data_factor is a lower-triangular factor F of the data
@@ -150,7 +172,7 @@ class Likelihood {
   void GlobalObservableSigmas(const Eigen::VectorXd& x, Eigen::VectorXd* sigma_data, Eigen::VectorXd* sigma_beta0,
                               Eigen::MatrixXd* data_factor) const;
 
-  // NLL, gradient and Hessian with the Barlow-Beeston factors held at `beta` ([nbins]) instead of
+  // NLL, gradient and Hessian with the Barlow-Beeston factors held at `beta` ([num_betas()]) instead of
   // profiled (the Hessian then lacks the beta-profiling term; used to split off the MC-stat part
   // of the uncertainty).
   double ValueGradientHessianFixedBeta(const Eigen::VectorXd& x, const Eigen::VectorXd& beta,
@@ -162,8 +184,8 @@ class Likelihood {
   void HessianDiagonal(const Eigen::VectorXd& x, Eigen::VectorXd* diag) const;
 
   // Mixed second derivatives of the profiled NLL with respect to the parameters and the global
-  // observables of the data: d_data(:, b) = d2 NLL / dx dn_b and d_beta0(:, b) = d2 NLL / dx dbeta0_b
-  // ([num_params x nbins] each; beta0 columns are zero in bins without a beta).
+  // observables of the data: d_data(:, b) = d2 NLL / dx dn_b and d_beta0(:, j) = d2 NLL / dx dbeta0_j
+  // ([num_params x nbins] and [num_params x num_betas()]; zero columns where there is no beta).
   void GlobalObservableDerivatives(const Eigen::VectorXd& x, Eigen::MatrixXd* d_data,
                                    Eigen::MatrixXd* d_beta0) const;
 

@@ -116,6 +116,13 @@ struct Model {
 
   std::vector<ExternalTerm> external_terms;  // added to the NLL (likelihood.h)
 
+  // rabbit's hbetavariations, per process [nbins_full x nbins] (empty: none): in Barlow-Beeston
+  // full mode the reported yield of (bin i, process p) becomes
+  // lambda_ip (1 + sum_j V_p(i, j) sqrt(k_jp) (beta_jp - 1) / norm_ip) where norm_ip > 0 (the
+  // nominal yield); V_p(i, j) is the change of bin i per unit pull of beta_jp. Only yields are
+  // affected (not the NLL), as in rabbit.
+  std::vector<Eigen::MatrixXd> beta_variations;
+
   int num_processes() const { return static_cast<int>(processes.size()); }
   int num_systematics() const { return static_cast<int>(systematics.size()); }
   int num_pois() const { return num_signals; }
