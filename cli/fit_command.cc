@@ -445,6 +445,7 @@ int RunFit(const FitArgs& a, const std::string& command_line) {
   ApplyVariantFlags(a.variant, &lopt);
   std::string error;
   if (!lopt.IsValid(&error)) throw std::invalid_argument("likelihood options: " + error);
+  WarnUnusedInputs(model, lopt);
 
   io::RunInfo info;
   info.input_path = a.input;

@@ -44,16 +44,34 @@ void AddVariantFlags(CLI::App* sub, VariantFlags* flags) {
                 "(rabbit uses the data)");
   sub->add_option("--bin-by-bin-stat-type", flags->bb_type,
                   "Barlow-Beeston constraint (rabbit --binByBinStatType): gamma, normal-multiplicative, "
-                  "normal-additive; automatic = normal-additive for --covariance-fit, else gamma")
+                  "normal-additive; automatic = normal-additive for --covariance-fit, normal-multiplicative "
+                  "in full mode, else gamma")
       ->type_name("TYPE")
       ->capture_default_str()
       ->check(CLI::IsMember({"automatic", "gamma", "normal-multiplicative", "normal-additive"}));
+  sub->add_option("--bin-by-bin-stat-mode", flags->bb_mode,
+                  "Barlow-Beeston parameters (rabbit --binByBinStatMode): lite = one per bin, full = one per "
+                  "bin and process (the input's hbetavariations then enter the reported yields)")
+      ->type_name("MODE")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"lite", "full"}));
+}
+
+void WarnUnusedInputs(const engine::Model& model, const engine::LikelihoodOptions& options) {
+  if (model.beta_variations.empty()) return;
+  const bool used = options.bin_by_bin_stat && options.bin_by_bin_stat_mode == engine::BinByBinStatMode::kFull &&
+                    options.bin_by_bin_stat_type != engine::BinByBinStatType::kNormalAdditive;
+  if (!used)
+    std::cerr << "lepus: warning: hbetavariations (variations of the Barlow-Beeston parameters) has no effect "
+                 "here: rabbit applies it only with --binByBinStatMode full and a multiplicative type, to the "
+                 "reported yields (never to the likelihood); use --bin-by-bin-stat-mode full\n";
 }
 
 void ApplyVariantFlags(const VariantFlags& flags, engine::LikelihoodOptions* options) {
   options->data_term = flags.covariance ? engine::DataTerm::kCovariance
                                         : (flags.chisq ? engine::DataTerm::kChisq : engine::DataTerm::kPoisson);
   options->bin_by_bin_stat_type = engine::BinByBinStatTypeFromString(flags.bb_type);
+  options->bin_by_bin_stat_mode = engine::BinByBinStatModeFromString(flags.bb_mode);
   options->use_data_var = flags.use_data_var;
   if (flags.use_data_var && !flags.chisq && !flags.covariance)
     throw std::invalid_argument("--chisq-data-var needs --chisq-fit or --covariance-fit");
@@ -116,6 +134,7 @@ engine::Likelihood MakeLikelihood(const std::string& input, const LikelihoodFlag
   ApplyVariantFlags(lflags.variant, &lopt);
   std::string error;
   if (!lopt.IsValid(&error)) throw std::invalid_argument("likelihood options: " + error);
+  WarnUnusedInputs(model, lopt);
   info->input_path = input;
   info->num_threads = lflags.threads;
   info->data_label = "observed";

@@ -18,15 +18,20 @@ class App;
 
 namespace lepus::cli {
 
-// rabbit's fit types: --chisq-fit, --covariance-fit, --bin-by-bin-stat-type, --chisq-data-var.
+// rabbit's fit types: --chisq-fit, --covariance-fit, --bin-by-bin-stat-type, --chisq-data-var,
+// --bin-by-bin-stat-mode.
 struct VariantFlags {
   bool chisq = false;
   bool covariance = false;
   bool use_data_var = false;
   std::string bb_type = "automatic";
+  std::string bb_mode = "lite";
 };
 void AddVariantFlags(CLI::App* sub, VariantFlags* flags);
 void ApplyVariantFlags(const VariantFlags& flags, engine::LikelihoodOptions* options);
+// Warns (stderr) about inputs of the model that these options leave unused: beta variations
+// outside Barlow-Beeston full mode with a multiplicative type (rabbit ignores them there too).
+void WarnUnusedInputs(const engine::Model& model, const engine::LikelihoodOptions& options);
 
 // --no-bbstat, --poi-positive, --threads and the VariantFlags.
 struct LikelihoodFlags {

@@ -231,7 +231,7 @@ class FitInputReader {
   // hess_sparse}) resolved against the fit parameters.
   void ReadExternalTerms(engine::Model& m);
   // Datasets of rabbit's format that a fit does not use, and unknown root members: warnings.
-  void CheckOtherMembers(const engine::Model& m);
+  void CheckOtherMembers(engine::Model& m);
   // rabbit's pickled `meta` group (wums.ioutils.pickle_dump_h5py).
   Meta ReadRabbitMeta();
 
@@ -965,14 +965,19 @@ void FitInputReader::ReadExternalTerms(engine::Model& m) {
   }
 }
 
-void FitInputReader::CheckOtherMembers(const engine::Model& m) {
+void FitInputReader::CheckOtherMembers(engine::Model& m) {
   if (f_.HasDataset("hbetavariations")) {
     auto bv = f_.ReadDouble("hbetavariations");
     ExpectShape("hbetavariations", bv.shape, {m.nbins_full, m.nbins, m.num_processes()}, "[nbinsfull, nbins, nproc]");
     CheckFinite("hbetavariations", bv.values, false);
-    Warn("hbetavariations (variations of the Barlow-Beeston parameters) was checked but has no effect here: rabbit "
-         "applies it only with --binByBinStatMode full, to the reported yields, never to the fitted likelihood; lepus "
-         "fits in Barlow-Beeston lite mode (rabbit's default), where rabbit ignores it too");
+    // [nbinsfull, nbins, nproc] row-major -> per process [nbins_full x nbins]. Used (as by rabbit)
+    // only in Barlow-Beeston full mode, for the reported yields (the CLI warns otherwise).
+    const int nproc = m.num_processes();
+    m.beta_variations.assign(nproc, Eigen::MatrixXd::Zero(m.nbins_full, m.nbins));
+    for (std::int64_t i = 0; i < m.nbins_full; ++i)
+      for (std::int64_t j = 0; j < m.nbins; ++j)
+        for (int p = 0; p < nproc; ++p)
+          m.beta_variations[p](i, j) = bv.values[static_cast<std::size_t>((i * m.nbins + j) * nproc + p)];
   }
   if (f_.HasDataset("hpseudodatavar"))
     Warn("hpseudodatavar (variances of the pseudo-data sets) is not used: rabbit uses it only to throw toys around "

@@ -46,7 +46,8 @@ Json LikelihoodJson(const engine::Likelihood& lik) {
           {"bin_by_bin_stat", lik.options().bin_by_bin_stat},
           {"bin_by_bin_stat_type", lik.options().bin_by_bin_stat ? Json(engine::ToString(lik.bin_by_bin_stat_type()))
                                                                   : Json(nullptr)},
-          {"bin_by_bin_stat_mode", lik.options().bin_by_bin_stat ? Json("lite") : Json(nullptr)},
+          {"bin_by_bin_stat_mode", lik.options().bin_by_bin_stat ? Json(engine::ToString(lik.bin_by_bin_stat_mode()))
+                                                                  : Json(nullptr)},
           {"data_variance", lik.data_term() == engine::DataTerm::kPoisson
                                 ? Json(nullptr)
                                 : Json(lik.options().use_data_var && lik.model().data_var.size() ? "data_var" : "data")},
@@ -287,7 +288,7 @@ void CheckImpacts(const engine::Likelihood& lik, const engine::Impacts& im) {
   if (!im.has_global) return;
   if (im.global_nuisance.rows() != nt || im.global_nuisance.cols() != npar ||
       im.global_data.rows() != nt || im.global_data.cols() != nbins ||
-      im.global_bbstat.rows() != nt || im.global_bbstat.cols() != nbins ||
+      im.global_bbstat.rows() != nt || im.global_bbstat.cols() != lik.num_betas() ||
       im.grouped_global.rows() != nt || im.grouped_global.cols() != ng ||
       im.global_closure.size() != nt || im.rabbit_global_grouped.rows() != nt ||
       im.rabbit_global_grouped.cols() != ng || im.rabbit_gaussian_global_grouped.rows() != nt ||

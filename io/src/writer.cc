@@ -117,6 +117,14 @@ void WriteContents(h5::OutputFile& f, const engine::Model& m, const WriteOptions
   }
   const auto sumw2 = RowMajor(m.sumw2);
   f.WriteDoubleFlat("hsumw2", sumw2.data(), {nbf, nproc}, gz);
+  if (!m.beta_variations.empty()) {
+    std::vector<double> bv(static_cast<std::size_t>(nbf * m.nbins * nproc), 0.0);
+    for (std::int64_t i = 0; i < nbf; ++i)
+      for (std::int64_t j = 0; j < m.nbins; ++j)
+        for (std::int64_t p = 0; p < nproc; ++p)
+          bv[static_cast<std::size_t>((i * m.nbins + j) * nproc + p)] = m.beta_variations[p](i, j);
+    f.WriteDoubleFlat("hbetavariations", bv.data(), {nbf, m.nbins, nproc}, gz);
+  }
 
   const bool asym = m.asymmetric;
   if (options.storage == engine::StorageKind::kDense) {

@@ -20,6 +20,9 @@ fit chisq --chisq-fit
 fit chisq_add --chisq-fit --bin-by-bin-stat-type normal-additive
 fit cov --covariance-fit
 fit nmult --bin-by-bin-stat-type normal-multiplicative
+fit full --bin-by-bin-stat-mode full --impacts --postfit
+fit full_asimov --bin-by-bin-stat-mode full --asimov --impacts --global-impacts
+fit full_gamma --bin-by-bin-stat-mode full --bin-by-bin-stat-type gamma
 
 check() {  # check NAME JQ-FILTER
   jq -e "$2" "$tmp/$1.json" >/dev/null || { jq '.likelihood' "$tmp/$1.json"; fail "$1: $2"; }
@@ -28,6 +31,19 @@ check poisson '.likelihood.data_term == "poisson" and .likelihood.bin_by_bin_sta
 check chisq '.likelihood.data_term == "chisq" and .likelihood.data_variance == "data"'
 check cov '.likelihood.data_term == "covariance" and .likelihood.bin_by_bin_stat_type == "normal-additive"'
 check nmult '.likelihood.bin_by_bin_stat_type == "normal-multiplicative"'
+check poisson '.likelihood.bin_by_bin_stat_mode == "lite"'
+# Full mode: automatic = normal-multiplicative (rabbit); its impacts include the MC statistics and
+# the global impacts close on Asimov data.
+check full '.likelihood.bin_by_bin_stat_mode == "full" and .likelihood.bin_by_bin_stat_type == "normal-multiplicative"'
+check full '.impacts.grouped_nominal | to_entries | all(.value.binByBinStat > 0)'
+check full_asimov '.impacts.global_closure | to_entries | all((.value | fabs) < 1e-6)'
+check full_gamma '.likelihood.description | test("Barlow-Beeston full \\(gamma\\)")'
+grep -q "Barlow-Beeston full" "$tmp/full.err" || fail "no full-mode likelihood line in the report"
+h5dump -d /postfit/total "$tmp/full.h5" >/dev/null || fail "full mode: no postfit yields"
+# The full-mode POI differs from the lite normal-multiplicative one (several processes per bin).
+f=$(jq '.parameters[0].value' "$tmp/full.json")
+n=$(jq '.parameters[0].value' "$tmp/nmult.json")
+awk -v f="$f" -v n="$n" 'BEGIN { exit !((f - n) ^ 2 > 1e-14) }' || fail "full-mode POI $f equals the lite one $n"
 grep -q "likelihood: chi-square" "$tmp/chisq.err" || fail "no likelihood line in the chi-square report"
 h5dump -a /likelihood "$tmp/cov.h5" | grep -q "chi-square with the data covariance" \
   || fail "HDF5 root attribute 'likelihood' missing"
@@ -52,6 +68,10 @@ expect "chisq-data-var needs" fit "$input" --chisq-data-var
 expect "excludes" fit "$input" --chisq-fit --covariance-fit
 expect "gamma was requested" fit "$input" --covariance-fit --bin-by-bin-stat-type gamma
 expect "ceres supports the Poisson likelihood" fit "$input" --chisq-fit --method ceres
+expect "ceres supports the Poisson likelihood" fit "$input" --bin-by-bin-stat-mode full --bin-by-bin-stat-type gamma --method ceres
+expect "covariance fit with Barlow-Beeston full mode" fit "$input" --covariance-fit --bin-by-bin-stat-mode full
+expect "does not support Barlow-Beeston full mode" fit "$input" --bin-by-bin-stat-mode full --method matrix_free
+expect "half not in \{lite,full\}" fit "$input" --bin-by-bin-stat-mode half
 expect "need Gaussian data" toys "$input" --covariance-fit --ntoys 2 --seed 1 --json "$tmp/t.json"
 expect "for chi-square and covariance fits" toys "$input" --normal-data --ntoys 2 --seed 1 --json "$tmp/t.json"
 # Toys of a chi-square fit run (Poisson data, as rabbit's default) and report the likelihood.

@@ -346,19 +346,32 @@ TEST_CASE("reader: the rest of rabbit's format: beta variations, auxiliary data,
   const int nproc = m.num_processes();
   {
     const std::string path = WriteTemp(m, "betavar");
+    // rabbit's layout [nbinsfull, nbins, nproc], row-major: entry (i, j, p) = i + 10 j + 100 p.
+    std::vector<double> bv(static_cast<std::size_t>(m.nbins_full * m.nbins * nproc));
+    for (std::int64_t i = 0; i < m.nbins_full; ++i)
+      for (std::int64_t j = 0; j < m.nbins; ++j)
+        for (int p = 0; p < nproc; ++p) bv[static_cast<std::size_t>((i * m.nbins + j) * nproc + p)] = i + 10.0 * j + 100.0 * p;
     {
       H5File f(path);
-      f.WriteDoubles("hbetavariations",
-                     std::vector<double>(static_cast<std::size_t>(m.nbins_full * m.nbins * nproc), 0.01),
-                     {m.nbins_full, m.nbins, nproc});
+      f.WriteDoubles("hbetavariations", bv, {m.nbins_full, m.nbins, nproc});
       f.WriteDoubles("hfuture", {1.0}, {1});
     }
     ReadInfo info;
-    ReadFitInput(path, &info);
-    REQUIRE(info.warnings.size() == 2);
-    CHECK(Contains(info.warnings[0], "hbetavariations"));
-    CHECK(Contains(info.warnings[0], "full"));
-    CHECK(Contains(info.warnings[1], "hfuture"));
+    const Model r = ReadFitInput(path, &info);
+    REQUIRE(info.warnings.size() == 1);
+    CHECK(Contains(info.warnings[0], "hfuture"));
+    REQUIRE(r.beta_variations.size() == static_cast<std::size_t>(nproc));
+    for (int p = 0; p < nproc; ++p) {
+      REQUIRE(r.beta_variations[p].rows() == m.nbins_full);
+      REQUIRE(r.beta_variations[p].cols() == m.nbins);
+      CHECK(r.beta_variations[p](m.nbins_full - 1, 2) == m.nbins_full - 1 + 20.0 + 100.0 * p);
+      CHECK(r.beta_variations[p](0, m.nbins - 1) == 10.0 * (m.nbins - 1) + 100.0 * p);
+    }
+    // The writer writes them back in the same layout.
+    const std::string again = WriteTemp(r, "betavar_again");
+    const Model r2 = ReadFitInput(again);
+    REQUIRE(r2.beta_variations.size() == r.beta_variations.size());
+    for (int p = 0; p < nproc; ++p) CHECK(r2.beta_variations[p] == r.beta_variations[p]);
   }
   {
     const std::string path = WriteTemp(m, "betavar_shape");
