@@ -254,9 +254,9 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
   {
     int nfree = npar;
     if (!options.frozen.empty()) nfree = static_cast<int>(std::count(options.frozen.begin(), options.frozen.end(), false));
-    // auto: matrix-free for large models, where it applies (not to covariance fits or
-    // Barlow-Beeston full mode, whose Hessian-vector products it does not provide).
-    const bool mf_ok = lik.data_term() != DataTerm::kCovariance && lik.bin_by_bin_stat_mode() == BinByBinStatMode::kLite;
+    // auto: matrix-free for large models, where it applies (not to covariance fits, whose data
+    // term couples all bins).
+    const bool mf_ok = lik.data_term() != DataTerm::kCovariance;
     if (options.method == FitMethod::kMatrixFree ||
         (options.method == FitMethod::kAuto && mf_ok && nfree > options.matrix_free_threshold))
       return detail::FitMatrixFree(lik, options);

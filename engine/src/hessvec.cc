@@ -28,10 +28,15 @@ void SliceSecondOrder(const Likelihood::Impl& im, const Point& pt, std::int64_t 
   for (std::int64_t b = b0; b < b1; ++b) {
     detail::ComputeBin(im, pt, b, true, &st);
     if (!st.ok) continue;
-    const double gv = st.gv, gu = st.gu, hvv = st.hvv, hvu = st.hvu, huu = st.huu;
+    const bool full = im.full;
+    const double gv = st.gv, gu = st.gu;
+    // Full mode (docs/numerics.md "Barlow-Beeston full"): per-row weights w_r, the rows' own
+    // curvature d_r (dlambda_r)(dlambda_r)^T and the bin term h G G^T with G = sum_r c_r dlambda_r.
+    const double hvv = full ? st.fr.h : st.hvv, hvu = full ? 0.0 : st.hvu, huu = full ? 0.0 : st.huu;
     const std::int64_t r0 = im.bin_row[b], r1 = im.bin_row[b + 1];
     for (std::int64_t r = r0; r < r1; ++r) {
-      const double w1 = (st.has_beta && im.row_scaled[r]) ? gv : gu;
+      const double w1 = full ? st.fr.w[r - r0] : ((st.has_beta && im.row_scaled[r]) ? gv : gu);
+      const double dr = full ? st.fr.d[r - r0] : 0.0;
       const double lr = st.lam[r - r0], ex = st.ex[r - r0];
       const int p = t.row_proc[r];
       const std::int64_t i0 = t.row_start[r], i1 = t.row_start[r + 1];
@@ -47,7 +52,21 @@ void SliceSecondOrder(const Likelihood::Impl& im, const Point& pt, std::int64_t 
           dot += g * (*v)[npoi + s];
           (*out)[npoi + s] += curv * (*v)[npoi + s];
         } else {
-          (*out)[npoi + s] += curv + (lognormal ? w1 * lr * g * g : 0.0);
+          (*out)[npoi + s] += curv + (lognormal ? w1 * lr * g * g : 0.0) + dr * scale * scale * g * g;
+        }
+      }
+      if (dr != 0.0) {
+        // d_r (dlambda_r)(dlambda_r . v), dlambda_r = (dpoi at p, scale g on the systematics).
+        if (mode == 0) {
+          const double dl = dr * ((p < npoi ? dpoi * (*v)[p] : 0.0) + scale * dot);
+          if (p < npoi) (*out)[p] += dl * dpoi;
+          for (std::int64_t i = i0; i < i1; ++i) {
+            const int s = t.syst[i];
+            const double g = asym ? t.logk_avg[i] + pt.c1[s] * t.logk_halfdiff[i] : t.logk_avg[i];
+            (*out)[npoi + s] += dl * scale * g;
+          }
+        } else if (p < npoi) {
+          (*out)[p] += dr * dpoi * dpoi;
         }
       }
       if (mode == 0 && lognormal) {
@@ -63,8 +82,8 @@ void SliceSecondOrder(const Likelihood::Impl& im, const Point& pt, std::int64_t 
     }
     // Bin term [Jv Ju] G [Jv Ju]^T.
     for (std::int64_t r = r0; r < r1; ++r)
-      detail::AddRowGradient(im, pt, r, st.lam[r - r0], st.ex[r - r0], 1.0,
-                             (st.has_beta && im.row_scaled[r]) ? &jv : &ju);
+      detail::AddRowGradient(im, pt, r, st.lam[r - r0], st.ex[r - r0], full ? st.fr.c[r - r0] : 1.0,
+                             (full || (st.has_beta && im.row_scaled[r])) ? &jv : &ju);
     const std::int32_t* touch = im.bin_touch.data() + im.bin_touch_start[b];
     const std::int64_t ntouch = im.bin_touch_start[b + 1] - im.bin_touch_start[b];
     if (mode == 0) {
@@ -93,9 +112,6 @@ void SecondOrder(const Likelihood::Impl& im, const Eigen::VectorXd& x, const Eig
   if (im.dterm == DataTerm::kCovariance)
     throw std::invalid_argument("the matrix-free Hessian does not support covariance fits (the data term couples "
                                 "all bins); use the dense method");
-  if (im.full)
-    throw std::invalid_argument("the matrix-free Hessian does not support Barlow-Beeston full mode (one beta per bin "
-                                "and process); use the dense method");
   Point pt;
   im.MakePoint(x, &pt);
   const auto& cuts = im.grad_slices;
