@@ -299,9 +299,6 @@ void Likelihood::Impl::Init() {
     bbtype = dterm == DataTerm::kCovariance ? BinByBinStatType::kNormalAdditive
              : full                         ? BinByBinStatType::kNormalMultiplicative
                                             : BinByBinStatType::kGamma;
-  if (full && dterm == DataTerm::kCovariance)
-    throw std::invalid_argument("a covariance fit with Barlow-Beeston full mode (one beta per bin and process) is not "
-                                "supported by lepus; use --bin-by-bin-stat-mode lite (the default) for a covariance fit");
   beta0 = Eigen::VectorXd::Ones(nbeta);
   if (dterm == DataTerm::kCovariance && options.bin_by_bin_stat && bbtype == BinByBinStatType::kGamma)
     throw std::invalid_argument("a covariance fit supports the normal-additive and normal-multiplicative "
@@ -605,7 +602,7 @@ void Likelihood::Impl::Term(std::int64_t b, double lv, double lu, int level, con
 }
 
 void Likelihood::Impl::FullTerm(std::int64_t b, const double* lam, int level, const Eigen::VectorXd* fixed_beta,
-                                detail::BinTerm* bt, detail::FullRows* fr) const {
+                                detail::BinTerm* bt, detail::FullRows* fr, const double* cov_t) const {
   const std::int64_t r0 = bin_row[b], r1 = bin_row[b + 1];
   const std::size_t nr = static_cast<std::size_t>(r1 - r0);
   fr->Resize(nr);
@@ -629,6 +626,14 @@ void Likelihood::Impl::FullTerm(std::int64_t b, const double* lam, int level, co
   if (fixed_beta && !no_bb) {
     for (std::size_t i = 0; i < nr; ++i)
       if (index(i) >= 0) fr->beta[i] = (*fixed_beta)[index(i)];
+  } else if (profiled && cov_t) {
+    t = *cov_t;
+    for (std::size_t i = 0; i < nr; ++i) {
+      const std::int64_t j = index(i);
+      if (j < 0) continue;
+      const std::int64_t r = r0 + static_cast<std::int64_t>(i);
+      fr->beta[i] = additive ? beta0[j] - t * row_s[r] : beta0[j] - t * lam[i] / row_k[r];
+    }
   } else if (profiled && !gamma) {
     // beta_r = beta0_r - t lambda_r / k_r (normal-multiplicative) or beta0_r - t s_r (additive):
     // L(t) = P - t R is linear in t, and t = D'(L) is a quadratic (Poisson) or linear (chi-square)
@@ -731,7 +736,13 @@ void Likelihood::Impl::FullTerm(std::int64_t b, const double* lam, int level, co
   bt->L = L;
   bt->lu = L;
   double D, D1, D2;
-  if (chisq) {
+  if (cov_t) {
+    // Covariance fit: the coupled data term and the constraints are CovFullAt's.
+    if (!std::isfinite(L)) { bt->ok = false; return; }
+    D = 0.0;
+    D1 = *cov_t;
+    D2 = 0.0;
+  } else if (chisq) {
     if (!std::isfinite(L)) { bt->ok = false; return; }
     D = 0.5 * (L - n) * (L - n) / v;
     D1 = (L - n) / v;
@@ -744,7 +755,7 @@ void Likelihood::Impl::FullTerm(std::int64_t b, const double* lam, int level, co
     D2 = n > 0 ? n / (L * L) : 0.0;
   }
   double nll = D;
-  for (std::size_t i = 0; i < nr; ++i) {
+  for (std::size_t i = 0; i < nr && !cov_t; ++i) {
     const std::int64_t j = index(i);
     if (j < 0) continue;
     const double bb = fr->beta[i], b0 = beta0[j], k = row_k[r0 + static_cast<std::int64_t>(i)];
@@ -765,7 +776,7 @@ void Likelihood::Impl::FullTerm(std::int64_t b, const double* lam, int level, co
     fr->w[i] = D1 * (mult ? fr->beta[i] : 1.0);
   }
   if (level < 2) return;
-  const double Dn = chisq ? -1.0 / v : (L > 0 ? -1.0 / L : 0.0);
+  const double Dn = cov_t ? 0.0 : chisq ? -1.0 / v : (L > 0 ? -1.0 / L : 0.0);
   double S = 0.0;
   for (std::size_t i = 0; i < nr; ++i) {
     const std::int64_t j = index(i);
@@ -803,6 +814,73 @@ void Likelihood::Impl::FullTerm(std::int64_t b, const double* lam, int level, co
   fr->dtn = Dn / (1.0 - S * D2);
 }
 
+void Likelihood::Impl::CovFullAt(const Point& pt, const Eigen::VectorXd* fixed_beta, int level,
+                                 detail::CovFull* c) const {
+  const Model& m = *model;
+  const auto nb = m.nbins;
+  const bool no_bb = fixed_beta != nullptr && fixed_beta->size() == 0;
+  const bool profiled = fixed_beta == nullptr;
+  const bool additive = bbtype == BinByBinStatType::kNormalAdditive;
+  Eigen::VectorXd a = Eigen::VectorXd::Zero(nb), q = Eigen::VectorXd::Zero(nb), cons = Eigen::VectorXd::Zero(nb);
+  arena->execute([&] {
+    tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, nb, 32), [&](const tbb::blocked_range<std::int64_t>& range) {
+      double ex;
+      for (std::int64_t b = range.begin(); b < range.end(); ++b)
+        for (std::int64_t r = bin_row[b]; r < bin_row[b + 1]; ++r) {
+          const double lam = RowYield(pt, r, &ex);
+          const std::int64_t j = no_bb ? -1 : row_beta[r];
+          if (j < 0) {
+            a[b] += lam;
+          } else if (profiled) {
+            a[b] += additive ? lam + row_s[r] * beta0[j] : beta0[j] * lam;
+            q[b] += additive ? row_s[r] * row_s[r] : lam * lam / row_k[r];
+          } else {
+            const double bb = (*fixed_beta)[j];
+            a[b] += additive ? lam + row_s[r] * bb : bb * lam;
+            cons[b] += additive ? 0.5 * (bb - beta0[j]) * (bb - beta0[j]) : 0.5 * row_k[r] * (bb - beta0[j]) * (bb - beta0[j]);
+          }
+        }
+    });
+  });
+  c->r = a - data;
+  if (profiled) {
+    Eigen::MatrixXd mq = dcov;
+    mq.diagonal() += q;
+    const Eigen::LLT<Eigen::MatrixXd> llt(mq);
+    if (llt.info() != Eigen::Success || !mq.allFinite()) {
+      c->nll = kInf;
+      c->u = Eigen::VectorXd::Constant(nb, kNaN);
+      c->w = Eigen::MatrixXd::Constant(nb, nb, kNaN);
+      return;
+    }
+    c->w = llt.solve(Eigen::MatrixXd::Identity(nb, nb));
+    c->w = 0.5 * (c->w + c->w.transpose());
+  } else {
+    c->w = wcov;
+  }
+  c->u = c->w * c->r;
+  c->nll = 0.5 * c->r.dot(c->u) + cons.sum();
+  if (level < 2) return;
+  c->g.setZero(nb, npar);
+  arena->execute([&] {
+    tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, nb, 16), [&](const tbb::blocked_range<std::int64_t>& range) {
+      detail::BinState st;
+      Eigen::VectorXd g = Eigen::VectorXd::Zero(npar);
+      for (std::int64_t b = range.begin(); b < range.end(); ++b) {
+        detail::ComputeBin(*this, pt, b, profiled, &st, &c->u[b]);
+        if (fixed_beta && !no_bb) FullTerm(b, st.lam.data(), 2, fixed_beta, &st, &st.fr, &c->u[b]);
+        for (std::int64_t r = bin_row[b]; r < bin_row[b + 1]; ++r)
+          detail::AddRowGradient(*this, pt, r, st.lam[r - bin_row[b]], st.ex[r - bin_row[b]], st.fr.c[r - bin_row[b]], &g);
+        const std::int32_t* touch = bin_touch.data() + bin_touch_start[b];
+        for (std::int64_t k = 0; k < bin_touch_start[b + 1] - bin_touch_start[b]; ++k) {
+          c->g(b, touch[k]) = g[touch[k]];
+          g[touch[k]] = 0.0;
+        }
+      }
+    });
+  });
+}
+
 void Likelihood::Impl::InitCovariance() {
   const Model& m = *model;
   const auto nb = m.nbins;
@@ -820,6 +898,7 @@ void Likelihood::Impl::InitCovariance() {
     throw std::invalid_argument("data_cov_inv is not positive definite (Cholesky factorisation failed), but an "
                                 "inverse covariance must be");
   const Eigen::MatrixXd cov = wllt.solve(Eigen::MatrixXd::Identity(nb, nb));
+  dcov = full ? Eigen::MatrixXd(0.5 * (cov + cov.transpose())) : Eigen::MatrixXd();
   Eigen::MatrixXd covs = cov;
   covs.diagonal() += sbeta.cwiseProduct(sbeta);
   const Eigen::LLT<Eigen::MatrixXd> cllt(cov);
@@ -936,7 +1015,7 @@ void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t 
       (row_scaled[r] ? lv : lu) += lam[r - r0];
     }
     detail::BinTerm bt;
-    if (full) FullTerm(b, lam.data(), level, fixed_beta, &bt, &fr);
+    if (full) FullTerm(b, lam.data(), level, fixed_beta, &bt, &fr, cov_u ? &(*cov_u)[b] : nullptr);
     else Term(b, lv, lu, level, fixed_beta, cov_u, &bt, cov_beta);
     if (!bt.ok) {
       // Non-positive expectation (or zero with observed events): outside the model's domain.
@@ -1211,8 +1290,15 @@ double Likelihood::Impl::Evaluate(const Eigen::VectorXd& x, int level, Eigen::Ve
   Eigen::MatrixXd cov_jac;
   const Eigen::MatrixXd* cov_w = nullptr;
   detail::CovMult cm;
+  detail::CovFull cf;
   const bool cmult = CovMultiplicative();
-  if (cmult) {
+  const bool cfull = full && dterm == DataTerm::kCovariance;
+  if (cfull) {
+    CovFullAt(pt, fixed_beta, level, &cf);
+    cov_u = cf.u;
+    nll += cf.nll;
+    if (!std::isfinite(nll)) return kInf;
+  } else if (cmult) {
     CovMultAt(pt, fixed_beta, level, &cm);
     cov_u = cm.u;
     nll += 0.5 * cm.r.dot(cm.u);
@@ -1278,6 +1364,10 @@ double Likelihood::Impl::Evaluate(const Eigen::VectorXd& x, int level, Eigen::Ve
     hess->triangularView<Eigen::StrictlyUpper>() = hess->transpose();
     for (auto& o : outs) hess_pool.Give(std::move(o.hess));
     if (cov_w) *hess += cov_jac.transpose() * (*cov_w) * cov_jac;
+    if (cfull) {
+      *hess += cf.g.transpose() * cf.w * cf.g;
+      *hess = 0.5 * (*hess + hess->transpose());
+    }
     if (cmult) {
       *hess += cm.jeff.transpose() * wcov * cm.jeff;
       if (cm.profiled && !cm.act.empty()) *hess -= cm.b.transpose() * cm.a.solve(cm.b);
@@ -1465,11 +1555,13 @@ Eigen::VectorXd Likelihood::ProfiledBeta(const Eigen::VectorXd& x) const {
     detail::BinTerm bt;
     detail::FullRows fr;
     std::vector<double> lam;
+    detail::CovFull cf;
+    if (im.dterm == DataTerm::kCovariance) im.CovFullAt(pt, nullptr, 0, &cf);
     for (std::int64_t b = 0; b < m.nbins; ++b) {
       const std::int64_t r0 = im.bin_row[b], r1 = im.bin_row[b + 1];
       lam.resize(r1 - r0);
       for (std::int64_t r = r0; r < r1; ++r) lam[r - r0] = im.RowYield(pt, r, &ex);
-      im.FullTerm(b, lam.data(), 0, nullptr, &bt, &fr);
+      im.FullTerm(b, lam.data(), 0, nullptr, &bt, &fr, cf.u.size() ? &cf.u[b] : nullptr);
       for (std::int64_t r = r0; r < r1; ++r)
         if (im.row_beta[r] >= 0) beta[im.row_beta[r]] = fr.beta[r - r0];
     }
@@ -1546,6 +1638,30 @@ void Likelihood::GlobalObservableDerivatives(const Eigen::VectorXd& x, Eigen::Ma
   im.MakePoint(x, &pt);
   d_data->setZero(im.npar, m.nbins);
   d_beta0->setZero(im.npar, im.nbeta);
+  if (im.full && im.dterm == DataTerm::kCovariance) {
+    // grad = sum_r u_b a_r dlambda_r with u = W_eff (a - n): d/dn = -G^T W_eff, d/dbeta0_r =
+    // G^T W_eff(:, b) e_r (through u) + u_b dlambda_r (multiplicative rows, through a_r).
+    detail::CovFull cf;
+    im.CovFullAt(pt, nullptr, 2, &cf);
+    const Eigen::MatrixXd gw = cf.g.transpose() * cf.w;  // [npar x nbins]
+    *d_data = -gw;
+    const bool mult = im.bbtype != BinByBinStatType::kNormalAdditive;
+    Eigen::VectorXd jr = Eigen::VectorXd::Zero(im.npar);
+    double ex;
+    for (std::int64_t r = 0; r < im.bin_row[m.nbins]; ++r) {
+      const std::int64_t j = im.row_beta[r];
+      if (j < 0) continue;
+      const std::int64_t b = m.tensor.row_bin[r];
+      const double lam = im.RowYield(pt, r, &ex);
+      d_beta0->col(j) = gw.col(b) * (mult ? lam : im.row_s[r]);
+      if (mult) {
+        jr.setZero();
+        detail::AddRowGradient(im, pt, r, lam, ex, cf.u[b], &jr);
+        d_beta0->col(j) += jr;
+      }
+    }
+    return;
+  }
   if (im.full) {
     // grad = sum_r t a_r d lambda_r: d/dn = dt/dn G and d/dbeta0_j = h e_j z_j G + t z_j d lambda_j
     // (multiplicative rows) with G = sum_r c_r d lambda_r (docs/numerics.md "Barlow-Beeston full").

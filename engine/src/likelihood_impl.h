@@ -209,6 +209,20 @@ struct FullRows {
   }
 };
 
+// A covariance fit with Barlow-Beeston full mode at a point (Likelihood::Impl::CovFullAt;
+// docs/numerics.md "Barlow-Beeston full"). With the betas profiled, beta_r = beta0_r + p_r u_b
+// and the NLL is (a - n)^T W_eff (a - n) / 2 with a_b the bin total at beta0,
+// W_eff = (W^-1 + diag Q)^-1 (Q_b = sum_r lambda_r^2 / k_r, or sum_r sumw2_r for normal-additive)
+// and u = W_eff (a - n); with fixed betas W_eff = W, r = L - n and the constraints are added.
+// The Hessian's bin part is G^T W_eff G with G_b = sum_r c_r dlambda_r / dx.
+struct CovFull {
+  Eigen::VectorXd u;   // [nbins] W_eff r: every bin's t
+  Eigen::VectorXd r;   // [nbins] a - n (profiled) or L - n (fixed)
+  Eigen::MatrixXd w;   // [nbins x nbins] W_eff (profiled) or W
+  Eigen::MatrixXd g;   // [nbins x npar] (level >= 2)
+  double nll = 0.0;
+};
+
 // An external NLL term with its Hessian symmetrised (engine::ExternalTerm).
 struct ExternalPart {
   std::vector<int> params;
@@ -250,6 +264,7 @@ struct Likelihood::Impl {
   // W_eff = (W^-1 + S^2)^-1 (S = diag(sbeta)), the factorisation of S W S + 1 (profiled beta)
   // and a lower Cholesky factor of W^-1 (global impacts).
   Eigen::MatrixXd wcov, weff, cov_factor;
+  Eigen::MatrixXd dcov;  // W^-1, kCovariance with Barlow-Beeston full mode
   std::shared_ptr<const Eigen::LLT<Eigen::MatrixXd>> sws_llt;
   std::vector<detail::ExternalPart> externals;
   std::vector<char> row_scaled;           // [nrows]: scaled by beta
@@ -302,12 +317,17 @@ struct Likelihood::Impl {
   // Full mode: the term of fitted bin b from its row yields lam (bin_row order). Fills t (L, nll,
   // ok) and fr (level >= 1: beta, w; level >= 2: c, d, ep, q, z, e, t, h, S, dtn). fixed_beta as in
   // Term ([nbeta], or empty: without Barlow-Beeston).
+  // cov_t (kCovariance): t = (W_eff r)_b is given (CovFullAt); the data term and the betas'
+  // constraints are then evaluated by CovFullAt (bt->nll = 0).
   void FullTerm(std::int64_t b, const double* lam, int level, const Eigen::VectorXd* fixed_beta, detail::BinTerm* t,
-                detail::FullRows* fr) const;
+                detail::FullRows* fr, const double* cov_t = nullptr) const;
+  // kCovariance with Barlow-Beeston full mode (detail::CovFull). level >= 2 fills g.
+  void CovFullAt(const Point& pt, const Eigen::VectorXd* fixed_beta, int level, detail::CovFull* c) const;
   // kCovariance with normal-multiplicative betas (detail::CovMult). fixed_beta as in Evaluate;
   // level >= 2 with profiled betas also fills b and a.
   bool CovMultiplicative() const {
-    return dterm == DataTerm::kCovariance && options.bin_by_bin_stat && bbtype == BinByBinStatType::kNormalMultiplicative;
+    return dterm == DataTerm::kCovariance && options.bin_by_bin_stat && !full &&
+           bbtype == BinByBinStatType::kNormalMultiplicative;
   }
   void CovMultAt(const Point& pt, const Eigen::VectorXd* fixed_beta, int level, detail::CovMult* c) const;
   // Full mode (yields.cc): the reported yield of each row of every bin (profile: with the
@@ -335,7 +355,8 @@ struct BinState : BinTerm {
   FullRows fr;  // full mode
 };
 
-inline void ComputeBin(const Likelihood::Impl& im, const Point& pt, std::int64_t b, bool profile_beta, BinState* st) {
+inline void ComputeBin(const Likelihood::Impl& im, const Point& pt, std::int64_t b, bool profile_beta, BinState* st,
+                       const double* cov_t = nullptr) {
   const Model& m = *im.model;
   const std::int64_t r0 = im.bin_row[b], r1 = im.bin_row[b + 1];
   st->lam.resize(r1 - r0);
@@ -353,7 +374,7 @@ inline void ComputeBin(const Likelihood::Impl& im, const Point& pt, std::int64_t
   if (!fitted) return;
   if (im.full) {
     const Eigen::VectorXd none;
-    im.FullTerm(b, st->lam.data(), 2, profile_beta ? nullptr : &none, st, &st->fr);
+    im.FullTerm(b, st->lam.data(), 2, profile_beta ? nullptr : &none, st, &st->fr, cov_t);
     return;
   }
   if (profile_beta) {

@@ -82,6 +82,24 @@ void Likelihood::Impl::FullYields(
     for (std::int64_t r = bin_row[b]; r < bin_row[b + 1]; ++r)
       AddRowGradient(*this, pt, r, st.lam[r - bin_row[b]], st.ex[r - bin_row[b]], st.fr.c[r - bin_row[b]], g);
   };
+  // Covariance fits: every bin's t = u_b and d u / dx = W_eff G.
+  detail::CovFull cf;
+  Eigen::MatrixXd du;
+  const bool cov = dterm == DataTerm::kCovariance && profile;
+  if (cov) {
+    CovFullAt(pt, nullptr, want_jac ? 2 : 0, &cf);
+    if (want_jac) du = cf.w * cf.g;
+  }
+  auto tpt = [&](std::int64_t b) { return cov ? &cf.u[b] : nullptr; };
+  // d t / dx of a fitted bin: h G (bin by bin) or (W_eff G)_b (covariance).
+  auto bin_dt = [&](std::int64_t b, const BinState& st, Eigen::VectorXd* dt) {
+    if (cov) {
+      *dt = du.row(b).transpose();
+      return;
+    }
+    bin_g(b, st, dt);
+    *dt *= st.fr.h;
+  };
   // Beta variations: the pulls sqrt(k_jp) (beta_jp - 1) of the fitted bins' betas and their gradients.
   Eigen::MatrixXd pull;                // [nbins x nproc]
   std::vector<Eigen::MatrixXd> dpull;  // per process [nbins x npar]
@@ -93,9 +111,9 @@ void Likelihood::Impl::FullYields(
         BinState st;
         Eigen::VectorXd g, jr = Eigen::VectorXd::Zero(npar);
         for (std::int64_t j = range.begin(); j < range.end(); ++j) {
-          ComputeBin(*this, pt, j, true, &st);
+          ComputeBin(*this, pt, j, true, &st, tpt(j));
           if (!st.ok) continue;
-          if (want_jac) bin_g(j, st, &g);
+          if (want_jac) bin_dt(j, st, &g);
           for (std::int64_t r = bin_row[j]; r < bin_row[j + 1]; ++r) {
             if (row_beta[r] < 0) continue;
             const std::int64_t i = r - bin_row[j];
@@ -103,10 +121,10 @@ void Likelihood::Impl::FullYields(
             const double sk = std::sqrt(row_k[r]);
             pull(j, p) = sk * (st.fr.beta[i] - 1.0);
             if (!want_jac) continue;
-            // d beta / dx = p_r h G + q_r d lambda_r / dx
+            // d beta / dx = p_r dt/dx + q_r d lambda_r / dx
             jr.setZero();
             AddRowGradient(*this, pt, r, st.lam[i], st.ex[i], st.fr.q[i], &jr);
-            dpull[p].row(j) = (sk * (jr + (st.fr.p[i] * st.fr.h) * g)).transpose();
+            dpull[p].row(j) = (sk * (jr + st.fr.p[i] * g)).transpose();
           }
         }
       });
@@ -118,13 +136,14 @@ void Likelihood::Impl::FullYields(
       Eigen::VectorXd g, jr = Eigen::VectorXd::Zero(npar), y;
       Eigen::MatrixXd jac;
       for (std::int64_t b = range.begin(); b < range.end(); ++b) {
-        ComputeBin(*this, pt, b, profile, &st);
+        const bool in_fit = b < m.nbins;
+        ComputeBin(*this, pt, b, profile, &st, in_fit ? tpt(b) : nullptr);
         const std::int64_t r0 = bin_row[b], nr = bin_row[b + 1] - r0;
-        const bool fitted = b < m.nbins && st.ok;
+        const bool fitted = in_fit && st.ok;
         y.resize(nr);
         if (want_jac) {
           jac.setZero(nr, npar);
-          if (fitted) bin_g(b, st, &g);
+          if (fitted) bin_dt(b, st, &g);
         }
         for (std::int64_t i = 0; i < nr; ++i) {
           const std::int64_t r = r0 + i;
@@ -140,7 +159,7 @@ void Likelihood::Impl::FullYields(
             jr.setZero();
             AddRowGradient(*this, pt, r, lam, st.ex[i], c, &jr);
             jac.row(i) = jr.transpose();
-            if (ep != 0.0) jac.row(i) += (ep * st.fr.h) * g.transpose();
+            if (ep != 0.0) jac.row(i) += ep * g.transpose();
           }
           if (!bv) continue;
           const int p = m.tensor.row_proc[r];
@@ -162,6 +181,12 @@ Eigen::VectorXd Likelihood::BinNll(const Eigen::VectorXd& x) const {
   Point pt;
   im.MakePoint(x, &pt);
   Eigen::VectorXd out(im.model->nbins);
+  if (im.full && im.dterm == DataTerm::kCovariance) {
+    // (a - n)^T W_eff (a - n) / 2 shared out as r_b u_b / 2.
+    detail::CovFull cf;
+    im.CovFullAt(pt, nullptr, 0, &cf);
+    return 0.5 * cf.r.cwiseProduct(cf.u);
+  }
   if (im.CovMultiplicative()) {
     // The coupled term shared out as r_b (W r)_b / 2, plus each bin's beta constraint.
     detail::CovMult cm;

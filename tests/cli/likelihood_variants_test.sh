@@ -24,6 +24,7 @@ fit full --bin-by-bin-stat-mode full --impacts --postfit
 fit full_asimov --bin-by-bin-stat-mode full --asimov --impacts --global-impacts
 fit full_gamma --bin-by-bin-stat-mode full --bin-by-bin-stat-type gamma
 fit full_gamma_mf --bin-by-bin-stat-mode full --bin-by-bin-stat-type gamma --method matrix_free
+fit cov_full --covariance-fit --bin-by-bin-stat-mode full
 
 check() {  # check NAME JQ-FILTER
   jq -e "$2" "$tmp/$1.json" >/dev/null || { jq '.likelihood' "$tmp/$1.json"; fail "$1: $2"; }
@@ -37,6 +38,12 @@ check poisson '.likelihood.bin_by_bin_stat_mode == "lite"'
 # the global impacts close on Asimov data.
 check full '.likelihood.bin_by_bin_stat_mode == "full" and .likelihood.bin_by_bin_stat_type == "normal-multiplicative"'
 check full '.impacts.grouped_nominal | to_entries | all(.value.binByBinStat > 0)'
+# A diagonal covariance fit in full mode (normal-additive, automatic) has the same profiled NLL as
+# in lite mode.
+check cov_full '.likelihood.bin_by_bin_stat_mode == "full" and .likelihood.bin_by_bin_stat_type == "normal-additive"'
+cf=$(jq '.parameters[0].value' "$tmp/cov_full.json")
+cl=$(jq '.parameters[0].value' "$tmp/cov.json")
+awk -v a="$cf" -v v="$cl" 'BEGIN { d = a - v; exit !(d * d < 1e-14) }' || fail "full-mode covariance fit $cf differs from lite $cl"
 check full_asimov '.impacts.global_closure | to_entries | all((.value | fabs) < 1e-6)'
 check full_gamma '.likelihood.description | test("Barlow-Beeston full \\(gamma\\)")'
 # The matrix-free Newton-CG fit finds the same minimum as the dense one.
@@ -74,7 +81,7 @@ expect "excludes" fit "$input" --chisq-fit --covariance-fit
 expect "gamma was requested" fit "$input" --covariance-fit --bin-by-bin-stat-type gamma
 expect "ceres supports the Poisson likelihood" fit "$input" --chisq-fit --method ceres
 expect "ceres supports the Poisson likelihood" fit "$input" --bin-by-bin-stat-mode full --bin-by-bin-stat-type gamma --method ceres
-expect "covariance fit with Barlow-Beeston full mode" fit "$input" --covariance-fit --bin-by-bin-stat-mode full
+expect "gamma was requested" fit "$input" --covariance-fit --bin-by-bin-stat-mode full --bin-by-bin-stat-type gamma
 expect "half not in \{lite,full\}" fit "$input" --bin-by-bin-stat-mode half
 expect "need Gaussian data" toys "$input" --covariance-fit --ntoys 2 --seed 1 --json "$tmp/t.json"
 expect "for chi-square and covariance fits" toys "$input" --normal-data --ntoys 2 --seed 1 --json "$tmp/t.json"

@@ -121,6 +121,8 @@ std::vector<Variant> AllVariants() {
     for (BinByBinStatType b :
          {BinByBinStatType::kGamma, BinByBinStatType::kNormalMultiplicative, BinByBinStatType::kNormalAdditive})
       out.push_back({t, b, true, true});
+  out.push_back({DataTerm::kCovariance, BinByBinStatType::kNormalAdditive, true, true});
+  out.push_back({DataTerm::kCovariance, BinByBinStatType::kNormalMultiplicative, true, true});
   return out;
 }
 
@@ -431,11 +433,14 @@ TEST_CASE("variants: invalid combinations and inputs are refused with a message"
   CHECK(lepus::engine::BinByBinStatModeFromString("full") == BinByBinStatMode::kFull);
   CHECK_THROWS_WITH_AS(lepus::engine::BinByBinStatModeFromString("gamma"), doctest::Contains("lite or full"),
                        std::invalid_argument);
-  // Full mode: no covariance fit; beta vectors of nbins x nproc entries.
+  // Full mode: a covariance fit without gamma betas (as lite); beta vectors of nbins x nproc entries.
   LikelihoodOptions of;
   of.bin_by_bin_stat_mode = BinByBinStatMode::kFull;
   of.data_term = DataTerm::kCovariance;
-  CHECK_THROWS_WITH_AS(Likelihood(m, of), doctest::Contains("full mode"), std::invalid_argument);
+  of.bin_by_bin_stat_type = BinByBinStatType::kGamma;
+  CHECK_THROWS_WITH_AS(Likelihood(m, of), doctest::Contains("normal-additive"), std::invalid_argument);
+  of.bin_by_bin_stat_type = BinByBinStatType::kAutomatic;
+  CHECK(Likelihood(m, of).bin_by_bin_stat_type() == BinByBinStatType::kNormalAdditive);
   of.data_term = DataTerm::kPoisson;
   Likelihood full(m, of);
   CHECK(full.bin_by_bin_stat_type() == BinByBinStatType::kNormalMultiplicative);  // rabbit's automatic choice
@@ -508,8 +513,10 @@ TEST_CASE("variants: Barlow-Beeston full mode against lite and against direct fo
   for (Eigen::Index b = 0; b < single.nbins_full; ++b)
     for (int p = 1; p < single.num_processes(); ++p) single.sumw2(b, p) = 0.0;
   single.sumw2(1, 0) = single.sumw2(2, 0) = 0.0;
-  for (DataTerm t : {DataTerm::kPoisson, DataTerm::kChisq})
+  single.data_cov_inv = RandomInverseCovariance(single, 31);
+  for (DataTerm t : {DataTerm::kPoisson, DataTerm::kChisq, DataTerm::kCovariance})
     for (BinByBinStatType b : {BinByBinStatType::kGamma, BinByBinStatType::kNormalMultiplicative, BinByBinStatType::kNormalAdditive}) {
+      if (t == DataTerm::kCovariance && b == BinByBinStatType::kGamma) continue;  // refused (rabbit)
       CAPTURE(lepus::engine::ToString(t) + "/" + lepus::engine::ToString(b));
       LikelihoodOptions lite = Options({t, b, true}), full = Options({t, b, true, true});
       Likelihood ll(single, lite), lf(single, full);
@@ -526,12 +533,57 @@ TEST_CASE("variants: Barlow-Beeston full mode against lite and against direct fo
   // Several processes: the multiplicative types differ from lite; normal-additive full has the
   // same profiled NLL as lite (its betas only share sqrt(sum sumw2) differently).
   Model m = BaseModel(false, SystematicType::kLogNormal, 89);
-  for (BinByBinStatType b : {BinByBinStatType::kGamma, BinByBinStatType::kNormalMultiplicative, BinByBinStatType::kNormalAdditive}) {
-    CAPTURE(lepus::engine::ToString(b));
-    Likelihood ll(m, Options({DataTerm::kPoisson, b, true})), lf(m, Options({DataTerm::kPoisson, b, true, true}));
-    const Eigen::VectorXd x = RandomPoint(ll, 5);
-    if (b == BinByBinStatType::kNormalAdditive) CHECK(lf.Value(x) == doctest::Approx(ll.Value(x)).epsilon(1e-12));
-    else CHECK(std::abs(lf.Value(x) - ll.Value(x)) > 1e-6 * std::abs(ll.Value(x)));
+  Model mc = m;
+  mc.data_cov_inv = RandomInverseCovariance(m, 37);
+  for (DataTerm t : {DataTerm::kPoisson, DataTerm::kCovariance})
+    for (BinByBinStatType b : {BinByBinStatType::kGamma, BinByBinStatType::kNormalMultiplicative, BinByBinStatType::kNormalAdditive}) {
+      if (t == DataTerm::kCovariance && b == BinByBinStatType::kGamma) continue;
+      CAPTURE(lepus::engine::ToString(t) + "/" + lepus::engine::ToString(b));
+      const Model& mm = t == DataTerm::kCovariance ? mc : m;
+      Likelihood ll(mm, Options({t, b, true})), lf(mm, Options({t, b, true, true}));
+      const Eigen::VectorXd x = RandomPoint(ll, 5);
+      if (b == BinByBinStatType::kNormalAdditive) {
+        Eigen::VectorXd gl, gf;
+        Eigen::MatrixXd hl, hf;
+        CHECK(lf.ValueGradientHessian(x, &gf, &hf) == doctest::Approx(ll.ValueGradientHessian(x, &gl, &hl)).epsilon(1e-11));
+        CHECK(lepus::test::MaxRelDiff(gf, gl, 1e-9) < 1e-9);
+        CHECK(lepus::test::MaxRelDiff(hf, hl, 1e-9) < 1e-9);
+        CHECK(lepus::test::MaxRelDiff(lf.ExpectedYields(x, true), ll.ExpectedYields(x, true), 1e-12) < 1e-10);
+      } else {
+        CHECK(std::abs(lf.Value(x) - ll.Value(x)) > 1e-6 * std::abs(ll.Value(x)));
+      }
+    }
+  // Covariance, normal-multiplicative (rabbit's solution): the bin totals at the profiled betas
+  // solve (I + diag(Q) W) (L - n) = A - n, beta_p = beta0_p - (lambda_p / k_p) (W (L - n))_b.
+  {
+    Likelihood lc(mc, Options({DataTerm::kCovariance, BinByBinStatType::kNormalMultiplicative, true, true}));
+    const Eigen::VectorXd x = RandomPoint(lc, 9);
+    const Eigen::MatrixXd lam = lc.ExpectedYieldsPerProcess(x);
+    const int np = mc.num_processes();
+    Eigen::VectorXd A = Eigen::VectorXd::Zero(mc.nbins), Q = A;
+    for (Eigen::Index b = 0; b < mc.nbins; ++b)
+      for (int p = 0; p < np; ++p) {
+        A[b] += lam(b, p);
+        const double k = lc.bb_kstat()[b * np + p];
+        if (k > 0) Q[b] += lam(b, p) * lam(b, p) / k;
+      }
+    Eigen::MatrixXd M = Q.asDiagonal() * mc.data_cov_inv;
+    M.diagonal().array() += 1.0;
+    const Eigen::VectorXd r = M.lu().solve(A - mc.data_obs);
+    const Eigen::VectorXd u = mc.data_cov_inv * r;
+    const Eigen::VectorXd beta = lc.ProfiledBeta(x);
+    double nll = 0.5 * r.dot(u);
+    for (Eigen::Index b = 0; b < mc.nbins; ++b)
+      for (int p = 0; p < np; ++p) {
+        const double k = lc.bb_kstat()[b * np + p];
+        const double bp = k > 0 ? 1.0 - lam(b, p) / k * u[b] : 1.0;
+        CHECK(beta[b * np + p] == doctest::Approx(bp).epsilon(1e-10));
+        if (k > 0) nll += 0.5 * k * (bp - 1.0) * (bp - 1.0);
+      }
+    CHECK(lepus::test::MaxRelDiff(lc.ExpectedYields(x, true).head(mc.nbins), r + mc.data_obs, 1e-12) < 1e-10);
+    const Eigen::VectorXd theta = x.tail(mc.num_systematics());
+    for (int s = 0; s < mc.num_systematics(); ++s) nll += 0.5 * mc.constraint_weights[s] * theta[s] * theta[s];
+    CHECK(lc.Value(x) == doctest::Approx(nll).epsilon(1e-12));
   }
   // Poisson, normal-multiplicative (rabbit's closed form): L solves L^2 - (A - Q) L - Q n = 0 with
   // A = sum beta0 lambda, Q = sum lambda^2 / k; beta_p = beta0_p + (n / L - 1) lambda_p / k_p.

@@ -54,8 +54,8 @@ BinByBinStatType BinByBinStatTypeFromString(const std::string& text);
 //          k_bp = sumw_bp^2 / sumw2_bp; the betas of a bin are profiled jointly (a scalar equation
 //          per bin). Beta vectors (beta0, ProfiledBeta, bb_kstat, the beta0 columns of
 //          GlobalObservableDerivatives) then have num_betas() = nbins * nproc entries, index
-//          b * nproc + p. kAutomatic resolves to normal-multiplicative (rabbit). Covariance fits
-//          support only lite.
+//          b * nproc + p. kAutomatic resolves to normal-multiplicative (rabbit; normal-additive for
+//          covariance fits).
 enum class BinByBinStatMode { kLite, kFull };
 std::string ToString(BinByBinStatMode mode);
 // Accepts "lite", "full".
