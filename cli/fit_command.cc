@@ -161,7 +161,7 @@ std::vector<ProjectionSpec> ParseProjections(const engine::Model& model,
 std::pair<double, double> ChannelSum(const engine::YieldSet& y, std::int64_t first,
                                      std::int64_t nbins) {
   const Eigen::VectorXd j = y.total_jacobian.middleRows(first, nbins).colwise().sum().transpose();
-  const double var = j.dot(y.param_covariance * j) + y.extra_variance.segment(first, nbins).sum();
+  const double var = j.dot(y.param_covariance * j) + engine::ExtraVarianceOfSum(y, first, nbins);
   return {y.total.segment(first, nbins).sum(), std::sqrt(std::max(var, 0.0))};
 }
 
@@ -187,7 +187,8 @@ void PrintYields(std::ostream& os, const engine::Likelihood& lik, const engine::
      << "/" << result.gof_ndf << ", p = " << Fmt("%.3g", result.gof_p)
      << " (ndf: bins minus unconstrained parameters)\n";
 
-  os << "\nyields per channel (uncertainties from J C J^T; data for fitted channels):\n";
+  os << "\nyields per channel (uncertainties from J C J^T" << (post.postfit && lik.options().bin_by_bin_stat ? " + the betas' spread" : "")
+     << "; data for fitted channels):\n";
   std::int64_t first = 0;
   std::vector<std::pair<std::string, std::int64_t>> spans;
   for (const auto& c : m.channels) spans.emplace_back(c.name, c.nbins);

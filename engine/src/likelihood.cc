@@ -256,8 +256,11 @@ void Likelihood::Impl::Init() {
     row_full[r] = full;
   }
 
-  // Barlow-Beeston lite: k_b = (sum_{p: sumw2>0} norm)^2 / sum_p sumw2.
+  // Barlow-Beeston lite: k_b = (sum_{p: sumw2>0} sumw)^2 / sum_p sumw2 with sumw = Model::sumw
+  // (rabbit's hsumw) where the input has it, the nominal otherwise (rabbit's writer fills hsumw
+  // with the nominal).
   full = options.bin_by_bin_stat && options.bin_by_bin_stat_mode == BinByBinStatMode::kFull;
+  auto sumw_at = [&](std::int64_t r) { return m.sumw.size() ? m.sumw(t.row_bin[r], t.row_proc[r]) : t.norm[r]; };
   nbeta = full ? m.nbins * m.num_processes() : m.nbins;
   kstat = Eigen::VectorXd::Zero(nbeta);
   row_scaled.assign(nrows, 0);
@@ -271,7 +274,7 @@ void Likelihood::Impl::Init() {
     for (std::int64_t r = 0; r < bin_row[m.nbins]; ++r) {
       const std::int64_t b = t.row_bin[r];
       const int p = t.row_proc[r];
-      const double w2 = m.sumw2(b, p), nr = t.norm[r];
+      const double w2 = m.sumw2(b, p), nr = sumw_at(r);
       if (!(w2 > 0) || (nr == 0.0 && !additive_full)) continue;
       row_beta[r] = b * m.num_processes() + p;
       row_k[r] = nr * nr / w2;
@@ -283,7 +286,7 @@ void Likelihood::Impl::Init() {
       double sum_norm = 0.0, sum_w2 = 0.0;
       for (int p = 0; p < m.num_processes(); ++p) sum_w2 += m.sumw2(b, p);
       for (std::int64_t r = bin_row[b]; r < bin_row[b + 1]; ++r)
-        if (m.sumw2(b, t.row_proc[r]) > 0) sum_norm += t.norm[r];
+        if (m.sumw2(b, t.row_proc[r]) > 0) sum_norm += sumw_at(r);
       if (sum_w2 > 0 && sum_norm > 0) {
         kstat[b] = sum_norm * sum_norm / sum_w2;
         for (std::int64_t r = bin_row[b]; r < bin_row[b + 1]; ++r)
@@ -809,6 +812,7 @@ void Likelihood::Impl::FullTerm(std::int64_t b, const double* lam, int level, co
     S += e * p;
   }
   fr->t = t;
+  fr->d2 = D2;
   fr->S = S;
   fr->h = D2 / (1.0 - S * D2);
   fr->dtn = Dn / (1.0 - S * D2);

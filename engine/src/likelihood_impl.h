@@ -203,6 +203,7 @@ struct BinTerm {
 struct FullRows {
   std::vector<double> beta, w, c, d, ep, p, q, z, e;
   double t = 0.0, h = 0.0, S = 0.0, dtn = 0.0;  // dtn: d t / d n at fixed lambda (global impacts)
+  double d2 = 0.0;                               // D''(L)
   void Resize(std::size_t n) {
     beta.resize(n); w.resize(n); c.resize(n); d.resize(n); ep.resize(n); p.resize(n); q.resize(n); z.resize(n);
     e.resize(n);

@@ -400,13 +400,20 @@ YieldSet MakeYields(const Likelihood& lik, const Eigen::VectorXd& x, const Eigen
       }
     }
   }
+  if (postfit && lik.options().bin_by_bin_stat) {
+    // The betas' own spread at fixed x (rabbit's postfit yields with profiled betas).
+    Eigen::VectorXd tv;
+    lik.BetaYieldVariance(x, &tv, &y.extra_covariance, &proc_extra);
+    y.extra_variance += tv;
+  }
   const Eigen::MatrixXd jc = y.total_jacobian * cov;
   y.total_error.resize(m.nbins_full);
   for (Eigen::Index b = 0; b < m.nbins_full; ++b)
     y.total_error[b] = std::sqrt(std::max(jc.row(b).dot(y.total_jacobian.row(b)) + y.extra_variance[b], 0.0));
   if (opt.full_covariance) {
     y.total_covariance = jc * y.total_jacobian.transpose();
-    y.total_covariance.diagonal() += y.extra_variance;
+    if (y.extra_covariance.size() > 0) y.total_covariance += y.extra_covariance;
+    else y.total_covariance.diagonal() += y.extra_variance;
   }
   if (opt.per_process) {
     lik.ProcessYields(x, cov, postfit, &y.process, &y.process_error);
@@ -499,7 +506,10 @@ ChannelProjection Project(const Likelihood& lik, const YieldSet& y, const std::s
   out.values = agg * y.total.segment(offset, ch->nbins);
   const Eigen::MatrixXd jp = agg * y.total_jacobian.middleRows(offset, ch->nbins);
   out.covariance = jp * y.param_covariance * jp.transpose();
-  out.covariance += agg * y.extra_variance.segment(offset, ch->nbins).asDiagonal() * agg.transpose();
+  if (y.extra_covariance.size() > 0)
+    out.covariance += agg * y.extra_covariance.block(offset, offset, ch->nbins, ch->nbins) * agg.transpose();
+  else
+    out.covariance += agg * y.extra_variance.segment(offset, ch->nbins).asDiagonal() * agg.transpose();
   out.errors = out.covariance.diagonal().cwiseMax(0.0).cwiseSqrt();
   if (y.process.size()) out.process = agg * y.process.middleRows(offset, ch->nbins);
   return out;
@@ -527,6 +537,185 @@ std::vector<ChannelGof> ChannelGoodnessOfFit(const Likelihood& lik, const FitRes
     offset += c.nbins;
   }
   return out;
+}
+
+}  // namespace lepus::engine
+
+namespace lepus::engine {
+
+double ExtraVarianceOfSum(const YieldSet& y, std::int64_t first, std::int64_t n) {
+  if (y.extra_covariance.size() > 0) return y.extra_covariance.block(first, first, n, n).sum();
+  return y.extra_variance.size() > 0 ? y.extra_variance.segment(first, n).sum() : 0.0;
+}
+
+void Likelihood::BetaYieldVariance(const Eigen::VectorXd& x, Eigen::VectorXd* tvar, Eigen::MatrixXd* tcov,
+                                   Eigen::MatrixXd* pvar) const {
+  const Impl& im = *impl_;
+  const Model& m = *im.model;
+  const Tensor& t = m.tensor;
+  const int nproc = m.num_processes();
+  tvar->setZero(m.nbins_full);
+  tcov->resize(0, 0);
+  pvar->setZero(m.nbins_full, nproc);
+  if (!im.options.bin_by_bin_stat) return;
+  if (x.size() != im.npar) throw std::invalid_argument("BetaYieldVariance: parameter vector size mismatch");
+  Point pt;
+  im.MakePoint(x, &pt);
+  const bool additive = im.bbtype == BinByBinStatType::kNormalAdditive;
+  const bool cov = im.dterm == DataTerm::kCovariance;
+  const bool bv = im.full && !additive && !m.beta_variations.empty();
+  // Constraint curvature of a beta.
+  auto c2 = [&](double k, double beta, double b0) {
+    switch (im.bbtype) {
+      case BinByBinStatType::kNormalAdditive: return 1.0;
+      case BinByBinStatType::kNormalMultiplicative: return k;
+      default: return k * b0 / (beta * beta);
+    }
+  };
+
+  if (!cov && !bv) {
+    // Betas of different bins are independent at fixed x: per bin in closed form.
+    im.arena->execute([&] {
+      tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, m.nbins, 32), [&](const tbb::blocked_range<std::int64_t>& range) {
+        BinState st;
+        for (std::int64_t b = range.begin(); b < range.end(); ++b) {
+          ComputeBin(im, pt, b, true, &st);
+          if (!st.ok) continue;
+          const std::int64_t r0 = im.bin_row[b], r1 = im.bin_row[b + 1];
+          if (!im.full) {
+            if (!st.has_beta || !(st.fbb > 0)) continue;
+            // H = fbb (the unprofiled d2F/dbeta2); dL/dbeta = lv (or s, additive).
+            const double e = st.additive ? st.s : st.lv;
+            (*tvar)[b] = e * e / st.fbb;
+            for (std::int64_t r = r0; r < r1; ++r) {
+              if (!im.row_scaled[r]) continue;
+              const double lam = st.lam[r - r0];
+              const double g = st.additive ? (st.lv > 0 ? lam * st.s / st.lv : 0.0) : lam;
+              (*pvar)(b, t.row_proc[r]) = g * g / st.fbb;
+            }
+            continue;
+          }
+          // Full: H = diag(C'') + D'' e e^T (Sherman-Morrison); sigma = sum e^2 / C''.
+          double sigma = 0.0;
+          for (std::int64_t r = r0; r < r1; ++r) {
+            const std::int64_t j = im.row_beta[r];
+            if (j < 0) continue;
+            const double e = st.fr.e[r - r0];
+            sigma += e * e / c2(im.row_k[r], st.fr.beta[r - r0], im.beta0[j]);
+          }
+          const double d2 = st.fr.d2;
+          (*tvar)[b] = sigma / (1.0 + d2 * sigma);
+          for (std::int64_t r = r0; r < r1; ++r) {
+            const std::int64_t j = im.row_beta[r];
+            if (j < 0) continue;
+            const double e = st.fr.e[r - r0], ci = 1.0 / c2(im.row_k[r], st.fr.beta[r - r0], im.beta0[j]);
+            (*pvar)(b, t.row_proc[r]) = e * e * (ci - d2 * (e * ci) * (e * ci) / (1.0 + d2 * sigma));
+          }
+        }
+      });
+    });
+    return;
+  }
+
+  // Coupled (covariance fits) or beta variations: dense over the active betas.
+  struct Beta {
+    std::int64_t bin;
+    double e, c2;
+  };
+  std::vector<Beta> betas;
+  std::vector<std::int64_t> row_a(t.num_rows(), -1);  // full: the row's beta (dense index)
+  std::vector<std::int64_t> bin_a(m.nbins, -1);       // lite: the bin's beta
+  std::vector<double> lam(t.num_rows(), 0.0), ybeta(t.num_rows(), 1.0);
+  std::vector<double> d2(m.nbins, 0.0);
+  Eigen::VectorXd lv = Eigen::VectorXd::Zero(m.nbins);
+  double ex;
+  for (std::int64_t r = 0; r < t.num_rows(); ++r) lam[r] = im.RowYield(pt, r, &ex);
+  if (im.full) {
+    detail::CovFull cf;
+    if (cov) im.CovFullAt(pt, nullptr, 0, &cf);
+    BinState st;
+    for (std::int64_t b = 0; b < m.nbins; ++b) {
+      ComputeBin(im, pt, b, true, &st, cov ? &cf.u[b] : nullptr);
+      if (!st.ok) continue;
+      d2[b] = st.fr.d2;
+      for (std::int64_t r = im.bin_row[b]; r < im.bin_row[b + 1]; ++r) {
+        const std::int64_t j = im.row_beta[r];
+        if (j < 0) continue;
+        const double beta = st.fr.beta[r - im.bin_row[b]];
+        ybeta[r] = additive ? 1.0 : beta;
+        row_a[r] = static_cast<std::int64_t>(betas.size());
+        betas.push_back({b, additive ? im.row_s[r] : lam[r], c2(im.row_k[r], beta, im.beta0[j])});
+      }
+    }
+  } else {
+    // Lite covariance fit: the coupled betas (additive, or multiplicative with k > 0 and lv > 0).
+    for (std::int64_t r = 0; r < im.bin_row[m.nbins]; ++r)
+      if (im.row_scaled[r]) lv[t.row_bin[r]] += lam[r];
+    for (std::int64_t b = 0; b < m.nbins; ++b) {
+      const bool has = additive ? im.sbeta[b] > 0 : (im.kstat[b] > 0 && lv[b] > 0);
+      if (!has) continue;
+      bin_a[b] = static_cast<std::int64_t>(betas.size());
+      betas.push_back({b, additive ? im.sbeta[b] : lv[b], additive ? 1.0 : im.kstat[b]});
+    }
+  }
+  const auto na = static_cast<Eigen::Index>(betas.size());
+  if (na == 0) return;
+  Eigen::MatrixXd h = Eigen::MatrixXd::Zero(na, na);
+  for (Eigen::Index a = 0; a < na; ++a) h(a, a) = betas[a].c2;
+  if (cov) {
+    Eigen::MatrixXd e = Eigen::MatrixXd::Zero(m.nbins, na);
+    for (Eigen::Index a = 0; a < na; ++a) e(betas[a].bin, a) = betas[a].e;
+    h += e.transpose() * im.wcov * e;
+  } else {
+    for (Eigen::Index a = 0; a < na; ++a)
+      for (Eigen::Index c = 0; c < na; ++c)
+        if (betas[a].bin == betas[c].bin) h(a, c) += d2[betas[a].bin] * betas[a].e * betas[c].e;
+  }
+  const Eigen::LLT<Eigen::MatrixXd> llt(h);
+  if (llt.info() != Eigen::Success)
+    throw NumericalError("post-fit yields: the Hessian of the NLL in the Barlow-Beeston parameters is not positive definite");
+  const Eigen::MatrixXd hinv = llt.solve(Eigen::MatrixXd::Identity(na, na));
+  // g = d yield / d beta at fixed x per row: its own beta, and beta variations from other bins.
+  Eigen::MatrixXd pull;
+  if (bv) {
+    pull.setZero(m.nbins, nproc);
+    for (std::int64_t r = 0; r < im.bin_row[m.nbins]; ++r)
+      if (row_a[r] >= 0) pull(t.row_bin[r], t.row_proc[r]) = std::sqrt(im.row_k[r]) * (ybeta[r] - 1.0);
+  }
+  Eigen::MatrixXd gt = Eigen::MatrixXd::Zero(m.nbins_full, na);  // totals
+  std::vector<std::pair<Eigen::Index, double>> g;
+  for (std::int64_t r = 0; r < t.num_rows(); ++r) {
+    const std::int64_t b = t.row_bin[r];
+    const int p = t.row_proc[r];
+    g.clear();
+    double ratio = 0.0;
+    const double n0 = t.norm[r];
+    const bool with_bv = bv && n0 > 0;
+    if (with_bv) ratio = m.beta_variations[p].row(b).dot(pull.col(p)) / n0;
+    if (im.full && row_a[r] >= 0) {
+      g.push_back({row_a[r], (additive ? im.row_s[r] : lam[r]) * (1.0 + ratio)});
+    } else if (!im.full && b < m.nbins && bin_a[b] >= 0 && im.row_scaled[r]) {
+      g.push_back({bin_a[b], additive ? (lv[b] > 0 ? lam[r] * im.sbeta[b] / lv[b] : 0.0) : lam[r]});
+    }
+    if (with_bv) {
+      const double scale = ybeta[r] * lam[r] / n0;
+      for (std::int64_t j = 0; j < m.nbins; ++j) {
+        const double v = m.beta_variations[p](b, j);
+        if (v == 0.0) continue;
+        // the beta of (j, p)
+        for (std::int64_t q = im.bin_row[j]; q < im.bin_row[j + 1]; ++q)
+          if (t.row_proc[q] == p && row_a[q] >= 0) g.push_back({row_a[q], scale * v * std::sqrt(im.row_k[q])});
+      }
+    }
+    double var = 0.0;
+    for (const auto& [a, va] : g) {
+      gt(b, a) += va;
+      for (const auto& [c, vc] : g) var += va * hinv(a, c) * vc;
+    }
+    (*pvar)(b, p) = var;
+  }
+  *tcov = gt * hinv * gt.transpose();
+  *tvar = tcov->diagonal();
 }
 
 }  // namespace lepus::engine

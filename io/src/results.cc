@@ -464,7 +464,7 @@ Json YieldSummaryJson(const engine::Likelihood& lik, const engine::YieldSet& y,
     const Eigen::VectorXd jsum =
         y.total_jacobian.middleRows(c.first, c.nbins).colwise().sum().transpose();
     const double var =
-        jsum.dot(y.param_covariance * jsum) + y.extra_variance.segment(c.first, c.nbins).sum();
+        jsum.dot(y.param_covariance * jsum) + engine::ExtraVarianceOfSum(y, c.first, c.nbins);
     e["total"] = Number(y.total.segment(c.first, c.nbins).sum());
     e["total_error"] = Number(std::sqrt(std::max(var, 0.0)));
     if (y.process.size()) {

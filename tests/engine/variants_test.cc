@@ -639,3 +639,118 @@ TEST_CASE("variants: Barlow-Beeston full mode against lite and against direct fo
   // ... and only yields: the NLL is the one without them.
   CHECK(lv.Value(x) == doctest::Approx(lf.Value(x)).epsilon(1e-14));
 }
+
+TEST_CASE("variants: post-fit spread of the betas g^T H_bb^-1 g against finite differences of the NLL in beta") {
+  // H_bb by central second differences of the NLL at fixed betas (fixed x); g = d yield / d beta
+  // from the yield formulas (lite: beta lv or lambda (1 + s beta / lv); full: beta lambda or
+  // lambda + s beta, with beta variations); the engine's closed forms (per bin, Sherman-Morrison)
+  // and dense couplings (covariance fits, beta variations) must reproduce g^T H^-1 g.
+  for (const Variant& v : AllVariants()) {
+    if (!v.bbstat) continue;
+    CAPTURE(Label(v));
+    Model m = BaseModel(false, SystematicType::kLogNormal, 97);
+    if (v.term == DataTerm::kCovariance) m.data_cov_inv = RandomInverseCovariance(m, 41);
+    const bool additive = v.bb == BinByBinStatType::kNormalAdditive ||
+                          (v.bb == BinByBinStatType::kAutomatic && v.term == DataTerm::kCovariance);
+    if (v.full && !additive) m.beta_variations = RandomBetaVariations(m, 13);
+    Likelihood lik(m, Options(v));
+    const Eigen::VectorXd x = RandomPoint(lik, 101);
+    const Eigen::VectorXd beta = lik.ProfiledBeta(x);
+    const Eigen::MatrixXd lam = lik.ExpectedYieldsPerProcess(x);
+    const Eigen::MatrixXd nominal = m.DenseNorm();
+    const int np = m.num_processes();
+    // The active betas.
+    std::vector<int> act;
+    for (Eigen::Index j = 0; j < lik.num_betas(); ++j) {
+      if (lik.bb_kstat()[j] <= 0) continue;
+      if (!v.full && !additive) {
+        double lv = 0.0;
+        for (int p = 0; p < np; ++p) lv += m.sumw2(j, p) > 0 ? lam(j, p) : 0.0;
+        if (!(lv > 0)) continue;
+      }
+      act.push_back(static_cast<int>(j));
+    }
+    const int na = static_cast<int>(act.size());
+    REQUIRE(na > 0);
+    // Yields [nbins_full x nproc] at fixed x as a function of the betas.
+    auto yields = [&](const Eigen::VectorXd& b) {
+      Eigen::MatrixXd y = lam;
+      for (Eigen::Index bin = 0; bin < m.nbins; ++bin) {
+        if (!v.full) {
+          if (lik.bb_kstat()[bin] <= 0) continue;
+          double lv = 0.0, s2 = 0.0;
+          for (int p = 0; p < np; ++p) {
+            lv += m.sumw2(bin, p) > 0 ? lam(bin, p) : 0.0;
+            s2 += m.sumw2(bin, p);
+          }
+          for (int p = 0; p < np; ++p)
+            if (m.sumw2(bin, p) > 0)
+              y(bin, p) = additive ? lam(bin, p) * (1.0 + std::sqrt(s2) * b[bin] / lv) : b[bin] * lam(bin, p);
+          continue;
+        }
+        for (int p = 0; p < np; ++p) {
+          const Eigen::Index j = bin * np + p;
+          if (lik.bb_kstat()[j] <= 0) continue;
+          y(bin, p) = additive ? lam(bin, p) + std::sqrt(m.sumw2(bin, p)) * b[j] : b[j] * lam(bin, p);
+        }
+      }
+      if (!m.beta_variations.empty())
+        for (Eigen::Index i = 0; i < m.nbins_full; ++i)
+          for (int p = 0; p < np; ++p) {
+            if (!(nominal(i, p) > 0)) continue;
+            double ratio = 0.0;
+            for (Eigen::Index j = 0; j < m.nbins; ++j) {
+              const double k = lik.bb_kstat()[j * np + p];
+              if (k > 0) ratio += m.beta_variations[p](i, j) * std::sqrt(k) * (b[j * np + p] - 1.0);
+            }
+            y(i, p) *= 1.0 + ratio / nominal(i, p);
+          }
+      return y;
+    };
+    auto nll = [&](const Eigen::VectorXd& b) {
+      Eigen::VectorXd g;
+      Eigen::MatrixXd h;
+      return lik.ValueGradientHessianFixedBeta(x, b, &g, &h);
+    };
+    const double h = 1e-3;
+    Eigen::MatrixXd hbb(na, na);
+    for (int a = 0; a < na; ++a)
+      for (int c = 0; c <= a; ++c) {
+        auto at = [&](double da, double dc) {
+          Eigen::VectorXd b = beta;
+          b[act[a]] += da;
+          b[act[c]] += dc;
+          return nll(b);
+        };
+        hbb(a, c) = hbb(c, a) = (at(h, h) - at(h, -h) - at(-h, h) + at(-h, -h)) / (4 * h * h);
+      }
+    // g: central differences of the yields (exact for the linear formulas, O(h^2) with variations).
+    const Eigen::Index nb = m.nbins_full;
+    Eigen::MatrixXd gt(nb, na);
+    std::vector<Eigen::MatrixXd> gp(na);
+    for (int a = 0; a < na; ++a) {
+      Eigen::VectorXd bp = beta, bm = beta;
+      bp[act[a]] += 1e-6;
+      bm[act[a]] -= 1e-6;
+      gp[a] = (yields(bp) - yields(bm)) / 2e-6;
+      gt.col(a) = gp[a].rowwise().sum();
+    }
+    const Eigen::MatrixXd hinv = hbb.inverse();
+    const Eigen::MatrixXd tcov_ref = gt * hinv * gt.transpose();
+    Eigen::VectorXd tvar;
+    Eigen::MatrixXd tcov, pvar;
+    lik.BetaYieldVariance(x, &tvar, &tcov, &pvar);
+    const double scale = tcov_ref.diagonal().maxCoeff();
+    CHECK(scale > 0);
+    INFO("totals: " << tvar.transpose() << "\nreference: " << tcov_ref.diagonal().transpose());
+    CHECK(lepus::test::MaxRelDiff(tvar, Eigen::VectorXd(tcov_ref.diagonal()), 1e-4 * scale) < 1e-4);
+    if (tcov.size() > 0) CHECK(lepus::test::MaxRelDiff(tcov, tcov_ref, 1e-4 * scale) < 1e-4);
+    else CHECK((tcov_ref - Eigen::MatrixXd(tcov_ref.diagonal().asDiagonal())).cwiseAbs().maxCoeff() < 1e-6 * scale);
+    for (Eigen::Index i = 0; i < nb; ++i)
+      for (int p = 0; p < np; ++p) {
+        Eigen::VectorXd g(na);
+        for (int a = 0; a < na; ++a) g[a] = gp[a](i, p);
+        CHECK(std::abs(pvar(i, p) - g.dot(hinv * g)) <= 1e-4 * (std::abs(pvar(i, p)) + 1e-3 * scale));
+      }
+  }
+}

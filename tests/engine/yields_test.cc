@@ -52,7 +52,7 @@ TEST_CASE("total yield Jacobian (with profiled beta) matches finite differences"
   }
 }
 
-TEST_CASE("per-process uncertainties equal sqrt(J C J^T) with a finite-difference J") {
+TEST_CASE("per-process uncertainties equal sqrt(J C J^T + betas' spread) with a finite-difference J") {
   Likelihood lik(YieldModel(true));
   FitResult r = Fit(lik);
   REQUIRE(r.ok());
@@ -71,14 +71,27 @@ TEST_CASE("per-process uncertainties equal sqrt(J C J^T) with a finite-differenc
     lik.ProcessYields(xm, cov, true, &vm, &dummy);
     dvals[j] = (vp - vm) / (2 * h);
   }
+  // The betas' own spread at fixed x (checked against finite differences of the NLL in the
+  // betas in variants_test.cc): positive where a bin has a beta, zero in the masked bins.
+  Eigen::VectorXd tvar;
+  Eigen::MatrixXd tcov, pvar;
+  lik.BetaYieldVariance(r.x, &tvar, &tcov, &pvar);
+  CHECK(tcov.size() == 0);  // lite Poisson: bins independent
+  for (Eigen::Index b = 0; b < m.nbins; ++b)
+    if (lik.bb_kstat()[b] > 0) CHECK(tvar[b] > 0);
+  CHECK(tvar.tail(m.nbins_full - m.nbins).cwiseAbs().maxCoeff() == 0.0);
   // internal covariance = reported (linear POIs)
   for (Eigen::Index b = 0; b < m.nbins_full; ++b)
     for (int p = 0; p < m.num_processes(); ++p) {
       Eigen::VectorXd jj(n);
       for (int j = 0; j < n; ++j) jj[j] = dvals[j](b, p);
-      const double err = std::sqrt(jj.dot(r.covariance * jj));
+      const double err = std::sqrt(jj.dot(r.covariance * jj) + pvar(b, p));
       CHECK(y.process_error(b, p) == doctest::Approx(err).epsilon(1e-5));
     }
+  for (Eigen::Index b = 0; b < m.nbins_full; ++b) {
+    const Eigen::VectorXd jt = y.total_jacobian.row(b).transpose();
+    CHECK(y.total_error[b] == doctest::Approx(std::sqrt(jt.dot(r.covariance * jt) + tvar[b])).epsilon(1e-9));
+  }
   // per-process values sum to the totals
   CHECK((y.process.rowwise().sum() - y.total).cwiseAbs().maxCoeff() < 1e-9);
   // totals' uncertainty is not the quadrature sum of processes (correlations), but bounded by the linear sum

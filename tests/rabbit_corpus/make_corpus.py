@@ -24,6 +24,7 @@ CASES = [
     "weighted_data_chisq", "covariance", "covariance_nobb", "covariance_normal_multiplicative",
     "covariance_bbstat_in_cov", "covariance_syst_in_cov",
     "external_dense", "external_sparse", "external_grad_only", "beta_variations",
+    "bb_full", "bb_full_gamma", "bb_full_normal_additive", "chisq_bb_full", "chisq_bb_full_gamma",
 ]
 
 if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "--list":
@@ -160,12 +161,23 @@ def build(case, rng, *, sparse=False, systematic_type="log_normal", channels=CHA
     return w
 
 
+def zero_variance_extra(w, rng):
+    """(with mcstat bkg1 = 0) sig and bkg2 without MC variance in the first 3 bins of ch1:
+    bins with no Barlow-Beeston parameter at all."""
+    w.dict_sumw2["ch1"]["bkg2"][:3] = 0.0
+    w.dict_sumw2["ch1"]["sig"][:3] = 0.0
+
+
 # --- cases ---------------------------------------------------------------------------------------
 def case_spec(name):
-    """(writer factory kwargs, extra, reference options, covers)."""
+    """(writer factory kwargs, extra, reference options, covers). Reference options: fit,
+    bbstat (type or None), bbstat_mode, poi_positive, data, impacts, postfit (post-fit yields
+    with errors: lepus --postfit -o) and extra_fits (further fits of the same file, each a dict
+    with its own reference options and optionally expect_warning, a text a lepus warning must
+    contain)."""
     S = {}  # build kwargs
-    ref = {"fit": "poisson", "bbstat": "gamma", "poi_positive": False, "data": "observed",
-           "impacts": True}
+    ref = {"fit": "poisson", "bbstat": "gamma", "bbstat_mode": "lite", "poi_positive": False,
+           "data": "observed", "impacts": True, "postfit": False}
     extra = None
     covers = ""
     if name == "dense_sym":
@@ -232,10 +244,7 @@ def case_spec(name):
                  ("asymmetric" if name.endswith("asym") else "symmetric")
     elif name == "zero_variance":
         S["mcstat"] = (0.08, 0.0, 0.12)  # bkg1 has sumw2 = 0
-
-        def extra(w, rng):
-            w.dict_sumw2["ch1"]["bkg2"][:3] = 0.0
-            w.dict_sumw2["ch1"]["sig"][:3] = 0.0  # 3 bins with no MC variance at all
+        extra = zero_variance_extra  # 3 bins with no MC variance at all
         covers = "a zero-variance process mixed with MC-stat processes (beta scales only the " \
                  "others: quadratic profile), bins with no MC variance (betamask)"
     elif name == "bb_normal_multiplicative":
@@ -326,15 +335,56 @@ def case_spec(name):
                   "sparse": "external_terms with hess_sparse (canonical order) and a Hessian-only "
                             "term",
                   "grad_only": "external_terms with grad_values only"}[kind]
+    elif name in ("bb_full", "chisq_bb_full"):
+        ref["bbstat"] = "normal-multiplicative"  # rabbit's automatic type in full mode
+        ref["bbstat_mode"] = "full"
+        if name.startswith("chisq"):
+            ref["fit"] = "chisq"
+        covers = ("--chisqFit " if name.startswith("chisq") else "") + \
+            "--binByBinStatMode full: one beta per (bin, process), k = hsumw^2 / sumw2; " \
+            "automatic type = normal-multiplicative, profiled per bin in rabbit's closed form"
+    elif name in ("bb_full_gamma", "chisq_bb_full_gamma", "bb_full_normal_additive"):
+        ref["bbstat"] = "normal-additive" if name.endswith("additive") else "gamma"
+        ref["bbstat_mode"] = "full"
+        if name.startswith("chisq"):
+            ref["fit"] = "chisq"
+        S["mcstat"] = (0.08, 0.0, 0.12)  # bkg1 has sumw2 = 0: no beta for it
+        extra = zero_variance_extra  # and 3 bins without any beta
+        covers = ("--chisqFit " if name.startswith("chisq") else "") + \
+            "--binByBinStatMode full --binByBinStatType " + ref["bbstat"] + \
+            (" (exact joint minimum per bin: a scalar equation; rabbit: Newton, 'experimental')"
+             if ref["bbstat"] == "gamma" else " (yield n + sqrt(sumw2) beta per process)") + \
+            "; zero-variance entries without a beta (bkg1 everywhere, every process in 3 bins)"
     elif name == "beta_variations":
         S["masked"] = True
+        ref["bbstat"] = "normal-multiplicative"
+        ref["bbstat_mode"] = "full"
+        ref["impacts"] = False
+        ref["postfit"] = True
+        ref["extra_fits"] = [
+            # the same betas applied with the gamma profile
+            {**ref, "bbstat": "gamma", "extra_fits": None},
+            # normal-additive: rabbit applies no beta variations (lepus warns)
+            {**ref, "bbstat": "normal-additive", "extra_fits": None,
+             "expect_warning": "hbetavariations"},
+            # lite: ignored entirely, lepus warns that they have no effect
+            {**ref, "bbstat": "gamma", "bbstat_mode": "lite", "postfit": False,
+             "extra_fits": None, "expect_warning": "hbetavariations"},
+        ]
 
         def extra(w, rng):
-            for p in ("sig", "bkg1"):
-                v = rng.uniform(0.0, 0.5, size=(5, 12))
-                w.add_beta_variations(v, p, "ch0", "gen")
-        covers = "hbetavariations [nbinsfull, nbins, nproc] (dense): only used by rabbit's " \
-                 "binByBinStatMode 'full' for masked-channel yields; no effect on a lite fit"
+            # sig without MC variance in two source bins: no beta there (dbeta = 0)
+            w.dict_sumw2["ch0"]["sig"][5:7] = 0.0
+            g = {p: w.dict_norm["gen"][p] for p in ("sig", "bkg1", "bkg2")}
+            for p, src in (("sig", "ch0"), ("bkg1", "ch0"), ("bkg2", "ch1")):
+                nsrc = w.nbinschan[src]
+                v = 0.03 * g[p][:, None] * rng.uniform(-1.0, 1.0, size=(5, nsrc))
+                w.add_beta_variations(v, p, src, "gen")
+        covers = "hbetavariations [nbinsfull, nbins, nproc] (add_beta_variations from ch0 and " \
+                 "ch1 into the masked gen channel): rabbit's binByBinStatMode full applies them " \
+                 "to the reported yields (never to the NLL); post-fit yields and errors of " \
+                 "every bin and process (normal-multiplicative; also gamma, normal-additive " \
+                 "without them, and a lite fit that ignores them)"
     else:
         raise KeyError(name)
     return S, extra, ref, covers
@@ -344,7 +394,10 @@ def lepus_flags(ref):
     flags = []
     if ref["bbstat"] is None:
         flags.append("--no-bbstat")
-    automatic = "normal-additive" if ref["fit"] == "covariance" else "gamma"
+    mode = ref.get("bbstat_mode", "lite")
+    automatic = reference.automatic_bbstat(ref["fit"], mode)
+    if ref["bbstat"] is not None and mode != "lite":
+        flags += ["--bin-by-bin-stat-mode", mode]
     if ref["bbstat"] is not None and ref["bbstat"] != automatic:
         flags += ["--bin-by-bin-stat-type", ref["bbstat"]]
     if ref["fit"] == "chisq":
@@ -370,10 +423,15 @@ def make_case(name, outdir, seed):
     model = reference.Model(path)  # systematic_type from the pickled meta, as rabbit reads it
     if model.systematic_type != w.systematic_type:
         raise RuntimeError(f"{name}: reference read systematic_type {model.systematic_type}")
-    lik = reference.Likelihood(model, data=ref["data"], fit=ref["fit"], bbstat=ref["bbstat"],
-                               poi_positive=ref["poi_positive"])
-    res = lik.fit_result(impacts=ref["impacts"])
-    res.pop("beta", None)
+    res = reference_fit(model, ref)
+    extra_fits = []
+    for xref in ref.get("extra_fits") or []:
+        warn = xref.get("expect_warning")
+        xref = {k: v for k, v in xref.items() if k not in ("extra_fits", "expect_warning")}
+        extra_fits.append({"options": lepus_flags(xref), "reference": xref,
+                           **({"expect_warning": warn} if warn else {}),
+                           **reference_fit(model, xref)})
+    ref = {k: v for k, v in ref.items() if k != "extra_fits"}
     # Cases lepus refuses today (a message, non-zero exit): the reference result is kept so that
     # the case becomes a comparison once lepus supports it (remove it from LEPUS_REFUSES then).
     refuses = LEPUS_REFUSES.get(name)
@@ -381,7 +439,17 @@ def make_case(name, outdir, seed):
             **({"lepus_refuses": refuses} if refuses else {}),
             "reference": ref, "systematic_type": w.systematic_type,
             "channels": w.channel_summary(), "meta_info": meta_info,
-            "meta_filter": META_COMPRESSION, **res}
+            "meta_filter": META_COMPRESSION, **res,
+            **({"extra_fits": extra_fits} if extra_fits else {})}
+
+
+def reference_fit(model, ref):
+    lik = reference.Likelihood(model, data=ref["data"], fit=ref["fit"], bbstat=ref["bbstat"],
+                               poi_positive=ref["poi_positive"],
+                               bbstat_mode=ref.get("bbstat_mode", "lite"))
+    res = lik.fit_result(impacts=ref["impacts"], postfit=ref.get("postfit", False))
+    res.pop("beta", None)
+    return res
 
 
 # Options rabbit offers that lepus does not implement yet: the message lepus must give.

@@ -8,12 +8,13 @@ rest from the datasets, so any rabbit-layout file h5py can read (filters: gzip, 
 installed plugins, e.g. Blosc 32001; not Blosc2) can be fitted. Command line:
 
     reference.py FILE [--fit poisson|chisq|covariance] [--bbstat gamma|normal-multiplicative|
-                 normal-additive|none] [--poi-positive] [--data observed|NAME] [--impacts]
-                 [--json OUT]
+                 normal-additive|none] [--bbstat-mode lite|full] [--poi-positive]
+                 [--data observed|NAME] [--impacts] [--postfit] [--json OUT]
 
-prints (or writes) the fit result as make_corpus.py records it (parameters, nll, edm, impacts).
-Defaults: Poisson, BB-lite gamma (normal-additive with --fit covariance), mu = x, observed data. Definitions (x = rabbit's
-internal parameter vector [POIs; systematics in hsysts order]):
+prints (or writes) the fit result as make_corpus.py records it (parameters, nll, edm, impacts,
+with --postfit the post-fit yields). Defaults: Poisson, BB lite, type gamma (normal-additive
+with --fit covariance, normal-multiplicative with --bbstat-mode full), mu = x, observed data.
+Definitions (x = rabbit's internal parameter vector [POIs; systematics in hsysts order]):
 
   mu_p = x_p (rabbit --allowNegativeParam) or x_p^2 (rabbit's default; lepus --poi-positive)
   e_bps = theta_s (logkavg_bps + alpha(theta_s) logkhalfdiff_bps),
@@ -35,6 +36,35 @@ internal parameter vector [POIs; systematics in hsysts order]):
          gamma:   lbeta = sum_b k_b (beta_b - 1) - k_b log beta_b
          n-mult:  lbeta = sum_b k_b/2 (beta_b - 1)^2 (0 where masked)
       normal-additive: nexp = A + Z + sqrt(varbeta) beta, beta0 = 0, lbeta = sum_b beta_b^2 / 2
+  Barlow-Beeston full (rabbit --binByBinStatMode full: one beta per fitted bin and process;
+  Poisson and chisq only, rabbit's covariance-fit variant is not implemented here):
+      gamma / normal-multiplicative: active (b, p) = sumw2_bp > 0 and hsumw_bp != 0 (rabbit's
+         betamask excludes the rest), k_bp = hsumw_bp^2 / sumw2_bp, beta0 = 1;
+         nexp_b = sum_p beta_bp n_bp (beta_bp = 1 where not active);
+         gamma:   lbeta = sum_bp k_bp (beta_bp - 1) - k_bp log beta_bp   (active entries)
+         n-mult:  lbeta = sum_bp k_bp/2 (beta_bp - 1)^2                 (active entries)
+      normal-additive: nexp_b = sum_p n_bp + sqrt(sumw2_bp) beta_bp, beta0 = 0,
+         lbeta = sum_bp beta_bp^2 / 2 (beta_bp = 0 where sumw2_bp = 0)
+      profile: with t_b = D'(nexp_b) (Poisson D' = 1 - n/nexp, chisq D' = (nexp - n)/v, v = n),
+         dNLL/dbeta_bp = 0 gives beta_bp = 1 - t_b n_bp / k_bp (n-mult),
+         beta_bp = -t_b sqrt(sumw2_bp) (n-add): nexp_b = L0_b - t_b S_b with L0_b = sum_p n_bp and
+         S_b = sum_active n_bp^2 / k_bp (n-mult) or sum_p sumw2_bp (n-add), a quadratic (Poisson)
+         or linear (chisq) equation for nexp_b, rabbit's closed forms in bbstat.py;
+         gamma: beta_bp = k_bp / (k_bp + t_b n_bp), and t_b solves the scalar equation
+         t = D'(Z_b + sum_active n_bp k_bp / (k_bp + t n_bp)) (increasing in t, one root with all
+         beta > 0), found to machine precision by a bracketed Newton iteration (bisection where
+         Newton leaves the bracket); rabbit solves the same minimum with Newton steps in
+         log(nexp - threshold) ("experimental").
+      reported yields (--postfit; rabbit's profile_and_apply with full=True): per (bin, process)
+         n_ip (1 + sum_j V_ijp sqrt(k_jp) (beta_jp - 1) / norm_ip) where norm_ip (the nominal
+         hnorm) > 0 (V = hbetavariations [nbinsfull, nbins, nproc], the beta term 0 where not
+         active; gamma / n-mult only), times beta_ip in fitted bins; n-add: n_ip + sqrt(sumw2_ip)
+         beta_ip. Their errors are sqrt(J C J^T + g^T H_bb^-1 g): J the Richardson-extrapolated
+         central difference (h = 1e-3, 5e-4) of these yields in x with beta re-profiled at every
+         point; g the central difference of the yields in the active betas at fixed x, H_bb the
+         central second difference (h = 1e-3) of the NLL in the active betas at fixed x (rabbit's
+         postfit variance with profiled betas, `_expected_with_variance`; exact inverse of H_bb,
+         where rabbit's full mode uses the row sums of H_bb as a diagonal).
   external terms: sum_t g_t . x_sub + 1/2 x_sub^T H_t x_sub (on the internal x)
 
 The gradient is analytic (beta profiled: envelope theorem, dNLL/dbeta = 0 at the profiled beta);
@@ -206,10 +236,13 @@ def alpha_and_derivative(theta):
 
 
 class Likelihood:
-    def __init__(self, model, data="observed", fit="poisson", bbstat="gamma", poi_positive=False):
+    def __init__(self, model, data="observed", fit="poisson", bbstat="gamma", poi_positive=False,
+                 bbstat_mode="lite"):
         """fit: poisson | chisq | covariance; bbstat: None | gamma | normal-multiplicative |
-        normal-additive (lite mode)."""
+        normal-additive; bbstat_mode: lite (one beta per bin) | full (one per bin and process;
+        Poisson and chisq only)."""
         m = self.m = model
+        self.data = data
         if data == "observed":
             self.nobs = m.data_obs.copy()
         else:
@@ -228,7 +261,26 @@ class Likelihood:
                                    "`indata.getattr` does not exist)")
             self.cinv = m.cov_inv
         self.lognobs = np.log(np.where(self.nobs == 0, 1.0, self.nobs))
-        if bbstat:
+        if bbstat_mode not in ("lite", "full"):
+            raise ValueError(f"unknown bbstat_mode {bbstat_mode!r}")
+        self.bbstat_mode = bbstat_mode
+        self.full = bool(bbstat) and bbstat_mode == "full"
+        if self.full:
+            if fit == "covariance":
+                raise NotImplementedError("BB full mode with the covariance fit is not "
+                                          "implemented here")
+            if m.sumw2.ndim != 2:
+                raise RuntimeError("BB full mode needs hsumw2 [nbinsfull, nproc]")
+            sumw2, sumw = m.sumw2[:nb], m.sumw[:nb]
+            if bbstat == "normal-additive":  # beta enters as sqrt(sumw2) beta: no mask needed
+                self.active = sumw2 > 0.0
+            else:  # rabbit's betamask: varbeta == 0 or sumw == 0
+                self.active = (sumw2 > 0.0) & (sumw != 0.0)
+            self.k = np.where(self.active, sumw**2 / np.where(self.active, sumw2, 1.0), 1.0)
+            self.sbeta = np.sqrt(sumw2)
+            self.varbeta = sumw2
+            self.beta0 = 0.0 if bbstat == "normal-additive" else 1.0
+        elif bbstat:
             self.active = m.sumw2[:nb] > 0.0
             self.varbeta = m.sumw2[:nb].sum(axis=1)
             S = np.where(self.active, m.sumw[:nb], 0.0).sum(axis=1)
@@ -272,8 +324,88 @@ class Likelihood:
             J[:, p, p] = base[:, p] * dmu[p]
         return n, J
 
+    def _dprime(self, L):
+        """D'(L) = d(data term)/d nexp per bin and D''(L)."""
+        if self.fit == "poisson":
+            return 1.0 - self.nobs / L, self.nobs / L**2
+        return (L - self.nobs) / self.var, 1.0 / self.var
+
+    def _solve_gamma_full(self, n):
+        """t_b of the gamma full-mode profile: the root of g(t) = t - D'(L(t)) with
+        L(t) = Z + sum_active n_p k_p / (k_p + t n_p), for all bins at once. g is increasing;
+        the bracket is (t_low, t_high) with t_low = max_active(-k_p / n_p) (where a beta would
+        diverge: L -> inf, g < 0) and t_high = 1 (Poisson: g(1) = n / L > 0) or
+        max(0, (L(0) - n) / v) + 1 (chisq: g >= t - (L(0) - n) / v for t >= 0). Newton steps,
+        a bisection wherever Newton leaves the bracket, until the step is at the rounding level."""
+        act, k = self.active, self.k
+        if np.any(act & (n <= 0.0)):  # outside the model's domain (e.g. a line search at mu < 0)
+            return np.full(n.shape[0], np.nan)
+        ns = np.where(act, n, 1.0)
+        Z = np.where(act, 0.0, n).sum(axis=1)
+        anyact = act.any(axis=1)
+        lo = np.where(act, -k / ns, -np.inf).max(axis=1)
+        lo = np.where(anyact, lo, -1.0)
+        if self.fit == "poisson":
+            hi = np.ones_like(lo)
+        else:
+            hi = np.maximum(0.0, (n.sum(axis=1) - self.nobs) / self.var) + 1.0
+
+        def g_and_dg(t):
+            den = k + t[:, None] * ns
+            L = Z + np.where(act, ns * k / den, 0.0).sum(axis=1)
+            dL = -np.where(act, ns**2 * k / den**2, 0.0).sum(axis=1)
+            d1, d2 = self._dprime(L)
+            return t - d1, 1.0 - d2 * dL
+
+        t = 0.5 * (lo + hi)
+        for _ in range(200):
+            g, dg = g_and_dg(t)
+            lo = np.where(g < 0.0, t, lo)
+            hi = np.where(g > 0.0, t, hi)
+            tn = t - g / dg
+            out = ~((tn > lo) & (tn < hi))
+            tn = np.where(out, 0.5 * (lo + hi), tn)
+            step = np.abs(tn - t)
+            t = np.where(g == 0.0, t, tn)
+            # |g| is known to ~1e-16 (g' >= 1): steps below 1e-15 are rounding noise
+            if np.all((step <= 1e-15 * np.maximum(np.abs(t), 1.0)) | (g == 0.0)):
+                break
+        else:
+            raise RuntimeError("gamma full-mode profile did not converge")
+        # bins without an active entry: every beta is 1 (t is not used)
+        return np.where(anyact, t, 0.0)
+
+    def _profile_beta_full(self, n):
+        """beta [nbins, nproc] of the full mode for the yields n [nbins, nproc] (docstring)."""
+        t_type, nobs, k, act = self.bbstat, self.nobs, self.k, self.active
+        if t_type == "gamma":
+            t = self._solve_gamma_full(n)
+            return np.where(act, k / (k + t[:, None] * np.where(act, n, 1.0)), 1.0)
+        L0 = n.sum(axis=1)
+        if t_type == "normal-multiplicative":
+            S = np.where(act, n**2 / k, 0.0).sum(axis=1)
+        else:
+            S = self.varbeta.sum(axis=1)
+        if self.fit == "poisson":
+            # L^2 + (S - L0) L - n S = 0, positive root (no cancellation in either branch)
+            b = S - L0
+            sq = np.sqrt(b * b + 4.0 * nobs * S)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                L = np.where(b <= 0.0, 0.5 * (sq - b), 2.0 * nobs * S / (b + sq))
+            t = 1.0 - nobs / L
+        else:
+            v = self.var
+            L = (L0 + nobs * S / v) / (1.0 + S / v)
+            t = (L - nobs) / v
+        if t_type == "normal-multiplicative":
+            return np.where(act, 1.0 - t[:, None] * n / k, 1.0)
+        return -t[:, None] * self.sbeta
+
     def profile_beta(self, n):
-        """rabbit's closed-form beta for the current yields n [nbins, nproc] (lite mode)."""
+        """rabbit's closed-form beta for the current yields n [nbins, nproc]: [nbins] in lite
+        mode, [nbins, nproc] in full mode."""
+        if self.full:
+            return self._profile_beta_full(n)
         t, nobs, k = self.bbstat, self.nobs, self.k
         A = np.where(self.active, n, 0.0).sum(axis=1)
         Z = np.where(self.active, 0.0, n).sum(axis=1)
@@ -321,6 +453,11 @@ class Likelihood:
         """per-bin nexp and d nexp / dx at fixed beta."""
         if not self.bbstat:
             return n.sum(axis=1), J.sum(axis=1)
+        if self.full:
+            if self.bbstat == "normal-additive":
+                return n.sum(axis=1) + (self.sbeta * beta).sum(axis=1), J.sum(axis=1)
+            s = np.where(self.active, beta, 1.0)
+            return (s * n).sum(axis=1), np.einsum("bp,bpi->bi", s, J)
         if self.bbstat == "normal-additive":
             return n.sum(axis=1) + np.sqrt(self.varbeta) * beta, J.sum(axis=1)
         s = np.where(self.active & ~self.bmask[:, None], beta[:, None], 1.0)
@@ -329,6 +466,11 @@ class Likelihood:
     def lbeta(self, beta):
         if not self.bbstat:
             return 0.0
+        if self.full and self.bbstat != "normal-additive":
+            b = np.where(self.active, beta, 1.0)  # inactive entries contribute 0
+            if self.bbstat == "gamma":
+                return float(np.sum(self.k * (b - 1.0) - self.k * np.log(b)))
+            return float(np.sum(0.5 * self.k * (b - 1.0) ** 2))
         if self.bbstat == "gamma":
             return float(np.sum(self.k * (beta - 1.0) - self.k * np.log(beta)))
         if self.bbstat == "normal-multiplicative":
@@ -395,6 +537,13 @@ class Likelihood:
 
     def minimize(self, x0=None):
         x = self.x_default() if x0 is None else np.array(x0, dtype=float)
+        if x0 is None and self.full and self.bbstat == "gamma":
+            # The gamma profile is undefined where an active yield is <= 0 (NaN), which BFGS's
+            # first line search can probe: start from the normal-multiplicative minimum.
+            nm = Likelihood(self.m, data=self.data, fit=self.fit, bbstat="normal-multiplicative",
+                            poi_positive=self.poi_positive, bbstat_mode="full")
+            x = scipy.optimize.minimize(nm.nll, x, jac=nm.grad, method="BFGS",
+                                        options={"gtol": 1e-8, "maxiter": 10000}).x
         res = scipy.optimize.minimize(self.nll, x, jac=self.grad, method="BFGS",
                                       options={"gtol": 1e-8, "maxiter": 10000})
         x = res.x
@@ -415,9 +564,100 @@ class Likelihood:
             raise RuntimeError(f"reference fit not converged: edm {edm}")
         return x, H, edm
 
-    def fit_result(self, impacts=False):
+    # --- reported (post-fit) yields ---------------------------------------------------------
+    def reported_yields(self, x, beta=None):
+        """Yields per (bin, process) [nbinsfull, nproc] as rabbit reports them with masked
+        channels (profile_and_apply(full=True)): beta profiled at x, the beta variations of
+        hbetavariations applied in full mode (gamma / normal-multiplicative), see the module
+        docstring. Without BB the yields before Barlow-Beeston; lite mode is not implemented."""
+        m = self.m
+        n = self.yields(x, full=True)[0]
+        if not self.bbstat:
+            return n
+        if not self.full:
+            raise NotImplementedError("reported yields of BB lite are not implemented here")
+        nb = m.nbins
+        if beta is None:
+            beta = self.profile_beta(n[:nb])
+        out = n.copy()
+        if self.bbstat == "normal-additive":  # rabbit applies no beta variations here
+            out[:nb] += self.sbeta * beta
+            return out
+        if m.betavar is not None:
+            dbeta = np.where(self.active, np.sqrt(self.k) * (beta - 1.0), 0.0)  # [nbins, nproc]
+            var = np.einsum("ijp,jp->ip", m.betavar, dbeta)  # [nbinsfull, nproc]
+            n0 = m.norm
+            pos = n0 > 0.0
+            out = np.where(pos, out * (1.0 + var / np.where(pos, n0, 1.0)), out)
+        out[:nb] = np.where(self.active, beta * out[:nb], out[:nb])
+        return out
+
+    def postfit_yields(self, x, C, h=1e-3):
+        """reported_yields(x) with errors sqrt(diag(J C J^T)) per (bin, process) and per bin
+        (sum over processes). J = d yields / dx by central differences with one Richardson step
+        (h, h/2; beta re-profiled at every point): truncation O(h^4), independent of any
+        analytic derivative."""
+        y = self.reported_yields(x)
+
+        def d(step):
+            J = np.zeros(y.shape + (len(x),))
+            for i in range(len(x)):
+                e = np.zeros(len(x))
+                e[i] = step
+                J[..., i] = (self.reported_yields(x + e) - self.reported_yields(x - e)) / (2 * step)
+            return J
+
+        J = (4 * d(h / 2) - d(h)) / 3
+        Jt = J.sum(axis=1)
+        pvar, tvar = self.beta_spread(x)
+        perr = np.sqrt(np.maximum(np.einsum("bpi,ij,bpj->bp", J, C, J) + pvar, 0.0))
+        terr = np.sqrt(np.maximum(np.einsum("bi,ij,bj->b", Jt, C, Jt) + tvar, 0.0))
+        return {"processes": list(self.m.procs), "total": y.sum(axis=1).tolist(),
+                "total_error": terr.tolist(), "process": y.tolist(),
+                "process_error": perr.tolist()}
+
+    def beta_spread(self, x, h=1e-3):
+        """g^T H_bb^-1 g per (bin, process) and per bin total at fixed x (full mode): H_bb the
+        central second difference of the NLL in the active betas, g the central difference of
+        reported_yields in them (exact for the linear yield formulas)."""
+        m = self.m
+        nb = m.nbins
+        n = self.yields(x, full=True)[0]
+        beta = self.profile_beta(n[:nb])
+        act = self.active if self.bbstat != "normal-additive" else self.sbeta > 0
+        idx = [tuple(i) for i in np.argwhere(act)]
+        na = len(idx)
+        y0 = self.reported_yields(x, beta)
+        if na == 0:
+            return np.zeros(y0.shape), np.zeros(y0.shape[0])
+
+        def f(da, a, dc, c):
+            b = beta.copy()
+            b[idx[a]] += da
+            b[idx[c]] += dc
+            return self.value_and_grad(x, beta=b)[0]
+
+        H = np.zeros((na, na))
+        for a in range(na):
+            for c in range(a + 1):
+                H[a, c] = H[c, a] = (f(h, a, h, c) - f(h, a, -h, c) - f(-h, a, h, c)
+                                     + f(-h, a, -h, c)) / (4 * h * h)
+        G = np.zeros(y0.shape + (na,))
+        for a in range(na):
+            bp, bm = beta.copy(), beta.copy()
+            bp[idx[a]] += 1e-6
+            bm[idx[a]] -= 1e-6
+            G[..., a] = (self.reported_yields(x, bp) - self.reported_yields(x, bm)) / 2e-6
+        Hinv = np.linalg.inv(H)
+        pvar = np.einsum("bpa,ac,bpc->bp", G, Hinv, G)
+        Gt = G.sum(axis=1)
+        tvar = np.einsum("ba,ac,bc->b", Gt, Hinv, Gt)
+        return pvar, tvar
+
+    def fit_result(self, impacts=False, postfit=False):
         """Fit and collect what expected.json records (values in reported units: mu for POIs
-        with the lepus --poi-positive convention mu = x^2, errors via dmu/dx = 2x)."""
+        with the lepus --poi-positive convention mu = x^2, errors via dmu/dx = 2x); postfit:
+        also `yields` (postfit_yields)."""
         m = self.m
         x, H, edm = self.minimize()
         C = np.linalg.inv(H)
@@ -435,6 +675,8 @@ class Likelihood:
             if self.poi_positive:
                 raise RuntimeError("impacts are checked with mu = x only")
             out["impacts"] = self.impacts(x, H, C)
+        if postfit:
+            out["yields"] = self.postfit_yields(x, C)
         return out
 
     def impacts(self, x, H, C):
@@ -480,6 +722,13 @@ class Likelihood:
         return res
 
 
+def automatic_bbstat(fit, mode="lite"):
+    """rabbit's --binByBinStatType automatic."""
+    if fit == "covariance":
+        return "normal-additive"
+    return "normal-multiplicative" if mode == "full" else "gamma"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="rabbit's likelihood fit of a rabbit-layout file "
                                  "(independent of lepus)")
@@ -487,21 +736,24 @@ def main(argv=None):
     ap.add_argument("--fit", choices=["poisson", "chisq", "covariance"], default="poisson")
     ap.add_argument("--bbstat", choices=["gamma", "normal-multiplicative", "normal-additive",
                                          "none"], default=None)
+    ap.add_argument("--bbstat-mode", choices=["lite", "full"], default="lite")
     ap.add_argument("--poi-positive", action="store_true")
     ap.add_argument("--data", default="observed")
     ap.add_argument("--impacts", action="store_true")
+    ap.add_argument("--postfit", action="store_true",
+                    help="also the post-fit yields per bin and process with their errors")
     ap.add_argument("--json", default="-")
     a = ap.parse_args(argv)
-    bbstat = a.bbstat or ("normal-additive" if a.fit == "covariance" else "gamma")
+    bbstat = a.bbstat or automatic_bbstat(a.fit, a.bbstat_mode)
     model = Model(a.file)
     lik = Likelihood(model, data=a.data, fit=a.fit, bbstat=None if bbstat == "none" else bbstat,
-                     poi_positive=a.poi_positive)
-    res = lik.fit_result(impacts=a.impacts)
+                     poi_positive=a.poi_positive, bbstat_mode=a.bbstat_mode)
+    res = lik.fit_result(impacts=a.impacts, postfit=a.postfit)
     res.pop("beta", None)
     out = {"file": a.file, "systematic_type": model.systematic_type,
            "reference": {"fit": a.fit, "bbstat": None if bbstat == "none" else bbstat,
-                         "poi_positive": a.poi_positive, "data": a.data,
-                         "impacts": a.impacts}, **res}
+                         "bbstat_mode": a.bbstat_mode, "poi_positive": a.poi_positive,
+                         "data": a.data, "impacts": a.impacts, "postfit": a.postfit}, **res}
     text = json.dumps(out, indent=1)
     if a.json == "-":
         print(text)

@@ -21,6 +21,19 @@ Tolerances (see README.md):
   impacts     relative 1e-4, with an absolute floor of 1e-6 x the target's total error (impacts
               that are tiny compared with the total are differences of covariance entries)
   nll         |lepus - ref| <= 1e-6 * max(1, |ref|)
+  post-fit yields (cases with `yields`: lepus also runs with --postfit -o WORKDIR/<case>.h5;
+              postfit/total [nbinsfull], postfit/process [nbinsfull, nproc] and their _error,
+              masked channels included, processes in hprocs order)
+              values |d| <= 1e-6 |ref| + 1e-12 max|total|: the yields are smooth functions of
+              the fitted x, so the position of the minimum moves them by ~1e-7 of their error;
+              the floor is rounding only (a zero yield must stay 0); any difference in a formula
+              (beta, beta variations, masks) is >= 1e-4 relative in these models
+              errors |d| <= 1e-4 |ref| + 1e-6 x the bin's total error: the reference's J is a
+              Richardson-extrapolated central difference (truncation O(h^4) ~ 1e-12) and its
+              covariance is good to ~1e-8, so 1e-4 as for the parameter errors; the floor covers
+              process errors that are tiny next to the bin's total
+  extra fits  (`extra_fits`: the same file with other options) the same comparisons, and
+              `expect_warning`: a lepus warning line must contain that text
 Prints every mismatch; exit 0 = agreement, 1 = mismatch or lepus failure.
 """
 
@@ -34,6 +47,10 @@ ERROR_TOL = 1e-4
 IMPACT_TOL = 1e-4
 IMPACT_FLOOR = 1e-6
 NLL_TOL = 1e-6
+YIELD_TOL = 1e-6
+YIELD_FLOOR = 1e-12  # x max |total|
+YIELD_ERROR_TOL = 1e-4
+YIELD_ERROR_FLOOR = 1e-6  # x the bin's total error
 
 
 def close_abs(a, b, tol):
@@ -141,6 +158,82 @@ def compare_fit(got, exp):
     return bad
 
 
+def compare_yields(h5path, exp):
+    """postfit/* of lepus's results file against the reference's `yields`."""
+    import h5py
+    import numpy as np
+    bad = []
+    try:
+        with h5py.File(h5path, "r") as f:
+            got = {k: np.asarray(f["postfit"][k][...]) for k in
+                   ("total", "total_error", "process", "process_error")}
+            procs = [p.decode() if isinstance(p, bytes) else str(p)
+                     for p in f["postfit"]["processes"][...]] \
+                if "processes" in f["postfit"] else None
+    except (OSError, KeyError) as e:
+        return [f"post-fit yields: cannot read {h5path}: {e}"]
+    if procs is not None and procs != exp["processes"]:
+        bad.append(f"post-fit processes {procs} vs {exp['processes']}")
+    ref = {k: np.asarray(exp[k], dtype=float) for k in
+           ("total", "total_error", "process", "process_error")}
+    for k in ref:
+        if got[k].shape != ref[k].shape:
+            bad.append(f"postfit/{k}: shape {got[k].shape} vs {ref[k].shape}")
+    if bad:
+        return bad
+    scale = float(np.max(np.abs(ref["total"])))
+    terr = ref["total_error"]
+    checks = (("total", YIELD_TOL * np.abs(ref["total"]) + YIELD_FLOOR * scale),
+              ("process", YIELD_TOL * np.abs(ref["process"]) + YIELD_FLOOR * scale),
+              ("total_error", YIELD_ERROR_TOL * terr + YIELD_ERROR_FLOOR * terr),
+              ("process_error", YIELD_ERROR_TOL * np.abs(ref["process_error"])
+               + YIELD_ERROR_FLOOR * terr[:, None]))
+    for k, tol in checks:
+        d = np.abs(got[k] - ref[k])
+        ok = d <= tol
+        if not np.all(ok):
+            for idx in np.argwhere(~ok)[:10]:
+                i = tuple(int(j) for j in idx)
+                where = f"bin {i[0]}" + (f", {exp['processes'][i[1]]}" if len(i) > 1 else "")
+                bad.append(f"postfit/{k} [{where}]: {got[k][i]!r} vs {ref[k][i]!r}")
+            if np.count_nonzero(~ok) > 10:
+                bad.append(f"postfit/{k}: {np.count_nonzero(~ok)} mismatches in all")
+        rel = np.max(d / np.maximum(np.abs(ref[k]), 1e-300))
+        print(f"  postfit/{k}: max |d| {np.max(d):.3g}, max relative {rel:.3g}")
+    return bad
+
+
+def run_fit(lepus, path, options, out, h5out=None):
+    """One `lepus fit` (JSON to out, with h5out also --postfit -o h5out)."""
+    for f in (out, h5out):
+        if f and os.path.exists(f):
+            os.remove(f)
+    cmd = [lepus, "fit", path, "--json", out, "--edm-tol", "1e-14", *options]
+    if h5out:
+        cmd += ["--postfit", "-o", h5out]
+    print("+", " ".join(cmd))
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
+def check_extra_fit(lepus, path, xf, out, h5out):
+    """A further fit of the same file (expected.json `extra_fits` entry): its mismatches."""
+    label = f"[{' '.join(xf['options']) or 'default options'}]"
+    proc = run_fit(lepus, path, xf["options"], out, h5out if "yields" in xf else None)
+    if proc.returncode != 0 or not os.path.exists(out):
+        print(proc.stderr[-3000:])
+        return [f"{label} lepus exited with {proc.returncode}"]
+    with open(out) as f:
+        got = json.load(f)
+    warnings = [line for line in proc.stderr.splitlines() if "warning" in line]
+    bad = [f"lepus fit: warning about the metadata: {w}" for w in meta_warnings(warnings)]
+    if "expect_warning" in xf and not any(xf["expect_warning"] in w for w in warnings):
+        bad.append(f"no warning mentioning {xf['expect_warning']!r} (warnings: {warnings})")
+    bad += compare_fit(got, xf)
+    if "yields" in xf:
+        bad += compare_yields(h5out, xf["yields"])
+    return [f"{label} {b}" for b in bad]
+
+
 def main():
     lepus, corpus, case, work = sys.argv[1:5]
     with open(os.path.join(corpus, "expected.json")) as f:
@@ -148,13 +241,10 @@ def main():
     os.makedirs(work, exist_ok=True)
     bad = []
     check_inspect(lepus, os.path.join(corpus, exp["file"]), exp, bad)
+    path = os.path.join(corpus, exp["file"])
     out = os.path.join(work, f"{case}.json")
-    if os.path.exists(out):
-        os.remove(out)
-    cmd = [lepus, "fit", os.path.join(corpus, exp["file"]), "--json", out, "--edm-tol", "1e-14",
-           *exp["options"]]
-    print("+", " ".join(cmd))
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    h5out = os.path.join(work, f"{case}.h5") if "yields" in exp else None
+    proc = run_fit(lepus, path, exp["options"], out, h5out)
     if "lepus_refuses" in exp:
         # Not supported yet: lepus must refuse with exit code 1 and the expected message, and
         # write nothing.
@@ -182,13 +272,20 @@ def main():
     for w in meta_warnings(line for line in proc.stderr.splitlines() if "warning" in line):
         bad.append(f"lepus fit: warning about the metadata: {w}")
     bad += compare_fit(got, exp)
+    if "yields" in exp:
+        bad += compare_yields(h5out, exp["yields"])
+    for i, xf in enumerate(exp.get("extra_fits", [])):
+        bad += check_extra_fit(lepus, path, xf, os.path.join(work, f"{case}.extra{i}.json"),
+                               os.path.join(work, f"{case}.extra{i}.h5"))
     if bad:
         print(f"FAIL {case} ({exp['covers']}):")
         for b in bad:
             print("  " + b)
         return 1
     print(f"ok {case}: {len(exp['parameters'])} parameters"
-          + (", impacts" if "impacts" in exp else ""))
+          + (", impacts" if "impacts" in exp else "")
+          + (", post-fit yields" if "yields" in exp else "")
+          + (f", {len(exp['extra_fits'])} further fits" if exp.get("extra_fits") else ""))
     return 0
 
 

@@ -375,15 +375,32 @@ class TensorWriter:
             for group in (groups if groups is not None else [name]):
                 self.dict_systgroups.setdefault(group, set()).add(name)
 
-    def add_beta_variations(self, variation, process, source_channel, dest_channel):
-        """variation: array [dest bins..., source bins...] (rabbit: h.project(dest, source))."""
+    def add_beta_variations(self, h, process, source_channel, dest_channel):
+        """rabbit's add_beta_variations: a template variation of `process` in the masked
+        channel dest_channel, correlated with the Barlow-Beeston beta of (source bin, process);
+        write() puts it in hbetavariations[dest rows, source columns, process] (dense only).
+
+        h: array [dest channel's bins..., source channel's bins...], what rabbit takes as
+        h.project(*dest_axes, *source_axes).values(flow=dest_flow) and reshapes to
+        (*norm.shape, -1), norm = the process's nominal in dest_channel (so the process must
+        already be in dest_channel: rabbit raises KeyError otherwise). rabbit applies
+        flow=dest_flow to the source axes too: with a flow destination (as `gen` here) and a
+        source axis that has flow bins (hist's default), its row is longer than the source
+        channel and write() fails on the assignment; the array given here has the source
+        channel's bins only (what rabbit gets when the source axes have no flow bins). The
+        size check is write()'s numpy assignment, as in rabbit."""
         if self.sparse:
             raise NotImplementedError("Sparse implementation not yet implemented")
+        if source_channel not in self.channels:
+            raise RuntimeError(f"Channel {source_channel} not known!")
+        if dest_channel not in self.channels:
+            raise RuntimeError(f"Channel {dest_channel} not known!")
         if not self.channels[dest_channel]["masked"]:
             raise RuntimeError("Beta variations can only be applied to masked channels")
-        v = np.asarray(variation, dtype=self.dtype).reshape(
-            self.nbinschan[dest_channel], self.nbinschan[source_channel])
-        self.dict_beta_variations[dest_channel].setdefault(source_channel, {})[process] = v
+        norm = self.dict_norm[dest_channel][process]
+        variation = np.asarray(h, dtype=self.dtype).reshape((*norm.shape, -1))
+        self.dict_beta_variations[dest_channel].setdefault(source_channel, {})[process] = \
+            variation
         self.has_beta_variations = True
 
     def add_external_likelihood_term(self, params, grad=None, hess_dense=None, hess_sparse=None,

@@ -200,6 +200,14 @@ class Likelihood {
   void ProcessYields(const Eigen::VectorXd& x, const Eigen::MatrixXd& cov, bool profile_beta,
                      Eigen::MatrixXd* values, Eigen::MatrixXd* errors) const;
 
+  // The spread of the profiled betas at fixed x in the yields (post-fit yield uncertainties):
+  // g^T H_bb^-1 g per (bin, process) yield [nbins_full x nproc] and for the bin totals, with
+  // g = d yield / d beta at fixed x (beta variations included) and H_bb the Hessian of the NLL in
+  // the betas at fixed x. total_covariance is the totals' [nbins_full x nbins_full] matrix when
+  // betas correlate bins (covariance fits, beta variations), else empty (diagonal: total_variance).
+  void BetaYieldVariance(const Eigen::VectorXd& x, Eigen::VectorXd* total_variance, Eigen::MatrixXd* total_covariance,
+                         Eigen::MatrixXd* process_variance) const;
+
   // Signal strength from the internal POI coordinate (identity, or x^2 with poi_positive), and
   // its derivative d mu / d x.
   double PoiValue(double x) const;

@@ -3,9 +3,12 @@
 //
 // Uncertainties: J C J^T with J = d yield / d x. Post-fit, C is the fit covariance and the yields
 // of the fitted bins include the profiled Barlow-Beeston factors with their dependence on x
-// (J includes d beta / d x). Pre-fit, C = diag(1/cw) over the constrained nuisances (POIs and
-// unconstrained nuisances carry no prefit uncertainty) and, where bin-by-bin statistics are on,
-// the MC variance sumw2 of the scaled processes is added (uncorrelated between bins).
+// (J includes d beta / d x), plus the betas' own spread at fixed x, g^T H_bb^-1 g (g = d yield /
+// d beta, H_bb the betas' Hessian at fixed x): with J C J^T the exact Gaussian propagation of the
+// joint (x, beta) covariance, as rabbit's postfit yields (docs/numerics.md "Post-fit yield
+// uncertainties"). Pre-fit, C = diag(1/cw) over the constrained nuisances (POIs and unconstrained
+// nuisances carry no prefit uncertainty) and, where bin-by-bin statistics are on, the MC variance
+// sumw2 of the scaled processes is added (uncorrelated between bins).
 #pragma once
 
 #include <string>
@@ -29,12 +32,17 @@ struct YieldSet {
   Eigen::MatrixXd process, process_error;  // [nbins_full x nproc] (empty unless per_process)
   Eigen::MatrixXd total_covariance;        // [nbins_full x nbins_full] (empty unless requested)
   // Kept for projections: J of the totals [nbins_full x num_params] and the parameter
-  // covariance it is to be combined with (internal coordinates), plus the extra diagonal
-  // variance (prefit MC statistics) per bin.
+  // covariance it is to be combined with (internal coordinates), plus the extra variance per bin
+  // (prefit MC statistics; post-fit the betas' spread) and, when it correlates bins (covariance
+  // fits, beta variations), the extra covariance [nbins_full x nbins_full] (else empty).
   Eigen::MatrixXd total_jacobian;
   Eigen::MatrixXd param_covariance;
   Eigen::VectorXd extra_variance;
+  Eigen::MatrixXd extra_covariance;
 };
+
+// The extra (MC-statistics) variance of the sum of the totals of bins [first, first + n).
+double ExtraVarianceOfSum(const YieldSet& yields, std::int64_t first, std::int64_t n);
 
 // Throws NumericalError when the fit did not converge or its covariance is not accurate
 // (near_singular, forced_positive) or the Hessian is not positive definite.
