@@ -25,6 +25,7 @@ CASES = [
     "covariance_bbstat_in_cov", "covariance_syst_in_cov",
     "external_dense", "external_sparse", "external_grad_only", "beta_variations",
     "bb_full", "bb_full_gamma", "bb_full_normal_additive", "chisq_bb_full", "chisq_bb_full_gamma",
+    "covariance_bb_full", "covariance_bb_full_normal_multiplicative",
 ]
 
 if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "--list":
@@ -292,6 +293,11 @@ def case_spec(name):
             ref["bbstat"] = None
         elif name == "covariance_normal_multiplicative":
             ref["bbstat"] = "normal-multiplicative"
+        elif name.startswith("covariance_bb_full"):
+            ref["bbstat_mode"] = "full"
+            if name.endswith("multiplicative"):
+                ref["bbstat"] = "normal-multiplicative"
+                ref["postfit"] = True  # the betas' spread couples the bins through W
         elif name == "covariance_bbstat_in_cov":
             S["add_bbb_cov"] = True
             ref["bbstat"] = None
@@ -309,6 +315,11 @@ def case_spec(name):
                   "covariance_nobb": "--covarianceFit --noBinByBinStat",
                   "covariance_normal_multiplicative": "--covarianceFit --binByBinStatType "
                                                       "normal-multiplicative",
+                  "covariance_bb_full": "--covarianceFit --binByBinStatMode full (automatic: "
+                                        "normal-additive), rabbit's coupled linear system",
+                  "covariance_bb_full_normal_multiplicative":
+                      "--covarianceFit --binByBinStatMode full --binByBinStatType "
+                      "normal-multiplicative: (diag(S) W + 1) L = diag(S) W n + L0",
                   "covariance_bbstat_in_cov": "add_bin_by_bin_stat_to_data_cov (diag sumw2 in "
                                               "the covariance), fitted with --noBinByBinStat",
                   "covariance_syst_in_cov": "add_systematic(add_to_data_covariance=True): a "

@@ -37,7 +37,7 @@ Definitions (x = rabbit's internal parameter vector [POIs; systematics in hsysts
          n-mult:  lbeta = sum_b k_b/2 (beta_b - 1)^2 (0 where masked)
       normal-additive: nexp = A + Z + sqrt(varbeta) beta, beta0 = 0, lbeta = sum_b beta_b^2 / 2
   Barlow-Beeston full (rabbit --binByBinStatMode full: one beta per fitted bin and process;
-  Poisson and chisq only, rabbit's covariance-fit variant is not implemented here):
+  Poisson, chisq and the covariance fit):
       gamma / normal-multiplicative: active (b, p) = sumw2_bp > 0 and hsumw_bp != 0 (rabbit's
          betamask excludes the rest), k_bp = hsumw_bp^2 / sumw2_bp, beta0 = 1;
          nexp_b = sum_p beta_bp n_bp (beta_bp = 1 where not active);
@@ -266,9 +266,6 @@ class Likelihood:
         self.bbstat_mode = bbstat_mode
         self.full = bool(bbstat) and bbstat_mode == "full"
         if self.full:
-            if fit == "covariance":
-                raise NotImplementedError("BB full mode with the covariance fit is not "
-                                          "implemented here")
             if m.sumw2.ndim != 2:
                 raise RuntimeError("BB full mode needs hsumw2 [nbinsfull, nproc]")
             sumw2, sumw = m.sumw2[:nb], m.sumw[:nb]
@@ -386,7 +383,12 @@ class Likelihood:
             S = np.where(act, n**2 / k, 0.0).sum(axis=1)
         else:
             S = self.varbeta.sum(axis=1)
-        if self.fit == "poisson":
+        if self.fit == "covariance":
+            # rabbit's coupled solution: (diag(S) W + 1) L = diag(S) W n + L0, t = W (L - n)
+            W = self.cinv
+            L = np.linalg.solve(S[:, None] * W + np.eye(len(S)), S * (W @ nobs) + L0)
+            t = W @ (L - nobs)
+        elif self.fit == "poisson":
             # L^2 + (S - L0) L - n S = 0, positive root (no cancellation in either branch)
             b = S - L0
             sq = np.sqrt(b * b + 4.0 * nobs * S)
