@@ -61,10 +61,15 @@ void WarnUnusedInputs(const engine::Model& model, const engine::LikelihoodOption
   if (model.beta_variations.empty()) return;
   const bool used = options.bin_by_bin_stat && options.bin_by_bin_stat_mode == engine::BinByBinStatMode::kFull &&
                     options.bin_by_bin_stat_type != engine::BinByBinStatType::kNormalAdditive;
-  if (!used)
-    std::cerr << "lepus: warning: hbetavariations (variations of the Barlow-Beeston parameters) has no effect "
-                 "here: rabbit applies it only with --binByBinStatMode full and a multiplicative type, to the "
-                 "reported yields (never to the likelihood); use --bin-by-bin-stat-mode full\n";
+  if (used) return;
+  const bool full = options.bin_by_bin_stat && options.bin_by_bin_stat_mode == engine::BinByBinStatMode::kFull;
+  std::cerr << "lepus: warning: hbetavariations (variations of the Barlow-Beeston parameters) has no effect "
+               "here: rabbit applies it only with --binByBinStatMode full and a multiplicative type, to the "
+               "reported yields (never to the likelihood); "
+            << (!options.bin_by_bin_stat ? "bin-by-bin statistics are off (--no-bbstat)"
+                : full ? "use --bin-by-bin-stat-type normal-multiplicative or gamma"
+                       : "use --bin-by-bin-stat-mode full")
+            << "\n";
 }
 
 void ApplyVariantFlags(const VariantFlags& flags, engine::LikelihoodOptions* options) {
