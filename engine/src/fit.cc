@@ -301,6 +301,7 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
   };
 
   bool bins_described = false;  // the failure message already names the bad bins
+  bool cancelled = false;       // FitOptions::cancel stopped the fit: no covariance
   if (!std::isfinite(f) || !grad.allFinite() || !hess.allFinite()) {
     const std::string bad = DescribeBadBins(lik, x);
     bins_described = true;
@@ -323,6 +324,11 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
     std::string message;
     int iter = 0;
     for (; iter < options.max_iterations; ++iter) {
+      if (options.cancel && options.cancel()) {
+        message = kCancelledMessage;
+        cancelled = true;
+        break;
+      }
       const auto t0 = Clock::now();
       Eigen::VectorXd g = Sub(grad, free);
       Eigen::MatrixXd h_sub;  // a copy only when parameters are frozen
@@ -461,7 +467,7 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
   if (nf != npar) h_sub = Sub(hess, free);
   const Eigen::MatrixXd& h = nf != npar ? h_sub : res.hessian;
   Eigen::MatrixXd cov_free;
-  if (nf > 0 && h.allFinite()) {
+  if (nf > 0 && h.allFinite() && !cancelled) {
     std::unique_ptr<detail::SpdFactor> chol;
     linalg_arena.execute([&] { chol = std::make_unique<detail::SpdFactor>(h); });
     res.hessian_positive_definite = chol->ok();
