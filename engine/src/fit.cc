@@ -248,6 +248,21 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
   const int npar = lik.num_params();
   std::string err;
   if (!options.IsValid(npar, &err)) throw std::invalid_argument(err);
+  if (options.cancel && options.cancel()) {
+    // Cancelled before the first evaluation (e.g. the remaining points of a scan).
+    FitResult res;
+    res.status = FitStatus::kFailed;
+    res.message = kCancelledMessage;
+    res.method = options.method;
+    res.frozen = options.frozen.empty() ? std::vector<bool>(npar, false) : options.frozen;
+    res.x = options.initial_params.size() ? options.initial_params : lik.InitialParams();
+    res.values = res.x;
+    for (int p = 0; p < lik.model().num_signals; ++p) res.values[p] = lik.PoiValue(res.x[p]);
+    res.errors = Eigen::VectorXd::Constant(npar, std::numeric_limits<double>::quiet_NaN());
+    res.nll = std::numeric_limits<double>::quiet_NaN();
+    res.time_total = Seconds(t_start, Clock::now());
+    return res;
+  }
 
   if (options.method == FitMethod::kCeres || options.method == FitMethod::kCeresDogleg)
     return detail::FitCeres(lik, options, options.method == FitMethod::kCeresDogleg);

@@ -57,7 +57,7 @@ struct FitOptions {
   // floating parameters, Jacobi-scaled to unit diagonal, exceeds this fraction of the largest
   // (docs/numerics.md, "Near-singular Hessians"); otherwise kNearSingular. In (0, 1).
   double singular_ratio = 1e-12;
-  // Cancellation: when set, called before every iteration (from the thread running the fit: the
+  // Cancellation: when set, called at the start and before every iteration (from the thread running the fit: the
   // caller's, or a TBB worker's for scan points and toys, possibly concurrently, so it must be
   // thread-safe and cheap, e.g. an atomic flag). Returning true stops the fit with status
   // kFailed and message kCancelledMessage (no covariance); RunToys also skips the toys not yet
