@@ -21,7 +21,7 @@ std::string Num(double v) {
 std::string Quote(const std::string& s) { return "\"" + s + "\""; }
 
 [[noreturn]] void Fail(const std::string& where, const std::string& what) {
-  throw std::invalid_argument(where + " " + what);
+  throw std::invalid_argument(where + ": " + what);
 }
 
 std::string Index(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t flat) {
