@@ -683,6 +683,25 @@ Model.likelihood(); a FitResult keeps the one it was fitted with.)")
            }, "x"_a, "include_beta"_a = false,
            "Expected yield per bin (all nbins_full bins) at x; with include_beta the profiled "
            "Barlow-Beeston factors are applied.")
+      .def("fit", [](std::shared_ptr<PyLikelihood> pl, py::object freeze, py::dict set, const std::string& method,
+                     double edm_tolerance, int max_iterations) {
+             engine::FitOptions fo = MakeFitOptions(*pl->lik, Names(freeze, "freeze"), SetItems(set), method,
+                                                    edm_tolerance, max_iterations);
+             return RunFit(pl, fo);
+           }, py::kw_only(), "freeze"_a = py::tuple(), "set"_a = py::dict(), "method"_a = "auto",
+           "edm_tolerance"_a = 1e-8, "max_iterations"_a = 200,
+           "Fits this likelihood (as Model.fit, without building a new one) -> FitResult. Releases the GIL; "
+           "Ctrl-C stops it.")
+      .def("_time_gradient", [](const PyLikelihood& l, py::handle x, int n) {
+             // Benchmark helper (benchmarks/python_overhead.py): seconds per ValueAndGradient call
+             // timed in C++, the baseline of the Python call's overhead.
+             const Eigen::VectorXd v = ParamVector(x, l.lik->num_params());
+             Eigen::VectorXd g;
+             py::gil_scoped_release release;
+             const auto t0 = std::chrono::steady_clock::now();
+             for (int i = 0; i < n; ++i) l.lik->ValueAndGradient(v, &g);
+             return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / std::max(n, 1);
+           }, "x"_a, "n"_a)
       .def("__repr__", [](const PyLikelihood& l) {
         return "<lepus.Likelihood " + l.lik->Describe() + ", " + std::to_string(l.lik->num_params()) +
                " parameters, " + l.info.data_label + " data>";
