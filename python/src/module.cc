@@ -303,6 +303,11 @@ PyLikelihood& PyModel::Default() {
   return *default_lik;
 }
 
+void RequireOwnResult(const PyModel& pm, const PyFitResult& fr) {
+  if (&fr.lik->lik->model() != pm.model.get())
+    throw std::invalid_argument("result: the FitResult is a fit of another Model");
+}
+
 // ---- evaluations ----------------------------------------------------------------------------
 
 double Nll(const engine::Likelihood& lik, py::handle x) {
@@ -823,7 +828,8 @@ Raises ValueError with the file reader's message form, e.g.
     method: "auto", "dense", "matrix_free", "ceres", "ceres_dogleg" (--method).
     edm_tolerance, max_iterations: convergence (--edm-tol, --max-iter).
 )") + kLikelihoodKeywords).c_str())
-      .def("impacts", [](const PyModel&, const PyFitResult& r, bool global_impacts, py::object groups) {
+      .def("impacts", [](const PyModel& pm, const PyFitResult& r, bool global_impacts, py::object groups) {
+             RequireOwnResult(pm, r);
              return Impacts(r, global_impacts, groups);
            }, "result"_a, "global_impacts"_a = true, "groups"_a = true, R"(
 Impacts on every POI and nuisance of interest (`lepus fit --impacts --global-impacts`).
@@ -837,6 +843,7 @@ has no accurate covariance.)")
       .def("scan", [](PyModel& pm, const std::string& name, py::handle values, std::shared_ptr<PyFitResult> result,
                       py::object progress) {
              if (!result) result = RunFit(MakeLikelihood(pm, LikelihoodArgs{}), engine::FitOptions{});
+             RequireOwnResult(pm, *result);
              return Scan(*result, name, values, progress);
            }, "name"_a, "values"_a, "result"_a = nullptr, "progress"_a = py::none(), R"(
 Profile-likelihood scan of one parameter: at each value (reported units) the others are refitted.
@@ -845,6 +852,7 @@ used. Returns {name, best_value, hessian_error, values, dnll, status}. Runs in p
 GIL released; Ctrl-C stops it; progress(done, total) is called from the calling thread.)")
       .def("toys", [](PyModel& pm, int n, std::uint64_t seed, std::shared_ptr<PyFitResult> result,
                       const std::string& mode, bool poisson, bool randomize_constraints, int threads, py::object progress) {
+             if (result) RequireOwnResult(pm, *result);
              std::shared_ptr<PyLikelihood> pl = result ? result->lik : MakeLikelihood(pm, LikelihoodArgs{});
              const engine::FitOptions fo = result ? result->options : engine::FitOptions{};
              return Toys(pl, fo, n, seed, mode, poisson, randomize_constraints, threads, progress);
@@ -855,7 +863,10 @@ each fitted. mode "expected" generates at the prefit point, "observed" at the be
 result, its likelihood and fit options are used. Returns the JSON summary of `lepus toys` plus
 numpy arrays values / errors [n x nparams], nll, gof_chi2 and the per-toy status. Identical for
 any thread count; Ctrl-C stops it.)")
-      .def("postfit_yields", [](const PyModel&, const PyFitResult& r, bool covariance) { return PostfitYields(r, covariance); },
+      .def("postfit_yields", [](const PyModel& pm, const PyFitResult& r, bool covariance) {
+             RequireOwnResult(pm, r);
+             return PostfitYields(r, covariance);
+           },
            "result"_a, "covariance"_a = false, R"(
 Pre- and post-fit yields per bin and process with uncertainties (`lepus fit --postfit`):
 {processes, channels, data, prefit: {total, total_error, process, process_error}, postfit: {...},

@@ -174,3 +174,13 @@ def test_numerical_error(synthetic):
         synthetic.impacts(failed)
     with pytest.raises(lepus.NumericalError, match=r"^postfit_yields: the fit did not converge"):
         synthetic.postfit_yields(failed)
+
+
+def test_result_of_another_model(synthetic):
+    other = build()
+    r = other.fit(threads=1)
+    message = "result: the FitResult is a fit of another Model"
+    raises(ValueError, message, synthetic.impacts, r)
+    raises(ValueError, message, synthetic.postfit_yields, r)
+    raises(ValueError, message, synthetic.scan, "sig", [1.0], r)
+    raises(ValueError, message, synthetic.toys, 2, result=r)
