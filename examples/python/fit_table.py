@@ -35,10 +35,15 @@ def make_input(path):
 
 def main():
     if len(sys.argv) > 1:
-        path = sys.argv[1]
+        report(sys.argv[1])
     else:
-        path = os.path.join(tempfile.mkdtemp(prefix="lepus_example_"), "input.hdf5")
-        make_input(path)
+        with tempfile.TemporaryDirectory(prefix="lepus_example_") as tmp:
+            path = os.path.join(tmp, "input.hdf5")
+            make_input(path)
+            report(path)
+
+
+def report(path):
     model = lepus.read(path)
     print(model)
     result = model.fit()

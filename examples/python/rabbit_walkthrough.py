@@ -56,9 +56,16 @@ def write_rabbit_layout(path):
 
 
 def main():
-    path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(tempfile.mkdtemp(prefix="lepus_rabbit_"), "rabbit.hdf5")
-    if len(sys.argv) == 1:
-        write_rabbit_layout(path)
+    if len(sys.argv) > 1:
+        walk_through(sys.argv[1])
+    else:
+        with tempfile.TemporaryDirectory(prefix="lepus_rabbit_") as tmp:
+            path = os.path.join(tmp, "rabbit.hdf5")
+            write_rabbit_layout(path)
+            walk_through(path)
+
+
+def walk_through(path):
     model = lepus.read(path)  # warnings (e.g. no channel metadata) come as UserWarning
     print(model, "\nPOIs:", model.signals, " NOIs:", model.noi, " groups:", list(model.groups))
 
