@@ -237,7 +237,11 @@ std::vector<std::pair<std::string, double>> SetItems(const py::dict& set) {
   std::vector<std::pair<std::string, double>> out;
   for (auto item : set) {
     if (!py::isinstance<py::str>(item.first)) throw std::invalid_argument("set: the keys must be parameter names (str)");
-    out.emplace_back(item.first.cast<std::string>(), item.second.cast<double>());
+    const std::string name = item.first.cast<std::string>();
+    if (!py::isinstance<py::float_>(item.second) && !py::isinstance<py::int_>(item.second) &&
+        !py::hasattr(item.second, "__float__"))
+      throw std::invalid_argument("set: the value of '" + name + "' is not a number");
+    out.emplace_back(name, py::float_(py::reinterpret_borrow<py::object>(item.second)).cast<double>());
   }
   return out;
 }
@@ -391,9 +395,14 @@ py::dict Impacts(const PyFitResult& fr, bool global, py::object groups) {
   if (py::isinstance<py::bool_>(groups)) {
     with_groups = groups.cast<bool>();
   } else {
+    if (!py::isinstance<py::dict>(groups))
+      throw std::invalid_argument("groups must be True, False or a dict {name: regex}");
     std::vector<std::pair<std::string, std::string>> items;
-    for (auto item : groups.cast<py::dict>())
+    for (auto item : groups.cast<py::dict>()) {
+      if (!py::isinstance<py::str>(item.first) || !py::isinstance<py::str>(item.second))
+        throw std::invalid_argument("groups must be True, False or a dict {name: regex}");
       items.emplace_back(item.first.cast<std::string>(), item.second.cast<std::string>());
+    }
     iopt.extra_groups = ParseGroups(lik.model(), items);
   }
   engine::Impacts im;
@@ -598,6 +607,8 @@ std::shared_ptr<PyModel> FromArrays(py::handle norm, py::handle logk, py::handle
   in.systematics = Names(systematics, "systematics");
   in.signals = Names(signals, "signals");
   in.noi = Names(noi, "noi");
+  if (!groups.is_none() && !py::isinstance<py::dict>(groups))
+    throw std::invalid_argument("groups must be a dict {group: [systematic names]}");
   if (!groups.is_none())
     for (auto item : groups.cast<py::dict>())
       in.groups.emplace_back(item.first.cast<std::string>(), Names(item.second, "groups[\"" + item.first.cast<std::string>() + "\"]"));

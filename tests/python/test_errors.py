@@ -184,3 +184,10 @@ def test_result_of_another_model(synthetic):
     raises(ValueError, message, synthetic.postfit_yields, r)
     raises(ValueError, message, synthetic.scan, "sig", [1.0], r)
     raises(ValueError, message, synthetic.toys, 2, result=r)
+
+
+def test_keyword_types(synthetic):
+    raises(ValueError, "set: the value of 'sig' is not a number", synthetic.fit, set={"sig": "abc"})
+    raises(ValueError, "groups must be True, False or a dict {name: regex}", synthetic.impacts,
+           synthetic.fit(threads=1), groups=["exp"])
+    raises(ValueError, "groups must be a dict {group: [systematic names]}", build, groups=["syst1"])
