@@ -248,6 +248,21 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
   const int npar = lik.num_params();
   std::string err;
   if (!options.IsValid(npar, &err)) throw std::invalid_argument(err);
+  if (options.cancel && options.cancel()) {
+    // Cancelled before the first evaluation (e.g. the remaining points of a scan).
+    FitResult res;
+    res.status = FitStatus::kFailed;
+    res.message = kCancelledMessage;
+    res.method = options.method;
+    res.frozen = options.frozen.empty() ? std::vector<bool>(npar, false) : options.frozen;
+    res.x = options.initial_params.size() ? options.initial_params : lik.InitialParams();
+    res.values = res.x;
+    for (int p = 0; p < lik.model().num_signals; ++p) res.values[p] = lik.PoiValue(res.x[p]);
+    res.errors = Eigen::VectorXd::Constant(npar, std::numeric_limits<double>::quiet_NaN());
+    res.nll = std::numeric_limits<double>::quiet_NaN();
+    res.time_total = Seconds(t_start, Clock::now());
+    return res;
+  }
 
   if (options.method == FitMethod::kCeres || options.method == FitMethod::kCeresDogleg)
     return detail::FitCeres(lik, options, options.method == FitMethod::kCeresDogleg);
@@ -301,6 +316,7 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
   };
 
   bool bins_described = false;  // the failure message already names the bad bins
+  bool cancelled = false;       // FitOptions::cancel stopped the fit: no covariance
   if (!std::isfinite(f) || !grad.allFinite() || !hess.allFinite()) {
     const std::string bad = DescribeBadBins(lik, x);
     bins_described = true;
@@ -323,6 +339,11 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
     std::string message;
     int iter = 0;
     for (; iter < options.max_iterations; ++iter) {
+      if (options.cancel && options.cancel()) {
+        message = kCancelledMessage;
+        cancelled = true;
+        break;
+      }
       const auto t0 = Clock::now();
       Eigen::VectorXd g = Sub(grad, free);
       Eigen::MatrixXd h_sub;  // a copy only when parameters are frozen
@@ -461,7 +482,7 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
   if (nf != npar) h_sub = Sub(hess, free);
   const Eigen::MatrixXd& h = nf != npar ? h_sub : res.hessian;
   Eigen::MatrixXd cov_free;
-  if (nf > 0 && h.allFinite()) {
+  if (nf > 0 && h.allFinite() && !cancelled) {
     std::unique_ptr<detail::SpdFactor> chol;
     linalg_arena.execute([&] { chol = std::make_unique<detail::SpdFactor>(h); });
     res.hessian_positive_definite = chol->ok();

@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <sstream>
@@ -368,6 +369,18 @@ FitResult FitCeres(const Likelihood& lik, const FitOptions& options, bool dogleg
   so.minimizer_progress_to_stdout = false;
   if (!so.IsValid(&err)) throw std::invalid_argument("fit method ceres: invalid Ceres options: " + err);
 
+  // FitOptions::cancel: checked after every Ceres iteration (the polish checks it again).
+  struct CancelCallback : ceres::IterationCallback {
+    const std::function<bool()>* cancel = nullptr;
+    ceres::CallbackReturnType operator()(const ceres::IterationSummary&) override {
+      return (*cancel)() ? ceres::SOLVER_ABORT : ceres::SOLVER_CONTINUE;
+    }
+  } cancel_callback;
+  if (options.cancel) {
+    cancel_callback.cancel = &options.cancel;
+    so.callbacks.push_back(&cancel_callback);
+  }
+
   ceres::Solver::Summary summary;
   ceres::Solve(so, &problem, &summary);
   const double t_ceres = Seconds(t_start, Clock::now());
@@ -383,7 +396,7 @@ FitResult FitCeres(const Likelihood& lik, const FitOptions& options, bool dogleg
     FitResult res;
     res.method = method;
     res.status = summary.termination_type == ceres::NO_CONVERGENCE ? FitStatus::kNotConverged : FitStatus::kFailed;
-    res.message = note.str() + ": " + summary.message;
+    res.message = options.cancel && options.cancel() ? std::string(kCancelledMessage) : note.str() + ": " + summary.message;
     res.frozen = frozen;
     res.x = xc;
     res.nll = lik.Value(xc);

@@ -168,6 +168,10 @@ FitResult FitMatrixFree(const Likelihood& lik, const FitOptions& options) {
     message = "the NLL or its derivatives are not finite at the starting point";
   } else {
     for (; iter < options.max_iterations; ++iter) {
+      if (options.cancel && options.cancel()) {
+        message = kCancelledMessage;
+        break;
+      }
       const auto t0 = Clock::now();
       for (int i = 0; i < npar; ++i)
         dscale[i] = std::max(iter == 0 ? 0.0 : dscale[i], std::sqrt(std::max(std::abs(diag[i]), 1e-300)));
@@ -250,7 +254,7 @@ FitResult FitMatrixFree(const Likelihood& lik, const FitOptions& options) {
   if (targets.empty())
     for (int i = 0; i < npar; ++i)
       if (lik.params()[i].kind != ParamKind::kNuisance && !res.frozen[i]) targets.push_back(i);
-  if (options.compute_covariance && grad.allFinite()) {
+  if (options.compute_covariance && grad.allFinite() && message != kCancelledMessage) {
     Eigen::VectorXd inv_diag(npar);
     for (int i = 0; i < npar; ++i) inv_diag[i] = mask[i] / std::max(std::abs(diag[i]), 1e-300);
     const Op hop = [&](const Eigen::VectorXd& v, Eigen::VectorXd* out) {

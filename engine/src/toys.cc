@@ -88,6 +88,11 @@ ToyResults RunToys(const Likelihood& lik, const ToyOptions& opt) {
   std::mutex mu;
   arena.execute([&] {
     tbb::parallel_for(0, opt.ntoys, [&](int t) {
+      if (opt.fit.cancel && opt.fit.cancel()) {  // cancelled: the toys not yet started are skipped
+        out.status[t] = FitStatus::kFailed;
+        ++done;
+        return;
+      }
       std::seed_seq seq{static_cast<std::uint32_t>(opt.seed), static_cast<std::uint32_t>(opt.seed >> 32),
                         static_cast<std::uint32_t>(t), 0x6c657075u};
       std::mt19937_64 rng(seq);

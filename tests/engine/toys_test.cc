@@ -1,4 +1,5 @@
 // Toy ensembles: coverage of pulls, distribution of the saturated statistic, reproducibility.
+#include <atomic>
 #include <cmath>
 
 #include <Eigen/LU>
@@ -133,4 +134,40 @@ TEST_CASE("toys of chi-square and covariance fits: Poisson or Gaussian data, pul
   lc.data_term = DataTerm::kCovariance;
   o.normal_data = false;
   CHECK_THROWS_WITH_AS(RunToys(Likelihood(mc, lc), o), doctest::Contains("--normal-data"), std::invalid_argument);
+}
+
+TEST_CASE("FitOptions::cancel stops fits (every method) and the toys not yet started") {
+  Likelihood lik(ToyModel());
+  std::atomic<int> calls{0};
+  for (FitMethod method : {FitMethod::kDense, FitMethod::kMatrixFree, FitMethod::kCeres}) {
+    CAPTURE(ToString(method));
+    FitOptions f;
+    f.method = method;
+    f.cancel = [&] { ++calls; return true; };
+    const FitResult r = Fit(lik, f);
+    CHECK(r.status == FitStatus::kFailed);
+    CHECK(r.message == kCancelledMessage);
+    CHECK(r.covariance_status == CovarianceStatus::kNotComputed);
+  }
+  CHECK(calls > 0);
+  // Not cancelled: the hook is called and the fit is unchanged.
+  FitOptions f;
+  const FitResult plain = Fit(lik, f);
+  f.cancel = [] { return false; };
+  const FitResult hooked = Fit(lik, f);
+  CHECK(hooked.ok());
+  CHECK(hooked.nll == plain.nll);
+  CHECK(hooked.values == plain.values);
+
+  ToyOptions o;
+  o.ntoys = 8;
+  std::atomic<bool> stop{false};
+  o.fit.cancel = [&] { return stop.load(); };
+  o.progress = [&](int done, int) { if (done >= 2) stop = true; };
+  o.num_threads = 1;
+  const ToyResults t = RunToys(lik, o);
+  CHECK(t.converged == 2);
+  int failed = 0;
+  for (FitStatus s : t.status) failed += s == FitStatus::kFailed;
+  CHECK(failed == 6);
 }

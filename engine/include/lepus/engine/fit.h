@@ -2,6 +2,7 @@
 // covariance, and saturated goodness of fit. Numerical outcomes are statuses, never exceptions.
 #pragma once
 
+#include <functional>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -56,9 +57,18 @@ struct FitOptions {
   // floating parameters, Jacobi-scaled to unit diagonal, exceeds this fraction of the largest
   // (docs/numerics.md, "Near-singular Hessians"); otherwise kNearSingular. In (0, 1).
   double singular_ratio = 1e-12;
+  // Cancellation: when set, called at the start and before every iteration (from the thread running the fit: the
+  // caller's, or a TBB worker's for scan points and toys, possibly concurrently, so it must be
+  // thread-safe and cheap, e.g. an atomic flag). Returning true stops the fit with status
+  // kFailed and message kCancelledMessage (no covariance); RunToys also skips the toys not yet
+  // started. Used by the Python bindings to make Ctrl-C interrupt a long fit; empty = never.
+  std::function<bool()> cancel;
 
   bool IsValid(int num_params, std::string* error) const;
 };
+
+// FitResult::message of a fit stopped by FitOptions::cancel.
+inline constexpr const char* kCancelledMessage = "cancelled";
 
 // Numerical trouble in a computation that needs a good fit (impacts on a Hessian that is not
 // positive definite or near-singular, refits that do not converge, intervals or toys around a
