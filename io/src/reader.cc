@@ -488,8 +488,12 @@ void FitInputReader::ReadSparse(engine::Model& m) {
   std::vector<std::int64_t> order(static_cast<std::size_t>(nnz));
   std::iota(order.begin(), order.end(), 0);
   auto key = [&](std::int64_t i) { return nidx.values[2 * i] * nproc + nidx.values[2 * i + 1]; };
-  std::stable_sort(order.begin(), order.end(),
-                   [&](std::int64_t a, std::int64_t b) { return key(a) < key(b); });
+  // Writers (rabbit's and lepus's) write the canonical order: sort only when it is not.
+  bool rows_sorted = true;
+  for (std::int64_t i = 1; i < nnz && rows_sorted; ++i) rows_sorted = key(i - 1) <= key(i);
+  if (!rows_sorted)
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::int64_t a, std::int64_t b) { return key(a) < key(b); });
   for (std::size_t k = 1; k < order.size(); ++k)
     if (key(order[k]) == key(order[k - 1]))
       Fail("hnorm_sparse/indices", "entries " + std::to_string(order[k - 1]) + " and " +
@@ -497,11 +501,13 @@ void FitInputReader::ReadSparse(engine::Model& m) {
                                        std::to_string(nidx.values[2 * order[k]]) + ", process " +
                                        std::to_string(nidx.values[2 * order[k] + 1]) +
                                        "), but entries must be unique");
-  std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+  auto entry_less = [](const Entry& a, const Entry& b) {
     if (a.row != b.row) return a.row < b.row;
     if (a.syst != b.syst) return a.syst < b.syst;
     return a.plane < b.plane;
-  });
+  };
+  if (!std::is_sorted(entries.begin(), entries.end(), entry_less))
+    std::stable_sort(entries.begin(), entries.end(), entry_less);
   for (std::size_t k = 1; k < entries.size(); ++k)
     if (entries[k].row == entries[k - 1].row && entries[k].syst == entries[k - 1].syst &&
         entries[k].plane == entries[k - 1].plane)
@@ -514,6 +520,13 @@ void FitInputReader::ReadSparse(engine::Model& m) {
   std::partial_sum(first.begin(), first.end(), first.begin());
 
   engine::Tensor& t = m.tensor;
+  t.row_start.reserve(static_cast<std::size_t>(nnz) + 1);
+  t.row_bin.reserve(static_cast<std::size_t>(nnz));
+  t.row_proc.reserve(static_cast<std::size_t>(nnz));
+  t.norm.reserve(static_cast<std::size_t>(nnz));
+  t.syst.reserve(entries.size());
+  t.logk_avg.reserve(entries.size());
+  if (asym) t.logk_halfdiff.reserve(entries.size());
   t.row_start.push_back(0);
   for (std::int64_t r : order) {
     const std::int64_t b = nidx.values[2 * r];
