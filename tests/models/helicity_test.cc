@@ -130,6 +130,39 @@ TEST_CASE("Helicity split: the split processes add up to the signal; the masked 
   CHECK(sigma == doctest::Approx(11800.0 + 8800.0).epsilon(0.01));
 }
 
+TEST_CASE("Helicity split: per bin, the components' MC variance adds up to the unsplit sumw2") {
+  // The components of an event are not independent: the split templates' sumw2 summed over the
+  // components is the unsplit signal's sumw2 in every fit bin (docs/helicity.md, "MC-statistics
+  // variance"), and no component has a negative variance.
+  const WMassConfig c = SmallConfig(false);
+  const WMassProducer producer(c);
+  const WMassHistograms h = producer.Fill(ProduceOptions{2, {}});
+  const int off = producer.signal_region_offset();
+  const int n = producer.fit_space().size();
+  double max_rel = 0.0, total = 0.0, total_sq = 0.0;
+  int negative = 0, filled = 0;
+  for (int i = 0; i < n; ++i) {
+    double sum = 0.0;
+    for (const auto& t : h.split) {
+      sum += t.sumw2(i);
+      negative += t.sumw2(i) < 0;
+    }
+    const double ref = h.mc[0].sumw2(off + i);
+    if (ref > 0) {
+      ++filled;
+      max_rel = std::max(max_rel, std::abs(sum - ref) / ref);
+    } else {
+      CHECK(sum == 0.0);
+    }
+    total += sum;
+    total_sq += ref;
+  }
+  CHECK(filled > n / 2);
+  CHECK(negative == 0);
+  CHECK(max_rel < 1e-12);
+  CHECK(total == doctest::Approx(total_sq).epsilon(1e-12));
+}
+
 TEST_CASE("Helicity fit input: variations on every split process, replaced nuisances dropped") {
   const engine::Model& m = Production(false).model;
   std::map<std::string, int> proc;
