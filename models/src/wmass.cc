@@ -68,6 +68,25 @@ double VariedPt(const MomentumNuisance& n, int bin, double pt, double gen_pt, in
   return gen_pt + (pt - gen_pt) * (1.0 + sign * n.resolution[bin - n.first_bin]);
 }
 
+// The weights one simulated event adds to the bins of a histogram (at most two muons x two
+// veto hypotheses), summed per bin: the MC-statistics variance of a bin is the sum over events
+// of the square of the event's total weight in the bin, not the sum of the squares of its parts.
+struct EventBins {
+  int n = 0;
+  int bin[4];
+  double w[4];
+  void Add(int b, double x) noexcept {
+    for (int k = 0; k < n; ++k)
+      if (bin[k] == b) {
+        w[k] += x;
+        return;
+      }
+    bin[n] = b;
+    w[n] = x;
+    ++n;
+  }
+};
+
 // Per-work-item scratch space (reused; never shared between threads).
 struct Scratch {
   std::vector<Candidate> cand;
@@ -377,6 +396,7 @@ void WMassProducer::Impl::FillBatch(const EventBatch& b, SampleKind sample, WMas
       }
     }
     bool selected_event = false;  // some hypothesis of the event is in the fit channel
+    EventBins ev;                 // simulation: the event's weights per region bin
     for (int m = 0; m < 2; ++m) {
       const MuonColumns& mu = b.muon[m];
       const int q = mu.charge[i];
@@ -440,11 +460,10 @@ void WMassProducer::Impl::FillBatch(const EventBatch& b, SampleKind sample, WMas
         if (in_range) {
           const int fb = eb * eta_stride + pb * 2 + cb;
           const int rb = mt_bin * region_stride_mt + iso_bin * region_stride_iso + fb;
-          if (is_data) {
+          if (is_data)
             h->data.Fill(rb, wk);
-          } else {
-            h->mc[slot].Fill(rb, wk);
-          }
+          else
+            ev.Add(rb, wk);
           if (mt_bin == 2 && iso_pass) {
             fit_bin = fb;
             selected_event = true;
@@ -460,6 +479,9 @@ void WMassProducer::Impl::FillBatch(const EventBatch& b, SampleKind sample, WMas
         s->gen_pt.push_back(mu.gen_pt[i]);
       }
     }
+    // The event's variance in a bin is the square of its total weight there (its muon
+    // hypotheses are not independent events).
+    for (int k = 0; k < ev.n; ++k) h->mc[slot].Fill(ev.bin[k], ev.w[k], ev.w[k] * ev.w[k]);
     if (selected_event) {
       if (is_data)
         ++h->data_selected;
@@ -733,6 +755,28 @@ void WMassProducer::Impl::SplitSignal(const EventBatch& b, WMassHistograms* h, S
   }
   s->split_cand.clear();
   s->split_gen_pt.clear();
+  // MC-statistics variance of the split templates. The components of an event are one event:
+  // at the nominal point the prediction of a bin is sum_c w h_c = w, whose variance is w^2 (the
+  // unsplit sumw2), not sum_c (w h_c)^2. Each fit bin's event variance W^2 (W: the event's
+  // total weight in the bin, over its muon hypotheses) is allocated to the components in
+  // proportion to |h_c|: sum_c W^2 |h_c| / sum_j |h_j| = W^2 exactly, and every share is >= 0
+  // (h_c itself can be negative). docs/helicity.md, "MC-statistics variance".
+  EventBins ev;
+  std::uint32_t ev_event = 0;
+  int ev_cell = -1;
+  std::array<double, 9> ev_hw{};
+  auto flush = [&] {
+    double norm = 0.0;
+    for (int comp = 0; comp < nc; ++comp) norm += std::abs(ev_hw[comp]);
+    if (ev_cell >= 0 && norm > 0.0)
+      for (int k = 0; k < ev.n; ++k) {
+        const double v = ev.w[k] * ev.w[k] / norm;
+        for (int comp = 0; comp < nc; ++comp)
+          h->split[split->Process(ev_cell, comp)].Fill(ev.bin[k], 0.0, v * std::abs(ev_hw[comp]));
+      }
+    ev.n = 0;
+    ev_cell = -1;
+  };
   for (std::size_t j = 0; j < s->cand.size(); ++j) {
     const Candidate& c = s->cand[j];
     if (c.slot != 0) {
@@ -745,16 +789,22 @@ void WMassProducer::Impl::SplitSignal(const EventBatch& b, WMassHistograms* h, S
     if (cell < 0) continue;  // no generator-level boson: cannot be split
     const auto a = AngularCoefficients(physics, b.v_charge[i], b.v_pt[i], std::abs(b.v_y[i]));
     const std::array<double, 9> hw = HelicityWeights(a, b.cos_theta_cs[i], b.phi_cs[i]);
+    if (ev_cell >= 0 && c.event != ev_event) flush();  // candidates come in event order
+    ev_event = c.event;
+    ev_cell = cell;
+    ev_hw = hw;
+    if (c.fit_bin >= 0) ev.Add(c.fit_bin, c.w);
     for (int comp = 0; comp < nc; ++comp) {
       Candidate x = c;
       const int p = split->Process(cell, comp);
       x.slot = kWMassMcSlots + p;
       x.w = c.w * hw[comp];
-      if (x.fit_bin >= 0) h->split[p].Fill(x.fit_bin, x.w);
+      if (x.fit_bin >= 0) h->split[p].Fill(x.fit_bin, x.w, 0.0);  // variance: flush()
       s->split_cand.push_back(x);
       s->split_gen_pt.push_back(s->gen_pt[j]);
     }
   }
+  flush();
   std::swap(s->cand, s->split_cand);
   std::swap(s->gen_pt, s->split_gen_pt);
 }

@@ -8,12 +8,16 @@
 #include <cmath>
 #include <cstdlib>
 #include <map>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
 
+#include <tbb/parallel_for.h>
+
 #include "lepus/engine/fit.h"
 #include "lepus/engine/likelihood.h"
+#include "lepus/models/generator.h"
 #include "lepus/models/helicity.h"
 #include "lepus/models/wmass.h"
 
@@ -128,6 +132,39 @@ TEST_CASE("Helicity split: the split processes add up to the signal; the masked 
     CHECK(a4 < 2);
   }
   CHECK(sigma == doctest::Approx(11800.0 + 8800.0).epsilon(0.01));
+}
+
+TEST_CASE("Helicity split: per bin, the components' MC variance adds up to the unsplit sumw2") {
+  // The components of an event are not independent: the split templates' sumw2 summed over the
+  // components is the unsplit signal's sumw2 in every fit bin (docs/helicity.md, "MC-statistics
+  // variance"), and no component has a negative variance.
+  const WMassConfig c = SmallConfig(false);
+  const WMassProducer producer(c);
+  const WMassHistograms h = producer.Fill(ProduceOptions{2, {}});
+  const int off = producer.signal_region_offset();
+  const int n = producer.fit_space().size();
+  double max_rel = 0.0, total = 0.0, total_sq = 0.0;
+  int negative = 0, filled = 0;
+  for (int i = 0; i < n; ++i) {
+    double sum = 0.0;
+    for (const auto& t : h.split) {
+      sum += t.sumw2(i);
+      negative += t.sumw2(i) < 0;
+    }
+    const double ref = h.mc[0].sumw2(off + i);
+    if (ref > 0) {
+      ++filled;
+      max_rel = std::max(max_rel, std::abs(sum - ref) / ref);
+    } else {
+      CHECK(sum == 0.0);
+    }
+    total += sum;
+    total_sq += ref;
+  }
+  CHECK(filled > n / 2);
+  CHECK(negative == 0);
+  CHECK(max_rel < 1e-12);
+  CHECK(total == doctest::Approx(total_sq).epsilon(1e-12));
 }
 
 TEST_CASE("Helicity fit input: variations on every split process, replaced nuisances dropped") {
@@ -306,4 +343,113 @@ TEST_CASE("Helicity fit: generated data with A0 x1.5, A4 x0.6 are recovered with
                                           << n << " parameters fixed)");
   CHECK(q_truth < n + 3 * std::sqrt(2.0 * n));  // chi-square(n) at the truth
   CHECK(q_nominal > q_truth + 25);              // the unmodified A_i excluded by > 5 sigma
+}
+
+TEST_CASE("Helicity fit: with independent simulation samples, 2 dNLL at the truth ~ chi2(free)") {
+  // The test of the stored MC variance: each toy is an independent simulation sample (the
+  // templates fluctuate) and Poisson data around the truth (the expectation of a sample 30 times
+  // larger). Barlow-Beeston lite profiles the templates' fluctuation with the stored sumw2, so
+  // the likelihood ratio at the truth (every strength 1) against the best fit follows chi2 with
+  // the number of free strengths only if the stored variance is the templates' true variance:
+  // the former sum over components of (w h_c)^2 (1.25x the unsplit variance) gave too small a
+  // mean. Light: one cell per charge (12 free strengths), 4 x 8 x 2 reco bins, simulation-
+  // dominated statistics (data ~2x the simulated signal events), systematics frozen.
+  WMassConfig c = WMassConfig::Helicity(WMassPreset::kLight);
+  c.eta_bins = 4;
+  c.pt_bins = 8;
+  c.helicity.pt_edges = {0.0};
+  c.helicity.y_edges = {0.0};
+  c.helicity.free = true;
+  c.helicity.pseudodata.clear();
+  c.nonprompt = false;
+  c.muon_scale = false;
+  c.efficiency = false;
+  c.lumi_uncertainty = 0.0;
+  c.pseudodata_shifts_mev.clear();
+  c.theory.pdf_pairs = 0;
+  c.theory.pdf_alphas = false;
+  c.theory.electroweak = false;
+  c.theory.shower_kt = false;
+  c.theory.resummation_terms = 0;
+  c.theory.mass_steps = false;
+  c.luminosity_pb = 5.0;
+  const std::uint64_t n_sim = 50000;
+  const WMassProducer producer(c);
+  const int off = producer.signal_region_offset();
+  const int nfit = producer.fit_space().size();
+
+  auto generator = [&](std::uint64_t events, std::uint64_t seed) {
+    GeneratorConfig g;
+    g.sample = SampleKind::kSimulation;
+    g.processes = {Process::kWplusMuNu, Process::kWminusMuNu};
+    g.num_events = events;
+    g.luminosity_pb = c.luminosity_pb;
+    g.seed = seed;
+    g.physics = GeneratorParams::Simulation();
+    g.detector = DetectorParams::Simulation();
+    return Generator(g);
+  };
+  auto fill = [&](const Generator& gen, WMassHistograms* h) {
+    EventBatch batch;
+    for (Process p : {Process::kWplusMuNu, Process::kWminusMuNu})
+      for (std::uint64_t first = 0; first < gen.NumEvents(p); first += 1 << 15) {
+        batch.Clear();
+        gen.Generate(p, first, std::min<std::uint64_t>(1 << 15, gen.NumEvents(p) - first), &batch);
+        producer.FillBatch(batch, SampleKind::kSimulation, h);
+      }
+  };
+  // The truth: the signal expectation per fit bin from a 30x larger sample.
+  std::vector<double> truth(nfit, 0.0);
+  {
+    WMassHistograms big = producer.MakeHistograms();
+    fill(generator(30 * n_sim, 999), &big);
+    for (int i = 0; i < nfit; ++i) truth[i] = big.mc[0].sumw(off + i);
+  }
+  const int toys = 200;
+  // Seeds: simulation 1000 + base + t, data 77 + base + t (LEPUS_HELICITY_SEED = base, default 0).
+  std::uint64_t base = 0;
+  if (const char* seed = std::getenv("LEPUS_HELICITY_SEED")) base = std::strtoull(seed, nullptr, 10);
+  std::vector<double> q(toys, -1.0);
+  std::vector<int> free_params(toys, 0);
+  tbb::parallel_for(0, toys, [&](int t) {
+    WMassHistograms h = producer.MakeHistograms();
+    fill(generator(n_sim, 1000 + base + t), &h);
+    std::mt19937_64 rng(77 + base + t);
+    for (int i = 0; i < nfit; ++i) {
+      std::poisson_distribution<long> pois(truth[i]);
+      const double k = static_cast<double>(pois(rng));
+      if (k > 0) h.data.Fill(off + i, k, k);
+    }
+    engine::Likelihood lik(producer.MakeFitInput(h).Build());
+    engine::FitOptions o;
+    o.frozen.assign(lik.num_params(), false);
+    int nfree = 0;
+    for (int k = 0; k < lik.num_params(); ++k) {
+      o.frozen[k] = lik.params()[k].kind != engine::ParamKind::kPoi;
+      nfree += !o.frozen[k];
+    }
+    const engine::FitResult r = engine::Fit(lik, o);
+    if (!r.ok()) {
+      MESSAGE("toy " << t << ": " << r.BriefReport());
+      return;
+    }
+    free_params[t] = nfree;
+    q[t] = 2.0 * (lik.Value(lik.InitialParams()) - lik.Value(r.x));
+  });
+  double sum = 0.0, sum2 = 0.0;
+  int ok = 0;
+  for (int t = 0; t < toys; ++t) {
+    if (q[t] < 0) continue;
+    CHECK(free_params[t] == 12);
+    ++ok;
+    sum += q[t];
+    sum2 += q[t] * q[t];
+  }
+  REQUIRE(ok >= toys - 2);
+  const double mean = sum / ok;
+  const double sd = std::sqrt(std::max(0.0, sum2 / ok - mean * mean));
+  MESSAGE("2 dNLL at the truth over " << ok << " toys: mean " << mean << " +- "
+          << sd / std::sqrt(ok) << ", width " << sd << " (chi2(12): 12, " << std::sqrt(24.0)
+          << ")");
+  CHECK(std::abs(mean - 12.0) < 3.0 * std::sqrt(2.0 * 12.0 / ok));
 }

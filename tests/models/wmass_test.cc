@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <set>
 #include <stdexcept>
@@ -88,8 +89,12 @@ TEST_CASE("WMassProducer: the fit-channel histograms equal a brute-force loop ov
   const int nfit = 48 * 30 * 2;
   std::vector<std::vector<double>> sumw(kWMassMcSlots, std::vector<double>(nfit, 0.0));
   std::vector<std::vector<double>> sumw2 = sumw;
+  // The MC variance of a bin: per event the square of the event's total weight there (its muon
+  // hypotheses are parts of one event). `merged` counts the bins where an event had two parts.
+  int merged = 0;
   for (std::size_t i = 0; i < batch.size(); ++i) {
     const int slot = WMassSlot(batch.process[i]);
+    std::map<int, std::pair<double, int>> event_bins;  // bin -> (weight, parts)
     for (int m = 0; m < 2; ++m) {
       const MuonColumns& mu = batch.muon[m];
       const MuonColumns& o = batch.muon[1 - m];
@@ -119,10 +124,16 @@ TEST_CASE("WMassProducer: the fit-channel histograms equal a brute-force loop ov
         const int pb = static_cast<int>(std::floor(mu.pt[i] - 26.0));
         const int k = (eb * 30 + pb) * 2 + (mu.charge[i] > 0 ? 1 : 0);
         sumw[slot][k] += f.w;
-        sumw2[slot][k] += f.w * f.w;
+        event_bins[k].first += f.w;
+        ++event_bins[k].second;
       }
     }
+    for (const auto& [k, wp] : event_bins) {
+      sumw2[slot][k] += wp.first * wp.first;
+      merged += wp.second > 1;
+    }
   }
+  CHECK(merged > 0);  // the test can tell the per-event variance from the sum over the parts
   const int off = producer.signal_region_offset();
   double total = 0.0;
   int nonzero = 0;

@@ -112,6 +112,14 @@ class WeightedHistogram {
     assert(index >= 0 && index < size_);
     boost::histogram::unsafe_access::storage(hist_)[index] += boost::histogram::weight(w);
   }
+  // Adds weight w with the given variance instead of w^2: for weights that are parts of one
+  // event's contribution to the bin, whose variance is the square of their sum (an event split
+  // into several hypotheses or processes; docs/producers.md, "MC-statistics variance").
+  void Fill(int index, double w, double variance) noexcept {
+    assert(index >= 0 && index < size_);
+    boost::histogram::unsafe_access::storage(hist_)[index] +=
+        boost::histogram::accumulators::weighted_sum<double>(w, variance);
+  }
   // Fills by value (one per axis, BinSpace order); values outside are ignored. For tests and
   // cold paths.
   void FillValues(const BinSpace& space, const double* values, double w) noexcept;
