@@ -145,6 +145,14 @@ struct Command {
 Command AddFitCommand(CLI::App& parent, const std::string& command_line);
 Command AddInspectCommand(CLI::App& parent);
 Command AddDemoCommand(CLI::App& parent, const std::string& command_line);
+Command AddReportCommand(CLI::App& parent);
+
+// Writes the HTML report of a results file (report_command.cc; lepus/report/report.h): used by
+// `lepus report`, `lepus fit --report` and `lepus demo`. Prints what was written (and what was
+// left out) to `log`. Throws io::InputError for unreadable or foreign files.
+void WriteHtmlReport(const std::string& results, const std::string& input,
+                     const std::vector<std::string>& toys, const std::string& output, int top,
+                     const std::string& svg_dir, const std::string& title, std::ostream& log);
 
 // ---- Producers (produce_command.cc), shared by `produce wmass` and `demo`.
 

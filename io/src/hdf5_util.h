@@ -141,6 +141,9 @@ class InputFile {
 
   std::vector<std::int64_t> ReadIntAttribute(const std::string& object,
                                              const std::string& attr) const;
+  // Any integer or floating-point attribute, converted to double (all its elements).
+  std::vector<double> ReadDoubleAttribute(const std::string& object,
+                                          const std::string& attr) const;
   // A scalar or single-element string attribute, variable- or fixed-length.
   std::string ReadStringAttribute(const std::string& object, const std::string& attr) const;
 
