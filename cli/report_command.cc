@@ -32,7 +32,34 @@ struct ReportArgs {
   std::string title;
 };
 
+bool IsChargeAxisName(const std::string& name) { return name == "charge" || name == "q"; }
+
 }  // namespace
+
+std::vector<std::pair<std::string, std::vector<std::string>>> ReportProjections(
+    const engine::Model& model) {
+  std::vector<std::pair<std::string, std::vector<std::string>>> out;
+  for (const auto& c : model.channels) {
+    if (c.axes.size() < 2) continue;
+    bool edges = true;
+    int qaxis = -1;
+    for (std::size_t k = 0; k < c.axes.size(); ++k) {
+      edges = edges && !c.axes[k].edges.empty();
+      if (IsChargeAxisName(c.axes[k].name) && c.axes[k].edges.size() >= 3 &&
+          c.axes[k].edges.size() <= 4)
+        qaxis = static_cast<int>(k);
+    }
+    if (!edges) continue;
+    for (int k = 0; k < static_cast<int>(c.axes.size()); ++k) {
+      if (k == qaxis) continue;
+      out.push_back({c.name, {c.axes[k].name}});
+      if (qaxis >= 0)
+        out.push_back({c.name, k < qaxis ? std::vector<std::string>{c.axes[k].name, c.axes[qaxis].name}
+                                         : std::vector<std::string>{c.axes[qaxis].name, c.axes[k].name}});
+    }
+  }
+  return out;
+}
 
 void WriteHtmlReport(const std::string& results, const std::string& input,
                      const std::vector<std::string>& toys, const std::string& output, int top,
