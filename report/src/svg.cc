@@ -441,6 +441,12 @@ std::string RenderStack(const StackPlot& p) {
   std::size_t nb = p.total.size();
   for (const auto& pr : p.processes) nb = std::max(nb, pr.values.size());
   nb = std::max(nb, p.data.size());
+  if (nb == 0) {
+    Svg svg(p.width, 80, p.title);
+    svg.Text(10, 22, p.title, "start", 15, "font-weight=\"bold\"");
+    svg.Text(10, 50, "no bins", "start", 13);
+    return svg.Finish();
+  }
   std::vector<double> edges = p.edges;
   if (edges.size() != nb + 1) {
     edges.resize(nb + 1);
