@@ -21,6 +21,7 @@ PACKAGES=(
   liblz4-dev libzstd-dev zlib1g-dev  # codecs of lepus's in-process Blosc2/Zstd/Bitshuffle decoders
   hdf5-filter-plugin hdf5-filter-plugin-blosc-serial hdf5-plugin-lzf  # HDF5 filter plugins (LZ4, BZip2, Blosc)
   python3-numpy python3-scipy python3-h5py  # tests/rabbit_corpus, cli.rabbit_impacts: independent references (/usr/bin/python3)
+  chromium fonts-dejavu-core      # cli.report_browser: the HTML fit report in headless chromium; the plots' font
 )
 sanitize=${LEPUS_SANITIZE:-0}
 if [[ "$sanitize" == 1 ]]; then

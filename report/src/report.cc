@@ -179,7 +179,7 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .controls input{font-size:14px;padding:3px 6px;width:320px}
 .controls select{font-size:14px}
 .scroll{max-height:560px;overflow:auto;border:1px solid #e4e4e4}
-.bar{display:inline-block;position:relative;width:160px;height:10px;background:#f0f0f0;vertical-align:middle}
+.bar{display:inline-block;position:relative;width:110px;height:10px;background:#f0f0f0;vertical-align:middle}
 .bar span{position:absolute;top:0;height:10px}
 .bar:after{content:"";position:absolute;left:50%;top:-2px;height:14px;border-left:1px solid #888}
 th.s{cursor:pointer}th.s:hover{background:#dde6ee}

@@ -486,7 +486,8 @@ std::string RenderStack(const StackPlot& p) {
     ylo = std::max(ylo, ymax * 1e-7);
     yhi = ymax * std::pow(ymax / ylo, 0.35);
   }
-  const double left = 78, right = 16, top = 34;
+  // Unrolled views (separators) get a row of their own for the legend above the frame.
+  const double left = 78, right = 16, top = p.separators.empty() ? 34 : 52;
   const bool ratio = has_data;
   const double main_h = ratio ? p.height * 0.66 : p.height - top - 50;
   const double main_b = top + main_h;
@@ -585,7 +586,7 @@ std::string RenderStack(const StackPlot& p) {
       for (const auto& it : items) w += TextWidth(it.first, 12) + 40;
       double x = xs.p1 - w;
       for (std::size_t i = 0; i < items.size(); ++i) {
-        Legend(svg, x, 22, {items[i]}, {kinds[i]});
+        Legend(svg, x, 42, {items[i]}, {kinds[i]});
         x += TextWidth(items[i].first, 12) + 40;
       }
       items.clear();
@@ -646,6 +647,12 @@ std::string RenderStack(const StackPlot& p) {
 // ---- Heat map ----------------------------------------------------------------------------------
 
 namespace {
+std::string Fixed2(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.2f", v);
+  return std::string(buf) == "-0.00" ? "0.00" : buf;
+}
+
 // Diverging blue - white - red for [-1, 1] (colour-blind safe end points of RdBu).
 std::string Diverging(double v) {
   if (!Finite(v)) return "#cccccc";
@@ -677,14 +684,14 @@ std::string RenderHeatmap(const Heatmap& m) {
   const int width = static_cast<int>(x0 + grid + legend_w + 10);
   Svg svg(std::max(width, 300), height, m.title);
   svg.Text(10, 22, m.title, "start", 15, "font-weight=\"bold\"");
-  const bool numbers = cell >= 30;
+  const bool numbers = cell >= 34;
   for (int i = 0; i < n; ++i) {
     for (int j = 0; j < n; ++j) {
       const double v = static_cast<std::size_t>(i * n + j) < m.values.size() ? m.values[i * n + j] : kNaN;
       svg.Rect(x0 + cell * j, y0 + cell * i, cell, cell, Diverging(v), "",
                m.names[i] + " / " + m.names[j] + ": " + FormatNumber(v, 3));
       if (numbers && Finite(v))
-        svg.Text(x0 + cell * (j + 0.5), y0 + cell * (i + 0.5) + 4, FormatNumber(v, 2), "middle", 10,
+        svg.Text(x0 + cell * (j + 0.5), y0 + cell * (i + 0.5) + 4, Fixed2(v), "middle", 10,
                  std::abs(v) > 0.6 ? "fill=\"#fff\"" : "");
     }
     const double fs = std::min(11.0, cell * 0.9);
