@@ -105,9 +105,10 @@ class Svg {
 
 // Axis box with ticks inside (mplhep style), tick labels and axis labels.
 void DrawFrame(Svg& svg, const Scale& x, const Scale& y, const std::string& xlabel,
-               const std::string& ylabel, bool x_tick_labels = true, bool grid = false) {
+               const std::string& ylabel, bool x_tick_labels = true, bool grid = false,
+               int y_ticks = 6) {
   const double l = x.p0, r = x.p1, b = y.p0, t = y.p1;
-  for (double v : y.Ticks()) {
+  for (double v : y.Ticks(y_ticks)) {
     const double py = y.Map(v);
     if (grid) svg.Line(l, py, r, py, "#e5e5e5");
     svg.Line(l, py, l + 6, py, "#000");
@@ -637,7 +638,7 @@ std::string RenderStack(const StackPlot& p) {
     svg.raw() += "<path d=\"" + bars + "\" stroke=\"#000\" fill=\"none\"/>";
     svg.raw() += "<path d=\"" + dots + "\" stroke=\"#000\" stroke-width=\"" + P(2 * r) +
                  "\" stroke-linecap=\"round\" fill=\"none\"/>";
-    DrawFrame(svg, xs, yr, p.xlabel, "", true);
+    DrawFrame(svg, xs, yr, p.xlabel, "", true, false, 3);
     svg.Text(0, 0, p.data_label + " / pred.", "middle", 13,
              "transform=\"translate(" + P(left - 48) + "," + P(0.5 * (ratio_t + ratio_b)) + ") rotate(-90)\"");
   }

@@ -6,7 +6,8 @@
 #  2. `lepus report` of the -o results with scans and toys adds those sections; --top N shows N
 #     rows; --svg-dir writes every plot as a standalone, well-formed SVG (checked by Python's XML
 #     parser) with no NaN in it; the page has no external reference;
-#     a toys file given as results (and fit results as --toys) is refused with exit code 1;
+#     a toys file given as results (and fit results as --toys) is refused with exit code 1; a
+#     results file without the fitted data and bin edges (older lepus) takes them from --input;
 #  3. a results file without extras still gives a page (summary, pulls) and says what is missing.
 set -euo pipefail
 lepus=$1 input=$2 work=$3 python=$4
@@ -77,6 +78,26 @@ set -e
 [[ $code -eq 1 ]] || fail "--toys with fit results exited $code, expected 1"
 grep -q "fit.h5: attribute kind: is missing" "$work/err.log" || { cat "$work/err.log"; fail "message"; }
 [[ ! -e "$work/toys_as_results.html" && ! -e "$work/x.html" ]] || fail "a page was written on error"
+
+# A results file of an older lepus (no `data`, no axis edges): the data and edges come from
+# --input (or the recorded input), with the same data points as before.
+"$python" - "$work/fit.h5" "$work/old.h5" <<'PY'
+import shutil, sys, h5py
+shutil.copy(sys.argv[1], sys.argv[2])
+with h5py.File(sys.argv[2], "r+") as f:
+    del f["data"]
+    for s in ("prefit", "postfit"):
+        for ch in f[s + "/channels"].values():
+            for k in [k for k in ch if k.startswith("axis_")]:
+                del ch[k]
+PY
+"$lepus" report "$work/old.h5" -o "$work/old_noinput.html" --input /dev/null 2> "$work/old.log" && fail "--input /dev/null accepted"
+"$lepus" report "$work/old.h5" -o "$work/old.html" --input "$input" 2> "$work/old.log" \
+  || { cat "$work/old.log"; fail "report of an older results file with --input"; }
+grep -q "not shown: data points" "$work/old.log" && fail "data points missing with --input"
+grep -qF "Post-fit: wmass → pt, positive charge" "$work/old.html" || fail "no projection from the input's edges"
+"$lepus" report "$work/old.h5" -o "$work/old2.html" 2> "$work/old2.log"  # the recorded input
+grep -q "not shown: data points" "$work/old2.log" && fail "data points missing with the recorded input"
 
 # 3. A bare fit: the page says what is missing.
 "$lepus" fit "$input" -o "$work/bare.h5" --threads 2 2> /dev/null
