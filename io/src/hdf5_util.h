@@ -155,6 +155,10 @@ class InputFile {
 
  private:
   Handle OpenDataset(const std::string& name) const;  // existence + filter check
+  // Every element of an integer (or, with float_ok, floating-point) attribute as `mem_type`.
+  template <typename T>
+  std::vector<T> ReadNumericAttribute(const std::string& object, const std::string& attr,
+                                      hid_t mem_type, bool float_ok) const;
   std::vector<std::int64_t> StoredShape(hid_t dset, const std::string& name,
                                         std::int64_t* npoints) const;
 
