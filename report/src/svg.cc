@@ -38,7 +38,7 @@ std::string P(double v) {
 }
 
 // Approximate rendered width of text in DejaVu Sans.
-double TextWidth(std::string_view s, double size) { return 0.6 * size * static_cast<double>(s.size()); }
+double TextWidth(std::string_view s, double size) { return 0.64 * size * static_cast<double>(s.size()); }
 
 // Shortens a label to at most `chars` characters ("abc...xyz").
 std::string Shorten(const std::string& s, std::size_t chars) {
@@ -274,7 +274,7 @@ std::string RenderPullImpactChart(const PullImpactChart& c) {
   std::size_t longest = 8;
   for (const auto& r : c.rows) longest = std::max(longest, r.name.size());
   const std::size_t name_chars = std::min<std::size_t>(longest, 48);
-  const double name_w = TextWidth(std::string(name_chars, 'x'), 12) + 36;
+  const double name_w = TextWidth(std::string(name_chars, 'x'), 12) + 52;  // row numbers first
   const double gap = 26;
   const int panels = !c.has_impacts ? 1 : c.has_global ? 3 : 2;
   const double avail = c.width - name_w - 20 - gap * (panels - 1);
