@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <numbers>
 #include <string>
 #include <utility>
 #include <vector>
@@ -884,7 +885,7 @@ std::string RenderPullHistogram(const PullHistogram& p) {
   }
   const double n = static_cast<double>(v.size());
   auto gauss = [&](double x, double m, double s) {
-    return n * bw * std::exp(-0.5 * (x - m) * (x - m) / (s * s)) / (s * std::sqrt(2 * M_PI));
+    return n * bw * std::exp(-0.5 * (x - m) * (x - m) / (s * s)) / (s * std::sqrt(2 * std::numbers::pi));
   };
   double ymax = 1;
   for (double c : counts) ymax = std::max(ymax, c + std::sqrt(c));
