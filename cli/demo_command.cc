@@ -12,6 +12,7 @@
 #include <iostream>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -23,6 +24,7 @@
 #include "lepus/engine/fit.h"
 #include "lepus/engine/impacts.h"
 #include "lepus/engine/likelihood.h"
+#include "lepus/engine/yields.h"
 #include "lepus/io/errors.h"
 #include "lepus/io/results.h"
 #include "lepus/io/writer.h"
@@ -52,6 +54,39 @@ std::string PrepareOutdir(const std::string& outdir) {
   return outdir;
 }
 
+// What the demo's results file holds for its report beyond the fit (docs/report.md): pre- and
+// post-fit yields with the projections of the fit channel onto each axis and charge, and the
+// per-channel goodness of fit. Needs a converged fit with an accurate covariance (else nothing
+// is added: the report then shows the summary and pulls).
+struct ReportYields {
+  engine::YieldSet prefit, postfit;
+  std::vector<engine::ChannelProjection> prefit_projections, postfit_projections;
+  std::vector<engine::ChannelGof> gof;
+  bool computed = false;
+};
+void AddReportYields(const engine::Likelihood& lik, const engine::FitResult& result,
+                     ReportYields* y, io::ResultExtras* extras) {
+  if (!result.ok() || result.covariance_status != engine::CovarianceStatus::kAccurate) return;
+  try {
+    y->prefit = engine::PrefitYields(lik);
+    y->postfit = engine::PostfitYields(lik, result);
+  } catch (const engine::NumericalError& e) {
+    std::cerr << "lepus: warning: pre-/post-fit yields not computed: " << e.what() << "\n";
+    return;
+  }
+  y->gof = engine::ChannelGoodnessOfFit(lik, result);
+  for (const auto& [channel, axes] : ReportProjections(lik.model())) {
+    y->prefit_projections.push_back(engine::Project(lik, y->prefit, channel, axes));
+    y->postfit_projections.push_back(engine::Project(lik, y->postfit, channel, axes));
+  }
+  y->computed = true;
+  extras->prefit = &y->prefit;
+  extras->postfit = &y->postfit;
+  extras->channel_gof = &y->gof;
+  extras->prefit_projections = &y->prefit_projections;
+  extras->postfit_projections = &y->postfit_projections;
+}
+
 // The analytic W-mass-like input of earlier versions (models/demo.h): DIR/demo.h5 and its fit.
 int RunAnalyticDemo(const DemoArgs& a, const std::string& command_line) {
   namespace fs = std::filesystem;
@@ -59,6 +94,7 @@ int RunAnalyticDemo(const DemoArgs& a, const std::string& command_line) {
   const std::string input = (fs::path(a.outdir) / "demo.h5").string();
   const std::string json_path = (fs::path(a.outdir) / "fit_results.json").string();
   const std::string hdf5_path = (fs::path(a.outdir) / "fit_results.h5").string();
+  const std::string report_path = (fs::path(a.outdir) / "report.html").string();
 
   models::DemoSpec spec;
   spec.seed = a.seed;
@@ -81,8 +117,26 @@ int RunAnalyticDemo(const DemoArgs& a, const std::string& command_line) {
   info.command_line = command_line;
   info.num_threads = a.threads;
   engine::FitResult result;
-  const int code = FitAndWrite(likelihood, engine::FitOptions{}, info, json_path, hdf5_path,
-                               std::cout, &result);
+  int code = FitAndWrite(likelihood, engine::FitOptions{}, info, "", "", std::cout, &result);
+  // The results also hold the impacts and yields the report draws (DIR/report.html).
+  io::ResultExtras extras;
+  std::optional<engine::Impacts> impacts;
+  if (result.ok() && result.covariance_status == engine::CovarianceStatus::kAccurate) {
+    engine::ImpactOptions iopt;
+    iopt.global = true;
+    try {
+      impacts = engine::ComputeImpacts(likelihood, result, iopt);
+      extras.impacts = &*impacts;
+    } catch (const engine::NumericalError& e) {
+      std::cerr << "lepus: warning: impacts not computed: " << e.what() << "\n";
+      code = kExitFitFailed;
+    }
+  }
+  ReportYields yields;
+  AddReportYields(likelihood, result, &yields, &extras);
+  WriteText(json_path, io::ResultsJson(likelihood, result, info, extras) + "\n");
+  io::WriteResultsHdf5(hdf5_path, likelihood, result, info, extras);
+  WriteHtmlReport(hdf5_path, "", {}, report_path, 30, "", "", std::cerr);
 
   const int i = likelihood.FindParam(models::kDemoMassNoi);
   if (i >= 0 && result.values.size() == likelihood.num_params()) {
@@ -98,7 +152,7 @@ int RunAnalyticDemo(const DemoArgs& a, const std::string& command_line) {
                                 "MeV")
               << " (true " << spec.true_mass_shift_mev << " MeV, pull " << pull << ")\n";
   }
-  std::cout << "results: " << json_path << ", " << hdf5_path << "\n";
+  std::cout << "results: " << json_path << ", " << hdf5_path << ", " << report_path << "\n";
   return code;
 }
 
@@ -135,7 +189,11 @@ int RunDemo(const DemoArgs& a, const std::string& command_line) {
   const std::string input = (fs::path(a.outdir) / "wmass.h5").string();
   const std::string json_path = (fs::path(a.outdir) / "fit_results.json").string();
   const std::string hdf5_path = (fs::path(a.outdir) / "fit_results.h5").string();
-  io::CheckOutputs({{"--outdir", input}, {"--outdir", json_path}, {"--outdir", hdf5_path}});
+  const std::string report_path = (fs::path(a.outdir) / "report.html").string();
+  io::CheckOutputs({{"--outdir", input},
+                    {"--outdir", json_path},
+                    {"--outdir", hdf5_path},
+                    {"--outdir", report_path}});
   const auto t_start = std::chrono::steady_clock::now();
 
   models::WMassConfig config = models::WMassConfig::Light();
@@ -199,8 +257,11 @@ int RunDemo(const DemoArgs& a, const std::string& command_line) {
   }
   io::ResultExtras extras;
   extras.impacts = impacts.get();
+  ReportYields yields;
+  AddReportYields(likelihood, result, &yields, &extras);
   WriteText(json_path, io::ResultsJson(likelihood, result, info, extras) + "\n");
   io::WriteResultsHdf5(hdf5_path, likelihood, result, info, extras);
+  WriteHtmlReport(hdf5_path, "", {}, report_path, 30, "", "", std::cerr);
 
   const int i = likelihood.FindParam(models::kWMassNoi);
   if (i >= 0 && result.values.size() == likelihood.num_params()) {
@@ -229,7 +290,7 @@ int RunDemo(const DemoArgs& a, const std::string& command_line) {
   }
   const double t_total =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-  std::cout << "results: " << json_path << ", " << hdf5_path << " (total "
+  std::cout << "results: " << json_path << ", " << hdf5_path << ", " << report_path << " (total "
             << FormatSeconds(t_total) << ")\n";
   return code;
 }

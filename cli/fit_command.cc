@@ -55,6 +55,7 @@ struct FitArgs {
   std::vector<std::string> prior_scales;  // REGEX=FACTOR
   std::string correlation_regex;
   std::vector<std::string> impact_refit;  // parameter names
+  std::string report;                     // --report FILE: the HTML report (implies impacts, postfit)
 };
 
 std::string JoinNames(const std::vector<std::string>& names) {
@@ -430,14 +431,23 @@ Json RefitChecksJson(const engine::Likelihood& lik, const engine::FitResult& r,
 }
 
 int RunFit(const FitArgs& a, const std::string& command_line) {
-  io::CheckOutputs({{"--json", a.json}, {"-o", a.output, false}}, {a.input});
+  io::CheckOutputs({{"--json", a.json}, {"-o", a.output, false}, {"--report", a.report, false}},
+                   {a.input});
   engine::Model model = ReadInput(a.input);
-  const bool want_impacts = a.impacts || a.global_impacts || !a.groups.empty();
-  const bool want_postfit = a.postfit || a.postfit_covariance || !a.projects.empty();
+  const bool want_report = !a.report.empty();
+  const bool want_impacts = a.impacts || a.global_impacts || !a.groups.empty() || want_report;
+  const bool want_postfit =
+      a.postfit || a.postfit_covariance || !a.projects.empty() || want_report;
 
   ApplyPriorScales(&model, a.prior_scales);
   const std::vector<engine::SystematicGroup> extra_groups = ParseGroupFlags(model, a.groups);
-  const std::vector<ProjectionSpec> projections = ParseProjections(model, a.projects);
+  std::vector<ProjectionSpec> projections = ParseProjections(model, a.projects);
+  if (want_report)
+    for (auto& [channel, axes] : ReportProjections(model)) {
+      bool have = false;
+      for (const auto& p : projections) have = have || (p.channel == channel && p.axes == axes);
+      if (!have) projections.push_back({channel, axes});
+    }
 
   engine::LikelihoodOptions lopt;
   lopt.bin_by_bin_stat = !a.no_bbstat;
@@ -606,10 +616,11 @@ int RunFit(const FitArgs& a, const std::string& command_line) {
       postfit_projections.push_back(engine::Project(lik, postfit, p.channel, p.axes));
     }
     PrintYields(std::cerr, lik, prefit, postfit, channel_gof, result);
-    for (std::size_t i = 0; i < projections.size(); ++i)
+    // The projections asked for with --project (those --report adds are only in the files).
+    for (std::size_t i = 0; i < projections.size() && i < a.projects.size(); ++i)
       PrintProjection(std::cerr, lik, projections[i], prefit_projections[i],
                       postfit_projections[i]);
-    if (a.output.empty())
+    if (a.output.empty() && !want_report)
       std::cerr << "(per-bin pre-/post-fit yields are written to the HDF5 results file: -o)\n";
     extras.prefit = &prefit;
     extras.postfit = &postfit;
@@ -645,6 +656,17 @@ int RunFit(const FitArgs& a, const std::string& command_line) {
     WriteText(a.json, text + "\n");
   }
   if (!a.output.empty()) io::WriteResultsHdf5(a.output, lik, result, info, extras);
+  if (want_report) {
+    // The report reads a results file: -o when given, else a temporary one beside the report.
+    std::string results = a.output;
+    std::optional<io::AtomicOutput> temp;
+    if (results.empty()) {
+      temp.emplace(a.report + ".results.h5");
+      io::WriteResultsHdf5(temp->temp_path(), lik, result, info, extras);
+      results = temp->temp_path();
+    }
+    WriteHtmlReport(results, "", {}, a.report, 30, "", "", std::cerr);
+  }
 
   if (!result.ok())
     std::cerr << "lepus: fit did not converge: " << engine::ToString(result.status)
@@ -735,6 +757,10 @@ Command AddFitCommand(CLI::App& parent, const std::string& command_line) {
                   "cross-check the nominal impacts of NAME by fix-and-shift refits (repeatable)")
       ->type_name("NAME")
       ->allow_extra_args(false);
+  sub->add_option("--report", args->report,
+                  "write the HTML fit report here (lepus report; implies --impacts, --postfit and "
+                  "the projections of multi-dimensional channels onto each axis and charge)")
+      ->type_name("FILE");
   sub->add_flag("--postfit", args->postfit,
                 "pre-/post-fit yields per bin and process and the per-channel goodness of fit");
   sub->add_flag("--postfit-covariance", args->postfit_covariance,

@@ -1,4 +1,5 @@
-// The `lepus` command: subcommands fit, scan, toys, inspect, demo, generate, produce, calibrate. Exit codes (README.md):
+// The `lepus` command: subcommands fit, scan, toys, inspect, demo, report, generate, produce,
+// calibrate, bench. Exit codes (README.md):
 //   0 success, 1 invalid input or flags, 2 fit not converged / failed, 3 internal error.
 #include <exception>
 #include <iostream>
@@ -29,6 +30,7 @@ int main(int argc, char** argv) {
                                          AddToysCommand(app, command_line),
                                          AddInspectCommand(app),
                                          AddDemoCommand(app, command_line),
+                                         AddReportCommand(app),
                                          AddGenerateCommand(app, command_line),
                                          AddProduceCommand(app, command_line),
                                          AddCalibrateCommand(app, command_line),

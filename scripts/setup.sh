@@ -22,6 +22,7 @@ PACKAGES=(
   hdf5-filter-plugin hdf5-filter-plugin-blosc-serial hdf5-plugin-lzf  # HDF5 filter plugins (LZ4, BZip2, Blosc)
   python3-numpy python3-scipy python3-h5py  # tests/rabbit_corpus, cli.rabbit_impacts: independent references (/usr/bin/python3)
   python3-dev pybind11-dev python3-pytest python3-iminuit  # python/ bindings, tests/python (pytest), examples/python (iminuit)
+  chromium fonts-dejavu-core      # cli.report_browser: the HTML fit report in headless chromium; the plots' font
 )
 sanitize=${LEPUS_SANITIZE:-0}
 if [[ "$sanitize" == 1 ]]; then

@@ -576,6 +576,17 @@ std::vector<std::vector<std::int64_t>> InputFile::ReadRaggedInt(const std::strin
 
 std::vector<std::int64_t> InputFile::ReadIntAttribute(const std::string& object,
                                                       const std::string& attr) const {
+  return ReadNumericAttribute<std::int64_t>(object, attr, H5T_NATIVE_INT64, false);
+}
+
+std::vector<double> InputFile::ReadDoubleAttribute(const std::string& object,
+                                                  const std::string& attr) const {
+  return ReadNumericAttribute<double>(object, attr, H5T_NATIVE_DOUBLE, true);
+}
+
+template <typename T>
+std::vector<T> InputFile::ReadNumericAttribute(const std::string& object, const std::string& attr,
+                                               hid_t mem_type, bool float_ok) const {
   const std::string where = object == "/" ? "attribute " + attr : object + ": attribute " + attr;
   if (!HasAttribute(object, attr)) Fail(where, "is missing");
   Handle a(H5Aopen_by_name(file_.get(), object.c_str(), attr.c_str(), H5P_DEFAULT, H5P_DEFAULT),
@@ -583,16 +594,17 @@ std::vector<std::int64_t> InputFile::ReadIntAttribute(const std::string& object,
   if (!a.valid()) Fail(where, WithHdf5Detail("cannot open"));
   Handle type(H5Aget_type(a.get()), CloseType);
   const H5T_class_t cls = H5Tget_class(type.get());
-  if (cls != H5T_INTEGER)
-    Fail(where, "has HDF5 type class " + TypeClassName(cls) + ", but must be integer");
+  if (cls != H5T_INTEGER && !(float_ok && cls == H5T_FLOAT))
+    Fail(where, "has HDF5 type class " + TypeClassName(cls) + ", but must be " +
+                    (float_ok ? "numeric" : "integer"));
   Handle space(H5Aget_space(a.get()), CloseSpace);
   const hssize_t n = H5Sget_simple_extent_type(space.get()) == H5S_NULL
                          ? 0
                          : H5Sget_simple_extent_npoints(space.get());
   if (n < 0) Fail(where, WithHdf5Detail("cannot read the dataspace"));
-  CheckAllocation(path_, where, n, sizeof(std::int64_t), "reading " + std::to_string(n) + " values");
-  std::vector<std::int64_t> out(static_cast<std::size_t>(n));
-  if (n > 0 && H5Aread(a.get(), H5T_NATIVE_INT64, out.data()) < 0)
+  CheckAllocation(path_, where, n, sizeof(T), "reading " + std::to_string(n) + " values");
+  std::vector<T> out(static_cast<std::size_t>(n));
+  if (n > 0 && H5Aread(a.get(), mem_type, out.data()) < 0)
     Fail(where, WithHdf5Detail("cannot read"));
   return out;
 }

@@ -141,6 +141,9 @@ class InputFile {
 
   std::vector<std::int64_t> ReadIntAttribute(const std::string& object,
                                              const std::string& attr) const;
+  // Any integer or floating-point attribute, converted to double (all its elements).
+  std::vector<double> ReadDoubleAttribute(const std::string& object,
+                                          const std::string& attr) const;
   // A scalar or single-element string attribute, variable- or fixed-length.
   std::string ReadStringAttribute(const std::string& object, const std::string& attr) const;
 
@@ -152,6 +155,10 @@ class InputFile {
 
  private:
   Handle OpenDataset(const std::string& name) const;  // existence + filter check
+  // Every element of an integer (or, with float_ok, floating-point) attribute as `mem_type`.
+  template <typename T>
+  std::vector<T> ReadNumericAttribute(const std::string& object, const std::string& attr,
+                                      hid_t mem_type, bool float_ok) const;
   std::vector<std::int64_t> StoredShape(hid_t dset, const std::string& name,
                                         std::int64_t* npoints) const;
 

@@ -196,6 +196,10 @@ void WriteResultsContents(h5::OutputFile& f, const engine::Likelihood& likelihoo
     const auto hess = RowMajor(result.hessian);
     f.WriteDouble("hessian", hess.data(), {ni, ni});
   }
+  // The data the fit used (observed, Asimov or a pseudo-data set), so that a report can draw
+  // them without the fit input.
+  const Eigen::VectorXd& data = likelihood.data();
+  f.WriteDouble("data", data.data(), {static_cast<std::int64_t>(data.size())});
 }
 
 // ---- Extras (issue 3): shared helpers ----------------------------------------------------------
@@ -767,6 +771,13 @@ void WriteYieldsHdf5(h5::OutputFile& f, const engine::Likelihood& lik, const std
       }
     f.WriteStrings(g + "/axes", axes);
     WriteInts(f, g + "/shape", shape);
+    // Bin edges (and labels) of each axis, for plots: axis_edges_<k>, axis_labels_<k>.
+    if (c.channel)
+      for (std::size_t k = 0; k < c.channel->axes.size(); ++k) {
+        const auto& a = c.channel->axes[k];
+        if (!a.edges.empty()) WriteVector(f, g + "/axis_edges_" + std::to_string(k), a.edges);
+        if (!a.labels.empty()) f.WriteStrings(g + "/axis_labels_" + std::to_string(k), a.labels);
+      }
     WriteVector(f, g + "/total", Eigen::VectorXd(y.total.segment(c.first, c.nbins)));
     WriteVector(f, g + "/total_error", Eigen::VectorXd(y.total_error.segment(c.first, c.nbins)));
     if (y.process.size()) {

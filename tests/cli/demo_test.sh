@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # demo_test.sh LEPUS OUTDIR:
 #  1. `lepus demo` (the README's main job: generate -> produce -> fit -> impacts) exits 0, writes
-#     the produced fit input and both result files under OUTDIR/chain, prints m_W with the
+#     the produced fit input, both result files and the HTML report under OUTDIR/chain, prints m_W with the
 #     seed-like impact table, and recovers the hidden W-mass offset within 4 standard deviations;
 #  2. `lepus demo --analytic` writes the analytic demo input OUTDIR/demo.h5 that the other CLI
 #     tests use (ctest fixture) and recovers its -10 MeV shift within 4 standard deviations.
@@ -13,7 +13,7 @@ mkdir -p "$outdir"
 # 1. The chain.
 "$lepus" demo --outdir "$outdir/chain" --threads 2 > "$outdir/chain.log"
 cat "$outdir/chain.log"
-for f in wmass.h5 fit_results.json fit_results.h5; do
+for f in wmass.h5 fit_results.json fit_results.h5 report.html; do
   [[ -s "$outdir/chain/$f" ]] || { echo "FAIL: $outdir/chain/$f missing"; exit 1; }
 done
 for text in "m_W = " "Source of uncertainty" "Muon momentum scale" "Muon reco. efficiency" \
@@ -27,6 +27,9 @@ jq -e '.status == "converged"' "$outdir/chain/fit_results.json" >/dev/null \
 jq -e '.impacts.grouped_global.massShiftW100MeV | has("muonScale") and has("stat") and has("binByBinStat")' \
   "$outdir/chain/fit_results.json" >/dev/null \
   || { echo "FAIL: no grouped global impacts on massShiftW100MeV in the JSON"; exit 1; }
+for id in summary impacts grouped distributions correlations; do
+  grep -q "<section id=\"$id\"" "$outdir/chain/report.html" || { echo "FAIL: demo report has no section $id"; exit 1; }
+done
 pull=$(sed -n 's/.*the fit is off by .* MeV = \([-+0-9.]*\) sigma.*/\1/p' "$outdir/chain.log")
 [[ -n "$pull" ]] || { echo "FAIL: no unblinding line"; exit 1; }
 awk -v p="$pull" 'BEGIN { exit !(p < 4 && p > -4) }' \
@@ -34,7 +37,7 @@ awk -v p="$pull" 'BEGIN { exit !(p < 4 && p > -4) }' \
 
 # 2. The analytic input of the other CLI tests.
 "$lepus" demo --analytic --outdir "$outdir" --threads 2
-for f in demo.h5 fit_results.json fit_results.h5; do
+for f in demo.h5 fit_results.json fit_results.h5 report.html; do
   [[ -s "$outdir/$f" ]] || { echo "FAIL: $outdir/$f missing"; exit 1; }
 done
 jq -e '.status == "converged"' "$outdir/fit_results.json" >/dev/null \
