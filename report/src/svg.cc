@@ -482,11 +482,13 @@ std::string RenderStack(const StackPlot& p) {
       if (Finite(v) && v > 0) ymin_pos = std::min(ymin_pos, v);
   }
   if (!(ymax > 0)) ymax = 1;
-  double ylo = 0, yhi = ymax * 1.35;  // room for the legend
+  // Room for the legend above the highest bin: its rows take up to ~40% of the frame (seven
+  // processes, data and the band in two columns).
+  double ylo = 0, yhi = ymax * 1.6;
   if (log) {
     ylo = Finite(ymin_pos) ? ymin_pos * 0.5 : ymax * 1e-3;
     ylo = std::max(ylo, ymax * 1e-7);
-    yhi = ymax * std::pow(ymax / ylo, 0.35);
+    yhi = ymax * std::pow(ymax / ylo, 0.6);
   }
   // Unrolled views (separators) get a row of their own for the legend above the frame.
   const double left = 78, right = 16, top = p.separators.empty() ? 34 : 52;
