@@ -421,7 +421,7 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
         Eigen::MatrixXd hs = dscale.cwiseInverse().asDiagonal() * h * dscale.cwiseInverse().asDiagonal();
         double lambda = 0.0;
         Eigen::VectorXd ps;
-        if (nf > 1000)
+        if (nf > 1500)
           ps = detail::SteihaugStep(hs, gs, radius_indef);
         else
           linalg_arena.execute([&] { ps = detail::TrustRegionStep(hs, gs, radius_indef, &lambda); });
