@@ -53,6 +53,16 @@ int main(int argc, char** argv) {
 
   // Temporary output files are removed on SIGINT/SIGTERM/SIGHUP/SIGPIPE (lepus/io/output.h).
   lepus::io::InstallTemporaryFileCleanup();
+  // Under mpirun with several ranks only the distributed commands run (docs/scaling.md); any
+  // other would run N times and write the same outputs N times. Every rank decides alike.
+  if (mpi::Size() > 1)
+    for (const Command& c : commands)
+      if (c.app->parsed() && c.app->get_name() != "toys" && c.app->get_name() != "scan") {
+        std::cerr << "lepus: error: '" << c.app->get_name() << "' does not run on several MPI ranks "
+                  << "(this job has " << mpi::Size() << "); the distributed commands are toys and "
+                  << "scan: run '" << c.app->get_name() << "' without mpirun or with -np 1\n";
+        return kExitInvalidInput;
+      }
   try {
     for (const Command& c : commands)
       if (c.app->parsed()) return c.run();

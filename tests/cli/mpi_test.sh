@@ -67,3 +67,18 @@ code=$?
 [[ $code -eq 1 ]] || { cat "$tmp/bad.err"; fail "bad flag: exit code $code"; }
 grep -q "lepus: error: .*--ntoys" "$tmp/bad.err" || { cat "$tmp/bad.err"; fail "bad flag: message"; }
 echo "ok: bad flags under mpirun: exit 1"
+
+# A command that is not distributed refuses to run on several ranks (it would write N times).
+"${mpirun[@]}" 2 "$lepus" fit "$input" --no-bbstat --json "$tmp/fit.json" >/dev/null 2>"$tmp/fit.err"
+code=$?
+[[ $code -eq 1 ]] || { cat "$tmp/fit.err"; fail "fit on 2 ranks: exit code $code"; }
+grep -q "lepus: error: 'fit' does not run on several MPI ranks" "$tmp/fit.err" \
+  || { cat "$tmp/fit.err"; fail "fit on 2 ranks: message"; }
+[[ ! -e "$tmp/fit.json" ]] || fail "fit on 2 ranks: an output was written"
+# ... and runs under mpirun -np 1 as without mpirun.
+"${mpirun[@]}" 1 "$lepus" fit "$input" --no-bbstat --json "$tmp/fit1.json" 2>/dev/null \
+  || fail "fit on 1 rank: exit code"
+"$lepus" fit "$input" --no-bbstat --json "$tmp/fit0.json" 2>/dev/null || fail "fit: exit code"
+[[ "$(jq -S "$strip" "$tmp/fit0.json")" == "$(jq -S "$strip" "$tmp/fit1.json")" ]] \
+  || fail "fit on 1 rank differs from a plain run"
+echo "ok: non-distributed commands refuse several ranks, run on one"
