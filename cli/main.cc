@@ -57,10 +57,11 @@ int main(int argc, char** argv) {
   // other would run N times and write the same outputs N times. Every rank decides alike.
   if (mpi::Size() > 1)
     for (const Command& c : commands)
-      if (c.app->parsed() && c.app->get_name() != "toys" && c.app->get_name() != "scan") {
+      if (c.app->parsed() && c.app->get_name() != "toys" && c.app->get_name() != "scan" &&
+          c.app->get_name() != "produce") {
         std::cerr << "lepus: error: '" << c.app->get_name() << "' does not run on several MPI ranks "
-                  << "(this job has " << mpi::Size() << "); the distributed commands are toys and "
-                  << "scan: run '" << c.app->get_name() << "' without mpirun or with -np 1\n";
+                  << "(this job has " << mpi::Size() << "); the distributed commands are toys, "
+                  << "scan and produce: run '" << c.app->get_name() << "' without mpirun or with -np 1\n";
         return kExitInvalidInput;
       }
   try {

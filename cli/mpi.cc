@@ -39,10 +39,16 @@ Session::Session([[maybe_unused]] int* argc, [[maybe_unused]] char*** argv) {
 #ifdef LEPUS_HAVE_MPI
   if (!LaunchedByMpi()) return;
   int provided = 0;
-  // Funneled: only the main thread calls MPI; TBB workers never do.
-  MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+  // Serialized: MPI is called by one thread at a time, the main thread (toys, scan) or the
+  // serial in-order reduce step of a producer's pipeline (a TBB worker; `lepus produce`).
+  MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided);
   MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
   MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+  if (provided < MPI_THREAD_SERIALIZED) {
+    std::fprintf(stderr, "lepus: error: the MPI library provides thread level %d, lepus needs "
+                         "MPI_THREAD_SERIALIZED\n", provided);
+    MPI_Abort(MPI_COMM_WORLD, 3);
+  }
   g_active = true;
   if (g_rank != 0) g_saved_cerr = std::cerr.rdbuf(&g_null);
 #endif
@@ -121,6 +127,34 @@ std::vector<std::string> GatherToRoot(const std::string& bytes) {
 #else
   return {bytes};
 #endif
+}
+
+void SendToRoot(const std::string& bytes) {
+#ifdef LEPUS_HAVE_MPI
+  const long long n = static_cast<long long>(bytes.size());
+  MPI_Send(&n, 1, MPI_LONG_LONG, 0, 1, MPI_COMM_WORLD);
+  // In pieces of at most 1 GiB (MPI counts are int).
+  for (long long off = 0; off < n; off += 1LL << 30) {
+    const int len = static_cast<int>(std::min<long long>(n - off, 1LL << 30));
+    MPI_Send(bytes.data() + off, len, MPI_BYTE, 0, 2, MPI_COMM_WORLD);
+  }
+#else
+  (void)bytes;
+#endif
+}
+
+std::string ReceiveFrom([[maybe_unused]] int rank) {
+  std::string out;
+#ifdef LEPUS_HAVE_MPI
+  long long n = 0;
+  MPI_Recv(&n, 1, MPI_LONG_LONG, rank, 1, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+  out.resize(static_cast<std::size_t>(n));
+  for (long long off = 0; off < n; off += 1LL << 30) {
+    const int len = static_cast<int>(std::min<long long>(n - off, 1LL << 30));
+    MPI_Recv(out.data() + off, len, MPI_BYTE, rank, 2, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+  }
+#endif
+  return out;
 }
 
 int ReportError(const std::string& message, int code) {

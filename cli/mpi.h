@@ -44,6 +44,11 @@ std::pair<int, int> ShareOf(int n, int rank, int size);
 // Every rank's bytes to rank 0, in rank order (rank 0: Size() strings; other ranks: empty).
 std::vector<std::string> GatherToRoot(const std::string& bytes);
 
+// Point to point, in order (MPI_Send / MPI_Recv with the size first): a rank's bytes to rank 0,
+// and rank 0's receive of the next bytes of `rank`. For the producers' partial histograms.
+void SendToRoot(const std::string& bytes);
+std::string ReceiveFrom(int rank);
+
 // Prints "lepus: error: MESSAGE" (with the rank when Size() > 1) on stderr and ends the process
 // with `code`: through MPI_Abort when Size() > 1, so that every rank stops; otherwise returns
 // `code` for main to return.

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <string>
 #include <mutex>
 #include <set>
 #include <stdexcept>
@@ -160,6 +162,35 @@ WeightedHistogram& WeightedHistogram::operator+=(const WeightedHistogram& other)
   return *this;
 }
 
+namespace {
+const char* TakeBytes(const char* p, const char* end, void* dst, std::size_t n) {
+  if (static_cast<std::size_t>(end - p) < n)
+    throw std::runtime_error("histogram bytes: " + std::to_string(end - p) + " left, " +
+                             std::to_string(n) + " needed");
+  std::memcpy(dst, p, n);
+  return p + n;
+}
+}  // namespace
+
+void WeightedHistogram::AppendBytes(std::string* out) const {
+  const auto& a = bh::unsafe_access::storage(hist_);
+  std::vector<double> v(2 * static_cast<std::size_t>(size_));
+  for (int i = 0; i < size_; ++i) {
+    v[2 * i] = a[i].value();
+    v[2 * i + 1] = a[i].variance();
+  }
+  out->append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(double));
+}
+
+const char* WeightedHistogram::ReadBytes(const char* p, const char* end) {
+  std::vector<double> v(2 * static_cast<std::size_t>(size_));
+  p = TakeBytes(p, end, v.data(), v.size() * sizeof(double));
+  auto& a = bh::unsafe_access::storage(hist_);
+  for (int i = 0; i < size_; ++i)
+    a[i] = bh::accumulators::weighted_sum<double>(v[2 * i], v[2 * i + 1]);
+  return p;
+}
+
 // ---- VariationLayout / VariationStore
 
 int VariationLayout::Add(const std::string& name, int slot, BinRange support) {
@@ -247,6 +278,24 @@ VariationStore& VariationStore::operator+=(const VariationStore& other) {
     for (std::size_t i = lo; i < hi; ++i) a[i] += b[i];
   });
   return *this;
+}
+
+void VariationStore::AppendBytes(std::string* out) const {
+  out->push_back(touched_ ? 1 : 0);
+  if (touched_)
+    out->append(reinterpret_cast<const char*>(buffer_.data()), buffer_.size() * sizeof(double));
+}
+
+const char* VariationStore::ReadBytes(const char* p, const char* end) {
+  char flag = 0;
+  p = TakeBytes(p, end, &flag, 1);
+  if (flag) {
+    p = TakeBytes(p, end, buffer_.data(), buffer_.size() * sizeof(double));
+    touched_ = true;
+  } else {
+    Reset();
+  }
+  return p;
 }
 
 // ---- Ordered parallel reduction
