@@ -42,6 +42,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <string_view>
 #include <vector>
 
@@ -208,6 +209,12 @@ struct ProduceProgress {
 };
 
 struct ProduceOptions {
+  ProduceOptions() = default;
+  // ProduceOptions{threads, progress}: the common case (the distribution fields keep their
+  // defaults without -Wmissing-field-initializers).
+  ProduceOptions(int threads, std::function<void(const ProduceProgress&)> on_progress)
+      : num_threads(threads), progress(std::move(on_progress)) {}
+
   int num_threads = 0;  // 0 = all cores
   // Called from one thread at a time after each work item.
   std::function<void(const ProduceProgress&)> progress;
