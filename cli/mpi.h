@@ -3,11 +3,13 @@
 // launched by mpirun / srun, every function here describes a single process (rank 0 of 1) and no
 // MPI call is made, so a plain `lepus ...` runs exactly as in a build without MPI.
 //
-// Distributed commands split their work into items fixed by the input (toys by index, scan
-// points by grid index), give each rank a contiguous share (Share), and gather the per-item
-// results to rank 0 in item order (GatherToRoot), which writes the outputs; the results are
-// those of one process, bit for bit. A rank that fails prints its message and aborts the job
-// (Abort): no rank writes a partial output.
+// Distributed commands split their work into items fixed by the input. toys / scan: toys by
+// index, scan points by grid index, a contiguous share per rank (Share), the per-item results
+// gathered to rank 0 in item order (GatherToRoot). produce: the producer's work items round
+// robin, each item's partial histograms sent to rank 0 (SendToRoot / ReceiveFrom), which adds
+// them in item order. Rank 0 writes the outputs; the results are those of one process, bit for
+// bit. A rank that fails prints its message and aborts the job (ReportError): no rank writes a
+// partial output.
 #pragma once
 
 #include <string>
