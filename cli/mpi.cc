@@ -24,8 +24,8 @@ class NullBuffer : public std::streambuf {
   int overflow(int c) override { return c == traits_type::eof() ? 0 : c; }
   std::streamsize xsputn(const char*, std::streamsize n) override { return n; }
 };
-NullBuffer g_null;
-std::streambuf* g_saved_cerr = nullptr;
+[[maybe_unused]] NullBuffer g_null;
+[[maybe_unused]] std::streambuf* g_saved_cerr = nullptr;
 
 [[maybe_unused]] bool LaunchedByMpi() {
   for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"})
