@@ -173,22 +173,29 @@ const char* TakeBytes(const char* p, const char* end, void* dst, std::size_t n) 
 }  // namespace
 
 void WeightedHistogram::AppendBytes(std::string* out) const {
+  // (value, variance) per bin, written in place (no intermediate copy: partials are MBs).
   const auto& a = bh::unsafe_access::storage(hist_);
-  std::vector<double> v(2 * static_cast<std::size_t>(size_));
+  const std::size_t at = out->size();
+  out->resize(at + 2 * sizeof(double) * static_cast<std::size_t>(size_));
+  char* q = out->data() + at;
   for (int i = 0; i < size_; ++i) {
-    v[2 * i] = a[i].value();
-    v[2 * i + 1] = a[i].variance();
+    const double v[2] = {a[i].value(), a[i].variance()};
+    std::memcpy(q + 2 * sizeof(double) * i, v, sizeof(v));
   }
-  out->append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(double));
 }
 
 const char* WeightedHistogram::ReadBytes(const char* p, const char* end) {
-  std::vector<double> v(2 * static_cast<std::size_t>(size_));
-  p = TakeBytes(p, end, v.data(), v.size() * sizeof(double));
+  const std::size_t n = 2 * sizeof(double) * static_cast<std::size_t>(size_);
+  if (static_cast<std::size_t>(end - p) < n)
+    throw std::runtime_error("histogram bytes: " + std::to_string(end - p) + " left, " +
+                             std::to_string(n) + " needed");
   auto& a = bh::unsafe_access::storage(hist_);
-  for (int i = 0; i < size_; ++i)
-    a[i] = bh::accumulators::weighted_sum<double>(v[2 * i], v[2 * i + 1]);
-  return p;
+  for (int i = 0; i < size_; ++i) {
+    double v[2];
+    std::memcpy(v, p + 2 * sizeof(double) * i, sizeof(v));
+    a[i] = bh::accumulators::weighted_sum<double>(v[0], v[1]);
+  }
+  return p + n;
 }
 
 // ---- VariationLayout / VariationStore
