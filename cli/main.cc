@@ -14,6 +14,7 @@
 #include "bench_command.h"
 #include "calibrate_command.h"
 #include "generate_command.h"
+#include "mpi.h"
 #include "setup.h"
 #include "lepus/io/errors.h"
 #include "lepus/io/output.h"
@@ -21,9 +22,14 @@
 int main(int argc, char** argv) {
   using namespace lepus::cli;
   const std::string command_line = JoinCommandLine(argc, argv);
+  // MPI only when launched by mpirun / srun (cli/mpi.h); a plain run never touches MPI.
+  const mpi::Session mpi_session(&argc, &argv);
 
   CLI::App app{"lepus: binned profile-likelihood fits (see README.md)", "lepus"};
-  app.set_version_flag("--version", "lepus " + Version());
+  // The optional features built in, one per line after the version.
+  std::string version = "lepus " + Version();
+  version += "\nmpi: " + (mpi::Built() ? mpi::LibraryVersion() : std::string("not built"));
+  app.set_version_flag("--version", version);
   app.require_subcommand(1);
   const std::vector<Command> commands = {AddFitCommand(app, command_line),
                                          AddScanCommand(app, command_line),
@@ -47,22 +53,31 @@ int main(int argc, char** argv) {
 
   // Temporary output files are removed on SIGINT/SIGTERM/SIGHUP/SIGPIPE (lepus/io/output.h).
   lepus::io::InstallTemporaryFileCleanup();
+  // Under mpirun with several ranks only the distributed commands run (docs/scaling.md); any
+  // other would run N times and write the same outputs N times. Every rank decides alike.
+  if (mpi::Size() > 1)
+    for (const Command& c : commands)
+      if (c.app->parsed() && c.app->get_name() != "toys" && c.app->get_name() != "scan" &&
+          c.app->get_name() != "produce") {
+        std::cerr << "lepus: error: '" << c.app->get_name() << "' does not run on several MPI ranks "
+                  << "(this job has " << mpi::Size() << "); the distributed commands are toys, "
+                  << "scan and produce: run '" << c.app->get_name() << "' without mpirun or with -np 1\n";
+        return kExitInvalidInput;
+      }
   try {
     for (const Command& c : commands)
       if (c.app->parsed()) return c.run();
   } catch (const lepus::io::InputError& e) {
-    std::cerr << "lepus: error: " << e.what() << "\n";
-    return kExitInvalidInput;
+    // Under mpirun with several ranks, mpi::ReportError aborts the whole job (every rank stops,
+    // nothing is written); otherwise it prints and returns the code.
+    return mpi::ReportError(e.what(), kExitInvalidInput);
   } catch (const std::invalid_argument& e) {
-    std::cerr << "lepus: error: " << e.what() << "\n";
-    return kExitInvalidInput;
+    return mpi::ReportError(e.what(), kExitInvalidInput);
   } catch (const lepus::engine::NumericalError& e) {
     // Numerical trouble that a command did not turn into a status itself: still exit code 2.
-    std::cerr << "lepus: error: " << e.what() << "\n";
-    return kExitFitFailed;
+    return mpi::ReportError(e.what(), kExitFitFailed);
   } catch (const std::exception& e) {
-    std::cerr << "lepus: error: internal error: " << e.what() << "\n";
-    return kExitInternal;
+    return mpi::ReportError(std::string("internal error: ") + e.what(), kExitInternal);
   }
   return kExitInvalidInput;  // unreachable: require_subcommand(1)
 }

@@ -16,6 +16,7 @@
 #include <CLI/CLI.hpp>
 
 #include "common.h"
+#include "mpi.h"
 #include "setup.h"
 #include "lepus/io/writer.h"
 #include "lepus/models/histogram.h"
@@ -66,10 +67,11 @@ void ApplySampleFlags(const ProduceFlags& f, Config* c) {
 template <typename Config, typename ProduceFn>
 int RunProduction(const std::string& command, const Config& config, const ProduceFlags& a,
                   ProduceFn produce, const std::string& epilogue = "") {
-  if (a.print_config) {
+  if (a.print_config && mpi::Root()) {
     std::cout << config.ToJson() << "\n";
     if (a.output.empty()) return kExitOk;
   }
+  if (a.print_config && a.output.empty()) return kExitOk;  // ranks other than 0 under mpirun
   if (a.output.empty()) throw std::invalid_argument(command + ": -o/--output FILE is required");
   {
     // The fit input may not replace anything the production reads.
@@ -102,8 +104,28 @@ int RunProduction(const std::string& command, const Config& config, const Produc
   options.progress = [&bar](const models::ProduceProgress& p) {
     bar.Update(p.events_done, p.events_total, p.seconds);
   };
+  std::int64_t received_items = 0;
+  double received_bytes = 0.0;
+  if (mpi::Size() > 1) {
+    // Under mpirun (docs/scaling.md): work item i on rank i % N; every partial goes to rank 0,
+    // which adds them in item order (the fit input is that of one process) and writes.
+    options.rank = mpi::Rank();
+    options.ranks = mpi::Size();
+    options.send_partial = [](const std::string& bytes) { mpi::SendToRoot(bytes); };
+    options.receive_partial = [&received_items, &received_bytes](int owner) {
+      std::string bytes = mpi::ReceiveFrom(owner);
+      ++received_items;
+      received_bytes += static_cast<double>(bytes.size());
+      return bytes;
+    };
+    std::cerr << command << ": " << mpi::Size() << " MPI ranks, work items round robin\n";
+  }
   auto prod = produce(config, options);
   bar.Finish();
+  if (!mpi::Root()) return kExitOk;  // rank 0 builds and writes the fit input
+  if (mpi::Size() > 1)
+    std::cerr << command << ": rank 0 received " << received_items << " partial histogram sets ("
+              << HumanCount(received_bytes) << "B) from " << mpi::Size() - 1 << " rank(s)\n";
   const auto t1 = std::chrono::steady_clock::now();
   io::WriteFitInput(prod.model, a.output, prod.write_options);
   const double t_write =

@@ -15,6 +15,7 @@
 
 #include "args.h"
 #include "common.h"
+#include "mpi.h"
 #include "setup.h"
 #include "lepus/engine/fit.h"
 #include "lepus/models/helicity.h"
@@ -36,6 +37,9 @@ struct HelicityFlags {
 };
 
 int RunCoefficients(const HelicityFlags& a) {
+  if (mpi::Size() > 1)
+    throw std::invalid_argument("--coefficients (a fit) does not run on several MPI ranks; run it "
+                                "without mpirun");
   io::CheckOutputs({{"--json", a.json}}, {a.coefficients});
   io::RunInfo info;
   FitFlags fflags;

@@ -21,6 +21,7 @@
 #include "lepus/engine/likelihood.h"
 #include "lepus/engine/scan.h"
 #include "lepus/io/results.h"
+#include "mpi.h"
 #include "setup.h"
 
 namespace lepus::cli {
@@ -222,8 +223,9 @@ int RunScan(const ScanArgs& a, const std::string& command_line) {
   PrintFitReport(std::cerr, lik, best);
   if (!best.ok()) {
     // No scan around a minimum that was not found: write the fit's results with its status.
-    if (!a.json.empty()) WriteText(a.json, io::ResultsJson(lik, best, info) + "\n");
-    if (!a.output.empty()) io::WriteResultsHdf5(a.output, lik, best, info);
+    // Under mpirun every rank fitted the same; rank 0 writes.
+    if (!a.json.empty() && mpi::Root()) WriteText(a.json, io::ResultsJson(lik, best, info) + "\n");
+    if (!a.output.empty() && mpi::Root()) io::WriteResultsHdf5(a.output, lik, best, info);
     std::cerr << "lepus: the best fit did not converge (" << engine::ToString(best.status)
               << (best.message.empty() ? "" : ": " + best.message) << "); no scan\n";
     return kExitFitFailed;
@@ -252,12 +254,75 @@ int RunScan(const ScanArgs& a, const std::string& command_line) {
   {
     Progress progress("scan", "points");
     so.progress = [&progress](int done, int total) { progress.Update(done, total); };
-    arena.execute([&] {
+    if (mpi::Size() > 1) {
+      // Under mpirun (cli/mpi.h): every rank scans its share of the points (1D) or of the rows
+      // of the x grid (2D); the results go to rank 0 in grid order. Each point's profile fit
+      // starts from the best fit, so a point's result does not depend on where it runs.
+      const auto [b, e] = mpi::Share(static_cast<int>(gx.size()));
+      std::cerr << "lepus: " << mpi::Size() << " MPI ranks; rank 0 scans "
+                << (two_d ? "rows " : "points ") << b << " to " << e - 1 << " of " << gx.size()
+                << "\n";
+      const std::vector<double> mine(gx.begin() + b, gx.begin() + e);
+      std::string bytes;
+      if (!mine.empty()) {
+        arena.execute([&] {
+          if (two_d) {
+            const engine::Scan2D part = engine::ScanProfile2D(lik, best, px, py, mine, gy, so);
+            const Eigen::MatrixXd rows = part.dnll;  // [rows x ny], column-major
+            mpi::Append(&bytes, rows.data(), static_cast<std::size_t>(rows.size()));
+          } else {
+            const engine::Scan1D part = engine::ScanProfile(lik, best, px, mine, so);
+            mpi::Append(&bytes, part.dnll.data(), part.dnll.size());
+            for (const std::string& st : part.status) bytes += st + '\n';
+          }
+        });
+      }
+      const std::vector<std::string> all = mpi::GatherToRoot(bytes);
+      if (!mpi::Root()) return kExitOk;  // rank 0 reports and writes
+      engine::Scan1D s1;
+      engine::Scan2D s2;
+      if (two_d) {
+        s2.param_x = px;
+        s2.param_y = py;
+        s2.name_x = lik.params()[px].name;
+        s2.name_y = lik.params()[py].name;
+        s2.values_x = gx;
+        s2.values_y = gy;
+        s2.dnll.resize(static_cast<Eigen::Index>(gx.size()), static_cast<Eigen::Index>(gy.size()));
+      } else {
+        s1.param = px;
+        s1.name = lik.params()[px].name;
+        s1.values = gx;
+      }
+      for (int r = 0; r < mpi::Size(); ++r) {
+        const auto [rb, re] = mpi::ShareOf(static_cast<int>(gx.size()), r, mpi::Size());
+        const std::size_t n = static_cast<std::size_t>(re - rb) * (two_d ? gy.size() : 1);
+        if (all[r].size() < n * sizeof(double))
+          throw std::runtime_error("scan: rank " + std::to_string(r) + " sent too few results");
+        const std::vector<double> d = mpi::ToDoubles(all[r].substr(0, n * sizeof(double)));
+        if (two_d) {
+          for (int i = rb; i < re; ++i)
+            for (std::size_t j = 0; j < gy.size(); ++j)
+              s2.dnll(i, static_cast<Eigen::Index>(j)) = d[(i - rb) + (re - rb) * j];
+        } else {
+          s1.dnll.insert(s1.dnll.end(), d.begin(), d.end());
+          std::string rest = all[r].substr(n * sizeof(double));
+          for (std::size_t pos = 0, nl; (nl = rest.find('\n', pos)) != std::string::npos; pos = nl + 1)
+            s1.status.push_back(rest.substr(pos, nl - pos));
+        }
+      }
       if (two_d)
-        scans2.push_back(engine::ScanProfile2D(lik, best, px, py, gx, gy, so));
+        scans2.push_back(std::move(s2));
       else
-        scans.push_back(engine::ScanProfile(lik, best, px, gx, so));
-    });
+        scans.push_back(std::move(s1));
+    } else {
+      arena.execute([&] {
+        if (two_d)
+          scans2.push_back(engine::ScanProfile2D(lik, best, px, py, gx, gy, so));
+        else
+          scans.push_back(engine::ScanProfile(lik, best, px, gx, so));
+      });
+    }
     progress.Finish();
   }
   so.progress = nullptr;

@@ -9,6 +9,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -19,6 +20,7 @@
 #include "lepus/engine/likelihood.h"
 #include "lepus/engine/toys.h"
 #include "lepus/io/results.h"
+#include "mpi.h"
 #include "setup.h"
 
 namespace lepus::cli {
@@ -79,6 +81,45 @@ void PrintSummary(std::ostream& os, const engine::Likelihood& lik, const engine:
      << " (chi-square: sqrt(2 ndf) = " << Fmt("%.3f", std::sqrt(2.0 * t.gof_ndf)) << ")\n";
 }
 
+// Under mpirun (cli/mpi.h): every rank fitted its share of the toys; the per-toy rows go to
+// rank 0 in toy order and the summaries are recomputed there, as in one process.
+void GatherToys(const engine::Likelihood& lik, const engine::ToyOptions& opt,
+                engine::ToyResults* toys) {
+  const int npar = lik.num_params();
+  const auto [begin, end] = mpi::Share(opt.ntoys);
+  std::string mine;
+  for (int t = begin; t < end; ++t) {
+    const Eigen::VectorXd v = toys->values.row(t).transpose(), e = toys->errors.row(t).transpose();
+    const double extra[3] = {static_cast<double>(static_cast<int>(toys->status[t])), toys->nll[t],
+                             toys->gof_chi2[t]};
+    mpi::Append(&mine, v.data(), npar);
+    mpi::Append(&mine, e.data(), npar);
+    mpi::Append(&mine, extra, 3);
+  }
+  const std::vector<std::string> all = mpi::GatherToRoot(mine);
+  if (!mpi::Root()) return;
+  for (int r = 0; r < mpi::Size(); ++r) {
+    const auto [b, e] = mpi::ShareOf(opt.ntoys, r, mpi::Size());
+    const std::vector<double> d = mpi::ToDoubles(all[r]);
+    const std::size_t row = 2 * static_cast<std::size_t>(npar) + 3;
+    if (d.size() != row * static_cast<std::size_t>(e - b))
+      throw std::runtime_error("toys: rank " + std::to_string(r) + " sent " +
+                               std::to_string(d.size()) + " numbers, expected " +
+                               std::to_string(row * (e - b)));
+    for (int t = b; t < e; ++t) {
+      const double* p = d.data() + row * (t - b);
+      for (int i = 0; i < npar; ++i) {
+        toys->values(t, i) = p[i];
+        toys->errors(t, i) = p[npar + i];
+      }
+      toys->status[t] = static_cast<engine::FitStatus>(static_cast<int>(p[2 * npar]));
+      toys->nll[t] = p[2 * npar + 1];
+      toys->gof_chi2[t] = p[2 * npar + 2];
+    }
+  }
+  engine::SummarizeToys(lik, opt, toys);
+}
+
 int RunToysCommand(const ToysArgs& a, const std::string& command_line) {
   io::CheckOutputs({{"--json", a.json}, {"-o", a.output, false}}, {a.input});
   if (a.ntoys <= 0)  // also checked by the flag's validator
@@ -136,6 +177,11 @@ int RunToysCommand(const ToysArgs& a, const std::string& command_line) {
   }
 
   engine::ToyResults toys;
+  // Under mpirun, this rank's share of the toys (rank 0 reports its own share's progress).
+  std::tie(opt.toy_begin, opt.toy_end) = mpi::Share(opt.ntoys);
+  if (mpi::Size() > 1)
+    std::cerr << "lepus: " << mpi::Size() << " MPI ranks; rank 0 fits toys " << opt.toy_begin
+              << " to " << opt.toy_end - 1 << "\n";
   {
     Progress progress("toys", "fitted");
     opt.progress = [&progress](int done, int total) { progress.Update(done, total); };
@@ -143,6 +189,12 @@ int RunToysCommand(const ToysArgs& a, const std::string& command_line) {
     progress.Finish();
   }
   opt.progress = nullptr;
+  if (mpi::Size() > 1) {
+    GatherToys(lik, opt, &toys);
+    if (!mpi::Root()) return kExitOk;  // rank 0 reports and writes
+  }
+  opt.toy_begin = 0;
+  opt.toy_end = -1;
   PrintSummary(std::cerr, lik, toys);
 
   if (!a.json.empty()) WriteText(a.json, io::ToysJson(lik, opt, toys, info) + "\n");

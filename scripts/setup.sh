@@ -18,6 +18,7 @@ PACKAGES=(
   librandom123-dev libboost-dev   # counter-based RNG (generator); Boost.Histogram (producers)
   doctest-dev libbenchmark-dev     # tests and benchmarks
   ccache hdf5-tools jq             # faster rebuilds; h5dump/h5ls; JSON checks in tests/cli
+  libopenmpi-dev openmpi-bin       # MPI: `mpirun -np N lepus produce|toys|scan` (docs/scaling.md)
   liblz4-dev libzstd-dev zlib1g-dev  # codecs of lepus's in-process Blosc2/Zstd/Bitshuffle decoders
   hdf5-filter-plugin hdf5-filter-plugin-blosc-serial hdf5-plugin-lzf  # HDF5 filter plugins (LZ4, BZip2, Blosc)
   python3-numpy python3-scipy python3-h5py  # tests/rabbit_corpus, cli.rabbit_impacts: independent references (/usr/bin/python3)

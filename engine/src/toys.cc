@@ -25,6 +25,10 @@ bool ToyOptions::IsValid(int num_params, std::string* error) const {
   if (generate_at.size() != 0 && generate_at.size() != num_params)
     return fail("ToyOptions.generate_at has " + std::to_string(generate_at.size()) + " entries, but must have " +
                 std::to_string(num_params));
+  const int end = toy_end < 0 ? ntoys : toy_end;
+  if (toy_begin < 0 || toy_begin > end || end > ntoys)
+    return fail("ToyOptions toy range [" + std::to_string(toy_begin) + ", " + std::to_string(toy_end) +
+                ") is not within [0, ntoys = " + std::to_string(ntoys) + "]");
   for (int p : pull_params)
     if (p < 0 || p >= num_params) return fail("ToyOptions.pull_params has " + std::to_string(p) + ", out of range");
   return fit.IsValid(num_params, error);
@@ -81,13 +85,15 @@ ToyResults RunToys(const Likelihood& lik, const ToyOptions& opt) {
   FitOptions fo = opt.fit;
   fo.initial_params = gen;  // start each toy at the truth
   std::vector<int> ndf(opt.ntoys, 0);
+  const int tbegin = opt.toy_begin, tend = opt.toy_end < 0 ? opt.ntoys : opt.toy_end;
+  const int ntotal = tend - tbegin;
   const int threads = opt.num_threads > 0 ? opt.num_threads : tbb::info::default_concurrency();
   tbb::task_arena arena(threads);
   tbb::enumerable_thread_specific<Likelihood> clones([&] { return lik.Clone(1); });
   std::atomic<int> done{0};
   std::mutex mu;
   arena.execute([&] {
-    tbb::parallel_for(0, opt.ntoys, [&](int t) {
+    tbb::parallel_for(tbegin, tend, [&](int t) {
       if (opt.fit.cancel && opt.fit.cancel()) {  // cancelled: the toys not yet started are skipped
         out.status[t] = FitStatus::kFailed;
         ++done;
@@ -151,7 +157,7 @@ ToyResults RunToys(const Likelihood& lik, const ToyOptions& opt) {
         const int d = ++done;
         if (opt.progress) {
           std::lock_guard<std::mutex> lock(mu);
-          opt.progress(d, opt.ntoys);
+          opt.progress(d, ntotal);
         }
         return;
       }
@@ -168,12 +174,22 @@ ToyResults RunToys(const Likelihood& lik, const ToyOptions& opt) {
       const int d = ++done;
       if (opt.progress) {
         std::lock_guard<std::mutex> lock(mu);
-        opt.progress(d, opt.ntoys);
+        opt.progress(d, ntotal);
       }
     });
   });
-  out.gof_ndf = ndf.empty() ? 0 : ndf[0];
+  out.gof_ndf = tbegin < tend ? ndf[tbegin] : 0;
+  SummarizeToys(lik, opt, &out);
+  return out;
+}
 
+void SummarizeToys(const Likelihood& lik, const ToyOptions& opt, ToyResults* results) {
+  ToyResults& out = *results;
+  const int npar = lik.num_params();
+  const FitOptions& fo = opt.fit;
+  out.converged = 0;
+  out.gof_mean = out.gof_width = 0.0;
+  out.pulls.clear();
   // Summaries over converged toys.
   std::vector<int> pp = opt.pull_params;
   if (pp.empty())
@@ -214,7 +230,6 @@ ToyResults RunToys(const Likelihood& lik, const ToyOptions& opt) {
     }
     out.pulls.push_back(s);
   }
-  return out;
 }
 
 }  // namespace lepus::engine

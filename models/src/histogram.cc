@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <string>
 #include <mutex>
 #include <set>
 #include <stdexcept>
@@ -160,6 +162,42 @@ WeightedHistogram& WeightedHistogram::operator+=(const WeightedHistogram& other)
   return *this;
 }
 
+namespace {
+const char* TakeBytes(const char* p, const char* end, void* dst, std::size_t n) {
+  if (static_cast<std::size_t>(end - p) < n)
+    throw std::runtime_error("histogram bytes: " + std::to_string(end - p) + " left, " +
+                             std::to_string(n) + " needed");
+  std::memcpy(dst, p, n);
+  return p + n;
+}
+}  // namespace
+
+void WeightedHistogram::AppendBytes(std::string* out) const {
+  // (value, variance) per bin, written in place (no intermediate copy: partials are MBs).
+  const auto& a = bh::unsafe_access::storage(hist_);
+  const std::size_t at = out->size();
+  out->resize(at + 2 * sizeof(double) * static_cast<std::size_t>(size_));
+  char* q = out->data() + at;
+  for (int i = 0; i < size_; ++i) {
+    const double v[2] = {a[i].value(), a[i].variance()};
+    std::memcpy(q + 2 * sizeof(double) * i, v, sizeof(v));
+  }
+}
+
+const char* WeightedHistogram::ReadBytes(const char* p, const char* end) {
+  const std::size_t n = 2 * sizeof(double) * static_cast<std::size_t>(size_);
+  if (static_cast<std::size_t>(end - p) < n)
+    throw std::runtime_error("histogram bytes: " + std::to_string(end - p) + " left, " +
+                             std::to_string(n) + " needed");
+  auto& a = bh::unsafe_access::storage(hist_);
+  for (int i = 0; i < size_; ++i) {
+    double v[2];
+    std::memcpy(v, p + 2 * sizeof(double) * i, sizeof(v));
+    a[i] = bh::accumulators::weighted_sum<double>(v[0], v[1]);
+  }
+  return p + n;
+}
+
 // ---- VariationLayout / VariationStore
 
 int VariationLayout::Add(const std::string& name, int slot, BinRange support) {
@@ -247,6 +285,24 @@ VariationStore& VariationStore::operator+=(const VariationStore& other) {
     for (std::size_t i = lo; i < hi; ++i) a[i] += b[i];
   });
   return *this;
+}
+
+void VariationStore::AppendBytes(std::string* out) const {
+  out->push_back(touched_ ? 1 : 0);
+  if (touched_)
+    out->append(reinterpret_cast<const char*>(buffer_.data()), buffer_.size() * sizeof(double));
+}
+
+const char* VariationStore::ReadBytes(const char* p, const char* end) {
+  char flag = 0;
+  p = TakeBytes(p, end, &flag, 1);
+  if (flag) {
+    p = TakeBytes(p, end, buffer_.data(), buffer_.size() * sizeof(double));
+    touched_ = true;
+  } else {
+    Reset();
+  }
+  return p;
 }
 
 // ---- Ordered parallel reduction

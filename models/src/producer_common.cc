@@ -140,4 +140,50 @@ io::WriteOptions ResolveStorage(const engine::Model& model, const std::string& s
   return o;
 }
 
+std::string PartialBytes(const WMassHistograms& h) {
+  std::string out;
+  AppendCommonBytes(h, &out);
+  for (const auto& m : h.split) m.AppendBytes(&out);
+  const std::int64_t n = static_cast<std::int64_t>(h.split_xsec.size());
+  out.append(reinterpret_cast<const char*>(&n), sizeof(n));
+  out.append(reinterpret_cast<const char*>(h.split_xsec.data()), h.split_xsec.size() * sizeof(double));
+  out.append(reinterpret_cast<const char*>(&h.nonprompt_sim_skipped), sizeof(h.nonprompt_sim_skipped));
+  return out;
+}
+
+void ReadPartial(const std::string& bytes, WMassHistograms* h) {
+  const char* p = bytes.data();
+  const char* end = p + bytes.size();
+  p = ReadCommonBytes(p, end, h);
+  for (auto& m : h->split) p = m.ReadBytes(p, end);
+  std::int64_t n = 0;
+  if (end - p < static_cast<std::ptrdiff_t>(sizeof(n))) throw std::runtime_error("partial histograms: too few bytes");
+  std::memcpy(&n, p, sizeof(n));
+  p += sizeof(n);
+  const std::size_t rest = static_cast<std::size_t>(n) * sizeof(double) + sizeof(h->nonprompt_sim_skipped);
+  if (n < 0 || static_cast<std::size_t>(end - p) != rest)
+    throw std::runtime_error("partial histograms: " + std::to_string(end - p) + " bytes left, " +
+                             std::to_string(rest) + " expected");
+  h->split_xsec.resize(static_cast<std::size_t>(n));
+  std::memcpy(h->split_xsec.data(), p, static_cast<std::size_t>(n) * sizeof(double));
+  std::memcpy(&h->nonprompt_sim_skipped, p + n * sizeof(double), sizeof(h->nonprompt_sim_skipped));
+}
+
+std::string PartialBytes(const DileptonHistograms& h) {
+  std::string out;
+  AppendCommonBytes(h, &out);
+  out.append(reinterpret_cast<const char*>(&h.other_sim_skipped), sizeof(h.other_sim_skipped));
+  return out;
+}
+
+void ReadPartial(const std::string& bytes, DileptonHistograms* h) {
+  const char* p = bytes.data();
+  const char* end = p + bytes.size();
+  p = ReadCommonBytes(p, end, h);
+  if (static_cast<std::size_t>(end - p) != sizeof(h->other_sim_skipped))
+    throw std::runtime_error("partial histograms: " + std::to_string(end - p) + " bytes left, " +
+                             std::to_string(sizeof(h->other_sim_skipped)) + " expected");
+  std::memcpy(&h->other_sim_skipped, p, sizeof(h->other_sim_skipped));
+}
+
 }  // namespace lepus::models::detail

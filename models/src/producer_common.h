@@ -4,7 +4,10 @@
 #pragma once
 
 #include <chrono>
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <stdexcept>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,6 +15,7 @@
 #include "lepus/engine/model.h"
 #include "lepus/io/writer.h"
 #include "lepus/models/calibration.h"
+#include "lepus/models/dilepton.h"
 #include "lepus/models/event_file.h"
 #include "lepus/models/events.h"
 #include "lepus/models/generator.h"
@@ -87,6 +91,37 @@ class WorkList {
 // the partials are added into the total in item order, so the result is bitwise identical at
 // any thread count. Hist needs Reset(), operator+= and the counters sim_events / data_events
 // (events generated but rejected by the generator's filter are counted as read).
+// The bytes of a partial (ProduceOptions::send_partial): every summed member, in a fixed order.
+template <typename Hist>
+void AppendCommonBytes(const Hist& h, std::string* out) {
+  for (const auto& m : h.mc) m.AppendBytes(out);
+  h.data.AppendBytes(out);
+  h.variations.AppendBytes(out);
+  const std::int64_t counts[3] = {h.sim_events, h.data_events, h.data_selected};
+  out->append(reinterpret_cast<const char*>(counts), sizeof(counts));
+  out->append(reinterpret_cast<const char*>(h.selected.data()),
+              h.selected.size() * sizeof(h.selected[0]));
+}
+template <typename Hist>
+const char* ReadCommonBytes(const char* p, const char* end, Hist* h) {
+  for (auto& m : h->mc) p = m.ReadBytes(p, end);
+  p = h->data.ReadBytes(p, end);
+  p = h->variations.ReadBytes(p, end);
+  std::int64_t counts[3];
+  const std::size_t n = sizeof(counts) + h->selected.size() * sizeof(h->selected[0]);
+  if (static_cast<std::size_t>(end - p) < n) throw std::runtime_error("partial histograms: too few bytes");
+  std::memcpy(counts, p, sizeof(counts));
+  std::memcpy(h->selected.data(), p + sizeof(counts), n - sizeof(counts));
+  h->sim_events = counts[0];
+  h->data_events = counts[1];
+  h->data_selected = counts[2];
+  return p + n;
+}
+std::string PartialBytes(const WMassHistograms& h);
+void ReadPartial(const std::string& bytes, WMassHistograms* h);
+std::string PartialBytes(const DileptonHistograms& h);
+void ReadPartial(const std::string& bytes, DileptonHistograms* h);
+
 template <typename Hist, typename Scratch, typename Make, typename FillFn>
 Hist OrderedFill(WorkList& work, const ProduceOptions& options, Make make, FillFn fill) {
   const int threads = ResolveThreads(options.num_threads);
@@ -99,9 +134,21 @@ Hist OrderedFill(WorkList& work, const ProduceOptions& options, Make make, FillF
   ProduceProgress progress;
   progress.events_total = work.total();
   const auto start = std::chrono::steady_clock::now();
+  // Distributed (ProduceOptions::ranks > 1): the owner of every slot's item; items of other
+  // ranks are not filled here (rank 0 receives them in the reduce step).
+  const int ranks = std::max(options.ranks, 1);
+  std::vector<int> owner(slots, 0);
+  std::int64_t next_index = 0;
+  Hist received = ranks > 1 && options.rank == 0 ? make() : Hist{};
   OrderedParallelReduce(
-      threads, slots, [&](int s) { return work.Next(&items[s]); },
+      threads, slots,
       [&](int s) {
+        if (!work.Next(&items[s])) return false;
+        owner[s] = static_cast<int>(next_index++ % ranks);
+        return true;
+      },
+      [&](int s) {
+        if (owner[s] != options.rank) return;
         WorkItem& it = items[s];
         if (it.generator) {
           it.batch.Clear();
@@ -118,7 +165,17 @@ Hist OrderedFill(WorkList& work, const ProduceOptions& options, Make make, FillF
         }
       },
       [&](int s) {
-        total += partials[s];
+        if (ranks > 1 && options.rank != 0) {
+          if (owner[s] == options.rank) options.send_partial(PartialBytes(partials[s]));
+          partials[s].Reset();
+          return;
+        }
+        if (owner[s] != options.rank) {
+          ReadPartial(options.receive_partial(owner[s]), &received);
+          total += received;
+        } else {
+          total += partials[s];
+        }
         partials[s].Reset();
         progress.events_done += items[s].progress_units;
         if (options.progress) {
@@ -146,6 +203,7 @@ Production ProduceChain(const Config& config, const ProduceOptions& options) {
   auto h = producer.Fill(options);
   const double fill = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   Production out;
+  if (options.ranks > 1 && options.rank != 0) return out;  // rank 0 builds and writes
   io::TensorWriter writer = producer.MakeFitInput(h, &out.summary);
   const auto t1 = std::chrono::steady_clock::now();
   out.model = writer.Build();

@@ -70,6 +70,50 @@ TEST_CASE("toys are identical at 1 and 2 threads and depend on the seed") {
   CHECK((a.values - c.values).cwiseAbs().maxCoeff() > 0.0);
 }
 
+TEST_CASE("toy ranges put together give the whole ensemble (mpirun lepus toys)") {
+  Likelihood lik(ToyModel());
+  ToyOptions o;
+  o.ntoys = 7;
+  o.seed = 3;
+  const ToyResults all = RunToys(lik, o);
+  ToyResults parts = all;
+  parts.values.setConstant(std::nan(""));
+  parts.errors = parts.values;
+  for (auto [b, e] : {std::pair{0, 3}, std::pair{3, 3}, std::pair{3, 7}}) {
+    o.toy_begin = b;
+    o.toy_end = e;
+    const ToyResults r = RunToys(lik, o);
+    for (int t = 0; t < o.ntoys; ++t) {
+      if (t < b || t >= e) {
+        CHECK(r.status[t] == FitStatus::kFailed);
+        CHECK(std::isnan(r.nll[t]));
+        continue;
+      }
+      parts.values.row(t) = r.values.row(t);
+      parts.errors.row(t) = r.errors.row(t);
+      parts.status[t] = r.status[t];
+      parts.nll[t] = r.nll[t];
+      parts.gof_chi2[t] = r.gof_chi2[t];
+    }
+  }
+  parts.converged = -1;
+  parts.pulls.clear();
+  o.toy_begin = 0;
+  o.toy_end = -1;
+  SummarizeToys(lik, o, &parts);
+  CHECK((all.values - parts.values).cwiseAbs().maxCoeff() == 0.0);
+  CHECK(parts.converged == all.converged);
+  CHECK(parts.gof_mean == all.gof_mean);
+  REQUIRE(parts.pulls.size() == all.pulls.size());
+  CHECK(parts.pulls[0].mean == all.pulls[0].mean);
+  CHECK(parts.pulls[0].width == all.pulls[0].width);
+  o.toy_begin = 5;
+  o.toy_end = 4;
+  std::string err;
+  CHECK_FALSE(o.IsValid(lik.num_params(), &err));
+  CHECK(err.find("toy range") != std::string::npos);
+}
+
 TEST_CASE("observed toys generate at the best fit; options are validated") {
   Likelihood lik(ToyModel());
   ToyOptions o;

@@ -2,6 +2,7 @@
 // at 1 and 2 threads, locality of the per-eta-bin variations, closure of the produced fit input
 // (Asimov and pseudo-data with a known mass shift), configuration errors.
 #include <doctest/doctest.h>
+#include <deque>
 
 #include <cmath>
 #include <cstring>
@@ -22,6 +23,12 @@
 
 using namespace lepus;
 using namespace lepus::models;
+
+// models/src/producer_common.h (private): the bytes of a partial of `mpirun lepus produce`.
+namespace lepus::models::detail {
+std::string PartialBytes(const WMassHistograms& h);
+void ReadPartial(const std::string& bytes, WMassHistograms* h);
+}  // namespace lepus::models::detail
 
 namespace {
 
@@ -148,6 +155,55 @@ TEST_CASE("WMassProducer: the fit-channel histograms equal a brute-force loop ov
   CHECK(total > 0);
   CHECK(nonzero > 1000);
   CHECK(h.sim_events == static_cast<std::int64_t>(batch.size()));
+}
+
+TEST_CASE("WMassProducer: a fill spread over 3 ranks (ProduceOptions::ranks) equals one process") {
+  // The MPI protocol of `mpirun lepus produce` in one process: ranks 1 and 2 fill their items
+  // (i % 3) and hand the partials over in item order; rank 0 takes them from those queues.
+  WMassConfig c = SmallConfig();
+  c.simulation.events = 200000;
+  c.luminosity_pb = 5.0;
+  c.chunk_events = 16384;
+  const WMassProducer producer(c);
+  const WMassHistograms one = producer.Fill(ProduceOptions{2, {}});
+  std::vector<std::deque<std::string>> sent(3);
+  for (int r = 1; r < 3; ++r) {
+    ProduceOptions o{1, {}};
+    o.rank = r;
+    o.ranks = 3;
+    o.send_partial = [&sent, r](const std::string& bytes) { sent[r].push_back(bytes); };
+    producer.Fill(o);
+    CHECK(sent[r].size() > 2);
+  }
+  ProduceOptions o{2, {}};
+  o.ranks = 3;
+  std::int64_t last_done = 0;
+  o.progress = [&last_done](const ProduceProgress& p) { last_done = p.events_done; };
+  o.receive_partial = [&sent](int owner) {
+    REQUIRE(!sent[owner].empty());
+    std::string bytes = std::move(sent[owner].front());
+    sent[owner].pop_front();
+    return bytes;
+  };
+  const WMassHistograms three = producer.Fill(o);
+  CHECK(sent[1].empty());
+  CHECK(sent[2].empty());
+  CHECK(last_done == one.sim_events + one.data_events);  // global progress on rank 0
+  CHECK(three.sim_events == one.sim_events);
+  CHECK(three.data_events == one.data_events);
+  CHECK(three.selected == one.selected);
+  for (int s = 0; s < kWMassMcSlots; ++s) {
+    CHECK(SameBits(one.mc[s].Sumw(), three.mc[s].Sumw()));
+    CHECK(SameBits(one.mc[s].Sumw2(), three.mc[s].Sumw2()));
+  }
+  CHECK(SameBits(one.data.Sumw(), three.data.Sumw()));
+  const std::vector<double> zeros(producer.fit_space().size(), 0.0);
+  for (int id = 0; id < producer.layout().size(); ++id)
+    REQUIRE(SameBits(one.variations.Varied(id, zeros), three.variations.Varied(id, zeros)));
+  // Truncated bytes are an error, not a silent zero.
+  WMassHistograms scratch = producer.Fill(ProduceOptions{1, {}});
+  std::string bytes = detail::PartialBytes(scratch);
+  CHECK_THROWS_AS(detail::ReadPartial(bytes.substr(0, bytes.size() / 2), &scratch), std::runtime_error);
 }
 
 TEST_CASE("WMassProducer: the histograms and the fit input are identical at 1 and 2 threads") {

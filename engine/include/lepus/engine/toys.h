@@ -37,6 +37,11 @@ struct ToyOptions {
   std::vector<int> pull_params;     // parameters summarised; empty = POIs and NOIs
   std::function<void(int, int)> progress;  // (done, total), serialised
   int num_threads = 0;              // toys in parallel; 0 = all hardware threads
+  // Only toys [toy_begin, toy_end) are fitted (toy_end < 0: to ntoys); the others keep status
+  // kFailed and NaN results. Toy i is the same wherever it runs (seeded by (seed, i)), so an
+  // ensemble split in ranges and put together (SummarizeToys) is the ensemble of one run
+  // (`mpirun lepus toys`, docs/scaling.md). progress counts the toys of the range.
+  int toy_begin = 0, toy_end = -1;
 
   bool IsValid(int num_params, std::string* error) const;
 };
@@ -65,5 +70,9 @@ struct ToyResults {
 // Throws std::invalid_argument for invalid options; NumericalError (fit.h) when the generating
 // point cannot be found (the best fit for kObserved did not converge).
 ToyResults RunToys(const Likelihood& likelihood, const ToyOptions& options);
+
+// The summaries (converged, pulls, saturated statistic) from the per-toy results of `results`
+// (truth, values, errors, status, nll, gof_chi2 of all toys); RunToys ends with it.
+void SummarizeToys(const Likelihood& likelihood, const ToyOptions& options, ToyResults* results);
 
 }  // namespace lepus::engine

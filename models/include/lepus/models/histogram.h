@@ -137,6 +137,11 @@ class WeightedHistogram {
   // Adds another histogram over the same space (Boost checks the axes).
   WeightedHistogram& operator+=(const WeightedHistogram& other);
   const Hist& boost_histogram() const noexcept { return hist_; }
+  // Bytes of the bins' sums (for sending a partial to another process, `mpirun lepus produce`):
+  // AppendBytes adds them to *out; ReadBytes sets this histogram (same space) from them and
+  // returns the position after them; throws std::runtime_error when the bytes are too few.
+  void AppendBytes(std::string* out) const;
+  const char* ReadBytes(const char* p, const char* end);
 
  private:
   Hist hist_;
@@ -218,6 +223,9 @@ class VariationStore {
   void Reset();
   VariationStore& operator+=(const VariationStore& other);
   const VariationLayout* layout() const noexcept { return layout_; }
+  // As WeightedHistogram::AppendBytes / ReadBytes (an untouched store is one byte).
+  void AppendBytes(std::string* out) const;
+  const char* ReadBytes(const char* p, const char* end);
 
  private:
   const VariationLayout* layout_ = nullptr;

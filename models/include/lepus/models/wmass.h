@@ -42,6 +42,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <string_view>
 #include <vector>
 
@@ -208,9 +209,26 @@ struct ProduceProgress {
 };
 
 struct ProduceOptions {
+  ProduceOptions() = default;
+  // ProduceOptions{threads, progress}: the common case (the distribution fields keep their
+  // defaults without -Wmissing-field-initializers).
+  ProduceOptions(int threads, std::function<void(const ProduceProgress&)> on_progress)
+      : num_threads(threads), progress(std::move(on_progress)) {}
+
   int num_threads = 0;  // 0 = all cores
   // Called from one thread at a time after each work item.
   std::function<void(const ProduceProgress&)> progress;
+  // Distributed fill (`mpirun lepus produce`, docs/scaling.md; the CLI sets these, models knows
+  // nothing about MPI): this process is rank `rank` of `ranks`, work item i belongs to rank
+  // i % ranks. A rank other than 0 fills its items and hands each item's partial histograms, as
+  // bytes, to send_partial (in item order); rank 0 fills its own and takes the others' from
+  // receive_partial(owner) in item order, adding every partial into the total exactly as one
+  // process does, so the fit input is bitwise identical for any number of ranks. Ranks other
+  // than 0 stop after the fill (the production they return is empty). progress (rank 0) counts
+  // every item.
+  int rank = 0, ranks = 1;
+  std::function<void(const std::string&)> send_partial;
+  std::function<std::string(int owner)> receive_partial;
 };
 
 // The fit-input process slots of the simulation.
