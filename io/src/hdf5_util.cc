@@ -1,4 +1,4 @@
-#include "hdf5_util.h"
+#include "lepus/io/internal/hdf5_util.h"
 
 #include <algorithm>
 #include <cmath>

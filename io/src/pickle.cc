@@ -9,7 +9,7 @@
 #include <unordered_map>
 
 #include "format_util.h"
-#include "hdf5_util.h"
+#include "lepus/io/internal/hdf5_util.h"
 
 namespace lepus::io::pickle {
 

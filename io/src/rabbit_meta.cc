@@ -17,7 +17,7 @@
 #include <stdexcept>
 
 #include "format_util.h"
-#include "hdf5_util.h"
+#include "lepus/io/internal/hdf5_util.h"
 
 namespace lepus::io {
 

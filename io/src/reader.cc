@@ -17,7 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "format_util.h"
-#include "hdf5_util.h"
+#include "lepus/io/internal/hdf5_util.h"
 #include "pickle.h"
 #include "rabbit_meta.h"
 

@@ -16,7 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "format_util.h"
-#include "hdf5_util.h"
+#include "lepus/io/internal/hdf5_util.h"
 #include "lepus/io/errors.h"
 #include "lepus/io/output.h"
 

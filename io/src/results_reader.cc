@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "hdf5_util.h"
+#include "lepus/io/internal/hdf5_util.h"
 
 namespace lepus::io {
 

@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "format_util.h"
-#include "hdf5_util.h"
+#include "lepus/io/internal/hdf5_util.h"
 #include "lepus/io/output.h"
 
 #ifndef LEPUS_VERSION_STRING

@@ -19,7 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "hdf5_util.h"  // io's private RAII layer (Handle, ErrorSilencer, InputFile, ...)
+#include "lepus/io/internal/hdf5_util.h"  // io's private RAII layer (Handle, ErrorSilencer, InputFile, ...)
 #include "lepus/io/errors.h"
 #include "lepus/io/output.h"
 #include "lepus/models/generator.h"

@@ -12,7 +12,7 @@
 
 #include <doctest/doctest.h>
 
-#include "hdf5_util.h"  // private io layer: unit-level filter check
+#include "lepus/io/internal/hdf5_util.h"  // private io layer: unit-level filter check
 #include "io_test_util.h"
 #include "lepus/io/reader.h"
 #include "test_support.h"

@@ -1,4 +1,5 @@
-// Private RAII layer over the HDF5 C API for lepus::io (not installed, not part of the API).
+// Internal RAII layer over the HDF5 C API, shared by lepus::io and the event files of lepus::models
+// (target lepus_io_internal; not installed, not part of the API).
 //
 // Every failure becomes an InputError of the form "<file>: <dataset>: <what>" with the innermost
 // HDF5 error description appended where there is one; the automatic HDF5 error-stack printing is
