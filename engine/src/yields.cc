@@ -677,7 +677,11 @@ void Likelihood::BetaYieldVariance(const Eigen::VectorXd& x, Eigen::VectorXd* tv
   const Eigen::MatrixXd hinv = llt.solve(Eigen::MatrixXd::Identity(na, na));
   // g = d yield / d beta at fixed x per row: its own beta, and beta variations from other bins.
   Eigen::MatrixXd pull;
+  std::vector<std::int64_t> bv_row;  // [nbins * nproc]: the row of (bin, process) with a beta, or -1
   if (bv) {
+    bv_row.assign(static_cast<std::size_t>(m.nbins * nproc), -1);
+    for (std::int64_t r = 0; r < im.bin_row[m.nbins]; ++r)
+      if (row_a[r] >= 0) bv_row[t.row_bin[r] * nproc + t.row_proc[r]] = r;
     pull.setZero(m.nbins, nproc);
     for (std::int64_t r = 0; r < im.bin_row[m.nbins]; ++r)
       if (row_a[r] >= 0) pull(t.row_bin[r], t.row_proc[r]) = std::sqrt(im.row_k[r]) * (ybeta[r] - 1.0);
@@ -702,9 +706,8 @@ void Likelihood::BetaYieldVariance(const Eigen::VectorXd& x, Eigen::VectorXd* tv
       for (std::int64_t j = 0; j < m.nbins; ++j) {
         const double v = m.beta_variations[p](b, j);
         if (v == 0.0) continue;
-        // the beta of (j, p)
-        for (std::int64_t q = im.bin_row[j]; q < im.bin_row[j + 1]; ++q)
-          if (t.row_proc[q] == p && row_a[q] >= 0) g.push_back({row_a[q], scale * v * std::sqrt(im.row_k[q])});
+        const std::int64_t q = bv_row[j * nproc + p];  // the row of (j, p) with a beta, or -1
+        if (q >= 0) g.push_back({row_a[q], scale * v * std::sqrt(im.row_k[q])});
       }
     }
     double var = 0.0;
