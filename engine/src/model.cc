@@ -1,6 +1,7 @@
 #include "lepus/engine/model.h"
 
 #include <cmath>
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 
@@ -16,6 +17,20 @@ SystematicType SystematicTypeFromString(const std::string& text) {
   throw std::invalid_argument("systematic type is \"" + text +
                               "\", but must be \"log_normal\" or \"normal\"");
 }
+
+std::string ToString(EntryKind kind) {
+  switch (kind) {
+    case EntryKind::kModel: return "model";
+    case EntryKind::kNormsysCode1: return "normsys_code1";
+    case EntryKind::kNormsysCode4: return "normsys_code4";
+    case EntryKind::kHistosysCode0: return "histosys_code0";
+    case EntryKind::kHistosysCode4p: return "histosys_code4p";
+    case EntryKind::kFactor: return "factor";
+  }
+  return "unknown";
+}
+
+std::string ToString(ConstraintKind kind) { return kind == ConstraintKind::kPoisson ? "poisson" : "gaussian"; }
 
 std::string ToString(StorageKind kind) { return kind == StorageKind::kDense ? "dense" : "sparse"; }
 
@@ -90,6 +105,37 @@ bool Model::IsValid(std::string* error) const {
     if (!std::isfinite(constraint_weights[s]) || constraint_weights[s] < 0)
       return fail("constraint_weights[" + Str(s) + "] is " + Str(constraint_weights[s]) +
                   ", but must be finite and >= 0");
+  auto check_size = [&](std::size_t n, const char* name) {
+    return n == 0 || static_cast<int>(n) == nsyst ||
+           fail(std::string(name) + " has " + Str(n) + " entries, but must be empty or have one per systematic (" +
+                Str(nsyst) + ")");
+  };
+  if (!check_size(constraint_kinds.size(), "constraint_kinds") ||
+      !check_size(global_observables.size(), "global_observables") ||
+      !check_size(initial_values.size(), "initial_values") || !check_size(lower_bounds.size(), "lower_bounds") ||
+      !check_size(upper_bounds.size(), "upper_bounds") || !check_size(fixed.size(), "fixed"))
+    return false;
+  for (int s = 0; s < nsyst; ++s) {
+    const std::string name = " (" + systematics[s] + ")";
+    if (!constraint_kinds.empty() && constraint_kinds[s] != ConstraintKind::kGaussian &&
+        constraint_kinds[s] != ConstraintKind::kPoisson)
+      return fail("constraint_kinds[" + Str(s) + "]" + name + " is " + Str(static_cast<int>(constraint_kinds[s])) +
+                  ", but must be gaussian or poisson");
+    const bool poisson = !constraint_kinds.empty() && constraint_kinds[s] == ConstraintKind::kPoisson;
+    if (poisson && !(constraint_weights[s] > 0))
+      return fail("constraint_weights[" + Str(s) + "]" + name + " is " + Str(constraint_weights[s]) +
+                  ", but a Poisson constraint needs tau > 0");
+    if (!global_observables.empty() &&
+        (!std::isfinite(global_observables[s]) || (poisson && global_observables[s] < 0)))
+      return fail("global_observables[" + Str(s) + "]" + name + " is " + Str(global_observables[s]) +
+                  (poisson ? ", but must be finite and >= 0 (Poisson constraint)" : ", but must be finite"));
+    if (!initial_values.empty() && !std::isfinite(initial_values[s]))
+      return fail("initial_values[" + Str(s) + "]" + name + " is " + Str(initial_values[s]) + ", but must be finite");
+    const double lo = lower_bounds.empty() ? -std::numeric_limits<double>::infinity() : lower_bounds[s];
+    const double hi = upper_bounds.empty() ? std::numeric_limits<double>::infinity() : upper_bounds[s];
+    if (std::isnan(lo) || std::isnan(hi) || !(lo <= hi))
+      return fail("bounds of " + systematics[s] + " are [" + Str(lo) + ", " + Str(hi) + "], but must satisfy lower <= upper");
+  }
   for (std::size_t i = 0; i < noi_indices.size(); ++i)
     if (noi_indices[i] < 0 || noi_indices[i] >= nsyst)
       return fail("noi_indices[" + Str(i) + "] is " + Str(noi_indices[i]) +
@@ -227,6 +273,14 @@ bool Model::IsValid(std::string* error) const {
   if (asymmetric != !t.logk_halfdiff.empty() && !(asymmetric && t.syst.empty()))
     return fail(std::string("tensor: logk_halfdiff is ") + (t.logk_halfdiff.empty() ? "empty" : "filled") +
                 ", but the model is " + (asymmetric ? "asymmetric" : "symmetric"));
+  const bool kinds = !t.entry_kind.empty();
+  if (kinds && (t.entry_kind.size() != t.syst.size() || t.entry_up.size() != t.syst.size() ||
+                t.entry_down.size() != t.syst.size()))
+    return fail("tensor: entry_kind, entry_up and entry_down have " + Str(t.entry_kind.size()) + ", " +
+                Str(t.entry_up.size()) + " and " + Str(t.entry_down.size()) + " entries, but must have " +
+                Str(t.syst.size()) + " each (one per entry) when entry kinds are given");
+  if (!kinds && (!t.entry_up.empty() || !t.entry_down.empty()))
+    return fail("tensor: entry_up / entry_down are filled, but entry_kind is empty");
   if (!t.logk_halfdiff.empty() && t.logk_halfdiff.size() != t.syst.size())
     return fail("tensor: logk_halfdiff has " + Str(t.logk_halfdiff.size()) + " entries, but syst has " + Str(t.syst.size()));
   for (std::int64_t r = 0; r < nrows; ++r) {
@@ -246,15 +300,35 @@ bool Model::IsValid(std::string* error) const {
     for (std::int64_t i = t.row_start[r]; i < t.row_start[r + 1]; ++i) {
       if (t.syst[i] < 0 || t.syst[i] >= nsyst)
         return fail("tensor: syst[" + Str(i) + "] is " + Str(t.syst[i]) + ", but must be in [0, " + Str(nsyst) + ")");
-      if (i > t.row_start[r] && t.syst[i] <= t.syst[i - 1])
-        return fail("tensor: syst[" + Str(i) + "] is " + Str(t.syst[i]) + ", but columns must increase within a row");
+      if (i > t.row_start[r] && (kinds ? t.syst[i] < t.syst[i - 1] : t.syst[i] <= t.syst[i - 1]))
+        return fail("tensor: syst[" + Str(i) + "] is " + Str(t.syst[i]) + ", but columns must " +
+                    (kinds ? "not decrease" : "increase") + " within a row");
+      if (kinds) {
+        const EntryKind k = t.entry_kind[i];
+        const double up = t.entry_up[i], down = t.entry_down[i];
+        const std::string at = "tensor entry " + Str(i) + " (bin " + Str(t.row_bin[r]) + ", process " +
+                               processes[t.row_proc[r]] + ", " + systematics[t.syst[i]] + ")";
+        if (static_cast<int>(k) > static_cast<int>(EntryKind::kFactor))
+          return fail(at + ": entry_kind is " + Str(static_cast<int>(k)) + ", but must be a known EntryKind");
+        if (!std::isfinite(up) || !std::isfinite(down))
+          return fail(at + ": entry_up / entry_down are " + Str(up) + " / " + Str(down) + ", but must be finite");
+        if ((k == EntryKind::kNormsysCode1 || k == EntryKind::kNormsysCode4) && !(up > 0 && down > 0))
+          return fail(at + ": normsys factors (hi, lo) are (" + Str(up) + ", " + Str(down) + "), but must be > 0");
+        if (i > t.row_start[r] && t.syst[i] == t.syst[i - 1] &&
+            (k == t.entry_kind[i - 1] || k == EntryKind::kModel || k == EntryKind::kFactor))
+          return fail(at + ": the systematic is listed twice in the row with kinds " + ToString(t.entry_kind[i - 1]) +
+                      " and " + ToString(k) + ", but a repeated column needs distinct normsys / histosys kinds");
+      }
       if (!std::isfinite(t.logk_avg[i]))
         return fail("tensor: logk_avg[" + Str(i) + "] is " + Str(t.logk_avg[i]) + ", but must be finite");
       if (!t.logk_halfdiff.empty() && !std::isfinite(t.logk_halfdiff[i]))
         return fail("tensor: logk_halfdiff[" + Str(i) + "] is " + Str(t.logk_halfdiff[i]) + ", but must be finite");
       any_logk = any_logk || t.logk_avg[i] != 0.0 || (!t.logk_halfdiff.empty() && t.logk_halfdiff[i] != 0.0);
     }
-    if (systematic_type == SystematicType::kLogNormal && any_logk && !(t.norm[r] > 0))
+    bool any_model = !kinds;
+    for (std::int64_t i = t.row_start[r]; kinds && i < t.row_start[r + 1]; ++i)
+      any_model = any_model || (t.entry_kind[i] == EntryKind::kModel && t.logk_avg[i] != 0.0);
+    if (systematic_type == SystematicType::kLogNormal && any_logk && any_model && !(t.norm[r] > 0))
       return fail("tensor: norm at (bin " + Str(t.row_bin[r]) + ", process " + processes[t.row_proc[r]] + ") is " +
                   Str(t.norm[r]) + ", but must be > 0 where log-normal logk is non-zero");
   }

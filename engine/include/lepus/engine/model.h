@@ -22,6 +22,41 @@ std::string ToString(SystematicType type);
 // Accepts "log_normal"/"lognormal" and "normal"; throws std::invalid_argument otherwise.
 SystematicType SystematicTypeFromString(const std::string& text);
 
+// How one tensor entry (systematic s on a (bin, process) row) enters that row's yield. Rows whose
+// entries are all kModel follow the model-wide SystematicType (rabbit); any other kind makes the
+// row "general": lambda = (r_N * norm + sum_additive delta_i(theta)) * exp(sum_exponent e_i(theta))
+// * prod_factor theta_i (with the POI r as a factor of the whole row for kLogNormal models, of the
+// nominal only for kNormal). docs/histfactory.md gives every formula; engine/src/row_kernel.h
+// implements them, with exact first and second derivatives.
+//   kModel          rabbit: exponent (kLogNormal) or additive (kNormal) theta * (logk_avg +
+//                   alpha(theta) * logk_halfdiff)
+//   kNormsysCode1   exponent, HistFactory normsys interpolation code 1: factor up^theta (theta >= 0),
+//                   down^-theta (theta < 0); entry_up / entry_down are the factors (> 0)
+//   kNormsysCode4   exponent, code 4: the code-1 factor for |theta| >= 1, a degree-6 polynomial
+//                   matching value, slope and curvature at +-1 inside (pyhf's definition)
+//   kHistosysCode0  additive, code 0: theta * up (theta >= 0), -theta * down (theta < 0), where
+//                   entry_up = hi - nominal and entry_down = lo - nominal
+//   kHistosysCode4p additive, code 4p: code 0 for |theta| > 1, a polynomial in |theta| <= 1
+//   kFactor         linear factor: the row's yield is multiplied by theta (normfactor, lumi,
+//                   staterror / shapesys / shapefactor gammas)
+enum class EntryKind : std::uint8_t {
+  kModel = 0,
+  kNormsysCode1,
+  kNormsysCode4,
+  kHistosysCode0,
+  kHistosysCode4p,
+  kFactor,
+};
+std::string ToString(EntryKind kind);
+
+// How a systematic is constrained (Model::constraint_kinds).
+//   kGaussian: cw (theta - theta0)^2 / 2 with cw = constraint_weights[s] (0: free)
+//   kPoisson:  tau (theta - theta0) - tau theta0 ln(theta / theta0), tau = constraint_weights[s]:
+//              the saturated -ln Poisson(tau theta0 | tau theta) of HistFactory's shapesys (zero
+//              at theta = theta0; the auxiliary count is tau theta0)
+enum class ConstraintKind : std::uint8_t { kGaussian = 0, kPoisson };
+std::string ToString(ConstraintKind kind);
+
 // Where the tensor came from (informational; the engine always uses the row layout below).
 enum class StorageKind { kDense, kSparse };
 std::string ToString(StorageKind kind);
@@ -57,6 +92,12 @@ struct Tensor {
   std::vector<std::int32_t> syst;      // [nnz] systematic column, increasing within a row
   std::vector<double> logk_avg;        // [nnz] symmetric logk (or the avg plane)
   std::vector<double> logk_halfdiff;   // [nnz] halfdiff plane, empty if the model is symmetric
+  // Per-entry kinds [nnz], or empty (every entry kModel). With kinds, entry_up / entry_down [nnz]
+  // hold the kinds' two numbers (see EntryKind; 0 for kModel and kFactor), and a row may list a
+  // column more than once with different kinds (HistFactory's normsys + histosys of one
+  // parameter on one sample); columns are then non-decreasing within a row.
+  std::vector<EntryKind> entry_kind;
+  std::vector<double> entry_up, entry_down;
 
   std::int64_t num_rows() const { return static_cast<std::int64_t>(norm.size()); }
   std::int64_t num_entries() const { return static_cast<std::int64_t>(syst.size()); }
@@ -115,6 +156,14 @@ struct Model {
   Tensor tensor;
 
   std::vector<ExternalTerm> external_terms;  // added to the NLL (likelihood.h)
+
+  // Per-systematic settings beyond rabbit's model (HistFactory workspaces); each is [nsyst] or
+  // empty (the default in brackets).
+  std::vector<ConstraintKind> constraint_kinds;  // [kGaussian]
+  std::vector<double> global_observables;        // constraint centres theta0 [0]
+  std::vector<double> initial_values;            // fit starting point [theta0]
+  std::vector<double> lower_bounds, upper_bounds;  // [-inf, +inf]; Fit keeps theta inside
+  std::vector<char> fixed;                       // held at the initial value by Fit [0]
 
   // rabbit's hbetavariations, per process [nbins_full x nbins] (empty: none): in Barlow-Beeston
   // full mode the reported yield of (bin i, process p) becomes
