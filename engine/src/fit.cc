@@ -243,7 +243,8 @@ std::string DescribeBadBins(const Likelihood& lik, const Eigen::VectorXd& x, boo
 
 }  // namespace
 
-FitResult Fit(const Likelihood& lik, const FitOptions& options) {
+// The fit without the model's bounds and fixed parameters (Fit below adds them).
+FitResult FitFree(const Likelihood& lik, const FitOptions& options) {
   const auto t_start = Clock::now();
   const int npar = lik.num_params();
   std::string err;
@@ -592,6 +593,94 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
       res.message += (res.message.empty() ? "" : "; ") + bad;
     }
   }
+  res.time_total = Seconds(t_start, Clock::now());
+  return res;
+}
+
+// Bounds (Model::lower_bounds / upper_bounds) by an active set around the free Newton fit:
+// parameters that end outside their box are held at the bound and the others refitted; a held
+// parameter whose gradient pulls it back inside by more than the EDM tolerance is released. At
+// the end every floating parameter is inside its box and every held one satisfies the KKT sign
+// condition, i.e. the result is the minimum over the box (docs/histfactory.md "Bounds and fixed
+// parameters").
+FitResult Fit(const Likelihood& lik, const FitOptions& options) {
+  const Model& m = lik.model();
+  const int npar = lik.num_params();
+  const int npoi = m.num_signals;
+  const bool has_bounds = !m.lower_bounds.empty() || !m.upper_bounds.empty();
+  bool has_fixed = false;
+  for (char f : m.fixed) has_fixed = has_fixed || f;
+  if (!has_bounds && !has_fixed) return FitFree(lik, options);
+  std::string err;
+  if (!options.IsValid(npar, &err)) throw std::invalid_argument(err);
+  const auto t_start = Clock::now();
+  constexpr double kInfinity = std::numeric_limits<double>::infinity();
+  Eigen::VectorXd lo = Eigen::VectorXd::Constant(npar, -kInfinity), hi = Eigen::VectorXd::Constant(npar, kInfinity);
+  for (int s = 0; s < m.num_systematics(); ++s) {
+    if (!m.lower_bounds.empty()) lo[npoi + s] = m.lower_bounds[s];
+    if (!m.upper_bounds.empty()) hi[npoi + s] = m.upper_bounds[s];
+  }
+  std::vector<bool> base = options.frozen.empty() ? std::vector<bool>(npar, false) : options.frozen;
+  for (int s = 0; s < static_cast<int>(m.fixed.size()); ++s)
+    if (m.fixed[s]) base[npoi + s] = true;
+  FitOptions o = options;
+  Eigen::VectorXd x = options.initial_params.size() ? options.initial_params : lik.InitialParams();
+  for (int i = 0; i < npar; ++i)
+    if (!base[i]) x[i] = std::clamp(x[i], lo[i], hi[i]);
+  std::vector<bool> active(npar, false);
+  FitResult res;
+  int evaluations = 0, iterations = 0;
+  const int max_rounds = 2 * npar + 5;
+  for (int round = 0; round < max_rounds; ++round) {
+    o.frozen = base;
+    for (int i = 0; i < npar; ++i) o.frozen[i] = o.frozen[i] || active[i];
+    o.initial_params = x;
+    res = FitFree(lik, o);
+    evaluations += res.evaluations;
+    iterations += res.iterations;
+    if (res.status == FitStatus::kFailed) break;
+    // Floating parameters outside their box: hold them at the bound.
+    bool outside = false;
+    for (int i = 0; i < npar; ++i) {
+      if (o.frozen[i] || (res.x[i] >= lo[i] && res.x[i] <= hi[i])) continue;
+      outside = true;
+      active[i] = true;
+    }
+    x = res.x;
+    for (int i = 0; i < npar; ++i)
+      if (active[i]) x[i] = std::clamp(x[i], lo[i], hi[i]);
+    if (outside) continue;
+    // Held parameters the NLL pulls back inside: release the one with the largest predicted
+    // decrease g_i^2 / (2 H_ii), if above the EDM tolerance.
+    bool any_active = false;
+    for (int i = 0; i < npar; ++i) any_active = any_active || active[i];
+    if (!any_active) break;
+    Eigen::VectorXd g, diag;
+    lik.ValueAndGradient(res.x, &g);
+    if (res.hessian.rows() == npar) diag = res.hessian.diagonal();
+    else lik.HessianDiagonal(res.x, &diag);
+    int release = -1;
+    double best = options.edm_tolerance;
+    for (int i = 0; i < npar; ++i) {
+      if (!active[i]) continue;
+      const bool at_lo = res.x[i] <= lo[i], at_hi = res.x[i] >= hi[i];
+      const bool inward = (at_lo && g[i] < 0) || (at_hi && g[i] > 0);
+      if (!inward || !(diag[i] > 0)) continue;
+      const double gain = 0.5 * g[i] * g[i] / diag[i];
+      if (gain > best) { best = gain; release = i; }
+    }
+    if (release < 0) break;
+    active[release] = false;
+    if (round + 1 == max_rounds) {
+      res.status = FitStatus::kNotConverged;
+      res.message = "the active set of bounded parameters did not settle in " + std::to_string(max_rounds) + " rounds";
+    }
+  }
+  res.evaluations = evaluations;
+  res.iterations = iterations;
+  res.at_bound.clear();
+  for (int i = 0; i < npar; ++i)
+    if (active[i]) res.at_bound.push_back(i);
   res.time_total = Seconds(t_start, Clock::now());
   return res;
 }

@@ -314,6 +314,11 @@ FitResult FitCeres(const Likelihood& lik, const FitOptions& options, bool dogleg
     throw std::invalid_argument("fit method ceres supports the Poisson likelihood with gamma Barlow-Beeston lite "
                                 "terms and no external terms only, but this fit uses: " + lik.Describe() +
                                 "; use --method dense");
+  // Its residuals are written for rabbit's model-wide systematic type (Gaussian constraints).
+  if (!lik.model().tensor.entry_kind.empty() || !lik.model().constraint_kinds.empty())
+    throw std::invalid_argument("fit method ceres supports rabbit-style models (one systematic type, Gaussian "
+                                "constraints) only, but this model has HistFactory modifiers or Poisson "
+                                "constraints; use --method dense");
   const ceres::SparseLinearAlgebraLibraryType library = SparseLibrary();
 
   const Model& m = lik.model();

@@ -25,6 +25,7 @@ void SliceSecondOrder(const Likelihood::Impl& im, const Point& pt, std::int64_t 
   out->setZero(im.npar);
   Eigen::VectorXd jv = Eigen::VectorXd::Zero(im.npar), ju = jv;
   detail::BinState st;
+  detail::GeneralRowEval gre;
   for (std::int64_t b = b0; b < b1; ++b) {
     detail::ComputeBin(im, pt, b, true, &st);
     if (!st.ok) continue;
@@ -38,6 +39,17 @@ void SliceSecondOrder(const Likelihood::Impl& im, const Point& pt, std::int64_t 
       const double w1 = full ? st.fr.w[r - r0] : ((st.has_beta && im.row_scaled[r]) ? gv : gu);
       const double dr = full ? st.fr.d[r - r0] : 0.0;
       const double lr = st.lam[r - r0], ex = st.ex[r - r0];
+      if (im.any_general && im.row_general[r]) {
+        // General row (row_kernel.h): (w1 d2lambda + d_r g g^T) v, or its diagonal.
+        detail::GeneralRow(im.RowInputs(pt), r, 2, &gre);
+        for (int j = 0; j < gre.n; ++j)
+          for (int k = 0; k < gre.n; ++k) {
+            const double hjk = w1 * gre.h(j, k) + dr * gre.g[j] * gre.g[k];
+            if (mode == 0) (*out)[gre.col[j]] += hjk * (*v)[gre.col[k]];
+            else if (gre.col[j] == gre.col[k]) (*out)[gre.col[j]] += hjk;
+          }
+        continue;
+      }
       const int p = t.row_proc[r];
       const std::int64_t i0 = t.row_start[r], i1 = t.row_start[r + 1];
       const double scale = lognormal ? lr : 1.0;
@@ -125,7 +137,11 @@ void SecondOrder(const Likelihood::Impl& im, const Eigen::VectorXd& x, const Eig
   result->setZero(im.npar);
   for (const auto& o : outs) *result += o;  // fixed order: identical at any thread count
   const Model& m = *im.model;
-  for (int s = 0; s < im.nsyst; ++s) (*result)[im.npoi + s] += m.constraint_weights[s] * (mode == 0 ? (*v)[im.npoi + s] : 1.0);
+  for (int s = 0; s < im.nsyst; ++s) {
+    double d1 = 0.0, d2 = 0.0;
+    im.Constraint(s, pt.theta[s], &d1, &d2);
+    (*result)[im.npoi + s] += d2 * (mode == 0 ? (*v)[im.npoi + s] : 1.0);
+  }
   // External terms: H_e v (or its diagonal) on their parameters.
   for (const detail::ExternalPart& e : im.externals) {
     if (e.hess.size() == 0) continue;

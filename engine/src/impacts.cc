@@ -278,7 +278,15 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
   out.global_nuisance = Eigen::MatrixXd::Zero(nt, npar);
   for (int j = npoi; j < npar; ++j) {
     const double cw = lik.params()[j].constraint_weight;
-    if (cw > 0 && !res.frozen[j]) out.global_nuisance.col(j) = crow.col(j) * std::sqrt(cw);
+    if (!(cw > 0) || res.frozen[j]) continue;
+    // Gaussian: d2 NLL / dtheta dtheta0 = -cw, sigma(theta0) = 1 / sqrt(cw). Poisson (shapesys):
+    // -tau / theta and sigma(theta0) = sqrt(theta / tau) (the auxiliary count tau theta0 ~
+    // Poisson(tau theta)); both give the column times sqrt(cw) (Poisson: sqrt(tau / theta)).
+    const Model& m = lik.model();
+    const int s = j - npoi;
+    const bool pois = !m.constraint_kinds.empty() && m.constraint_kinds[s] == ConstraintKind::kPoisson;
+    const double f = pois ? (res.x[j] > 0 ? std::sqrt(cw / res.x[j]) : 0.0) : std::sqrt(cw);
+    out.global_nuisance.col(j) = crow.col(j) * f;
   }
   const Eigen::VectorXd& k = lik.bb_kstat();
   // The spread of the data and of beta0 (Poisson sqrt(n), chi-square sigma, covariance fits a

@@ -232,7 +232,9 @@ void Likelihood::Impl::Init() {
     info.kind = is_noi[s] ? ParamKind::kNoi : ParamKind::kNuisance;
     info.constraint_weight = m.constraint_weights[s];
     info.constrained = info.constraint_weight > 0;
-    info.prefit = 0.0;
+    info.prefit = !m.initial_values.empty()       ? m.initial_values[s]
+                  : !m.global_observables.empty() ? m.global_observables[s]
+                                                  : 0.0;
     info.prefit_error = info.constrained ? 1.0 / std::sqrt(info.constraint_weight) : kNaN;
     if (!m.systematic_scales.empty()) info.scale = m.systematic_scales[s];
     if (!m.systematic_units.empty()) info.unit = m.systematic_units[s];
@@ -241,6 +243,9 @@ void Likelihood::Impl::Init() {
 
   data = m.data_obs;
   theta0 = Eigen::VectorXd::Zero(nsyst);
+  for (int s = 0; s < nsyst && !m.global_observables.empty(); ++s) theta0[s] = m.global_observables[s];
+  poisson.assign(m.constraint_kinds.empty() ? 0 : nsyst, 0);
+  for (int s = 0; s < static_cast<int>(poisson.size()); ++s) poisson[s] = m.constraint_kinds[s] == ConstraintKind::kPoisson;
 
   const Tensor& t = m.tensor;
   const std::int64_t nrows = t.num_rows();
@@ -248,10 +253,29 @@ void Likelihood::Impl::Init() {
   for (std::int64_t r = 0; r < nrows; ++r) ++bin_row[t.row_bin[r] + 1];
   for (std::int64_t b = 0; b < m.nbins_full; ++b) bin_row[b + 1] += bin_row[b];
 
+  // General rows (entry kinds other than kModel) and the code-4 coefficients of their entries.
+  row_general.assign(nrows, 0);
+  any_general = false;
+  coef_index.clear();
+  coef.clear();
+  if (!t.entry_kind.empty()) {
+    coef_index.assign(t.num_entries(), -1);
+    for (std::int64_t r = 0; r < nrows; ++r)
+      for (std::int64_t i = t.row_start[r]; i < t.row_start[r + 1]; ++i) {
+        if (t.entry_kind[i] != EntryKind::kModel) row_general[r] = 1;
+        if (t.entry_kind[i] == EntryKind::kNormsysCode4) {
+          coef_index[i] = static_cast<std::int64_t>(coef.size());
+          const auto a = detail::NormsysCode4Coefficients(t.entry_up[i], t.entry_down[i]);
+          coef.insert(coef.end(), a.begin(), a.end());
+        }
+      }
+    for (char g : row_general) any_general = any_general || g;
+  }
+
   row_full.assign(nrows, 0);
   for (std::int64_t r = 0; r < nrows; ++r) {
     const std::int64_t i0 = t.row_start[r], i1 = t.row_start[r + 1];
-    bool full = nsyst > 0 && i1 - i0 == nsyst;
+    bool full = nsyst > 0 && i1 - i0 == nsyst && !row_general[r];
     for (std::int64_t i = i0; full && i < i1; ++i) full = t.syst[i] == i - i0;
     row_full[r] = full;
   }
@@ -416,6 +440,12 @@ void Likelihood::Impl::MakePoint(const Eigen::VectorXd& x, Point* pt) const {
 
 double Likelihood::Impl::RowYield(const Point& pt, std::int64_t r, double* expo) const {
   const Tensor& t = model->tensor;
+  if (any_general && row_general[r]) {
+    detail::GeneralRowEval ev;
+    detail::GeneralRow(RowInputs(pt), r, 0, &ev);
+    *expo = 1.0;  // unused for general rows (their derivatives come from GeneralRow)
+    return ev.lambda;
+  }
   const bool asym = !t.logk_halfdiff.empty();
   double e = 0.0;
   if (row_full[r]) {
@@ -962,6 +992,10 @@ void Likelihood::Impl::BinJacobian(const Point& pt, std::int64_t b, const double
   const std::int64_t r0 = bin_row[b];
   for (std::int64_t r = r0; r < bin_row[b + 1]; ++r) {
     Eigen::VectorXd& j = row_scaled[r] ? *jv : *ju;
+    if (any_general && row_general[r]) {
+      detail::AddRowGradient(*this, pt, r, lam[r - r0], ex[r - r0], 1.0, &j);
+      continue;
+    }
     const int p = t.row_proc[r];
     if (p < npoi) j[p] += pt.dr[p] * t.norm[r] * ex[r - r0];
     const double scale = lognormal ? lam[r - r0] : 1.0;
@@ -992,6 +1026,7 @@ void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t 
   for (std::int64_t b = b0; b < b1; ++b) max_rows = std::max(max_rows, bin_row[b + 1] - bin_row[b]);
   std::vector<double> lam(max_rows), ex(max_rows);
   detail::FullRows fr;  // full mode: the bin's per-row weights
+  detail::GeneralRowEval gre;  // general rows (row_kernel.h)
 
   // Per-bin derivative accumulators (dense over parameters, reset through the touch list).
   Eigen::VectorXd jv, ju;
@@ -1037,6 +1072,19 @@ void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t 
       // Full mode: the row's own curvature d_r (d lambda_r)(d lambda_r)^T.
       const double dr = full && level >= 2 ? fr.d[r - r0] : 0.0;
       const double lr = lam[r - r0];
+      if (any_general && row_general[r]) {
+        // General row (row_kernel.h): gradient w1 g, Hessian w1 d2lambda (+ full mode's d_r g g^T).
+        detail::GeneralRow(RowInputs(pt), r, level, &gre);
+        for (int k = 0; k < gre.n; ++k) out->grad[gre.col[k]] += w1 * gre.g[k];
+        if (level < 2) continue;
+        auto& H = out->hess;
+        for (int j = 0; j < gre.n; ++j)
+          for (int k = 0; k < gre.n; ++k) {
+            const int cj = gre.col[j], ck = gre.col[k];
+            if (cj >= ck) H(cj, ck) += w1 * gre.h(j, k) + dr * gre.g[j] * gre.g[k];
+          }
+        continue;
+      }
       const int p = t.row_proc[r];
       const std::int64_t i0 = t.row_start[r], i1 = t.row_start[r + 1];
       // d lambda_r / d x for the POI of this row; d lambda / d theta_s = lr * g (log-normal) or g.
@@ -1341,16 +1389,14 @@ double Likelihood::Impl::Evaluate(const Eigen::VectorXd& x, int level, Eigen::Ve
   }
   // Fixed-order reduction: identical results at any thread count.
   for (const auto& o : outs) nll += o.nll;
-  // Gaussian constraints.
-  for (int s = 0; s < nsyst; ++s) {
-    const double d = pt.theta[s] - theta0[s];
-    nll += 0.5 * m.constraint_weights[s] * d * d;
-  }
+  // Constraints (Gaussian, or Poisson for HistFactory's shapesys).
+  Eigen::VectorXd cd1(nsyst), cd2(nsyst);
+  for (int s = 0; s < nsyst; ++s) nll += Constraint(s, pt.theta[s], &cd1[s], &cd2[s]);
   if (level >= 1) {
     grad->setZero(npar);
     for (const auto& o : outs)
       if (o.grad.size() == npar) *grad += o.grad;
-    for (int s = 0; s < nsyst; ++s) (*grad)[npoi + s] += m.constraint_weights[s] * (pt.theta[s] - theta0[s]);
+    for (int s = 0; s < nsyst; ++s) (*grad)[npoi + s] += cd1[s];
   }
   if (level >= 2) {
     hess->setZero(npar, npar);
@@ -1364,7 +1410,7 @@ double Likelihood::Impl::Evaluate(const Eigen::VectorXd& x, int level, Eigen::Ve
         }
       });
     });
-    for (int s = 0; s < nsyst; ++s) (*hess)(npoi + s, npoi + s) += m.constraint_weights[s];
+    for (int s = 0; s < nsyst; ++s) (*hess)(npoi + s, npoi + s) += cd2[s];
     hess->triangularView<Eigen::StrictlyUpper>() = hess->transpose();
     for (auto& o : outs) hess_pool.Give(std::move(o.hess));
     if (cov_w) *hess += cov_jac.transpose() * (*cov_w) * cov_jac;
@@ -1425,6 +1471,8 @@ Eigen::VectorXd Likelihood::InitialParams() const {
   Eigen::VectorXd x(impl_->npar);
   x.head(impl_->npoi).setOnes();
   x.tail(impl_->nsyst) = impl_->theta0;
+  const Model& m = *impl_->model;
+  for (int s = 0; s < impl_->nsyst && !m.initial_values.empty(); ++s) x[impl_->npoi + s] = m.initial_values[s];
   return x;
 }
 
@@ -1515,6 +1563,10 @@ void Likelihood::SetGlobalObservables(const Eigen::VectorXd& theta0, const Eigen
   if (!theta0.allFinite() || !beta0.allFinite() || (gamma && (beta0.array() <= 0).any()))
     throw std::invalid_argument(gamma ? "global observables must be finite and beta0 > 0"
                                       : "global observables must be finite");
+  for (int s = 0; s < static_cast<int>(impl_->poisson.size()); ++s)
+    if (impl_->poisson[s] && theta0[s] < 0)
+      throw std::invalid_argument("theta0[" + std::to_string(s) + "] (" + impl_->model->systematics[s] + ") is " +
+                                  std::to_string(theta0[s]) + ", but a Poisson-constrained centre must be >= 0");
   impl_->theta0 = theta0;
   impl_->beta0 = beta0;
 }

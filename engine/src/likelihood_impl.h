@@ -15,6 +15,7 @@
 #include <tbb/task_arena.h>
 
 #include "lepus/engine/likelihood.h"
+#include "row_kernel.h"
 
 namespace lepus::engine {
 
@@ -278,6 +279,15 @@ struct Likelihood::Impl {
   // [nrows]: the row holds every systematic in order (syst = 0 .. nsyst-1): the NLL and gradient
   // use contiguous vector operations instead of the indexed gather / scatter (dense models).
   std::vector<char> row_full;
+  // [nrows]: the row has an entry that is not kModel (HistFactory kinds): evaluated by
+  // detail::GeneralRow (row_kernel.h) instead of the rabbit loops. coef_index [nnz] / coef: the
+  // normsys code-4 polynomial coefficients (6 per such entry, -1 elsewhere); empty when unused.
+  std::vector<char> row_general;
+  bool any_general = false;
+  std::vector<std::int64_t> coef_index;
+  std::vector<double> coef;
+  // Per systematic: Poisson-constrained (Model::constraint_kinds).
+  std::vector<char> poisson;
   std::vector<std::int64_t> bin_row;      // [nbins_full + 1] first row of each bin
   // Parameters touched by each fitted bin (sorted): POIs of its signal rows, systematics.
   std::vector<std::int64_t> bin_touch_start;
@@ -291,6 +301,41 @@ struct Likelihood::Impl {
   std::shared_ptr<tbb::task_arena> arena;  // replaced (not shared) by Clone
 
   void Init();
+  detail::GeneralRowInputs RowInputs(const Point& pt) const {
+    detail::GeneralRowInputs in;
+    in.tensor = &model->tensor;
+    in.type = model->systematic_type;
+    in.npoi = npoi;
+    in.r = pt.r.data();
+    in.dr = pt.dr.data();
+    in.d2r = pt.d2r.data();
+    in.theta = pt.theta.data();
+    in.coef_index = coef_index.empty() ? nullptr : coef_index.data();
+    in.coef = coef.data();
+    return in;
+  }
+  // Constraint term of systematic s at theta (Gaussian or Poisson, Model::constraint_kinds) and
+  // its first two derivatives; +inf outside a Poisson constraint's domain (theta <= 0).
+  double Constraint(int s, double theta, double* d1, double* d2) const {
+    const double w = model->constraint_weights[s], c = theta0[s];
+    if (!poisson.empty() && poisson[s]) {
+      if (c == 0.0) {
+        *d1 = w;
+        *d2 = 0.0;
+        return theta >= 0 ? w * theta : detail::kInf;
+      }
+      if (!(theta > 0)) {
+        *d1 = *d2 = detail::kNaN;
+        return detail::kInf;
+      }
+      *d1 = w - w * c / theta;
+      *d2 = w * c / (theta * theta);
+      return w * (theta - c) - w * c * std::log(theta / c);
+    }
+    *d1 = w * (theta - c);
+    *d2 = w;
+    return 0.5 * w * (theta - c) * (theta - c);
+  }
   void MakePoint(const Eigen::VectorXd& x, Point* pt) const;
   // level: 0 value, 1 + gradient, 2 + Hessian
   // fixed_beta: when non-null, beta is held at these values (not profiled): the NLL is then
@@ -399,6 +444,12 @@ inline double TotalDerivative(const BinTerm& st, double jv, double ju) {
 inline void AddRowGradient(const Likelihood::Impl& im, const Point& pt, std::int64_t r, double lam, double ex, double factor,
                     Eigen::VectorXd* j) {
   const Tensor& t = im.model->tensor;
+  if (im.any_general && im.row_general[r]) {
+    thread_local GeneralRowEval ev;
+    GeneralRow(im.RowInputs(pt), r, 1, &ev);
+    for (int k = 0; k < ev.n; ++k) (*j)[ev.col[k]] += factor * ev.g[k];
+    return;
+  }
   const bool asym = !t.logk_halfdiff.empty();
   const bool lognormal = im.model->systematic_type == SystematicType::kLogNormal;
   const int p = t.row_proc[r];

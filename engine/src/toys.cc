@@ -127,7 +127,13 @@ ToyResults RunToys(const Likelihood& lik, const ToyOptions& opt) {
         std::normal_distribution<double> gaus(0.0, 1.0);
         for (int s = 0; s < m.num_systematics(); ++s) {
           const double cw = m.constraint_weights[s];
-          theta0[s] = cw > 0 ? gen[npoi + s] + gaus(rng) / std::sqrt(cw) : 0.0;
+          if (!m.constraint_kinds.empty() && m.constraint_kinds[s] == ConstraintKind::kPoisson) {
+            // HistFactory's shapesys: the auxiliary count tau theta0 ~ Poisson(tau theta_gen).
+            std::poisson_distribution<long long> aux(std::max(cw * gen[npoi + s], 0.0));
+            theta0[s] = static_cast<double>(aux(rng)) / cw;
+          } else {
+            theta0[s] = cw > 0 ? gen[npoi + s] + gaus(rng) / std::sqrt(cw) : 0.0;
+          }
         }
         // beta0 around beta = beta0 of the generating point with its constraint's spread: gamma
         // (k, 1/k); normal-multiplicative N(1, 1/k); normal-additive N(0, 1) (rabbit's frequentist

@@ -126,6 +126,9 @@ struct FitResult {
   Eigen::MatrixXd covariance_rows;
   int cg_iterations = 0;  // total CG iterations (matrix-free)
   std::vector<bool> frozen;
+  // Parameters held at a bound of Model::lower_bounds / upper_bounds by Fit's active set (also
+  // marked in frozen: their errors are 0 and the covariance is that of the others).
+  std::vector<int> at_bound;
 
   // Saturated goodness of fit: chi2 = 2 * nll, ndf = nbins - unconstrained floating params.
   double gof_chi2 = 0.0;
@@ -144,7 +147,8 @@ struct FitResult {
 };
 
 // Minimises the likelihood. Never throws for numerical trouble (the status says it); throws
-// std::invalid_argument when the options are invalid for this likelihood.
+// std::invalid_argument when the options are invalid for this likelihood. Parameters fixed by the
+// model (Model::fixed) are frozen, and the model's bounds are respected (active set; at_bound).
 FitResult Fit(const Likelihood& likelihood, const FitOptions& options = {});
 
 // Chi-square survival function Q(ndf/2, chi2/2) (p-value of the saturated test).

@@ -90,7 +90,7 @@ struct ParamInfo {
   ParamKind kind = ParamKind::kNuisance;
   bool constrained = false;  // Gaussian constraint (cw > 0)
   double constraint_weight = 0.0;
-  double prefit = 0.0;        // reported prefit value (mu = 1 for POIs, theta0 for nuisances)
+  double prefit = 0.0;        // reported prefit value (mu = 1 for POIs; initial value or theta0)
   double prefit_error = 0.0;  // 1/sqrt(cw) for constrained nuisances, NaN when unconstrained
   double scale = 0.0;         // physical value of theta = 1 (0 = none)
   std::string unit;
@@ -119,7 +119,8 @@ class Likelihood {
   // Index of a parameter by exact name, -1 if absent.
   int FindParam(const std::string& name) const;
 
-  // Default starting point: x = 1 for POIs (mu = 1), theta0 for nuisances.
+  // Default starting point: x = 1 for POIs (mu = 1); for systematics Model::initial_values, else
+  // the constraint centres theta0.
   Eigen::VectorXd InitialParams() const;
 
   // Observed data ([nbins]); defaults to model().data_obs. Throws std::invalid_argument on size
