@@ -310,14 +310,10 @@ class Asymptotic {
     return r;
   }
 
-  double PoiError() {
-    std::string m;
-    return Prepare(&m) ? free_.error : kNaN;
-  }
-  double MuHat() {
-    std::string m;
-    return Prepare(&m) ? free_.mu : kNaN;
-  }
+  // Makes the shared fits; false (and why) when one of them failed.
+  bool Ready(std::string* message) { return Prepare(message); }
+  double PoiError() const { return free_.error; }
+  double MuHat() const { return free_.mu; }
 
  private:
   bool Prepare(std::string* message) {
@@ -696,11 +692,17 @@ UpperLimitResult UpperLimit(const Likelihood& lik, const UpperLimitOptions& opt)
       mu_hat = free.mu;
       scale = free.error;
     } else {
-      const HypoTestResult probe = asym.Evaluate(std::max(s.model_lo, 0.0) > 0 ? s.model_lo : 1.0, false);
-      if (!probe.ok()) throw EvalFailure{probe.message};
+      std::string message;
+      if (!asym.Ready(&message)) throw EvalFailure{message};
       mu_hat = asym.MuHat();
       scale = asym.PoiError();
-      if (!(scale > 0) || !std::isfinite(scale)) scale = probe.sigma_asimov;
+      if (!(scale > 0) || !std::isfinite(scale)) {
+        // No Hessian error (e.g. mu-hat on a bound): the Asimov sigma at a value inside the domain.
+        const double probe_at = std::min(std::max(mu_hat, std::max(s.model_lo, 0.0)) + 1.0, s.model_hi);
+        const HypoTestResult probe = asym.Evaluate(probe_at, false);
+        if (!probe.ok()) throw EvalFailure{probe.message};
+        scale = probe.sigma_asimov;
+      }
     }
     out.mu_hat = mu_hat;
     if (!(scale > 0) || !std::isfinite(scale)) scale = 1.0;

@@ -198,6 +198,19 @@ TEST_CASE("upper limits: CLs = 1 - CL at the limits, observed and expected again
     CHECK(l90.observed < lim.observed);
     CHECK(std::abs(HypoTest(lik, l90.observed, o.hypotest).cls_obs - 0.1) < 1e-6);
   }
+  // The same limits with mu = x^2 (the Asimov fit at mu' = 0 sits on the boundary x = 0) and with
+  // the POI as a nuisance of interest.
+  for (bool noi : {false, true}) {
+    CAPTURE(noi);
+    LikelihoodOptions lo = NoBb();
+    lo.poi_positive = !noi;
+    Likelihood lik(noi ? CountingNoi(7) : Counting(7), lo);
+    const UpperLimitResult lim = UpperLimit(lik);
+    CAPTURE(lim.message);
+    REQUIRE(lim.ok());
+    CHECK(lim.observed == doctest::Approx(1.0759352268070306).epsilon(1e-6));
+    CHECK(lim.expected[2] == doctest::Approx(expected[2]).epsilon(1e-6));
+  }
   Likelihood lik(Counting(12), NoBb());
   UpperLimitOptions bad;
   bad.hypotest.test_stat = TestStatistic::kQ0;
@@ -326,4 +339,29 @@ TEST_CASE("toy hypothesis tests are identical at 1 and 2 threads and depend on t
   REQUIRE(d.ok());
   CHECK(d.p_value >= 0.0);
   CHECK(d.p_value <= 1.0);
+}
+
+TEST_CASE("the POI's model bounds hold for q even while the fit ignores them") {
+  // mu-hat = (7 - 10) / 5 = -0.6 lies below the POI's lower bound 0: the free fit is redone on the
+  // bound, so q equals q~ here; a tested value outside [0, 10] is an error.
+  Model m = CountingNoi(7);
+  m.lower_bounds = {0.0};
+  m.upper_bounds = {10.0};
+  Likelihood lik(m, NoBb());
+  HypoTestOptions o;
+  o.test_stat = TestStatistic::kQ;
+  for (double mu : {0.5, 1.5}) {
+    const HypoTestResult r = HypoTest(lik, mu, o);
+    REQUIRE(r.ok());
+    CHECK(r.mu_hat == 0.0);
+    CHECK(r.q_obs == doctest::Approx(QMu(mu, 7, true)).epsilon(1e-7));
+  }
+  CHECK_THROWS_AS(HypoTest(lik, 11.0, o), std::invalid_argument);
+  CHECK_THROWS_AS(HypoTest(lik, -0.5, o), std::invalid_argument);
+  // Without the bound, q uses the negative mu-hat.
+  Likelihood free(CountingNoi(7), NoBb());
+  const HypoTestResult r = HypoTest(free, 1.5, o);
+  REQUIRE(r.ok());
+  CHECK(r.mu_hat == doctest::Approx(-0.6).epsilon(1e-7));
+  CHECK(r.q_obs == doctest::Approx(QMu(1.5, 7, false)).epsilon(1e-7));
 }
