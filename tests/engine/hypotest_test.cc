@@ -365,3 +365,24 @@ TEST_CASE("the POI's model bounds hold for q even while the fit ignores them") {
   CHECK(r.mu_hat == doctest::Approx(-0.6).epsilon(1e-7));
   CHECK(r.q_obs == doctest::Approx(QMu(1.5, 7, false)).epsilon(1e-7));
 }
+
+TEST_CASE("a toy-based observed limit agrees with the asymptotic one at large counts") {
+  Likelihood lik(LargeCounts(), NoBb());
+  UpperLimitOptions o;
+  o.expected = false;
+  const UpperLimitResult a = UpperLimit(lik, o);
+  REQUIRE(a.ok());
+  o.hypotest.calculator = HypoCalculator::kToys;
+  o.hypotest.ntoys = 400;
+  o.hypotest.seed = 3;
+  o.hypotest.num_threads = 2;
+  o.rel_tolerance = 1e-4;
+  const UpperLimitResult t = UpperLimit(lik, o);
+  CAPTURE(t.message);
+  REQUIRE(t.ok());
+  CAPTURE(a.observed);
+  CAPTURE(t.observed);
+  // The limit sits where CLs = 0.05 (CLs+b ~ 0.04 there): 400 toys give a few percent on it.
+  CHECK(std::abs(t.observed - a.observed) < 0.08 * a.observed);
+  CHECK(std::isnan(t.expected[2]));  // not asked for
+}
