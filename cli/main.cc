@@ -1,4 +1,4 @@
-// The `lepus` command: subcommands fit, scan, toys, inspect, demo, report, generate, produce,
+// The `lepus` command: subcommands fit, scan, toys, hypotest, limit, inspect, demo, report, generate, produce,
 // calibrate, bench. Exit codes (README.md):
 //   0 success, 1 invalid input or flags, 2 fit not converged / failed, 3 internal error.
 #include <exception>
@@ -34,6 +34,8 @@ int main(int argc, char** argv) {
   const std::vector<Command> commands = {AddFitCommand(app, command_line),
                                          AddScanCommand(app, command_line),
                                          AddToysCommand(app, command_line),
+                                         AddHypotestCommand(app, command_line),
+                                         AddLimitCommand(app, command_line),
                                          AddInspectCommand(app),
                                          AddDemoCommand(app, command_line),
                                          AddReportCommand(app),

@@ -92,5 +92,8 @@ std::string FormatSeconds(double seconds);
 // ---- Subcommands of this family (one file each).
 Command AddScanCommand(CLI::App& parent, const std::string& command_line);
 Command AddToysCommand(CLI::App& parent, const std::string& command_line);
+// `hypotest` and `limit` (hypotest_command.cc).
+Command AddHypotestCommand(CLI::App& parent, const std::string& command_line);
+Command AddLimitCommand(CLI::App& parent, const std::string& command_line);
 
 }  // namespace lepus::cli
