@@ -1,6 +1,7 @@
 // HistFactory JSON workspaces (io/src/workspace.cc): the model built from every modifier type,
 // interpolation options, gzip input, JSON Patch and patchset application, format detection and
 // the messages of malformed workspaces (each names the JSON path).
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <string>
@@ -545,4 +546,45 @@ TEST_CASE("workspace: description for inspect") {
   CHECK(d.parameters[1].width == doctest::Approx(0.02));
   CHECK(d.parameters[6].constraint == "poisson");
   CHECK(d.parameters[6].width == doctest::Approx(100.0));
+}
+
+TEST_CASE("workspace: every value replaced or removed gives a model or an InputError") {
+  // A systematic mutation sweep: each JSON value of the workspace (at every depth) is replaced by
+  // values of other types and edge numbers, or removed; the reader must build a valid model or
+  // throw InputError, never anything else.
+  const Json base = TwoChannel();
+  const Json flat = base.flatten();
+  std::vector<std::string> pointers;
+  for (const auto& item : flat.items()) {
+    std::string p = item.key();
+    while (!p.empty()) {
+      pointers.push_back(p);
+      p = p.substr(0, p.rfind('/'));
+    }
+  }
+  std::sort(pointers.begin(), pointers.end());
+  pointers.erase(std::unique(pointers.begin(), pointers.end()), pointers.end());
+  const std::vector<Json> values = {nullptr, -1.0, 0.0, 1e308, -1e308, 1e-320, "x", Json::array(),
+                                    Json::object(), true, Json::array({1.0, 2.0}), 7};
+  int built = 0, refused = 0;
+  for (const std::string& p : pointers) {
+    std::vector<Json> variants;
+    for (const Json& v : values) variants.push_back(base.patch(Json::array({{{"op", "replace"}, {"path", p}, {"value", v}}})));
+    variants.push_back(base.patch(Json::array({{{"op", "remove"}, {"path", p}}})));
+    for (const Json& ws : variants) {
+      CAPTURE(p);
+      try {
+        const Model m = ModelFromWorkspace(ws, ReadOptions{});
+        std::string error;
+        CHECK(m.IsValid(&error));
+        ++built;
+      } catch (const InputError&) {
+        ++refused;
+      } catch (const std::exception& e) {
+        FAIL("unexpected exception at " << p << ": " << e.what());
+      }
+    }
+  }
+  CHECK(built > 0);
+  CHECK(refused > 0);
 }
