@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include "lepus/io/errors.h"
 
 #ifndef LEPUS_VERSION
@@ -95,7 +97,7 @@ std::string JoinCommandLine(int argc, char** argv) {
   return out;
 }
 
-engine::Model ReadInput(const std::string& path, io::ReadInfo* info) {
+engine::Model ReadInput(const std::string& path, io::ReadInfo* info, const io::ReadOptions& options) {
   namespace fs = std::filesystem;
   std::error_code ec;
   const auto st = fs::status(path, ec);
@@ -103,9 +105,42 @@ engine::Model ReadInput(const std::string& path, io::ReadInfo* info) {
   if (fs::is_directory(st)) throw io::InputError(path + ": is a directory, not a fit input file");
   io::ReadInfo local;
   io::ReadInfo* ri = info ? info : &local;
-  engine::Model model = io::ReadFitInput(path, ri);
+  engine::Model model = io::ReadFitInput(path, ri, options);
   for (const std::string& w : ri->warnings) std::cerr << "lepus: warning: " << w << "\n";
   return model;
+}
+
+void AddWorkspaceFlags(CLI::App* sub, io::ReadOptions* options) {
+  const char* group = "HistFactory JSON workspaces";
+  sub->add_option("--patch", options->patches,
+                  "apply this JSON Patch (RFC 6902) file to the workspace (repeatable, in order)")
+      ->type_name("FILE")
+      ->allow_extra_args(false)
+      ->group(group);
+  auto* patchset = sub->add_option("--patchset", options->patchset,
+                                   "HEPData patchset file; applies its patch --patch-name "
+                                   "(after the --patch files)")
+                       ->type_name("FILE")
+                       ->group(group);
+  auto* name = sub->add_option("--patch-name", options->patch_name, "the patch of --patchset to apply")
+                   ->type_name("NAME")
+                   ->group(group);
+  patchset->needs(name);
+  name->needs(patchset);
+  sub->add_option("--measurement", options->measurement,
+                  "the workspace measurement to use (default: the first)")
+      ->type_name("NAME")
+      ->group(group);
+  sub->add_option("--normsys-interp", options->normsys_interp, "normsys interpolation")
+      ->type_name("CODE")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"code1", "code4"}))
+      ->group(group);
+  sub->add_option("--histosys-interp", options->histosys_interp, "histosys interpolation")
+      ->type_name("CODE")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"code0", "code4p"}))
+      ->group(group);
 }
 
 engine::FitOptions MakeFitOptions(const engine::Likelihood& likelihood, const FitFlags& flags) {

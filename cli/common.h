@@ -42,9 +42,16 @@ std::string Version();
 // The command line as one string (recorded in the result files).
 std::string JoinCommandLine(int argc, char** argv);
 
-// Reads a fit input, printing the reader's warnings to stderr as "lepus: warning: ...".
+// Reads a fit input (HDF5, or a HistFactory JSON workspace with the options of
+// AddWorkspaceFlags), printing the reader's warnings to stderr as "lepus: warning: ...".
 // Throws io::InputError naming the file when it is missing, not a regular file or invalid.
-engine::Model ReadInput(const std::string& path, io::ReadInfo* info = nullptr);
+engine::Model ReadInput(const std::string& path, io::ReadInfo* info = nullptr,
+                        const io::ReadOptions& options = {});
+
+// The workspace flags of every command that reads a fit input: --patch FILE (repeatable),
+// --patchset FILE with --patch-name NAME, --measurement NAME, --normsys-interp code1|code4,
+// --histosys-interp code0|code4p (docs/histfactory.md "Reading workspaces").
+void AddWorkspaceFlags(CLI::App* sub, io::ReadOptions* options);
 
 // Flags shared by the commands that run a fit (`fit`, `demo`).
 struct FitFlags {

@@ -32,6 +32,7 @@ namespace {
 
 struct FitArgs {
   std::string input;
+  io::ReadOptions read;    // workspace flags (JSON workspaces)
   std::string output;      // HDF5 results
   std::string json;        // JSON summary, "-" = stdout
   bool asimov = false;
@@ -433,7 +434,7 @@ Json RefitChecksJson(const engine::Likelihood& lik, const engine::FitResult& r,
 int RunFit(const FitArgs& a, const std::string& command_line) {
   io::CheckOutputs({{"--json", a.json}, {"-o", a.output, false}, {"--report", a.report, false}},
                    {a.input});
-  engine::Model model = ReadInput(a.input);
+  engine::Model model = ReadInput(a.input, nullptr, a.read);
   const bool want_report = !a.report.empty();
   const bool want_impacts = a.impacts || a.global_impacts || !a.groups.empty() || want_report;
   const bool want_postfit =
@@ -687,7 +688,10 @@ Command AddFitCommand(CLI::App& parent, const std::string& command_line) {
   CLI::App* sub = parent.add_subcommand(
       "fit", "Maximum-likelihood fit of a fit input (HDF5 tensor layout). The report goes to "
              "stderr; --json and -o write machine-readable results.");
-  sub->add_option("input", args->input, "fit input file (HDF5)")->required()->type_name("FILE");
+  sub->add_option("input", args->input, "fit input file (HDF5, or a HistFactory JSON workspace)")
+      ->required()
+      ->type_name("FILE");
+  AddWorkspaceFlags(sub, &args->read);
   sub->add_option("-o,--output", args->output, "write the HDF5 results file here")
       ->type_name("FILE");
   sub->add_option("--json", args->json, "write the JSON summary to FILE ('-' = stdout)")

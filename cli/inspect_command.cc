@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,6 +13,7 @@
 
 #include "common.h"
 #include "lepus/engine/model.h"
+#include "lepus/io/workspace.h"
 
 namespace lepus::cli {
 namespace {
@@ -20,6 +22,7 @@ using nlohmann::json;
 
 struct InspectArgs {
   std::string input;
+  io::ReadOptions read;  // workspace flags (JSON workspaces)
   bool json = false;
 };
 
@@ -220,14 +223,80 @@ void PrintText(const json& j, std::ostream& os) {
   os << "\n";
 }
 
+// The HistFactory view of a workspace: channels, samples, modifiers and their parameters.
+json DescribeWorkspaceJson(const io::WorkspaceDescription& d) {
+  json channels = json::array();
+  for (const auto& c : d.channels) {
+    json samples = json::array();
+    for (const auto& s : c.samples) {
+      json mods = json::array();
+      for (const auto& m : s.modifiers)
+        mods.push_back({{"type", m.type}, {"name", m.name}, {"parameters", m.parameters}});
+      samples.push_back({{"name", s.name}, {"yield", s.yield}, {"modifiers", mods}});
+    }
+    channels.push_back({{"name", c.name}, {"bins", c.nbins}, {"samples", samples}});
+  }
+  json params = json::array();
+  for (const auto& p : d.parameters)
+    params.push_back({{"name", p.name}, {"constraint", p.constraint}, {"centre", p.centre},
+                      {p.constraint == "poisson" ? "tau" : "sigma", p.width}, {"init", p.init},
+                      {"bounds", {p.lower, p.upper}}, {"fixed", p.fixed}});
+  return {{"measurement", d.measurement}, {"poi", d.poi}, {"channels", channels},
+          {"parameters", params}};
+}
+
+void PrintWorkspace(const json& w, std::ostream& os) {
+  std::map<std::string, const json*> params;
+  for (const auto& p : w["parameters"]) params[p["name"].get<std::string>()] = &p;
+  auto describe = [&](const std::string& name) {
+    auto it = params.find(name);
+    if (it == params.end()) return std::string();
+    const json& p = *it->second;
+    const std::string kind = p["constraint"].get<std::string>();
+    std::string c = kind;
+    if (kind == "gaussian")
+      c += "(centre " + G(p["centre"].get<double>()) + ", sigma " + G(p["sigma"].get<double>()) + ")";
+    else if (kind == "poisson")
+      c += "(centre " + G(p["centre"].get<double>()) + ", tau " + G(p["tau"].get<double>()) + ")";
+    return c + ", init " + G(p["init"].get<double>()) + ", bounds [" +
+           G(p["bounds"][0].get<double>()) + ", " + G(p["bounds"][1].get<double>()) + "]" +
+           (p["fixed"].get<bool>() ? ", fixed" : "");
+  };
+  os << "\nHistFactory workspace: measurement " << w["measurement"].get<std::string>() << ", POI "
+     << (w["poi"].get<std::string>().empty() ? "(none)" : w["poi"].get<std::string>()) << "\n";
+  for (const auto& c : w["channels"]) {
+    os << "  channel " << c["name"].get<std::string>() << " (" << c["bins"] << " bins)\n";
+    for (const auto& s : c["samples"]) {
+      os << "    sample " << s["name"].get<std::string>() << ": yield " << G(s["yield"].get<double>())
+         << (s["modifiers"].empty() ? ", no modifiers" : "") << "\n";
+      for (const auto& m : s["modifiers"]) {
+        const auto names = m["parameters"].get<std::vector<std::string>>();
+        os << "      " << m["type"].get<std::string>() << " " << m["name"].get<std::string>() << ": ";
+        if (names.size() == 1) {
+          os << names[0] << " (" << describe(names[0]) << ")\n";
+        } else {
+          os << names.size() << " parameters " << names.front() << " .. " << names.back() << "\n";
+          for (std::size_t i = 0; i < names.size() && i < kMaxListed; ++i)
+            os << "        " << names[i] << " (" << describe(names[i]) << ")\n";
+          if (names.size() > kMaxListed) os << "        ...\n";
+        }
+      }
+    }
+  }
+}
+
 int RunInspect(const InspectArgs& a) {
   io::ReadInfo info;
-  const engine::Model model = ReadInput(a.input, &info);
-  const json j = Describe(model, info);
+  const engine::Model model = ReadInput(a.input, &info, a.read);
+  json j = Describe(model, info);
+  if (info.meta_format == "histfactory")
+    j["workspace"] = DescribeWorkspaceJson(
+        io::DescribeWorkspace(io::LoadWorkspaceJson(a.input, a.read), a.read, a.input));
   if (a.json)
     std::cout << j.dump(1) << "\n";
   else
     PrintText(j, std::cout);
+  if (!a.json && j.contains("workspace")) PrintWorkspace(j["workspace"], std::cout);
   return kExitOk;
 }
 
@@ -237,7 +306,10 @@ Command AddInspectCommand(CLI::App& parent) {
   auto args = std::make_shared<InspectArgs>();
   CLI::App* sub = parent.add_subcommand(
       "inspect", "Describe a fit input: channels, processes, systematics, tensor size");
-  sub->add_option("input", args->input, "fit input file (HDF5)")->required()->type_name("FILE");
+  sub->add_option("input", args->input, "fit input file (HDF5, or a HistFactory JSON workspace)")
+      ->required()
+      ->type_name("FILE");
+  AddWorkspaceFlags(sub, &args->read);
   sub->add_flag("--json", args->json, "print the description as JSON");
   return {sub, [args] { return RunInspect(*args); }};
 }

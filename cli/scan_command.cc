@@ -386,7 +386,10 @@ Command AddScanCommand(CLI::App& parent, const std::string& command_line) {
       "Profile-likelihood scan of one parameter (or two: N x N grid) around the best fit, with "
       "MINOS-like intervals next to the Hessian errors. Tables and progress on stderr; --json "
       "and -o write the results.");
-  sub->add_option("input", args->input, "fit input file (HDF5)")->required()->type_name("FILE");
+  sub->add_option("input", args->input, "fit input file (HDF5, or a HistFactory JSON workspace)")
+      ->required()
+      ->type_name("FILE");
+  AddWorkspaceFlags(sub, &args->lflags.read);
   sub->add_option("--param", args->param, "parameter to scan (mu for signal strengths)")
       ->required()
       ->type_name("NAME");

@@ -131,7 +131,7 @@ void AddFitFlags(CLI::App* sub, FitFlags* flags) {
 
 engine::Likelihood MakeLikelihood(const std::string& input, const LikelihoodFlags& lflags,
                                   const DataFlags& dflags, io::RunInfo* info, const FitFlags* fflags) {
-  engine::Model model = ReadInput(input);
+  engine::Model model = ReadInput(input, nullptr, lflags.read);
   engine::LikelihoodOptions lopt;
   lopt.bin_by_bin_stat = !lflags.no_bbstat;
   lopt.poi_positive = lflags.poi_positive;

@@ -39,6 +39,7 @@ struct LikelihoodFlags {
   bool poi_positive = false;
   int threads = 0;  // 0 = all cores
   VariantFlags variant;
+  io::ReadOptions read;  // AddWorkspaceFlags (JSON workspaces)
 };
 void AddLikelihoodFlags(CLI::App* sub, LikelihoodFlags* flags);
 

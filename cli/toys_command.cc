@@ -222,7 +222,10 @@ Command AddToysCommand(CLI::App& parent, const std::string& command_line) {
       "toys",
       "Toy ensemble: Poisson-fluctuated data and randomised global observables, each toy "
       "fitted; pull and goodness-of-fit summary on stderr, per-toy results with -o.");
-  sub->add_option("input", args->input, "fit input file (HDF5)")->required()->type_name("FILE");
+  sub->add_option("input", args->input, "fit input file (HDF5, or a HistFactory JSON workspace)")
+      ->required()
+      ->type_name("FILE");
+  AddWorkspaceFlags(sub, &args->lflags.read);
   sub->add_option("-n,--ntoys", args->ntoys, "number of toys (> 0)")
       ->required()
       ->type_name("N")

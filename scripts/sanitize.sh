@@ -38,7 +38,7 @@ rm -rf "$pickle_seeds"
 python3 "$root/tests/data/rabbit_meta/make_pickles.py" "$pickle_seeds"
 rm -f "$pickle_seeds"/*.json
 
-for target in fit_input meta_json config_json pickle; do
+for target in fit_input meta_json config_json pickle workspace; do
   exe=$build_dir/tests/fuzz/lepus_fuzz_$target
   corpus=$build_dir/fuzz/corpus/$target
   artifacts=$build_dir/fuzz/artifacts/$target
@@ -46,8 +46,8 @@ for target in fit_input meta_json config_json pickle; do
   rm -rf "$artifacts"
   mkdir -p "$corpus" "$artifacts"
   lsan=print_suppressions=0
-  # HDF5's own leaks on corrupt files (see the file); config_json does not touch HDF5.
-  [[ $target != config_json && $target != pickle ]] && lsan+=:suppressions=$supp/lsan-hdf5.supp
+  # HDF5's own leaks on corrupt files (see the file); config_json, pickle and workspace do not touch HDF5.
+  [[ $target != config_json && $target != pickle && $target != workspace ]] && lsan+=:suppressions=$supp/lsan-hdf5.supp
   seeds=("$root/tests/fuzz/corpus/$target")
   [[ $target == pickle ]] && seeds=("$pickle_seeds")
   mode=()

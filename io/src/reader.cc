@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <numeric>
 #include <set>
@@ -17,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "format_util.h"
+#include "lepus/io/workspace.h"
 #include "lepus/io/internal/hdf5_util.h"
 #include "pickle.h"
 #include "rabbit_meta.h"
@@ -1014,7 +1016,43 @@ void FitInputReader::CheckOtherMembers(engine::Model& m) {
   }
 }
 
+bool ReadOptions::IsDefault() const {
+  const ReadOptions d;
+  return patches.empty() && patchset.empty() && patch_name.empty() && measurement.empty() &&
+         normsys_interp == d.normsys_interp && histosys_interp == d.histosys_interp;
+}
+
+bool LooksLikeWorkspace(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  char head[2] = {0, 0};
+  in.read(head, 2);
+  if (in.gcount() == 2 && static_cast<unsigned char>(head[0]) == 0x1f &&
+      static_cast<unsigned char>(head[1]) == 0x8b)
+    return true;
+  in.clear();
+  in.seekg(0);
+  // The first non-space character, within the first 4 KiB (HDF5 starts with \x89HDF).
+  for (int i = 0; i < 4096; ++i) {
+    const int c = in.get();
+    if (c == std::char_traits<char>::eof()) return false;
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r') continue;
+    return c == '{';
+  }
+  return false;
+}
+
 engine::Model ReadFitInput(const std::string& path, ReadInfo* info) {
+  return ReadFitInput(path, info, ReadOptions{});
+}
+
+engine::Model ReadFitInput(const std::string& path, ReadInfo* info, const ReadOptions& options) {
+  if (LooksLikeWorkspace(path)) return ReadWorkspace(path, options, info);
+  if (!options.IsDefault())
+    throw InputError(path +
+                     ": the workspace options (patches, patchset, measurement, normsys / histosys "
+                     "interpolation) apply to HistFactory JSON workspaces only, but this input is "
+                     "not a JSON workspace (an HDF5 fit input carries its model in full)");
   FitInputReader reader(path, info);
   return reader.Read();
 }

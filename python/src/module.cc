@@ -565,8 +565,21 @@ std::vector<std::string> Names(py::handle obj, const std::string& what) {
   return out;
 }
 
-std::shared_ptr<PyModel> Read(py::handle path_obj) {
+std::shared_ptr<PyModel> Read(py::handle path_obj, py::handle patches, py::handle patchset,
+                              const std::string& patch_name, const std::string& measurement,
+                              const std::string& normsys_interp, const std::string& histosys_interp) {
   const std::string path = FsPath(path_obj);
+  io::ReadOptions options;
+  if (!patches.is_none()) {
+    if (py::isinstance<py::str>(patches) || py::isinstance<py::bytes>(patches))
+      throw py::type_error("patches must be a sequence of paths, not a single string");
+    for (py::handle p : patches) options.patches.push_back(FsPath(p));
+  }
+  if (!patchset.is_none()) options.patchset = FsPath(patchset);
+  options.patch_name = patch_name;
+  options.measurement = measurement;
+  options.normsys_interp = normsys_interp;
+  options.histosys_interp = histosys_interp;
   auto pm = std::make_shared<PyModel>();
   pm->path = path;
   io::ReadInfo info;
@@ -576,7 +589,7 @@ std::shared_ptr<PyModel> Read(py::handle path_obj) {
     const auto st = std::filesystem::status(path, ec);
     if (ec || !std::filesystem::exists(st)) throw io::InputError(path + ": no such file");
     if (std::filesystem::is_directory(st)) throw io::InputError(path + ": is a directory, not a fit input file");
-    pm->model = std::make_shared<const engine::Model>(io::ReadFitInput(path, &info));
+    pm->model = std::make_shared<const engine::Model>(io::ReadFitInput(path, &info, options));
   }
   pm->warnings = info.warnings;
   for (const auto& w : info.warnings)
@@ -942,8 +955,14 @@ gof_channels}. Arrays cover all nbins_full bins ([bins] and [bins x processes]).
                " systematics>";
       });
 
-  mod.def("read", &Read, "path"_a, R"(
-Reads an HDF5 fit input (rabbit's tensor layout, dense or sparse, compressed or not; lepus's own
-files) -> Model. Raises lepus.InputError (an OSError and a ValueError) with the reader's message
+  mod.def("read", &Read, "path"_a, py::kw_only(), "patches"_a = py::none(), "patchset"_a = py::none(),
+          "patch_name"_a = "", "measurement"_a = "", "normsys_interp"_a = "code4",
+          "histosys_interp"_a = "code4p", R"(
+Reads a fit input -> Model: an HDF5 file (rabbit's tensor layout, dense or sparse, compressed or
+not; lepus's own files) or a HistFactory JSON workspace (pyhf format, plain or gzip; detected by
+content). The keywords apply to workspaces only (docs/histfactory.md "Reading workspaces"):
+patches (JSON Patch files, in order), patchset + patch_name (a HEPData patchset's patch),
+measurement (default: the first), normsys_interp ("code1" | "code4"), histosys_interp
+("code0" | "code4p"). Raises lepus.InputError (an OSError and a ValueError) with the reader's message
 for a missing, unreadable or invalid file; the reader's warnings are issued as UserWarning.)");
 }

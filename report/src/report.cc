@@ -1001,6 +1001,10 @@ Report WriteReport(const std::string& results_path, const std::string& input_pat
       if (fs::is_regular_file(beside, ec)) in = beside.string();
     }
   }
+  // A HistFactory workspace recorded as the input is not re-read: its channels have integer bins
+  // only (nothing to add to the results' axes), and its data can depend on the workspace options
+  // of the fit (patches, measurement), which the results do not record.
+  if (input_path.empty() && !in.empty() && io::LooksLikeWorkspace(in)) in.clear();
   if (!in.empty()) {
     engine::Model m = io::ReadFitInput(in);
     src.input_path = in;
