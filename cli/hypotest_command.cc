@@ -63,7 +63,7 @@ nlohmann::json Band(const std::array<double, 5>& v) {
 }
 
 void AddSharedFlags(CLI::App* sub, HypoArgs* a, bool limit) {
-  sub->add_option("input", a->input, "fit input file")->required()->type_name("FILE");
+  sub->add_option("input", a->input, "fit input file (HDF5, or a HistFactory JSON workspace)")->required()->type_name("FILE");
   sub->add_option("--poi", a->poi,
                   "parameter of interest (default: the first signal strength, else the first nuisance of "
                   "interest)")
@@ -97,6 +97,7 @@ void AddSharedFlags(CLI::App* sub, HypoArgs* a, bool limit) {
   AddDataFlags(sub, &a->dflags);
   AddFitFlags(sub, &a->flags);
   AddLikelihoodFlags(sub, &a->lflags);
+  AddWorkspaceFlags(sub, &a->lflags.read);
 }
 
 // The likelihood and the test options of the flags. Throws std::invalid_argument for bad flags.
