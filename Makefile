@@ -26,6 +26,7 @@ bench: setup
 	./$(BUILD_DIR)/benchmarks/lepus_bench_likelihood
 	./$(BUILD_DIR)/benchmarks/lepus_bench_generator
 	./$(BUILD_DIR)/benchmarks/lepus_bench_produce
+	./$(BUILD_DIR)/benchmarks/lepus_bench_histfactory
 	./$(BUILD_DIR)/cli/lepus bench --suite all --threads 1,2 --csv $(BUILD_DIR)/bench.csv --markdown $(BUILD_DIR)/bench.md
 
 # Not part of `make test`/CI: installs clang and its sanitizer runtimes, builds everything with

@@ -263,10 +263,12 @@ void Likelihood::Impl::Init() {
     for (std::int64_t r = 0; r < nrows; ++r)
       for (std::int64_t i = t.row_start[r]; i < t.row_start[r + 1]; ++i) {
         if (t.entry_kind[i] != EntryKind::kModel) row_general[r] = 1;
-        if (t.entry_kind[i] == EntryKind::kNormsysCode4) {
+        // Normsys entries: ln hi, ln lo (and code 4's six coefficients), computed once.
+        const EntryKind k = t.entry_kind[i];
+        if (k == EntryKind::kNormsysCode1 || k == EntryKind::kNormsysCode4) {
           coef_index[i] = static_cast<std::int64_t>(coef.size());
-          const auto a = detail::NormsysCode4Coefficients(t.entry_up[i], t.entry_down[i]);
-          coef.insert(coef.end(), a.begin(), a.end());
+          const auto a = detail::NormsysCoefficients(t.entry_up[i], t.entry_down[i]);
+          coef.insert(coef.end(), a.begin(), a.begin() + (k == EntryKind::kNormsysCode4 ? 8 : 2));
         }
       }
     for (char g : row_general) any_general = any_general || g;
@@ -387,8 +389,12 @@ void Likelihood::Impl::Init() {
   // bounded to ~512 MB in total.
   const double hess_bytes = 8.0 * npar * static_cast<double>(npar);
   const int nhess = static_cast<int>(std::clamp(512e6 / std::max(hess_bytes, 1.0), 1.0, 16.0));
-  grad_slices = MakeSlices(bin_row, m.nbins, 64);
-  hess_slices = MakeSlices(bin_row, m.nbins, nhess);
+  // Models with general rows (HistFactory workspaces: a few hundred rows) get fewer, larger
+  // slices (one per ~512 rows): a slice's dense Hessian block costs more to clear and reduce
+  // than its rows cost to evaluate. rabbit models keep their slicing (and their bits).
+  const std::int64_t small = any_general ? std::max<std::int64_t>(1, bin_row[m.nbins] / 512) : 64;
+  grad_slices = MakeSlices(bin_row, m.nbins, static_cast<int>(std::min<std::int64_t>(64, small)));
+  hess_slices = MakeSlices(bin_row, m.nbins, static_cast<int>(std::min<std::int64_t>(nhess, small)));
   if (chunked) {
     const int nslice = static_cast<int>(hess_slices.size()) - 1;
     // Rows: items = rows of fitted bins, lists = their systematic columns.

@@ -5,7 +5,7 @@
 
 namespace lepus::engine::detail {
 
-std::array<double, 6> NormsysCode4Coefficients(double hi, double lo) {
+std::array<double, 8> NormsysCoefficients(double hi, double lo) {
   // Rows: the conditions on f(theta) - 1 = sum_i a_i theta^i at theta = 1 and -1 (value, slope,
   // curvature); the matrix is fixed, so its inverse is computed once.
   static const Eigen::Matrix<double, 6, 6> inverse = [] {
@@ -25,7 +25,7 @@ std::array<double, 6> NormsysCode4Coefficients(double hi, double lo) {
   Eigen::Matrix<double, 6, 1> b;
   b << hi - 1.0, lo - 1.0, hi * lh, -lo * ll, hi * lh * lh, lo * ll * ll;
   const Eigen::Matrix<double, 6, 1> a = inverse * b;
-  return {a[0], a[1], a[2], a[3], a[4], a[5]};
+  return {lh, ll, a[0], a[1], a[2], a[3], a[4], a[5]};
 }
 
 void GeneralRow(const GeneralRowInputs& in, std::int64_t row, int level, GeneralRowEval* out) {
@@ -83,8 +83,10 @@ void GeneralRow(const GeneralRowInputs& in, std::int64_t row, int level, General
   out->n = n;
   if (level == 0) return;
 
-  // Products of the factors other than j (and other than j and l), without dividing (a factor
-  // may be 0, e.g. a normfactor at its lower bound).
+  // Products of the factors other than j (and other than j and l). With lambda != 0 (no factor
+  // at 0 and A != 0) they are P / v_j; otherwise (a normfactor at its lower bound 0) they are
+  // multiplied out, so the derivatives stay exact.
+  bool regular = out->lambda != 0.0 && std::isfinite(out->lambda);
   auto prod_without = [&](int j, int l) {
     double q = 1.0;
     for (int m = 0; m < n; ++m)
@@ -95,7 +97,7 @@ void GeneralRow(const GeneralRowInputs& in, std::int64_t row, int level, General
   pm.assign(n, 0.0);
   f1.resize(n);
   for (int j = 0; j < n; ++j)
-    if (role[j] == EntryRole::kFactor) pm[j] = prod_without(j, -1);
+    if (role[j] == EntryRole::kFactor) pm[j] = regular ? prod / v[j] : prod_without(j, -1);
   // F_j = d lambda / d v_j.
   for (int j = 0; j < n; ++j) {
     switch (role[j]) {
@@ -107,9 +109,24 @@ void GeneralRow(const GeneralRowInputs& in, std::int64_t row, int level, General
   out->g.resize(n);
   for (int j = 0; j < n; ++j) out->g[j] = f1[j] * d1[j];
   if (level < 2) return;
-
-  // F_jk = d2 lambda / d v_j d v_k.
   out->h.resize(n, n);
+  if (regular) {
+    // F_jk = F_j F_k / lambda for every pair of roles except additive-additive (0) and the
+    // diagonal of additive and factor entries (0): h = g g^T / lambda with those entries zeroed,
+    // plus F_j v_j'' on the diagonal.
+    const double inv = 1.0 / out->lambda;
+    for (int j = 0; j < n; ++j) {
+      const double gj = out->g[j] * inv;
+      for (int l = 0; l < j; ++l) {
+        const double hjl = (role[j] == EntryRole::kAdditive && role[l] == EntryRole::kAdditive) ? 0.0 : gj * out->g[l];
+        out->h(j, l) = hjl;
+        out->h(l, j) = hjl;
+      }
+      out->h(j, j) = (role[j] == EntryRole::kExponent ? gj * out->g[j] : 0.0) + f1[j] * d2[j];
+    }
+    return;
+  }
+  // F_jk = d2 lambda / d v_j d v_k, multiplied out.
   for (int j = 0; j < n; ++j) {
     for (int l = 0; l <= j; ++l) {
       double f2 = 0.0;

@@ -45,14 +45,15 @@ inline EntryRole RoleOf(EntryKind kind, SystematicType type) {
   return EntryRole::kFactor;
 }
 
-// Coefficients a_1..a_6 of HistFactory's normsys code 4 polynomial f(theta) = 1 + sum_i a_i
-// theta^i on |theta| < 1, fixed by matching the exponential extrapolation's value, slope and
+// The numbers a normsys entry evaluates with: ln hi, ln lo, then the coefficients a_1..a_6 of
+// HistFactory's code 4 polynomial f(theta) = 1 + sum_i a_i theta^i on |theta| < 1, fixed by matching the exponential extrapolation's value, slope and
 // curvature at theta = +-1: f(1) = hi, f(-1) = lo, f'(1) = hi ln hi, f'(-1) = -lo ln lo,
 // f''(1) = hi ln^2 hi, f''(-1) = lo ln^2 lo.
-std::array<double, 6> NormsysCode4Coefficients(double hi, double lo);
+std::array<double, 8> NormsysCoefficients(double hi, double lo);
 
 // v, dv/dtheta, d2v/dtheta2 of one entry (kModel: theta * (avg + alpha(theta) * halfdiff)).
-// coef: the code-4 coefficients of the entry (kNormsysCode4 only).
+// coef: for normsys entries ln hi, ln lo and (code 4) the six coefficients, or null (then the
+// logarithms are taken here and code 4 needs them: tests only).
 inline EntryValue EvalEntry(EntryKind kind, double up, double down, double avg, double halfdiff, double theta,
                             const double* coef) {
   EntryValue e;
@@ -72,7 +73,7 @@ inline EntryValue EvalEntry(EntryKind kind, double up, double down, double avg, 
         for (int i = 1; i <= 6; ++i) pw[i] = pw[i - 1] * theta;
         double f = 1.0, f1 = 0.0, f2 = 0.0;
         for (int i = 1; i <= 6; ++i) {
-          const double a = coef[i - 1];
+          const double a = coef[i + 1];
           f += a * pw[i];
           f1 += i * a * pw[i - 1];
           if (i >= 2) f2 += i * (i - 1) * a * pw[i - 2];
@@ -89,9 +90,9 @@ inline EntryValue EvalEntry(EntryKind kind, double up, double down, double avg, 
       [[fallthrough]];
     case EntryKind::kNormsysCode1:
       if (theta >= 0) {
-        e.d1 = std::log(up);
+        e.d1 = coef ? coef[0] : std::log(up);
       } else {
-        e.d1 = -std::log(down);
+        e.d1 = coef ? -coef[1] : -std::log(down);
       }
       e.v = theta * e.d1;
       return e;

@@ -26,7 +26,7 @@ double Val(EntryKind k, double up, double down, double theta, const double* coef
 TEST_CASE("entry kinds: values at +-1 reproduce the variations; derivatives match finite differences") {
   const double hi = 1.13, lo = 0.91;  // normsys factors
   const double dup = 4.0, ddn = -2.5;  // histosys: hi - nom, lo - nom
-  const auto c4 = engine::detail::NormsysCode4Coefficients(hi, lo);
+  const auto c4 = engine::detail::NormsysCoefficients(hi, lo);
   struct Case {
     EntryKind kind;
     double up, down;
@@ -72,7 +72,7 @@ TEST_CASE("entry kinds: values at +-1 reproduce the variations; derivatives matc
     CHECK(std::abs(hin.d2) < 1e-8);
   }
   // Code 4 with a symmetric variation (hi lo = 1) is close to, but not exactly, hi^theta inside.
-  const auto c4s = engine::detail::NormsysCode4Coefficients(1.1, 1 / 1.1);
+  const auto c4s = engine::detail::NormsysCoefficients(1.1, 1 / 1.1);
   CHECK(std::exp(Val(EntryKind::kNormsysCode4, 1.1, 1 / 1.1, 0.5, c4s.data())) ==
         doctest::Approx(std::pow(1.1, 0.5)).epsilon(1e-3));
 }
@@ -179,9 +179,9 @@ double Expected(const HfModel& h, int b, int p, const Eigen::VectorXd& x) {
         if (std::abs(a) >= 1) {
           mult *= a >= 0 ? std::pow(e.up, a) : std::pow(e.down, -a);
         } else {
-          const auto c = engine::detail::NormsysCode4Coefficients(e.up, e.down);
+          const auto c = engine::detail::NormsysCoefficients(e.up, e.down);
           double f = 1.0;
-          for (int i = 1; i <= 6; ++i) f += c[i - 1] * std::pow(a, i);
+          for (int i = 1; i <= 6; ++i) f += c[i + 1] * std::pow(a, i);
           mult *= f;
         }
         break;
