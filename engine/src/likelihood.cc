@@ -1553,6 +1553,8 @@ std::string Likelihood::Describe() const {
       break;
   }
   if (!im.options.bin_by_bin_stat) return out + ", no bin-by-bin MC statistics";
+  if (im.any_general && im.model->sumw2.isZero(0.0))
+    return out + ", HistFactory modifiers (MC statistics as staterror / shapesys parameters)";
   out += std::string(", Barlow-Beeston ") + (im.full ? "full" : "lite") + " (" + ToString(im.bbtype) + ")";
   if (!im.externals.empty()) out += ", " + std::to_string(im.externals.size()) + " external term(s)";
   return out;
