@@ -624,8 +624,12 @@ void PrintFitReport(std::ostream& os, const engine::Likelihood& likelihood,
   if (!r.message.empty()) os << " (" << r.message << ")";
   os << "\n  NLL " << Printf("%.6f", r.nll) << ", EDM " << Printf("%.3g", r.edm) << ", "
      << r.iterations << " iterations, " << r.evaluations << " evaluations\n";
-  os << "  covariance: " << engine::ToString(r.covariance_status) << " (Hessian "
-     << (r.hessian_positive_definite ? "positive definite" : "NOT positive definite") << ")\n";
+  os << "  covariance: " << engine::ToString(r.covariance_status);
+  if (std::isfinite(r.nll))
+    os << " (Hessian " << (r.hessian_positive_definite ? "positive definite" : "NOT positive definite") << ")";
+  else
+    os << " (no finite NLL: no minimum to describe)";
+  os << "\n";
   if (!r.covariance_message.empty()) os << "  " << r.covariance_message << "\n";
   if (CovarianceUntrusted(r))
     os << "  errors not shown (-): the covariance is not reliable; they are still written to "

@@ -483,7 +483,9 @@ FitResult FitFree(const Likelihood& lik, const FitOptions& options) {
   if (nf != npar) h_sub = Sub(hess, free);
   const Eigen::MatrixXd& h = nf != npar ? h_sub : res.hessian;
   Eigen::MatrixXd cov_free;
-  if (nf > 0 && h.allFinite() && !cancelled) {
+  // No covariance where the NLL itself is not finite (a failed start outside the model's domain):
+  // the derivatives there describe no minimum, and the status stays "not computed".
+  if (nf > 0 && h.allFinite() && !cancelled && std::isfinite(res.nll)) {
     std::unique_ptr<detail::SpdFactor> chol;
     linalg_arena.execute([&] { chol = std::make_unique<detail::SpdFactor>(h); });
     res.hessian_positive_definite = chol->ok();
