@@ -1,4 +1,4 @@
-// `lepus bench`: the engine benchmark suite of issue 6, held against the machine's limits
+// `lepus bench`: the engine benchmark suite, held against the machine's limits
 // measured in the same run (docs/performance.md, section "Engine").
 //
 // Suites:
@@ -7,7 +7,7 @@
 //         (bin, process): nbins in {10, ..., 100000} x nsyst in {1, 2, 4, ..., 8192}.
 //   large models::MakeCalibrationScaleModel (muon-calibration sparsity: regions of 32 bins with
 //         45 local nuisances each, a few global ones): 450 regions (14,400 bins, 20,260
-//         parameters) and 2400 regions (76,800 bins, 108,010 parameters; the seed's calibration
+//         parameters) and 2400 regions (76,800 bins, 108,010 parameters; the CMS muon calibration
 //         fit has 76,800 bins and 108,334 parameters). Per point and thread count: generation,
 //         HDF5 round trip, likelihood build, NLL+gradient, then one fit per --large-methods
 //         (default matrix_free, ceres, ceres_dogleg; min of --repeat runs) with iterations, CG

@@ -122,7 +122,7 @@ std::vector<engine::LinearCombination> ParseCombineFlags(const engine::Likelihoo
 double CombinationScale(const engine::Likelihood& likelihood,
                         const engine::LinearCombination& combination, std::string* unit);
 
-// The impact table of each target, like the seed's: one row per group (the model's and
+// The impact table of each target, like the CMS W-mass analysis's: one row per group (the model's and
 // extra_groups, omitting a group that contains the target's own parameters), "stat",
 // "binByBinStat", sorted by nominal impact, then "Total"; columns Nominal and (when computed)
 // Global, in the target's physical units when it has a scale; binByBinStat_fullcov; the global

@@ -1,7 +1,7 @@
 // `lepus demo`: the README's main job end to end. Generates "data" (with a W mass offset hidden
 // until the end, a biased momentum scale, different efficiencies and a larger non-prompt yield)
 // and simulation, produces the light W-mass fit input (models/wmass.h), fits it, and prints m_W
-// with its uncertainty and the impact table grouped like the seed's (nominal and global impacts).
+// with its uncertainty and the impact table grouped like the CMS W-mass analysis's (nominal and global impacts).
 // `--analytic` keeps the earlier analytic demo input (models/demo.h), used by the CLI tests of
 // `lepus fit`, `scan` and `toys`.
 #include <chrono>

@@ -202,7 +202,7 @@ void WriteResultsContents(h5::OutputFile& f, const engine::Likelihood& likelihoo
   f.WriteDouble("data", data.data(), {static_cast<std::int64_t>(data.size())});
 }
 
-// ---- Extras (issue 3): shared helpers ----------------------------------------------------------
+// ---- Extras: shared helpers -------------------------------------------------------------------
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 

@@ -1157,7 +1157,7 @@ io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
   for (std::size_t k = 0; k < m.momentum.size(); ++k) {
     const std::string& name = m.momentum[k].name;
     w.DeclareSystematic(name);
-    // Resolution nuisances count in the momentum-scale total (as in the seed's table) and in
+    // Resolution nuisances count in the momentum-scale total (as in the CMS W-mass impact table) and in
     // their own group.
     add_group("muonScale", name);
     if (m.momentum[k].group != "muonScale") add_group(m.momentum[k].group, name);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# calibrate_closure_test.sh LEPUS TMPDIR: the issue-5 calibration pieces end to end.
+# calibrate_closure_test.sh LEPUS TMPDIR: the calibration pieces end to end.
 #   1. `lepus generate --process jpsi` files read by `calibrate jpsi --events --data-events` give
 #      the calibration of the same events generated (identical JSON numbers);
 #   2. `calibrate zclosure` on it: converged, consistent with zero, writes closure (12 bins) and
@@ -79,7 +79,7 @@ cat > cfg.json <<EOF
 EOF
 "$lepus" produce wmass --config cfg.json --generate 600000 --luminosity 30 --threads 2 \
   -o w.h5 2> produce.log || { cat produce.log; fail "produce wmass"; }
-# The resolution nuisances belong to the momentum-scale group too (as in the seed's table) and
+# The resolution nuisances belong to the momentum-scale group too (as in the CMS W-mass impact table) and
 # have their own group muonResolution.
 grep -q "muonScale 61, muonResolution 12," produce.log ||
   { grep groups produce.log; fail "36 stat + 12 closure + 1 global closure + 12 resolution muonScale nuisances expected"; }

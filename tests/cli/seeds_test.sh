@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # seeds_test.sh LEPUS INPUT TMPDIR: seeds of 2^63 and above are used and recorded bit for bit
-# (before issue 10, signed parsing clamped them to 2^63 - 1, so different seeds gave the same
+# (signed parsing once clamped them to 2^63 - 1, so different seeds gave the same
 # ensemble):
 #  * generate: seeds 2^63 and 2^63 + 1 give different events; the event files' `seed` attribute
 #    (H5T_STD_U64LE) holds each seed exactly; 2^64 - 1 is accepted and recorded;

@@ -1,4 +1,4 @@
-// The missing pieces of the muon momentum calibration (issue 5; models/zclosure.h,
+// The missing pieces of the muon momentum calibration (models/zclosure.h,
 // models/jpsi_calibration.h): the Z -> mu mu closure (residuals consistent with zero for a right
 // calibration, an injected error detected), the resolution measurement (a data resolution scale
 // recovered), J/psi events read from event files giving the calibration of the generated events

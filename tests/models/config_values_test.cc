@@ -1,4 +1,4 @@
-// Numbers in the JSON configuration readers (issue 10, "Arguments and configuration values"):
+// Numbers in the JSON configuration readers (docs/reliability.md, "Arguments and configuration values"):
 // a number beyond the range of a double (1e400) is an input error naming the file and the number
 // (nlohmann_json throws out_of_range 406 while parsing: before, that escaped the readers as an
 // internal error), integers are range-checked without wrapping, and seeds keep the full unsigned

@@ -1,5 +1,5 @@
 // Impacts of nuisance parameters and statistical sources on the parameters of interest
-// (docs/inference.md; the seed's "Nominal" and "Global" columns), with rabbit's
+// (docs/inference.md; the "Nominal" and "Global" columns of the CMS W-mass impact tables), with rabbit's
 // definitions and names (github WMass/rabbit, rabbit/impacts/; the correspondence table is in
 // docs/inference.md).
 //

@@ -1,5 +1,5 @@
 // The muon momentum calibration parameter set: (A, e, M) per eta bin with their covariance, the
-// JSON file that the J/psi calibration (issue 5, `lepus calibrate jpsi`) writes and the W, W-like
+// JSON file that the J/psi calibration (`lepus calibrate jpsi`) writes and the W, W-like
 // and dilepton producers read (docs/calibration.md), a built-in synthetic default, and the
 // momentum-scale nuisances derived from it (eigenvectors of the covariance x sqrt(eigenvalue) x a
 // statistical scale factor, 2.1 by default).

@@ -1,4 +1,4 @@
-// The dilepton m_Z producer (issue 5; docs/dilepton.md): Z -> mu mu events (generated or read
+// The dilepton m_Z producer (docs/dilepton.md): Z -> mu mu events (generated or read
 // from event files) -> selection -> a 2D histogram of the dimuon mass x the eta of the most
 // forward muon with every systematic variation filled in the same pass -> the binned fit input
 // whose nuisance of interest is m_Z - m_Z(simulation) (physics reference sections 1, 3 and 4).

@@ -1,4 +1,4 @@
-// The helicity cross-section fit (issue 5; docs/helicity.md): a mode of the W-mass producer
+// The helicity cross-section fit (docs/helicity.md): a mode of the W-mass producer
 // (wmass.h) in which the signal W -> mu nu is split by generator-level boson charge, pT bin, |y|
 // bin and helicity component (UL, A0..A4), each split process filled with the event weight times
 // its helicity template weight (HelicityWeights of theory_variations.h: they sum to 1, so the

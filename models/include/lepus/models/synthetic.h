@@ -51,10 +51,10 @@ struct CmsLikeSpec {
 };
 engine::Model MakeCmsLikeModel(const CmsLikeSpec& spec);
 
-// A model with the sparsity of the muon-momentum calibration fit (issue 6, "very large sparse
-// models": the seed's calibration fit has 76,800 bins and 108,334 parameters). The bins are
-// grouped in `nregions` regions of `bins_per_region` consecutive bins (an (eta, eta') cell of
-// J/psi mass bins); every region owns `local_per_region` Gaussian-constrained local nuisances
+// A model with the sparsity of the muon-momentum calibration fit (docs/performance.md, "Very
+// large sparse models": the CMS muon calibration fit has 76,800 bins and 108,334 parameters).
+// The bins are grouped in `nregions` regions of `bins_per_region` consecutive bins (an
+// (eta, eta') cell of J/psi mass bins); every region owns `local_per_region` Gaussian-constrained local nuisances
 // (calibration-parameter-like). Each bin is touched by `local_per_bin` nuisances of its own
 // region and `partner_per_bin` of one partner region (the second muon), plus `n_global` global
 // nuisances, the signal strength of the signal process and one normalisation per background.

@@ -63,7 +63,7 @@ inline const std::vector<double>& ReferenceHelicityPtEdges() {
 // The reference's helicity template weights of one event: w_UL = P_UL / D and
 // w_i = A_i P_i / D (i = 0..7) with D = P_UL + sum_i A_i P_i, the angular density
 // (AngularPolynomials, AngularCoefficients of generator.h). They sum to 1 exactly; index 0 is UL,
-// index i + 1 is A_i. For the helicity cross-section fit (issue 5) and the tests.
+// index i + 1 is A_i. For the helicity cross-section fit and the tests.
 std::array<double, 9> HelicityWeights(const std::array<double, 8>& a, double cos_theta, double phi);
 
 // Family of a theory variation (which formula evaluates it; docs/systematics.md).
@@ -110,7 +110,7 @@ struct TheoryNuisance {
   int component = -1;  // helicity component (0 = UL, i + 1 = A_i); -1 otherwise
 };
 
-// The set of variations to build. The in-class defaults are Full(): the seed's scale (409
+// The set of variations to build. The in-class defaults are Full(): the CMS analysis's scale (409
 // nuisances + 20 mass-step templates); Light(): 28 nuisances for tests and the demo. Counts per
 // group are in docs/systematics.md.
 struct TheoryConfig {

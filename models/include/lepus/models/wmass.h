@@ -15,7 +15,7 @@
 //     both charges), Wtaunu, Zmumu, Ztautau, top, diboson from simulation; nonprompt from data
 //     with the extended ABCD method (nonprompt.h), the prompt simulation subtracted in every
 //     sideband.
-//   * Systematics (named groups as in the seed's impact table): massW (the nuisance of interest
+//   * Systematics (named groups as in the CMS W-mass impact table): massW (the nuisance of interest
 //     massShiftW100MeV: Breit-Wigner templates at +-100 MeV, scale 100 "MeV", unconstrained),
 //     widthW, muonScale (calibration eigen-nuisances x 2.1, per-muon pT shifts that move events
 //     between bins), muonEfficiency (statistical and systematic scale-factor variations),
@@ -24,7 +24,7 @@
 //   * Pseudo-data sets: the expectation with the Wmunu template Breit-Wigner reweighted to known
 //     mass shifts (mass_shift_m30MeV, mass_shift_0MeV, mass_shift_p30MeV by default).
 //   * Two presets: Light() (tens of nuisances, seconds: tests and `lepus demo`) and Full()
-//     (the seed's scale, about 4500 nuisances). Configuration in JSON (WMassConfigFromJson;
+//     (the CMS analysis's scale, about 4500 nuisances). Configuration in JSON (WMassConfigFromJson;
 //     schema in docs/producers.md) with "lepus_config_version": 1.
 //   * Determinism: work items are fixed chunks of the input (never the thread count) and partial
 //     histograms are added in chunk order (histogram.h), so the fit input is bitwise identical
