@@ -403,3 +403,37 @@ TEST_CASE("Fit keeps parameters inside the model's bounds (active set) and honou
 
 }  // namespace
 }  // namespace lepus::test
+
+#include "lepus/engine/impacts.h"
+
+namespace lepus::test {
+namespace {
+
+TEST_CASE("global impacts close with Poisson constraints away from gamma = 1 (sigma(theta0) = sqrt(theta / tau))") {
+  HfModel h = MakeHfModel();
+  engine::Likelihood lik(h.model);
+  // Asimov data and global observables at a point where the shapesys gammas are far from 1: the
+  // fit lands on it, and the squared global impacts add up to the variance only with the
+  // Poisson constraint's own spread of its global observable.
+  Eigen::VectorXd gen = lik.InitialParams();
+  gen[0] = 1.3;
+  gen[2] = 0.4;
+  gen[10] = 1.25;
+  gen[11] = 0.8;
+  lik.SetData(engine::AsimovData(lik, gen));
+  Eigen::VectorXd theta0 = lik.theta0();
+  for (int s = 1; s < 13; ++s)
+    if (h.model.constraint_weights[s] > 0) theta0[s] = gen[s];
+  lik.SetGlobalObservables(theta0, lik.beta0());
+  const engine::FitResult r = engine::Fit(lik);
+  REQUIRE_MESSAGE(r.ok(), r.message);
+  CHECK(r.values[10] == doctest::Approx(1.25).epsilon(1e-9));
+  const engine::Impacts imp = engine::ComputeImpacts(lik, r);
+  REQUIRE(imp.targets.size() == 1);
+  CHECK(std::abs(imp.global_closure[0]) < 1e-9);
+  // The shapesys gammas' global impacts are their columns times sqrt(tau / gamma), not sqrt(tau).
+  CHECK(imp.global_nuisance(0, 10) != 0.0);
+}
+
+}  // namespace
+}  // namespace lepus::test
