@@ -8,7 +8,9 @@
 // computation through engine::FitOptions::cancel and Python is never called from a worker.
 // Evaluations (nll, gradient, Hessian) run in the calling thread with the GIL released.
 #include <algorithm>
+#include <array>
 #include <atomic>
+#include <cmath>
 #include <chrono>
 #include <condition_variable>
 #include <exception>
@@ -31,6 +33,7 @@
 
 #include "arrays.h"
 #include "lepus/engine/fit.h"
+#include "lepus/engine/hypotest.h"
 #include "lepus/engine/impacts.h"
 #include "lepus/engine/likelihood.h"
 #include "lepus/engine/model.h"
@@ -434,6 +437,55 @@ py::dict Impacts(const PyFitResult& fr, bool global, py::object groups) {
   }
   out["arrays"] = arrays;
   return out;
+}
+
+
+// ---- hypothesis tests and limits (`lepus hypotest`, `lepus limit`) ------------------------------
+
+int PoiIndex(const engine::Likelihood& lik, py::object poi) {
+  if (poi.is_none()) return -1;  // engine default: first signal strength, else first NOI
+  const std::string name = py::str(poi);
+  const int i = lik.FindParam(name);
+  if (i < 0) throw std::invalid_argument("poi: no parameter named '" + name + "'");
+  return i;
+}
+
+py::object NumOrNone(double v) { return std::isfinite(v) ? py::object(py::float_(v)) : py::object(py::none()); }
+
+py::list Band(const std::array<double, 5>& b) {
+  py::list out;
+  for (double v : b) out.append(NumOrNone(v));
+  return out;
+}
+
+py::dict HypoTestDict(const engine::HypoTestResult& r) {
+  py::dict d;
+  d["status"] = engine::ToString(r.status);
+  d["message"] = r.message;
+  d["poi"] = r.poi_name;
+  d["poi_value"] = r.poi_value;
+  d["q_obs"] = NumOrNone(r.q_obs);
+  d["q_asimov"] = NumOrNone(r.q_asimov);
+  d["mu_hat"] = NumOrNone(r.mu_hat);
+  d["cls_obs"] = NumOrNone(r.cls_obs);
+  d["clsb_obs"] = NumOrNone(r.clsb_obs);
+  d["clb_obs"] = NumOrNone(r.clb_obs);
+  d["cls_exp"] = Band(r.cls_exp);
+  d["p_value"] = NumOrNone(r.p_value);
+  d["significance"] = NumOrNone(r.significance);
+  return d;
+}
+
+engine::HypoTestOptions HypoOptions(const engine::Likelihood& lik, py::object poi, const std::string& test_stat,
+                                    const std::string& calc, int ntoys, std::uint64_t seed, int threads) {
+  engine::HypoTestOptions o;
+  o.poi = PoiIndex(lik, poi);
+  o.test_stat = engine::TestStatisticFromString(test_stat);
+  o.calculator = engine::HypoCalculatorFromString(calc);
+  o.ntoys = ntoys;
+  o.seed = seed;
+  o.num_threads = threads;
+  return o;
 }
 
 py::dict Scan(const PyFitResult& fr, const std::string& name, py::handle values, py::object progress) {
@@ -852,6 +904,45 @@ Raises ValueError with the file reader's message form, e.g.
     method: "auto", "dense", "matrix_free", "ceres", "ceres_dogleg" (--method).
     edm_tolerance, max_iterations: convergence (--edm-tol, --max-iter).
 )") + kLikelihoodKeywords).c_str())
+      .def("hypotest", [](PyModel& pm, double poi_value, py::object poi, const std::string& test_stat,
+                          const std::string& calc, int ntoys, std::uint64_t seed, int threads) {
+             const engine::Likelihood& lik = *pm.Default().lik;
+             const engine::HypoTestOptions o = HypoOptions(lik, poi, test_stat, calc, ntoys, seed, threads);
+             engine::HypoTestResult r;
+             {
+               py::gil_scoped_release release;
+               r = engine::HypoTest(lik, poi_value, o);
+             }
+             return HypoTestDict(r);
+           }, "poi_value"_a, py::kw_only(), "poi"_a = py::none(), "test_stat"_a = "qtilde", "calc"_a = "asymptotics",
+           "ntoys"_a = 1000, "seed"_a = 1, "threads"_a = 0, R"(
+CLs hypothesis test of poi = poi_value (`lepus hypotest`; docs/hypotest.md), with pyhf's
+defaults (qtilde, asymptotics) on the observed data. Returns {status, message, poi, poi_value,
+q_obs, q_asimov, mu_hat, cls_obs, clsb_obs, clb_obs, cls_exp (five numbers, -2 sigma first),
+p_value, significance}; numbers are None where not defined or when the status is "failed".)")
+      .def("upper_limit", [](PyModel& pm, double cl, py::object poi, const std::string& test_stat) {
+             const engine::Likelihood& lik = *pm.Default().lik;
+             engine::UpperLimitOptions o;
+             o.cl = cl;
+             o.hypotest = HypoOptions(lik, poi, test_stat, "asymptotics", 1000, 1, 0);
+             engine::UpperLimitResult r;
+             {
+               py::gil_scoped_release release;
+               r = engine::UpperLimit(lik, o);
+             }
+             py::dict d;
+             d["status"] = engine::ToString(r.status);
+             d["message"] = r.message;
+             d["cl"] = r.cl;
+             d["poi"] = r.poi_name;
+             d["observed"] = NumOrNone(r.observed);
+             d["expected"] = Band(r.expected);
+             d["mu_hat"] = NumOrNone(r.mu_hat);
+             return d;
+           }, "cl"_a = 0.95, py::kw_only(), "poi"_a = py::none(), "test_stat"_a = "qtilde", R"(
+Observed and expected (five, -2 sigma first) upper limits at confidence level cl by root finding
+on the asymptotic CLs (`lepus limit`). Returns {status, message, cl, poi, observed, expected,
+mu_hat}.)")
       .def("impacts", [](const PyModel& pm, const PyFitResult& r, bool global_impacts, py::object groups) {
              RequireOwnResult(pm, r);
              return Impacts(r, global_impacts, groups);
