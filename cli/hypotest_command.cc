@@ -22,6 +22,7 @@
 #include "common.h"
 #include "lepus/engine/hypotest.h"
 #include "lepus/engine/scan.h"
+#include "lepus/io/hypotest_json.h"
 #include "setup.h"
 
 namespace lepus::cli {
@@ -53,13 +54,6 @@ std::string Fmt(const char* fmt, double v) {
   char buf[64];
   std::snprintf(buf, sizeof(buf), fmt, v);
   return buf;
-}
-
-nlohmann::json Number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
-nlohmann::json Band(const std::array<double, 5>& v) {
-  nlohmann::json a = nlohmann::json::array();
-  for (double x : v) a.push_back(Number(x));
-  return a;
 }
 
 void AddSharedFlags(CLI::App* sub, HypoArgs* a, bool limit) {
@@ -146,31 +140,6 @@ nlohmann::json Header(const std::string& kind, const engine::Likelihood& lik, co
   return j;
 }
 
-nlohmann::json ResultJson(const engine::HypoTestResult& r) {
-  nlohmann::json j;
-  j["poi_value"] = r.poi_value;
-  j["status"] = engine::ToString(r.status);
-  j["message"] = r.message;
-  j["q_obs"] = Number(r.q_obs);
-  j["q_asimov"] = Number(r.q_asimov);
-  j["mu_hat"] = Number(r.mu_hat);
-  j["nll_free"] = Number(r.nll_free);
-  j["nll_conditional"] = Number(r.nll_conditional);
-  j["cls_obs"] = Number(r.cls_obs);
-  j["clsb_obs"] = Number(r.clsb_obs);
-  j["clb_obs"] = Number(r.clb_obs);
-  j["cls_exp"] = Band(r.cls_exp);
-  j["clsb_exp"] = Band(r.clsb_exp);
-  j["clb_exp"] = Band(r.clb_exp);
-  j["p_value"] = Number(r.p_value);
-  j["significance"] = Number(r.significance);
-  if (r.calculator == engine::HypoCalculator::kToys) {
-    j["failed_toys_sb"] = r.failed_sb;
-    j["failed_toys_b"] = r.failed_b;
-  }
-  return j;
-}
-
 void PrintResult(std::ostream& os, const engine::HypoTestResult& r) {
   const bool two_sided = r.test_stat == engine::TestStatistic::kTMu || r.test_stat == engine::TestStatistic::kTMuTilde;
   os << "\nhypothesis test of " << r.poi_name << " = " << Fmt("%.6g", r.poi_value) << " ("
@@ -230,7 +199,7 @@ int RunHypotest(const HypoArgs& a, const std::string& command_line) {
   PrintResult(std::cerr, r);
   if (!a.json.empty()) {
     nlohmann::json j = Header("hypotest", lik, info, opt);
-    j.update(ResultJson(r));
+    j.update(io::HypoTestJson(r));
     WriteText(a.json, j.dump(2) + "\n");
   }
   if (!r.ok()) {
@@ -303,16 +272,10 @@ int RunLimit(const HypoArgs& a, const std::string& command_line) {
   }
   if (!a.json.empty()) {
     nlohmann::json j = Header("limit", lik, info, opt);
-    j["cl"] = a.cl;
-    j["status"] = engine::ToString(lim.status);
-    j["message"] = lim.message;
-    j["observed"] = Number(lim.observed);
-    j["expected"] = Band(lim.expected);
-    j["mu_hat"] = Number(lim.mu_hat);
-    j["evaluations"] = lim.evaluations;
+    j.update(io::UpperLimitJson(lim));
     if (!grid.empty()) {
       nlohmann::json s = nlohmann::json::array();
-      for (const auto& r : scan) s.push_back(ResultJson(r));
+      for (const auto& r : scan) s.push_back(io::HypoTestJson(r));
       j["scan"] = s;
     }
     WriteText(a.json, j.dump(2) + "\n");

@@ -8,7 +8,6 @@
 // computation through engine::FitOptions::cancel and Python is never called from a worker.
 // Evaluations (nll, gradient, Hessian) run in the calling thread with the GIL released.
 #include <algorithm>
-#include <array>
 #include <atomic>
 #include <cmath>
 #include <chrono>
@@ -41,6 +40,7 @@
 #include "lepus/engine/toys.h"
 #include "lepus/engine/yields.h"
 #include "lepus/io/errors.h"
+#include "lepus/io/hypotest_json.h"
 #include "lepus/io/reader.h"
 #include "lepus/io/results.h"
 #include "lepus/io/writer.h"
@@ -448,32 +448,6 @@ int PoiIndex(const engine::Likelihood& lik, py::object poi) {
   const int i = lik.FindParam(name);
   if (i < 0) throw std::invalid_argument("poi: no parameter named '" + name + "'");
   return i;
-}
-
-py::object NumOrNone(double v) { return std::isfinite(v) ? py::object(py::float_(v)) : py::object(py::none()); }
-
-py::list Band(const std::array<double, 5>& b) {
-  py::list out;
-  for (double v : b) out.append(NumOrNone(v));
-  return out;
-}
-
-py::dict HypoTestDict(const engine::HypoTestResult& r) {
-  py::dict d;
-  d["status"] = engine::ToString(r.status);
-  d["message"] = r.message;
-  d["poi"] = r.poi_name;
-  d["poi_value"] = r.poi_value;
-  d["q_obs"] = NumOrNone(r.q_obs);
-  d["q_asimov"] = NumOrNone(r.q_asimov);
-  d["mu_hat"] = NumOrNone(r.mu_hat);
-  d["cls_obs"] = NumOrNone(r.cls_obs);
-  d["clsb_obs"] = NumOrNone(r.clsb_obs);
-  d["clb_obs"] = NumOrNone(r.clb_obs);
-  d["cls_exp"] = Band(r.cls_exp);
-  d["p_value"] = NumOrNone(r.p_value);
-  d["significance"] = NumOrNone(r.significance);
-  return d;
 }
 
 engine::HypoTestOptions HypoOptions(const engine::Likelihood& lik, py::object poi, const std::string& test_stat,
@@ -913,13 +887,16 @@ Raises ValueError with the file reader's message form, e.g.
                py::gil_scoped_release release;
                r = engine::HypoTest(lik, poi_value, o);
              }
-             return HypoTestDict(r);
+             py::dict d = JsonLoads(io::HypoTestJson(r).dump());
+             d["poi"] = r.poi_name;
+             return d;
            }, "poi_value"_a, py::kw_only(), "poi"_a = py::none(), "test_stat"_a = "qtilde", "calc"_a = "asymptotics",
            "ntoys"_a = 1000, "seed"_a = 1, "threads"_a = 0, R"(
 CLs hypothesis test of poi = poi_value (`lepus hypotest`; docs/hypotest.md), with pyhf's
-defaults (qtilde, asymptotics) on the observed data. Returns {status, message, poi, poi_value,
-q_obs, q_asimov, mu_hat, cls_obs, clsb_obs, clb_obs, cls_exp (five numbers, -2 sigma first),
-p_value, significance}; numbers are None where not defined or when the status is "failed".)")
+defaults (qtilde, asymptotics) on the observed data. Returns the result keys of
+`lepus hypotest --json` (lepus/io/hypotest_json.h: status, message, poi_value, q_obs, q_asimov,
+mu_hat, cls_obs, clsb_obs, clb_obs, cls_exp (five numbers, -2 sigma first), p_value,
+significance, ...) and poi; numbers are None where not defined or when the status is "failed".)")
       .def("upper_limit", [](PyModel& pm, double cl, py::object poi, const std::string& test_stat) {
              const engine::Likelihood& lik = *pm.Default().lik;
              engine::UpperLimitOptions o;
@@ -930,19 +907,13 @@ p_value, significance}; numbers are None where not defined or when the status is
                py::gil_scoped_release release;
                r = engine::UpperLimit(lik, o);
              }
-             py::dict d;
-             d["status"] = engine::ToString(r.status);
-             d["message"] = r.message;
-             d["cl"] = r.cl;
+             py::dict d = JsonLoads(io::UpperLimitJson(r).dump());
              d["poi"] = r.poi_name;
-             d["observed"] = NumOrNone(r.observed);
-             d["expected"] = Band(r.expected);
-             d["mu_hat"] = NumOrNone(r.mu_hat);
              return d;
            }, "cl"_a = 0.95, py::kw_only(), "poi"_a = py::none(), "test_stat"_a = "qtilde", R"(
 Observed and expected (five, -2 sigma first) upper limits at confidence level cl by root finding
-on the asymptotic CLs (`lepus limit`). Returns {status, message, cl, poi, observed, expected,
-mu_hat}.)")
+on the asymptotic CLs (`lepus limit`). Returns the result keys of `lepus limit --json` (cl,
+status, message, observed, expected, mu_hat, evaluations) and poi.)")
       .def("impacts", [](const PyModel& pm, const PyFitResult& r, bool global_impacts, py::object groups) {
              RequireOwnResult(pm, r);
              return Impacts(r, global_impacts, groups);
