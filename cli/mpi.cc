@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <iostream>
 #include <streambuf>
 
@@ -57,6 +58,7 @@ Session::Session([[maybe_unused]] int* argc, [[maybe_unused]] char*** argv) {
 Session::~Session() {
 #ifdef LEPUS_HAVE_MPI
   if (!g_active) return;
+  FlushSends();
   if (g_saved_cerr != nullptr) std::cerr.rdbuf(g_saved_cerr);
   MPI_Finalize();
   g_active = false;
@@ -129,17 +131,46 @@ std::vector<std::string> GatherToRoot(const std::string& bytes) {
 #endif
 }
 
-void SendToRoot(const std::string& bytes) {
 #ifdef LEPUS_HAVE_MPI
-  const long long n = static_cast<long long>(bytes.size());
-  MPI_Send(&n, 1, MPI_LONG_LONG, 0, 1, MPI_COMM_WORLD);
-  // In pieces of at most 1 GiB (MPI counts are int).
-  for (long long off = 0; off < n; off += 1LL << 30) {
-    const int len = static_cast<int>(std::min<long long>(n - off, 1LL << 30));
-    MPI_Send(bytes.data() + off, len, MPI_BYTE, 0, 2, MPI_COMM_WORLD);
+namespace {
+// A send in flight: its bytes (kept alive until delivered) and its requests (size, pieces).
+struct PendingSend {
+  std::string bytes;
+  long long size = 0;
+  std::vector<MPI_Request> requests;
+};
+std::deque<PendingSend> g_sends;
+
+void WaitOldest() {
+  PendingSend& p = g_sends.front();
+  MPI_Waitall(static_cast<int>(p.requests.size()), p.requests.data(), MPI_STATUSES_IGNORE);
+  g_sends.pop_front();
+}
+}  // namespace
+#endif
+
+void SendToRoot([[maybe_unused]] std::string bytes) {
+#ifdef LEPUS_HAVE_MPI
+  g_sends.emplace_back();
+  PendingSend& p = g_sends.back();
+  p.bytes = std::move(bytes);
+  p.size = static_cast<long long>(p.bytes.size());
+  p.requests.emplace_back();
+  MPI_Isend(&p.size, 1, MPI_LONG_LONG, 0, 1, MPI_COMM_WORLD, &p.requests.back());
+  // In pieces of at most 1 GiB (MPI counts are int). Messages between two ranks with one tag
+  // are matched in the order they were sent, so rank 0 receives them in order.
+  for (long long off = 0; off < p.size; off += 1LL << 30) {
+    const int len = static_cast<int>(std::min<long long>(p.size - off, 1LL << 30));
+    p.requests.emplace_back();
+    MPI_Isend(p.bytes.data() + off, len, MPI_BYTE, 0, 2, MPI_COMM_WORLD, &p.requests.back());
   }
-#else
-  (void)bytes;
+  while (static_cast<int>(g_sends.size()) > kMaxPendingSends) WaitOldest();
+#endif
+}
+
+void FlushSends() {
+#ifdef LEPUS_HAVE_MPI
+  while (!g_sends.empty()) WaitOldest();
 #endif
 }
 

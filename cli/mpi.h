@@ -46,9 +46,15 @@ std::pair<int, int> ShareOf(int n, int rank, int size);
 // Every rank's bytes to rank 0, in rank order (rank 0: Size() strings; other ranks: empty).
 std::vector<std::string> GatherToRoot(const std::string& bytes);
 
-// Point to point, in order (MPI_Send / MPI_Recv with the size first): a rank's bytes to rank 0,
-// and rank 0's receive of the next bytes of `rank`. For the producers' partial histograms.
-void SendToRoot(const std::string& bytes);
+// Point to point, in order (the size first, then the bytes): a rank's bytes to rank 0, and rank
+// 0's receive of the next bytes of `rank`. For the producers' partial histograms and the J/psi
+// calibration's selected events. SendToRoot returns at once (MPI_Isend; it keeps the bytes until
+// they are delivered), waiting only while more than kMaxPendingSends sends are still in flight,
+// so a rank does not stop filling while rank 0 is busy; FlushSends waits for all of them (call
+// it before the rank finishes).
+inline constexpr int kMaxPendingSends = 2;
+void SendToRoot(std::string bytes);
+void FlushSends();
 std::string ReceiveFrom(int rank);
 
 // Prints "lepus: error: MESSAGE" (with the rank when Size() > 1) on stderr and ends the process

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <iomanip>
 #include <iostream>
 #include <stdexcept>
 #include <string>
@@ -105,27 +106,37 @@ int RunProduction(const std::string& command, const Config& config, const Produc
     bar.Update(p.events_done, p.events_total, p.seconds);
   };
   std::int64_t received_items = 0;
-  double received_bytes = 0.0;
+  double received_bytes = 0.0, received_wait = 0.0;
   if (mpi::Size() > 1) {
-    // Under mpirun (docs/scaling.md): work item i on rank i % N; every partial goes to rank 0,
-    // which adds them in item order (the fit input is that of one process) and writes.
+    // Under mpirun (docs/scaling.md): groups of work items round robin over the ranks; every
+    // group's sum goes to rank 0, which adds them in group order (the fit input is that of one
+    // process) and writes.
     options.rank = mpi::Rank();
     options.ranks = mpi::Size();
     options.send_partial = [](const std::string& bytes) { mpi::SendToRoot(bytes); };
-    options.receive_partial = [&received_items, &received_bytes](int owner) {
+    options.receive_partial = [&](int owner) {
+      const auto w0 = std::chrono::steady_clock::now();
       std::string bytes = mpi::ReceiveFrom(owner);
+      received_wait +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
       ++received_items;
       received_bytes += static_cast<double>(bytes.size());
       return bytes;
     };
-    std::cerr << command << ": " << mpi::Size() << " MPI ranks, work items round robin\n";
+    std::cerr << command << ": " << mpi::Size() << " MPI ranks, groups of "
+              << options.items_per_group << " work items round robin\n";
   }
   auto prod = produce(config, options);
   bar.Finish();
-  if (!mpi::Root()) return kExitOk;  // rank 0 builds and writes the fit input
+  if (!mpi::Root()) {
+    mpi::FlushSends();
+    return kExitOk;  // rank 0 builds and writes the fit input
+  }
   if (mpi::Size() > 1)
-    std::cerr << command << ": rank 0 received " << received_items << " partial histogram sets ("
-              << HumanCount(received_bytes) << "B) from " << mpi::Size() - 1 << " rank(s)\n";
+    std::cerr << command << ": rank 0 received " << received_items
+              << " partial histogram sets (" << HumanCount(received_bytes) << "B) from "
+              << mpi::Size() - 1 << " rank(s), " << std::fixed << std::setprecision(2) << received_wait << std::defaultfloat
+              << " s in receives\n";
   const auto t1 = std::chrono::steady_clock::now();
   io::WriteFitInput(prod.model, a.output, prod.write_options);
   const double t_write =

@@ -352,7 +352,12 @@ struct EventFileReader::Impl {
   // columns), while it is in cache; also the weight statistics.
   void CheckColumn(const std::string& path, const ColumnSpec& c, const std::vector<double>& v,
                    const std::vector<std::int8_t>& n_muons, std::int64_t first_row);
-  void CheckEventNumbers(const std::string& path, const EventBatch& b, std::int64_t first_row);
+  void CheckEventNumbers(const std::string& path, const std::vector<Process>& process,
+                         const std::vector<std::uint64_t>& event_number, std::int64_t first_row);
+  // Skip's buffers.
+  std::vector<Process> skip_process;
+  std::vector<std::uint64_t> skip_numbers;
+  std::vector<double> skip_weights;
 
   [[noreturn]] void Fail(const std::string& where, const std::string& what) const {
     file->Fail(where, what);
@@ -566,12 +571,14 @@ void EventFileReader::Impl::BuildExactMap(const std::string& path, std::int64_t 
   }
 }
 
-void EventFileReader::Impl::CheckEventNumbers(const std::string& path, const EventBatch& b,
+void EventFileReader::Impl::CheckEventNumbers(const std::string& path,
+                                              const std::vector<Process>& process,
+                                              const std::vector<std::uint64_t>& event_number,
                                               std::int64_t first_row) {
   DuplicateCheck& d = duplicates;
-  for (std::size_t i = 0; i < b.size(); ++i) {
-    const auto p = static_cast<std::size_t>(b.process[i]);
-    const std::uint64_t en = b.event_number[i];
+  for (std::size_t i = 0; i < event_number.size(); ++i) {
+    const auto p = static_cast<std::size_t>(process[i]);
+    const std::uint64_t en = event_number[i];
     const std::int64_t row = first_row + static_cast<std::int64_t>(i);
     if (!d.exact) {
       if (!d.seen[p] || en > d.last[p]) {
@@ -584,7 +591,7 @@ void EventFileReader::Impl::CheckEventNumbers(const std::string& path, const Eve
     auto [it, fresh] = d.rows[p].emplace(en, row);
     if (!fresh)
       throw InputError(path + ": events/event_number[" + std::to_string(row) + "] is " +
-                       std::to_string(en) + " (process " + ToString(b.process[i]) +
+                       std::to_string(en) + " (process " + ToString(process[i]) +
                        "), but event numbers must be unique within a process in a file (also at "
                        "row " + std::to_string(it->second) + ")");
   }
@@ -658,7 +665,58 @@ std::size_t EventFileReader::Next(EventBatch* batch, std::size_t max_events) {
       batch->ut_y[i] = -sy;
     }
   }
-  r.CheckEventNumbers(info_.path, *batch, position_);
+  r.CheckEventNumbers(info_.path, batch->process, batch->event_number, position_);
+  position_ += static_cast<std::int64_t>(n);
+  return n;
+}
+
+std::size_t EventFileReader::Skip(std::size_t max_events) {
+  Impl& r = *impl_;
+  const std::int64_t left = info_.num_events - position_;
+  const std::size_t n = static_cast<std::size_t>(
+      std::min<std::int64_t>(left, static_cast<std::int64_t>(std::max<std::size_t>(max_events, 1))));
+  if (n == 0) return 0;
+  const hsize_t start = static_cast<hsize_t>(position_), count = n;
+  Handle mspace(H5Screate_simple(1, &count, nullptr), H5Sclose);
+  const std::vector<ColumnSpec>& cols = EventColumns();
+  auto read = [&](const char* column, hid_t mem_type, void* out) {
+    for (std::size_t k = 0; k < cols.size(); ++k) {
+      if (std::string_view(cols[k].name) != column) continue;
+      const Handle& d = r.datasets[k];
+      if (!d.valid()) return false;  // a missing optional column: its default
+      Handle fspace(H5Dget_space(d.get()), H5Sclose);
+      H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, &start, nullptr, &count, nullptr);
+      if (H5Dread(d.get(), mem_type, mspace.get(), fspace.get(), H5P_DEFAULT, out) < 0)
+        r.Fail(ColumnPath(cols[k]), Detail("cannot read the data"));
+      return true;
+    }
+    return false;
+  };
+  // event_number and process (required): the duplicate check; process range-checked as in Next.
+  r.skip_numbers.resize(n);
+  read("event_number", H5T_NATIVE_UINT64, r.skip_numbers.data());
+  r.int_buffer.resize(n);
+  read("process", H5T_NATIVE_INT64, r.int_buffer.data());
+  r.skip_process.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::int64_t x = r.int_buffer[i];
+    if (x < 0 || x > kNumProcesses - 1)
+      throw InputError(info_.path + ": events/process[" +
+                       std::to_string(position_ + static_cast<std::int64_t>(i)) + "] is " +
+                       std::to_string(x) + ", but must be a process id in [0, " +
+                       std::to_string(kNumProcesses - 1) + "]");
+    r.skip_process[i] = static_cast<Process>(x);
+  }
+  // weight: its checks and the weight statistics (the negative-weight warning).
+  for (const ColumnSpec& c : cols) {
+    if (std::string_view(c.name) != "weight") continue;
+    r.skip_weights.resize(n);
+    if (read("weight", H5T_NATIVE_DOUBLE, r.skip_weights.data()))
+      r.CheckColumn(info_.path, c, r.skip_weights, {}, position_);
+    else
+      r.CheckColumn(info_.path, c, std::vector<double>(n, c.default_value), {}, position_);
+  }
+  r.CheckEventNumbers(info_.path, r.skip_process, r.skip_numbers, position_);
   position_ += static_cast<std::int64_t>(n);
   return n;
 }

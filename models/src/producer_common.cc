@@ -91,7 +91,7 @@ void WorkList::AddRanges(const Generator& g, SampleKind sample, const Generator*
   }
 }
 
-bool WorkList::Next(WorkItem* item) {
+bool WorkList::Next(WorkItem* item, bool read) {
   if (next_range_ < ranges_.size()) {
     const Range& r = ranges_[next_range_++];
     item->sample = r.sample;
@@ -105,7 +105,13 @@ bool WorkList::Next(WorkItem* item) {
   while (next_file_ < files_.size()) {
     File& f = files_[next_file_];
     const std::int64_t before = f.reader->Position();
-    const std::size_t got = f.reader->Next(&item->batch, chunk_);
+    std::size_t got;
+    if (read) {
+      got = f.reader->Next(&item->batch, chunk_);
+    } else {
+      item->batch.Clear();
+      got = f.reader->Skip(chunk_);
+    }
     if (got == 0) {
       ++next_file_;
       continue;

@@ -57,8 +57,10 @@ class WorkList {
            const SampleSource& data, const GeneratorConfig& data_generator, std::uint64_t chunk,
            const GeneratorConfig* data_wplus_generator = nullptr);
   std::int64_t total() const { return total_; }
-  // Fills the next item; false at the end.
-  bool Next(WorkItem* item);
+  // Fills the next item; false at the end. read = false (an item of another MPI rank): a file
+  // item is skipped (EventFileReader::Skip: only the columns of the whole-file checks are read)
+  // and its batch left empty; its progress_units are still set.
+  bool Next(WorkItem* item, bool read = true);
   // After the last item: NegativeWeightWarning of every file that has one.
   std::vector<std::string> InputWarnings() const;
 
@@ -88,8 +90,9 @@ class WorkList {
 // The ordered parallel fill of a producer over a work list (histogram.h,
 // OrderedParallelReduce): 2 threads + 1 slots, each with a work item, a partial histogram set
 // (make()) and a scratch object; fill(batch, sample, &partial, &scratch) runs in parallel and
-// the partials are added into the total in item order, so the result is bitwise identical at
-// any thread count. Hist needs Reset(), operator+= and the counters sim_events / data_events
+// the partials are added in a fixed order (items into their group's sum in item order, the
+// group sums into the total in group order; ProduceOptions::items_per_group), so the result is
+// bitwise identical at any thread count and any number of MPI ranks. Hist needs Reset(), operator+= and the counters sim_events / data_events
 // (events generated but rejected by the generator's filter are counted as read).
 // The bytes of a partial (ProduceOptions::send_partial): every summed member, in a fixed order.
 template <typename Hist>
@@ -134,21 +137,71 @@ Hist OrderedFill(WorkList& work, const ProduceOptions& options, Make make, FillF
   ProduceProgress progress;
   progress.events_total = work.total();
   const auto start = std::chrono::steady_clock::now();
-  // Distributed (ProduceOptions::ranks > 1): the owner of every slot's item; items of other
-  // ranks are not filled here (rank 0 receives them in the reduce step).
+  auto report = [&] {
+    if (!options.progress) return;
+    progress.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    options.progress(progress);
+  };
+  // The sum has a fixed two-level shape (ProduceOptions::items_per_group): the items of a group
+  // (G consecutive items) are added in item order into the group's sum, and the group sums into
+  // the total in group order. Group g belongs to rank g % ranks, which fills its items and sends
+  // the group's sum (ranks other than 0) or keeps it (rank 0). Rank 0 receives a group of another
+  // rank only when it has finished its own next group (or at the end), so a rank that runs ahead
+  // does not wait for it; the additions into the total are the same in every case, so the
+  // result is bitwise identical for any number of ranks and threads.
+  const std::int64_t group_size = std::max(options.items_per_group, 1);
   const int ranks = std::max(options.ranks, 1);
-  std::vector<int> owner(slots, 0);
+  const bool root = options.rank == 0;
+  auto owner_of = [&](std::int64_t item) { return static_cast<int>((item / group_size) % ranks); };
+  std::vector<std::int64_t> index(slots, 0);
   std::int64_t next_index = 0;
-  Hist received = ranks > 1 && options.rank == 0 ? make() : Hist{};
+  Hist group = make();
+  Hist received = ranks > 1 && root ? make() : Hist{};
+  std::int64_t group_units = 0;  // rank 0: progress units of the current group of another rank
+  struct Pending {
+    int owner;
+    std::int64_t units;
+  };
+  std::vector<Pending> pending;  // rank 0: other ranks' closed groups not yet received
+  auto receive_pending = [&] {
+    for (const Pending& p : pending) {
+      ReadPartial(options.receive_partial(p.owner), &received);
+      total += received;
+      progress.events_done += p.units;
+      report();
+    }
+    pending.clear();
+  };
+  // Closes the group of `item` (its last item, or the last item of the list).
+  auto close_group = [&](std::int64_t item) {
+    const int owner = owner_of(item);
+    const std::int64_t units = group_units;
+    group_units = 0;
+    if (!root) {
+      if (owner == options.rank) options.send_partial(PartialBytes(group));
+      group.Reset();
+      return;
+    }
+    if (owner != 0) {
+      pending.push_back({owner, units});
+      return;
+    }
+    receive_pending();
+    total += group;
+    group.Reset();
+  };
   OrderedParallelReduce(
       threads, slots,
       [&](int s) {
-        if (!work.Next(&items[s])) return false;
-        owner[s] = static_cast<int>(next_index++ % ranks);
+        // Items of other ranks are walked but not read (event files: only the columns the
+        // whole-file checks need; WorkList::Next).
+        if (!work.Next(&items[s], owner_of(next_index) == options.rank)) return false;
+        index[s] = next_index++;
         return true;
       },
       [&](int s) {
-        if (owner[s] != options.rank) return;
+        if (owner_of(index[s]) != options.rank) return;
         WorkItem& it = items[s];
         if (it.generator) {
           it.batch.Clear();
@@ -165,25 +218,24 @@ Hist OrderedFill(WorkList& work, const ProduceOptions& options, Make make, FillF
         }
       },
       [&](int s) {
-        if (ranks > 1 && options.rank != 0) {
-          if (owner[s] == options.rank) options.send_partial(PartialBytes(partials[s]));
+        const std::int64_t i = index[s];
+        if (owner_of(i) == options.rank) {
+          group += partials[s];
           partials[s].Reset();
-          return;
-        }
-        if (owner[s] != options.rank) {
-          ReadPartial(options.receive_partial(owner[s]), &received);
-          total += received;
+          if (root) {
+            progress.events_done += items[s].progress_units;
+            report();
+          }
         } else {
-          total += partials[s];
+          group_units += items[s].progress_units;
         }
-        partials[s].Reset();
-        progress.events_done += items[s].progress_units;
-        if (options.progress) {
-          progress.seconds =
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-          options.progress(progress);
-        }
+        if ((i + 1) % group_size == 0) close_group(i);
       });
+  if (next_index % group_size != 0) close_group(next_index - 1);  // the last, shorter group
+  if (root) {
+    receive_pending();
+    report();
+  }
   return total;
 }
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -483,6 +484,88 @@ TEST_CASE("event files: mostly negative weights give a warning") {
     CHECK(ReadAllWarning(path2).empty());
     std::filesystem::remove(path2);
   }
+}
+
+TEST_CASE("event files: Skip keeps the whole-file checks of the events it passes") {
+  // An MPI rank skips the chunks of other ranks (EventFileReader::Skip): the duplicate check
+  // across chunks, the process ids, the weight checks and the weight statistics must still see
+  // every event, so that a rank finds what one process reading everything would find.
+  const EventBatch good = Sample();
+  const std::size_t n = good.size();
+  const std::size_t chunk = 97;
+  auto walk = [&](const std::string& path, int parity) {  // read chunks of one parity
+    EventFileReader reader(path);
+    EventBatch part;
+    std::size_t got = 0, k = 0, read = 0;
+    while (true) {
+      const std::size_t m = k % 2 == static_cast<std::size_t>(parity) ? reader.Next(&part, chunk)
+                                                                        : reader.Skip(chunk);
+      if (m == 0) break;
+      if (k % 2 == static_cast<std::size_t>(parity)) read += m;
+      got += m;
+      ++k;
+    }
+    CHECK(got == n);
+    CHECK(reader.Position() == static_cast<std::int64_t>(n));
+    CHECK(read < n);
+    return std::make_pair(reader.negative_weights(), reader.sum_weights());
+  };
+  EventBatch b = good;
+  for (std::size_t i = 0; i < n; i += 3) b.weight[i] = -std::abs(b.weight[i]);
+  const std::string path = WriteSample(b);
+  std::int64_t neg_all = 0;
+  double sum_all = 0.0;
+  {
+    EventFileReader reader(path);
+    EventBatch part;
+    while (reader.Next(&part, chunk) > 0) {
+    }
+    neg_all = reader.negative_weights();
+    sum_all = reader.sum_weights();
+  }
+  for (int parity : {0, 1}) {
+    const auto [neg, sum] = walk(path, parity);
+    CHECK(neg == neg_all);
+    CHECK(sum == sum_all);  // the same additions in the same order
+  }
+  std::filesystem::remove(path);
+
+  // A duplicate whose two rows are in chunks read by different ranks: found by both.
+  const std::size_t k = n - 5;
+  std::size_t j = 0;
+  while (good.process[j] != good.process[k]) ++j;
+  j += 3;
+  REQUIRE(k / chunk != j / chunk);
+  EventBatch d = good;
+  d.event_number[k] = d.event_number[j];
+  const std::string dup = WriteSample(d);
+  for (int parity : {0, 1}) {
+    CAPTURE(parity);
+    std::string err;
+    try {
+      walk(dup, parity);
+    } catch (const InputError& e) {
+      err = e.what();
+    }
+    CHECK(err.find("events/event_number[" + std::to_string(k) + "] is " +
+                   std::to_string(good.event_number[j])) != std::string::npos);
+    CHECK(err.find("(also at row " + std::to_string(j) + ")") != std::string::npos);
+  }
+  std::filesystem::remove(dup);
+
+  // A non-finite weight in a skipped chunk is still an error.
+  EventBatch w = good;
+  w.weight[k] = std::numeric_limits<double>::quiet_NaN();
+  const std::string bad = WriteSample(w);
+  const int skipped_parity = (k / chunk) % 2 == 0 ? 1 : 0;  // the parity that skips row k
+  std::string err;
+  try {
+    walk(bad, skipped_parity);
+  } catch (const InputError& e) {
+    err = e.what();
+  }
+  CHECK(err == bad + ": events/weight[" + std::to_string(k) + "] is nan, but must be finite");
+  std::filesystem::remove(bad);
 }
 
 TEST_CASE("event files: ReadEventFile checks the declared length against the memory") {

@@ -158,48 +158,57 @@ TEST_CASE("WMassProducer: the fit-channel histograms equal a brute-force loop ov
 }
 
 TEST_CASE("WMassProducer: a fill spread over 3 ranks (ProduceOptions::ranks) equals one process") {
-  // The MPI protocol of `mpirun lepus produce` in one process: ranks 1 and 2 fill their items
-  // (i % 3) and hand the partials over in item order; rank 0 takes them from those queues.
+  // The MPI protocol of `mpirun lepus produce` in one process: ranks 1 and 2 fill their groups
+  // of items ((i / G) % 3) and hand the group sums over in group order; rank 0 takes them from
+  // those queues. Groups of 1 item (every partial sent) and of 3 (groups that cut across the
+  // processes' chunk ranges); one process must use the same G.
   WMassConfig c = SmallConfig();
   c.simulation.events = 200000;
   c.luminosity_pb = 5.0;
   c.chunk_events = 16384;
   const WMassProducer producer(c);
-  const WMassHistograms one = producer.Fill(ProduceOptions{2, {}});
-  std::vector<std::deque<std::string>> sent(3);
-  for (int r = 1; r < 3; ++r) {
-    ProduceOptions o{1, {}};
-    o.rank = r;
+  for (int group : {1, 3}) {
+    CAPTURE(group);
+    ProduceOptions single{2, {}};
+    single.items_per_group = group;
+    const WMassHistograms one = producer.Fill(single);
+    std::vector<std::deque<std::string>> sent(3);
+    for (int r = 1; r < 3; ++r) {
+      ProduceOptions o{1, {}};
+      o.items_per_group = group;
+      o.rank = r;
+      o.ranks = 3;
+      o.send_partial = [&sent, r](const std::string& bytes) { sent[r].push_back(bytes); };
+      producer.Fill(o);
+      CHECK(sent[r].size() > 2);
+    }
+    ProduceOptions o{2, {}};
+    o.items_per_group = group;
     o.ranks = 3;
-    o.send_partial = [&sent, r](const std::string& bytes) { sent[r].push_back(bytes); };
-    producer.Fill(o);
-    CHECK(sent[r].size() > 2);
+    std::int64_t last_done = 0;
+    o.progress = [&last_done](const ProduceProgress& p) { last_done = p.events_done; };
+    o.receive_partial = [&sent](int owner) {
+      REQUIRE(!sent[owner].empty());
+      std::string bytes = std::move(sent[owner].front());
+      sent[owner].pop_front();
+      return bytes;
+    };
+    const WMassHistograms three = producer.Fill(o);
+    CHECK(sent[1].empty());
+    CHECK(sent[2].empty());
+    CHECK(last_done == one.sim_events + one.data_events);  // global progress on rank 0
+    CHECK(three.sim_events == one.sim_events);
+    CHECK(three.data_events == one.data_events);
+    CHECK(three.selected == one.selected);
+    for (int s = 0; s < kWMassMcSlots; ++s) {
+      CHECK(SameBits(one.mc[s].Sumw(), three.mc[s].Sumw()));
+      CHECK(SameBits(one.mc[s].Sumw2(), three.mc[s].Sumw2()));
+    }
+    CHECK(SameBits(one.data.Sumw(), three.data.Sumw()));
+    const std::vector<double> zeros(producer.fit_space().size(), 0.0);
+    for (int id = 0; id < producer.layout().size(); ++id)
+      REQUIRE(SameBits(one.variations.Varied(id, zeros), three.variations.Varied(id, zeros)));
   }
-  ProduceOptions o{2, {}};
-  o.ranks = 3;
-  std::int64_t last_done = 0;
-  o.progress = [&last_done](const ProduceProgress& p) { last_done = p.events_done; };
-  o.receive_partial = [&sent](int owner) {
-    REQUIRE(!sent[owner].empty());
-    std::string bytes = std::move(sent[owner].front());
-    sent[owner].pop_front();
-    return bytes;
-  };
-  const WMassHistograms three = producer.Fill(o);
-  CHECK(sent[1].empty());
-  CHECK(sent[2].empty());
-  CHECK(last_done == one.sim_events + one.data_events);  // global progress on rank 0
-  CHECK(three.sim_events == one.sim_events);
-  CHECK(three.data_events == one.data_events);
-  CHECK(three.selected == one.selected);
-  for (int s = 0; s < kWMassMcSlots; ++s) {
-    CHECK(SameBits(one.mc[s].Sumw(), three.mc[s].Sumw()));
-    CHECK(SameBits(one.mc[s].Sumw2(), three.mc[s].Sumw2()));
-  }
-  CHECK(SameBits(one.data.Sumw(), three.data.Sumw()));
-  const std::vector<double> zeros(producer.fit_space().size(), 0.0);
-  for (int id = 0; id < producer.layout().size(); ++id)
-    REQUIRE(SameBits(one.variations.Varied(id, zeros), three.variations.Varied(id, zeros)));
   // Truncated bytes are an error, not a silent zero.
   WMassHistograms scratch = producer.Fill(ProduceOptions{1, {}});
   std::string bytes = detail::PartialBytes(scratch);

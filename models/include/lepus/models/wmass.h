@@ -218,14 +218,19 @@ struct ProduceOptions {
   int num_threads = 0;  // 0 = all cores
   // Called from one thread at a time after each work item.
   std::function<void(const ProduceProgress&)> progress;
+  // The shape of the sum of the partial histograms: the work items (fixed by the input) in
+  // groups of items_per_group consecutive items; each group's partials are added in item order,
+  // the group sums into the total in group order. Fixed by the input, never by the ranks or
+  // threads (it is the unit of distribution); changing it changes the sums in their last bits.
+  int items_per_group = 8;
   // Distributed fill (`mpirun lepus produce`, docs/scaling.md; the CLI sets these, models knows
-  // nothing about MPI): this process is rank `rank` of `ranks`, work item i belongs to rank
-  // i % ranks. A rank other than 0 fills its items and hands each item's partial histograms, as
-  // bytes, to send_partial (in item order); rank 0 fills its own and takes the others' from
-  // receive_partial(owner) in item order, adding every partial into the total exactly as one
-  // process does, so the fit input is bitwise identical for any number of ranks. Ranks other
-  // than 0 stop after the fill (the production they return is empty). progress (rank 0) counts
-  // every item.
+  // nothing about MPI): this process is rank `rank` of `ranks`, group g belongs to rank
+  // g % ranks. A rank other than 0 fills its groups and hands each group's sum, as bytes, to
+  // send_partial (in group order); rank 0 fills its own and takes the others' from
+  // receive_partial(owner) in group order (a group of another rank once rank 0 has closed its
+  // own next group), adding the group sums into the total exactly as one process does, so the
+  // fit input is bitwise identical for any number of ranks. Ranks other than 0 stop after the
+  // fill (the production they return is empty). progress (rank 0) counts every item.
   int rank = 0, ranks = 1;
   std::function<void(const std::string&)> send_partial;
   std::function<std::string(int owner)> receive_partial;
