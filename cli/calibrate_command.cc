@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <iomanip>
 #include <iostream>
 #include <limits>
 #include <memory>
@@ -30,6 +31,7 @@
 #include "calibrate_command.h"
 #include "args.h"
 #include "common.h"
+#include "mpi.h"
 #include "lepus/models/calibration.h"
 #include "lepus/models/jpsi_calibration.h"
 #include "lepus/models/zclosure.h"
@@ -55,6 +57,7 @@ struct CalibrateArgs {
   bool truth_given = false;                         // --truth on the command line
   std::string calibration;                          // zclosure: the calibration to test
   double lep_mev = 2.1;                             // zclosure: global closure term
+  std::int64_t batch_events = 0;                    // jpsi: 0 = the configuration's
 };
 
 // The files a calibration command reads (an output may not be one of them).
@@ -159,6 +162,7 @@ models::JpsiCalibrationOptions MakeOptions(const CalibrateArgs& a) {
   if (a.min_events != -1) o.min_events_per_bin = a.min_events;
   if (!a.solver.empty()) o.linear_solver = models::CalibrationLinearSolverFromString(a.solver);
   o.num_threads = a.threads;
+  if (a.batch_events > 0) o.batch_events = static_cast<std::uint64_t>(a.batch_events);
   ApplyTruth(a.truth, o.eta_edges, &o.data_detector);
   std::string error;
   if (!o.IsValid(&error)) throw std::invalid_argument(NameFlag(error));
@@ -175,7 +179,7 @@ void ReportFailedStatus(const models::CalibrationParameters& c, const std::strin
             << "\" and `lepus produce` and `lepus calibrate zclosure` refuse it\n";
 }
 int RunCalibrate(const CalibrateArgs& a, const std::string& command_line) {
-  const models::JpsiCalibrationOptions o = MakeOptions(a);
+  models::JpsiCalibrationOptions o = MakeOptions(a);
   io::CheckOutputs({{"-o", a.output}}, InputsOf(a));
   const int neta = static_cast<int>(o.eta_edges.size()) - 1;
   const int npt = static_cast<int>(o.pt_edges.size()) - 1;
@@ -195,6 +199,27 @@ int RunCalibrate(const CalibrateArgs& a, const std::string& command_line) {
   if (compare_truth) std::cerr << ", data truth " << a.truth;
   std::cerr << ", solver " << models::ToString(o.linear_solver) << "\n";
 
+  // Under mpirun (docs/scaling.md): batch i on rank i % N; rank 0 appends every batch's
+  // selected events in batch order (the calibration is that of one process), fits and writes.
+  std::int64_t received_batches = 0;
+  double received_bytes = 0.0, received_wait = 0.0;
+  if (mpi::Size() > 1) {
+    o.rank = mpi::Rank();
+    o.ranks = mpi::Size();
+    o.send_selection = [](const std::string& bytes) { mpi::SendToRoot(bytes); };
+    o.receive_selection = [&](int owner) {
+      const auto w0 = std::chrono::steady_clock::now();
+      std::string bytes = mpi::ReceiveFrom(owner);
+      received_wait +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
+      ++received_batches;
+      received_bytes += static_cast<double>(bytes.size());
+      return bytes;
+    };
+    std::cerr << "calibrate: " << mpi::Size() << " MPI ranks, batches of " << o.batch_events
+              << " events round robin\n";
+  }
+
   StageProgress progress;
   models::JpsiCalibrationSummary s;
   const auto t0 = std::chrono::steady_clock::now();
@@ -205,6 +230,15 @@ int RunCalibrate(const CalibrateArgs& a, const std::string& command_line) {
                   progress.Update(stage, d, t);
                 });
   progress.Finish();
+  if (!mpi::Root()) {
+    mpi::FlushSends();
+    return kExitOk;  // rank 0 fits and writes
+  }
+  if (mpi::Size() > 1)
+    std::cerr << "calibrate: rank 0 received " << received_batches << " batch selections ("
+              << HumanCount(received_bytes) << "B) from " << mpi::Size() - 1 << " rank(s), "
+              << std::fixed << std::setprecision(2) << received_wait << std::defaultfloat
+              << " s in receives\n";
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   c.description += " (" + command_line + ")";
@@ -273,6 +307,10 @@ int RunCalibrate(const CalibrateArgs& a, const std::string& command_line) {
 }
 
 int RunZClosureCommand(const CalibrateArgs& a, const std::string& command_line) {
+  if (mpi::Size() > 1)
+    throw std::invalid_argument("'calibrate zclosure' does not run on several MPI ranks (this job "
+                                "has " + std::to_string(mpi::Size()) + "); run it without mpirun "
+                                "or with -np 1 ('calibrate jpsi' is distributed)");
   models::ZClosureOptions o =
       a.light ? models::ZClosureOptions::Light() : models::ZClosureOptions{};
   if (a.num_events == 0 || a.num_events < -1)
@@ -396,6 +434,12 @@ Command AddCalibrateCommand(CLI::App& parent, const std::string& command_line) {
   auto* full = sub->add_flag("--full", a->full,
                              "full configuration: 48 eta x 4 pT bins, 144 parameters (default)");
   light->excludes(full);
+  sub->add_option("--batch-events", a->batch_events,
+                  "events generated or read per batch (the unit of work of the threads and of "
+                  "the MPI ranks; memory grows with it; default 1048576); the result does not "
+                  "depend on it")
+      ->type_name("N")
+      ->transform(IntegerArg(1, 1LL << 30));
   sub->add_option("--eta-bins", a->eta_bins,
                   "uniform eta bins in [-2.4, 2.4] (a divisor of 48), overrides the configuration")
       ->type_name("N")

@@ -5,10 +5,13 @@
 // correlation matrix, fix-and-shift impact cross-checks and fits of every pseudo-data set.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <regex>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -20,6 +23,7 @@
 
 #include "args.h"
 #include "common.h"
+#include "mpi.h"
 #include "setup.h"
 #include "lepus/engine/combination.h"
 #include "lepus/engine/fit.h"
@@ -56,6 +60,7 @@ struct FitArgs {
   std::vector<std::string> prior_scales;  // REGEX=FACTOR
   std::string correlation_regex;
   std::vector<std::string> impact_refit;  // parameter names
+  std::string impact_refit_regex;         // --impact-refit-regex REGEX
   std::string report;                     // --report FILE: the HTML report (implies impacts, postfit)
 };
 
@@ -369,7 +374,11 @@ Json PseudoFitsJson(const engine::Likelihood& lik, const std::vector<PseudoFit>&
   return list;
 }
 
-// ---- --impact-refit NAME: fix-and-shift cross-check of the nominal impacts of NAME.
+// ---- --impact-refit NAME / --impact-refit-regex: fix-and-shift cross-check of the nominal
+// impacts. Two refits per nuisance (+1 and -1 sigma: items 2k and 2k + 1) give the shifts of
+// every target at once; under mpirun the items are shared out over the ranks (contiguous shares,
+// gathered to rank 0 in item order; docs/scaling.md). Each refit is a deterministic function of
+// the best fit, so the results do not depend on where they ran.
 struct RefitCheck {
   int nuisance = -1;
   struct Row {
@@ -380,8 +389,83 @@ struct RefitCheck {
   std::vector<Row> rows;
 };
 
-RefitCheck RunRefitCheck(const engine::Likelihood& lik, const engine::FitResult& result,
-                         const engine::FitOptions& options, int nuisance) {
+struct RefitOutcome {
+  bool ok = false;
+  std::string message;     // why it did not converge
+  Eigen::VectorXd values;  // reported values of the refit
+};
+
+void AppendRefit(const engine::FitResult& r, std::string* out) {
+  const std::int64_t head[2] = {r.ok() ? 1 : 0, static_cast<std::int64_t>(
+      r.ok() ? 0 : engine::ToString(r.status).size() + 2 + r.message.size())};
+  out->append(reinterpret_cast<const char*>(head), sizeof(head));
+  if (!r.ok()) out->append(engine::ToString(r.status) + ": " + r.message);
+  mpi::Append(out, r.values.data(), static_cast<std::size_t>(r.values.size()));
+}
+
+const char* ReadRefit(const char* p, const char* end, int npar, RefitOutcome* o) {
+  std::int64_t head[2];
+  const std::size_t values = static_cast<std::size_t>(npar) * sizeof(double);
+  if (static_cast<std::size_t>(end - p) < sizeof(head)) throw std::runtime_error("refits: too few bytes");
+  std::memcpy(head, p, sizeof(head));
+  p += sizeof(head);
+  if (head[1] < 0 || static_cast<std::size_t>(end - p) < static_cast<std::size_t>(head[1]) + values)
+    throw std::runtime_error("refits: too few bytes");
+  o->ok = head[0] == 1;
+  o->message.assign(p, static_cast<std::size_t>(head[1]));
+  p += head[1];
+  o->values.resize(npar);
+  std::memcpy(o->values.data(), p, values);
+  return p + values;
+}
+
+// The 2 x nuisances refits, this rank's share run here; on rank 0 every outcome in item order
+// (other ranks: empty).
+std::vector<RefitOutcome> RunRefits(const engine::Likelihood& lik, const engine::FitResult& result,
+                                    const engine::FitOptions& options,
+                                    const std::vector<int>& nuisances) {
+  const int n = 2 * static_cast<int>(nuisances.size());
+  const auto [begin, end] = mpi::Share(n);
+  if (mpi::Size() > 1)
+    std::cerr << "lepus: " << mpi::Size() << " MPI ranks; rank 0 runs refits " << begin << " to "
+              << end - 1 << " of " << n << "\n";
+  std::string bytes;
+  {
+    Progress progress("impact-refit", "refits");
+    for (int i = begin; i < end; ++i) {
+      const engine::FitResult r = engine::RefitWithShiftedNuisance(
+          lik, result, nuisances[i / 2], i % 2 == 0 ? 1.0 : -1.0, options);
+      AppendRefit(r, &bytes);
+      progress.Update(i - begin + 1, end - begin);
+    }
+    progress.Finish();
+  }
+  std::vector<RefitOutcome> out;
+  const std::vector<std::string> parts = mpi::GatherToRoot(bytes);
+  if (!mpi::Root()) return out;
+  for (const std::string& part : parts) {
+    const char* p = part.data();
+    const char* e = p + part.size();
+    while (p < e) {
+      out.emplace_back();
+      p = ReadRefit(p, e, lik.num_params(), &out.back());
+    }
+  }
+  if (static_cast<int>(out.size()) != n)
+    throw std::runtime_error("refits: gathered " + std::to_string(out.size()) + " of " +
+                             std::to_string(n));
+  return out;
+}
+
+// The check of nuisance k of RunRefits' list from its two outcomes; throws NumericalError when
+// a refit did not converge.
+RefitCheck MakeRefitCheck(const engine::Likelihood& lik, const engine::FitResult& result,
+                          int nuisance, const RefitOutcome& up, const RefitOutcome& down) {
+  for (const RefitOutcome* o : {&up, &down})
+    if (!o->ok)
+      throw engine::NumericalError("refit with " + lik.params()[nuisance].name + " shifted by " +
+                                   (o == &up ? "+1" : "-1") + " sigma did not converge (" +
+                                   o->message + ")");
   RefitCheck check;
   check.nuisance = nuisance;
   for (int t : ReportedTargets(lik)) {
@@ -390,8 +474,8 @@ RefitCheck RunRefitCheck(const engine::Likelihood& lik, const engine::FitResult&
     const double scale = p.scale > 0.0 ? p.scale : 1.0;
     const double cjj = result.covariance(nuisance, nuisance);
     const double nominal = cjj > 0 ? result.covariance(t, nuisance) / std::sqrt(cjj) : 0.0;
-    const auto [up, down] = engine::ImpactByRefit(lik, result, t, nuisance, options);
-    check.rows.push_back({t, nominal * scale, up * scale, down * scale,
+    check.rows.push_back({t, nominal * scale, (up.values[t] - result.values[t]) * scale,
+                          (down.values[t] - result.values[t]) * scale,
                           p.scale > 0.0 ? p.unit : ""});
   }
   return check;
@@ -411,6 +495,49 @@ void PrintRefitCheck(std::ostream& os, const engine::Likelihood& lik, const engi
     os << "  " << PadTo(params[row.target].name, w, true) << PadTo(Fmt("%+.5g", row.nominal), 13)
        << PadTo(Fmt("%+.5g", row.up), 13) << PadTo(Fmt("%+.5g", row.down), 13)
        << (row.unit.empty() ? "" : " " + row.unit) << "\n";
+}
+
+// Up to 10 nuisances: a table each; more (--impact-refit-regex): the 15 largest by
+// max(|refit +1s|, |refit -1s|) on each target, every one of them in the JSON.
+void PrintRefitChecks(std::ostream& os, const engine::Likelihood& lik, const engine::FitResult& r,
+                      const std::vector<RefitCheck>& checks) {
+  constexpr std::size_t kTables = 10, kTop = 15;
+  if (checks.size() <= kTables) {
+    for (const RefitCheck& c : checks) PrintRefitCheck(os, lik, r, c);
+    return;
+  }
+  const auto& params = lik.params();
+  std::vector<int> targets;
+  for (const auto& row : checks.front().rows) targets.push_back(row.target);
+  for (int t : targets) {
+    std::vector<std::pair<double, const RefitCheck*>> ranked;
+    const RefitCheck::Row* any = nullptr;
+    for (const RefitCheck& c : checks)
+      for (const auto& row : c.rows)
+        if (row.target == t) {
+          ranked.push_back({std::max(std::abs(row.up), std::abs(row.down)), &c});
+          any = &row;
+        }
+    std::stable_sort(ranked.begin(), ranked.end(),
+                     [](const auto& x, const auto& y) { return x.first > y.first; });
+    os << "\nimpacts on " << params[t].name << " by refits of " << checks.size()
+       << " nuisances (each fixed at its value +- its error, everything else refitted); the "
+       << std::min(kTop, ranked.size()) << " largest (all in the JSON, impact_refit)"
+       << (any && !any->unit.empty() ? ", in " + any->unit : "") << ":\n";
+    std::size_t w = 16;
+    for (std::size_t i = 0; i < ranked.size() && i < kTop; ++i)
+      w = std::max(w, params[ranked[i].second->nuisance].name.size());
+    os << "  " << PadTo("nuisance", w, true) << PadTo("nominal", 13) << PadTo("refit +1s", 13)
+       << PadTo("refit -1s", 13) << "\n";
+    for (std::size_t i = 0; i < ranked.size() && i < kTop; ++i) {
+      const RefitCheck& c = *ranked[i].second;
+      for (const auto& row : c.rows)
+        if (row.target == t)
+          os << "  " << PadTo(params[c.nuisance].name, w, true)
+             << PadTo(Fmt("%+.5g", row.nominal), 13) << PadTo(Fmt("%+.5g", row.up), 13)
+             << PadTo(Fmt("%+.5g", row.down), 13) << "\n";
+    }
+  }
 }
 
 Json RefitChecksJson(const engine::Likelihood& lik, const engine::FitResult& r,
@@ -501,6 +628,34 @@ int RunFit(const FitArgs& a, const std::string& command_line) {
       throw std::invalid_argument("--impact-refit: parameter '" + name + "' is frozen");
     refit_params.push_back(j);
   }
+  if (!a.impact_refit_regex.empty()) {
+    std::regex re;
+    try {
+      re = std::regex(a.impact_refit_regex);
+    } catch (const std::regex_error& e) {
+      throw std::invalid_argument("--impact-refit-regex: '" + a.impact_refit_regex +
+                                  "' is not a valid regular expression (" + e.what() + ")");
+    }
+    const int npoi = lik.model().num_signals;
+    for (int j = npoi; j < lik.num_params(); ++j) {
+      // Floating nuisances whose whole name matches (not the POIs, not frozen ones), each once.
+      if (!std::regex_match(lik.params()[j].name, re)) continue;
+      if (!options.frozen.empty() && options.frozen[j]) continue;
+      if (std::find(refit_params.begin(), refit_params.end(), j) == refit_params.end())
+        refit_params.push_back(j);
+    }
+    if (refit_params.empty())
+      throw std::invalid_argument("--impact-refit-regex: '" + a.impact_refit_regex +
+                                  "' matches no floating nuisance of " + a.input);
+  }
+  // Under mpirun with several ranks only the refits are shared out; a fit alone would run N
+  // times.
+  if (mpi::Size() > 1 && refit_params.empty())
+    throw std::invalid_argument("'fit' runs on several MPI ranks (this job has " +
+                                std::to_string(mpi::Size()) +
+                                ") only to share out the refits of --impact-refit / "
+                                "--impact-refit-regex; without them run it without mpirun or "
+                                "with -np 1");
   std::vector<int> correlation_subset;
   if (!a.correlation_regex.empty()) {
     try {
@@ -529,6 +684,12 @@ int RunFit(const FitArgs& a, const std::string& command_line) {
     std::cerr << "lepus: warning: " << what << " not computed: " << WhyNoCovariance(result) << "\n";
     code = kExitFitFailed;
   };
+
+  // The refits first: under mpirun every rank runs its share (the other ranks stop here).
+  std::vector<RefitOutcome> refit_outcomes;
+  if (!refit_params.empty() && have_cov)
+    refit_outcomes = RunRefits(lik, result, options, refit_params);
+  if (!mpi::Root()) return kExitOk;  // rank 0 reports and writes
 
   io::ResultExtras extras;
   std::vector<engine::CombinationResult> combination_results;
@@ -573,16 +734,18 @@ int RunFit(const FitArgs& a, const std::string& command_line) {
   std::vector<RefitCheck> refit_checks;
   if (!refit_params.empty()) {
     if (have_cov) {
-      for (int j : refit_params) {
+      for (std::size_t k = 0; k < refit_params.size(); ++k) {
+        const int j = refit_params[k];
         try {
-          refit_checks.push_back(RunRefitCheck(lik, result, options, j));
-          PrintRefitCheck(std::cerr, lik, result, refit_checks.back());
+          refit_checks.push_back(MakeRefitCheck(lik, result, j, refit_outcomes[2 * k],
+                                                refit_outcomes[2 * k + 1]));
         } catch (const engine::NumericalError& e) {
           std::cerr << "lepus: warning: --impact-refit " << lik.params()[j].name
                     << " not computed: " << e.what() << "\n";
           code = kExitFitFailed;
         }
       }
+      PrintRefitChecks(std::cerr, lik, result, refit_checks);
     } else {
       skipped("--impact-refit");
     }
@@ -761,6 +924,10 @@ Command AddFitCommand(CLI::App& parent, const std::string& command_line) {
                   "cross-check the nominal impacts of NAME by fix-and-shift refits (repeatable)")
       ->type_name("NAME")
       ->allow_extra_args(false);
+  sub->add_option("--impact-refit-regex", args->impact_refit_regex,
+                  "the same for every floating nuisance whose whole name matches REGEX ('.*': all; "
+                  "two refits each, shared out over the ranks under mpirun)")
+      ->type_name("REGEX");
   sub->add_option("--report", args->report,
                   "write the HTML fit report here (lepus report; implies --impacts, --postfit and "
                   "the projections of multi-dimensional channels onto each axis and charge)")

@@ -60,10 +60,11 @@ int main(int argc, char** argv) {
   if (mpi::Size() > 1)
     for (const Command& c : commands)
       if (c.app->parsed() && c.app->get_name() != "toys" && c.app->get_name() != "scan" &&
-          c.app->get_name() != "produce") {
+          c.app->get_name() != "produce" && c.app->get_name() != "calibrate" &&
+          c.app->get_name() != "fit") {
         std::cerr << "lepus: error: '" << c.app->get_name() << "' does not run on several MPI ranks "
                   << "(this job has " << mpi::Size() << "); the distributed commands are toys, "
-                  << "scan and produce: run '" << c.app->get_name() << "' without mpirun or with -np 1\n";
+                  << "scan, produce, calibrate jpsi and fit (its --impact-refit refits): run '" << c.app->get_name() << "' without mpirun or with -np 1\n";
         return kExitInvalidInput;
       }
   try {

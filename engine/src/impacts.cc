@@ -353,21 +353,32 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
   return out;
 }
 
+FitResult RefitWithShiftedNuisance(const Likelihood& lik, const FitResult& res, int nuisance,
+                                   double sigmas, const FitOptions& options) {
+  const int npar = lik.num_params();
+  if (nuisance < 0 || nuisance >= npar)
+    throw std::invalid_argument("RefitWithShiftedNuisance: parameter index out of range");
+  if (res.frozen[nuisance])
+    throw std::invalid_argument("RefitWithShiftedNuisance: nuisance " + lik.params()[nuisance].name +
+                                " is frozen");
+  FitOptions o = options;
+  o.frozen = res.frozen;
+  o.frozen[nuisance] = true;
+  o.initial_params = res.x;
+  o.initial_params[nuisance] = res.x[nuisance] + sigmas * res.errors[nuisance];
+  o.compute_covariance = false;
+  return Fit(lik, o);
+}
+
 std::pair<double, double> ImpactByRefit(const Likelihood& lik, const FitResult& res, int target, int nuisance,
                                         const FitOptions& options) {
   const int npar = lik.num_params();
   if (target < 0 || target >= npar || nuisance < 0 || nuisance >= npar)
     throw std::invalid_argument("ImpactByRefit: parameter index out of range");
   if (res.frozen[nuisance]) throw std::invalid_argument("ImpactByRefit: nuisance " + lik.params()[nuisance].name + " is frozen");
-  const double sigma = res.errors[nuisance];
   double shifts[2];
   for (int d = 0; d < 2; ++d) {
-    FitOptions o = options;
-    o.frozen = res.frozen;
-    o.frozen[nuisance] = true;
-    o.initial_params = res.x;
-    o.initial_params[nuisance] = res.x[nuisance] + (d == 0 ? sigma : -sigma);
-    const FitResult r = Fit(lik, o);
+    const FitResult r = RefitWithShiftedNuisance(lik, res, nuisance, d == 0 ? 1.0 : -1.0, options);
     if (!r.ok())
       throw NumericalError("refit with " + lik.params()[nuisance].name + " shifted by " +
                            (d == 0 ? "+1" : "-1") + " sigma did not converge (" + ToString(r.status) +

@@ -6,6 +6,7 @@
 #include <cassert>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <iomanip>
 #include <memory>
 #include <numeric>
@@ -417,10 +418,17 @@ DimuonMassHistogram::DimuonMassHistogram(std::vector<double> eta_edges,
 
 std::uint64_t DimuonMassHistogram::Add(const EventBatch& batch,
                                        const CalibrationParameters* correction) {
-  std::uint64_t added = 0;
+  const Selection s = Select(batch, correction);
+  Append(s);
+  return s.bin.size();
+}
+
+DimuonMassHistogram::Selection DimuonMassHistogram::Select(
+    const EventBatch& batch, const CalibrationParameters* correction) const {
+  Selection s;
   for (std::size_t i = 0; i < batch.size(); ++i) {
     if (batch.n_muons[i] != 2 || batch.muon[0].charge[i] * batch.muon[1].charge[i] != -1) {
-      ++skipped_;
+      ++s.skipped;
       continue;
     }
     const int plus = batch.muon[0].charge[i] > 0 ? 0 : 1;
@@ -439,27 +447,100 @@ std::uint64_t DimuonMassHistogram::Add(const EventBatch& batch,
     const double m = DimuonMass(pt_p, mp.eta[i], mp.phi[i], pt_m, mm.eta[i], mm.phi[i]);
     if (!(m > 0.0)) continue;
     // Bin index = ((eta+ * npt + pt+) * neta + eta-) * npt + pt-.
-    const auto b = static_cast<std::uint32_t>(((ep * npt_ + pp) * neta_ + em) * npt_ + pm);
-    bin_.push_back(b);
-    log_mass_.push_back(static_cast<float>(std::log(m / reference_mass_)));
+    s.bin.push_back(static_cast<std::uint32_t>(((ep * npt_ + pp) * neta_ + em) * npt_ + pm));
+    s.log_mass.push_back(static_cast<float>(std::log(m / reference_mass_)));
     if (simulation_) {
-      Kinematics& k = kin_[b];
-      k.inv_pt_plus += 1.0 / pt_p;
-      k.pt_plus += pt_p;
-      k.inv_pt_minus += 1.0 / pt_m;
-      k.pt_minus += pt_m;
-      ++k.n;
-      // The curvature resolution of each muon: dk/k = k_reco / k_gen - 1 = gen_pt / pt - 1.
-      const double gp = mp.gen_pt[i], gm = mm.gen_pt[i];
-      if (std::isfinite(gp) && std::isfinite(gm) && gp > 0.0 && gm > 0.0) {
-        k.res2_plus += (gp / pt_p - 1.0) * (gp / pt_p - 1.0);
-        k.res2_minus += (gm / pt_m - 1.0) * (gm / pt_m - 1.0);
-        ++k.n_res;
-      }
+      s.pt_plus.push_back(pt_p);
+      s.pt_minus.push_back(pt_m);
+      s.gen_pt_plus.push_back(mp.gen_pt[i]);
+      s.gen_pt_minus.push_back(mm.gen_pt[i]);
     }
-    ++added;
   }
-  return added;
+  return s;
+}
+
+void DimuonMassHistogram::Append(const Selection& s) {
+  if (s.log_mass.size() != s.bin.size() || (simulation_ && s.pt_plus.size() != s.bin.size()))
+    throw std::runtime_error("J/psi selection: its columns do not match the histogram's sample");
+  skipped_ += s.skipped;
+  for (std::size_t j = 0; j < s.bin.size(); ++j) {
+    const std::uint32_t b = s.bin[j];
+    if (b >= static_cast<std::uint32_t>(num_bins_))
+      throw std::runtime_error("J/psi selection: bin " + std::to_string(b) + " out of range");
+    bin_.push_back(b);
+    log_mass_.push_back(s.log_mass[j]);
+    if (!simulation_) continue;
+    const double pt_p = s.pt_plus[j], pt_m = s.pt_minus[j];
+    Kinematics& k = kin_[b];
+    k.inv_pt_plus += 1.0 / pt_p;
+    k.pt_plus += pt_p;
+    k.inv_pt_minus += 1.0 / pt_m;
+    k.pt_minus += pt_m;
+    ++k.n;
+    // The curvature resolution of each muon: dk/k = k_reco / k_gen - 1 = gen_pt / pt - 1.
+    const double gp = s.gen_pt_plus[j], gm = s.gen_pt_minus[j];
+    if (std::isfinite(gp) && std::isfinite(gm) && gp > 0.0 && gm > 0.0) {
+      k.res2_plus += (gp / pt_p - 1.0) * (gp / pt_p - 1.0);
+      k.res2_minus += (gm / pt_m - 1.0) * (gm / pt_m - 1.0);
+      ++k.n_res;
+    }
+  }
+}
+
+namespace {
+template <typename T>
+void PutVector(const std::vector<T>& v, std::string* out) {
+  const std::uint64_t n = v.size();
+  out->append(reinterpret_cast<const char*>(&n), sizeof(n));
+  out->append(reinterpret_cast<const char*>(v.data()), n * sizeof(T));
+}
+template <typename T>
+const char* GetVector(const char* p, const char* end, std::vector<T>* v) {
+  std::uint64_t n = 0;
+  if (static_cast<std::size_t>(end - p) < sizeof(n))
+    throw std::runtime_error("J/psi selection: too few bytes");
+  std::memcpy(&n, p, sizeof(n));
+  p += sizeof(n);
+  if (n > static_cast<std::uint64_t>(end - p) / sizeof(T))
+    throw std::runtime_error("J/psi selection: too few bytes");
+  v->resize(n);
+  std::memcpy(v->data(), p, n * sizeof(T));
+  return p + n * sizeof(T);
+}
+}  // namespace
+
+std::string DimuonMassHistogram::Selection::Bytes() const {
+  std::string out;
+  out.append(reinterpret_cast<const char*>(&skipped), sizeof(skipped));
+  PutVector(bin, &out);
+  PutVector(log_mass, &out);
+  PutVector(pt_plus, &out);
+  PutVector(pt_minus, &out);
+  PutVector(gen_pt_plus, &out);
+  PutVector(gen_pt_minus, &out);
+  return out;
+}
+
+DimuonMassHistogram::Selection DimuonMassHistogram::Selection::FromBytes(const std::string& bytes) {
+  Selection s;
+  const char* p = bytes.data();
+  const char* end = p + bytes.size();
+  if (bytes.size() < sizeof(s.skipped)) throw std::runtime_error("J/psi selection: too few bytes");
+  std::memcpy(&s.skipped, p, sizeof(s.skipped));
+  p += sizeof(s.skipped);
+  p = GetVector(p, end, &s.bin);
+  p = GetVector(p, end, &s.log_mass);
+  p = GetVector(p, end, &s.pt_plus);
+  p = GetVector(p, end, &s.pt_minus);
+  p = GetVector(p, end, &s.gen_pt_plus);
+  p = GetVector(p, end, &s.gen_pt_minus);
+  const std::size_t n = s.bin.size();
+  const bool sim = !s.pt_plus.empty();
+  if (p != end || s.log_mass.size() != n ||
+      (sim && (s.pt_plus.size() != n || s.pt_minus.size() != n || s.gen_pt_plus.size() != n ||
+               s.gen_pt_minus.size() != n)))
+    throw std::runtime_error("J/psi selection: inconsistent bytes");
+  return s;
 }
 
 int DimuonMassHistogram::PopulatedBins() const {
@@ -689,63 +770,106 @@ CalibrationParameters CalibrateJpsi(const JpsiCalibrationOptions& options,
   DimuonMassHistogram data(options.eta_edges, options.pt_edges, kJpsiMass, false);
   DimuonMassHistogram sim(options.eta_edges, options.pt_edges, kJpsiMass, true);
   s.from_files = !options.data_files.empty();
+  // The batches, fixed by the input: generated ranges (data, then simulation) or the files'
+  // chunks (data files, then simulation files), batch_events each. Batch i is rank i % ranks's
+  // (JpsiCalibrationOptions::rank); every rank walks all of them in order.
+  struct Source {
+    bool is_data;
+    std::uint64_t total;                        // events of this source
+    std::unique_ptr<EventFileReader> reader;    // files
+    const JpsiGenerator* generator = nullptr;   // generation
+  };
+  std::vector<Source> sources;
+  std::unique_ptr<JpsiGenerator> data_gen, sim_gen;
+  std::int64_t total = 0;
   if (s.from_files) {
     // Open every file first: a missing or malformed file fails before any work is done.
-    struct Input {
-      std::unique_ptr<EventFileReader> reader;
-      DimuonMassHistogram* hist;
-      std::uint64_t* read;
-    };
-    std::vector<Input> inputs;
-    std::int64_t total = 0;
     for (int role = 0; role < 2; ++role) {
       const auto& files = role == 0 ? options.data_files : options.sim_files;
       for (const std::string& f : files) {
         auto reader = std::make_unique<EventFileReader>(f);
         CheckDimuonEventFile(reader->info(), role == 0 ? SampleKind::kData : SampleKind::kSimulation,
                              "jpsi", role == 0 ? "--data-events" : "--events");
-        total += reader->SizeHint();
-        inputs.push_back({std::move(reader), role == 0 ? &data : &sim,
-                          role == 0 ? &s.data_generated : &s.sim_generated});
-      }
-    }
-    EventBatch batch;
-    std::int64_t done = 0;
-    for (Input& in : inputs) {
-      const bool is_data = in.hist == &data;
-      std::size_t n;
-      while ((n = in.reader->Next(&batch, options.batch_events)) > 0) {
-        in.hist->Add(batch);
-        *in.read += n;
-        done += static_cast<std::int64_t>(n);
-        if (progress)
-          progress(is_data ? "data (files)" : "simulation (files)", static_cast<std::uint64_t>(done),
-                   static_cast<std::uint64_t>(total));
+        const auto n = static_cast<std::uint64_t>(reader->SizeHint());
+        sources.push_back({role == 0, n, std::move(reader), nullptr});
       }
     }
   } else {
-    auto fill = [&](const JpsiGenerator& gen, std::uint64_t total, const std::string& stage,
-                    DimuonMassHistogram* hist) {
-      EventBatch batch;
-      for (std::uint64_t first = 0; first < total; first += options.batch_events) {
-        const std::uint64_t n = std::min(options.batch_events, total - first);
-        batch.Clear();
-        gen.Generate(first, n, &batch, options.num_threads);
-        hist->Add(batch);
-        if (progress) progress(stage, first + n, total);
-      }
-    };
-    const JpsiGenerator data_gen(options.generator, options.data_detector, SampleKind::kData,
-                                 options.seed);
-    const JpsiGenerator sim_gen(options.generator, options.sim_detector, SampleKind::kSimulation,
-                                options.seed);
+    data_gen = std::make_unique<JpsiGenerator>(options.generator, options.data_detector,
+                                               SampleKind::kData, options.seed);
+    sim_gen = std::make_unique<JpsiGenerator>(options.generator, options.sim_detector,
+                                              SampleKind::kSimulation, options.seed);
     s.data_generated = options.num_data_events;
     s.sim_generated = static_cast<std::uint64_t>(
         std::llround(options.sim_factor * static_cast<double>(options.num_data_events)));
     if (s.sim_generated == 0) s.sim_generated = 1;
-    fill(data_gen, s.data_generated, "data", &data);
-    fill(sim_gen, s.sim_generated, "simulation", &sim);
+    sources.push_back({true, s.data_generated, nullptr, data_gen.get()});
+    sources.push_back({false, s.sim_generated, nullptr, sim_gen.get()});
   }
+  for (const Source& src : sources) total += static_cast<std::int64_t>(src.total);
+  const int ranks = std::max(options.ranks, 1);
+  const bool root = options.rank == 0;
+  struct Pending {
+    int owner;
+    bool is_data;
+    std::uint64_t events;
+  };
+  std::vector<Pending> pending;  // rank 0: other ranks' batches not yet received
+  // Progress: files count every event read of both roles; generation counts per sample.
+  std::int64_t done = 0;
+  std::uint64_t done_sample[2] = {0, 0};  // [is_data]
+  auto count = [&](bool is_data, std::uint64_t n) {
+    done += static_cast<std::int64_t>(n);
+    done_sample[is_data ? 1 : 0] += n;
+    if (!progress) return;
+    if (s.from_files)
+      progress(is_data ? "data (files)" : "simulation (files)", static_cast<std::uint64_t>(done),
+               static_cast<std::uint64_t>(total));
+    else
+      progress(is_data ? "data" : "simulation", done_sample[is_data ? 1 : 0],
+               is_data ? s.data_generated : s.sim_generated);
+  };
+  auto receive_pending = [&] {
+    for (const Pending& p : pending) {
+      (p.is_data ? data : sim)
+          .Append(DimuonMassHistogram::Selection::FromBytes(options.receive_selection(p.owner)));
+      count(p.is_data, p.events);
+    }
+    pending.clear();
+  };
+  EventBatch batch;
+  std::int64_t index = 0;
+  for (Source& src : sources) {
+    DimuonMassHistogram& hist = src.is_data ? data : sim;
+    std::uint64_t* read = src.is_data ? &s.data_generated : &s.sim_generated;
+    for (std::uint64_t first = 0; first < src.total; first += options.batch_events, ++index) {
+      const std::uint64_t n = std::min(options.batch_events, src.total - first);
+      const int owner = static_cast<int>(index % ranks);
+      if (s.from_files) *read += n;
+      if (owner != options.rank) {
+        // Another rank's batch: a file is moved past (its whole-file checks only).
+        if (src.reader) src.reader->Skip(n);
+        if (root) pending.push_back({owner, src.is_data, n});
+        continue;
+      }
+      if (src.reader) {
+        src.reader->Next(&batch, n);
+      } else {
+        batch.Clear();
+        src.generator->Generate(first, n, &batch, options.num_threads);
+      }
+      DimuonMassHistogram::Selection selected = hist.Select(batch);
+      if (!root) {
+        options.send_selection(selected.Bytes());
+        continue;
+      }
+      receive_pending();
+      hist.Append(selected);
+      count(src.is_data, n);
+    }
+  }
+  if (!root) return CalibrationParameters{};
+  receive_pending();
   s.data_selected = data.selected();
   s.sim_selected = sim.selected();
   s.data_skipped = data.skipped();

@@ -97,4 +97,14 @@ Impacts ComputeImpacts(const Likelihood& likelihood, const FitResult& result,
 std::pair<double, double> ImpactByRefit(const Likelihood& likelihood, const FitResult& result,
                                         int target, int nuisance, const FitOptions& options = {});
 
+// The refit behind ImpactByRefit, for every target at once: the nuisance fixed at its fitted
+// value + sigmas x its error (internal coordinates), everything else refitted from the best fit
+// (no covariance: only the values are used). The returned result's values minus result.values
+// are the shifts of every parameter; its status says whether the refit converged. Independent
+// refits (one per nuisance and direction) can run anywhere, e.g. on different MPI ranks: each
+// is a deterministic function of its inputs. Throws std::invalid_argument for a bad or frozen
+// nuisance.
+FitResult RefitWithShiftedNuisance(const Likelihood& likelihood, const FitResult& result,
+                                   int nuisance, double sigmas, const FitOptions& options = {});
+
 }  // namespace lepus::engine

@@ -75,6 +75,19 @@ struct JpsiCalibrationOptions {
   // Resolution: measure the data/simulation curvature-resolution scale per eta bin from the
   // mass widths and fill CalibrationParameters::resolution_uncertainty (see MeasureResolution).
   bool measure_resolution = true;
+  // Distributed event loop (`mpirun lepus calibrate jpsi`, docs/scaling.md; the CLI sets these,
+  // models knows nothing about MPI): this process is rank `rank` of `ranks`. The batches (the
+  // generated ones: data, then simulation, batch_events each; or the files' chunks of
+  // batch_events in file order, data files first) are fixed by the input, and batch i belongs to
+  // rank i % ranks. A rank other than 0 generates or reads its batches and hands each batch's
+  // selected events (DimuonMassHistogram::Selection), as bytes, to send_selection in batch
+  // order; rank 0 appends every batch's selection in batch order (its own, or
+  // receive_selection(owner) once it has selected its own next batch), exactly as one process
+  // adds them, so the calibration is bitwise identical for any number of ranks. Ranks other than
+  // 0 return after the event loop, with an empty calibration. Not validated by IsValid.
+  int rank = 0, ranks = 1;
+  std::function<void(const std::string&)> send_selection;
+  std::function<std::string(int owner)> receive_selection;
 
   // Defaults for tests: 12 eta bins of 0.4, pT bins {4, 6, 60}, 2M data events.
   static JpsiCalibrationOptions Light();
@@ -195,6 +208,22 @@ class DimuonMassHistogram {
   // first corrected with correction->CorrectPt when correction is non-null (data). Returns the
   // number of events added; events without two opposite-charge muons are counted in skipped().
   std::uint64_t Add(const EventBatch& batch, const CalibrationParameters* correction = nullptr);
+
+  // What Add keeps of a batch: the selected events' bins and log masses and, for the simulation
+  // sums, their (corrected) muon pT and generator-level pT; and the skipped count. Append(
+  // Select(b, c)) adds exactly what Add(b, c) adds, in the same order, so a batch selected in
+  // another process (an MPI rank) gives the same histogram bit for bit.
+  struct Selection {
+    std::vector<std::uint32_t> bin;
+    std::vector<float> log_mass;
+    std::vector<double> pt_plus, pt_minus, gen_pt_plus, gen_pt_minus;  // simulation only
+    std::uint64_t skipped = 0;
+    std::string Bytes() const;
+    // Throws std::runtime_error when the bytes are not those of a Selection.
+    static Selection FromBytes(const std::string& bytes);
+  };
+  Selection Select(const EventBatch& batch, const CalibrationParameters* correction = nullptr) const;
+  void Append(const Selection& selection);
 
   std::uint64_t selected() const noexcept { return bin_.size(); }
   std::uint64_t skipped() const noexcept { return skipped_; }
