@@ -37,7 +37,8 @@ for ((r = 1; r <= reps; r++)); do
   run A "$lepus" "${args[@]}" --threads 2
   run B mpirun -np 2 "$lepus" "${args[@]}" --threads 1
   run C "$lepus" "${args[@]}" --threads 1
-  echo "repetition $r/$reps: A ${times[A]##* }... (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+  last() { local v=($1); echo "${v[-1]}"; }
+  echo "repetition $r/$reps: A $(last "${times[A]}") s, B $(last "${times[B]}") s, C $(last "${times[C]}") s (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
 done
 for name in B C; do
   h5diff "$tmp/A.h5" "$tmp/$name.h5" >/dev/null || { echo "fit inputs differ: A and $name"; exit 1; }
