@@ -419,41 +419,42 @@ const char* ReadRefit(const char* p, const char* end, int npar, RefitOutcome* o)
   return p + values;
 }
 
-// The 2 x nuisances refits, this rank's share run here; on rank 0 every outcome in item order
-// (other ranks: empty).
+// The 2 x nuisances refits, this rank's share run here (item i on rank i % N: refits differ in
+// cost, and neighbours in the list, the +1 and -1 sigma refits of one nuisance and nuisances of
+// one family, tend to cost alike); on rank 0 every outcome in item order (other ranks: empty).
 std::vector<RefitOutcome> RunRefits(const engine::Likelihood& lik, const engine::FitResult& result,
                                     const engine::FitOptions& options,
                                     const std::vector<int>& nuisances) {
   const int n = 2 * static_cast<int>(nuisances.size());
-  const auto [begin, end] = mpi::Share(n);
-  if (mpi::Size() > 1)
-    std::cerr << "lepus: " << mpi::Size() << " MPI ranks; rank 0 runs refits " << begin << " to "
-              << end - 1 << " of " << n << "\n";
+  const int ranks = mpi::Size(), rank = mpi::Rank();
+  const int mine = n / ranks + (rank < n % ranks ? 1 : 0);
+  if (ranks > 1)
+    std::cerr << "lepus: " << ranks << " MPI ranks; refit i runs on rank i % " << ranks
+              << " (rank 0: " << mine << " of " << n << ")\n";
   std::string bytes;
   {
     Progress progress("impact-refit", "refits");
-    for (int i = begin; i < end; ++i) {
+    int done = 0;
+    for (int i = rank; i < n; i += ranks) {
       const engine::FitResult r = engine::RefitWithShiftedNuisance(
           lik, result, nuisances[i / 2], i % 2 == 0 ? 1.0 : -1.0, options);
       AppendRefit(r, &bytes);
-      progress.Update(i - begin + 1, end - begin);
+      progress.Update(++done, mine);
     }
     progress.Finish();
   }
-  std::vector<RefitOutcome> out;
   const std::vector<std::string> parts = mpi::GatherToRoot(bytes);
+  std::vector<RefitOutcome> out;
   if (!mpi::Root()) return out;
-  for (const std::string& part : parts) {
-    const char* p = part.data();
-    const char* e = p + part.size();
-    while (p < e) {
-      out.emplace_back();
-      p = ReadRefit(p, e, lik.num_params(), &out.back());
-    }
+  out.resize(n);
+  for (int r = 0; r < static_cast<int>(parts.size()); ++r) {
+    const char* p = parts[r].data();
+    const char* e = p + parts[r].size();
+    int i = r;
+    for (; p < e && i < n; i += ranks) p = ReadRefit(p, e, lik.num_params(), &out[i]);
+    if (p != e || i < n)
+      throw std::runtime_error("refits: rank " + std::to_string(r) + " sent a wrong number of refits");
   }
-  if (static_cast<int>(out.size()) != n)
-    throw std::runtime_error("refits: gathered " + std::to_string(out.size()) + " of " +
-                             std::to_string(n));
   return out;
 }
 
