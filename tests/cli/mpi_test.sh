@@ -80,6 +80,17 @@ for k in 2 3; do
     || fail "calibrate files: $k ranks: the calibration differs"
 done
 echo "ok: calibrate jpsi from event files at 2, 3 ranks equals one process"
+# A corrupt data file on rank 1 of 2 (truncated copy): every rank stops with its message.
+head -c 3000 "$tmp/jd.h5" >"$tmp/jd_corrupt.h5"
+"${mpirun[@]}" 2 bash -c 'if [[ $OMPI_COMM_WORLD_RANK == 1 ]]; then d=$1_corrupt.h5; else d=$1.h5; fi
+  exec "$0" calibrate jpsi --light --events "$2" --data-events "$d" --batch-events 30000 --quiet -o "$3"' \
+  "$lepus" "$tmp/jd" "$tmp/js.h5" "$tmp/calfail.json" >/dev/null 2>"$tmp/calfail.err"
+code=$?
+[[ $code -eq 1 ]] || { cat "$tmp/calfail.err"; fail "calibrate, corrupt file on rank 1: exit code $code, expected 1"; }
+grep -q "lepus: error: rank 1 of 2: .*jd_corrupt\.h5" "$tmp/calfail.err" \
+  || { cat "$tmp/calfail.err"; fail "calibrate, corrupt file on rank 1: message"; }
+[[ ! -e "$tmp/calfail.json" ]] || fail "calibrate, corrupt file on rank 1: an output was written"
+echo "ok: calibrate jpsi: a corrupt event file on one rank stops the job, no output"
 
 # Failure on one rank: rank 1 reads a file that does not exist; every rank stops, no output.
 "${mpirun[@]}" 2 bash -c 'if [[ $OMPI_COMM_WORLD_RANK == 1 ]]; then in=$0.missing.h5; else in=$0; fi
