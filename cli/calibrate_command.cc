@@ -201,21 +201,12 @@ int RunCalibrate(const CalibrateArgs& a, const std::string& command_line) {
 
   // Under mpirun (docs/scaling.md): batch i on rank i % N; rank 0 appends every batch's
   // selected events in batch order (the calibration is that of one process), fits and writes.
-  std::int64_t received_batches = 0;
-  double received_bytes = 0.0, received_wait = 0.0;
+  mpi::CountedReceiver receiver;
   if (mpi::Size() > 1) {
     o.rank = mpi::Rank();
     o.ranks = mpi::Size();
     o.send_selection = [](const std::string& bytes) { mpi::SendToRoot(bytes); };
-    o.receive_selection = [&](int owner) {
-      const auto w0 = std::chrono::steady_clock::now();
-      std::string bytes = mpi::ReceiveFrom(owner);
-      received_wait +=
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
-      ++received_batches;
-      received_bytes += static_cast<double>(bytes.size());
-      return bytes;
-    };
+    o.receive_selection = [&receiver](int owner) { return receiver(owner); };
     std::cerr << "calibrate: " << mpi::Size() << " MPI ranks, batches of " << o.batch_events
               << " events round robin\n";
   }
@@ -235,10 +226,7 @@ int RunCalibrate(const CalibrateArgs& a, const std::string& command_line) {
     return kExitOk;  // rank 0 fits and writes
   }
   if (mpi::Size() > 1)
-    std::cerr << "calibrate: rank 0 received " << received_batches << " batch selections ("
-              << HumanCount(received_bytes) << "B) from " << mpi::Size() - 1 << " rank(s), "
-              << std::fixed << std::setprecision(2) << received_wait << std::defaultfloat
-              << " s in receives\n";
+    std::cerr << "calibrate: " << receiver.Summary("batch selections") << "\n";
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   c.description += " (" + command_line + ")";

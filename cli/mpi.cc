@@ -1,7 +1,10 @@
 // MPI for the `lepus` command (cli/mpi.h): the only file that includes <mpi.h>.
 #include "mpi.h"
 
+#include "common.h"
+
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -186,6 +189,22 @@ std::string ReceiveFrom([[maybe_unused]] int rank) {
   }
 #endif
   return out;
+}
+
+std::string CountedReceiver::operator()(int rank) {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::string bytes = ReceiveFrom(rank);
+  seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ++count_;
+  bytes_ += static_cast<double>(bytes.size());
+  return bytes;
+}
+
+std::string CountedReceiver::Summary(const std::string& what) const {
+  char seconds[32];
+  std::snprintf(seconds, sizeof(seconds), "%.2f", seconds_);
+  return "rank 0 received " + std::to_string(count_) + " " + what + " (" + HumanCount(bytes_) +
+         "B) from " + std::to_string(g_size - 1) + " rank(s), " + seconds + " s in receives";
 }
 
 int ReportError(const std::string& message, int code) {

@@ -105,8 +105,7 @@ int RunProduction(const std::string& command, const Config& config, const Produc
   options.progress = [&bar](const models::ProduceProgress& p) {
     bar.Update(p.events_done, p.events_total, p.seconds);
   };
-  std::int64_t received_items = 0;
-  double received_bytes = 0.0, received_wait = 0.0;
+  mpi::CountedReceiver receiver;
   if (mpi::Size() > 1) {
     // Under mpirun (docs/scaling.md): groups of work items round robin over the ranks; every
     // group's sum goes to rank 0, which adds them in group order (the fit input is that of one
@@ -114,15 +113,7 @@ int RunProduction(const std::string& command, const Config& config, const Produc
     options.rank = mpi::Rank();
     options.ranks = mpi::Size();
     options.send_partial = [](const std::string& bytes) { mpi::SendToRoot(bytes); };
-    options.receive_partial = [&](int owner) {
-      const auto w0 = std::chrono::steady_clock::now();
-      std::string bytes = mpi::ReceiveFrom(owner);
-      received_wait +=
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
-      ++received_items;
-      received_bytes += static_cast<double>(bytes.size());
-      return bytes;
-    };
+    options.receive_partial = [&receiver](int owner) { return receiver(owner); };
     std::cerr << command << ": " << mpi::Size() << " MPI ranks, groups of "
               << options.items_per_group << " work items round robin\n";
   }
@@ -133,10 +124,7 @@ int RunProduction(const std::string& command, const Config& config, const Produc
     return kExitOk;  // rank 0 builds and writes the fit input
   }
   if (mpi::Size() > 1)
-    std::cerr << command << ": rank 0 received " << received_items
-              << " partial histogram sets (" << HumanCount(received_bytes) << "B) from "
-              << mpi::Size() - 1 << " rank(s), " << std::fixed << std::setprecision(2) << received_wait << std::defaultfloat
-              << " s in receives\n";
+    std::cerr << command << ": " << receiver.Summary("partial histogram sets") << "\n";
   const auto t1 = std::chrono::steady_clock::now();
   io::WriteFitInput(prod.model, a.output, prod.write_options);
   const double t_write =
