@@ -33,8 +33,8 @@
 #include "common.h"
 #include "mpi.h"
 #include "lepus/models/calibration.h"
-#include "lepus/models/jpsi_calibration.h"
-#include "lepus/models/zclosure.h"
+#include "lepus/calibration/jpsi_calibration.h"
+#include "lepus/calibration/zclosure.h"
 
 namespace lepus::cli {
 namespace {
@@ -107,7 +107,7 @@ void ApplyTruth(const std::string& truth, const std::vector<double>& eta_edges,
     detector->scale_bias = models::ScaleTable{};
   } else if (truth == "binned") {
     const std::vector<models::ScaleBias> coarse =
-        models::TruthOnBins(models::DetectorParams::DefaultData().scale_bias, eta_edges);
+        calibration::TruthOnBins(models::DetectorParams::DefaultData().scale_bias, eta_edges);
     for (int f = 0; f < models::kScaleEtaBins; ++f) {
       const double c = models::ScaleEtaBinCenter(f);
       for (std::size_t b = 0; b + 1 < eta_edges.size(); ++b)
@@ -138,9 +138,9 @@ std::string NameFlag(std::string error) {
   return error;
 }
 
-models::JpsiCalibrationOptions MakeOptions(const CalibrateArgs& a) {
-  models::JpsiCalibrationOptions o = a.light ? models::JpsiCalibrationOptions::Light()
-                                             : models::JpsiCalibrationOptions::Full();
+calibration::JpsiCalibrationOptions MakeOptions(const CalibrateArgs& a) {
+  calibration::JpsiCalibrationOptions o = a.light ? calibration::JpsiCalibrationOptions::Light()
+                                             : calibration::JpsiCalibrationOptions::Full();
   if (a.num_events == 0 || a.num_events < -1)
     throw std::invalid_argument("--generate is " + std::to_string(a.num_events) +
                                 ", but must be > 0");
@@ -160,7 +160,7 @@ models::JpsiCalibrationOptions MakeOptions(const CalibrateArgs& a) {
   if (!a.pt_edges.empty()) o.pt_edges = a.pt_edges;
   if (!std::isnan(a.sim_factor)) o.sim_factor = a.sim_factor;
   if (a.min_events != -1) o.min_events_per_bin = a.min_events;
-  if (!a.solver.empty()) o.linear_solver = models::CalibrationLinearSolverFromString(a.solver);
+  if (!a.solver.empty()) o.linear_solver = calibration::CalibrationLinearSolverFromString(a.solver);
   o.num_threads = a.threads;
   if (a.batch_events > 0) o.batch_events = static_cast<std::uint64_t>(a.batch_events);
   ApplyTruth(a.truth, o.eta_edges, &o.data_detector);
@@ -179,7 +179,7 @@ void ReportFailedStatus(const models::CalibrationParameters& c, const std::strin
             << "\" and `lepus produce` and `lepus calibrate zclosure` refuse it\n";
 }
 int RunCalibrate(const CalibrateArgs& a, const std::string& command_line) {
-  models::JpsiCalibrationOptions o = MakeOptions(a);
+  calibration::JpsiCalibrationOptions o = MakeOptions(a);
   io::CheckOutputs({{"-o", a.output}}, InputsOf(a));
   const int neta = static_cast<int>(o.eta_edges.size()) - 1;
   const int npt = static_cast<int>(o.pt_edges.size()) - 1;
@@ -197,7 +197,7 @@ int RunCalibrate(const CalibrateArgs& a, const std::string& command_line) {
               << static_cast<std::uint64_t>(o.sim_factor * o.num_data_events)
               << " simulated J/psi, seed " << o.seed;
   if (compare_truth) std::cerr << ", data truth " << a.truth;
-  std::cerr << ", solver " << models::ToString(o.linear_solver) << "\n";
+  std::cerr << ", solver " << calibration::ToString(o.linear_solver) << "\n";
 
   // Under mpirun (docs/scaling.md): batch i on rank i % N; rank 0 appends every batch's
   // selected events in batch order (the calibration is that of one process), fits and writes.
@@ -212,11 +212,11 @@ int RunCalibrate(const CalibrateArgs& a, const std::string& command_line) {
   }
 
   StageProgress progress;
-  models::JpsiCalibrationSummary s;
+  calibration::JpsiCalibrationSummary s;
   const auto t0 = std::chrono::steady_clock::now();
-  models::CalibrationParameters c = models::CalibrateJpsi(
+  models::CalibrationParameters c = calibration::CalibrateJpsi(
       o, &s,
-      a.quiet ? models::CalibrationProgress{}
+      a.quiet ? calibration::CalibrationProgress{}
               : [&progress](const std::string& stage, std::uint64_t d, std::uint64_t t) {
                   progress.Update(stage, d, t);
                 });
@@ -239,7 +239,7 @@ int RunCalibrate(const CalibrateArgs& a, const std::string& command_line) {
      << "M J/psi/s " << (files ? "read" : "generated") << " and binned; total " << seconds
      << " s\n";
   const std::vector<models::ScaleBias> truth =
-      models::TruthOnBins(o.data_detector.scale_bias, o.eta_edges);
+      calibration::TruthOnBins(o.data_detector.scale_bias, o.eta_edges);
   char line[256];
   std::snprintf(line, sizeof(line), "%4s %13s %22s %8s %22s %8s %22s %8s %15s\n", "bin", "eta",
                 "A", "truth", "e [GeV]", "truth", "M [1/GeV]", "truth", "resolution");
@@ -270,7 +270,7 @@ int RunCalibrate(const CalibrateArgs& a, const std::string& command_line) {
   if (!s.resolution_scale.empty())
     os << "  resolution: data/simulation curvature-resolution scale per eta bin (last column); "
           "resolution_uncertainty = max(|rho - 1|, sigma_rho)\n";
-  if (s.status == models::CalibrationFitStatus::kConverged && compare_truth) {
+  if (s.status == calibration::CalibrationFitStatus::kConverged && compare_truth) {
     const Eigen::LDLT<Eigen::MatrixXd> ldlt(c.covariance);
     if (ldlt.info() == Eigen::Success) {
       os << "  fitted - truth: chi2 = " << d.dot(ldlt.solve(d)) << " for " << 3 * neta
@@ -291,7 +291,7 @@ int RunCalibrate(const CalibrateArgs& a, const std::string& command_line) {
     models::WriteCalibration(a.output, c);
   std::cerr << "calibrate: wrote " << (a.output == "-" ? "stdout" : a.output) << "\n";
   ReportFailedStatus(c, a.output);
-  return s.status == models::CalibrationFitStatus::kConverged ? kExitOk : kExitFitFailed;
+  return s.status == calibration::CalibrationFitStatus::kConverged ? kExitOk : kExitFitFailed;
 }
 
 int RunZClosureCommand(const CalibrateArgs& a, const std::string& command_line) {
@@ -299,8 +299,8 @@ int RunZClosureCommand(const CalibrateArgs& a, const std::string& command_line) 
     throw std::invalid_argument("'calibrate zclosure' does not run on several MPI ranks (this job "
                                 "has " + std::to_string(mpi::Size()) + "); run it without mpirun "
                                 "or with -np 1 ('calibrate jpsi' is distributed)");
-  models::ZClosureOptions o =
-      a.light ? models::ZClosureOptions::Light() : models::ZClosureOptions{};
+  calibration::ZClosureOptions o =
+      a.light ? calibration::ZClosureOptions::Light() : calibration::ZClosureOptions{};
   if (a.num_events == 0 || a.num_events < -1)
     throw std::invalid_argument("--generate is " + std::to_string(a.num_events) +
                                 ", but must be > 0");
@@ -313,7 +313,7 @@ int RunZClosureCommand(const CalibrateArgs& a, const std::string& command_line) 
   if (!a.pt_edges.empty()) o.pt_edges = a.pt_edges;
   if (!std::isnan(a.sim_factor)) o.sim_factor = a.sim_factor;
   if (a.min_events != -1) o.min_events_per_bin = a.min_events;
-  if (!a.solver.empty()) o.fit.linear_solver = models::CalibrationLinearSolverFromString(a.solver);
+  if (!a.solver.empty()) o.fit.linear_solver = calibration::CalibrationLinearSolverFromString(a.solver);
   o.num_threads = a.threads;
   o.lep_mass_uncertainty_mev = a.lep_mev;
   ApplyTruth(a.truth, calibration.eta_edges, &o.data_detector);
@@ -331,14 +331,14 @@ int RunZClosureCommand(const CalibrateArgs& a, const std::string& command_line) 
               << static_cast<std::uint64_t>(o.sim_factor * o.num_data_events)
               << " simulated Z, seeds " << o.seed << " / " << o.seed + 1 << ", data truth "
               << a.truth;
-  std::cerr << ", solver " << models::ToString(o.fit.linear_solver) << ", e fixed\n";
+  std::cerr << ", solver " << calibration::ToString(o.fit.linear_solver) << ", e fixed\n";
 
   StageProgress progress;
-  models::ZClosureSummary s;
+  calibration::ZClosureSummary s;
   const auto t0 = std::chrono::steady_clock::now();
-  models::CalibrationParameters c = models::RunZClosure(
+  models::CalibrationParameters c = calibration::RunZClosure(
       calibration, o, &s,
-      a.quiet ? models::CalibrationProgress{}
+      a.quiet ? calibration::CalibrationProgress{}
               : [&progress](const std::string& stage, std::uint64_t d, std::uint64_t t) {
                   progress.Update(stage, d, t);
                 });
@@ -364,7 +364,7 @@ int RunZClosureCommand(const CalibrateArgs& a, const std::string& command_line) 
     models::WriteCalibration(a.output, c);
   std::cerr << "calibrate: wrote " << (a.output == "-" ? "stdout" : a.output) << "\n";
   ReportFailedStatus(c, a.output);
-  return s.fit.status == models::CalibrationFitStatus::kConverged ? kExitOk : kExitFitFailed;
+  return s.fit.status == calibration::CalibrationFitStatus::kConverged ? kExitOk : kExitFitFailed;
 }
 
 // Options shared by `calibrate jpsi` and `calibrate zclosure`.

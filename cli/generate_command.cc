@@ -29,7 +29,7 @@
 #include "generate_command.h"
 #include "lepus/models/event_file.h"
 #include "lepus/models/generator.h"
-#include "lepus/models/jpsi.h"
+#include "lepus/calibration/jpsi.h"
 
 namespace lepus::cli {
 namespace {
@@ -190,7 +190,7 @@ int RunGenerateJpsi(const GenerateArgs& a, const std::string& command_line) {
   CheckEventFileSize(a, "--events", std::to_string(a.num_events), static_cast<double>(a.num_events));
   const models::SampleKind sample =
       a.data ? models::SampleKind::kData : models::SampleKind::kSimulation;
-  const models::JpsiGenerator generator(models::JpsiGeneratorOptions{}, detector, sample, a.seed);
+  const calibration::JpsiGenerator generator(calibration::JpsiGeneratorOptions{}, detector, sample, a.seed);
   std::cerr << "generate: J/psi -> mu mu, " << models::ToString(sample) << ", seed " << a.seed
             << ", " << Human(static_cast<double>(a.num_events))
             << " J/psi to generate (written: two reconstructed muons)\n";
@@ -199,7 +199,7 @@ int RunGenerateJpsi(const GenerateArgs& a, const std::string& command_line) {
   write_options.num_threads = a.threads;
   models::EventFileWriter writer(
       a.output,
-      models::MakeJpsiEventFileMetadata(generator, a.num_events,
+      calibration::MakeJpsiEventFileMetadata(generator, a.num_events,
                                         "lepus " + Version() + ": " + command_line),
       write_options);
   models::EventBatch batch;

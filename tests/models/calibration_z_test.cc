@@ -16,14 +16,15 @@
 #include "lepus/io/errors.h"
 #include "lepus/models/calibration.h"
 #include "lepus/models/event_file.h"
-#include "lepus/models/jpsi.h"
-#include "lepus/models/jpsi_calibration.h"
-#include "lepus/models/zclosure.h"
+#include "lepus/calibration/jpsi.h"
+#include "lepus/calibration/jpsi_calibration.h"
+#include "lepus/calibration/zclosure.h"
 #include "test_support.h"
 
 namespace {
 
 using namespace lepus::models;
+using namespace lepus::calibration;
 using lepus::test::TempPath;
 
 // The default data bias made constant within the given eta bins.

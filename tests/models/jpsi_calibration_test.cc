@@ -14,13 +14,14 @@
 #include <doctest/doctest.h>
 
 #include "lepus/models/calibration.h"
-#include "lepus/models/jpsi.h"
-#include "lepus/models/jpsi_calibration.h"
+#include "lepus/calibration/jpsi.h"
+#include "lepus/calibration/jpsi_calibration.h"
 #include "test_support.h"
 
 namespace {
 
 using namespace lepus::models;
+using namespace lepus::calibration;
 using lepus::test::TempPath;
 
 std::string Error(const JpsiCalibrationOptions& o) {

@@ -24,7 +24,7 @@
 using namespace lepus;
 using namespace lepus::models;
 
-// models/src/producer_common.h (private): the bytes of a partial of `mpirun lepus produce`.
+// models/src/producers/producer_common.h (private): the bytes of a partial of `mpirun lepus produce`.
 namespace lepus::models::detail {
 std::string PartialBytes(const WMassHistograms& h);
 void ReadPartial(const std::string& bytes, WMassHistograms* h);

@@ -1,4 +1,5 @@
-// Private: the counter-based random numbers of the generator (Random123 Philox4x64-10).
+// Internal to lepus_models and lepus_calibration (target lepus_models_internal, never installed):
+// the counter-based random numbers of the generator (Random123 Philox4x64-10).
 //
 // Key = (seed, process id); counter = (event number, stream, block, 0). One EventRandom is one
 // stream of one event: 4 x 64 random bits per Philox call, consumed in order. Streams separate the

@@ -33,9 +33,9 @@
 
 #include "lepus/models/calibration.h"
 #include "lepus/models/detector.h"
-#include "lepus/models/jpsi_calibration.h"
+#include "lepus/calibration/jpsi_calibration.h"
 
-namespace lepus::models {
+namespace lepus::calibration {
 
 inline constexpr double kZClosureMass = 91.1876;  // GeV, reference of log(m / m_Z)
 
@@ -106,4 +106,4 @@ CalibrationParameters RunZClosure(const CalibrationParameters& calibration,
                                   const ZClosureOptions& options, ZClosureSummary* summary,
                                   const CalibrationProgress& progress = {});
 
-}  // namespace lepus::models
+}  // namespace lepus::calibration

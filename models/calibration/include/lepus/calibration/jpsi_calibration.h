@@ -22,9 +22,13 @@
 #include "lepus/models/calibration.h"
 #include "lepus/models/detector.h"
 #include "lepus/models/event_file.h"
-#include "lepus/models/jpsi.h"
+#include "lepus/calibration/jpsi.h"
 
-namespace lepus::models {
+namespace lepus::calibration {
+
+using models::CalibrationParameters;
+using models::ScaleBias;
+using models::ScaleTable;
 
 // Ceres linear solver of the global fit. The normal equations have 3 x (eta bins) unknowns and a
 // block structure (a J/psi's muons are close in eta): sparse Cholesky pays for the full 144
@@ -281,4 +285,4 @@ double PredictedScale(const JpsiMassBin& bin, const ScaleBias& plus, const Scale
 // the truth is constant within them; an approximation otherwise).
 std::vector<ScaleBias> TruthOnBins(const ScaleTable& truth, const std::vector<double>& eta_edges);
 
-}  // namespace lepus::models
+}  // namespace lepus::calibration

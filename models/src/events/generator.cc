@@ -1,6 +1,6 @@
 #include "lepus/models/generator.h"
 
-#include "validation.h"
+#include "lepus/models/internal/validation.h"
 
 #include <algorithm>
 #include <cmath>
@@ -14,7 +14,7 @@
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
-#include "random.h"
+#include "lepus/models/internal/random.h"
 
 namespace lepus::models {
 

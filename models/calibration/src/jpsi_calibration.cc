@@ -1,6 +1,6 @@
-#include "lepus/models/jpsi_calibration.h"
+#include "lepus/calibration/jpsi_calibration.h"
 
-#include "validation.h"
+#include "lepus/models/internal/validation.h"
 
 #include <algorithm>
 #include <cassert>
@@ -22,7 +22,10 @@
 
 #include "lepus/io/errors.h"
 
-namespace lepus::models {
+namespace lepus::calibration {
+
+// The event record, the detector and the calibration model of lepus::models.
+using namespace lepus::models;
 
 namespace {
 
@@ -940,4 +943,4 @@ std::string JpsiCalibrationSummary::FullReport() const {
   return os.str();
 }
 
-}  // namespace lepus::models
+}  // namespace lepus::calibration

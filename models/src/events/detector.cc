@@ -1,6 +1,6 @@
 #include "lepus/models/detector.h"
 
-#include "validation.h"
+#include "lepus/models/internal/validation.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,9 +1,9 @@
 // The Z -> mu mu closure of a momentum calibration (zclosure.h): Z events through the same
 // mass-scale measurement and global fit as the J/psi calibration, the calibration's covariance
 // propagated into the residuals, and the closure uncertainties.
-#include "lepus/models/zclosure.h"
+#include "lepus/calibration/zclosure.h"
 
-#include "validation.h"
+#include "lepus/models/internal/validation.h"
 
 #include <algorithm>
 #include <chrono>
@@ -20,7 +20,10 @@
 #include "lepus/models/event_file.h"
 #include "lepus/models/generator.h"
 
-namespace lepus::models {
+namespace lepus::calibration {
+
+// The event record, the detector and the calibration model of lepus::models.
+using namespace lepus::models;
 
 namespace {
 
@@ -372,4 +375,4 @@ std::string ZClosureSummary::FullReport(const std::vector<double>& eta_edges) co
   return os.str();
 }
 
-}  // namespace lepus::models
+}  // namespace lepus::calibration

@@ -33,7 +33,16 @@
 #include "lepus/models/event_file.h"
 #include "lepus/models/events.h"
 
-namespace lepus::models {
+namespace lepus::calibration {
+
+// The types of lepus::models the calibration works with: the event record, the detector model,
+// the samples and event files, and the calibration model it writes (calibration.h).
+using models::DetectorModel;
+using models::DetectorParams;
+using models::EventBatch;
+using models::EventFileInfo;
+using models::EventFileMetadata;
+using models::SampleKind;
 
 inline constexpr double kJpsiMass = 3.0969;    // GeV
 inline constexpr double kMuonMass = 0.1056584;  // GeV
@@ -88,4 +97,4 @@ EventFileMetadata MakeJpsiEventFileMetadata(const JpsiGenerator& generator,
 double DimuonMass(double pt1, double eta1, double phi1, double pt2, double eta2,
                   double phi2) noexcept;
 
-}  // namespace lepus::models
+}  // namespace lepus::calibration

@@ -1,6 +1,6 @@
-#include "lepus/models/jpsi.h"
+#include "lepus/calibration/jpsi.h"
 
-#include "validation.h"
+#include "lepus/models/internal/validation.h"
 
 #include <algorithm>
 #include <cmath>
@@ -14,9 +14,12 @@
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
-#include "random.h"
+#include "lepus/models/internal/random.h"
 
-namespace lepus::models {
+namespace lepus::calibration {
+
+// The event record, the detector and the calibration model of lepus::models.
+using namespace lepus::models;
 
 namespace {
 
@@ -224,4 +227,4 @@ void JpsiGenerator::Generate(std::uint64_t first, std::uint64_t count, EventBatc
   out->Compact(keep);
 }
 
-}  // namespace lepus::models
+}  // namespace lepus::calibration

@@ -1,4 +1,5 @@
-// Private: the one message format of the models' IsValid checks (style.md):
+// Internal to lepus_models and lepus_calibration (target lepus_models_internal, never installed):
+// the one message format of the models' IsValid checks (style.md):
 // "<field> is <value>, but must be <constraint>". Writes *error (if non-null) and returns false.
 #pragma once
 
