@@ -3,6 +3,7 @@
 #include "lepus/models/wmass.h"
 
 #include <algorithm>
+#include <functional>
 #include <cassert>
 #include <chrono>
 #include <cmath>
@@ -994,314 +995,396 @@ void AddHelicityChannel(const WMassProducer::Impl& m, const WMassHistograms& h,
 
 }  // namespace
 
-io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
-                                             WMassSummary* summary) const {
-  const Impl& m = *impl_;
+namespace {
+
+// The non-prompt estimate, checked: with few data events in the sidebands the pT smoothing can
+// extrapolate wildly (a polynomial in ln D fitted to a handful of bins). A non-prompt template
+// that is not finite or exceeds the data of the signal region is unphysical: fall back to the
+// unsmoothed prediction (with its propagated variance, from `unsmoothed`) and say so.
+NonpromptResult CheckedNonprompt(const WMassProducer::Impl& m, const WMassHistograms& h,
+                                 NonpromptResult np,
+                                 const std::function<NonpromptResult(const NonpromptOptions&)>& estimate,
+                                 std::vector<std::string>* warnings) {
   const WMassConfig& c = m.config;
-  const std::string ch = c.Channel();
-  const int off = m.signal_offset;
-  const int sig = m.signal_slot;
-  const int size = m.fit_size;
-  WMassSummary sum;
-  sum.warnings = h.input_warnings;
-  const auto t0 = std::chrono::steady_clock::now();
-
-  NonpromptResult np;
-  if (c.nonprompt) {
-    np = EstimateNonpromptBackground(h);
-    // With few data events in the sidebands the pT smoothing can extrapolate wildly (a
-    // polynomial in ln D fitted to a handful of bins). A non-prompt template that is not finite
-    // or exceeds the data of the signal region is unphysical: fall back to the unsmoothed
-    // prediction (with its propagated variance) and say so.
-    double data_total = 0.0, data_max = 0.0;
-    for (int i = 0; i < size; ++i) {
-      data_total += h.data.sumw(off + i);
-      data_max = std::max(data_max, h.data.sumw(off + i));
-    }
-    auto sane = [&](const std::vector<double>& t) {
-      double total = 0.0;
-      for (double v : t) {
-        if (!std::isfinite(v) || v > std::max(10.0, 10.0 * data_max)) return false;
-        total += v;
-      }
-      return total <= std::max(10.0, data_total);
-    };
-    bool ok = sane(np.nominal);
-    for (const auto& v : np.variations) ok = ok && sane(v.up) && (v.down.empty() || sane(v.down));
-    if (!ok && c.nonprompt_options.smoothing_order >= 0) {
-      double total = 0.0;
-      for (double v : np.nominal) total += v;
-      char msg[256];
-      std::snprintf(msg, sizeof(msg),
-                    "the non-prompt pT smoothing is unstable at these statistics (template total "
-                    "%.3g for %.0f data events in the signal region): the unsmoothed ABCD "
-                    "prediction is used",
-                    total, data_total);
-      sum.warnings.push_back(msg);
-      NonpromptOptions raw = c.nonprompt_options;
-      raw.smoothing_order = -1;
-      np = EstimateNonprompt(NonpromptInputsOf(h), raw);
-    }
+  const int off = m.signal_offset, size = m.fit_size;
+  double data_total = 0.0, data_max = 0.0;
+  for (int i = 0; i < size; ++i) {
+    data_total += h.data.sumw(off + i);
+    data_max = std::max(data_max, h.data.sumw(off + i));
   }
-  const auto t1 = std::chrono::steady_clock::now();
+  auto sane = [&](const std::vector<double>& t) {
+    double total = 0.0;
+    for (double v : t) {
+      if (!std::isfinite(v) || v > std::max(10.0, 10.0 * data_max)) return false;
+      total += v;
+    }
+    return total <= std::max(10.0, data_total);
+  };
+  bool ok = sane(np.nominal);
+  for (const auto& v : np.variations) ok = ok && sane(v.up) && (v.down.empty() || sane(v.down));
+  if (ok || c.nonprompt_options.smoothing_order < 0) return np;
+  double total = 0.0;
+  for (double v : np.nominal) total += v;
+  char msg[256];
+  std::snprintf(msg, sizeof(msg),
+                "the non-prompt pT smoothing is unstable at these statistics (template total "
+                "%.3g for %.0f data events in the signal region): the unsmoothed ABCD "
+                "prediction is used",
+                total, data_total);
+  warnings->push_back(msg);
+  NonpromptOptions raw = c.nonprompt_options;
+  raw.smoothing_order = -1;
+  return estimate(raw);
+}
 
-  // Helicity mode: additive (normal) systematics. The component templates can be negative or
-  // nearly cancel in a bin (A_i P_i / D changes sign over the decay angles); a log-normal
-  // variation cannot act on a non-positive nominal (the writer drops it) and interpolates a
-  // large ratio of a nearly cancelling template exponentially, which broke the mass closure
-  // (a +30 MeV pseudo-data set returned +26 MeV). Additive variations are exact in the sum.
-  io::TensorWriter w(m.split ? engine::SystematicType::kNormal
-                             : engine::SystematicType::kLogNormal);
-  w.AddChannel(ch, m.fit_space.ToEngineAxes());
+// The fit input of the single-muon producer, built in named steps (WMassProducer::MakeFitInput
+// calls them in order): the processes and their nominal templates, then each systematic
+// family, then the pseudo-data sets, then the summary.
+class FitInputBuilder {
+ public:
+  FitInputBuilder(const WMassProducer::Impl& m, const WMassHistograms& h, const NonpromptResult& np)
+      : m_(m),
+        c_(m.config),
+        h_(h),
+        np_(np),
+        ch_(m.config.Channel()),
+        off_(m.signal_offset),
+        size_(m.fit_size),
+        hel_(m.split != nullptr),
+        // Helicity mode: additive (normal) systematics. The component templates can be negative
+        // or nearly cancel in a bin (A_i P_i / D changes sign over the decay angles); a log-normal
+        // variation cannot act on a non-positive nominal (the writer drops it) and interpolates a
+        // large ratio of a nearly cancelling template exponentially, which broke the mass
+        // closure (a +30 MeV pseudo-data set returned +26 MeV). Additive variations are exact in
+        // the sum.
+        w_(m.split ? engine::SystematicType::kNormal : engine::SystematicType::kLogNormal) {}
+
+  // The channel, the processes, the data and the nominal templates (with their MC variances).
+  void AddProcessesAndNominals();
+  // Theory: mass (NOI, or its charge / eta split), width, pdf, angular coefficients, pT(V), EW.
+  void AddTheory();
+  void AddMomentumScale();
+  void AddEfficiencies();
+  void AddNonpromptVariations();
+  void AddLuminosity();
+  // The expectation with the signal template(s) at known mass shifts.
+  void AddMassPseudoData();
+  // Helicity mode: the expectation with modified A_i (scaled split templates).
+  void AddHelicityPseudoData();
+  void FillSummary(WMassSummary* sum) const;
+  io::TensorWriter Release() { return std::move(w_); }
+
+ private:
+  bool HasEffect(int id) const { return id >= 0 && h_.variations.AbsSum(id) > 0.0; }
+
+  const WMassProducer::Impl& m_;
+  const WMassConfig& c_;
+  const WMassHistograms& h_;
+  const NonpromptResult& np_;
+  const std::string ch_;
+  const int off_, size_;
+  const bool hel_;
+  io::TensorWriter w_;
+  // The processes written (slots), those that carry the signal, those of the summary.
+  std::vector<int> slots_, signal_slots_, summary_slots_;
+  std::vector<std::string> procs_;
+  std::vector<double> data_;
+  std::vector<std::vector<double>> nominal_;  // per slot
+  int mass_pseudodata_ = 0;
+};
+
+void FitInputBuilder::AddProcessesAndNominals() {
+  const int sig = m_.signal_slot;
+  w_.AddChannel(ch_, m_.fit_space.ToEngineAxes());
   // The processes written: W-like drops a background without any selected event (the
   // generator's top and diboson events have one prompt muon; event files may have pairs).
-  std::vector<int> slots;
-  for (int s : m.slots) {
-    if (!m.wlike || s == sig) {
-      slots.push_back(s);
+  for (int s : m_.slots) {
+    if (!m_.wlike || s == sig) {
+      slots_.push_back(s);
       continue;
     }
     double sumw = 0.0;
-    for (int i = 0; i < size; ++i) sumw += h.mc[s].sumw(off + i);
-    if (sumw != 0.0) slots.push_back(s);
+    for (int i = 0; i < size_; ++i) sumw += h_.mc[s].sumw(off_ + i);
+    if (sumw != 0.0) slots_.push_back(s);
   }
   // Helicity mode: the split processes (signals only when free) replace Wmunu; the summary lists
   // the unsplit slots.
-  const bool hel = m.split != nullptr;
-  std::vector<int> signal_slots, summary_slots = slots;
-  if (hel) {
-    summary_slots = {0, 1, 2, 3, 4, 5};
-    for (int s : slots)
-      if (s >= kWMassMcSlots) signal_slots.push_back(s);
+  summary_slots_ = slots_;
+  if (hel_) {
+    summary_slots_ = {0, 1, 2, 3, 4, 5};
+    for (int s : slots_)
+      if (s >= kWMassMcSlots) signal_slots_.push_back(s);
   } else {
-    signal_slots = {sig};
+    signal_slots_ = {sig};
   }
-  std::vector<std::string> procs;
-  for (int s : slots)
-    w.AddProcess(m.slot_names[s], hel ? s >= kWMassMcSlots && c.helicity.free : s == sig);
-  for (int s : summary_slots) procs.push_back(kSlotNames[s]);
-  if (c.nonprompt) {
-    w.AddProcess("nonprompt", false);
-    procs.push_back("nonprompt");
+  for (int s : slots_)
+    w_.AddProcess(m_.slot_names[s], hel_ ? s >= kWMassMcSlots && c_.helicity.free : s == sig);
+  for (int s : summary_slots_) procs_.push_back(kSlotNames[s]);
+  if (c_.nonprompt) {
+    w_.AddProcess("nonprompt", false);
+    procs_.push_back("nonprompt");
   }
-  const std::vector<double> data = h.data.Sumw(off, off + size);
-  w.SetData(ch, data);
+  data_ = h_.data.Sumw(off_, off_ + size_);
+  w_.SetData(ch_, data_);
 
-  std::vector<std::vector<double>> nominal(m.nslots);
-  for (int s : summary_slots) nominal[s] = h.mc[s].Sumw(off, off + size);
-  for (int s : slots) {
-    const WeightedHistogram& hist = s < kWMassMcSlots ? h.mc[s] : h.split[s - kWMassMcSlots];
-    const int o = s < kWMassMcSlots ? off : 0;
-    if (s >= kWMassMcSlots) nominal[s] = hist.Sumw(o, o + size);
-    w.SetNominal(ch, m.slot_names[s], nominal[s],
-                 c.bin_by_bin_stat ? hist.Sumw2(o, o + size) : std::vector<double>{});
+  nominal_.assign(m_.nslots, {});
+  for (int s : summary_slots_) nominal_[s] = h_.mc[s].Sumw(off_, off_ + size_);
+  for (int s : slots_) {
+    const WeightedHistogram& hist = s < kWMassMcSlots ? h_.mc[s] : h_.split[s - kWMassMcSlots];
+    const int o = s < kWMassMcSlots ? off_ : 0;
+    if (s >= kWMassMcSlots) nominal_[s] = hist.Sumw(o, o + size_);
+    w_.SetNominal(ch_, m_.slot_names[s], nominal_[s],
+                  c_.bin_by_bin_stat ? hist.Sumw2(o, o + size_) : std::vector<double>{});
   }
-  if (hel) AddHelicityChannel(m, h, &w);
-  if (c.nonprompt) {
+  if (hel_) AddHelicityChannel(m_, h_, &w_);
+  if (c_.nonprompt) {
     bool any_var = false;
-    for (double v : np.sumw2) any_var = any_var || v > 0;
-    w.SetNominal(ch, "nonprompt", np.nominal,
-                 c.bin_by_bin_stat && any_var ? np.sumw2 : std::vector<double>{});
+    for (double v : np_.sumw2) any_var = any_var || v > 0;
+    w_.SetNominal(ch_, "nonprompt", np_.nominal,
+                  c_.bin_by_bin_stat && any_var ? np_.sumw2 : std::vector<double>{});
   }
+}
 
-  auto add_group = [&](const std::string& group, const std::string& name) {
-    w.AddToGroup(group, name);
-  };
-  const VariationStore& vs = h.variations;
-  auto has_effect = [&](int id) { return id >= 0 && vs.AbsSum(id) > 0.0; };
-
-  // Theory: mass (NOI), width, pdf, angular coefficients, pT(V), EW.
-  const auto& tn = m.theory.nuisances();
+void FitInputBuilder::AddTheory() {
+  const VariationStore& vs = h_.variations;
+  const auto& tn = m_.theory.nuisances();
   for (std::size_t k = 0; k < tn.size(); ++k) {
     const TheoryNuisance& n = tn[k];
     if (n.role == TheoryRole::kAlternative) continue;
     // Variations of a boson the analysis does not select (W variations in the W-like fit).
-    if (!m.theory_needed[k]) continue;
+    if (!m_.theory_needed[k]) continue;
     // The NOI split into charge / eta regions (mass_split.h): its parameters instead.
-    const bool split = n.role == TheoryRole::kInterest && !m.mass_split.empty();
+    const bool split = n.role == TheoryRole::kInterest && !m_.mass_split.empty();
     if (split) {
-      for (const MassSplitParameter& p : m.mass_split) {
-        w.DeclareSystematic(p.name, 0.0, true, n.scale_mev, "MeV");
-        add_group(n.group, p.name);
+      for (const MassSplitParameter& p : m_.mass_split) {
+        w_.DeclareSystematic(p.name, 0.0, true, n.scale_mev, "MeV");
+        w_.AddToGroup(n.group, p.name);
       }
     } else if (n.role == TheoryRole::kInterest) {
-      w.DeclareSystematic(n.name, 0.0, true, n.scale_mev, "MeV");
+      w_.DeclareSystematic(n.name, 0.0, true, n.scale_mev, "MeV");
     } else {
-      w.DeclareSystematic(n.name);
+      w_.DeclareSystematic(n.name);
     }
-    if (!split) add_group(n.group, n.name);
-    for (int s : slots) {
-      const int up = m.theory_up[k * m.nslots + s];
-      const int dn = m.theory_down[k * m.nslots + s];
-      if (!has_effect(up) && !has_effect(dn)) continue;
-      const std::vector<double> vu = vs.Varied(up, nominal[s]);
+    if (!split) w_.AddToGroup(n.group, n.name);
+    for (int s : slots_) {
+      const int up = m_.theory_up[k * m_.nslots + s];
+      const int dn = m_.theory_down[k * m_.nslots + s];
+      if (!HasEffect(up) && !HasEffect(dn)) continue;
+      const std::vector<double> vu = vs.Varied(up, nominal_[s]);
       if (split) {
-        const std::vector<double> vd = vs.Varied(dn, nominal[s]);
+        const std::vector<double> vd = vs.Varied(dn, nominal_[s]);
         std::vector<double> pu, pd;
-        for (const MassSplitParameter& p : m.mass_split) {
-          MassSplitTemplates(p, nominal[s], vu, vd, &pu, &pd);
-          w.AddShapeSystematic(p.name, kSlotNames[s], ch, pu, pd, io::Symmetrization::kNone);
+        for (const MassSplitParameter& p : m_.mass_split) {
+          MassSplitTemplates(p, nominal_[s], vu, vd, &pu, &pd);
+          w_.AddShapeSystematic(p.name, kSlotNames[s], ch_, pu, pd, io::Symmetrization::kNone);
         }
         continue;
       }
       if (dn < 0) {
-        w.AddShapeSystematic(n.name, m.slot_names[s], ch, vu);
+        w_.AddShapeSystematic(n.name, m_.slot_names[s], ch_, vu);
       } else {
         const io::Symmetrization sym =
-            n.role == TheoryRole::kInterest ? io::Symmetrization::kNone : c.symmetrization;
-        w.AddShapeSystematic(n.name, m.slot_names[s], ch, vu, vs.Varied(dn, nominal[s]), sym);
+            n.role == TheoryRole::kInterest ? io::Symmetrization::kNone : c_.symmetrization;
+        w_.AddShapeSystematic(n.name, m_.slot_names[s], ch_, vu, vs.Varied(dn, nominal_[s]), sym);
       }
     }
   }
-  // Muon momentum scale.
-  for (std::size_t k = 0; k < m.momentum.size(); ++k) {
-    const std::string& name = m.momentum[k].name;
-    w.DeclareSystematic(name);
-    // Resolution nuisances count in the momentum-scale total (as in the CMS W-mass impact table) and in
-    // their own group.
-    add_group("muonScale", name);
-    if (m.momentum[k].group != "muonScale") add_group(m.momentum[k].group, name);
-    for (int s : slots) {
-      const int id = m.scale_id[k * m.nslots + s];
-      if (has_effect(id)) w.AddShapeSystematic(name, m.slot_names[s], ch, vs.Varied(id, nominal[s]));
-    }
-  }
-  // Muon efficiencies.
-  if (m.efficiency) {
-    const auto& en = m.efficiency->nuisances();
-    for (std::size_t k = 0; k < en.size(); ++k) {
-      w.DeclareSystematic(en[k].name);
-      add_group("muonEfficiency", en[k].name);
-      add_group(en[k].group, en[k].name);
-      for (int s : slots) {
-        const int id = m.eff_id[k * m.nslots + s];
-        if (has_effect(id))
-          w.AddShapeSystematic(en[k].name, m.slot_names[s], ch, vs.Varied(id, nominal[s]));
-      }
-    }
-  }
-  // Non-prompt estimate.
-  if (c.nonprompt) {
-    for (const auto& v : np.variations) {
-      w.DeclareSystematic(v.name);
-      add_group("nonprompt", v.name);
-      bool differs = false;
-      for (int i = 0; i < size && !differs; ++i)
-        differs = v.up[i] != np.nominal[i] || (!v.down.empty() && v.down[i] != np.nominal[i]);
-      if (differs) w.AddShapeSystematic(v.name, "nonprompt", ch, v.up, v.down, c.symmetrization);
-    }
-  }
-  // Luminosity.
-  if (c.lumi_uncertainty > 0) {
-    w.DeclareSystematic("lumi");
-    add_group("luminosity", "lumi");
-    for (int s : slots) w.AddNormSystematic("lumi", m.slot_names[s], ch, 1.0 + c.lumi_uncertainty);
-  }
+}
 
-  // Pseudo-data: the expectation with the signal template(s) at known mass shifts.
-  std::vector<double> others(size, 0.0);
-  for (int s : slots)
-    if (std::find(signal_slots.begin(), signal_slots.end(), s) == signal_slots.end())
-      for (int i = 0; i < size; ++i) others[i] += nominal[s][i];
-  if (c.nonprompt)
-    for (int i = 0; i < size; ++i) others[i] += np.nominal[i];
-  std::vector<double> shifts = c.pseudodata_shifts_mev;
-  if (c.theory.mass_steps) {
+void FitInputBuilder::AddMomentumScale() {
+  for (std::size_t k = 0; k < m_.momentum.size(); ++k) {
+    const std::string& name = m_.momentum[k].name;
+    w_.DeclareSystematic(name);
+    // Resolution nuisances count in the momentum-scale total (as in the CMS W-mass impact table)
+    // and in their own group.
+    w_.AddToGroup("muonScale", name);
+    if (m_.momentum[k].group != "muonScale") w_.AddToGroup(m_.momentum[k].group, name);
+    for (int s : slots_) {
+      const int id = m_.scale_id[k * m_.nslots + s];
+      if (HasEffect(id))
+        w_.AddShapeSystematic(name, m_.slot_names[s], ch_, h_.variations.Varied(id, nominal_[s]));
+    }
+  }
+}
+
+void FitInputBuilder::AddEfficiencies() {
+  if (!m_.efficiency) return;
+  const auto& en = m_.efficiency->nuisances();
+  for (std::size_t k = 0; k < en.size(); ++k) {
+    w_.DeclareSystematic(en[k].name);
+    w_.AddToGroup("muonEfficiency", en[k].name);
+    w_.AddToGroup(en[k].group, en[k].name);
+    for (int s : slots_) {
+      const int id = m_.eff_id[k * m_.nslots + s];
+      if (HasEffect(id))
+        w_.AddShapeSystematic(en[k].name, m_.slot_names[s], ch_,
+                              h_.variations.Varied(id, nominal_[s]));
+    }
+  }
+}
+
+void FitInputBuilder::AddNonpromptVariations() {
+  if (!c_.nonprompt) return;
+  for (const auto& v : np_.variations) {
+    w_.DeclareSystematic(v.name);
+    w_.AddToGroup("nonprompt", v.name);
+    bool differs = false;
+    for (int i = 0; i < size_ && !differs; ++i)
+      differs = v.up[i] != np_.nominal[i] || (!v.down.empty() && v.down[i] != np_.nominal[i]);
+    if (differs) w_.AddShapeSystematic(v.name, "nonprompt", ch_, v.up, v.down, c_.symmetrization);
+  }
+}
+
+void FitInputBuilder::AddLuminosity() {
+  if (!(c_.lumi_uncertainty > 0)) return;
+  w_.DeclareSystematic("lumi");
+  w_.AddToGroup("luminosity", "lumi");
+  for (int s : slots_) w_.AddNormSystematic("lumi", m_.slot_names[s], ch_, 1.0 + c_.lumi_uncertainty);
+}
+
+void FitInputBuilder::AddMassPseudoData() {
+  const VariationStore& vs = h_.variations;
+  const auto& tn = m_.theory.nuisances();
+  std::vector<double> others(size_, 0.0);
+  for (int s : slots_)
+    if (std::find(signal_slots_.begin(), signal_slots_.end(), s) == signal_slots_.end())
+      for (int i = 0; i < size_; ++i) others[i] += nominal_[s][i];
+  if (c_.nonprompt)
+    for (int i = 0; i < size_; ++i) others[i] += np_.nominal[i];
+  std::vector<double> shifts = c_.pseudodata_shifts_mev;
+  if (c_.theory.mass_steps) {
     shifts.clear();
-    const int nstep = static_cast<int>(std::llround(c.theory.mass_shift_mev / c.theory.mass_step_mev));
-    for (int k = -nstep; k <= nstep; ++k) shifts.push_back(k * c.theory.mass_step_mev);
+    const int nstep =
+        static_cast<int>(std::llround(c_.theory.mass_shift_mev / c_.theory.mass_step_mev));
+    for (int k = -nstep; k <= nstep; ++k) shifts.push_back(k * c_.theory.mass_step_mev);
   }
   for (double shift : shifts) {
-    std::vector<double> wm(size, 0.0);
-    for (int s : signal_slots) {
-      std::vector<double> t = nominal[s];
+    std::vector<double> wm(size_, 0.0);
+    for (int s : signal_slots_) {
+      std::vector<double> t = nominal_[s];
       if (std::abs(shift) > 1e-9) {
         int id = -1;
         for (std::size_t k = 0; k < tn.size() && id < 0; ++k) {
           const TheoryNuisance& n = tn[k];
           if (n.kind != TheoryKind::kMassShift) continue;
           if (n.role == TheoryRole::kAlternative && std::abs(n.scale_mev - shift) < 1e-6)
-            id = m.theory_up[k * m.nslots + s];
+            id = m_.theory_up[k * m_.nslots + s];
           if (n.role == TheoryRole::kInterest && std::abs(n.scale_mev - std::abs(shift)) < 1e-6)
-            id = shift > 0 ? m.theory_up[k * m.nslots + s] : m.theory_down[k * m.nslots + s];
+            id = shift > 0 ? m_.theory_up[k * m_.nslots + s] : m_.theory_down[k * m_.nslots + s];
         }
         if (id < 0)
           throw std::logic_error("W-mass producer: no template for the pseudo-data mass shift " +
                                  std::to_string(shift) + " MeV");
-        t = vs.Varied(id, nominal[s]);
+        t = vs.Varied(id, nominal_[s]);
       }
-      for (int i = 0; i < size; ++i) wm[i] += t[i];
+      for (int i = 0; i < size_; ++i) wm[i] += t[i];
     }
-    std::vector<double> pd(size);
-    for (int i = 0; i < size; ++i) pd[i] = std::max(0.0, wm[i] + others[i]);
-    w.AddPseudoData(MassShiftPseudoDataName(shift), ch, pd);
+    std::vector<double> pd(size_);
+    for (int i = 0; i < size_; ++i) pd[i] = std::max(0.0, wm[i] + others[i]);
+    w_.AddPseudoData(MassShiftPseudoDataName(shift), ch_, pd);
   }
-  // Helicity mode: the expectation with modified A_i (scaled split templates).
-  if (hel) {
-    for (const HelicityPseudoData& p : c.helicity.pseudodata) {
-      std::vector<double> pd = others;
-      for (int s : signal_slots) {
-        const int q = s - kWMassMcSlots;
-        const bool in = (p.pt_bin < 0 || m.split->PtBinOf(q) == p.pt_bin) &&
-                        (p.y_bin < 0 || m.split->YBinOf(q) == p.y_bin) &&
-                        (p.charge == 0 || m.split->ChargeOf(q) == p.charge);
-        const double f = in ? p.scale[m.split->ComponentOf(q)] : 1.0;
-        for (int i = 0; i < size; ++i) pd[i] += f * nominal[s][i];
-      }
-      for (double& v : pd) v = std::max(0.0, v);
-      w.AddPseudoData(p.name, ch, pd);
-    }
-  }
-  const auto t2 = std::chrono::steady_clock::now();
+  mass_pseudodata_ = static_cast<int>(shifts.size());
+}
 
-  // Summary.
+void FitInputBuilder::AddHelicityPseudoData() {
+  if (!hel_) return;
+  std::vector<double> others(size_, 0.0);
+  for (int s : slots_)
+    if (std::find(signal_slots_.begin(), signal_slots_.end(), s) == signal_slots_.end())
+      for (int i = 0; i < size_; ++i) others[i] += nominal_[s][i];
+  if (c_.nonprompt)
+    for (int i = 0; i < size_; ++i) others[i] += np_.nominal[i];
+  for (const HelicityPseudoData& p : c_.helicity.pseudodata) {
+    std::vector<double> pd = others;
+    for (int s : signal_slots_) {
+      const int q = s - kWMassMcSlots;
+      const bool in = (p.pt_bin < 0 || m_.split->PtBinOf(q) == p.pt_bin) &&
+                      (p.y_bin < 0 || m_.split->YBinOf(q) == p.y_bin) &&
+                      (p.charge == 0 || m_.split->ChargeOf(q) == p.charge);
+      const double f = in ? p.scale[m_.split->ComponentOf(q)] : 1.0;
+      for (int i = 0; i < size_; ++i) pd[i] += f * nominal_[s][i];
+    }
+    for (double& v : pd) v = std::max(0.0, v);
+    w_.AddPseudoData(p.name, ch_, pd);
+  }
+}
+
+void FitInputBuilder::FillSummary(WMassSummary* sum) const {
   char sel[128];
-  if (m.wlike)
+  if (m_.wlike)
     std::snprintf(sel, sizeof(sel), "W-like: mT > %g GeV, two isolated muons, %g < mll < %g GeV",
-                  c.mt_cut, c.mll_min, c.mll_max);
+                  c_.mt_cut, c_.mll_min, c_.mll_max);
   else
-    std::snprintf(sel, sizeof(sel), "mT > %g GeV, isolated", c.mt_cut);
-  sum.selection = sel;
-  sum.sim_events = h.sim_events;
-  sum.data_events = h.data_events;
-  sum.processes = procs;
-  for (int s : summary_slots) {
-    sum.selected.push_back(h.selected[s]);
+    std::snprintf(sel, sizeof(sel), "mT > %g GeV, isolated", c_.mt_cut);
+  sum->selection = sel;
+  sum->sim_events = h_.sim_events;
+  sum->data_events = h_.data_events;
+  sum->processes = procs_;
+  for (int s : summary_slots_) {
+    sum->selected.push_back(h_.selected[s]);
     double y = 0;
-    for (double v : nominal[s]) y += v;
-    sum.yields.push_back(y);
+    for (double v : nominal_[s]) y += v;
+    sum->yields.push_back(y);
   }
-  if (c.nonprompt) {
-    sum.selected.push_back(-1);
+  if (c_.nonprompt) {
+    sum->selected.push_back(-1);
     double y = 0;
-    for (double v : np.nominal) y += v;
-    sum.yields.push_back(y);
+    for (double v : np_.nominal) y += v;
+    sum->yields.push_back(y);
   }
-  sum.data_selected = h.data_selected;
-  for (double v : data) sum.data_yield += v;
-  sum.bins = size;
-  sum.variations_filled = m.layout.size();
-  sum.pseudodata_sets =
-      static_cast<int>(shifts.size() + (hel ? c.helicity.pseudodata.size() : 0));
-  if (hel) {
+  sum->data_selected = h_.data_selected;
+  for (double v : data_) sum->data_yield += v;
+  sum->bins = size_;
+  sum->variations_filled = m_.layout.size();
+  sum->pseudodata_sets =
+      mass_pseudodata_ + static_cast<int>(hel_ ? c_.helicity.pseudodata.size() : 0);
+  if (hel_) {
     char msg[320];
     std::snprintf(msg, sizeof(msg),
                   "helicity: Wmunu split into %d processes (2 charges x %d pT x %d |y| bins x %d "
                   "components; %zu processes in the fit input), %s; masked channel %s",
-                  m.split->num_processes(), m.split->num_pt(), m.split->num_y(),
-                  kNumHelicityComponents, slots.size() + (c.nonprompt ? 1 : 0),
-                  c.helicity.free ? "free signal strengths"
-                                  : ("normalisation priors of " +
-                                     std::to_string(c.helicity.prior_width).substr(0, 5))
-                                        .c_str(),
+                  m_.split->num_processes(), m_.split->num_pt(), m_.split->num_y(),
+                  kNumHelicityComponents, slots_.size() + (c_.nonprompt ? 1 : 0),
+                  c_.helicity.free ? "free signal strengths"
+                                   : ("normalisation priors of " +
+                                      std::to_string(c_.helicity.prior_width).substr(0, 5))
+                                         .c_str(),
                   kHelicityXsecChannel);
-    sum.notes.push_back(msg);
+    sum->notes.push_back(msg);
   }
-  sum.clipped_entries = w.clipped_entries();
+  sum->clipped_entries = w_.clipped_entries();
+}
+
+}  // namespace
+
+io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
+                                             WMassSummary* summary) const {
+  const Impl& m = *impl_;
+  WMassSummary sum;
+  sum.warnings = h.input_warnings;
+  const auto t0 = std::chrono::steady_clock::now();
+  NonpromptResult np;
+  if (m.config.nonprompt)
+    np = CheckedNonprompt(
+        m, h, EstimateNonpromptBackground(h),
+        [&](const NonpromptOptions& o) { return EstimateNonprompt(NonpromptInputsOf(h), o); },
+        &sum.warnings);
+  const auto t1 = std::chrono::steady_clock::now();
+  FitInputBuilder b(m, h, np);
+  b.AddProcessesAndNominals();
+  b.AddTheory();
+  b.AddMomentumScale();
+  b.AddEfficiencies();
+  b.AddNonpromptVariations();
+  b.AddLuminosity();
+  b.AddMassPseudoData();
+  b.AddHelicityPseudoData();
+  const auto t2 = std::chrono::steady_clock::now();
+  b.FillSummary(&sum);
   sum.seconds_estimate = std::chrono::duration<double>(t1 - t0).count();
   sum.seconds_build = std::chrono::duration<double>(t2 - t1).count();
   if (summary) *summary = std::move(sum);
-  return w;
+  return b.Release();
 }
 
 io::WriteOptions WMassProducer::ResolveWriteOptions(const engine::Model& model,
