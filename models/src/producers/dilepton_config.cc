@@ -12,6 +12,7 @@
 #include "config_json.h"
 #include "lepus/io/errors.h"
 #include "lepus/models/dilepton.h"
+#include "lepus/models/internal/validation.h"
 
 namespace lepus::models {
 
@@ -77,11 +78,7 @@ DileptonConfig DileptonConfig::Preset(DileptonPreset preset) {
 
 namespace {
 
-std::string Num(double v) {
-  std::ostringstream os;
-  os << v;
-  return os.str();
-}
+using detail::Num;
 
 bool Fail(std::string* error, const std::string& message) {
   if (error) *error = message;

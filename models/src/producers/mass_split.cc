@@ -6,17 +6,15 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "lepus/models/internal/validation.h"
+
 namespace lepus::models {
 
 namespace {
 
 constexpr double kEtaMax = 2.4;
 
-std::string Num(double v) {
-  std::ostringstream os;
-  os << v;
-  return os.str();
-}
+using detail::Num;
 
 std::vector<double> DefaultAbsEtaEdges() {
   std::vector<double> e;

@@ -16,6 +16,7 @@
 #include "lepus/models/wmass.h"
 
 #include "config_json.h"
+#include "lepus/models/internal/validation.h"
 
 namespace lepus::models {
 
@@ -130,11 +131,7 @@ WMassConfig WMassConfig::Helicity(WMassPreset preset) {
 
 namespace {
 
-std::string Num(double v) {
-  std::ostringstream os;
-  os << v;
-  return os.str();
-}
+using detail::Num;
 
 bool Fail(std::string* error, const std::string& message) {
   if (error) *error = message;

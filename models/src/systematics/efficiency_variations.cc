@@ -9,24 +9,18 @@
 
 #include <Eigen/Dense>
 
+#include "lepus/models/internal/chebyshev.h"
+#include "lepus/models/internal/validation.h"
+
 namespace lepus::models {
 
 namespace {
 
 constexpr int kMaxOrder = 6;
 
-std::string Num(double v) {
-  std::ostringstream os;
-  os << v;
-  return os.str();
-}
+using detail::Num;
 
-// T_0..T_order at x.
-inline void Chebyshev(double x, int order, double* t) {
-  t[0] = 1.0;
-  if (order >= 1) t[1] = x;
-  for (int k = 2; k <= order; ++k) t[k] = 2.0 * x * t[k - 1] - t[k - 2];
-}
+using detail::Chebyshev;
 
 inline double ProbeDensity(double pt) {
   const double z = (pt - 40.0) / 12.0;

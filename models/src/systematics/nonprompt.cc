@@ -9,21 +9,16 @@
 
 #include <Eigen/Dense>
 
+#include "lepus/models/internal/chebyshev.h"
+#include "lepus/models/internal/validation.h"
+
 namespace lepus::models {
 
 namespace {
 
-std::string Num(double v) {
-  std::ostringstream os;
-  os << v;
-  return os.str();
-}
+using detail::Num;
 
-inline void Chebyshev(double x, int order, double* t) {
-  t[0] = 1.0;
-  if (order >= 1) t[1] = x;
-  for (int k = 2; k <= order; ++k) t[k] = 2.0 * x * t[k - 1] - t[k - 2];
-}
+using detail::Chebyshev;
 
 constexpr int kMaxSmoothingOrder = 5;
 

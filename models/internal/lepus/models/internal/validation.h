@@ -9,6 +9,13 @@
 
 namespace lepus::models::detail {
 
+// A value in a message, as the stream writes it (6 significant digits): "1.5", "0.001", "1e+06".
+inline std::string Num(double v) {
+  std::ostringstream os;
+  os << v;
+  return os.str();
+}
+
 inline bool Fail(std::string* error, const std::string& field, double value, const std::string& constraint) {
   if (error != nullptr) {
     std::ostringstream os;
