@@ -552,6 +552,9 @@ std::string WhyNoCovariance(const engine::FitResult& r) {
     case engine::CovarianceStatus::kTargetsOnly:
       return "the matrix-free fit computes the covariance rows of the POIs and NOIs only "
              "(use --method dense)";
+    case engine::CovarianceStatus::kAccurateSelected:
+      return "the fit computed the errors and the covariance rows of the POIs and NOIs only "
+             "(use --full-covariance)";
     case engine::CovarianceStatus::kNotComputed: return "the fit computed no covariance";
     default: break;
   }

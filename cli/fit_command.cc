@@ -57,6 +57,7 @@ struct FitArgs {
   std::string correlation_regex;
   std::vector<std::string> impact_refit;  // parameter names
   std::string report;                     // --report FILE: the HTML report (implies impacts, postfit)
+  bool full_covariance = false;           // --full-covariance: the whole inverse Hessian even if unused
 };
 
 std::string JoinNames(const std::vector<std::string>& names) {
@@ -482,7 +483,17 @@ int RunFit(const FitArgs& a, const std::string& command_line) {
     throw std::invalid_argument("--all-pseudodata: " + a.input + " has no pseudo-data sets");
 
   engine::Likelihood lik(std::move(model), lopt);
-  const engine::FitOptions options = MakeFitOptions(lik, a.flags);
+  engine::FitOptions options = MakeFitOptions(lik, a.flags);
+  // The full covariance matrix only where an output reads it (the HDF5 results file and the
+  // report keep it; impacts, combinations, refit checks, correlations and post-fit yields are
+  // computed from it); otherwise the selected inverse: the errors of every parameter and the
+  // rows of the POIs and NOIs, the same numbers at a fraction of the cost (docs/numerics.md,
+  // "Selected inverse").
+  const bool need_full_covariance = a.full_covariance || !a.output.empty() || want_report || want_impacts ||
+                                    want_postfit || !a.combines.empty() || !a.impact_refit.empty() ||
+                                    !a.correlation_regex.empty();
+  options.covariance_extent =
+      need_full_covariance ? engine::CovarianceExtent::kFull : engine::CovarianceExtent::kSelected;
   if (a.asimov) {
     // The Asimov data set at the prefit point, moved to any --set values (expected results for
     // any parameter point); the fit starts there too.
@@ -779,6 +790,11 @@ Command AddFitCommand(CLI::App& parent, const std::string& command_line) {
                   "by FACTOR (repeatable)")
       ->type_name("REGEX=FACTOR")
       ->allow_extra_args(false);
+  sub->add_flag("--full-covariance", args->full_covariance,
+                "compute the whole covariance matrix even when no requested output needs it (by default "
+                "only the errors of every parameter and the covariance rows of the POIs/NOIs, unless -o, "
+                "--report, impacts, --combine, --impact-refit, --correlation-regex or post-fit yields ask "
+                "for it; the errors are the same)");
   sub->add_option("--correlation-regex", args->correlation_regex,
                   "print and save the correlation matrix of the parameters whose whole name "
                   "matches REGEX")
