@@ -164,6 +164,40 @@ Eigen::MatrixXd FitResult::Correlation() const {
   return corr;
 }
 
+Eigen::MatrixXd FitResult::CorrelationOf(const std::vector<int>& idx) const {
+  const auto k = static_cast<Eigen::Index>(idx.size());
+  const Eigen::Index n = covariance.rows();
+  const bool full = n > 0 && covariance.cols() == n;
+  const Eigen::Index nparams = full ? n : covariance_rows.cols();
+  // Selected rows: the row of each index (its first occurrence among the targets).
+  std::vector<Eigen::Index> row(idx.size(), -1);
+  for (std::size_t a = 0; a < idx.size(); ++a) {
+    if (idx[a] < 0 || idx[a] >= nparams)
+      throw std::invalid_argument("FitResult::CorrelationOf: parameter index " + std::to_string(idx[a]) +
+                                  " is outside [0, " + std::to_string(nparams) + ")");
+    if (full) continue;
+    for (std::size_t r = 0; r < covariance_row_params.size() && row[a] < 0; ++r)
+      if (covariance_row_params[r] == idx[a]) row[a] = static_cast<Eigen::Index>(r);
+    if (row[a] < 0)
+      throw std::invalid_argument("FitResult::CorrelationOf: parameter " + std::to_string(idx[a]) +
+                                  " has no covariance row (not among the covariance targets; fit with "
+                                  "CovarianceExtent::kFull or add it to FitOptions::covariance_targets)");
+  }
+  // C_ab for positions a, b (the row of the earlier position when selected: one value per pair).
+  auto cov = [&](Eigen::Index a, Eigen::Index b) {
+    if (full) return covariance(idx[a], idx[b]);
+    return a <= b ? covariance_rows(row[a], idx[b]) : covariance_rows(row[b], idx[a]);
+  };
+  Eigen::MatrixXd corr(k, k);
+  for (Eigen::Index a = 0; a < k; ++a)
+    for (Eigen::Index b = 0; b < k; ++b) {
+      // As Correlation().
+      const double d = std::sqrt(cov(a, a) * cov(b, b));
+      corr(a, b) = d > 0 ? cov(a, b) / d : (idx[a] == idx[b] ? 1.0 : 0.0);
+    }
+  return corr;
+}
+
 std::string FitResult::BriefReport() const {
   std::ostringstream os;
   os.precision(10);

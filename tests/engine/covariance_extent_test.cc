@@ -3,6 +3,7 @@
 // Hessian takes the structured (bordered block) path and on small dense ones; the numerical
 // statuses (near-singular, not positive definite) and their messages are those of kFull; consumers
 // that need the full matrix say so.
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -74,6 +75,20 @@ void CompareExtents(const Likelihood& lik, FitOptions options) {
     const Eigen::VectorXd row = sel.covariance_rows.row(static_cast<Eigen::Index>(k)).transpose();
     CHECK((row - ref).cwiseAbs().maxCoeff() <= 1e-10 * std::max(ref.cwiseAbs().maxCoeff(), 1e-300));
   }
+  // Correlations of the targets: from the rows, those of the full matrix (Correlation() at idx).
+  if (targets.empty()) return;
+  const Eigen::MatrixXd cf = full.CorrelationOf(targets), cs = sel.CorrelationOf(targets);
+  const Eigen::MatrixXd all = full.Correlation();
+  for (std::size_t a = 0; a < targets.size(); ++a)
+    for (std::size_t b = 0; b < targets.size(); ++b) {
+      CHECK(cf(a, b) == all(targets[a], targets[b]));
+      CHECK(std::abs(cs(a, b) - cf(a, b)) <= 1e-10);
+    }
+  int other = 0;
+  while (std::find(targets.begin(), targets.end(), other) != targets.end()) ++other;
+  CHECK_THROWS_WITH_AS(sel.CorrelationOf({targets[0], other}), doctest::Contains("no covariance row"),
+                       std::invalid_argument);
+  CHECK_THROWS_AS(sel.CorrelationOf({n}), std::invalid_argument);
 }
 
 // One channel of 20 bins, signal + background, systematics on the background given as logk per

@@ -161,6 +161,11 @@ struct FitResult {
 
   bool ok() const { return status == FitStatus::kConverged; }
   Eigen::MatrixXd Correlation() const;
+  // The correlation matrix of the parameters idx (in that order): Correlation() at idx when
+  // covariance is the full matrix, else from covariance_rows (CovarianceExtent::kSelected,
+  // matrix-free), which must hold a row for every index (std::invalid_argument naming the first
+  // without one, or an index out of range).
+  Eigen::MatrixXd CorrelationOf(const std::vector<int>& idx) const;
   std::string BriefReport() const;
 };
 
