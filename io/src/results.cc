@@ -1048,7 +1048,8 @@ std::vector<int> SelectParameters(const engine::Likelihood& likelihood, const st
 }
 
 std::string CovarianceStatusJson(engine::CovarianceStatus status) {
-  if (status == engine::CovarianceStatus::kAccurateSelected) return engine::ToString(engine::CovarianceStatus::kAccurate);
+  if (status == engine::CovarianceStatus::kAccurateSelected)
+    return engine::ToString(engine::CovarianceStatus::kAccurate);
   return engine::ToString(status);
 }
 

@@ -213,7 +213,11 @@ TEST_CASE("selected inverse: bad column index is rejected, identical at 1 and 2 
     if (!structured) a += Eigen::MatrixXd::Constant(a.rows(), a.cols(), 1e-3);  // no zero pattern
     Eigen::VectorXd d1, d2;
     Eigen::MatrixXd c1, c2;
-    tbb::task_arena(1).execute([&] { SpdFactor g(a); REQUIRE(g.structured() == structured); g.SelectedInverse(cols, &d1, &c1); });
+    tbb::task_arena(1).execute([&] {
+      SpdFactor g(a);
+      REQUIRE(g.structured() == structured);
+      g.SelectedInverse(cols, &d1, &c1);
+    });
     tbb::task_arena(2).execute([&] { SpdFactor g(a); g.SelectedInverse(cols, &d2, &c2); });
     CHECK((d1 - d2).cwiseAbs().maxCoeff() == 0.0);
     CHECK((c1 - c2).cwiseAbs().maxCoeff() == 0.0);

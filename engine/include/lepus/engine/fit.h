@@ -31,8 +31,9 @@ FitMethod FitMethodFromString(const std::string& text);  // throws std::invalid_
 // variances of every parameter (FitResult::errors) and the full rows of the covariance targets
 // (FitOptions::covariance_targets; FitResult::covariance_row_params / covariance_rows, the
 // representation of the matrix-free fits), from the factorised Hessian without forming its inverse
-// (for the ~4900-parameter CMS-like benchmark ~10x cheaper); FitResult::covariance and
-// covariance_internal stay empty. Matrix-free fits always compute target rows only.
+// (for the ~4900-parameter CMS-like benchmark ~9x cheaper than the inverse);
+// FitResult::covariance and covariance_internal stay empty. Matrix-free fits always compute
+// target rows only.
 enum class CovarianceExtent { kFull, kSelected };
 std::string ToString(CovarianceExtent extent);
 
