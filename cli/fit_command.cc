@@ -522,7 +522,12 @@ int RunFit(const FitArgs& a, const std::string& command_line) {
       4 * correlation_subset.size() > static_cast<std::size_t>(lik.num_params());
   options.covariance_extent =
       need_full_covariance ? engine::CovarianceExtent::kFull : engine::CovarianceExtent::kSelected;
-  if (!need_full_covariance && !correlation_subset.empty()) {
+  // The covariance of a dense fit (matrix-free ones, also Ceres polished above the threshold,
+  // keep their default targets: a CG solve per row).
+  const bool dense_covariance =
+      options.method == engine::FitMethod::kDense ||
+      (options.method != engine::FitMethod::kMatrixFree && lik.num_params() <= options.matrix_free_threshold);
+  if (!need_full_covariance && !correlation_subset.empty() && dense_covariance) {
     // Targets: the POIs and NOIs (the default) and the correlation subset.
     std::vector<int>& t = options.covariance_targets;
     for (int i = 0; i < lik.num_params(); ++i)
