@@ -511,11 +511,19 @@ void PrintCorrelationMatrix(std::ostream& os, const engine::Likelihood& likeliho
                             int max_print) {
   const auto& params = likelihood.params();
   const int n = likelihood.num_params();
-  if (result.covariance.rows() != n || result.covariance.cols() != n) {
-    os << "correlation matrix: not available (no covariance)\n";
-    return;
+  Eigen::MatrixXd corr;  // [indices x indices]
+  if (result.covariance.rows() == n && result.covariance.cols() == n) {
+    corr = result.CorrelationOf(indices);
+  } else {
+    // The selected covariance: available when every index is a covariance target.
+    for (int i : indices)
+      if (std::find(result.covariance_row_params.begin(), result.covariance_row_params.end(), i) ==
+              result.covariance_row_params.end() || result.covariance_rows.cols() != n) {
+        os << "correlation matrix: not available (no covariance)\n";
+        return;
+      }
+    corr = result.CorrelationOf(indices);
   }
-  const Eigen::MatrixXd corr = result.Correlation();
   const std::size_t shown = std::min<std::size_t>(indices.size(), std::max(max_print, 0));
   os << "\ncorrelation matrix (" << indices.size() << " parameters";
   if (shown < indices.size()) os << ", the first " << shown << " shown; all in the results";
@@ -533,7 +541,7 @@ void PrintCorrelationMatrix(std::ostream& os, const engine::Likelihood& likeliho
   for (std::size_t a = 0; a < shown; ++a) {
     os << "  " << Pad(labels[a], wlabel, true);
     for (std::size_t b = 0; b < shown; ++b)
-      os << Pad(Printf("%+.3f", corr(indices[a], indices[b])), 7);
+      os << Pad(Printf("%+.3f", corr(a, b)), 7);
     os << "\n";
   }
 }
@@ -552,6 +560,9 @@ std::string WhyNoCovariance(const engine::FitResult& r) {
     case engine::CovarianceStatus::kTargetsOnly:
       return "the matrix-free fit computes the covariance rows of the POIs and NOIs only "
              "(use --method dense)";
+    case engine::CovarianceStatus::kAccurateSelected:
+      return "the fit computed the errors and the covariance rows of the POIs and NOIs only "
+             "(use --full-covariance)";
     case engine::CovarianceStatus::kNotComputed: return "the fit computed no covariance";
     default: break;
   }

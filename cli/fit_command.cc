@@ -62,6 +62,7 @@ struct FitArgs {
   std::vector<std::string> impact_refit;  // parameter names
   std::string impact_refit_regex;         // --impact-refit-regex REGEX
   std::string report;                     // --report FILE: the HTML report (implies impacts, postfit)
+  bool full_covariance = false;           // --full-covariance: the whole inverse Hessian even if unused
 };
 
 std::string JoinNames(const std::vector<std::string>& names) {
@@ -351,7 +352,7 @@ Json PseudoFitsJson(const engine::Likelihood& lik, const std::vector<PseudoFit>&
     e["nll"] = NumberJson(r.nll);
     e["edm"] = NumberJson(r.edm);
     e["iterations"] = r.iterations;
-    e["covariance_status"] = engine::ToString(r.covariance_status);
+    e["covariance_status"] = io::CovarianceStatusJson(r.covariance_status);
     e["gof"] = {{"chi2", NumberJson(r.gof_chi2)}, {"ndf", r.gof_ndf}, {"p", NumberJson(r.gof_p)}};
     Json plist = Json::array();
     for (int i : ReportedTargets(lik)) {
@@ -610,7 +611,7 @@ int RunFit(const FitArgs& a, const std::string& command_line) {
     throw std::invalid_argument("--all-pseudodata: " + a.input + " has no pseudo-data sets");
 
   engine::Likelihood lik(std::move(model), lopt);
-  const engine::FitOptions options = MakeFitOptions(lik, a.flags);
+  engine::FitOptions options = MakeFitOptions(lik, a.flags);
   if (a.asimov) {
     // The Asimov data set at the prefit point, moved to any --set values (expected results for
     // any parameter point); the fit starts there too.
@@ -664,6 +665,32 @@ int RunFit(const FitArgs& a, const std::string& command_line) {
     } catch (const std::invalid_argument& e) {
       throw std::invalid_argument(std::string("--correlation-regex: ") + e.what());
     }
+  }
+  // The full covariance matrix only where an output reads it (the HDF5 results file and the
+  // report keep it; impacts, combinations, refit checks and post-fit yields are computed from
+  // it); otherwise the selected inverse: the errors of every parameter and the rows of the POIs
+  // and NOIs (and of the --correlation-regex parameters), the same numbers at a fraction of the
+  // cost (docs/numerics.md, "Selected inverse"). A correlation subset above a quarter of the
+  // parameters costs about as much as the full inverse: then the full one.
+  const bool need_full_covariance =
+      a.full_covariance || !a.output.empty() || want_report || want_impacts || want_postfit ||
+      !a.combines.empty() || !a.impact_refit.empty() ||
+      4 * correlation_subset.size() > static_cast<std::size_t>(lik.num_params());
+  options.covariance_extent =
+      need_full_covariance ? engine::CovarianceExtent::kFull : engine::CovarianceExtent::kSelected;
+  // The covariance of a dense fit (matrix-free ones, also Ceres polished above the threshold,
+  // keep their default targets: a CG solve per row).
+  const bool dense_covariance =
+      options.method == engine::FitMethod::kDense ||
+      (options.method != engine::FitMethod::kMatrixFree && lik.num_params() <= options.matrix_free_threshold);
+  if (!need_full_covariance && !correlation_subset.empty() && dense_covariance) {
+    // Targets: the POIs and NOIs (the default) and the correlation subset.
+    std::vector<int>& t = options.covariance_targets;
+    for (int i = 0; i < lik.num_params(); ++i)
+      if (lik.params()[i].kind != engine::ParamKind::kNuisance && (options.frozen.empty() || !options.frozen[i]))
+        t.push_back(i);
+    for (int i : correlation_subset)
+      if (std::find(t.begin(), t.end(), i) == t.end()) t.push_back(i);
   }
 
   std::cerr << "lepus: fitting " << a.input << " (" << info.data_label << " data, "
@@ -947,6 +974,11 @@ Command AddFitCommand(CLI::App& parent, const std::string& command_line) {
                   "by FACTOR (repeatable)")
       ->type_name("REGEX=FACTOR")
       ->allow_extra_args(false);
+  sub->add_flag("--full-covariance", args->full_covariance,
+                "compute the whole covariance matrix even when no requested output needs it (by default "
+                "only the errors of every parameter and the covariance rows of the POIs/NOIs and of the "
+                "--correlation-regex parameters, unless -o, --report, impacts, --combine, --impact-refit or "
+                "post-fit yields ask for it; the errors are the same)");
   sub->add_option("--correlation-regex", args->correlation_regex,
                   "print and save the correlation matrix of the parameters whose whole name "
                   "matches REGEX")

@@ -156,6 +156,9 @@ LinearCombination ParseCombination(const Likelihood& lik, const std::string& nam
 CombinationResult EvaluateCombination(const Likelihood& lik, const FitResult& r, const LinearCombination& comb) {
   const int n = lik.num_params();
   if (r.values.size() != n) throw std::invalid_argument("fit result does not belong to this likelihood");
+  if (r.covariance.rows() != n || r.covariance.cols() != n)
+    throw std::invalid_argument("combination " + comb.name + " needs the full covariance, but the fit result has none "
+                                "(CovarianceExtent::kSelected or matrix-free): fit with CovarianceExtent::kFull");
   Eigen::VectorXd c = Eigen::VectorXd::Zero(n);
   for (const auto& [k, v] : comb.terms) {
     if (k < 0 || k >= n) throw std::invalid_argument("combination " + comb.name + ": parameter index out of range");

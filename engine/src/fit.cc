@@ -39,7 +39,16 @@ std::string ToString(CovarianceStatus status) {
     case CovarianceStatus::kAccurate: return "accurate";
     case CovarianceStatus::kForcedPositive: return "forced_positive";
     case CovarianceStatus::kTargetsOnly: return "targets_only";
+    case CovarianceStatus::kAccurateSelected: return "accurate_selected";
     case CovarianceStatus::kNearSingular: return "near_singular";
+  }
+  return "unknown";
+}
+
+std::string ToString(CovarianceExtent extent) {
+  switch (extent) {
+    case CovarianceExtent::kFull: return "full";
+    case CovarianceExtent::kSelected: return "selected";
   }
   return "unknown";
 }
@@ -93,6 +102,9 @@ bool FitOptions::IsValid(int num_params, std::string* error) const {
     return fail("FitOptions.singular_ratio is " + std::to_string(singular_ratio) + ", but must be in (0, 1)");
   if (cg_max_iterations <= 0)
     return fail("FitOptions.cg_max_iterations is " + std::to_string(cg_max_iterations) + ", but must be > 0");
+  if (covariance_extent != CovarianceExtent::kFull && covariance_extent != CovarianceExtent::kSelected)
+    return fail("FitOptions.covariance_extent is " + std::to_string(static_cast<int>(covariance_extent)) +
+                ", but must be kFull or kSelected");
   for (int t : covariance_targets)
     if (t < 0 || t >= num_params)
       return fail("FitOptions.covariance_targets has " + std::to_string(t) + ", but must be in [0, " +
@@ -148,6 +160,40 @@ Eigen::MatrixXd FitResult::Correlation() const {
     for (Eigen::Index j = 0; j < n; ++j) {
       const double d = std::sqrt(covariance(i, i) * covariance(j, j));
       corr(i, j) = d > 0 ? covariance(i, j) / d : (i == j ? 1.0 : 0.0);
+    }
+  return corr;
+}
+
+Eigen::MatrixXd FitResult::CorrelationOf(const std::vector<int>& idx) const {
+  const auto k = static_cast<Eigen::Index>(idx.size());
+  const Eigen::Index n = covariance.rows();
+  const bool full = n > 0 && covariance.cols() == n;
+  const Eigen::Index nparams = full ? n : covariance_rows.cols();
+  // Selected rows: the row of each index (its first occurrence among the targets).
+  std::vector<Eigen::Index> row(idx.size(), -1);
+  for (std::size_t a = 0; a < idx.size(); ++a) {
+    if (idx[a] < 0 || idx[a] >= nparams)
+      throw std::invalid_argument("FitResult::CorrelationOf: parameter index " + std::to_string(idx[a]) +
+                                  " is outside [0, " + std::to_string(nparams) + ")");
+    if (full) continue;
+    for (std::size_t r = 0; r < covariance_row_params.size() && row[a] < 0; ++r)
+      if (covariance_row_params[r] == idx[a]) row[a] = static_cast<Eigen::Index>(r);
+    if (row[a] < 0)
+      throw std::invalid_argument("FitResult::CorrelationOf: parameter " + std::to_string(idx[a]) +
+                                  " has no covariance row (not among the covariance targets; fit with "
+                                  "CovarianceExtent::kFull or add it to FitOptions::covariance_targets)");
+  }
+  // C_ab for positions a, b (the row of the earlier position when selected: one value per pair).
+  auto cov = [&](Eigen::Index a, Eigen::Index b) {
+    if (full) return covariance(idx[a], idx[b]);
+    return a <= b ? covariance_rows(row[a], idx[b]) : covariance_rows(row[b], idx[a]);
+  };
+  Eigen::MatrixXd corr(k, k);
+  for (Eigen::Index a = 0; a < k; ++a)
+    for (Eigen::Index b = 0; b < k; ++b) {
+      // As Correlation().
+      const double d = std::sqrt(cov(a, a) * cov(b, b));
+      corr(a, b) = d > 0 ? cov(a, b) / d : (idx[a] == idx[b] ? 1.0 : 0.0);
     }
   return corr;
 }
@@ -483,6 +529,19 @@ FitResult FitFree(const Likelihood& lik, const FitOptions& options) {
   if (nf != npar) h_sub = Sub(hess, free);
   const Eigen::MatrixXd& h = nf != npar ? h_sub : res.hessian;
   Eigen::MatrixXd cov_free;
+  // CovarianceExtent::kSelected: diag of the inverse over the free parameters and its columns of
+  // the floating targets (target_pos: their positions among the free parameters).
+  const bool selected = options.covariance_extent == CovarianceExtent::kSelected;
+  std::vector<int> targets = options.covariance_targets;
+  if (targets.empty())
+    for (int i = 0; i < npar; ++i)
+      if (lik.params()[i].kind != ParamKind::kNuisance && !res.frozen[i]) targets.push_back(i);
+  std::vector<int> free_pos(npar, -1), target_pos;
+  for (int i = 0; i < nf; ++i) free_pos[free[i]] = i;
+  for (int t : targets)
+    if (free_pos[t] >= 0) target_pos.push_back(free_pos[t]);
+  Eigen::VectorXd sel_diag;
+  Eigen::MatrixXd sel_cols;
   // No covariance where the NLL itself is not finite (a failed start outside the model's domain):
   // the derivatives there describe no minimum, and the status stays "not computed".
   if (nf > 0 && h.allFinite() && !cancelled && std::isfinite(res.nll)) {
@@ -512,8 +571,13 @@ FitResult FitFree(const Likelihood& lik, const FitOptions& options) {
                                  detail::DescribeDirection(cond.direction, free_names);
       }
       if (options.compute_covariance) {
-        linalg_arena.execute([&] { cov_free = chol->Inverse(); });
-        res.covariance_status = near_singular ? CovarianceStatus::kNearSingular : CovarianceStatus::kAccurate;
+        if (selected) {
+          linalg_arena.execute([&] { chol->SelectedInverse(target_pos, &sel_diag, &sel_cols); });
+          res.covariance_status = near_singular ? CovarianceStatus::kNearSingular : CovarianceStatus::kAccurateSelected;
+        } else {
+          linalg_arena.execute([&] { cov_free = chol->Inverse(); });
+          res.covariance_status = near_singular ? CovarianceStatus::kNearSingular : CovarianceStatus::kAccurate;
+        }
       }
     } else {
       // Minuit2-style forced positive definiteness: clamp eigenvalues (flagged, not trusted).
@@ -529,7 +593,14 @@ FitResult FitFree(const Likelihood& lik, const FitOptions& options) {
         Eigen::MatrixXd pinv = es.eigenvectors() * inv.asDiagonal() * es.eigenvectors().transpose();
         res.edm = 0.5 * g.dot(pinv * g);
         if (options.compute_covariance) {
-          cov_free = pinv;
+          if (selected) {
+            // The eigen-decomposition has cost n^3 already: the selected entries of its inverse.
+            sel_diag = pinv.diagonal();
+            sel_cols.resize(nf, static_cast<Eigen::Index>(target_pos.size()));
+            for (std::size_t k = 0; k < target_pos.size(); ++k) sel_cols.col(k) = pinv.col(target_pos[k]);
+          } else {
+            cov_free = pinv;
+          }
           res.covariance_status = CovarianceStatus::kForcedPositive;
         }
         res.hessian_scaled_ratio = ev[0] / std::max(ev.cwiseAbs().maxCoeff(), 1e-300);
@@ -557,7 +628,24 @@ FitResult FitFree(const Likelihood& lik, const FitOptions& options) {
     res.values[p] = lik.PoiValue(x[p]);
     jac[p] = lik.PoiDerivative(x[p]);
   }
-  if (cov_free.size() && nf == npar) {
+  if (sel_diag.size()) {
+    // kSelected: the errors of every parameter and the target rows, with the products of kFull
+    // below (jac_i c_ij jac_j), so that equal inverse entries give equal numbers.
+    res.errors = Eigen::VectorXd::Zero(npar);
+    for (int i = 0; i < nf; ++i)
+      res.errors[free[i]] = std::sqrt(std::max(jac[free[i]] * sel_diag[i] * jac[free[i]], 0.0));
+    res.covariance_row_params = targets;
+    res.covariance_rows = Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(targets.size()), npar);
+    Eigen::Index k = 0;  // column of sel_cols
+    for (std::size_t r = 0; r < targets.size(); ++r) {
+      const int t = targets[r];
+      if (free_pos[t] < 0) continue;  // frozen: a zero row
+      for (int i = 0; i < nf; ++i) res.covariance_rows(static_cast<Eigen::Index>(r), free[i]) =
+          jac[t] * sel_cols(i, k) * jac[free[i]];
+      ++k;
+    }
+    res.time_covariance = Seconds(t_cov, Clock::now());
+  } else if (cov_free.size() && nf == npar) {
     res.covariance_internal = std::move(cov_free);
     res.covariance = res.covariance_internal;
     for (int p = 0; p < npoi; ++p) {
@@ -575,8 +663,10 @@ FitResult FitFree(const Likelihood& lik, const FitOptions& options) {
         res.covariance(free[i], free[j]) = jac[free[i]] * cov_free(i, j) * jac[free[j]];
       }
   }
-  res.errors = res.covariance.diagonal().cwiseMax(0.0).cwiseSqrt();
-  res.time_covariance = Seconds(t_cov, Clock::now());
+  if (!sel_diag.size()) {
+    res.errors = res.covariance.diagonal().cwiseMax(0.0).cwiseSqrt();
+    res.time_covariance = Seconds(t_cov, Clock::now());
+  }
 
   // Saturated goodness of fit.
   int nfree_unconstrained = 0;

@@ -92,6 +92,9 @@ bool GroupedByHessian(const Likelihood& lik, const FitResult& res, const std::ve
 Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const ImpactOptions& opt) {
   const Model& m = lik.model();
   const int npar = lik.num_params(), npoi = m.num_signals;
+  if (res.covariance_status == CovarianceStatus::kAccurateSelected)
+    throw std::invalid_argument("impacts need the full covariance, but the fit computed only the errors and the "
+                                "target rows (CovarianceExtent::kSelected): fit with CovarianceExtent::kFull");
   if (res.covariance_status != CovarianceStatus::kAccurate)
     throw NumericalError("impacts need an accurate covariance, but the fit's covariance is " +
                          ToString(res.covariance_status) +

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <numeric>
 #include <random>
+#include <stdexcept>
+#include <string>
 
 #include <Eigen/Cholesky>
 #include <tbb/blocked_range.h>
@@ -308,6 +310,151 @@ Eigen::MatrixXd SpdFactor::Inverse() const {
     }
   });
   return out;
+}
+
+namespace {
+
+// diag(A^-1) from the lower Cholesky factor l of A: (A^-1)_jj = sum_k (L^-1)_kj^2, column j of
+// L^-1 being zero above row j. Fixed column blocks (one task each), L^-1 never stored whole: about
+// n^3/3 flops, half of Inverse() (whose X^T X product is skipped).
+Eigen::VectorXd InverseDiagonalFromFactor(const Eigen::MatrixXd& l) {
+  const Eigen::Index n = l.rows();
+  constexpr Eigen::Index kBlock = 128;
+  const Eigen::Index nblocks = (n + kBlock - 1) / kBlock;
+  Eigen::VectorXd d(n);
+  tbb::parallel_for(tbb::blocked_range<Eigen::Index>(0, nblocks, 1), [&](const tbb::blocked_range<Eigen::Index>& r) {
+    for (Eigen::Index k = r.begin(); k < r.end(); ++k) {
+      const Eigen::Index j0 = k * kBlock, jb = std::min(kBlock, n - j0);
+      Eigen::MatrixXd cols = Eigen::MatrixXd::Zero(n - j0, jb);
+      cols.topRows(jb).setIdentity();
+      l.block(j0, j0, n - j0, n - j0).triangularView<Eigen::Lower>().solveInPlace(cols);
+      d.segment(j0, jb) = cols.colwise().squaredNorm().transpose();
+    }
+  });
+  return d;
+}
+
+}  // namespace
+
+void SpdFactor::SelectedInverse(const std::vector<int>& cols, Eigen::VectorXd* diagonal,
+                                Eigen::MatrixXd* columns) const {
+  for (int c : cols)
+    if (c < 0 || c >= n_)
+      throw std::invalid_argument("SpdFactor::SelectedInverse: column " + std::to_string(c) +
+                                  " is outside [0, " + std::to_string(n_) + ")");
+  const int ncols = static_cast<int>(cols.size());
+  if (columns) columns->resize(n_, ncols);
+  if (dense_) {
+    if (n_ < kMinStructuredSize) {
+      // Milliseconds either way: the full inverse, so that the selected entries are bitwise those
+      // of Inverse() (a fit's errors do not depend on the covariance extent for small models).
+      const Eigen::MatrixXd inv = dense_->Inverse();
+      if (diagonal) *diagonal = inv.diagonal();
+      if (columns)
+        for (int k = 0; k < ncols; ++k) columns->col(k) = inv.col(cols[k]);
+      return;
+    }
+    if (diagonal) *diagonal = InverseDiagonalFromFactor(dense_->matrixL());
+    if (columns)
+      tbb::parallel_for(tbb::blocked_range<int>(0, ncols, 1), [&](const tbb::blocked_range<int>& r) {
+        for (int k = r.begin(); k < r.end(); ++k)
+          columns->col(k) = dense_->Solve(Eigen::VectorXd::Unit(n_, cols[k]));
+      });
+    return;
+  }
+  // Structured: with S = Ls Ls^T and U_b = L_b^-T W_b Ls^-T (as in Inverse()),
+  //   C_gg = S^-1,  C_bg = -U_b Ls^-1,  C_bc = delta_bc D_b^-1 + U_b U_c^T,
+  // so diag(C_bb) = diag(D_b^-1) + the squared row norms of U_b (n_b^2 g, not n_b n_local g). A
+  // column of C costs a triangular solve with Ls (g^2) and one pass over U (n_local g); -U Ls^-1
+  // is not formed (n_local g^2).
+  const Blocks& f = *blocks_;
+  const auto& border = f.s.border;
+  const int g = static_cast<int>(border.size());
+  const int nblocks = static_cast<int>(f.s.blocks.size());
+  const bool keep = columns != nullptr && ncols > 0;  // U_b is needed after the loop
+  Eigen::MatrixXd cgg;
+  if (g > 0) cgg = f.schur->Inverse();
+  std::vector<Eigen::MatrixXd> u(nblocks);
+  Eigen::VectorXd diag(n_);
+  for (int c = 0; c < g; ++c) diag[border[c]] = cgg(c, c);
+  const auto ls = f.schur->matrixL().triangularView<Eigen::Lower>();  // g x g (0 x 0 without a border)
+  tbb::parallel_for(tbb::blocked_range<int>(0, nblocks, 1), [&](const tbb::blocked_range<int>& r) {
+    for (int b = r.begin(); b < r.end(); ++b) {
+      const auto& idx = f.s.blocks[b];
+      const int nb = static_cast<int>(idx.size());
+      Eigen::MatrixXd linv = Eigen::MatrixXd::Identity(nb, nb);
+      f.l[b].triangularView<Eigen::Lower>().solveInPlace(linv);
+      Eigen::VectorXd d = linv.colwise().squaredNorm().transpose();  // diag(D_b^-1)
+      if (g > 0) {
+        Eigen::MatrixXd t = f.w[b];
+        ls.transpose().solveInPlace<Eigen::OnTheRight>(t);                 // W_b Ls^-T
+        f.l[b].triangularView<Eigen::Lower>().transpose().solveInPlace(t);  // U_b
+        d += t.rowwise().squaredNorm();
+        if (keep) u[b] = std::move(t);
+      }
+      for (int i = 0; i < nb; ++i) diag[idx[i]] = d[i];
+    }
+  });
+  if (diagonal) *diagonal = std::move(diag);
+  if (!keep) return;
+  // Where every index lives: its block (-1 for the border) and its position there.
+  std::vector<int> block_of(n_, -1), pos(n_, -1);
+  for (int c = 0; c < g; ++c) pos[border[c]] = c;
+  for (int b = 0; b < nblocks; ++b)
+    for (std::size_t i = 0; i < f.s.blocks[b].size(); ++i) {
+      block_of[f.s.blocks[b][i]] = b;
+      pos[f.s.blocks[b][i]] = static_cast<int>(i);
+    }
+  tbb::parallel_for(tbb::blocked_range<int>(0, ncols, 1), [&](const tbb::blocked_range<int>& r) {
+    for (int k = r.begin(); k < r.end(); ++k) {
+      auto out = columns->col(k);
+      const int j = cols[k], bj = block_of[j], pj = pos[j];
+      if (bj < 0) {
+        // A border column: C_gg e_pj, and C_bg e_pj = -U_b (Ls^-1 e_pj).
+        for (int c = 0; c < g; ++c) out[border[c]] = cgg(c, pj);
+        Eigen::VectorXd v = Eigen::VectorXd::Unit(g, pj);
+        ls.solveInPlace(v);
+        for (int b = 0; b < nblocks; ++b) {
+          const auto& idx = f.s.blocks[b];
+          const Eigen::VectorXd cb = -(u[b] * v);
+          for (std::size_t i = 0; i < idx.size(); ++i) out[idx[i]] = cb[static_cast<Eigen::Index>(i)];
+        }
+        continue;
+      }
+      // A local column of block bj: C_gj = -Ls^-T U_bj^T e_pj; C_bj = U_b U_bj^T e_pj (+ D_bj^-1 e_pj).
+      Eigen::VectorXd uj;
+      if (g > 0) {
+        uj = u[bj].row(pj).transpose();
+        Eigen::VectorXd z = uj;
+        ls.transpose().solveInPlace(z);
+        for (int c = 0; c < g; ++c) out[border[c]] = -z[c];
+      }
+      for (int b = 0; b < nblocks; ++b) {
+        const auto& idx = f.s.blocks[b];
+        const int nb = static_cast<int>(idx.size());
+        Eigen::VectorXd v = g > 0 ? Eigen::VectorXd(u[b] * uj) : Eigen::VectorXd::Zero(nb);
+        if (b == bj) {
+          Eigen::VectorXd dj = Eigen::VectorXd::Unit(nb, pj);
+          f.l[b].triangularView<Eigen::Lower>().solveInPlace(dj);
+          f.l[b].triangularView<Eigen::Lower>().transpose().solveInPlace(dj);
+          v += dj;
+        }
+        for (int i = 0; i < nb; ++i) out[idx[i]] = v[i];
+      }
+    }
+  });
+}
+
+Eigen::VectorXd SpdFactor::InverseDiagonal() const {
+  Eigen::VectorXd d;
+  SelectedInverse({}, &d, nullptr);
+  return d;
+}
+
+Eigen::MatrixXd SpdFactor::InverseColumns(const std::vector<int>& cols) const {
+  Eigen::MatrixXd c;
+  SelectedInverse(cols, nullptr, &c);
+  return c;
 }
 
 ScaledConditioning EstimateScaledConditioning(const Eigen::MatrixXd& a, const SpdFactor& f, int steps) {

@@ -67,7 +67,7 @@ Json BuildJson(const engine::Likelihood& likelihood, const engine::FitResult& re
   j["evaluations"] = result.evaluations;
   j["gof"] = {
       {"chi2", Number(result.gof_chi2)}, {"ndf", result.gof_ndf}, {"p", Number(result.gof_p)}};
-  j["covariance_status"] = engine::ToString(result.covariance_status);
+  j["covariance_status"] = CovarianceStatusJson(result.covariance_status);
   j["hessian_positive_definite"] = result.hessian_positive_definite;
   j["covariance_message"] = result.covariance_message;
   j["hessian_scaled_ratio"] = Number(result.hessian_scaled_ratio);
@@ -139,7 +139,7 @@ void WriteResultsContents(h5::OutputFile& f, const engine::Likelihood& likelihoo
   f.WriteStringAttribute("/", "lepus_version", LEPUS_VERSION_STRING);
   f.WriteStringAttribute("/", "status", engine::ToString(result.status));
   f.WriteStringAttribute("/", "message", result.message);
-  f.WriteStringAttribute("/", "covariance_status", engine::ToString(result.covariance_status));
+  f.WriteStringAttribute("/", "covariance_status", CovarianceStatusJson(result.covariance_status));
   f.WriteStringAttribute("/", "covariance_message", result.covariance_message);
   f.WriteDoubleAttribute("/", "hessian_scaled_ratio", result.hessian_scaled_ratio);
   f.WriteDoubleAttribute("/", "nll", result.nll);
@@ -504,12 +504,16 @@ std::optional<CorrelationSubset> SelectCorrelation(const engine::Likelihood& lik
   CorrelationSubset out;
   out.indices = SelectParameters(lik, *extras.correlation_regex);
   const auto n = static_cast<Eigen::Index>(lik.num_params());
-  if (r.covariance.rows() != n || r.covariance.cols() != n) return std::nullopt;  // not computed
-  const Eigen::MatrixXd corr = r.Correlation();
-  const auto k = static_cast<Eigen::Index>(out.indices.size());
-  out.matrix.resize(k, k);
-  for (Eigen::Index a = 0; a < k; ++a)
-    for (Eigen::Index b = 0; b < k; ++b) out.matrix(a, b) = corr(out.indices[a], out.indices[b]);
+  const bool full = r.covariance.rows() == n && r.covariance.cols() == n;
+  if (!full) {
+    // The selected covariance (CovarianceExtent::kSelected) or a matrix-free fit: available when
+    // every index has its covariance row.
+    for (int i : out.indices)
+      if (std::find(r.covariance_row_params.begin(), r.covariance_row_params.end(), i) ==
+              r.covariance_row_params.end() || r.covariance_rows.cols() != n)
+        return std::nullopt;  // not computed
+  }
+  out.matrix = r.CorrelationOf(out.indices);
   return out;
 }
 
@@ -1041,6 +1045,12 @@ std::vector<int> SelectParameters(const engine::Likelihood& likelihood, const st
     throw std::invalid_argument("correlation selection: pattern '" + regex +
                                 "' matches no parameter name (it must match a whole name)");
   return out;
+}
+
+std::string CovarianceStatusJson(engine::CovarianceStatus status) {
+  if (status == engine::CovarianceStatus::kAccurateSelected)
+    return engine::ToString(engine::CovarianceStatus::kAccurate);
+  return engine::ToString(status);
 }
 
 std::string ResultsJson(const engine::Likelihood& likelihood, const engine::FitResult& result,

@@ -3,6 +3,7 @@
 // blocks and of the Schur complement, and thread-count independence.
 #include <algorithm>
 #include <random>
+#include <stdexcept>
 #include <vector>
 
 #include <Eigen/Cholesky>
@@ -125,4 +126,100 @@ TEST_CASE("structured SPD: identical results at 1 and 2 threads") {
   tbb::task_arena(2).execute([&] { SpdFactor f(m.a); i2 = f.Inverse(); s2 = f.Solve(b); });
   CHECK((i1 - i2).cwiseAbs().maxCoeff() == 0.0);
   CHECK((s1 - s2).cwiseAbs().maxCoeff() == 0.0);
+}
+
+namespace {
+
+// max |a - b| / max |b| (relative to the largest entry of the reference).
+double RelDiff(const Eigen::MatrixXd& a, const Eigen::MatrixXd& b) {
+  return (a - b).cwiseAbs().maxCoeff() / b.cwiseAbs().maxCoeff();
+}
+
+// The selected diagonal and columns against the full inverse of the same factor (relative to the
+// largest entry) and, entry by entry, against its diagonal (relative to each variance).
+void CheckSelected(const Eigen::MatrixXd& a, const std::vector<int>& cols) {
+  SpdFactor f(a);
+  REQUIRE(f.ok());
+  const Eigen::MatrixXd inv = f.Inverse();
+  Eigen::VectorXd diag;
+  Eigen::MatrixXd c;
+  f.SelectedInverse(cols, &diag, &c);
+  REQUIRE(diag.size() == a.rows());
+  REQUIRE(c.rows() == a.rows());
+  REQUIRE(c.cols() == static_cast<Eigen::Index>(cols.size()));
+  CHECK(((diag - inv.diagonal()).cwiseAbs().array() / inv.diagonal().array()).maxCoeff() < 1e-12);
+  for (std::size_t k = 0; k < cols.size(); ++k) {
+    CAPTURE(cols[k]);
+    CHECK(RelDiff(c.col(k), inv.col(cols[k])) < 1e-12);
+  }
+  CHECK((f.InverseDiagonal() - diag).cwiseAbs().maxCoeff() == 0.0);
+  if (!cols.empty()) CHECK((f.InverseColumns(cols) - c).cwiseAbs().maxCoeff() == 0.0);
+}
+
+}  // namespace
+
+TEST_CASE("selected inverse: diagonal and columns equal the full inverse on structured matrices") {
+  for (int g : {0, 1, 37}) {
+    CAPTURE(g);
+    const Arrow m = RandomArrow(30, 17, g, 20 + g);
+    REQUIRE(SpdFactor(m.a).structured());
+    // Border and local columns, a repeated one, the first and the last index.
+    std::vector<int> cols = {0, static_cast<int>(m.a.rows()) - 1, 5, 5, 211};
+    for (int b : m.border) if (cols.size() < 9) cols.push_back(b);
+    CheckSelected(m.a, cols);
+    CheckSelected(m.a, {});
+  }
+  // Against an independent dense factorisation too.
+  const Arrow m = RandomArrow(40, 12, 25, 31);
+  const int n = static_cast<int>(m.a.rows());
+  const Eigen::MatrixXd invr = Eigen::LLT<Eigen::MatrixXd>(m.a).solve(Eigen::MatrixXd::Identity(n, n));
+  SpdFactor f(m.a);
+  REQUIRE(f.structured());
+  const std::vector<int> cols = {m.border[0], m.border[24], 3, n / 2};
+  const Eigen::MatrixXd c = f.InverseColumns(cols);
+  for (std::size_t k = 0; k < cols.size(); ++k) CHECK(RelDiff(c.col(k), invr.col(cols[k])) < 1e-10);
+  CHECK(((f.InverseDiagonal() - invr.diagonal()).cwiseAbs().array() / invr.diagonal().array()).maxCoeff() < 1e-10);
+}
+
+TEST_CASE("selected inverse: dense matrices, below and above the structure-detection size") {
+  for (int n : {50, 450}) {
+    CAPTURE(n);
+    std::mt19937 rng(40 + n);
+    std::normal_distribution<double> gauss;
+    Eigen::MatrixXd x(n, n);
+    for (int j = 0; j < n; ++j)
+      for (int i = 0; i < n; ++i) x(i, j) = gauss(rng);
+    const Eigen::MatrixXd a = x * x.transpose() + 0.1 * Eigen::MatrixXd::Identity(n, n);
+    REQUIRE_FALSE(SpdFactor(a).structured());
+    CheckSelected(a, {0, n - 1, n / 3, n / 3});
+  }
+  // Below the detection size the entries are those of Inverse(), bit for bit.
+  const Arrow small = RandomArrow(10, 10, 5, 3);
+  SpdFactor f(small.a);
+  const Eigen::MatrixXd inv = f.Inverse();
+  CHECK((f.InverseDiagonal() - inv.diagonal()).cwiseAbs().maxCoeff() == 0.0);
+  CHECK((f.InverseColumns({7}).col(0) - inv.col(7)).cwiseAbs().maxCoeff() == 0.0);
+}
+
+TEST_CASE("selected inverse: bad column index is rejected, identical at 1 and 2 threads") {
+  const Arrow m = RandomArrow(50, 25, 60, 9);
+  SpdFactor f(m.a);
+  CHECK_THROWS_AS(f.InverseColumns({-1}), std::invalid_argument);
+  CHECK_THROWS_AS(f.InverseColumns({static_cast<int>(m.a.rows())}), std::invalid_argument);
+  const std::vector<int> cols = {m.border[3], 17, 400};
+  for (bool structured : {true, false}) {
+    CAPTURE(structured);
+    Eigen::MatrixXd a = m.a;
+    if (!structured) a += Eigen::MatrixXd::Constant(a.rows(), a.cols(), 1e-3);  // no zero pattern
+    Eigen::VectorXd d1, d2;
+    Eigen::MatrixXd c1, c2;
+    tbb::task_arena(1).execute([&] {
+      SpdFactor g(a);
+      REQUIRE(g.structured() == structured);
+      g.SelectedInverse(cols, &d1, &c1);
+    });
+    tbb::task_arena(2).execute([&] { SpdFactor g(a); g.SelectedInverse(cols, &d2, &c2); });
+    CHECK((d1 - d2).cwiseAbs().maxCoeff() == 0.0);
+    CHECK((c1 - c2).cwiseAbs().maxCoeff() == 0.0);
+  }
 }

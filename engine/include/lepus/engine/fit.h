@@ -26,6 +26,17 @@ enum class FitMethod { kAuto, kDense, kMatrixFree, kCeres, kCeresDogleg };
 std::string ToString(FitMethod method);
 FitMethod FitMethodFromString(const std::string& text);  // throws std::invalid_argument
 
+// How much of the covariance (inverse Hessian) a dense fit computes (docs/numerics.md, "Selected
+// inverse"). kFull: all of it (FitResult::covariance, covariance_internal). kSelected: only the
+// variances of every parameter (FitResult::errors) and the full rows of the covariance targets
+// (FitOptions::covariance_targets; FitResult::covariance_row_params / covariance_rows, the
+// representation of the matrix-free fits), from the factorised Hessian without forming its inverse
+// (for the ~4900-parameter CMS-like benchmark ~9x cheaper than the inverse);
+// FitResult::covariance and covariance_internal stay empty. Matrix-free fits always compute
+// target rows only.
+enum class CovarianceExtent { kFull, kSelected };
+std::string ToString(CovarianceExtent extent);
+
 struct FitOptions {
   // Convergence when EDM = g^T H^-1 g / 2 (over the floating parameters) is below this. Newton
   // converges quadratically, so after this test one more Newton step is taken: the returned
@@ -51,7 +62,10 @@ struct FitOptions {
   // the covariance rows (in (0, 1)), and their iteration limit (> 0).
   double cg_tolerance = 1e-10;
   int cg_max_iterations = 5000;
-  // Matrix-free: parameters whose covariance rows are computed; empty = POIs and NOIs.
+  // Dense fits: the whole covariance (kFull) or the variances and the target rows (kSelected).
+  CovarianceExtent covariance_extent = CovarianceExtent::kFull;
+  // Matrix-free fits and dense fits with kSelected: parameters whose covariance rows are computed;
+  // empty = the floating POIs and NOIs.
   std::vector<int> covariance_targets;
   // The covariance is "accurate" only when the smallest eigenvalue of the Hessian over the
   // floating parameters, Jacobi-scaled to unit diagonal, exceeds this fraction of the largest
@@ -88,6 +102,8 @@ enum class CovarianceStatus {
   kAccurate,            // Hessian positive definite with a margin (FitOptions::singular_ratio)
   kForcedPositive,      // Hessian not positive definite: eigenvalues clamped (do not trust)
   kTargetsOnly,         // matrix-free fit: covariance rows of the targets only (accurate)
+  kAccurateSelected,    // as kAccurate, but CovarianceExtent::kSelected: the errors of every
+                        // parameter and the rows of the targets only (no covariance matrix)
   kNearSingular,        // Hessian factorised, but (nearly) singular after scaling, or a
                         // matrix-free covariance row did not converge: numbers not trusted
 };
@@ -121,6 +137,9 @@ struct FitResult {
   Eigen::MatrixXd covariance_internal;
   // Matrix-free fits: covariance is empty; these rows of the reported covariance
   // [targets x num_params] are computed by CG solves (errors of other parameters are NaN).
+  // Dense fits with CovarianceExtent::kSelected: covariance is empty, these rows come from the
+  // selected inverse, and the errors of every parameter are set (also with the statuses
+  // kNearSingular and kForcedPositive, whose numbers are those kFull would give).
   FitMethod method = FitMethod::kDense;
   std::vector<int> covariance_row_params;
   Eigen::MatrixXd covariance_rows;
@@ -143,6 +162,11 @@ struct FitResult {
 
   bool ok() const { return status == FitStatus::kConverged; }
   Eigen::MatrixXd Correlation() const;
+  // The correlation matrix of the parameters idx (in that order): Correlation() at idx when
+  // covariance is the full matrix, else from covariance_rows (CovarianceExtent::kSelected,
+  // matrix-free), which must hold a row for every index (std::invalid_argument naming the first
+  // without one, or an index out of range).
+  Eigen::MatrixXd CorrelationOf(const std::vector<int>& idx) const;
   std::string BriefReport() const;
 };
 

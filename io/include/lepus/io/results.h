@@ -58,6 +58,13 @@ struct ResultExtras {
 // Throws std::invalid_argument when the pattern is not a valid regex or matches nothing.
 std::vector<int> SelectParameters(const engine::Likelihood& likelihood, const std::string& regex);
 
+// covariance_status in the JSON summary and the HDF5 attribute: engine::ToString, except that
+// accurate_selected (CovarianceExtent::kSelected) is "accurate", the quality. The JSON holds values
+// and errors, never the covariance matrix, so it is the same whichever extent was computed
+// (docs/numerics.md, "Selected inverse"); in the HDF5 file the extent shows as the absence of the
+// covariance dataset. The human report names the extent.
+std::string CovarianceStatusJson(engine::CovarianceStatus status);
+
 // JSON summary: {"status", "message", "nll", "edm", "iterations", "gof": {"chi2","ndf","p"},
 // "covariance_status", "parameters": [{"name","kind","value","error","prefit","prefit_error",
 // "constrained", "frozen", "scale", "unit"}], "timings": {...}, "input", "data", "lepus_version"}
