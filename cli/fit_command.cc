@@ -674,7 +674,7 @@ int RunFit(const FitArgs& a, const std::string& command_line) {
   // parameters costs about as much as the full inverse: then the full one.
   const bool need_full_covariance =
       a.full_covariance || !a.output.empty() || want_report || want_impacts || want_postfit ||
-      !a.combines.empty() || !a.impact_refit.empty() ||
+      !a.combines.empty() || !refit_params.empty() ||
       4 * correlation_subset.size() > static_cast<std::size_t>(lik.num_params());
   options.covariance_extent =
       need_full_covariance ? engine::CovarianceExtent::kFull : engine::CovarianceExtent::kSelected;
