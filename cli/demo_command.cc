@@ -20,7 +20,7 @@
 
 #include "args.h"
 #include "common.h"
-#include "setup.h"
+#include "likelihood_setup.h"
 #include "lepus/engine/fit.h"
 #include "lepus/engine/impacts.h"
 #include "lepus/engine/likelihood.h"

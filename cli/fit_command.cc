@@ -24,7 +24,7 @@
 #include "args.h"
 #include "common.h"
 #include "mpi.h"
-#include "setup.h"
+#include "likelihood_setup.h"
 #include "lepus/engine/combination.h"
 #include "lepus/engine/fit.h"
 #include "lepus/engine/impacts.h"

@@ -23,7 +23,7 @@
 #include "lepus/engine/hypotest.h"
 #include "lepus/engine/scan.h"
 #include "lepus/io/hypotest_json.h"
-#include "setup.h"
+#include "likelihood_setup.h"
 
 namespace lepus::cli {
 namespace {

@@ -15,7 +15,7 @@
 #include "calibrate_command.h"
 #include "generate_command.h"
 #include "mpi.h"
-#include "setup.h"
+#include "likelihood_setup.h"
 #include "lepus/io/errors.h"
 #include "lepus/io/output.h"
 

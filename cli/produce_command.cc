@@ -22,8 +22,8 @@
 
 #include "args.h"
 #include "common.h"
-#include "produce_common.h"
-#include "setup.h"
+#include "produce_run.h"
+#include "likelihood_setup.h"
 #include "lepus/io/writer.h"
 #include "lepus/models/wmass.h"
 

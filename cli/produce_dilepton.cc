@@ -1,7 +1,7 @@
 // `lepus produce dilepton`: Z -> mu mu events (generated or from event files) -> the m_mumu x
 // eta(most forward muon) histograms with every systematic variation -> the dilepton m_Z fit input
 // (models/dilepton.h, docs/dilepton.md). The flags, checks and run of `produce wmass`
-// (produce_common.h): progress and the summary on stderr, --print-config prints the effective
+// (produce_run.h): progress and the summary on stderr, --print-config prints the effective
 // configuration as JSON on stdout, the output is written atomically.
 #include <memory>
 #include <stdexcept>
@@ -11,7 +11,7 @@
 
 #include "args.h"
 #include "common.h"
-#include "produce_common.h"
+#include "produce_run.h"
 #include "lepus/models/dilepton.h"
 
 namespace lepus::cli {

@@ -16,7 +16,7 @@
 #include "args.h"
 #include "common.h"
 #include "mpi.h"
-#include "setup.h"
+#include "likelihood_setup.h"
 #include "lepus/engine/fit.h"
 #include "lepus/models/helicity.h"
 #include "lepus/models/wmass.h"

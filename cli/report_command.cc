@@ -14,7 +14,7 @@
 
 #include "args.h"
 #include "common.h"
-#include "setup.h"
+#include "likelihood_setup.h"
 #include "lepus/io/output.h"
 #include "lepus/report/report.h"
 

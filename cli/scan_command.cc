@@ -22,7 +22,7 @@
 #include "lepus/engine/scan.h"
 #include "lepus/io/results.h"
 #include "mpi.h"
-#include "setup.h"
+#include "likelihood_setup.h"
 
 namespace lepus::cli {
 namespace {

@@ -21,7 +21,7 @@
 #include "lepus/engine/toys.h"
 #include "lepus/io/results.h"
 #include "mpi.h"
-#include "setup.h"
+#include "likelihood_setup.h"
 
 namespace lepus::cli {
 namespace {

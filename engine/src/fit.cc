@@ -20,7 +20,7 @@
 #include "fit_matrix_free.h"
 #include "linalg.h"
 #include "spd.h"
-#include "minimizer.h"
+#include "trust_region.h"
 
 namespace lepus::engine {
 

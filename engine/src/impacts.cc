@@ -8,7 +8,7 @@
 #include <Eigen/LU>
 
 #include "linalg.h"
-#include "minimizer.h"
+#include "trust_region.h"
 #include "spd.h"
 
 namespace lepus::engine {

@@ -12,7 +12,7 @@
 #include <tbb/parallel_for.h>
 
 #include "likelihood_impl.h"
-#include "minimizer.h"
+#include "trust_region.h"
 
 using lepus::engine::detail::AddRowGradient;
 using lepus::engine::detail::BinState;

@@ -1,4 +1,4 @@
-#include "setup.h"
+#include "likelihood_setup.h"
 
 #include <unistd.h>
 

@@ -1,4 +1,5 @@
-// Trust-region subproblem and Newton iteration used by Fit (engine/src/fit.cc).
+// The trust-region subproblem solvers of the Newton iteration in Fit (engine/src/fit.cc):
+// Moré-Sorensen, dogleg and truncated CG steps.
 #pragma once
 
 #include <Eigen/Cholesky>

@@ -1,4 +1,4 @@
-#include "minimizer.h"
+#include "trust_region.h"
 
 #include "linalg.h"
 #include "spd.h"

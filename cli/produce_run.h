@@ -18,7 +18,7 @@
 
 #include "common.h"
 #include "mpi.h"
-#include "setup.h"
+#include "likelihood_setup.h"
 #include "lepus/io/writer.h"
 #include "lepus/models/histogram.h"
 #include "lepus/models/wmass.h"
