@@ -288,10 +288,7 @@ void PrintProjection(std::ostream& os, const engine::Likelihood& lik, const Proj
 }
 
 // ---- --all-pseudodata: one fit per stored pseudo-data set.
-struct PseudoFit {
-  std::string name;
-  engine::FitResult result;
-};
+using PseudoFit = io::PseudoDataFit;
 
 std::vector<int> ReportedTargets(const engine::Likelihood& lik) {
   std::vector<int> out;
@@ -338,57 +335,13 @@ void PrintPseudoFits(std::ostream& os, const engine::Likelihood& lik,
 
 using Json = nlohmann::json;
 
-Json NumberJson(double v) { return std::isfinite(v) ? Json(v) : Json(nullptr); }
-
-Json PseudoFitsJson(const engine::Likelihood& lik, const std::vector<PseudoFit>& fits) {
-  const auto& params = lik.params();
-  Json list = Json::array();
-  for (const auto& f : fits) {
-    const auto& r = f.result;
-    Json e;
-    e["name"] = f.name;
-    e["status"] = engine::ToString(r.status);
-    e["message"] = r.message;
-    e["nll"] = NumberJson(r.nll);
-    e["edm"] = NumberJson(r.edm);
-    e["iterations"] = r.iterations;
-    e["covariance_status"] = io::CovarianceStatusJson(r.covariance_status);
-    e["gof"] = {{"chi2", NumberJson(r.gof_chi2)}, {"ndf", r.gof_ndf}, {"p", NumberJson(r.gof_p)}};
-    Json plist = Json::array();
-    for (int i : ReportedTargets(lik)) {
-      const double v = r.values.size() == lik.num_params() ? r.values[i] : NAN;
-      const double err = i < r.errors.size() ? r.errors[i] : NAN;
-      Json p = {{"name", params[i].name},
-                {"kind", engine::ToString(params[i].kind)},
-                {"value", NumberJson(v)},
-                {"error", NumberJson(err)}};
-      if (params[i].scale != 0.0) {
-        p["value_physical"] = NumberJson(v * params[i].scale);
-        p["error_physical"] = NumberJson(err * std::abs(params[i].scale));
-        p["unit"] = params[i].unit;
-      }
-      plist.push_back(p);
-    }
-    e["parameters"] = plist;
-    list.push_back(e);
-  }
-  return list;
-}
 
 // ---- --impact-refit NAME / --impact-refit-regex: fix-and-shift cross-check of the nominal
 // impacts. Two refits per nuisance (+1 and -1 sigma: items 2k and 2k + 1) give the shifts of
 // every target at once; under mpirun the items are shared out over the ranks (contiguous shares,
 // gathered to rank 0 in item order; docs/scaling.md). Each refit is a deterministic function of
 // the best fit, so the results do not depend on where they ran.
-struct RefitCheck {
-  int nuisance = -1;
-  struct Row {
-    int target;
-    double nominal, up, down;  // physical units of the target where it has a scale
-    std::string unit;
-  };
-  std::vector<Row> rows;
-};
+using RefitCheck = io::RefitImpact;
 
 struct RefitOutcome {
   bool ok = false;
@@ -476,7 +429,7 @@ RefitCheck MakeRefitCheck(const engine::Likelihood& lik, const engine::FitResult
     const double scale = p.scale > 0.0 ? p.scale : 1.0;
     const double cjj = result.covariance(nuisance, nuisance);
     const double nominal = cjj > 0 ? result.covariance(t, nuisance) / std::sqrt(cjj) : 0.0;
-    check.rows.push_back({t, nominal * scale, (up.values[t] - result.values[t]) * scale,
+    check.targets.push_back({t, nominal * scale, (up.values[t] - result.values[t]) * scale,
                           (down.values[t] - result.values[t]) * scale,
                           p.scale > 0.0 ? p.unit : ""});
   }
@@ -490,11 +443,11 @@ void PrintRefitCheck(std::ostream& os, const engine::Likelihood& lik, const engi
   os << "\nimpact of " << params[j].name << " by refits (fixed at " << Fmt("%.5g", r.values[j])
      << " +- " << Fmt("%.5g", r.errors[j]) << ", everything else refitted):\n";
   std::size_t w = 16;
-  for (const auto& row : check.rows) w = std::max(w, params[row.target].name.size());
+  for (const auto& row : check.targets) w = std::max(w, params[row.param].name.size());
   os << "  " << PadTo("target", w, true) << PadTo("nominal", 13) << PadTo("refit +1s", 13)
      << PadTo("refit -1s", 13) << "\n";
-  for (const auto& row : check.rows)
-    os << "  " << PadTo(params[row.target].name, w, true) << PadTo(Fmt("%+.5g", row.nominal), 13)
+  for (const auto& row : check.targets)
+    os << "  " << PadTo(params[row.param].name, w, true) << PadTo(Fmt("%+.5g", row.nominal), 13)
        << PadTo(Fmt("%+.5g", row.up), 13) << PadTo(Fmt("%+.5g", row.down), 13)
        << (row.unit.empty() ? "" : " " + row.unit) << "\n";
 }
@@ -510,13 +463,13 @@ void PrintRefitChecks(std::ostream& os, const engine::Likelihood& lik, const eng
   }
   const auto& params = lik.params();
   std::vector<int> targets;
-  for (const auto& row : checks.front().rows) targets.push_back(row.target);
+  for (const auto& row : checks.front().targets) targets.push_back(row.param);
   for (int t : targets) {
     std::vector<std::pair<double, const RefitCheck*>> ranked;
-    const RefitCheck::Row* any = nullptr;
+    const RefitCheck::Target* any = nullptr;
     for (const RefitCheck& c : checks)
-      for (const auto& row : c.rows)
-        if (row.target == t) {
+      for (const auto& row : c.targets)
+        if (row.param == t) {
           ranked.push_back({std::max(std::abs(row.up), std::abs(row.down)), &c});
           any = &row;
         }
@@ -533,31 +486,13 @@ void PrintRefitChecks(std::ostream& os, const engine::Likelihood& lik, const eng
        << PadTo("refit -1s", 13) << "\n";
     for (std::size_t i = 0; i < ranked.size() && i < kTop; ++i) {
       const RefitCheck& c = *ranked[i].second;
-      for (const auto& row : c.rows)
-        if (row.target == t)
+      for (const auto& row : c.targets)
+        if (row.param == t)
           os << "  " << PadTo(params[c.nuisance].name, w, true)
              << PadTo(Fmt("%+.5g", row.nominal), 13) << PadTo(Fmt("%+.5g", row.up), 13)
              << PadTo(Fmt("%+.5g", row.down), 13) << "\n";
     }
   }
-}
-
-Json RefitChecksJson(const engine::Likelihood& lik, const engine::FitResult& r,
-                     const std::vector<RefitCheck>& checks) {
-  Json list = Json::array();
-  for (const auto& c : checks) {
-    Json targets = Json::object();
-    for (const auto& row : c.rows)
-      targets[lik.params()[row.target].name] = {{"nominal", NumberJson(row.nominal)},
-                                                {"refit_up", NumberJson(row.up)},
-                                                {"refit_down", NumberJson(row.down)},
-                                                {"unit", row.unit}};
-    list.push_back({{"nuisance", lik.params()[c.nuisance].name},
-                    {"value", NumberJson(r.values[c.nuisance])},
-                    {"error", NumberJson(r.errors[c.nuisance])},
-                    {"targets", targets}});
-  }
-  return list;
 }
 
 int RunFit(const FitArgs& a, const std::string& command_line) {
@@ -837,16 +772,9 @@ int RunFit(const FitArgs& a, const std::string& command_line) {
   }
   std::cerr << std::flush;
 
-  if (!a.json.empty()) {
-    std::string text = io::ResultsJson(lik, result, info, extras);
-    if (!pseudo_fits.empty() || !refit_checks.empty()) {
-      Json j = Json::parse(text);
-      if (!pseudo_fits.empty()) j["pseudodata_fits"] = PseudoFitsJson(lik, pseudo_fits);
-      if (!refit_checks.empty()) j["impact_refit"] = RefitChecksJson(lik, result, refit_checks);
-      text = j.dump(1);
-    }
-    WriteText(a.json, text + "\n");
-  }
+  extras.pseudodata_fits = &pseudo_fits;
+  extras.impact_refits = &refit_checks;
+  if (!a.json.empty()) WriteText(a.json, io::ResultsJson(lik, result, info, extras) + "\n");
   if (!a.output.empty()) io::WriteResultsHdf5(a.output, lik, result, info, extras);
   if (want_report) {
     // The report reads a results file: -o when given, else a temporary one beside the report.

@@ -279,6 +279,60 @@ Json YieldSummaryJson(const engine::Likelihood& lik, const engine::YieldSet& y,
   return j;
 }
 
+Json PseudoDataFitsJson(const engine::Likelihood& lik, const std::vector<PseudoDataFit>& fits) {
+  const auto& params = lik.params();
+  Json list = Json::array();
+  for (const auto& f : fits) {
+    const auto& r = f.result;
+    Json e;
+    e["name"] = f.name;
+    e["status"] = engine::ToString(r.status);
+    e["message"] = r.message;
+    e["nll"] = Number(r.nll);
+    e["edm"] = Number(r.edm);
+    e["iterations"] = r.iterations;
+    e["covariance_status"] = CovarianceStatusJson(r.covariance_status);
+    e["gof"] = {{"chi2", Number(r.gof_chi2)}, {"ndf", r.gof_ndf}, {"p", Number(r.gof_p)}};
+    Json plist = Json::array();
+    for (int i = 0; i < lik.num_params(); ++i) {
+      if (params[i].kind == engine::ParamKind::kNuisance) continue;  // the POIs and NOIs
+      const double v = r.values.size() == lik.num_params() ? r.values[i] : kNaN;
+      const double err = i < r.errors.size() ? r.errors[i] : kNaN;
+      Json p = {{"name", params[i].name},
+                {"kind", engine::ToString(params[i].kind)},
+                {"value", Number(v)},
+                {"error", Number(err)}};
+      if (params[i].scale != 0.0) {
+        p["value_physical"] = Number(v * params[i].scale);
+        p["error_physical"] = Number(err * std::abs(params[i].scale));
+        p["unit"] = params[i].unit;
+      }
+      plist.push_back(p);
+    }
+    e["parameters"] = plist;
+    list.push_back(e);
+  }
+  return list;
+}
+
+Json RefitImpactsJson(const engine::Likelihood& lik, const engine::FitResult& r,
+                      const std::vector<RefitImpact>& refits) {
+  Json list = Json::array();
+  for (const auto& c : refits) {
+    Json targets = Json::object();
+    for (const auto& t : c.targets)
+      targets[ParamName(lik, t.param)] = {{"nominal", Number(t.nominal)},
+                                          {"refit_up", Number(t.up)},
+                                          {"refit_down", Number(t.down)},
+                                          {"unit", t.unit}};
+    list.push_back({{"nuisance", ParamName(lik, c.nuisance)},
+                    {"value", Number(ValueOf(r, c.nuisance))},
+                    {"error", Number(ErrorOf(r, c.nuisance))},
+                    {"targets", targets}});
+  }
+  return list;
+}
+
 void AddExtrasJson(Json& j, const engine::Likelihood& lik, const engine::FitResult& result,
                    const ResultExtras& x) {
   if (x.impacts) j["impacts"] = ImpactsJson(lik, result, *x.impacts);
@@ -326,6 +380,10 @@ void AddExtrasJson(Json& j, const engine::Likelihood& lik, const engine::FitResu
     j["correlation"] = {
         {"regex", *x.correlation_regex}, {"names", names}, {"matrix", MatrixJson(sub->matrix)}};
   }
+  if (x.pseudodata_fits && !x.pseudodata_fits->empty())
+    j["pseudodata_fits"] = PseudoDataFitsJson(lik, *x.pseudodata_fits);
+  if (x.impact_refits && !x.impact_refits->empty())
+    j["impact_refit"] = RefitImpactsJson(lik, result, *x.impact_refits);
 }
 
 }  // namespace

@@ -28,6 +28,26 @@ struct RunInfo {
 // Optional results added to the JSON summary and the HDF5 results file. Non-owning: every
 // pointer must outlive the ResultsJson / WriteResultsHdf5 call; nullptr (the default) = absent.
 // All results must belong to the likelihood and fit result passed alongside.
+// A fit of the same likelihood to one pseudo-data set of the input (`lepus fit
+// --all-pseudodata`).
+struct PseudoDataFit {
+  std::string name;
+  engine::FitResult result;
+};
+
+// The fix-and-shift refits of one nuisance (`lepus fit --impact-refit`): fixed at its fitted
+// value +- its error, everything else refitted; per target (POI / NOI) the nominal impact
+// C_tj / sqrt(C_jj) and the two shifts, in the target's physical unit where it has a scale.
+struct RefitImpact {
+  int nuisance = -1;
+  struct Target {
+    int param = -1;
+    double nominal = 0.0, up = 0.0, down = 0.0;
+    std::string unit;
+  };
+  std::vector<Target> targets;
+};
+
 struct ResultExtras {
   // JSON `impacts` (nominal, grouped_nominal, global, grouped_global, global_data,
   // global_bbstat, total, unit, scale, global_closure); HDF5 group `impacts/`.
@@ -52,6 +72,13 @@ struct ResultExtras {
   // expression (ECMAScript): JSON `correlation` {names, matrix}; HDF5 `correlation_subset/`.
   // Use SelectParameters() to validate a pattern before a long computation.
   std::optional<std::string> correlation_regex;
+  // JSON `pseudodata_fits`: per set its name, status, message, nll, edm, iterations,
+  // covariance_status, gof and the POIs / NOIs (name, kind, value, error and, with a scale,
+  // value_physical, error_physical, unit). In the HDF5 file only inside its JSON summary.
+  const std::vector<PseudoDataFit>* pseudodata_fits = nullptr;
+  // JSON `impact_refit`: per nuisance its name, value, error and the targets' nominal, refit_up,
+  // refit_down and unit. In the HDF5 file only inside its JSON summary.
+  const std::vector<RefitImpact>* impact_refits = nullptr;
 };
 
 // Indices of the parameters whose whole name matches `regex` (ECMAScript), in parameter order.
