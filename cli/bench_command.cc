@@ -1,12 +1,12 @@
 // `lepus bench`: the flags of the engine benchmark suites; the harness itself is the library
 // lepus_bench_suite (benchmarks/suite, lepus/bench/suite.h).
-#include "bench_command.h"
 
 #include <memory>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
+#include "command.h"
 #include "args.h"
 #include "lepus/bench/suite.h"
 

@@ -28,10 +28,11 @@
 #include <CLI/CLI.hpp>
 #include <Eigen/Dense>
 
-#include "calibrate_command.h"
+#include "command.h"
+#include "exit_codes.h"
 #include "args.h"
-#include "common.h"
 #include "mpi.h"
+#include "lepus/io/output.h"
 #include "lepus/models/calibration.h"
 #include "lepus/calibration/jpsi_calibration.h"
 #include "lepus/calibration/zclosure.h"

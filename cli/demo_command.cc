@@ -18,8 +18,14 @@
 
 #include <CLI/CLI.hpp>
 
+#include "command.h"
+#include "exit_codes.h"
+#include "fit_input.h"
+#include "fit_report.h"
+#include "html_report.h"
+#include "impact_tables.h"
+#include "progress.h"
 #include "args.h"
-#include "common.h"
 #include "likelihood_setup.h"
 #include "lepus/engine/fit.h"
 #include "lepus/engine/impacts.h"

@@ -21,8 +21,14 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "command.h"
+#include "exit_codes.h"
+#include "fit_input.h"
+#include "fit_report.h"
+#include "html_report.h"
+#include "impact_tables.h"
+#include "toolkit_flags.h"
 #include "args.h"
-#include "common.h"
 #include "mpi.h"
 #include "likelihood_setup.h"
 #include "lepus/engine/combination.h"

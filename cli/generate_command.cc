@@ -24,9 +24,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include "command.h"
+#include "exit_codes.h"
 #include "args.h"
-#include "common.h"
-#include "generate_command.h"
+#include "lepus/io/output.h"
 #include "lepus/models/event_file.h"
 #include "lepus/models/generator.h"
 #include "lepus/calibration/jpsi.h"

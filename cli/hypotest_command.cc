@@ -18,8 +18,11 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "command.h"
+#include "exit_codes.h"
+#include "fit_input.h"
+#include "toolkit_flags.h"
 #include "args.h"
-#include "common.h"
 #include "lepus/engine/hypotest.h"
 #include "lepus/engine/scan.h"
 #include "lepus/io/hypotest_json.h"

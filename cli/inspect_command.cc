@@ -11,7 +11,9 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include "common.h"
+#include "command.h"
+#include "exit_codes.h"
+#include "fit_input.h"
 #include "lepus/engine/model.h"
 #include "lepus/io/workspace.h"
 

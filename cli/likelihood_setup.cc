@@ -193,48 +193,4 @@ int FindParamOrThrow(const engine::Likelihood& likelihood, const std::string& na
   throw std::invalid_argument(flag + ": no parameter named '" + name + "' (" + hint + ")");
 }
 
-std::string FormatSeconds(double s) {
-  char buf[32];
-  if (s < 1.0)
-    std::snprintf(buf, sizeof(buf), "%.0f ms", s * 1e3);
-  else
-    std::snprintf(buf, sizeof(buf), "%.1f s", s);
-  return buf;
-}
-
-Progress::Progress(std::string label, std::string unit)
-    : label_(std::move(label)),
-      unit_(std::move(unit)),
-      tty_(::isatty(STDERR_FILENO) == 1),
-      start_(std::chrono::steady_clock::now()),
-      last_print_(start_) {}
-
-void Progress::Update(int done, int total) {
-  done_ = done;
-  total_ = total;
-  const auto now = std::chrono::steady_clock::now();
-  if (tty_) {
-    // At most ~20 redraws per second, and always the last one.
-    if (done < total && now - last_print_ < std::chrono::milliseconds(50)) return;
-    last_print_ = now;
-    std::cerr << "\r" << label_ << ": " << done << "/" << total << " " << unit_ << std::flush;
-    return;
-  }
-  const int tenth = total > 0 ? static_cast<int>(10LL * done / total) : 10;
-  if (tenth == last_tenth_) return;
-  last_tenth_ = tenth;
-  std::cerr << label_ << ": " << done << "/" << total << " " << unit_ << "\n" << std::flush;
-}
-
-void Progress::Finish() {
-  if (finished_) return;
-  finished_ = true;
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  if (tty_)
-    std::cerr << "\r" << label_ << ": " << done_ << "/" << total_ << " " << unit_;
-  else
-    std::cerr << label_ << ":";
-  std::cerr << (tty_ ? "" : " done") << " in " << FormatSeconds(s) << "\n" << std::flush;
-}
-
 }  // namespace lepus::cli

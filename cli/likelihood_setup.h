@@ -7,7 +7,8 @@
 #include <chrono>
 #include <string>
 
-#include "common.h"
+#include "fit_input.h"
+#include "progress.h"
 #include "lepus/engine/fit.h"
 #include "lepus/engine/likelihood.h"
 #include "lepus/io/results.h"
@@ -67,34 +68,8 @@ engine::Likelihood MakeLikelihood(const std::string& input, const LikelihoodFlag
 int FindParamOrThrow(const engine::Likelihood& likelihood, const std::string& name,
                      const std::string& flag);
 
-// Progress of a long loop on stderr: "<label>: 12/21 <unit>" rewritten in place (carriage
-// return) on a terminal, else one line per tenth of the work. Update may be called from any
-// thread as long as the calls are serialised (the engine's progress callbacks are).
-class Progress {
- public:
-  Progress(std::string label, std::string unit);
-  void Update(int done, int total);
-  // Ends the line (terminal) and prints the elapsed time.
-  void Finish();
-
- private:
-  std::string label_, unit_;
-  bool tty_;
-  int last_tenth_ = -1;
-  int done_ = 0, total_ = 0;
-  bool finished_ = false;
-  std::chrono::steady_clock::time_point start_;
-  std::chrono::steady_clock::time_point last_print_;
-};
-
-// "12.3 s", "850 ms".
-std::string FormatSeconds(double seconds);
 
 // ---- Subcommands of this family (one file each).
-Command AddScanCommand(CLI::App& parent, const std::string& command_line);
-Command AddToysCommand(CLI::App& parent, const std::string& command_line);
 // `hypotest` and `limit` (hypotest_command.cc).
-Command AddHypotestCommand(CLI::App& parent, const std::string& command_line);
-Command AddLimitCommand(CLI::App& parent, const std::string& command_line);
 
 }  // namespace lepus::cli

@@ -9,11 +9,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include "command.h"
+#include "exit_codes.h"
 #include "args.h"
-#include "common.h"
-#include "bench_command.h"
-#include "calibrate_command.h"
-#include "generate_command.h"
 #include "mpi.h"
 #include "likelihood_setup.h"
 #include "lepus/io/errors.h"

@@ -1,7 +1,7 @@
 // MPI for the `lepus` command (cli/mpi.h): the only file that includes <mpi.h>.
 #include "mpi.h"
+#include "progress.h"
 
-#include "common.h"
 
 #include <algorithm>
 #include <chrono>

@@ -20,60 +20,17 @@
 
 #include <CLI/CLI.hpp>
 
+#include "command.h"
+#include "exit_codes.h"
+#include "produce_flags.h"
+#include "progress.h"
 #include "args.h"
-#include "common.h"
 #include "produce_run.h"
 #include "likelihood_setup.h"
 #include "lepus/io/writer.h"
 #include "lepus/models/wmass.h"
 
 namespace lepus::cli {
-std::string HumanCount(double v) {
-  char buf[32];
-  if (v >= 1e9)
-    std::snprintf(buf, sizeof(buf), "%.2fG", v / 1e9);
-  else if (v >= 1e6)
-    std::snprintf(buf, sizeof(buf), "%.2fM", v / 1e6);
-  else if (v >= 1e4)
-    std::snprintf(buf, sizeof(buf), "%.1fk", v / 1e3);
-  else
-    std::snprintf(buf, sizeof(buf), "%.0f", v);
-  return buf;
-}
-
-EventProgressBar::EventProgressBar(std::string label)
-    : label_(std::move(label)), tty_(::isatty(STDERR_FILENO) == 1) {}
-
-void EventProgressBar::Update(std::int64_t done, std::int64_t total, double seconds) {
-  const auto now = std::chrono::steady_clock::now();
-  const int tenth = total > 0 ? static_cast<int>(10 * done / total) : 10;
-  if (tty_) {
-    if (drawn_ && done < total && now - last_ < std::chrono::milliseconds(200)) return;
-  } else if (tenth == last_tenth_) {
-    return;
-  }
-  last_ = now;
-  last_tenth_ = tenth;
-  const double frac = total > 0 ? std::min(1.0, static_cast<double>(done) / total) : 1.0;
-  const double rate = seconds > 0 ? done / seconds : 0.0;
-  std::ostringstream os;
-  os << label_ << " [";
-  const int width = 24;
-  const int filled = static_cast<int>(frac * width + 0.5);
-  for (int i = 0; i < width; ++i) os << (i < filled ? '#' : '.');
-  char pct[16];
-  std::snprintf(pct, sizeof(pct), "%3.0f%%", 100 * frac);
-  os << "] " << pct << " " << HumanCount(static_cast<double>(done)) << "/"
-     << HumanCount(static_cast<double>(total)) << " events, " << HumanCount(rate) << " events/s";
-  if (rate > 0 && done < total) os << ", ETA " << FormatSeconds((total - done) / rate);
-  std::cerr << (tty_ ? "\r" : "") << os.str() << (tty_ ? "\033[K" : "\n") << std::flush;
-  drawn_ = true;
-}
-
-void EventProgressBar::Finish() {
-  if (tty_ && drawn_) std::cerr << "\n";
-  drawn_ = false;
-}
 
 models::WMassConfig ProduceConfigFromFlags(const ProduceFlags& f) {
   const models::WMassAnalysis analysis =

@@ -9,8 +9,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include "command.h"
+#include "produce_flags.h"
 #include "args.h"
-#include "common.h"
 #include "produce_run.h"
 #include "lepus/models/dilepton.h"
 

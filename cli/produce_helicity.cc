@@ -13,8 +13,11 @@
 
 #include <CLI/CLI.hpp>
 
+#include "command.h"
+#include "exit_codes.h"
+#include "fit_input.h"
+#include "produce_flags.h"
 #include "args.h"
-#include "common.h"
 #include "mpi.h"
 #include "likelihood_setup.h"
 #include "lepus/engine/fit.h"

@@ -16,7 +16,9 @@
 
 #include <CLI/CLI.hpp>
 
-#include "common.h"
+#include "exit_codes.h"
+#include "produce_flags.h"
+#include "progress.h"
 #include "mpi.h"
 #include "likelihood_setup.h"
 #include "lepus/io/writer.h"

@@ -12,8 +12,11 @@
 
 #include <CLI/CLI.hpp>
 
+#include "command.h"
+#include "exit_codes.h"
+#include "html_report.h"
+#include "progress.h"
 #include "args.h"
-#include "common.h"
 #include "likelihood_setup.h"
 #include "lepus/io/output.h"
 #include "lepus/report/report.h"

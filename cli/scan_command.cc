@@ -15,8 +15,11 @@
 #include <tbb/info.h>
 #include <tbb/task_arena.h>
 
+#include "command.h"
+#include "exit_codes.h"
+#include "fit_input.h"
+#include "fit_report.h"
 #include "args.h"
-#include "common.h"
 #include "lepus/engine/fit.h"
 #include "lepus/engine/likelihood.h"
 #include "lepus/engine/scan.h"

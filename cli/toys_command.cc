@@ -14,8 +14,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include "command.h"
+#include "exit_codes.h"
+#include "fit_input.h"
 #include "args.h"
-#include "common.h"
 #include "lepus/engine/fit.h"
 #include "lepus/engine/likelihood.h"
 #include "lepus/engine/toys.h"
