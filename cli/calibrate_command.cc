@@ -435,7 +435,7 @@ Command AddCalibrateCommand(CLI::App& parent, const std::string& command_line) {
       ->transform(IntegerArg(1, 48));
   sub->add_option("--solver", a->solver,
                   "Ceres linear solver (default: dense_qr light, sparse_normal_cholesky full)")
-      ->check(CLI::IsMember({"dense_qr", "dense_normal_cholesky", "sparse_normal_cholesky"}));
+      ->check(CLI::IsMember(engine::Names(calibration::kCalibrationLinearSolverNames)));
   sub->add_option("--truth", a->truth,
                   "hidden data bias: binned (the default data bias averaged on the calibration "
                   "bins), biased (the smooth default), nominal (none); with event files: only "
@@ -464,7 +464,7 @@ Command AddCalibrateCommand(CLI::App& parent, const std::string& command_line) {
       ->capture_default_str();
   zsub->add_flag("--light", z->light, "fewer events (2e6 data Z) and dense QR, for tests");
   zsub->add_option("--solver", z->solver, "Ceres linear solver (default sparse_normal_cholesky)")
-      ->check(CLI::IsMember({"dense_qr", "dense_normal_cholesky", "sparse_normal_cholesky"}));
+      ->check(CLI::IsMember(engine::Names(calibration::kCalibrationLinearSolverNames)));
   zsub->add_option("--truth", z->truth,
                    "hidden data bias of the generated Z data: binned (on the calibration's bins), "
                    "biased, nominal")

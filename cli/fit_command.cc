@@ -862,7 +862,7 @@ Command AddFitCommand(CLI::App& parent, const std::string& command_line) {
                   "floating parameters)")
       ->type_name("METHOD")
       ->capture_default_str()
-      ->check(CLI::IsMember({"auto", "dense", "matrix_free", "ceres", "ceres_dogleg"}));
+      ->check(CLI::IsMember(engine::Names(engine::kFitMethodNames)));
 
   sub->add_flag("--impacts", args->impacts,
                 "nominal and grouped impacts of every nuisance on every POI/NOI (and --combine)");

@@ -76,12 +76,12 @@ void AddSharedFlags(CLI::App* sub, HypoArgs* a, bool limit) {
                     "(two-sided: the p-value only)")
         ->type_name("STAT")
         ->capture_default_str()
-        ->check(CLI::IsMember({"q", "qtilde", "q0", "tmu", "tmu_tilde"}));
+        ->check(CLI::IsMember(engine::Names(engine::kTestStatisticNames)));
   sub->add_option("--calc", a->calc,
                   "calculator: asymptotics (Asimov data set, formulas of Cowan et al.) or toys")
       ->type_name("CALC")
       ->capture_default_str()
-      ->check(CLI::IsMember({"asymptotics", "toys"}));
+      ->check(CLI::IsMember(engine::Names(engine::kHypoCalculatorNames)));
   sub->add_option("-n,--ntoys", a->ntoys, "--calc toys: toys per hypothesis (> 0)")
       ->type_name("N")
       ->capture_default_str()

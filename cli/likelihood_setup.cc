@@ -48,13 +48,13 @@ void AddVariantFlags(CLI::App* sub, VariantFlags* flags) {
                   "in full mode, else gamma")
       ->type_name("TYPE")
       ->capture_default_str()
-      ->check(CLI::IsMember({"automatic", "gamma", "normal-multiplicative", "normal-additive"}));
+      ->check(CLI::IsMember(engine::Names(engine::kBinByBinStatTypeNames)));
   sub->add_option("--bin-by-bin-stat-mode", flags->bb_mode,
                   "Barlow-Beeston parameters (rabbit --binByBinStatMode): lite = one per bin, full = one per "
                   "bin and process (the input's hbetavariations then enter the reported yields)")
       ->type_name("MODE")
       ->capture_default_str()
-      ->check(CLI::IsMember({"lite", "full"}));
+      ->check(CLI::IsMember(engine::Names(engine::kBinByBinStatModeNames)));
 }
 
 void WarnUnusedInputs(const engine::Model& model, const engine::LikelihoodOptions& options) {
@@ -126,7 +126,7 @@ void AddFitFlags(CLI::App* sub, FitFlags* flags) {
                   "floating parameters)")
       ->type_name("METHOD")
       ->capture_default_str()
-      ->check(CLI::IsMember({"auto", "dense", "matrix_free", "ceres", "ceres_dogleg"}));
+      ->check(CLI::IsMember(engine::Names(engine::kFitMethodNames)));
 }
 
 engine::Likelihood MakeLikelihood(const std::string& input, const LikelihoodFlags& lflags,

@@ -53,25 +53,10 @@ std::string ToString(CovarianceExtent extent) {
   return "unknown";
 }
 
-std::string ToString(FitMethod method) {
-  switch (method) {
-    case FitMethod::kAuto: return "auto";
-    case FitMethod::kDense: return "dense";
-    case FitMethod::kMatrixFree: return "matrix_free";
-    case FitMethod::kCeres: return "ceres";
-    case FitMethod::kCeresDogleg: return "ceres_dogleg";
-  }
-  return "unknown";
-}
+std::string ToString(FitMethod method) { return NameIn(kFitMethodNames, method); }
 
 FitMethod FitMethodFromString(const std::string& text) {
-  if (text == "auto") return FitMethod::kAuto;
-  if (text == "dense") return FitMethod::kDense;
-  if (text == "matrix_free" || text == "matrix-free") return FitMethod::kMatrixFree;
-  if (text == "ceres" || text == "ceres_lm") return FitMethod::kCeres;
-  if (text == "ceres_dogleg" || text == "ceres-dogleg") return FitMethod::kCeresDogleg;
-  throw std::invalid_argument("fit method is \"" + text +
-                              "\", but must be auto, dense, matrix_free, ceres or ceres_dogleg");
+  return ParseIn(kFitMethodNames, text, "fit method");
 }
 
 bool FitOptions::IsValid(int num_params, std::string* error) const {

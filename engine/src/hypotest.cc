@@ -561,32 +561,14 @@ HypoTestResult ToysTest(const Likelihood& lik, const Setup& s, const HypoTestOpt
 
 }  // namespace
 
-std::string ToString(TestStatistic stat) {
-  switch (stat) {
-    case TestStatistic::kQ: return "q";
-    case TestStatistic::kQTilde: return "qtilde";
-    case TestStatistic::kQ0: return "q0";
-    case TestStatistic::kTMu: return "tmu";
-    case TestStatistic::kTMuTilde: return "tmu_tilde";
-  }
-  return "?";
-}
-
+std::string ToString(TestStatistic stat) { return NameIn(kTestStatisticNames, stat); }
 TestStatistic TestStatisticFromString(const std::string& text) {
-  for (TestStatistic s : {TestStatistic::kQ, TestStatistic::kQTilde, TestStatistic::kQ0, TestStatistic::kTMu,
-                          TestStatistic::kTMuTilde})
-    if (text == ToString(s)) return s;
-  throw std::invalid_argument("test statistic '" + text + "' is not one of q, qtilde, q0, tmu, tmu_tilde");
+  return ParseIn(kTestStatisticNames, text, "test statistic");
 }
 
-std::string ToString(HypoCalculator calculator) {
-  return calculator == HypoCalculator::kAsymptotics ? "asymptotics" : "toys";
-}
-
+std::string ToString(HypoCalculator calculator) { return NameIn(kHypoCalculatorNames, calculator); }
 HypoCalculator HypoCalculatorFromString(const std::string& text) {
-  if (text == "asymptotics") return HypoCalculator::kAsymptotics;
-  if (text == "toys") return HypoCalculator::kToys;
-  throw std::invalid_argument("calculator '" + text + "' is not one of asymptotics, toys");
+  return ParseIn(kHypoCalculatorNames, text, "calculator");
 }
 
 std::string ToString(HypoTestStatus status) { return status == HypoTestStatus::kOk ? "ok" : "failed"; }

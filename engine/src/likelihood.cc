@@ -42,53 +42,19 @@ std::string ToString(HessianAssembly a) {
   return "unknown";
 }
 
-std::string ToString(DataTerm term) {
-  switch (term) {
-    case DataTerm::kPoisson: return "poisson";
-    case DataTerm::kChisq: return "chisq";
-    case DataTerm::kCovariance: return "covariance";
-  }
-  return "unknown";
-}
-
+std::string ToString(DataTerm term) { return NameIn(kDataTermNames, term); }
 DataTerm DataTermFromString(const std::string& text) {
-  if (text == "poisson") return DataTerm::kPoisson;
-  if (text == "chisq") return DataTerm::kChisq;
-  if (text == "covariance") return DataTerm::kCovariance;
-  throw std::invalid_argument("data term is \"" + text + "\", but must be poisson, chisq or covariance");
+  return ParseIn(kDataTermNames, text, "data term");
 }
 
-std::string ToString(BinByBinStatType type) {
-  switch (type) {
-    case BinByBinStatType::kAutomatic: return "automatic";
-    case BinByBinStatType::kGamma: return "gamma";
-    case BinByBinStatType::kNormalMultiplicative: return "normal-multiplicative";
-    case BinByBinStatType::kNormalAdditive: return "normal-additive";
-  }
-  return "unknown";
-}
-
+std::string ToString(BinByBinStatType type) { return NameIn(kBinByBinStatTypeNames, type); }
 BinByBinStatType BinByBinStatTypeFromString(const std::string& text) {
-  if (text == "automatic") return BinByBinStatType::kAutomatic;
-  if (text == "gamma") return BinByBinStatType::kGamma;
-  if (text == "normal-multiplicative") return BinByBinStatType::kNormalMultiplicative;
-  if (text == "normal-additive") return BinByBinStatType::kNormalAdditive;
-  throw std::invalid_argument("bin-by-bin stat type is \"" + text +
-                              "\", but must be automatic, gamma, normal-multiplicative or normal-additive");
+  return ParseIn(kBinByBinStatTypeNames, text, "bin-by-bin stat type");
 }
 
-std::string ToString(BinByBinStatMode mode) {
-  switch (mode) {
-    case BinByBinStatMode::kLite: return "lite";
-    case BinByBinStatMode::kFull: return "full";
-  }
-  return "unknown";
-}
-
+std::string ToString(BinByBinStatMode mode) { return NameIn(kBinByBinStatModeNames, mode); }
 BinByBinStatMode BinByBinStatModeFromString(const std::string& text) {
-  if (text == "lite") return BinByBinStatMode::kLite;
-  if (text == "full") return BinByBinStatMode::kFull;
-  throw std::invalid_argument("bin-by-bin stat mode is \"" + text + "\", but must be lite or full");
+  return ParseIn(kBinByBinStatModeNames, text, "bin-by-bin stat mode");
 }
 
 bool LikelihoodOptions::IsValid(std::string* error) const {

@@ -152,20 +152,11 @@ int Threads(int n) {
 }  // namespace
 
 std::string ToString(CalibrationLinearSolver solver) {
-  switch (solver) {
-    case CalibrationLinearSolver::kDenseQr: return "dense_qr";
-    case CalibrationLinearSolver::kDenseNormalCholesky: return "dense_normal_cholesky";
-    case CalibrationLinearSolver::kSparseNormalCholesky: return "sparse_normal_cholesky";
-  }
-  return "?";
+  return engine::NameIn(kCalibrationLinearSolverNames, solver);
 }
 
 CalibrationLinearSolver CalibrationLinearSolverFromString(const std::string& name) {
-  for (auto s : {CalibrationLinearSolver::kDenseQr, CalibrationLinearSolver::kDenseNormalCholesky,
-                 CalibrationLinearSolver::kSparseNormalCholesky})
-    if (name == ToString(s)) return s;
-  throw std::invalid_argument("unknown linear solver '" + name +
-                              "' (valid: dense_qr, dense_normal_cholesky, sparse_normal_cholesky)");
+  return engine::ParseIn(kCalibrationLinearSolverNames, name, "linear solver");
 }
 
 std::string ToString(CalibrationFitStatus status) {

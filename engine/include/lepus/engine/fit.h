@@ -10,6 +10,7 @@
 
 #include <Eigen/Core>
 
+#include "lepus/engine/enum_names.h"
 #include "lepus/engine/likelihood.h"
 
 namespace lepus::engine {
@@ -23,6 +24,12 @@ namespace lepus::engine {
 // polished by the exact Newton fit (dense up to matrix_free_threshold, matrix-free above), so the
 // minimum, the EDM and the covariance are the exact ones (docs/numerics.md, "Ceres").
 enum class FitMethod { kAuto, kDense, kMatrixFree, kCeres, kCeresDogleg };
+inline constexpr EnumName<FitMethod> kFitMethodNames[] = {
+    {FitMethod::kAuto, "auto"},
+    {FitMethod::kDense, "dense"},
+    {FitMethod::kMatrixFree, "matrix_free", "matrix-free"},
+    {FitMethod::kCeres, "ceres", "ceres_lm"},
+    {FitMethod::kCeresDogleg, "ceres_dogleg", "ceres-dogleg"}};
 std::string ToString(FitMethod method);
 FitMethod FitMethodFromString(const std::string& text);  // throws std::invalid_argument
 

@@ -33,12 +33,20 @@ namespace lepus::engine {
 
 enum class TestStatistic { kQ, kQTilde, kQ0, kTMu, kTMuTilde };
 // "q", "qtilde", "q0", "tmu", "tmu_tilde".
+inline constexpr EnumName<TestStatistic> kTestStatisticNames[] = {
+    {TestStatistic::kQ, "q"},
+    {TestStatistic::kQTilde, "qtilde"},
+    {TestStatistic::kQ0, "q0"},
+    {TestStatistic::kTMu, "tmu"},
+    {TestStatistic::kTMuTilde, "tmu_tilde"}};
 std::string ToString(TestStatistic stat);
 // Accepts the names of ToString; throws std::invalid_argument otherwise.
 TestStatistic TestStatisticFromString(const std::string& text);
 
 enum class HypoCalculator { kAsymptotics, kToys };
 // "asymptotics", "toys".
+inline constexpr EnumName<HypoCalculator> kHypoCalculatorNames[] = {
+    {HypoCalculator::kAsymptotics, "asymptotics"}, {HypoCalculator::kToys, "toys"}};
 std::string ToString(HypoCalculator calculator);
 HypoCalculator HypoCalculatorFromString(const std::string& text);  // throws std::invalid_argument
 

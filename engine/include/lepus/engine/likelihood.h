@@ -14,6 +14,7 @@
 
 #include <Eigen/Core>
 
+#include "lepus/engine/enum_names.h"
 #include "lepus/engine/model.h"
 
 namespace lepus::engine {
@@ -30,6 +31,8 @@ std::string ToString(HessianAssembly a);
 //   kCovariance: (L - n)^T W (L - n) / 2                (rabbit --covarianceFit; W = Model::data_cov_inv,
 //                or diag(1 / data variance) when the model has no data_cov_inv)
 enum class DataTerm { kPoisson, kChisq, kCovariance };
+inline constexpr EnumName<DataTerm> kDataTermNames[] = {
+    {DataTerm::kPoisson, "poisson"}, {DataTerm::kChisq, "chisq"}, {DataTerm::kCovariance, "covariance"}};
 std::string ToString(DataTerm term);
 // Accepts "poisson", "chisq", "covariance"; throws std::invalid_argument otherwise.
 DataTerm DataTermFromString(const std::string& text);
@@ -43,6 +46,11 @@ DataTerm DataTermFromString(const std::string& text);
 //   kAutomatic:            normal-additive for kCovariance, normal-multiplicative for kFull,
 //                          gamma otherwise (rabbit's "automatic").
 enum class BinByBinStatType { kAutomatic, kGamma, kNormalMultiplicative, kNormalAdditive };
+inline constexpr EnumName<BinByBinStatType> kBinByBinStatTypeNames[] = {
+    {BinByBinStatType::kAutomatic, "automatic"},
+    {BinByBinStatType::kGamma, "gamma"},
+    {BinByBinStatType::kNormalMultiplicative, "normal-multiplicative"},
+    {BinByBinStatType::kNormalAdditive, "normal-additive"}};
 std::string ToString(BinByBinStatType type);
 // Accepts "automatic", "gamma", "normal-multiplicative", "normal-additive".
 BinByBinStatType BinByBinStatTypeFromString(const std::string& text);
@@ -57,6 +65,8 @@ BinByBinStatType BinByBinStatTypeFromString(const std::string& text);
 //          b * nproc + p. kAutomatic resolves to normal-multiplicative (rabbit; normal-additive for
 //          covariance fits).
 enum class BinByBinStatMode { kLite, kFull };
+inline constexpr EnumName<BinByBinStatMode> kBinByBinStatModeNames[] = {
+    {BinByBinStatMode::kLite, "lite"}, {BinByBinStatMode::kFull, "full"}};
 std::string ToString(BinByBinStatMode mode);
 // Accepts "lite", "full".
 BinByBinStatMode BinByBinStatModeFromString(const std::string& text);

@@ -23,6 +23,7 @@
 #include "lepus/models/detector.h"
 #include "lepus/models/event_file.h"
 #include "lepus/calibration/jpsi.h"
+#include "lepus/engine/enum_names.h"
 
 namespace lepus::calibration {
 
@@ -39,6 +40,10 @@ enum class CalibrationLinearSolver : std::uint8_t {
   kSparseNormalCholesky,
 };
 // "dense_qr", "dense_normal_cholesky", "sparse_normal_cholesky".
+inline constexpr engine::EnumName<CalibrationLinearSolver> kCalibrationLinearSolverNames[] = {
+    {CalibrationLinearSolver::kDenseQr, "dense_qr"},
+    {CalibrationLinearSolver::kDenseNormalCholesky, "dense_normal_cholesky"},
+    {CalibrationLinearSolver::kSparseNormalCholesky, "sparse_normal_cholesky"}};
 std::string ToString(CalibrationLinearSolver solver);
 // Throws std::invalid_argument listing the valid names.
 CalibrationLinearSolver CalibrationLinearSolverFromString(const std::string& name);
