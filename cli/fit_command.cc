@@ -831,14 +831,7 @@ Command AddFitCommand(CLI::App& parent, const std::string& command_line) {
                 "also fit every pseudo-data set of the input (compact table; JSON "
                 "pseudodata_fits)")
       ->excludes(pseudo);
-  sub->add_option("--freeze", args->flags.freeze,
-                  "freeze the parameters whose whole name matches REGEX (repeatable)")
-      ->type_name("REGEX")
-      ->allow_extra_args(false);
-  sub->add_option("--set", args->flags.set,
-                  "initial value NAME=VALUE (mu for POIs, theta for nuisances; repeatable)")
-      ->type_name("NAME=VALUE")
-      ->allow_extra_args(false);
+  AddFitFlags(sub, &args->flags);  // --freeze, --set, --edm-tol, --max-iter, --method
   sub->add_flag("--no-bbstat", args->no_bbstat, "disable bin-by-bin MC statistics");
   AddVariantFlags(sub, &args->variant);
   sub->add_flag("--poi-positive", args->poi_positive,
@@ -846,23 +839,6 @@ Command AddFitCommand(CLI::App& parent, const std::string& command_line) {
   sub->add_option("--threads", args->threads, "worker threads (0 = all cores)")
       ->type_name("N")
       ->transform(IntegerArg(0, 4096));
-  sub->add_option("--edm-tol", args->flags.edm_tolerance, "EDM convergence tolerance (> 0)")
-      ->type_name("X")
-      ->capture_default_str()
-      ->check(PositiveArg());
-  sub->add_option("--max-iter", args->flags.max_iterations, "maximum Newton iterations")
-      ->type_name("N")
-      ->capture_default_str()
-      ->transform(IntegerArg(1, 1000000));
-  sub->add_option("--method", args->flags.method,
-                  "minimiser: dense (Newton with the dense Hessian, full covariance), matrix_free "
-                  "(Newton-CG with Hessian-vector products; covariance rows of the POIs/NOIs only), "
-                  "ceres / ceres_dogleg (Ceres Levenberg-Marquardt / dogleg on deviance residuals with "
-                  "sparse Cholesky, polished by exact Newton), auto (matrix_free above 20000 "
-                  "floating parameters)")
-      ->type_name("METHOD")
-      ->capture_default_str()
-      ->check(CLI::IsMember(engine::Names(engine::kFitMethodNames)));
 
   sub->add_flag("--impacts", args->impacts,
                 "nominal and grouped impacts of every nuisance on every POI/NOI (and --combine)");
