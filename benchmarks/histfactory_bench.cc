@@ -57,7 +57,8 @@ nlohmann::json MakeWorkspace(std::uint64_t seed) {
         for (const auto& m : mods) seen = seen || m["name"] == name;
         if (seen) continue;
         const double d = 0.02 + 0.1 * u(rng);
-        mods.push_back({{"name", name}, {"type", "normsys"}, {"data", {{"hi", 1 + d}, {"lo", 1 - 0.8 * d}}}});
+        mods.push_back(
+            {{"name", name}, {"type", "normsys"}, {"data", {{"hi", 1 + d}, {"lo", 1 - 0.8 * d}}}});
       }
       for (int k = 0; k < 5; ++k) {
         const int id = static_cast<int>(u(rng) * 15);
@@ -72,9 +73,11 @@ nlohmann::json MakeWorkspace(std::uint64_t seed) {
           hi[b] = nom[b] * (1 + slope * x + 0.02);
           lo[b] = nom[b] * (1 - slope * x - 0.015);
         }
-        mods.push_back({{"name", name}, {"type", "histosys"}, {"data", {{"hi_data", hi}, {"lo_data", lo}}}});
+        mods.push_back(
+            {{"name", name}, {"type", "histosys"}, {"data", {{"hi_data", hi}, {"lo_data", lo}}}});
       }
-      if (s != 0) mods.push_back({{"name", "staterror_" + ch}, {"type", "staterror"}, {"data", err}});
+      if (s != 0)
+        mods.push_back({{"name", "staterror_" + ch}, {"type", "staterror"}, {"data", err}});
       chan["samples"].push_back({{"name", samples[s]}, {"data", nom}, {"modifiers", mods}});
     }
     std::vector<double> obs(nbins[c]);
@@ -85,7 +88,8 @@ nlohmann::json MakeWorkspace(std::uint64_t seed) {
     ws["channels"].push_back(chan);
     ws["observations"].push_back({{"name", ch}, {"data", obs}});
   }
-  nlohmann::json lumi = {{"name", "lumi"}, {"auxdata", {1.0}}, {"sigmas", {0.017}}, {"bounds", {{0.9, 1.1}}}};
+  nlohmann::json lumi = {
+      {"name", "lumi"}, {"auxdata", {1.0}}, {"sigmas", {0.017}}, {"bounds", {{0.9, 1.1}}}};
   nlohmann::json config = {{"poi", "mu"}, {"parameters", nlohmann::json::array({lumi})}};
   ws["measurements"] = nlohmann::json::array({{{"name", "meas"}, {"config", config}}});
   return ws;
@@ -102,7 +106,8 @@ double Min(const std::vector<double>& v) { return *std::min_element(v.begin(), v
 
 int main(int argc, char** argv) {
   const int repeats = argc > 1 ? std::max(1, std::atoi(argv[1])) : 20;
-  const std::filesystem::path dir = std::filesystem::temp_directory_path() / "lepus_bench_histfactory";
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / "lepus_bench_histfactory";
   std::filesystem::create_directories(dir);
   const std::string path = (dir / "published_like.json").string();
   {
@@ -125,14 +130,18 @@ int main(int argc, char** argv) {
     nbins = lik.model().nbins;
   }
   std::printf("histfactory workspace: %lld bins, %d parameters (%s)\n", nbins, npar, path.c_str());
-  std::printf("  CLs(mu=1) = %.6g (qtilde, asymptotics), status %s\n", r.cls_obs, lepus::engine::ToString(r.status).c_str());
+  std::printf("  CLs(mu=1) = %.6g (qtilde, asymptotics), status %s\n", r.cls_obs,
+              lepus::engine::ToString(r.status).c_str());
   // Medians and minima: on a shared machine the median moves with the neighbours' load, the
   // minimum much less.
-  std::printf("  in process: read + likelihood %.2f ms (min %.2f), hypotest %.2f ms (min %.2f); medians of %d\n",
-              Median(t_read), Min(t_read), Median(t_test), Min(t_test), repeats);
+  std::printf(
+      "  in process: read + likelihood %.2f ms (min %.2f), hypotest %.2f ms (min %.2f); medians of "
+      "%d\n",
+      Median(t_read), Min(t_read), Median(t_test), Min(t_test), repeats);
 #ifdef LEPUS_CLI
   std::vector<double> t_proc;
-  const std::string cmd = std::string(LEPUS_CLI) + " hypotest " + path + " --poi-value 1 > /dev/null 2>&1";
+  const std::string cmd =
+      std::string(LEPUS_CLI) + " hypotest " + path + " --poi-value 1 > /dev/null 2>&1";
   for (int i = 0; i < repeats; ++i) {
     const auto t0 = Clock::now();
     const int rc = std::system(cmd.c_str());
@@ -142,8 +151,9 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  std::printf("  whole process `lepus hypotest`: %.1f ms median, %.1f ms min of %d (target <= 50 ms)\n",
-              Median(t_proc), Min(t_proc), repeats);
+  std::printf(
+      "  whole process `lepus hypotest`: %.1f ms median, %.1f ms min of %d (target <= 50 ms)\n",
+      Median(t_proc), Min(t_proc), repeats);
 #endif
   return 0;
 }

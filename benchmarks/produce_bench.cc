@@ -98,8 +98,8 @@ void BM_FillOnly(benchmark::State& state) {
   }
   // Per generated event (the batch holds those passing the generator's filter).
   Counters(state, static_cast<double>(state.iterations()) * g.num_events, 1);
-  state.SetLabel(std::string(preset == 1 ? "full" : "light") + ", " +
-                 std::to_string(batch.size()) + " events after the generator filter");
+  state.SetLabel(std::string(preset == 1 ? "full" : "light") + ", " + std::to_string(batch.size()) +
+                 " events after the generator filter");
 }
 
 // ---- storage strategies on synthetic fills: nominal + kVariations weight variations.
@@ -189,7 +189,11 @@ void PresetArgs(benchmark::internal::Benchmark* b) {
 }  // namespace
 
 BENCHMARK(BM_Produce)->Apply(PresetArgs);
-BENCHMARK(BM_GenerateOnly)->Args({0, 1})->Args({0, 2})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_GenerateOnly)
+    ->Args({0, 1})
+    ->Args({0, 2})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK(BM_FillOnly)->Args({0, 1})->Args({1, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Storage)->Apply(PresetArgs);
 

@@ -78,13 +78,14 @@ CLI::Validator IntegerArg(std::uint64_t lo, std::uint64_t hi) {
 }
 
 CLI::Validator SeedArg(std::uint64_t hi) {
-  const std::string constraint =
-      hi == kU64Max ? "an unsigned 64-bit integer (0 to 18446744073709551615)"
-                    : "an integer in [0, " + std::to_string(hi) + "]";
+  const std::string constraint = hi == kU64Max
+                                     ? "an unsigned 64-bit integer (0 to 18446744073709551615)"
+                                     : "an integer in [0, " + std::to_string(hi) + "]";
   return CLI::Validator(
       [hi, constraint](std::string& text) -> std::string {
         std::uint64_t v = 0;
-        if (!ReadDecimal(text, &v) || v > hi) return "is " + Shown(text) + ", but must be " + constraint;
+        if (!ReadDecimal(text, &v) || v > hi)
+          return "is " + Shown(text) + ", but must be " + constraint;
         StripLeadingZeros(&text);
         return {};
       },
@@ -135,8 +136,9 @@ std::uint64_t AvailableMemoryBytes() {
   while (in >> key >> kb >> unit)
     if (key == "MemAvailable:") return kb * 1024;
   const long pages = ::sysconf(_SC_AVPHYS_PAGES), size = ::sysconf(_SC_PAGESIZE);
-  return pages > 0 && size > 0 ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(size)
-                               : 0;
+  return pages > 0 && size > 0
+             ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(size)
+             : 0;
 }
 
 std::uint64_t FreeDiskBytes(const std::string& path) {

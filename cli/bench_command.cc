@@ -6,8 +6,8 @@
 
 #include <CLI/CLI.hpp>
 
-#include "command.h"
 #include "args.h"
+#include "command.h"
 #include "lepus/bench/suite.h"
 
 namespace lepus::cli {
@@ -15,9 +15,11 @@ namespace lepus::cli {
 Command AddBenchCommand(CLI::App& parent, const std::string& command_line) {
   auto args = std::make_shared<bench::SuiteOptions>();
   CLI::App* sub = parent.add_subcommand(
-      "bench", "Benchmark suite: CMS-like and dense-grid models against measured machine limits, "
-               "and (--suite large) calibration-scale sparse fits (docs/performance.md)");
-  sub->add_option("--suite", args->suite, "cms, grid, large or all (= cms and grid)")->capture_default_str();
+      "bench",
+      "Benchmark suite: CMS-like and dense-grid models against measured machine limits, "
+      "and (--suite large) calibration-scale sparse fits (docs/performance.md)");
+  sub->add_option("--suite", args->suite, "cms, grid, large or all (= cms and grid)")
+      ->capture_default_str();
   sub->add_flag("--quick", args->quick, "A small subset (a few seconds; for tests and CI)");
   sub->add_option("--max-seconds", args->max_seconds,
                   "Skip grid points (and fits) whose estimated fit time exceeds this")
@@ -55,7 +57,8 @@ Command AddBenchCommand(CLI::App& parent, const std::string& command_line) {
                   "large suite: fit methods, the first is the reference for the agreement columns")
       ->delimiter(',')
       ->capture_default_str();
-  sub->add_option("--repeat", args->repeat, "large suite: fits per method (the minimum time is reported)")
+  sub->add_option("--repeat", args->repeat,
+                  "large suite: fits per method (the minimum time is reported)")
       ->capture_default_str()
       ->transform(IntegerArg(1, 100));
   return {sub, [args, command_line] { return bench::RunSuites(*args, command_line); }};

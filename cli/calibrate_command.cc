@@ -28,14 +28,14 @@
 #include <CLI/CLI.hpp>
 #include <Eigen/Dense>
 
+#include "args.h"
 #include "command.h"
 #include "exit_codes.h"
-#include "args.h"
-#include "mpi.h"
-#include "lepus/io/output.h"
-#include "lepus/models/calibration.h"
 #include "lepus/calibration/jpsi_calibration.h"
 #include "lepus/calibration/zclosure.h"
+#include "lepus/io/output.h"
+#include "lepus/models/calibration.h"
+#include "mpi.h"
 
 namespace lepus::cli {
 namespace {
@@ -55,10 +55,10 @@ struct CalibrateArgs {
   std::string output;
   bool quiet = false;
   std::vector<std::string> sim_files, data_files;  // event files instead of generation
-  bool truth_given = false;                         // --truth on the command line
-  std::string calibration;                          // zclosure: the calibration to test
-  double lep_mev = 2.1;                             // zclosure: global closure term
-  std::int64_t batch_events = 0;                    // jpsi: 0 = the configuration's
+  bool truth_given = false;                        // --truth on the command line
+  std::string calibration;                         // zclosure: the calibration to test
+  double lep_mev = 2.1;                            // zclosure: global closure term
+  std::int64_t batch_events = 0;                   // jpsi: 0 = the configuration's
 };
 
 // The files a calibration command reads (an output may not be one of them).
@@ -130,10 +130,11 @@ void CheckFiles(const CalibrateArgs& a) {
 
 // Prefixes the flag behind an option's field name in an IsValid message.
 std::string NameFlag(std::string error) {
-  const std::pair<const char*, const char*> flags[] = {
-      {"pt_edges", "--pt-edges"},        {"num_data_events", "--generate"},
-      {"sim_factor", "--sim-factor"},    {"min_events_per_bin", "--min-events"},
-      {"num_threads", "--threads"}};
+  const std::pair<const char*, const char*> flags[] = {{"pt_edges", "--pt-edges"},
+                                                       {"num_data_events", "--generate"},
+                                                       {"sim_factor", "--sim-factor"},
+                                                       {"min_events_per_bin", "--min-events"},
+                                                       {"num_threads", "--threads"}};
   for (const auto& [field, flag] : flags)
     if (error.rfind(field, 0) == 0) error = std::string(flag) + ": " + error;
   return error;
@@ -141,7 +142,7 @@ std::string NameFlag(std::string error) {
 
 calibration::JpsiCalibrationOptions MakeOptions(const CalibrateArgs& a) {
   calibration::JpsiCalibrationOptions o = a.light ? calibration::JpsiCalibrationOptions::Light()
-                                             : calibration::JpsiCalibrationOptions::Full();
+                                                  : calibration::JpsiCalibrationOptions::Full();
   if (a.num_events == 0 || a.num_events < -1)
     throw std::invalid_argument("--generate is " + std::to_string(a.num_events) +
                                 ", but must be > 0");
@@ -170,14 +171,13 @@ calibration::JpsiCalibrationOptions MakeOptions(const CalibrateArgs& a) {
   return o;
 }
 
-
 // A failed fit is written for inspection with its "status" (schema version 3), which every
 // consumer refuses (CalibrationParameters::IsUsable); say so next to the exit code 2.
 void ReportFailedStatus(const models::CalibrationParameters& c, const std::string& output) {
   if (c.status == "converged") return;
-  std::cerr << "calibrate: the calibration fit failed (" << c.status_message << "): "
-            << (output == "-" ? "the output" : output) << " is marked \"status\": \"" << c.status
-            << "\" and `lepus produce` and `lepus calibrate zclosure` refuse it\n";
+  std::cerr << "calibrate: the calibration fit failed (" << c.status_message
+            << "): " << (output == "-" ? "the output" : output) << " is marked \"status\": \""
+            << c.status << "\" and `lepus produce` and `lepus calibrate zclosure` refuse it\n";
 }
 int RunCalibrate(const CalibrateArgs& a, const std::string& command_line) {
   calibration::JpsiCalibrationOptions o = MakeOptions(a);
@@ -226,8 +226,7 @@ int RunCalibrate(const CalibrateArgs& a, const std::string& command_line) {
     mpi::FlushSends();
     return kExitOk;  // rank 0 fits and writes
   }
-  if (mpi::Size() > 1)
-    std::cerr << "calibrate: " << receiver.Summary("batch selections") << "\n";
+  if (mpi::Size() > 1) std::cerr << "calibrate: " << receiver.Summary("batch selections") << "\n";
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   c.description += " (" + command_line + ")";
@@ -242,8 +241,8 @@ int RunCalibrate(const CalibrateArgs& a, const std::string& command_line) {
   const std::vector<models::ScaleBias> truth =
       calibration::TruthOnBins(o.data_detector.scale_bias, o.eta_edges);
   char line[256];
-  std::snprintf(line, sizeof(line), "%4s %13s %22s %8s %22s %8s %22s %8s %15s\n", "bin", "eta",
-                "A", "truth", "e [GeV]", "truth", "M [1/GeV]", "truth", "resolution");
+  std::snprintf(line, sizeof(line), "%4s %13s %22s %8s %22s %8s %22s %8s %15s\n", "bin", "eta", "A",
+                "truth", "e [GeV]", "truth", "M [1/GeV]", "truth", "resolution");
   os << line;
   Eigen::VectorXd d(3 * neta);
   for (int b = 0; b < neta; ++b) {
@@ -258,8 +257,8 @@ int RunCalibrate(const CalibrateArgs& a, const std::string& command_line) {
                     s.resolution_scale_error[b]);
     if (compare_truth)
       std::snprintf(line, sizeof(line), "%4d [%5.2f,%5.2f] %22s %8.1e %22s %8.1e %22s %8.1e %15s\n",
-                    b, o.eta_edges[b], o.eta_edges[b + 1], v[0], truth[b].A, v[1], truth[b].e,
-                    v[2], truth[b].M, res);
+                    b, o.eta_edges[b], o.eta_edges[b + 1], v[0], truth[b].A, v[1], truth[b].e, v[2],
+                    truth[b].M, res);
     else
       std::snprintf(line, sizeof(line), "%4d [%5.2f,%5.2f] %22s %8s %22s %8s %22s %8s %15s\n", b,
                     o.eta_edges[b], o.eta_edges[b + 1], v[0], "?", v[1], "?", v[2], "?", res);
@@ -297,9 +296,12 @@ int RunCalibrate(const CalibrateArgs& a, const std::string& command_line) {
 
 int RunZClosureCommand(const CalibrateArgs& a, const std::string& command_line) {
   if (mpi::Size() > 1)
-    throw std::invalid_argument("'calibrate zclosure' does not run on several MPI ranks (this job "
-                                "has " + std::to_string(mpi::Size()) + "); run it without mpirun "
-                                "or with -np 1 ('calibrate jpsi' is distributed)");
+    throw std::invalid_argument(
+        "'calibrate zclosure' does not run on several MPI ranks (this job "
+        "has " +
+        std::to_string(mpi::Size()) +
+        "); run it without mpirun "
+        "or with -np 1 ('calibrate jpsi' is distributed)");
   calibration::ZClosureOptions o =
       a.light ? calibration::ZClosureOptions::Light() : calibration::ZClosureOptions{};
   if (a.num_events == 0 || a.num_events < -1)
@@ -314,7 +316,8 @@ int RunZClosureCommand(const CalibrateArgs& a, const std::string& command_line) 
   if (!a.pt_edges.empty()) o.pt_edges = a.pt_edges;
   if (!std::isnan(a.sim_factor)) o.sim_factor = a.sim_factor;
   if (a.min_events != -1) o.min_events_per_bin = a.min_events;
-  if (!a.solver.empty()) o.fit.linear_solver = calibration::CalibrationLinearSolverFromString(a.solver);
+  if (!a.solver.empty())
+    o.fit.linear_solver = calibration::CalibrationLinearSolverFromString(a.solver);
   o.num_threads = a.threads;
   o.lep_mass_uncertainty_mev = a.lep_mev;
   ApplyTruth(a.truth, calibration.eta_edges, &o.data_detector);
@@ -376,8 +379,9 @@ void AddSampleOptions(CLI::App* sub, const std::shared_ptr<CalibrateArgs>& a,
       ->type_name("N")
       ->transform(IntegerArg(1, 1000000000000));
   sub->add_option("--events", a->sim_files,
-                  "simulated " + what + " event files to read instead of generating (with "
-                  "--data-events)")
+                  "simulated " + what +
+                      " event files to read instead of generating (with "
+                      "--data-events)")
       ->type_name("FILE...");
   sub->add_option("--data-events", a->data_files,
                   "data " + what + " event files to read instead of generating (with --events)")
@@ -417,8 +421,9 @@ Command AddCalibrateCommand(CLI::App& parent, const std::string& command_line) {
       "jpsi",
       "J/psi -> mu mu calibration of (A, e, M) per eta bin with Ceres; writes the calibration "
       "file of docs/calibration.md");
-  AddSampleOptions(sub, a, "J/psi",
-                   "data J/psi generated (simulation: x --sim-factor); default 2e6 light, 2e7 full");
+  AddSampleOptions(
+      sub, a, "J/psi",
+      "data J/psi generated (simulation: x --sim-factor); default 2e6 light, 2e7 full");
   auto* light = sub->add_flag("--light", a->light, "light configuration: 12 eta x 2 pT bins");
   auto* full = sub->add_flag("--full", a->full,
                              "full configuration: 48 eta x 4 pT bins, 144 parameters (default)");

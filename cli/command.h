@@ -21,8 +21,9 @@ struct Command {
 Command AddFitCommand(CLI::App& parent, const std::string& command_line);
 Command AddScanCommand(CLI::App& parent, const std::string& command_line);
 Command AddToysCommand(CLI::App& parent, const std::string& command_line);
-Command AddHypotestCommand(CLI::App& parent, const std::string& command_line);  // hypotest_command.cc
-Command AddLimitCommand(CLI::App& parent, const std::string& command_line);     // hypotest_command.cc
+Command AddHypotestCommand(CLI::App& parent,
+                           const std::string& command_line);                 // hypotest_command.cc
+Command AddLimitCommand(CLI::App& parent, const std::string& command_line);  // hypotest_command.cc
 Command AddInspectCommand(CLI::App& parent);
 Command AddGenerateCommand(CLI::App& parent, const std::string& command_line);
 Command AddProduceCommand(CLI::App& parent, const std::string& command_line);

@@ -18,15 +18,13 @@
 
 #include <CLI/CLI.hpp>
 
+#include "args.h"
 #include "command.h"
 #include "exit_codes.h"
 #include "fit_input.h"
 #include "fit_report.h"
 #include "html_report.h"
 #include "impact_tables.h"
-#include "progress.h"
-#include "args.h"
-#include "likelihood_setup.h"
 #include "lepus/engine/fit.h"
 #include "lepus/engine/impacts.h"
 #include "lepus/engine/likelihood.h"
@@ -37,6 +35,8 @@
 #include "lepus/models/demo.h"
 #include "lepus/models/generator.h"
 #include "lepus/models/wmass.h"
+#include "likelihood_setup.h"
+#include "progress.h"
 
 namespace lepus::cli {
 namespace {
@@ -154,8 +154,7 @@ int RunAnalyticDemo(const DemoArgs& a, const std::string& command_line) {
     std::snprintf(pull, sizeof(pull), "%+.2f",
                   error > 0.0 ? (shift - spec.true_mass_shift_mev) / error : NAN);
     std::cout << "\nW-mass demo result: m_W shift = "
-              << FormatPhysical(result.values[i], err, models::kDemoMassScaleMeV,
-                                "MeV")
+              << FormatPhysical(result.values[i], err, models::kDemoMassScaleMeV, "MeV")
               << " (true " << spec.true_mass_shift_mev << " MeV, pull " << pull << ")\n";
   }
   std::cout << "results: " << json_path << ", " << hdf5_path << ", " << report_path << "\n";
@@ -212,7 +211,8 @@ int RunDemo(const DemoArgs& a, const std::string& command_line) {
   const double mw_sim_mev = models::GeneratorParams::Simulation().w_mass * 1e3;
 
   std::cout << "W-mass demo (seed " << a.seed << "): generate -> produce -> fit -> impacts\n"
-            << "  data: " << a.luminosity << " pb^-1 generated with the data truth: a hidden W-mass "
+            << "  data: " << a.luminosity
+            << " pb^-1 generated with the data truth: a hidden W-mass "
             << "offset, a biased momentum scale\n"
             << "        (corrected by the built-in calibration), lower efficiencies, x1.15 "
                "non-prompt yield\n"
@@ -230,7 +230,8 @@ int RunDemo(const DemoArgs& a, const std::string& command_line) {
   models::WMassProduction prod = models::ProduceWMass(config, options);
   bar.Finish();
   io::WriteFitInput(prod.model, input, prod.write_options);
-  std::cout << "\n" << prod.summary.Report() << "wrote " << input << " ("
+  std::cout << "\n"
+            << prod.summary.Report() << "wrote " << input << " ("
             << HumanCount(static_cast<double>(fs::file_size(input))) << "B)\n\n"
             << std::flush;
 

@@ -2,7 +2,6 @@
 // std::invalid_argument) and main() maps it to 1; numerical outcomes are statuses, mapped to 2.
 #pragma once
 
-
 namespace lepus::cli {
 
 inline constexpr int kExitOk = 0;

@@ -21,30 +21,30 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "args.h"
 #include "command.h"
 #include "exit_codes.h"
 #include "fit_input.h"
 #include "fit_report.h"
 #include "html_report.h"
 #include "impact_tables.h"
-#include "toolkit_flags.h"
-#include "args.h"
-#include "mpi.h"
-#include "likelihood_setup.h"
 #include "lepus/engine/combination.h"
 #include "lepus/engine/fit.h"
 #include "lepus/engine/impacts.h"
 #include "lepus/engine/likelihood.h"
 #include "lepus/engine/yields.h"
+#include "likelihood_setup.h"
+#include "mpi.h"
+#include "toolkit_flags.h"
 
 namespace lepus::cli {
 namespace {
 
 struct FitArgs {
   std::string input;
-  io::ReadOptions read;    // workspace flags (JSON workspaces)
-  std::string output;      // HDF5 results
-  std::string json;        // JSON summary, "-" = stdout
+  io::ReadOptions read;  // workspace flags (JSON workspaces)
+  std::string output;    // HDF5 results
+  std::string json;      // JSON summary, "-" = stdout
   bool asimov = false;
   std::string pseudodata;
   bool all_pseudodata = false;
@@ -58,8 +58,8 @@ struct FitArgs {
   bool impacts = false;
   bool global_impacts = false;
   int impacts_top = 15;
-  std::vector<std::string> groups;        // NAME=REGEX
-  std::vector<std::string> combines;      // NAME=EXPR
+  std::vector<std::string> groups;    // NAME=REGEX
+  std::vector<std::string> combines;  // NAME=EXPR
   bool postfit = false;
   bool postfit_covariance = false;
   std::vector<std::string> projects;      // CHANNEL[:AXIS[,AXIS...]]
@@ -67,8 +67,8 @@ struct FitArgs {
   std::string correlation_regex;
   std::vector<std::string> impact_refit;  // parameter names
   std::string impact_refit_regex;         // --impact-refit-regex REGEX
-  std::string report;                     // --report FILE: the HTML report (implies impacts, postfit)
-  bool full_covariance = false;           // --full-covariance: the whole inverse Hessian even if unused
+  std::string report;            // --report FILE: the HTML report (implies impacts, postfit)
+  bool full_covariance = false;  // --full-covariance: the whole inverse Hessian even if unused
 };
 
 std::string JoinNames(const std::vector<std::string>& names) {
@@ -91,8 +91,7 @@ std::string PadTo(const std::string& s, std::size_t width, bool left = false) {
 
 // value +- error, in physical units when the parameter has a scale.
 std::string ValueWithError(const engine::ParamInfo& p, double value, double error) {
-  return FormatPhysical(value, error, p.scale != 0.0 ? p.scale : 1.0,
-                        p.scale != 0.0 ? p.unit : "");
+  return FormatPhysical(value, error, p.scale != 0.0 ? p.scale : 1.0, p.scale != 0.0 ? p.unit : "");
 }
 
 // ---- --prior-scale REGEX=FACTOR (split at the last '=': a regex may contain '=').
@@ -152,7 +151,8 @@ std::vector<ProjectionSpec> ParseProjections(const engine::Model& model,
       if (std::find(axes.begin(), axes.end(), spec.axes[i]) == axes.end())
         throw std::invalid_argument(
             "--project " + item + ": channel " + spec.channel + " has no axis '" + spec.axes[i] +
-            "' (" + (axes.empty() ? std::string("it has no named axes") : "axes: " + JoinNames(axes)) +
+            "' (" +
+            (axes.empty() ? std::string("it has no named axes") : "axes: " + JoinNames(axes)) +
             ")");
       if (std::find(spec.axes.begin(), spec.axes.begin() + i, spec.axes[i]) !=
           spec.axes.begin() + i)
@@ -201,7 +201,8 @@ void PrintYields(std::ostream& os, const engine::Likelihood& lik, const engine::
      << "/" << result.gof_ndf << ", p = " << Fmt("%.3g", result.gof_p)
      << " (ndf: bins minus unconstrained parameters)\n";
 
-  os << "\nyields per channel (uncertainties from J C J^T" << (post.postfit && lik.options().bin_by_bin_stat ? " + the betas' spread" : "")
+  os << "\nyields per channel (uncertainties from J C J^T"
+     << (post.postfit && lik.options().bin_by_bin_stat ? " + the betas' spread" : "")
      << "; data for fitted channels):\n";
   std::int64_t first = 0;
   std::vector<std::pair<std::string, std::int64_t>> spans;
@@ -220,8 +221,7 @@ void PrintYields(std::ostream& os, const engine::Likelihood& lik, const engine::
       for (const auto& p : m.processes) wp = std::max(wp, p.size());
       for (int p = 0; p < m.num_processes(); ++p)
         os << "      " << PadTo(m.processes[p], wp, true) << "  prefit "
-           << PadTo(Count(pre.process.col(p).segment(first, nbins).sum()), 12)
-           << "  postfit "
+           << PadTo(Count(pre.process.col(p).segment(first, nbins).sum()), 12) << "  postfit "
            << PadTo(Count(post.process.col(p).segment(first, nbins).sum()), 12) << "\n";
     }
     first += nbins;
@@ -251,8 +251,8 @@ void PrintProjection(std::ostream& os, const engine::Likelihood& lik, const Proj
   const engine::Channel* channel = nullptr;
   for (const auto& c : m.channels)
     if (c.name == spec.channel) channel = &c;
-  os << "\nprojection of " << spec.channel << " onto (" << JoinNames(post.axes) << "): "
-     << post.values.size() << " bins\n";
+  os << "\nprojection of " << spec.channel << " onto (" << JoinNames(post.axes)
+     << "): " << post.values.size() << " bins\n";
   os << "  " << PadTo("bin", 22, true) << (data ? PadTo("data", 12) : "") << PadTo("prefit", 26)
      << PadTo("postfit", 26) << (data ? PadTo("pull", 8) : "") << "\n";
   const Eigen::Index n = post.values.size();
@@ -271,7 +271,11 @@ void PrintProjection(std::ostream& os, const engine::Likelihood& lik, const Proj
           if (ax.name == post.axes[a] && static_cast<int>(ax.labels.size()) > idx)
             part = ax.labels[static_cast<std::size_t>(idx)];  // categories, flow bins
           else if (ax.name == post.axes[a] && static_cast<int>(ax.edges.size()) > idx + 1)
-            part = std::string("[").append(Fmt("%g", ax.edges[idx])).append(",").append(Fmt("%g", ax.edges[idx + 1])).append(")");
+            part = std::string("[")
+                       .append(Fmt("%g", ax.edges[idx]))
+                       .append(",")
+                       .append(Fmt("%g", ax.edges[idx + 1]))
+                       .append(")");
         }
       }
       parts[a] = part;
@@ -316,10 +320,10 @@ void PrintPseudoFits(std::ostream& os, const engine::Likelihood& lik,
     std::vector<std::string> row = {f.name, engine::ToString(r.status),
                                     Fmt("%.2f", r.gof_chi2) + "/" + std::to_string(r.gof_ndf)};
     for (int i : targets)
-      row.push_back(r.values.size() == lik.num_params()
-                        ? ValueWithError(params[i], r.values[i],
-                                         i < r.errors.size() ? r.errors[i] : NAN)
-                        : "-");
+      row.push_back(
+          r.values.size() == lik.num_params()
+              ? ValueWithError(params[i], r.values[i], i < r.errors.size() ? r.errors[i] : NAN)
+              : "-");
     table.push_back(row);
   }
   std::vector<std::size_t> w(header.size(), 0);
@@ -341,7 +345,6 @@ void PrintPseudoFits(std::ostream& os, const engine::Likelihood& lik,
 
 using Json = nlohmann::json;
 
-
 // ---- --impact-refit NAME / --impact-refit-regex: fix-and-shift cross-check of the nominal
 // impacts. Two refits per nuisance (+1 and -1 sigma: items 2k and 2k + 1) give the shifts of
 // every target at once; under mpirun the items are shared out over the ranks (contiguous shares,
@@ -356,8 +359,9 @@ struct RefitOutcome {
 };
 
 void AppendRefit(const engine::FitResult& r, std::string* out) {
-  const std::int64_t head[2] = {r.ok() ? 1 : 0, static_cast<std::int64_t>(
-      r.ok() ? 0 : engine::ToString(r.status).size() + 2 + r.message.size())};
+  const std::int64_t head[2] = {
+      r.ok() ? 1 : 0, static_cast<std::int64_t>(
+                          r.ok() ? 0 : engine::ToString(r.status).size() + 2 + r.message.size())};
   out->append(reinterpret_cast<const char*>(head), sizeof(head));
   if (!r.ok()) out->append(engine::ToString(r.status) + ": " + r.message);
   mpi::Append(out, r.values.data(), static_cast<std::size_t>(r.values.size()));
@@ -366,7 +370,8 @@ void AppendRefit(const engine::FitResult& r, std::string* out) {
 const char* ReadRefit(const char* p, const char* end, int npar, RefitOutcome* o) {
   std::int64_t head[2];
   const std::size_t values = static_cast<std::size_t>(npar) * sizeof(double);
-  if (static_cast<std::size_t>(end - p) < sizeof(head)) throw std::runtime_error("refits: too few bytes");
+  if (static_cast<std::size_t>(end - p) < sizeof(head))
+    throw std::runtime_error("refits: too few bytes");
   std::memcpy(head, p, sizeof(head));
   p += sizeof(head);
   if (head[1] < 0 || static_cast<std::size_t>(end - p) < static_cast<std::size_t>(head[1]) + values)
@@ -413,7 +418,8 @@ std::vector<RefitOutcome> RunRefits(const engine::Likelihood& lik, const engine:
     int i = r;
     for (; p < e && i < n; i += ranks) p = ReadRefit(p, e, lik.num_params(), &out[i]);
     if (p != e || i < n)
-      throw std::runtime_error("refits: rank " + std::to_string(r) + " sent a wrong number of refits");
+      throw std::runtime_error("refits: rank " + std::to_string(r) +
+                               " sent a wrong number of refits");
   }
   return out;
 }
@@ -436,8 +442,8 @@ RefitCheck MakeRefitCheck(const engine::Likelihood& lik, const engine::FitResult
     const double cjj = result.covariance(nuisance, nuisance);
     const double nominal = cjj > 0 ? result.covariance(t, nuisance) / std::sqrt(cjj) : 0.0;
     check.targets.push_back({t, nominal * scale, (up.values[t] - result.values[t]) * scale,
-                          (down.values[t] - result.values[t]) * scale,
-                          p.scale > 0.0 ? p.unit : ""});
+                             (down.values[t] - result.values[t]) * scale,
+                             p.scale > 0.0 ? p.unit : ""});
   }
   return check;
 }
@@ -507,8 +513,7 @@ int RunFit(const FitArgs& a, const std::string& command_line) {
   engine::Model model = ReadInput(a.input, nullptr, a.read);
   const bool want_report = !a.report.empty();
   const bool want_impacts = a.impacts || a.global_impacts || !a.groups.empty() || want_report;
-  const bool want_postfit =
-      a.postfit || a.postfit_covariance || !a.projects.empty() || want_report;
+  const bool want_postfit = a.postfit || a.postfit_covariance || !a.projects.empty() || want_report;
 
   ApplyPriorScales(&model, a.prior_scales);
   const std::vector<engine::SystematicGroup> extra_groups = ParseGroupFlags(model, a.groups);
@@ -541,10 +546,10 @@ int RunFit(const FitArgs& a, const std::string& command_line) {
     for (std::size_t i = 0; i < names.size(); ++i)
       if (names[i] == a.pseudodata) column = static_cast<int>(i);
     if (column < 0)
-      throw std::invalid_argument(
-          "--pseudodata: " + a.input + " has no pseudo-data set named '" + a.pseudodata + "' " +
-          (names.empty() ? std::string("(the file has no pseudo-data)")
-                         : "(available: " + JoinNames(names) + ")"));
+      throw std::invalid_argument("--pseudodata: " + a.input + " has no pseudo-data set named '" +
+                                  a.pseudodata + "' " +
+                                  (names.empty() ? std::string("(the file has no pseudo-data)")
+                                                 : "(available: " + JoinNames(names) + ")"));
     pseudo = model.pseudodata.col(column);
     info.data_label = "pseudodata:" + a.pseudodata;
   }
@@ -556,7 +561,8 @@ int RunFit(const FitArgs& a, const std::string& command_line) {
   if (a.asimov) {
     // The Asimov data set at the prefit point, moved to any --set values (expected results for
     // any parameter point); the fit starts there too.
-    lik.SetData(engine::AsimovData(lik, options.initial_params.size() ? options.initial_params : lik.InitialParams()));
+    lik.SetData(engine::AsimovData(
+        lik, options.initial_params.size() ? options.initial_params : lik.InitialParams()));
     info.data_label = "asimov";
   } else if (!a.pseudodata.empty()) {
     lik.SetData(pseudo);
@@ -565,8 +571,7 @@ int RunFit(const FitArgs& a, const std::string& command_line) {
   std::vector<int> refit_params;
   for (const std::string& name : a.impact_refit) {
     const int j = lik.FindParam(name);
-    if (j < 0)
-      throw std::invalid_argument("--impact-refit: no parameter named '" + name + "'");
+    if (j < 0) throw std::invalid_argument("--impact-refit: no parameter named '" + name + "'");
     if (!options.frozen.empty() && options.frozen[j])
       throw std::invalid_argument("--impact-refit: parameter '" + name + "' is frozen");
     refit_params.push_back(j);
@@ -621,14 +626,15 @@ int RunFit(const FitArgs& a, const std::string& command_line) {
       need_full_covariance ? engine::CovarianceExtent::kFull : engine::CovarianceExtent::kSelected;
   // The covariance of a dense fit (matrix-free ones, also Ceres polished above the threshold,
   // keep their default targets: a CG solve per row).
-  const bool dense_covariance =
-      options.method == engine::FitMethod::kDense ||
-      (options.method != engine::FitMethod::kMatrixFree && lik.num_params() <= options.matrix_free_threshold);
+  const bool dense_covariance = options.method == engine::FitMethod::kDense ||
+                                (options.method != engine::FitMethod::kMatrixFree &&
+                                 lik.num_params() <= options.matrix_free_threshold);
   if (!need_full_covariance && !correlation_subset.empty() && dense_covariance) {
     // Targets: the POIs and NOIs (the default) and the correlation subset.
     std::vector<int>& t = options.covariance_targets;
     for (int i = 0; i < lik.num_params(); ++i)
-      if (lik.params()[i].kind != engine::ParamKind::kNuisance && (options.frozen.empty() || !options.frozen[i]))
+      if (lik.params()[i].kind != engine::ParamKind::kNuisance &&
+          (options.frozen.empty() || !options.frozen[i]))
         t.push_back(i);
     for (int i : correlation_subset)
       if (std::find(t.begin(), t.end(), i) == t.end()) t.push_back(i);
@@ -706,8 +712,8 @@ int RunFit(const FitArgs& a, const std::string& command_line) {
       for (std::size_t k = 0; k < refit_params.size(); ++k) {
         const int j = refit_params[k];
         try {
-          refit_checks.push_back(MakeRefitCheck(lik, result, j, refit_outcomes[2 * k],
-                                                refit_outcomes[2 * k + 1]));
+          refit_checks.push_back(
+              MakeRefitCheck(lik, result, j, refit_outcomes[2 * k], refit_outcomes[2 * k + 1]));
         } catch (const engine::NumericalError& e) {
           std::cerr << "lepus: warning: --impact-refit " << lik.params()[j].name
                     << " not computed: " << e.what() << "\n";
@@ -811,8 +817,9 @@ int RunFit(const FitArgs& a, const std::string& command_line) {
 Command AddFitCommand(CLI::App& parent, const std::string& command_line) {
   auto args = std::make_shared<FitArgs>();
   CLI::App* sub = parent.add_subcommand(
-      "fit", "Maximum-likelihood fit of a fit input (HDF5 tensor layout). The report goes to "
-             "stderr; --json and -o write machine-readable results.");
+      "fit",
+      "Maximum-likelihood fit of a fit input (HDF5 tensor layout). The report goes to "
+      "stderr; --json and -o write machine-readable results.");
   sub->add_option("input", args->input, "fit input file (HDF5, or a HistFactory JSON workspace)")
       ->required()
       ->type_name("FILE");
@@ -821,8 +828,9 @@ Command AddFitCommand(CLI::App& parent, const std::string& command_line) {
       ->type_name("FILE");
   sub->add_option("--json", args->json, "write the JSON summary to FILE ('-' = stdout)")
       ->type_name("FILE");
-  CLI::Option* asimov =
-      sub->add_flag("--asimov", args->asimov, "fit the Asimov data set at the prefit values, or at the --set values where given");
+  CLI::Option* asimov = sub->add_flag(
+      "--asimov", args->asimov,
+      "fit the Asimov data set at the prefit values, or at the --set values where given");
   CLI::Option* pseudo = sub->add_option("--pseudodata", args->pseudodata,
                                         "fit the named pseudo-data set instead of the data")
                             ->type_name("NAME");
@@ -884,11 +892,12 @@ Command AddFitCommand(CLI::App& parent, const std::string& command_line) {
                   "by FACTOR (repeatable)")
       ->type_name("REGEX=FACTOR")
       ->allow_extra_args(false);
-  sub->add_flag("--full-covariance", args->full_covariance,
-                "compute the whole covariance matrix even when no requested output needs it (by default "
-                "only the errors of every parameter and the covariance rows of the POIs/NOIs and of the "
-                "--correlation-regex parameters, unless -o, --report, impacts, --combine, --impact-refit or "
-                "post-fit yields ask for it; the errors are the same)");
+  sub->add_flag(
+      "--full-covariance", args->full_covariance,
+      "compute the whole covariance matrix even when no requested output needs it (by default "
+      "only the errors of every parameter and the covariance rows of the POIs/NOIs and of the "
+      "--correlation-regex parameters, unless -o, --report, impacts, --combine, --impact-refit or "
+      "post-fit yields ask for it; the errors are the same)");
   sub->add_option("--correlation-regex", args->correlation_regex,
                   "print and save the correlation matrix of the parameters whose whole name "
                   "matches REGEX")

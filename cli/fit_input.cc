@@ -17,12 +17,12 @@
 
 #include <CLI/CLI.hpp>
 
-#include "lepus/io/errors.h"
-#include "lepus/io/output.h"
-#include "text_format.h"
 #include "command.h"
 #include "exit_codes.h"
 #include "fit_report.h"
+#include "lepus/io/errors.h"
+#include "lepus/io/output.h"
+#include "text_format.h"
 
 #ifndef LEPUS_VERSION
 #define LEPUS_VERSION "unknown"
@@ -39,13 +39,15 @@ std::string JoinCommandLine(int argc, char** argv) {
   for (int i = 0; i < argc; ++i) {
     if (i) out += ' ';
     const std::string arg = argv[i];
-    const bool quote = arg.empty() || arg.find_first_of(" \t\"'\\$*?[]()|;&<>") != std::string::npos;
+    const bool quote =
+        arg.empty() || arg.find_first_of(" \t\"'\\$*?[]()|;&<>") != std::string::npos;
     out += quote ? "'" + arg + "'" : arg;
   }
   return out;
 }
 
-engine::Model ReadInput(const std::string& path, io::ReadInfo* info, const io::ReadOptions& options) {
+engine::Model ReadInput(const std::string& path, io::ReadInfo* info,
+                        const io::ReadOptions& options) {
   namespace fs = std::filesystem;
   std::error_code ec;
   const auto st = fs::status(path, ec);
@@ -70,9 +72,10 @@ void AddWorkspaceFlags(CLI::App* sub, io::ReadOptions* options) {
                                    "(after the --patch files)")
                        ->type_name("FILE")
                        ->group(group);
-  auto* name = sub->add_option("--patch-name", options->patch_name, "the patch of --patchset to apply")
-                   ->type_name("NAME")
-                   ->group(group);
+  auto* name =
+      sub->add_option("--patch-name", options->patch_name, "the patch of --patchset to apply")
+          ->type_name("NAME")
+          ->group(group);
   patchset->needs(name);
   name->needs(patchset);
   sub->add_option("--measurement", options->measurement,
@@ -157,9 +160,8 @@ void WriteText(const std::string& path, const std::string& text) {
 }
 
 int FitAndWrite(const engine::Likelihood& likelihood, const engine::FitOptions& options,
-                const io::RunInfo& info, const std::string& json_path,
-                const std::string& hdf5_path, std::ostream& report,
-                engine::FitResult* result_out) {
+                const io::RunInfo& info, const std::string& json_path, const std::string& hdf5_path,
+                std::ostream& report, engine::FitResult* result_out) {
   engine::FitResult result = engine::Fit(likelihood, options);
   PrintFitReport(report, likelihood, result);
   report << std::flush;

@@ -56,8 +56,7 @@ void WriteText(const std::string& path, const std::string& text);
 // hdf5_path if not empty); prints the report to `report`. Returns kExitOk, or kExitFitFailed
 // when the fit did not converge or its covariance is untrusted.
 int FitAndWrite(const engine::Likelihood& likelihood, const engine::FitOptions& options,
-                const io::RunInfo& info, const std::string& json_path,
-                const std::string& hdf5_path, std::ostream& report,
-                engine::FitResult* result_out = nullptr);
+                const io::RunInfo& info, const std::string& json_path, const std::string& hdf5_path,
+                std::ostream& report, engine::FitResult* result_out = nullptr);
 
 }  // namespace lepus::cli

@@ -37,15 +37,18 @@ std::string WhyNoCovariance(const engine::FitResult& r) {
     return "the fit did not converge (" + engine::ToString(r.status) +
            (r.message.empty() ? "" : ": " + r.message) + ")";
   switch (r.covariance_status) {
-    case engine::CovarianceStatus::kAccurate: return "the fit's covariance is accurate";
+    case engine::CovarianceStatus::kAccurate:
+      return "the fit's covariance is accurate";
     case engine::CovarianceStatus::kTargetsOnly:
       return "the matrix-free fit computes the covariance rows of the POIs and NOIs only "
              "(use --method dense)";
     case engine::CovarianceStatus::kAccurateSelected:
       return "the fit computed the errors and the covariance rows of the POIs and NOIs only "
              "(use --full-covariance)";
-    case engine::CovarianceStatus::kNotComputed: return "the fit computed no covariance";
-    default: break;
+    case engine::CovarianceStatus::kNotComputed:
+      return "the fit computed no covariance";
+    default:
+      break;
   }
   return "the fit's covariance is " + engine::ToString(r.covariance_status) +
          (r.covariance_message.empty() ? "" : " (" + r.covariance_message + ")");
@@ -107,8 +110,10 @@ void PrintFitReport(std::ostream& os, const engine::Likelihood& likelihood,
   for (int i = 0; i < n; ++i) {
     const auto& p = params[i];
     if (p.kind != engine::ParamKind::kNoi || !(p.scale != 0.0) || !have_values) continue;
-    os << p.name << " = " << FormatPhysical(r.values[i], r.errors.size() == n && !CovarianceUntrusted(r) ? r.errors[i] : NAN,
-                                            p.scale, p.unit)
+    os << p.name << " = "
+       << FormatPhysical(r.values[i],
+                         r.errors.size() == n && !CovarianceUntrusted(r) ? r.errors[i] : NAN,
+                         p.scale, p.unit)
        << "\n";
   }
 
@@ -118,22 +123,23 @@ void PrintFitReport(std::ostream& os, const engine::Likelihood& likelihood,
      << r.iterations << " iterations, " << r.evaluations << " evaluations\n";
   os << "  covariance: " << engine::ToString(r.covariance_status);
   if (std::isfinite(r.nll))
-    os << " (Hessian " << (r.hessian_positive_definite ? "positive definite" : "NOT positive definite") << ")";
+    os << " (Hessian "
+       << (r.hessian_positive_definite ? "positive definite" : "NOT positive definite") << ")";
   else
     os << " (no finite NLL: no minimum to describe)";
   os << "\n";
   if (!r.covariance_message.empty()) os << "  " << r.covariance_message << "\n";
   if (CovarianceUntrusted(r))
     os << "  errors not shown (-): the covariance is not reliable; they are still written to "
-          "the JSON/HDF5 output with covariance_status " << engine::ToString(r.covariance_status) << "\n";
-  os << "  saturated goodness of fit: chi2/ndf = " << Printf("%.2f", r.gof_chi2) << "/"
-     << r.gof_ndf << ", p = " << Printf("%.3g", r.gof_p) << "\n";
+          "the JSON/HDF5 output with covariance_status "
+       << engine::ToString(r.covariance_status) << "\n";
+  os << "  saturated goodness of fit: chi2/ndf = " << Printf("%.2f", r.gof_chi2) << "/" << r.gof_ndf
+     << ", p = " << Printf("%.3g", r.gof_p) << "\n";
   os << "  time: total " << Printf("%.3f", r.time_total) << " s (evaluation "
      << Printf("%.3f", r.time_evaluation) << ", linear algebra "
      << Printf("%.3f", r.time_linear_algebra) << ", covariance "
      << Printf("%.3f", r.time_covariance) << ")\n";
 }
-
 
 std::string FormatPhysical(double value, double error, double scale, const std::string& unit) {
   const double v = value * scale, e = std::abs(error * scale);

@@ -24,13 +24,13 @@
 
 #include <CLI/CLI.hpp>
 
+#include "args.h"
 #include "command.h"
 #include "exit_codes.h"
-#include "args.h"
+#include "lepus/calibration/jpsi.h"
 #include "lepus/io/output.h"
 #include "lepus/models/event_file.h"
 #include "lepus/models/generator.h"
-#include "lepus/calibration/jpsi.h"
 
 namespace lepus::cli {
 namespace {
@@ -146,8 +146,8 @@ class RateProgress {
     last_tenth_ = tenth;
     std::ostringstream os;
     os << "generate: " << Human(static_cast<double>(done)) << "/"
-       << Human(static_cast<double>(total)) << " events ("
-       << (total > 0 ? 100 * done / total : 100) << "%), " << Human(rate) << " events/s";
+       << Human(static_cast<double>(total)) << " events (" << (total > 0 ? 100 * done / total : 100)
+       << "%), " << Human(rate) << " events/s";
     if (rate > 0 && done < total) os << ", ETA " << Seconds((total - done) / rate);
     std::cerr << (tty_ ? "\r" : "") << os.str() << (tty_ ? "\033[K" : "\n") << std::flush;
     drawn_ = true;
@@ -188,10 +188,12 @@ int RunGenerateJpsi(const GenerateArgs& a, const std::string& command_line) {
                               ? models::DetectorParams::DefaultData().scale_bias
                               : models::ScaleTable{};
   io::CheckOutputs({{"-o", a.output, false}});
-  CheckEventFileSize(a, "--events", std::to_string(a.num_events), static_cast<double>(a.num_events));
+  CheckEventFileSize(a, "--events", std::to_string(a.num_events),
+                     static_cast<double>(a.num_events));
   const models::SampleKind sample =
       a.data ? models::SampleKind::kData : models::SampleKind::kSimulation;
-  const calibration::JpsiGenerator generator(calibration::JpsiGeneratorOptions{}, detector, sample, a.seed);
+  const calibration::JpsiGenerator generator(calibration::JpsiGeneratorOptions{}, detector, sample,
+                                             a.seed);
   std::cerr << "generate: J/psi -> mu mu, " << models::ToString(sample) << ", seed " << a.seed
             << ", " << Human(static_cast<double>(a.num_events))
             << " J/psi to generate (written: two reconstructed muons)\n";
@@ -201,7 +203,7 @@ int RunGenerateJpsi(const GenerateArgs& a, const std::string& command_line) {
   models::EventFileWriter writer(
       a.output,
       calibration::MakeJpsiEventFileMetadata(generator, a.num_events,
-                                        "lepus " + Version() + ": " + command_line),
+                                             "lepus " + Version() + ": " + command_line),
       write_options);
   models::EventBatch batch;
   RateProgress progress;
@@ -291,9 +293,9 @@ int RunGenerate(const GenerateArgs& a, const std::string& command_line) {
   std::cerr << "generate: " << models::ToString(config.sample) << ", seed " << config.seed
             << ", luminosity " << config.luminosity_pb << " /pb, "
             << Human(static_cast<double>(generator.TotalEvents())) << " events to generate, "
-            << "filter: >= " << config.filter.min_muons << " muon(s) with pT >= "
-            << config.filter.min_pt << " GeV" << (config.simulate_detector ? "" : ", no detector")
-            << "\n";
+            << "filter: >= " << config.filter.min_muons
+            << " muon(s) with pT >= " << config.filter.min_pt << " GeV"
+            << (config.simulate_detector ? "" : ", no detector") << "\n";
 
   models::EventFileWriterOptions write_options;
   write_options.num_threads = a.threads;
@@ -403,7 +405,8 @@ Command AddGenerateCommand(CLI::App& parent, const std::string& command_line) {
   sub->add_option("-o,--output", a->output, "output event file (HDF5)")
       ->required()
       ->type_name("FILE");
-  sub->add_option("--threads", a->threads, "worker threads (0 = all cores; output does not depend on it)")
+  sub->add_option("--threads", a->threads,
+                  "worker threads (0 = all cores; output does not depend on it)")
       ->type_name("N")
       ->transform(IntegerArg(0, 4096));
   sub->add_flag("--no-resource-check", a->no_resource_check,

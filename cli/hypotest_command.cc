@@ -18,15 +18,15 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "args.h"
 #include "command.h"
 #include "exit_codes.h"
 #include "fit_input.h"
-#include "toolkit_flags.h"
-#include "args.h"
 #include "lepus/engine/hypotest.h"
 #include "lepus/engine/scan.h"
 #include "lepus/io/hypotest_json.h"
 #include "likelihood_setup.h"
+#include "toolkit_flags.h"
 
 namespace lepus::cli {
 namespace {
@@ -60,20 +60,25 @@ std::string Fmt(const char* fmt, double v) {
 }
 
 void AddSharedFlags(CLI::App* sub, HypoArgs* a, bool limit) {
-  sub->add_option("input", a->input, "fit input file (HDF5, or a HistFactory JSON workspace)")->required()->type_name("FILE");
-  sub->add_option("--poi", a->poi,
-                  "parameter of interest (default: the first signal strength, else the first nuisance of "
-                  "interest)")
+  sub->add_option("input", a->input, "fit input file (HDF5, or a HistFactory JSON workspace)")
+      ->required()
+      ->type_name("FILE");
+  sub->add_option(
+         "--poi", a->poi,
+         "parameter of interest (default: the first signal strength, else the first nuisance of "
+         "interest)")
       ->type_name("NAME");
   if (limit)
-    sub->add_option("--test-stat", a->test_stat, "test statistic: qtilde (mu-hat >= 0, pyhf's default) or q")
+    sub->add_option("--test-stat", a->test_stat,
+                    "test statistic: qtilde (mu-hat >= 0, pyhf's default) or q")
         ->type_name("STAT")
         ->capture_default_str()
         ->check(CLI::IsMember({"q", "qtilde"}));
   else
-    sub->add_option("--test-stat", a->test_stat,
-                    "test statistic: qtilde (pyhf's default), q, q0 (discovery, tests 0), tmu, tmu_tilde "
-                    "(two-sided: the p-value only)")
+    sub->add_option(
+           "--test-stat", a->test_stat,
+           "test statistic: qtilde (pyhf's default), q, q0 (discovery, tests 0), tmu, tmu_tilde "
+           "(two-sided: the p-value only)")
         ->type_name("STAT")
         ->capture_default_str()
         ->check(CLI::IsMember(engine::Names(engine::kTestStatisticNames)));
@@ -86,11 +91,13 @@ void AddSharedFlags(CLI::App* sub, HypoArgs* a, bool limit) {
       ->type_name("N")
       ->capture_default_str()
       ->transform(IntegerArg(1, std::numeric_limits<int>::max()));
-  sub->add_option("--seed", a->seed, "--calc toys: random seed (results do not depend on --threads)")
+  sub->add_option("--seed", a->seed,
+                  "--calc toys: random seed (results do not depend on --threads)")
       ->type_name("S")
       ->capture_default_str()
       ->transform(SeedArg());
-  sub->add_option("--json", a->json, "write the JSON summary to FILE ('-' = stdout)")->type_name("FILE");
+  sub->add_option("--json", a->json, "write the JSON summary to FILE ('-' = stdout)")
+      ->type_name("FILE");
   AddDataFlags(sub, &a->dflags);
   AddFitFlags(sub, &a->flags);
   AddLikelihoodFlags(sub, &a->lflags);
@@ -114,17 +121,18 @@ engine::Likelihood Prepare(const HypoArgs& a, const std::string& command_line, i
   } else {
     opt->poi = engine::DefaultPoi(lik);
     if (opt->poi < 0)
-      throw std::invalid_argument("--poi: " + a.input +
-                                  " has no signal process and no nuisance of interest; name the parameter of "
-                                  "interest with --poi");
+      throw std::invalid_argument(
+          "--poi: " + a.input +
+          " has no signal process and no nuisance of interest; name the parameter of "
+          "interest with --poi");
   }
   std::string error;
   if (!opt->IsValid(lik, &error)) throw std::invalid_argument(error);
   return lik;
 }
 
-nlohmann::json Header(const std::string& kind, const engine::Likelihood& lik, const io::RunInfo& info,
-                      const engine::HypoTestOptions& opt) {
+nlohmann::json Header(const std::string& kind, const engine::Likelihood& lik,
+                      const io::RunInfo& info, const engine::HypoTestOptions& opt) {
   nlohmann::json j;
   j["kind"] = kind;
   j["lepus_version"] = Version();
@@ -144,7 +152,8 @@ nlohmann::json Header(const std::string& kind, const engine::Likelihood& lik, co
 }
 
 void PrintResult(std::ostream& os, const engine::HypoTestResult& r) {
-  const bool two_sided = r.test_stat == engine::TestStatistic::kTMu || r.test_stat == engine::TestStatistic::kTMuTilde;
+  const bool two_sided =
+      r.test_stat == engine::TestStatistic::kTMu || r.test_stat == engine::TestStatistic::kTMuTilde;
   os << "\nhypothesis test of " << r.poi_name << " = " << Fmt("%.6g", r.poi_value) << " ("
      << engine::ToString(r.test_stat) << ", " << engine::ToString(r.calculator) << ")\n";
   if (!r.ok()) {
@@ -162,7 +171,8 @@ void PrintResult(std::ostream& os, const engine::HypoTestResult& r) {
        << "  CLs+b              " << Fmt("%.6g", r.clsb_obs) << "\n"
        << "  CLb                " << Fmt("%.6g", r.clb_obs) << "\n";
     if (r.test_stat == engine::TestStatistic::kQ0)
-      os << "  p0                 " << Fmt("%.6g", r.p_value) << " (Z = " << Fmt("%.3f", r.significance) << ")\n";
+      os << "  p0                 " << Fmt("%.6g", r.p_value)
+         << " (Z = " << Fmt("%.3f", r.significance) << ")\n";
     os << "  expected CLs       ";
     for (int k = 0; k < 5; ++k)
       os << Fmt("%+.0f", engine::kExpectedBandSigmas[k]) << " sigma: " << Fmt("%.4g", r.cls_exp[k])
@@ -181,15 +191,19 @@ int RunHypotest(const HypoArgs& a, const std::string& command_line) {
   double mu = a.poi_value;
   if (opt.test_stat == engine::TestStatistic::kQ0) {
     if (std::isfinite(mu) && mu != 0.0)
-      throw std::invalid_argument("--poi-value is " + Fmt("%.6g", mu) +
-                                  ", but q0 tests the background-only hypothesis (0): leave it out or give 0");
+      throw std::invalid_argument(
+          "--poi-value is " + Fmt("%.6g", mu) +
+          ", but q0 tests the background-only hypothesis (0): leave it out or give 0");
     mu = 0.0;
   } else if (!std::isfinite(mu)) {
-    throw std::invalid_argument("--poi-value is required (the value of the parameter of interest to test)");
+    throw std::invalid_argument(
+        "--poi-value is required (the value of the parameter of interest to test)");
   }
-  std::cerr << "lepus: hypothesis test of " << lik.params()[opt.poi].name << " = " << Fmt("%.6g", mu) << " on "
-            << a.input << " (" << engine::ToString(opt.test_stat) << ", " << engine::ToString(opt.calculator);
-  if (opt.calculator == engine::HypoCalculator::kToys) std::cerr << ", " << opt.ntoys << " toys per hypothesis, seed " << opt.seed;
+  std::cerr << "lepus: hypothesis test of " << lik.params()[opt.poi].name << " = "
+            << Fmt("%.6g", mu) << " on " << a.input << " (" << engine::ToString(opt.test_stat)
+            << ", " << engine::ToString(opt.calculator);
+  if (opt.calculator == engine::HypoCalculator::kToys)
+    std::cerr << ", " << opt.ntoys << " toys per hypothesis, seed " << opt.seed;
   std::cerr << "; " << lik.Describe() << ")\n";
   engine::HypoTestResult r;
   {
@@ -223,7 +237,8 @@ std::vector<double> ParseScan(const std::string& text) {
   const double lo = ParseNumber(parts[0], "--scan LO"), hi = ParseNumber(parts[1], "--scan HI");
   const double n = ParseNumber(parts[2], "--scan N");
   if (n != std::floor(n) || n < 1 || n > 10000)
-    throw std::invalid_argument("--scan N is '" + parts[2] + "', but must be an integer in [1, 10000]");
+    throw std::invalid_argument("--scan N is '" + parts[2] +
+                                "', but must be an integer in [1, 10000]");
   if (n > 1 && !(hi > lo))
     throw std::invalid_argument("--scan is '" + text + "', but HI must be above LO");
   return engine::LinearGrid(lo, hi, static_cast<int>(n));
@@ -237,8 +252,9 @@ int RunLimit(const HypoArgs& a, const std::string& command_line) {
   engine::Likelihood lik = Prepare(a, command_line, &info, &lo.hypotest);
   const engine::HypoTestOptions& opt = lo.hypotest;
   const std::string name = lik.params()[opt.poi].name;
-  std::cerr << "lepus: " << Fmt("%.4g", 100 * a.cl) << "% CL upper limits on " << name << " from " << a.input << " ("
-            << engine::ToString(opt.test_stat) << ", " << engine::ToString(opt.calculator);
+  std::cerr << "lepus: " << Fmt("%.4g", 100 * a.cl) << "% CL upper limits on " << name << " from "
+            << a.input << " (" << engine::ToString(opt.test_stat) << ", "
+            << engine::ToString(opt.calculator);
   if (opt.calculator == engine::HypoCalculator::kToys)
     std::cerr << ", " << opt.ntoys << " toys per hypothesis and value, seed " << opt.seed;
   std::cerr << "; " << lik.Describe() << ")\n";
@@ -248,13 +264,14 @@ int RunLimit(const HypoArgs& a, const std::string& command_line) {
     scan = engine::HypoTestScan(lik, grid, opt);
     std::cerr << "\nCLs scan of " << name << "\n";
     char line[256];
-    std::snprintf(line, sizeof(line), "  %12s %10s %10s %10s | %9s %9s %9s %9s %9s\n", name.c_str(), "CLs", "CLs+b",
-                  "CLb", "exp -2s", "-1s", "median", "+1s", "+2s");
+    std::snprintf(line, sizeof(line), "  %12s %10s %10s %10s | %9s %9s %9s %9s %9s\n", name.c_str(),
+                  "CLs", "CLs+b", "CLb", "exp -2s", "-1s", "median", "+1s", "+2s");
     std::cerr << line;
     for (const auto& r : scan) {
       std::snprintf(line, sizeof(line), "  %12s %10s %10s %10s | %9s %9s %9s %9s %9s%s\n",
-                    Fmt("%.6g", r.poi_value).c_str(), Fmt("%.4g", r.cls_obs).c_str(), Fmt("%.4g", r.clsb_obs).c_str(),
-                    Fmt("%.4g", r.clb_obs).c_str(), Fmt("%.4g", r.cls_exp[0]).c_str(), Fmt("%.4g", r.cls_exp[1]).c_str(),
+                    Fmt("%.6g", r.poi_value).c_str(), Fmt("%.4g", r.cls_obs).c_str(),
+                    Fmt("%.4g", r.clsb_obs).c_str(), Fmt("%.4g", r.clb_obs).c_str(),
+                    Fmt("%.4g", r.cls_exp[0]).c_str(), Fmt("%.4g", r.cls_exp[1]).c_str(),
                     Fmt("%.4g", r.cls_exp[2]).c_str(), Fmt("%.4g", r.cls_exp[3]).c_str(),
                     Fmt("%.4g", r.cls_exp[4]).c_str(), r.ok() ? "" : "  failed");
       std::cerr << line;
@@ -266,10 +283,10 @@ int RunLimit(const HypoArgs& a, const std::string& command_line) {
     std::cerr << "  observed           " << Fmt("%.6g", lim.observed) << "\n";
     std::cerr << "  expected           ";
     for (int k = 0; k < 5; ++k)
-      std::cerr << Fmt("%+.0f", engine::kExpectedBandSigmas[k]) << " sigma: " << Fmt("%.6g", lim.expected[k])
-                << (k < 4 ? ", " : "\n");
-    std::cerr << "  " << name << "-hat            " << Fmt("%.6g", lim.mu_hat) << " (" << lim.evaluations
-              << " CLs evaluations)\n";
+      std::cerr << Fmt("%+.0f", engine::kExpectedBandSigmas[k])
+                << " sigma: " << Fmt("%.6g", lim.expected[k]) << (k < 4 ? ", " : "\n");
+    std::cerr << "  " << name << "-hat            " << Fmt("%.6g", lim.mu_hat) << " ("
+              << lim.evaluations << " CLs evaluations)\n";
   } else {
     std::cerr << "  failed: " << lim.message << "\n";
   }
@@ -302,10 +319,12 @@ Command AddHypotestCommand(CLI::App& parent, const std::string& command_line) {
   auto args = std::make_shared<HypoArgs>();
   CLI::App* sub = parent.add_subcommand(
       "hypotest",
-      "CLs hypothesis test of one value of the parameter of interest (pyhf's test statistics; asymptotic "
+      "CLs hypothesis test of one value of the parameter of interest (pyhf's test statistics; "
+      "asymptotic "
       "formulas or toys). Table and progress on stderr; --json writes the summary.");
   AddSharedFlags(sub, args.get(), false);
-  sub->add_option("--poi-value", args->poi_value, "the tested value of the parameter of interest (q0: 0)")
+  sub->add_option("--poi-value", args->poi_value,
+                  "the tested value of the parameter of interest (q0: 0)")
       ->type_name("MU")
       ->check(NumberArg());
   return {sub, [args, command_line] { return RunHypotest(*args, command_line); }};
@@ -315,14 +334,16 @@ Command AddLimitCommand(CLI::App& parent, const std::string& command_line) {
   auto args = std::make_shared<HypoArgs>();
   CLI::App* sub = parent.add_subcommand(
       "limit",
-      "Observed and expected (+-1, +-2 sigma) CLs upper limits on the parameter of interest by root finding; "
+      "Observed and expected (+-1, +-2 sigma) CLs upper limits on the parameter of interest by "
+      "root finding; "
       "--scan prints CLs along a grid. Tables on stderr; --json writes the summary.");
   AddSharedFlags(sub, args.get(), true);
   sub->add_option("--cl", args->cl, "confidence level of the limits, in (0, 1)")
       ->type_name("CL")
       ->capture_default_str()
       ->check(NumberArg(0.0, 1.0, true, true));
-  sub->add_option("--scan", args->scan, "also CLs (observed and expected band) at N values from LO to HI")
+  sub->add_option("--scan", args->scan,
+                  "also CLs (observed and expected band) at N values from LO to HI")
       ->type_name("LO:HI:N");
   return {sub, [args, command_line] { return RunLimit(*args, command_line); }};
 }

@@ -89,8 +89,7 @@ json Describe(const engine::Model& m, const io::ReadInfo& ri) {
       }
       axes.push_back(ja);
     }
-    channels.push_back({{"name", c.name}, {"bins", c.nbins}, {"masked", c.masked},
-                        {"axes", axes}});
+    channels.push_back({{"name", c.name}, {"bins", c.nbins}, {"masked", c.masked}, {"axes", axes}});
   }
   j["channels"] = channels;
 
@@ -100,8 +99,10 @@ json Describe(const engine::Model& m, const io::ReadInfo& ri) {
   for (int p = 0; p < m.num_processes(); ++p) {
     const double fitted = norm.col(p).head(m.nbins).sum();
     const double masked = norm.col(p).tail(m.nbins_full - m.nbins).sum();
-    procs.push_back({{"name", m.processes[p]}, {"signal", p < m.num_signals},
-                     {"prefit_yield", fitted}, {"prefit_yield_masked", masked}});
+    procs.push_back({{"name", m.processes[p]},
+                     {"signal", p < m.num_signals},
+                     {"prefit_yield", fitted},
+                     {"prefit_yield_masked", masked}});
   }
   j["processes"] = procs;
 
@@ -130,19 +131,18 @@ json Describe(const engine::Model& m, const io::ReadInfo& ri) {
     if (members.size() <= kMaxListed) jg["members"] = members;
     groups.push_back(jg);
   }
-  json systs{{"total", m.num_systematics()}, {"constrained", constrained}, {"free", free},
-             {"noi", noi}, {"noi_names", noi_names}, {"free_names", free_names},
-             {"groups", groups}};
+  json systs{
+      {"total", m.num_systematics()}, {"constrained", constrained}, {"free", free},    {"noi", noi},
+      {"noi_names", noi_names},       {"free_names", free_names},   {"groups", groups}};
   if (m.systematics.size() <= kMaxListed) systs["names"] = m.systematics;
   j["systematics"] = systs;
 
   // Tensor size: the row layout in memory, and what a dense layout would take.
   const auto& t = m.tensor;
-  const double cells = static_cast<double>(m.nbins_full) * m.num_processes() *
-                       std::max(1, m.num_systematics());
+  const double cells =
+      static_cast<double>(m.nbins_full) * m.num_processes() * std::max(1, m.num_systematics());
   const double row_bytes = t.num_rows() * (4.0 + 4.0 + 8.0) + (t.num_rows() + 1) * 8.0;
-  const double entry_bytes =
-      t.num_entries() * (4.0 + 8.0 + (t.logk_halfdiff.empty() ? 0.0 : 8.0));
+  const double entry_bytes = t.num_entries() * (4.0 + 8.0 + (t.logk_halfdiff.empty() ? 0.0 : 8.0));
   j["tensor"] = {{"rows", t.num_rows()},
                  {"entries", t.num_entries()},
                  {"density", m.num_systematics() > 0 ? t.num_entries() / cells : 0.0},
@@ -151,8 +151,8 @@ json Describe(const engine::Model& m, const io::ReadInfo& ri) {
                  {"hessian_bytes", 8.0 * m.num_params() * m.num_params()}};
   j["parameters"] = m.num_params();
 
-  json data{{"total", m.data_obs.sum()}, {"bins", m.data_obs.size()},
-            {"pseudodata", m.pseudodata_names}};
+  json data{
+      {"total", m.data_obs.sum()}, {"bins", m.data_obs.size()}, {"pseudodata", m.pseudodata_names}};
   j["data"] = data;
   return j;
 }
@@ -178,8 +178,8 @@ void PrintText(const json& j, std::ostream& os) {
       if (a["bins"].is_null()) {
         os << "integer bins\n";
       } else if (a.contains("labels")) {
-        os << a["bins"] << " bins: "
-           << NameList(a["labels"].get<std::vector<std::string>>()) << "\n";
+        os << a["bins"] << " bins: " << NameList(a["labels"].get<std::vector<std::string>>())
+           << "\n";
       } else {
         os << a["bins"] << " bins in [" << G(a["low"].get<double>()) << ", "
            << G(a["high"].get<double>()) << "]\n";
@@ -189,15 +189,15 @@ void PrintText(const json& j, std::ostream& os) {
   os << "\nprocesses:\n";
   for (const auto& p : j["processes"]) {
     os << "  " << p["name"].get<std::string>() << " ("
-       << (p["signal"].get<bool>() ? "signal" : "background")
-       << "): prefit yield " << G(p["prefit_yield"].get<double>());
+       << (p["signal"].get<bool>() ? "signal" : "background") << "): prefit yield "
+       << G(p["prefit_yield"].get<double>());
     if (p["prefit_yield_masked"].get<double>() != 0.0)
       os << " (+" << G(p["prefit_yield_masked"].get<double>()) << " masked)";
     os << "\n";
   }
   const auto& s = j["systematics"];
-  os << "\nsystematics: " << s["total"] << " (" << s["constrained"] << " constrained, "
-     << s["free"] << " free, " << s["noi"] << " of interest)\n";
+  os << "\nsystematics: " << s["total"] << " (" << s["constrained"] << " constrained, " << s["free"]
+     << " free, " << s["noi"] << " of interest)\n";
   if (s.contains("names"))
     os << "  names: " << NameList(s["names"].get<std::vector<std::string>>()) << "\n";
   if (!s["noi_names"].empty())
@@ -205,7 +205,8 @@ void PrintText(const json& j, std::ostream& os) {
   if (!s["free_names"].empty())
     os << "  free: " << NameList(s["free_names"].get<std::vector<std::string>>()) << "\n";
   for (const auto& g : s["groups"]) {
-    os << "  group " << g["name"].get<std::string>() << ": " << g["size"] << (g["size"].get<int>() == 1 ? " member" : " members");
+    os << "  group " << g["name"].get<std::string>() << ": " << g["size"]
+       << (g["size"].get<int>() == 1 ? " member" : " members");
     if (g.contains("members"))
       os << " (" << NameList(g["members"].get<std::vector<std::string>>()) << ")";
     os << "\n";
@@ -240,10 +241,16 @@ json DescribeWorkspaceJson(const io::WorkspaceDescription& d) {
   }
   json params = json::array();
   for (const auto& p : d.parameters)
-    params.push_back({{"name", p.name}, {"constraint", p.constraint}, {"centre", p.centre},
-                      {p.constraint == "poisson" ? "tau" : "sigma", p.width}, {"init", p.init},
-                      {"bounds", {p.lower, p.upper}}, {"fixed", p.fixed}});
-  return {{"measurement", d.measurement}, {"poi", d.poi}, {"channels", channels},
+    params.push_back({{"name", p.name},
+                      {"constraint", p.constraint},
+                      {"centre", p.centre},
+                      {p.constraint == "poisson" ? "tau" : "sigma", p.width},
+                      {"init", p.init},
+                      {"bounds", {p.lower, p.upper}},
+                      {"fixed", p.fixed}});
+  return {{"measurement", d.measurement},
+          {"poi", d.poi},
+          {"channels", channels},
           {"parameters", params}};
 }
 
@@ -257,7 +264,8 @@ void PrintWorkspace(const json& w, std::ostream& os) {
     const std::string kind = p["constraint"].get<std::string>();
     std::string c = kind;
     if (kind == "gaussian")
-      c += "(centre " + G(p["centre"].get<double>()) + ", sigma " + G(p["sigma"].get<double>()) + ")";
+      c += "(centre " + G(p["centre"].get<double>()) + ", sigma " + G(p["sigma"].get<double>()) +
+           ")";
     else if (kind == "poisson")
       c += "(centre " + G(p["centre"].get<double>()) + ", tau " + G(p["tau"].get<double>()) + ")";
     return c + ", init " + G(p["init"].get<double>()) + ", bounds [" +
@@ -269,11 +277,12 @@ void PrintWorkspace(const json& w, std::ostream& os) {
   for (const auto& c : w["channels"]) {
     os << "  channel " << c["name"].get<std::string>() << " (" << c["bins"] << " bins)\n";
     for (const auto& s : c["samples"]) {
-      os << "    sample " << s["name"].get<std::string>() << ": yield " << G(s["yield"].get<double>())
-         << (s["modifiers"].empty() ? ", no modifiers" : "") << "\n";
+      os << "    sample " << s["name"].get<std::string>() << ": yield "
+         << G(s["yield"].get<double>()) << (s["modifiers"].empty() ? ", no modifiers" : "") << "\n";
       for (const auto& m : s["modifiers"]) {
         const auto names = m["parameters"].get<std::vector<std::string>>();
-        os << "      " << m["type"].get<std::string>() << " " << m["name"].get<std::string>() << ": ";
+        os << "      " << m["type"].get<std::string>() << " " << m["name"].get<std::string>()
+           << ": ";
         if (names.size() == 1) {
           os << names[0] << " (" << describe(names[0]) << ")\n";
         } else {

@@ -32,25 +32,28 @@ std::string Join(const std::vector<std::string>& names) {
 }  // namespace
 
 void AddVariantFlags(CLI::App* sub, VariantFlags* flags) {
-  CLI::Option* chisq = sub->add_flag(
-      "--chisq-fit", flags->chisq,
-      "diagonal chi-square fit instead of the Poisson likelihood, variance = the data (rabbit --chisqFit)");
-  CLI::Option* cov = sub->add_flag(
-      "--covariance-fit", flags->covariance,
-      "chi-square fit with the inverse data covariance hdata_cov_inv of the input (rabbit --covarianceFit)");
+  CLI::Option* chisq = sub->add_flag("--chisq-fit", flags->chisq,
+                                     "diagonal chi-square fit instead of the Poisson likelihood, "
+                                     "variance = the data (rabbit --chisqFit)");
+  CLI::Option* cov = sub->add_flag("--covariance-fit", flags->covariance,
+                                   "chi-square fit with the inverse data covariance hdata_cov_inv "
+                                   "of the input (rabbit --covarianceFit)");
   chisq->excludes(cov);
-  sub->add_flag("--chisq-data-var", flags->use_data_var,
-                "chi-square fits: take the data variance from hdata_var (weighted data) instead of the data "
-                "(rabbit uses the data)");
-  sub->add_option("--bin-by-bin-stat-type", flags->bb_type,
-                  "Barlow-Beeston constraint (rabbit --binByBinStatType): gamma, normal-multiplicative, "
-                  "normal-additive; automatic = normal-additive for --covariance-fit, normal-multiplicative "
-                  "in full mode, else gamma")
+  sub->add_flag(
+      "--chisq-data-var", flags->use_data_var,
+      "chi-square fits: take the data variance from hdata_var (weighted data) instead of the data "
+      "(rabbit uses the data)");
+  sub->add_option(
+         "--bin-by-bin-stat-type", flags->bb_type,
+         "Barlow-Beeston constraint (rabbit --binByBinStatType): gamma, normal-multiplicative, "
+         "normal-additive; automatic = normal-additive for --covariance-fit, normal-multiplicative "
+         "in full mode, else gamma")
       ->type_name("TYPE")
       ->capture_default_str()
       ->check(CLI::IsMember(engine::Names(engine::kBinByBinStatTypeNames)));
   sub->add_option("--bin-by-bin-stat-mode", flags->bb_mode,
-                  "Barlow-Beeston parameters (rabbit --binByBinStatMode): lite = one per bin, full = one per "
+                  "Barlow-Beeston parameters (rabbit --binByBinStatMode): lite = one per bin, full "
+                  "= one per "
                   "bin and process (the input's hbetavariations then enter the reported yields)")
       ->type_name("MODE")
       ->capture_default_str()
@@ -59,12 +62,16 @@ void AddVariantFlags(CLI::App* sub, VariantFlags* flags) {
 
 void WarnUnusedInputs(const engine::Model& model, const engine::LikelihoodOptions& options) {
   if (model.beta_variations.empty()) return;
-  const bool used = options.bin_by_bin_stat && options.bin_by_bin_stat_mode == engine::BinByBinStatMode::kFull &&
+  const bool used = options.bin_by_bin_stat &&
+                    options.bin_by_bin_stat_mode == engine::BinByBinStatMode::kFull &&
                     options.bin_by_bin_stat_type != engine::BinByBinStatType::kNormalAdditive;
   if (used) return;
-  const bool full = options.bin_by_bin_stat && options.bin_by_bin_stat_mode == engine::BinByBinStatMode::kFull;
-  std::cerr << "lepus: warning: hbetavariations (variations of the Barlow-Beeston parameters) has no effect "
-               "here: rabbit applies it only with --binByBinStatMode full and a multiplicative type, to the "
+  const bool full =
+      options.bin_by_bin_stat && options.bin_by_bin_stat_mode == engine::BinByBinStatMode::kFull;
+  std::cerr << "lepus: warning: hbetavariations (variations of the Barlow-Beeston parameters) has "
+               "no effect "
+               "here: rabbit applies it only with --binByBinStatMode full and a multiplicative "
+               "type, to the "
                "reported yields (never to the likelihood); "
             << (!options.bin_by_bin_stat ? "bin-by-bin statistics are off (--no-bbstat)"
                 : full ? "use --bin-by-bin-stat-type normal-multiplicative or gamma"
@@ -73,8 +80,9 @@ void WarnUnusedInputs(const engine::Model& model, const engine::LikelihoodOption
 }
 
 void ApplyVariantFlags(const VariantFlags& flags, engine::LikelihoodOptions* options) {
-  options->data_term = flags.covariance ? engine::DataTerm::kCovariance
-                                        : (flags.chisq ? engine::DataTerm::kChisq : engine::DataTerm::kPoisson);
+  options->data_term = flags.covariance
+                           ? engine::DataTerm::kCovariance
+                           : (flags.chisq ? engine::DataTerm::kChisq : engine::DataTerm::kPoisson);
   options->bin_by_bin_stat_type = engine::BinByBinStatTypeFromString(flags.bb_type);
   options->bin_by_bin_stat_mode = engine::BinByBinStatModeFromString(flags.bb_mode);
   options->use_data_var = flags.use_data_var;
@@ -118,19 +126,21 @@ void AddFitFlags(CLI::App* sub, FitFlags* flags) {
       ->type_name("N")
       ->capture_default_str()
       ->transform(IntegerArg(1, 1000000));
-  sub->add_option("--method", flags->method,
-                  "minimiser: dense (Newton with the dense Hessian, full covariance), matrix_free "
-                  "(Newton-CG with Hessian-vector products; covariance rows of the POIs/NOIs only), "
-                  "ceres / ceres_dogleg (Ceres Levenberg-Marquardt / dogleg on deviance residuals with "
-                  "sparse Cholesky, polished by exact Newton), auto (matrix_free above 20000 "
-                  "floating parameters)")
+  sub->add_option(
+         "--method", flags->method,
+         "minimiser: dense (Newton with the dense Hessian, full covariance), matrix_free "
+         "(Newton-CG with Hessian-vector products; covariance rows of the POIs/NOIs only), "
+         "ceres / ceres_dogleg (Ceres Levenberg-Marquardt / dogleg on deviance residuals with "
+         "sparse Cholesky, polished by exact Newton), auto (matrix_free above 20000 "
+         "floating parameters)")
       ->type_name("METHOD")
       ->capture_default_str()
       ->check(CLI::IsMember(engine::Names(engine::kFitMethodNames)));
 }
 
 engine::Likelihood MakeLikelihood(const std::string& input, const LikelihoodFlags& lflags,
-                                  const DataFlags& dflags, io::RunInfo* info, const FitFlags* fflags) {
+                                  const DataFlags& dflags, io::RunInfo* info,
+                                  const FitFlags* fflags) {
   engine::Model model = ReadInput(input, nullptr, lflags.read);
   engine::LikelihoodOptions lopt;
   lopt.bin_by_bin_stat = !lflags.no_bbstat;

@@ -8,10 +8,10 @@
 #include <string>
 
 #include "fit_input.h"
-#include "progress.h"
 #include "lepus/engine/fit.h"
 #include "lepus/engine/likelihood.h"
 #include "lepus/io/results.h"
+#include "progress.h"
 
 namespace CLI {
 class App;
@@ -67,7 +67,6 @@ engine::Likelihood MakeLikelihood(const std::string& input, const LikelihoodFlag
 // "<flag>: no parameter named '<name>' (similar: ...)" when there is none.
 int FindParamOrThrow(const engine::Likelihood& likelihood, const std::string& name,
                      const std::string& flag);
-
 
 // ---- Subcommands of this family (one file each).
 // `hypotest` and `limit` (hypotest_command.cc).

@@ -9,13 +9,13 @@
 
 #include <CLI/CLI.hpp>
 
+#include "args.h"
 #include "command.h"
 #include "exit_codes.h"
-#include "args.h"
-#include "mpi.h"
-#include "likelihood_setup.h"
 #include "lepus/io/errors.h"
 #include "lepus/io/output.h"
+#include "likelihood_setup.h"
+#include "mpi.h"
 
 int main(int argc, char** argv) {
   using namespace lepus::cli;
@@ -29,18 +29,13 @@ int main(int argc, char** argv) {
   version += "\nmpi: " + (mpi::Built() ? mpi::LibraryVersion() : std::string("not built"));
   app.set_version_flag("--version", version);
   app.require_subcommand(1);
-  const std::vector<Command> commands = {AddFitCommand(app, command_line),
-                                         AddScanCommand(app, command_line),
-                                         AddToysCommand(app, command_line),
-                                         AddHypotestCommand(app, command_line),
-                                         AddLimitCommand(app, command_line),
-                                         AddInspectCommand(app),
-                                         AddDemoCommand(app, command_line),
-                                         AddReportCommand(app),
-                                         AddGenerateCommand(app, command_line),
-                                         AddProduceCommand(app, command_line),
-                                         AddCalibrateCommand(app, command_line),
-                                         AddBenchCommand(app, command_line)};
+  const std::vector<Command> commands = {
+      AddFitCommand(app, command_line),       AddScanCommand(app, command_line),
+      AddToysCommand(app, command_line),      AddHypotestCommand(app, command_line),
+      AddLimitCommand(app, command_line),     AddInspectCommand(app),
+      AddDemoCommand(app, command_line),      AddReportCommand(app),
+      AddGenerateCommand(app, command_line),  AddProduceCommand(app, command_line),
+      AddCalibrateCommand(app, command_line), AddBenchCommand(app, command_line)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {  // --help, --version
@@ -60,9 +55,11 @@ int main(int argc, char** argv) {
       if (c.app->parsed() && c.app->get_name() != "toys" && c.app->get_name() != "scan" &&
           c.app->get_name() != "produce" && c.app->get_name() != "calibrate" &&
           c.app->get_name() != "fit") {
-        std::cerr << "lepus: error: '" << c.app->get_name() << "' does not run on several MPI ranks "
+        std::cerr << "lepus: error: '" << c.app->get_name()
+                  << "' does not run on several MPI ranks "
                   << "(this job has " << mpi::Size() << "); the distributed commands are toys, "
-                  << "scan, produce, calibrate jpsi and fit (its --impact-refit refits): run '" << c.app->get_name() << "' without mpirun or with -np 1\n";
+                  << "scan, produce, calibrate jpsi and fit (its --impact-refit refits): run '"
+                  << c.app->get_name() << "' without mpirun or with -np 1\n";
         return kExitInvalidInput;
       }
   try {

@@ -2,7 +2,6 @@
 #include "mpi.h"
 #include "progress.h"
 
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -49,8 +48,10 @@ Session::Session([[maybe_unused]] int* argc, [[maybe_unused]] char*** argv) {
   MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
   MPI_Comm_size(MPI_COMM_WORLD, &g_size);
   if (provided < MPI_THREAD_SERIALIZED) {
-    std::fprintf(stderr, "lepus: error: the MPI library provides thread level %d, lepus needs "
-                         "MPI_THREAD_SERIALIZED\n", provided);
+    std::fprintf(stderr,
+                 "lepus: error: the MPI library provides thread level %d, lepus needs "
+                 "MPI_THREAD_SERIALIZED\n",
+                 provided);
     MPI_Abort(MPI_COMM_WORLD, 3);
   }
   g_active = true;

@@ -30,10 +30,10 @@ class Session {
   Session& operator=(const Session&) = delete;
 };
 
-bool Built();        // compiled with MPI
-bool Active();       // MPI initialised (launched by mpirun), possibly with a single rank
-int Rank();          // 0 without MPI
-int Size();          // 1 without MPI
+bool Built();   // compiled with MPI
+bool Active();  // MPI initialised (launched by mpirun), possibly with a single rank
+int Rank();     // 0 without MPI
+int Size();     // 1 without MPI
 inline bool Root() { return Rank() == 0; }
 // "Open MPI v4.1.4" (the library's version string up to the first comma); "" without MPI.
 std::string LibraryVersion();

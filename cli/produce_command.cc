@@ -20,15 +20,15 @@
 
 #include <CLI/CLI.hpp>
 
+#include "args.h"
 #include "command.h"
 #include "exit_codes.h"
-#include "produce_flags.h"
-#include "progress.h"
-#include "args.h"
-#include "produce_run.h"
-#include "likelihood_setup.h"
 #include "lepus/io/writer.h"
 #include "lepus/models/wmass.h"
+#include "likelihood_setup.h"
+#include "produce_flags.h"
+#include "produce_run.h"
+#include "progress.h"
 
 namespace lepus::cli {
 
@@ -36,7 +36,8 @@ models::WMassConfig ProduceConfigFromFlags(const ProduceFlags& f) {
   const models::WMassAnalysis analysis =
       f.wlike ? models::WMassAnalysis::kWLike : models::WMassAnalysis::kWMass;
   const bool helicity = f.producer == "helicity";  // a mode of the W-mass analysis
-  const std::string command = helicity ? "produce helicity" : "produce " + models::ToString(analysis);
+  const std::string command =
+      helicity ? "produce helicity" : "produce " + models::ToString(analysis);
   models::WMassConfig c;
   if (!f.config.empty()) {
     if (f.light || f.full)
@@ -78,10 +79,10 @@ int RunProduce(const ProduceFlags& a, const models::WMassConfig& config,
                const std::string& /*command_line*/) {
   const std::string command =
       config.helicity.enabled ? "produce helicity" : "produce " + models::ToString(config.analysis);
-  return RunProduction(command, config, a, [](const models::WMassConfig& c,
-                                              const models::ProduceOptions& o) {
-    return models::ProduceWMass(c, o);
-  });
+  return RunProduction(command, config, a,
+                       [](const models::WMassConfig& c, const models::ProduceOptions& o) {
+                         return models::ProduceWMass(c, o);
+                       });
 }
 
 void AddProduceFlags(CLI::App* sub, ProduceFlags* args) {
@@ -92,9 +93,9 @@ void AddProduceFlags(CLI::App* sub, ProduceFlags* args) {
       ->type_name("FILE");
   auto* light = sub->add_flag("--light", args->light,
                               "light preset: tens of nuisances (default without --config)");
-  auto* full = sub->add_flag("--full", args->full,
-                             dilepton ? "full preset: about a thousand nuisances"
-                                      : "full preset: thousands of nuisances");
+  auto* full = sub->add_flag(
+      "--full", args->full,
+      dilepton ? "full preset: about a thousand nuisances" : "full preset: thousands of nuisances");
   light->excludes(full);
   sub->add_option("--events", args->events, "simulation event files (instead of generating)")
       ->type_name("FILE")
@@ -176,7 +177,8 @@ Command AddProduceCommand(CLI::App& parent, const std::string& command_line) {
       AddSingleMuonAnalysis(
           produce, "wlike",
           "the W-like Z-mass fit input: Z -> mu mu with one muon (by event-number parity) "
-          "treated as a neutrino", true, command_line),
+          "treated as a neutrino",
+          true, command_line),
       AddProduceDilepton(produce, command_line), AddProduceHelicity(produce, command_line)};
   return {produce, [analyses] {
             for (const Command& a : analyses)

@@ -9,11 +9,11 @@
 
 #include <CLI/CLI.hpp>
 
-#include "command.h"
-#include "produce_flags.h"
 #include "args.h"
-#include "produce_run.h"
+#include "command.h"
 #include "lepus/models/dilepton.h"
+#include "produce_flags.h"
+#include "produce_run.h"
 
 namespace lepus::cli {
 

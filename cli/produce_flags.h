@@ -18,24 +18,24 @@ namespace lepus::cli {
 
 // Flags of `lepus produce wmass` / `lepus produce wlike` that shape the configuration.
 struct ProduceFlags {
-  bool wlike = false;                   // the analysis: `produce wlike` (else wmass)
-  std::string config;                   // --config FILE
-  bool light = false, full = false;     // --light / --full
-  std::vector<std::string> events;      // --events FILE...
-  std::int64_t generate = -1;           // --generate N (-1: not given; else 1 to 1e12)
-  std::vector<std::string> data_events; // --data-events FILE...
+  bool wlike = false;                    // the analysis: `produce wlike` (else wmass)
+  std::string config;                    // --config FILE
+  bool light = false, full = false;      // --light / --full
+  std::vector<std::string> events;       // --events FILE...
+  std::int64_t generate = -1;            // --generate N (-1: not given; else 1 to 1e12)
+  std::vector<std::string> data_events;  // --data-events FILE...
   double data_mw_shift = std::numeric_limits<double>::quiet_NaN();  // --data-truth-mw-shift
-  std::uint64_t seed = 0;               // --seed S, the full unsigned 64-bit range
-  bool seed_given = false;              // --seed was given
-  double luminosity = std::numeric_limits<double>::quiet_NaN();     // --luminosity PB
-  std::string mass_split;               // --mass-split SPEC ("": not given)
-  std::string mass_split_mode;          // --mass-split-mode MODE ("": not given)
-  bool flip_parity = false;             // --flip-parity (wlike)
+  std::uint64_t seed = 0;   // --seed S, the full unsigned 64-bit range
+  bool seed_given = false;  // --seed was given
+  double luminosity = std::numeric_limits<double>::quiet_NaN();  // --luminosity PB
+  std::string mass_split;       // --mass-split SPEC ("": not given)
+  std::string mass_split_mode;  // --mass-split-mode MODE ("": not given)
+  bool flip_parity = false;     // --flip-parity (wlike)
   double data_mz_shift = std::numeric_limits<double>::quiet_NaN();  // --data-truth-mz-shift
-  int threads = 0;                      // --threads N
-  bool print_config = false;            // --print-config
-  std::string output;                   // -o FILE
-  std::string producer = "wmass";       // the subcommand: "wmass", "helicity" or "dilepton"
+  int threads = 0;                                                  // --threads N
+  bool print_config = false;                                        // --print-config
+  std::string output;                                               // -o FILE
+  std::string producer = "wmass";  // the subcommand: "wmass", "helicity" or "dilepton"
 };
 void AddProduceFlags(CLI::App* sub, ProduceFlags* flags);
 // The configuration: --config (or the --light/--full preset of the analysis, flags.wlike) with

@@ -13,16 +13,16 @@
 
 #include <CLI/CLI.hpp>
 
+#include "args.h"
 #include "command.h"
 #include "exit_codes.h"
 #include "fit_input.h"
-#include "produce_flags.h"
-#include "args.h"
-#include "mpi.h"
-#include "likelihood_setup.h"
 #include "lepus/engine/fit.h"
 #include "lepus/models/helicity.h"
 #include "lepus/models/wmass.h"
+#include "likelihood_setup.h"
+#include "mpi.h"
+#include "produce_flags.h"
 
 namespace lepus::cli {
 
@@ -31,7 +31,7 @@ namespace {
 struct HelicityFlags {
   ProduceFlags produce;
   double prior_width = std::numeric_limits<double>::quiet_NaN();  // --prior-width W
-  bool free = false;                                               // --free
+  bool free = false;                                              // --free
   // --coefficients INPUT: fit and report instead of producing.
   std::string coefficients;
   LikelihoodFlags lik;
@@ -41,16 +41,17 @@ struct HelicityFlags {
 
 int RunCoefficients(const HelicityFlags& a) {
   if (mpi::Size() > 1)
-    throw std::invalid_argument("--coefficients (a fit) does not run on several MPI ranks; run it "
-                                "without mpirun");
+    throw std::invalid_argument(
+        "--coefficients (a fit) does not run on several MPI ranks; run it "
+        "without mpirun");
   io::CheckOutputs({{"--json", a.json}}, {a.coefficients});
   io::RunInfo info;
   FitFlags fflags;
   const engine::Likelihood lik = MakeLikelihood(a.coefficients, a.lik, a.data, &info);
   const engine::FitOptions options = MakeFitOptions(lik, fflags);
   const engine::FitResult result = engine::Fit(lik, options);
-  std::cerr << "fit of " << a.coefficients << " (" << info.data_label << "): "
-            << result.BriefReport() << "\n";
+  std::cerr << "fit of " << a.coefficients << " (" << info.data_label
+            << "): " << result.BriefReport() << "\n";
   const int mass = lik.FindParam(models::kWMassNoi);
   if (mass >= 0)
     std::cerr << "m_W shift: " << result.values[mass] * 100.0 << " +- "
@@ -105,8 +106,7 @@ Command AddProduceHelicity(CLI::App* produce, const std::string& command_line) {
                   "(JSON on stdout or --json) instead of producing")
       ->type_name("INPUT");
   AddDataFlags(sub, &args->data);
-  sub->add_option("--json", args->json, "--coefficients: write the JSON here")
-      ->type_name("FILE");
+  sub->add_option("--json", args->json, "--coefficients: write the JSON here")->type_name("FILE");
   return {sub, [args, command_line] { return RunHelicity(*args, command_line); }};
 }
 

@@ -17,13 +17,13 @@
 #include <CLI/CLI.hpp>
 
 #include "exit_codes.h"
-#include "produce_flags.h"
-#include "progress.h"
-#include "mpi.h"
-#include "likelihood_setup.h"
 #include "lepus/io/writer.h"
 #include "lepus/models/histogram.h"
 #include "lepus/models/wmass.h"
+#include "likelihood_setup.h"
+#include "mpi.h"
+#include "produce_flags.h"
+#include "progress.h"
 
 namespace lepus::cli {
 
@@ -91,8 +91,7 @@ int RunProduction(const std::string& command, const Config& config, const Produc
             << (config.simulation.from_files()
                     ? std::to_string(config.simulation.files.size()) + " event file(s)"
                     : HumanCount(static_cast<double>(config.simulation.events)) +
-                          " generated events (seed " + std::to_string(config.simulation.seed) +
-                          ")")
+                          " generated events (seed " + std::to_string(config.simulation.seed) + ")")
             << "; data "
             << (config.data.from_files()
                     ? std::to_string(config.data.files.size()) + " event file(s)"
@@ -136,10 +135,10 @@ int RunProduction(const std::string& command, const Config& config, const Produc
 
   std::cerr << prod.summary.Report();
   const auto size = std::filesystem::file_size(a.output);
-  const double rate = prod.summary.seconds_fill > 0
-                          ? (prod.summary.sim_events + prod.summary.data_events) /
-                                prod.summary.seconds_fill
-                          : 0.0;
+  const double rate =
+      prod.summary.seconds_fill > 0
+          ? (prod.summary.sim_events + prod.summary.data_events) / prod.summary.seconds_fill
+          : 0.0;
   std::cerr << "wrote " << a.output << " (" << HumanCount(static_cast<double>(size)) << "B, "
             << (prod.write_options.gzip ? "gzip, " : "") << FormatSeconds(t_write) << ")\n"
             << "total " << FormatSeconds(t_total) << " on " << models::ResolveThreads(a.threads)

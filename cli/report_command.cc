@@ -12,14 +12,14 @@
 
 #include <CLI/CLI.hpp>
 
+#include "args.h"
 #include "command.h"
 #include "exit_codes.h"
 #include "html_report.h"
-#include "progress.h"
-#include "args.h"
-#include "likelihood_setup.h"
 #include "lepus/io/output.h"
 #include "lepus/report/report.h"
+#include "likelihood_setup.h"
+#include "progress.h"
 
 namespace lepus::cli {
 
@@ -57,8 +57,9 @@ std::vector<std::pair<std::string, std::vector<std::string>>> ReportProjections(
       if (k == qaxis) continue;
       out.push_back({c.name, {c.axes[k].name}});
       if (qaxis >= 0)
-        out.push_back({c.name, k < qaxis ? std::vector<std::string>{c.axes[k].name, c.axes[qaxis].name}
-                                         : std::vector<std::string>{c.axes[qaxis].name, c.axes[k].name}});
+        out.push_back({c.name, k < qaxis
+                                   ? std::vector<std::string>{c.axes[k].name, c.axes[qaxis].name}
+                                   : std::vector<std::string>{c.axes[qaxis].name, c.axes[k].name}});
     }
   }
   return out;
@@ -106,8 +107,7 @@ Command AddReportCommand(CLI::App& parent) {
   sub->add_option("--toys", a->toys, "toys file of lepus toys -o: pull histograms (repeatable)")
       ->type_name("FILE")
       ->allow_extra_args(false);
-  sub->add_option("--top", a->top,
-                  "parameters in the ranked impacts chart and the correlation map")
+  sub->add_option("--top", a->top, "parameters in the ranked impacts chart and the correlation map")
       ->type_name("N")
       ->capture_default_str()
       ->transform(IntegerArg(1, 100000));
@@ -120,8 +120,8 @@ Command AddReportCommand(CLI::App& parent) {
             if (!a->input.empty()) inputs.push_back(a->input);
             inputs.insert(inputs.end(), a->toys.begin(), a->toys.end());
             io::CheckOutputs({{"-o", a->output}}, inputs);
-            WriteHtmlReport(a->results, a->input, a->toys, a->output, a->top, a->svg_dir,
-                            a->title, std::cerr);
+            WriteHtmlReport(a->results, a->input, a->toys, a->output, a->top, a->svg_dir, a->title,
+                            std::cerr);
             return kExitOk;
           }};
 }

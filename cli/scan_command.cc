@@ -11,21 +11,21 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <tbb/info.h>
 #include <tbb/task_arena.h>
+#include <CLI/CLI.hpp>
 
+#include "args.h"
 #include "command.h"
 #include "exit_codes.h"
 #include "fit_input.h"
 #include "fit_report.h"
-#include "args.h"
 #include "lepus/engine/fit.h"
 #include "lepus/engine/likelihood.h"
 #include "lepus/engine/scan.h"
 #include "lepus/io/results.h"
-#include "mpi.h"
 #include "likelihood_setup.h"
+#include "mpi.h"
 
 namespace lepus::cli {
 namespace {
@@ -40,7 +40,7 @@ constexpr int kMaxPoints2D = 1000;
 struct ScanArgs {
   std::string input;
   std::string param, param2;
-  int points = 21;  // per parameter: at most kMaxPoints1D (1D), kMaxPoints2D (2D)
+  int points = 21;                    // per parameter: at most kMaxPoints1D (1D), kMaxPoints2D (2D)
   std::vector<double> range, range2;  // LO HI
   double sigma = 3.0;
   std::vector<double> cls = {kOneSigma, 0.95};
@@ -192,10 +192,10 @@ int RunScan(const ScanArgs& a, const std::string& command_line) {
   if (a.points < 1)
     throw std::invalid_argument("--points is " + std::to_string(a.points) + ", but must be >= 1");
   if (two_d && a.points > kMaxPoints2D)
-    throw std::invalid_argument("--points is " + std::to_string(a.points) + ", but must be at most " +
-                                std::to_string(kMaxPoints2D) + " with --param2 (" +
-                                std::to_string(a.points) + " x " + std::to_string(a.points) +
-                                " profile fits)");
+    throw std::invalid_argument("--points is " + std::to_string(a.points) +
+                                ", but must be at most " + std::to_string(kMaxPoints2D) +
+                                " with --param2 (" + std::to_string(a.points) + " x " +
+                                std::to_string(a.points) + " profile fits)");
   if (!(a.sigma > 0.0) || !std::isfinite(a.sigma))
     throw std::invalid_argument("--sigma is " + Fmt("%g", a.sigma) + ", but must be > 0");
   for (double cl : a.cls)
@@ -310,7 +310,8 @@ int RunScan(const ScanArgs& a, const std::string& command_line) {
         } else {
           s1.dnll.insert(s1.dnll.end(), d.begin(), d.end());
           std::string rest = all[r].substr(n * sizeof(double));
-          for (std::size_t pos = 0, nl; (nl = rest.find('\n', pos)) != std::string::npos; pos = nl + 1)
+          for (std::size_t pos = 0, nl; (nl = rest.find('\n', pos)) != std::string::npos;
+               pos = nl + 1)
             s1.status.push_back(rest.substr(pos, nl - pos));
         }
       }

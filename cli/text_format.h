@@ -39,8 +39,8 @@ inline std::string Lower(std::string s) {
 
 // A short listing of parameter names for error messages: the names that contain `near`
 // (case-insensitive) if there are any, else the first few.
-inline std::string SomeNames(const std::vector<engine::ParamInfo>& params, const std::string& near = "",
-                      std::size_t max = 8) {
+inline std::string SomeNames(const std::vector<engine::ParamInfo>& params,
+                             const std::string& near = "", std::size_t max = 8) {
   std::vector<std::string> similar;
   if (!near.empty())
     for (const auto& p : params)
@@ -48,8 +48,7 @@ inline std::string SomeNames(const std::vector<engine::ParamInfo>& params, const
   std::string out;
   if (!similar.empty()) {
     out = "similar: ";
-    for (std::size_t i = 0; i < similar.size() && i < max; ++i)
-      out += (i ? ", " : "") + similar[i];
+    for (std::size_t i = 0; i < similar.size() && i < max; ++i) out += (i ? ", " : "") + similar[i];
     if (similar.size() > max) out += ", ...";
     return out;
   }
@@ -75,8 +74,8 @@ inline double ParseDouble(const std::string& text, const std::string& what) {
 
 // NAME=VALUE split at the first '='; NAME must not be empty.
 inline std::pair<std::string, std::string> SplitAssignment(const std::string& item,
-                                                    const std::string& flag,
-                                                    const std::string& form) {
+                                                           const std::string& flag,
+                                                           const std::string& form) {
   const auto eq = item.find('=');
   if (eq == std::string::npos || eq == 0)
     throw std::invalid_argument(flag + ": '" + item + "' is not of the form " + form);

@@ -16,10 +16,10 @@
 
 #include <CLI/CLI.hpp>
 
-#include "lepus/io/errors.h"
-#include "text_format.h"
 #include "fit_report.h"
 #include "impact_tables.h"
+#include "lepus/io/errors.h"
+#include "text_format.h"
 
 #ifndef LEPUS_VERSION
 #define LEPUS_VERSION "unknown"
@@ -41,7 +41,8 @@ std::vector<engine::SystematicGroup> ParseGroupFlags(const engine::Model& model,
     const std::string where = "--group: group " + name;
     if (pattern.empty()) throw std::invalid_argument(where + ": the pattern is empty");
     if (name == "stat" || name == "binByBinStat" || name == "Total")
-      throw std::invalid_argument(where + ": the name is reserved (rows stat, binByBinStat, Total)");
+      throw std::invalid_argument(where +
+                                  ": the name is reserved (rows stat, binByBinStat, Total)");
     for (const auto& g : model.groups)
       if (g.name == name)
         throw std::invalid_argument(where + ": the input already has a group of this name");
@@ -64,11 +65,11 @@ std::vector<engine::SystematicGroup> ParseGroupFlags(const engine::Model& model,
         some += (s ? ", " : "") + model.systematics[s];
       if (model.num_systematics() > 8)
         some += ", ... (" + std::to_string(model.num_systematics()) + " in total)";
-      throw std::invalid_argument(where + ": pattern '" + pattern +
-                                  "' matches no systematic (it must match a whole name; " +
-                                  (some.empty() ? std::string("the input has no systematics")
-                                                : "systematics: " + some) +
-                                  ")");
+      throw std::invalid_argument(
+          where + ": pattern '" + pattern +
+          "' matches no systematic (it must match a whole name; " +
+          (some.empty() ? std::string("the input has no systematics") : "systematics: " + some) +
+          ")");
     }
     groups.push_back(std::move(group));
   }
@@ -215,7 +216,8 @@ void PrintImpactTable(std::ostream& os, const engine::Likelihood& likelihood,
     for (const auto& r : rows) line(r.name, r.nominal, r.global);
     line("Total", total, total);
     if (im.bbstat_fullcov.size())
-      os << "  binByBinStat_fullcov (sqrt(Total^2 - Total^2[beta fixed]), every nuisance floating): "
+      os << "  binByBinStat_fullcov (sqrt(Total^2 - Total^2[beta fixed]), every nuisance "
+            "floating): "
          << Fixed(im.bbstat_fullcov[t], dec) << "\n";
     if (!omitted.empty()) {
       os << "  (not shown: group";
@@ -245,8 +247,7 @@ void PrintImpactTable(std::ostream& os, const engine::Likelihood& likelihood,
       for (std::size_t i = 0; i < nshow; ++i) {
         const int j = single[i];
         const bool has_global = im.has_global && j >= npoi && params[j].constrained;
-        os << "  " << Pad(params[j].name, wname, true)
-           << Pad(Fixed(im.nominal(t, j), dec), wcol)
+        os << "  " << Pad(params[j].name, wname, true) << Pad(Fixed(im.nominal(t, j), dec), wcol)
            << (im.has_global ? Pad(has_global ? Fixed(im.global_nuisance(t, j), dec) : "-", wcol)
                              : "")
            << "\n";
@@ -293,7 +294,8 @@ void PrintCorrelationMatrix(std::ostream& os, const engine::Likelihood& likeliho
     // The selected covariance: available when every index is a covariance target.
     for (int i : indices)
       if (std::find(result.covariance_row_params.begin(), result.covariance_row_params.end(), i) ==
-              result.covariance_row_params.end() || result.covariance_rows.cols() != n) {
+              result.covariance_row_params.end() ||
+          result.covariance_rows.cols() != n) {
         os << "correlation matrix: not available (no covariance)\n";
         return;
       }
@@ -315,8 +317,7 @@ void PrintCorrelationMatrix(std::ostream& os, const engine::Likelihood& likeliho
   os << "\n";
   for (std::size_t a = 0; a < shown; ++a) {
     os << "  " << Pad(labels[a], wlabel, true);
-    for (std::size_t b = 0; b < shown; ++b)
-      os << Pad(Printf("%+.3f", corr(a, b)), 7);
+    for (std::size_t b = 0; b < shown; ++b) os << Pad(Printf("%+.3f", corr(a, b)), 7);
     os << "\n";
   }
 }
@@ -324,7 +325,8 @@ void PrintCorrelationMatrix(std::ostream& os, const engine::Likelihood& likeliho
 void PrintSeedImpactTable(std::ostream& os, const engine::Impacts& im, int target,
                           const std::vector<ImpactRow>& rows) {
   const auto t = static_cast<Eigen::Index>(target);
-  const std::string unit = im.target_unit[target].empty() ? "" : " (" + im.target_unit[target] + ")";
+  const std::string unit =
+      im.target_unit[target].empty() ? "" : " (" + im.target_unit[target] + ")";
   const std::string head = "Impact" + unit;
   std::size_t width = 24;
   for (const auto& r : rows) width = std::max(width, r.label.size() + 2);
@@ -354,8 +356,8 @@ void PrintSeedImpactTable(std::ostream& os, const engine::Impacts& im, int targe
       std::snprintf(line, sizeof(line), "  %-*s %9.1f %9.1f\n", static_cast<int>(width),
                     r.label.c_str(), std::sqrt(nom2), std::sqrt(glob2));
     } else {
-      std::snprintf(line, sizeof(line), "  %-*s %9.1f\n", static_cast<int>(width),
-                    r.label.c_str(), std::sqrt(nom2));
+      std::snprintf(line, sizeof(line), "  %-*s %9.1f\n", static_cast<int>(width), r.label.c_str(),
+                    std::sqrt(nom2));
     }
     os << line;
   }

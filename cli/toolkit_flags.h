@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "lepus/engine/combination.h"
-#include "lepus/engine/impacts.h"
 #include "lepus/engine/fit.h"
+#include "lepus/engine/impacts.h"
 #include "lepus/engine/likelihood.h"
 #include "lepus/engine/model.h"
 

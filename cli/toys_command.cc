@@ -4,8 +4,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <limits>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -14,16 +14,16 @@
 
 #include <CLI/CLI.hpp>
 
+#include "args.h"
 #include "command.h"
 #include "exit_codes.h"
 #include "fit_input.h"
-#include "args.h"
 #include "lepus/engine/fit.h"
 #include "lepus/engine/likelihood.h"
 #include "lepus/engine/toys.h"
 #include "lepus/io/results.h"
-#include "mpi.h"
 #include "likelihood_setup.h"
+#include "mpi.h"
 
 namespace lepus::cli {
 namespace {
@@ -125,7 +125,8 @@ void GatherToys(const engine::Likelihood& lik, const engine::ToyOptions& opt,
 int RunToysCommand(const ToysArgs& a, const std::string& command_line) {
   io::CheckOutputs({{"--json", a.json}, {"-o", a.output, false}}, {a.input});
   if (a.ntoys <= 0)  // also checked by the flag's validator
-    throw std::invalid_argument("--ntoys is " + std::to_string(a.ntoys) + ", but must be a positive integer");
+    throw std::invalid_argument("--ntoys is " + std::to_string(a.ntoys) +
+                                ", but must be a positive integer");
 
   io::RunInfo info;
   info.command_line = command_line;
@@ -134,11 +135,11 @@ int RunToysCommand(const ToysArgs& a, const std::string& command_line) {
   // The per-toy results (values and errors of every parameter, NLL, goodness of fit, status)
   // are held in memory: refuse an ensemble that cannot fit before generating any toy.
   if (!a.no_resource_check)
-    CheckResourceEstimate("--ntoys", std::to_string(a.ntoys),
-                          8.0 * a.ntoys * (2.0 * lik.num_params() + 4.0), AvailableMemoryBytes(),
-                          "the per-toy results (" + std::to_string(lik.num_params()) +
-                              " parameters)",
-                          "of available memory (MemAvailable)", "--no-resource-check");
+    CheckResourceEstimate(
+        "--ntoys", std::to_string(a.ntoys), 8.0 * a.ntoys * (2.0 * lik.num_params() + 4.0),
+        AvailableMemoryBytes(),
+        "the per-toy results (" + std::to_string(lik.num_params()) + " parameters)",
+        "of available memory (MemAvailable)", "--no-resource-check");
 
   engine::ToyOptions opt;
   opt.ntoys = a.ntoys;
@@ -246,9 +247,10 @@ Command AddToysCommand(CLI::App& parent, const std::string& command_line) {
   CLI::Option* observed =
       sub->add_flag("--observed", args->observed, "generate at the best fit to the observed data");
   expected->excludes(observed);
-  sub->add_flag("--normal-data", args->normal_data,
-                "Gaussian data fluctuations (chi-square fits: sigma = sqrt(expected); covariance fits: the "
-                "data covariance, which they need; rabbit --toysDataRandomize normal) instead of Poisson");
+  sub->add_flag(
+      "--normal-data", args->normal_data,
+      "Gaussian data fluctuations (chi-square fits: sigma = sqrt(expected); covariance fits: the "
+      "data covariance, which they need; rabbit --toysDataRandomize normal) instead of Poisson");
   sub->add_flag("--no-randomize-constraints", args->no_randomize_constraints,
                 "keep the global observables (constraint centres, MC counts) fixed");
   sub->add_option("--pull", args->pulls,

@@ -43,7 +43,8 @@ class Parser {
 
  private:
   [[noreturn]] void Fail(const std::string& what) const {
-    throw std::invalid_argument("combination \"" + s_ + "\": " + what + " at position " + std::to_string(pos_));
+    throw std::invalid_argument("combination \"" + s_ + "\": " + what + " at position " +
+                                std::to_string(pos_));
   }
   void Skip() {
     while (pos_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[pos_]))) ++pos_;
@@ -68,9 +69,12 @@ class Parser {
         const char op = s_[pos_++];
         Lin w = Factor();
         if (op == '*') {
-          if (v.IsConstant()) v = Scale(w, v.c);
-          else if (w.IsConstant()) v = Scale(v, w.c);
-          else Fail("product of two parameters is not linear");
+          if (v.IsConstant())
+            v = Scale(w, v.c);
+          else if (w.IsConstant())
+            v = Scale(v, w.c);
+          else
+            Fail("product of two parameters is not linear");
         } else {
           if (!w.IsConstant()) Fail("division by a parameter is not linear");
           if (w.c == 0.0) Fail("division by zero");
@@ -118,15 +122,16 @@ class Parser {
       pos_ = end + 1;
     } else if (std::isalpha(static_cast<unsigned char>(ch)) || ch == '_') {
       const std::size_t start = pos_;
-      while (pos_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[pos_])) || s_[pos_] == '_' ||
-                                  s_[pos_] == '.' || s_[pos_] == ':'))
+      while (pos_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[pos_])) ||
+                                  s_[pos_] == '_' || s_[pos_] == '.' || s_[pos_] == ':'))
         ++pos_;
       name = s_.substr(start, pos_ - start);
     } else {
       Fail("unexpected '" + std::string(1, ch) + "'");
     }
     const int idx = lik_.FindParam(name);
-    if (idx < 0) throw std::invalid_argument("combination \"" + s_ + "\": unknown parameter \"" + name + "\"");
+    if (idx < 0)
+      throw std::invalid_argument("combination \"" + s_ + "\": unknown parameter \"" + name + "\"");
     Lin v;
     v.t[idx] = 1.0;
     return v;
@@ -139,8 +144,10 @@ class Parser {
 
 }  // namespace
 
-LinearCombination ParseCombination(const Likelihood& lik, const std::string& name, const std::string& expression) {
-  if (name.empty()) throw std::invalid_argument("combination \"" + expression + "\" has an empty name");
+LinearCombination ParseCombination(const Likelihood& lik, const std::string& name,
+                                   const std::string& expression) {
+  if (name.empty())
+    throw std::invalid_argument("combination \"" + expression + "\" has an empty name");
   Lin v = Parser(lik, expression).Parse();
   LinearCombination out;
   out.name = name;
@@ -149,19 +156,25 @@ LinearCombination ParseCombination(const Likelihood& lik, const std::string& nam
   for (const auto& [k, c] : v.t)
     if (c != 0.0) out.terms.emplace_back(k, c);
   if (out.terms.empty())
-    throw std::invalid_argument("combination \"" + expression + "\" does not depend on any parameter");
+    throw std::invalid_argument("combination \"" + expression +
+                                "\" does not depend on any parameter");
   return out;
 }
 
-CombinationResult EvaluateCombination(const Likelihood& lik, const FitResult& r, const LinearCombination& comb) {
+CombinationResult EvaluateCombination(const Likelihood& lik, const FitResult& r,
+                                      const LinearCombination& comb) {
   const int n = lik.num_params();
-  if (r.values.size() != n) throw std::invalid_argument("fit result does not belong to this likelihood");
+  if (r.values.size() != n)
+    throw std::invalid_argument("fit result does not belong to this likelihood");
   if (r.covariance.rows() != n || r.covariance.cols() != n)
-    throw std::invalid_argument("combination " + comb.name + " needs the full covariance, but the fit result has none "
-                                "(CovarianceExtent::kSelected or matrix-free): fit with CovarianceExtent::kFull");
+    throw std::invalid_argument(
+        "combination " + comb.name +
+        " needs the full covariance, but the fit result has none "
+        "(CovarianceExtent::kSelected or matrix-free): fit with CovarianceExtent::kFull");
   Eigen::VectorXd c = Eigen::VectorXd::Zero(n);
   for (const auto& [k, v] : comb.terms) {
-    if (k < 0 || k >= n) throw std::invalid_argument("combination " + comb.name + ": parameter index out of range");
+    if (k < 0 || k >= n)
+      throw std::invalid_argument("combination " + comb.name + ": parameter index out of range");
     c[k] += v;
   }
   CombinationResult out;
@@ -180,13 +193,14 @@ CombinationResult EvaluateCombination(const Likelihood& lik, const FitResult& r,
 
 int ScalePriorWidths(Model* model, const std::string& pattern, double factor) {
   if (!(factor > 0) || !std::isfinite(factor))
-    throw std::invalid_argument("prior scale factor for \"" + pattern + "\" is " + std::to_string(factor) +
-                                ", but must be finite and > 0");
+    throw std::invalid_argument("prior scale factor for \"" + pattern + "\" is " +
+                                std::to_string(factor) + ", but must be finite and > 0");
   std::regex re;
   try {
     re = std::regex(pattern);
   } catch (const std::regex_error& e) {
-    throw std::invalid_argument("prior scale pattern \"" + pattern + "\" is not a valid regular expression: " + e.what());
+    throw std::invalid_argument("prior scale pattern \"" + pattern +
+                                "\" is not a valid regular expression: " + e.what());
   }
   int matched = 0;
   for (int s = 0; s < model->num_systematics(); ++s) {

@@ -11,10 +11,10 @@
 #include <sstream>
 #include <stdexcept>
 
-#include <Eigen/Cholesky>
-#include <Eigen/Eigenvalues>
 #include <tbb/info.h>
 #include <tbb/task_arena.h>
+#include <Eigen/Cholesky>
+#include <Eigen/Eigenvalues>
 
 #include "fit_ceres.h"
 #include "fit_matrix_free.h"
@@ -26,29 +26,40 @@ namespace lepus::engine {
 
 std::string ToString(FitStatus status) {
   switch (status) {
-    case FitStatus::kConverged: return "converged";
-    case FitStatus::kNotConverged: return "not_converged";
-    case FitStatus::kFailed: return "failed";
+    case FitStatus::kConverged:
+      return "converged";
+    case FitStatus::kNotConverged:
+      return "not_converged";
+    case FitStatus::kFailed:
+      return "failed";
   }
   return "unknown";
 }
 
 std::string ToString(CovarianceStatus status) {
   switch (status) {
-    case CovarianceStatus::kNotComputed: return "not_computed";
-    case CovarianceStatus::kAccurate: return "accurate";
-    case CovarianceStatus::kForcedPositive: return "forced_positive";
-    case CovarianceStatus::kTargetsOnly: return "targets_only";
-    case CovarianceStatus::kAccurateSelected: return "accurate_selected";
-    case CovarianceStatus::kNearSingular: return "near_singular";
+    case CovarianceStatus::kNotComputed:
+      return "not_computed";
+    case CovarianceStatus::kAccurate:
+      return "accurate";
+    case CovarianceStatus::kForcedPositive:
+      return "forced_positive";
+    case CovarianceStatus::kTargetsOnly:
+      return "targets_only";
+    case CovarianceStatus::kAccurateSelected:
+      return "accurate_selected";
+    case CovarianceStatus::kNearSingular:
+      return "near_singular";
   }
   return "unknown";
 }
 
 std::string ToString(CovarianceExtent extent) {
   switch (extent) {
-    case CovarianceExtent::kFull: return "full";
-    case CovarianceExtent::kSelected: return "selected";
+    case CovarianceExtent::kFull:
+      return "full";
+    case CovarianceExtent::kSelected:
+      return "selected";
   }
   return "unknown";
 }
@@ -65,9 +76,11 @@ bool FitOptions::IsValid(int num_params, std::string* error) const {
     return false;
   };
   if (!(edm_tolerance > 0) || !std::isfinite(edm_tolerance))
-    return fail("FitOptions.edm_tolerance is " + std::to_string(edm_tolerance) + ", but must be finite and > 0");
+    return fail("FitOptions.edm_tolerance is " + std::to_string(edm_tolerance) +
+                ", but must be finite and > 0");
   if (max_iterations <= 0)
-    return fail("FitOptions.max_iterations is " + std::to_string(max_iterations) + ", but must be > 0");
+    return fail("FitOptions.max_iterations is " + std::to_string(max_iterations) +
+                ", but must be > 0");
   if (!(initial_trust_radius > 0) || !std::isfinite(initial_trust_radius))
     return fail("FitOptions.initial_trust_radius is " + std::to_string(initial_trust_radius) +
                 ", but must be finite and > 0");
@@ -80,23 +93,29 @@ bool FitOptions::IsValid(int num_params, std::string* error) const {
   if (initial_params.size() != 0 && !initial_params.allFinite())
     return fail("FitOptions.initial_params has non-finite entries, but must be finite");
   if (matrix_free_threshold <= 0)
-    return fail("FitOptions.matrix_free_threshold is " + std::to_string(matrix_free_threshold) + ", but must be > 0");
+    return fail("FitOptions.matrix_free_threshold is " + std::to_string(matrix_free_threshold) +
+                ", but must be > 0");
   if (!(cg_tolerance > 0 && cg_tolerance < 1))
-    return fail("FitOptions.cg_tolerance is " + std::to_string(cg_tolerance) + ", but must be in (0, 1)");
+    return fail("FitOptions.cg_tolerance is " + std::to_string(cg_tolerance) +
+                ", but must be in (0, 1)");
   if (!(singular_ratio > 0 && singular_ratio < 1))
-    return fail("FitOptions.singular_ratio is " + std::to_string(singular_ratio) + ", but must be in (0, 1)");
+    return fail("FitOptions.singular_ratio is " + std::to_string(singular_ratio) +
+                ", but must be in (0, 1)");
   if (cg_max_iterations <= 0)
-    return fail("FitOptions.cg_max_iterations is " + std::to_string(cg_max_iterations) + ", but must be > 0");
-  if (covariance_extent != CovarianceExtent::kFull && covariance_extent != CovarianceExtent::kSelected)
-    return fail("FitOptions.covariance_extent is " + std::to_string(static_cast<int>(covariance_extent)) +
+    return fail("FitOptions.cg_max_iterations is " + std::to_string(cg_max_iterations) +
+                ", but must be > 0");
+  if (covariance_extent != CovarianceExtent::kFull &&
+      covariance_extent != CovarianceExtent::kSelected)
+    return fail("FitOptions.covariance_extent is " +
+                std::to_string(static_cast<int>(covariance_extent)) +
                 ", but must be kFull or kSelected");
   for (int t : covariance_targets)
     if (t < 0 || t >= num_params)
-      return fail("FitOptions.covariance_targets has " + std::to_string(t) + ", but must be in [0, " +
-                  std::to_string(num_params) + ")");
+      return fail("FitOptions.covariance_targets has " + std::to_string(t) +
+                  ", but must be in [0, " + std::to_string(num_params) + ")");
   if (!frozen.empty() && static_cast<int>(frozen.size()) != num_params)
-    return fail("FitOptions.frozen has " + std::to_string(frozen.size()) + " entries, but must be empty or have " +
-                std::to_string(num_params));
+    return fail("FitOptions.frozen has " + std::to_string(frozen.size()) +
+                " entries, but must be empty or have " + std::to_string(num_params));
   return true;
 }
 
@@ -158,15 +177,17 @@ Eigen::MatrixXd FitResult::CorrelationOf(const std::vector<int>& idx) const {
   std::vector<Eigen::Index> row(idx.size(), -1);
   for (std::size_t a = 0; a < idx.size(); ++a) {
     if (idx[a] < 0 || idx[a] >= nparams)
-      throw std::invalid_argument("FitResult::CorrelationOf: parameter index " + std::to_string(idx[a]) +
-                                  " is outside [0, " + std::to_string(nparams) + ")");
+      throw std::invalid_argument("FitResult::CorrelationOf: parameter index " +
+                                  std::to_string(idx[a]) + " is outside [0, " +
+                                  std::to_string(nparams) + ")");
     if (full) continue;
     for (std::size_t r = 0; r < covariance_row_params.size() && row[a] < 0; ++r)
       if (covariance_row_params[r] == idx[a]) row[a] = static_cast<Eigen::Index>(r);
     if (row[a] < 0)
-      throw std::invalid_argument("FitResult::CorrelationOf: parameter " + std::to_string(idx[a]) +
-                                  " has no covariance row (not among the covariance targets; fit with "
-                                  "CovarianceExtent::kFull or add it to FitOptions::covariance_targets)");
+      throw std::invalid_argument(
+          "FitResult::CorrelationOf: parameter " + std::to_string(idx[a]) +
+          " has no covariance row (not among the covariance targets; fit with "
+          "CovarianceExtent::kFull or add it to FitOptions::covariance_targets)");
   }
   // C_ab for positions a, b (the row of the earlier position when selected: one value per pair).
   auto cov = [&](Eigen::Index a, Eigen::Index b) {
@@ -186,9 +207,10 @@ Eigen::MatrixXd FitResult::CorrelationOf(const std::vector<int>& idx) const {
 std::string FitResult::BriefReport() const {
   std::ostringstream os;
   os.precision(10);
-  os << "status=" << ToString(status) << " nll=" << nll << " edm=" << edm << " iterations=" << iterations
-     << " covariance=" << ToString(covariance_status) << " chi2/ndf=" << gof_chi2 << "/" << gof_ndf
-     << " p=" << gof_p << " time=" << time_total << "s";
+  os << "status=" << ToString(status) << " nll=" << nll << " edm=" << edm
+     << " iterations=" << iterations << " covariance=" << ToString(covariance_status)
+     << " chi2/ndf=" << gof_chi2 << "/" << gof_ndf << " p=" << gof_p << " time=" << time_total
+     << "s";
   if (!message.empty()) os << " (" << message << ")";
   return os.str();
 }
@@ -248,21 +270,29 @@ std::string DescribeBadBins(const Likelihood& lik, const Eigen::VectorXd& x, boo
       else if (l < 0)
         std::snprintf(buf, sizeof(buf), "expected yield %.6g is negative", l);
       else if (l == 0 && n > 0)
-        std::snprintf(buf, sizeof(buf), "expected yield 0 with %g observed events (impossible: a zero "
-                      "expectation cannot produce events)", n);
+        std::snprintf(buf, sizeof(buf),
+                      "expected yield 0 with %g observed events (impossible: a zero "
+                      "expectation cannot produce events)",
+                      n);
       else if (l > kMaxYield || n > kMaxYield)
-        std::snprintf(buf, sizeof(buf), "expected yield %.6g (observed %.6g) is above %g, where the "
-                      "curvature n / L^2 is not representable in double precision", l, n, kMaxYield);
+        std::snprintf(buf, sizeof(buf),
+                      "expected yield %.6g (observed %.6g) is above %g, where the "
+                      "curvature n / L^2 is not representable in double precision",
+                      l, n, kMaxYield);
       else if (n > 0 && l < kMinYield)
-        std::snprintf(buf, sizeof(buf), "expected yield %.6g with %g observed events is below %g, where the "
-                      "curvature n / L^2 is not representable in double precision", l, n, kMinYield);
+        std::snprintf(buf, sizeof(buf),
+                      "expected yield %.6g with %g observed events is below %g, where the "
+                      "curvature n / L^2 is not representable in double precision",
+                      l, n, kMinYield);
       else if (failed && n > 1 && n * std::log(n) * 2.2e-16 > 1e-3)
-        std::snprintf(buf, sizeof(buf), "%.6g observed events: the rounding error of the NLL term (~%.2g) is "
-                      "above the minimiser's resolution (possible cause)", n, n * std::log(n) * 2.2e-16);
+        std::snprintf(buf, sizeof(buf),
+                      "%.6g observed events: the rounding error of the NLL term (~%.2g) is "
+                      "above the minimiser's resolution (possible cause)",
+                      n, n * std::log(n) * 2.2e-16);
       if (buf[0] == 0) continue;
       if (++count <= 3)
-        found.push_back("bin " + std::to_string(b) + " (channel " + ch.name + ", bin " + std::to_string(j) +
-                        "): " + buf);
+        found.push_back("bin " + std::to_string(b) + " (channel " + ch.name + ", bin " +
+                        std::to_string(j) + "): " + buf);
     }
     offset += ch.nbins;
   }
@@ -300,7 +330,8 @@ FitResult FitFree(const Likelihood& lik, const FitOptions& options) {
     return detail::FitCeres(lik, options, options.method == FitMethod::kCeresDogleg);
   {
     int nfree = npar;
-    if (!options.frozen.empty()) nfree = static_cast<int>(std::count(options.frozen.begin(), options.frozen.end(), false));
+    if (!options.frozen.empty())
+      nfree = static_cast<int>(std::count(options.frozen.begin(), options.frozen.end(), false));
     // auto: matrix-free for large models, where it applies (not to covariance fits, whose data
     // term couples all bins).
     const bool mf_ok = lik.data_term() != DataTerm::kCovariance;
@@ -317,7 +348,8 @@ FitResult FitFree(const Likelihood& lik, const FitOptions& options) {
 
   Eigen::VectorXd x = options.initial_params.size() ? options.initial_params : lik.InitialParams();
   // Dense factorisations run on the likelihood's thread count (results do not depend on it).
-  const int threads = lik.options().num_threads > 0 ? lik.options().num_threads : tbb::info::default_concurrency();
+  const int threads =
+      lik.options().num_threads > 0 ? lik.options().num_threads : tbb::info::default_concurrency();
   tbb::task_arena linalg_arena(threads);
   Eigen::VectorXd grad;
   Eigen::MatrixXd hess;
@@ -352,9 +384,10 @@ FitResult FitFree(const Likelihood& lik, const FitOptions& options) {
   if (!std::isfinite(f) || !grad.allFinite() || !hess.allFinite()) {
     const std::string bad = DescribeBadBins(lik, x);
     bins_described = true;
-    finish(FitStatus::kFailed, "the NLL or its derivatives are not finite at the starting point" +
-                                   (bad.empty() ? std::string(" (non-positive expected yield in some bin?)")
-                                                : ": " + bad));
+    finish(FitStatus::kFailed,
+           "the NLL or its derivatives are not finite at the starting point" +
+               (bad.empty() ? std::string(" (non-positive expected yield in some bin?)")
+                            : ": " + bad));
   } else if (nf == 0) {
     finish(FitStatus::kConverged, "all parameters frozen");
     res.edm = 0.0;
@@ -381,8 +414,9 @@ FitResult FitFree(const Likelihood& lik, const FitOptions& options) {
       Eigen::MatrixXd h_sub;  // a copy only when parameters are frozen
       if (nf != npar) h_sub = Sub(hess, free);
       const Eigen::MatrixXd& h = nf != npar ? h_sub : hess;
-      for (int i = 0; i < nf; ++i) dscale[i] = std::max(dscale[i] * (iter == 0 ? 0.0 : 1.0),
-                                                        std::sqrt(std::max(std::abs(h(i, i)), 1e-300)));
+      for (int i = 0; i < nf; ++i)
+        dscale[i] = std::max(dscale[i] * (iter == 0 ? 0.0 : 1.0),
+                             std::sqrt(std::max(std::abs(h(i, i)), 1e-300)));
       // EDM with the Newton step, when H is positive definite.
       std::unique_ptr<detail::SpdFactor> chol;
       linalg_arena.execute([&] { chol = std::make_unique<detail::SpdFactor>(h); });
@@ -425,13 +459,16 @@ FitResult FitFree(const Likelihood& lik, const FitOptions& options) {
         const double fn = eval_value(xn);
         const double rho = std::isfinite(fn) && pred_n > 0 ? (f - fn) / pred_n : -1.0;
         if (std::getenv("LEPUS_DEBUG_FIT"))
-          std::fprintf(stderr, "fit: iter %d f %.6f newton |p|_D %.3g pred %.3g actual %.3g rho %.3f t %.2fs\n",
-                       iter, f, nn, pred_n, f - fn, rho, Seconds(t0, Clock::now()));
+          std::fprintf(
+              stderr,
+              "fit: iter %d f %.6f newton |p|_D %.3g pred %.3g actual %.3g rho %.3f t %.2fs\n",
+              iter, f, nn, pred_n, f - fn, rho, Seconds(t0, Clock::now()));
         // A predicted decrease below kRoundingDecrease (NLL units) is at the rounding level of
         // large-count likelihoods (terms of 1e8 summed over bins): the measured change is noise
         // there, and the step is taken when the NLL does not rise by more than that level.
         constexpr double kRoundingDecrease = 1e-6;
-        const bool rounding = pred_n < kRoundingDecrease && std::isfinite(fn) && fn - f < kRoundingDecrease;
+        const bool rounding =
+            pred_n < kRoundingDecrease && std::isfinite(fn) && fn - f < kRoundingDecrease;
         if (rho > 0.25 || rounding) {
           radius = std::min(std::max(radius, nn), options.max_trust_radius);
           x = xn;
@@ -450,13 +487,15 @@ FitResult FitFree(const Likelihood& lik, const FitOptions& options) {
         p = detail::DoglegStep(h, g, newton, dscale, radius);
       } else {
         Eigen::VectorXd gs = g.cwiseQuotient(dscale);
-        Eigen::MatrixXd hs = dscale.cwiseInverse().asDiagonal() * h * dscale.cwiseInverse().asDiagonal();
+        Eigen::MatrixXd hs =
+            dscale.cwiseInverse().asDiagonal() * h * dscale.cwiseInverse().asDiagonal();
         double lambda = 0.0;
         Eigen::VectorXd ps;
         if (nf > 1500)
           ps = detail::SteihaugStep(hs, gs, radius_indef);
         else
-          linalg_arena.execute([&] { ps = detail::TrustRegionStep(hs, gs, radius_indef, &lambda); });
+          linalg_arena.execute(
+              [&] { ps = detail::TrustRegionStep(hs, gs, radius_indef, &lambda); });
         p = ps.cwiseQuotient(dscale);
       }
       const Eigen::VectorXd ps = p.cwiseProduct(dscale);
@@ -468,7 +507,10 @@ FitResult FitFree(const Likelihood& lik, const FitOptions& options) {
           break;
         }
         // Model cannot decrease: gradient numerically zero.
-        if (g.norm() <= 1e-300 || ps.norm() < 1e-14) { converged = pd; break; }
+        if (g.norm() <= 1e-300 || ps.norm() < 1e-14) {
+          converged = pd;
+          break;
+        }
         (pd ? radius : radius_indef) *= 0.25;
         continue;
       }
@@ -478,13 +520,18 @@ FitResult FitFree(const Likelihood& lik, const FitOptions& options) {
       const double actual = f - fn;
       const double rho = std::isfinite(fn) ? actual / pred : -1.0;
       if (std::getenv("LEPUS_DEBUG_FIT"))
-        std::fprintf(stderr, "fit: iter %d f %.6f pd %d radius %.3g |p|_D %.3g pred %.3g actual %.3g rho %.3f t %.2fs\n",
-                     iter, f, static_cast<int>(pd), pd ? radius : radius_indef, ps.norm(), pred, actual, rho, Seconds(t0, Clock::now()));
+        std::fprintf(stderr,
+                     "fit: iter %d f %.6f pd %d radius %.3g |p|_D %.3g pred %.3g actual %.3g rho "
+                     "%.3f t %.2fs\n",
+                     iter, f, static_cast<int>(pd), pd ? radius : radius_indef, ps.norm(), pred,
+                     actual, rho, Seconds(t0, Clock::now()));
       const double pnorm = ps.norm();
       const double used = pd ? radius : radius_indef;
       double& r = pd ? radius : radius_indef;
-      if (rho < 0.25) r = 0.25 * std::min(used, pnorm);
-      else if (rho > 0.75 && pnorm > 0.9 * used) r = std::min(3.0 * used, options.max_trust_radius);
+      if (rho < 0.25)
+        r = 0.25 * std::min(used, pnorm);
+      else if (rho > 0.75 && pnorm > 0.9 * used)
+        r = std::min(3.0 * used, options.max_trust_radius);
       if (rho > 1e-4) {
         x = xn;
         f = eval_full(x);
@@ -494,16 +541,20 @@ FitResult FitFree(const Likelihood& lik, const FitOptions& options) {
         }
       }
       if (radius < 1e-12 || radius_indef < 1e-12) {
-        message = "trust region collapsed (radius < 1e-12): the NLL cannot be decreased further; "
-                  "the Newton model may be inaccurate (rounding?)";
+        message =
+            "trust region collapsed (radius < 1e-12): the NLL cannot be decreased further; "
+            "the Newton model may be inaccurate (rounding?)";
         break;
       }
     }
     res.iterations = iter;
-    if (converged) finish(FitStatus::kConverged, "");
+    if (converged)
+      finish(FitStatus::kConverged, "");
     else if (iter >= options.max_iterations)
-      finish(FitStatus::kNotConverged, "iteration limit (" + std::to_string(options.max_iterations) + ") reached");
-    else finish(FitStatus::kFailed, message);
+      finish(FitStatus::kNotConverged,
+             "iteration limit (" + std::to_string(options.max_iterations) + ") reached");
+    else
+      finish(FitStatus::kFailed, message);
   }
 
   // Covariance and EDM at the final point.
@@ -544,24 +595,27 @@ FitResult FitFree(const Likelihood& lik, const FitOptions& options) {
       const auto t_cond = Clock::now();
       linalg_arena.execute([&] { cond = detail::EstimateScaledConditioning(h, *chol); });
       if (std::getenv("LEPUS_DEBUG_FIT"))
-        std::fprintf(stderr, "fit: scaled conditioning lambda_min/lambda_max = %.3g (n = %d) in %.4f s\n",
+        std::fprintf(stderr,
+                     "fit: scaled conditioning lambda_min/lambda_max = %.3g (n = %d) in %.4f s\n",
                      cond.ratio(), nf, Seconds(t_cond, Clock::now()));
       res.hessian_scaled_ratio = cond.ratio();
       const bool near_singular = !(res.hessian_scaled_ratio > options.singular_ratio);
       if (near_singular) {
         char buf[64];
         std::snprintf(buf, sizeof(buf), "%.3g", res.hessian_scaled_ratio);
-        res.covariance_message = std::string("Hessian near-singular (lambda_min/lambda_max = ") + buf +
-                                 " after scaling to unit diagonal): direction dominated by " +
+        res.covariance_message = std::string("Hessian near-singular (lambda_min/lambda_max = ") +
+                                 buf + " after scaling to unit diagonal): direction dominated by " +
                                  detail::DescribeDirection(cond.direction, free_names);
       }
       if (options.compute_covariance) {
         if (selected) {
           linalg_arena.execute([&] { chol->SelectedInverse(target_pos, &sel_diag, &sel_cols); });
-          res.covariance_status = near_singular ? CovarianceStatus::kNearSingular : CovarianceStatus::kAccurateSelected;
+          res.covariance_status =
+              near_singular ? CovarianceStatus::kNearSingular : CovarianceStatus::kAccurateSelected;
         } else {
           linalg_arena.execute([&] { cov_free = chol->Inverse(); });
-          res.covariance_status = near_singular ? CovarianceStatus::kNearSingular : CovarianceStatus::kAccurate;
+          res.covariance_status =
+              near_singular ? CovarianceStatus::kNearSingular : CovarianceStatus::kAccurate;
         }
       }
     } else {
@@ -569,7 +623,8 @@ FitResult FitFree(const Likelihood& lik, const FitOptions& options) {
       Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(h);
       if (es.info() != Eigen::Success) {
         // The eigen-decomposition itself failed (no convergence): no covariance at all.
-        res.covariance_message = "Hessian not positive definite, and its eigen-decomposition did not converge";
+        res.covariance_message =
+            "Hessian not positive definite, and its eigen-decomposition did not converge";
         res.hessian_scaled_ratio = 0.0;
       } else {
         Eigen::VectorXd ev = es.eigenvalues();
@@ -582,7 +637,8 @@ FitResult FitFree(const Likelihood& lik, const FitOptions& options) {
             // The eigen-decomposition has cost n^3 already: the selected entries of its inverse.
             sel_diag = pinv.diagonal();
             sel_cols.resize(nf, static_cast<Eigen::Index>(target_pos.size()));
-            for (std::size_t k = 0; k < target_pos.size(); ++k) sel_cols.col(k) = pinv.col(target_pos[k]);
+            for (std::size_t k = 0; k < target_pos.size(); ++k)
+              sel_cols.col(k) = pinv.col(target_pos[k]);
           } else {
             cov_free = pinv;
           }
@@ -592,8 +648,10 @@ FitResult FitFree(const Likelihood& lik, const FitOptions& options) {
         {
           char buf[64];
           std::snprintf(buf, sizeof(buf), "%.3g", ev[0]);
-          res.covariance_message = std::string("Hessian not positive definite (smallest eigenvalue ") + buf +
-                                   "): direction dominated by " + detail::DescribeDirection(es.eigenvectors().col(0), free_names);
+          res.covariance_message =
+              std::string("Hessian not positive definite (smallest eigenvalue ") + buf +
+              "): direction dominated by " +
+              detail::DescribeDirection(es.eigenvectors().col(0), free_names);
         }
       }
       if (res.status == FitStatus::kConverged) {
@@ -625,8 +683,9 @@ FitResult FitFree(const Likelihood& lik, const FitOptions& options) {
     for (std::size_t r = 0; r < targets.size(); ++r) {
       const int t = targets[r];
       if (free_pos[t] < 0) continue;  // frozen: a zero row
-      for (int i = 0; i < nf; ++i) res.covariance_rows(static_cast<Eigen::Index>(r), free[i]) =
-          jac[t] * sel_cols(i, k) * jac[free[i]];
+      for (int i = 0; i < nf; ++i)
+        res.covariance_rows(static_cast<Eigen::Index>(r), free[i]) =
+            jac[t] * sel_cols(i, k) * jac[free[i]];
       ++k;
     }
     res.time_covariance = Seconds(t_cov, Clock::now());
@@ -692,7 +751,8 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
   if (!options.IsValid(npar, &err)) throw std::invalid_argument(err);
   const auto t_start = Clock::now();
   constexpr double kInfinity = std::numeric_limits<double>::infinity();
-  Eigen::VectorXd lo = Eigen::VectorXd::Constant(npar, -kInfinity), hi = Eigen::VectorXd::Constant(npar, kInfinity);
+  Eigen::VectorXd lo = Eigen::VectorXd::Constant(npar, -kInfinity),
+                  hi = Eigen::VectorXd::Constant(npar, kInfinity);
   for (int s = 0; s < m.num_systematics(); ++s) {
     if (!m.lower_bounds.empty()) lo[npoi + s] = m.lower_bounds[s];
     if (!m.upper_bounds.empty()) hi[npoi + s] = m.upper_bounds[s];
@@ -734,8 +794,10 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
     if (!any_active) break;
     Eigen::VectorXd g, diag;
     lik.ValueAndGradient(res.x, &g);
-    if (res.hessian.rows() == npar) diag = res.hessian.diagonal();
-    else lik.HessianDiagonal(res.x, &diag);
+    if (res.hessian.rows() == npar)
+      diag = res.hessian.diagonal();
+    else
+      lik.HessianDiagonal(res.x, &diag);
     int release = -1;
     double best = options.edm_tolerance;
     for (int i = 0; i < npar; ++i) {
@@ -744,13 +806,17 @@ FitResult Fit(const Likelihood& lik, const FitOptions& options) {
       const bool inward = (at_lo && g[i] < 0) || (at_hi && g[i] > 0);
       if (!inward || !(diag[i] > 0)) continue;
       const double gain = 0.5 * g[i] * g[i] / diag[i];
-      if (gain > best) { best = gain; release = i; }
+      if (gain > best) {
+        best = gain;
+        release = i;
+      }
     }
     if (release < 0) break;
     active[release] = false;
     if (round + 1 == max_rounds) {
       res.status = FitStatus::kNotConverged;
-      res.message = "the active set of bounded parameters did not settle in " + std::to_string(max_rounds) + " rounds";
+      res.message = "the active set of bounded parameters did not settle in " +
+                    std::to_string(max_rounds) + " rounds";
     }
   }
   res.evaluations = evaluations;

@@ -47,7 +47,9 @@ namespace lepus::engine::detail {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double Seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
 
 // h(t) = 2 (t - log1p t) / t^2, so that y (t - log1p t) = y t^2 h(t) / 2 without cancellation;
 // t > -1. Series h = 2 sum_{k>=2} (-t)^(k-2) / k for |t| < 0.01 (truncation < 1e-18).
@@ -68,12 +70,13 @@ struct Layout {
   const Model* model = nullptr;
   int npoi = 0, nsyst = 0, npar = 0;
   bool lognormal = true, asym = false, poi_positive = false;
-  std::vector<std::int64_t> bin_row;          // [nbins + 1] rows of each fitted bin
-  std::vector<char> row_scaled;               // rows scaled by beta
-  std::vector<std::int64_t> touch_start;      // [nbins + 1]
-  std::vector<std::int32_t> touch;            // parameters of each bin, sorted
-  std::vector<std::int32_t> entry_local;      // [nnz] position of the entry's systematic in its bin's list
-  std::vector<std::int32_t> row_poi_local;    // [nrows] position of the row's POI, -1 if none
+  std::vector<std::int64_t> bin_row;      // [nbins + 1] rows of each fitted bin
+  std::vector<char> row_scaled;           // rows scaled by beta
+  std::vector<std::int64_t> touch_start;  // [nbins + 1]
+  std::vector<std::int32_t> touch;        // parameters of each bin, sorted
+  std::vector<std::int32_t>
+      entry_local;  // [nnz] position of the entry's systematic in its bin's list
+  std::vector<std::int32_t> row_poi_local;  // [nrows] position of the row's POI, -1 if none
   Eigen::VectorXd data, kstat, beta0;
 };
 
@@ -116,7 +119,8 @@ Layout MakeLayout(const Likelihood& lik) {
     for (std::int64_t r = l.bin_row[b]; r < l.bin_row[b + 1]; ++r) {
       const int p = t.row_proc[r];
       if (p < l.npoi) list.push_back(p);
-      for (std::int64_t i = t.row_start[r]; i < t.row_start[r + 1]; ++i) list.push_back(l.npoi + t.syst[i]);
+      for (std::int64_t i = t.row_start[r]; i < t.row_start[r + 1]; ++i)
+        list.push_back(l.npoi + t.syst[i]);
     }
     std::sort(list.begin(), list.end());
     list.erase(std::unique(list.begin(), list.end()), list.end());
@@ -124,7 +128,8 @@ Layout MakeLayout(const Likelihood& lik) {
     for (std::int64_t r = l.bin_row[b]; r < l.bin_row[b + 1]; ++r) {
       const int p = t.row_proc[r];
       if (p < l.npoi) l.row_poi_local[r] = pos[p];
-      for (std::int64_t i = t.row_start[r]; i < t.row_start[r + 1]; ++i) l.entry_local[i] = pos[l.npoi + t.syst[i]];
+      for (std::int64_t i = t.row_start[r]; i < t.row_start[r + 1]; ++i)
+        l.entry_local[i] = pos[l.npoi + t.syst[i]];
     }
     l.touch.insert(l.touch.end(), list.begin(), list.end());
     l.touch_start.push_back(static_cast<std::int64_t>(l.touch.size()));
@@ -209,7 +214,8 @@ class BinResidual final : public ceres::CostFunction {
     if (res != 0.0) {
       inv_r = 1.0 / res;
     } else {
-      const double curv = has_beta ? std::max(n / (L * L) - beta / (L + k), 1e-300) : 1.0 / std::max(n, 1e-300);
+      const double curv =
+          has_beta ? std::max(n / (L * L) - beta / (L + k), 1e-300) : 1.0 / std::max(n, 1e-300);
       inv_r = 0.0;
       q = -std::sqrt(curv);  // used as the full factor below
     }
@@ -257,10 +263,13 @@ class ConstraintResidual final : public ceres::SizedCostFunction<1, 1> {
 };
 
 ceres::SparseLinearAlgebraLibraryType SparseLibrary() {
-  if (ceres::IsSparseLinearAlgebraLibraryTypeAvailable(ceres::SUITE_SPARSE)) return ceres::SUITE_SPARSE;
-  if (ceres::IsSparseLinearAlgebraLibraryTypeAvailable(ceres::EIGEN_SPARSE)) return ceres::EIGEN_SPARSE;
+  if (ceres::IsSparseLinearAlgebraLibraryTypeAvailable(ceres::SUITE_SPARSE))
+    return ceres::SUITE_SPARSE;
+  if (ceres::IsSparseLinearAlgebraLibraryTypeAvailable(ceres::EIGEN_SPARSE))
+    return ceres::EIGEN_SPARSE;
   throw std::invalid_argument(
-      "fit method ceres: this Ceres build has no sparse Cholesky (neither SuiteSparse nor Eigen sparse), "
+      "fit method ceres: this Ceres build has no sparse Cholesky (neither SuiteSparse nor Eigen "
+      "sparse), "
       "but SPARSE_NORMAL_CHOLESKY is required; use --method matrix_free");
 }
 
@@ -285,7 +294,8 @@ double CeresCostAndGradient(const Likelihood& lik, const Eigen::VectorXd& x, Eig
     }
     // A bin no parameter touches (nb = 0) is not in the Ceres problem, but its term is in the NLL.
     double r = 0.0;
-    if (!BinResidual(l, b).Evaluate(params.data(), &r, jac_ptr.data())) return std::numeric_limits<double>::quiet_NaN();
+    if (!BinResidual(l, b).Evaluate(params.data(), &r, jac_ptr.data()))
+      return std::numeric_limits<double>::quiet_NaN();
     cost += 0.5 * r * r;
     for (std::int64_t k = 0; k < nb; ++k) (*jtr)[l.touch[k0 + k]] += r * jac[k];
   }
@@ -309,22 +319,25 @@ FitResult FitCeres(const Likelihood& lik, const FitOptions& options, bool dogleg
   // The residuals below are Poisson deviances with gamma Barlow-Beeston terms.
   if (lik.data_term() != DataTerm::kPoisson ||
       (lik.options().bin_by_bin_stat && lik.bin_by_bin_stat_type() != BinByBinStatType::kGamma) ||
-      lik.bin_by_bin_stat_mode() == BinByBinStatMode::kFull ||
-      !lik.model().external_terms.empty())
-    throw std::invalid_argument("fit method ceres supports the Poisson likelihood with gamma Barlow-Beeston lite "
-                                "terms and no external terms only, but this fit uses: " + lik.Describe() +
-                                "; use --method dense");
+      lik.bin_by_bin_stat_mode() == BinByBinStatMode::kFull || !lik.model().external_terms.empty())
+    throw std::invalid_argument(
+        "fit method ceres supports the Poisson likelihood with gamma Barlow-Beeston lite "
+        "terms and no external terms only, but this fit uses: " +
+        lik.Describe() + "; use --method dense");
   // Its residuals are written for rabbit's model-wide systematic type (Gaussian constraints).
   if (!lik.model().tensor.entry_kind.empty() || !lik.model().constraint_kinds.empty())
-    throw std::invalid_argument("fit method ceres supports rabbit-style models (one systematic type, Gaussian "
-                                "constraints) only, but this model has HistFactory modifiers or Poisson "
-                                "constraints; use --method dense");
+    throw std::invalid_argument(
+        "fit method ceres supports rabbit-style models (one systematic type, Gaussian "
+        "constraints) only, but this model has HistFactory modifiers or Poisson "
+        "constraints; use --method dense");
   const ceres::SparseLinearAlgebraLibraryType library = SparseLibrary();
 
   const Model& m = lik.model();
   const Layout layout = MakeLayout(lik);
-  std::vector<bool> frozen = options.frozen.empty() ? std::vector<bool>(npar, false) : options.frozen;
-  const Eigen::VectorXd x0 = options.initial_params.size() ? options.initial_params : lik.InitialParams();
+  std::vector<bool> frozen =
+      options.frozen.empty() ? std::vector<bool>(npar, false) : options.frozen;
+  const Eigen::VectorXd x0 =
+      options.initial_params.size() ? options.initial_params : lik.InitialParams();
   std::vector<double> x(x0.data(), x0.data() + npar);
 
   // Cost functions owned here (Problem does not take ownership).
@@ -369,10 +382,12 @@ FitResult FitCeres(const Likelihood& lik, const FitOptions& options, bool dogleg
   so.function_tolerance = 1e-13;
   so.gradient_tolerance = 1e-12;
   so.parameter_tolerance = 1e-12;
-  so.num_threads = lik.options().num_threads > 0 ? lik.options().num_threads : tbb::info::default_concurrency();
+  so.num_threads =
+      lik.options().num_threads > 0 ? lik.options().num_threads : tbb::info::default_concurrency();
   so.logging_type = ceres::SILENT;
   so.minimizer_progress_to_stdout = false;
-  if (!so.IsValid(&err)) throw std::invalid_argument("fit method ceres: invalid Ceres options: " + err);
+  if (!so.IsValid(&err))
+    throw std::invalid_argument("fit method ceres: invalid Ceres options: " + err);
 
   // FitOptions::cancel: checked after every Ceres iteration (the polish checks it again).
   struct CancelCallback : ceres::IterationCallback {
@@ -390,18 +405,23 @@ FitResult FitCeres(const Likelihood& lik, const FitOptions& options, bool dogleg
   ceres::Solve(so, &problem, &summary);
   const double t_ceres = Seconds(t_start, Clock::now());
   if (std::getenv("LEPUS_DEBUG_CERES")) std::fprintf(stderr, "%s\n", summary.FullReport().c_str());
-  const int ceres_iterations = std::max(0, summary.num_successful_steps) + std::max(0, summary.num_unsuccessful_steps);
+  const int ceres_iterations =
+      std::max(0, summary.num_successful_steps) + std::max(0, summary.num_unsuccessful_steps);
   std::ostringstream note;
-  note << "ceres " << (dogleg ? "dogleg" : "levenberg_marquardt") << " (" << ceres::SparseLinearAlgebraLibraryTypeToString(library)
-       << "): " << ceres_iterations << " iterations, " << t_ceres << " s, " << ceres::TerminationTypeToString(summary.termination_type);
+  note << "ceres " << (dogleg ? "dogleg" : "levenberg_marquardt") << " ("
+       << ceres::SparseLinearAlgebraLibraryTypeToString(library) << "): " << ceres_iterations
+       << " iterations, " << t_ceres << " s, "
+       << ceres::TerminationTypeToString(summary.termination_type);
 
   const Eigen::VectorXd xc = Eigen::Map<const Eigen::VectorXd>(x.data(), npar);
   if (summary.termination_type != ceres::CONVERGENCE) {
     // No polish: report the Ceres point as it is.
     FitResult res;
     res.method = method;
-    res.status = summary.termination_type == ceres::NO_CONVERGENCE ? FitStatus::kNotConverged : FitStatus::kFailed;
-    res.message = options.cancel && options.cancel() ? std::string(kCancelledMessage) : note.str() + ": " + summary.message;
+    res.status = summary.termination_type == ceres::NO_CONVERGENCE ? FitStatus::kNotConverged
+                                                                   : FitStatus::kFailed;
+    res.message = options.cancel && options.cancel() ? std::string(kCancelledMessage)
+                                                     : note.str() + ": " + summary.message;
     res.frozen = frozen;
     res.x = xc;
     res.nll = lik.Value(xc);
@@ -418,7 +438,8 @@ FitResult FitCeres(const Likelihood& lik, const FitOptions& options, bool dogleg
     res.gof_chi2 = 2.0 * res.nll;
     res.gof_ndf = static_cast<int>(m.nbins) - nfree_unconstrained;
     res.gof_p = ChiSquarePValue(res.gof_chi2, res.gof_ndf);
-    res.time_evaluation = summary.residual_evaluation_time_in_seconds + summary.jacobian_evaluation_time_in_seconds;
+    res.time_evaluation =
+        summary.residual_evaluation_time_in_seconds + summary.jacobian_evaluation_time_in_seconds;
     res.time_linear_algebra = summary.linear_solver_time_in_seconds;
     res.time_total = Seconds(t_start, Clock::now());
     return res;
@@ -429,15 +450,18 @@ FitResult FitCeres(const Likelihood& lik, const FitOptions& options, bool dogleg
   FitOptions polish = options;
   polish.initial_params = xc;
   const int nfree = static_cast<int>(std::count(frozen.begin(), frozen.end(), false));
-  polish.method = nfree > options.matrix_free_threshold ? FitMethod::kMatrixFree : FitMethod::kDense;
-  FitResult res = polish.method == FitMethod::kMatrixFree ? FitMatrixFree(lik, polish) : Fit(lik, polish);
-  note << "; exact Newton polish (" << ToString(polish.method) << "): " << res.iterations << " iterations, "
-       << res.time_total << " s";
+  polish.method =
+      nfree > options.matrix_free_threshold ? FitMethod::kMatrixFree : FitMethod::kDense;
+  FitResult res =
+      polish.method == FitMethod::kMatrixFree ? FitMatrixFree(lik, polish) : Fit(lik, polish);
+  note << "; exact Newton polish (" << ToString(polish.method) << "): " << res.iterations
+       << " iterations, " << res.time_total << " s";
   res.message = res.message.empty() ? note.str() : note.str() + "; " + res.message;
   res.method = method;
   res.iterations += ceres_iterations;
   res.evaluations += std::max(0, summary.num_residual_evaluations);
-  res.time_evaluation += summary.residual_evaluation_time_in_seconds + summary.jacobian_evaluation_time_in_seconds;
+  res.time_evaluation +=
+      summary.residual_evaluation_time_in_seconds + summary.jacobian_evaluation_time_in_seconds;
   res.time_linear_algebra += summary.linear_solver_time_in_seconds;
   res.time_total = Seconds(t_start, Clock::now());
   return res;

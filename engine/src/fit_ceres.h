@@ -14,6 +14,7 @@ FitResult FitCeres(const Likelihood& likelihood, const FitOptions& options, bool
 // Test hook: the least-squares cost 1/2 sum r^2 of the residuals FitCeres gives Ceres, at x, and
 // J^T r over all parameters (they equal Likelihood::Value(x) and the gradient). Returns NaN where
 // a residual cannot be evaluated (a non-positive yield).
-double CeresCostAndGradient(const Likelihood& likelihood, const Eigen::VectorXd& x, Eigen::VectorXd* jtr);
+double CeresCostAndGradient(const Likelihood& likelihood, const Eigen::VectorXd& x,
+                            Eigen::VectorXd* jtr);
 
 }  // namespace lepus::engine::detail

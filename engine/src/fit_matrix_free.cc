@@ -13,8 +13,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <functional>
 #include <cstdio>
+#include <functional>
 #include <limits>
 #include <string>
 #include <vector>
@@ -26,22 +26,25 @@ namespace lepus::engine::detail {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double Seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 using Op = std::function<void(const Eigen::VectorXd&, Eigen::VectorXd*)>;
 
 // Steihaug-Toint CG for min g.p + p.Hp/2, |p| <= radius (scaled space). Returns the step; sets
 // *interior (the step solves H p = -g to rtol inside the region) and counts iterations.
-Eigen::VectorXd Steihaug(const Op& hv, const Eigen::VectorXd& g, double radius, double rtol, int maxit,
-                         bool* interior, int* iters) {
+Eigen::VectorXd Steihaug(const Op& hv, const Eigen::VectorXd& g, double radius, double rtol,
+                         int maxit, bool* interior, int* iters) {
   const Eigen::Index n = g.size();
   Eigen::VectorXd z = Eigen::VectorXd::Zero(n), r = g, d = -g, hd(n);
   *interior = false;
   const double tol = rtol * g.norm();
   auto to_boundary = [&](const Eigen::VectorXd& zz, const Eigen::VectorXd& dd) {
     const double a = dd.squaredNorm(), b = 2 * zz.dot(dd), c = zz.squaredNorm() - radius * radius;
-    return Eigen::VectorXd(zz + ((-b + std::sqrt(std::max(b * b - 4 * a * c, 0.0))) / (2 * a)) * dd);
+    return Eigen::VectorXd(zz +
+                           ((-b + std::sqrt(std::max(b * b - 4 * a * c, 0.0))) / (2 * a)) * dd);
   };
   if (!(g.norm() > 0)) {
     *interior = true;
@@ -77,8 +80,8 @@ enum class PcgOutcome { kConverged, kNegativeCurvature, kNotConverged };
 // extreme eigenvalues (Ritz values) estimate those of the scaled Hessian in the Krylov space of b.
 // *ritz_ratio = smallest / largest Ritz value (an upper bound of lambda_min / lambda_max over that
 // space; 1 when no iteration ran). *residual = |r| / |b| at the end.
-PcgOutcome Pcg(const Op& hv, const Eigen::VectorXd& b, const Eigen::VectorXd& inv_diag, double rtol, int maxit,
-               Eigen::VectorXd* x, int* iters, double* ritz_ratio, double* residual) {
+PcgOutcome Pcg(const Op& hv, const Eigen::VectorXd& b, const Eigen::VectorXd& inv_diag, double rtol,
+               int maxit, Eigen::VectorXd* x, int* iters, double* ritz_ratio, double* residual) {
   const Eigen::Index n = b.size();
   x->setZero(n);
   Eigen::VectorXd r = b, z = inv_diag.cwiseProduct(r), p = z, hp(n);
@@ -90,14 +93,16 @@ PcgOutcome Pcg(const Op& hv, const Eigen::VectorXd& b, const Eigen::VectorXd& in
     *ritz_ratio = 1.0;
     const std::size_t k = alphas.size();
     if (k > 0) {
-      Eigen::VectorXd diag(static_cast<Eigen::Index>(k)), sub(static_cast<Eigen::Index>(k > 1 ? k - 1 : 0));
+      Eigen::VectorXd diag(static_cast<Eigen::Index>(k)),
+          sub(static_cast<Eigen::Index>(k > 1 ? k - 1 : 0));
       for (std::size_t j = 0; j < k; ++j) {
         diag[j] = 1.0 / alphas[j] + (j > 0 ? betas[j - 1] / alphas[j - 1] : 0.0);
         if (j + 1 < k) sub[j] = std::sqrt(betas[j]) / alphas[j];
       }
       Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es;
       es.computeFromTridiagonal(diag, sub, Eigen::EigenvaluesOnly);
-      if (es.info() == Eigen::Success && es.eigenvalues().size() > 0 && es.eigenvalues().maxCoeff() > 0)
+      if (es.info() == Eigen::Success && es.eigenvalues().size() > 0 &&
+          es.eigenvalues().maxCoeff() > 0)
         *ritz_ratio = es.eigenvalues().minCoeff() / es.eigenvalues().maxCoeff();
       else
         *ritz_ratio = kNaN;  // the Ritz values could not be computed: not a confident number
@@ -174,18 +179,21 @@ FitResult FitMatrixFree(const Likelihood& lik, const FitOptions& options) {
       }
       const auto t0 = Clock::now();
       for (int i = 0; i < npar; ++i)
-        dscale[i] = std::max(iter == 0 ? 0.0 : dscale[i], std::sqrt(std::max(std::abs(diag[i]), 1e-300)));
+        dscale[i] =
+            std::max(iter == 0 ? 0.0 : dscale[i], std::sqrt(std::max(std::abs(diag[i]), 1e-300)));
       const Eigen::VectorXd gs = grad.cwiseProduct(mask).cwiseQuotient(dscale);
       const Op op = make_op(x, dscale);
       bool interior = false;
       const double rtol = std::min(0.5, std::sqrt(gs.norm()));
-      Eigen::VectorXd ps = Steihaug(op, gs, radius, rtol, options.cg_max_iterations, &interior, &res.cg_iterations);
+      Eigen::VectorXd ps =
+          Steihaug(op, gs, radius, rtol, options.cg_max_iterations, &interior, &res.cg_iterations);
       if (interior) {
         // Near the minimum: solve the Newton system accurately for the EDM and the final step.
         const double edm_est = -0.5 * gs.dot(ps);
         if (edm_est < 100 * options.edm_tolerance) {
           bool in2 = false;
-          ps = Steihaug(op, gs, 1e300, options.cg_tolerance, options.cg_max_iterations, &in2, &res.cg_iterations);
+          ps = Steihaug(op, gs, 1e300, options.cg_tolerance, options.cg_max_iterations, &in2,
+                        &res.cg_iterations);
           const double edm = -0.5 * gs.dot(ps);
           if (in2 && edm < options.edm_tolerance) {
             Eigen::VectorXd xn = x + ps.cwiseQuotient(dscale).cwiseProduct(mask);
@@ -206,7 +214,10 @@ FitResult FitMatrixFree(const Likelihood& lik, const FitOptions& options) {
       const Eigen::VectorXd p = ps.cwiseQuotient(dscale).cwiseProduct(mask);
       t_lin += Seconds(t0, Clock::now());
       if (!(pred > 0)) {
-        if (gs.norm() == 0.0) { converged = true; break; }
+        if (gs.norm() == 0.0) {
+          converged = true;
+          break;
+        }
         radius *= 0.25;
         continue;
       }
@@ -214,8 +225,10 @@ FitResult FitMatrixFree(const Likelihood& lik, const FitOptions& options) {
       const double fn = lik.Value(xn);
       const double rho = std::isfinite(fn) ? (f - fn) / pred : -1.0;
       const double pnorm = ps.norm();
-      if (rho < 0.25) radius = 0.25 * std::min(radius, pnorm);
-      else if (rho > 0.75 && pnorm > 0.9 * radius) radius = std::min(3.0 * radius, options.max_trust_radius);
+      if (rho < 0.25)
+        radius = 0.25 * std::min(radius, pnorm);
+      else if (rho > 0.75 && pnorm > 0.9 * radius)
+        radius = std::min(3.0 * radius, options.max_trust_radius);
       if (rho > 1e-4) {
         x = xn;
         f = eval(x, true);
@@ -229,7 +242,8 @@ FitResult FitMatrixFree(const Likelihood& lik, const FitOptions& options) {
   res.iterations = iter;
   res.x = x;
   res.nll = f;
-  if (converged) res.status = FitStatus::kConverged;
+  if (converged)
+    res.status = FitStatus::kConverged;
   else if (iter >= options.max_iterations) {
     res.status = FitStatus::kNotConverged;
     res.message = "iteration limit (" + std::to_string(options.max_iterations) + ") reached";
@@ -270,8 +284,9 @@ FitResult FitMatrixFree(const Likelihood& lik, const FitOptions& options) {
       if (res.frozen[t]) continue;
       Eigen::VectorXd c;
       double ratio = 1.0, residual = 0.0;
-      const PcgOutcome o = Pcg(hop, Eigen::VectorXd::Unit(npar, t), inv_diag, options.cg_tolerance,
-                               options.cg_max_iterations, &c, &res.cg_iterations, &ratio, &residual);
+      const PcgOutcome o =
+          Pcg(hop, Eigen::VectorXd::Unit(npar, t), inv_diag, options.cg_tolerance,
+              options.cg_max_iterations, &c, &res.cg_iterations, &ratio, &residual);
       if (o == PcgOutcome::kNegativeCurvature) {
         ok = false;
         break;
@@ -280,7 +295,8 @@ FitResult FitMatrixFree(const Likelihood& lik, const FitOptions& options) {
       const std::string& name = lik.params()[t].name;
       if (o == PcgOutcome::kNotConverged) {
         char buf[160];
-        std::snprintf(buf, sizeof(buf), " did not converge in %d iterations (relative residual %.3g > %.3g)",
+        std::snprintf(buf, sizeof(buf),
+                      " did not converge in %d iterations (relative residual %.3g > %.3g)",
                       options.cg_max_iterations, residual, options.cg_tolerance);
         near_singular = "CG for the covariance row of " + name + buf;
         break;
@@ -288,7 +304,8 @@ FitResult FitMatrixFree(const Likelihood& lik, const FitOptions& options) {
       if (!(ratio > options.singular_ratio)) {
         // H c = e_t with a nearly singular H: c is dominated by the near-null direction; in the
         // scaled coordinates (c_i sqrt(H_ii)) it is that eigenvector.
-        Eigen::VectorXd dir = c.cwiseProduct(inv_diag.cwiseInverse().cwiseSqrt().cwiseProduct(mask));
+        Eigen::VectorXd dir =
+            c.cwiseProduct(inv_diag.cwiseInverse().cwiseSqrt().cwiseProduct(mask));
         for (Eigen::Index i = 0; i < dir.size(); ++i)
           if (!std::isfinite(dir[i])) dir[i] = 0.0;
         if (dir.norm() > 0) dir.normalize();
@@ -319,7 +336,8 @@ FitResult FitMatrixFree(const Likelihood& lik, const FitOptions& options) {
         if (!res.frozen[t]) res.errors[t] = kNaN;
     } else if (res.status == FitStatus::kConverged) {
       res.status = FitStatus::kFailed;
-      res.message = "Hessian at the minimum is not positive definite (CG met non-positive curvature)";
+      res.message =
+          "Hessian at the minimum is not positive definite (CG met non-positive curvature)";
     }
   }
   res.edm = 0.0;

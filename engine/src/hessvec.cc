@@ -33,7 +33,8 @@ void SliceSecondOrder(const Likelihood::Impl& im, const Point& pt, std::int64_t 
     const double gv = st.gv, gu = st.gu;
     // Full mode (docs/numerics.md "Barlow-Beeston full"): per-row weights w_r, the rows' own
     // curvature d_r (dlambda_r)(dlambda_r)^T and the bin term h G G^T with G = sum_r c_r dlambda_r.
-    const double hvv = full ? st.fr.h : st.hvv, hvu = full ? 0.0 : st.hvu, huu = full ? 0.0 : st.huu;
+    const double hvv = full ? st.fr.h : st.hvv, hvu = full ? 0.0 : st.hvu,
+                 huu = full ? 0.0 : st.huu;
     const std::int64_t r0 = im.bin_row[b], r1 = im.bin_row[b + 1];
     for (std::int64_t r = r0; r < r1; ++r) {
       const double w1 = full ? st.fr.w[r - r0] : ((st.has_beta && im.row_scaled[r]) ? gv : gu);
@@ -45,8 +46,10 @@ void SliceSecondOrder(const Likelihood::Impl& im, const Point& pt, std::int64_t 
         for (int j = 0; j < gre.n; ++j)
           for (int k = 0; k < gre.n; ++k) {
             const double hjk = w1 * gre.h(j, k) + dr * gre.g[j] * gre.g[k];
-            if (mode == 0) (*out)[gre.col[j]] += hjk * (*v)[gre.col[k]];
-            else if (gre.col[j] == gre.col[k]) (*out)[gre.col[j]] += hjk;
+            if (mode == 0)
+              (*out)[gre.col[j]] += hjk * (*v)[gre.col[k]];
+            else if (gre.col[j] == gre.col[k])
+              (*out)[gre.col[j]] += hjk;
           }
         continue;
       }
@@ -64,7 +67,8 @@ void SliceSecondOrder(const Likelihood::Impl& im, const Point& pt, std::int64_t 
           dot += g * (*v)[npoi + s];
           (*out)[npoi + s] += curv * (*v)[npoi + s];
         } else {
-          (*out)[npoi + s] += curv + (lognormal ? w1 * lr * g * g : 0.0) + dr * scale * scale * g * g;
+          (*out)[npoi + s] +=
+              curv + (lognormal ? w1 * lr * g * g : 0.0) + dr * scale * scale * g * g;
         }
       }
       if (dr != 0.0) {
@@ -105,7 +109,8 @@ void SliceSecondOrder(const Likelihood::Impl& im, const Point& pt, std::int64_t 
         c += ju[touch[e]] * (*v)[touch[e]];
       }
       const double xa = hvv * a + hvu * c, ya = hvu * a + huu * c;
-      for (std::int64_t e = 0; e < ntouch; ++e) (*out)[touch[e]] += xa * jv[touch[e]] + ya * ju[touch[e]];
+      for (std::int64_t e = 0; e < ntouch; ++e)
+        (*out)[touch[e]] += xa * jv[touch[e]] + ya * ju[touch[e]];
     } else {
       for (std::int64_t e = 0; e < ntouch; ++e) {
         const double a = jv[touch[e]], c = ju[touch[e]];
@@ -116,27 +121,30 @@ void SliceSecondOrder(const Likelihood::Impl& im, const Point& pt, std::int64_t 
   }
 }
 
-void SecondOrder(const Likelihood::Impl& im, const Eigen::VectorXd& x, const Eigen::VectorXd* v, int mode,
-                 Eigen::VectorXd* result) {
+void SecondOrder(const Likelihood::Impl& im, const Eigen::VectorXd& x, const Eigen::VectorXd* v,
+                 int mode, Eigen::VectorXd* result) {
   if (x.size() != im.npar || (v && v->size() != im.npar))
-    throw std::invalid_argument("matrix-free Hessian: vector sizes must equal the number of parameters (" +
-                                std::to_string(im.npar) + ")");
+    throw std::invalid_argument(
+        "matrix-free Hessian: vector sizes must equal the number of parameters (" +
+        std::to_string(im.npar) + ")");
   if (im.dterm == DataTerm::kCovariance)
-    throw std::invalid_argument("the matrix-free Hessian does not support covariance fits (the data term couples "
-                                "all bins); use the dense method");
+    throw std::invalid_argument(
+        "the matrix-free Hessian does not support covariance fits (the data term couples "
+        "all bins); use the dense method");
   Point pt;
   im.MakePoint(x, &pt);
   const auto& cuts = im.grad_slices;
   const int nslices = static_cast<int>(cuts.size()) - 1;
   std::vector<Eigen::VectorXd> outs(nslices);
   im.arena->execute([&] {
-    tbb::parallel_for(tbb::blocked_range<int>(0, nslices, 1), [&](const tbb::blocked_range<int>& range) {
-      for (int s = range.begin(); s < range.end(); ++s) SliceSecondOrder(im, pt, cuts[s], cuts[s + 1], v, mode, &outs[s]);
-    });
+    tbb::parallel_for(tbb::blocked_range<int>(0, nslices, 1),
+                      [&](const tbb::blocked_range<int>& range) {
+                        for (int s = range.begin(); s < range.end(); ++s)
+                          SliceSecondOrder(im, pt, cuts[s], cuts[s + 1], v, mode, &outs[s]);
+                      });
   });
   result->setZero(im.npar);
   for (const auto& o : outs) *result += o;  // fixed order: identical at any thread count
-  const Model& m = *im.model;
   for (int s = 0; s < im.nsyst; ++s) {
     double d1 = 0.0, d2 = 0.0;
     im.Constraint(s, pt.theta[s], &d1, &d2);
@@ -148,15 +156,18 @@ void SecondOrder(const Likelihood::Impl& im, const Eigen::VectorXd& x, const Eig
     for (int k = 0; k < e.hess.outerSize(); ++k)
       for (Eigen::SparseMatrix<double>::InnerIterator it(e.hess, k); it; ++it) {
         const int i = e.params[it.row()], j = e.params[it.col()];
-        if (mode == 0) (*result)[i] += it.value() * (*v)[j];
-        else if (i == j) (*result)[i] += it.value();
+        if (mode == 0)
+          (*result)[i] += it.value() * (*v)[j];
+        else if (i == j)
+          (*result)[i] += it.value();
       }
   }
 }
 
 }  // namespace
 
-void Likelihood::HessianVectorProduct(const Eigen::VectorXd& x, const Eigen::VectorXd& v, Eigen::VectorXd* hv) const {
+void Likelihood::HessianVectorProduct(const Eigen::VectorXd& x, const Eigen::VectorXd& v,
+                                      Eigen::VectorXd* hv) const {
   SecondOrder(*impl_, x, &v, 0, hv);
 }
 

@@ -13,12 +13,12 @@
 #include <stdexcept>
 #include <utility>
 
-#include <boost/math/distributions/normal.hpp>
-#include <boost/math/tools/toms748_solve.hpp>
 #include <tbb/enumerable_thread_specific.h>
 #include <tbb/info.h>
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
+#include <boost/math/distributions/normal.hpp>
+#include <boost/math/tools/toms748_solve.hpp>
 
 namespace lepus::engine {
 namespace {
@@ -33,7 +33,8 @@ double Phi(double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); }
 double Significance(double p) {
   if (!(p > 0.0)) return p == 0.0 ? kInf : kNaN;
   if (p >= 1.0) return -kInf;
-  return boost::math::quantile(boost::math::complement(boost::math::normal_distribution<double>(), p));
+  return boost::math::quantile(
+      boost::math::complement(boost::math::normal_distribution<double>(), p));
 }
 
 std::string Num(double v) {
@@ -43,18 +44,20 @@ std::string Num(double v) {
 }
 
 bool TwoSided(TestStatistic s) { return s == TestStatistic::kTMu || s == TestStatistic::kTMuTilde; }
-bool BoundedAtZero(TestStatistic s) { return s == TestStatistic::kQTilde || s == TestStatistic::kTMuTilde || s == TestStatistic::kQ0; }
+bool BoundedAtZero(TestStatistic s) {
+  return s == TestStatistic::kQTilde || s == TestStatistic::kTMuTilde || s == TestStatistic::kQ0;
+}
 
 // Everything a test statistic needs to know about the POI and the fits.
 struct Setup {
   int poi = -1;
   int npar = 0;
-  bool sqrt_coordinate = false;       // signal strength with poi_positive: x = sqrt(mu)
+  bool sqrt_coordinate = false;              // signal strength with poi_positive: x = sqrt(mu)
   double model_lo = -kInf, model_hi = kInf;  // the POI's domain (model bounds, mu >= 0 for x^2)
-  double lo = -kInf, hi = kInf;       // mu-hat is kept in [lo, hi] (model bounds; 0 for tilde / q0)
+  double lo = -kInf, hi = kInf;  // mu-hat is kept in [lo, hi] (model bounds; 0 for tilde / q0)
   TestStatistic stat = TestStatistic::kQTilde;
   FitOptions fit;
-  std::vector<bool> frozen;           // the user's frozen parameters [npar]
+  std::vector<bool> frozen;  // the user's frozen parameters [npar]
   std::string name;
 };
 
@@ -85,16 +88,21 @@ Setup MakeSetup(const Likelihood& lik, const HypoTestOptions& opt) {
 
 void CheckValue(const Setup& s, double mu) {
   if (!std::isfinite(mu))
-    throw std::invalid_argument("the tested value of " + s.name + " is " + Num(mu) + ", but must be finite");
+    throw std::invalid_argument("the tested value of " + s.name + " is " + Num(mu) +
+                                ", but must be finite");
   if (mu < s.model_lo || mu > s.model_hi)
-    throw std::invalid_argument("the tested value of " + s.name + " is " + Num(mu) + ", outside its domain [" +
-                                Num(s.model_lo) + ", " + Num(s.model_hi) + "]");
+    throw std::invalid_argument("the tested value of " + s.name + " is " + Num(mu) +
+                                ", outside its domain [" + Num(s.model_lo) + ", " +
+                                Num(s.model_hi) + "]");
   if (s.stat == TestStatistic::kQ0 && mu != 0.0)
-    throw std::invalid_argument("q0 tests " + s.name + " = 0 (the background-only hypothesis), but the tested value is " +
+    throw std::invalid_argument("q0 tests " + s.name +
+                                " = 0 (the background-only hypothesis), but the tested value is " +
                                 Num(mu));
 }
 
-double ToInternal(const Setup& s, double mu) { return s.sqrt_coordinate ? std::sqrt(std::max(mu, 0.0)) : mu; }
+double ToInternal(const Setup& s, double mu) {
+  return s.sqrt_coordinate ? std::sqrt(std::max(mu, 0.0)) : mu;
+}
 double ToReported(const Likelihood& lik, const Setup& s, double x) {
   return s.poi < lik.model().num_signals ? lik.PoiValue(x) : x;
 }
@@ -112,8 +120,8 @@ std::string Describe(const FitResult& r) {
   return ToString(r.status) + (r.message.empty() ? "" : ": " + r.message);
 }
 
-FitOutcome ConditionalFit(const Likelihood& lik, const Setup& s, double mu, const Eigen::VectorXd& start,
-                          const std::string& what) {
+FitOutcome ConditionalFit(const Likelihood& lik, const Setup& s, double mu,
+                          const Eigen::VectorXd& start, const std::string& what) {
   FitOptions f = s.fit;
   f.compute_covariance = false;
   f.initial_params = start;
@@ -126,7 +134,9 @@ FitOutcome ConditionalFit(const Likelihood& lik, const Setup& s, double mu, cons
   o.x = r.x;
   o.nll = r.nll;
   o.mu = mu;
-  if (!o.ok) o.message = "the fit of " + what + " with " + s.name + " = " + Num(mu) + " did not converge (" + Describe(r) + ")";
+  if (!o.ok)
+    o.message = "the fit of " + what + " with " + s.name + " = " + Num(mu) + " did not converge (" +
+                Describe(r) + ")";
   return o;
 }
 
@@ -134,8 +144,8 @@ FitOutcome ConditionalFit(const Likelihood& lik, const Setup& s, double mu, cons
 // profile likelihood is minimised on the boundary, so the fit is redone with the POI fixed there.
 // (When Fit itself keeps the POI inside the model's bounds, only the statistic's own bound, 0 for
 // the tilde statistics and q0, still triggers the refit.)
-FitOutcome FreeFit(const Likelihood& lik, const Setup& s, const Eigen::VectorXd& start, bool covariance,
-                   const std::string& what) {
+FitOutcome FreeFit(const Likelihood& lik, const Setup& s, const Eigen::VectorXd& start,
+                   bool covariance, const std::string& what) {
   FitOptions f = s.fit;
   f.compute_covariance = covariance;
   f.initial_params = start;
@@ -184,7 +194,8 @@ struct StatValue {
 };
 
 // The test statistic at mu from the (bounded) free fit and the conditional fit.
-StatValue ComputeStat(const Likelihood& lik, const Setup& s, double mu, const FitOutcome& free, const std::string& what) {
+StatValue ComputeStat(const Likelihood& lik, const Setup& s, double mu, const FitOutcome& free,
+                      const std::string& what) {
   StatValue v;
   if (!free.ok) {
     v.message = free.message;
@@ -300,7 +311,8 @@ class Asymptotic {
         if (st == TestStatistic::kQ0) r.significance = sq;  // Z_0 = sqrt(q_0)
       }
       for (int k = 0; k < 5; ++k) {
-        const double n = -kExpectedBandSigmas[k];  // pyhf evaluates b-only quantiles n = 2, 1, 0, -1, -2
+        const double n =
+            -kExpectedBandSigmas[k];  // pyhf evaluates b-only quantiles n = 2, 1, 0, -1, -2
         r.clsb_exp[k] = Phi(-(n + sqa));
         r.clb_exp[k] = Phi(-n);
         r.cls_exp[k] = r.clsb_exp[k] / r.clb_exp[k];
@@ -337,7 +349,8 @@ class Asymptotic {
     // The Asimov data set of pyhf: the expected yields at the conditional fit to the data at
     // mu' = 0 (q0: mu' = 1), with the global observables moved to that fit.
     mu_prime_ = s_.stat == TestStatistic::kQ0 ? 1.0 : 0.0;
-    const FitOutcome at = ConditionalFit(lik_, s_, mu_prime_, free_.x, "the data (for the Asimov data set)");
+    const FitOutcome at =
+        ConditionalFit(lik_, s_, mu_prime_, free_.x, "the data (for the Asimov data set)");
     if (!at.ok) {
       prepare_message_ = at.message;
       return false;
@@ -392,9 +405,9 @@ double Percentile(const std::vector<double>& sorted, double percent) {
 
 // One toy ensemble generated at gen (internal coordinates), the statistic at mu for each toy.
 // Toy t of hypothesis h draws from its own stream seeded by (seed, t, h).
-Eigen::VectorXd Ensemble(const Likelihood& lik, const Setup& s, const HypoTestOptions& opt, double mu,
-                         const Eigen::VectorXd& gen, std::uint32_t hypothesis, std::atomic<int>* done, int total,
-                         std::mutex* progress_mutex) {
+Eigen::VectorXd Ensemble(const Likelihood& lik, const Setup& s, const HypoTestOptions& opt,
+                         double mu, const Eigen::VectorXd& gen, std::uint32_t hypothesis,
+                         std::atomic<int>* done, int total, std::mutex* progress_mutex) {
   const Model& m = lik.model();
   const int nsig = m.num_signals;
   const BinByBinStatType bbtype = lik.bin_by_bin_stat_type();
@@ -403,7 +416,8 @@ Eigen::VectorXd Ensemble(const Likelihood& lik, const Setup& s, const HypoTestOp
   const Eigen::VectorXd& kstat = lik.bb_kstat();
   Eigen::VectorXd sig_data, sig_beta0;
   Eigen::MatrixXd factor;
-  if (bbtype != BinByBinStatType::kGamma) lik.GlobalObservableSigmas(gen, &sig_data, &sig_beta0, &factor);
+  if (bbtype != BinByBinStatType::kGamma)
+    lik.GlobalObservableSigmas(gen, &sig_data, &sig_beta0, &factor);
   Eigen::VectorXd q = Eigen::VectorXd::Constant(opt.ntoys, kNaN);
   const int threads = opt.num_threads > 0 ? opt.num_threads : tbb::info::default_concurrency();
   tbb::task_arena arena(threads);
@@ -421,8 +435,9 @@ Eigen::VectorXd Ensemble(const Likelihood& lik, const Setup& s, const HypoTestOp
         report();
         return;
       }
-      std::seed_seq seq{static_cast<std::uint32_t>(opt.seed), static_cast<std::uint32_t>(opt.seed >> 32),
-                        static_cast<std::uint32_t>(t), hypothesis, 0x68797074u};
+      std::seed_seq seq{static_cast<std::uint32_t>(opt.seed),
+                        static_cast<std::uint32_t>(opt.seed >> 32), static_cast<std::uint32_t>(t),
+                        hypothesis, 0x68797074u};
       std::mt19937_64 rng(seq);
       Eigen::VectorXd data(m.nbins);
       for (Eigen::Index b = 0; b < m.nbins; ++b) {
@@ -438,7 +453,8 @@ Eigen::VectorXd Ensemble(const Likelihood& lik, const Setup& s, const HypoTestOp
         const double cw = m.constraint_weights[sys];
         if (!(cw > 0)) continue;
         const double g = gen[nsig + sys];
-        const bool poisson = !m.constraint_kinds.empty() && m.constraint_kinds[sys] == ConstraintKind::kPoisson;
+        const bool poisson =
+            !m.constraint_kinds.empty() && m.constraint_kinds[sys] == ConstraintKind::kPoisson;
         if (poisson) {
           std::poisson_distribution<long long> aux(std::max(cw * g, 0.0));
           theta0[sys] = cw * g > 0 ? static_cast<double>(aux(rng)) / cw : 0.0;
@@ -484,12 +500,13 @@ std::vector<double> Valid(const Eigen::VectorXd& q, int* failed) {
   return out;
 }
 
-HypoTestResult ToysTest(const Likelihood& lik, const Setup& s, const HypoTestOptions& opt, double mu) {
+HypoTestResult ToysTest(const Likelihood& lik, const Setup& s, const HypoTestOptions& opt,
+                        double mu) {
   CheckValue(s, mu);
   HypoTestResult r = BaseResult(s, mu, HypoCalculator::kToys);
   if (lik.data_term() == DataTerm::kCovariance)
-    throw std::invalid_argument("the toy calculator throws Poisson data, but this fit uses " + lik.Describe() +
-                                " (use the asymptotic calculator)");
+    throw std::invalid_argument("the toy calculator throws Poisson data, but this fit uses " +
+                                lik.Describe() + " (use the asymptotic calculator)");
   const FitOutcome free = FreeFit(lik, s, StartPoint(lik, s), false, "the data");
   const StatValue obs = ComputeStat(lik, s, mu, free, "the data");
   if (!obs.ok) {
@@ -571,7 +588,9 @@ HypoCalculator HypoCalculatorFromString(const std::string& text) {
   return ParseIn(kHypoCalculatorNames, text, "calculator");
 }
 
-std::string ToString(HypoTestStatus status) { return status == HypoTestStatus::kOk ? "ok" : "failed"; }
+std::string ToString(HypoTestStatus status) {
+  return status == HypoTestStatus::kOk ? "ok" : "failed";
+}
 
 int DefaultPoi(const Likelihood& lik) {
   const Model& m = lik.model();
@@ -589,15 +608,18 @@ bool HypoTestOptions::IsValid(const Likelihood& lik, std::string* error) const {
   const int p = poi >= 0 ? poi : DefaultPoi(lik);
   if (p < 0)
     return fail(poi < -1 ? "HypoTestOptions.poi is " + std::to_string(poi) + ", but must be >= -1"
-                         : "the model has no parameter of interest (no signal process and no nuisance of interest)");
+                         : "the model has no parameter of interest (no signal process and no "
+                           "nuisance of interest)");
   if (p >= npar)
-    return fail("HypoTestOptions.poi is " + std::to_string(p) + ", but the model has " + std::to_string(npar) +
-                " parameters");
+    return fail("HypoTestOptions.poi is " + std::to_string(p) + ", but the model has " +
+                std::to_string(npar) + " parameters");
   if (!fit.frozen.empty() && static_cast<int>(fit.frozen.size()) == npar && fit.frozen[p])
     return fail("the parameter of interest " + lik.params()[p].name + " is frozen");
-  if (ntoys <= 0) return fail("HypoTestOptions.ntoys is " + std::to_string(ntoys) + ", but must be > 0");
+  if (ntoys <= 0)
+    return fail("HypoTestOptions.ntoys is " + std::to_string(ntoys) + ", but must be > 0");
   if (num_threads < 0)
-    return fail("HypoTestOptions.num_threads is " + std::to_string(num_threads) + ", but must be >= 0");
+    return fail("HypoTestOptions.num_threads is " + std::to_string(num_threads) +
+                ", but must be >= 0");
   return fit.IsValid(npar, error);
 }
 
@@ -632,15 +654,18 @@ struct EvalFailure {
 
 UpperLimitResult UpperLimit(const Likelihood& lik, const UpperLimitOptions& opt) {
   if (!(opt.cl > 0.0 && opt.cl < 1.0))
-    throw std::invalid_argument("UpperLimitOptions.cl is " + Num(opt.cl) + ", but must be in (0, 1)");
+    throw std::invalid_argument("UpperLimitOptions.cl is " + Num(opt.cl) +
+                                ", but must be in (0, 1)");
   if (!(opt.rel_tolerance > 0.0))
-    throw std::invalid_argument("UpperLimitOptions.rel_tolerance is " + Num(opt.rel_tolerance) + ", but must be > 0");
+    throw std::invalid_argument("UpperLimitOptions.rel_tolerance is " + Num(opt.rel_tolerance) +
+                                ", but must be > 0");
   if (opt.max_evaluations < 2)
-    throw std::invalid_argument("UpperLimitOptions.max_evaluations is " + std::to_string(opt.max_evaluations) +
-                                ", but must be >= 2");
+    throw std::invalid_argument("UpperLimitOptions.max_evaluations is " +
+                                std::to_string(opt.max_evaluations) + ", but must be >= 2");
   const TestStatistic st = opt.hypotest.test_stat;
   if (st != TestStatistic::kQ && st != TestStatistic::kQTilde)
-    throw std::invalid_argument("upper limits use the one-sided statistics q or qtilde, not " + ToString(st));
+    throw std::invalid_argument("upper limits use the one-sided statistics q or qtilde, not " +
+                                ToString(st));
   const Setup s = MakeSetup(lik, opt.hypotest);
   UpperLimitResult out;
   out.cl = opt.cl;
@@ -659,7 +684,8 @@ UpperLimitResult UpperLimit(const Likelihood& lik, const UpperLimitOptions& opt)
     ++out.evaluations;
     HypoTestResult r = toys ? ToysTest(lik, s, opt.hypotest, mu) : asym.Evaluate(mu, need_obs);
     if (!r.ok())
-      throw EvalFailure{"the hypothesis test at " + s.name + " = " + Num(mu) + " failed: " + r.message};
+      throw EvalFailure{"the hypothesis test at " + s.name + " = " + Num(mu) +
+                        " failed: " + r.message};
     auto& slot = cache[mu];
     slot = {std::move(r), need_obs || toys};
     return slot.first;
@@ -680,7 +706,8 @@ UpperLimitResult UpperLimit(const Likelihood& lik, const UpperLimitOptions& opt)
       scale = asym.PoiError();
       if (!(scale > 0) || !std::isfinite(scale)) {
         // No Hessian error (e.g. mu-hat on a bound): the Asimov sigma at a value inside the domain.
-        const double probe_at = std::min(std::max(mu_hat, std::max(s.model_lo, 0.0)) + 1.0, s.model_hi);
+        const double probe_at =
+            std::min(std::max(mu_hat, std::max(s.model_lo, 0.0)) + 1.0, s.model_hi);
         const HypoTestResult probe = asym.Evaluate(probe_at, false);
         if (!probe.ok()) throw EvalFailure{probe.message};
         scale = probe.sigma_asimov;
@@ -693,7 +720,8 @@ UpperLimitResult UpperLimit(const Likelihood& lik, const UpperLimitOptions& opt)
     auto g = [&](double mu, int k) {
       const HypoTestResult& r = evaluate(mu, k < 0);
       const double cls = k < 0 ? r.cls_obs : r.cls_exp[k];
-      if (!std::isfinite(cls)) throw EvalFailure{"CLs at " + s.name + " = " + Num(mu) + " is not a number"};
+      if (!std::isfinite(cls))
+        throw EvalFailure{"CLs at " + s.name + " = " + Num(mu) + " is not a number"};
       return cls - target;
     };
     auto solve = [&](int k) -> double {
@@ -701,8 +729,8 @@ UpperLimitResult UpperLimit(const Likelihood& lik, const UpperLimitOptions& opt)
       double lo = std::max(s.model_lo, 0.0);
       double glo = lo > 0 ? g(lo, k) : 1.0 - target;
       if (glo <= 0)
-        throw EvalFailure{"CLs is already below " + Num(target) + " at the lower end of " + s.name + "'s domain (" +
-                          Num(lo) + ")"};
+        throw EvalFailure{"CLs is already below " + Num(target) + " at the lower end of " + s.name +
+                          "'s domain (" + Num(lo) + ")"};
       // Start from what is known: the largest tested value with g > 0, the smallest with g <= 0.
       double hi = kNaN, ghi = kNaN;
       for (const auto& [mu, entry] : cache) {
@@ -724,22 +752,26 @@ UpperLimitResult UpperLimit(const Likelihood& lik, const UpperLimitOptions& opt)
           break;
         }
         if (next >= s.model_hi)
-          throw EvalFailure{"CLs stays above " + Num(target) + " up to the upper bound of " + s.name + " (" +
-                            Num(s.model_hi) + ")"};
+          throw EvalFailure{"CLs stays above " + Num(target) + " up to the upper bound of " +
+                            s.name + " (" + Num(s.model_hi) + ")"};
         lo = next, glo = v;
         width *= 2.0;
         if (++steps > 60 || out.evaluations > opt.max_evaluations * 6)
-          throw EvalFailure{"no value of " + s.name + " with CLs below " + Num(target) + " found up to " + Num(lo)};
+          throw EvalFailure{"no value of " + s.name + " with CLs below " + Num(target) +
+                            " found up to " + Num(lo)};
       }
       if (ghi == 0.0) return hi;
       std::uintmax_t iters = static_cast<std::uintmax_t>(std::max(opt.max_evaluations - steps, 2));
       const double tol = opt.rel_tolerance;
-      auto stop = [tol](double a, double b) { return std::abs(b - a) <= tol * std::max(std::abs(a), std::abs(b)); };
-      const auto root = boost::math::tools::toms748_solve([&](double mu) { return g(mu, k); }, lo, hi, glo, ghi, stop, iters);
+      auto stop = [tol](double a, double b) {
+        return std::abs(b - a) <= tol * std::max(std::abs(a), std::abs(b));
+      };
+      const auto root = boost::math::tools::toms748_solve([&](double mu) { return g(mu, k); }, lo,
+                                                          hi, glo, ghi, stop, iters);
       if (!stop(root.first, root.second))
         throw EvalFailure{"the root finding of CLs = " + Num(target) + " did not converge in " +
-                          std::to_string(opt.max_evaluations) + " evaluations (bracket [" + Num(root.first) + ", " +
-                          Num(root.second) + "])"};
+                          std::to_string(opt.max_evaluations) + " evaluations (bracket [" +
+                          Num(root.first) + ", " + Num(root.second) + "])"};
       return 0.5 * (root.first + root.second);
     };
     if (opt.expected)

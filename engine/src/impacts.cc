@@ -8,8 +8,8 @@
 #include <Eigen/LU>
 
 #include "linalg.h"
-#include "trust_region.h"
 #include "spd.h"
+#include "trust_region.h"
 
 namespace lepus::engine {
 
@@ -47,7 +47,8 @@ bool InverseOn(const Eigen::MatrixXd& hess, const std::vector<int>& idx, Eigen::
 // the direct path is cheaper, a target has components in G, or H_RR is not positive definite.
 bool GroupedByHessian(const Likelihood& lik, const FitResult& res, const std::vector<int>& free,
                       const std::vector<int>& group, const Eigen::MatrixXd& cint,
-                      const std::vector<Eigen::VectorXd>& cin, int column, Eigen::MatrixXd* grouped) {
+                      const std::vector<Eigen::VectorXd>& cin, int column,
+                      Eigen::MatrixXd* grouped) {
   constexpr int kMinGroup = 500;  // below, C_GG's factorisation costs milliseconds
   const int gm = static_cast<int>(group.size());
   if (gm < kMinGroup) return false;
@@ -93,12 +94,14 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
   const Model& m = lik.model();
   const int npar = lik.num_params(), npoi = m.num_signals;
   if (res.covariance_status == CovarianceStatus::kAccurateSelected)
-    throw std::invalid_argument("impacts need the full covariance, but the fit computed only the errors and the "
-                                "target rows (CovarianceExtent::kSelected): fit with CovarianceExtent::kFull");
+    throw std::invalid_argument(
+        "impacts need the full covariance, but the fit computed only the errors and the "
+        "target rows (CovarianceExtent::kSelected): fit with CovarianceExtent::kFull");
   if (res.covariance_status != CovarianceStatus::kAccurate)
-    throw NumericalError("impacts need an accurate covariance, but the fit's covariance is " +
-                         ToString(res.covariance_status) +
-                         (res.covariance_message.empty() ? "" : " (" + res.covariance_message + ")"));
+    throw NumericalError(
+        "impacts need an accurate covariance, but the fit's covariance is " +
+        ToString(res.covariance_status) +
+        (res.covariance_message.empty() ? "" : " (" + res.covariance_message + ")"));
   if (res.x.size() != npar || static_cast<int>(res.frozen.size()) != npar)
     throw std::invalid_argument("fit result does not belong to this likelihood");
 
@@ -111,9 +114,10 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
   std::vector<Eigen::VectorXd> coef;
   for (int t : out.targets) {
     if (t < 0 || t >= npar)
-      throw std::invalid_argument("impact target index " + std::to_string(t) + " is out of range [0, " +
-                                  std::to_string(npar) + ")");
-    if (res.frozen[t]) throw std::invalid_argument("impact target " + lik.params()[t].name + " is frozen");
+      throw std::invalid_argument("impact target index " + std::to_string(t) +
+                                  " is out of range [0, " + std::to_string(npar) + ")");
+    if (res.frozen[t])
+      throw std::invalid_argument("impact target " + lik.params()[t].name + " is frozen");
     coef.push_back(Eigen::VectorXd::Unit(npar, t));
     out.target_names.push_back(lik.params()[t].name);
     const auto& info = lik.params()[t];
@@ -126,11 +130,15 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
     double scale = -1.0;
     std::string unit;
     for (const auto& [k, v] : comb.terms) {
-      if (k < 0 || k >= npar) throw std::invalid_argument("combination " + comb.name + ": parameter index out of range");
+      if (k < 0 || k >= npar)
+        throw std::invalid_argument("combination " + comb.name + ": parameter index out of range");
       c[k] += v;
       const auto& info = lik.params()[k];
-      if (scale < 0) { scale = info.scale; unit = info.unit; }
-      else if (info.scale != scale || info.unit != unit) scale = 0.0;
+      if (scale < 0) {
+        scale = info.scale;
+        unit = info.unit;
+      } else if (info.scale != scale || info.unit != unit)
+        scale = 0.0;
     }
     const bool phys = opt.physical_units && scale > 0;
     out.targets.push_back(-1);
@@ -169,11 +177,13 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
   std::vector<SystematicGroup> groups = m.groups;
   groups.insert(groups.end(), opt.extra_groups.begin(), opt.extra_groups.end());
   for (const auto& g : opt.extra_groups)
-    if (g.members.empty()) throw std::invalid_argument("impact group " + g.name + " has no members");
+    if (g.members.empty())
+      throw std::invalid_argument("impact group " + g.name + " has no members");
   for (const auto& g : groups) {
     for (int s : g.members)
       if (s < 0 || s >= m.num_systematics())
-        throw std::invalid_argument("impact group " + g.name + ": member " + std::to_string(s) + " is out of range");
+        throw std::invalid_argument("impact group " + g.name + ": member " + std::to_string(s) +
+                                    " is out of range");
   }
   const bool bb = lik.options().bin_by_bin_stat && (lik.bb_kstat().array() > 0).any();
   for (const auto& g : groups) out.group_names.push_back(g.name);
@@ -241,7 +251,8 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
       return q;
     };
     const Eigen::VectorXd q_nobbb = quad(hfixed, "statistical-only Hessian (beta fixed)");
-    for (int k = 0; k < nt; ++k) out.grouped_nominal(k, istat) = std::sqrt(std::max(q_nobbb[k], 0.0));
+    for (int k = 0; k < nt; ++k)
+      out.grouped_nominal(k, istat) = std::sqrt(std::max(q_nobbb[k], 0.0));
     if (bb) {
       Eigen::MatrixXd hprof_own;
       if (res.hessian.rows() != npar) {
@@ -262,7 +273,8 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
     for (int j = 0; j < nfree; ++j)
       for (int i = 0; i < nfree; ++i) hf(i, j) = hfixed(free[i], free[j]);
     const detail::SpdFactor chol(hf);
-    if (!chol.ok()) throw NumericalError("impacts: the Hessian with beta fixed is not positive definite");
+    if (!chol.ok())
+      throw NumericalError("impacts: the Hessian with beta fixed is not positive definite");
     out.bbstat_fullcov.resize(nt);
     for (int k = 0; k < nt; ++k) {
       Eigen::VectorXd cf(nfree);
@@ -287,7 +299,8 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
     // Poisson(tau theta)); both give the column times sqrt(cw) (Poisson: sqrt(tau / theta)).
     const Model& m = lik.model();
     const int s = j - npoi;
-    const bool pois = !m.constraint_kinds.empty() && m.constraint_kinds[s] == ConstraintKind::kPoisson;
+    const bool pois =
+        !m.constraint_kinds.empty() && m.constraint_kinds[s] == ConstraintKind::kPoisson;
     const double f = pois ? (res.x[j] > 0 ? std::sqrt(cw / res.x[j]) : 0.0) : std::sqrt(cw);
     out.global_nuisance.col(j) = crow.col(j) * f;
   }
@@ -314,7 +327,8 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
       Eigen::VectorXd v(ext[e].params.size());
       for (std::size_t i = 0; i < ext[e].params.size(); ++i)
         v[i] = res.frozen[ext[e].params[i]] ? 0.0 : crow(kk, ext[e].params[i]);
-      out.global_external(kk, static_cast<Eigen::Index>(e)) = std::sqrt(std::max(v.dot(hs * v), 0.0));
+      out.global_external(kk, static_cast<Eigen::Index>(e)) =
+          std::sqrt(std::max(v.dot(hs * v), 0.0));
     }
   }
 
@@ -339,12 +353,14 @@ Impacts ComputeImpacts(const Likelihood& lik, const FitResult& res, const Impact
   for (int kk = 0; kk < nt; ++kk) {
     const double sd = out.global_data.row(kk).squaredNorm();
     const double sb = out.global_bbstat.row(kk).squaredNorm();
-    const double sn = out.global_nuisance.row(kk).squaredNorm() + out.global_external.row(kk).squaredNorm();
+    const double sn =
+        out.global_nuisance.row(kk).squaredNorm() + out.global_external.row(kk).squaredNorm();
     const double var = std::pow(out.total[kk], 2);
     out.grouped_global(kk, istat) = std::sqrt(sd);
     if (bb) out.grouped_global(kk, istat + 1) = std::sqrt(sb);
     out.global_closure[kk] = var > 0 ? (sn + sd + sb) / var - 1.0 : 0.0;
-    const double sb_rabbit = out.global_bbstat.row(kk).cwiseProduct(inv_sqrt_beta.transpose()).squaredNorm();
+    const double sb_rabbit =
+        out.global_bbstat.row(kk).cwiseProduct(inv_sqrt_beta.transpose()).squaredNorm();
     out.rabbit_gaussian_global_grouped(kk, istat) = std::sqrt(sd);
     // The remainder, NaN when negative (rabbit takes the square root as it is).
     out.rabbit_global_grouped(kk, istat) = std::sqrt(var - sn - (bb ? sb_rabbit : 0.0));
@@ -362,8 +378,8 @@ FitResult RefitWithShiftedNuisance(const Likelihood& lik, const FitResult& res, 
   if (nuisance < 0 || nuisance >= npar)
     throw std::invalid_argument("RefitWithShiftedNuisance: parameter index out of range");
   if (res.frozen[nuisance])
-    throw std::invalid_argument("RefitWithShiftedNuisance: nuisance " + lik.params()[nuisance].name +
-                                " is frozen");
+    throw std::invalid_argument("RefitWithShiftedNuisance: nuisance " +
+                                lik.params()[nuisance].name + " is frozen");
   FitOptions o = options;
   o.frozen = res.frozen;
   o.frozen[nuisance] = true;
@@ -373,19 +389,21 @@ FitResult RefitWithShiftedNuisance(const Likelihood& lik, const FitResult& res, 
   return Fit(lik, o);
 }
 
-std::pair<double, double> ImpactByRefit(const Likelihood& lik, const FitResult& res, int target, int nuisance,
-                                        const FitOptions& options) {
+std::pair<double, double> ImpactByRefit(const Likelihood& lik, const FitResult& res, int target,
+                                        int nuisance, const FitOptions& options) {
   const int npar = lik.num_params();
   if (target < 0 || target >= npar || nuisance < 0 || nuisance >= npar)
     throw std::invalid_argument("ImpactByRefit: parameter index out of range");
-  if (res.frozen[nuisance]) throw std::invalid_argument("ImpactByRefit: nuisance " + lik.params()[nuisance].name + " is frozen");
+  if (res.frozen[nuisance])
+    throw std::invalid_argument("ImpactByRefit: nuisance " + lik.params()[nuisance].name +
+                                " is frozen");
   double shifts[2];
   for (int d = 0; d < 2; ++d) {
     const FitResult r = RefitWithShiftedNuisance(lik, res, nuisance, d == 0 ? 1.0 : -1.0, options);
     if (!r.ok())
       throw NumericalError("refit with " + lik.params()[nuisance].name + " shifted by " +
-                           (d == 0 ? "+1" : "-1") + " sigma did not converge (" + ToString(r.status) +
-                           (r.message.empty() ? "" : ": " + r.message) + ")");
+                           (d == 0 ? "+1" : "-1") + " sigma did not converge (" +
+                           ToString(r.status) + (r.message.empty() ? "" : ": " + r.message) + ")");
     shifts[d] = r.values[target] - res.values[target];
   }
   return {shifts[0], shifts[1]};

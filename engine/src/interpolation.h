@@ -19,7 +19,7 @@ inline AsymInterp AsymmetricAlpha(double theta) {
   const double u2 = u * u;
   const double alpha = u * (3 * u2 * u2 - 10 * u2 + 15) / 8;
   const double da_du = 15.0 * (u2 - 1) * (u2 - 1) / 8;  // = (15u^4 - 30u^2 + 15)/8
-  const double d2a_du2 = 7.5 * u * (u2 - 1);             // = 60u(u^2-1)/8
+  const double d2a_du2 = 7.5 * u * (u2 - 1);            // = 60u(u^2-1)/8
   return {alpha, 2.0 * da_du, 4.0 * d2a_du2};
 }
 

@@ -7,11 +7,11 @@
 #include <limits>
 #include <stdexcept>
 
-#include <Eigen/Eigenvalues>
 #include <tbb/blocked_range.h>
 #include <tbb/info.h>
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
+#include <Eigen/Eigenvalues>
 
 #include "interpolation.h"
 #include "lepus/engine/fit.h"
@@ -19,25 +19,31 @@
 
 namespace lepus::engine {
 
-using detail::kInf;
-using detail::kNaN;
 using detail::ChunkBuffer;
 using detail::ChunkPlan;
+using detail::kInf;
+using detail::kNaN;
 
 std::string ToString(ParamKind kind) {
   switch (kind) {
-    case ParamKind::kPoi: return "poi";
-    case ParamKind::kNoi: return "noi";
-    case ParamKind::kNuisance: return "nuisance";
+    case ParamKind::kPoi:
+      return "poi";
+    case ParamKind::kNoi:
+      return "noi";
+    case ParamKind::kNuisance:
+      return "nuisance";
   }
   return "unknown";
 }
 
 std::string ToString(HessianAssembly a) {
   switch (a) {
-    case HessianAssembly::kAuto: return "auto";
-    case HessianAssembly::kBlocked: return "blocked";
-    case HessianAssembly::kPerRow: return "per_row";
+    case HessianAssembly::kAuto:
+      return "auto";
+    case HessianAssembly::kBlocked:
+      return "blocked";
+    case HessianAssembly::kPerRow:
+      return "per_row";
   }
   return "unknown";
 }
@@ -59,18 +65,19 @@ BinByBinStatMode BinByBinStatModeFromString(const std::string& text) {
 
 bool LikelihoodOptions::IsValid(std::string* error) const {
   if (num_threads < 0) {
-    if (error) *error = "LikelihoodOptions.num_threads is " + std::to_string(num_threads) +
-                        ", but must be >= 0 (0 = all hardware threads)";
+    if (error)
+      *error = "LikelihoodOptions.num_threads is " + std::to_string(num_threads) +
+               ", but must be >= 0 (0 = all hardware threads)";
     return false;
   }
   if (grain_rows <= 0) {
-    if (error) *error = "LikelihoodOptions.grain_rows is " + std::to_string(grain_rows) + ", but must be > 0";
+    if (error)
+      *error =
+          "LikelihoodOptions.grain_rows is " + std::to_string(grain_rows) + ", but must be > 0";
     return false;
   }
   return true;
 }
-
-
 
 namespace {
 
@@ -101,8 +108,9 @@ std::vector<std::int64_t> MakeSlices(const std::vector<std::int64_t>& bin_row, s
 // Groups the items of every slice (positions [cuts[s], cuts[s+1]) of `order`, a permutation of
 // the items within each slice) into chunks, never across slices. Item i has the sorted column
 // list elems[list_start[i] .. list_start[i+1]) in [0, dim).
-ChunkPlan BuildChunkPlan(const std::vector<std::int64_t>& cuts, const std::vector<std::int64_t>& order,
-                         const std::int64_t* list_start, const std::int32_t* elems, int dim, int capacity) {
+ChunkPlan BuildChunkPlan(const std::vector<std::int64_t>& cuts,
+                         const std::vector<std::int64_t>& order, const std::int64_t* list_start,
+                         const std::int32_t* elems, int dim, int capacity) {
   ChunkPlan plan;
   plan.items = order;
   plan.col_start.push_back(0);
@@ -141,7 +149,8 @@ ChunkPlan BuildChunkPlan(const std::vector<std::int64_t>& cuts, const std::vecto
       const std::int64_t i = order[k];
       const std::int64_t n = list_start[i + 1] - list_start[i];
       std::int64_t fresh = 0;
-      for (std::int64_t e = list_start[i]; e < list_start[i + 1]; ++e) fresh += mark[elems[e]] != stamp;
+      for (std::int64_t e = list_start[i]; e < list_start[i + 1]; ++e)
+        fresh += mark[elems[e]] != stamp;
       const std::int64_t u0 = static_cast<std::int64_t>(uni.size());
       const std::int64_t u = u0 + fresh;
       // Close when full, or when adding the item costs more than starting a new chunk with it:
@@ -209,9 +218,11 @@ void Likelihood::Impl::Init() {
 
   data = m.data_obs;
   theta0 = Eigen::VectorXd::Zero(nsyst);
-  for (int s = 0; s < nsyst && !m.global_observables.empty(); ++s) theta0[s] = m.global_observables[s];
+  for (int s = 0; s < nsyst && !m.global_observables.empty(); ++s)
+    theta0[s] = m.global_observables[s];
   poisson.assign(m.constraint_kinds.empty() ? 0 : nsyst, 0);
-  for (int s = 0; s < static_cast<int>(poisson.size()); ++s) poisson[s] = m.constraint_kinds[s] == ConstraintKind::kPoisson;
+  for (int s = 0; s < static_cast<int>(poisson.size()); ++s)
+    poisson[s] = m.constraint_kinds[s] == ConstraintKind::kPoisson;
 
   const Tensor& t = m.tensor;
   const std::int64_t nrows = t.num_rows();
@@ -252,7 +263,9 @@ void Likelihood::Impl::Init() {
   // (rabbit's hsumw) where the input has it, the nominal otherwise (rabbit's writer fills hsumw
   // with the nominal).
   full = options.bin_by_bin_stat && options.bin_by_bin_stat_mode == BinByBinStatMode::kFull;
-  auto sumw_at = [&](std::int64_t r) { return m.sumw.size() ? m.sumw(t.row_bin[r], t.row_proc[r]) : t.norm[r]; };
+  auto sumw_at = [&](std::int64_t r) {
+    return m.sumw.size() ? m.sumw(t.row_bin[r], t.row_proc[r]) : t.norm[r];
+  };
   nbeta = full ? m.nbins * m.num_processes() : m.nbins;
   kstat = Eigen::VectorXd::Zero(nbeta);
   row_scaled.assign(nrows, 0);
@@ -295,10 +308,12 @@ void Likelihood::Impl::Init() {
              : full                         ? BinByBinStatType::kNormalMultiplicative
                                             : BinByBinStatType::kGamma;
   beta0 = Eigen::VectorXd::Ones(nbeta);
-  if (dterm == DataTerm::kCovariance && options.bin_by_bin_stat && bbtype == BinByBinStatType::kGamma)
-    throw std::invalid_argument("a covariance fit supports the normal-additive and normal-multiplicative "
-                                "Barlow-Beeston types (as rabbit), but gamma was requested; use "
-                                "--bin-by-bin-stat-type normal-additive (the automatic choice) or --no-bbstat");
+  if (dterm == DataTerm::kCovariance && options.bin_by_bin_stat &&
+      bbtype == BinByBinStatType::kGamma)
+    throw std::invalid_argument(
+        "a covariance fit supports the normal-additive and normal-multiplicative "
+        "Barlow-Beeston types (as rabbit), but gamma was requested; use "
+        "--bin-by-bin-stat-type normal-additive (the automatic choice) or --no-bbstat");
   sbeta = Eigen::VectorXd::Zero(m.nbins);
   if (options.bin_by_bin_stat && bbtype == BinByBinStatType::kNormalAdditive) {
     if (!full)
@@ -310,9 +325,11 @@ void Likelihood::Impl::Init() {
     if (dterm == DataTerm::kChisq || m.data_cov_inv.size() == 0)
       for (std::int64_t b = 0; b < m.nbins; ++b)
         if (!(var[b] > 0))
-          throw std::invalid_argument("a chi-square fit needs a positive data variance in every fitted bin, but bin " +
-                                      std::to_string(b) + " has variance " + std::to_string(var[b]) +
-                                      (m.data_var.size() == m.nbins && options.use_data_var ? " (data_var)" : " (the observed count)"));
+          throw std::invalid_argument(
+              "a chi-square fit needs a positive data variance in every fitted bin, but bin " +
+              std::to_string(b) + " has variance " + std::to_string(var[b]) +
+              (m.data_var.size() == m.nbins && options.use_data_var ? " (data_var)"
+                                                                    : " (the observed count)"));
   }
   if (dterm == DataTerm::kCovariance) InitCovariance();
   externals.clear();
@@ -336,10 +353,16 @@ void Likelihood::Impl::Init() {
     std::vector<std::int32_t> list;
     for (std::int64_t r = bin_row[b]; r < bin_row[b + 1]; ++r) {
       const int p = t.row_proc[r];
-      if (p < npoi && mark[p] != b) { mark[p] = static_cast<int>(b); list.push_back(p); }
+      if (p < npoi && mark[p] != b) {
+        mark[p] = static_cast<int>(b);
+        list.push_back(p);
+      }
       for (std::int64_t i = t.row_start[r]; i < t.row_start[r + 1]; ++i) {
         const int q = npoi + t.syst[i];
-        if (mark[q] != b) { mark[q] = static_cast<int>(b); list.push_back(q); }
+        if (mark[q] != b) {
+          mark[q] = static_cast<int>(b);
+          list.push_back(q);
+        }
       }
     }
     std::sort(list.begin(), list.end());
@@ -360,7 +383,8 @@ void Likelihood::Impl::Init() {
   // than its rows cost to evaluate. rabbit models keep their slicing (and their bits).
   const std::int64_t small = any_general ? std::max<std::int64_t>(1, bin_row[m.nbins] / 512) : 64;
   grad_slices = MakeSlices(bin_row, m.nbins, static_cast<int>(std::min<std::int64_t>(64, small)));
-  hess_slices = MakeSlices(bin_row, m.nbins, static_cast<int>(std::min<std::int64_t>(nhess, small)));
+  hess_slices =
+      MakeSlices(bin_row, m.nbins, static_cast<int>(std::min<std::int64_t>(nhess, small)));
   if (chunked) {
     const int nslice = static_cast<int>(hess_slices.size()) - 1;
     // Rows: items = rows of fitted bins, lists = their systematic columns.
@@ -374,15 +398,18 @@ void Likelihood::Impl::Init() {
     for (int s = 0; s < nslice; ++s) {
       const std::size_t k0 = order.size();
       for (std::int64_t r = cuts[s]; r < cuts[s + 1]; ++r) order.push_back(r);
-      std::stable_sort(order.begin() + k0, order.end(),
-                       [&](std::int64_t a, std::int64_t b) { return t.row_proc[a] < t.row_proc[b]; });
+      std::stable_sort(order.begin() + k0, order.end(), [&](std::int64_t a, std::int64_t b) {
+        return t.row_proc[a] < t.row_proc[b];
+      });
     }
     row_plan = BuildChunkPlan(cuts, order, t.row_start.data(), t.syst.data(), nsyst, 128);
     std::vector<std::int64_t> bins(m.nbins);
     for (std::int64_t b = 0; b < m.nbins; ++b) bins[b] = b;
-    bin_plan = BuildChunkPlan(hess_slices, bins, bin_touch_start.data(), bin_touch.data(), npar, 64);
+    bin_plan =
+        BuildChunkPlan(hess_slices, bins, bin_touch_start.data(), bin_touch.data(), npar, 64);
   }
-  const int threads = options.num_threads > 0 ? options.num_threads : tbb::info::default_concurrency();
+  const int threads =
+      options.num_threads > 0 ? options.num_threads : tbb::info::default_concurrency();
   arena = std::make_shared<tbb::task_arena>(threads);
 }
 
@@ -393,9 +420,13 @@ void Likelihood::Impl::MakePoint(const Eigen::VectorXd& x, Point* pt) const {
   for (int p = 0; p < npoi; ++p) {
     const double v = x[p];
     if (options.poi_positive) {
-      pt->r[p] = v * v; pt->dr[p] = 2 * v; pt->d2r[p] = 2;
+      pt->r[p] = v * v;
+      pt->dr[p] = 2 * v;
+      pt->d2r[p] = 2;
     } else {
-      pt->r[p] = v; pt->dr[p] = 1; pt->d2r[p] = 0;
+      pt->r[p] = v;
+      pt->dr[p] = 1;
+      pt->d2r[p] = 0;
     }
   }
   pt->theta = x.tail(nsyst);
@@ -459,8 +490,9 @@ double Likelihood::Impl::SolveBeta(double lv, double lu, double n, double k, dou
   return bq > 0 ? (2 * c) / (-bq - disc) : (-bq + disc) / (2 * a);
 }
 
-void Likelihood::Impl::Term(std::int64_t b, double lv, double lu, int level, const Eigen::VectorXd* fixed_beta,
-                            const Eigen::VectorXd* cov_u, detail::BinTerm* t, const Eigen::VectorXd* cov_beta) const {
+void Likelihood::Impl::Term(std::int64_t b, double lv, double lu, int level,
+                            const Eigen::VectorXd* fixed_beta, const Eigen::VectorXd* cov_u,
+                            detail::BinTerm* t, const Eigen::VectorXd* cov_beta) const {
   t->lv = lv;
   t->lu = lu;
   t->has_beta = t->additive = false;
@@ -606,8 +638,9 @@ void Likelihood::Impl::Term(std::int64_t b, double lv, double lu, int level, con
   }
 }
 
-void Likelihood::Impl::FullTerm(std::int64_t b, const double* lam, int level, const Eigen::VectorXd* fixed_beta,
-                                detail::BinTerm* bt, detail::FullRows* fr, const double* cov_t) const {
+void Likelihood::Impl::FullTerm(std::int64_t b, const double* lam, int level,
+                                const Eigen::VectorXd* fixed_beta, detail::BinTerm* bt,
+                                detail::FullRows* fr, const double* cov_t) const {
   const std::int64_t r0 = bin_row[b], r1 = bin_row[b + 1];
   const std::size_t nr = static_cast<std::size_t>(r1 - r0);
   fr->Resize(nr);
@@ -618,7 +651,9 @@ void Likelihood::Impl::FullTerm(std::int64_t b, const double* lam, int level, co
   const bool no_bb = fixed_beta != nullptr && fixed_beta->size() == 0;
   const bool additive = bbtype == BinByBinStatType::kNormalAdditive;
   const bool gamma = bbtype == BinByBinStatType::kGamma;
-  auto index = [&](std::size_t i) { return no_bb ? std::int64_t{-1} : row_beta[r0 + static_cast<std::int64_t>(i)]; };
+  auto index = [&](std::size_t i) {
+    return no_bb ? std::int64_t{-1} : row_beta[r0 + static_cast<std::int64_t>(i)];
+  };
   auto dprime = [&](double L) { return chisq ? (L - n) / v : (n > 0 ? 1.0 - n / L : 1.0); };
   const double unit = additive ? 0.0 : 1.0;  // beta of a row without a beta (no effect)
   double U = 0.0;
@@ -713,7 +748,10 @@ void Likelihood::Impl::FullTerm(std::int64_t b, const double* lam, int level, co
           const double D2 = chisq ? 1.0 / v : n / (L * L);
           g = t - dprime(L);
           gp = 1.0 - D2 * dL;
-          if (g < 0) lo = t; else hi = t;
+          if (g < 0)
+            lo = t;
+          else
+            hi = t;
         }
         if (g == 0.0) break;
         double tn = std::isfinite(gp) ? t - g / gp : 0.5 * (t + (std::isfinite(lo) ? lo : t - 1.0));
@@ -743,18 +781,27 @@ void Likelihood::Impl::FullTerm(std::int64_t b, const double* lam, int level, co
   double D, D1, D2;
   if (cov_t) {
     // Covariance fit: the coupled data term and the constraints are CovFullAt's.
-    if (!std::isfinite(L)) { bt->ok = false; return; }
+    if (!std::isfinite(L)) {
+      bt->ok = false;
+      return;
+    }
     D = 0.0;
     D1 = *cov_t;
     D2 = 0.0;
   } else if (chisq) {
-    if (!std::isfinite(L)) { bt->ok = false; return; }
+    if (!std::isfinite(L)) {
+      bt->ok = false;
+      return;
+    }
     D = 0.5 * (L - n) * (L - n) / v;
     D1 = (L - n) / v;
     D2 = 1.0 / v;
   } else {
     const bool empty_bin = L == 0.0 && n == 0.0;
-    if ((!(L > 0) && !empty_bin) || !std::isfinite(L)) { bt->ok = false; return; }
+    if ((!(L > 0) && !empty_bin) || !std::isfinite(L)) {
+      bt->ok = false;
+      return;
+    }
     D = n > 0 ? L - n + n * (std::log(n) - std::log(L)) : L;
     D1 = n > 0 ? 1.0 - n / L : 1.0;
     D2 = n > 0 ? n / (L * L) : 0.0;
@@ -765,10 +812,17 @@ void Likelihood::Impl::FullTerm(std::int64_t b, const double* lam, int level, co
     if (j < 0) continue;
     const double bb = fr->beta[i], b0 = beta0[j], k = row_k[r0 + static_cast<std::int64_t>(i)];
     switch (bbtype) {
-      case BinByBinStatType::kNormalMultiplicative: nll += 0.5 * k * (bb - b0) * (bb - b0); break;
-      case BinByBinStatType::kNormalAdditive: nll += 0.5 * (bb - b0) * (bb - b0); break;
+      case BinByBinStatType::kNormalMultiplicative:
+        nll += 0.5 * k * (bb - b0) * (bb - b0);
+        break;
+      case BinByBinStatType::kNormalAdditive:
+        nll += 0.5 * (bb - b0) * (bb - b0);
+        break;
       default:
-        if (!(bb > 0)) { bt->ok = false; return; }
+        if (!(bb > 0)) {
+          bt->ok = false;
+          return;
+        }
         nll += k * (bb - b0) - k * b0 * std::log(bb / b0);
     }
   }
@@ -793,8 +847,17 @@ void Likelihood::Impl::FullTerm(std::int64_t b, const double* lam, int level, co
       const std::int64_t r = r0 + static_cast<std::int64_t>(i);
       const double k = row_k[r], bb = fr->beta[i];
       switch (bbtype) {
-        case BinByBinStatType::kNormalMultiplicative: p = -lam[i] / k; q = -t / k; e = lam[i]; z = 1.0; break;
-        case BinByBinStatType::kNormalAdditive: p = -row_s[r]; e = row_s[r]; z = 1.0; break;
+        case BinByBinStatType::kNormalMultiplicative:
+          p = -lam[i] / k;
+          q = -t / k;
+          e = lam[i];
+          z = 1.0;
+          break;
+        case BinByBinStatType::kNormalAdditive:
+          p = -row_s[r];
+          e = row_s[r];
+          z = 1.0;
+          break;
         default: {
           const double f = bb * bb / (k * beta0[j]);
           p = -f * lam[i];
@@ -827,26 +890,30 @@ void Likelihood::Impl::CovFullAt(const Point& pt, const Eigen::VectorXd* fixed_b
   const bool no_bb = fixed_beta != nullptr && fixed_beta->size() == 0;
   const bool profiled = fixed_beta == nullptr;
   const bool additive = bbtype == BinByBinStatType::kNormalAdditive;
-  Eigen::VectorXd a = Eigen::VectorXd::Zero(nb), q = Eigen::VectorXd::Zero(nb), cons = Eigen::VectorXd::Zero(nb);
+  Eigen::VectorXd a = Eigen::VectorXd::Zero(nb), q = Eigen::VectorXd::Zero(nb),
+                  cons = Eigen::VectorXd::Zero(nb);
   arena->execute([&] {
-    tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, nb, 32), [&](const tbb::blocked_range<std::int64_t>& range) {
-      double ex;
-      for (std::int64_t b = range.begin(); b < range.end(); ++b)
-        for (std::int64_t r = bin_row[b]; r < bin_row[b + 1]; ++r) {
-          const double lam = RowYield(pt, r, &ex);
-          const std::int64_t j = no_bb ? -1 : row_beta[r];
-          if (j < 0) {
-            a[b] += lam;
-          } else if (profiled) {
-            a[b] += additive ? lam + row_s[r] * beta0[j] : beta0[j] * lam;
-            q[b] += additive ? row_s[r] * row_s[r] : lam * lam / row_k[r];
-          } else {
-            const double bb = (*fixed_beta)[j];
-            a[b] += additive ? lam + row_s[r] * bb : bb * lam;
-            cons[b] += additive ? 0.5 * (bb - beta0[j]) * (bb - beta0[j]) : 0.5 * row_k[r] * (bb - beta0[j]) * (bb - beta0[j]);
-          }
-        }
-    });
+    tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, nb, 32),
+                      [&](const tbb::blocked_range<std::int64_t>& range) {
+                        double ex;
+                        for (std::int64_t b = range.begin(); b < range.end(); ++b)
+                          for (std::int64_t r = bin_row[b]; r < bin_row[b + 1]; ++r) {
+                            const double lam = RowYield(pt, r, &ex);
+                            const std::int64_t j = no_bb ? -1 : row_beta[r];
+                            if (j < 0) {
+                              a[b] += lam;
+                            } else if (profiled) {
+                              a[b] += additive ? lam + row_s[r] * beta0[j] : beta0[j] * lam;
+                              q[b] += additive ? row_s[r] * row_s[r] : lam * lam / row_k[r];
+                            } else {
+                              const double bb = (*fixed_beta)[j];
+                              a[b] += additive ? lam + row_s[r] * bb : bb * lam;
+                              cons[b] += additive
+                                             ? 0.5 * (bb - beta0[j]) * (bb - beta0[j])
+                                             : 0.5 * row_k[r] * (bb - beta0[j]) * (bb - beta0[j]);
+                            }
+                          }
+                      });
   });
   c->r = a - data;
   if (profiled) {
@@ -869,21 +936,25 @@ void Likelihood::Impl::CovFullAt(const Point& pt, const Eigen::VectorXd* fixed_b
   if (level < 2) return;
   c->g.setZero(nb, npar);
   arena->execute([&] {
-    tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, nb, 16), [&](const tbb::blocked_range<std::int64_t>& range) {
-      detail::BinState st;
-      Eigen::VectorXd g = Eigen::VectorXd::Zero(npar);
-      for (std::int64_t b = range.begin(); b < range.end(); ++b) {
-        detail::ComputeBin(*this, pt, b, profiled, &st, &c->u[b]);
-        if (fixed_beta && !no_bb) FullTerm(b, st.lam.data(), 2, fixed_beta, &st, &st.fr, &c->u[b]);
-        for (std::int64_t r = bin_row[b]; r < bin_row[b + 1]; ++r)
-          detail::AddRowGradient(*this, pt, r, st.lam[r - bin_row[b]], st.ex[r - bin_row[b]], st.fr.c[r - bin_row[b]], &g);
-        const std::int32_t* touch = bin_touch.data() + bin_touch_start[b];
-        for (std::int64_t k = 0; k < bin_touch_start[b + 1] - bin_touch_start[b]; ++k) {
-          c->g(b, touch[k]) = g[touch[k]];
-          g[touch[k]] = 0.0;
-        }
-      }
-    });
+    tbb::parallel_for(
+        tbb::blocked_range<std::int64_t>(0, nb, 16),
+        [&](const tbb::blocked_range<std::int64_t>& range) {
+          detail::BinState st;
+          Eigen::VectorXd g = Eigen::VectorXd::Zero(npar);
+          for (std::int64_t b = range.begin(); b < range.end(); ++b) {
+            detail::ComputeBin(*this, pt, b, profiled, &st, &c->u[b]);
+            if (fixed_beta && !no_bb)
+              FullTerm(b, st.lam.data(), 2, fixed_beta, &st, &st.fr, &c->u[b]);
+            for (std::int64_t r = bin_row[b]; r < bin_row[b + 1]; ++r)
+              detail::AddRowGradient(*this, pt, r, st.lam[r - bin_row[b]], st.ex[r - bin_row[b]],
+                                     st.fr.c[r - bin_row[b]], &g);
+            const std::int32_t* touch = bin_touch.data() + bin_touch_start[b];
+            for (std::int64_t k = 0; k < bin_touch_start[b + 1] - bin_touch_start[b]; ++k) {
+              c->g(b, touch[k]) = g[touch[k]];
+              g[touch[k]] = 0.0;
+            }
+          }
+        });
   });
 }
 
@@ -894,15 +965,16 @@ void Likelihood::Impl::InitCovariance() {
     wcov = 0.5 * (m.data_cov_inv + m.data_cov_inv.transpose());
     const double asym = (m.data_cov_inv - m.data_cov_inv.transpose()).cwiseAbs().maxCoeff();
     if (asym > 1e-8 * std::max(1.0, m.data_cov_inv.cwiseAbs().maxCoeff()))
-      throw std::invalid_argument("data_cov_inv is not symmetric (largest |W - W^T| = " + std::to_string(asym) +
-                                  "), but an inverse covariance must be");
+      throw std::invalid_argument("data_cov_inv is not symmetric (largest |W - W^T| = " +
+                                  std::to_string(asym) + "), but an inverse covariance must be");
   } else {
     wcov = var.cwiseInverse().asDiagonal();
   }
   const Eigen::LLT<Eigen::MatrixXd> wllt(wcov);
   if (wllt.info() != Eigen::Success)
-    throw std::invalid_argument("data_cov_inv is not positive definite (Cholesky factorisation failed), but an "
-                                "inverse covariance must be");
+    throw std::invalid_argument(
+        "data_cov_inv is not positive definite (Cholesky factorisation failed), but an "
+        "inverse covariance must be");
   const Eigen::MatrixXd cov = wllt.solve(Eigen::MatrixXd::Identity(nb, nb));
   dcov = full ? Eigen::MatrixXd(0.5 * (cov + cov.transpose())) : Eigen::MatrixXd();
   Eigen::MatrixXd covs = cov;
@@ -915,7 +987,8 @@ void Likelihood::Impl::InitCovariance() {
   } else {
     const Eigen::LLT<Eigen::MatrixXd> sllt(covs);
     if (sllt.info() != Eigen::Success)
-      throw std::invalid_argument("the data covariance plus the MC-statistics variances is not positive definite");
+      throw std::invalid_argument(
+          "the data covariance plus the MC-statistics variances is not positive definite");
     weff = sllt.solve(Eigen::MatrixXd::Identity(nb, nb));
     weff = 0.5 * (weff + weff.transpose());
     Eigen::MatrixXd sws = sbeta.asDiagonal() * wcov * sbeta.asDiagonal();
@@ -945,7 +1018,8 @@ double Likelihood::Impl::AddExternal(const Eigen::VectorXd& x, int level, Eigen:
     if (e.grad.size() > 0) nll += e.grad.dot(xs);
     nll += 0.5 * xs.dot(hx);
     if (level >= 1) {
-      for (int i = 0; i < n; ++i) (*grad)[e.params[i]] += (e.grad.size() > 0 ? e.grad[i] : 0.0) + hx[i];
+      for (int i = 0; i < n; ++i)
+        (*grad)[e.params[i]] += (e.grad.size() > 0 ? e.grad[i] : 0.0) + hx[i];
     }
     if (level >= 2 && e.hess.size() > 0) {
       for (int k = 0; k < e.hess.outerSize(); ++k)
@@ -957,7 +1031,8 @@ double Likelihood::Impl::AddExternal(const Eigen::VectorXd& x, int level, Eigen:
 }
 
 void Likelihood::Impl::BinJacobian(const Point& pt, std::int64_t b, const double* lam,
-                                   const double* ex, Eigen::VectorXd* jv, Eigen::VectorXd* ju) const {
+                                   const double* ex, Eigen::VectorXd* jv,
+                                   Eigen::VectorXd* ju) const {
   const Tensor& t = model->tensor;
   const bool asym = !t.logk_halfdiff.empty();
   const bool lognormal = model->systematic_type == SystematicType::kLogNormal;
@@ -981,7 +1056,8 @@ void Likelihood::Impl::BinJacobian(const Point& pt, std::int64_t b, const double
 
 void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t b1, int level,
                                  SliceOut* out, const Eigen::VectorXd* fixed_beta,
-                                 const Eigen::VectorXd* cov_u, const Eigen::VectorXd* cov_beta) const {
+                                 const Eigen::VectorXd* cov_u,
+                                 const Eigen::VectorXd* cov_beta) const {
   const Model& m = *model;
   const Tensor& t = m.tensor;
   const bool asym = !t.logk_halfdiff.empty();
@@ -997,7 +1073,7 @@ void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t 
   std::int64_t max_rows = 0;
   for (std::int64_t b = b0; b < b1; ++b) max_rows = std::max(max_rows, bin_row[b + 1] - bin_row[b]);
   std::vector<double> lam(max_rows), ex(max_rows);
-  detail::FullRows fr;  // full mode: the bin's per-row weights
+  detail::FullRows fr;         // full mode: the bin's per-row weights
   detail::GeneralRowEval gre;  // general rows (row_kernel.h)
 
   // Per-bin derivative accumulators (dense over parameters, reset through the touch list).
@@ -1026,8 +1102,10 @@ void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t 
       (row_scaled[r] ? lv : lu) += lam[r - r0];
     }
     detail::BinTerm bt;
-    if (full) FullTerm(b, lam.data(), level, fixed_beta, &bt, &fr, cov_u ? &(*cov_u)[b] : nullptr);
-    else Term(b, lv, lu, level, fixed_beta, cov_u, &bt, cov_beta);
+    if (full)
+      FullTerm(b, lam.data(), level, fixed_beta, &bt, &fr, cov_u ? &(*cov_u)[b] : nullptr);
+    else
+      Term(b, lv, lu, level, fixed_beta, cov_u, &bt, cov_beta);
     if (!bt.ok) {
       // Non-positive expectation (or zero with observed events): outside the model's domain.
       out->nll = kInf;
@@ -1177,7 +1255,8 @@ void Likelihood::Impl::EvalSlice(const Point& pt, std::int64_t b0, std::int64_t 
   // Row term lambda w1 g g^T, chunk by chunk in the plan's order.
   if (row_buf) {
     const std::int64_t rs0 = bin_row[b0], rs1 = bin_row[b1];
-    for (int c = row_plan.FindChunk(rs0); c + 1 < static_cast<int>(row_plan.start.size()) && row_plan.start[c] < rs1; ++c) {
+    for (int c = row_plan.FindChunk(rs0);
+         c + 1 < static_cast<int>(row_plan.start.size()) && row_plan.start[c] < rs1; ++c) {
       row_buf->Begin(c);
       for (std::int64_t k = row_plan.start[c]; k < row_plan.start[c + 1]; ++k) {
         const std::int64_t r = row_plan.items[k];
@@ -1208,27 +1287,29 @@ void Likelihood::Impl::CovMultAt(const Point& pt, const Eigen::VectorXd* fixed_b
   c->jv.setZero(nb, npar);
   c->ju.setZero(nb, npar);
   arena->execute([&] {
-    tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, nb, 32), [&](const tbb::blocked_range<std::int64_t>& range) {
-      Eigen::VectorXd jv = Eigen::VectorXd::Zero(npar), ju = Eigen::VectorXd::Zero(npar);
-      std::vector<double> lam, ex;
-      for (std::int64_t b = range.begin(); b < range.end(); ++b) {
-        const std::int64_t r0 = bin_row[b], r1 = bin_row[b + 1];
-        lam.resize(r1 - r0);
-        ex.resize(r1 - r0);
-        for (std::int64_t r = r0; r < r1; ++r) {
-          lam[r - r0] = RowYield(pt, r, &ex[r - r0]);
-          (row_scaled[r] ? c->lv[b] : c->lu[b]) += lam[r - r0];
-        }
-        BinJacobian(pt, b, lam.data(), ex.data(), &jv, &ju);
-        const std::int32_t* touch = bin_touch.data() + bin_touch_start[b];
-        for (std::int64_t a = 0; a < bin_touch_start[b + 1] - bin_touch_start[b]; ++a) {
-          const int i = touch[a];
-          c->jv(b, i) = jv[i];
-          c->ju(b, i) = ju[i];
-          jv[i] = ju[i] = 0.0;
-        }
-      }
-    });
+    tbb::parallel_for(
+        tbb::blocked_range<std::int64_t>(0, nb, 32),
+        [&](const tbb::blocked_range<std::int64_t>& range) {
+          Eigen::VectorXd jv = Eigen::VectorXd::Zero(npar), ju = Eigen::VectorXd::Zero(npar);
+          std::vector<double> lam, ex;
+          for (std::int64_t b = range.begin(); b < range.end(); ++b) {
+            const std::int64_t r0 = bin_row[b], r1 = bin_row[b + 1];
+            lam.resize(r1 - r0);
+            ex.resize(r1 - r0);
+            for (std::int64_t r = r0; r < r1; ++r) {
+              lam[r - r0] = RowYield(pt, r, &ex[r - r0]);
+              (row_scaled[r] ? c->lv[b] : c->lu[b]) += lam[r - r0];
+            }
+            BinJacobian(pt, b, lam.data(), ex.data(), &jv, &ju);
+            const std::int32_t* touch = bin_touch.data() + bin_touch_start[b];
+            for (std::int64_t a = 0; a < bin_touch_start[b + 1] - bin_touch_start[b]; ++a) {
+              const int i = touch[a];
+              c->jv(b, i) = jv[i];
+              c->ju(b, i) = ju[i];
+              jv[i] = ju[i] = 0.0;
+            }
+          }
+        });
   });
   const bool no_bb = fixed_beta != nullptr && fixed_beta->size() == 0;
   c->act.clear();
@@ -1273,28 +1354,30 @@ Eigen::MatrixXd Likelihood::Impl::FittedJacobian(const Point& pt, Eigen::VectorX
   Eigen::MatrixXd jac = Eigen::MatrixXd::Zero(m.nbins, npar);
   totals->setZero(m.nbins);
   arena->execute([&] {
-    tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, m.nbins, 32), [&](const tbb::blocked_range<std::int64_t>& range) {
-      Eigen::VectorXd jv = Eigen::VectorXd::Zero(npar), ju = Eigen::VectorXd::Zero(npar);
-      std::vector<double> lam, ex;
-      for (std::int64_t b = range.begin(); b < range.end(); ++b) {
-        const std::int64_t r0 = bin_row[b], r1 = bin_row[b + 1];
-        lam.resize(r1 - r0);
-        ex.resize(r1 - r0);
-        double total = 0.0;
-        for (std::int64_t r = r0; r < r1; ++r) {
-          lam[r - r0] = RowYield(pt, r, &ex[r - r0]);
-          total += lam[r - r0];
-        }
-        (*totals)[b] = total;
-        BinJacobian(pt, b, lam.data(), ex.data(), &jv, &ju);
-        const std::int32_t* touch = bin_touch.data() + bin_touch_start[b];
-        for (std::int64_t a = 0; a < bin_touch_start[b + 1] - bin_touch_start[b]; ++a) {
-          const int i = touch[a];
-          jac(b, i) = jv[i] + ju[i];
-          jv[i] = ju[i] = 0.0;
-        }
-      }
-    });
+    tbb::parallel_for(
+        tbb::blocked_range<std::int64_t>(0, m.nbins, 32),
+        [&](const tbb::blocked_range<std::int64_t>& range) {
+          Eigen::VectorXd jv = Eigen::VectorXd::Zero(npar), ju = Eigen::VectorXd::Zero(npar);
+          std::vector<double> lam, ex;
+          for (std::int64_t b = range.begin(); b < range.end(); ++b) {
+            const std::int64_t r0 = bin_row[b], r1 = bin_row[b + 1];
+            lam.resize(r1 - r0);
+            ex.resize(r1 - r0);
+            double total = 0.0;
+            for (std::int64_t r = r0; r < r1; ++r) {
+              lam[r - r0] = RowYield(pt, r, &ex[r - r0]);
+              total += lam[r - r0];
+            }
+            (*totals)[b] = total;
+            BinJacobian(pt, b, lam.data(), ex.data(), &jv, &ju);
+            const std::int32_t* touch = bin_touch.data() + bin_touch_start[b];
+            for (std::int64_t a = 0; a < bin_touch_start[b + 1] - bin_touch_start[b]; ++a) {
+              const int i = touch[a];
+              jac(b, i) = jv[i] + ju[i];
+              jv[i] = ju[i] = 0.0;
+            }
+          }
+        });
   });
   return jac;
 }
@@ -1353,10 +1436,12 @@ double Likelihood::Impl::Evaluate(const Eigen::VectorXd& x, int level, Eigen::Ve
   std::vector<SliceOut> outs(nslices);
   if (!(cu && level == 0)) {
     arena->execute([&] {
-      tbb::parallel_for(tbb::blocked_range<int>(0, nslices, 1), [&](const tbb::blocked_range<int>& range) {
-        for (int s = range.begin(); s < range.end(); ++s)
-          EvalSlice(pt, cuts[s], cuts[s + 1], level, &outs[s], fixed_beta, cu, cmult ? &cm.beta : nullptr);
-      });
+      tbb::parallel_for(tbb::blocked_range<int>(0, nslices, 1),
+                        [&](const tbb::blocked_range<int>& range) {
+                          for (int s = range.begin(); s < range.end(); ++s)
+                            EvalSlice(pt, cuts[s], cuts[s + 1], level, &outs[s], fixed_beta, cu,
+                                      cmult ? &cm.beta : nullptr);
+                        });
     });
   }
   // Fixed-order reduction: identical results at any thread count.
@@ -1374,13 +1459,14 @@ double Likelihood::Impl::Evaluate(const Eigen::VectorXd& x, int level, Eigen::Ve
     hess->setZero(npar, npar);
     // Column blocks in parallel, slices summed in order within each block.
     arena->execute([&] {
-      tbb::parallel_for(tbb::blocked_range<int>(0, npar, 64), [&](const tbb::blocked_range<int>& range) {
-        for (const auto& o : outs) {
-          if (o.hess.rows() != npar) continue;
-          for (int c = range.begin(); c < range.end(); ++c)
-            hess->col(c).tail(npar - c) += o.hess.col(c).tail(npar - c);
-        }
-      });
+      tbb::parallel_for(tbb::blocked_range<int>(0, npar, 64),
+                        [&](const tbb::blocked_range<int>& range) {
+                          for (const auto& o : outs) {
+                            if (o.hess.rows() != npar) continue;
+                            for (int c = range.begin(); c < range.end(); ++c)
+                              hess->col(c).tail(npar - c) += o.hess.col(c).tail(npar - c);
+                          }
+                        });
     });
     for (int s = 0; s < nsyst; ++s) (*hess)(npoi + s, npoi + s) += cd2[s];
     hess->triangularView<Eigen::StrictlyUpper>() = hess->transpose();
@@ -1444,21 +1530,25 @@ Eigen::VectorXd Likelihood::InitialParams() const {
   x.head(impl_->npoi).setOnes();
   x.tail(impl_->nsyst) = impl_->theta0;
   const Model& m = *impl_->model;
-  for (int s = 0; s < impl_->nsyst && !m.initial_values.empty(); ++s) x[impl_->npoi + s] = m.initial_values[s];
+  for (int s = 0; s < impl_->nsyst && !m.initial_values.empty(); ++s)
+    x[impl_->npoi + s] = m.initial_values[s];
   return x;
 }
 
 namespace {
 
 // Poisson data must be >= 0; chi-square data (Gaussian toys) may be negative.
-void CheckData(const Eigen::VectorXd& data, std::int64_t nbins, const char* what, bool non_negative = true) {
+void CheckData(const Eigen::VectorXd& data, std::int64_t nbins, const char* what,
+               bool non_negative = true) {
   if (data.size() != nbins)
     throw std::invalid_argument(std::string(what) + " has " + std::to_string(data.size()) +
-                                " entries, but the model has " + std::to_string(nbins) + " fitted bins");
+                                " entries, but the model has " + std::to_string(nbins) +
+                                " fitted bins");
   for (Eigen::Index b = 0; b < data.size(); ++b)
     if (!std::isfinite(data[b]) || (non_negative && data[b] < 0))
-      throw std::invalid_argument(std::string(what) + "[" + std::to_string(b) + "] is " + std::to_string(data[b]) +
-                                  (non_negative ? ", but must be finite and >= 0" : ", but must be finite"));
+      throw std::invalid_argument(
+          std::string(what) + "[" + std::to_string(b) + "] is " + std::to_string(data[b]) +
+          (non_negative ? ", but must be finite and >= 0" : ", but must be finite"));
 }
 
 }  // namespace
@@ -1487,8 +1577,9 @@ void Likelihood::SetData(const Eigen::VectorXd& data, const Eigen::VectorXd& var
   if (needs_var)
     for (Eigen::Index b = 0; b < variance.size(); ++b)
       if (!(variance[b] > 0))
-        throw std::invalid_argument("a chi-square fit needs a positive data variance in every fitted bin, but bin " +
-                                    std::to_string(b) + " has variance " + std::to_string(variance[b]));
+        throw std::invalid_argument(
+            "a chi-square fit needs a positive data variance in every fitted bin, but bin " +
+            std::to_string(b) + " has variance " + std::to_string(variance[b]));
   im.data = data;
   if (im.dterm == DataTerm::kPoisson) return;
   im.var = variance;
@@ -1508,39 +1599,48 @@ std::string Likelihood::Describe() const {
   const Impl& im = *impl_;
   std::string out;
   switch (im.dterm) {
-    case DataTerm::kPoisson: out = "Poisson"; break;
+    case DataTerm::kPoisson:
+      out = "Poisson";
+      break;
     case DataTerm::kChisq:
       out = std::string("chi-square (diagonal; variance = ") +
-            (im.options.use_data_var && im.model->data_var.size() == im.model->nbins ? "data_var" : "data") + ")";
+            (im.options.use_data_var && im.model->data_var.size() == im.model->nbins ? "data_var"
+                                                                                     : "data") +
+            ")";
       break;
     case DataTerm::kCovariance:
-      out = im.model->data_cov_inv.size() > 0 ? "chi-square with the data covariance (data_cov_inv)"
-                                                : "chi-square with the data covariance (diagonal, from the data variance)";
+      out = im.model->data_cov_inv.size() > 0
+                ? "chi-square with the data covariance (data_cov_inv)"
+                : "chi-square with the data covariance (diagonal, from the data variance)";
       break;
   }
   if (!im.options.bin_by_bin_stat) return out + ", no bin-by-bin MC statistics";
   if (im.any_general && im.model->sumw2.isZero(0.0))
     return out + ", HistFactory modifiers (MC statistics as staterror / shapesys parameters)";
-  out += std::string(", Barlow-Beeston ") + (im.full ? "full" : "lite") + " (" + ToString(im.bbtype) + ")";
-  if (!im.externals.empty()) out += ", " + std::to_string(im.externals.size()) + " external term(s)";
+  out += std::string(", Barlow-Beeston ") + (im.full ? "full" : "lite") + " (" +
+         ToString(im.bbtype) + ")";
+  if (!im.externals.empty())
+    out += ", " + std::to_string(im.externals.size()) + " external term(s)";
   return out;
 }
 
 void Likelihood::SetGlobalObservables(const Eigen::VectorXd& theta0, const Eigen::VectorXd& beta0) {
   if (theta0.size() != impl_->nsyst)
-    throw std::invalid_argument("theta0 has " + std::to_string(theta0.size()) + " entries, but must have " +
-                                std::to_string(impl_->nsyst));
+    throw std::invalid_argument("theta0 has " + std::to_string(theta0.size()) +
+                                " entries, but must have " + std::to_string(impl_->nsyst));
   if (beta0.size() != impl_->nbeta)
-    throw std::invalid_argument("beta0 has " + std::to_string(beta0.size()) + " entries, but must have " +
-                                std::to_string(impl_->nbeta) + (impl_->full ? " (nbins x nproc, full mode)" : ""));
+    throw std::invalid_argument("beta0 has " + std::to_string(beta0.size()) +
+                                " entries, but must have " + std::to_string(impl_->nbeta) +
+                                (impl_->full ? " (nbins x nproc, full mode)" : ""));
   const bool gamma = impl_->bbtype == BinByBinStatType::kGamma;
   if (!theta0.allFinite() || !beta0.allFinite() || (gamma && (beta0.array() <= 0).any()))
     throw std::invalid_argument(gamma ? "global observables must be finite and beta0 > 0"
                                       : "global observables must be finite");
   for (int s = 0; s < static_cast<int>(impl_->poisson.size()); ++s)
     if (impl_->poisson[s] && theta0[s] < 0)
-      throw std::invalid_argument("theta0[" + std::to_string(s) + "] (" + impl_->model->systematics[s] + ") is " +
-                                  std::to_string(theta0[s]) + ", but a Poisson-constrained centre must be >= 0");
+      throw std::invalid_argument(
+          "theta0[" + std::to_string(s) + "] (" + impl_->model->systematics[s] + ") is " +
+          std::to_string(theta0[s]) + ", but a Poisson-constrained centre must be >= 0");
   impl_->theta0 = theta0;
   impl_->beta0 = beta0;
 }
@@ -1548,7 +1648,9 @@ void Likelihood::SetGlobalObservables(const Eigen::VectorXd& theta0, const Eigen
 const Eigen::VectorXd& Likelihood::theta0() const { return impl_->theta0; }
 const Eigen::VectorXd& Likelihood::beta0() const { return impl_->beta0; }
 
-double Likelihood::Value(const Eigen::VectorXd& x) const { return impl_->Evaluate(x, 0, nullptr, nullptr); }
+double Likelihood::Value(const Eigen::VectorXd& x) const {
+  return impl_->Evaluate(x, 0, nullptr, nullptr);
+}
 
 double Likelihood::ValueAndGradient(const Eigen::VectorXd& x, Eigen::VectorXd* grad) const {
   return impl_->Evaluate(x, 1, grad, nullptr);
@@ -1604,7 +1706,8 @@ Eigen::VectorXd Likelihood::ProfiledBeta(const Eigen::VectorXd& x) const {
   }
   if (im.dterm == DataTerm::kCovariance) {
     Eigen::VectorXd totals = Eigen::VectorXd::Zero(m.nbins);
-    for (std::int64_t r = 0; r < im.bin_row[m.nbins]; ++r) totals[m.tensor.row_bin[r]] += im.RowYield(pt, r, &ex);
+    for (std::int64_t r = 0; r < im.bin_row[m.nbins]; ++r)
+      totals[m.tensor.row_bin[r]] += im.RowYield(pt, r, &ex);
     return im.CovarianceBeta(totals);
   }
   detail::BinTerm bt;
@@ -1627,13 +1730,15 @@ Eigen::VectorXd Likelihood::ExpectedYields(const Eigen::VectorXd& x, bool includ
   Eigen::VectorXd out = Eigen::VectorXd::Zero(m.nbins_full);
   double ex;
   if (include_beta && im.full) {
-    im.FullYields(pt, true, false, [&](std::int64_t b, const Eigen::VectorXd& y, const Eigen::MatrixXd&) {
-      out[b] = y.sum();
-    });
+    im.FullYields(pt, true, false,
+                  [&](std::int64_t b, const Eigen::VectorXd& y, const Eigen::MatrixXd&) {
+                    out[b] = y.sum();
+                  });
     return out;
   }
   if (include_beta && additive) {
-    for (std::int64_t r = 0; r < m.tensor.num_rows(); ++r) out[m.tensor.row_bin[r]] += im.RowYield(pt, r, &ex);
+    for (std::int64_t r = 0; r < m.tensor.num_rows(); ++r)
+      out[m.tensor.row_bin[r]] += im.RowYield(pt, r, &ex);
     const Eigen::VectorXd beta = ProfiledBeta(x);
     out.head(m.nbins) += im.sbeta.cwiseProduct(beta);
     return out;
@@ -1649,11 +1754,12 @@ Eigen::VectorXd Likelihood::ExpectedYields(const Eigen::VectorXd& x, bool includ
 
 const Eigen::VectorXd& Likelihood::bb_kstat() const { return impl_->kstat; }
 
-double Likelihood::ValueGradientHessianFixedBeta(const Eigen::VectorXd& x, const Eigen::VectorXd& beta,
-                                                 Eigen::VectorXd* grad, Eigen::MatrixXd* hess) const {
+double Likelihood::ValueGradientHessianFixedBeta(const Eigen::VectorXd& x,
+                                                 const Eigen::VectorXd& beta, Eigen::VectorXd* grad,
+                                                 Eigen::MatrixXd* hess) const {
   if (beta.size() != impl_->nbeta)
-    throw std::invalid_argument("beta has " + std::to_string(beta.size()) + " entries, but must have " +
-                                std::to_string(impl_->nbeta));
+    throw std::invalid_argument("beta has " + std::to_string(beta.size()) +
+                                " entries, but must have " + std::to_string(impl_->nbeta));
   return impl_->Evaluate(x, 2, grad, hess, &beta);
 }
 
@@ -1662,8 +1768,8 @@ void Likelihood::GlobalObservableDerivatives(const Eigen::VectorXd& x, Eigen::Ma
   const Impl& im = *impl_;
   const Model& m = *im.model;
   if (x.size() != im.npar)
-    throw std::invalid_argument("parameter vector has " + std::to_string(x.size()) + " entries, but the model has " +
-                                std::to_string(im.npar));
+    throw std::invalid_argument("parameter vector has " + std::to_string(x.size()) +
+                                " entries, but the model has " + std::to_string(im.npar));
   Point pt;
   im.MakePoint(x, &pt);
   d_data->setZero(im.npar, m.nbins);
@@ -1696,35 +1802,41 @@ void Likelihood::GlobalObservableDerivatives(const Eigen::VectorXd& x, Eigen::Ma
     // grad = sum_r t a_r d lambda_r: d/dn = dt/dn G and d/dbeta0_j = h e_j z_j G + t z_j d lambda_j
     // (multiplicative rows) with G = sum_r c_r d lambda_r (docs/numerics.md "Barlow-Beeston full").
     im.arena->execute([&] {
-      tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, m.nbins, 16), [&](const tbb::blocked_range<std::int64_t>& range) {
-        Eigen::VectorXd g = Eigen::VectorXd::Zero(im.npar), jr = g;
-        detail::BinState st;
-        for (std::int64_t b = range.begin(); b < range.end(); ++b) {
-          detail::ComputeBin(im, pt, b, true, &st);
-          if (!st.ok) continue;
-          const std::int64_t r0 = im.bin_row[b], r1 = im.bin_row[b + 1];
-          for (std::int64_t r = r0; r < r1; ++r)
-            detail::AddRowGradient(im, pt, r, st.lam[r - r0], st.ex[r - r0], st.fr.c[r - r0], &g);
-          const std::int32_t* touch = im.bin_touch.data() + im.bin_touch_start[b];
-          const std::int64_t ntouch = im.bin_touch_start[b + 1] - im.bin_touch_start[b];
-          for (std::int64_t a = 0; a < ntouch; ++a) (*d_data)(touch[a], b) = st.fr.dtn * g[touch[a]];
-          const bool mult = im.bbtype != BinByBinStatType::kNormalAdditive;
-          for (std::int64_t r = r0; r < r1; ++r) {
-            const std::int64_t j = im.row_beta[r];
-            if (j < 0) continue;
-            const double he = st.fr.h * st.fr.e[r - r0] * st.fr.z[r - r0];
-            for (std::int64_t a = 0; a < ntouch; ++a) (*d_beta0)(touch[a], j) = he * g[touch[a]];
-            if (mult) {
-              detail::AddRowGradient(im, pt, r, st.lam[r - r0], st.ex[r - r0], st.fr.t * st.fr.z[r - r0], &jr);
-              for (std::int64_t a = 0; a < ntouch; ++a) {
-                (*d_beta0)(touch[a], j) += jr[touch[a]];
-                jr[touch[a]] = 0.0;
-              }
-            }
-          }
-          for (std::int64_t a = 0; a < ntouch; ++a) g[touch[a]] = 0.0;
-        }
-      });
+      tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, m.nbins, 16),
+                        [&](const tbb::blocked_range<std::int64_t>& range) {
+                          Eigen::VectorXd g = Eigen::VectorXd::Zero(im.npar), jr = g;
+                          detail::BinState st;
+                          for (std::int64_t b = range.begin(); b < range.end(); ++b) {
+                            detail::ComputeBin(im, pt, b, true, &st);
+                            if (!st.ok) continue;
+                            const std::int64_t r0 = im.bin_row[b], r1 = im.bin_row[b + 1];
+                            for (std::int64_t r = r0; r < r1; ++r)
+                              detail::AddRowGradient(im, pt, r, st.lam[r - r0], st.ex[r - r0],
+                                                     st.fr.c[r - r0], &g);
+                            const std::int32_t* touch = im.bin_touch.data() + im.bin_touch_start[b];
+                            const std::int64_t ntouch =
+                                im.bin_touch_start[b + 1] - im.bin_touch_start[b];
+                            for (std::int64_t a = 0; a < ntouch; ++a)
+                              (*d_data)(touch[a], b) = st.fr.dtn * g[touch[a]];
+                            const bool mult = im.bbtype != BinByBinStatType::kNormalAdditive;
+                            for (std::int64_t r = r0; r < r1; ++r) {
+                              const std::int64_t j = im.row_beta[r];
+                              if (j < 0) continue;
+                              const double he = st.fr.h * st.fr.e[r - r0] * st.fr.z[r - r0];
+                              for (std::int64_t a = 0; a < ntouch; ++a)
+                                (*d_beta0)(touch[a], j) = he * g[touch[a]];
+                              if (mult) {
+                                detail::AddRowGradient(im, pt, r, st.lam[r - r0], st.ex[r - r0],
+                                                       st.fr.t * st.fr.z[r - r0], &jr);
+                                for (std::int64_t a = 0; a < ntouch; ++a) {
+                                  (*d_beta0)(touch[a], j) += jr[touch[a]];
+                                  jr[touch[a]] = 0.0;
+                                }
+                              }
+                            }
+                            for (std::int64_t a = 0; a < ntouch; ++a) g[touch[a]] = 0.0;
+                          }
+                        });
     });
     return;
   }
@@ -1739,7 +1851,8 @@ void Likelihood::GlobalObservableDerivatives(const Eigen::VectorXd& x, Eigen::Ma
       Eigen::MatrixXd nw(na, m.nbins);
       for (int i = 0; i < na; ++i) nw.row(i) = cm.lv[cm.act[i]] * im.wcov.row(cm.act[i]);
       *d_data += ainv_b.transpose() * nw;
-      for (int i = 0; i < na; ++i) d_beta0->col(cm.act[i]) = ainv_b.row(i).transpose() * im.kstat[cm.act[i]];
+      for (int i = 0; i < na; ++i)
+        d_beta0->col(cm.act[i]) = ainv_b.row(i).transpose() * im.kstat[cm.act[i]];
     }
     return;
   }
@@ -1754,67 +1867,74 @@ void Likelihood::GlobalObservableDerivatives(const Eigen::VectorXd& x, Eigen::Ma
   }
   const bool chisq = im.dterm == DataTerm::kChisq;
   im.arena->execute([&] {
-    tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, m.nbins, 16), [&](const tbb::blocked_range<std::int64_t>& range) {
-      Eigen::VectorXd jv = Eigen::VectorXd::Zero(im.npar), ju = Eigen::VectorXd::Zero(im.npar);
-      std::vector<double> lam, ex;
-      detail::BinTerm bt;
-      for (std::int64_t b = range.begin(); b < range.end(); ++b) {
-        const std::int64_t r0 = im.bin_row[b], r1 = im.bin_row[b + 1];
-        lam.resize(r1 - r0);
-        ex.resize(r1 - r0);
-        double lv = 0.0, lu = 0.0;
-        for (std::int64_t r = r0; r < r1; ++r) {
-          lam[r - r0] = im.RowYield(pt, r, &ex[r - r0]);
-          (im.row_scaled[r] ? lv : lu) += lam[r - r0];
-        }
-        im.Term(b, lv, lu, 2, nullptr, nullptr, &bt);
-        const double L = bt.L;
-        // dD1/dn of the data term: Poisson -1/L (an empty bin, L = n = 0, has no spread of n:
-        // no derivative to use), chi-square -1/sigma^2.
-        const double dn = chisq ? -1.0 / im.var[b] : (L > 0 ? -1.0 / L : 0.0);
-        // d(dG/dlambda_v, dG/dlambda_u)/dn and /dbeta0 at the profiled beta.
-        double dv_dn = dn, du_dn = dn, dv_db0 = 0.0, du_db0 = 0.0;
-        if (bt.has_beta) {
-          const double k = im.kstat[b];
-          double fbn, cb0;
-          if (bt.additive) {
-            fbn = bt.s * dn;
-            cb0 = -1.0;
-          } else {
-            dv_dn = bt.beta * dn;
-            fbn = bt.lv * dn;
-            cb0 = im.bbtype == BinByBinStatType::kGamma ? -k / bt.beta : -k;
+    tbb::parallel_for(
+        tbb::blocked_range<std::int64_t>(0, m.nbins, 16),
+        [&](const tbb::blocked_range<std::int64_t>& range) {
+          Eigen::VectorXd jv = Eigen::VectorXd::Zero(im.npar), ju = Eigen::VectorXd::Zero(im.npar);
+          std::vector<double> lam, ex;
+          detail::BinTerm bt;
+          for (std::int64_t b = range.begin(); b < range.end(); ++b) {
+            const std::int64_t r0 = im.bin_row[b], r1 = im.bin_row[b + 1];
+            lam.resize(r1 - r0);
+            ex.resize(r1 - r0);
+            double lv = 0.0, lu = 0.0;
+            for (std::int64_t r = r0; r < r1; ++r) {
+              lam[r - r0] = im.RowYield(pt, r, &ex[r - r0]);
+              (im.row_scaled[r] ? lv : lu) += lam[r - r0];
+            }
+            im.Term(b, lv, lu, 2, nullptr, nullptr, &bt);
+            const double L = bt.L;
+            // dD1/dn of the data term: Poisson -1/L (an empty bin, L = n = 0, has no spread of n:
+            // no derivative to use), chi-square -1/sigma^2.
+            const double dn = chisq ? -1.0 / im.var[b] : (L > 0 ? -1.0 / L : 0.0);
+            // d(dG/dlambda_v, dG/dlambda_u)/dn and /dbeta0 at the profiled beta.
+            double dv_dn = dn, du_dn = dn, dv_db0 = 0.0, du_db0 = 0.0;
+            if (bt.has_beta) {
+              const double k = im.kstat[b];
+              double fbn, cb0;
+              if (bt.additive) {
+                fbn = bt.s * dn;
+                cb0 = -1.0;
+              } else {
+                dv_dn = bt.beta * dn;
+                fbn = bt.lv * dn;
+                cb0 = im.bbtype == BinByBinStatType::kGamma ? -k / bt.beta : -k;
+              }
+              const double dbeta_dn = -fbn / bt.fbb;
+              const double dbeta_db0 = -cb0 / bt.fbb;
+              dv_dn += bt.fbv * dbeta_dn;
+              du_dn += bt.fbu * dbeta_dn;
+              dv_db0 = bt.fbv * dbeta_db0;
+              du_db0 = bt.fbu * dbeta_db0;
+            }
+            im.BinJacobian(pt, b, lam.data(), ex.data(), &jv, &ju);
+            const std::int32_t* touch = im.bin_touch.data() + im.bin_touch_start[b];
+            const std::int64_t ntouch = im.bin_touch_start[b + 1] - im.bin_touch_start[b];
+            for (std::int64_t a = 0; a < ntouch; ++a) {
+              const int i = touch[a];
+              (*d_data)(i, b) = dv_dn * jv[i] + du_dn * ju[i];
+              (*d_beta0)(i, b) = dv_db0 * jv[i] + du_db0 * ju[i];
+              jv[i] = ju[i] = 0.0;
+            }
           }
-          const double dbeta_dn = -fbn / bt.fbb;
-          const double dbeta_db0 = -cb0 / bt.fbb;
-          dv_dn += bt.fbv * dbeta_dn;
-          du_dn += bt.fbu * dbeta_dn;
-          dv_db0 = bt.fbv * dbeta_db0;
-          du_db0 = bt.fbu * dbeta_db0;
-        }
-        im.BinJacobian(pt, b, lam.data(), ex.data(), &jv, &ju);
-        const std::int32_t* touch = im.bin_touch.data() + im.bin_touch_start[b];
-        const std::int64_t ntouch = im.bin_touch_start[b + 1] - im.bin_touch_start[b];
-        for (std::int64_t a = 0; a < ntouch; ++a) {
-          const int i = touch[a];
-          (*d_data)(i, b) = dv_dn * jv[i] + du_dn * ju[i];
-          (*d_beta0)(i, b) = dv_db0 * jv[i] + du_db0 * ju[i];
-          jv[i] = ju[i] = 0.0;
-        }
-      }
-    });
+        });
   });
 }
 
 void Likelihood::GlobalObservableSigmas(const Eigen::VectorXd& x, Eigen::VectorXd* sigma_data,
-                                        Eigen::VectorXd* sigma_beta0, Eigen::MatrixXd* data_factor) const {
+                                        Eigen::VectorXd* sigma_beta0,
+                                        Eigen::MatrixXd* data_factor) const {
   const Impl& im = *impl_;
   const Model& m = *im.model;
   sigma_beta0->setZero(im.nbeta);
   data_factor->resize(0, 0);
   switch (im.dterm) {
-    case DataTerm::kPoisson: *sigma_data = im.data.cwiseMax(0.0).cwiseSqrt(); break;
-    case DataTerm::kChisq: *sigma_data = im.var.cwiseSqrt(); break;
+    case DataTerm::kPoisson:
+      *sigma_data = im.data.cwiseMax(0.0).cwiseSqrt();
+      break;
+    case DataTerm::kChisq:
+      *sigma_data = im.var.cwiseSqrt();
+      break;
     case DataTerm::kCovariance:
       sigma_data->resize(0);
       *data_factor = im.cov_factor;
@@ -1836,11 +1956,14 @@ void Likelihood::GlobalObservableSigmas(const Eigen::VectorXd& x, Eigen::VectorX
   for (Eigen::Index b = 0; b < im.nbeta; ++b) {
     const double k = im.kstat[b];
     if (k <= 0) continue;
-    (*sigma_beta0)[b] = im.bbtype == BinByBinStatType::kGamma ? std::sqrt(beta[b] / k) : 1.0 / std::sqrt(k);
+    (*sigma_beta0)[b] =
+        im.bbtype == BinByBinStatType::kGamma ? std::sqrt(beta[b] / k) : 1.0 / std::sqrt(k);
   }
 }
 
 double Likelihood::PoiValue(double x) const { return impl_->options.poi_positive ? x * x : x; }
-double Likelihood::PoiDerivative(double x) const { return impl_->options.poi_positive ? 2 * x : 1.0; }
+double Likelihood::PoiDerivative(double x) const {
+  return impl_->options.poi_positive ? 2 * x : 1.0;
+}
 
 }  // namespace lepus::engine

@@ -9,10 +9,10 @@
 #include <mutex>
 #include <vector>
 
+#include <tbb/task_arena.h>
 #include <Eigen/Cholesky>
 #include <Eigen/Core>
 #include <Eigen/SparseCore>
-#include <tbb/task_arena.h>
 
 #include "lepus/engine/likelihood.h"
 #include "row_kernel.h"
@@ -26,9 +26,9 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 
 // Per-evaluation values that depend only on x.
 struct Point {
-  Eigen::VectorXd r, dr, d2r;      // per signal process: mu(x), dmu/dx, d2mu/dx2
-  Eigen::VectorXd theta;           // [nsyst]
-  Eigen::VectorXd alpha, c1, c2;   // per syst: alpha(theta), d(theta*alpha)/dtheta, d2(...)
+  Eigen::VectorXd r, dr, d2r;     // per signal process: mu(x), dmu/dx, d2mu/dx2
+  Eigen::VectorXd theta;          // [nsyst]
+  Eigen::VectorXd alpha, c1, c2;  // per syst: alpha(theta), d(theta*alpha)/dtheta, d2(...)
 };
 
 // Dense Hessian slice buffers reused across evaluations: a fresh npar^2 allocation per
@@ -69,8 +69,7 @@ struct SliceOut {
 // triangle of a dense block with SYRK-like rank updates (one for each sign of w).
 class RankBuffer {
  public:
-  RankBuffer(Eigen::Index dim, Eigen::Index capacity)
-      : pos_(dim, capacity), neg_(dim, capacity) {}
+  RankBuffer(Eigen::Index dim, Eigen::Index capacity) : pos_(dim, capacity), neg_(dim, capacity) {}
   // Returns the column to fill (zeroed) for weight w; call Commit() after filling it.
   double* Column(double w) {
     auto& m = w >= 0 ? pos_ : neg_;
@@ -81,13 +80,18 @@ class RankBuffer {
   }
   template <typename Block>
   void Commit(Block&& target) {
-    if (last_sign_) ++npos_; else ++nneg_;
+    if (last_sign_)
+      ++npos_;
+    else
+      ++nneg_;
     if (npos_ == pos_.cols() || nneg_ == neg_.cols()) Flush(target);
   }
   template <typename Block>
   void Flush(Block&& target) {
-    if (npos_ > 0) target.template selfadjointView<Eigen::Lower>().rankUpdate(pos_.leftCols(npos_), 1.0);
-    if (nneg_ > 0) target.template selfadjointView<Eigen::Lower>().rankUpdate(neg_.leftCols(nneg_), -1.0);
+    if (npos_ > 0)
+      target.template selfadjointView<Eigen::Lower>().rankUpdate(pos_.leftCols(npos_), 1.0);
+    if (nneg_ > 0)
+      target.template selfadjointView<Eigen::Lower>().rankUpdate(neg_.leftCols(nneg_), -1.0);
     npos_ = nneg_ = 0;
   }
 
@@ -120,16 +124,20 @@ struct ChunkPlan {
 class ChunkBuffer {
  public:
   ChunkBuffer(const ChunkPlan& plan, Eigen::Index dim, Eigen::Index capacity)
-      : plan_(plan), dim_(dim), pos_(std::max<Eigen::Index>(plan.max_width, 1), capacity),
+      : plan_(plan),
+        dim_(dim),
+        pos_(std::max<Eigen::Index>(plan.max_width, 1), capacity),
         neg_(std::max<Eigen::Index>(plan.max_width, 1), capacity),
-        acc_(std::max<Eigen::Index>(plan.max_union, 1), std::max<Eigen::Index>(plan.max_union, 1)) {}
+        acc_(std::max<Eigen::Index>(plan.max_union, 1), std::max<Eigen::Index>(plan.max_union, 1)) {
+  }
   void Begin(int chunk) {
     chunk_ = chunk;
     direct_ = plan_.direct[chunk];
     width_ = direct_ ? dim_ : plan_.col_start[chunk + 1] - plan_.col_start[chunk];
     npos_ = nneg_ = 0;
     used_ = false;
-    if (!direct_) acc_.topLeftCorner(width_, width_).template triangularView<Eigen::Lower>().setZero();
+    if (!direct_)
+      acc_.topLeftCorner(width_, width_).template triangularView<Eigen::Lower>().setZero();
   }
   int chunk() const { return chunk_; }
   bool direct() const { return direct_; }
@@ -143,7 +151,10 @@ class ChunkBuffer {
   }
   template <typename Block>
   void Commit(Block&& target) {
-    if (last_sign_) ++npos_; else ++nneg_;
+    if (last_sign_)
+      ++npos_;
+    else
+      ++nneg_;
     used_ = true;
     if (npos_ == pos_.cols() || nneg_ == neg_.cols()) Flush(target);
   }
@@ -161,12 +172,20 @@ class ChunkBuffer {
   template <typename Block>
   void Flush(Block&& target) {
     if (direct_) {
-      if (npos_ > 0) target.template selfadjointView<Eigen::Lower>().rankUpdate(pos_.topLeftCorner(width_, npos_), 1.0);
-      if (nneg_ > 0) target.template selfadjointView<Eigen::Lower>().rankUpdate(neg_.topLeftCorner(width_, nneg_), -1.0);
+      if (npos_ > 0)
+        target.template selfadjointView<Eigen::Lower>().rankUpdate(
+            pos_.topLeftCorner(width_, npos_), 1.0);
+      if (nneg_ > 0)
+        target.template selfadjointView<Eigen::Lower>().rankUpdate(
+            neg_.topLeftCorner(width_, nneg_), -1.0);
     } else {
       auto a = acc_.topLeftCorner(width_, width_);
-      if (npos_ > 0) a.template selfadjointView<Eigen::Lower>().rankUpdate(pos_.topLeftCorner(width_, npos_), 1.0);
-      if (nneg_ > 0) a.template selfadjointView<Eigen::Lower>().rankUpdate(neg_.topLeftCorner(width_, nneg_), -1.0);
+      if (npos_ > 0)
+        a.template selfadjointView<Eigen::Lower>().rankUpdate(pos_.topLeftCorner(width_, npos_),
+                                                              1.0);
+      if (nneg_ > 0)
+        a.template selfadjointView<Eigen::Lower>().rankUpdate(neg_.topLeftCorner(width_, nneg_),
+                                                              -1.0);
     }
     npos_ = nneg_ = 0;
   }
@@ -188,10 +207,10 @@ struct BinTerm {
   double lv = 0, lu = 0, L = 0, beta = 1, nll = 0;
   double gv = 0, gu = 0, hvv = 0, hvu = 0, huu = 0;
   double fbv = 0, fbu = 0, fbb = 1;
-  double s = 0;             // normal-additive: sqrt(V_b), L = lv + lu + s beta
+  double s = 0;  // normal-additive: sqrt(V_b), L = lv + lu + s beta
   bool has_beta = false;
   bool additive = false;
-  bool ok = true;           // false: outside the model's domain (the NLL is +inf)
+  bool ok = true;  // false: outside the model's domain (the NLL is +inf)
 };
 
 // Barlow-Beeston full mode: one fitted bin's rows (docs/numerics.md "Barlow-Beeston full"). Each
@@ -204,9 +223,16 @@ struct BinTerm {
 struct FullRows {
   std::vector<double> beta, w, c, d, ep, p, q, z, e;
   double t = 0.0, h = 0.0, S = 0.0, dtn = 0.0;  // dtn: d t / d n at fixed lambda (global impacts)
-  double d2 = 0.0;                               // D''(L)
+  double d2 = 0.0;                              // D''(L)
   void Resize(std::size_t n) {
-    beta.resize(n); w.resize(n); c.resize(n); d.resize(n); ep.resize(n); p.resize(n); q.resize(n); z.resize(n);
+    beta.resize(n);
+    w.resize(n);
+    c.resize(n);
+    d.resize(n);
+    ep.resize(n);
+    p.resize(n);
+    q.resize(n);
+    z.resize(n);
     e.resize(n);
   }
 };
@@ -218,10 +244,10 @@ struct FullRows {
 // and u = W_eff (a - n); with fixed betas W_eff = W, r = L - n and the constraints are added.
 // The Hessian's bin part is G^T W_eff G with G_b = sum_r c_r dlambda_r / dx.
 struct CovFull {
-  Eigen::VectorXd u;   // [nbins] W_eff r: every bin's t
-  Eigen::VectorXd r;   // [nbins] a - n (profiled) or L - n (fixed)
-  Eigen::MatrixXd w;   // [nbins x nbins] W_eff (profiled) or W
-  Eigen::MatrixXd g;   // [nbins x npar] (level >= 2)
+  Eigen::VectorXd u;  // [nbins] W_eff r: every bin's t
+  Eigen::VectorXd r;  // [nbins] a - n (profiled) or L - n (fixed)
+  Eigen::MatrixXd w;  // [nbins x nbins] W_eff (profiled) or W
+  Eigen::MatrixXd g;  // [nbins x npar] (level >= 2)
   double nll = 0.0;
 };
 
@@ -257,11 +283,11 @@ struct Likelihood::Impl {
   std::vector<ParamInfo> params;
   int npoi = 0, nsyst = 0, npar = 0;
   Eigen::VectorXd data, theta0, beta0;
-  Eigen::VectorXd kstat;                  // [nbins]
+  Eigen::VectorXd kstat;  // [nbins]
   DataTerm dterm = DataTerm::kPoisson;
   BinByBinStatType bbtype = BinByBinStatType::kGamma;  // resolved (never kAutomatic)
-  Eigen::VectorXd var;                    // [nbins] data variance (kChisq, kCovariance without W)
-  Eigen::VectorXd sbeta;                  // [nbins] sqrt(V_b) for normal-additive (0: no beta)
+  Eigen::VectorXd var;    // [nbins] data variance (kChisq, kCovariance without W)
+  Eigen::VectorXd sbeta;  // [nbins] sqrt(V_b) for normal-additive (0: no beta)
   // kCovariance: W (inverse data covariance), the effective W with the additive betas profiled,
   // W_eff = (W^-1 + S^2)^-1 (S = diag(sbeta)), the factorisation of S W S + 1 (profiled beta)
   // and a lower Cholesky factor of W^-1 (global impacts).
@@ -269,7 +295,7 @@ struct Likelihood::Impl {
   Eigen::MatrixXd dcov;  // W^-1, kCovariance with Barlow-Beeston full mode
   std::shared_ptr<const Eigen::LLT<Eigen::MatrixXd>> sws_llt;
   std::vector<detail::ExternalPart> externals;
-  std::vector<char> row_scaled;           // [nrows]: scaled by beta
+  std::vector<char> row_scaled;  // [nrows]: scaled by beta
   // Barlow-Beeston full mode (options bin_by_bin_stat and kFull): num_betas = nbins * nproc; per
   // row of a fitted bin its beta index b * nproc + p (-1: no beta), k_r and s_r = sqrt(sumw2).
   bool full = false;
@@ -288,7 +314,7 @@ struct Likelihood::Impl {
   std::vector<double> coef;
   // Per systematic: Poisson-constrained (Model::constraint_kinds).
   std::vector<char> poisson;
-  std::vector<std::int64_t> bin_row;      // [nbins_full + 1] first row of each bin
+  std::vector<std::int64_t> bin_row;  // [nbins_full + 1] first row of each bin
   // Parameters touched by each fitted bin (sorted): POIs of its signal rows, systematics.
   std::vector<std::int64_t> bin_touch_start;
   std::vector<std::int32_t> bin_touch;
@@ -297,8 +323,8 @@ struct Likelihood::Impl {
   detail::ChunkPlan row_plan;  // tensor rows of fitted bins; columns = systematics
   detail::ChunkPlan bin_plan;  // fitted bins; columns = parameters (bin_touch lists)
   std::vector<std::int64_t> grad_slices, hess_slices;  // bin boundaries
-  mutable detail::MatrixPool hess_pool;             // SliceOut::hess buffers
-  std::shared_ptr<tbb::task_arena> arena;  // replaced (not shared) by Clone
+  mutable detail::MatrixPool hess_pool;                // SliceOut::hess buffers
+  std::shared_ptr<tbb::task_arena> arena;              // replaced (not shared) by Clone
 
   void Init();
   detail::GeneralRowInputs RowInputs(const Point& pt) const {
@@ -344,7 +370,8 @@ struct Likelihood::Impl {
   // cov_beta: kCovariance with multiplicative betas, the betas (gradient weight beta u of the
   // scaled rows).
   void EvalSlice(const Point& pt, std::int64_t b0, std::int64_t b1, int level, SliceOut* out,
-                 const Eigen::VectorXd* fixed_beta = nullptr, const Eigen::VectorXd* cov_u = nullptr,
+                 const Eigen::VectorXd* fixed_beta = nullptr,
+                 const Eigen::VectorXd* cov_u = nullptr,
                  const Eigen::VectorXd* cov_beta = nullptr) const;
   double Evaluate(const Eigen::VectorXd& x, int level, Eigen::VectorXd* grad, Eigen::MatrixXd* hess,
                   const Eigen::VectorXd* fixed_beta = nullptr) const;
@@ -359,29 +386,33 @@ struct Likelihood::Impl {
   // beta held at (*fixed_beta)[b]. cov_u: kCovariance, the bin's (W_eff (L - n_eff))_b (the data
   // term is then handled in Evaluate; the bin only supplies its gradient weight).
   void Term(std::int64_t b, double lv, double lu, int level, const Eigen::VectorXd* fixed_beta,
-            const Eigen::VectorXd* cov_u, detail::BinTerm* t, const Eigen::VectorXd* cov_beta = nullptr) const;
+            const Eigen::VectorXd* cov_u, detail::BinTerm* t,
+            const Eigen::VectorXd* cov_beta = nullptr) const;
   // Full mode: the term of fitted bin b from its row yields lam (bin_row order). Fills t (L, nll,
   // ok) and fr (level >= 1: beta, w; level >= 2: c, d, ep, q, z, e, t, h, S, dtn). fixed_beta as in
   // Term ([nbeta], or empty: without Barlow-Beeston).
   // cov_t (kCovariance): t = (W_eff r)_b is given (CovFullAt); the data term and the betas'
   // constraints are then evaluated by CovFullAt (bt->nll = 0).
-  void FullTerm(std::int64_t b, const double* lam, int level, const Eigen::VectorXd* fixed_beta, detail::BinTerm* t,
-                detail::FullRows* fr, const double* cov_t = nullptr) const;
+  void FullTerm(std::int64_t b, const double* lam, int level, const Eigen::VectorXd* fixed_beta,
+                detail::BinTerm* t, detail::FullRows* fr, const double* cov_t = nullptr) const;
   // kCovariance with Barlow-Beeston full mode (detail::CovFull). level >= 2 fills g.
-  void CovFullAt(const Point& pt, const Eigen::VectorXd* fixed_beta, int level, detail::CovFull* c) const;
+  void CovFullAt(const Point& pt, const Eigen::VectorXd* fixed_beta, int level,
+                 detail::CovFull* c) const;
   // kCovariance with normal-multiplicative betas (detail::CovMult). fixed_beta as in Evaluate;
   // level >= 2 with profiled betas also fills b and a.
   bool CovMultiplicative() const {
     return dterm == DataTerm::kCovariance && options.bin_by_bin_stat && !full &&
            bbtype == BinByBinStatType::kNormalMultiplicative;
   }
-  void CovMultAt(const Point& pt, const Eigen::VectorXd* fixed_beta, int level, detail::CovMult* c) const;
+  void CovMultAt(const Point& pt, const Eigen::VectorXd* fixed_beta, int level,
+                 detail::CovMult* c) const;
   // Full mode (yields.cc): the reported yield of each row of every bin (profile: with the
   // profiled betas and the model's beta_variations; otherwise the plain row yields) and, with
   // want_jac, d y / dx ([rows of the bin x npar], dense). fn(b, y, jac) runs concurrently for
   // different bins.
   void FullYields(const Point& pt, bool profile, bool want_jac,
-                  const std::function<void(std::int64_t, const Eigen::VectorXd&, const Eigen::MatrixXd&)>& fn) const;
+                  const std::function<void(std::int64_t, const Eigen::VectorXd&,
+                                           const Eigen::MatrixXd&)>& fn) const;
   // Totals of the fitted bins without beta and their Jacobian d L / dx ([nbins x npar]).
   Eigen::MatrixXd FittedJacobian(const Point& pt, Eigen::VectorXd* totals) const;
   // kCovariance: W, W_eff, the beta system and the data-covariance factor (Init).
@@ -389,7 +420,8 @@ struct Likelihood::Impl {
   // kCovariance: the profiled additive betas [nbins] at the fitted-bin totals L (without beta).
   Eigen::VectorXd CovarianceBeta(const Eigen::VectorXd& totals) const;
   // External terms: value, and gradient / Hessian added (level 1 / 2).
-  double AddExternal(const Eigen::VectorXd& x, int level, Eigen::VectorXd* grad, Eigen::MatrixXd* hess) const;
+  double AddExternal(const Eigen::VectorXd& x, int level, Eigen::VectorXd* grad,
+                     Eigen::MatrixXd* hess) const;
 };
 
 namespace detail {
@@ -401,8 +433,8 @@ struct BinState : BinTerm {
   FullRows fr;  // full mode
 };
 
-inline void ComputeBin(const Likelihood::Impl& im, const Point& pt, std::int64_t b, bool profile_beta, BinState* st,
-                       const double* cov_t = nullptr) {
+inline void ComputeBin(const Likelihood::Impl& im, const Point& pt, std::int64_t b,
+                       bool profile_beta, BinState* st, const double* cov_t = nullptr) {
   const Model& m = *im.model;
   const std::int64_t r0 = im.bin_row[b], r1 = im.bin_row[b + 1];
   st->lam.resize(r1 - r0);
@@ -441,8 +473,8 @@ inline double TotalDerivative(const BinTerm& st, double jv, double ju) {
 }
 
 // d lambda_r / dx for one row, added into j (dense) with a factor.
-inline void AddRowGradient(const Likelihood::Impl& im, const Point& pt, std::int64_t r, double lam, double ex, double factor,
-                    Eigen::VectorXd* j) {
+inline void AddRowGradient(const Likelihood::Impl& im, const Point& pt, std::int64_t r, double lam,
+                           double ex, double factor, Eigen::VectorXd* j) {
   const Tensor& t = im.model->tensor;
   if (im.any_general && im.row_general[r]) {
     thread_local GeneralRowEval ev;

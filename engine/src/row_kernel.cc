@@ -63,7 +63,8 @@ void GeneralRow(const GeneralRowInputs& in, std::int64_t row, int level, General
     const EntryKind kind = kinds ? t.entry_kind[i] : EntryKind::kModel;
     const double hd = t.logk_halfdiff.empty() ? 0.0 : t.logk_halfdiff[i];
     const double up = kinds ? t.entry_up[i] : 0.0, down = kinds ? t.entry_down[i] : 0.0;
-    const double* coef = in.coef_index && in.coef_index[i] >= 0 ? in.coef + in.coef_index[i] : nullptr;
+    const double* coef =
+        in.coef_index && in.coef_index[i] >= 0 ? in.coef + in.coef_index[i] : nullptr;
     const EntryValue ev = EvalEntry(kind, up, down, t.logk_avg[i], hd, in.theta[s], coef);
     role[k] = RoleOf(kind, in.type);
     v[k] = ev.v;
@@ -73,9 +74,15 @@ void GeneralRow(const GeneralRowInputs& in, std::int64_t row, int level, General
   }
   for (int j = 0; j < n; ++j) {
     switch (role[j]) {
-      case EntryRole::kAdditive: a_sum += v[j]; break;
-      case EntryRole::kExponent: e_sum += v[j]; break;
-      case EntryRole::kFactor: prod *= v[j]; break;
+      case EntryRole::kAdditive:
+        a_sum += v[j];
+        break;
+      case EntryRole::kExponent:
+        e_sum += v[j];
+        break;
+      case EntryRole::kFactor:
+        prod *= v[j];
+        break;
     }
   }
   const double ee = std::exp(e_sum);
@@ -101,9 +108,15 @@ void GeneralRow(const GeneralRowInputs& in, std::int64_t row, int level, General
   // F_j = d lambda / d v_j.
   for (int j = 0; j < n; ++j) {
     switch (role[j]) {
-      case EntryRole::kAdditive: f1[j] = ee * prod; break;
-      case EntryRole::kExponent: f1[j] = out->lambda; break;
-      case EntryRole::kFactor: f1[j] = a_sum * ee * pm[j]; break;
+      case EntryRole::kAdditive:
+        f1[j] = ee * prod;
+        break;
+      case EntryRole::kExponent:
+        f1[j] = out->lambda;
+        break;
+      case EntryRole::kFactor:
+        f1[j] = a_sum * ee * pm[j];
+        break;
     }
   }
   out->g.resize(n);
@@ -118,7 +131,9 @@ void GeneralRow(const GeneralRowInputs& in, std::int64_t row, int level, General
     for (int j = 0; j < n; ++j) {
       const double gj = out->g[j] * inv;
       for (int l = 0; l < j; ++l) {
-        const double hjl = (role[j] == EntryRole::kAdditive && role[l] == EntryRole::kAdditive) ? 0.0 : gj * out->g[l];
+        const double hjl = (role[j] == EntryRole::kAdditive && role[l] == EntryRole::kAdditive)
+                               ? 0.0
+                               : gj * out->g[l];
         out->h(j, l) = hjl;
         out->h(l, j) = hjl;
       }

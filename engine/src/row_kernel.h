@@ -35,12 +35,16 @@ struct EntryValue {
 
 inline EntryRole RoleOf(EntryKind kind, SystematicType type) {
   switch (kind) {
-    case EntryKind::kModel: return type == SystematicType::kLogNormal ? EntryRole::kExponent : EntryRole::kAdditive;
+    case EntryKind::kModel:
+      return type == SystematicType::kLogNormal ? EntryRole::kExponent : EntryRole::kAdditive;
     case EntryKind::kNormsysCode1:
-    case EntryKind::kNormsysCode4: return EntryRole::kExponent;
+    case EntryKind::kNormsysCode4:
+      return EntryRole::kExponent;
     case EntryKind::kHistosysCode0:
-    case EntryKind::kHistosysCode4p: return EntryRole::kAdditive;
-    case EntryKind::kFactor: return EntryRole::kFactor;
+    case EntryKind::kHistosysCode4p:
+      return EntryRole::kAdditive;
+    case EntryKind::kFactor:
+      return EntryRole::kFactor;
   }
   return EntryRole::kFactor;
 }
@@ -54,8 +58,8 @@ std::array<double, 8> NormsysCoefficients(double hi, double lo);
 // v, dv/dtheta, d2v/dtheta2 of one entry (kModel: theta * (avg + alpha(theta) * halfdiff)).
 // coef: for normsys entries ln hi, ln lo and (code 4) the six coefficients, or null (then the
 // logarithms are taken here and code 4 needs them: tests only).
-inline EntryValue EvalEntry(EntryKind kind, double up, double down, double avg, double halfdiff, double theta,
-                            const double* coef) {
+inline EntryValue EvalEntry(EntryKind kind, double up, double down, double avg, double halfdiff,
+                            double theta, const double* coef) {
   EntryValue e;
   switch (kind) {
     case EntryKind::kModel: {
@@ -138,7 +142,7 @@ struct GeneralRowInputs {
   const Tensor* tensor = nullptr;
   SystematicType type = SystematicType::kLogNormal;
   int npoi = 0;
-  const double* r = nullptr;      // [npoi] mu(x), dmu/dx, d2mu/dx2
+  const double* r = nullptr;  // [npoi] mu(x), dmu/dx, d2mu/dx2
   const double* dr = nullptr;
   const double* d2r = nullptr;
   const double* theta = nullptr;  // [nsyst]

@@ -16,7 +16,8 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 void CheckParam(const Likelihood& lik, const FitResult& best, int param) {
   if (param < 0 || param >= lik.num_params())
-    throw std::invalid_argument("scan parameter index " + std::to_string(param) + " is out of range");
+    throw std::invalid_argument("scan parameter index " + std::to_string(param) +
+                                " is out of range");
   if (best.frozen.at(param))
     throw std::invalid_argument("scan parameter " + lik.params()[param].name + " is frozen");
 }
@@ -25,8 +26,9 @@ void CheckParam(const Likelihood& lik, const FitResult& best, int param) {
 double ToInternal(const Likelihood& lik, int param, double value) {
   if (param < lik.model().num_signals && lik.options().poi_positive) {
     if (value < 0)
-      throw std::invalid_argument("scan value " + std::to_string(value) + " of " + lik.params()[param].name +
-                                  " is negative, but must be >= 0 with the positive POI parametrisation");
+      throw std::invalid_argument(
+          "scan value " + std::to_string(value) + " of " + lik.params()[param].name +
+          " is negative, but must be >= 0 with the positive POI parametrisation");
     return std::sqrt(value);
   }
   return value;
@@ -51,19 +53,24 @@ double ProfileAt(const Likelihood& lik, const FitResult& best, const std::vector
 }  // namespace
 
 std::vector<double> LinearGrid(double lo, double hi, int n) {
-  if (n < 1) throw std::invalid_argument("grid has " + std::to_string(n) + " points, but must have >= 1");
-  if (!(hi >= lo)) throw std::invalid_argument("grid range [" + std::to_string(lo) + ", " + std::to_string(hi) + "] is empty");
+  if (n < 1)
+    throw std::invalid_argument("grid has " + std::to_string(n) + " points, but must have >= 1");
+  if (!(hi >= lo))
+    throw std::invalid_argument("grid range [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                                "] is empty");
   std::vector<double> v(n);
   for (int i = 0; i < n; ++i) v[i] = n == 1 ? 0.5 * (lo + hi) : lo + (hi - lo) * i / (n - 1);
   return v;
 }
 
-Scan1D ScanProfile(const Likelihood& lik, const FitResult& best, int param, const std::vector<double>& values,
-                   const ScanOptions& options) {
+Scan1D ScanProfile(const Likelihood& lik, const FitResult& best, int param,
+                   const std::vector<double>& values, const ScanOptions& options) {
   CheckParam(lik, best, param);
-  if (values.empty()) throw std::invalid_argument("scan of " + lik.params()[param].name + " has no points");
+  if (values.empty())
+    throw std::invalid_argument("scan of " + lik.params()[param].name + " has no points");
   for (double v : values) {
-    if (!std::isfinite(v)) throw std::invalid_argument("scan value of " + lik.params()[param].name + " is not finite");
+    if (!std::isfinite(v))
+      throw std::invalid_argument("scan value of " + lik.params()[param].name + " is not finite");
     ToInternal(lik, param, v);
   }
   Scan1D out;
@@ -86,8 +93,9 @@ Scan1D ScanProfile(const Likelihood& lik, const FitResult& best, int param, cons
   return out;
 }
 
-Scan2D ScanProfile2D(const Likelihood& lik, const FitResult& best, int px, int py, const std::vector<double>& vx,
-                     const std::vector<double>& vy, const ScanOptions& options) {
+Scan2D ScanProfile2D(const Likelihood& lik, const FitResult& best, int px, int py,
+                     const std::vector<double>& vx, const std::vector<double>& vy,
+                     const ScanOptions& options) {
   CheckParam(lik, best, px);
   CheckParam(lik, best, py);
   if (px == py) throw std::invalid_argument("2D scan needs two different parameters");
@@ -107,7 +115,8 @@ Scan2D ScanProfile2D(const Likelihood& lik, const FitResult& best, int px, int p
   std::mutex mu;
   tbb::parallel_for(0, total, [&](int k) {
     const int i = k / static_cast<int>(vy.size()), j = k % static_cast<int>(vy.size());
-    out.dnll(i, j) = ProfileAt(lik, best, {px, py}, {vx[i], vy[j]}, options.fit, nullptr) - best.nll;
+    out.dnll(i, j) =
+        ProfileAt(lik, best, {px, py}, {vx[i], vy[j]}, options.fit, nullptr) - best.nll;
     const int d = ++done;
     if (options.progress) {
       std::lock_guard<std::mutex> lock(mu);
@@ -118,7 +127,8 @@ Scan2D ScanProfile2D(const Likelihood& lik, const FitResult& best, int px, int p
 }
 
 double ChiSquare1Quantile(double cl) {
-  if (!(cl > 0 && cl < 1)) throw std::invalid_argument("confidence level " + std::to_string(cl) + " must be in (0, 1)");
+  if (!(cl > 0 && cl < 1))
+    throw std::invalid_argument("confidence level " + std::to_string(cl) + " must be in (0, 1)");
   // q = z^2 with P(|Z| < z) = cl: invert erf by bisection (monotone, robust).
   double lo = 0.0, hi = 40.0;
   for (int i = 0; i < 200; ++i) {
@@ -133,7 +143,8 @@ Interval ProfileInterval(const Likelihood& lik, const FitResult& best, int param
                          const ScanOptions& options) {
   CheckParam(lik, best, param);
   if (!best.ok())
-    throw NumericalError("profile interval needs a converged best fit, but the fit is " + ToString(best.status) +
+    throw NumericalError("profile interval needs a converged best fit, but the fit is " +
+                         ToString(best.status) +
                          (best.message.empty() ? "" : " (" + best.message + ")"));
   Interval out;
   out.param = param;
@@ -154,13 +165,20 @@ Interval ProfileInterval(const Likelihood& lik, const FitResult& best, int param
     double a = x0, fa = -out.q;
     double b = x0 + side * step0;
     bool hit_bound = false;
-    if (bounded && b < 0) { b = 0; hit_bound = true; }
+    if (bounded && b < 0) {
+      b = 0;
+      hit_bound = true;
+    }
     double fb = f(b);
     int expand = 0;
     while (std::isfinite(fb) && fb < 0 && !hit_bound && expand < 30) {
-      a = b; fa = fb;
+      a = b;
+      fa = fb;
       b = x0 + side * step0 * std::pow(2.0, ++expand);
-      if (bounded && b < 0) { b = 0; hit_bound = true; }
+      if (bounded && b < 0) {
+        b = 0;
+        hit_bound = true;
+      }
       fb = f(b);
     }
     bool found = std::isfinite(fb) && fb >= 0;
@@ -177,21 +195,33 @@ Interval ProfileInterval(const Likelihood& lik, const FitResult& best, int param
           fb = 1.0;
           continue;
         }
-        if (std::abs(fc) < 1e-6 || std::abs(b - a) < 1e-8 * sigma) { root = c; break; }
+        if (std::abs(fc) < 1e-6 || std::abs(b - a) < 1e-8 * sigma) {
+          root = c;
+          break;
+        }
         if ((fc < 0) == (fa < 0)) {
-          a = c; fa = fc;
+          a = c;
+          fa = fc;
           if (last == -1) fb *= 0.5;
           last = -1;
         } else {
-          b = c; fb = fc;
+          b = c;
+          fb = fc;
           if (last == +1) fa *= 0.5;
           last = +1;
         }
         root = c;
       }
     }
-    if (side > 0) { out.hi = root; out.hi_found = found; out.err_hi = root - x0; }
-    else { out.lo = root; out.lo_found = found; out.err_lo = root - x0; }
+    if (side > 0) {
+      out.hi = root;
+      out.hi_found = found;
+      out.err_hi = root - x0;
+    } else {
+      out.lo = root;
+      out.lo_found = found;
+      out.err_lo = root - x0;
+    }
   }
   if (options.progress) options.progress(2, 2);
   return out;

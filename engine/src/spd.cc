@@ -1,17 +1,17 @@
 #include "spd.h"
 
 #include <algorithm>
-#include <cstdint>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <numeric>
 #include <random>
 #include <stdexcept>
 #include <string>
 
-#include <Eigen/Cholesky>
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
+#include <Eigen/Cholesky>
 
 namespace lepus::engine::detail {
 
@@ -59,29 +59,32 @@ BlockStructure DetectBlockStructure(const Eigen::MatrixXd& a) {
   // decided by one counting pass before any pattern is stored.
   constexpr double kMaxDensity = 0.35;
   std::vector<std::int64_t> col_nnz(n, 0);
-  tbb::parallel_for(tbb::blocked_range<Eigen::Index>(0, n, 32), [&](const tbb::blocked_range<Eigen::Index>& r) {
-    for (Eigen::Index j = r.begin(); j < r.end(); ++j) {
-      const double* col = a.col(j).data();
-      std::int64_t c = 0;
-      for (Eigen::Index i = j + 1; i < n; ++i) c += col[i] != 0.0;
-      col_nnz[j] = c;
-    }
-  });
+  tbb::parallel_for(tbb::blocked_range<Eigen::Index>(0, n, 32),
+                    [&](const tbb::blocked_range<Eigen::Index>& r) {
+                      for (Eigen::Index j = r.begin(); j < r.end(); ++j) {
+                        const double* col = a.col(j).data();
+                        std::int64_t c = 0;
+                        for (Eigen::Index i = j + 1; i < n; ++i) c += col[i] != 0.0;
+                        col_nnz[j] = c;
+                      }
+                    });
   std::int64_t nnz = 0;
   for (std::int64_t c : col_nnz) nnz += c;
-  if (static_cast<double>(nnz) > kMaxDensity * 0.5 * static_cast<double>(n) * static_cast<double>(n - 1))
+  if (static_cast<double>(nnz) >
+      kMaxDensity * 0.5 * static_cast<double>(n) * static_cast<double>(n - 1))
     return best;
 
   // Strict lower-triangle pattern by column, and the degree of every index.
   std::vector<std::vector<int>> adj(n);
-  tbb::parallel_for(tbb::blocked_range<Eigen::Index>(0, n, 32), [&](const tbb::blocked_range<Eigen::Index>& r) {
-    for (Eigen::Index j = r.begin(); j < r.end(); ++j) {
-      const double* col = a.col(j).data();
-      adj[j].reserve(static_cast<std::size_t>(col_nnz[j]));
-      for (Eigen::Index i = j + 1; i < n; ++i)
-        if (col[i] != 0.0) adj[j].push_back(static_cast<int>(i));
-    }
-  });
+  tbb::parallel_for(tbb::blocked_range<Eigen::Index>(0, n, 32),
+                    [&](const tbb::blocked_range<Eigen::Index>& r) {
+                      for (Eigen::Index j = r.begin(); j < r.end(); ++j) {
+                        const double* col = a.col(j).data();
+                        adj[j].reserve(static_cast<std::size_t>(col_nnz[j]));
+                        for (Eigen::Index i = j + 1; i < n; ++i)
+                          if (col[i] != 0.0) adj[j].push_back(static_cast<int>(i));
+                      }
+                    });
   std::vector<std::int64_t> degree(n, 0);
   for (Eigen::Index j = 0; j < n; ++j) {
     degree[j] += static_cast<std::int64_t>(adj[j].size());
@@ -143,8 +146,8 @@ BlockStructure DetectBlockStructure(const Eigen::MatrixXd& a) {
 
 struct SpdFactor::Blocks {
   BlockStructure s;
-  std::vector<Eigen::MatrixXd> l;  // per block: lower Cholesky factor of D_b
-  std::vector<Eigen::MatrixXd> w;  // per block: W_b = L_b^-1 B_b^T (n_b x g)
+  std::vector<Eigen::MatrixXd> l;         // per block: lower Cholesky factor of D_b
+  std::vector<Eigen::MatrixXd> w;         // per block: W_b = L_b^-1 B_b^T (n_b x g)
   std::unique_ptr<CholeskyFactor> schur;  // of S = A - sum_b W_b^T W_b
 };
 
@@ -261,16 +264,17 @@ Eigen::MatrixXd SpdFactor::Inverse() const {
     for (int c = 0; c < g; ++c)
       for (int r = 0; r < g; ++r) out(border[r], border[c]) = cgg(r, c);
     const auto ls = f.schur->matrixL().triangularView<Eigen::Lower>();
-    tbb::parallel_for(tbb::blocked_range<int>(0, nblocks, 1), [&](const tbb::blocked_range<int>& r) {
-      for (int b = r.begin(); b < r.end(); ++b) {
-        Eigen::MatrixXd t = f.w[b];
-        ls.transpose().solveInPlace<Eigen::OnTheRight>(t);                 // W_b Ls^-T
-        f.l[b].triangularView<Eigen::Lower>().transpose().solveInPlace(t);  // U_b
-        u.middleRows(offset[b], t.rows()) = t;
-        ls.solveInPlace<Eigen::OnTheRight>(t);                              // U_b Ls^-1
-        e.middleRows(offset[b], t.rows()) = -t;
-      }
-    });
+    tbb::parallel_for(tbb::blocked_range<int>(0, nblocks, 1),
+                      [&](const tbb::blocked_range<int>& r) {
+                        for (int b = r.begin(); b < r.end(); ++b) {
+                          Eigen::MatrixXd t = f.w[b];
+                          ls.transpose().solveInPlace<Eigen::OnTheRight>(t);  // W_b Ls^-T
+                          f.l[b].triangularView<Eigen::Lower>().transpose().solveInPlace(t);  // U_b
+                          u.middleRows(offset[b], t.rows()) = t;
+                          ls.solveInPlace<Eigen::OnTheRight>(t);  // U_b Ls^-1
+                          e.middleRows(offset[b], t.rows()) = -t;
+                        }
+                      });
     for (int c = 0; c < g; ++c)
       for (int i = 0; i < nl; ++i) {
         out(perm[i], border[c]) = e(i, c);
@@ -280,24 +284,25 @@ Eigen::MatrixXd SpdFactor::Inverse() const {
   // Local x local: U U^T by lower tiles, plus D_b^-1 on the diagonal blocks.
   constexpr int kTile = 128;
   const int ntiles = (nl + kTile - 1) / kTile;
-  tbb::parallel_for(tbb::blocked_range<int>(0, ntiles * ntiles, 1), [&](const tbb::blocked_range<int>& r) {
-    Eigen::MatrixXd tile;
-    for (int t = r.begin(); t < r.end(); ++t) {
-      const int ti = t / ntiles, tj = t % ntiles;
-      if (tj > ti) continue;
-      const int i0 = ti * kTile, j0 = tj * kTile;
-      const int ni = std::min(kTile, nl - i0), nj = std::min(kTile, nl - j0);
-      if (g > 0)
-        tile.noalias() = u.middleRows(i0, ni) * u.middleRows(j0, nj).transpose();
-      else
-        tile.setZero(ni, nj);
-      for (int jj = 0; jj < nj; ++jj)
-        for (int ii = 0; ii < ni; ++ii) {
-          out(perm[i0 + ii], perm[j0 + jj]) = tile(ii, jj);
-          out(perm[j0 + jj], perm[i0 + ii]) = tile(ii, jj);
-        }
-    }
-  });
+  tbb::parallel_for(tbb::blocked_range<int>(0, ntiles * ntiles, 1),
+                    [&](const tbb::blocked_range<int>& r) {
+                      Eigen::MatrixXd tile;
+                      for (int t = r.begin(); t < r.end(); ++t) {
+                        const int ti = t / ntiles, tj = t % ntiles;
+                        if (tj > ti) continue;
+                        const int i0 = ti * kTile, j0 = tj * kTile;
+                        const int ni = std::min(kTile, nl - i0), nj = std::min(kTile, nl - j0);
+                        if (g > 0)
+                          tile.noalias() = u.middleRows(i0, ni) * u.middleRows(j0, nj).transpose();
+                        else
+                          tile.setZero(ni, nj);
+                        for (int jj = 0; jj < nj; ++jj)
+                          for (int ii = 0; ii < ni; ++ii) {
+                            out(perm[i0 + ii], perm[j0 + jj]) = tile(ii, jj);
+                            out(perm[j0 + jj], perm[i0 + ii]) = tile(ii, jj);
+                          }
+                      }
+                    });
   tbb::parallel_for(tbb::blocked_range<int>(0, nblocks, 1), [&](const tbb::blocked_range<int>& r) {
     for (int b = r.begin(); b < r.end(); ++b) {
       const auto& idx = f.s.blocks[b];
@@ -322,15 +327,17 @@ Eigen::VectorXd InverseDiagonalFromFactor(const Eigen::MatrixXd& l) {
   constexpr Eigen::Index kBlock = 128;
   const Eigen::Index nblocks = (n + kBlock - 1) / kBlock;
   Eigen::VectorXd d(n);
-  tbb::parallel_for(tbb::blocked_range<Eigen::Index>(0, nblocks, 1), [&](const tbb::blocked_range<Eigen::Index>& r) {
-    for (Eigen::Index k = r.begin(); k < r.end(); ++k) {
-      const Eigen::Index j0 = k * kBlock, jb = std::min(kBlock, n - j0);
-      Eigen::MatrixXd cols = Eigen::MatrixXd::Zero(n - j0, jb);
-      cols.topRows(jb).setIdentity();
-      l.block(j0, j0, n - j0, n - j0).triangularView<Eigen::Lower>().solveInPlace(cols);
-      d.segment(j0, jb) = cols.colwise().squaredNorm().transpose();
-    }
-  });
+  tbb::parallel_for(
+      tbb::blocked_range<Eigen::Index>(0, nblocks, 1),
+      [&](const tbb::blocked_range<Eigen::Index>& r) {
+        for (Eigen::Index k = r.begin(); k < r.end(); ++k) {
+          const Eigen::Index j0 = k * kBlock, jb = std::min(kBlock, n - j0);
+          Eigen::MatrixXd cols = Eigen::MatrixXd::Zero(n - j0, jb);
+          cols.topRows(jb).setIdentity();
+          l.block(j0, j0, n - j0, n - j0).triangularView<Eigen::Lower>().solveInPlace(cols);
+          d.segment(j0, jb) = cols.colwise().squaredNorm().transpose();
+        }
+      });
   return d;
 }
 
@@ -356,10 +363,11 @@ void SpdFactor::SelectedInverse(const std::vector<int>& cols, Eigen::VectorXd* d
     }
     if (diagonal) *diagonal = InverseDiagonalFromFactor(dense_->matrixL());
     if (columns)
-      tbb::parallel_for(tbb::blocked_range<int>(0, ncols, 1), [&](const tbb::blocked_range<int>& r) {
-        for (int k = r.begin(); k < r.end(); ++k)
-          columns->col(k) = dense_->Solve(Eigen::VectorXd::Unit(n_, cols[k]));
-      });
+      tbb::parallel_for(tbb::blocked_range<int>(0, ncols, 1),
+                        [&](const tbb::blocked_range<int>& r) {
+                          for (int k = r.begin(); k < r.end(); ++k)
+                            columns->col(k) = dense_->Solve(Eigen::VectorXd::Unit(n_, cols[k]));
+                        });
     return;
   }
   // Structured: with S = Ls Ls^T and U_b = L_b^-T W_b Ls^-T (as in Inverse()),
@@ -377,7 +385,8 @@ void SpdFactor::SelectedInverse(const std::vector<int>& cols, Eigen::VectorXd* d
   std::vector<Eigen::MatrixXd> u(nblocks);
   Eigen::VectorXd diag(n_);
   for (int c = 0; c < g; ++c) diag[border[c]] = cgg(c, c);
-  const auto ls = f.schur->matrixL().triangularView<Eigen::Lower>();  // g x g (0 x 0 without a border)
+  const auto ls =
+      f.schur->matrixL().triangularView<Eigen::Lower>();  // g x g (0 x 0 without a border)
   tbb::parallel_for(tbb::blocked_range<int>(0, nblocks, 1), [&](const tbb::blocked_range<int>& r) {
     for (int b = r.begin(); b < r.end(); ++b) {
       const auto& idx = f.s.blocks[b];
@@ -387,7 +396,7 @@ void SpdFactor::SelectedInverse(const std::vector<int>& cols, Eigen::VectorXd* d
       Eigen::VectorXd d = linv.colwise().squaredNorm().transpose();  // diag(D_b^-1)
       if (g > 0) {
         Eigen::MatrixXd t = f.w[b];
-        ls.transpose().solveInPlace<Eigen::OnTheRight>(t);                 // W_b Ls^-T
+        ls.transpose().solveInPlace<Eigen::OnTheRight>(t);                  // W_b Ls^-T
         f.l[b].triangularView<Eigen::Lower>().transpose().solveInPlace(t);  // U_b
         d += t.rowwise().squaredNorm();
         if (keep) u[b] = std::move(t);
@@ -417,7 +426,8 @@ void SpdFactor::SelectedInverse(const std::vector<int>& cols, Eigen::VectorXd* d
         for (int b = 0; b < nblocks; ++b) {
           const auto& idx = f.s.blocks[b];
           const Eigen::VectorXd cb = -(u[b] * v);
-          for (std::size_t i = 0; i < idx.size(); ++i) out[idx[i]] = cb[static_cast<Eigen::Index>(i)];
+          for (std::size_t i = 0; i < idx.size(); ++i)
+            out[idx[i]] = cb[static_cast<Eigen::Index>(i)];
         }
         continue;
       }
@@ -457,7 +467,8 @@ Eigen::MatrixXd SpdFactor::InverseColumns(const std::vector<int>& cols) const {
   return c;
 }
 
-ScaledConditioning EstimateScaledConditioning(const Eigen::MatrixXd& a, const SpdFactor& f, int steps) {
+ScaledConditioning EstimateScaledConditioning(const Eigen::MatrixXd& a, const SpdFactor& f,
+                                              int steps) {
   ScaledConditioning out;
   const Eigen::Index n = a.rows();
   if (n == 0 || !f.ok()) return out;
@@ -468,9 +479,10 @@ ScaledConditioning EstimateScaledConditioning(const Eigen::MatrixXd& a, const Sp
   // per column range, each entry computed by one task (bitwise independent of the thread count).
   auto sym_times = [&](const Eigen::VectorXd& v) {
     Eigen::VectorXd out(n);
-    tbb::parallel_for(tbb::blocked_range<Eigen::Index>(0, n, 64), [&](const tbb::blocked_range<Eigen::Index>& r) {
-      for (Eigen::Index j = r.begin(); j < r.end(); ++j) out[j] = a.col(j).dot(v);
-    });
+    tbb::parallel_for(tbb::blocked_range<Eigen::Index>(0, n, 64),
+                      [&](const tbb::blocked_range<Eigen::Index>& r) {
+                        for (Eigen::Index j = r.begin(); j < r.end(); ++j) out[j] = a.col(j).dot(v);
+                      });
     return out;
   };
   // Fixed seed: the estimate (and so the status) is reproducible bit for bit.
@@ -506,10 +518,12 @@ ScaledConditioning EstimateScaledConditioning(const Eigen::MatrixXd& a, const Sp
   return out;
 }
 
-std::string DescribeDirection(const Eigen::VectorXd& v, const std::vector<std::string>& names, int max_terms) {
+std::string DescribeDirection(const Eigen::VectorXd& v, const std::vector<std::string>& names,
+                              int max_terms) {
   std::vector<int> idx(static_cast<std::size_t>(v.size()));
   std::iota(idx.begin(), idx.end(), 0);
-  std::stable_sort(idx.begin(), idx.end(), [&](int a, int b) { return std::abs(v[a]) > std::abs(v[b]); });
+  std::stable_sort(idx.begin(), idx.end(),
+                   [&](int a, int b) { return std::abs(v[a]) > std::abs(v[b]); });
   if (idx.empty()) return "";
   const double sign = v[idx[0]] < 0 ? -1.0 : 1.0;
   std::string out;

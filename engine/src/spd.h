@@ -56,8 +56,8 @@ class SpdFactor {
   SpdFactor(SpdFactor&&) noexcept;
   SpdFactor& operator=(SpdFactor&&) noexcept;
 
-  bool ok() const { return ok_; }          // a is positive definite
-  bool structured() const;                 // the block path was used
+  bool ok() const { return ok_; }  // a is positive definite
+  bool structured() const;         // the block path was used
   Eigen::Index size() const { return n_; }
   // x = A^-1 b (requires ok()).
   Eigen::VectorXd Solve(const Eigen::VectorXd& b) const;
@@ -72,9 +72,10 @@ class SpdFactor {
   // from Inverse(), so they are bitwise those of the full inverse. Every operation has a fixed
   // order (bitwise identical at any thread count). Requires ok(); throws std::invalid_argument for
   // a column index outside [0, n).
-  void SelectedInverse(const std::vector<int>& cols, Eigen::VectorXd* diagonal, Eigen::MatrixXd* columns) const;
-  Eigen::VectorXd InverseDiagonal() const;                               // diag(A^-1)
-  Eigen::MatrixXd InverseColumns(const std::vector<int>& cols) const;   // columns cols of A^-1
+  void SelectedInverse(const std::vector<int>& cols, Eigen::VectorXd* diagonal,
+                       Eigen::MatrixXd* columns) const;
+  Eigen::VectorXd InverseDiagonal() const;                             // diag(A^-1)
+  Eigen::MatrixXd InverseColumns(const std::vector<int>& cols) const;  // columns cols of A^-1
 
  private:
   struct Blocks;
@@ -99,11 +100,13 @@ struct ScaledConditioning {
   Eigen::VectorXd direction;
   double ratio() const { return lambda_max > 0 ? lambda_min / lambda_max : 0.0; }
 };
-ScaledConditioning EstimateScaledConditioning(const Eigen::MatrixXd& a, const SpdFactor& f, int steps = 6);
+ScaledConditioning EstimateScaledConditioning(const Eigen::MatrixXd& a, const SpdFactor& f,
+                                              int steps = 6);
 
 // "p1 (+0.71), p2 (-0.71)": the components of a unit vector with |v_i| >= 0.1 (at most
 // `max_terms`, largest first), sign-normalised so that the largest component is positive.
 // names[i] names component i.
-std::string DescribeDirection(const Eigen::VectorXd& v, const std::vector<std::string>& names, int max_terms = 5);
+std::string DescribeDirection(const Eigen::VectorXd& v, const std::vector<std::string>& names,
+                              int max_terms = 5);
 
 }  // namespace lepus::engine::detail

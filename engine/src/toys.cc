@@ -21,16 +21,19 @@ bool ToyOptions::IsValid(int num_params, std::string* error) const {
     return false;
   };
   if (ntoys <= 0) return fail("ToyOptions.ntoys is " + std::to_string(ntoys) + ", but must be > 0");
-  if (num_threads < 0) return fail("ToyOptions.num_threads is " + std::to_string(num_threads) + ", but must be >= 0");
+  if (num_threads < 0)
+    return fail("ToyOptions.num_threads is " + std::to_string(num_threads) + ", but must be >= 0");
   if (generate_at.size() != 0 && generate_at.size() != num_params)
-    return fail("ToyOptions.generate_at has " + std::to_string(generate_at.size()) + " entries, but must have " +
-                std::to_string(num_params));
+    return fail("ToyOptions.generate_at has " + std::to_string(generate_at.size()) +
+                " entries, but must have " + std::to_string(num_params));
   const int end = toy_end < 0 ? ntoys : toy_end;
   if (toy_begin < 0 || toy_begin > end || end > ntoys)
-    return fail("ToyOptions toy range [" + std::to_string(toy_begin) + ", " + std::to_string(toy_end) +
-                ") is not within [0, ntoys = " + std::to_string(ntoys) + "]");
+    return fail("ToyOptions toy range [" + std::to_string(toy_begin) + ", " +
+                std::to_string(toy_end) + ") is not within [0, ntoys = " + std::to_string(ntoys) +
+                "]");
   for (int p : pull_params)
-    if (p < 0 || p >= num_params) return fail("ToyOptions.pull_params has " + std::to_string(p) + ", out of range");
+    if (p < 0 || p >= num_params)
+      return fail("ToyOptions.pull_params has " + std::to_string(p) + ", out of range");
   return fit.IsValid(num_params, error);
 }
 
@@ -43,11 +46,13 @@ ToyResults RunToys(const Likelihood& lik, const ToyOptions& opt) {
   // Data fluctuations as rabbit throws them: Poisson (default) or Gaussian (normal_data); a
   // covariance fit needs Gaussian data with its covariance, a Poisson fit Poisson data.
   if (lik.data_term() == DataTerm::kPoisson && opt.normal_data)
-    throw std::invalid_argument("Gaussian toy data are for chi-square and covariance fits, but this fit uses " +
-                                lik.Describe());
+    throw std::invalid_argument(
+        "Gaussian toy data are for chi-square and covariance fits, but this fit uses " +
+        lik.Describe());
   if (lik.data_term() == DataTerm::kCovariance && opt.poisson && !opt.normal_data)
-    throw std::invalid_argument("toys of a covariance fit need Gaussian data with the data covariance "
-                                "(--normal-data; rabbit: --toysDataRandomize normal)");
+    throw std::invalid_argument(
+        "toys of a covariance fit need Gaussian data with the data covariance "
+        "(--normal-data; rabbit: --toysDataRandomize normal)");
   const BinByBinStatType bbtype = lik.bin_by_bin_stat_type();
 
   // Generating point.
@@ -60,8 +65,9 @@ ToyResults RunToys(const Likelihood& lik, const ToyOptions& opt) {
   } else {
     FitResult best = Fit(lik, opt.fit);
     if (!best.ok())
-      throw NumericalError("observed toys: the fit to the data did not converge (" + ToString(best.status) +
-                           (best.message.empty() ? "" : ": " + best.message) + "); no toys generated at it");
+      throw NumericalError(
+          "observed toys: the fit to the data did not converge (" + ToString(best.status) +
+          (best.message.empty() ? "" : ": " + best.message) + "); no toys generated at it");
     gen = best.x;
   }
   const Eigen::VectorXd expected = lik.ExpectedYields(gen, false).head(m.nbins);
@@ -99,8 +105,9 @@ ToyResults RunToys(const Likelihood& lik, const ToyOptions& opt) {
         ++done;
         return;
       }
-      std::seed_seq seq{static_cast<std::uint32_t>(opt.seed), static_cast<std::uint32_t>(opt.seed >> 32),
-                        static_cast<std::uint32_t>(t), 0x6c657075u};
+      std::seed_seq seq{static_cast<std::uint32_t>(opt.seed),
+                        static_cast<std::uint32_t>(opt.seed >> 32), static_cast<std::uint32_t>(t),
+                        0x6c657075u};
       std::mt19937_64 rng(seq);
       Eigen::VectorXd data(m.nbins);
       if (normal) {
@@ -110,7 +117,8 @@ ToyResults RunToys(const Likelihood& lik, const ToyOptions& opt) {
         if (factor.size() > 0) {
           data = expected + factor * z;
         } else {
-          for (Eigen::Index b = 0; b < m.nbins; ++b) data[b] = expected[b] + std::sqrt(std::max(expected[b], 0.0)) * z[b];
+          for (Eigen::Index b = 0; b < m.nbins; ++b)
+            data[b] = expected[b] + std::sqrt(std::max(expected[b], 0.0)) * z[b];
         }
       }
       for (Eigen::Index b = 0; b < m.nbins && !normal; ++b) {
@@ -200,7 +208,8 @@ void SummarizeToys(const Likelihood& lik, const ToyOptions& opt, ToyResults* res
   std::vector<int> pp = opt.pull_params;
   if (pp.empty())
     for (int i = 0; i < npar; ++i)
-      if (lik.params()[i].kind != ParamKind::kNuisance && !(fo.frozen.size() && fo.frozen[i])) pp.push_back(i);
+      if (lik.params()[i].kind != ParamKind::kNuisance && !(fo.frozen.size() && fo.frozen[i]))
+        pp.push_back(i);
   double g1 = 0, g2 = 0;
   for (int t = 0; t < opt.ntoys; ++t)
     if (out.status[t] == FitStatus::kConverged) {

@@ -57,11 +57,14 @@ Eigen::VectorXd TrustRegionStep(const Eigen::MatrixXd& hess, const Eigen::Vector
   double lambda_hi = lambda + grad.norm() / radius + hnorm;
   for (int it = 0; it < 12; ++it) {
     if (std::abs(pnorm - radius) <= 0.1 * radius || (pnorm < radius && lambda == 0.0)) break;
-    if (pnorm < radius) lambda_hi = std::min(lambda_hi, lambda);
-    else lambda_lo = std::max(lambda_lo, lambda);
+    if (pnorm < radius)
+      lambda_hi = std::min(lambda_hi, lambda);
+    else
+      lambda_lo = std::max(lambda_lo, lambda);
     const Eigen::VectorXd q = chol->matrixL().triangularView<Eigen::Lower>().solve(p);
     double next = lambda + (pnorm / q.norm()) * (pnorm / q.norm()) * (pnorm - radius) / radius;
-    if (!(next > lambda_lo) || !(next < lambda_hi) || !std::isfinite(next)) next = 0.5 * (lambda_lo + lambda_hi);
+    if (!(next > lambda_lo) || !(next < lambda_hi) || !std::isfinite(next))
+      next = 0.5 * (lambda_lo + lambda_hi);
     std::unique_ptr<CholeskyFactor> trial = Factor(hess, next);
     if (!trial->ok()) {
       lambda_lo = next;
@@ -102,8 +105,8 @@ Eigen::VectorXd TrustRegionStep(const Eigen::MatrixXd& hess, const Eigen::Vector
   return p;
 }
 
-Eigen::VectorXd SteihaugStep(const Eigen::MatrixXd& hess, const Eigen::VectorXd& grad, double radius,
-                             int max_iterations) {
+Eigen::VectorXd SteihaugStep(const Eigen::MatrixXd& hess, const Eigen::VectorXd& grad,
+                             double radius, int max_iterations) {
   const Eigen::Index n = grad.size();
   Eigen::VectorXd z = Eigen::VectorXd::Zero(n), r = grad, d = -grad;
   const double gnorm = grad.norm();

@@ -22,8 +22,8 @@ Eigen::VectorXd DoglegStep(const Eigen::MatrixXd& hess, const Eigen::VectorXd& g
 // Steihaug-Toint truncated conjugate gradients for the trust-region subproblem (Euclidean norm):
 // stops at the boundary on negative curvature or when the step leaves the region, or when the
 // residual falls below min(0.5, sqrt|g|) |g|. Hessian-vector products only.
-Eigen::VectorXd SteihaugStep(const Eigen::MatrixXd& hess, const Eigen::VectorXd& grad, double radius,
-                             int max_iterations = 500);
+Eigen::VectorXd SteihaugStep(const Eigen::MatrixXd& hess, const Eigen::VectorXd& grad,
+                             double radius, int max_iterations = 500);
 
 // Inverse of a symmetric positive-definite matrix (linalg.h's blocked parallel Cholesky and
 // inverse). Returns false (out untouched) if the matrix is not SPD.

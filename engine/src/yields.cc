@@ -7,9 +7,9 @@
 #include <limits>
 #include <stdexcept>
 
-#include <Eigen/Cholesky>
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
+#include <Eigen/Cholesky>
 
 #include "likelihood_impl.h"
 #include "trust_region.h"
@@ -26,12 +26,14 @@ namespace {
 // Sorted list of the parameters that bin b depends on.
 std::vector<int> Touched(const Likelihood::Impl& im, std::int64_t b) {
   if (b < im.model->nbins)
-    return std::vector<int>(im.bin_touch.begin() + im.bin_touch_start[b], im.bin_touch.begin() + im.bin_touch_start[b + 1]);
+    return std::vector<int>(im.bin_touch.begin() + im.bin_touch_start[b],
+                            im.bin_touch.begin() + im.bin_touch_start[b + 1]);
   const Tensor& t = im.model->tensor;
   std::vector<int> list;
   for (std::int64_t r = im.bin_row[b]; r < im.bin_row[b + 1]; ++r) {
     if (t.row_proc[r] < im.npoi) list.push_back(t.row_proc[r]);
-    for (std::int64_t i = t.row_start[r]; i < t.row_start[r + 1]; ++i) list.push_back(im.npoi + t.syst[i]);
+    for (std::int64_t i = t.row_start[r]; i < t.row_start[r + 1]; ++i)
+      list.push_back(im.npoi + t.syst[i]);
   }
   std::sort(list.begin(), list.end());
   list.erase(std::unique(list.begin(), list.end()), list.end());
@@ -44,7 +46,8 @@ namespace {
 
 // kCovariance with profiled additive betas: beta at x and d beta / dx = -(S W S + 1)^-1 S W J
 // ([nbins x npar]); empty when the fit has no betas.
-void CovarianceBetaJacobian(const Likelihood::Impl& im, const Point& pt, Eigen::VectorXd* beta, Eigen::MatrixXd* dbeta) {
+void CovarianceBetaJacobian(const Likelihood::Impl& im, const Point& pt, Eigen::VectorXd* beta,
+                            Eigen::MatrixXd* dbeta) {
   beta->resize(0);
   dbeta->resize(0, 0);
   if (im.CovMultiplicative()) {
@@ -55,7 +58,8 @@ void CovarianceBetaJacobian(const Likelihood::Impl& im, const Point& pt, Eigen::
     dbeta->setZero(im.model->nbins, im.npar);
     if (!cm.act.empty()) {
       const Eigen::MatrixXd d = -cm.a.solve(cm.b);
-      for (std::size_t i = 0; i < cm.act.size(); ++i) dbeta->row(cm.act[i]) = d.row(static_cast<Eigen::Index>(i));
+      for (std::size_t i = 0; i < cm.act.size(); ++i)
+        dbeta->row(cm.act[i]) = d.row(static_cast<Eigen::Index>(i));
     }
     return;
   }
@@ -68,9 +72,9 @@ void CovarianceBetaJacobian(const Likelihood::Impl& im, const Point& pt, Eigen::
 
 }  // namespace
 
-void Likelihood::Impl::FullYields(
-    const Point& pt, bool profile, bool want_jac,
-    const std::function<void(std::int64_t, const Eigen::VectorXd&, const Eigen::MatrixXd&)>& fn) const {
+void Likelihood::Impl::FullYields(const Point& pt, bool profile, bool want_jac,
+                                  const std::function<void(std::int64_t, const Eigen::VectorXd&,
+                                                           const Eigen::MatrixXd&)>& fn) const {
   const Model& m = *model;
   const int nproc = m.num_processes();
   const bool additive = bbtype == BinByBinStatType::kNormalAdditive;
@@ -80,7 +84,8 @@ void Likelihood::Impl::FullYields(
   auto bin_g = [&](std::int64_t b, const BinState& st, Eigen::VectorXd* g) {
     g->setZero(npar);
     for (std::int64_t r = bin_row[b]; r < bin_row[b + 1]; ++r)
-      AddRowGradient(*this, pt, r, st.lam[r - bin_row[b]], st.ex[r - bin_row[b]], st.fr.c[r - bin_row[b]], g);
+      AddRowGradient(*this, pt, r, st.lam[r - bin_row[b]], st.ex[r - bin_row[b]],
+                     st.fr.c[r - bin_row[b]], g);
   };
   // Covariance fits: every bin's t = u_b and d u / dx = W_eff G.
   detail::CovFull cf;
@@ -107,72 +112,76 @@ void Likelihood::Impl::FullYields(
     pull.setZero(m.nbins, nproc);
     if (want_jac) dpull.assign(nproc, Eigen::MatrixXd::Zero(m.nbins, npar));
     arena->execute([&] {
-      tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, m.nbins, 16), [&](const tbb::blocked_range<std::int64_t>& range) {
-        BinState st;
-        Eigen::VectorXd g, jr = Eigen::VectorXd::Zero(npar);
-        for (std::int64_t j = range.begin(); j < range.end(); ++j) {
-          ComputeBin(*this, pt, j, true, &st, tpt(j));
-          if (!st.ok) continue;
-          if (want_jac) bin_dt(j, st, &g);
-          for (std::int64_t r = bin_row[j]; r < bin_row[j + 1]; ++r) {
-            if (row_beta[r] < 0) continue;
-            const std::int64_t i = r - bin_row[j];
-            const int p = m.tensor.row_proc[r];
-            const double sk = std::sqrt(row_k[r]);
-            pull(j, p) = sk * (st.fr.beta[i] - 1.0);
-            if (!want_jac) continue;
-            // d beta / dx = p_r dt/dx + q_r d lambda_r / dx
-            jr.setZero();
-            AddRowGradient(*this, pt, r, st.lam[i], st.ex[i], st.fr.q[i], &jr);
-            dpull[p].row(j) = (sk * (jr + st.fr.p[i] * g)).transpose();
-          }
-        }
-      });
+      tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, m.nbins, 16),
+                        [&](const tbb::blocked_range<std::int64_t>& range) {
+                          BinState st;
+                          Eigen::VectorXd g, jr = Eigen::VectorXd::Zero(npar);
+                          for (std::int64_t j = range.begin(); j < range.end(); ++j) {
+                            ComputeBin(*this, pt, j, true, &st, tpt(j));
+                            if (!st.ok) continue;
+                            if (want_jac) bin_dt(j, st, &g);
+                            for (std::int64_t r = bin_row[j]; r < bin_row[j + 1]; ++r) {
+                              if (row_beta[r] < 0) continue;
+                              const std::int64_t i = r - bin_row[j];
+                              const int p = m.tensor.row_proc[r];
+                              const double sk = std::sqrt(row_k[r]);
+                              pull(j, p) = sk * (st.fr.beta[i] - 1.0);
+                              if (!want_jac) continue;
+                              // d beta / dx = p_r dt/dx + q_r d lambda_r / dx
+                              jr.setZero();
+                              AddRowGradient(*this, pt, r, st.lam[i], st.ex[i], st.fr.q[i], &jr);
+                              dpull[p].row(j) = (sk * (jr + st.fr.p[i] * g)).transpose();
+                            }
+                          }
+                        });
     });
   }
   arena->execute([&] {
-    tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, m.nbins_full, 16), [&](const tbb::blocked_range<std::int64_t>& range) {
-      BinState st;
-      Eigen::VectorXd g, jr = Eigen::VectorXd::Zero(npar), y;
-      Eigen::MatrixXd jac;
-      for (std::int64_t b = range.begin(); b < range.end(); ++b) {
-        const bool in_fit = b < m.nbins;
-        ComputeBin(*this, pt, b, profile, &st, in_fit ? tpt(b) : nullptr);
-        const std::int64_t r0 = bin_row[b], nr = bin_row[b + 1] - r0;
-        const bool fitted = in_fit && st.ok;
-        y.resize(nr);
-        if (want_jac) {
-          jac.setZero(nr, npar);
-          if (fitted) bin_dt(b, st, &g);
-        }
-        for (std::int64_t i = 0; i < nr; ++i) {
-          const std::int64_t r = r0 + i;
-          const double lam = st.lam[i];
-          double c = 1.0, ep = 0.0;
-          y[i] = lam;
-          if (fitted && row_beta[r] >= 0) {
-            y[i] = additive ? lam + row_s[r] * st.fr.beta[i] : st.fr.beta[i] * lam;
-            c = st.fr.c[i];
-            ep = st.fr.ep[i];
+    tbb::parallel_for(
+        tbb::blocked_range<std::int64_t>(0, m.nbins_full, 16),
+        [&](const tbb::blocked_range<std::int64_t>& range) {
+          BinState st;
+          Eigen::VectorXd g, jr = Eigen::VectorXd::Zero(npar), y;
+          Eigen::MatrixXd jac;
+          for (std::int64_t b = range.begin(); b < range.end(); ++b) {
+            const bool in_fit = b < m.nbins;
+            ComputeBin(*this, pt, b, profile, &st, in_fit ? tpt(b) : nullptr);
+            const std::int64_t r0 = bin_row[b], nr = bin_row[b + 1] - r0;
+            const bool fitted = in_fit && st.ok;
+            y.resize(nr);
+            if (want_jac) {
+              jac.setZero(nr, npar);
+              if (fitted) bin_dt(b, st, &g);
+            }
+            for (std::int64_t i = 0; i < nr; ++i) {
+              const std::int64_t r = r0 + i;
+              const double lam = st.lam[i];
+              double c = 1.0, ep = 0.0;
+              y[i] = lam;
+              if (fitted && row_beta[r] >= 0) {
+                y[i] = additive ? lam + row_s[r] * st.fr.beta[i] : st.fr.beta[i] * lam;
+                c = st.fr.c[i];
+                ep = st.fr.ep[i];
+              }
+              if (want_jac) {
+                jr.setZero();
+                AddRowGradient(*this, pt, r, lam, st.ex[i], c, &jr);
+                jac.row(i) = jr.transpose();
+                if (ep != 0.0) jac.row(i) += ep * g.transpose();
+              }
+              if (!bv) continue;
+              const int p = m.tensor.row_proc[r];
+              const double n0 = m.tensor.norm[r];
+              if (!(n0 > 0)) continue;
+              const auto vrow = m.beta_variations[p].row(b);
+              const double ratio = vrow.dot(pull.col(p)) / n0;
+              if (want_jac)
+                jac.row(i) = (1.0 + ratio) * jac.row(i) + (y[i] / n0) * (vrow * dpull[p]);
+              y[i] *= 1.0 + ratio;
+            }
+            fn(b, y, jac);
           }
-          if (want_jac) {
-            jr.setZero();
-            AddRowGradient(*this, pt, r, lam, st.ex[i], c, &jr);
-            jac.row(i) = jr.transpose();
-            if (ep != 0.0) jac.row(i) += ep * g.transpose();
-          }
-          if (!bv) continue;
-          const int p = m.tensor.row_proc[r];
-          const double n0 = m.tensor.norm[r];
-          if (!(n0 > 0)) continue;
-          const auto vrow = m.beta_variations[p].row(b);
-          const double ratio = vrow.dot(pull.col(p)) / n0;
-          if (want_jac) jac.row(i) = (1.0 + ratio) * jac.row(i) + (y[i] / n0) * (vrow * dpull[p]);
-          y[i] *= 1.0 + ratio;
-        }
-        fn(b, y, jac);
-      }
-    });
+        });
   });
 }
 
@@ -224,41 +233,48 @@ Eigen::MatrixXd Likelihood::TotalYieldJacobian(const Eigen::VectorXd& x, bool pr
   Eigen::MatrixXd jac = Eigen::MatrixXd::Zero(m.nbins_full, im.npar);
   totals->setZero(m.nbins_full);
   if (im.full) {
-    im.FullYields(pt, profile_beta, true, [&](std::int64_t b, const Eigen::VectorXd& y, const Eigen::MatrixXd& j) {
-      (*totals)[b] = y.sum();
-      jac.row(b) = j.colwise().sum();
-    });
+    im.FullYields(pt, profile_beta, true,
+                  [&](std::int64_t b, const Eigen::VectorXd& y, const Eigen::MatrixXd& j) {
+                    (*totals)[b] = y.sum();
+                    jac.row(b) = j.colwise().sum();
+                  });
     return jac;
   }
   im.arena->execute([&] {
-    tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, m.nbins_full, 32), [&](const tbb::blocked_range<std::int64_t>& range) {
-      Eigen::VectorXd jv = Eigen::VectorXd::Zero(im.npar), ju = Eigen::VectorXd::Zero(im.npar);
-      BinState st;
-      for (std::int64_t b = range.begin(); b < range.end(); ++b) {
-        ComputeBin(im, pt, b, profile_beta && !cov, &st);
-        const std::int64_t r0 = im.bin_row[b];
-        for (std::int64_t r = r0; r < im.bin_row[b + 1]; ++r)
-          AddRowGradient(im, pt, r, st.lam[r - r0], st.ex[r - r0], 1.0,
-                         (b < m.nbins && im.row_scaled[r]) ? &jv : &ju);
-        const bool cbb = cbeta.size() > 0 && b < m.nbins;
-        const bool cmul = cbb && im.CovMultiplicative();
-        // Covariance fits: the coupled betas, additive (+ s beta) or multiplicative (beta lv).
-        (*totals)[b] = cmul ? cbeta[b] * st.lv + st.lu : st.L + (cbb ? im.sbeta[b] * cbeta[b] : 0.0);
-        const std::vector<int> touch = Touched(im, b);
-        for (int i : touch) {
-          jac(b, i) = cmul ? cbeta[b] * jv[i] + ju[i] : TotalDerivative(st, jv[i], ju[i]);
-          jv[i] = ju[i] = 0.0;
-        }
-        if (cmul) jac.row(b) += st.lv * cdbeta.row(b);
-        else if (cbb) jac.row(b) += im.sbeta[b] * cdbeta.row(b);
-      }
-    });
+    tbb::parallel_for(
+        tbb::blocked_range<std::int64_t>(0, m.nbins_full, 32),
+        [&](const tbb::blocked_range<std::int64_t>& range) {
+          Eigen::VectorXd jv = Eigen::VectorXd::Zero(im.npar), ju = Eigen::VectorXd::Zero(im.npar);
+          BinState st;
+          for (std::int64_t b = range.begin(); b < range.end(); ++b) {
+            ComputeBin(im, pt, b, profile_beta && !cov, &st);
+            const std::int64_t r0 = im.bin_row[b];
+            for (std::int64_t r = r0; r < im.bin_row[b + 1]; ++r)
+              AddRowGradient(im, pt, r, st.lam[r - r0], st.ex[r - r0], 1.0,
+                             (b < m.nbins && im.row_scaled[r]) ? &jv : &ju);
+            const bool cbb = cbeta.size() > 0 && b < m.nbins;
+            const bool cmul = cbb && im.CovMultiplicative();
+            // Covariance fits: the coupled betas, additive (+ s beta) or multiplicative (beta lv).
+            (*totals)[b] =
+                cmul ? cbeta[b] * st.lv + st.lu : st.L + (cbb ? im.sbeta[b] * cbeta[b] : 0.0);
+            const std::vector<int> touch = Touched(im, b);
+            for (int i : touch) {
+              jac(b, i) = cmul ? cbeta[b] * jv[i] + ju[i] : TotalDerivative(st, jv[i], ju[i]);
+              jv[i] = ju[i] = 0.0;
+            }
+            if (cmul)
+              jac.row(b) += st.lv * cdbeta.row(b);
+            else if (cbb)
+              jac.row(b) += im.sbeta[b] * cdbeta.row(b);
+          }
+        });
   });
   return jac;
 }
 
-void Likelihood::ProcessYields(const Eigen::VectorXd& x, const Eigen::MatrixXd& cov, bool profile_beta,
-                               Eigen::MatrixXd* values, Eigen::MatrixXd* errors) const {
+void Likelihood::ProcessYields(const Eigen::VectorXd& x, const Eigen::MatrixXd& cov,
+                               bool profile_beta, Eigen::MatrixXd* values,
+                               Eigen::MatrixXd* errors) const {
   const Impl& im = *impl_;
   const Model& m = *im.model;
   if (cov.rows() != im.npar || cov.cols() != im.npar)
@@ -273,86 +289,97 @@ void Likelihood::ProcessYields(const Eigen::VectorXd& x, const Eigen::MatrixXd& 
   errors->setZero(m.nbins_full, m.num_processes());
   const Tensor& t = m.tensor;
   if (im.full) {
-    im.FullYields(pt, profile_beta, true, [&](std::int64_t b, const Eigen::VectorXd& y, const Eigen::MatrixXd& j) {
-      std::vector<int> nz;
-      for (Eigen::Index i = 0; i < y.size(); ++i) {
-        const int p = t.row_proc[im.bin_row[b] + i];
-        nz.clear();
-        for (int c = 0; c < im.npar; ++c)
-          if (j(i, c) != 0.0) nz.push_back(c);
-        double var = 0.0;
-        for (int a : nz)
-          for (int c : nz) var += j(i, a) * cov(a, c) * j(i, c);
-        (*values)(b, p) = y[i];
-        (*errors)(b, p) = std::sqrt(std::max(var, 0.0));
-      }
-    });
+    im.FullYields(pt, profile_beta, true,
+                  [&](std::int64_t b, const Eigen::VectorXd& y, const Eigen::MatrixXd& j) {
+                    std::vector<int> nz;
+                    for (Eigen::Index i = 0; i < y.size(); ++i) {
+                      const int p = t.row_proc[im.bin_row[b] + i];
+                      nz.clear();
+                      for (int c = 0; c < im.npar; ++c)
+                        if (j(i, c) != 0.0) nz.push_back(c);
+                      double var = 0.0;
+                      for (int a : nz)
+                        for (int c : nz) var += j(i, a) * cov(a, c) * j(i, c);
+                      (*values)(b, p) = y[i];
+                      (*errors)(b, p) = std::sqrt(std::max(var, 0.0));
+                    }
+                  });
     return;
   }
   im.arena->execute([&] {
-    tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, m.nbins_full, 16), [&](const tbb::blocked_range<std::int64_t>& range) {
-      Eigen::VectorXd jv = Eigen::VectorXd::Zero(im.npar), ju = Eigen::VectorXd::Zero(im.npar), jr = jv;
-      BinState st;
-      for (std::int64_t b = range.begin(); b < range.end(); ++b) {
-        ComputeBin(im, pt, b, profile_beta && !covfit, &st);
-        const std::int64_t r0 = im.bin_row[b], r1 = im.bin_row[b + 1];
-        const std::vector<int> touch = Touched(im, b);
-        const int nt = static_cast<int>(touch.size());
-        Eigen::VectorXd dbeta = Eigen::VectorXd::Zero(nt), dlv = Eigen::VectorXd::Zero(nt);
-        if (cbeta.size() > 0 && b < m.nbins && im.CovMultiplicative() && im.kstat[b] > 0 && st.lv > 0) {
-          // Covariance fit: the multiplicative beta of the coupled profile.
-          st.has_beta = true;
-          st.additive = false;
-          st.beta = cbeta[b];
-          for (int a = 0; a < nt; ++a) dbeta[a] = cdbeta(b, touch[a]);
-        } else if (cbeta.size() > 0 && b < m.nbins && !im.CovMultiplicative() && im.sbeta[b] > 0) {
-          // Covariance fit: the additive beta of the coupled profile.
-          st.has_beta = st.additive = true;
-          st.beta = cbeta[b];
-          st.s = im.sbeta[b];
-          for (int a = 0; a < nt; ++a) dbeta[a] = cdbeta(b, touch[a]);
-        }
-        if (st.has_beta) {
-          for (std::int64_t r = r0; r < r1; ++r)
-            AddRowGradient(im, pt, r, st.lam[r - r0], st.ex[r - r0], 1.0, im.row_scaled[r] ? &jv : &ju);
-          for (int a = 0; a < nt; ++a) {
-            const int i = touch[a];
-            if (cbeta.size() == 0) dbeta[a] = -(st.fbv * jv[i] + st.fbu * ju[i]) / st.fbb;
-            dlv[a] = jv[i];
-            jv[i] = ju[i] = 0.0;
+    tbb::parallel_for(
+        tbb::blocked_range<std::int64_t>(0, m.nbins_full, 16),
+        [&](const tbb::blocked_range<std::int64_t>& range) {
+          Eigen::VectorXd jv = Eigen::VectorXd::Zero(im.npar), ju = Eigen::VectorXd::Zero(im.npar),
+                          jr = jv;
+          BinState st;
+          for (std::int64_t b = range.begin(); b < range.end(); ++b) {
+            ComputeBin(im, pt, b, profile_beta && !covfit, &st);
+            const std::int64_t r0 = im.bin_row[b], r1 = im.bin_row[b + 1];
+            const std::vector<int> touch = Touched(im, b);
+            const int nt = static_cast<int>(touch.size());
+            Eigen::VectorXd dbeta = Eigen::VectorXd::Zero(nt), dlv = Eigen::VectorXd::Zero(nt);
+            if (cbeta.size() > 0 && b < m.nbins && im.CovMultiplicative() && im.kstat[b] > 0 &&
+                st.lv > 0) {
+              // Covariance fit: the multiplicative beta of the coupled profile.
+              st.has_beta = true;
+              st.additive = false;
+              st.beta = cbeta[b];
+              for (int a = 0; a < nt; ++a) dbeta[a] = cdbeta(b, touch[a]);
+            } else if (cbeta.size() > 0 && b < m.nbins && !im.CovMultiplicative() &&
+                       im.sbeta[b] > 0) {
+              // Covariance fit: the additive beta of the coupled profile.
+              st.has_beta = st.additive = true;
+              st.beta = cbeta[b];
+              st.s = im.sbeta[b];
+              for (int a = 0; a < nt; ++a) dbeta[a] = cdbeta(b, touch[a]);
+            }
+            if (st.has_beta) {
+              for (std::int64_t r = r0; r < r1; ++r)
+                AddRowGradient(im, pt, r, st.lam[r - r0], st.ex[r - r0], 1.0,
+                               im.row_scaled[r] ? &jv : &ju);
+              for (int a = 0; a < nt; ++a) {
+                const int i = touch[a];
+                if (cbeta.size() == 0) dbeta[a] = -(st.fbv * jv[i] + st.fbu * ju[i]) / st.fbb;
+                dlv[a] = jv[i];
+                jv[i] = ju[i] = 0.0;
+              }
+            }
+            Eigen::MatrixXd ctt(nt, nt);
+            for (int c = 0; c < nt; ++c)
+              for (int a = 0; a < nt; ++a) ctt(a, c) = cov(touch[a], touch[c]);
+            // Additive betas are shared out over the scaled processes in proportion to their yields
+            // (rabbit): y_r = lambda_r (1 + s beta / lv).
+            const bool add = st.has_beta && st.additive && st.lv > 0;
+            for (std::int64_t r = r0; r < r1; ++r) {
+              const bool scaled = st.has_beta && im.row_scaled[r] && (!st.additive || add);
+              const double f =
+                  !scaled ? 1.0 : (st.additive ? 1.0 + st.s * st.beta / st.lv : st.beta);
+              AddRowGradient(im, pt, r, st.lam[r - r0], st.ex[r - r0], f, &jr);
+              Eigen::VectorXd jl(nt);
+              const double lr = st.lam[r - r0];
+              for (int a = 0; a < nt; ++a) {
+                double extra = 0.0;
+                if (scaled)
+                  extra = st.additive
+                              ? lr * st.s * (dbeta[a] / st.lv - st.beta * dlv[a] / (st.lv * st.lv))
+                              : lr * dbeta[a];
+                jl[a] = jr[touch[a]] + extra;
+                jr[touch[a]] = 0.0;
+              }
+              (*values)(b, t.row_proc[r]) = f * lr;
+              (*errors)(b, t.row_proc[r]) = std::sqrt(std::max(jl.dot(ctt * jl), 0.0));
+            }
           }
-        }
-        Eigen::MatrixXd ctt(nt, nt);
-        for (int c = 0; c < nt; ++c)
-          for (int a = 0; a < nt; ++a) ctt(a, c) = cov(touch[a], touch[c]);
-        // Additive betas are shared out over the scaled processes in proportion to their yields
-        // (rabbit): y_r = lambda_r (1 + s beta / lv).
-        const bool add = st.has_beta && st.additive && st.lv > 0;
-        for (std::int64_t r = r0; r < r1; ++r) {
-          const bool scaled = st.has_beta && im.row_scaled[r] && (!st.additive || add);
-          const double f = !scaled ? 1.0 : (st.additive ? 1.0 + st.s * st.beta / st.lv : st.beta);
-          AddRowGradient(im, pt, r, st.lam[r - r0], st.ex[r - r0], f, &jr);
-          Eigen::VectorXd jl(nt);
-          const double lr = st.lam[r - r0];
-          for (int a = 0; a < nt; ++a) {
-            double extra = 0.0;
-            if (scaled)
-              extra = st.additive ? lr * st.s * (dbeta[a] / st.lv - st.beta * dlv[a] / (st.lv * st.lv)) : lr * dbeta[a];
-            jl[a] = jr[touch[a]] + extra;
-            jr[touch[a]] = 0.0;
-          }
-          (*values)(b, t.row_proc[r]) = f * lr;
-          (*errors)(b, t.row_proc[r]) = std::sqrt(std::max(jl.dot(ctt * jl), 0.0));
-        }
-      }
-    });
+        });
   });
 }
 
 namespace {
 
 Eigen::MatrixXd InternalCovariance(const FitResult& r) {
-  if (r.covariance_internal.rows() == r.hessian.rows() && r.covariance_internal.size() > 0) return r.covariance_internal;
+  if (r.covariance_internal.rows() == r.hessian.rows() && r.covariance_internal.size() > 0)
+    return r.covariance_internal;
   const int n = static_cast<int>(r.hessian.rows());
   std::vector<int> free;
   for (int i = 0; i < n; ++i)
@@ -370,8 +397,8 @@ Eigen::MatrixXd InternalCovariance(const FitResult& r) {
   return c;
 }
 
-YieldSet MakeYields(const Likelihood& lik, const Eigen::VectorXd& x, const Eigen::MatrixXd& cov, bool postfit,
-                    const YieldOptions& opt) {
+YieldSet MakeYields(const Likelihood& lik, const Eigen::VectorXd& x, const Eigen::MatrixXd& cov,
+                    bool postfit, const YieldOptions& opt) {
   const Model& m = lik.model();
   YieldSet y;
   y.postfit = postfit;
@@ -409,11 +436,14 @@ YieldSet MakeYields(const Likelihood& lik, const Eigen::VectorXd& x, const Eigen
   const Eigen::MatrixXd jc = y.total_jacobian * cov;
   y.total_error.resize(m.nbins_full);
   for (Eigen::Index b = 0; b < m.nbins_full; ++b)
-    y.total_error[b] = std::sqrt(std::max(jc.row(b).dot(y.total_jacobian.row(b)) + y.extra_variance[b], 0.0));
+    y.total_error[b] =
+        std::sqrt(std::max(jc.row(b).dot(y.total_jacobian.row(b)) + y.extra_variance[b], 0.0));
   if (opt.full_covariance) {
     y.total_covariance = jc * y.total_jacobian.transpose();
-    if (y.extra_covariance.size() > 0) y.total_covariance += y.extra_covariance;
-    else y.total_covariance.diagonal() += y.extra_variance;
+    if (y.extra_covariance.size() > 0)
+      y.total_covariance += y.extra_covariance;
+    else
+      y.total_covariance.diagonal() += y.extra_variance;
   }
   if (opt.per_process) {
     lik.ProcessYields(x, cov, postfit, &y.process, &y.process_error);
@@ -426,15 +456,18 @@ YieldSet MakeYields(const Likelihood& lik, const Eigen::VectorXd& x, const Eigen
 }  // namespace
 
 YieldSet PostfitYields(const Likelihood& lik, const FitResult& result, const YieldOptions& opt) {
-  if (result.x.size() != lik.num_params()) throw std::invalid_argument("fit result does not belong to this likelihood");
+  if (result.x.size() != lik.num_params())
+    throw std::invalid_argument("fit result does not belong to this likelihood");
   if (!result.ok())
-    throw NumericalError("post-fit yields need a converged fit, but the fit is " + ToString(result.status) +
+    throw NumericalError("post-fit yields need a converged fit, but the fit is " +
+                         ToString(result.status) +
                          (result.message.empty() ? "" : " (" + result.message + ")"));
   if (result.covariance_status == CovarianceStatus::kNearSingular ||
       result.covariance_status == CovarianceStatus::kForcedPositive)
-    throw NumericalError("post-fit yields need an accurate covariance, but the fit's covariance is " +
-                         ToString(result.covariance_status) +
-                         (result.covariance_message.empty() ? "" : " (" + result.covariance_message + ")"));
+    throw NumericalError(
+        "post-fit yields need an accurate covariance, but the fit's covariance is " +
+        ToString(result.covariance_status) +
+        (result.covariance_message.empty() ? "" : " (" + result.covariance_message + ")"));
   return MakeYields(lik, result.x, InternalCovariance(result), true, opt);
 }
 
@@ -452,21 +485,28 @@ ChannelProjection Project(const Likelihood& lik, const YieldSet& y, const std::s
   std::int64_t offset = 0;
   const Channel* ch = nullptr;
   for (const auto& c : m.channels) {
-    if (c.name == channel) { ch = &c; break; }
+    if (c.name == channel) {
+      ch = &c;
+      break;
+    }
     offset += c.nbins;
   }
   if (!ch) {
     std::string names;
     for (const auto& c : m.channels) names += (names.empty() ? "" : ", ") + c.name;
-    throw std::invalid_argument("projection: channel \"" + channel + "\" is not in the model (channels: " + names + ")");
+    throw std::invalid_argument("projection: channel \"" + channel +
+                                "\" is not in the model (channels: " + names + ")");
   }
   std::vector<int> nb;
   for (const auto& ax : ch->axes) {
-    if (ax.edges.empty()) throw std::invalid_argument("projection: channel " + channel + " axis " + ax.name + " has no edges");
+    if (ax.edges.empty())
+      throw std::invalid_argument("projection: channel " + channel + " axis " + ax.name +
+                                  " has no edges");
     nb.push_back(static_cast<int>(ax.edges.size()) - 1);
   }
   if (ch->axes.empty()) {
-    if (!keep_axes.empty()) throw std::invalid_argument("projection: channel " + channel + " has no named axes");
+    if (!keep_axes.empty())
+      throw std::invalid_argument("projection: channel " + channel + " has no named axes");
     nb.push_back(static_cast<int>(ch->nbins));
   }
   std::vector<int> keep;
@@ -476,7 +516,9 @@ ChannelProjection Project(const Likelihood& lik, const YieldSet& y, const std::s
     int found = -1;
     for (int a = 0; a < static_cast<int>(ch->axes.size()); ++a)
       if (ch->axes[a].name == name) found = a;
-    if (found < 0) throw std::invalid_argument("projection: channel " + channel + " has no axis \"" + name + "\"");
+    if (found < 0)
+      throw std::invalid_argument("projection: channel " + channel + " has no axis \"" + name +
+                                  "\"");
     if (std::find(keep.begin(), keep.end(), found) != keep.end())
       throw std::invalid_argument("projection: axis \"" + name + "\" given twice");
     keep.push_back(found);
@@ -507,9 +549,11 @@ ChannelProjection Project(const Likelihood& lik, const YieldSet& y, const std::s
   const Eigen::MatrixXd jp = agg * y.total_jacobian.middleRows(offset, ch->nbins);
   out.covariance = jp * y.param_covariance * jp.transpose();
   if (y.extra_covariance.size() > 0)
-    out.covariance += agg * y.extra_covariance.block(offset, offset, ch->nbins, ch->nbins) * agg.transpose();
+    out.covariance +=
+        agg * y.extra_covariance.block(offset, offset, ch->nbins, ch->nbins) * agg.transpose();
   else
-    out.covariance += agg * y.extra_variance.segment(offset, ch->nbins).asDiagonal() * agg.transpose();
+    out.covariance +=
+        agg * y.extra_variance.segment(offset, ch->nbins).asDiagonal() * agg.transpose();
   out.errors = out.covariance.diagonal().cwiseMax(0.0).cwiseSqrt();
   if (y.process.size()) out.process = agg * y.process.middleRows(offset, ch->nbins);
   return out;
@@ -548,8 +592,8 @@ double ExtraVarianceOfSum(const YieldSet& y, std::int64_t first, std::int64_t n)
   return y.extra_variance.size() > 0 ? y.extra_variance.segment(first, n).sum() : 0.0;
 }
 
-void Likelihood::BetaYieldVariance(const Eigen::VectorXd& x, Eigen::VectorXd* tvar, Eigen::MatrixXd* tcov,
-                                   Eigen::MatrixXd* pvar) const {
+void Likelihood::BetaYieldVariance(const Eigen::VectorXd& x, Eigen::VectorXd* tvar,
+                                   Eigen::MatrixXd* tcov, Eigen::MatrixXd* pvar) const {
   const Impl& im = *impl_;
   const Model& m = *im.model;
   const Tensor& t = m.tensor;
@@ -558,7 +602,8 @@ void Likelihood::BetaYieldVariance(const Eigen::VectorXd& x, Eigen::VectorXd* tv
   tcov->resize(0, 0);
   pvar->setZero(m.nbins_full, nproc);
   if (!im.options.bin_by_bin_stat) return;
-  if (x.size() != im.npar) throw std::invalid_argument("BetaYieldVariance: parameter vector size mismatch");
+  if (x.size() != im.npar)
+    throw std::invalid_argument("BetaYieldVariance: parameter vector size mismatch");
   Point pt;
   im.MakePoint(x, &pt);
   const bool additive = im.bbtype == BinByBinStatType::kNormalAdditive;
@@ -567,52 +612,59 @@ void Likelihood::BetaYieldVariance(const Eigen::VectorXd& x, Eigen::VectorXd* tv
   // Constraint curvature of a beta.
   auto c2 = [&](double k, double beta, double b0) {
     switch (im.bbtype) {
-      case BinByBinStatType::kNormalAdditive: return 1.0;
-      case BinByBinStatType::kNormalMultiplicative: return k;
-      default: return k * b0 / (beta * beta);
+      case BinByBinStatType::kNormalAdditive:
+        return 1.0;
+      case BinByBinStatType::kNormalMultiplicative:
+        return k;
+      default:
+        return k * b0 / (beta * beta);
     }
   };
 
   if (!cov && !bv) {
     // Betas of different bins are independent at fixed x: per bin in closed form.
     im.arena->execute([&] {
-      tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, m.nbins, 32), [&](const tbb::blocked_range<std::int64_t>& range) {
-        BinState st;
-        for (std::int64_t b = range.begin(); b < range.end(); ++b) {
-          ComputeBin(im, pt, b, true, &st);
-          if (!st.ok) continue;
-          const std::int64_t r0 = im.bin_row[b], r1 = im.bin_row[b + 1];
-          if (!im.full) {
-            if (!st.has_beta || !(st.fbb > 0)) continue;
-            // H = fbb (the unprofiled d2F/dbeta2); dL/dbeta = lv (or s, additive).
-            const double e = st.additive ? st.s : st.lv;
-            (*tvar)[b] = e * e / st.fbb;
-            for (std::int64_t r = r0; r < r1; ++r) {
-              if (!im.row_scaled[r]) continue;
-              const double lam = st.lam[r - r0];
-              const double g = st.additive ? (st.lv > 0 ? lam * st.s / st.lv : 0.0) : lam;
-              (*pvar)(b, t.row_proc[r]) = g * g / st.fbb;
+      tbb::parallel_for(
+          tbb::blocked_range<std::int64_t>(0, m.nbins, 32),
+          [&](const tbb::blocked_range<std::int64_t>& range) {
+            BinState st;
+            for (std::int64_t b = range.begin(); b < range.end(); ++b) {
+              ComputeBin(im, pt, b, true, &st);
+              if (!st.ok) continue;
+              const std::int64_t r0 = im.bin_row[b], r1 = im.bin_row[b + 1];
+              if (!im.full) {
+                if (!st.has_beta || !(st.fbb > 0)) continue;
+                // H = fbb (the unprofiled d2F/dbeta2); dL/dbeta = lv (or s, additive).
+                const double e = st.additive ? st.s : st.lv;
+                (*tvar)[b] = e * e / st.fbb;
+                for (std::int64_t r = r0; r < r1; ++r) {
+                  if (!im.row_scaled[r]) continue;
+                  const double lam = st.lam[r - r0];
+                  const double g = st.additive ? (st.lv > 0 ? lam * st.s / st.lv : 0.0) : lam;
+                  (*pvar)(b, t.row_proc[r]) = g * g / st.fbb;
+                }
+                continue;
+              }
+              // Full: H = diag(C'') + D'' e e^T (Sherman-Morrison); sigma = sum e^2 / C''.
+              double sigma = 0.0;
+              for (std::int64_t r = r0; r < r1; ++r) {
+                const std::int64_t j = im.row_beta[r];
+                if (j < 0) continue;
+                const double e = st.fr.e[r - r0];
+                sigma += e * e / c2(im.row_k[r], st.fr.beta[r - r0], im.beta0[j]);
+              }
+              const double d2 = st.fr.d2;
+              (*tvar)[b] = sigma / (1.0 + d2 * sigma);
+              for (std::int64_t r = r0; r < r1; ++r) {
+                const std::int64_t j = im.row_beta[r];
+                if (j < 0) continue;
+                const double e = st.fr.e[r - r0],
+                             ci = 1.0 / c2(im.row_k[r], st.fr.beta[r - r0], im.beta0[j]);
+                (*pvar)(b, t.row_proc[r]) =
+                    e * e * (ci - d2 * (e * ci) * (e * ci) / (1.0 + d2 * sigma));
+              }
             }
-            continue;
-          }
-          // Full: H = diag(C'') + D'' e e^T (Sherman-Morrison); sigma = sum e^2 / C''.
-          double sigma = 0.0;
-          for (std::int64_t r = r0; r < r1; ++r) {
-            const std::int64_t j = im.row_beta[r];
-            if (j < 0) continue;
-            const double e = st.fr.e[r - r0];
-            sigma += e * e / c2(im.row_k[r], st.fr.beta[r - r0], im.beta0[j]);
-          }
-          const double d2 = st.fr.d2;
-          (*tvar)[b] = sigma / (1.0 + d2 * sigma);
-          for (std::int64_t r = r0; r < r1; ++r) {
-            const std::int64_t j = im.row_beta[r];
-            if (j < 0) continue;
-            const double e = st.fr.e[r - r0], ci = 1.0 / c2(im.row_k[r], st.fr.beta[r - r0], im.beta0[j]);
-            (*pvar)(b, t.row_proc[r]) = e * e * (ci - d2 * (e * ci) * (e * ci) / (1.0 + d2 * sigma));
-          }
-        }
-      });
+          });
     });
     return;
   }
@@ -673,18 +725,22 @@ void Likelihood::BetaYieldVariance(const Eigen::VectorXd& x, Eigen::VectorXd* tv
   }
   const Eigen::LLT<Eigen::MatrixXd> llt(h);
   if (llt.info() != Eigen::Success)
-    throw NumericalError("post-fit yields: the Hessian of the NLL in the Barlow-Beeston parameters is not positive definite");
+    throw NumericalError(
+        "post-fit yields: the Hessian of the NLL in the Barlow-Beeston parameters is not positive "
+        "definite");
   const Eigen::MatrixXd hinv = llt.solve(Eigen::MatrixXd::Identity(na, na));
   // g = d yield / d beta at fixed x per row: its own beta, and beta variations from other bins.
   Eigen::MatrixXd pull;
-  std::vector<std::int64_t> bv_row;  // [nbins * nproc]: the row of (bin, process) with a beta, or -1
+  std::vector<std::int64_t>
+      bv_row;  // [nbins * nproc]: the row of (bin, process) with a beta, or -1
   if (bv) {
     bv_row.assign(static_cast<std::size_t>(m.nbins * nproc), -1);
     for (std::int64_t r = 0; r < im.bin_row[m.nbins]; ++r)
       if (row_a[r] >= 0) bv_row[t.row_bin[r] * nproc + t.row_proc[r]] = r;
     pull.setZero(m.nbins, nproc);
     for (std::int64_t r = 0; r < im.bin_row[m.nbins]; ++r)
-      if (row_a[r] >= 0) pull(t.row_bin[r], t.row_proc[r]) = std::sqrt(im.row_k[r]) * (ybeta[r] - 1.0);
+      if (row_a[r] >= 0)
+        pull(t.row_bin[r], t.row_proc[r]) = std::sqrt(im.row_k[r]) * (ybeta[r] - 1.0);
   }
   Eigen::MatrixXd gt = Eigen::MatrixXd::Zero(m.nbins_full, na);  // totals
   std::vector<std::pair<Eigen::Index, double>> g;

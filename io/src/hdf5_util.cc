@@ -84,24 +84,36 @@ H5I_type_t ObjectType(hid_t loc, const std::string& path) {
 
 std::string TypeClassName(H5T_class_t c) {
   switch (c) {
-    case H5T_INTEGER: return "integer";
-    case H5T_FLOAT: return "float";
-    case H5T_STRING: return "string";
-    case H5T_BITFIELD: return "bitfield";
-    case H5T_OPAQUE: return "opaque";
-    case H5T_COMPOUND: return "compound";
-    case H5T_REFERENCE: return "reference";
-    case H5T_ENUM: return "enum";
-    case H5T_VLEN: return "variable-length sequence";
-    case H5T_ARRAY: return "array";
-    default: return "unknown";
+    case H5T_INTEGER:
+      return "integer";
+    case H5T_FLOAT:
+      return "float";
+    case H5T_STRING:
+      return "string";
+    case H5T_BITFIELD:
+      return "bitfield";
+    case H5T_OPAQUE:
+      return "opaque";
+    case H5T_COMPOUND:
+      return "compound";
+    case H5T_REFERENCE:
+      return "reference";
+    case H5T_ENUM:
+      return "enum";
+    case H5T_VLEN:
+      return "variable-length sequence";
+    case H5T_ARRAY:
+      return "array";
+    default:
+      return "unknown";
   }
 }
 
 // Frees the memory HDF5 allocated for variable-length data on scope exit.
 class VlenReclaimer {
  public:
-  VlenReclaimer(hid_t mem_type, hid_t space, void* buf) : type_(mem_type), space_(space), buf_(buf) {}
+  VlenReclaimer(hid_t mem_type, hid_t space, void* buf)
+      : type_(mem_type), space_(space), buf_(buf) {}
   ~VlenReclaimer() {
 #if H5_VERSION_GE(1, 12, 0)
     H5Treclaim(type_, space_, H5P_DEFAULT, buf_);
@@ -197,7 +209,8 @@ std::uint64_t AvailableMemoryBytes() {
     if (found) return static_cast<std::uint64_t>(kib) * 1024u;
   }
   const long pages = ::sysconf(_SC_AVPHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
-  if (pages > 0 && page > 0) return static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page);
+  if (pages > 0 && page > 0)
+    return static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page);
   return 0;
 }
 
@@ -219,10 +232,10 @@ void CheckAllocation(const std::string& file, const std::string& dataset, std::i
                      std::int64_t element_bytes, const std::string& what) {
   std::int64_t bytes = 0;
   const std::uint64_t avail = AvailableMemoryBytes();
-  const std::string avail_text =
-      avail > 0 ? std::to_string(avail) + " bytes (" + HumanBytes(static_cast<double>(avail)) +
-                      ") of memory are available (MemAvailable)"
-                : "the available memory is unknown";
+  const std::string avail_text = avail > 0 ? std::to_string(avail) + " bytes (" +
+                                                 HumanBytes(static_cast<double>(avail)) +
+                                                 ") of memory are available (MemAvailable)"
+                                           : "the available memory is unknown";
   if (!CheckedMultiply(count, element_bytes, &bytes))
     throw InputError(file + ": " + dataset + ": " + what + " needs " + std::to_string(count) +
                      " x " + std::to_string(element_bytes) +
@@ -291,23 +304,40 @@ std::string EscapeBytes(const std::string& s) {
 
 std::string FilterName(H5Z_filter_t id) {
   switch (id) {
-    case H5Z_FILTER_DEFLATE: return "gzip";
-    case H5Z_FILTER_SHUFFLE: return "shuffle";
-    case H5Z_FILTER_FLETCHER32: return "fletcher32";
-    case H5Z_FILTER_SZIP: return "szip";
-    case H5Z_FILTER_NBIT: return "nbit";
-    case H5Z_FILTER_SCALEOFFSET: return "scaleoffset";
-    case 305: return "lzo";
-    case 307: return "bzip2";
-    case 32000: return "lzf";
-    case 32001: return "blosc";
-    case 32004: return "lz4";
-    case 32008: return "bitshuffle";
-    case 32013: return "zfp";
-    case 32015: return "zstd";
-    case 32017: return "sz";
-    case 32026: return "blosc2";
-    default: return "unregistered filter";
+    case H5Z_FILTER_DEFLATE:
+      return "gzip";
+    case H5Z_FILTER_SHUFFLE:
+      return "shuffle";
+    case H5Z_FILTER_FLETCHER32:
+      return "fletcher32";
+    case H5Z_FILTER_SZIP:
+      return "szip";
+    case H5Z_FILTER_NBIT:
+      return "nbit";
+    case H5Z_FILTER_SCALEOFFSET:
+      return "scaleoffset";
+    case 305:
+      return "lzo";
+    case 307:
+      return "bzip2";
+    case 32000:
+      return "lzf";
+    case 32001:
+      return "blosc";
+    case 32004:
+      return "lz4";
+    case 32008:
+      return "bitshuffle";
+    case 32013:
+      return "zfp";
+    case 32015:
+      return "zstd";
+    case 32017:
+      return "sz";
+    case 32026:
+      return "blosc2";
+    default:
+      return "unregistered filter";
   }
 }
 
@@ -322,7 +352,8 @@ void CheckFilterAvailable(const std::string& file, const std::string& dataset, H
   std::string name = FilterName(id);
   if (!name_in_file.empty() && name_in_file != name) name += ", stored as \"" + name_in_file + "\"";
   throw InputError(file + ": " + dataset + ": compression filter id " + std::to_string(id) + " (" +
-                   name + ") is not available in this HDF5 installation, but is needed to "
+                   name +
+                   ") is not available in this HDF5 installation, but is needed to "
                    "read the dataset; install the HDF5 filter plugin and point HDF5_PLUGIN_PATH "
                    "at it, or rewrite the file with gzip or no compression");
 }
@@ -334,15 +365,12 @@ InputFile::InputFile(const std::string& path) : path_(path) {
   filters::InitializeHdf5Filters();  // before the first file is opened
   std::error_code ec;
   const auto status = std::filesystem::status(path, ec);
-  if (ec || !std::filesystem::exists(status))
-    throw InputError(path + ": file does not exist");
+  if (ec || !std::filesystem::exists(status)) throw InputError(path + ": file does not exist");
   if (std::filesystem::is_directory(status))
     throw InputError(path + ": is a directory, but must be an HDF5 file");
   const htri_t is_hdf5 = H5Fis_hdf5(path.c_str());
-  if (is_hdf5 == 0)
-    throw InputError(path + ": is not an HDF5 file (no HDF5 signature found)");
-  if (is_hdf5 < 0)
-    throw InputError(path + ": " + WithHdf5Detail("cannot be read as an HDF5 file"));
+  if (is_hdf5 == 0) throw InputError(path + ": is not an HDF5 file (no HDF5 signature found)");
+  if (is_hdf5 < 0) throw InputError(path + ": " + WithHdf5Detail("cannot be read as an HDF5 file"));
   file_ = Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), CloseFile);
   if (!file_.valid()) throw InputError(path + ": " + WithHdf5Detail("cannot open the HDF5 file"));
 }
@@ -366,10 +394,12 @@ std::vector<std::string> InputFile::ListMembers(const std::string& group) const 
   if (H5Gget_info(g.get(), &info) < 0) Fail(group, WithHdf5Detail("cannot list the group"));
   std::vector<std::string> names;
   for (hsize_t i = 0; i < info.nlinks; ++i) {
-    const ssize_t len = H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    const ssize_t len =
+        H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
     if (len < 0) Fail(group, WithHdf5Detail("cannot read the name of member " + std::to_string(i)));
     std::string name(static_cast<std::size_t>(len) + 1, '\0');
-    H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size(), H5P_DEFAULT);
+    H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size(),
+                       H5P_DEFAULT);
     name.resize(static_cast<std::size_t>(len));
     names.push_back(std::move(name));
   }
@@ -399,8 +429,8 @@ Handle InputFile::OpenDataset(const std::string& name) const {
     unsigned flags = 0, config = 0;
     std::size_t cd_nelmts = 0;
     char fname[256] = {0};
-    const H5Z_filter_t id = H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags,
-                                           &cd_nelmts, nullptr, sizeof(fname), fname, &config);
+    const H5Z_filter_t id = H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &cd_nelmts,
+                                           nullptr, sizeof(fname), fname, &config);
     if (id < 0) Fail(name, WithHdf5Detail("cannot read filter " + std::to_string(i)));
     CheckFilterAvailable(path_, name, id, fname);
     const std::string seen = FilterName(id);
@@ -422,7 +452,8 @@ std::vector<std::int64_t> InputFile::StoredShape(hid_t dset, const std::string& 
   if (rank > 0) H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
   std::vector<std::int64_t> shape;
   for (hsize_t d : dims) {
-    if (d > static_cast<hsize_t>(INT64_MAX)) Fail(name, "has a dimension of " + std::to_string(d) + ", more than 2^63 - 1");
+    if (d > static_cast<hsize_t>(INT64_MAX))
+      Fail(name, "has a dimension of " + std::to_string(d) + ", more than 2^63 - 1");
     shape.push_back(static_cast<std::int64_t>(d));
   }
   if (*npoints > 0 && ShapeSize(shape) != *npoints)
@@ -458,8 +489,8 @@ Array<double> InputFile::ReadDouble(const std::string& name) const {
   out.shape = StoredShape(dset.get(), name, &n);
   CheckAllocation(path_, name, n, sizeof(double), "reading " + std::to_string(n) + " values");
   out.values.resize(static_cast<std::size_t>(n));
-  if (n > 0 && H5Dread(dset.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                       out.values.data()) < 0)
+  if (n > 0 &&
+      H5Dread(dset.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.values.data()) < 0)
     Fail(name, WithHdf5Detail("cannot read the data"));
   return out;
 }
@@ -476,14 +507,14 @@ Array<std::int64_t> InputFile::ReadInt(const std::string& name) const {
                   "reading " + std::to_string(n) + " values");
   out.values.resize(static_cast<std::size_t>(n));
   if (cls == H5T_INTEGER) {
-    if (n > 0 && H5Dread(dset.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                         out.values.data()) < 0)
+    if (n > 0 &&
+        H5Dread(dset.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.values.data()) < 0)
       Fail(name, WithHdf5Detail("cannot read the data"));
   } else if (cls == H5T_FLOAT) {
     // Some writers store indices as float64; accept them when they are exact integers.
     std::vector<double> tmp(static_cast<std::size_t>(n));
-    if (n > 0 && H5Dread(dset.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                         tmp.data()) < 0)
+    if (n > 0 &&
+        H5Dread(dset.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, tmp.data()) < 0)
       Fail(name, WithHdf5Detail("cannot read the data"));
     for (std::size_t i = 0; i < tmp.size(); ++i) {
       if (!(std::isfinite(tmp[i]) && tmp[i] == std::floor(tmp[i]) && std::abs(tmp[i]) < 9.0e18)) {
@@ -580,7 +611,7 @@ std::vector<std::int64_t> InputFile::ReadIntAttribute(const std::string& object,
 }
 
 std::vector<double> InputFile::ReadDoubleAttribute(const std::string& object,
-                                                  const std::string& attr) const {
+                                                   const std::string& attr) const {
   return ReadNumericAttribute<double>(object, attr, H5T_NATIVE_DOUBLE, true);
 }
 
@@ -658,11 +689,9 @@ void OutputFile::CreateGroup(const std::string& name) {
 }
 
 void OutputFile::WriteRaw(const std::string& name, hid_t file_type, hid_t mem_type,
-                          const void* data, const std::vector<std::int64_t>& dims,
-                          int gzip_level) {
+                          const void* data, const std::vector<std::int64_t>& dims, int gzip_level) {
   const auto hdims = ToHsize(dims);
-  Handle space(H5Screate_simple(static_cast<int>(hdims.size()), hdims.data(), nullptr),
-               CloseSpace);
+  Handle space(H5Screate_simple(static_cast<int>(hdims.size()), hdims.data(), nullptr), CloseSpace);
   if (!space.valid()) Fail(name, WithHdf5Detail("cannot create the dataspace"));
   Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), CloseProps);
   const std::int64_t n = ShapeSize(dims);
@@ -674,8 +703,8 @@ void OutputFile::WriteRaw(const std::string& name, hid_t file_type, hid_t mem_ty
         H5Pset_deflate(dcpl.get(), static_cast<unsigned>(std::clamp(gzip_level, 1, 9))) < 0)
       Fail(name, WithHdf5Detail("cannot set up gzip compression"));
   }
-  Handle dset(H5Dcreate2(file_.get(), name.c_str(), file_type, space.get(), H5P_DEFAULT,
-                         dcpl.get(), H5P_DEFAULT),
+  Handle dset(H5Dcreate2(file_.get(), name.c_str(), file_type, space.get(), H5P_DEFAULT, dcpl.get(),
+                         H5P_DEFAULT),
               CloseDataset);
   if (!dset.valid()) Fail(name, WithHdf5Detail("cannot create the dataset"));
   if (n > 0 && H5Dwrite(dset.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
@@ -718,8 +747,8 @@ void OutputFile::WriteStrings(const std::string& name, const std::vector<std::st
   std::vector<const char*> ptrs;
   ptrs.reserve(values.size());
   for (const auto& v : values) ptrs.push_back(v.c_str());
-  WriteRaw(name, type.get(), type.get(), ptrs.data(),
-           {static_cast<std::int64_t>(values.size())}, 0);
+  WriteRaw(name, type.get(), type.get(), ptrs.data(), {static_cast<std::int64_t>(values.size())},
+           0);
 }
 
 void OutputFile::WriteRaggedInt32(const std::string& name,
@@ -730,16 +759,16 @@ void OutputFile::WriteRaggedInt32(const std::string& name,
   buf.reserve(values.size());
   // HDF5 only reads through p, the const_cast does not lead to writes.
   for (const auto& v : values) buf.push_back(hvl_t{v.size(), const_cast<int*>(v.data())});
-  WriteRaw(name, ftype.get(), mtype.get(), buf.data(),
-           {static_cast<std::int64_t>(values.size())}, 0);
+  WriteRaw(name, ftype.get(), mtype.get(), buf.data(), {static_cast<std::int64_t>(values.size())},
+           0);
 }
 
 void OutputFile::WriteInt64Attribute(const std::string& object, const std::string& attr,
                                      const std::vector<std::int64_t>& values) {
   const hsize_t n = values.size();
   Handle space(H5Screate_simple(1, &n, nullptr), CloseSpace);
-  Handle a(H5Acreate_by_name(file_.get(), object.c_str(), attr.c_str(), H5T_STD_I64LE,
-                             space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+  Handle a(H5Acreate_by_name(file_.get(), object.c_str(), attr.c_str(), H5T_STD_I64LE, space.get(),
+                             H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
            CloseAttr);
   if (!a.valid()) Fail(object, WithHdf5Detail("cannot create attribute " + attr));
   if (n > 0 && H5Awrite(a.get(), H5T_NATIVE_INT64, values.data()) < 0)
@@ -750,8 +779,8 @@ void OutputFile::WriteUInt64Attribute(const std::string& object, const std::stri
                                       const std::vector<std::uint64_t>& values) {
   const hsize_t n = values.size();
   Handle space(H5Screate_simple(1, &n, nullptr), CloseSpace);
-  Handle a(H5Acreate_by_name(file_.get(), object.c_str(), attr.c_str(), H5T_STD_U64LE,
-                             space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+  Handle a(H5Acreate_by_name(file_.get(), object.c_str(), attr.c_str(), H5T_STD_U64LE, space.get(),
+                             H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
            CloseAttr);
   if (!a.valid()) Fail(object, WithHdf5Detail("cannot create attribute " + attr));
   if (n > 0 && H5Awrite(a.get(), H5T_NATIVE_UINT64, values.data()) < 0)
@@ -761,8 +790,8 @@ void OutputFile::WriteUInt64Attribute(const std::string& object, const std::stri
 void OutputFile::WriteDoubleAttribute(const std::string& object, const std::string& attr,
                                       double value) {
   Handle space(H5Screate(H5S_SCALAR), CloseSpace);
-  Handle a(H5Acreate_by_name(file_.get(), object.c_str(), attr.c_str(), H5T_IEEE_F64LE,
-                             space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+  Handle a(H5Acreate_by_name(file_.get(), object.c_str(), attr.c_str(), H5T_IEEE_F64LE, space.get(),
+                             H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
            CloseAttr);
   if (!a.valid()) Fail(object, WithHdf5Detail("cannot create attribute " + attr));
   if (H5Awrite(a.get(), H5T_NATIVE_DOUBLE, &value) < 0)

@@ -6,7 +6,9 @@ namespace lepus::io {
 
 namespace {
 
-nlohmann::json Number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+nlohmann::json Number(double v) {
+  return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
+}
 
 nlohmann::json Band(const std::array<double, 5>& v) {
   nlohmann::json a = nlohmann::json::array();

@@ -111,11 +111,13 @@ std::string ResolveOutputPath(const std::string& path) {
     const fs::path link(std::string(buf.data(), static_cast<std::size_t>(n)));
     cur = (link.is_absolute() ? link : cur.parent_path() / link).lexically_normal();
   }
-  throw InputError(path + ": too many levels of symbolic links (a loop?); lepus writes an output "
+  throw InputError(path +
+                   ": too many levels of symbolic links (a loop?); lepus writes an output "
                    "link's final target and cannot find it");
 }
 
-void CheckOutputs(const std::vector<OutputTarget>& outputs, const std::vector<std::string>& inputs) {
+void CheckOutputs(const std::vector<OutputTarget>& outputs,
+                  const std::vector<std::string>& inputs) {
   // Inputs by (device, inode), following links.
   std::vector<std::pair<std::pair<dev_t, ino_t>, std::string>> input_ids;
   for (const std::string& in : inputs) {
@@ -129,7 +131,8 @@ void CheckOutputs(const std::vector<OutputTarget>& outputs, const std::vector<st
     if (t.path.empty()) continue;
     if (t.path == "-") {
       if (!t.stdout_allowed)
-        throw InputError(Named(t) + ": this output is an HDF5 file and cannot go to standard "
+        throw InputError(Named(t) +
+                         ": this output is an HDF5 file and cannot go to standard "
                          "output; give a file name");
       if (stdout_user != nullptr)
         throw InputError(Named(t) + ": standard output is already the output of " +
@@ -152,8 +155,8 @@ void CheckOutputs(const std::vector<OutputTarget>& outputs, const std::vector<st
           throw InputError(Named(t) + via + " is the same file as the input " + in +
                            "; lepus never writes over its inputs: choose another output name");
       if (::access(target.c_str(), W_OK) != 0)
-        throw InputError(Named(t) + via + ": the existing file is not writable (" +
-                         OsError(errno) + "); lepus does not replace a read-only file");
+        throw InputError(Named(t) + via + ": the existing file is not writable (" + OsError(errno) +
+                         "); lepus does not replace a read-only file");
     }
     const fs::path dir = fs::path(target).parent_path();
     struct stat dst {};

@@ -17,75 +17,144 @@ namespace {
 
 const char* OpcodeName(int op) {
   switch (op) {
-    case '(': return "MARK";
-    case '.': return "STOP";
-    case '0': return "POP";
-    case '1': return "POP_MARK";
-    case '2': return "DUP";
-    case 'F': return "FLOAT";
-    case 'I': return "INT";
-    case 'J': return "BININT";
-    case 'K': return "BININT1";
-    case 'L': return "LONG";
-    case 'M': return "BININT2";
-    case 'N': return "NONE";
-    case 'P': return "PERSID";
-    case 'Q': return "BINPERSID";
-    case 'R': return "REDUCE";
-    case 'S': return "STRING";
-    case 'T': return "BINSTRING";
-    case 'U': return "SHORT_BINSTRING";
-    case 'V': return "UNICODE";
-    case 'X': return "BINUNICODE";
-    case 'a': return "APPEND";
-    case 'b': return "BUILD";
-    case 'c': return "GLOBAL";
-    case 'd': return "DICT";
-    case '}': return "EMPTY_DICT";
-    case 'e': return "APPENDS";
-    case 'g': return "GET";
-    case 'h': return "BINGET";
-    case 'i': return "INST";
-    case 'j': return "LONG_BINGET";
-    case 'l': return "LIST";
-    case ']': return "EMPTY_LIST";
-    case 'o': return "OBJ";
-    case 'p': return "PUT";
-    case 'q': return "BINPUT";
-    case 'r': return "LONG_BINPUT";
-    case 's': return "SETITEM";
-    case 't': return "TUPLE";
-    case ')': return "EMPTY_TUPLE";
-    case 'u': return "SETITEMS";
-    case 'G': return "BINFLOAT";
-    case 0x80: return "PROTO";
-    case 0x81: return "NEWOBJ";
-    case 0x82: return "EXT1";
-    case 0x83: return "EXT2";
-    case 0x84: return "EXT4";
-    case 0x85: return "TUPLE1";
-    case 0x86: return "TUPLE2";
-    case 0x87: return "TUPLE3";
-    case 0x88: return "NEWTRUE";
-    case 0x89: return "NEWFALSE";
-    case 0x8a: return "LONG1";
-    case 0x8b: return "LONG4";
-    case 'B': return "BINBYTES";
-    case 'C': return "SHORT_BINBYTES";
-    case 0x8c: return "SHORT_BINUNICODE";
-    case 0x8d: return "BINUNICODE8";
-    case 0x8e: return "BINBYTES8";
-    case 0x8f: return "EMPTY_SET";
-    case 0x90: return "ADDITEMS";
-    case 0x91: return "FROZENSET";
-    case 0x92: return "NEWOBJ_EX";
-    case 0x93: return "STACK_GLOBAL";
-    case 0x94: return "MEMOIZE";
-    case 0x95: return "FRAME";
-    case 0x96: return "BYTEARRAY8";
-    case 0x97: return "NEXT_BUFFER";
-    case 0x98: return "READONLY_BUFFER";
-    default: return nullptr;
+    case '(':
+      return "MARK";
+    case '.':
+      return "STOP";
+    case '0':
+      return "POP";
+    case '1':
+      return "POP_MARK";
+    case '2':
+      return "DUP";
+    case 'F':
+      return "FLOAT";
+    case 'I':
+      return "INT";
+    case 'J':
+      return "BININT";
+    case 'K':
+      return "BININT1";
+    case 'L':
+      return "LONG";
+    case 'M':
+      return "BININT2";
+    case 'N':
+      return "NONE";
+    case 'P':
+      return "PERSID";
+    case 'Q':
+      return "BINPERSID";
+    case 'R':
+      return "REDUCE";
+    case 'S':
+      return "STRING";
+    case 'T':
+      return "BINSTRING";
+    case 'U':
+      return "SHORT_BINSTRING";
+    case 'V':
+      return "UNICODE";
+    case 'X':
+      return "BINUNICODE";
+    case 'a':
+      return "APPEND";
+    case 'b':
+      return "BUILD";
+    case 'c':
+      return "GLOBAL";
+    case 'd':
+      return "DICT";
+    case '}':
+      return "EMPTY_DICT";
+    case 'e':
+      return "APPENDS";
+    case 'g':
+      return "GET";
+    case 'h':
+      return "BINGET";
+    case 'i':
+      return "INST";
+    case 'j':
+      return "LONG_BINGET";
+    case 'l':
+      return "LIST";
+    case ']':
+      return "EMPTY_LIST";
+    case 'o':
+      return "OBJ";
+    case 'p':
+      return "PUT";
+    case 'q':
+      return "BINPUT";
+    case 'r':
+      return "LONG_BINPUT";
+    case 's':
+      return "SETITEM";
+    case 't':
+      return "TUPLE";
+    case ')':
+      return "EMPTY_TUPLE";
+    case 'u':
+      return "SETITEMS";
+    case 'G':
+      return "BINFLOAT";
+    case 0x80:
+      return "PROTO";
+    case 0x81:
+      return "NEWOBJ";
+    case 0x82:
+      return "EXT1";
+    case 0x83:
+      return "EXT2";
+    case 0x84:
+      return "EXT4";
+    case 0x85:
+      return "TUPLE1";
+    case 0x86:
+      return "TUPLE2";
+    case 0x87:
+      return "TUPLE3";
+    case 0x88:
+      return "NEWTRUE";
+    case 0x89:
+      return "NEWFALSE";
+    case 0x8a:
+      return "LONG1";
+    case 0x8b:
+      return "LONG4";
+    case 'B':
+      return "BINBYTES";
+    case 'C':
+      return "SHORT_BINBYTES";
+    case 0x8c:
+      return "SHORT_BINUNICODE";
+    case 0x8d:
+      return "BINUNICODE8";
+    case 0x8e:
+      return "BINBYTES8";
+    case 0x8f:
+      return "EMPTY_SET";
+    case 0x90:
+      return "ADDITEMS";
+    case 0x91:
+      return "FROZENSET";
+    case 0x92:
+      return "NEWOBJ_EX";
+    case 0x93:
+      return "STACK_GLOBAL";
+    case 0x94:
+      return "MEMOIZE";
+    case 0x95:
+      return "FRAME";
+    case 0x96:
+      return "BYTEARRAY8";
+    case 0x97:
+      return "NEXT_BUFFER";
+    case 0x98:
+      return "READONLY_BUFFER";
+    default:
+      return nullptr;
   }
 }
 
@@ -110,22 +179,38 @@ PickleError::PickleError(std::size_t offset, int opcode, const std::string& what
 
 const char* KindName(Kind kind) {
   switch (kind) {
-    case Kind::kNone: return "NoneType";
-    case Kind::kBool: return "bool";
-    case Kind::kInt: return "int";
-    case Kind::kBigInt: return "int";
-    case Kind::kFloat: return "float";
-    case Kind::kStr: return "str";
-    case Kind::kBytes: return "bytes";
-    case Kind::kByteArray: return "bytearray";
-    case Kind::kTuple: return "tuple";
-    case Kind::kList: return "list";
-    case Kind::kDict: return "dict";
-    case Kind::kSet: return "set";
-    case Kind::kFrozenSet: return "frozenset";
-    case Kind::kGlobal: return "global";
-    case Kind::kObject: return "object";
-    case Kind::kPersistent: return "persistent reference";
+    case Kind::kNone:
+      return "NoneType";
+    case Kind::kBool:
+      return "bool";
+    case Kind::kInt:
+      return "int";
+    case Kind::kBigInt:
+      return "int";
+    case Kind::kFloat:
+      return "float";
+    case Kind::kStr:
+      return "str";
+    case Kind::kBytes:
+      return "bytes";
+    case Kind::kByteArray:
+      return "bytearray";
+    case Kind::kTuple:
+      return "tuple";
+    case Kind::kList:
+      return "list";
+    case Kind::kDict:
+      return "dict";
+    case Kind::kSet:
+      return "set";
+    case Kind::kFrozenSet:
+      return "frozenset";
+    case Kind::kGlobal:
+      return "global";
+    case Kind::kObject:
+      return "object";
+    case Kind::kPersistent:
+      return "persistent reference";
   }
   return "?";
 }
@@ -139,23 +224,24 @@ class Machine {
 
   Document Run() {
     if (size_ > limits_.max_input_bytes)
-      throw PickleError(0, -1, "the pickle has " + std::to_string(size_) +
-                                   " bytes, but at most " +
-                                   std::to_string(limits_.max_input_bytes) + " are accepted");
+      throw PickleError(0, -1,
+                        "the pickle has " + std::to_string(size_) + " bytes, but at most " +
+                            std::to_string(limits_.max_input_bytes) + " are accepted");
     if (size_ == 0) throw PickleError(0, -1, "the pickle is empty, but must start with PROTO");
     while (true) {
-      if (pos_ >= size_)
-        throw PickleError(pos_, -1, "the pickle ends without STOP (truncated)");
+      if (pos_ >= size_) throw PickleError(pos_, -1, "the pickle ends without STOP (truncated)");
       op_pos_ = pos_;
       op_ = data_[pos_++];
       if (op_pos_ == 0 && op_ != 0x80)
-        Fail("the pickle must start with PROTO (protocols 2-5); protocols 0 and 1 are not "
-             "supported");
+        Fail(
+            "the pickle must start with PROTO (protocols 2-5); protocols 0 and 1 are not "
+            "supported");
       if (Step()) break;
     }
     if (pos_ != size_)
-      throw PickleError(pos_, -1, std::to_string(size_ - pos_) +
-                                      " bytes follow STOP, but the pickle must end there");
+      throw PickleError(
+          pos_, -1,
+          std::to_string(size_ - pos_) + " bytes follow STOP, but the pickle must end there");
     return std::move(doc_);
   }
 
@@ -192,8 +278,7 @@ class Machine {
   // ---- nodes and the stack ----
   NodeId New(Kind kind) {
     if (doc_.nodes_.size() >= limits_.max_nodes)
-      Fail("the pickle creates more than " + std::to_string(limits_.max_nodes) +
-           " values (limit)");
+      Fail("the pickle creates more than " + std::to_string(limits_.max_nodes) + " values (limit)");
     Node n;
     n.kind = kind;
     n.offset = op_pos_;
@@ -210,14 +295,16 @@ class Machine {
   std::size_t Base() const { return marks_.empty() ? 0 : marks_.back(); }
   NodeId Pop() {
     if (stack_.size() <= Base())
-      Fail(marks_.empty() ? std::string("the stack is empty") : "the stack is empty above the MARK");
+      Fail(marks_.empty() ? std::string("the stack is empty")
+                          : "the stack is empty above the MARK");
     const NodeId id = stack_.back();
     stack_.pop_back();
     return id;
   }
   NodeId& Top() {
     if (stack_.size() <= Base())
-      Fail(marks_.empty() ? std::string("the stack is empty") : "the stack is empty above the MARK");
+      Fail(marks_.empty() ? std::string("the stack is empty")
+                          : "the stack is empty above the MARK");
     return stack_.back();
   }
   // Pops everything above the last MARK and the MARK itself.
@@ -333,9 +420,12 @@ class Machine {
       Fail("has an odd number (" + std::to_string(kv.size()) + ") of keys and values");
     Node& t = At(target);
     std::vector<NodeId>* dest = nullptr;
-    if (t.kind == Kind::kDict) dest = &t.items;
-    else if (t.kind == Kind::kObject) dest = &t.dict_items;
-    else Fail("sets items of " + Desc(target) + ", but the target must be a dict (or an object)");
+    if (t.kind == Kind::kDict)
+      dest = &t.items;
+    else if (t.kind == Kind::kObject)
+      dest = &t.dict_items;
+    else
+      Fail("sets items of " + Desc(target) + ", but the target must be a dict (or an object)");
     Grow(*dest, kv.size());
     dest->insert(dest->end(), kv.begin(), kv.end());
   }
@@ -371,8 +461,10 @@ class Machine {
         marks_.push_back(stack_.size());
         return false;
       case '0':  // POP
-        if (stack_.size() > Base()) stack_.pop_back();
-        else PopMark();
+        if (stack_.size() > Base())
+          stack_.pop_back();
+        else
+          PopMark();
         return false;
       case '1':  // POP_MARK
         PopMark();
@@ -382,7 +474,9 @@ class Machine {
         return false;
 
       // ---- scalars ----
-      case 'N': Push(New(Kind::kNone)); return false;
+      case 'N':
+        Push(New(Kind::kNone));
+        return false;
       case 0x88:
       case 0x89: {
         const NodeId id = New(Kind::kBool);
@@ -390,9 +484,15 @@ class Machine {
         Push(id);
         return false;
       }
-      case 'J': Push(Int(static_cast<std::int32_t>(static_cast<std::uint32_t>(Unsigned(4))))); return false;
-      case 'K': Push(Int(static_cast<std::int64_t>(Unsigned(1)))); return false;
-      case 'M': Push(Int(static_cast<std::int64_t>(Unsigned(2)))); return false;
+      case 'J':
+        Push(Int(static_cast<std::int32_t>(static_cast<std::uint32_t>(Unsigned(4)))));
+        return false;
+      case 'K':
+        Push(Int(static_cast<std::int64_t>(Unsigned(1))));
+        return false;
+      case 'M':
+        Push(Int(static_cast<std::int64_t>(Unsigned(2))));
+        return false;
       case 0x8a: {  // LONG1
         const std::uint64_t n = Unsigned(1);
         Push(Long(Take(n), n));
@@ -415,9 +515,9 @@ class Machine {
         Push(id);
         return false;
       }
-      case 'X':      // BINUNICODE
-      case 0x8c:     // SHORT_BINUNICODE
-      case 0x8d: {   // BINUNICODE8
+      case 'X':     // BINUNICODE
+      case 0x8c:    // SHORT_BINUNICODE
+      case 0x8d: {  // BINUNICODE8
         const std::uint64_t n = Unsigned(op_ == 0x8c ? 1 : op_ == 'X' ? 4 : 8);
         const std::uint8_t* p = Take(n);
         Push(Str(std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(n)), true));
@@ -428,13 +528,14 @@ class Machine {
         const std::uint64_t n = Unsigned(op_ == 'U' ? 1 : 4);
         if (op_ == 'T' && (n & 0x80000000u)) Fail("negative byte count");
         const std::uint8_t* p = Take(n);
-        Push(Str(std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(n)), false));
+        Push(
+            Str(std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(n)), false));
         return false;
       }
-      case 'B':      // BINBYTES
-      case 'C':      // SHORT_BINBYTES
-      case 0x8e:     // BINBYTES8
-      case 0x96: {   // BYTEARRAY8
+      case 'B':     // BINBYTES
+      case 'C':     // SHORT_BINBYTES
+      case 0x8e:    // BINBYTES8
+      case 0x96: {  // BYTEARRAY8
         const std::uint64_t n = Unsigned(op_ == 'C' ? 1 : op_ == 'B' ? 4 : 8);
         const std::uint8_t* p = Take(n);
         Push(Blob(op_ == 0x96 ? Kind::kByteArray : Kind::kBytes, p, n));
@@ -442,7 +543,9 @@ class Machine {
       }
 
       // ---- containers ----
-      case ')': Tuple({}); return false;
+      case ')':
+        Tuple({});
+        return false;
       case 0x85:
       case 0x86:
       case 0x87: {  // TUPLE1-3
@@ -452,8 +555,12 @@ class Machine {
         Tuple(std::move(items));
         return false;
       }
-      case 't': Tuple(PopMark()); return false;
-      case ']': Push(New(Kind::kList)); return false;
+      case 't':
+        Tuple(PopMark());
+        return false;
+      case ']':
+        Push(New(Kind::kList));
+        return false;
       case 'l': {  // LIST
         auto items = PopMark();
         const NodeId id = New(Kind::kList);
@@ -461,7 +568,9 @@ class Machine {
         Push(id);
         return false;
       }
-      case '}': Push(New(Kind::kDict)); return false;
+      case '}':
+        Push(New(Kind::kDict));
+        return false;
       case 'd': {  // DICT
         auto kv = PopMark();
         const NodeId id = New(Kind::kDict);
@@ -469,7 +578,9 @@ class Machine {
         Push(id);
         return false;
       }
-      case 0x8f: Push(New(Kind::kSet)); return false;
+      case 0x8f:
+        Push(New(Kind::kSet));
+        return false;
       case 0x91: {  // FROZENSET
         auto items = PopMark();
         const NodeId id = New(Kind::kFrozenSet);
@@ -510,11 +621,21 @@ class Machine {
       }
 
       // ---- memo ----
-      case 'q': Memo(Unsigned(1)); return false;
-      case 'r': Memo(Unsigned(4)); return false;
-      case 0x94: Memo(memo_.size()); return false;
-      case 'h': Get(Unsigned(1)); return false;
-      case 'j': Get(Unsigned(4)); return false;
+      case 'q':
+        Memo(Unsigned(1));
+        return false;
+      case 'r':
+        Memo(Unsigned(4));
+        return false;
+      case 0x94:
+        Memo(memo_.size());
+        return false;
+      case 'h':
+        Get(Unsigned(1));
+        return false;
+      case 'j':
+        Get(Unsigned(4));
+        return false;
 
       // ---- classes and objects: inert ----
       case 'c': {  // GLOBAL
@@ -559,7 +680,8 @@ class Machine {
         const NodeId target = Top();
         Node& t = At(target);
         if (t.kind != Kind::kObject)
-          Fail("sets the state of " + Desc(target) + ", but only objects made by REDUCE or "
+          Fail("sets the state of " + Desc(target) +
+               ", but only objects made by REDUCE or "
                "NEWOBJ have one");
         if (t.state != kNoNode) Fail("sets the state of " + Desc(target) + " a second time");
         t.state = state;
@@ -632,16 +754,22 @@ namespace {
 std::string CanonicalKey(const Document& doc, NodeId id, int depth = 0) {
   const Node& n = doc[id];
   switch (n.kind) {
-    case Kind::kNone: return "N";
-    case Kind::kBool: return "n" + std::to_string(n.boolean ? 1 : 0);
-    case Kind::kInt: return "n" + std::to_string(n.integer);
-    case Kind::kBigInt: return "B" + n.text;
+    case Kind::kNone:
+      return "N";
+    case Kind::kBool:
+      return "n" + std::to_string(n.boolean ? 1 : 0);
+    case Kind::kInt:
+      return "n" + std::to_string(n.integer);
+    case Kind::kBigInt:
+      return "B" + n.text;
     case Kind::kFloat:
       if (std::isfinite(n.real) && n.real == std::floor(n.real) && std::fabs(n.real) < 9.2e18)
         return "n" + std::to_string(static_cast<std::int64_t>(n.real));
       return "f" + detail::Num(n.real);
-    case Kind::kStr: return "s" + n.text;
-    case Kind::kBytes: return "b" + n.text;
+    case Kind::kStr:
+      return "s" + n.text;
+    case Kind::kBytes:
+      return "b" + n.text;
     case Kind::kTuple: {
       if (depth > 16) return "";
       std::string s = "t" + std::to_string(n.items.size());
@@ -652,7 +780,8 @@ std::string CanonicalKey(const Document& doc, NodeId id, int depth = 0) {
       }
       return s;
     }
-    default: return "";
+    default:
+      return "";
   }
 }
 
@@ -691,12 +820,18 @@ std::string Describe(const Document& doc, NodeId id) {
   const Node& n = doc[id];
   auto cut = [](std::string s) { return s.size() > 60 ? s.substr(0, 57) + "..." : s; };
   switch (n.kind) {
-    case Kind::kNone: return "None";
-    case Kind::kBool: return n.boolean ? "True" : "False";
-    case Kind::kInt: return std::to_string(n.integer);
-    case Kind::kBigInt: return "<int of " + std::to_string(n.text.size()) + " bytes>";
-    case Kind::kFloat: return detail::Num(n.real);
-    case Kind::kStr: return cut("'" + h5::EscapeBytes(n.text) + "'");
+    case Kind::kNone:
+      return "None";
+    case Kind::kBool:
+      return n.boolean ? "True" : "False";
+    case Kind::kInt:
+      return std::to_string(n.integer);
+    case Kind::kBigInt:
+      return "<int of " + std::to_string(n.text.size()) + " bytes>";
+    case Kind::kFloat:
+      return detail::Num(n.real);
+    case Kind::kStr:
+      return cut("'" + h5::EscapeBytes(n.text) + "'");
     case Kind::kBytes:
     case Kind::kByteArray:
       return "<" + std::string(KindName(n.kind)) + " of " + std::to_string(n.text.size()) + ">";
@@ -705,13 +840,16 @@ std::string Describe(const Document& doc, NodeId id) {
     case Kind::kSet:
     case Kind::kFrozenSet:
       return "<" + std::string(KindName(n.kind)) + " of " + std::to_string(n.items.size()) + ">";
-    case Kind::kDict: return "<dict of " + std::to_string(n.items.size() / 2) + ">";
-    case Kind::kGlobal: return cut("<global " + n.text + "." + n.name + ">");
+    case Kind::kDict:
+      return "<dict of " + std::to_string(n.items.size() / 2) + ">";
+    case Kind::kGlobal:
+      return cut("<global " + n.text + "." + n.name + ">");
     case Kind::kObject: {
       const std::string cls = GlobalName(doc, id);
       return cut("<" + (cls.empty() ? std::string("unknown") : cls) + " object>");
     }
-    case Kind::kPersistent: return "<persistent reference>";
+    case Kind::kPersistent:
+      return "<persistent reference>";
   }
   return "?";
 }
@@ -784,7 +922,8 @@ struct DType {
 DType DecodeDType(const Document& doc, NodeId id) {
   const Node& n = doc[id];
   if (n.kind != Kind::kObject || GlobalName(doc, id) != "numpy.dtype" || n.args == kNoNode)
-    throw std::invalid_argument("the dtype is " + Describe(doc, id) + ", but must be a numpy.dtype");
+    throw std::invalid_argument("the dtype is " + Describe(doc, id) +
+                                ", but must be a numpy.dtype");
   const auto& a = doc[n.args].items;
   if (a.empty() || doc[a[0]].kind != Kind::kStr)
     throw std::invalid_argument("numpy.dtype has arguments " + Describe(doc, n.args) +
@@ -813,9 +952,11 @@ DType DecodeDType(const Document& doc, NodeId id) {
   if (!ok || code != std::string(1, t.kind) + std::to_string(t.size))
     throw std::invalid_argument("numpy dtype " + detail::Quote(code) +
                                 " is not supported (bool, int, uint and float32/64 are)");
-  if (endian == ">") t.big_endian = true;
+  if (endian == ">")
+    t.big_endian = true;
   else if (endian != "<" && endian != "|" && endian != "=")
-    throw std::invalid_argument("numpy dtype byte order " + detail::Quote(endian) + " is not known");
+    throw std::invalid_argument("numpy dtype byte order " + detail::Quote(endian) +
+                                " is not known");
   return t;
 }
 
@@ -891,7 +1032,8 @@ std::vector<std::int64_t> Shape(const Document& doc, NodeId id, std::int64_t* co
   if (n.kind == Kind::kInt) {
     shape.push_back(n.integer);
   } else if (n.kind == Kind::kTuple || n.kind == Kind::kList) {
-    if (n.items.size() > 32) throw std::invalid_argument("a numpy shape has more than 32 dimensions");
+    if (n.items.size() > 32)
+      throw std::invalid_argument("a numpy shape has more than 32 dimensions");
     for (NodeId d : n.items) {
       if (doc[d].kind != Kind::kInt)
         throw std::invalid_argument("a numpy shape entry is " + Describe(doc, d) +
@@ -899,7 +1041,8 @@ std::vector<std::int64_t> Shape(const Document& doc, NodeId id, std::int64_t* co
       shape.push_back(doc[d].integer);
     }
   } else {
-    throw std::invalid_argument("the numpy shape is " + Describe(doc, id) + ", but must be a tuple");
+    throw std::invalid_argument("the numpy shape is " + Describe(doc, id) +
+                                ", but must be a tuple");
   }
   const std::int64_t size = h5::ShapeSize(shape);
   if (size < 0)
@@ -925,9 +1068,9 @@ bool DecodeNdArray(const Document& doc, NodeId id, NdArray* out) {
     std::int64_t count = 0;
     out->shape = Shape(doc, st[1], &count);
     const DType t = DecodeDType(doc, st[2]);
-    const bool fortran = doc[st[3]].kind == Kind::kBool ? doc[st[3]].boolean
+    const bool fortran = doc[st[3]].kind == Kind::kBool  ? doc[st[3]].boolean
                          : doc[st[3]].kind == Kind::kInt ? doc[st[3]].integer != 0
-                                                          : false;
+                                                         : false;
     std::string raw;
     if (!BytesValue(doc, st[4], &raw))
       throw std::invalid_argument("the numpy array data is " + Describe(doc, st[4]) +
@@ -1015,12 +1158,18 @@ nlohmann::ordered_json Json(const Document& doc, NodeId id, std::size_t depth,
   }
   const Node& n = doc[id];
   switch (n.kind) {
-    case Kind::kNone: return nullptr;
-    case Kind::kBool: return n.boolean;
-    case Kind::kInt: return n.integer;
-    case Kind::kBigInt: return Describe(doc, id);
-    case Kind::kFloat: return Number(n.real);
-    case Kind::kStr: return n.text;
+    case Kind::kNone:
+      return nullptr;
+    case Kind::kBool:
+      return n.boolean;
+    case Kind::kInt:
+      return n.integer;
+    case Kind::kBigInt:
+      return Describe(doc, id);
+    case Kind::kFloat:
+      return Number(n.real);
+    case Kind::kStr:
+      return n.text;
     case Kind::kBytes:
     case Kind::kByteArray: {
       bool printable = n.text.size() <= 64;
@@ -1035,8 +1184,10 @@ nlohmann::ordered_json Json(const Document& doc, NodeId id, std::size_t depth,
       for (NodeId item : n.items) a.push_back(Json(doc, item, depth + 1, max_depth, unknown));
       return a;
     }
-    case Kind::kDict: return JsonObject(doc, id, depth, max_depth, unknown);
-    case Kind::kGlobal: return Describe(doc, id);
+    case Kind::kDict:
+      return JsonObject(doc, id, depth, max_depth, unknown);
+    case Kind::kGlobal:
+      return Describe(doc, id);
     case Kind::kPersistent:
       Note(unknown, "persistent reference");
       return Describe(doc, id);

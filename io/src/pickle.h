@@ -53,8 +53,22 @@ using NodeId = std::uint32_t;
 inline constexpr NodeId kNoNode = 0xffffffffu;
 
 enum class Kind : std::uint8_t {
-  kNone, kBool, kInt, kBigInt, kFloat, kStr, kBytes, kByteArray,
-  kTuple, kList, kDict, kSet, kFrozenSet, kGlobal, kObject, kPersistent
+  kNone,
+  kBool,
+  kInt,
+  kBigInt,
+  kFloat,
+  kStr,
+  kBytes,
+  kByteArray,
+  kTuple,
+  kList,
+  kDict,
+  kSet,
+  kFrozenSet,
+  kGlobal,
+  kObject,
+  kPersistent
 };
 const char* KindName(Kind kind);  // Python's name: "NoneType", "int", "str", "tuple", ...
 
@@ -125,12 +139,12 @@ bool BytesValue(const Document& doc, NodeId id, std::string* out);
 // numpy[._]core.numeric._frombuffer of protocol 5) and numpy scalars
 // (numpy[._]core.multiarray.scalar), for boolean, integer and floating-point dtypes.
 struct NdArray {
-  std::string dtype;                 // numpy's type string, e.g. "<f8", "|b1"
-  bool integral = false;             // bool / int / uint dtype: `ints` is filled as well
-  bool scalar = false;               // a numpy scalar (shape empty)
-  std::vector<std::int64_t> shape;   // C order
-  std::vector<double> values;        // C order, converted to double
-  std::vector<std::int64_t> ints;    // C order, integral dtypes (uint64 above 2^63-1 refused)
+  std::string dtype;                // numpy's type string, e.g. "<f8", "|b1"
+  bool integral = false;            // bool / int / uint dtype: `ints` is filled as well
+  bool scalar = false;              // a numpy scalar (shape empty)
+  std::vector<std::int64_t> shape;  // C order
+  std::vector<double> values;       // C order, converted to double
+  std::vector<std::int64_t> ints;   // C order, integral dtypes (uint64 above 2^63-1 refused)
 };
 // Returns false when `id` is not a numpy array or scalar at all; throws std::invalid_argument
 // (with a message without file context) for a numpy array that cannot be decoded (an

@@ -25,8 +25,8 @@ namespace {
 
 using pickle::Document;
 using pickle::Kind;
-using pickle::NodeId;
 using pickle::kNoNode;
+using pickle::NodeId;
 
 [[noreturn]] void Bad(const std::string& what) { throw std::invalid_argument(what); }
 
@@ -39,8 +39,17 @@ std::string Typed(const Document& doc, NodeId id) {
 // for category overflow; bh_python's circular_t is circular|overflow for regular/variable, and
 // integer_circular uses Boost's circular only).
 struct CoreType {
-  enum Family { kRegular, kRegularPow, kRegularTrans, kRegularNumpy, kVariable, kInteger,
-                kCategoryInt, kCategoryStr, kBoolean } family;
+  enum Family {
+    kRegular,
+    kRegularPow,
+    kRegularTrans,
+    kRegularNumpy,
+    kVariable,
+    kInteger,
+    kCategoryInt,
+    kCategoryStr,
+    kBoolean
+  } family;
   bool underflow, overflow;
 };
 
@@ -79,12 +88,18 @@ const std::map<std::string, CoreType>& CoreTypes() {
 }
 
 const std::set<std::string>& WrapperClasses() {
-  static const std::set<std::string> classes{
-      "hist.axis.Regular",        "hist.axis.Variable",        "hist.axis.Integer",
-      "hist.axis.IntCategory",    "hist.axis.StrCategory",     "hist.axis.Boolean",
-      "boost_histogram.axis.Regular", "boost_histogram.axis.Variable",
-      "boost_histogram.axis.Integer", "boost_histogram.axis.IntCategory",
-      "boost_histogram.axis.StrCategory", "boost_histogram.axis.Boolean"};
+  static const std::set<std::string> classes{"hist.axis.Regular",
+                                             "hist.axis.Variable",
+                                             "hist.axis.Integer",
+                                             "hist.axis.IntCategory",
+                                             "hist.axis.StrCategory",
+                                             "hist.axis.Boolean",
+                                             "boost_histogram.axis.Regular",
+                                             "boost_histogram.axis.Variable",
+                                             "boost_histogram.axis.Integer",
+                                             "boost_histogram.axis.IntCategory",
+                                             "boost_histogram.axis.StrCategory",
+                                             "boost_histogram.axis.Boolean"};
   return classes;
 }
 
@@ -183,8 +198,7 @@ PickledAxis DecodeAxis(const Document& doc, NodeId id) {
   ax.core_class = cls.substr(kCorePrefix.size());
   if (ax.python_class.empty()) ax.python_class = cls;
   auto type = CoreTypes().find(ax.core_class);
-  if (type == CoreTypes().end())
-    Bad(cls + " is not a known boost-histogram axis type");
+  if (type == CoreTypes().end()) Bad(cls + " is not a known boost-histogram axis type");
   ax.underflow = type->second.underflow;
   ax.overflow = type->second.overflow;
   const NodeId state = doc[core].state;
@@ -263,7 +277,8 @@ PickledAxis DecodeAxis(const Document& doc, NodeId id) {
       pickle::NdArray cats;
       const NodeId seq = ar.Next("categories");
       if (!pickle::DecodeNdArray(doc, seq, &cats) || !cats.integral || cats.shape.size() != 1)
-        Bad(what + " categories are " + Typed(doc, seq) + ", but must be a 1-D integer numpy array");
+        Bad(what + " categories are " + Typed(doc, seq) +
+            ", but must be a 1-D integer numpy array");
       ax.category = true;
       for (std::int64_t c : cats.ints) ax.categories.push_back(std::to_string(c));
       ax.size = static_cast<std::int64_t>(ax.categories.size());
@@ -278,7 +293,8 @@ PickledAxis DecodeAxis(const Document& doc, NodeId id) {
       for (std::int64_t i = 0; i < n; ++i) {
         const NodeId s = ar.Next("category");
         if (doc[s].kind != Kind::kStr)
-          Bad(what + " category " + std::to_string(i) + " is " + Typed(doc, s) + ", but must be a str");
+          Bad(what + " category " + std::to_string(i) + " is " + Typed(doc, s) +
+              ", but must be a str");
         ax.categories.push_back(doc[s].text);
       }
       ax.size = n;
@@ -310,10 +326,12 @@ engine::Axis ToEngineAxis(const PickledAxis& ax, bool flow, std::size_t index) {
     out.edges = ax.edges;  // empty when the transform is unknown: integer bins
     return out;
   }
-  const std::int64_t extent = ax.size + (flow && ax.underflow ? 1 : 0) + (flow && ax.overflow ? 1 : 0);
+  const std::int64_t extent =
+      ax.size + (flow && ax.underflow ? 1 : 0) + (flow && ax.overflow ? 1 : 0);
   for (std::int64_t i = 0; i <= extent; ++i) out.edges.push_back(static_cast<double>(i));
   if (flow && ax.underflow)
-    out.labels.push_back(ax.edges.empty() ? "underflow" : "underflow (< " + detail::Num(ax.edges.front()) + ")");
+    out.labels.push_back(ax.edges.empty() ? "underflow"
+                                          : "underflow (< " + detail::Num(ax.edges.front()) + ")");
   for (std::int64_t i = 0; i < ax.size; ++i) {
     if (ax.category) {
       out.labels.push_back(ax.categories[static_cast<std::size_t>(i)]);
@@ -373,7 +391,8 @@ RabbitMeta InterpretRabbitMeta(const Document& doc, const pickle::Limits& limits
       } else if (doc[v].text == "normal") {
         out.type = engine::SystematicType::kNormal;
       } else {
-        Bad("systematic_type is " + pickle::Describe(doc, v) + ", but must be 'log_normal' or 'normal'");
+        Bad("systematic_type is " + pickle::Describe(doc, v) +
+            ", but must be 'log_normal' or 'normal'");
       }
       out.has_type = true;
     } else if (key == "symmetric_tensor") {
@@ -416,10 +435,14 @@ RabbitMeta InterpretRabbitMeta(const Document& doc, const pickle::Limits& limits
     std::vector<std::string> unknown;
     for (const auto& [ck, cv] : pickle::DictItems(doc, v)) {
       const std::string ckey = KeyText(doc, ck);
-      if (doc[ck].kind == Kind::kStr && ckey == "axes") axes = cv;
-      else if (doc[ck].kind == Kind::kStr && ckey == "masked") ch.masked = Bool(doc, cv, key + ".masked");
-      else if (doc[ck].kind == Kind::kStr && ckey == "flow") flow = Bool(doc, cv, key + ".flow");
-      else unknown.push_back(detail::Quote(ckey));
+      if (doc[ck].kind == Kind::kStr && ckey == "axes")
+        axes = cv;
+      else if (doc[ck].kind == Kind::kStr && ckey == "masked")
+        ch.masked = Bool(doc, cv, key + ".masked");
+      else if (doc[ck].kind == Kind::kStr && ckey == "flow")
+        flow = Bool(doc, cv, key + ".flow");
+      else
+        unknown.push_back(detail::Quote(ckey));
     }
     if (!unknown.empty()) {
       std::string list;

@@ -22,15 +22,15 @@ namespace lepus::io {
 // One decoded histogram axis (hist.axis.* / boost_histogram.axis.* wrapping a
 // boost_histogram._core.axis.* object).
 struct PickledAxis {
-  std::string python_class;   // "hist.axis.Regular", ...
-  std::string core_class;     // "regular_uoflow", ...
-  std::string name, label;    // from the axis metadata dict ("" when absent)
-  std::int64_t size = 0;      // bins without flow
+  std::string python_class;  // "hist.axis.Regular", ...
+  std::string core_class;    // "regular_uoflow", ...
+  std::string name, label;   // from the axis metadata dict ("" when absent)
+  std::int64_t size = 0;     // bins without flow
   bool underflow = false, overflow = false;
   bool category = false;      // category or boolean axis: `categories` holds one label per bin
   std::vector<double> edges;  // size + 1 bin edges; empty when they cannot be computed
   std::vector<std::string> categories;
-  std::string note;           // why edges are missing (an unknown transform), else ""
+  std::string note;  // why edges are missing (an unknown transform), else ""
 };
 
 // Decodes an axis object. Throws std::invalid_argument (a message without file context) when
@@ -43,13 +43,13 @@ PickledAxis DecodeAxis(const pickle::Document& doc, pickle::NodeId id);
 engine::Axis ToEngineAxis(const PickledAxis& axis, bool flow, std::size_t index);
 
 struct RabbitMeta {
-  std::vector<engine::Channel> channels;      // in channel_info (= tensor row) order
-  std::vector<std::string> channel_keys;      // "meta: channel_info['name']" for messages
+  std::vector<engine::Channel> channels;  // in channel_info (= tensor row) order
+  std::vector<std::string> channel_keys;  // "meta: channel_info['name']" for messages
   bool has_type = false;
   engine::SystematicType type = engine::SystematicType::kLogNormal;
-  int symmetric_tensor = -1;                  // -1 absent, else 0 / 1
-  std::string meta_info_json;                 // meta_info as JSON, "" when absent
-  std::vector<std::string> warnings;          // unknown keys and classes
+  int symmetric_tensor = -1;          // -1 absent, else 0 / 1
+  std::string meta_info_json;         // meta_info as JSON, "" when absent
+  std::vector<std::string> warnings;  // unknown keys and classes
 };
 
 // Interprets the decoded `meta` dict. Throws std::invalid_argument with a message of the form

@@ -18,8 +18,8 @@
 #include <nlohmann/json.hpp>
 
 #include "format_util.h"
-#include "lepus/io/workspace.h"
 #include "lepus/io/internal/hdf5_util.h"
+#include "lepus/io/workspace.h"
 #include "pickle.h"
 #include "rabbit_meta.h"
 
@@ -88,7 +88,7 @@ class MetaReader {
 
 struct Meta {
   bool present = false;
-  std::string format;              // "meta_json" or "rabbit" (the pickled `meta` group)
+  std::string format;  // "meta_json" or "rabbit" (the pickled `meta` group)
   engine::SystematicType type = engine::SystematicType::kLogNormal;
   std::vector<engine::Channel> channels;
   std::vector<double> scales;      // [nsyst] or empty
@@ -96,8 +96,8 @@ struct Meta {
   // rabbit: where each channel comes from, for messages ("meta: channel_info['sig']"); empty
   // for meta_json ("meta_json: channels[i]").
   std::vector<std::string> channel_keys;
-  int symmetric_tensor = -1;       // rabbit: -1 absent, else 0 / 1
-  std::string meta_info_json;      // rabbit: meta_info as JSON
+  int symmetric_tensor = -1;   // rabbit: -1 absent, else 0 / 1
+  std::string meta_info_json;  // rabbit: meta_info as JSON
   std::vector<std::string> warnings;
 };
 
@@ -110,7 +110,8 @@ Meta ParseMeta(const std::string& file, const std::string& text,
   } catch (const Json::out_of_range& e) {
     // nlohmann_json refuses a number beyond the range of a double (1e400) while parsing.
     r.Fail("", std::string("is not valid JSON (a number is beyond the range of a double, at "
-                           "most 1.8e308 in magnitude: ") + e.what() + ")");
+                           "most 1.8e308 in magnitude: ") +
+                   e.what() + ")");
   } catch (const Json::exception& e) {  // parse_error
     r.Fail("", std::string("is not valid JSON (") + e.what() + ")");
   }
@@ -132,7 +133,8 @@ Meta ParseMeta(const std::string& file, const std::string& text,
   } else if (type_text == "normal") {
     meta.type = engine::SystematicType::kNormal;
   } else {
-    r.Fail("systematic_type", "is " + Quote(type_text) + ", but must be \"log_normal\" or \"normal\"");
+    r.Fail("systematic_type",
+           "is " + Quote(type_text) + ", but must be \"log_normal\" or \"normal\"");
   }
 
   const Json& channels = r.Array(r.Member(j, "", "channels"), "channels");
@@ -157,19 +159,21 @@ Meta ParseMeta(const std::string& file, const std::string& text,
           const double v = r.Number(edges[e], ekey);
           if (!std::isfinite(v)) r.Fail(ekey, "is " + Num(v) + ", but must be finite");
           if (e > 0 && !(v > ax.edges.back()))
-            r.Fail(ekey, "is " + Num(v) + ", but must be > the previous edge " + Num(ax.edges.back()));
+            r.Fail(ekey,
+                   "is " + Num(v) + ", but must be > the previous edge " + Num(ax.edges.back()));
           ax.edges.push_back(v);
         }
         if (edges.size() == 1) r.Fail(akey + ".edges", "has 1 edge, but must have 0 or >= 2");
         if (const Json* labels = r.Optional((*axes)[a], "labels")) {
           r.Array(*labels, akey + ".labels");
           for (std::size_t l = 0; l < labels->size(); ++l)
-            ax.labels.push_back(r.String((*labels)[l], akey + ".labels[" + std::to_string(l) + "]"));
+            ax.labels.push_back(
+                r.String((*labels)[l], akey + ".labels[" + std::to_string(l) + "]"));
           if (ax.labels.size() + 1 != ax.edges.size())
-            r.Fail(akey + ".labels", "has " + std::to_string(ax.labels.size()) +
-                                         " entries, but must have one per bin (" +
-                                         std::to_string(ax.edges.size() < 2 ? 0 : ax.edges.size() - 1) +
-                                         ")");
+            r.Fail(akey + ".labels",
+                   "has " + std::to_string(ax.labels.size()) +
+                       " entries, but must have one per bin (" +
+                       std::to_string(ax.edges.size() < 2 ? 0 : ax.edges.size() - 1) + ")");
         }
         ch.axes.push_back(std::move(ax));
       }
@@ -180,8 +184,8 @@ Meta ParseMeta(const std::string& file, const std::string& text,
   if (const Json* sy = r.Optional(j, "systematics")) {
     r.Array(*sy, "systematics");
     if (sy->size() != systs.size())
-      r.Fail("systematics", "has " + std::to_string(sy->size()) +
-                                " entries, but hsysts has " + std::to_string(systs.size()));
+      r.Fail("systematics", "has " + std::to_string(sy->size()) + " entries, but hsysts has " +
+                                std::to_string(systs.size()));
     for (std::size_t s = 0; s < sy->size(); ++s) {
       const std::string key = "systematics[" + std::to_string(s) + "]";
       const std::string name = r.String(r.Member((*sy)[s], key, "name"), key + ".name");
@@ -192,7 +196,8 @@ Meta ParseMeta(const std::string& file, const std::string& text,
       std::string unit;
       if (const Json* v = r.Optional((*sy)[s], "scale")) scale = r.Number(*v, key + ".scale");
       if (const Json* v = r.Optional((*sy)[s], "unit")) unit = r.String(*v, key + ".unit");
-      if (!std::isfinite(scale)) r.Fail(key + ".scale", "is " + Num(scale) + ", but must be finite");
+      if (!std::isfinite(scale))
+        r.Fail(key + ".scale", "is " + Num(scale) + ", but must be finite");
       meta.scales.push_back(scale);
       meta.units.push_back(unit);
     }
@@ -263,9 +268,9 @@ void FitInputReader::ExpectUnique(const std::string& name,
   for (std::size_t i = 0; i < names.size(); ++i) {
     auto [it, fresh] = seen.emplace(names[i], i);
     if (!fresh)
-      Fail(name + "[" + std::to_string(i) + "]",
-           "is " + Quote(names[i]) + ", but names must be unique (also at index " +
-               std::to_string(it->second) + ")");
+      Fail(name + "[" + std::to_string(i) + "]", "is " + Quote(names[i]) +
+                                                     ", but names must be unique (also at index " +
+                                                     std::to_string(it->second) + ")");
   }
 }
 
@@ -291,7 +296,8 @@ Eigen::MatrixXd FitInputReader::ReadBinProcMatrix(const std::string& name, bool 
   // Callers know nbins_full and nproc through the model being built; shape checked there.
   auto a = f_.ReadDouble(name);
   CheckFinite(name, a.values, non_negative);
-  if (a.shape.size() != 2) Fail(name, "has shape " + h5::ShapeString(a.shape) + ", but must be 2-D");
+  if (a.shape.size() != 2)
+    Fail(name, "has shape " + h5::ShapeString(a.shape) + ", but must be 2-D");
   Eigen::MatrixXd out(a.shape[0], a.shape[1]);
   for (std::int64_t b = 0; b < a.shape[0]; ++b)
     for (std::int64_t p = 0; p < a.shape[1]; ++p) out(b, p) = a.values[b * a.shape[1] + p];
@@ -364,14 +370,15 @@ void FitInputReader::ReadDense(engine::Model& m) {
         const double avg = logk.values[ia];
         const double hd = four_d ? logk.values[ih] : 0.0;
         if (!std::isfinite(avg))
-          Fail("hlogk[" + std::to_string(ia) + "]", "is " + Num(avg) + " at (bin " +
-                   std::to_string(b) + ", process " + std::to_string(p) + ", " +
-                   (four_d ? "plane 0, " : "") + "syst " + std::to_string(s) +
-                   "), but must be finite");
-        if (!std::isfinite(hd))
-          Fail("hlogk[" + std::to_string(ih) + "]", "is " + Num(hd) + " at (bin " +
-                   std::to_string(b) + ", process " + std::to_string(p) + ", plane 1, syst " +
+          Fail("hlogk[" + std::to_string(ia) + "]",
+               "is " + Num(avg) + " at (bin " + std::to_string(b) + ", process " +
+                   std::to_string(p) + ", " + (four_d ? "plane 0, " : "") + "syst " +
                    std::to_string(s) + "), but must be finite");
+        if (!std::isfinite(hd))
+          Fail("hlogk[" + std::to_string(ih) + "]",
+               "is " + Num(hd) + " at (bin " + std::to_string(b) + ", process " +
+                   std::to_string(p) + ", plane 1, syst " + std::to_string(s) +
+                   "), but must be finite");
         if (avg == 0.0 && hd == 0.0) continue;
         if (!CheckLogk(m, n, b, p, s, avg, hd,
                        "hlogk[" + std::to_string(avg != 0.0 ? ia : ih) + "]")) {
@@ -410,9 +417,9 @@ void FitInputReader::ReadSparse(engine::Model& m) {
                       nshape[0], 8 * (static_cast<std::int64_t>(nproc) + 4),
                       "allocating the dense [nbinsfull, nproc] arrays of the model");
   if (m.nbins_full < m.nbins)
-    Fail("hnorm_sparse: attribute dense_shape",
-         "is " + h5::ShapeString(nshape) + ", but nbinsfull must be at least nbins = " +
-             std::to_string(m.nbins) + " (len(hdata_obs))");
+    Fail("hnorm_sparse: attribute dense_shape", "is " + h5::ShapeString(nshape) +
+                                                    ", but nbinsfull must be at least nbins = " +
+                                                    std::to_string(m.nbins) + " (len(hdata_obs))");
 
   auto nidx = f_.ReadInt("hnorm_sparse/indices");
   auto nval = f_.ReadDouble("hnorm_sparse/values");
@@ -498,11 +505,10 @@ void FitInputReader::ReadSparse(engine::Model& m) {
                      [&](std::int64_t a, std::int64_t b) { return key(a) < key(b); });
   for (std::size_t k = 1; k < order.size(); ++k)
     if (key(order[k]) == key(order[k - 1]))
-      Fail("hnorm_sparse/indices", "entries " + std::to_string(order[k - 1]) + " and " +
-                                       std::to_string(order[k]) + " are both (bin " +
-                                       std::to_string(nidx.values[2 * order[k]]) + ", process " +
-                                       std::to_string(nidx.values[2 * order[k] + 1]) +
-                                       "), but entries must be unique");
+      Fail("hnorm_sparse/indices",
+           "entries " + std::to_string(order[k - 1]) + " and " + std::to_string(order[k]) +
+               " are both (bin " + std::to_string(nidx.values[2 * order[k]]) + ", process " +
+               std::to_string(nidx.values[2 * order[k] + 1]) + "), but entries must be unique");
   auto entry_less = [](const Entry& a, const Entry& b) {
     if (a.row != b.row) return a.row < b.row;
     if (a.syst != b.syst) return a.syst < b.syst;
@@ -541,7 +547,8 @@ void FitInputReader::ReadSparse(engine::Model& m) {
       for (; k < first[r + 1] && entries[k].syst == s; ++k)
         (entries[k].plane == 0 ? avg : hd) = entries[k].value;
       if (avg == 0.0 && hd == 0.0) continue;
-      if (!CheckLogk(m, n, b, p, s, avg, hd, "hlogk_sparse/values[" + std::to_string(where) + "]")) {
+      if (!CheckLogk(m, n, b, p, s, avg, hd,
+                     "hlogk_sparse/values[" + std::to_string(where) + "]")) {
         ++placeholders_dropped_;
         continue;
       }
@@ -564,8 +571,10 @@ void FitInputReader::BuildChannels(engine::Model& m, const Meta& meta) {
     ch.name = "ch0";
     ch.nbins = m.nbins;
     m.channels.push_back(ch);
-    std::string msg = "no meta_json attribute and no rabbit `meta` group: using one channel "
-                      "\"ch0\" with " + std::to_string(m.nbins) + " integer bins";
+    std::string msg =
+        "no meta_json attribute and no rabbit `meta` group: using one channel "
+        "\"ch0\" with " +
+        std::to_string(m.nbins) + " integer bins";
     if (nmasked > 0) {
       engine::Channel mc;
       mc.name = "masked";
@@ -619,13 +628,11 @@ void FitInputReader::BuildChannels(engine::Model& m, const Meta& meta) {
   }
   const std::string all = meta.format == "rabbit" ? "meta: channel_info" : "meta_json: channels";
   if (unmasked != m.nbins)
-    Fail(all, "have " + std::to_string(unmasked) +
-                                    " unmasked bins in total, but hdata_obs has " +
-                                    std::to_string(m.nbins));
+    Fail(all, "have " + std::to_string(unmasked) + " unmasked bins in total, but hdata_obs has " +
+                  std::to_string(m.nbins));
   if (masked != nmasked)
-    Fail(all, "have " + std::to_string(masked) +
-                                    " masked bins in total, but hnorm has " +
-                                    std::to_string(nmasked) + " rows beyond hdata_obs");
+    Fail(all, "have " + std::to_string(masked) + " masked bins in total, but hnorm has " +
+                  std::to_string(nmasked) + " rows beyond hdata_obs");
   m.channels = meta.channels;
 }
 
@@ -636,19 +643,19 @@ Meta FitInputReader::ReadRabbitMeta() {
   if (f_.HasAttribute("meta", attr)) {
     const auto v = f_.ReadIntAttribute("meta", attr);
     if (v.size() != 1 || v[0] != 1)
-      Fail("meta: attribute " + attr, "is " + h5::ShapeString(v) +
-                                          ", but this lepus reads version 1 (wums' pickle layout)");
+      Fail("meta: attribute " + attr,
+           "is " + h5::ShapeString(v) + ", but this lepus reads version 1 (wums' pickle layout)");
   } else {
-    Warn("meta: attribute " + attr + " is missing (wums writes 1); reading meta/pickle_data anyway");
+    Warn("meta: attribute " + attr +
+         " is missing (wums writes 1); reading meta/pickle_data anyway");
   }
   const pickle::Limits limits;
   const auto raw = f_.ReadInt("meta/pickle_data");
   if (raw.shape.size() != 1)
     Fail("meta/pickle_data", "has shape " + h5::ShapeString(raw.shape) + ", but must be 1-D bytes");
   if (raw.values.size() > limits.max_input_bytes)
-    Fail("meta/pickle_data", "has " + std::to_string(raw.values.size()) +
-                                 " bytes, but at most " + std::to_string(limits.max_input_bytes) +
-                                 " are accepted");
+    Fail("meta/pickle_data", "has " + std::to_string(raw.values.size()) + " bytes, but at most " +
+                                 std::to_string(limits.max_input_bytes) + " are accepted");
   std::vector<std::uint8_t> bytes(raw.values.size());
   for (std::size_t i = 0; i < raw.values.size(); ++i) {
     if (raw.values[i] < 0 || raw.values[i] > 255)
@@ -697,13 +704,13 @@ engine::Model FitInputReader::Read() {
   ExpectUnique("hprocs", m.processes);
   ExpectUnique("hsysts", m.systematics);
   if (signals.size() > m.processes.size())
-    Fail("hsignals", "has " + std::to_string(signals.size()) +
-                         " entries, but hprocs has only " + std::to_string(m.processes.size()));
+    Fail("hsignals", "has " + std::to_string(signals.size()) + " entries, but hprocs has only " +
+                         std::to_string(m.processes.size()));
   for (std::size_t i = 0; i < signals.size(); ++i)
     if (signals[i] != m.processes[i])
       Fail("hsignals[" + std::to_string(i) + "]",
-           "is " + Quote(signals[i]) + ", but must be " + Quote(m.processes[i]) +
-               " (hprocs[" + std::to_string(i) +
+           "is " + Quote(signals[i]) + ", but must be " + Quote(m.processes[i]) + " (hprocs[" +
+               std::to_string(i) +
                "]): the signal processes must be the first entries of hprocs, in the same order");
   m.num_signals = static_cast<int>(signals.size());
   const int nsyst = m.num_systematics();
@@ -738,12 +745,14 @@ engine::Model FitInputReader::Read() {
       if (std::find(noconstraint.begin(), noconstraint.end(), m.systematics[s]) !=
           noconstraint.end())
         m.constraint_weights[s] = 0.0;
-    Warn("no hconstraintweights: systematics in hsystsnoconstraint are free, the others have "
-         "constraint weight 1");
+    Warn(
+        "no hconstraintweights: systematics in hsystsnoconstraint are free, the others have "
+        "constraint weight 1");
   }
 
   // hnoigroupidxs: the name older rabbit versions wrote (rabbit's reader still accepts it).
-  const std::string noi_name = f_.HasDataset("hnoiidxs") || !f_.HasDataset("hnoigroupidxs") ? "hnoiidxs" : "hnoigroupidxs";
+  const std::string noi_name =
+      f_.HasDataset("hnoiidxs") || !f_.HasDataset("hnoigroupidxs") ? "hnoiidxs" : "hnoigroupidxs";
   if (f_.HasDataset(noi_name)) {
     auto noi = f_.ReadInt(noi_name);
     if (noi.shape.size() != 1)
@@ -753,8 +762,8 @@ engine::Model FitInputReader::Read() {
       const auto v = noi.values[i];
       if (v < 0 || v >= nsyst)
         Fail(noi_name + "[" + std::to_string(i) + "]", "is " + std::to_string(v) +
-                                                        ", but must be in [0, " +
-                                                        std::to_string(nsyst) + ") (hsysts)");
+                                                           ", but must be in [0, " +
+                                                           std::to_string(nsyst) + ") (hsysts)");
       if (!seen.insert(v).second)
         Fail(noi_name + "[" + std::to_string(i) + "]",
              "is " + std::to_string(v) + ", but indices must be unique");
@@ -780,8 +789,8 @@ engine::Model FitInputReader::Read() {
         const auto v = idxs[g][k];
         if (v < 0 || v >= nsyst)
           Fail("hsystgroupidxs[" + std::to_string(g) + "][" + std::to_string(k) + "]",
-               "is " + std::to_string(v) + " (group " + Quote(names[g]) +
-                   "), but must be in [0, " + std::to_string(nsyst) + ") (hsysts)");
+               "is " + std::to_string(v) + " (group " + Quote(names[g]) + "), but must be in [0, " +
+                   std::to_string(nsyst) + ") (hsysts)");
         group.members.push_back(static_cast<int>(v));
       }
       m.groups.push_back(std::move(group));
@@ -848,8 +857,8 @@ engine::Model FitInputReader::Read() {
     ReadSparse(m);
   }
   if (meta.symmetric_tensor >= 0 && (meta.symmetric_tensor == 1) == m.asymmetric)
-    Fail("meta", std::string("symmetric_tensor is ") +
-                     (meta.symmetric_tensor ? "True" : "False") + ", but the logk tensor is " +
+    Fail("meta", std::string("symmetric_tensor is ") + (meta.symmetric_tensor ? "True" : "False") +
+                     ", but the logk tensor is " +
                      (m.asymmetric ? "asymmetric (avg and halfdiff planes)"
                                    : "symmetric (no halfdiff plane)"));
   if (placeholders_dropped_ > 0)
@@ -874,12 +883,15 @@ engine::Model FitInputReader::Read() {
     auto cov = f_.ReadDouble("hdata_cov_inv");
     ExpectShape("hdata_cov_inv", cov.shape, {m.nbins, m.nbins}, "[nbins, nbins]");
     CheckFinite("hdata_cov_inv", cov.values, false);
-    m.data_cov_inv = Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
-        cov.values.data(), m.nbins, m.nbins);
+    m.data_cov_inv =
+        Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
+            cov.values.data(), m.nbins, m.nbins);
   }
   if (!f_.HasDataset("hsumw2") && f_.HasDataset("hkstat"))
-    Fail("hkstat", "is the MC-statistics dataset of an older rabbit format (without hsumw2), which lepus does not "
-                   "read; write the file again with a current rabbit (hsumw, hsumw2)");
+    Fail("hkstat",
+         "is the MC-statistics dataset of an older rabbit format (without hsumw2), which lepus "
+         "does not "
+         "read; write the file again with a current rabbit (hsumw, hsumw2)");
   ReadExternalTerms(m);
   CheckOtherMembers(m);
 
@@ -906,14 +918,16 @@ engine::Model FitInputReader::Read() {
 
 void FitInputReader::ReadExternalTerms(engine::Model& m) {
   const std::string group = "external_terms";
-  if (f_.HasDataset(group)) Fail(group, "is a dataset, but must be a group of external likelihood terms");
+  if (f_.HasDataset(group))
+    Fail(group, "is a dataset, but must be a group of external likelihood terms");
   if (!f_.HasGroup(group)) return;
   std::map<std::string, int> index;
   for (int p = 0; p < m.num_signals; ++p) index[m.processes[p]] = p;
   for (int s = 0; s < m.num_systematics(); ++s) index[m.systematics[s]] = m.num_signals + s;
   for (const std::string& name : f_.ListMembers(group)) {
     const std::string base = group + "/" + name;
-    if (!f_.HasGroup(base)) Fail(base, "is not a group, but every member of external_terms must be one (a term)");
+    if (!f_.HasGroup(base))
+      Fail(base, "is not a group, but every member of external_terms must be one (a term)");
     engine::ExternalTerm term;
     term.name = name;
     const std::vector<std::string> params = ReadNames(base + "/params", true);
@@ -922,21 +936,27 @@ void FitInputReader::ReadExternalTerms(engine::Model& m) {
       const auto it = index.find(params[i]);
       if (it == index.end())
         Fail(base + "/params[" + std::to_string(i) + "]",
-             "is \"" + params[i] + "\", but must name a fit parameter (a signal process of hsignals or a systematic of hsysts)");
+             "is \"" + params[i] +
+                 "\", but must name a fit parameter (a signal process of hsignals or a systematic "
+                 "of hsysts)");
       term.params.push_back(it->second);
     }
     const auto n = static_cast<std::int64_t>(params.size());
     for (const std::string& member : f_.ListMembers(base))
-      if (member != "params" && member != "grad_values" && member != "hess_dense" && member != "hess_sparse")
+      if (member != "params" && member != "grad_values" && member != "hess_dense" &&
+          member != "hess_sparse")
         Warn(base + "/" + member + " is not part of rabbit's external-term layout and was ignored");
     if (f_.HasDataset(base + "/grad_values")) {
       auto g = f_.ReadDouble(base + "/grad_values");
-      ExpectShape(base + "/grad_values", {static_cast<std::int64_t>(g.values.size())}, {n}, "[len(params)]");
+      ExpectShape(base + "/grad_values", {static_cast<std::int64_t>(g.values.size())}, {n},
+                  "[len(params)]");
       CheckFinite(base + "/grad_values", g.values, false);
       term.grad = Eigen::Map<const Eigen::VectorXd>(g.values.data(), n);
     }
-    const bool dense = f_.HasDataset(base + "/hess_dense"), sparse = f_.HasGroup(base + "/hess_sparse");
-    if (dense && sparse) Fail(base, "has both hess_dense and hess_sparse, but a term has at most one Hessian");
+    const bool dense = f_.HasDataset(base + "/hess_dense"),
+               sparse = f_.HasGroup(base + "/hess_sparse");
+    if (dense && sparse)
+      Fail(base, "has both hess_dense and hess_sparse, but a term has at most one Hessian");
     std::vector<Eigen::Triplet<double>> trip;
     if (dense) {
       auto h = f_.ReadDouble(base + "/hess_dense");
@@ -948,11 +968,12 @@ void FitInputReader::ReadExternalTerms(engine::Model& m) {
     }
     if (sparse) {
       const std::string hs = base + "/hess_sparse";
-      if (!f_.HasAttribute(hs, "dense_shape")) Fail(hs, "required attribute dense_shape is missing");
+      if (!f_.HasAttribute(hs, "dense_shape"))
+        Fail(hs, "required attribute dense_shape is missing");
       const auto shape = f_.ReadIntAttribute(hs, "dense_shape");
       if (shape != std::vector<std::int64_t>{n, n})
-        Fail(hs, "has dense_shape " + h5::ShapeString(shape) + ", but must be [" + std::to_string(n) + ", " +
-                     std::to_string(n) + "] (len(params))");
+        Fail(hs, "has dense_shape " + h5::ShapeString(shape) + ", but must be [" +
+                     std::to_string(n) + ", " + std::to_string(n) + "] (len(params))");
       auto idx = f_.ReadInt(hs + "/indices");
       auto val = f_.ReadDouble(hs + "/values");
       const auto nnz = static_cast<std::int64_t>(val.values.size());
@@ -962,11 +983,13 @@ void FitInputReader::ReadExternalTerms(engine::Model& m) {
       for (std::int64_t e = 0; e < nnz; ++e) {
         const std::int64_t i = idx.values[2 * e], j = idx.values[2 * e + 1];
         if (i < 0 || i >= n || j < 0 || j >= n)
-          Fail(hs + "/indices[" + std::to_string(e) + "]", "is (" + std::to_string(i) + ", " + std::to_string(j) +
-                                                              "), but must be in [0, " + std::to_string(n) + ")");
+          Fail(hs + "/indices[" + std::to_string(e) + "]",
+               "is (" + std::to_string(i) + ", " + std::to_string(j) + "), but must be in [0, " +
+                   std::to_string(n) + ")");
         if (!seen.insert({i, j}).second)
-          Fail(hs + "/indices[" + std::to_string(e) + "]", "is (" + std::to_string(i) + ", " + std::to_string(j) +
-                                                              "), but entries must be unique");
+          Fail(hs + "/indices[" + std::to_string(e) + "]", "is (" + std::to_string(i) + ", " +
+                                                               std::to_string(j) +
+                                                               "), but entries must be unique");
         trip.emplace_back(i, j, val.values[e]);
       }
     }
@@ -983,7 +1006,8 @@ void FitInputReader::ReadExternalTerms(engine::Model& m) {
 void FitInputReader::CheckOtherMembers(engine::Model& m) {
   if (f_.HasDataset("hbetavariations")) {
     auto bv = f_.ReadDouble("hbetavariations");
-    ExpectShape("hbetavariations", bv.shape, {m.nbins_full, m.nbins, m.num_processes()}, "[nbinsfull, nbins, nproc]");
+    ExpectShape("hbetavariations", bv.shape, {m.nbins_full, m.nbins, m.num_processes()},
+                "[nbinsfull, nbins, nproc]");
     CheckFinite("hbetavariations", bv.values, false);
     // [nbinsfull, nbins, nproc] row-major -> per process [nbins_full x nbins]. Used (as by rabbit)
     // only in Barlow-Beeston full mode, for the reported yields (the CLI warns otherwise).
@@ -992,19 +1016,43 @@ void FitInputReader::CheckOtherMembers(engine::Model& m) {
     for (std::int64_t i = 0; i < m.nbins_full; ++i)
       for (std::int64_t j = 0; j < m.nbins; ++j)
         for (int p = 0; p < nproc; ++p)
-          m.beta_variations[p](i, j) = bv.values[static_cast<std::size_t>((i * m.nbins + j) * nproc + p)];
+          m.beta_variations[p](i, j) =
+              bv.values[static_cast<std::size_t>((i * m.nbins + j) * nproc + p)];
   }
   if (f_.HasDataset("hpseudodatavar"))
-    Warn("hpseudodatavar (variances of the pseudo-data sets) is not used: rabbit uses it only to throw toys around "
-         "pseudo-data, which lepus does not do");
+    Warn(
+        "hpseudodatavar (variances of the pseudo-data sets) is not used: rabbit uses it only to "
+        "throw toys around "
+        "pseudo-data, which lepus does not do");
   if (f_.HasGroup("auxiliary"))
     Warn("the auxiliary group (" + std::to_string(f_.ListMembers("auxiliary").size()) +
          " bundle(s) of arrays for plotting and bookkeeping) is not used by a fit, as in rabbit");
-  static const std::set<std::string> known = {
-      "hprocs", "hsignals", "hsysts", "hsystsnoconstraint", "hsystgroups", "hsystgroupidxs", "hnoiidxs",
-      "hnoigroupidxs", "hconstraintweights", "hdata_obs", "hdata_var", "hpseudodata", "hpseudodatanames",
-      "hpseudodatavar", "hdata_cov_inv", "hsumw", "hsumw2", "hnorm", "hlogk", "hnorm_sparse", "hlogk_sparse",
-      "hbetavariations", "external_terms", "auxiliary", "meta", "meta_json"};
+  static const std::set<std::string> known = {"hprocs",
+                                              "hsignals",
+                                              "hsysts",
+                                              "hsystsnoconstraint",
+                                              "hsystgroups",
+                                              "hsystgroupidxs",
+                                              "hnoiidxs",
+                                              "hnoigroupidxs",
+                                              "hconstraintweights",
+                                              "hdata_obs",
+                                              "hdata_var",
+                                              "hpseudodata",
+                                              "hpseudodatanames",
+                                              "hpseudodatavar",
+                                              "hdata_cov_inv",
+                                              "hsumw",
+                                              "hsumw2",
+                                              "hnorm",
+                                              "hlogk",
+                                              "hnorm_sparse",
+                                              "hlogk_sparse",
+                                              "hbetavariations",
+                                              "external_terms",
+                                              "auxiliary",
+                                              "meta",
+                                              "meta_json"};
   std::vector<std::string> unknown;
   for (const std::string& name : f_.ListMembers("/"))
     if (!known.count(name)) unknown.push_back(name);
@@ -1012,7 +1060,8 @@ void FitInputReader::CheckOtherMembers(engine::Model& m) {
     std::string list;
     for (const auto& u : unknown) list += (list.empty() ? "" : ", ") + u;
     Warn("unknown member(s) of the file ignored: " + list +
-         " (not part of rabbit's fit-input format as lepus knows it; docs/format.md lists every dataset)");
+         " (not part of rabbit's fit-input format as lepus knows it; docs/format.md lists every "
+         "dataset)");
   }
 }
 

@@ -90,7 +90,6 @@ Json BuildJson(const engine::Likelihood& likelihood, const engine::FitResult& re
   return j;
 }
 
-
 Json ImpactsJson(const engine::Likelihood& lik, const engine::FitResult& result,
                  const engine::Impacts& im) {
   CheckImpacts(lik, im);
@@ -101,8 +100,9 @@ Json ImpactsJson(const engine::Likelihood& lik, const engine::FitResult& result,
   Json total = Json::object(), unit = Json::object(), scale = Json::object();
   Json nominal = Json::object(), grouped_nominal = Json::object();
   Json global = Json::object(), grouped_global = Json::object(), global_data = Json::object(),
-       global_bbstat = Json::object(), global_external = Json::object(), closure = Json::object(), bbstat_fullcov = Json::object(),
-       rabbit_global = Json::object(), rabbit_gaussian_global = Json::object();
+       global_bbstat = Json::object(), global_external = Json::object(), closure = Json::object(),
+       bbstat_fullcov = Json::object(), rabbit_global = Json::object(),
+       rabbit_gaussian_global = Json::object();
   for (std::size_t k = 0; k < im.target_names.size(); ++k) {
     const auto t = static_cast<Eigen::Index>(k);
     const std::string& name = im.target_names[k];

@@ -30,7 +30,8 @@ class Reader {
   std::vector<double> Vector(const std::string& name, std::int64_t expected = -1) const {
     if (!f_.HasDataset(name)) Fail(name, "is missing");
     auto a = f_.ReadDouble(name);
-    if (a.shape.size() != 1) Fail(name, "has shape " + h5::ShapeString(a.shape) + ", but must be 1-D");
+    if (a.shape.size() != 1)
+      Fail(name, "has shape " + h5::ShapeString(a.shape) + ", but must be 1-D");
     if (expected >= 0 && a.shape[0] != expected)
       Fail(name, "has " + std::to_string(a.shape[0]) + " elements, but must have " +
                      std::to_string(expected));
@@ -59,7 +60,8 @@ class Reader {
   ResultsMatrix Matrix(const std::string& name, std::int64_t rows, std::int64_t cols) const {
     if (!f_.HasDataset(name)) Fail(name, "is missing");
     auto a = f_.ReadDouble(name);
-    if (a.shape.size() != 2 || (rows >= 0 && a.shape[0] != rows) || (cols >= 0 && a.shape[1] != cols))
+    if (a.shape.size() != 2 || (rows >= 0 && a.shape[0] != rows) ||
+        (cols >= 0 && a.shape[1] != cols))
       Fail(name, "has shape " + h5::ShapeString(a.shape) + ", but must be [" +
                      (rows >= 0 ? std::to_string(rows) : std::string("n")) + ", " +
                      (cols >= 0 ? std::to_string(cols) : std::string("m")) + "]");
@@ -110,8 +112,8 @@ ResultsImpacts ReadImpacts(const Reader& r, std::int64_t npar) {
   for (std::size_t k = 0; k < im.target_index.size(); ++k)
     if (im.target_index[k] < -1 || im.target_index[k] >= npar)
       r.Fail("impacts/target_index[" + std::to_string(k) + "]",
-             "is " + std::to_string(im.target_index[k]) + ", but must be -1 or a parameter index < " +
-                 std::to_string(npar));
+             "is " + std::to_string(im.target_index[k]) +
+                 ", but must be -1 or a parameter index < " + std::to_string(npar));
   im.scales = r.Vector("impacts/scales", nt);
   im.total = r.Vector("impacts/total", nt);
   im.nominal = r.Matrix("impacts/nominal", nt, npar);
@@ -147,8 +149,9 @@ ResultsYields ReadYields(const Reader& r, const std::string& root) {
       c.nbins = static_cast<std::int64_t>(c.total.size());
       c.total_error = r.Vector(g + "/total_error", c.nbins);
       const auto axes = r.Has(g + "/axes") ? r.Strings(g + "/axes") : std::vector<std::string>{};
-      const auto shape = r.Has(g + "/shape") ? r.Ints(g + "/shape", static_cast<std::int64_t>(axes.size()))
-                                             : std::vector<int>(axes.size(), -1);
+      const auto shape = r.Has(g + "/shape")
+                             ? r.Ints(g + "/shape", static_cast<std::int64_t>(axes.size()))
+                             : std::vector<int>(axes.size(), -1);
       std::int64_t product = 1;
       bool all_edges = !axes.empty();
       for (std::size_t k = 0; k < axes.size(); ++k) {
@@ -159,23 +162,24 @@ ResultsYields ReadYields(const Reader& r, const std::string& root) {
         if (r.Has(e) && a.bins > 0) a.edges = r.Vector(e, a.bins + 1);
         const std::string l = g + "/axis_labels_" + std::to_string(k);
         if (r.Has(l) && a.bins > 0) a.labels = r.Strings(l, a.bins);
-        if (a.bins > 0) product *= a.bins;
-        else all_edges = false;
+        if (a.bins > 0)
+          product *= a.bins;
+        else
+          all_edges = false;
         c.axes.push_back(std::move(a));
       }
       if (all_edges && product != c.nbins)
-        r.Fail(g + "/shape", "has " + std::to_string(product) + " bins in all, but the channel has " +
-                                 std::to_string(c.nbins));
+        r.Fail(g + "/shape", "has " + std::to_string(product) +
+                                 " bins in all, but the channel has " + std::to_string(c.nbins));
       if (r.Has(g + "/process")) {
         c.process = r.Matrix(g + "/process", c.nbins, np);
         c.process_error = r.Matrix(g + "/process_error", c.nbins, np);
       }
       y.channels.push_back(std::move(c));
     }
-    std::stable_sort(y.channels.begin(), y.channels.end(),
-                     [](const ResultsChannel& a, const ResultsChannel& b) {
-                       return a.first_bin < b.first_bin;
-                     });
+    std::stable_sort(
+        y.channels.begin(), y.channels.end(),
+        [](const ResultsChannel& a, const ResultsChannel& b) { return a.first_bin < b.first_bin; });
   }
   if (r.HasGroup(root + "/projections")) {
     for (const std::string& member : r.file().ListMembers(root + "/projections")) {

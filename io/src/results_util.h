@@ -35,17 +35,21 @@ inline double At(const Eigen::VectorXd& v, int i) {
 inline Json LikelihoodJson(const engine::Likelihood& lik) {
   Json ext = Json::array();
   for (const auto& e : lik.model().external_terms) ext.push_back(e.name);
-  return {{"description", lik.Describe()},
-          {"data_term", engine::ToString(lik.data_term())},
-          {"bin_by_bin_stat", lik.options().bin_by_bin_stat},
-          {"bin_by_bin_stat_type", lik.options().bin_by_bin_stat ? Json(engine::ToString(lik.bin_by_bin_stat_type()))
-                                                                  : Json(nullptr)},
-          {"bin_by_bin_stat_mode", lik.options().bin_by_bin_stat ? Json(engine::ToString(lik.bin_by_bin_stat_mode()))
-                                                                  : Json(nullptr)},
-          {"data_variance", lik.data_term() == engine::DataTerm::kPoisson
-                                ? Json(nullptr)
-                                : Json(lik.options().use_data_var && lik.model().data_var.size() ? "data_var" : "data")},
-          {"external_terms", ext}};
+  return {
+      {"description", lik.Describe()},
+      {"data_term", engine::ToString(lik.data_term())},
+      {"bin_by_bin_stat", lik.options().bin_by_bin_stat},
+      {"bin_by_bin_stat_type", lik.options().bin_by_bin_stat
+                                   ? Json(engine::ToString(lik.bin_by_bin_stat_type()))
+                                   : Json(nullptr)},
+      {"bin_by_bin_stat_mode", lik.options().bin_by_bin_stat
+                                   ? Json(engine::ToString(lik.bin_by_bin_stat_mode()))
+                                   : Json(nullptr)},
+      {"data_variance",
+       lik.data_term() == engine::DataTerm::kPoisson
+           ? Json(nullptr)
+           : Json(lik.options().use_data_var && lik.model().data_var.size() ? "data_var" : "data")},
+      {"external_terms", ext}};
 }
 
 inline std::vector<double> RowMajor(const Eigen::MatrixXd& m) {
@@ -60,7 +64,6 @@ inline std::vector<double> Padded(const Eigen::VectorXd& v, std::size_t n) {
   for (std::size_t i = 0; i < n && static_cast<Eigen::Index>(i) < v.size(); ++i) out[i] = v[i];
   return out;
 }
-
 
 inline constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
@@ -115,7 +118,8 @@ inline std::vector<ChannelSpan> ChannelSpans(const engine::Model& m) {
   return out;
 }
 
-inline void CheckYields(const engine::Likelihood& lik, const engine::YieldSet& y, const char* what) {
+inline void CheckYields(const engine::Likelihood& lik, const engine::YieldSet& y,
+                        const char* what) {
   const auto& m = lik.model();
   const Eigen::Index nb = m.nbins_full, np = m.num_processes(), npar = lik.num_params();
   if (y.total.size() != nb || y.total_error.size() != nb)
@@ -166,8 +170,8 @@ struct CorrelationSubset {
   Eigen::MatrixXd matrix;
 };
 inline std::optional<CorrelationSubset> SelectCorrelation(const engine::Likelihood& lik,
-                                                   const engine::FitResult& r,
-                                                   const ResultExtras& extras) {
+                                                          const engine::FitResult& r,
+                                                          const ResultExtras& extras) {
   if (!extras.correlation_regex) return std::nullopt;
   CorrelationSubset out;
   out.indices = SelectParameters(lik, *extras.correlation_regex);
@@ -178,13 +182,13 @@ inline std::optional<CorrelationSubset> SelectCorrelation(const engine::Likeliho
     // every index has its covariance row.
     for (int i : out.indices)
       if (std::find(r.covariance_row_params.begin(), r.covariance_row_params.end(), i) ==
-              r.covariance_row_params.end() || r.covariance_rows.cols() != n)
+              r.covariance_row_params.end() ||
+          r.covariance_rows.cols() != n)
         return std::nullopt;  // not computed
   }
   out.matrix = r.CorrelationOf(out.indices);
   return out;
 }
-
 
 inline std::vector<std::int32_t> Int32s(const std::vector<int>& v) { return {v.begin(), v.end()}; }
 
@@ -233,6 +237,5 @@ inline void WriteAtomically(const std::string& path, Fill fill) {
     throw InputError(out.Rename(e.what()));
   }
 }
-
 
 }  // namespace lepus::io::detail

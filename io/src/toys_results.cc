@@ -29,7 +29,6 @@ using namespace detail;
 
 namespace {
 
-
 // Status codes of the per-toy status array (HDF5) and their names.
 int StatusCode(engine::FitStatus s) {
   switch (s) {

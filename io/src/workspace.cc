@@ -20,8 +20,8 @@
 #include <utility>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <zlib.h>
+#include <nlohmann/json.hpp>
 
 #include "format_util.h"
 
@@ -95,8 +95,11 @@ std::string Gunzip(const std::string& bytes, const std::string& path) {
   const std::string msg = zs.msg ? zs.msg : "";
   inflateEnd(&zs);
   if (rc != Z_STREAM_END)
-    throw InputError(path + ": starts with the gzip signature (1f 8b), but is not a valid gzip stream (" +
-                     (rc == Z_BUF_ERROR ? std::string("truncated") : msg.empty() ? "zlib error " + std::to_string(rc) : msg) +
+    throw InputError(path +
+                     ": starts with the gzip signature (1f 8b), but is not a valid gzip stream (" +
+                     (rc == Z_BUF_ERROR ? std::string("truncated")
+                      : msg.empty()     ? "zlib error " + std::to_string(rc)
+                                        : msg) +
                      ")");
   return out;
 }
@@ -107,7 +110,8 @@ Json ParseJsonFile(const std::string& path, const std::string& what) {
   try {
     return Json::parse(bytes);
   } catch (const Json::exception& e) {
-    throw InputError(path + ": is not valid JSON (" + std::string(e.what()) + "), but must be " + what);
+    throw InputError(path + ": is not valid JSON (" + std::string(e.what()) + "), but must be " +
+                     what);
   }
 }
 
@@ -119,10 +123,13 @@ void ApplyPatch(Json& ws, const Json& patch, const std::string& where) {
   for (std::size_t k = 0; k < patch.size(); ++k) {
     const Json& op = patch[k];
     const std::string at = where + "[" + std::to_string(k) + "]";
-    if (!op.is_object()) throw InputError(at + ": is " + Describe(op) + ", but must be a JSON Patch operation (an object)");
+    if (!op.is_object())
+      throw InputError(at + ": is " + Describe(op) +
+                       ", but must be a JSON Patch operation (an object)");
     std::string desc;
     if (op.contains("op") && op["op"].is_string()) desc += " (" + op["op"].get<std::string>();
-    if (op.contains("path") && op["path"].is_string()) desc += (desc.empty() ? " (" : " ") + op["path"].get<std::string>();
+    if (op.contains("path") && op["path"].is_string())
+      desc += (desc.empty() ? " (" : " ") + op["path"].get<std::string>();
     if (!desc.empty()) desc += ")";
     try {
       ws = ws.patch(Json::array({op}));
@@ -151,8 +158,8 @@ std::string TypeName(ModType t) {
 struct Modifier {
   ModType type;
   std::string name;
-  std::string path;            // JSON path of the modifier
-  double hi = 0.0, lo = 0.0;   // normsys
+  std::string path;                            // JSON path of the modifier
+  double hi = 0.0, lo = 0.0;                   // normsys
   std::vector<double> hi_data, lo_data, data;  // histosys; staterror / shapesys
 };
 
@@ -242,7 +249,8 @@ class Builder {
     }
     return out;
   }
-  void CheckKeys(const Json& obj, const std::string& path, const std::set<std::string>& allowed) const {
+  void CheckKeys(const Json& obj, const std::string& path,
+                 const std::set<std::string>& allowed) const {
     for (const auto& item : obj.items())
       if (!allowed.count(item.key())) {
         std::vector<std::string> names(allowed.begin(), allowed.end());
@@ -261,14 +269,14 @@ class Builder {
   std::string src_;
   ReadInfo* info_;
 
-  std::vector<ChannelSpec> channels_;        // sorted by name
-  std::vector<std::string> processes_;       // sorted union of sample names
+  std::vector<ChannelSpec> channels_;   // sorted by name
+  std::vector<std::string> processes_;  // sorted union of sample names
   std::map<std::string, std::vector<double>> observations_;
   std::map<std::string, std::string> observation_paths_;
   std::string measurement_, measurement_path_, poi_;
   const Json* user_params_ = nullptr;
 
-  std::vector<ParamSet> sets_;               // pyhf's parameter order
+  std::vector<ParamSet> sets_;  // pyhf's parameter order
   std::map<std::string, int> set_index_;
   // staterror: per name, the channels carrying it (sorted) and the parameter offset of each.
   std::map<std::string, std::map<std::string, int>> staterror_offset_;
@@ -288,9 +296,10 @@ Modifier Builder::ParseModifier(const Json& j, const std::string& path, int nbin
       known = true;
     }
   if (!known)
-    Fail(path + ".type", "is " + Q(type) +
-                             ", but must be one of histosys, lumi, normfactor, normsys, shapefactor, "
-                             "shapesys, staterror (HistFactory schema 1.0.0)");
+    Fail(path + ".type",
+         "is " + Q(type) +
+             ", but must be one of histosys, lumi, normfactor, normsys, shapefactor, "
+             "shapesys, staterror (HistFactory schema 1.0.0)");
   CheckKeys(j, path, {"name", "type", "data"});
   const Json& data = Member(j, path, "data");
   const std::string dpath = path + ".data";
@@ -299,25 +308,34 @@ Modifier Builder::ParseModifier(const Json& j, const std::string& path, int nbin
     case ModType::kLumi:
     case ModType::kNormfactor:
     case ModType::kShapefactor:
-      if (!data.is_null()) Fail(dpath, "is " + Describe(data) + ", but must be null for a " + type + " modifier");
+      if (!data.is_null())
+        Fail(dpath, "is " + Describe(data) + ", but must be null for a " + type + " modifier");
       if (m.type == ModType::kLumi && m.name != "lumi")
-        Fail(path + ".name", "is " + Q(m.name) + ", but a lumi modifier must be named 'lumi' (HistFactory schema 1.0.0)");
+        Fail(path + ".name",
+             "is " + Q(m.name) +
+                 ", but a lumi modifier must be named 'lumi' (HistFactory schema 1.0.0)");
       break;
     case ModType::kNormsys: {
-      if (!data.is_object()) Fail(dpath, "is " + Describe(data) + ", but must be an object {\"hi\": ..., \"lo\": ...}");
+      if (!data.is_object())
+        Fail(dpath, "is " + Describe(data) + ", but must be an object {\"hi\": ..., \"lo\": ...}");
       CheckKeys(data, dpath, {"hi", "lo"});
       m.hi = Number(Member(data, dpath, "hi"), dpath + ".hi");
       m.lo = Number(Member(data, dpath, "lo"), dpath + ".lo");
-      if (!(m.hi > 0)) Fail(dpath + ".hi", "is " + Num(m.hi) + ", but must be > 0 (a normalisation factor)");
-      if (!(m.lo > 0)) Fail(dpath + ".lo", "is " + Num(m.lo) + ", but must be > 0 (a normalisation factor)");
+      if (!(m.hi > 0))
+        Fail(dpath + ".hi", "is " + Num(m.hi) + ", but must be > 0 (a normalisation factor)");
+      if (!(m.lo > 0))
+        Fail(dpath + ".lo", "is " + Num(m.lo) + ", but must be > 0 (a normalisation factor)");
       break;
     }
     case ModType::kHistosys: {
       if (!data.is_object())
-        Fail(dpath, "is " + Describe(data) + ", but must be an object {\"hi_data\": [...], \"lo_data\": [...]}");
+        Fail(dpath, "is " + Describe(data) +
+                        ", but must be an object {\"hi_data\": [...], \"lo_data\": [...]}");
       CheckKeys(data, dpath, {"hi_data", "lo_data"});
-      m.hi_data = Numbers(Member(data, dpath, "hi_data"), dpath + ".hi_data", nbins, bins_what, false);
-      m.lo_data = Numbers(Member(data, dpath, "lo_data"), dpath + ".lo_data", nbins, bins_what, false);
+      m.hi_data =
+          Numbers(Member(data, dpath, "hi_data"), dpath + ".hi_data", nbins, bins_what, false);
+      m.lo_data =
+          Numbers(Member(data, dpath, "lo_data"), dpath + ".lo_data", nbins, bins_what, false);
       break;
     }
     case ModType::kStaterror:
@@ -329,14 +347,20 @@ Modifier Builder::ParseModifier(const Json& j, const std::string& path, int nbin
 }
 
 void Builder::Parse() {
-  if (!ws_.is_object()) Fail("(top level)", "is " + Describe(ws_) + ", but must be a JSON object (a HistFactory workspace)");
+  if (!ws_.is_object())
+    Fail("(top level)",
+         "is " + Describe(ws_) + ", but must be a JSON object (a HistFactory workspace)");
   for (const auto& item : ws_.items())
     if (item.key() != "channels" && item.key() != "measurements" && item.key() != "observations" &&
         item.key() != "version")
-      Warn(item.key() + ": unknown top-level key ignored (a workspace has channels, measurements, observations, version)");
+      Warn(item.key() +
+           ": unknown top-level key ignored (a workspace has channels, measurements, observations, "
+           "version)");
   if (ws_.contains("version")) {
     const std::string v = String(ws_["version"], "version");
-    if (v != "1.0.0") Fail("version", "is " + Q(v) + ", but must be '1.0.0' (the HistFactory schema this reader knows)");
+    if (v != "1.0.0")
+      Fail("version",
+           "is " + Q(v) + ", but must be '1.0.0' (the HistFactory schema this reader knows)");
   } else {
     Warn("version: missing; read as HistFactory schema 1.0.0");
   }
@@ -356,10 +380,12 @@ void Builder::Parse() {
     c.name = String(Member(cj, cpath, "name"), cpath + ".name");
     if (c.name.empty()) Fail(cpath + ".name", "is empty, but must name the channel");
     if (seen_channel.count(c.name))
-      Fail(cpath + ".name", "is " + Q(c.name) + ", but " + seen_channel[c.name] + " has the same name (channel names must be unique)");
+      Fail(cpath + ".name", "is " + Q(c.name) + ", but " + seen_channel[c.name] +
+                                " has the same name (channel names must be unique)");
     seen_channel[c.name] = cpath;
     const Json& samples = Array(Member(cj, cpath, "samples"), cpath + ".samples");
-    if (samples.empty()) Fail(cpath + ".samples", "is empty, but a channel needs at least one sample");
+    if (samples.empty())
+      Fail(cpath + ".samples", "is empty, but a channel needs at least one sample");
     std::map<std::string, std::string> seen_sample;
     for (std::size_t si = 0; si < samples.size(); ++si) {
       const std::string spath = cpath + ".samples[" + std::to_string(si) + "]";
@@ -371,7 +397,9 @@ void Builder::Parse() {
       s.name = String(Member(sj, spath, "name"), spath + ".name");
       if (s.name.empty()) Fail(spath + ".name", "is empty, but must name the sample");
       if (seen_sample.count(s.name))
-        Fail(spath + ".name", "is " + Q(s.name) + ", but " + seen_sample[s.name] + " has the same name (sample names must be unique within a channel)");
+        Fail(spath + ".name",
+             "is " + Q(s.name) + ", but " + seen_sample[s.name] +
+                 " has the same name (sample names must be unique within a channel)");
       seen_sample[s.name] = spath;
       if (si == 0) {
         const Json& d = Array(Member(sj, spath, "data"), spath + ".data");
@@ -379,8 +407,8 @@ void Builder::Parse() {
         c.nbins = static_cast<int>(d.size());
       }
       s.data = Numbers(Member(sj, spath, "data"), spath + ".data", c.nbins,
-                       "the channel has " + std::to_string(c.nbins) + " bins (the length of " + cpath +
-                           ".samples[0].data)",
+                       "the channel has " + std::to_string(c.nbins) + " bins (the length of " +
+                           cpath + ".samples[0].data)",
                        true);
       const Json& mods = Array(Member(sj, spath, "modifiers"), spath + ".modifiers");
       std::map<std::pair<ModType, std::string>, std::size_t> where;
@@ -390,9 +418,10 @@ void Builder::Parse() {
         if (m.type == ModType::kShapesys) {
           auto it = shapesys_seen.find(m.name);
           if (it != shapesys_seen.end())
-            Fail(mpath + ".name", "is " + Q(m.name) + ", but " + it->second +
-                                      " is a shapesys modifier of the same name (shapesys parameters "
-                                      "belong to one sample; use unique names)");
+            Fail(mpath + ".name",
+                 "is " + Q(m.name) + ", but " + it->second +
+                     " is a shapesys modifier of the same name (shapesys parameters "
+                     "belong to one sample; use unique names)");
           shapesys_seen[m.name] = mpath;
         }
         const auto key = std::make_pair(m.type, m.name);
@@ -425,7 +454,8 @@ void Builder::Parse() {
     CheckKeys(oj, opath, {"name", "data"});
     const std::string name = String(Member(oj, opath, "name"), opath + ".name");
     if (observation_paths_.count(name))
-      Fail(opath + ".name", "is " + Q(name) + ", but " + observation_paths_[name] + " has the same name (one observation per channel)");
+      Fail(opath + ".name", "is " + Q(name) + ", but " + observation_paths_[name] +
+                                " has the same name (one observation per channel)");
     observation_paths_[name] = opath;
     const auto ch = std::find_if(channels_.begin(), channels_.end(),
                                  [&](const ChannelSpec& c) { return c.name == name; });
@@ -433,13 +463,14 @@ void Builder::Parse() {
       Warn(opath + ": observation " + Q(name) + " names no channel; ignored");
       continue;
     }
-    observations_[name] = Numbers(Member(oj, opath, "data"), opath + ".data", ch->nbins,
-                                  "channel " + Q(name) + " has " + std::to_string(ch->nbins) + " bins", true);
+    observations_[name] =
+        Numbers(Member(oj, opath, "data"), opath + ".data", ch->nbins,
+                "channel " + Q(name) + " has " + std::to_string(ch->nbins) + " bins", true);
   }
   for (const auto& c : channels_)
     if (!observations_.count(c.name))
-      Fail("observations", "has no entry named " + Q(c.name) + ", but every channel needs its observed data (" +
-                               c.path + ")");
+      Fail("observations", "has no entry named " + Q(c.name) +
+                               ", but every channel needs its observed data (" + c.path + ")");
   ParseMeasurement();
 }
 
@@ -454,20 +485,25 @@ void Builder::ParseMeasurement() {
     if (std::find(names.begin(), names.end(), name) != names.end())
       Fail(mpath + ".name", "is " + Q(name) + ", but measurement names must be unique");
     names.push_back(name);
-    if (chosen < 0 && (options_.measurement.empty() || options_.measurement == name)) chosen = static_cast<int>(i);
+    if (chosen < 0 && (options_.measurement.empty() || options_.measurement == name))
+      chosen = static_cast<int>(i);
   }
   if (chosen < 0)
-    Fail("measurements", "has no measurement named " + Q(options_.measurement) + " (available: " + JoinNames(names) + ")");
+    Fail("measurements", "has no measurement named " + Q(options_.measurement) +
+                             " (available: " + JoinNames(names) + ")");
   measurement_ = names[chosen];
   measurement_path_ = "measurements[" + std::to_string(chosen) + "]";
   const Json& mj = ms[chosen];
   CheckKeys(mj, measurement_path_, {"name", "config"});
   const std::string cpath = measurement_path_ + ".config";
   const Json& config = Member(mj, measurement_path_, "config");
-  if (!config.is_object()) Fail(cpath, "is " + Describe(config) + ", but must be an object {\"poi\": ..., \"parameters\": [...]}");
+  if (!config.is_object())
+    Fail(cpath, "is " + Describe(config) +
+                    ", but must be an object {\"poi\": ..., \"parameters\": [...]}");
   CheckKeys(config, cpath, {"poi", "parameters"});
   poi_ = String(Member(config, cpath, "poi"), cpath + ".poi");
-  if (config.contains("parameters")) user_params_ = &Array(config["parameters"], cpath + ".parameters");
+  if (config.contains("parameters"))
+    user_params_ = &Array(config["parameters"], cpath + ".parameters");
 }
 
 void Builder::AddParamSet(ParamSet ps) {
@@ -481,9 +517,11 @@ void Builder::AddParamSet(ParamSet ps) {
   if (!old.Same(ps)) {
     std::string why;
     if (old.kind != ps.kind || old.type != ps.type)
-      why = "a " + ps.type + " modifier cannot share its parameter with a " + old.type + " modifier";
+      why =
+          "a " + ps.type + " modifier cannot share its parameter with a " + old.type + " modifier";
     else if (old.n != ps.n)
-      why = "it needs " + std::to_string(ps.n) + " parameters here but " + std::to_string(old.n) + " there";
+      why = "it needs " + std::to_string(ps.n) + " parameters here but " + std::to_string(old.n) +
+            " there";
     else
       why = "the parameter settings (constraint widths, bounds or fixed bins) differ";
     Fail(ps.path + ".name", "is " + Q(ps.name) + ", but " + old.path + " (" + old.type +
@@ -502,7 +540,8 @@ void Builder::CollectParamSets() {
         std::vector<const Modifier*> mods;
         for (const auto& m : s.modifiers)
           if (m.type == type) mods.push_back(&m);
-        std::sort(mods.begin(), mods.end(), [](const Modifier* a, const Modifier* b) { return a->name < b->name; });
+        std::sort(mods.begin(), mods.end(),
+                  [](const Modifier* a, const Modifier* b) { return a->name < b->name; });
         for (const Modifier* m : mods) {
           ParamSet ps;
           ps.name = m->name;
@@ -553,7 +592,8 @@ void Builder::CollectParamSets() {
                   factors[b] = (s.data[b] / m->data[b]) * (s.data[b] / m->data[b]);
                   if (!std::isfinite(factors[b]))
                     Fail(m->path + ".data[" + std::to_string(b) + "]",
-                         "is " + Num(m->data[b]) + ", which makes tau = (nominal / uncertainty)^2 overflow");
+                         "is " + Num(m->data[b]) +
+                             ", which makes tau = (nominal / uncertainty)^2 overflow");
                 } else {
                   ps.fixed[b] = 1;
                 }
@@ -571,10 +611,11 @@ void Builder::CollectParamSets() {
             auto it = set_index_.find(ps.name);
             if (it != set_index_.end() && sets_[it->second].type == "shapefactor") {
               if (sets_[it->second].n < c.nbins)
-                Fail(m->path + ".name", "is " + Q(ps.name) + ", a shapefactor of " + std::to_string(c.nbins) +
-                                            " bins, but " + sets_[it->second].path + " defines it with " +
-                                            std::to_string(sets_[it->second].n) +
-                                            " bins (a shared shapefactor needs at least as many parameters as bins)");
+                Fail(m->path + ".name",
+                     "is " + Q(ps.name) + ", a shapefactor of " + std::to_string(c.nbins) +
+                         " bins, but " + sets_[it->second].path + " defines it with " +
+                         std::to_string(sets_[it->second].n) +
+                         " bins (a shared shapefactor needs at least as many parameters as bins)");
               continue;
             }
           }
@@ -610,8 +651,9 @@ void Builder::CollectParamSets() {
           return o;
         };
         Fail(path_of_sample[sname] + ".name",
-             "is " + Q(name) + ", a staterror on sample " + Q(sname) + " in channel(s) " + list(set) +
-                 ", but sample " + Q(first.first) + " carries it in channel(s) " + list(first.second) +
+             "is " + Q(name) + ", a staterror on sample " + Q(sname) + " in channel(s) " +
+                 list(set) + ", but sample " + Q(first.first) + " carries it in channel(s) " +
+                 list(first.second) +
                  " (pyhf requires every sample with a staterror to carry it in the same channels)");
       }
     ParamSet ps;
@@ -635,7 +677,8 @@ void Builder::CollectParamSets() {
         if (nom > 0)
           for (const auto& s : c.samples)
             for (const auto& m : s.modifiers)
-              if (m.type == ModType::kStaterror && m.name == name) rel2 += (m.data[b] / nom) * (m.data[b] / nom);
+              if (m.type == ModType::kStaterror && m.name == name)
+                rel2 += (m.data[b] / nom) * (m.data[b] / nom);
         sigmas.push_back(std::sqrt(rel2));
       }
     }
@@ -653,7 +696,10 @@ void Builder::CollectParamSets() {
     ps.sigmas = sigmas;
     AddParamSet(std::move(ps));
   }
-  if (sets_.empty()) Fail("channels", "have no modifiers, but a model needs at least one parameter (pyhf: 'No parameters specified for the Model')");
+  if (sets_.empty())
+    Fail("channels",
+         "have no modifiers, but a model needs at least one parameter (pyhf: 'No parameters "
+         "specified for the Model')");
 }
 
 void Builder::ApplyUserConfig() {
@@ -662,21 +708,26 @@ void Builder::ApplyUserConfig() {
   for (std::size_t k = 0; user_params_ && k < user_params_->size(); ++k) {
     const std::string path = ppath + "[" + std::to_string(k) + "]";
     const Json& pj = (*user_params_)[k];
-    if (!pj.is_object()) Fail(path, "is " + Describe(pj) + ", but must be a parameter configuration object");
+    if (!pj.is_object())
+      Fail(path, "is " + Describe(pj) + ", but must be a parameter configuration object");
     CheckKeys(pj, path, {"name", "inits", "bounds", "auxdata", "factors", "sigmas", "fixed"});
     const std::string name = String(Member(pj, path, "name"), path + ".name");
-    if (seen.count(name)) Fail(path + ".name", "is " + Q(name) + ", but " + seen[name] + " configures it already");
+    if (seen.count(name))
+      Fail(path + ".name", "is " + Q(name) + ", but " + seen[name] + " configures it already");
     seen[name] = path;
     auto it = set_index_.find(name);
     if (it == set_index_.end()) {
-      Warn(path + ": parameter " + Q(name) + " is used by no modifier; its configuration is ignored");
+      Warn(path + ": parameter " + Q(name) +
+           " is used by no modifier; its configuration is ignored");
       continue;
     }
     ParamSet& ps = sets_[it->second];
-    const std::string n_what = "parameter " + Q(name) + " (" + ps.type + ") has " + std::to_string(ps.n) +
-                               (ps.n == 1 ? " component" : " components");
+    const std::string n_what = "parameter " + Q(name) + " (" + ps.type + ") has " +
+                               std::to_string(ps.n) + (ps.n == 1 ? " component" : " components");
     auto check_used = [&](const char* key, bool used) {
-      if (!used) Fail(path + "." + key, "is given, but parameter " + Q(name) + " (" + ps.type + ") does not use " + key);
+      if (!used)
+        Fail(path + "." + key,
+             "is given, but parameter " + Q(name) + " (" + ps.type + ") does not use " + key);
     };
     if (pj.contains("inits")) ps.inits = Numbers(pj["inits"], path + ".inits", ps.n, n_what, false);
     if (pj.contains("auxdata")) {
@@ -688,14 +739,16 @@ void Builder::ApplyUserConfig() {
       ps.sigmas = Numbers(pj["sigmas"], path + ".sigmas", ps.n, n_what, false);
       for (int i = 0; i < ps.n; ++i)
         if (!((*ps.sigmas)[i] > 0))
-          Fail(path + ".sigmas[" + std::to_string(i) + "]", "is " + Num((*ps.sigmas)[i]) + ", but must be > 0");
+          Fail(path + ".sigmas[" + std::to_string(i) + "]",
+               "is " + Num((*ps.sigmas)[i]) + ", but must be > 0");
     }
     if (pj.contains("factors")) {
       check_used("factors", ps.factors.has_value());
       ps.factors = Numbers(pj["factors"], path + ".factors", ps.n, n_what, false);
       for (int i = 0; i < ps.n; ++i)
         if (!((*ps.factors)[i] > 0))
-          Fail(path + ".factors[" + std::to_string(i) + "]", "is " + Num((*ps.factors)[i]) + ", but must be > 0");
+          Fail(path + ".factors[" + std::to_string(i) + "]",
+               "is " + Num((*ps.factors)[i]) + ", but must be > 0");
     }
     if (pj.contains("bounds")) {
       const Json& b = Array(pj["bounds"], path + ".bounds");
@@ -705,13 +758,15 @@ void Builder::ApplyUserConfig() {
       for (std::size_t i = 0; i < b.size(); ++i) {
         const std::string at = path + ".bounds[" + std::to_string(i) + "]";
         const auto v = Numbers(b[i], at, 2, "must be [lower, upper]", false);
-        if (!(v[0] <= v[1])) Fail(at, "is [" + Num(v[0]) + ", " + Num(v[1]) + "], but must satisfy lower <= upper");
+        if (!(v[0] <= v[1]))
+          Fail(at, "is [" + Num(v[0]) + ", " + Num(v[1]) + "], but must satisfy lower <= upper");
         bounds.emplace_back(v[0], v[1]);
       }
       ps.bounds = bounds;
     }
     if (pj.contains("fixed")) {
-      if (!pj["fixed"].is_boolean()) Fail(path + ".fixed", "is " + Describe(pj["fixed"]) + ", but must be true or false");
+      if (!pj["fixed"].is_boolean())
+        Fail(path + ".fixed", "is " + Describe(pj["fixed"]) + ", but must be true or false");
       ps.fixed.assign(ps.n, pj["fixed"].get<bool>() ? 1 : 0);
     }
   }
@@ -719,11 +774,13 @@ void Builder::ApplyUserConfig() {
   for (ParamSet& ps : sets_) {
     if (ps.type != "lumi") continue;
     if (ps.auxdata->empty() || ps.sigmas->empty())
-      Fail(ppath, "has no entry for 'lumi' with auxdata and sigmas, but the lumi modifier (" + ps.path +
-                      ") needs them (e.g. {\"name\": \"lumi\", \"auxdata\": [1.0], \"sigmas\": [0.02], "
-                      "\"bounds\": [[0.5, 1.5]], \"inits\": [1.0]})");
+      Fail(ppath,
+           "has no entry for 'lumi' with auxdata and sigmas, but the lumi modifier (" + ps.path +
+               ") needs them (e.g. {\"name\": \"lumi\", \"auxdata\": [1.0], \"sigmas\": [0.02], "
+               "\"bounds\": [[0.5, 1.5]], \"inits\": [1.0]})");
     if (ps.inits->empty()) ps.inits = *ps.auxdata;
-    if (ps.bounds->empty()) ps.bounds = std::vector<std::pair<double, double>>{{0.0, 10.0 * (*ps.auxdata)[0]}};
+    if (ps.bounds->empty())
+      ps.bounds = std::vector<std::pair<double, double>>{{0.0, 10.0 * (*ps.auxdata)[0]}};
   }
   for (const ParamSet& ps : sets_)
     for (int i = 0; i < ps.n; ++i) {
@@ -731,24 +788,29 @@ void Builder::ApplyUserConfig() {
       const auto [lo, hi] = (*ps.bounds)[i];
       if (!(x >= lo && x <= hi))
         Fail(seen.count(ps.name) ? seen[ps.name] : ps.path,
-             "parameter " + Q(ps.name) + (ps.scalar ? "" : "[" + std::to_string(i) + "]") + " starts at " + Num(x) +
-                 ", but must start inside its bounds [" + Num(lo) + ", " + Num(hi) + "]");
+             "parameter " + Q(ps.name) + (ps.scalar ? "" : "[" + std::to_string(i) + "]") +
+                 " starts at " + Num(x) + ", but must start inside its bounds [" + Num(lo) + ", " +
+                 Num(hi) + "]");
       if (ps.kind == "poisson" && (*ps.auxdata)[i] < 0)
         Fail(seen.count(ps.name) ? seen[ps.name] : ps.path,
-             "parameter " + Q(ps.name) + "[" + std::to_string(i) + "] has auxdata " + Num((*ps.auxdata)[i]) +
-                 ", but a Poisson auxiliary count must be >= 0");
+             "parameter " + Q(ps.name) + "[" + std::to_string(i) + "] has auxdata " +
+                 Num((*ps.auxdata)[i]) + ", but a Poisson auxiliary count must be >= 0");
     }
 }
 
 engine::Model Builder::Build() {
   if (options_.normsys_interp != "code1" && options_.normsys_interp != "code4")
-    throw InputError("normsys interpolation is " + Q(options_.normsys_interp) + ", but must be code1 or code4");
+    throw InputError("normsys interpolation is " + Q(options_.normsys_interp) +
+                     ", but must be code1 or code4");
   if (options_.histosys_interp != "code0" && options_.histosys_interp != "code4p")
-    throw InputError("histosys interpolation is " + Q(options_.histosys_interp) + ", but must be code0 or code4p");
-  const engine::EntryKind normsys_kind =
-      options_.normsys_interp == "code1" ? engine::EntryKind::kNormsysCode1 : engine::EntryKind::kNormsysCode4;
-  const engine::EntryKind histosys_kind =
-      options_.histosys_interp == "code0" ? engine::EntryKind::kHistosysCode0 : engine::EntryKind::kHistosysCode4p;
+    throw InputError("histosys interpolation is " + Q(options_.histosys_interp) +
+                     ", but must be code0 or code4p");
+  const engine::EntryKind normsys_kind = options_.normsys_interp == "code1"
+                                             ? engine::EntryKind::kNormsysCode1
+                                             : engine::EntryKind::kNormsysCode4;
+  const engine::EntryKind histosys_kind = options_.histosys_interp == "code0"
+                                              ? engine::EntryKind::kHistosysCode0
+                                              : engine::EntryKind::kHistosysCode4p;
 
   CollectParamSets();
   ApplyUserConfig();
@@ -789,7 +851,8 @@ engine::Model Builder::Build() {
   if (!poi_.empty()) {
     auto it = set_index_.find(poi_);
     if (it == set_index_.end())
-      Fail(measurement_path_ + ".config.poi", "is " + Q(poi_) + ", but no modifier defines a parameter of that name");
+      Fail(measurement_path_ + ".config.poi",
+           "is " + Q(poi_) + ", but no modifier defines a parameter of that name");
     if (sets_[it->second].n != 1)
       Fail(measurement_path_ + ".config.poi", "is " + Q(poi_) + ", but that parameter set has " +
                                                   std::to_string(sets_[it->second].n) +
@@ -838,7 +901,8 @@ engine::Model Builder::Build() {
             case ModType::kHistosys: {
               const double up = mod.hi_data[b] - s.data[b], down = mod.lo_data[b] - s.data[b];
               if (!std::isfinite(up) || !std::isfinite(down))
-                Fail(mod.path + ".data", "bin " + std::to_string(b) + " gives a non-finite difference to the nominal");
+                Fail(mod.path + ".data",
+                     "bin " + std::to_string(b) + " gives a non-finite difference to the nominal");
               entries.push_back({col0, histosys_kind, up, down});
               additive = true;
               break;
@@ -855,7 +919,8 @@ engine::Model Builder::Build() {
         }
         const double nom = s.data[b];
         if (nom == 0.0 && !additive) continue;  // the yield is 0 whatever the parameters
-        std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b2) { return a.col < b2.col; });
+        std::stable_sort(entries.begin(), entries.end(),
+                         [](const Entry& a, const Entry& b2) { return a.col < b2.col; });
         t.row_bin.push_back(static_cast<std::int32_t>(offset + b));
         t.row_proc.push_back(proc_index.at(s.name));
         t.norm.push_back(nom);
@@ -872,10 +937,12 @@ engine::Model Builder::Build() {
     offset += c.nbins;
   }
   m.nbins = m.nbins_full = offset;
-  m.data_obs = Eigen::Map<const Eigen::VectorXd>(data.data(), static_cast<Eigen::Index>(data.size()));
+  m.data_obs =
+      Eigen::Map<const Eigen::VectorXd>(data.data(), static_cast<Eigen::Index>(data.size()));
   m.sumw2 = Eigen::MatrixXd::Zero(m.nbins_full, m.num_processes());
   std::string error;
-  if (!m.IsValid(&error)) throw InputError(src_ + ": the model built from the workspace is invalid: " + error);
+  if (!m.IsValid(&error))
+    throw InputError(src_ + ": the model built from the workspace is invalid: " + error);
   return m;
 }
 
@@ -894,7 +961,8 @@ WorkspaceDescription Builder::Description(const engine::Model& m) const {
       std::vector<const Modifier*> mods;
       for (const auto& mod : s.modifiers) mods.push_back(&mod);
       std::stable_sort(mods.begin(), mods.end(), [](const Modifier* a, const Modifier* b) {
-        return std::make_pair(a->name, TypeName(a->type)) < std::make_pair(b->name, TypeName(b->type));
+        return std::make_pair(a->name, TypeName(a->type)) <
+               std::make_pair(b->name, TypeName(b->type));
       });
       for (const Modifier* mod : mods) {
         WorkspaceModifierInfo mi;
@@ -904,8 +972,10 @@ WorkspaceDescription Builder::Description(const engine::Model& m) const {
         if (ps.scalar) {
           mi.parameters.push_back(ps.name);
         } else {
-          const int first = mod->type == ModType::kStaterror ? staterror_offset_.at(mod->name).at(c.name) : 0;
-          for (int b = 0; b < c.nbins; ++b) mi.parameters.push_back(ps.name + "[" + std::to_string(first + b) + "]");
+          const int first =
+              mod->type == ModType::kStaterror ? staterror_offset_.at(mod->name).at(c.name) : 0;
+          for (int b = 0; b < c.nbins; ++b)
+            mi.parameters.push_back(ps.name + "[" + std::to_string(first + b) + "]");
         }
         si.modifiers.push_back(mi);
       }
@@ -946,16 +1016,20 @@ Json LoadWorkspaceJson(const std::string& path, const ReadOptions& options, Read
   }
   if (options.patchset.empty() != options.patch_name.empty())
     throw InputError(options.patchset.empty()
-                         ? "the patch name " + Q(options.patch_name) + " is given without a patchset file"
+                         ? "the patch name " + Q(options.patch_name) +
+                               " is given without a patchset file"
                          : options.patchset + ": a patchset needs the name of the patch to apply");
   if (!options.patchset.empty()) {
     const std::string& pf = options.patchset;
     const Json ps = ParseJsonFile(pf, "a HEPData patchset");
-    if (!ps.is_object()) throw InputError(pf + ": (top level): is " + Describe(ps) + ", but must be a patchset object");
+    if (!ps.is_object())
+      throw InputError(pf + ": (top level): is " + Describe(ps) +
+                       ", but must be a patchset object");
     if (ps.contains("version") && ps["version"] != "1.0.0")
       throw InputError(pf + ": version: is " + Describe(ps["version"]) + ", but must be \"1.0.0\"");
     if (!ps.contains("patches") || !ps["patches"].is_array())
-      throw InputError(pf + ": patches: is " + (ps.contains("patches") ? Describe(ps["patches"]) : "missing") +
+      throw InputError(pf + ": patches: is " +
+                       (ps.contains("patches") ? Describe(ps["patches"]) : "missing") +
                        ", but must be an array of patches");
     std::vector<std::string> names;
     int found = -1;
@@ -964,19 +1038,24 @@ Json LoadWorkspaceJson(const std::string& path, const ReadOptions& options, Read
       const std::string at = pf + ": patches[" + std::to_string(j) + "]";
       if (!p.is_object() || !p.contains("metadata") || !p["metadata"].is_object() ||
           !p["metadata"].contains("name") || !p["metadata"]["name"].is_string())
-        throw InputError(at + ": is " + Describe(p) + ", but must be {\"metadata\": {\"name\": ...}, \"patch\": [...]}");
+        throw InputError(at + ": is " + Describe(p) +
+                         ", but must be {\"metadata\": {\"name\": ...}, \"patch\": [...]}");
       const std::string name = p["metadata"]["name"].get<std::string>();
       if (name == options.patch_name) {
-        if (found >= 0) throw InputError(at + ".metadata.name: is " + Q(name) + ", but patch names must be unique");
+        if (found >= 0)
+          throw InputError(at + ".metadata.name: is " + Q(name) +
+                           ", but patch names must be unique");
         found = static_cast<int>(j);
       }
       names.push_back(name);
     }
     if (found < 0)
-      throw InputError(pf + ": has no patch named " + Q(options.patch_name) + " (available: " + JoinNames(names) + ")");
+      throw InputError(pf + ": has no patch named " + Q(options.patch_name) +
+                       " (available: " + JoinNames(names) + ")");
     const Json& p = ps["patches"][found];
     if (!p.contains("patch"))
-      throw InputError(pf + ": patches[" + std::to_string(found) + "].patch: is missing, but is required");
+      throw InputError(pf + ": patches[" + std::to_string(found) +
+                       "].patch: is missing, but is required");
     ApplyPatch(ws, p["patch"], pf + ": patches[" + std::to_string(found) + "].patch");
   }
   if (info) {
@@ -990,8 +1069,8 @@ Json LoadWorkspaceJson(const std::string& path, const ReadOptions& options, Read
   return ws;
 }
 
-engine::Model ModelFromWorkspace(const Json& workspace, const ReadOptions& options, const std::string& source,
-                                 ReadInfo* info) {
+engine::Model ModelFromWorkspace(const Json& workspace, const ReadOptions& options,
+                                 const std::string& source, ReadInfo* info) {
   Builder b(workspace, options, source, info);
   b.Parse();
   return b.Build();
@@ -1002,7 +1081,8 @@ engine::Model ReadWorkspace(const std::string& path, const ReadOptions& options,
   return ModelFromWorkspace(ws, options, path, info);
 }
 
-WorkspaceDescription DescribeWorkspace(const Json& workspace, const ReadOptions& options, const std::string& source) {
+WorkspaceDescription DescribeWorkspace(const Json& workspace, const ReadOptions& options,
+                                       const std::string& source) {
   Builder b(workspace, options, source, nullptr);
   b.Parse();
   const engine::Model m = b.Build();

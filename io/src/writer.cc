@@ -260,11 +260,16 @@ void WriteFitInput(const engine::Model& model, const std::string& path,
 
 std::string ToString(Symmetrization s) {
   switch (s) {
-    case Symmetrization::kNone: return "none";
-    case Symmetrization::kAverage: return "average";
-    case Symmetrization::kConservative: return "conservative";
-    case Symmetrization::kLinear: return "linear";
-    case Symmetrization::kQuadratic: return "quadratic";
+    case Symmetrization::kNone:
+      return "none";
+    case Symmetrization::kAverage:
+      return "average";
+    case Symmetrization::kConservative:
+      return "conservative";
+    case Symmetrization::kLinear:
+      return "linear";
+    case Symmetrization::kQuadratic:
+      return "quadratic";
   }
   return "none";
 }
@@ -338,7 +343,8 @@ void TensorWriter::AddChannel(const std::string& name, const std::vector<engine:
 void TensorWriter::AddChannel(const std::string& name, int nbins, bool masked) {
   if (name.empty()) throw InputError("TensorWriter: channel name is empty");
   for (const auto& c : channels_)
-    if (c.name == name) throw InputError("TensorWriter: channel " + Quote(name) + " is defined twice");
+    if (c.name == name)
+      throw InputError("TensorWriter: channel " + Quote(name) + " is defined twice");
   if (nbins <= 0)
     throw InputError("TensorWriter: channel " + Quote(name) + ": nbins is " +
                      std::to_string(nbins) + ", but must be > 0");
@@ -352,7 +358,8 @@ void TensorWriter::AddChannel(const std::string& name, int nbins, bool masked) {
 void TensorWriter::AddProcess(const std::string& name, bool signal) {
   if (name.empty()) throw InputError("TensorWriter: process name is empty");
   for (const auto& p : processes_)
-    if (p.first == name) throw InputError("TensorWriter: process " + Quote(name) + " is defined twice");
+    if (p.first == name)
+      throw InputError("TensorWriter: process " + Quote(name) + " is defined twice");
   processes_.emplace_back(name, signal);
 }
 
@@ -381,7 +388,8 @@ void TensorWriter::SetData(const std::string& channel, const std::vector<double>
   ChannelInfo& c = channels_[ChannelIndex(channel)];
   const std::string where = "TensorWriter: SetData(" + Quote(channel) + ")";
   if (c.masked)
-    throw InputError(where + ": the channel is masked, but data can only be set for unmasked "
+    throw InputError(where +
+                     ": the channel is masked, but data can only be set for unmasked "
                      "channels");
   CheckValues(where + ": values", values, static_cast<std::size_t>(c.nbins), true);
   c.data = values;
@@ -391,9 +399,11 @@ void TensorWriter::SetData(const std::string& channel, const std::vector<double>
 void TensorWriter::AddPseudoData(const std::string& name, const std::string& channel,
                                  const std::vector<double>& values) {
   const int ci = ChannelIndex(channel);
-  const std::string where = "TensorWriter: AddPseudoData(" + Quote(name) + ", " + Quote(channel) + ")";
+  const std::string where =
+      "TensorWriter: AddPseudoData(" + Quote(name) + ", " + Quote(channel) + ")";
   if (channels_[ci].masked)
-    throw InputError(where + ": the channel is masked, but pseudodata can only be set for "
+    throw InputError(where +
+                     ": the channel is masked, but pseudodata can only be set for "
                      "unmasked channels");
   CheckValues(where + ": values", values, static_cast<std::size_t>(channels_[ci].nbins), true);
   auto it = std::find_if(pseudodata_.begin(), pseudodata_.end(),
@@ -402,8 +412,7 @@ void TensorWriter::AddPseudoData(const std::string& name, const std::string& cha
     pseudodata_.emplace_back(name, std::map<int, std::vector<double>>{});
     it = pseudodata_.end() - 1;
   }
-  if (it->second.count(ci))
-    throw InputError(where + ": already set for this channel");
+  if (it->second.count(ci)) throw InputError(where + ": already set for this channel");
   it->second[ci] = values;
 }
 
@@ -496,15 +505,16 @@ void TensorWriter::AddVariation(const std::string& name, int process, int channe
 }
 
 void TensorWriter::AddNormSystematic(const std::string& name, const std::string& process,
-                                     const std::string& channel, double kappa_up,
-                                     double kappa_down, Symmetrization sym) {
+                                     const std::string& channel, double kappa_up, double kappa_down,
+                                     Symmetrization sym) {
   const int ci = ChannelIndex(channel);
   const int pi = ProcessIndex(process);
   const std::string where = "TensorWriter: AddNormSystematic(" + Quote(name) + ", " +
                             Quote(process) + ", " + Quote(channel) + ")";
   auto nit = nominal_.find({ci, pi});
   if (nit == nominal_.end())
-    throw InputError(where + ": the process has no nominal template in the channel (call "
+    throw InputError(where +
+                     ": the process has no nominal template in the channel (call "
                      "SetNominal first)");
   if (!std::isfinite(kappa_up) || (type_ == engine::SystematicType::kLogNormal && kappa_up <= 0))
     throw InputError(where + ": kappa_up is " + Num(kappa_up) + ", but must be finite and > 0");
@@ -538,7 +548,8 @@ void TensorWriter::AddShapeSystematic(const std::string& name, const std::string
                             Quote(process) + ", " + Quote(channel) + ")";
   auto nit = nominal_.find({ci, pi});
   if (nit == nominal_.end())
-    throw InputError(where + ": the process has no nominal template in the channel (call "
+    throw InputError(where +
+                     ": the process has no nominal template in the channel (call "
                      "SetNominal first)");
   const auto& nom = nit->second.first;
   const std::size_t n = nom.size();
@@ -583,8 +594,8 @@ void TensorWriter::AddShapeSystematic(const std::string& name, const std::string
 
 void TensorWriter::AddToGroup(const std::string& group, const std::string& systematic) {
   if (group.empty()) throw InputError("TensorWriter: group name is empty");
-  auto it = std::find_if(groups_.begin(), groups_.end(),
-                         [&](const auto& g) { return g.first == group; });
+  auto it =
+      std::find_if(groups_.begin(), groups_.end(), [&](const auto& g) { return g.first == group; });
   if (it == groups_.end()) {
     groups_.emplace_back(group, std::vector<std::string>{});
     it = groups_.end() - 1;
@@ -643,8 +654,8 @@ engine::Model TensorWriter::Build() const {
     return -1;
   };
   auto is_split_base = [&](std::size_t s) {
-    return !has_effect[s] &&
-           (find_syst(systs_[s].name + "SymAvg") >= 0 || find_syst(systs_[s].name + "SymDiff") >= 0);
+    return !has_effect[s] && (find_syst(systs_[s].name + "SymAvg") >= 0 ||
+                              find_syst(systs_[s].name + "SymDiff") >= 0);
   };
   std::vector<int> snew(systs_.size(), -1);
   std::vector<const SystInfo*> settings(systs_.size(), nullptr);
@@ -661,8 +672,8 @@ engine::Model TensorWriter::Build() const {
     const SystInfo& info = *settings[s];
     snew[s] = m.num_systematics();
     m.systematics.push_back(systs_[s].name);
-    m.constraint_weights.push_back(info.prior_width > 0 ? 1.0 / (info.prior_width * info.prior_width)
-                                                        : 0.0);
+    m.constraint_weights.push_back(
+        info.prior_width > 0 ? 1.0 / (info.prior_width * info.prior_width) : 0.0);
     if (info.noi) m.noi_indices.push_back(snew[s]);
     m.systematic_scales.push_back(info.scale);
     m.systematic_units.push_back(info.unit);
@@ -699,8 +710,9 @@ engine::Model TensorWriter::Build() const {
         if (channels_[c].masked) continue;
         auto it = per_channel.find(c);
         if (it == per_channel.end())
-          throw InputError("TensorWriter: pseudodata " + Quote(pname) + " has no values for channel " +
-                           Quote(channels_[c].name) + " (AddPseudoData)");
+          throw InputError("TensorWriter: pseudodata " + Quote(pname) +
+                           " has no values for channel " + Quote(channels_[c].name) +
+                           " (AddPseudoData)");
         for (int i = 0; i < channels_[c].nbins; ++i)
           m.pseudodata(offset[c] + i, static_cast<Eigen::Index>(k)) = it->second[i];
       }
@@ -720,7 +732,8 @@ engine::Model TensorWriter::Build() const {
   for (int c : corder) {
     // Per final process: its nominal and its logk blocks (ordered by systematic).
     std::vector<const std::vector<double>*> nom(nproc, nullptr), nom2(nproc, nullptr);
-    std::vector<std::vector<std::pair<int, const std::pair<std::vector<double>, std::vector<double>>*>>>
+    std::vector<
+        std::vector<std::pair<int, const std::pair<std::vector<double>, std::vector<double>>*>>>
         blocks(nproc);
     for (int pf = 0; pf < nproc; ++pf) {
       const int po = porder[pf];

@@ -24,7 +24,8 @@ std::string Quote(const std::string& s) { return "\"" + s + "\""; }
   throw std::invalid_argument(where + ": " + what);
 }
 
-std::string Index(const std::string& name, const std::vector<std::int64_t>& shape, std::int64_t flat) {
+std::string Index(const std::string& name, const std::vector<std::int64_t>& shape,
+                  std::int64_t flat) {
   std::vector<std::int64_t> idx(shape.size());
   for (std::size_t d = shape.size(); d-- > 0;) {
     idx[d] = shape[d] > 0 ? flat % shape[d] : 0;
@@ -44,7 +45,8 @@ std::int64_t Size(const ArrayArg& a) {
 void ExpectShape(const std::string& name, const ArrayArg& a, const std::vector<std::int64_t>& want,
                  const std::string& meaning) {
   if (a.shape != want)
-    Fail(name, "has shape " + ShapeString(a.shape) + ", but must be " + meaning + " = " + ShapeString(want));
+    Fail(name, "has shape " + ShapeString(a.shape) + ", but must be " + meaning + " = " +
+                   ShapeString(want));
 }
 
 void CheckFinite(const std::string& name, const ArrayArg& a, bool non_negative) {
@@ -67,7 +69,8 @@ void ExpectUnique(const std::string& name, const std::vector<std::string>& names
   }
 }
 
-int SystIndex(const std::vector<std::string>& systs, const std::string& name, const std::string& where) {
+int SystIndex(const std::vector<std::string>& systs, const std::string& name,
+              const std::string& where) {
   const auto it = std::find(systs.begin(), systs.end(), name);
   if (it == systs.end()) Fail(where, "is " + Quote(name) + ", but must be one of systematics");
   return static_cast<int>(it - systs.begin());
@@ -97,13 +100,15 @@ engine::Model ModelFromArrays(const ArrayModelInput& in) {
   ExpectUnique("processes", m.processes);
   ExpectUnique("systematics", m.systematics);
   if (in.signals.size() > m.processes.size())
-    Fail("signals", "has " + std::to_string(in.signals.size()) + " entries, but processes has only " +
-                        std::to_string(m.processes.size()));
+    Fail("signals", "has " + std::to_string(in.signals.size()) +
+                        " entries, but processes has only " + std::to_string(m.processes.size()));
   for (std::size_t i = 0; i < in.signals.size(); ++i)
     if (in.signals[i] != m.processes[i])
-      Fail("signals[" + std::to_string(i) + "]",
-           "is " + Quote(in.signals[i]) + ", but must be " + Quote(m.processes[i]) + " (processes[" +
-               std::to_string(i) + "]): the signal processes must be the first entries of processes, in the same order");
+      Fail(
+          "signals[" + std::to_string(i) + "]",
+          "is " + Quote(in.signals[i]) + ", but must be " + Quote(m.processes[i]) + " (processes[" +
+              std::to_string(i) +
+              "]): the signal processes must be the first entries of processes, in the same order");
   m.num_signals = static_cast<int>(in.signals.size());
   const int nproc = m.num_processes();
   const int nsyst = m.num_systematics();
@@ -113,7 +118,8 @@ engine::Model ModelFromArrays(const ArrayModelInput& in) {
   else if (in.systematic_type == "normal")
     m.systematic_type = engine::SystematicType::kNormal;
   else
-    Fail("systematic_type", "is " + Quote(in.systematic_type) + ", but must be \"log_normal\" or \"normal\"");
+    Fail("systematic_type",
+         "is " + Quote(in.systematic_type) + ", but must be \"log_normal\" or \"normal\"");
 
   if (in.constraint_weights.given()) {
     ExpectShape("constraint_weights", in.constraint_weights, {nsyst}, "[nsyst]");
@@ -134,13 +140,15 @@ engine::Model ModelFromArrays(const ArrayModelInput& in) {
     engine::SystematicGroup g;
     g.name = name;
     for (std::size_t k = 0; k < members.size(); ++k)
-      g.members.push_back(SystIndex(m.systematics, members[k], "groups[" + Quote(name) + "][" + std::to_string(k) + "]"));
+      g.members.push_back(SystIndex(m.systematics, members[k],
+                                    "groups[" + Quote(name) + "][" + std::to_string(k) + "]"));
     m.groups.push_back(std::move(g));
   }
 
   // ---- data ----
   if (!in.data.given()) Fail("data", "is missing, but is required");
-  if (in.data.shape.size() != 1) Fail("data", "has shape " + ShapeString(in.data.shape) + ", but must be 1-D [nbins]");
+  if (in.data.shape.size() != 1)
+    Fail("data", "has shape " + ShapeString(in.data.shape) + ", but must be 1-D [nbins]");
   if (in.data.shape[0] == 0) Fail("data", "is empty, but must have at least one bin");
   CheckFinite("data", in.data, true);
   m.nbins = in.data.shape[0];
@@ -149,8 +157,9 @@ engine::Model ModelFromArrays(const ArrayModelInput& in) {
   // ---- nominal and logk ----
   if (!in.norm.given()) Fail("norm", "is missing, but is required");
   if (in.norm.shape.size() != 2 || in.norm.shape[1] != nproc)
-    Fail("norm", "has shape " + ShapeString(in.norm.shape) + ", but must be [nbinsfull, nproc] with nproc = " +
-                     std::to_string(nproc) + " (len(processes))");
+    Fail("norm", "has shape " + ShapeString(in.norm.shape) +
+                     ", but must be [nbinsfull, nproc] with nproc = " + std::to_string(nproc) +
+                     " (len(processes))");
   CheckFinite("norm", in.norm, false);
   m.nbins_full = in.norm.shape[0];
   if (m.nbins_full < m.nbins)
@@ -190,8 +199,9 @@ engine::Model ModelFromArrays(const ArrayModelInput& in) {
           if (n == 0.0 && is_placeholder(avg) && is_placeholder(hd)) continue;
           Fail(Index(avg != 0.0 ? "logk" : "logk_halfdiff", logk_shape, i),
                "is " + Num(avg != 0.0 ? avg : hd) + " at (bin " + std::to_string(b) + ", process " +
-                   Quote(m.processes[p]) + ", systematic " + Quote(m.systematics[s]) + ") where the nominal yield is " +
-                   Num(n) + ", but log-normal logk must be 0 where the nominal is not > 0 (only rabbit's "
+                   Quote(m.processes[p]) + ", systematic " + Quote(m.systematics[s]) +
+                   ") where the nominal yield is " + Num(n) +
+                   ", but log-normal logk must be 0 where the nominal is not > 0 (only rabbit's "
                    "placeholder ln(1e-3) is accepted, and ignored, at zero nominal)");
         }
         t.syst.push_back(s);
@@ -242,16 +252,19 @@ namespace {
 
 std::string SomeNames(const std::vector<engine::ParamInfo>& params, std::size_t max = 8) {
   std::string out = "parameters: ";
-  for (std::size_t i = 0; i < params.size() && i < max; ++i) out += (i ? ", " : "") + params[i].name;
+  for (std::size_t i = 0; i < params.size() && i < max; ++i)
+    out += (i ? ", " : "") + params[i].name;
   if (params.size() > max) out += ", ... (" + std::to_string(params.size()) + " in total)";
   return out;
 }
 
 }  // namespace
 
-engine::FitOptions MakeFitOptions(const engine::Likelihood& likelihood, const std::vector<std::string>& freeze,
-                                  const std::vector<std::pair<std::string, double>>& set, const std::string& method,
-                                  double edm_tolerance, int max_iterations) {
+engine::FitOptions MakeFitOptions(const engine::Likelihood& likelihood,
+                                  const std::vector<std::string>& freeze,
+                                  const std::vector<std::pair<std::string, double>>& set,
+                                  const std::string& method, double edm_tolerance,
+                                  int max_iterations) {
   engine::FitOptions options;
   options.edm_tolerance = edm_tolerance;
   options.max_iterations = max_iterations;
@@ -269,27 +282,33 @@ engine::FitOptions MakeFitOptions(const engine::Likelihood& likelihood, const st
       try {
         re = std::regex(pattern, std::regex::ECMAScript);
       } catch (const std::regex_error& e) {
-        throw std::invalid_argument("freeze: '" + pattern + "' is not a valid regular expression (" + e.what() + ")");
+        throw std::invalid_argument("freeze: '" + pattern +
+                                    "' is not a valid regular expression (" + e.what() + ")");
       }
       int matched = 0;
       for (int i = 0; i < n; ++i)
         if (std::regex_match(params[i].name, re)) options.frozen[i] = true, ++matched;
       if (matched == 0)
         throw std::invalid_argument("freeze: pattern '" + pattern +
-                                    "' matches no parameter name (it must match a whole name; " + SomeNames(params) + ")");
+                                    "' matches no parameter name (it must match a whole name; " +
+                                    SomeNames(params) + ")");
     }
   }
   if (!set.empty()) {
     options.initial_params = likelihood.InitialParams();
     for (const auto& [name, value] : set) {
       const int i = likelihood.FindParam(name);
-      if (i < 0) throw std::invalid_argument("set: no parameter named '" + name + "' (" + SomeNames(params) + ")");
+      if (i < 0)
+        throw std::invalid_argument("set: no parameter named '" + name + "' (" + SomeNames(params) +
+                                    ")");
       if (!std::isfinite(value))
-        throw std::invalid_argument("set " + name + " is " + Num(value) + ", but must be a finite number");
+        throw std::invalid_argument("set " + name + " is " + Num(value) +
+                                    ", but must be a finite number");
       double x = value;
       if (params[i].kind == engine::ParamKind::kPoi && likelihood.options().poi_positive) {
         if (value < 0.0)
-          throw std::invalid_argument("set " + name + " is " + Num(value) + ", but must be >= 0 with poi_positive");
+          throw std::invalid_argument("set " + name + " is " + Num(value) +
+                                      ", but must be >= 0 with poi_positive");
         x = std::sqrt(value);
       }
       options.initial_params[i] = x;
@@ -300,29 +319,33 @@ engine::FitOptions MakeFitOptions(const engine::Likelihood& likelihood, const st
   return options;
 }
 
-std::vector<engine::SystematicGroup> ParseGroups(const engine::Model& model,
-                                                 const std::vector<std::pair<std::string, std::string>>& items) {
+std::vector<engine::SystematicGroup> ParseGroups(
+    const engine::Model& model, const std::vector<std::pair<std::string, std::string>>& items) {
   std::vector<engine::SystematicGroup> groups;
   for (const auto& [name, pattern] : items) {
     const std::string where = "groups: group " + name;
     if (name.empty()) throw std::invalid_argument("groups: a group name is empty");
     if (pattern.empty()) throw std::invalid_argument(where + ": the pattern is empty");
     if (name == "stat" || name == "binByBinStat" || name == "Total")
-      throw std::invalid_argument(where + ": the name is reserved (rows stat, binByBinStat, Total)");
+      throw std::invalid_argument(where +
+                                  ": the name is reserved (rows stat, binByBinStat, Total)");
     for (const auto& g : model.groups)
-      if (g.name == name) throw std::invalid_argument(where + ": the input already has a group of this name");
+      if (g.name == name)
+        throw std::invalid_argument(where + ": the input already has a group of this name");
     std::regex re;
     try {
       re = std::regex(pattern, std::regex::ECMAScript);
     } catch (const std::regex_error& e) {
-      throw std::invalid_argument(where + ": '" + pattern + "' is not a valid regular expression (" + e.what() + ")");
+      throw std::invalid_argument(where + ": '" + pattern +
+                                  "' is not a valid regular expression (" + e.what() + ")");
     }
     engine::SystematicGroup group;
     group.name = name;
     for (int s = 0; s < model.num_systematics(); ++s)
       if (std::regex_match(model.systematics[s], re)) group.members.push_back(s);
     if (group.members.empty())
-      throw std::invalid_argument(where + ": pattern '" + pattern + "' matches no systematic (it must match a whole name)");
+      throw std::invalid_argument(where + ": pattern '" + pattern +
+                                  "' matches no systematic (it must match a whole name)");
     groups.push_back(std::move(group));
   }
   return groups;

@@ -23,13 +23,13 @@ struct ArrayArg {
 };
 
 struct ArrayModelInput {
-  ArrayArg norm;           // [nbins_full, nproc]
-  ArrayArg logk;           // [nbins_full, nproc, nsyst]
-  ArrayArg data;           // [nbins]; bins nbins.. of norm form a masked channel "masked"
-  ArrayArg sumw2;          // [nbins_full, nproc] or not given (no MC statistical uncertainty)
-  ArrayArg logk_halfdiff;  // [nbins_full, nproc, nsyst] or not given (symmetric)
+  ArrayArg norm;                // [nbins_full, nproc]
+  ArrayArg logk;                // [nbins_full, nproc, nsyst]
+  ArrayArg data;                // [nbins]; bins nbins.. of norm form a masked channel "masked"
+  ArrayArg sumw2;               // [nbins_full, nproc] or not given (no MC statistical uncertainty)
+  ArrayArg logk_halfdiff;       // [nbins_full, nproc, nsyst] or not given (symmetric)
   ArrayArg constraint_weights;  // [nsyst] or not given (all 1)
-  ArrayArg sumw;           // [nbins_full, nproc] or not given (norm is used)
+  ArrayArg sumw;                // [nbins_full, nproc] or not given (norm is used)
   std::vector<std::string> processes, systematics, signals, noi;
   std::vector<std::pair<std::string, std::vector<std::string>>> groups;
   std::string systematic_type = "log_normal";

@@ -62,8 +62,10 @@ std::string ScriptJson(const Json& j) {
   std::string out;
   out.reserve(s.size());
   for (char c : s) {
-    if (c == '<') out += "\\u003c";
-    else out += c;
+    if (c == '<')
+      out += "\\u003c";
+    else
+      out += c;
   }
   return out;
 }
@@ -72,19 +74,24 @@ std::string ScriptJson(const Json& j) {
 std::string FileName(const std::string& s) {
   std::string out;
   for (char c : s)
-    out += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.') ? c : '_';
+    out +=
+        (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.') ? c : '_';
   return out.empty() ? "plot" : out;
 }
 
 // Human axis titles with units for the axes the producers write.
 std::string AxisTitle(const std::string& name) {
-  static const std::map<std::string, std::string> known = {
-      {"pt", "muon pT [GeV]"},        {"eta", "muon η"},
-      {"charge", "muon charge"},       {"ptV", "pT(V) [GeV]"},
-      {"absYV", "|y(V)|"},             {"mll", "m(ℓℓ) [GeV]"},
-      {"mass", "mass [GeV]"},          {"mt", "mT [GeV]"},
-      {"ptll", "pT(ℓℓ) [GeV]"},       {"yll", "y(ℓℓ)"},
-      {"helicity", "helicity component"}};
+  static const std::map<std::string, std::string> known = {{"pt", "muon pT [GeV]"},
+                                                           {"eta", "muon η"},
+                                                           {"charge", "muon charge"},
+                                                           {"ptV", "pT(V) [GeV]"},
+                                                           {"absYV", "|y(V)|"},
+                                                           {"mll", "m(ℓℓ) [GeV]"},
+                                                           {"mass", "mass [GeV]"},
+                                                           {"mt", "mT [GeV]"},
+                                                           {"ptll", "pT(ℓℓ) [GeV]"},
+                                                           {"yll", "y(ℓℓ)"},
+                                                           {"helicity", "helicity component"}};
   const auto it = known.find(name);
   return it != known.end() ? it->second : name;
 }
@@ -96,7 +103,8 @@ bool IsChargeAxis(const io::ResultsAxis& a) {
 }
 
 std::string ChargeLabel(const io::ResultsAxis& a, int i) {
-  if (static_cast<int>(a.labels.size()) > i) return a.name + " " + a.labels[static_cast<std::size_t>(i)];
+  if (static_cast<int>(a.labels.size()) > i)
+    return a.name + " " + a.labels[static_cast<std::size_t>(i)];
   if (static_cast<int>(a.edges.size()) > i + 1) {
     const double c = 0.5 * (a.edges[i] + a.edges[i + 1]);
     return c < 0 ? "negative charge" : c > 0 ? "positive charge" : "charge 0";
@@ -107,7 +115,8 @@ std::string ChargeLabel(const io::ResultsAxis& a, int i) {
 std::string BinLabel(const io::ResultsAxis& a, int i) {
   if (static_cast<int>(a.labels.size()) > i) return a.labels[static_cast<std::size_t>(i)];
   if (static_cast<int>(a.edges.size()) > i + 1)
-    return a.name + " [" + FormatNumber(a.edges[i], 3) + ", " + FormatNumber(a.edges[i + 1], 3) + ")";
+    return a.name + " [" + FormatNumber(a.edges[i], 3) + ", " + FormatNumber(a.edges[i + 1], 3) +
+           ")";
   return a.name + " " + std::to_string(i);
 }
 
@@ -115,9 +124,9 @@ std::string BinLabel(const io::ResultsAxis& a, int i) {
 
 struct ChannelData {
   const io::ResultsChannel* ch = nullptr;
-  std::vector<io::ResultsAxis> axes;     // with edges filled from the fit input when missing
-  std::vector<double> data;              // [nbins] or empty
-  bool shaped = false;                   // every axis has bins and their product is nbins
+  std::vector<io::ResultsAxis> axes;  // with edges filled from the fit input when missing
+  std::vector<double> data;           // [nbins] or empty
+  bool shaped = false;                // every axis has bins and their product is nbins
 };
 
 std::vector<int> Shape(const ChannelData& c) {
@@ -135,7 +144,8 @@ std::vector<double> ProjectValues(const std::vector<double>& v, const std::vecto
   std::vector<int> idx(shape.size(), 0);
   for (std::size_t b = 0; b < v.size(); ++b) {
     std::size_t o = 0;
-    for (int k : keep) o = o * static_cast<std::size_t>(shape[k]) + static_cast<std::size_t>(idx[k]);
+    for (int k : keep)
+      o = o * static_cast<std::size_t>(shape[k]) + static_cast<std::size_t>(idx[k]);
     if (Finite(v[b])) out[o] += v[b];
     for (int a = static_cast<int>(shape.size()) - 1; a >= 0; --a) {
       if (++idx[a] < shape[a]) break;
@@ -266,21 +276,31 @@ class Builder {
     body += Toys();
 
     std::string title = opt_.title;
-    if (title.empty()) title = "lepus fit report" + (r_.input.empty() ? std::string() : ": " + Basename(r_.input));
+    if (title.empty())
+      title = "lepus fit report" + (r_.input.empty() ? std::string() : ": " + Basename(r_.input));
     std::string nav;
     static const std::vector<std::pair<std::string, std::string>> names = {
-        {"summary", "Summary"},       {"pois", "POIs / NOIs"},         {"impacts", "Pulls & impacts"},
-        {"grouped", "Grouped impacts"}, {"distributions", "Distributions"}, {"correlations", "Correlations"},
-        {"scans", "Scans"},           {"toys", "Toys"}};
+        {"summary", "Summary"},
+        {"pois", "POIs / NOIs"},
+        {"impacts", "Pulls & impacts"},
+        {"grouped", "Grouped impacts"},
+        {"distributions", "Distributions"},
+        {"correlations", "Correlations"},
+        {"scans", "Scans"},
+        {"toys", "Toys"}};
     for (const auto& [id, label] : names)
       if (std::find(report_.sections.begin(), report_.sections.end(), id) != report_.sections.end())
         nav += "<a href=\"#" + id + "\">" + label + "</a>";
     std::string html;
     html.reserve(body.size() + 16384);
-    html += "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            "<meta name=\"generator\" content=\"lepus " + H(r_.lepus_version) + "\">"
-            "<title>" + H(title) + "</title><style>" + kCss + "</style></head><body>\n";
+    html +=
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        "<meta name=\"generator\" content=\"lepus " +
+        H(r_.lepus_version) +
+        "\">"
+        "<title>" +
+        H(title) + "</title><style>" + kCss + "</style></head><body>\n";
     html += "<header><h1>" + H(title) + "</h1><div class=\"sub\">" + H(r_.path) +
             (r_.input.empty() ? "" : " &middot; input " + H(r_.input)) + "</div></header>\n";
     html += "<nav>" + nav + "</nav>\n<main>\n" + body;
@@ -337,26 +357,33 @@ class Builder {
     std::string data = r_.data == "observed" ? "observed data" : r_.data;
     row("Data", H(data));
     const bool ok = r_.status == "converged";
-    row("Status", "<span class=\"" + std::string(ok ? "ok" : "bad") + "\">" + H(r_.status) + "</span>" +
-                      (r_.message.empty() ? "" : " &middot; " + H(r_.message)));
+    row("Status", "<span class=\"" + std::string(ok ? "ok" : "bad") + "\">" + H(r_.status) +
+                      "</span>" + (r_.message.empty() ? "" : " &middot; " + H(r_.message)));
     row("NLL at the minimum", H(FormatNumber(r_.nll, 10)));
     row("EDM", H(FormatNumber(r_.edm, 3)));
     row("Iterations", std::to_string(r_.iterations) +
-                          (summary_.contains("evaluations") ? " (" + summary_["evaluations"].dump() + " evaluations)" : ""));
+                          (summary_.contains("evaluations")
+                               ? " (" + summary_["evaluations"].dump() + " evaluations)"
+                               : ""));
     const bool cov_ok = r_.covariance_status == "accurate";
-    row("Covariance", "<span class=\"" + std::string(cov_ok ? "ok" : "bad") + "\">" + H(r_.covariance_status) +
-                          "</span>" + (r_.covariance_message.empty() ? "" : " &middot; " + H(r_.covariance_message)));
+    row("Covariance",
+        "<span class=\"" + std::string(cov_ok ? "ok" : "bad") + "\">" + H(r_.covariance_status) +
+            "</span>" +
+            (r_.covariance_message.empty() ? "" : " &middot; " + H(r_.covariance_message)));
     row("Saturated goodness of fit", "χ² / ndf = " + H(FormatNumber(r_.gof_chi2, 5)) + " / " +
-                                          std::to_string(r_.gof_ndf) + ", p = " + H(FormatNumber(r_.gof_p, 3)));
+                                         std::to_string(r_.gof_ndf) +
+                                         ", p = " + H(FormatNumber(r_.gof_p, 3)));
     if (!r_.likelihood.empty()) row("Likelihood", H(r_.likelihood));
     if (summary_.contains("model") && summary_["model"].is_object()) {
       const auto& m = summary_["model"];
       auto get = [&](const char* k) { return m.contains(k) ? m[k].dump() : std::string("-"); };
-      row("Model", H(get("nbins") + " fitted bins (" + get("nbins_full") + " in all), " + get("processes") +
-                     " processes, " + get("systematics") + " systematics, " + get("pois") + " POIs; " +
-                     (m.contains("systematic_type") && m["systematic_type"].is_string()
-                          ? m["systematic_type"].get<std::string>() : std::string()) +
-                     (m.value("asymmetric", false) ? ", asymmetric" : "")));
+      row("Model",
+          H(get("nbins") + " fitted bins (" + get("nbins_full") + " in all), " + get("processes") +
+            " processes, " + get("systematics") + " systematics, " + get("pois") + " POIs; " +
+            (m.contains("systematic_type") && m["systematic_type"].is_string()
+                 ? m["systematic_type"].get<std::string>()
+                 : std::string()) +
+            (m.value("asymmetric", false) ? ", asymmetric" : "")));
     }
     row("Parameters", std::to_string(r_.num_params()));
     if (summary_.contains("timings") && summary_["timings"].is_object()) {
@@ -368,18 +395,21 @@ class Builder {
       row("Fit time", H(t));
     }
     if (summary_.contains("threads") && summary_["threads"].is_number())
-      row("Threads", H(summary_["threads"].dump() + (summary_["threads"].get<int>() == 0 ? " (all cores)" : "")));
+      row("Threads", H(summary_["threads"].dump() +
+                       (summary_["threads"].get<int>() == 0 ? " (all cores)" : "")));
     if (summary_.contains("command_line") && summary_["command_line"].is_string() &&
         !summary_["command_line"].get<std::string>().empty())
       row("Command", "<code>" + H(summary_["command_line"].get<std::string>()) + "</code>");
     row("lepus version", H(r_.lepus_version));
     s += "</table>";
     if (!r_.channel_gof.empty()) {
-      s += "<h3>Goodness of fit per channel (saturated)</h3><table><tr><th>channel</th><th class=\"n\">χ²</th>"
+      s += "<h3>Goodness of fit per channel (saturated)</h3><table><tr><th>channel</th><th "
+           "class=\"n\">χ²</th>"
            "<th class=\"n\">bins</th><th class=\"n\">p</th></tr>";
       for (const auto& g : r_.channel_gof)
-        s += "<tr><td>" + H(g.name) + "</td><td class=\"n\">" + H(FormatNumber(g.chi2, 5)) + "</td><td class=\"n\">" +
-             std::to_string(g.ndf) + "</td><td class=\"n\">" + H(FormatNumber(g.p, 3)) + "</td></tr>";
+        s += "<tr><td>" + H(g.name) + "</td><td class=\"n\">" + H(FormatNumber(g.chi2, 5)) +
+             "</td><td class=\"n\">" + std::to_string(g.ndf) + "</td><td class=\"n\">" +
+             H(FormatNumber(g.p, 3)) + "</td></tr>";
       s += "</table>";
     }
     return s + "</section>\n";
@@ -391,8 +421,10 @@ class Builder {
     if (targets.empty()) return "";
     Section("pois");
     std::string s =
-        "<section id=\"pois\"><h2>Parameters of interest</h2><table><tr><th>parameter</th><th>kind</th>"
-        "<th class=\"n\">fitted value</th><th class=\"n\">in physical units</th><th class=\"n\">prefit</th>";
+        "<section id=\"pois\"><h2>Parameters of "
+        "interest</h2><table><tr><th>parameter</th><th>kind</th>"
+        "<th class=\"n\">fitted value</th><th class=\"n\">in physical units</th><th "
+        "class=\"n\">prefit</th>";
     const bool has_iv = !r_.intervals.empty();
     if (has_iv) s += "<th class=\"n\">profile-likelihood intervals</th>";
     s += "</tr>";
@@ -408,14 +440,17 @@ class Builder {
         std::string iv;
         for (const auto& v : r_.intervals)
           if (v.param_index == i)
-            iv += (iv.empty() ? "" : "<br>") + H(FormatNumber(v.cl * 100, 3)) + "%: [" + H(FormatNumber(v.lo, 5)) +
-                  (v.lo_found ? "" : "?") + ", " + H(FormatNumber(v.hi, 5)) + (v.hi_found ? "" : "?") + "]";
+            iv += (iv.empty() ? "" : "<br>") + H(FormatNumber(v.cl * 100, 3)) + "%: [" +
+                  H(FormatNumber(v.lo, 5)) + (v.lo_found ? "" : "?") + ", " +
+                  H(FormatNumber(v.hi, 5)) + (v.hi_found ? "" : "?") + "]";
         s += "<td class=\"n\">" + (iv.empty() ? "-" : iv) + "</td>";
       }
       s += "</tr>";
     }
     s += "</table>";
-    if (has_iv) s += "<p class=\"note\">\"?\": the end of the interval was not found (domain boundary or search limit).</p>";
+    if (has_iv)
+      s += "<p class=\"note\">\"?\": the end of the interval was not found (domain boundary or "
+           "search limit).</p>";
     return s + "</section>\n";
   }
 
@@ -428,28 +463,36 @@ class Builder {
     const int top = opt_.top;
     std::vector<int> shown_targets;  // impact target rows (k) with a parameter
     if (im) {
-      for (std::size_t k = 0; k < im->targets.size(); ++k) shown_targets.push_back(static_cast<int>(k));
+      for (std::size_t k = 0; k < im->targets.size(); ++k)
+        shown_targets.push_back(static_cast<int>(k));
     }
     if (!im || shown_targets.empty()) {
-      report_.notes.push_back("impacts: the results file has none (run lepus fit with --impacts or --global-impacts); the chart ranks the nuisances by |pull|");
+      report_.notes.push_back(
+          "impacts: the results file has none (run lepus fit with --impacts or --global-impacts); "
+          "the chart ranks the nuisances by |pull|");
       std::vector<int> idx;
       for (int j = 0; j < npar; ++j)
         if (Finite(Pull(j))) idx.push_back(j);
-      std::stable_sort(idx.begin(), idx.end(), [&](int a, int b) { return std::abs(Pull(a)) > std::abs(Pull(b)); });
+      std::stable_sort(idx.begin(), idx.end(),
+                       [&](int a, int b) { return std::abs(Pull(a)) > std::abs(Pull(b)); });
       if (static_cast<int>(idx.size()) > top) idx.resize(static_cast<std::size_t>(top));
       PullImpactChart c;
       c.title = "Pulls of the " + std::to_string(idx.size()) + " nuisances with the largest |pull|";
       c.has_impacts = false;
       for (int j : idx) c.rows.push_back({r_.names[j], Pull(j), Constraint(j), kNaN, kNaN, ""});
-      s += "<p class=\"note\">Pull = (θ̂ − θ₀) / Δθ_prefit with the post-fit constraint Δθ̂ / Δθ_prefit as error bar.</p>";
+      s += "<p class=\"note\">Pull = (θ̂ − θ₀) / Δθ_prefit with the post-fit constraint Δθ̂ / "
+           "Δθ_prefit as error bar.</p>";
       if (!c.rows.empty()) s += Plot("pulls", RenderPullImpactChart(c));
     } else {
       s += "<p class=\"note\">Ranked by |nominal impact| (the top " + std::to_string(top) +
-           "); the impact of a nuisance on a target is the shift of the target when the nuisance moves by its post-fit "
-           "uncertainty, with the other parameters profiled (C<sub>ij</sub> / √C<sub>jj</sub>)"
-           + std::string(im->has_global ? "; global impacts propagate the nuisance's global observable (its constraint centre)"
-                                       : "") +
-           ". Pull = (θ̂ − θ₀) / Δθ_prefit, error bar = Δθ̂ / Δθ_prefit. Hover a bar or a name for numbers.</p>";
+           "); the impact of a nuisance on a target is the shift of the target when the nuisance "
+           "moves by its post-fit "
+           "uncertainty, with the other parameters profiled (C<sub>ij</sub> / √C<sub>jj</sub>)" +
+           std::string(im->has_global ? "; global impacts propagate the nuisance's global "
+                                        "observable (its constraint centre)"
+                                      : "") +
+           ". Pull = (θ̂ − θ₀) / Δθ_prefit, error bar = Δθ̂ / Δθ_prefit. Hover a bar or a name for "
+           "numbers.</p>";
       for (int k : shown_targets) {
         const int ti = im->target_index[k];
         std::vector<int> idx;
@@ -462,15 +505,18 @@ class Builder {
         PullImpactChart c;
         const std::string& tname = im->targets[k];
         const std::string unit = im->units[k];
-        c.title = "Impacts on " + tname + " (total ±" + FormatNumber(im->total[k], 3) + (unit.empty() ? "" : " " + unit) +
-                  "): top " + std::to_string(idx.size());
+        c.title = "Impacts on " + tname + " (total ±" + FormatNumber(im->total[k], 3) +
+                  (unit.empty() ? "" : " " + unit) + "): top " + std::to_string(idx.size());
         c.unit = unit;
         c.has_global = im->has_global;
         for (int j : idx) {
-          const double g = im->has_global && r_.constrained[j] && r_.kinds[j] != "poi" ? im->global_nuisance(k, j) : kNaN;
+          const double g = im->has_global && r_.constrained[j] && r_.kinds[j] != "poi"
+                               ? im->global_nuisance(k, j)
+                               : kNaN;
           c.rows.push_back({r_.names[j], Pull(j), Constraint(j), im->nominal(k, j), g,
                             "value " + ValueError(r_.values[j], r_.errors[j]) + " (prefit " +
-                                FormatNumber(r_.prefit[j], 3) + " ± " + FormatNumber(r_.prefit_errors[j], 3) + ")"});
+                                FormatNumber(r_.prefit[j], 3) + " ± " +
+                                FormatNumber(r_.prefit_errors[j], 3) + ")"});
         }
         s += "<h3>" + H(tname) + "</h3>";
         s += Plot("impacts_" + tname, RenderPullImpactChart(c));
@@ -511,7 +557,9 @@ class Builder {
           const bool src = j != ti && !r_.frozen[j];
           n.push_back(src ? Num(im->nominal(kk, j)) : Json(nullptr));
           if (im->has_global)
-            g.push_back(src && r_.constrained[j] && r_.kinds[j] != "poi" ? Num(im->global_nuisance(kk, j)) : Json(nullptr));
+            g.push_back(src && r_.constrained[j] && r_.kinds[j] != "poi"
+                            ? Num(im->global_nuisance(kk, j))
+                            : Json(nullptr));
         }
         nominal.push_back(n);
         if (im->has_global) global.push_back(g);
@@ -521,12 +569,15 @@ class Builder {
     }
     d["nominal"] = nominal;
     d["global"] = global;
-    std::string s = "<h3>All parameters</h3><div class=\"controls\">Search (regular expression): "
-                    "<input id=\"psearch\" type=\"search\" placeholder=\"e.g. pdf|muonScale\"> ";
+    std::string s =
+        "<h3>All parameters</h3><div class=\"controls\">Search (regular expression): "
+        "<input id=\"psearch\" type=\"search\" placeholder=\"e.g. pdf|muonScale\"> ";
     if (!options.empty()) s += " impacts on <select id=\"ptarget\">" + options + "</select>";
-    s += " kind <select id=\"pkind\"><option value=\"\">all</option><option>poi</option><option>noi</option>"
+    s += " kind <select id=\"pkind\"><option "
+         "value=\"\">all</option><option>poi</option><option>noi</option>"
          "<option>nuisance</option></select> <span id=\"pinfo\" class=\"note\"></span></div>";
-    s += "<div class=\"scroll\"><table id=\"ptable\"><thead><tr><th class=\"s\" data-k=\"name\">parameter</th><th>kind</th>"
+    s += "<div class=\"scroll\"><table id=\"ptable\"><thead><tr><th class=\"s\" "
+         "data-k=\"name\">parameter</th><th>kind</th>"
          "<th class=\"n\">value ± error</th><th class=\"n s\" data-k=\"pull\">pull</th><th></th>"
          "<th class=\"n s\" data-k=\"constr\">constraint</th>";
     if (im) s += "<th class=\"n s\" data-k=\"imp\">nominal impact</th><th></th>";
@@ -539,10 +590,14 @@ class Builder {
   std::string Grouped() {
     const auto& im = *r_.impacts;
     Section("grouped");
-    std::string s = "<section id=\"grouped\"><h2>Grouped impacts</h2><p class=\"note\">Each row: the uncertainty of "
-                    "the target due to the group's nuisances (nominal: C restricted to the group; global: quadrature sum of "
-                    "the members' global impacts); <code>stat</code> is the data statistics, <code>binByBinStat</code> "
-                    "the simulation sample size. Sorted by nominal impact.</p>";
+    std::string s =
+        "<section id=\"grouped\"><h2>Grouped impacts</h2><p class=\"note\">Each row: the "
+        "uncertainty of "
+        "the target due to the group's nuisances (nominal: C restricted to the group; global: "
+        "quadrature sum of "
+        "the members' global impacts); <code>stat</code> is the data statistics, "
+        "<code>binByBinStat</code> "
+        "the simulation sample size. Sorted by nominal impact.</p>";
     const auto ng = static_cast<std::int64_t>(im.group_names.size());
     for (std::size_t k = 0; k < im.targets.size(); ++k) {
       const auto kk = static_cast<std::int64_t>(k);
@@ -553,7 +608,8 @@ class Builder {
         const double x = im.grouped_nominal(kk, a), y = im.grouped_nominal(kk, b);
         return (Finite(x) ? x : -1) > (Finite(y) ? y : -1);
       });
-      s += "<h3>" + H(im.targets[k]) + "</h3><table><tr><th>Source of uncertainty</th><th class=\"n\">Impact" +
+      s += "<h3>" + H(im.targets[k]) +
+           "</h3><table><tr><th>Source of uncertainty</th><th class=\"n\">Impact" +
            (unit.empty() ? "" : " (" + H(unit) + ")") + ": Nominal</th>" +
            (im.has_global ? "<th class=\"n\">Global</th>" : "") + "</tr>";
       BarChart bc;
@@ -572,17 +628,22 @@ class Builder {
         const double gl = im.has_global ? im.grouped_global(kk, g) : kNaN;
         s += "<tr><td>" + H(im.group_names[static_cast<std::size_t>(g)]) + "</td><td class=\"n\">" +
              H(Fixed(n, Decimals(im.total[k]))) + "</td>" +
-             (im.has_global ? "<td class=\"n\">" + H(Fixed(gl, Decimals(im.total[k]))) + "</td>" : "") + "</tr>";
+             (im.has_global ? "<td class=\"n\">" + H(Fixed(gl, Decimals(im.total[k]))) + "</td>"
+                            : "") +
+             "</tr>";
         bc.categories.push_back(im.group_names[static_cast<std::size_t>(g)]);
         nom.values.push_back(n);
         glo.values.push_back(gl);
       }
-      s += "<tr><th>Total uncertainty</th><th class=\"n\">" + H(Fixed(im.total[k], Decimals(im.total[k]))) + "</th>" +
-           (im.has_global ? "<th class=\"n\">" + H(Fixed(im.total[k], Decimals(im.total[k]))) + "</th>" : "") +
+      s += "<tr><th>Total uncertainty</th><th class=\"n\">" +
+           H(Fixed(im.total[k], Decimals(im.total[k]))) + "</th>" +
+           (im.has_global
+                ? "<th class=\"n\">" + H(Fixed(im.total[k], Decimals(im.total[k]))) + "</th>"
+                : "") +
            "</tr></table>";
       if (omitted)
-        s += "<p class=\"note\">" + std::to_string(omitted) + " group(s) containing " + H(im.targets[k]) +
-             " itself left out.</p>";
+        s += "<p class=\"note\">" + std::to_string(omitted) + " group(s) containing " +
+             H(im.targets[k]) + " itself left out.</p>";
       if (im.has_global && k < im.global_closure.size() && Finite(im.global_closure[k]))
         s += "<p class=\"note\">Global closure (sum of squared global impacts / total² − 1): " +
              H(FormatNumber(im.global_closure[k], 3)) + "</p>";
@@ -610,8 +671,10 @@ class Builder {
       for (std::size_t k = 0; k < c.axes.size(); ++k) {
         auto& a = c.axes[k];
         const auto& ia = in->axes[k];
-        if (a.edges.empty() && !ia.edges.empty() && static_cast<int>(ia.edges.size()) == a.bins + 1) a.edges = ia.edges;
-        if (a.labels.empty() && !ia.labels.empty() && static_cast<int>(ia.labels.size()) == a.bins) a.labels = ia.labels;
+        if (a.edges.empty() && !ia.edges.empty() && static_cast<int>(ia.edges.size()) == a.bins + 1)
+          a.edges = ia.edges;
+        if (a.labels.empty() && !ia.labels.empty() && static_cast<int>(ia.labels.size()) == a.bins)
+          a.labels = ia.labels;
       }
     }
     std::int64_t product = c.axes.empty() ? 0 : 1;
@@ -623,7 +686,8 @@ class Builder {
   }
 
   // A stack plot of a subset of a channel's bins (`bins`: indices into the channel).
-  StackPlot StackOf(const io::ResultsYields& y, const ChannelData& c, const std::vector<std::size_t>& bins) const {
+  StackPlot StackOf(const io::ResultsYields& y, const ChannelData& c,
+                    const std::vector<std::size_t>& bins) const {
     StackPlot p;
     const auto& ch = *c.ch;
     const int np = static_cast<int>(y.processes.size());
@@ -658,18 +722,25 @@ class Builder {
     const io::ResultsYields* sets[2] = {r_.prefit_yields ? &*r_.prefit_yields : nullptr,
                                         r_.postfit_yields ? &*r_.postfit_yields : nullptr};
     if (!sets[0] && !sets[1]) {
-      report_.notes.push_back("pre-/post-fit distributions: the results file has no yields (run lepus fit with --postfit, "
-                              "or --report, which implies it)");
+      report_.notes.push_back(
+          "pre-/post-fit distributions: the results file has no yields (run lepus fit with "
+          "--postfit, "
+          "or --report, which implies it)");
       return "";
     }
     Section("distributions");
     if (data_->empty())
-      report_.notes.push_back("data points: the results file does not hold the fitted data (written by an older lepus) "
-                              "and no fit input was read (--input)");
-    std::string s = "<section id=\"distributions\"><h2>Pre- and post-fit distributions</h2><p class=\"note\">"
-                    "Stacked processes, " + H(DataLabel()) + " with Poisson errors √n, the hatched band is the total "
-                    "uncertainty of the prediction (pre-fit: the prior uncertainties and simulation statistics; post-fit: "
-                    "the fit covariance). Ratio panels: data / prediction.</p>";
+      report_.notes.push_back(
+          "data points: the results file does not hold the fitted data (written by an older lepus) "
+          "and no fit input was read (--input)");
+    std::string s =
+        "<section id=\"distributions\"><h2>Pre- and post-fit distributions</h2><p class=\"note\">"
+        "Stacked processes, " +
+        H(DataLabel()) +
+        " with Poisson errors √n, the hatched band is the total "
+        "uncertainty of the prediction (pre-fit: the prior uncertainties and simulation "
+        "statistics; post-fit: "
+        "the fit covariance). Ratio panels: data / prediction.</p>";
     const io::ResultsYields& ref = sets[1] ? *sets[1] : *sets[0];
     for (std::size_t ci = 0; ci < ref.channels.size(); ++ci) {
       const auto& name = ref.channels[ci].name;
@@ -727,7 +798,8 @@ class Builder {
         if (c.shaped) {
           std::size_t rem = b;
           for (int a = static_cast<int>(shape.size()) - 1; a >= 0; --a) {
-            idx[static_cast<std::size_t>(a)] = static_cast<int>(rem % static_cast<std::size_t>(shape[a]));
+            idx[static_cast<std::size_t>(a)] =
+                static_cast<int>(rem % static_cast<std::size_t>(shape[a]));
             rem /= static_cast<std::size_t>(shape[a]);
           }
           if (qaxis >= 0 && idx[static_cast<std::size_t>(qaxis)] != q) continue;
@@ -742,15 +814,20 @@ class Builder {
       StackPlot p = StackOf(y, c, bins);
       std::string axes_text;
       for (std::size_t k = 0; k < c.axes.size(); ++k)
-        if (static_cast<int>(k) != qaxis) axes_text += (axes_text.empty() ? "" : " × ") + c.axes[k].name;
-      p.title = Set + ": " + ch.name + (qaxis >= 0 ? ", " + ChargeLabel(c.axes[static_cast<std::size_t>(qaxis)], q) : "") +
+        if (static_cast<int>(k) != qaxis)
+          axes_text += (axes_text.empty() ? "" : " × ") + c.axes[k].name;
+      p.title = Set + ": " + ch.name +
+                (qaxis >= 0 ? ", " + ChargeLabel(c.axes[static_cast<std::size_t>(qaxis)], q) : "") +
                 (c.shaped && c.axes.size() >= 2 ? " (unrolled " + axes_text + ")" : "");
-      p.xlabel = c.shaped && c.axes.size() >= 2 ? "unrolled bin (" + axes_text + ", last axis fastest)" : "bin";
+      p.xlabel = c.shaped && c.axes.size() >= 2
+                     ? "unrolled bin (" + axes_text + ", last axis fastest)"
+                     : "bin";
       if (separators.size() <= 200) {
         p.separators = separators;
         p.separator_labels = sep_labels;
       }
-      s += Plot(set + "_" + ch.name + "_unrolled" + (qaxis >= 0 ? "_q" + std::to_string(q) : ""), RenderStack(p));
+      s += Plot(set + "_" + ch.name + "_unrolled" + (qaxis >= 0 ? "_q" + std::to_string(q) : ""),
+                RenderStack(p));
     }
     return s;
   }
@@ -815,17 +892,22 @@ class Builder {
         const int np = static_cast<int>(y->processes.size());
         if (!ch->process.empty() || (fp && !fp->process.empty())) {
           for (int k = np - 1; k >= 0; --k) {
-            std::vector<double> vals = fp && !fp->process.empty() ? Column(fp->process, k)
-                                                                  : ProjectValues(Column(ch->process, k), shape, keep);
+            std::vector<double> vals = fp && !fp->process.empty()
+                                           ? Column(fp->process, k)
+                                           : ProjectValues(Column(ch->process, k), shape, keep);
             vals = slice(vals);
             double sum = 0;
             for (double x : vals) sum += Finite(x) ? std::abs(x) : 0;
-            if (sum > 0) p.processes.push_back({y->processes[static_cast<std::size_t>(k)], vals, ProcessColour(k)});
+            if (sum > 0)
+              p.processes.push_back(
+                  {y->processes[static_cast<std::size_t>(k)], vals, ProcessColour(k)});
           }
         }
         p.total = slice(fp ? fp->values : ProjectValues(ch->total, shape, keep));
-        if (fp) p.total_error = slice(fp->errors);
-        else missing_band = true;
+        if (fp)
+          p.total_error = slice(fp->errors);
+        else
+          missing_band = true;
         if (!c.data.empty()) p.data = slice(ProjectValues(c.data, shape, keep));
         p.data_label = DataLabel();
         p.edges = c.axes[static_cast<std::size_t>(v.axis)].edges;
@@ -833,12 +915,15 @@ class Builder {
         p.width = 680;
         p.height = 470;
         const std::string Set = y->postfit ? "Post-fit" : "Pre-fit";
-        p.title = Set + ": " + name + " → " + c.axes[static_cast<std::size_t>(v.axis)].name +
-                  (v.charge >= 0 ? ", " + ChargeLabel(c.axes[static_cast<std::size_t>(qaxis)], v.charge) : "");
-        cells += "<div>" + Plot(std::string(y->postfit ? "postfit" : "prefit") + "_" + name + "_" +
-                                    c.axes[static_cast<std::size_t>(v.axis)].name +
-                                    (v.charge >= 0 ? "_q" + std::to_string(v.charge) : ""),
-                                RenderStack(p)) +
+        p.title =
+            Set + ": " + name + " → " + c.axes[static_cast<std::size_t>(v.axis)].name +
+            (v.charge >= 0 ? ", " + ChargeLabel(c.axes[static_cast<std::size_t>(qaxis)], v.charge)
+                           : "");
+        cells += "<div>" +
+                 Plot(std::string(y->postfit ? "postfit" : "prefit") + "_" + name + "_" +
+                          c.axes[static_cast<std::size_t>(v.axis)].name +
+                          (v.charge >= 0 ? "_q" + std::to_string(v.charge) : ""),
+                      RenderStack(p)) +
                  "</div>";
         any = true;
       }
@@ -847,8 +932,10 @@ class Builder {
     s += "<details open><summary>Projections of " + H(name) + " onto each axis" +
          (qaxis >= 0 ? " (all charges and per charge)" : "") + "</summary>";
     if (missing_band)
-      s += "<p class=\"note\">Projections without a band: their uncertainty needs the bin-to-bin correlations; "
-           "run lepus fit with --project " + H(name) + ":AXIS (or --report, which adds them).</p>";
+      s += "<p class=\"note\">Projections without a band: their uncertainty needs the bin-to-bin "
+           "correlations; "
+           "run lepus fit with --project " +
+           H(name) + ":AXIS (or --report, which adds them).</p>";
     s += "<div class=\"grid\">" + cells + "</div></details>";
     return s;
   }
@@ -856,7 +943,8 @@ class Builder {
   // ---- Correlations.
   std::string Correlations() {
     if (r_.correlation.empty()) {
-      report_.notes.push_back("correlation matrix: not in the results file (no covariance was computed)");
+      report_.notes.push_back(
+          "correlation matrix: not in the results file (no covariance was computed)");
       return "";
     }
     Section("correlations");
@@ -875,20 +963,25 @@ class Builder {
       }
       if (Finite(m)) rank.emplace_back(m, j);
     }
-    std::stable_sort(rank.begin(), rank.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    std::stable_sort(rank.begin(), rank.end(),
+                     [](const auto& a, const auto& b) { return a.first > b.first; });
     for (const auto& [m, j] : rank) {
-      if (static_cast<int>(chosen.size()) >= std::max(opt_.top, static_cast<int>(targets.size()))) break;
+      if (static_cast<int>(chosen.size()) >= std::max(opt_.top, static_cast<int>(targets.size())))
+        break;
       chosen.push_back(j);
     }
     Heatmap h;
-    h.title = targets.empty() ? "Correlations of the " + std::to_string(chosen.size()) + " most correlated parameters"
-                              : "Correlations: the POIs/NOIs and the " + std::to_string(chosen.size() - targets.size()) +
+    h.title = targets.empty() ? "Correlations of the " + std::to_string(chosen.size()) +
+                                    " most correlated parameters"
+                              : "Correlations: the POIs/NOIs and the " +
+                                    std::to_string(chosen.size() - targets.size()) +
                                     " parameters most correlated with them";
     for (int i : chosen) h.names.push_back(r_.names[i]);
     for (int i : chosen)
       for (int j : chosen) h.values.push_back(r_.correlation(i, j));
     h.width = 1300;
-    return "<section id=\"correlations\"><h2>Correlations</h2><p class=\"note\">Post-fit correlation coefficients; hover "
+    return "<section id=\"correlations\"><h2>Correlations</h2><p class=\"note\">Post-fit "
+           "correlation coefficients; hover "
            "a cell for its value.</p>" +
            Plot("correlation", RenderHeatmap(h)) + "</section>\n";
   }
@@ -908,10 +1001,11 @@ class Builder {
       double lo1, hi1, lo2, hi2;
       ScanCrossings(p.x, p.two_dnll, 1.0, &lo1, &hi1);
       ScanCrossings(p.x, p.two_dnll, 3.841, &lo2, &hi2);
-      s += "<div>" + Plot("scan_" + sc.name, RenderScan(p)) + "<p class=\"note\">" + H(sc.name) + " = " +
-           H(FormatNumber(sc.best_value, 5)) + "; 68%: [" + H(FormatNumber(lo1, 5)) + ", " + H(FormatNumber(hi1, 5)) +
-           "], 95%: [" + H(FormatNumber(lo2, 5)) + ", " + H(FormatNumber(hi2, 5)) + "] (crossings of the scanned curve; " +
-           "Hessian error " + H(FormatNumber(sc.hessian_error, 3)) + ")</p></div>";
+      s += "<div>" + Plot("scan_" + sc.name, RenderScan(p)) + "<p class=\"note\">" + H(sc.name) +
+           " = " + H(FormatNumber(sc.best_value, 5)) + "; 68%: [" + H(FormatNumber(lo1, 5)) + ", " +
+           H(FormatNumber(hi1, 5)) + "], 95%: [" + H(FormatNumber(lo2, 5)) + ", " +
+           H(FormatNumber(hi2, 5)) + "] (crossings of the scanned curve; " + "Hessian error " +
+           H(FormatNumber(sc.hessian_error, 3)) + ")</p></div>";
     }
     for (const auto& sc : r_.scans_2d) {
       ContourPlot p;
@@ -934,23 +1028,29 @@ class Builder {
     Section("toys");
     std::string s = "<section id=\"toys\"><h2>Toys</h2>";
     for (const auto& t : src_.toys) {
-      s += "<h3>" + H(Basename(t.path)) + "</h3><p class=\"note\">" + std::to_string(t.ntoys) + " toys (" +
-           H(t.mode) + "), " + std::to_string(t.converged) + " converged. Pull = (fitted − true) / fitted error; a "
-           "well-behaved fit gives mean 0 and width 1 (dashed).</p><table><tr><th>parameter</th><th class=\"n\">toys</th>"
+      s += "<h3>" + H(Basename(t.path)) + "</h3><p class=\"note\">" + std::to_string(t.ntoys) +
+           " toys (" + H(t.mode) + "), " + std::to_string(t.converged) +
+           " converged. Pull = (fitted − true) / fitted error; a "
+           "well-behaved fit gives mean 0 and width 1 "
+           "(dashed).</p><table><tr><th>parameter</th><th class=\"n\">toys</th>"
            "<th class=\"n\">mean</th><th class=\"n\">width</th></tr>";
       for (std::size_t k = 0; k < t.pull_names.size(); ++k)
-        s += "<tr><td>" + H(t.pull_names[k]) + "</td><td class=\"n\">" + std::to_string(t.pull_toys[k]) +
-             "</td><td class=\"n\">" + H(FormatNumber(t.pull_mean[k], 3)) + "</td><td class=\"n\">" +
+        s += "<tr><td>" + H(t.pull_names[k]) + "</td><td class=\"n\">" +
+             std::to_string(t.pull_toys[k]) + "</td><td class=\"n\">" +
+             H(FormatNumber(t.pull_mean[k], 3)) + "</td><td class=\"n\">" +
              H(FormatNumber(t.pull_width[k], 3)) + "</td></tr>";
       s += "</table><div class=\"grid\">";
-      const std::size_t shown = std::min<std::size_t>(t.pull_names.size(), static_cast<std::size_t>(opt_.top));
+      const std::size_t shown =
+          std::min<std::size_t>(t.pull_names.size(), static_cast<std::size_t>(opt_.top));
       for (std::size_t k = 0; k < shown; ++k) {
         PullHistogram h;
         h.title = "Pulls of " + t.pull_names[k];
         h.values = Column(t.pulls, static_cast<std::int64_t>(k));
         h.width = 620;
         h.height = 380;
-        s += "<div>" + Plot("toys_" + Basename(t.path) + "_" + t.pull_names[k], RenderPullHistogram(h)) + "</div>";
+        s += "<div>" +
+             Plot("toys_" + Basename(t.path) + "_" + t.pull_names[k], RenderPullHistogram(h)) +
+             "</div>";
       }
       s += "</div>";
     }
@@ -969,7 +1069,8 @@ class Builder {
 }  // namespace
 
 Report BuildReport(const ReportSources& sources, const ReportOptions& options) {
-  if (options.top < 1) throw std::invalid_argument("--top is " + std::to_string(options.top) + ", but must be >= 1");
+  if (options.top < 1)
+    throw std::invalid_argument("--top is " + std::to_string(options.top) + ", but must be >= 1");
   return Builder(sources, options).Build();
 }
 
@@ -985,7 +1086,7 @@ Report WriteReport(const std::string& results_path, const std::string& input_pat
   // input exists (relative to the working directory, else to the results file's directory).
   bool lacks = src.results.data_fitted.empty();
   const std::optional<io::ResultsYields>* sets[2] = {&src.results.prefit_yields,
-                                                      &src.results.postfit_yields};
+                                                     &src.results.postfit_yields};
   for (const auto* y : sets)
     if (*y)
       for (const auto& c : (*y)->channels)
@@ -997,7 +1098,8 @@ Report WriteReport(const std::string& results_path, const std::string& input_pat
     if (fs::is_regular_file(src.results.input, ec)) {
       in = src.results.input;
     } else {
-      const fs::path beside = fs::path(results_path).parent_path() / fs::path(src.results.input).filename();
+      const fs::path beside =
+          fs::path(results_path).parent_path() / fs::path(src.results.input).filename();
       if (fs::is_regular_file(beside, ec)) in = beside.string();
     }
   }

@@ -39,7 +39,9 @@ std::string P(double v) {
 }
 
 // Approximate rendered width of text in DejaVu Sans.
-double TextWidth(std::string_view s, double size) { return 0.64 * size * static_cast<double>(s.size()); }
+double TextWidth(std::string_view s, double size) {
+  return 0.64 * size * static_cast<double>(s.size());
+}
 
 // Shortens a label to at most `chars` characters ("abc...xyz").
 std::string Shorten(const std::string& s, std::size_t chars) {
@@ -115,7 +117,8 @@ void DrawFrame(Svg& svg, const Scale& x, const Scale& y, const std::string& xlab
     svg.Line(l, py, l + 6, py, "#000");
     svg.Line(r, py, r - 6, py, "#000");
     if (y.log && v > 0 && std::abs(std::log10(v) - std::round(std::log10(v))) < 1e-9) {
-      svg.raw() += "<text x=\"" + P(l - 5) + "\" y=\"" + P(py + 4) + "\" text-anchor=\"end\" font-size=\"12\">10<tspan dy=\"-6\" font-size=\"9\">" +
+      svg.raw() += "<text x=\"" + P(l - 5) + "\" y=\"" + P(py + 4) +
+                   "\" text-anchor=\"end\" font-size=\"12\">10<tspan dy=\"-6\" font-size=\"9\">" +
                    std::to_string(static_cast<int>(std::lround(std::log10(v)))) + "</tspan></text>";
     } else {
       svg.Text(l - 5, py + 4, FormatNumber(v, 3), "end", 12);
@@ -134,7 +137,8 @@ void DrawFrame(Svg& svg, const Scale& x, const Scale& y, const std::string& xlab
              "transform=\"translate(" + P(l - 48) + "," + P(t) + ") rotate(-90)\"");
 }
 
-void Legend(Svg& svg, double x, double y, const std::vector<std::pair<std::string, std::string>>& items,
+void Legend(Svg& svg, double x, double y,
+            const std::vector<std::pair<std::string, std::string>>& items,
             const std::vector<std::string>& kinds) {
   // kinds: "box", "band", "dot", "line", "dash"
   for (std::size_t i = 0; i < items.size(); ++i) {
@@ -142,13 +146,16 @@ void Legend(Svg& svg, double x, double y, const std::vector<std::pair<std::strin
     const std::string& c = items[i].second;
     const std::string& k = kinds[i];
     if (k == "box") svg.Rect(x, yy - 10, 18, 12, c, "stroke=\"#333\" stroke-width=\"0.5\"");
-    if (k == "band") svg.Rect(x, yy - 10, 18, 12, "url(#hatch)", "stroke=\"#555\" stroke-width=\"0.5\"");
+    if (k == "band")
+      svg.Rect(x, yy - 10, 18, 12, "url(#hatch)", "stroke=\"#555\" stroke-width=\"0.5\"");
     if (k == "dot") {
       svg.Line(x + 9, yy - 10, x + 9, yy + 2, c.c_str(), 1.2);
-      svg.raw() += "<circle cx=\"" + P(x + 9) + "\" cy=\"" + P(yy - 4) + "\" r=\"3\" fill=\"" + c + "\"/>";
+      svg.raw() +=
+          "<circle cx=\"" + P(x + 9) + "\" cy=\"" + P(yy - 4) + "\" r=\"3\" fill=\"" + c + "\"/>";
     }
     if (k == "line") svg.Line(x, yy - 4, x + 18, yy - 4, c.c_str(), 2);
-    if (k == "dash") svg.Line(x, yy - 4, x + 18, yy - 4, c.c_str(), 1.5, "stroke-dasharray=\"4 3\"");
+    if (k == "dash")
+      svg.Line(x, yy - 4, x + 18, yy - 4, c.c_str(), 1.5, "stroke-dasharray=\"4 3\"");
     svg.Text(x + 24, yy, items[i].first, "start", 12);
   }
 }
@@ -156,7 +163,8 @@ void Legend(Svg& svg, double x, double y, const std::vector<std::pair<std::strin
 const char* kHatchDefs =
     "<defs><pattern id=\"hatch\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\" "
     "patternTransform=\"rotate(45)\"><rect width=\"6\" height=\"6\" fill=\"none\"/>"
-    "<line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"6\" stroke=\"#444\" stroke-width=\"1.2\"/></pattern></defs>";
+    "<line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"6\" stroke=\"#444\" "
+    "stroke-width=\"1.2\"/></pattern></defs>";
 
 }  // namespace
 
@@ -167,15 +175,27 @@ std::string Escape(std::string_view text) {
   out.reserve(text.size());
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
       default:
         // Control characters other than tab/newline are not allowed in XML 1.0.
-        if (static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n') out += "?";
-        else out += c;
+        if (static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n')
+          out += "?";
+        else
+          out += c;
     }
   }
   return out;
@@ -214,7 +234,8 @@ std::vector<double> Scale::Ticks(int target) const {
   if (log) {
     const int a = static_cast<int>(std::ceil(std::log10(lo) - 1e-9));
     const int b = static_cast<int>(std::floor(std::log10(hi) + 1e-9));
-    const int step = std::max(1, (b - a + 1) / std::max(target, 1) + ((b - a + 1) % std::max(target, 1) ? 1 : 0));
+    const int step = std::max(
+        1, (b - a + 1) / std::max(target, 1) + ((b - a + 1) % std::max(target, 1) ? 1 : 0));
     for (int e = a; e <= b; e += step) out.push_back(std::pow(10.0, e));
     if (out.empty()) out.push_back(std::sqrt(lo * hi));
     return out;
@@ -286,7 +307,8 @@ std::string RenderPullImpactChart(const PullImpactChart& c) {
   // Pull panel range: at least [-2, 2].
   double pmax = 2.0;
   for (const auto& r : c.rows)
-    if (Finite(r.pull)) pmax = std::max(pmax, std::abs(r.pull) + (Finite(r.constraint) ? r.constraint : 0));
+    if (Finite(r.pull))
+      pmax = std::max(pmax, std::abs(r.pull) + (Finite(r.constraint) ? r.constraint : 0));
   pmax = std::min(std::ceil(pmax * 1.05 * 2) / 2, 10.0);
   double imax = 0;
   for (const auto& r : c.rows) {
@@ -306,9 +328,11 @@ std::string RenderPullImpactChart(const PullImpactChart& c) {
   ps.push_back({Scale{-pmax, pmax, x, x + pw, false}, "pull (θ̂ − θ₀) / Δθ"});
   x += pw + gap;
   const std::string unit = c.unit.empty() ? "" : " [" + c.unit + "]";
-  if (c.has_impacts) ps.push_back({Scale{-imax, imax, x, x + pw, false}, "nominal impact Δ" + unit});
+  if (c.has_impacts)
+    ps.push_back({Scale{-imax, imax, x, x + pw, false}, "nominal impact Δ" + unit});
   x += pw + gap;
-  if (c.has_impacts && c.has_global) ps.push_back({Scale{-imax, imax, x, x + pw, false}, "global impact Δ" + unit});
+  if (c.has_impacts && c.has_global)
+    ps.push_back({Scale{-imax, imax, x, x + pw, false}, "global impact Δ" + unit});
 
   // Row shading and names.
   for (int i = 0; i < n; ++i) {
@@ -327,7 +351,8 @@ std::string RenderPullImpactChart(const PullImpactChart& c) {
     // Vertical guides.
     if (k == 0) {
       for (double g : {-2.0, -1.0, 1.0, 2.0})
-        if (std::abs(g) <= pmax) svg.Line(s.Map(g), y0, s.Map(g), y1, "#bbb", 1, "stroke-dasharray=\"3 3\"");
+        if (std::abs(g) <= pmax)
+          svg.Line(s.Map(g), y0, s.Map(g), y1, "#bbb", 1, "stroke-dasharray=\"3 3\"");
     }
     svg.Line(s.Map(0), y0, s.Map(0), y1, "#666");
     for (double v : s.Ticks(k == 0 ? 8 : 5)) {
@@ -360,8 +385,9 @@ std::string RenderPullImpactChart(const PullImpactChart& c) {
       const Scale& s = ps[k].s;
       const double h = row_h * 0.34;
       const std::string tip = r.name + ": " + (k == 1 ? "nominal" : "global") + " impact " +
-                              (v >= 0 ? "+" : "") + FormatNumber(v, 3) + (c.unit.empty() ? "" : " " + c.unit) +
-                              " (+1σ), " + (v >= 0 ? "-" : "+") + FormatNumber(std::abs(v), 3) + " (−1σ)";
+                              (v >= 0 ? "+" : "") + FormatNumber(v, 3) +
+                              (c.unit.empty() ? "" : " " + c.unit) + " (+1σ), " +
+                              (v >= 0 ? "-" : "+") + FormatNumber(std::abs(v), 3) + " (−1σ)";
       // +1 sigma bar (upper half) with the impact's sign, -1 sigma (lower half) opposite.
       svg.Rect(s.Map(0), yc - h, s.Map(v) - s.Map(0), h, kBlue, "", tip);
       svg.Rect(s.Map(0), yc, s.Map(-v) - s.Map(0), h, kVermillion, "", tip);
@@ -410,8 +436,9 @@ std::string RenderBarChart(const BarChart& c) {
     const double yt = y0 + row_h * i;
     if (i % 2 == 0) svg.Rect(4, yt, c.width - 8, row_h, "#f3f3f3");
     svg.raw() += "<text x=\"" + P(name_w - 8) + "\" y=\"" + P(yt + row_h / 2 + 4) +
-                 "\" text-anchor=\"end\" font-size=\"12\">" + Escape(Shorten(c.categories[i], chars)) +
-                 "<title>" + Escape(c.categories[i]) + "</title></text>";
+                 "\" text-anchor=\"end\" font-size=\"12\">" +
+                 Escape(Shorten(c.categories[i], chars)) + "<title>" + Escape(c.categories[i]) +
+                 "</title></text>";
     for (int k = 0; k < static_cast<int>(c.series.size()); ++k) {
       const auto& s = c.series[k];
       const double v = i < static_cast<int>(s.values.size()) ? s.values[i] : kNaN;
@@ -460,7 +487,8 @@ std::string RenderStack(const StackPlot& p) {
   for (std::size_t k = 0; k < np; ++k)
     for (std::size_t b = 0; b < nb; ++b) {
       const double v = b < p.processes[k].values.size() && Finite(p.processes[k].values[b])
-                           ? p.processes[k].values[b] : 0.0;
+                           ? p.processes[k].values[b]
+                           : 0.0;
       cum[k][b] = (k ? cum[k - 1][b] : 0.0) + v;
     }
   std::vector<double> total(nb, 0.0);
@@ -476,7 +504,8 @@ std::string RenderStack(const StackPlot& p) {
   double ymax = 0, ymin_pos = std::numeric_limits<double>::infinity();
   for (std::size_t b = 0; b < nb; ++b) {
     double hi = total[b] + (has_err && Finite(p.total_error[b]) ? p.total_error[b] : 0);
-    if (has_data && Finite(p.data[b])) hi = std::max(hi, p.data[b] + std::sqrt(std::max(p.data[b], 0.0)));
+    if (has_data && Finite(p.data[b]))
+      hi = std::max(hi, p.data[b] + std::sqrt(std::max(p.data[b], 0.0)));
     if (Finite(hi)) ymax = std::max(ymax, hi);
     for (double v : {total[b], np ? cum[0][b] : total[b]})
       if (Finite(v) && v > 0) ymin_pos = std::min(ymin_pos, v);
@@ -512,12 +541,13 @@ std::string RenderStack(const StackPlot& p) {
     d += "V" + P(main_b) + "Z";
     const std::string colour = p.processes[kk].colour.empty() ? ProcessColour(static_cast<int>(kk))
                                                               : p.processes[kk].colour;
-    svg.raw() += "<path d=\"" + d + "\" fill=\"" + Escape(colour) +
-                 "\" stroke=\"none\"><title>" + Escape(p.processes[kk].name) + "</title></path>";
+    svg.raw() += "<path d=\"" + d + "\" fill=\"" + Escape(colour) + "\" stroke=\"none\"><title>" +
+                 Escape(p.processes[kk].name) + "</title></path>";
   }
   if (np == 0 || !p.total.empty()) {
     // Total outline.
-    std::string d = "M" + P(xs.Map(edges[0])) + " " + P(yv.Map(log && total[0] <= 0 ? ylo : total[0]));
+    std::string d =
+        "M" + P(xs.Map(edges[0])) + " " + P(yv.Map(log && total[0] <= 0 ? ylo : total[0]));
     for (std::size_t b = 0; b < nb; ++b) {
       d += "V" + P(yv.Map(log && total[b] <= 0 ? ylo : total[b]));
       d += "H" + P(xs.Map(edges[b + 1]));
@@ -529,9 +559,10 @@ std::string RenderStack(const StackPlot& p) {
     for (std::size_t b = 0; b < nb; ++b) {
       const double e = p.total_error[b];
       if (!Finite(e) || !Finite(total[b])) continue;
-      const double y_hi = yv.Map(total[b] + e), y_lo = yv.Map(std::max(total[b] - e, log ? ylo : -1e300));
-      d += "M" + P(xs.Map(edges[b])) + " " + P(y_hi) + "H" + P(xs.Map(edges[b + 1])) + "V" + P(y_lo) +
-           "H" + P(xs.Map(edges[b])) + "Z";
+      const double y_hi = yv.Map(total[b] + e),
+                   y_lo = yv.Map(std::max(total[b] - e, log ? ylo : -1e300));
+      d += "M" + P(xs.Map(edges[b])) + " " + P(y_hi) + "H" + P(xs.Map(edges[b + 1])) + "V" +
+           P(y_lo) + "H" + P(xs.Map(edges[b])) + "Z";
     }
     svg.raw() += "<path d=\"" + d + "\" fill=\"url(#hatch)\" stroke=\"none\" opacity=\"0.8\"/>";
   }
@@ -543,7 +574,8 @@ std::string RenderStack(const StackPlot& p) {
       if (!Finite(v) || (log && v <= 0)) continue;
       const double xc = xs.Map(0.5 * (edges[b] + edges[b + 1]));
       const double e = std::sqrt(std::max(v, 0.0));
-      bars += "M" + P(xc) + " " + P(yv.Map(v + e)) + "V" + P(yv.Map(log ? std::max(v - e, ylo) : v - e));
+      bars += "M" + P(xc) + " " + P(yv.Map(v + e)) + "V" +
+              P(yv.Map(log ? std::max(v - e, ylo) : v - e));
       dots += "M" + P(xc) + " " + P(yv.Map(v)) + "h0";
     }
     svg.raw() += "<path d=\"" + bars + "\" stroke=\"#000\" stroke-width=\"1\" fill=\"none\"/>";
@@ -562,7 +594,9 @@ std::string RenderStack(const StackPlot& p) {
       const double w = xs.Map(bounds[i + 1]) - xs.Map(bounds[i]);
       if (w < 10) continue;
       const double xc = 0.5 * (xs.Map(bounds[i]) + xs.Map(bounds[i + 1]));
-      svg.Text(0, 0, p.separator_labels[i], "start", std::min(10.0, w * 0.9), "fill=\"#555\" transform=\"translate(" + P(xc + 3) + "," + P(top + 8) + ") rotate(90)\"");
+      svg.Text(
+          0, 0, p.separator_labels[i], "start", std::min(10.0, w * 0.9),
+          "fill=\"#555\" transform=\"translate(" + P(xc + 3) + "," + P(top + 8) + ") rotate(90)\"");
     }
   }
   DrawFrame(svg, xs, yv, p.xlabel, p.ylabel, !ratio);
@@ -598,8 +632,9 @@ std::string RenderStack(const StackPlot& p) {
     const std::size_t per_col = 6;
     const std::size_t cols = (items.size() + per_col - 1) / per_col;
     for (std::size_t col = 0; col < cols; ++col) {
-      std::vector<std::pair<std::string, std::string>> it(items.begin() + col * per_col,
-                                                         items.begin() + std::min(items.size(), (col + 1) * per_col));
+      std::vector<std::pair<std::string, std::string>> it(
+          items.begin() + col * per_col,
+          items.begin() + std::min(items.size(), (col + 1) * per_col));
       std::vector<std::string> kd(kinds.begin() + col * per_col,
                                   kinds.begin() + std::min(kinds.size(), (col + 1) * per_col));
       Legend(svg, xs.p1 - 170.0 * static_cast<double>(cols - col), top + 20, it, kd);
@@ -625,8 +660,9 @@ std::string RenderStack(const StackPlot& p) {
       if (!(total[b] > 0)) continue;
       if (has_err && Finite(p.total_error[b])) {
         const double rel = p.total_error[b] / total[b];
-        band += "M" + P(xs.Map(edges[b])) + " " + P(yr.Map(1 + rel)) + "H" + P(xs.Map(edges[b + 1])) +
-                "V" + P(yr.Map(1 - rel)) + "H" + P(xs.Map(edges[b])) + "Z";
+        band += "M" + P(xs.Map(edges[b])) + " " + P(yr.Map(1 + rel)) + "H" +
+                P(xs.Map(edges[b + 1])) + "V" + P(yr.Map(1 - rel)) + "H" + P(xs.Map(edges[b])) +
+                "Z";
       }
       const double v = p.data[b];
       if (!Finite(v)) continue;
@@ -635,7 +671,9 @@ std::string RenderStack(const StackPlot& p) {
       bars += "M" + P(xc) + " " + P(yr.Map(q + e)) + "V" + P(yr.Map(q - e));
       dots += "M" + P(xc) + " " + P(yr.Map(q)) + "h0";
     }
-    if (!band.empty()) svg.raw() += "<path d=\"" + band + "\" fill=\"url(#hatch)\" stroke=\"none\" opacity=\"0.8\"/>";
+    if (!band.empty())
+      svg.raw() +=
+          "<path d=\"" + band + "\" fill=\"url(#hatch)\" stroke=\"none\" opacity=\"0.8\"/>";
     svg.Line(xs.p0, yr.Map(1), xs.p1, yr.Map(1), "#666", 1, "stroke-dasharray=\"4 3\"");
     const double r = nb > 400 ? 1.6 : 3.0;
     svg.raw() += "<path d=\"" + bars + "\" stroke=\"#000\" fill=\"none\"/>";
@@ -643,7 +681,8 @@ std::string RenderStack(const StackPlot& p) {
                  "\" stroke-linecap=\"round\" fill=\"none\"/>";
     DrawFrame(svg, xs, yr, p.xlabel, "", true, false, 3);
     svg.Text(0, 0, p.data_label + " / pred.", "middle", 13,
-             "transform=\"translate(" + P(left - 48) + "," + P(0.5 * (ratio_t + ratio_b)) + ") rotate(-90)\"");
+             "transform=\"translate(" + P(left - 48) + "," + P(0.5 * (ratio_t + ratio_b)) +
+                 ") rotate(-90)\"");
   }
   return svg.Finish();
 }
@@ -691,7 +730,8 @@ std::string RenderHeatmap(const Heatmap& m) {
   const bool numbers = cell >= 34;
   for (int i = 0; i < n; ++i) {
     for (int j = 0; j < n; ++j) {
-      const double v = static_cast<std::size_t>(i * n + j) < m.values.size() ? m.values[i * n + j] : kNaN;
+      const double v =
+          static_cast<std::size_t>(i * n + j) < m.values.size() ? m.values[i * n + j] : kNaN;
       svg.Rect(x0 + cell * j, y0 + cell * i, cell, cell, Diverging(v), "",
                m.names[i] + " / " + m.names[j] + ": " + FormatNumber(v, 3));
       if (numbers && Finite(v))
@@ -701,8 +741,8 @@ std::string RenderHeatmap(const Heatmap& m) {
     const double fs = std::min(11.0, cell * 0.9);
     svg.Text(x0 - 4, y0 + cell * (i + 0.5) + fs * 0.35, Shorten(m.names[i], chars), "end", fs);
     svg.Text(0, 0, Shorten(m.names[i], chars), "end", fs,
-             "transform=\"translate(" + P(x0 + cell * (i + 0.5) + fs * 0.35) + "," + P(y0 + grid + 4) +
-                 ") rotate(-90)\"");
+             "transform=\"translate(" + P(x0 + cell * (i + 0.5) + fs * 0.35) + "," +
+                 P(y0 + grid + 4) + ") rotate(-90)\"");
   }
   svg.Rect(x0, y0, grid, grid, "none", "stroke=\"#000\"");
   // Colour bar.
@@ -764,14 +804,17 @@ std::string RenderScan(const ScanPlot& p) {
   } levels[] = {{1.0, "68%", kBlue}, {3.841, "95%", kVermillion}};
   for (const auto& l : levels) {
     svg.Line(xs.p0, yv.Map(l.q), xs.p1, yv.Map(l.q), l.colour, 1, "stroke-dasharray=\"5 4\"");
-    svg.Text(xs.p1 - 4, yv.Map(l.q) - 4, l.label, "end", 11, std::string("fill=\"") + l.colour + "\"");
+    svg.Text(xs.p1 - 4, yv.Map(l.q) - 4, l.label, "end", 11,
+             std::string("fill=\"") + l.colour + "\"");
     double lo, hi;
     ScanCrossings(p.x, p.two_dnll, l.q, &lo, &hi);
     for (double c : {lo, hi})
       if (Finite(c)) {
-        svg.Line(xs.Map(c), yv.Map(0), xs.Map(c), yv.Map(l.q), l.colour, 1, "stroke-dasharray=\"2 3\"");
-        svg.raw() += "<circle cx=\"" + P(xs.Map(c)) + "\" cy=\"" + P(yv.Map(l.q)) + "\" r=\"3\" fill=\"" +
-                     l.colour + "\"><title>" + Escape(std::string(l.label) + " crossing: " + FormatNumber(c, 5)) +
+        svg.Line(xs.Map(c), yv.Map(0), xs.Map(c), yv.Map(l.q), l.colour, 1,
+                 "stroke-dasharray=\"2 3\"");
+        svg.raw() += "<circle cx=\"" + P(xs.Map(c)) + "\" cy=\"" + P(yv.Map(l.q)) +
+                     "\" r=\"3\" fill=\"" + l.colour + "\"><title>" +
+                     Escape(std::string(l.label) + " crossing: " + FormatNumber(c, 5)) +
                      "</title></circle>";
       }
   }
@@ -789,7 +832,8 @@ std::string RenderScan(const ScanPlot& p) {
   for (std::size_t i = 0; i < p.x.size() && i < p.two_dnll.size(); ++i)
     if (Finite(p.x[i]) && Finite(p.two_dnll[i]))
       svg.raw() += "<circle cx=\"" + P(xs.Map(p.x[i])) + "\" cy=\"" + P(yv.Map(p.two_dnll[i])) +
-                   "\" r=\"2\"><title>" + Escape(FormatNumber(p.x[i], 5) + ": 2ΔNLL = " + FormatNumber(p.two_dnll[i], 4)) +
+                   "\" r=\"2\"><title>" +
+                   Escape(FormatNumber(p.x[i], 5) + ": 2ΔNLL = " + FormatNumber(p.two_dnll[i], 4)) +
                    "</title></circle>";
   DrawFrame(svg, xs, yv, p.xlabel, "−2 Δln L");
   return svg.Finish();
@@ -799,7 +843,8 @@ namespace {
 // Marching squares on a grid [nx x ny] (value (i, j) at row-major i * ny + j): line segments of
 // the level set as a path.
 std::string ContourPath(const std::vector<double>& x, const std::vector<double>& y,
-                        const std::vector<double>& z, double level, const Scale& xs, const Scale& ys) {
+                        const std::vector<double>& z, double level, const Scale& xs,
+                        const Scale& ys) {
   const std::size_t nx = x.size(), ny = y.size();
   std::string d;
   auto at = [&](std::size_t i, std::size_t j) { return z[i * ny + j]; };
@@ -819,8 +864,7 @@ std::string ContourPath(const std::vector<double>& x, const std::vector<double>&
           pts.emplace_back(px[e] + t * (px[f] - px[e]), py[e] + t * (py[f] - py[e]));
         }
       }
-      for (std::size_t k = 0; k + 1 < pts.size(); k += 2)
-      {
+      for (std::size_t k = 0; k + 1 < pts.size(); k += 2) {
         d += 'M';
         d += P(xs.Map(pts[k].first)) + " " + P(ys.Map(pts[k].second));
         d += 'L';
@@ -848,11 +892,14 @@ std::string RenderContour(const ContourPlot& p) {
     svg.raw() += "<path d=\"" + ContourPath(p.x, p.y, p.two_dnll, 2.296, xs, ys) +
                  "\" fill=\"none\" stroke=\"" + kBlue + "\" stroke-width=\"2\"/>";
     svg.raw() += "<path d=\"" + ContourPath(p.x, p.y, p.two_dnll, 5.991, xs, ys) +
-                 "\" fill=\"none\" stroke=\"" + kVermillion + "\" stroke-width=\"2\" stroke-dasharray=\"6 4\"/>";
+                 "\" fill=\"none\" stroke=\"" + kVermillion +
+                 "\" stroke-width=\"2\" stroke-dasharray=\"6 4\"/>";
   }
   if (Finite(p.best_x) && Finite(p.best_y))
-    svg.raw() += "<path d=\"M" + P(xs.Map(p.best_x)) + " " + P(ys.Map(p.best_y) - 7) + "l2 5h5l-4 3 2 6-5-4-5 4 2-6-4-3h5z\" fill=\"#000\"><title>best fit " +
-                 Escape(FormatNumber(p.best_x, 4) + ", " + FormatNumber(p.best_y, 4)) + "</title></path>";
+    svg.raw() += "<path d=\"M" + P(xs.Map(p.best_x)) + " " + P(ys.Map(p.best_y) - 7) +
+                 "l2 5h5l-4 3 2 6-5-4-5 4 2-6-4-3h5z\" fill=\"#000\"><title>best fit " +
+                 Escape(FormatNumber(p.best_x, 4) + ", " + FormatNumber(p.best_y, 4)) +
+                 "</title></path>";
   DrawFrame(svg, xs, ys, p.xlabel, p.ylabel);
   std::vector<std::pair<std::string, std::string>> items = {{"68% CL (2ΔNLL = 2.30)", kBlue},
                                                             {"95% CL (2ΔNLL = 5.99)", kVermillion}};
@@ -887,7 +934,8 @@ std::string RenderPullHistogram(const PullHistogram& p) {
   }
   const double n = static_cast<double>(v.size());
   auto gauss = [&](double x, double m, double s) {
-    return n * bw * std::exp(-0.5 * (x - m) * (x - m) / (s * s)) / (s * std::sqrt(2 * std::numbers::pi));
+    return n * bw * std::exp(-0.5 * (x - m) * (x - m) / (s * s)) /
+           (s * std::sqrt(2 * std::numbers::pi));
   };
   double ymax = 1;
   for (double c : counts) ymax = std::max(ymax, c + std::sqrt(c));
@@ -898,8 +946,7 @@ std::string RenderPullHistogram(const PullHistogram& p) {
   Svg svg(p.width, p.height, p.title);
   svg.Text(left, 22, p.title, "start", 14, "font-weight=\"bold\"");
   std::string d = "M" + P(xs.Map(lo)) + " " + P(ys.Map(0));
-  for (int b = 0; b < nb; ++b)
-    d += "V" + P(ys.Map(counts[b])) + "H" + P(xs.Map(lo + bw * (b + 1)));
+  for (int b = 0; b < nb; ++b) d += "V" + P(ys.Map(counts[b])) + "H" + P(xs.Map(lo + bw * (b + 1)));
   d += "V" + P(ys.Map(0)) + "Z";
   svg.raw() += "<path d=\"" + d + "\" fill=\"" + kSkyBlue + "\" stroke=\"#1f4e79\"/>";
   auto curve = [&](double m, double s) {
@@ -919,11 +966,12 @@ std::string RenderPullHistogram(const PullHistogram& p) {
                    "\" stroke-width=\"2\"/>";
   }
   DrawFrame(svg, xs, ys, p.xlabel, "toys / bin");
-  Legend(svg, xs.p1 - 200, top + 18,
-         {{"toys (" + std::to_string(v.size()) + ")", kSkyBlue},
-          {"Gaussian μ = " + FormatNumber(mean, 3) + ", σ = " + FormatNumber(width, 3), kVermillion},
-          {"unit Gaussian", kGrey}},
-         {"box", "line", "dash"});
+  Legend(
+      svg, xs.p1 - 200, top + 18,
+      {{"toys (" + std::to_string(v.size()) + ")", kSkyBlue},
+       {"Gaussian μ = " + FormatNumber(mean, 3) + ", σ = " + FormatNumber(width, 3), kVermillion},
+       {"unit Gaussian", kGrey}},
+      {"box", "line", "dash"});
   return svg.Finish();
 }
 

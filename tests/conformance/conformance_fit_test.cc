@@ -12,8 +12,8 @@
 #include <fstream>
 #include <string>
 
-#include <Eigen/Dense>
 #include <doctest/doctest.h>
+#include <Eigen/Dense>
 #include <nlohmann/json.hpp>
 
 #include "lepus/engine/fit.h"
@@ -35,7 +35,8 @@ void CheckCase(const std::string& file) {
   lepus::engine::LikelihoodOptions opt;
   for (const auto& o : exp.at("options"))
     if (o.get<std::string>() == "--no-bbstat") opt.bin_by_bin_stat = false;
-  lepus::engine::Likelihood lik(lepus::io::ReadFitInput(lepus::test::ConformanceDir() + "/" + file), opt);
+  lepus::engine::Likelihood lik(lepus::io::ReadFitInput(lepus::test::ConformanceDir() + "/" + file),
+                                opt);
   const lepus::engine::FitResult r = lepus::engine::Fit(lik);
   REQUIRE(r.status == lepus::engine::FitStatus::kConverged);
   REQUIRE(r.covariance_status == lepus::engine::CovarianceStatus::kAccurate);

@@ -31,7 +31,8 @@ engine::HypoTestResult Run(const std::string& name, const nlohmann::json& e) {
   io::ReadOptions ro;
   ro.normsys_interp = e.at("normsys_interp").get<std::string>();
   ro.histosys_interp = e.at("histosys_interp").get<std::string>();
-  engine::Model model = io::ReadFitInput(TestDataDir() + "/conformance/histfactory/" + name + ".json", nullptr, ro);
+  engine::Model model =
+      io::ReadFitInput(TestDataDir() + "/conformance/histfactory/" + name + ".json", nullptr, ro);
   engine::Likelihood lik(std::move(model));
   engine::HypoTestOptions opt;
   opt.test_stat = engine::TestStatisticFromString(e.at("test_stat").get<std::string>());
@@ -42,7 +43,8 @@ engine::HypoTestResult Run(const std::string& name, const nlohmann::json& e) {
 
 double Rel(double a, double b) { return std::abs(a - b) / std::abs(b); }
 
-TEST_CASE("histfactory conformance: 2bin_histosys (normfactor, histosys code 0) at the kit's tolerance") {
+TEST_CASE(
+    "histfactory conformance: 2bin_histosys (normfactor, histosys code 0) at the kit's tolerance") {
   const nlohmann::json e = Expected().at("2bin_histosys");
   const engine::HypoTestResult r = Run("2bin_histosys", e);
   const double tol = e.at("tolerance").get<double>();
@@ -79,7 +81,9 @@ struct OneBin {
 
 double Phi(double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); }
 
-TEST_CASE("histfactory conformance: 1bin_shapesys (normfactor, shapesys) against closed forms and the record") {
+TEST_CASE(
+    "histfactory conformance: 1bin_shapesys (normfactor, shapesys) against closed forms and the "
+    "record") {
   const nlohmann::json e = Expected().at("1bin_shapesys");
   const engine::HypoTestResult r = Run("1bin_shapesys", e);
   const OneBin m;

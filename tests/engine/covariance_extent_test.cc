@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include <Eigen/Core>
 #include <doctest/doctest.h>
+#include <Eigen/Core>
 
 #include "../../engine/src/spd.h"
 #include "lepus/engine/combination.h"
@@ -86,8 +86,8 @@ void CompareExtents(const Likelihood& lik, FitOptions options) {
     }
   int other = 0;
   while (std::find(targets.begin(), targets.end(), other) != targets.end()) ++other;
-  CHECK_THROWS_WITH_AS(sel.CorrelationOf({targets[0], other}), doctest::Contains("no covariance row"),
-                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(sel.CorrelationOf({targets[0], other}),
+                       doctest::Contains("no covariance row"), std::invalid_argument);
   CHECK_THROWS_AS(sel.CorrelationOf({n}), std::invalid_argument);
 }
 
@@ -107,7 +107,8 @@ Model SmallModel(const std::vector<std::vector<double>>& logk, const std::vector
   m.channels.push_back(Channel{"ch", {}, nb, false});
   m.data_obs = Eigen::VectorXd(nb);
   m.sumw2 = Eigen::MatrixXd::Zero(nb, np);
-  std::vector<double> norm(static_cast<std::size_t>(nb) * np), k(static_cast<std::size_t>(nb) * np * ns, 0.0);
+  std::vector<double> norm(static_cast<std::size_t>(nb) * np),
+      k(static_cast<std::size_t>(nb) * np * ns, 0.0);
   for (int b = 0; b < nb; ++b) {
     norm[b * np + 0] = 50.0 * std::exp(-0.5 * std::pow((b - 10.0) / 3.0, 2));
     norm[b * np + 1] = 400.0 - 10.0 * b;
@@ -174,7 +175,8 @@ TEST_CASE("covariance extent: kSelected equals kFull on a block-structured CMS-l
   CompareExtents(lik, o);
 }
 
-TEST_CASE("covariance extent: kSelected equals kFull with poi_positive (Jacobian-transformed rows)") {
+TEST_CASE(
+    "covariance extent: kSelected equals kFull with poi_positive (Jacobian-transformed rows)") {
   LikelihoodOptions lo;
   lo.poi_positive = true;
   Likelihood lik(Collinear(1.0), lo);
@@ -218,10 +220,12 @@ TEST_CASE("covariance extent: validated, and consumers that need the full matrix
   REQUIRE(r.covariance_status == CovarianceStatus::kAccurateSelected);
   CHECK_THROWS_WITH_AS(ComputeImpacts(lik, r), doctest::Contains("kFull"), std::invalid_argument);
   const LinearCombination c = ParseCombination(lik, "d", "sysA - sysC");
-  CHECK_THROWS_WITH_AS(EvaluateCombination(lik, r, c), doctest::Contains("kFull"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(EvaluateCombination(lik, r, c), doctest::Contains("kFull"),
+                       std::invalid_argument);
   // Post-fit yields work from the Hessian the result carries: the same as with kFull.
   const FitResult full = Fit(lik);
   const YieldSet a = PostfitYields(lik, r), b = PostfitYields(lik, full);
   CHECK((a.total - b.total).cwiseAbs().maxCoeff() == 0.0);
-  CHECK((a.total_error - b.total_error).cwiseAbs().maxCoeff() <= 1e-12 * b.total_error.cwiseAbs().maxCoeff());
+  CHECK((a.total_error - b.total_error).cwiseAbs().maxCoeff() <=
+        1e-12 * b.total_error.cwiseAbs().maxCoeff());
 }

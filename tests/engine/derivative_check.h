@@ -15,7 +15,8 @@
 namespace lepus::test {
 
 // POIs in 1 +- 0.2 * spread, nuisances uniform in [-spread, spread].
-inline Eigen::VectorXd RandomPoint(const engine::Likelihood& lik, std::uint64_t seed, double spread = 1.3) {
+inline Eigen::VectorXd RandomPoint(const engine::Likelihood& lik, std::uint64_t seed,
+                                   double spread = 1.3) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> u(-spread, spread);
   Eigen::VectorXd x = lik.InitialParams();
@@ -29,8 +30,8 @@ inline Eigen::VectorXd RandomPoint(const engine::Likelihood& lik, std::uint64_t 
 // sqrt(H_ii H_jj) (the natural size of a correlation-like entry): the FD errors (truncation
 // ~ step^2 f''', rounding ~ eps |f| / step) are far below 1e-6 of that. sym_tol: allowed
 // asymmetry of H relative to its largest entry (0: exactly symmetric).
-inline void CheckDerivatives(const engine::Likelihood& lik, const Eigen::VectorXd& x, const std::string& label,
-                             double sym_tol = 0.0) {
+inline void CheckDerivatives(const engine::Likelihood& lik, const Eigen::VectorXd& x,
+                             const std::string& label, double sym_tol = 0.0) {
   CAPTURE(label);
   Eigen::VectorXd g;
   Eigen::MatrixXd h;

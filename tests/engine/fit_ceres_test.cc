@@ -35,7 +35,8 @@ SyntheticSpec SmallSpec(std::uint64_t seed) {
 }
 
 // Ceres (polished) against dense Newton: values within 1e-6 of the errors, NLL within 1e-8.
-void CheckAgainstDense(const Likelihood& lik, FitMethod method, const std::vector<bool>& frozen = {}) {
+void CheckAgainstDense(const Likelihood& lik, FitMethod method,
+                       const std::vector<bool>& frozen = {}) {
   FitOptions dense, ceres;
   dense.method = FitMethod::kDense;
   ceres.method = method;
@@ -65,7 +66,8 @@ TEST_CASE("ceres residuals: 1/2 |r|^2 is the NLL and J^T r its gradient") {
     const char* name;
     bool bb, asym, poi_positive, normal, mc_last;
   };
-  for (const Case& c : {Case{"plain", false, false, false, false, true}, Case{"bb", true, false, false, false, true},
+  for (const Case& c : {Case{"plain", false, false, false, false, true},
+                        Case{"bb", true, false, false, false, true},
                         Case{"bb partly scaled + asym", true, true, false, false, true},
                         Case{"poi positive", true, false, true, false, true},
                         Case{"normal systematics", true, false, false, true, true},
@@ -82,7 +84,8 @@ TEST_CASE("ceres residuals: 1/2 |r|^2 is the NLL and J^T r its gradient") {
     if (!c.mc_last) {
       // Every process with MC statistics: give the last one sumw2 too.
       Model m = lik.model();
-      for (int b = 0; b < m.nbins_full; ++b) m.sumw2(b, m.num_processes() - 1) = 0.1 * m.sumw(b, m.num_processes() - 1);
+      for (int b = 0; b < m.nbins_full; ++b)
+        m.sumw2(b, m.num_processes() - 1) = 0.1 * m.sumw(b, m.num_processes() - 1);
       lik = Likelihood(std::move(m), lo);
     }
     Eigen::VectorXd x = lik.InitialParams();
@@ -127,7 +130,8 @@ TEST_CASE("ceres: bins that no parameter touches are constant terms") {
   REQUIRE(untouched > 0);
   Eigen::VectorXd grad, jtr;
   const Eigen::VectorXd x = Eigen::VectorXd::Constant(lik.num_params(), 0.3);
-  CHECK(CeresCostAndGradient(lik, x, &jtr) == doctest::Approx(lik.ValueAndGradient(x, &grad)).epsilon(1e-12));
+  CHECK(CeresCostAndGradient(lik, x, &jtr) ==
+        doctest::Approx(lik.ValueAndGradient(x, &grad)).epsilon(1e-12));
   CHECK((jtr - grad).cwiseAbs().maxCoeff() <= 1e-9 * (1.0 + grad.cwiseAbs().maxCoeff()));
   CheckAgainstDense(lik, FitMethod::kCeres);
 }
@@ -214,9 +218,10 @@ TEST_CASE("ceres method: names, bad options, non-convergence") {
   CHECK(FitMethodFromString("ceres_dogleg") == FitMethod::kCeresDogleg);
   CHECK(ToString(FitMethod::kCeres) == "ceres");
   CHECK(ToString(FitMethod::kCeresDogleg) == "ceres_dogleg");
-  CHECK_THROWS_WITH_AS(FitMethodFromString("ceres_bfgs"),
-                       doctest::Contains("but must be auto, dense, matrix_free, ceres or ceres_dogleg"),
-                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(
+      FitMethodFromString("ceres_bfgs"),
+      doctest::Contains("but must be auto, dense, matrix_free, ceres or ceres_dogleg"),
+      std::invalid_argument);
 
   Likelihood lik(MakeSyntheticModel(SmallSpec(3)));
   FitOptions bad;

@@ -23,8 +23,9 @@ double Val(EntryKind k, double up, double down, double theta, const double* coef
   return EvalEntry(k, up, down, 0.0, 0.0, theta, coef).v;
 }
 
-TEST_CASE("entry kinds: values at +-1 reproduce the variations; derivatives match finite differences") {
-  const double hi = 1.13, lo = 0.91;  // normsys factors
+TEST_CASE(
+    "entry kinds: values at +-1 reproduce the variations; derivatives match finite differences") {
+  const double hi = 1.13, lo = 0.91;   // normsys factors
   const double dup = 4.0, ddn = -2.5;  // histosys: hi - nom, lo - nom
   const auto c4 = engine::detail::NormsysCoefficients(hi, lo);
   struct Case {
@@ -41,13 +42,15 @@ TEST_CASE("entry kinds: values at +-1 reproduce the variations; derivatives matc
     CAPTURE(engine::ToString(c.kind));
     const double* coef = c.kind == EntryKind::kNormsysCode4 ? c4.data() : nullptr;
     if (c.kind != EntryKind::kFactor) {
-      const double vp = Val(c.kind, c.up, c.down, 1.0, coef), vm = Val(c.kind, c.up, c.down, -1.0, coef);
+      const double vp = Val(c.kind, c.up, c.down, 1.0, coef),
+                   vm = Val(c.kind, c.up, c.down, -1.0, coef);
       CHECK((c.exponent ? std::exp(vp) : vp) == doctest::Approx(c.up).epsilon(1e-13));
       CHECK((c.exponent ? std::exp(vm) : vm) == doctest::Approx(c.down).epsilon(1e-13));
       CHECK(Val(c.kind, c.up, c.down, 0.0, coef) == 0.0);
     }
     // Derivatives everywhere except at the kinks of codes 0 and 1 (theta = 0).
-    for (double theta : {-3.7, -1.6, -1.0 - 1e-3, -0.999, -0.6, -0.2, 0.05, 0.3, 0.7, 0.999, 1.001, 1.4, 2.9}) {
+    for (double theta :
+         {-3.7, -1.6, -1.0 - 1e-3, -0.999, -0.6, -0.2, 0.05, 0.3, 0.7, 0.999, 1.001, 1.4, 2.9}) {
       CAPTURE(theta);
       const double h = 1e-6;
       const auto e = EvalEntry(c.kind, c.up, c.down, 0, 0, theta, coef);
@@ -65,8 +68,10 @@ TEST_CASE("entry kinds: values at +-1 reproduce the variations; derivatives matc
     CHECK(in.v == doctest::Approx(out.v).epsilon(1e-10));
     CHECK(in.d1 == doctest::Approx(out.d1).epsilon(1e-9));
     CHECK(std::abs(in.d2 - out.d2) < 1e-8);
-    const auto hin = EvalEntry(EntryKind::kHistosysCode4p, dup, ddn, 0, 0, s * (1 - 1e-12), nullptr);
-    const auto hout = EvalEntry(EntryKind::kHistosysCode0, dup, ddn, 0, 0, s * (1 + 1e-12), nullptr);
+    const auto hin =
+        EvalEntry(EntryKind::kHistosysCode4p, dup, ddn, 0, 0, s * (1 - 1e-12), nullptr);
+    const auto hout =
+        EvalEntry(EntryKind::kHistosysCode0, dup, ddn, 0, 0, s * (1 + 1e-12), nullptr);
     CHECK(hin.v == doctest::Approx(hout.v).epsilon(1e-10));
     CHECK(hin.d1 == doctest::Approx(hout.d1).epsilon(1e-9));
     CHECK(std::abs(hin.d2) < 1e-8);
@@ -100,8 +105,9 @@ HfModel MakeHfModel() {
   engine::Model& m = h.model;
   m.processes = {"bkg1", "bkg2", "sig"};
   m.num_signals = 0;
-  m.systematics = {"mu", "lumi", "jes", "xs", "shape", "staterror[0]", "staterror[1]", "staterror[2]",
-                   "staterror[3]", "staterror[4]", "shapesys[0]", "shapesys[1]", "sf[0]"};
+  m.systematics = {"mu",           "lumi",         "jes",          "xs",           "shape",
+                   "staterror[0]", "staterror[1]", "staterror[2]", "staterror[3]", "staterror[4]",
+                   "shapesys[0]",  "shapesys[1]",  "sf[0]"};
   const int nsyst = static_cast<int>(m.systematics.size());
   m.constraint_weights.assign(nsyst, 1.0);
   m.constraint_weights[0] = 0.0;
@@ -109,7 +115,8 @@ HfModel MakeHfModel() {
   m.constraint_kinds.assign(nsyst, ConstraintKind::kGaussian);
   m.global_observables.assign(nsyst, 0.0);
   m.initial_values.assign(nsyst, 0.0);
-  for (int s : {0, 1, 5, 6, 7, 8, 9, 10, 11, 12}) m.global_observables[s] = m.initial_values[s] = 1.0;
+  for (int s : {0, 1, 5, 6, 7, 8, 9, 10, 11, 12})
+    m.global_observables[s] = m.initial_values[s] = 1.0;
   m.global_observables[0] = 0.0;
   const double stat_rel[5] = {0.05, 0.08, 0.03, 0.1, 0.06};
   for (int b = 0; b < 5; ++b) m.constraint_weights[5 + b] = 1.0 / (stat_rel[b] * stat_rel[b]);
@@ -135,10 +142,13 @@ HfModel MakeHfModel() {
       if (p != 1) e.push_back({1, EntryKind::kFactor, 0, 0});
       if (p == 0) {
         e.push_back({2, EntryKind::kNormsysCode1, 1.08, 0.95});
-        e.push_back({2, EntryKind::kHistosysCode0, 0.1 * h.nom[b][p] * (b % 2 ? 1 : -1), -0.07 * h.nom[b][p]});
+        e.push_back({2, EntryKind::kHistosysCode0, 0.1 * h.nom[b][p] * (b % 2 ? 1 : -1),
+                     -0.07 * h.nom[b][p]});
       }
       if (p == 1) e.push_back({3, EntryKind::kNormsysCode4, 1.2, 0.85});
-      if (p != 0) e.push_back({4, EntryKind::kHistosysCode4p, 0.05 * h.nom[b][p] * (b + 1) / 3.0, -0.03 * h.nom[b][p]});
+      if (p != 0)
+        e.push_back({4, EntryKind::kHistosysCode4p, 0.05 * h.nom[b][p] * (b + 1) / 3.0,
+                     -0.03 * h.nom[b][p]});
       e.push_back({5 + b, EntryKind::kFactor, 0, 0});
       if (p == 1 && (b == 2 || b == 3)) e.push_back({10 + (b - 2), EntryKind::kFactor, 0, 0});
       if (p == 0 && b == 0) e.push_back({12, EntryKind::kFactor, 0, 0});
@@ -153,7 +163,8 @@ HfModel MakeHfModel() {
       t.row_proc.push_back(p);
       t.norm.push_back(h.nom[b][p]);
       auto e = h.entries[b][p];
-      std::stable_sort(e.begin(), e.end(), [](const auto& a, const auto& c) { return a.syst < c.syst; });
+      std::stable_sort(e.begin(), e.end(),
+                       [](const auto& a, const auto& c) { return a.syst < c.syst; });
       for (const auto& x : e) {
         t.syst.push_back(x.syst);
         t.logk_avg.push_back(0.0);
@@ -172,9 +183,15 @@ double Expected(const HfModel& h, int b, int p, const Eigen::VectorXd& x) {
   for (const auto& e : h.entries[b][p]) {
     const double a = x[e.syst];
     switch (e.kind) {
-      case EntryKind::kFactor: mult *= a; break;
-      case EntryKind::kNormsysCode1: mult *= a >= 0 ? std::pow(e.up, a) : std::pow(e.down, -a); break;
-      case EntryKind::kHistosysCode0: add += a >= 0 ? a * e.up : -a * e.down; break;
+      case EntryKind::kFactor:
+        mult *= a;
+        break;
+      case EntryKind::kNormsysCode1:
+        mult *= a >= 0 ? std::pow(e.up, a) : std::pow(e.down, -a);
+        break;
+      case EntryKind::kHistosysCode0:
+        add += a >= 0 ? a * e.up : -a * e.down;
+        break;
       case EntryKind::kNormsysCode4:
         if (std::abs(a) >= 1) {
           mult *= a >= 0 ? std::pow(e.up, a) : std::pow(e.down, -a);
@@ -186,15 +203,19 @@ double Expected(const HfModel& h, int b, int p, const Eigen::VectorXd& x) {
         }
         break;
       case EntryKind::kHistosysCode4p:
-        if (a > 1) add += a * e.up;
-        else if (a < -1) add += -a * e.down;
+        if (a > 1)
+          add += a * e.up;
+        else if (a < -1)
+          add += -a * e.down;
         else {
-          const double dup = e.up, ddn = -e.down;  // pyhf's delta_up = hi - nom, delta_dn = nom - lo
+          const double dup = e.up,
+                       ddn = -e.down;  // pyhf's delta_up = hi - nom, delta_dn = nom - lo
           const double s = 0.5 * (dup + ddn), aa = 0.0625 * (dup - ddn);
           add += a * (s + a * aa * (15 + a * a * (-10 + a * a * 3)));
         }
         break;
-      default: break;
+      default:
+        break;
     }
   }
   return add * mult;
@@ -211,7 +232,9 @@ Eigen::VectorXd Point(std::uint64_t seed) {
   return x;
 }
 
-TEST_CASE("HistFactory model: yields and NLL match the definitions, derivatives match finite differences") {
+TEST_CASE(
+    "HistFactory model: yields and NLL match the definitions, derivatives match finite "
+    "differences") {
   const HfModel h = MakeHfModel();
   std::string err;
   REQUIRE_MESSAGE(h.model.IsValid(&err), err);
@@ -228,7 +251,8 @@ TEST_CASE("HistFactory model: yields and NLL match the definitions, derivatives 
       for (int p = 0; p < 3; ++p) {
         CAPTURE(b);
         CAPTURE(p);
-        CHECK(y(b, p) == doctest::Approx(h.nom[b][p] == 0 ? 0.0 : Expected(h, b, p, x)).epsilon(1e-12));
+        CHECK(y(b, p) ==
+              doctest::Approx(h.nom[b][p] == 0 ? 0.0 : Expected(h, b, p, x)).epsilon(1e-12));
       }
     // NLL: saturated Poisson + Gaussian + Poisson constraints (shapesys: tau (g - 1) - tau ln g).
     double nll = 0.0;
@@ -238,8 +262,10 @@ TEST_CASE("HistFactory model: yields and NLL match the definitions, derivatives 
     }
     for (int s = 1; s < 13; ++s) {
       const double w = h.model.constraint_weights[s], c = h.model.global_observables[s];
-      if (h.model.constraint_kinds[s] == ConstraintKind::kPoisson) nll += w * (x[s] - c) - w * c * std::log(x[s] / c);
-      else nll += 0.5 * w * (x[s] - c) * (x[s] - c);
+      if (h.model.constraint_kinds[s] == ConstraintKind::kPoisson)
+        nll += w * (x[s] - c) - w * c * std::log(x[s] / c);
+      else
+        nll += 0.5 * w * (x[s] - c) * (x[s] - c);
     }
     CHECK(lik.Value(x) == doctest::Approx(nll).epsilon(1e-12));
     CheckDerivatives(lik, x, "histfactory seed " + std::to_string(seed), 1e-14);
@@ -259,7 +285,9 @@ TEST_CASE("HistFactory model: yields and NLL match the definitions, derivatives 
   CheckDerivatives(lik, x, "mu = 0", 1e-14);
 }
 
-TEST_CASE("general rows with a rabbit POI: log-normal and normal models, kModel entries mixed with kinds") {
+TEST_CASE(
+    "general rows with a rabbit POI: log-normal and normal models, kModel entries mixed with "
+    "kinds") {
   for (auto type : {engine::SystematicType::kLogNormal, engine::SystematicType::kNormal}) {
     for (bool positive : {false, true}) {
       CAPTURE(engine::ToString(type));
@@ -281,12 +309,15 @@ TEST_CASE("general rows with a rabbit POI: log-normal and normal models, kModel 
       // Each row: a (kModel), b (histosys code 4p or normsys code 4), c (factor)
       t.row_start = {0, 3, 6, 9, 12};
       for (int r = 0; r < 4; ++r) {
-        const double lk = type == engine::SystematicType::kLogNormal ? 0.05 * (r + 1) : 0.5 * (r + 1);
+        const double lk =
+            type == engine::SystematicType::kLogNormal ? 0.05 * (r + 1) : 0.5 * (r + 1);
         t.syst.insert(t.syst.end(), {0, 1, 2});
         t.logk_avg.insert(t.logk_avg.end(), {lk, 0.0, 0.0});
         t.logk_halfdiff.insert(t.logk_halfdiff.end(), {0.3 * lk, 0.0, 0.0});
-        t.entry_kind.insert(t.entry_kind.end(), {EntryKind::kModel, r % 2 ? EntryKind::kHistosysCode4p : EntryKind::kNormsysCode4,
-                                                 EntryKind::kFactor});
+        t.entry_kind.insert(
+            t.entry_kind.end(),
+            {EntryKind::kModel, r % 2 ? EntryKind::kHistosysCode4p : EntryKind::kNormsysCode4,
+             EntryKind::kFactor});
         t.entry_up.insert(t.entry_up.end(), {0.0, r % 2 ? 2.0 : 1.1, 0.0});
         t.entry_down.insert(t.entry_down.end(), {0.0, r % 2 ? -1.5 : 0.93, 0.0});
       }
@@ -409,7 +440,9 @@ TEST_CASE("Fit keeps parameters inside the model's bounds (active set) and honou
 namespace lepus::test {
 namespace {
 
-TEST_CASE("global impacts close with Poisson constraints away from gamma = 1 (sigma(theta0) = sqrt(theta / tau))") {
+TEST_CASE(
+    "global impacts close with Poisson constraints away from gamma = 1 (sigma(theta0) = sqrt(theta "
+    "/ tau))") {
   HfModel h = MakeHfModel();
   engine::Likelihood lik(h.model);
   // Asimov data and global observables at a point where the shapesys gammas are far from 1: the

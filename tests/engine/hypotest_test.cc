@@ -86,12 +86,15 @@ TEST_CASE("q_mu, q~_mu, q_0 and t_mu of a counting experiment match their closed
       CHECK(r.q_obs == doctest::Approx(QMu(mu, n, true)).epsilon(1e-7));
       CHECK(r.mu_hat == doctest::Approx(std::max((n - kB) / kS, 0.0)).epsilon(1e-7));
       CHECK(r.q_asimov == doctest::Approx(QMu(mu, kB, true)).epsilon(1e-7));
-      CHECK(r.cls_obs == doctest::Approx(ClsFormula(QMu(mu, n, true), QMu(mu, kB, true), true)).epsilon(1e-7));
+      CHECK(r.cls_obs ==
+            doctest::Approx(ClsFormula(QMu(mu, n, true), QMu(mu, kB, true), true)).epsilon(1e-7));
       o.test_stat = TestStatistic::kQ;
       r = HypoTest(lik, mu, o);
       REQUIRE(r.ok());
       CHECK(r.q_obs == doctest::Approx(QMu(mu, n, false)).epsilon(1e-7));
-      CHECK(r.cls_obs == doctest::Approx(ClsFormula(QMu(mu, n, false), QMu(mu, kB, false), false)).epsilon(1e-7));
+      CHECK(
+          r.cls_obs ==
+          doctest::Approx(ClsFormula(QMu(mu, n, false), QMu(mu, kB, false), false)).epsilon(1e-7));
       o.test_stat = TestStatistic::kTMu;
       r = HypoTest(lik, mu, o);
       REQUIRE(r.ok());
@@ -106,7 +109,8 @@ TEST_CASE("q_mu, q~_mu, q_0 and t_mu of a counting experiment match their closed
     REQUIRE(r.ok());
     CHECK(r.q_obs == doctest::Approx(Q0(n)).epsilon(1e-7).scale(1e-12));
     // Asimov at mu' = 1: n_A = s + b.
-    CHECK(r.q_asimov == doctest::Approx(2.0 * (Nll(kB, kS + kB) - Nll(kS + kB, kS + kB))).epsilon(1e-7));
+    CHECK(r.q_asimov ==
+          doctest::Approx(2.0 * (Nll(kB, kS + kB) - Nll(kS + kB, kS + kB))).epsilon(1e-7));
     CHECK(r.p_value == doctest::Approx(Phi(-std::sqrt(Q0(n)))).epsilon(1e-7));
     CHECK(r.significance == doctest::Approx(std::sqrt(Q0(n))).epsilon(1e-7).scale(1e-12));
     CHECK_THROWS_AS(HypoTest(lik, 1.0, o), std::invalid_argument);  // q0 tests mu = 0 only
@@ -131,15 +135,39 @@ TEST_CASE("asymptotic CLs, CLs+b, CLb and the expected band against scipy") {
     std::array<double, 5> exp;
   };
   const Case cases[] = {
-      {12, 1.0, TestStatistic::kQTilde, 0.2945737703577463, 0.21103312305314997, 0.7164016089988594,
-       {0.016221573374564324, 0.05530132327843155, 0.1691232334708591, 0.4205415033369178, 0.7510932496674695}},
-      {12, 2.0, TestStatistic::kQ, 0.03758975216883682, 0.026559281364619762, 0.7065564371195379,
-       {0.00016613102046109292, 0.0015961497553274619, 0.013237750156171525, 0.08295827371047866, 0.3239410030739567}},
+      {12,
+       1.0,
+       TestStatistic::kQTilde,
+       0.2945737703577463,
+       0.21103312305314997,
+       0.7164016089988594,
+       {0.016221573374564324, 0.05530132327843155, 0.1691232334708591, 0.4205415033369178,
+        0.7510932496674695}},
+      {12,
+       2.0,
+       TestStatistic::kQ,
+       0.03758975216883682,
+       0.026559281364619762,
+       0.7065564371195379,
+       {0.00016613102046109292, 0.0015961497553274619, 0.013237750156171525, 0.08295827371047866,
+        0.3239410030739567}},
       // mu-hat = -0.6 < 0: q~ refits at the bound, and sqrt(q~) > sqrt(q~_A) takes pyhf's second branch.
-      {7, 1.5, TestStatistic::kQTilde, 0.012649704558467603, 0.00246409945117376, 0.19479501989825626,
-       {0.0017080878249446218, 0.009971616072057876, 0.051017940475089466, 0.20291175098974548, 0.5315010390152589}},
-      {7, 1.5, TestStatistic::kQ, 0.011680351164436291, 0.002127180996866835, 0.18211618528589807,
-       {0.0017080878249446218, 0.009971616072057876, 0.051017940475089466, 0.20291175098974548, 0.5315010390152589}},
+      {7,
+       1.5,
+       TestStatistic::kQTilde,
+       0.012649704558467603,
+       0.00246409945117376,
+       0.19479501989825626,
+       {0.0017080878249446218, 0.009971616072057876, 0.051017940475089466, 0.20291175098974548,
+        0.5315010390152589}},
+      {7,
+       1.5,
+       TestStatistic::kQ,
+       0.011680351164436291,
+       0.002127180996866835,
+       0.18211618528589807,
+       {0.0017080878249446218, 0.009971616072057876, 0.051017940475089466, 0.20291175098974548,
+        0.5315010390152589}},
   };
   for (const Case& c : cases) {
     CAPTURE(c.n);
@@ -152,7 +180,8 @@ TEST_CASE("asymptotic CLs, CLs+b, CLb and the expected band against scipy") {
         CAPTURE(positive);
         LikelihoodOptions lo = NoBb();
         lo.poi_positive = positive;
-        if (positive && c.stat == TestStatistic::kQ && c.n < kB) continue;  // mu >= 0 makes q into q~
+        if (positive && c.stat == TestStatistic::kQ && c.n < kB)
+          continue;  // mu >= 0 makes q into q~
         Likelihood lik(noi ? CountingNoi(c.n) : Counting(c.n), lo);
         CHECK(DefaultPoi(lik) == 0);
         HypoTestOptions o;
@@ -172,16 +201,18 @@ TEST_CASE("asymptotic CLs, CLs+b, CLb and the expected band against scipy") {
 
 TEST_CASE("upper limits: CLs = 1 - CL at the limits, observed and expected against scipy") {
   // scipy: brentq(lambda m: CLs(m) - 0.05, 1e-6, 50, xtol=1e-14) with the q~ formulas above.
-  const double expected[5] = {0.7408960736436044, 1.0305991051505636, 1.507868958459849, 2.2524498542409623,
-                              3.2770697414344654};
-  for (auto [n, observed] : {std::pair{12.0, 1.8784408899452074}, std::pair{7.0, 1.0759352268070306}}) {
+  const double expected[5] = {0.7408960736436044, 1.0305991051505636, 1.507868958459849,
+                              2.2524498542409623, 3.2770697414344654};
+  for (auto [n, observed] :
+       {std::pair{12.0, 1.8784408899452074}, std::pair{7.0, 1.0759352268070306}}) {
     CAPTURE(n);
     Likelihood lik(Counting(n), NoBb());
     UpperLimitOptions o;
     const UpperLimitResult lim = UpperLimit(lik, o);
     REQUIRE(lim.ok());
     CHECK(lim.observed == doctest::Approx(observed).epsilon(1e-6));
-    for (int k = 0; k < 5; ++k) CHECK(lim.expected[k] == doctest::Approx(expected[k]).epsilon(1e-6));
+    for (int k = 0; k < 5; ++k)
+      CHECK(lim.expected[k] == doctest::Approx(expected[k]).epsilon(1e-6));
     const HypoTestResult at = HypoTest(lik, lim.observed, o.hypotest);
     REQUIRE(at.ok());
     CHECK(std::abs(at.cls_obs - 0.05) < 1e-6);

@@ -3,9 +3,9 @@
 // refits with shifted data, grouped impacts.
 #include <cmath>
 
+#include <doctest/doctest.h>
 #include <Eigen/Cholesky>
 #include <Eigen/LU>
-#include <doctest/doctest.h>
 
 #include "lepus/engine/fit.h"
 #include "lepus/engine/impacts.h"
@@ -47,7 +47,8 @@ TEST_CASE("global impacts close: squares add up to the variance on Asimov data")
       Likelihood lik(ImpactModel(asym, 3), opt);
       Eigen::VectorXd truth = lik.InitialParams();
       truth[0] = 1.2;
-      truth[1] = 0.4;  // the free NOI: the fit lands exactly on the truth (constrained ones stay at theta0)
+      truth[1] =
+          0.4;  // the free NOI: the fit lands exactly on the truth (constrained ones stay at theta0)
       lik.SetData(AsimovData(lik, truth));
       FitResult r = Fit(lik);
       REQUIRE(r.ok());
@@ -81,13 +82,15 @@ TEST_CASE("nominal impacts: definition, self impact, single-member groups") {
   const int t = imp.targets[0];
   CHECK(t == 0);
   for (int j = 0; j < lik.num_params(); ++j)
-    CHECK(imp.nominal(0, j) == doctest::Approx(r.covariance(t, j) / std::sqrt(r.covariance(j, j))).epsilon(1e-12));
+    CHECK(imp.nominal(0, j) ==
+          doctest::Approx(r.covariance(t, j) / std::sqrt(r.covariance(j, j))).epsilon(1e-12));
   CHECK(imp.nominal(0, t) == doctest::Approx(imp.total[0]).epsilon(1e-12));
   int gi = -1;
   for (int i = 0; i < static_cast<int>(imp.group_names.size()); ++i)
     if (imp.group_names[i] == "just4") gi = i;
   REQUIRE(gi >= 0);
-  CHECK(imp.grouped_nominal(0, gi) == doctest::Approx(std::abs(imp.nominal(0, 1 + 4))).epsilon(1e-10));
+  CHECK(imp.grouped_nominal(0, gi) ==
+        doctest::Approx(std::abs(imp.nominal(0, 1 + 4))).epsilon(1e-10));
   // Global impact of a unit-width constrained nuisance: C_ij.
   CHECK(imp.global_nuisance(0, 1 + 4) == doctest::Approx(r.covariance(0, 1 + 4)).epsilon(1e-8));
   // Statistical part is smaller than the total.
@@ -169,7 +172,8 @@ TEST_CASE("impacts in physical units and input validation") {
   CHECK(imp.total[1] == doctest::Approx(100.0 * r.errors[1]).epsilon(1e-12));
   ImpactOptions bad;
   bad.extra_groups.push_back({"empty", {}});
-  CHECK_THROWS_WITH_AS(ComputeImpacts(lik, r, bad), doctest::Contains("empty"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(ComputeImpacts(lik, r, bad), doctest::Contains("empty"),
+                       std::invalid_argument);
   bad = ImpactOptions{};
   bad.targets = {999};
   CHECK_THROWS_AS(ComputeImpacts(lik, r, bad), std::invalid_argument);
@@ -257,12 +261,15 @@ TEST_CASE("impacts: rabbit's stat and binByBinStat on a counting experiment (han
     REQUIRE(r.values[0] == doctest::Approx(3.0).epsilon(1e-9));
     Impacts imp = ComputeImpacts(lik, r);
     const double n = 150.0, k = 200.0, mu = 3.0;
-    CHECK(imp.total[0] == doctest::Approx(mu * std::sqrt(1 / n + (bb ? 1 / k : 0.0) + 0.01)).epsilon(1e-8));
-    CHECK(imp.grouped_nominal(0, GroupIndex(imp, "stat")) == doctest::Approx(mu / std::sqrt(n)).epsilon(1e-8));
+    CHECK(imp.total[0] ==
+          doctest::Approx(mu * std::sqrt(1 / n + (bb ? 1 / k : 0.0) + 0.01)).epsilon(1e-8));
+    CHECK(imp.grouped_nominal(0, GroupIndex(imp, "stat")) ==
+          doctest::Approx(mu / std::sqrt(n)).epsilon(1e-8));
     CHECK(imp.nominal(0, 1) == doctest::Approx(-0.1 * mu).epsilon(1e-8));
     if (bb) {
       REQUIRE(GroupIndex(imp, "binByBinStat") >= 0);
-      CHECK(imp.grouped_nominal(0, GroupIndex(imp, "binByBinStat")) == doctest::Approx(mu / std::sqrt(k)).epsilon(1e-8));
+      CHECK(imp.grouped_nominal(0, GroupIndex(imp, "binByBinStat")) ==
+            doctest::Approx(mu / std::sqrt(k)).epsilon(1e-8));
       REQUIRE(imp.bbstat_fullcov.size() == 1);
       CHECK(imp.bbstat_fullcov[0] == doctest::Approx(mu / std::sqrt(k)).epsilon(1e-8));
     } else {
@@ -272,7 +279,8 @@ TEST_CASE("impacts: rabbit's stat and binByBinStat on a counting experiment (han
   }
 }
 
-TEST_CASE("impacts: rabbit's stat and binByBinStat with constrained nuisances fixed, same sub-Hessian") {
+TEST_CASE(
+    "impacts: rabbit's stat and binByBinStat with constrained nuisances fixed, same sub-Hessian") {
   // syst0 is a free NOI, syst1 a constrained NOI. The definitions, spelled out on the Hessians:
   // S = POI + unconstrained; stat_i = sqrt([H_fixed,SS^-1]_ii), binByBinStat_i =
   // sqrt([H_SS^-1]_ii - [H_fixed,SS^-1]_ii), 0 for the constrained NOI; a target does not enter S.
@@ -301,7 +309,8 @@ TEST_CASE("impacts: rabbit's stat and binByBinStat with constrained nuisances fi
   for (int k = 0; k < 2; ++k) {
     CAPTURE(k);
     CHECK(imp.grouped_nominal(k, ist) == doctest::Approx(std::sqrt(cs_fix(k, k))).epsilon(1e-8));
-    CHECK(imp.grouped_nominal(k, ibb) == doctest::Approx(std::sqrt(cs(k, k) - cs_fix(k, k))).epsilon(1e-6));
+    CHECK(imp.grouped_nominal(k, ibb) ==
+          doctest::Approx(std::sqrt(cs(k, k) - cs_fix(k, k))).epsilon(1e-6));
     CHECK(imp.bbstat_fullcov[k] ==
           doctest::Approx(std::sqrt(r.covariance(k, k) - cfix_all(k, k))).epsilon(1e-6));
   }

@@ -4,12 +4,12 @@
 #include <random>
 #include <string>
 
-#include <Eigen/Eigenvalues>
 #include <doctest/doctest.h>
+#include <Eigen/Eigenvalues>
 
+#include "derivative_check.h"
 #include "lepus/engine/likelihood.h"
 #include "lepus/models/synthetic.h"
-#include "derivative_check.h"
 #include "test_support.h"
 
 using lepus::engine::Likelihood;
@@ -38,7 +38,8 @@ TEST_CASE("gradient and Hessian match finite differences for every option combin
             spec.nmasked = 3;
             spec.nproc = 4;
             spec.nsignal = 2;
-            spec.nsyst = 24;  // >= 16: the dense (rank-k) Hessian path is taken when density is high
+            spec.nsyst =
+                24;  // >= 16: the dense (rank-k) Hessian path is taken when density is high
             spec.nfree = 2;
             spec.nnoi = 1;
             spec.density = density;
@@ -51,9 +52,10 @@ TEST_CASE("gradient and Hessian match finite differences for every option combin
             opt.bin_by_bin_stat = bb;
             opt.poi_positive = poi_positive;
             Likelihood lik(model, opt);
-            const std::string label = "density=" + std::to_string(density) + " asym=" + std::to_string(asym) +
-                                      " type=" + lepus::engine::ToString(type) + " bb=" + std::to_string(bb) +
-                                      " poi_positive=" + std::to_string(poi_positive);
+            const std::string label =
+                "density=" + std::to_string(density) + " asym=" + std::to_string(asym) +
+                " type=" + lepus::engine::ToString(type) + " bb=" + std::to_string(bb) +
+                " poi_positive=" + std::to_string(poi_positive);
             CheckDerivatives(lik, RandomPoint(lik, 100 + combos), label);
             ++combos;
           }
@@ -110,7 +112,8 @@ TEST_CASE("partly scaled bins: beta solves the quadratic and minimises the bin N
   const Eigen::VectorXd beta = lik.ProfiledBeta(x);
   const Eigen::MatrixXd lp = lik.ExpectedYieldsPerProcess(x);
   for (Eigen::Index b = 0; b < model.nbins; ++b) {
-    const double lv = lp(b, 0) + lp(b, 1), lu = lp(b, 2), n = model.data_obs[b], k = lik.bb_kstat()[b];
+    const double lv = lp(b, 0) + lp(b, 1), lu = lp(b, 2), n = model.data_obs[b],
+                 k = lik.bb_kstat()[b];
     REQUIRE(k > 0);
     auto bin_nll = [&](double bt) {
       const double L = bt * lv + lu;
@@ -194,7 +197,8 @@ TEST_CASE("invalid options and data are rejected with a message naming the field
   CHECK_FALSE(bad.IsValid(&err));
   CHECK(err.find("num_threads") != std::string::npos);
   CHECK(LikelihoodOptions{}.IsValid(&err));
-  CHECK_THROWS_WITH_AS(Likelihood(model, bad), doctest::Contains("num_threads"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(Likelihood(model, bad), doctest::Contains("num_threads"),
+                       std::invalid_argument);
   Likelihood lik(model);
   Eigen::VectorXd d = model.data_obs;
   d[2] = -1;
@@ -213,7 +217,7 @@ TEST_CASE("mixed derivatives with respect to the data and beta0 match finite dif
     spec.asymmetric = asym;
     spec.seed = 31;
     Model model = MakeSyntheticModel(spec);
-    model.sumw2(1, 2) = 3.0;  // bin 1: every process scaled (closed-form beta)
+    model.sumw2(1, 2) = 3.0;                      // bin 1: every process scaled (closed-form beta)
     model.sumw2(2, 0) = model.sumw2(2, 1) = 0.0;  // bin 2: no beta at all
     Likelihood lik(model);
     const Eigen::VectorXd x = RandomPoint(lik, 77);
@@ -240,18 +244,22 @@ TEST_CASE("mixed derivatives with respect to the data and beta0 match finite dif
       b0[b] -= 2 * h;
       l.SetGlobalObservables(Eigen::VectorXd::Zero(model.num_systematics()), b0);
       l.ValueAndGradient(x, &gm);
-      l.SetGlobalObservables(Eigen::VectorXd::Zero(model.num_systematics()), Eigen::VectorXd::Ones(model.nbins));
+      l.SetGlobalObservables(Eigen::VectorXd::Zero(model.num_systematics()),
+                             Eigen::VectorXd::Ones(model.nbins));
       const Eigen::VectorXd fd_b = (gp - gm) / (2 * h);
       for (int i = 0; i < n; ++i) {
-        CHECK(std::abs(dn(i, b) - fd_n[i]) <= 1e-6 * (std::abs(fd_n[i]) + dn.col(b).cwiseAbs().maxCoeff()) + 1e-10);
-        CHECK(std::abs(db(i, b) - fd_b[i]) <= 1e-6 * (std::abs(fd_b[i]) + db.col(b).cwiseAbs().maxCoeff() + 1.0) + 1e-9);
+        CHECK(std::abs(dn(i, b) - fd_n[i]) <=
+              1e-6 * (std::abs(fd_n[i]) + dn.col(b).cwiseAbs().maxCoeff()) + 1e-10);
+        CHECK(std::abs(db(i, b) - fd_b[i]) <=
+              1e-6 * (std::abs(fd_b[i]) + db.col(b).cwiseAbs().maxCoeff() + 1.0) + 1e-9);
       }
     }
     CHECK(db.col(2).cwiseAbs().maxCoeff() == 0.0);
   }
 }
 
-TEST_CASE("the Hessian with beta held fixed matches finite differences of the fixed-beta gradient") {
+TEST_CASE(
+    "the Hessian with beta held fixed matches finite differences of the fixed-beta gradient") {
   SyntheticSpec spec;
   spec.nbins = 10;
   spec.nproc = 3;
@@ -277,7 +285,8 @@ TEST_CASE("the Hessian with beta held fixed matches finite differences of the fi
     lik.ValueGradientHessianFixedBeta(xm, beta, &gm, &tmp);
     const Eigen::VectorXd col = (gp - gm) / (2 * step);
     for (int i = 0; i < lik.num_params(); ++i)
-      CHECK(std::abs(h(i, j) - col[i]) <= 1e-6 * (std::abs(h(i, j)) + 1e-3 * std::sqrt(std::abs(h(i, i) * h(j, j)))));
+      CHECK(std::abs(h(i, j) - col[i]) <=
+            1e-6 * (std::abs(h(i, j)) + 1e-3 * std::sqrt(std::abs(h(i, i) * h(j, j)))));
   }
   // Profiling beta can only lower the curvature: H_fixed - H_profiled is positive semi-definite.
   Eigen::MatrixXd hp;
@@ -320,7 +329,8 @@ TEST_CASE("matrix-free Hessian-vector products and diagonal equal the dense Hess
           CAPTURE(combos);
           const Eigen::VectorXd ref = h * v;
           CHECK((hv - ref).cwiseAbs().maxCoeff() <= 1e-10 * (1.0 + ref.cwiseAbs().maxCoeff()));
-          CHECK((diag - h.diagonal()).cwiseAbs().maxCoeff() <= 1e-10 * (1.0 + h.diagonal().cwiseAbs().maxCoeff()));
+          CHECK((diag - h.diagonal()).cwiseAbs().maxCoeff() <=
+                1e-10 * (1.0 + h.diagonal().cwiseAbs().maxCoeff()));
           ++combos;
         }
       }

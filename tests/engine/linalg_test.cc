@@ -2,9 +2,9 @@
 // thread-count independence.
 #include <random>
 
-#include <Eigen/Cholesky>
 #include <doctest/doctest.h>
 #include <tbb/task_arena.h>
+#include <Eigen/Cholesky>
 
 #include "../../engine/src/linalg.h"
 
@@ -25,7 +25,8 @@ Eigen::MatrixXd RandomSpd(int n, unsigned seed) {
 
 }  // namespace
 
-TEST_CASE("blocked Cholesky: factor, solve and inverse agree with Eigen for sizes around the block") {
+TEST_CASE(
+    "blocked Cholesky: factor, solve and inverse agree with Eigen for sizes around the block") {
   for (int n : {1, 7, 64, 127, 128, 129, 300, 517}) {
     CAPTURE(n);
     const Eigen::MatrixXd a = RandomSpd(n, 3 + n);

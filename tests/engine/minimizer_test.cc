@@ -21,7 +21,8 @@ namespace {
 // Model with one channel of nbins, processes given as dense [nbins x nproc] yields.
 Model DenseModel(const Eigen::MatrixXd& norm, int nsignal, const Eigen::VectorXd& data,
                  const std::vector<std::vector<double>>& logk_per_syst = {},
-                 SystematicType type = SystematicType::kLogNormal, const std::vector<double>& cw = {}) {
+                 SystematicType type = SystematicType::kLogNormal,
+                 const std::vector<double>& cw = {}) {
   Model m;
   const int nb = static_cast<int>(norm.rows()), np = static_cast<int>(norm.cols());
   const int ns = static_cast<int>(logk_per_syst.size());
@@ -39,7 +40,8 @@ Model DenseModel(const Eigen::MatrixXd& norm, int nsignal, const Eigen::VectorXd
   for (int b = 0; b < nb; ++b)
     for (int p = 0; p < np; ++p) {
       n[b * np + p] = norm(b, p);
-      for (int s = 0; s < ns; ++s) k[(static_cast<std::size_t>(b) * np + p) * ns + s] = logk_per_syst[s][b * np + p];
+      for (int s = 0; s < ns; ++s)
+        k[(static_cast<std::size_t>(b) * np + p) * ns + s] = logk_per_syst[s][b * np + p];
     }
   m.tensor = Tensor::FromDense(nb, np, ns, n, k, {});
   return m;
@@ -116,7 +118,8 @@ TEST_CASE("saturated linear model: exact solution and exact covariance") {
   const Eigen::Matrix3d cov = (A.transpose() * data.cwiseInverse().asDiagonal() * A).inverse();
   for (int i = 0; i < 3; ++i) {
     CHECK(r.values[i] == doctest::Approx(xhat[i]).epsilon(1e-10));
-    for (int j = 0; j < 3; ++j) CHECK(r.covariance(i, j) == doctest::Approx(cov(i, j)).epsilon(1e-8));
+    for (int j = 0; j < 3; ++j)
+      CHECK(r.covariance(i, j) == doctest::Approx(cov(i, j)).epsilon(1e-8));
   }
   CHECK(std::abs(r.nll) < 1e-10);
   CHECK(r.gof_ndf == 0);
@@ -151,7 +154,9 @@ TEST_CASE("Gaussian limit: large counts reproduce generalised least squares") {
   Eigen::VectorXd y = data - norm.col(1);
   Eigen::MatrixXd W = data.cwiseInverse().asDiagonal();
   Eigen::MatrixXd C = Eigen::MatrixXd::Zero(4, 4);
-  C(1, 1) = 1.0; C(2, 2) = 1.0; C(3, 3) = 0.25;
+  C(1, 1) = 1.0;
+  C(2, 2) = 1.0;
+  C(3, 3) = 0.25;
   Eigen::MatrixXd N = A.transpose() * W * A + C;
   Eigen::VectorXd xg = N.ldlt().solve(A.transpose() * W * y);
   Eigen::MatrixXd cg = N.inverse();
@@ -369,7 +374,8 @@ TEST_CASE("matrix-free Newton-CG agrees with the dense Newton fit") {
       const int t = rm.covariance_row_params[k];
       CHECK(rm.errors[t] == doctest::Approx(rd.errors[t]).epsilon(1e-6));
       for (int j = 0; j < lik.num_params(); ++j)
-        CHECK(std::abs(rm.covariance_rows(k, j) - rd.covariance(t, j)) <= 1e-6 * rd.errors[t] * std::max(rd.errors[j], 1e-3));
+        CHECK(std::abs(rm.covariance_rows(k, j) - rd.covariance(t, j)) <=
+              1e-6 * rd.errors[t] * std::max(rd.errors[j], 1e-3));
     }
     CHECK(std::isnan(rm.errors[10]));  // not a target
     CHECK(rm.errors[5] == 0.0);        // frozen

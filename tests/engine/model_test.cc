@@ -13,8 +13,8 @@ TEST_CASE("Tensor::FromDense keeps non-zero rows and entries in order") {
   // 2 bins x 2 processes x 3 systematics
   const std::vector<double> norm{1.0, 0.0, 2.0, 3.0};
   std::vector<double> logk(12, 0.0);
-  logk[0 * 3 + 1] = 0.1;  // (bin 0, proc 0, syst 1)
-  logk[3 * 3 + 0] = -0.2; // (bin 1, proc 1, syst 0)
+  logk[0 * 3 + 1] = 0.1;   // (bin 0, proc 0, syst 1)
+  logk[3 * 3 + 0] = -0.2;  // (bin 1, proc 1, syst 0)
   logk[3 * 3 + 2] = 0.3;
   Tensor t = Tensor::FromDense(2, 2, 3, norm, logk, {});
   REQUIRE(t.num_rows() == 3);  // (0,1) has zero norm and no logk: dropped
@@ -69,6 +69,6 @@ TEST_CASE("systematic type strings round-trip") {
   CHECK(lepus::engine::SystematicTypeFromString("log_normal") == SystematicType::kLogNormal);
   CHECK(lepus::engine::SystematicTypeFromString(lepus::engine::ToString(SystematicType::kNormal)) ==
         SystematicType::kNormal);
-  CHECK_THROWS_WITH_AS(lepus::engine::SystematicTypeFromString("gaussian"), doctest::Contains("gaussian"),
-                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(lepus::engine::SystematicTypeFromString("gaussian"),
+                       doctest::Contains("gaussian"), std::invalid_argument);
 }

@@ -27,8 +27,8 @@ namespace {
 // One channel "ch" of nb bins; processes [nb x np] (signals first); systematics as logk columns
 // over the (bin, process) pairs in row-major order, with constraint weights cw (0 = free).
 Model MakeModel(const Eigen::MatrixXd& norm, int nsignal, const Eigen::VectorXd& data,
-                const std::vector<std::vector<double>>& logk = {}, const std::vector<double>& cw = {},
-                const std::vector<std::string>& names = {}) {
+                const std::vector<std::vector<double>>& logk = {},
+                const std::vector<double>& cw = {}, const std::vector<std::string>& names = {}) {
   Model m;
   const int nb = static_cast<int>(norm.rows()), np = static_cast<int>(norm.cols());
   const int ns = static_cast<int>(logk.size());
@@ -42,11 +42,13 @@ Model MakeModel(const Eigen::MatrixXd& norm, int nsignal, const Eigen::VectorXd&
   m.channels.push_back(Channel{"ch", {}, nb, false});
   m.data_obs = data;
   m.sumw2 = Eigen::MatrixXd::Zero(nb, np);
-  std::vector<double> n(static_cast<std::size_t>(nb) * np), k(static_cast<std::size_t>(nb) * np * ns, 0.0);
+  std::vector<double> n(static_cast<std::size_t>(nb) * np),
+      k(static_cast<std::size_t>(nb) * np * ns, 0.0);
   for (int b = 0; b < nb; ++b)
     for (int p = 0; p < np; ++p) {
       n[b * np + p] = norm(b, p);
-      for (int s = 0; s < ns; ++s) k[(static_cast<std::size_t>(b) * np + p) * ns + s] = logk[s][b * np + p];
+      for (int s = 0; s < ns; ++s)
+        k[(static_cast<std::size_t>(b) * np + p) * ns + s] = logk[s][b * np + p];
     }
   m.tensor = Tensor::FromDense(nb, np, ns, n, k, {});
   return m;
@@ -82,7 +84,8 @@ double ExactScaledRatio(const Eigen::MatrixXd& h) {
 
 }  // namespace
 
-TEST_CASE("near-singular Hessian: two free systematics equal to 1e-9 give near_singular naming both") {
+TEST_CASE(
+    "near-singular Hessian: two free systematics equal to 1e-9 give near_singular naming both") {
   Likelihood lik(CollinearModel(1e-9));
   const FitResult r = Fit(lik);
   // The minimum is found (the flat direction does not change the NLL) ...
@@ -93,8 +96,10 @@ TEST_CASE("near-singular Hessian: two free systematics equal to 1e-9 give near_s
   CHECK(r.covariance_message.find("Hessian near-singular") != std::string::npos);
   // Both named with weights +-0.71 (the sign convention makes the largest component positive).
   const std::string& msg = r.covariance_message;
-  const bool a_first = msg.find("sysA (+0.7") != std::string::npos && msg.find("sysB (-0.7") != std::string::npos;
-  const bool b_first = msg.find("sysB (+0.7") != std::string::npos && msg.find("sysA (-0.7") != std::string::npos;
+  const bool a_first =
+      msg.find("sysA (+0.7") != std::string::npos && msg.find("sysB (-0.7") != std::string::npos;
+  const bool b_first =
+      msg.find("sysB (+0.7") != std::string::npos && msg.find("sysA (-0.7") != std::string::npos;
   CHECK((a_first || b_first));
   // Before: "accurate" with errors of ~1e7..1e8 on sysA and sysB.
   CHECK(r.errors[lik.FindParam("sysA")] > 1e5);
@@ -260,7 +265,8 @@ TEST_CASE("zero expectation with observed events: failed, naming the bin") {
   Likelihood lik(MakeModel(norm, 1, data));
   const FitResult r = Fit(lik);
   CHECK(r.status == FitStatus::kFailed);
-  CHECK(r.message.find("bin 1 (channel ch, bin 1): expected yield 0 with 2 observed events") != std::string::npos);
+  CHECK(r.message.find("bin 1 (channel ch, bin 1): expected yield 0 with 2 observed events") !=
+        std::string::npos);
 }
 
 TEST_CASE("extreme yields: 1e-300 fits, 1e300 fails naming the bin and the value") {
@@ -316,7 +322,8 @@ TEST_CASE("extreme yields: 1e-300 fits, 1e300 fails naming the bin and the value
         CHECK(r.covariance_status == CovarianceStatus::kAccurate);
       } else if (r.status != FitStatus::kConverged) {
         CHECK(r.message.find("(channel ch, bin ") != std::string::npos);
-        CHECK(r.message.find("observed events: the rounding error of the NLL term") != std::string::npos);
+        CHECK(r.message.find("observed events: the rounding error of the NLL term") !=
+              std::string::npos);
       }
     }
   }

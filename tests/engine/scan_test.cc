@@ -37,7 +37,8 @@ TEST_CASE("1D scan reproduces the analytic profile of a counting experiment") {
   const auto grid = LinearGrid(0.8, 2.0, 13);
   Scan1D s = ScanProfile(lik, best, 0, grid);
   REQUIRE(s.dnll.size() == 13);
-  for (std::size_t i = 0; i < grid.size(); ++i) CHECK(s.dnll[i] == doctest::Approx(CountingDnll(grid[i], 150.0)).epsilon(1e-10));
+  for (std::size_t i = 0; i < grid.size(); ++i)
+    CHECK(s.dnll[i] == doctest::Approx(CountingDnll(grid[i], 150.0)).epsilon(1e-10));
 }
 
 TEST_CASE("MINOS-like interval of a counting experiment matches the analytic crossing") {
@@ -94,8 +95,10 @@ TEST_CASE("2D scan is symmetric in its arguments and zero at the best fit") {
   Likelihood lik(lepus::models::MakeSyntheticModel(spec));
   FitResult best = Fit(lik);
   REQUIRE(best.ok());
-  const std::vector<double> vx{best.values[0] - best.errors[0], best.values[0], best.values[0] + best.errors[0]};
-  const std::vector<double> vy{best.values[1] - best.errors[1], best.values[1], best.values[1] + best.errors[1]};
+  const std::vector<double> vx{best.values[0] - best.errors[0], best.values[0],
+                               best.values[0] + best.errors[0]};
+  const std::vector<double> vy{best.values[1] - best.errors[1], best.values[1],
+                               best.values[1] + best.errors[1]};
   Scan2D s = ScanProfile2D(lik, best, 0, 1, vx, vy);
   Scan2D t = ScanProfile2D(lik, best, 1, 0, vy, vx);
   CHECK(std::abs(s.dnll(1, 1)) < 1e-9);
@@ -114,5 +117,6 @@ TEST_CASE("scan input validation") {
   opt.poi_positive = true;
   Likelihood pos(Counting(150.0), opt);
   FitResult bp = Fit(pos);
-  CHECK_THROWS_WITH_AS(ScanProfile(pos, bp, 0, {-0.5, 1.0}), doctest::Contains("must be >= 0"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(ScanProfile(pos, bp, 0, {-0.5, 1.0}), doctest::Contains("must be >= 0"),
+                       std::invalid_argument);
 }

@@ -6,9 +6,9 @@
 #include <stdexcept>
 #include <vector>
 
-#include <Eigen/Cholesky>
 #include <doctest/doctest.h>
 #include <tbb/task_arena.h>
+#include <Eigen/Cholesky>
 
 #include "../../engine/src/spd.h"
 
@@ -122,8 +122,16 @@ TEST_CASE("structured SPD: identical results at 1 and 2 threads") {
   Eigen::MatrixXd i1, i2;
   Eigen::VectorXd s1, s2;
   const Eigen::VectorXd b = Eigen::VectorXd::LinSpaced(m.a.rows(), 0.5, -3.0);
-  tbb::task_arena(1).execute([&] { SpdFactor f(m.a); i1 = f.Inverse(); s1 = f.Solve(b); });
-  tbb::task_arena(2).execute([&] { SpdFactor f(m.a); i2 = f.Inverse(); s2 = f.Solve(b); });
+  tbb::task_arena(1).execute([&] {
+    SpdFactor f(m.a);
+    i1 = f.Inverse();
+    s1 = f.Solve(b);
+  });
+  tbb::task_arena(2).execute([&] {
+    SpdFactor f(m.a);
+    i2 = f.Inverse();
+    s2 = f.Solve(b);
+  });
   CHECK((i1 - i2).cwiseAbs().maxCoeff() == 0.0);
   CHECK((s1 - s2).cwiseAbs().maxCoeff() == 0.0);
 }
@@ -165,20 +173,23 @@ TEST_CASE("selected inverse: diagonal and columns equal the full inverse on stru
     REQUIRE(SpdFactor(m.a).structured());
     // Border and local columns, a repeated one, the first and the last index.
     std::vector<int> cols = {0, static_cast<int>(m.a.rows()) - 1, 5, 5, 211};
-    for (int b : m.border) if (cols.size() < 9) cols.push_back(b);
+    for (int b : m.border)
+      if (cols.size() < 9) cols.push_back(b);
     CheckSelected(m.a, cols);
     CheckSelected(m.a, {});
   }
   // Against an independent dense factorisation too.
   const Arrow m = RandomArrow(40, 12, 25, 31);
   const int n = static_cast<int>(m.a.rows());
-  const Eigen::MatrixXd invr = Eigen::LLT<Eigen::MatrixXd>(m.a).solve(Eigen::MatrixXd::Identity(n, n));
+  const Eigen::MatrixXd invr =
+      Eigen::LLT<Eigen::MatrixXd>(m.a).solve(Eigen::MatrixXd::Identity(n, n));
   SpdFactor f(m.a);
   REQUIRE(f.structured());
   const std::vector<int> cols = {m.border[0], m.border[24], 3, n / 2};
   const Eigen::MatrixXd c = f.InverseColumns(cols);
   for (std::size_t k = 0; k < cols.size(); ++k) CHECK(RelDiff(c.col(k), invr.col(cols[k])) < 1e-10);
-  CHECK(((f.InverseDiagonal() - invr.diagonal()).cwiseAbs().array() / invr.diagonal().array()).maxCoeff() < 1e-10);
+  CHECK(((f.InverseDiagonal() - invr.diagonal()).cwiseAbs().array() / invr.diagonal().array())
+            .maxCoeff() < 1e-10);
 }
 
 TEST_CASE("selected inverse: dense matrices, below and above the structure-detection size") {
@@ -218,7 +229,10 @@ TEST_CASE("selected inverse: bad column index is rejected, identical at 1 and 2 
       REQUIRE(g.structured() == structured);
       g.SelectedInverse(cols, &d1, &c1);
     });
-    tbb::task_arena(2).execute([&] { SpdFactor g(a); g.SelectedInverse(cols, &d2, &c2); });
+    tbb::task_arena(2).execute([&] {
+      SpdFactor g(a);
+      g.SelectedInverse(cols, &d2, &c2);
+    });
     CHECK((d1 - d2).cwiseAbs().maxCoeff() == 0.0);
     CHECK((c1 - c2).cwiseAbs().maxCoeff() == 0.0);
   }

@@ -2,8 +2,8 @@
 #include <atomic>
 #include <cmath>
 
-#include <Eigen/LU>
 #include <doctest/doctest.h>
+#include <Eigen/LU>
 
 #include "lepus/engine/toys.h"
 #include "lepus/models/synthetic.h"
@@ -31,7 +31,9 @@ Model ToyModel() {
 
 }  // namespace
 
-TEST_CASE("500 toys with known truth: pulls have mean 0 and width 1, the saturated statistic has mean ndf") {
+TEST_CASE(
+    "500 toys with known truth: pulls have mean 0 and width 1, the saturated statistic has mean "
+    "ndf") {
   Likelihood lik(ToyModel());
   ToyOptions o;
   o.ntoys = 500;
@@ -135,14 +137,16 @@ TEST_CASE("toys of chi-square and covariance fits: Poisson or Gaussian data, pul
   Eigen::MatrixXd c = Eigen::MatrixXd::Zero(n, n);
   for (Eigen::Index i = 0; i < n; ++i)
     for (Eigen::Index j = 0; j < n; ++j)
-      c(i, j) = std::sqrt(m.data_obs[i] * m.data_obs[j]) * (i == j ? 1.0 : 0.3 * std::exp(-std::abs(double(i - j))));
+      c(i, j) = std::sqrt(m.data_obs[i] * m.data_obs[j]) *
+                (i == j ? 1.0 : 0.3 * std::exp(-std::abs(double(i - j))));
   Model mc = m;
   mc.data_cov_inv = c.inverse();
   struct Case {
     DataTerm term;
     bool normal;
   };
-  for (const Case& k : {Case{DataTerm::kChisq, false}, Case{DataTerm::kChisq, true}, Case{DataTerm::kCovariance, true}}) {
+  for (const Case& k : {Case{DataTerm::kChisq, false}, Case{DataTerm::kChisq, true},
+                        Case{DataTerm::kCovariance, true}}) {
     CAPTURE(static_cast<int>(k.term));
     CAPTURE(k.normal);
     LikelihoodOptions lo;
@@ -173,11 +177,13 @@ TEST_CASE("toys of chi-square and covariance fits: Poisson or Gaussian data, pul
   ToyOptions o;
   o.ntoys = 2;
   o.normal_data = true;
-  CHECK_THROWS_WITH_AS(RunToys(Likelihood(m), o), doctest::Contains("chi-square and covariance"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(RunToys(Likelihood(m), o), doctest::Contains("chi-square and covariance"),
+                       std::invalid_argument);
   LikelihoodOptions lc;
   lc.data_term = DataTerm::kCovariance;
   o.normal_data = false;
-  CHECK_THROWS_WITH_AS(RunToys(Likelihood(mc, lc), o), doctest::Contains("--normal-data"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(RunToys(Likelihood(mc, lc), o), doctest::Contains("--normal-data"),
+                       std::invalid_argument);
 }
 
 TEST_CASE("FitOptions::cancel stops fits (every method) and the toys not yet started") {
@@ -187,7 +193,10 @@ TEST_CASE("FitOptions::cancel stops fits (every method) and the toys not yet sta
     CAPTURE(ToString(method));
     FitOptions f;
     f.method = method;
-    f.cancel = [&] { ++calls; return true; };
+    f.cancel = [&] {
+      ++calls;
+      return true;
+    };
     const FitResult r = Fit(lik, f);
     CHECK(r.status == FitStatus::kFailed);
     CHECK(r.message == kCancelledMessage);
@@ -207,7 +216,9 @@ TEST_CASE("FitOptions::cancel stops fits (every method) and the toys not yet sta
   o.ntoys = 8;
   std::atomic<bool> stop{false};
   o.fit.cancel = [&] { return stop.load(); };
-  o.progress = [&](int done, int) { if (done >= 2) stop = true; };
+  o.progress = [&](int done, int) {
+    if (done >= 2) stop = true;
+  };
   o.num_threads = 1;
   const ToyResults t = RunToys(lik, o);
   CHECK(t.converged == 2);

@@ -7,15 +7,15 @@
 #include <string>
 #include <vector>
 
+#include <doctest/doctest.h>
 #include <Eigen/Cholesky>
 #include <Eigen/Eigenvalues>
-#include <doctest/doctest.h>
 
+#include "derivative_check.h"
 #include "lepus/engine/fit.h"
 #include "lepus/engine/impacts.h"
 #include "lepus/engine/likelihood.h"
 #include "lepus/models/synthetic.h"
-#include "derivative_check.h"
 #include "test_support.h"
 
 using lepus::engine::BinByBinStatMode;
@@ -31,7 +31,9 @@ using lepus::models::SyntheticSpec;
 
 namespace {
 
-Eigen::VectorXd RandomPoint(const Likelihood& lik, std::uint64_t seed) { return lepus::test::RandomPoint(lik, seed, 1.2); }
+Eigen::VectorXd RandomPoint(const Likelihood& lik, std::uint64_t seed) {
+  return lepus::test::RandomPoint(lik, seed, 1.2);
+}
 
 Model BaseModel(bool asym, SystematicType type, std::uint64_t seed) {
   SyntheticSpec spec;
@@ -47,7 +49,8 @@ Model BaseModel(bool asym, SystematicType type, std::uint64_t seed) {
   spec.type = type;
   spec.seed = seed;
   Model m = MakeSyntheticModel(spec);
-  for (Eigen::Index b = 0; b < m.nbins; ++b) m.data_obs[b] = std::max(m.data_obs[b], 3.0);  // chi-square: n > 0
+  for (Eigen::Index b = 0; b < m.nbins; ++b)
+    m.data_obs[b] = std::max(m.data_obs[b], 3.0);  // chi-square: n > 0
   m.sumw2(1, 0) = 0.0;  // a process without MC variance in a bin: partly scaled
   m.sumw2(2, 0) = m.sumw2(2, 1) = m.sumw2(2, 2) = m.sumw2(2, 3) = 0.0;  // a bin without beta
   return m;
@@ -110,16 +113,16 @@ struct Variant {
 std::vector<Variant> AllVariants() {
   std::vector<Variant> out;
   for (DataTerm t : {DataTerm::kPoisson, DataTerm::kChisq})
-    for (BinByBinStatType b :
-         {BinByBinStatType::kGamma, BinByBinStatType::kNormalMultiplicative, BinByBinStatType::kNormalAdditive})
+    for (BinByBinStatType b : {BinByBinStatType::kGamma, BinByBinStatType::kNormalMultiplicative,
+                               BinByBinStatType::kNormalAdditive})
       out.push_back({t, b, true});
   out.push_back({DataTerm::kChisq, BinByBinStatType::kAutomatic, false});
   out.push_back({DataTerm::kCovariance, BinByBinStatType::kNormalAdditive, true});
   out.push_back({DataTerm::kCovariance, BinByBinStatType::kNormalMultiplicative, true});
   out.push_back({DataTerm::kCovariance, BinByBinStatType::kAutomatic, false});
   for (DataTerm t : {DataTerm::kPoisson, DataTerm::kChisq})
-    for (BinByBinStatType b :
-         {BinByBinStatType::kGamma, BinByBinStatType::kNormalMultiplicative, BinByBinStatType::kNormalAdditive})
+    for (BinByBinStatType b : {BinByBinStatType::kGamma, BinByBinStatType::kNormalMultiplicative,
+                               BinByBinStatType::kNormalAdditive})
       out.push_back({t, b, true, true});
   out.push_back({DataTerm::kCovariance, BinByBinStatType::kNormalAdditive, true, true});
   out.push_back({DataTerm::kCovariance, BinByBinStatType::kNormalMultiplicative, true, true});
@@ -127,8 +130,8 @@ std::vector<Variant> AllVariants() {
 }
 
 std::string Label(const Variant& v) {
-  return lepus::engine::ToString(v.term) + "/" + (v.bbstat ? lepus::engine::ToString(v.bb) : "no-bb") +
-         (v.full ? "/full" : "");
+  return lepus::engine::ToString(v.term) + "/" +
+         (v.bbstat ? lepus::engine::ToString(v.bb) : "no-bb") + (v.full ? "/full" : "");
 }
 
 LikelihoodOptions Options(const Variant& v) {
@@ -142,27 +145,30 @@ LikelihoodOptions Options(const Variant& v) {
 
 }  // namespace
 
-TEST_CASE("variants: gradient and Hessian match finite differences for every data term and beta type") {
+TEST_CASE(
+    "variants: gradient and Hessian match finite differences for every data term and beta type") {
   int combos = 0;
   for (const Variant& v : AllVariants())
     for (bool asym : {false, true})
       for (auto type : {SystematicType::kLogNormal, SystematicType::kNormal})
         for (bool ext : {false, true}) {
           Model m = BaseModel(asym, type, 11 + combos);
-          if (v.term == DataTerm::kCovariance) m.data_cov_inv = RandomInverseCovariance(m, 5 + combos);
+          if (v.term == DataTerm::kCovariance)
+            m.data_cov_inv = RandomInverseCovariance(m, 5 + combos);
           if (ext) AddExternalTerms(&m);
           LikelihoodOptions o = Options(v);
           o.poi_positive = combos % 3 == 0;
           Likelihood lik(m, o);
           CheckDerivatives(lik, RandomPoint(lik, 200 + combos),
-                           Label(v) + (asym ? " asym" : " sym") + " " + lepus::engine::ToString(type) +
-                               (ext ? " +external" : ""));
+                           Label(v) + (asym ? " asym" : " sym") + " " +
+                               lepus::engine::ToString(type) + (ext ? " +external" : ""));
           ++combos;
         }
   CHECK(combos == static_cast<int>(AllVariants().size()) * 8);
 }
 
-TEST_CASE("variants: the profiled beta minimises the NLL and the gradient obeys the envelope theorem") {
+TEST_CASE(
+    "variants: the profiled beta minimises the NLL and the gradient obeys the envelope theorem") {
   for (const Variant& v : AllVariants()) {
     if (!v.bbstat) continue;
     CAPTURE(Label(v));
@@ -191,14 +197,18 @@ TEST_CASE("variants: the profiled beta minimises the NLL and the gradient obeys 
     }
     // Profiling can only lower the curvature.
     const Eigen::MatrixXd d = hfixed - h;
-    CHECK(Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>(d).eigenvalues().minCoeff() > -1e-9 * h.cwiseAbs().maxCoeff());
+    CHECK(Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>(d).eigenvalues().minCoeff() >
+          -1e-9 * h.cwiseAbs().maxCoeff());
   }
 }
 
-TEST_CASE("variants: a diagonal covariance fit equals the chi-square fit (no, additive and multiplicative betas)") {
+TEST_CASE(
+    "variants: a diagonal covariance fit equals the chi-square fit (no, additive and "
+    "multiplicative betas)") {
   for (int mode = 0; mode < 3; ++mode) {
     const bool bbstat = mode > 0;
-    const BinByBinStatType type = mode == 2 ? BinByBinStatType::kNormalMultiplicative : BinByBinStatType::kNormalAdditive;
+    const BinByBinStatType type =
+        mode == 2 ? BinByBinStatType::kNormalMultiplicative : BinByBinStatType::kNormalAdditive;
     CAPTURE(mode);
     Model m = BaseModel(false, SystematicType::kLogNormal, 23);
     Model mc = m;
@@ -213,11 +223,13 @@ TEST_CASE("variants: a diagonal covariance fit equals the chi-square fit (no, ad
     const Eigen::VectorXd x = RandomPoint(ld, 5);
     Eigen::VectorXd gc, gd;
     Eigen::MatrixXd hc, hd;
-    CHECK(lc.ValueGradientHessian(x, &gc, &hc) == doctest::Approx(ld.ValueGradientHessian(x, &gd, &hd)).epsilon(1e-11));
+    CHECK(lc.ValueGradientHessian(x, &gc, &hc) ==
+          doctest::Approx(ld.ValueGradientHessian(x, &gd, &hd)).epsilon(1e-11));
     CHECK(lepus::test::MaxRelDiff(gc, gd, 1e-9) < 1e-10);
     CHECK(lepus::test::MaxRelDiff(hc, hd, 1e-9) < 1e-10);
     CHECK(lepus::test::MaxRelDiff(lc.ProfiledBeta(x), ld.ProfiledBeta(x), 1e-12) < 1e-10);
-    CHECK(lepus::test::MaxRelDiff(lc.ExpectedYields(x, true), ld.ExpectedYields(x, true), 1e-12) < 1e-12);
+    CHECK(lepus::test::MaxRelDiff(lc.ExpectedYields(x, true), ld.ExpectedYields(x, true), 1e-12) <
+          1e-12);
     Eigen::MatrixXd dnc, dbc, dnd, dbd;
     lc.GlobalObservableDerivatives(x, &dnc, &dbc);
     ld.GlobalObservableDerivatives(x, &dnd, &dbd);
@@ -246,9 +258,11 @@ TEST_CASE("variants: chi-square NLL, external terms and beta solutions against d
   const Eigen::VectorXd x = RandomPoint(lik, 1);
   const Eigen::VectorXd lam = lik.ExpectedYields(x, false);
   double chi2 = 0.0;
-  for (Eigen::Index b = 0; b < m.nbins; ++b) chi2 += 0.5 * std::pow(lam[b] - m.data_obs[b], 2) / m.data_obs[b];
+  for (Eigen::Index b = 0; b < m.nbins; ++b)
+    chi2 += 0.5 * std::pow(lam[b] - m.data_obs[b], 2) / m.data_obs[b];
   const Eigen::VectorXd theta = x.tail(m.num_systematics());
-  for (int s = 0; s < m.num_systematics(); ++s) chi2 += 0.5 * m.constraint_weights[s] * theta[s] * theta[s];
+  for (int s = 0; s < m.num_systematics(); ++s)
+    chi2 += 0.5 * m.constraint_weights[s] * theta[s] * theta[s];
   CHECK(lik.Value(x) == doctest::Approx(chi2).epsilon(1e-12));
   // External terms add g^T x_sub + x_sub^T H x_sub / 2 exactly.
   Model me = m;
@@ -279,7 +293,9 @@ TEST_CASE("variants: chi-square NLL, external terms and beta solutions against d
   }
 }
 
-TEST_CASE("variants: yields with profiled betas: Jacobian by finite differences, processes sum to the total") {
+TEST_CASE(
+    "variants: yields with profiled betas: Jacobian by finite differences, processes sum to the "
+    "total") {
   for (const Variant& v : AllVariants()) {
     if (!v.bbstat) continue;
     CAPTURE(Label(v));
@@ -301,15 +317,18 @@ TEST_CASE("variants: yields with profiled betas: Jacobian by finite differences,
         Eigen::VectorXd xp = x, xm = x;
         xp[j] += hh;
         xm[j] -= hh;
-        return Eigen::VectorXd((lik.ExpectedYields(xp, true) - lik.ExpectedYields(xm, true)) / (2 * hh));
+        return Eigen::VectorXd((lik.ExpectedYields(xp, true) - lik.ExpectedYields(xm, true)) /
+                               (2 * hh));
       };
       const Eigen::VectorXd col = (4.0 * central(step / 2) - central(step)) / 3.0;
-      worst = std::max(worst, lepus::test::MaxRelDiff(jac.col(j), col, 1e-6 * totals.cwiseAbs().maxCoeff()));
+      worst = std::max(
+          worst, lepus::test::MaxRelDiff(jac.col(j), col, 1e-6 * totals.cwiseAbs().maxCoeff()));
     }
     INFO("max rel error of the yield Jacobian " << worst);
     CHECK(worst < 1e-7);
     Eigen::MatrixXd values, errors;
-    const Eigen::MatrixXd cov = Eigen::MatrixXd::Identity(lik.num_params(), lik.num_params()) * 0.01;
+    const Eigen::MatrixXd cov =
+        Eigen::MatrixXd::Identity(lik.num_params(), lik.num_params()) * 0.01;
     lik.ProcessYields(x, cov, true, &values, &errors);
     CHECK(lepus::test::MaxRelDiff(values.rowwise().sum(), totals, 1e-12) < 1e-11);
     // The error of a bin with a single process equals the total's.
@@ -317,12 +336,14 @@ TEST_CASE("variants: yields with profiled betas: Jacobian by finite differences,
     for (Eigen::Index b = 0; b < m.nbins_full; ++b) {
       int nonzero = 0;
       for (int p = 0; p < m.num_processes(); ++p) nonzero += values(b, p) != 0.0;
-      if (nonzero == 1) CHECK(errors.row(b).sum() == doctest::Approx(std::sqrt(tvar[b])).epsilon(1e-9));
+      if (nonzero == 1)
+        CHECK(errors.row(b).sum() == doctest::Approx(std::sqrt(tvar[b])).epsilon(1e-9));
     }
   }
 }
 
-TEST_CASE("variants: mixed derivatives with respect to the data and beta0 match finite differences") {
+TEST_CASE(
+    "variants: mixed derivatives with respect to the data and beta0 match finite differences") {
   for (const Variant& v : AllVariants()) {
     CAPTURE(Label(v));
     Model m = BaseModel(false, SystematicType::kLogNormal, 43);
@@ -344,8 +365,10 @@ TEST_CASE("variants: mixed derivatives with respect to the data and beta0 match 
         Eigen::VectorXd d = m.data_obs;
         const Eigen::VectorXd var = lik.data_variance();
         auto set = [&](const Eigen::VectorXd& data) {
-          if (v.term == DataTerm::kPoisson) lik.SetData(data);
-          else lik.SetData(data, var);
+          if (v.term == DataTerm::kPoisson)
+            lik.SetData(data);
+          else
+            lik.SetData(data, var);
         };
         d[b] += h;
         set(d);
@@ -356,7 +379,8 @@ TEST_CASE("variants: mixed derivatives with respect to the data and beta0 match 
         set(m.data_obs);
         const Eigen::VectorXd fd_n = (gp - gm) / (2 * h);
         for (int i = 0; i < lik.num_params(); ++i)
-          CHECK(std::abs(dn(i, b) - fd_n[i]) <= 1e-6 * (std::abs(fd_n[i]) + dn.col(b).cwiseAbs().maxCoeff()) + 1e-10);
+          CHECK(std::abs(dn(i, b) - fd_n[i]) <=
+                1e-6 * (std::abs(fd_n[i]) + dn.col(b).cwiseAbs().maxCoeff()) + 1e-10);
       }
       if (b >= lik.num_betas()) continue;
       Eigen::VectorXd b0 = beta0;
@@ -369,7 +393,8 @@ TEST_CASE("variants: mixed derivatives with respect to the data and beta0 match 
       lik.SetGlobalObservables(theta0, beta0);
       const Eigen::VectorXd fd_b = (gp - gm) / (2 * h);
       for (int i = 0; i < lik.num_params(); ++i)
-        CHECK(std::abs(db(i, b) - fd_b[i]) <= 1e-6 * (std::abs(fd_b[i]) + db.col(b).cwiseAbs().maxCoeff() + 1.0) + 1e-9);
+        CHECK(std::abs(db(i, b) - fd_b[i]) <=
+              1e-6 * (std::abs(fd_b[i]) + db.col(b).cwiseAbs().maxCoeff() + 1.0) + 1e-9);
     }
   }
 }
@@ -387,7 +412,8 @@ TEST_CASE("variants: matrix-free products equal the dense Hessian; covariance fi
     Eigen::MatrixXd h;
     lik.ValueGradientHessian(x, &g, &h);
     if (v.term == DataTerm::kCovariance) {
-      CHECK_THROWS_WITH_AS(lik.HessianVectorProduct(x, vec, &hv), doctest::Contains("covariance"), std::invalid_argument);
+      CHECK_THROWS_WITH_AS(lik.HessianVectorProduct(x, vec, &hv), doctest::Contains("covariance"),
+                           std::invalid_argument);
       continue;
     }
     lik.HessianVectorProduct(x, vec, &hv);
@@ -403,11 +429,13 @@ TEST_CASE("variants: invalid combinations and inputs are refused with a message"
   o.data_term = DataTerm::kCovariance;
   o.bin_by_bin_stat_type = BinByBinStatType::kGamma;
   m.data_cov_inv = RandomInverseCovariance(m, 3);
-  CHECK_THROWS_WITH_AS(Likelihood(m, o), doctest::Contains("normal-additive"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(Likelihood(m, o), doctest::Contains("normal-additive"),
+                       std::invalid_argument);
   Model bad = m;
   bad.data_cov_inv(0, 1) += 1.0;
   o.bin_by_bin_stat_type = BinByBinStatType::kAutomatic;
-  CHECK_THROWS_WITH_AS(Likelihood(bad, o), doctest::Contains("not symmetric"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(Likelihood(bad, o), doctest::Contains("not symmetric"),
+                       std::invalid_argument);
   Model zero = m;
   zero.data_obs[4] = 0.0;
   zero.data_cov_inv.resize(0, 0);
@@ -428,24 +456,28 @@ TEST_CASE("variants: invalid combinations and inputs are refused with a message"
   CHECK(err.find("distinct") != std::string::npos);
   CHECK(lepus::engine::DataTermFromString("chisq") == DataTerm::kChisq);
   CHECK_THROWS_AS(lepus::engine::DataTermFromString("gauss"), std::invalid_argument);
-  CHECK(lepus::engine::BinByBinStatTypeFromString("normal-additive") == BinByBinStatType::kNormalAdditive);
+  CHECK(lepus::engine::BinByBinStatTypeFromString("normal-additive") ==
+        BinByBinStatType::kNormalAdditive);
   CHECK_THROWS_AS(lepus::engine::BinByBinStatTypeFromString("lite"), std::invalid_argument);
   CHECK(lepus::engine::BinByBinStatModeFromString("full") == BinByBinStatMode::kFull);
-  CHECK_THROWS_WITH_AS(lepus::engine::BinByBinStatModeFromString("gamma"), doctest::Contains("lite or full"),
-                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(lepus::engine::BinByBinStatModeFromString("gamma"),
+                       doctest::Contains("lite or full"), std::invalid_argument);
   // Full mode: a covariance fit without gamma betas (as lite); beta vectors of nbins x nproc entries.
   LikelihoodOptions of;
   of.bin_by_bin_stat_mode = BinByBinStatMode::kFull;
   of.data_term = DataTerm::kCovariance;
   of.bin_by_bin_stat_type = BinByBinStatType::kGamma;
-  CHECK_THROWS_WITH_AS(Likelihood(m, of), doctest::Contains("normal-additive"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(Likelihood(m, of), doctest::Contains("normal-additive"),
+                       std::invalid_argument);
   of.bin_by_bin_stat_type = BinByBinStatType::kAutomatic;
   CHECK(Likelihood(m, of).bin_by_bin_stat_type() == BinByBinStatType::kNormalAdditive);
   of.data_term = DataTerm::kPoisson;
   Likelihood full(m, of);
-  CHECK(full.bin_by_bin_stat_type() == BinByBinStatType::kNormalMultiplicative);  // rabbit's automatic choice
+  CHECK(full.bin_by_bin_stat_type() ==
+        BinByBinStatType::kNormalMultiplicative);  // rabbit's automatic choice
   CHECK(full.Describe().find("Barlow-Beeston full (normal-multiplicative)") != std::string::npos);
-  CHECK_THROWS_WITH_AS(full.SetGlobalObservables(Eigen::VectorXd::Zero(m.num_systematics()), Eigen::VectorXd::Ones(m.nbins)),
+  CHECK_THROWS_WITH_AS(full.SetGlobalObservables(Eigen::VectorXd::Zero(m.num_systematics()),
+                                                 Eigen::VectorXd::Ones(m.nbins)),
                        doctest::Contains("nbins x nproc"), std::invalid_argument);
 }
 
@@ -457,8 +489,10 @@ TEST_CASE("variants: fits converge and a chi-square fit of an Asimov data set re
     Likelihood lik(m, Options(v));
     Eigen::VectorXd truth = lik.InitialParams();
     truth[0] = 1.3;
-    if (v.term != DataTerm::kCovariance) lik.SetData(lepus::engine::AsimovData(lik, truth));
-    else lik.SetData(lepus::engine::AsimovData(lik, truth), lik.data_variance());
+    if (v.term != DataTerm::kCovariance)
+      lik.SetData(lepus::engine::AsimovData(lik, truth));
+    else
+      lik.SetData(lepus::engine::AsimovData(lik, truth), lik.data_variance());
     lepus::engine::FitOptions fo;
     fo.edm_tolerance = 1e-12;
     const auto r = lepus::engine::Fit(lik, fo);
@@ -469,7 +503,9 @@ TEST_CASE("variants: fits converge and a chi-square fit of an Asimov data set re
   }
 }
 
-TEST_CASE("variants: global impacts close on Asimov data for every data term, with external terms as sources") {
+TEST_CASE(
+    "variants: global impacts close on Asimov data for every data term, with external terms as "
+    "sources") {
   for (const Variant& v : AllVariants()) {
     CAPTURE(Label(v));
     Model m = BaseModel(false, SystematicType::kLogNormal, 79);
@@ -483,13 +519,16 @@ TEST_CASE("variants: global impacts close on Asimov data for every data term, wi
     for (auto& t : m.external_terms) {
       Eigen::VectorXd xs(t.params.size());
       for (std::size_t i = 0; i < t.params.size(); ++i) xs[i] = truth[t.params[i]];
-      const Eigen::MatrixXd h = Eigen::MatrixXd(t.hess.size() ? Eigen::MatrixXd(t.hess) : Eigen::MatrixXd::Zero(xs.size(), xs.size()));
+      const Eigen::MatrixXd h = Eigen::MatrixXd(
+          t.hess.size() ? Eigen::MatrixXd(t.hess) : Eigen::MatrixXd::Zero(xs.size(), xs.size()));
       t.grad = -0.5 * (h + h.transpose()) * xs;
     }
     Likelihood lt(m, Options(v));
     const Eigen::VectorXd asimov = lepus::engine::AsimovData(lt, truth);
-    if (v.term == DataTerm::kPoisson) lt.SetData(asimov);
-    else lt.SetData(asimov, lt.data_variance());
+    if (v.term == DataTerm::kPoisson)
+      lt.SetData(asimov);
+    else
+      lt.SetData(asimov, lt.data_variance());
     lepus::engine::FitOptions fo;
     fo.edm_tolerance = 1e-14;
     const auto r = lepus::engine::Fit(lt, fo);
@@ -501,7 +540,8 @@ TEST_CASE("variants: global impacts close on Asimov data for every data term, wi
     REQUIRE(im.external_names.size() == 2);
     CHECK(im.global_external.col(0).norm() > 0);
     CHECK(im.global_external.col(1).norm() == 0.0);  // gradient only: no information
-    for (Eigen::Index k = 0; k < im.global_closure.size(); ++k) CHECK(std::abs(im.global_closure[k]) < 1e-8);
+    for (Eigen::Index k = 0; k < im.global_closure.size(); ++k)
+      CHECK(std::abs(im.global_closure[k]) < 1e-8);
   }
 }
 
@@ -515,20 +555,24 @@ TEST_CASE("variants: Barlow-Beeston full mode against lite and against direct fo
   single.sumw2(1, 0) = single.sumw2(2, 0) = 0.0;
   single.data_cov_inv = RandomInverseCovariance(single, 31);
   for (DataTerm t : {DataTerm::kPoisson, DataTerm::kChisq, DataTerm::kCovariance})
-    for (BinByBinStatType b : {BinByBinStatType::kGamma, BinByBinStatType::kNormalMultiplicative, BinByBinStatType::kNormalAdditive}) {
-      if (t == DataTerm::kCovariance && b == BinByBinStatType::kGamma) continue;  // refused (rabbit)
+    for (BinByBinStatType b : {BinByBinStatType::kGamma, BinByBinStatType::kNormalMultiplicative,
+                               BinByBinStatType::kNormalAdditive}) {
+      if (t == DataTerm::kCovariance && b == BinByBinStatType::kGamma)
+        continue;  // refused (rabbit)
       CAPTURE(lepus::engine::ToString(t) + "/" + lepus::engine::ToString(b));
       LikelihoodOptions lite = Options({t, b, true}), full = Options({t, b, true, true});
       Likelihood ll(single, lite), lf(single, full);
       const Eigen::VectorXd x = RandomPoint(ll, 3);
       Eigen::VectorXd gl, gf;
       Eigen::MatrixXd hl, hf;
-      CHECK(lf.ValueGradientHessian(x, &gf, &hf) == doctest::Approx(ll.ValueGradientHessian(x, &gl, &hl)).epsilon(1e-12));
+      CHECK(lf.ValueGradientHessian(x, &gf, &hf) ==
+            doctest::Approx(ll.ValueGradientHessian(x, &gl, &hl)).epsilon(1e-12));
       CHECK(lepus::test::MaxRelDiff(gf, gl, 1e-9) < 1e-10);
       CHECK(lepus::test::MaxRelDiff(hf, hl, 1e-9) < 1e-10);
       const Eigen::VectorXd bl = ll.ProfiledBeta(x), bf = lf.ProfiledBeta(x);
       for (Eigen::Index bin = 0; bin < single.nbins; ++bin)
-        if (ll.bb_kstat()[bin] > 0) CHECK(bf[bin * single.num_processes()] == doctest::Approx(bl[bin]).epsilon(1e-10));
+        if (ll.bb_kstat()[bin] > 0)
+          CHECK(bf[bin * single.num_processes()] == doctest::Approx(bl[bin]).epsilon(1e-10));
     }
   // Several processes: the multiplicative types differ from lite; normal-additive full has the
   // same profiled NLL as lite (its betas only share sqrt(sum sumw2) differently).
@@ -536,7 +580,8 @@ TEST_CASE("variants: Barlow-Beeston full mode against lite and against direct fo
   Model mc = m;
   mc.data_cov_inv = RandomInverseCovariance(m, 37);
   for (DataTerm t : {DataTerm::kPoisson, DataTerm::kCovariance})
-    for (BinByBinStatType b : {BinByBinStatType::kGamma, BinByBinStatType::kNormalMultiplicative, BinByBinStatType::kNormalAdditive}) {
+    for (BinByBinStatType b : {BinByBinStatType::kGamma, BinByBinStatType::kNormalMultiplicative,
+                               BinByBinStatType::kNormalAdditive}) {
       if (t == DataTerm::kCovariance && b == BinByBinStatType::kGamma) continue;
       CAPTURE(lepus::engine::ToString(t) + "/" + lepus::engine::ToString(b));
       const Model& mm = t == DataTerm::kCovariance ? mc : m;
@@ -545,10 +590,12 @@ TEST_CASE("variants: Barlow-Beeston full mode against lite and against direct fo
       if (b == BinByBinStatType::kNormalAdditive) {
         Eigen::VectorXd gl, gf;
         Eigen::MatrixXd hl, hf;
-        CHECK(lf.ValueGradientHessian(x, &gf, &hf) == doctest::Approx(ll.ValueGradientHessian(x, &gl, &hl)).epsilon(1e-11));
+        CHECK(lf.ValueGradientHessian(x, &gf, &hf) ==
+              doctest::Approx(ll.ValueGradientHessian(x, &gl, &hl)).epsilon(1e-11));
         CHECK(lepus::test::MaxRelDiff(gf, gl, 1e-9) < 1e-9);
         CHECK(lepus::test::MaxRelDiff(hf, hl, 1e-9) < 1e-9);
-        CHECK(lepus::test::MaxRelDiff(lf.ExpectedYields(x, true), ll.ExpectedYields(x, true), 1e-12) < 1e-10);
+        CHECK(lepus::test::MaxRelDiff(lf.ExpectedYields(x, true), ll.ExpectedYields(x, true),
+                                      1e-12) < 1e-10);
       } else {
         CHECK(std::abs(lf.Value(x) - ll.Value(x)) > 1e-6 * std::abs(ll.Value(x)));
       }
@@ -556,7 +603,8 @@ TEST_CASE("variants: Barlow-Beeston full mode against lite and against direct fo
   // Covariance, normal-multiplicative (rabbit's solution): the bin totals at the profiled betas
   // solve (I + diag(Q) W) (L - n) = A - n, beta_p = beta0_p - (lambda_p / k_p) (W (L - n))_b.
   {
-    Likelihood lc(mc, Options({DataTerm::kCovariance, BinByBinStatType::kNormalMultiplicative, true, true}));
+    Likelihood lc(
+        mc, Options({DataTerm::kCovariance, BinByBinStatType::kNormalMultiplicative, true, true}));
     const Eigen::VectorXd x = RandomPoint(lc, 9);
     const Eigen::MatrixXd lam = lc.ExpectedYieldsPerProcess(x);
     const int np = mc.num_processes();
@@ -580,14 +628,17 @@ TEST_CASE("variants: Barlow-Beeston full mode against lite and against direct fo
         CHECK(beta[b * np + p] == doctest::Approx(bp).epsilon(1e-10));
         if (k > 0) nll += 0.5 * k * (bp - 1.0) * (bp - 1.0);
       }
-    CHECK(lepus::test::MaxRelDiff(lc.ExpectedYields(x, true).head(mc.nbins), r + mc.data_obs, 1e-12) < 1e-10);
+    CHECK(lepus::test::MaxRelDiff(lc.ExpectedYields(x, true).head(mc.nbins), r + mc.data_obs,
+                                  1e-12) < 1e-10);
     const Eigen::VectorXd theta = x.tail(mc.num_systematics());
-    for (int s = 0; s < mc.num_systematics(); ++s) nll += 0.5 * mc.constraint_weights[s] * theta[s] * theta[s];
+    for (int s = 0; s < mc.num_systematics(); ++s)
+      nll += 0.5 * mc.constraint_weights[s] * theta[s] * theta[s];
     CHECK(lc.Value(x) == doctest::Approx(nll).epsilon(1e-12));
   }
   // Poisson, normal-multiplicative (rabbit's closed form): L solves L^2 - (A - Q) L - Q n = 0 with
   // A = sum beta0 lambda, Q = sum lambda^2 / k; beta_p = beta0_p + (n / L - 1) lambda_p / k_p.
-  Likelihood lf(m, Options({DataTerm::kPoisson, BinByBinStatType::kNormalMultiplicative, true, true}));
+  Likelihood lf(m,
+                Options({DataTerm::kPoisson, BinByBinStatType::kNormalMultiplicative, true, true}));
   const Eigen::VectorXd x = RandomPoint(lf, 7);
   const Eigen::MatrixXd lam = lf.ExpectedYieldsPerProcess(x);
   const Eigen::VectorXd beta = lf.ProfiledBeta(x);
@@ -614,13 +665,15 @@ TEST_CASE("variants: Barlow-Beeston full mode against lite and against direct fo
     nll += L - n + n * std::log(n / L);
   }
   const Eigen::VectorXd theta = x.tail(m.num_systematics());
-  for (int s = 0; s < m.num_systematics(); ++s) nll += 0.5 * m.constraint_weights[s] * theta[s] * theta[s];
+  for (int s = 0; s < m.num_systematics(); ++s)
+    nll += 0.5 * m.constraint_weights[s] * theta[s] * theta[s];
   CHECK(lf.Value(x) == doctest::Approx(nll).epsilon(1e-12));
   // Beta variations: y_ip = lambda_ip (1 + sum_j V_p(i, j) sqrt(k_jp) (beta_jp - 1) / norm_ip) in
   // every bin (times beta_ip in the fitted bins).
   Model mv = m;
   mv.beta_variations = RandomBetaVariations(m, 11);
-  Likelihood lv(mv, Options({DataTerm::kPoisson, BinByBinStatType::kNormalMultiplicative, true, true}));
+  Likelihood lv(mv,
+                Options({DataTerm::kPoisson, BinByBinStatType::kNormalMultiplicative, true, true}));
   const Eigen::VectorXd yields = lv.ExpectedYields(x, true);
   const Eigen::MatrixXd nominal = mv.DenseNorm();
   for (Eigen::Index i = 0; i < mv.nbins_full; ++i) {
@@ -632,7 +685,8 @@ TEST_CASE("variants: Barlow-Beeston full mode against lite and against direct fo
         if (k > 0) ratio += mv.beta_variations[p](i, j) * std::sqrt(k) * (beta[j * np + p] - 1.0);
       }
       const double scale = i < mv.nbins ? beta[i * np + p] : 1.0;
-      expect += nominal(i, p) > 0 ? scale * lam(i, p) * (1.0 + ratio / nominal(i, p)) : scale * lam(i, p);
+      expect +=
+          nominal(i, p) > 0 ? scale * lam(i, p) * (1.0 + ratio / nominal(i, p)) : scale * lam(i, p);
     }
     CHECK(yields[i] == doctest::Approx(expect).epsilon(1e-12));
   }
@@ -640,7 +694,9 @@ TEST_CASE("variants: Barlow-Beeston full mode against lite and against direct fo
   CHECK(lv.Value(x) == doctest::Approx(lf.Value(x)).epsilon(1e-14));
 }
 
-TEST_CASE("variants: post-fit spread of the betas g^T H_bb^-1 g against finite differences of the NLL in beta") {
+TEST_CASE(
+    "variants: post-fit spread of the betas g^T H_bb^-1 g against finite differences of the NLL in "
+    "beta") {
   // H_bb by central second differences of the NLL at fixed betas (fixed x); g = d yield / d beta
   // from the yield formulas (lite: beta lv or lambda (1 + s beta / lv); full: beta lambda or
   // lambda + s beta, with beta variations); the engine's closed forms (per bin, Sherman-Morrison)
@@ -685,13 +741,15 @@ TEST_CASE("variants: post-fit spread of the betas g^T H_bb^-1 g against finite d
           }
           for (int p = 0; p < np; ++p)
             if (m.sumw2(bin, p) > 0)
-              y(bin, p) = additive ? lam(bin, p) * (1.0 + std::sqrt(s2) * b[bin] / lv) : b[bin] * lam(bin, p);
+              y(bin, p) = additive ? lam(bin, p) * (1.0 + std::sqrt(s2) * b[bin] / lv)
+                                   : b[bin] * lam(bin, p);
           continue;
         }
         for (int p = 0; p < np; ++p) {
           const Eigen::Index j = bin * np + p;
           if (lik.bb_kstat()[j] <= 0) continue;
-          y(bin, p) = additive ? lam(bin, p) + std::sqrt(m.sumw2(bin, p)) * b[j] : b[j] * lam(bin, p);
+          y(bin, p) =
+              additive ? lam(bin, p) + std::sqrt(m.sumw2(bin, p)) * b[j] : b[j] * lam(bin, p);
         }
       }
       if (!m.beta_variations.empty())
@@ -744,13 +802,17 @@ TEST_CASE("variants: post-fit spread of the betas g^T H_bb^-1 g against finite d
     CHECK(scale > 0);
     INFO("totals: " << tvar.transpose() << "\nreference: " << tcov_ref.diagonal().transpose());
     CHECK(lepus::test::MaxRelDiff(tvar, Eigen::VectorXd(tcov_ref.diagonal()), 1e-4 * scale) < 1e-4);
-    if (tcov.size() > 0) CHECK(lepus::test::MaxRelDiff(tcov, tcov_ref, 1e-4 * scale) < 1e-4);
-    else CHECK((tcov_ref - Eigen::MatrixXd(tcov_ref.diagonal().asDiagonal())).cwiseAbs().maxCoeff() < 1e-6 * scale);
+    if (tcov.size() > 0)
+      CHECK(lepus::test::MaxRelDiff(tcov, tcov_ref, 1e-4 * scale) < 1e-4);
+    else
+      CHECK((tcov_ref - Eigen::MatrixXd(tcov_ref.diagonal().asDiagonal())).cwiseAbs().maxCoeff() <
+            1e-6 * scale);
     for (Eigen::Index i = 0; i < nb; ++i)
       for (int p = 0; p < np; ++p) {
         Eigen::VectorXd g(na);
         for (int a = 0; a < na; ++a) g[a] = gp[a](i, p);
-        CHECK(std::abs(pvar(i, p) - g.dot(hinv * g)) <= 1e-4 * (std::abs(pvar(i, p)) + 1e-3 * scale));
+        CHECK(std::abs(pvar(i, p) - g.dot(hinv * g)) <=
+              1e-4 * (std::abs(pvar(i, p)) + 1e-3 * scale));
       }
   }
 }

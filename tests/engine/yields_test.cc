@@ -45,14 +45,16 @@ TEST_CASE("total yield Jacobian (with profiled beta) matches finite differences"
       Eigen::VectorXd xp = x, xm = x;
       xp[j] += h;
       xm[j] -= h;
-      const Eigen::VectorXd fd = (lik.ExpectedYields(xp, true) - lik.ExpectedYields(xm, true)) / (2 * h);
+      const Eigen::VectorXd fd =
+          (lik.ExpectedYields(xp, true) - lik.ExpectedYields(xm, true)) / (2 * h);
       for (Eigen::Index b = 0; b < fd.size(); ++b)
         CHECK(std::abs(jac(b, j) - fd[b]) <= 1e-6 * (std::abs(fd[b]) + 1e-3 * tot[b]));
     }
   }
 }
 
-TEST_CASE("per-process uncertainties equal sqrt(J C J^T + betas' spread) with a finite-difference J") {
+TEST_CASE(
+    "per-process uncertainties equal sqrt(J C J^T + betas' spread) with a finite-difference J") {
   Likelihood lik(YieldModel(true));
   FitResult r = Fit(lik);
   REQUIRE(r.ok());
@@ -90,12 +92,14 @@ TEST_CASE("per-process uncertainties equal sqrt(J C J^T + betas' spread) with a 
     }
   for (Eigen::Index b = 0; b < m.nbins_full; ++b) {
     const Eigen::VectorXd jt = y.total_jacobian.row(b).transpose();
-    CHECK(y.total_error[b] == doctest::Approx(std::sqrt(jt.dot(r.covariance * jt) + tvar[b])).epsilon(1e-9));
+    CHECK(y.total_error[b] ==
+          doctest::Approx(std::sqrt(jt.dot(r.covariance * jt) + tvar[b])).epsilon(1e-9));
   }
   // per-process values sum to the totals
   CHECK((y.process.rowwise().sum() - y.total).cwiseAbs().maxCoeff() < 1e-9);
   // totals' uncertainty is not the quadrature sum of processes (correlations), but bounded by the linear sum
-  for (Eigen::Index b = 0; b < m.nbins_full; ++b) CHECK(y.total_error[b] <= y.process_error.row(b).sum() * (1 + 1e-12));
+  for (Eigen::Index b = 0; b < m.nbins_full; ++b)
+    CHECK(y.total_error[b] <= y.process_error.row(b).sum() * (1 + 1e-12));
 }
 
 TEST_CASE("prefit yields: nominal values, prior uncertainties and MC statistics") {
@@ -106,7 +110,8 @@ TEST_CASE("prefit yields: nominal values, prior uncertainties and MC statistics"
   const Model& m = lik.model();
   CHECK((y.total - m.DenseNorm().rowwise().sum()).cwiseAbs().maxCoeff() < 1e-9);
   // MC-stat part is included: error^2 >= sum_p sumw2 in fitted bins
-  for (Eigen::Index b = 0; b < m.nbins; ++b) CHECK(y.total_error[b] * y.total_error[b] >= m.sumw2.row(b).sum() * (1 - 1e-12));
+  for (Eigen::Index b = 0; b < m.nbins; ++b)
+    CHECK(y.total_error[b] * y.total_error[b] >= m.sumw2.row(b).sum() * (1 - 1e-12));
   CHECK((y.total_covariance.diagonal().cwiseSqrt() - y.total_error).cwiseAbs().maxCoeff() < 1e-9);
 }
 
@@ -129,8 +134,10 @@ TEST_CASE("projections sum over the dropped axes and propagate correlations") {
   }
   ChannelProjection full = Project(lik, y, "ch0", {});
   CHECK((full.values - y.total.head(12)).cwiseAbs().maxCoeff() < 1e-9);
-  CHECK_THROWS_WITH_AS(Project(lik, y, "nope", {}), doctest::Contains("nope"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(Project(lik, y, "ch0", {"phi"}), doctest::Contains("phi"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(Project(lik, y, "nope", {}), doctest::Contains("nope"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(Project(lik, y, "ch0", {"phi"}), doctest::Contains("phi"),
+                       std::invalid_argument);
 }
 
 TEST_CASE("per-channel saturated statistics add up to the total") {
@@ -155,15 +162,20 @@ TEST_CASE("linear combinations: parsing, value, error and correlations") {
   REQUIRE(c.terms.size() == 3);
   CombinationResult cr = EvaluateCombination(lik, r, c);
   Eigen::VectorXd w = Eigen::VectorXd::Zero(lik.num_params());
-  w[0] = 0.5; w[1] = 0.5; w[2] = -0.5;
+  w[0] = 0.5;
+  w[1] = 0.5;
+  w[2] = -0.5;
   CHECK(cr.value == doctest::Approx(w.dot(r.values) - 1).epsilon(1e-12));
   CHECK(cr.error == doctest::Approx(std::sqrt(w.dot(r.covariance * w))).epsilon(1e-12));
   // a combination equal to one parameter has correlation 1 with it
   CombinationResult one = EvaluateCombination(lik, r, ParseCombination(lik, "same", "sig0"));
   CHECK(one.correlations[0].second == doctest::Approx(1.0).epsilon(1e-12));
-  CHECK_THROWS_WITH_AS(ParseCombination(lik, "x", "sig0 - nothere"), doctest::Contains("nothere"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(ParseCombination(lik, "x", "sig0 * syst1"), doctest::Contains("not linear"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(ParseCombination(lik, "x", "sig0 +"), doctest::Contains("unexpected end"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(ParseCombination(lik, "x", "sig0 - nothere"), doctest::Contains("nothere"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(ParseCombination(lik, "x", "sig0 * syst1"), doctest::Contains("not linear"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(ParseCombination(lik, "x", "sig0 +"), doctest::Contains("unexpected end"),
+                       std::invalid_argument);
   CHECK_THROWS_AS(ParseCombination(lik, "x", "2"), std::invalid_argument);
 }
 
@@ -189,7 +201,8 @@ TEST_CASE("prior scaling divides the constraint weight by factor^2") {
   CHECK(m.constraint_weights[3] == doctest::Approx(0.25));
   CHECK(m.constraint_weights[4] == 1.0);
   CHECK(m.constraint_weights[0] == 0.0);  // free stays free
-  CHECK_THROWS_WITH_AS(ScalePriorWidths(&m, "pdf.*", 1.5), doctest::Contains("matches no systematic"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(ScalePriorWidths(&m, "pdf.*", 1.5),
+                       doctest::Contains("matches no systematic"), std::invalid_argument);
   CHECK_THROWS_AS(ScalePriorWidths(&m, "syst1", 0.0), std::invalid_argument);
   CHECK_THROWS_AS(ScalePriorWidths(&m, "syst[", 2.0), std::invalid_argument);
 }

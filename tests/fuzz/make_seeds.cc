@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
   WriteOptions gz;
   gz.gzip = true;
   Small(lognormal).Write(out + "/tensorwriter_dense_gzip.h5", gz);
-  Small(lepus::engine::SystematicType::kNormal).Write(out + "/tensorwriter_normal_sparse.h5",
-                                                      sparse);
+  Small(lepus::engine::SystematicType::kNormal)
+      .Write(out + "/tensorwriter_normal_sparse.h5", sparse);
   return 0;
 }

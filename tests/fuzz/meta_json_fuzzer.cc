@@ -28,8 +28,8 @@
 namespace {
 
 constexpr std::size_t kMaxLen = 4096;
-std::vector<char> g_image;     // bytes of the template fit input
-std::size_t g_offset = 0;      // where the meta_json string's kMaxLen bytes start in g_image
+std::vector<char> g_image;  // bytes of the template fit input
+std::size_t g_offset = 0;   // where the meta_json string's kMaxLen bytes start in g_image
 
 void Die(const char* what) {
   std::fprintf(stderr, "lepus meta_json fuzz: %s\n", what);

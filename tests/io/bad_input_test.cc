@@ -12,8 +12,8 @@
 
 #include <doctest/doctest.h>
 
-#include "lepus/io/internal/hdf5_util.h"  // private io layer: unit-level filter check
 #include "io_test_util.h"
+#include "lepus/io/internal/hdf5_util.h"  // private io layer: unit-level filter check
 #include "lepus/io/reader.h"
 #include "test_support.h"
 
@@ -96,7 +96,8 @@ TEST_CASE("bad input: inconsistent shapes") {
   }
   {
     const std::string path = WriteTemp(m, "shape-logk");
-    H5File(path).WriteDoubles("hlogk", std::vector<double>(nbf * np * 3 * ns, 0.0), {nbf, np, 3, ns});
+    H5File(path).WriteDoubles("hlogk", std::vector<double>(nbf * np * 3 * ns, 0.0),
+                              {nbf, np, 3, ns});
     ExpectError(path, {"hlogk: has shape [15, 3, 3, 6]", "[15, 3, 6]", "[15, 3, 2, 6]"});
   }
   {
@@ -342,8 +343,7 @@ TEST_CASE("bad input: signals must be a prefix of hprocs") {
   const Model m = Base();  // processes sig0, sig1, bkg2
   const std::string path = WriteTemp(m, "signals");
   H5File(path).WriteStrings("hsignals", {"sig0", "bkg2"});
-  ExpectError(path, {"hsignals[1]: is \"bkg2\", but must be \"sig1\"",
-                     "first entries of hprocs"});
+  ExpectError(path, {"hsignals[1]: is \"bkg2\", but must be \"sig1\"", "first entries of hprocs"});
 
   const std::string too_many = WriteTemp(m, "signals-many");
   H5File(too_many).WriteStrings("hsignals", {"sig0", "sig1", "bkg2", "x"});
@@ -392,10 +392,11 @@ TEST_CASE("bad input: unavailable compression filter names the filter id") {
     H5Pclose(dcpl);
   }
   if (H5Zfilter_avail(32001) > 0) {
-    MESSAGE("a blosc plugin is installed: the unavailable-filter path is tested at unit level only");
+    MESSAGE(
+        "a blosc plugin is installed: the unavailable-filter path is tested at unit level only");
   } else {
-    ExpectError(path, {"hsumw2: compression filter id 32001 (blosc)", "not available",
-                       "HDF5_PLUGIN_PATH"});
+    ExpectError(
+        path, {"hsumw2: compression filter id 32001 (blosc)", "not available", "HDF5_PLUGIN_PATH"});
   }
   // Unit level, for an id no plugin will ever provide.
   try {
@@ -419,14 +420,16 @@ TEST_CASE("bad input: meta_json") {
     return path;
   };
   ExpectError(with_meta("{not json"), {"meta_json: is not valid JSON"});
-  ExpectError(with_meta(R"({"lepus_meta_version": 2, "systematic_type": "log_normal", "channels": []})"),
-              {"meta_json: lepus_meta_version is 2", "reads version 1 only", "upgrade lepus"});
+  ExpectError(
+      with_meta(R"({"lepus_meta_version": 2, "systematic_type": "log_normal", "channels": []})"),
+      {"meta_json: lepus_meta_version is 2", "reads version 1 only", "upgrade lepus"});
   ExpectError(with_meta(R"({"systematic_type": "log_normal", "channels": []})"),
               {"meta_json: lepus_meta_version is missing"});
   ExpectError(with_meta(R"({"lepus_meta_version": "1", "systematic_type": "log_normal"})"),
               {"meta_json: lepus_meta_version is \"1\" (string), but must be an integer"});
-  ExpectError(with_meta(R"({"lepus_meta_version": 1, "systematic_type": "lognormalish", "channels": []})"),
-              {"meta_json: systematic_type is \"lognormalish\"", "\"log_normal\" or \"normal\""});
+  ExpectError(
+      with_meta(R"({"lepus_meta_version": 1, "systematic_type": "lognormalish", "channels": []})"),
+      {"meta_json: systematic_type is \"lognormalish\"", "\"log_normal\" or \"normal\""});
   ExpectError(with_meta(R"({"lepus_meta_version": 1, "systematic_type": "normal",
                             "channels": [{"name": "a", "masked": false}]})"),
               {"meta_json: channels[0].nbins is missing"});
@@ -484,7 +487,8 @@ TEST_CASE("bad input: a dataspace declaring more elements than fit in memory") {
     return path;
   };
   ExpectError(replace("hdata_obs", H5T_IEEE_F64LE),
-              {"hdata_obs: reading 1125899906842624 values needs", "of memory are available (MemAvailable)"});
+              {"hdata_obs: reading 1125899906842624 values needs",
+               "of memory are available (MemAvailable)"});
   const hid_t vlen = H5Tcopy(H5T_C_S1);
   H5Tset_size(vlen, H5T_VARIABLE);
   ExpectError(replace("hsysts", vlen), {"hsysts: reading 1125899906842624 strings needs"});
@@ -534,12 +538,13 @@ TEST_CASE("bad input: declared sizes are checked against the available memory be
         if (e > 0) edges += ',';
         edges += std::to_string(e);
       }
-      axes += std::string(a ? "," : "") + R"({"name": "x)" + std::to_string(a) + R"(", "edges": [)" +
-              edges + "]}";
+      axes += std::string(a ? "," : "") + R"({"name": "x)" + std::to_string(a) +
+              R"(", "edges": [)" + edges + "]}";
     }
     const std::string path2 = WriteTemp(m, "meta-axes-overflow");
     H5File(path2).SetMetaJson(R"({"lepus_meta_version": 1, "systematic_type": "log_normal",
-        "channels": [{"name": "a", "masked": false, "nbins": 12, "axes": [)" + axes + R"(]},
+        "channels": [{"name": "a", "masked": false, "nbins": 12, "axes": [)" +
+                              axes + R"(]},
                      {"name": "m", "masked": true, "nbins": 3}]})");
     ExpectError(path2, {"meta_json: channels[0].nbins: is 12, but the axes' edges give more than "
                         "2^63 bins"});
@@ -566,14 +571,15 @@ TEST_CASE("bad input: the memory check helpers") {
 TEST_CASE("bad input: names must be valid UTF-8") {
   namespace h5 = lepus::io::h5;
   std::size_t at = 0;
-  CHECK(h5::IsValidUtf8("syst_\xce\xbc_\xe6\x97\xa5\xf0\x9f\x98\x80"));  // mu, a CJK ideograph, an emoji
+  CHECK(h5::IsValidUtf8(
+      "syst_\xce\xbc_\xe6\x97\xa5\xf0\x9f\x98\x80"));  // mu, a CJK ideograph, an emoji
   CHECK_FALSE(h5::IsValidUtf8("ab\xff", &at));
   CHECK(at == 2);
   CHECK_FALSE(h5::IsValidUtf8("\xc0\xaf", &at));  // overlong '/'
   CHECK(at == 0);
   CHECK_FALSE(h5::IsValidUtf8("x\xed\xa0\x80", &at));  // UTF-16 surrogate
   CHECK(at == 2);
-  CHECK_FALSE(h5::IsValidUtf8("\xe2\x82", &at));  // truncated
+  CHECK_FALSE(h5::IsValidUtf8("\xe2\x82", &at));          // truncated
   CHECK_FALSE(h5::IsValidUtf8("\xf4\x90\x80\x80", &at));  // above U+10FFFF
   CHECK(h5::EscapeBytes("a\xff\\") == "a\\xff\\x5c");
 
@@ -584,8 +590,9 @@ TEST_CASE("bad input: names must be valid UTF-8") {
   };
   const std::vector<Case> cases = {
       {"hprocs", {m.processes[0], "bkg\xff", m.processes[2]}},
-      {"hsysts", {m.systematics[0], "s\xc0\xaf", m.systematics[2], m.systematics[3],
-                  m.systematics[4], m.systematics[5]}},
+      {"hsysts",
+       {m.systematics[0], "s\xc0\xaf", m.systematics[2], m.systematics[3], m.systematics[4],
+        m.systematics[5]}},
       {"hsystgroups", {"theory", "exp\xed\xa0\x80", "empty"}},
       {"hpseudodatanames", {"asimov", "dbl\xe2\x82"}},
       {"hsystsnoconstraint", {m.systematics[0], "\xfe"}},
@@ -605,8 +612,9 @@ TEST_CASE("bad input: names must be valid UTF-8") {
   {
     // meta_json names: nlohmann's parser rejects ill-formed UTF-8 inside JSON strings.
     const std::string path = WriteTemp(m, "utf8-meta");
-    H5File(path).SetMetaJson("{\"lepus_meta_version\": 1, \"systematic_type\": \"log_normal\", "
-                             "\"channels\": [{\"name\": \"a\xff\", \"masked\": false, \"nbins\": 12}]}");
+    H5File(path).SetMetaJson(
+        "{\"lepus_meta_version\": 1, \"systematic_type\": \"log_normal\", "
+        "\"channels\": [{\"name\": \"a\xff\", \"masked\": false, \"nbins\": 12}]}");
     ExpectError(path, {"meta_json: is not valid JSON"});
   }
   {
@@ -624,7 +632,8 @@ TEST_CASE("bad input: duplicate group and pseudo-data names") {
   {
     const std::string path = WriteTemp(Base(), "dup-group");
     H5File(path).WriteStrings("hsystgroups", {"theory", "empty", "theory"});
-    ExpectError(path, {"hsystgroups[2]: is \"theory\", but names must be unique (also at index 0)"});
+    ExpectError(path,
+                {"hsystgroups[2]: is \"theory\", but names must be unique (also at index 0)"});
   }
   {
     const std::string path = WriteTemp(Base(), "dup-pseudo");

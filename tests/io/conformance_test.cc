@@ -87,8 +87,7 @@ TEST_CASE("conformance: bblite_mixed_masked") {
   CHECK(m.nbins_full == 35);
   CHECK(m.processes == std::vector<std::string>{"sig", "bkg_mc", "bkg_datadriven"});
   CHECK(m.num_signals == 1);
-  CHECK(m.systematics ==
-        std::vector<std::string>{"shift", "slope_free", "norm_mc", "shape_sig"});
+  CHECK(m.systematics == std::vector<std::string>{"shift", "slope_free", "norm_mc", "shape_sig"});
   CHECK(m.constraint_weights == std::vector<double>{0, 0, 1, 1});
   CHECK(m.noi_indices == std::vector<int>{0});
   CHECK_FALSE(m.asymmetric);
@@ -135,8 +134,8 @@ TEST_CASE("conformance: asym_noi dense and sparse") {
 }
 
 TEST_CASE("conformance: files survive a lepus write/read round trip") {
-  for (const char* name : {"sym_poi_dense.hdf5", "bblite_mixed_masked.hdf5",
-                           "asym_noi_sparse.hdf5"}) {
+  for (const char* name :
+       {"sym_poi_dense.hdf5", "bblite_mixed_masked.hdf5", "asym_noi_sparse.hdf5"}) {
     CAPTURE(name);
     const Model original = ReadFitInput(Kit(name));
     for (auto storage : {StorageKind::kDense, StorageKind::kSparse}) {

@@ -8,8 +8,8 @@
 #include <hdf5.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -96,10 +96,14 @@ std::vector<double> ReadPlain(const std::string& dataset) {
 
 f::Buffer Decode(H5Z_filter_t id, const RawChunk& c, const std::uint8_t* p, std::size_t n) {
   switch (id) {
-    case 32026: return f::DecodeBlosc2(p, n, f::kMaxChunkBytes);
-    case 32015: return f::ZstdDecodeFrames(p, n, f::kMaxChunkBytes);
-    case 32008: return f::DecodeBitshuffleChunk(c.cd_values.data(), c.cd_values.size(), p, n);
-    default: return f::DecodeLzfChunk(c.cd_values.data(), c.cd_values.size(), p, n);
+    case 32026:
+      return f::DecodeBlosc2(p, n, f::kMaxChunkBytes);
+    case 32015:
+      return f::ZstdDecodeFrames(p, n, f::kMaxChunkBytes);
+    case 32008:
+      return f::DecodeBitshuffleChunk(c.cd_values.data(), c.cd_values.size(), p, n);
+    default:
+      return f::DecodeLzfChunk(c.cd_values.data(), c.cd_values.size(), p, n);
   }
 }
 
@@ -108,14 +112,22 @@ struct Case {
   H5Z_filter_t id;
 };
 const Case kCases[] = {
-    {"blosc2_blosclz_noshuffle.hdf5", 32026}, {"blosc2_blosclz_shuffle.hdf5", 32026},
-    {"blosc2_blosclz_bitshuffle.hdf5", 32026}, {"blosc2_lz4_noshuffle.hdf5", 32026},
-    {"blosc2_lz4_shuffle.hdf5", 32026},       {"blosc2_lz4_bitshuffle.hdf5", 32026},
-    {"blosc2_lz4hc_shuffle.hdf5", 32026},     {"blosc2_zstd_shuffle.hdf5", 32026},
-    {"blosc2_zstd_bitshuffle.hdf5", 32026},   {"blosc2_lz4_shuffle_clevel0.hdf5", 32026},
-    {"zstd_3.hdf5", 32015},                   {"zstd_19.hdf5", 32015},
-    {"bitshuffle_lz4.hdf5", 32008},           {"bitshuffle_zstd.hdf5", 32008},
-    {"bitshuffle_none.hdf5", 32008},          {"bitshuffle_lz4_block256.hdf5", 32008},
+    {"blosc2_blosclz_noshuffle.hdf5", 32026},
+    {"blosc2_blosclz_shuffle.hdf5", 32026},
+    {"blosc2_blosclz_bitshuffle.hdf5", 32026},
+    {"blosc2_lz4_noshuffle.hdf5", 32026},
+    {"blosc2_lz4_shuffle.hdf5", 32026},
+    {"blosc2_lz4_bitshuffle.hdf5", 32026},
+    {"blosc2_lz4hc_shuffle.hdf5", 32026},
+    {"blosc2_zstd_shuffle.hdf5", 32026},
+    {"blosc2_zstd_bitshuffle.hdf5", 32026},
+    {"blosc2_lz4_shuffle_clevel0.hdf5", 32026},
+    {"zstd_3.hdf5", 32015},
+    {"zstd_19.hdf5", 32015},
+    {"bitshuffle_lz4.hdf5", 32008},
+    {"bitshuffle_zstd.hdf5", 32008},
+    {"bitshuffle_none.hdf5", 32008},
+    {"bitshuffle_lz4_block256.hdf5", 32008},
     {"lzf.hdf5", 32000},
 };
 
@@ -162,7 +174,8 @@ TEST_CASE("filter fixtures: flipped bytes and truncations never crash") {
       }
     }
     for (std::size_t len = 0; len < n; len += len < 200 ? 1 : 97) {
-      std::vector<std::uint8_t> t(chunk.bytes.begin(), chunk.bytes.begin() + static_cast<std::ptrdiff_t>(len));
+      std::vector<std::uint8_t> t(chunk.bytes.begin(),
+                                  chunk.bytes.begin() + static_cast<std::ptrdiff_t>(len));
       try {
         const f::Buffer out = Decode(c.id, chunk, t.data(), t.size());
         // LZF has no size field: a cut at a token boundary is a shorter valid stream.

@@ -10,9 +10,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstdint>
 #include <cstring>
 #include <random>
 #include <string>
@@ -191,8 +191,9 @@ TEST_CASE("filters: zstd frames of known and unknown size, truncated and corrupt
   REQUIRE(out2.size() == 2 * data.size());
   CHECK(std::memcmp(out2.data() + data.size(), data.data(), data.size()) == 0);
 
-  ExpectFilterError([&] { f::ZstdDecodeFrames(streamed.data(), streamed.size() - 5, f::kMaxChunkBytes); },
-                    {"zstd", "truncated"});
+  ExpectFilterError(
+      [&] { f::ZstdDecodeFrames(streamed.data(), streamed.size() - 5, f::kMaxChunkBytes); },
+      {"zstd", "truncated"});
   ExpectFilterError([&] { f::ZstdDecodeFrames(frame.data(), frame.size(), 1000); },
                     {"zstd", "declares 100000 decoded bytes", "limit of 1000"});
   ExpectFilterError([&] { f::ZstdDecodeFrames(streamed.data(), streamed.size(), 1000); },
@@ -245,8 +246,8 @@ TEST_CASE("filters: blosc2 chunk headers: unsupported features and inconsistenci
   SUBCASE("reserved codec") {
     auto c = ChunkHeader(64, 48);
     c[2] = 0x05 | 0x10 | (2 << 5);  // snappy slot, unsplit
-    Put32(c, 32, 36);  // bstarts[0]
-    Put32(c, 36, 4);   // stream csize
+    Put32(c, 32, 36);               // bstarts[0]
+    Put32(c, 36, 4);                // stream csize
     Put32(c, 40, 0xdeadbeef);
     ExpectFilterError([&] { decode(c); }, {"codec 2", "not supported"});
   }
@@ -259,7 +260,8 @@ TEST_CASE("filters: blosc2 chunk headers: unsupported features and inconsistenci
   SUBCASE("block start outside the chunk") {
     auto c = ChunkHeader(64, 48);
     Put32(c, 32, 4000);
-    ExpectFilterError([&] { decode(c); }, {"block 0 starts at byte 4000", "outside the data section"});
+    ExpectFilterError([&] { decode(c); },
+                      {"block 0 starts at byte 4000", "outside the data section"});
   }
   SUBCASE("bstarts truncated") {
     auto c = ChunkHeader(1 << 20, 40);
@@ -272,7 +274,7 @@ TEST_CASE("filters: blosc2 chunk headers: unsupported features and inconsistenci
     Put32(c, 32, 36);  // bstarts[0]
     Put32(c, 36, 1000);
     ExpectFilterError([&] { decode(c); }, {"stream 0 of block 0", "compressed size 1000",
-                                            "runs past the end of the chunk"});
+                                           "runs past the end of the chunk"});
   }
   SUBCASE("corrupt lz4 stream") {
     auto c = ChunkHeader(64, 52);

@@ -136,7 +136,8 @@ class H5File {
   // dims `dims`; otherwise 1-D with the original_shape attribute.
   void WriteNumeric(const std::string& name, hid_t file_type, hid_t mem_type, const void* data,
                     const std::vector<hsize_t>& dims,
-                    const std::vector<std::int64_t>& original_shape = {}, hid_t dcpl = H5P_DEFAULT) {
+                    const std::vector<std::int64_t>& original_shape = {},
+                    hid_t dcpl = H5P_DEFAULT) {
     if (H5Lexists(id_, name.c_str(), H5P_DEFAULT) > 0) Delete(name);
     hid_t space = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
     hid_t dset = H5Dcreate2(id_, name.c_str(), file_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
@@ -147,7 +148,8 @@ class H5File {
     if (!original_shape.empty()) {
       hsize_t r = original_shape.size();
       hid_t aspace = H5Screate_simple(1, &r, nullptr);
-      hid_t attr = H5Acreate2(dset, "original_shape", H5T_STD_I64LE, aspace, H5P_DEFAULT, H5P_DEFAULT);
+      hid_t attr =
+          H5Acreate2(dset, "original_shape", H5T_STD_I64LE, aspace, H5P_DEFAULT, H5P_DEFAULT);
       REQUIRE(H5Awrite(attr, H5T_NATIVE_INT64, original_shape.data()) >= 0);
       H5Aclose(attr);
       H5Sclose(aspace);
@@ -169,7 +171,8 @@ class H5File {
     REQUIRE(dset >= 0);
     hid_t space = H5Dget_space(dset);
     std::vector<double> v(static_cast<std::size_t>(H5Sget_simple_extent_npoints(space)));
-    if (!v.empty()) REQUIRE(H5Dread(dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) >= 0);
+    if (!v.empty())
+      REQUIRE(H5Dread(dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) >= 0);
     H5Sclose(space);
     H5Dclose(dset);
     return v;
@@ -179,7 +182,8 @@ class H5File {
     REQUIRE(dset >= 0);
     hid_t space = H5Dget_space(dset);
     std::vector<std::int64_t> v(static_cast<std::size_t>(H5Sget_simple_extent_npoints(space)));
-    if (!v.empty()) REQUIRE(H5Dread(dset, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) >= 0);
+    if (!v.empty())
+      REQUIRE(H5Dread(dset, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) >= 0);
     H5Sclose(space);
     H5Dclose(dset);
     return v;
@@ -254,7 +258,8 @@ class H5File {
       H5Tset_cset(type, H5T_CSET_UTF8);
       std::vector<const char*> ptrs;
       for (const auto& v : values) ptrs.push_back(v.c_str());
-      hid_t dset = H5Dcreate2(id_, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+      hid_t dset =
+          H5Dcreate2(id_, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
       REQUIRE(H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) >= 0);
       H5Dclose(dset);
     } else {
@@ -263,7 +268,8 @@ class H5File {
       std::vector<char> buf(n * fixed_size, '\0');
       for (std::size_t i = 0; i < n; ++i)
         values[i].copy(buf.data() + i * fixed_size, std::min(fixed_size, values[i].size()));
-      hid_t dset = H5Dcreate2(id_, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+      hid_t dset =
+          H5Dcreate2(id_, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
       REQUIRE(H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) >= 0);
       H5Dclose(dset);
     }
@@ -293,7 +299,8 @@ class H5File {
     REQUIRE(H5Pset_chunk(dcpl, static_cast<int>(chunk.size()), chunk.data()) >= 0);
     hid_t space = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
     REQUIRE(space >= 0);
-    hid_t dset = H5Dcreate2(id_, name.c_str(), H5T_IEEE_F64LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    hid_t dset =
+        H5Dcreate2(id_, name.c_str(), H5T_IEEE_F64LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     REQUIRE(dset >= 0);
     H5Dclose(dset);
     H5Sclose(space);

@@ -10,6 +10,7 @@
 
 #include <doctest/doctest.h>
 
+#include "io_test_util.h"
 #include "lepus/engine/fit.h"
 #include "lepus/engine/likelihood.h"
 #include "lepus/io/errors.h"
@@ -17,7 +18,6 @@
 #include "lepus/io/reader.h"
 #include "lepus/io/results.h"
 #include "lepus/io/writer.h"
-#include "io_test_util.h"
 #include "test_support.h"
 
 namespace {
@@ -147,8 +147,9 @@ TEST_CASE("an output that is a symbolic link is written through: the link stays"
   CHECK(Slurp(dir / "real" / "new.json") == "created");
   fs::create_symlink("loop2", dir / "loop1");
   fs::create_symlink("loop1", dir / "loop2");
-  CHECK(ErrorOf([&] { lepus::io::WriteFileAtomically((dir / "loop1").string(), "x"); })
-            .find("too many levels of symbolic links") != std::string::npos);
+  CHECK(ErrorOf([&] {
+          lepus::io::WriteFileAtomically((dir / "loop1").string(), "x");
+        }).find("too many levels of symbolic links") != std::string::npos);
 }
 
 TEST_CASE("CheckOutputs refuses inputs, duplicates, non-regular files and missing directories") {
@@ -174,8 +175,9 @@ TEST_CASE("CheckOutputs refuses inputs, duplicates, non-regular files and missin
   const std::string r = (dir / "r.out").string();
   CHECK(check({{"--json", r}, {"-o", (dir / "sub" / ".." / "r.out").string()}})
             .find("is also the output of --json " + r) != std::string::npos);
-  CHECK(check({{"--json", "-"}, {"--csv", "-"}}).find("standard output is already the output of "
-                                                      "--json -") != std::string::npos);
+  CHECK(check({{"--json", "-"}, {"--csv", "-"}})
+            .find("standard output is already the output of "
+                  "--json -") != std::string::npos);
   CHECK(check({{"-o", "-", false}}).find("cannot go to standard output") != std::string::npos);
   // Not a regular file.
   CHECK(check({{"-o", dir.string()}}).find("exists and is a directory") != std::string::npos);
@@ -187,8 +189,7 @@ TEST_CASE("CheckOutputs refuses inputs, duplicates, non-regular files and missin
   // Directories.
   CHECK(check({{"-o", (dir / "nope" / "r.h5").string()}}).find("does not exist") !=
         std::string::npos);
-  CHECK(check({{"-o", (input / "r.h5").string()}}).find("is not a directory") !=
-        std::string::npos);
+  CHECK(check({{"-o", (input / "r.h5").string()}}).find("is not a directory") != std::string::npos);
   // Fine: new names, an existing regular output, stdout once, empty = not requested.
   CHECK(check({{"-o", r}, {"--json", "-"}, {"--csv", ""}, {"--x", (dir / "in.h5.out").string()}})
             .empty());

@@ -59,23 +59,23 @@ TEST_CASE("pickle: scalars of every encoding") {
   P p;
   p.proto(5).op('(');
   p.op('N').op(0x88).op(0x89);
-  p.op('J').le(static_cast<std::uint32_t>(-5), 4);              // BININT
-  p.i1(200);                                                     // BININT1
-  p.op('M').le(60000, 2);                                        // BININT2
-  p.op(0x8a).le(0, 1);                                           // LONG1 0 bytes = 0
-  p.op(0x8a).le(1, 1).le(0xff, 1);                               // LONG1 -1
-  p.op(0x8a).le(9, 1).le(0, 8).le(1, 1);                         // LONG1 2^64 (big)
-  p.op(0x8b).le(2, 4).le(0x7fff, 2);                             // LONG4 32767
-  p.op('G').raw(std::string("\x3f\xf8\0\0\0\0\0\0", 8));         // BINFLOAT 1.5 (big-endian)
+  p.op('J').le(static_cast<std::uint32_t>(-5), 4);        // BININT
+  p.i1(200);                                              // BININT1
+  p.op('M').le(60000, 2);                                 // BININT2
+  p.op(0x8a).le(0, 1);                                    // LONG1 0 bytes = 0
+  p.op(0x8a).le(1, 1).le(0xff, 1);                        // LONG1 -1
+  p.op(0x8a).le(9, 1).le(0, 8).le(1, 1);                  // LONG1 2^64 (big)
+  p.op(0x8b).le(2, 4).le(0x7fff, 2);                      // LONG4 32767
+  p.op('G').raw(std::string("\x3f\xf8\0\0\0\0\0\0", 8));  // BINFLOAT 1.5 (big-endian)
   p.str("short");
-  p.op('X').le(3, 4).raw("\xc3\xa9z");                           // BINUNICODE "éz"
-  p.op(0x8d).le(1, 8).raw("w");                                  // BINUNICODE8
-  p.op('C').le(2, 1).raw("ab");                                  // SHORT_BINBYTES
-  p.op('B').le(1, 4).raw("c");                                   // BINBYTES
-  p.op(0x8e).le(1, 8).raw("d");                                  // BINBYTES8
-  p.op(0x96).le(2, 8).raw("ef");                                 // BYTEARRAY8
-  p.op('U').le(2, 1).raw("py");                                  // SHORT_BINSTRING (text)
-  p.op('T').le(1, 4).raw("\xff");                                // BINSTRING (not text: bytes)
+  p.op('X').le(3, 4).raw("\xc3\xa9z");  // BINUNICODE "éz"
+  p.op(0x8d).le(1, 8).raw("w");         // BINUNICODE8
+  p.op('C').le(2, 1).raw("ab");         // SHORT_BINBYTES
+  p.op('B').le(1, 4).raw("c");          // BINBYTES
+  p.op(0x8e).le(1, 8).raw("d");         // BINBYTES8
+  p.op(0x96).le(2, 8).raw("ef");        // BYTEARRAY8
+  p.op('U').le(2, 1).raw("py");         // SHORT_BINSTRING (text)
+  p.op('T').le(1, 4).raw("\xff");       // BINSTRING (not text: bytes)
   p.op('t').stop();
   const auto d = p.decode();
   CHECK(d.protocol() == 5);
@@ -127,16 +127,16 @@ TEST_CASE("pickle: int64 limits through LONG1 and sign extension") {
 TEST_CASE("pickle: tuples, lists, dicts, sets") {
   P p;
   p.proto(4).op('(');
-  p.op(')');                                              // EMPTY_TUPLE
-  p.i1(1).op(0x85);                                       // TUPLE1
-  p.i1(1).i1(2).op(0x86);                                 // TUPLE2
-  p.i1(1).i1(2).i1(3).op(0x87);                           // TUPLE3
-  p.op(']').i1(1).op('a').op('(').i1(2).i1(3).op('e');    // list: APPEND, APPENDS
-  p.op('(').i1(4).op('l');                                // LIST
+  p.op(')');                                            // EMPTY_TUPLE
+  p.i1(1).op(0x85);                                     // TUPLE1
+  p.i1(1).i1(2).op(0x86);                               // TUPLE2
+  p.i1(1).i1(2).i1(3).op(0x87);                         // TUPLE3
+  p.op(']').i1(1).op('a').op('(').i1(2).i1(3).op('e');  // list: APPEND, APPENDS
+  p.op('(').i1(4).op('l');                              // LIST
   p.op('}').str("a").i1(1).op('s').op('(').str("b").i1(2).str("a").i1(3).op('u');
-  p.op('(').str("k").i1(5).op('d');                       // DICT
-  p.op(0x8f).op('(').i1(7).i1(8).op(0x90);                // EMPTY_SET, ADDITEMS
-  p.op('(').i1(9).op(0x91);                               // FROZENSET
+  p.op('(').str("k").i1(5).op('d');         // DICT
+  p.op(0x8f).op('(').i1(7).i1(8).op(0x90);  // EMPTY_SET, ADDITEMS
+  p.op('(').i1(9).op(0x91);                 // FROZENSET
   p.op('t').stop();
   const auto d = p.decode();
   const NodeId t = d.root();
@@ -165,10 +165,10 @@ TEST_CASE("pickle: tuples, lists, dicts, sets") {
 
 TEST_CASE("pickle: POP, POP_MARK, DUP, FRAME") {
   P p;
-  p.proto(4).op(0x95).le(0, 8);  // FRAME of 0 bytes is only a hint
-  p.op(']').i1(1).op('0');       // POP
+  p.proto(4).op(0x95).le(0, 8);   // FRAME of 0 bytes is only a hint
+  p.op(']').i1(1).op('0');        // POP
   p.op('(').i1(2).i1(3).op('1');  // POP_MARK
-  p.op('2').op(0x86).stop();     // DUP: a tuple of the same list twice
+  p.op('2').op(0x86).stop();      // DUP: a tuple of the same list twice
   const auto d = p.decode();
   CHECK(d[d.root()].items[0] == d[d.root()].items[1]);
   CHECK(Error(P().proto(4).op(0x95).le(100, 8).op('N').stop()) ==
@@ -177,14 +177,16 @@ TEST_CASE("pickle: POP, POP_MARK, DUP, FRAME") {
 
 TEST_CASE("pickle: the memo shares values") {
   // LONG_BINPUT / LONG_BINGET with a key beyond one byte.
-  const auto d1 = P().proto(3).op(']').op('r').le(70000, 4).op('j').le(70000, 4).op(0x86).stop().decode();
+  const auto d1 =
+      P().proto(3).op(']').op('r').le(70000, 4).op('j').le(70000, 4).op(0x86).stop().decode();
   CHECK(d1[d1.root()].items[0] == d1[d1.root()].items[1]);
   // MEMOIZE stores under the memo's current size.
   P q;
   q.proto(4).op(']').op(0x94).op('h').le(0, 1).op(0x86).stop();
   const auto d = q.decode();
   CHECK(d[d.root()].items[0] == d[d.root()].items[1]);
-  const auto d2 = P().proto(3).op(']').op('q').le(7, 1).op('h').le(7, 1).i1(1).op('a').op(0x86).stop().decode();
+  const auto d2 =
+      P().proto(3).op(']').op('q').le(7, 1).op('h').le(7, 1).i1(1).op('a').op(0x86).stop().decode();
   // APPEND through one reference is seen through the other (one object, as in Python).
   CHECK(d2[d2[d2.root()].items[0]].items.size() == 1);
   CHECK(d2[d2.root()].items[0] == d2[d2.root()].items[1]);
@@ -199,10 +201,10 @@ TEST_CASE("pickle: the memo shares values") {
 TEST_CASE("pickle: globals and objects stay inert") {
   P p;
   p.proto(4).op('(');
-  p.op('c').raw("os\nsystem\n").str("rm -rf /").op(0x85).op('R');           // GLOBAL + REDUCE
+  p.op('c').raw("os\nsystem\n").str("rm -rf /").op(0x85).op('R');  // GLOBAL + REDUCE
   p.str("mod").str("Cls").op(0x93).op(')').op(0x81).op('}').str("x").i1(1).op('s').op('b');
-  p.str("mod").str("Kw").op(0x93).op(')').op('}').op(0x92);                  // NEWOBJ_EX
-  p.str("pid").op('Q');                                                      // BINPERSID
+  p.str("mod").str("Kw").op(0x93).op(')').op('}').op(0x92);  // NEWOBJ_EX
+  p.str("pid").op('Q');                                      // BINPERSID
   p.op('t').stop();
   const auto d = p.decode();
   const NodeId t = d.root();
@@ -220,10 +222,21 @@ TEST_CASE("pickle: globals and objects stay inert") {
   std::vector<std::string> unknown;
   const auto j = pk::ToJson(d, t, 10, &unknown);
   CHECK(j[0].dump() == R"({"__class__":"os.system"})");
-  CHECK(unknown == std::vector<std::string>{"os.system", "mod.Cls", "mod.Kw", "persistent reference"});
+  CHECK(unknown ==
+        std::vector<std::string>{"os.system", "mod.Cls", "mod.Kw", "persistent reference"});
   // Objects made by REDUCE can receive APPENDS / SETITEMS (OrderedDict and friends).
-  const auto d2 = P().proto(4).str("collections").str("OrderedDict").op(0x93).op(')').op('R')
-                      .op('(').str("k").i1(1).op('u').stop().decode();
+  const auto d2 = P().proto(4)
+                      .str("collections")
+                      .str("OrderedDict")
+                      .op(0x93)
+                      .op(')')
+                      .op('R')
+                      .op('(')
+                      .str("k")
+                      .i1(1)
+                      .op('u')
+                      .stop()
+                      .decode();
   CHECK(pk::ToJson(d2, d2.root(), 10, nullptr).dump() == R"({"k":1})");
 }
 
@@ -231,8 +244,17 @@ TEST_CASE("pickle: malformed object construction is rejected") {
   CHECK(Error(P().proto(4).op(']').str("state").op('b').stop()) ==
         "byte 10, opcode BUILD (0x62): sets the state of <list of 0>, but only objects made by "
         "REDUCE or NEWOBJ have one");
-  CHECK(Error(P().proto(4).str("m").str("C").op(0x93).op(')').op(0x81).op('N').op('b').op('N')
-                  .op('b').stop()) ==
+  CHECK(Error(P().proto(4)
+                  .str("m")
+                  .str("C")
+                  .op(0x93)
+                  .op(')')
+                  .op(0x81)
+                  .op('N')
+                  .op('b')
+                  .op('N')
+                  .op('b')
+                  .stop()) ==
         "byte 14, opcode BUILD (0x62): sets the state of <m.C object> a second time");
   CHECK(Error(P().proto(4).str("m").str("f").op(0x93).i1(1).op('R').stop()) ==
         "byte 11, opcode REDUCE (0x52): the argument is 1, but must be a tuple");
@@ -268,7 +290,8 @@ TEST_CASE("pickle: refusals name the opcode and the offset") {
         "protocols 0 and 1 are not supported");
   CHECK(Error(P().proto(1).op('N').stop()) ==
         "byte 0, opcode PROTO (0x80): protocol 1 is not supported (2-5 are)");
-  CHECK(Error(P().proto(6).op('N').stop()).find("protocol 6 is not supported") != std::string::npos);
+  CHECK(Error(P().proto(6).op('N').stop()).find("protocol 6 is not supported") !=
+        std::string::npos);
   CHECK(Error(P().proto(4).op('N').proto(4).stop()) ==
         "byte 3, opcode PROTO (0x80): PROTO must be the first opcode");
 }
@@ -300,7 +323,8 @@ TEST_CASE("pickle: truncation, trailing bytes and STOP") {
         "byte 4, opcode STOP (0x2e): 1 MARKs are still open");
   CHECK(Error(P().proto(4).op('N')) == "byte 3: the pickle ends without STOP (truncated)");
   CHECK(Error(P()) == "byte 0: the pickle is empty, but must start with PROTO");
-  CHECK(Error(P().proto(4).op('.')) == "byte 2, opcode STOP (0x2e): the stack holds 0 values, but must hold one");
+  CHECK(Error(P().proto(4).op('.')) ==
+        "byte 2, opcode STOP (0x2e): the stack holds 0 values, but must hold one");
 }
 
 TEST_CASE("pickle: every limit is enforced") {

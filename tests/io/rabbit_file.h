@@ -50,11 +50,10 @@ inline void WritePickleGroup(const std::string& path, const std::vector<std::uin
   hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
   H5Pset_chunk(dcpl, 1, &chunk);
   H5Pset_deflate(dcpl, 4);
-  hid_t dset = H5Dcreate2(group, "pickle_data", H5T_STD_U8LE, space, H5P_DEFAULT, dcpl,
-                          H5P_DEFAULT);
+  hid_t dset =
+      H5Dcreate2(group, "pickle_data", H5T_STD_U8LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
   if (dset < 0) throw std::runtime_error("cannot create meta/pickle_data in " + path);
-  if (!bytes.empty())
-    H5Dwrite(dset, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes.data());
+  if (!bytes.empty()) H5Dwrite(dset, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, bytes.data());
   H5Dclose(dset);
   H5Pclose(dcpl);
   H5Sclose(space);

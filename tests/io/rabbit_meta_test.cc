@@ -206,20 +206,23 @@ TEST_CASE("rabbit meta: the channels survive a rewrite as meta_json (labels incl
 }
 
 TEST_CASE("rabbit meta: systematic_type normal switches the model to additive systematics") {
-  const std::string path = RabbitFile("rabbit_normal_p5.pkl", "rabbit_normal", SystematicType::kNormal);
+  const std::string path =
+      RabbitFile("rabbit_normal_p5.pkl", "rabbit_normal", SystematicType::kNormal);
   const Model m = ReadFitInput(path);
   CHECK(m.systematic_type == SystematicType::kNormal);
-  const std::string asym = RabbitFile("rabbit_asymmetric_p5.pkl", "rabbit_asym",
-                                      SystematicType::kNormal, true);
+  const std::string asym =
+      RabbitFile("rabbit_asymmetric_p5.pkl", "rabbit_asym", SystematicType::kNormal, true);
   CHECK(ReadFitInput(asym).asymmetric);
 }
 
 TEST_CASE("rabbit meta: inconsistent metadata is an input error naming the file and the value") {
   // symmetric_tensor True, but the tensor is asymmetric (and the other way round).
-  const std::string p1 = RabbitFile("rabbit_p5.pkl", "rabbit_sym", SystematicType::kLogNormal, true);
+  const std::string p1 =
+      RabbitFile("rabbit_p5.pkl", "rabbit_sym", SystematicType::kLogNormal, true);
   CHECK(ReadError(p1) == p1 + ": meta: symmetric_tensor is True, but the logk tensor is asymmetric "
                               "(avg and halfdiff planes)");
-  const std::string p2 = RabbitFile("rabbit_asymmetric_p5.pkl", "rabbit_asym2", SystematicType::kNormal);
+  const std::string p2 =
+      RabbitFile("rabbit_asymmetric_p5.pkl", "rabbit_asym2", SystematicType::kNormal);
   CHECK(ReadError(p2) == p2 + ": meta: symmetric_tensor is False, but the logk tensor is symmetric "
                               "(no halfdiff plane)");
   // A masked channel before unmasked ones: the rows are in channel_info order, so the unmasked
@@ -228,9 +231,10 @@ TEST_CASE("rabbit meta: inconsistent metadata is an input error naming the file 
   CHECK(ReadError(p3) == p3 + ": meta: channel_info[\"sig\"] (\"sig\"): is unmasked after a masked "
                               "channel, but masked channels must come last");
   const std::string p4 = RabbitFile("rabbit_unknown_axis_p5.pkl", "rabbit_unknown_axis");
-  CHECK(ReadError(p4) == p4 + ": meta: channel_info[\"sig\"].axes[1]: <mylib.axes.MyAxis object> is "
-                              "not a histogram axis (hist.axis / boost_histogram.axis Regular, "
-                              "Variable, Integer, IntCategory, StrCategory or Boolean)");
+  CHECK(ReadError(p4) == p4 +
+                             ": meta: channel_info[\"sig\"].axes[1]: <mylib.axes.MyAxis object> is "
+                             "not a histogram axis (hist.axis / boost_histogram.axis Regular, "
+                             "Variable, Integer, IntCategory, StrCategory or Boolean)");
   const std::string p5 = RabbitFile("rabbit_bad_type_p5.pkl", "rabbit_bad_type");
   CHECK(ReadError(p5) == p5 + ": meta: systematic_type is 'gaussian', but must be 'log_normal' or "
                               "'normal'");
@@ -240,22 +244,26 @@ TEST_CASE("rabbit meta: inconsistent metadata is an input error naming the file 
   spec.nbins = 60;
   spec.nmasked = 12;
   lepus::io::WriteFitInput(lepus::models::MakeSyntheticModel(spec), p6);
-  lepus::test::rabbit::WritePickleGroup(p6, lepus::test::rabbit::ReadBytes(Fixture("rabbit_p5.pkl")));
+  lepus::test::rabbit::WritePickleGroup(p6,
+                                        lepus::test::rabbit::ReadBytes(Fixture("rabbit_p5.pkl")));
   CHECK(ReadError(p6) == p6 + ": meta: channel_info[\"gen\"].nbins: is 12, but the tensor has 72 "
                               "bins (hnorm rows), 63 of them in the channels before it");
   // An undecodable pickle names the byte offset and the opcode.
   auto bytes = lepus::test::rabbit::ReadBytes(Fixture("rabbit_p5.pkl"));
   bytes.resize(100);
   const std::string p7 = lepus::test::TempPath("rabbit_truncated", ".hdf5");
-  lepus::io::WriteFitInput(lepus::test::rabbit::FixtureModel(SystematicType::kLogNormal, false), p7);
+  lepus::io::WriteFitInput(lepus::test::rabbit::FixtureModel(SystematicType::kLogNormal, false),
+                           p7);
   lepus::test::rabbit::WritePickleGroup(p7, bytes);
   const std::string e7 = ReadError(p7);
   CHECK(Contains(e7, p7 + ": meta/pickle_data: is not a pickle lepus can decode: byte "));
   CHECK(Contains(e7, "truncated"));
   // wums' layout version.
   const std::string p8 = lepus::test::TempPath("rabbit_version", ".hdf5");
-  lepus::io::WriteFitInput(lepus::test::rabbit::FixtureModel(SystematicType::kLogNormal, false), p8);
-  lepus::test::rabbit::WritePickleGroup(p8, lepus::test::rabbit::ReadBytes(Fixture("rabbit_p5.pkl")), 2);
+  lepus::io::WriteFitInput(lepus::test::rabbit::FixtureModel(SystematicType::kLogNormal, false),
+                           p8);
+  lepus::test::rabbit::WritePickleGroup(
+      p8, lepus::test::rabbit::ReadBytes(Fixture("rabbit_p5.pkl")), 2);
   CHECK(ReadError(p8) == p8 + ": meta: attribute narf_h5py_pickle_protocol_version: is [2], but "
                               "this lepus reads version 1 (wums' pickle layout)");
 }
@@ -263,18 +271,22 @@ TEST_CASE("rabbit meta: inconsistent metadata is an input error naming the file 
 TEST_CASE("rabbit meta: unknown content is a warning, never silently ignored") {
   ReadInfo info;
   ReadFitInput(RabbitFile("rabbit_extra_channel_key_p5.pkl", "rabbit_extra"), &info);
-  CHECK(AnyContains(info.warnings, "meta: channel_info[\"ctl\"] has unknown keys \"start\", which "
-                                   "are not used"));
+  CHECK(AnyContains(info.warnings,
+                    "meta: channel_info[\"ctl\"] has unknown keys \"start\", which "
+                    "are not used"));
   ReadInfo info2;
-  const Model m = ReadFitInput(RabbitFile("rabbit_other_transform_p5.pkl", "rabbit_transform"), &info2);
-  CHECK(AnyContains(info2.warnings, "meta: channel_info[\"tr\"].axes[0] (\"mass\"): transform "
-                                    "'other' is not log or sqrt, so its edges cannot be computed; "
-                                    "using integer bins"));
+  const Model m =
+      ReadFitInput(RabbitFile("rabbit_other_transform_p5.pkl", "rabbit_transform"), &info2);
+  CHECK(AnyContains(info2.warnings,
+                    "meta: channel_info[\"tr\"].axes[0] (\"mass\"): transform "
+                    "'other' is not log or sqrt, so its edges cannot be computed; "
+                    "using integer bins"));
   CHECK(m.channels[2].axes[0].edges.empty());
   // Without the version attribute: a warning, and the pickle is read.
   const std::string p = lepus::test::TempPath("rabbit_noversion", ".hdf5");
   lepus::io::WriteFitInput(lepus::test::rabbit::FixtureModel(SystematicType::kLogNormal, false), p);
-  lepus::test::rabbit::WritePickleGroup(p, lepus::test::rabbit::ReadBytes(Fixture("rabbit_p5.pkl")), -1);
+  lepus::test::rabbit::WritePickleGroup(p, lepus::test::rabbit::ReadBytes(Fixture("rabbit_p5.pkl")),
+                                        -1);
   ReadInfo info3;
   CheckFixtureChannels(ReadFitInput(p, &info3));
   CHECK(AnyContains(info3.warnings, "narf_h5py_pickle_protocol_version is missing"));

@@ -169,8 +169,7 @@ TEST_CASE("reader: optional datasets may be absent") {
   {
     H5File f(path);
     for (const char* name : {"hdata_var", "hpseudodata", "hpseudodatanames", "hsystgroups",
-                             "hsystgroupidxs", "hnoiidxs", "hsumw", "hsumw2",
-                             "hsystsnoconstraint"})
+                             "hsystgroupidxs", "hnoiidxs", "hsumw", "hsumw2", "hsystsnoconstraint"})
       f.Delete(name);
   }
   const Model r = ReadFitInput(path);
@@ -193,7 +192,8 @@ TEST_CASE("reader: rabbit's ln(1e-3) placeholder at zero nominal is accepted and
     // Zero the nominal of (bin 2, process 1) and put the placeholder in all its logk entries,
     // as rabbit does for an empty template.
     f.SetDouble("hnorm", 2 * nproc + 1, 0.0);
-    for (int s = 0; s < nsyst; ++s) f.SetDouble("hlogk", (2 * nproc + 1) * nsyst + s, std::log(1e-3));
+    for (int s = 0; s < nsyst; ++s)
+      f.SetDouble("hlogk", (2 * nproc + 1) * nsyst + s, std::log(1e-3));
   }
   ReadInfo info;
   const Model r = ReadFitInput(path, &info);
@@ -279,7 +279,8 @@ void ExpectSameTerms(const Model& a, const Model& b) {
 
 }  // namespace
 
-TEST_CASE("reader: hdata_cov_inv and external terms round trip; hess_dense reads like hess_sparse") {
+TEST_CASE(
+    "reader: hdata_cov_inv and external terms round trip; hess_dense reads like hess_sparse") {
   const Model m = WithCovarianceAndExternalTerms();
   const std::string path = WriteTemp(m, "extterms");
   ReadInfo info;
@@ -304,7 +305,8 @@ TEST_CASE("reader: bad external terms are rejected naming the term, the dataset 
     {
       H5File f(path);
       f.Delete("external_terms/prior/params");
-      WriteFixedStrings(f.id(), "external_terms/prior/params", {"nope", m.systematics[1], m.systematics[2]});
+      WriteFixedStrings(f.id(), "external_terms/prior/params",
+                        {"nope", m.systematics[1], m.systematics[2]});
     }
     const std::string err = ReadError(path);
     CHECK(Contains(err, "external_terms/prior/params[0]"));
@@ -341,7 +343,9 @@ TEST_CASE("reader: bad external terms are rejected naming the term, the dataset 
   }
 }
 
-TEST_CASE("reader: the rest of rabbit's format: beta variations, auxiliary data, old names, unknown members") {
+TEST_CASE(
+    "reader: the rest of rabbit's format: beta variations, auxiliary data, old names, unknown "
+    "members") {
   const Model m = RichModel(false, SystematicType::kLogNormal, 15);
   const int nproc = m.num_processes();
   {
@@ -350,7 +354,8 @@ TEST_CASE("reader: the rest of rabbit's format: beta variations, auxiliary data,
     std::vector<double> bv(static_cast<std::size_t>(m.nbins_full * m.nbins * nproc));
     for (std::int64_t i = 0; i < m.nbins_full; ++i)
       for (std::int64_t j = 0; j < m.nbins; ++j)
-        for (int p = 0; p < nproc; ++p) bv[static_cast<std::size_t>((i * m.nbins + j) * nproc + p)] = i + 10.0 * j + 100.0 * p;
+        for (int p = 0; p < nproc; ++p)
+          bv[static_cast<std::size_t>((i * m.nbins + j) * nproc + p)] = i + 10.0 * j + 100.0 * p;
     {
       H5File f(path);
       f.WriteDoubles("hbetavariations", bv, {m.nbins_full, m.nbins, nproc});

@@ -116,11 +116,11 @@ TEST_CASE("workspace: channels, processes and parameters in pyhf's order") {
   CHECK(m.num_signals == 0);
   // Modifier types in pyhf's builder order (histosys, lumi, normfactor, normsys, shapefactor,
   // shapesys, staterror), each by first appearance; per-bin sets as name[i].
-  CHECK(m.systematics ==
-        std::vector<std::string>{"jes", "lumi", "mu", "sig_theory", "cr_shape[0]", "cr_shape[1]",
-                                 "bkg_shape[0]", "bkg_shape[1]", "bkg_shape[2]", "staterror_CR[0]",
-                                 "staterror_CR[1]", "staterror_SR[0]", "staterror_SR[1]",
-                                 "staterror_SR[2]"});
+  CHECK(m.systematics == std::vector<std::string>{"jes", "lumi", "mu", "sig_theory", "cr_shape[0]",
+                                                  "cr_shape[1]", "bkg_shape[0]", "bkg_shape[1]",
+                                                  "bkg_shape[2]", "staterror_CR[0]",
+                                                  "staterror_CR[1]", "staterror_SR[0]",
+                                                  "staterror_SR[1]", "staterror_SR[2]"});
   CHECK(m.noi_indices == std::vector<int>{Col(m, "mu")});
   CHECK(m.data_obs.size() == 5);
   CHECK(m.data_obs(0) == 110.0);
@@ -139,7 +139,8 @@ TEST_CASE("workspace: rows and entries of every modifier type") {
   CHECK(m.tensor.num_rows() == 10);
   for (long r = 1; r < m.tensor.num_rows(); ++r)
     CHECK((m.tensor.row_bin[r] > m.tensor.row_bin[r - 1] ||
-           (m.tensor.row_bin[r] == m.tensor.row_bin[r - 1] && m.tensor.row_proc[r] > m.tensor.row_proc[r - 1])));
+           (m.tensor.row_bin[r] == m.tensor.row_bin[r - 1] &&
+            m.tensor.row_proc[r] > m.tensor.row_proc[r - 1])));
 
   // CR bin 0, background: normsys jes, lumi, shapefactor, staterror_CR.
   long r = Row(m, 0, "background");
@@ -204,8 +205,8 @@ TEST_CASE("workspace: rows and entries of every modifier type") {
 
 TEST_CASE("workspace: constraints, initial values, bounds and fixed parameters") {
   const Model m = ModelFromWorkspace(TwoChannel(), ReadOptions{});
-  auto check = [&](const std::string& name, ConstraintKind kind, double cw, double centre, double init,
-                   double lo, double hi, bool fixed) {
+  auto check = [&](const std::string& name, ConstraintKind kind, double cw, double centre,
+                   double init, double lo, double hi, bool fixed) {
     CAPTURE(name);
     const int s = Col(m, name);
     CHECK(m.constraint_kinds[s] == kind);
@@ -263,16 +264,19 @@ TEST_CASE("workspace: interpolation codes") {
   CHECK(normsys == 3 + 2 + 3);  // jes on SR and CR background, sig_theory on SR signal
   CHECK(histosys == 3);
   opt.normsys_interp = "code2";
-  CHECK(Contains(ErrorOf(TwoChannel(), opt), "normsys interpolation is 'code2', but must be code1 or code4"));
+  CHECK(Contains(ErrorOf(TwoChannel(), opt),
+                 "normsys interpolation is 'code2', but must be code1 or code4"));
   opt.normsys_interp = "code4";
   opt.histosys_interp = "code1";
-  CHECK(Contains(ErrorOf(TwoChannel(), opt), "histosys interpolation is 'code1', but must be code0 or code4p"));
+  CHECK(Contains(ErrorOf(TwoChannel(), opt),
+                 "histosys interpolation is 'code1', but must be code0 or code4p"));
 }
 
 TEST_CASE("workspace: files, gzip and format detection") {
   using lepus::io::LooksLikeWorkspace;
   using lepus::io::ReadFitInput;
-  const std::string plain = DataDir() + "/two_channel.json", gz = DataDir() + "/two_channel.json.gz";
+  const std::string plain = DataDir() + "/two_channel.json",
+                    gz = DataDir() + "/two_channel.json.gz";
   CHECK(LooksLikeWorkspace(plain));
   CHECK(LooksLikeWorkspace(gz));
   lepus::io::ReadInfo info;
@@ -295,7 +299,8 @@ TEST_CASE("workspace: files, gzip and format detection") {
   }
   CHECK(LooksLikeWorkspace(odd));
   CHECK(ReadFitInput(odd).systematics == c.systematics);
-  const std::string h5 = lepus::test::io::WriteTemp(lepus::test::io::RichModel(false, lepus::engine::SystematicType::kLogNormal, 3), "ws_detect");
+  const std::string h5 = lepus::test::io::WriteTemp(
+      lepus::test::io::RichModel(false, lepus::engine::SystematicType::kLogNormal, 3), "ws_detect");
   CHECK_FALSE(LooksLikeWorkspace(h5));
   CHECK_NOTHROW(ReadFitInput(h5));
   // Workspace options on an HDF5 input are refused.
@@ -391,16 +396,22 @@ TEST_CASE("workspace: error messages name the JSON path") {
     std::string message;
   };
   const std::vector<Case> cases = {
-      {{{"op", "replace"}, {"path", "/channels/1/samples/0/modifiers/3/data"}, {"value", {1.0, 2.0, 3.0}}},
-       "ws.json: channels[1].samples[0].modifiers[3].data: has 3 entries, but the channel has 2 bins"},
+      {{{"op", "replace"},
+        {"path", "/channels/1/samples/0/modifiers/3/data"},
+        {"value", {1.0, 2.0, 3.0}}},
+       "ws.json: channels[1].samples[0].modifiers[3].data: has 3 entries, but the channel has 2 "
+       "bins"},
       {{{"op", "replace"}, {"path", "/channels/0/samples/1/data"}, {"value", {1.0, 2.0}}},
        "channels[0].samples[1].data: has 2 entries, but the channel has 3 bins"},
       {{{"op", "replace"}, {"path", "/channels/0/samples/1/data/1"}, {"value", -1.0}},
        "channels[0].samples[1].data[1]: is -1, but must be >= 0"},
       {{{"op", "replace"}, {"path", "/channels/0/samples/1/data/1"}, {"value", "x"}},
        "channels[0].samples[1].data[1]: is \"x\" (string), but must be a number"},
-      {{{"op", "replace"}, {"path", "/channels/0/samples/0/modifiers/0/type"}, {"value", "normfactr"}},
-       "channels[0].samples[0].modifiers[0].type: is 'normfactr', but must be one of histosys, lumi"},
+      {{{"op", "replace"},
+        {"path", "/channels/0/samples/0/modifiers/0/type"},
+        {"value", "normfactr"}},
+       "channels[0].samples[0].modifiers[0].type: is 'normfactr', but must be one of histosys, "
+       "lumi"},
       {{{"op", "replace"}, {"path", "/channels/0/samples/0/modifiers/2/data/lo"}, {"value", 0.0}},
        "channels[0].samples[0].modifiers[2].data.lo: is 0, but must be > 0"},
       {{{"op", "replace"}, {"path", "/channels/0/samples/0/modifiers/2/data"}, {"value", {1.0}}},
@@ -408,7 +419,8 @@ TEST_CASE("workspace: error messages name the JSON path") {
       {{{"op", "remove"}, {"path", "/channels/0/samples/1/modifiers/2/data/hi_data"}},
        "channels[0].samples[1].modifiers[2].data.hi_data: is missing, but is required"},
       {{{"op", "replace"}, {"path", "/channels/0/samples/0/modifiers/0/data"}, {"value", 1.0}},
-       "channels[0].samples[0].modifiers[0].data: is 1.0 (number), but must be null for a normfactor modifier"},
+       "channels[0].samples[0].modifiers[0].data: is 1.0 (number), but must be null for a "
+       "normfactor modifier"},
       {{{"op", "replace"}, {"path", "/channels/0/samples/0/modifiers/1/name"}, {"value", "lumi2"}},
        "a lumi modifier must be named 'lumi'"},
       {{{"op", "add"}, {"path", "/channels/0/samples/0/modifiers/0/extra"}, {"value", 1}},
@@ -435,31 +447,50 @@ TEST_CASE("workspace: error messages name the JSON path") {
        "measurements[0].config.poi: is 'bkg_shape', but that parameter set has 3 components"},
       {{{"op", "remove"}, {"path", "/measurements/0/config/parameters/0"}},
        "measurements[0].config.parameters: has no entry for 'lumi' with auxdata and sigmas"},
-      {{{"op", "add"}, {"path", "/measurements/0/config/parameters/-"}, {"value", {{"name", "mu"}, {"fixed", true}}}},
-       "measurements[0].config.parameters[2].name: is 'mu', but measurements[0].config.parameters[1] configures it already"},
-      {{{"op", "add"}, {"path", "/measurements/0/config/parameters/-"}, {"value", {{"name", "jes"}, {"sigmas", {2.0}}}}},
-       "measurements[0].config.parameters[2].sigmas: is given, but parameter 'jes' (histosys) does not use sigmas"},
-      {{{"op", "add"}, {"path", "/measurements/0/config/parameters/-"}, {"value", {{"name", "bkg_shape"}, {"inits", {1.0}}}}},
-       "measurements[0].config.parameters[2].inits: has 1 entries, but parameter 'bkg_shape' (shapesys) has 3 components"},
-      {{{"op", "add"}, {"path", "/measurements/0/config/parameters/-"}, {"value", {{"name", "sig_theory"}, {"bounds", {{2.0, 1.0}}}}}},
+      {{{"op", "add"},
+        {"path", "/measurements/0/config/parameters/-"},
+        {"value", {{"name", "mu"}, {"fixed", true}}}},
+       "measurements[0].config.parameters[2].name: is 'mu', but "
+       "measurements[0].config.parameters[1] configures it already"},
+      {{{"op", "add"},
+        {"path", "/measurements/0/config/parameters/-"},
+        {"value", {{"name", "jes"}, {"sigmas", {2.0}}}}},
+       "measurements[0].config.parameters[2].sigmas: is given, but parameter 'jes' (histosys) does "
+       "not use sigmas"},
+      {{{"op", "add"},
+        {"path", "/measurements/0/config/parameters/-"},
+        {"value", {{"name", "bkg_shape"}, {"inits", {1.0}}}}},
+       "measurements[0].config.parameters[2].inits: has 1 entries, but parameter 'bkg_shape' "
+       "(shapesys) has 3 components"},
+      {{{"op", "add"},
+        {"path", "/measurements/0/config/parameters/-"},
+        {"value", {{"name", "sig_theory"}, {"bounds", {{2.0, 1.0}}}}}},
        "bounds[0]: is [2, 1], but must satisfy lower <= upper"},
-      {{{"op", "add"}, {"path", "/measurements/0/config/parameters/-"}, {"value", {{"name", "sig_theory"}, {"inits", {7.0}}}}},
+      {{{"op", "add"},
+        {"path", "/measurements/0/config/parameters/-"},
+        {"value", {{"name", "sig_theory"}, {"inits", {7.0}}}}},
        "parameter 'sig_theory' starts at 7, but must start inside its bounds [-5, 5]"},
-      {{{"op", "add"}, {"path", "/measurements/0/config/parameters/-"}, {"value", {{"name", "cr_shape"}, {"fixed", "yes"}}}},
+      {{{"op", "add"},
+        {"path", "/measurements/0/config/parameters/-"},
+        {"value", {{"name", "cr_shape"}, {"fixed", "yes"}}}},
        "fixed: is \"yes\" (string), but must be true or false"},
       // A name shared by modifiers of different types.
       {{{"op", "replace"}, {"path", "/channels/0/samples/0/modifiers/2/name"}, {"value", "mu"}},
-       "(normfactor) defines a parameter set of the same name and a normsys modifier cannot share its parameter with a normfactor modifier"},
+       "(normfactor) defines a parameter set of the same name and a normsys modifier cannot share "
+       "its parameter with a normfactor modifier"},
       // shapesys parameters belong to one sample.
-      {{{"op", "add"}, {"path", "/channels/0/samples/0/modifiers/-"},
+      {{{"op", "add"},
+        {"path", "/channels/0/samples/0/modifiers/-"},
         {"value", {{"name", "bkg_shape"}, {"type", "shapesys"}, {"data", {1.0, 1.0, 1.0}}}}},
        "is a shapesys modifier of the same name"},
       // staterror on one sample in both channels, on another only in SR.
-      {{{"op", "add"}, {"path", "/channels/1/samples/1/modifiers/-"},
+      {{{"op", "add"},
+        {"path", "/channels/1/samples/1/modifiers/-"},
         {"value", {{"name", "staterror_SR"}, {"type", "staterror"}, {"data", {1.0, 1.0}}}}},
        "pyhf requires every sample with a staterror to carry it in the same channels"},
       // A shapefactor shared by a 2-bin and a 3-bin channel (the 2-bin CR defines it).
-      {{{"op", "add"}, {"path", "/channels/0/samples/1/modifiers/-"},
+      {{{"op", "add"},
+        {"path", "/channels/0/samples/1/modifiers/-"},
         {"value", {{"name", "cr_shape"}, {"type", "shapefactor"}, {"data", nullptr}}}},
        "a shapefactor of 3 bins, but channels[1].samples[0].modifiers[2] defines it with 2 bins"},
   };
@@ -471,11 +502,14 @@ TEST_CASE("workspace: error messages name the JSON path") {
     CHECK(Contains(msg, "ws.json: "));
   }
   // Wrong top-level types and unknown measurement.
-  CHECK(Contains(ErrorOf(Json::array()), "ws.json: (top level): is [] (array), but must be a JSON object"));
-  CHECK(Contains(ErrorOf(Json::object()), "ws.json: (top level).channels: is missing, but is required"));
+  CHECK(Contains(ErrorOf(Json::array()),
+                 "ws.json: (top level): is [] (array), but must be a JSON object"));
+  CHECK(Contains(ErrorOf(Json::object()),
+                 "ws.json: (top level).channels: is missing, but is required"));
   ReadOptions opt;
   opt.measurement = "nope";
-  CHECK(Contains(ErrorOf(TwoChannel(), opt), "measurements: has no measurement named 'nope' (available: 'main', 'fixed_jes')"));
+  CHECK(Contains(ErrorOf(TwoChannel(), opt),
+                 "measurements: has no measurement named 'nope' (available: 'main', 'fixed_jes')"));
   // A workspace without any modifier has no parameters (pyhf refuses it too).
   Json bare = TwoChannel();
   for (auto& ch : bare["channels"])
@@ -539,7 +573,8 @@ TEST_CASE("workspace: description for inspect") {
   CHECK(bkg.yield == 90.0);
   REQUIRE(bkg.modifiers.size() == 5);
   CHECK(bkg.modifiers[0].type == "shapesys");
-  CHECK(bkg.modifiers[0].parameters == std::vector<std::string>{"bkg_shape[0]", "bkg_shape[1]", "bkg_shape[2]"});
+  CHECK(bkg.modifiers[0].parameters ==
+        std::vector<std::string>{"bkg_shape[0]", "bkg_shape[1]", "bkg_shape[2]"});
   CHECK(d.parameters.size() == 14);
   CHECK(d.parameters[1].name == "lumi");
   CHECK(d.parameters[1].constraint == "gaussian");
@@ -564,12 +599,23 @@ TEST_CASE("workspace: every value replaced or removed gives a model or an InputE
   }
   std::sort(pointers.begin(), pointers.end());
   pointers.erase(std::unique(pointers.begin(), pointers.end()), pointers.end());
-  const std::vector<Json> values = {nullptr, -1.0, 0.0, 1e308, -1e308, 1e-320, "x", Json::array(),
-                                    Json::object(), true, Json::array({1.0, 2.0}), 7};
+  const std::vector<Json> values = {nullptr,
+                                    -1.0,
+                                    0.0,
+                                    1e308,
+                                    -1e308,
+                                    1e-320,
+                                    "x",
+                                    Json::array(),
+                                    Json::object(),
+                                    true,
+                                    Json::array({1.0, 2.0}),
+                                    7};
   int built = 0, refused = 0;
   for (const std::string& p : pointers) {
     std::vector<Json> variants;
-    for (const Json& v : values) variants.push_back(base.patch(Json::array({{{"op", "replace"}, {"path", p}, {"value", v}}})));
+    for (const Json& v : values)
+      variants.push_back(base.patch(Json::array({{{"op", "replace"}, {"path", p}, {"value", v}}})));
     variants.push_back(base.patch(Json::array({{{"op", "remove"}, {"path", p}}})));
     for (const Json& ws : variants) {
       CAPTURE(p);

@@ -82,7 +82,7 @@ TEST_CASE("writer: ordering of channels and processes, data, nominal, sumw2") {
   CHECK(norm(0, 0) == 10);
   CHECK(norm(2, 0) == 0);
   CHECK(norm(0, 1) == 100);
-  CHECK(norm(3, 1) == 7);   // masked bins after the unmasked ones
+  CHECK(norm(3, 1) == 7);  // masked bins after the unmasked ones
   CHECK(norm(4, 1) == 8);
   CHECK(m.sumw2(1, 1) == 2);
   CHECK(m.sumw2(0, 0) == 0);  // sig has no MC variance
@@ -168,11 +168,14 @@ TEST_CASE("writer: symmetrisations") {
   CHECK_THROWS_AS(lepus::io::SymmetrizationFromString("mean"), std::invalid_argument);
 }
 
-TEST_CASE("writer: conservative picks logkup or logkdown, whichever is larger, with its own sign (rabbit)") {
+TEST_CASE(
+    "writer: conservative picks logkup or logkdown, whichever is larger, with its own sign "
+    "(rabbit)") {
   TensorWriter w = Basic();
   // bin 0: |ln 1.05| < |-ln 0.8|: logkdown = -ln 0.8 (> 0, a two-sided variation).
   // bin 2: one-sided (up 1.02, down 1.10): logkdown = -ln 1.1 < 0 is the larger and keeps its sign.
-  w.AddShapeSystematic("s", "bkg", "sr", {105, 50, 25.5}, {80, 50, 27.5}, Symmetrization::kConservative);
+  w.AddShapeSystematic("s", "bkg", "sr", {105, 50, 25.5}, {80, 50, 27.5},
+                       Symmetrization::kConservative);
   const Model m = w.Build();
   CHECK(At(m, 0, "bkg", "s").avg == doctest::Approx(-std::log(0.8)).epsilon(kTol));
   CHECK_FALSE(At(m, 1, "bkg", "s").present);  // no variation: entry dropped
@@ -196,7 +199,8 @@ TEST_CASE("writer: norm systematics") {
   w.AddNormSystematic("xsec", "sig", "sr", 1.1, 0.8);
   const Model m = w.Build();
   CHECK(m.asymmetric);
-  for (int b : {0, 1, 2, 3, 4}) CHECK(At(m, b, "bkg", "lumi").avg == doctest::Approx(std::log(1.05)).epsilon(kTol));
+  for (int b : {0, 1, 2, 3, 4})
+    CHECK(At(m, b, "bkg", "lumi").avg == doctest::Approx(std::log(1.05)).epsilon(kTol));
   CHECK(At(m, 0, "bkg", "lumi").halfdiff == 0.0);
   const double lu = std::log(1.1), ld = -std::log(0.8);
   CHECK(At(m, 0, "sig", "xsec").avg == doctest::Approx(0.5 * (lu + ld)).epsilon(kTol));
@@ -216,11 +220,12 @@ TEST_CASE("writer: normal (additive) systematics") {
   w.AddShapeSystematic("lin", "bkg", "sr", {110, 45, 0}, {95, 52, 20}, Symmetrization::kQuadratic);
   const Model m = w.Build();
   CHECK(m.systematic_type == SystematicType::kNormal);
-  CHECK(w.clipped_entries() == 0);  // no clipping for additive systematics
+  CHECK(w.clipped_entries() == 0);                           // no clipping for additive systematics
   const double up[3] = {10, -5, -25}, down[3] = {5, -2, 5};  // up - nom, nom - down
   for (int b = 0; b < 3; ++b) {
     CHECK(At(m, b, "bkg", "shift").avg == doctest::Approx(0.5 * (up[b] + down[b])).epsilon(kTol));
-    CHECK(At(m, b, "bkg", "shift").halfdiff == doctest::Approx(0.5 * (up[b] - down[b])).epsilon(kTol));
+    CHECK(At(m, b, "bkg", "shift").halfdiff ==
+          doctest::Approx(0.5 * (up[b] - down[b])).epsilon(kTol));
     CHECK(At(m, b, "bkg", "linSymDiff").avg ==
           doctest::Approx(std::sqrt(3.0) * 0.5 * (up[b] - down[b])).epsilon(kTol));
   }
@@ -258,7 +263,8 @@ TEST_CASE("writer: pseudodata") {
   const Model m = w.Build();
   CHECK(m.pseudodata_names == std::vector<std::string>{"toy1", "toy2"});
   CHECK(m.pseudodata(2, 1) == 6);
-  CHECK_THROWS_WITH_AS(w.AddPseudoData("toy1", "cr", {1, 2}), doctest::Contains("masked"), InputError);
+  CHECK_THROWS_WITH_AS(w.AddPseudoData("toy1", "cr", {1, 2}), doctest::Contains("masked"),
+                       InputError);
 }
 
 TEST_CASE("writer: inconsistent input is an InputError, never truncated") {
@@ -271,63 +277,99 @@ TEST_CASE("writer: inconsistent input is an InputError, never truncated") {
       CHECK(Contains(e.what(), part));
     }
   };
-  expect([] { Basic().SetNominal("sr", "nosuch", {1, 2, 3}); }, "process \"nosuch\" is not defined");
+  expect(
+      [] {
+        Basic().SetNominal("sr", "nosuch", {1, 2, 3});
+      },
+      "process \"nosuch\" is not defined");
   expect([] { Basic().SetData("nosuch", {1}); }, "channel \"nosuch\" is not defined");
-  expect([] { Basic().SetData("sr", {1, 2}); },
-         "SetData(\"sr\"): values has 2 entries, but must have one per bin of the channel (3)");
+  expect(
+      [] {
+        Basic().SetData("sr", {1, 2});
+      },
+      "SetData(\"sr\"): values has 2 entries, but must have one per bin of the channel (3)");
   expect([] { Basic().SetData("cr", {1, 2}); }, "masked");
   expect([] { Basic().SetData("sr", {1, -2, 3}); }, "values[1] is -2, but must be >= 0");
-  expect([] {
-    TensorWriter w = Basic();
-    w.AddProcess("other", false);
-    w.SetNominal("sr", "other", {1, 2, 3}, {1, 2});
-  }, "sumw2 has 2 entries, but must be empty or have as many as sumw (3)");
-  expect([] {
-    TensorWriter w = Basic();
-    w.AddProcess("other", false);
-    w.SetNominal("sr", "other", {1, 2, 3, 4});
-  }, "sumw has 4 entries, but must have one per bin of the channel (3)");
-  expect([] { Basic().AddShapeSystematic("s", "bkg", "sr", {1, 2}); },
-         "up has 2 entries, but must have one per bin of the channel (3)");
-  expect([] { Basic().AddShapeSystematic("s", "bkg", "sr", {1, 2, 3}, {1, 2, 3, 4}); },
-         "down has 4 entries");
-  expect([] { Basic().AddShapeSystematic("s", "bkg", "sr", {1, NAN, 3}); },
-         "up[1] is nan, but must be finite");
-  expect([] { Basic().AddShapeSystematic("s", "sig", "cr", {1, 2}); },
-         "no nominal template in the channel");
-  expect([] {
-    TensorWriter w = Basic();
-    w.AddShapeSystematic("s", "bkg", "sr", {1, 2, 3});
-    w.AddNormSystematic("s", "bkg", "sr", 1.1);
-  }, "systematic \"s\" is already set for process \"bkg\" in channel \"sr\"");
-  expect([] {
-    TensorWriter w = Basic();
-    w.AddToGroup("g", "nosuch");
-    w.Build();
-  }, "group \"g\": systematic \"nosuch\" is not defined");
-  expect([] {
-    TensorWriter w;
-    w.AddChannel("a", 2);
-    w.AddProcess("p", true);
-    w.SetNominal("a", "p", {1, 2});
-    w.Build();
-  }, "channel \"a\" is unmasked but has no data");
+  expect(
+      [] {
+        TensorWriter w = Basic();
+        w.AddProcess("other", false);
+        w.SetNominal("sr", "other", {1, 2, 3}, {1, 2});
+      },
+      "sumw2 has 2 entries, but must be empty or have as many as sumw (3)");
+  expect(
+      [] {
+        TensorWriter w = Basic();
+        w.AddProcess("other", false);
+        w.SetNominal("sr", "other", {1, 2, 3, 4});
+      },
+      "sumw has 4 entries, but must have one per bin of the channel (3)");
+  expect(
+      [] {
+        Basic().AddShapeSystematic("s", "bkg", "sr", {1, 2});
+      },
+      "up has 2 entries, but must have one per bin of the channel (3)");
+  expect(
+      [] {
+        Basic().AddShapeSystematic("s", "bkg", "sr", {1, 2, 3}, {1, 2, 3, 4});
+      },
+      "down has 4 entries");
+  expect(
+      [] {
+        Basic().AddShapeSystematic("s", "bkg", "sr", {1, NAN, 3});
+      },
+      "up[1] is nan, but must be finite");
+  expect(
+      [] {
+        Basic().AddShapeSystematic("s", "sig", "cr", {1, 2});
+      },
+      "no nominal template in the channel");
+  expect(
+      [] {
+        TensorWriter w = Basic();
+        w.AddShapeSystematic("s", "bkg", "sr", {1, 2, 3});
+        w.AddNormSystematic("s", "bkg", "sr", 1.1);
+      },
+      "systematic \"s\" is already set for process \"bkg\" in channel \"sr\"");
+  expect(
+      [] {
+        TensorWriter w = Basic();
+        w.AddToGroup("g", "nosuch");
+        w.Build();
+      },
+      "group \"g\": systematic \"nosuch\" is not defined");
+  expect(
+      [] {
+        TensorWriter w;
+        w.AddChannel("a", 2);
+        w.AddProcess("p", true);
+        w.SetNominal("a", "p", {1, 2});
+        w.Build();
+      },
+      "channel \"a\" is unmasked but has no data");
   expect([] { Basic().AddChannel("sr", 3); }, "defined twice");
   expect([] { Basic().AddProcess("sig", true); }, "defined twice");
-  expect([] { TensorWriter().AddChannel("x", {{"x", {0, 2, 1}}}); },
-         "edges[2] is 1, but must be finite and > edges[1] = 2");
+  expect(
+      [] {
+        TensorWriter().AddChannel("x", {{"x", {0, 2, 1}}});
+      },
+      "edges[2] is 1, but must be finite and > edges[1] = 2");
   expect([] { TensorWriter().Build(); }, "no processes");
-  expect([] {
-    TensorWriter w = Basic();
-    w.AddPseudoData("toy", "sr", {1, 2, 3});
-    w.AddChannel("sr2", 1);
-    w.SetData("sr2", {1});
-    w.Build();
-  }, "pseudodata \"toy\" has no values for channel \"sr2\"");
-  expect([] {
-    TensorWriter w = Basic();
-    w.DeclareSystematic("w", NAN);
-  }, "prior_width is nan");
+  expect(
+      [] {
+        TensorWriter w = Basic();
+        w.AddPseudoData("toy", "sr", {1, 2, 3});
+        w.AddChannel("sr2", 1);
+        w.SetData("sr2", {1});
+        w.Build();
+      },
+      "pseudodata \"toy\" has no values for channel \"sr2\"");
+  expect(
+      [] {
+        TensorWriter w = Basic();
+        w.DeclareSystematic("w", NAN);
+      },
+      "prior_width is nan");
 }
 
 TEST_CASE("writer: Write() equals Build() through the reader, dense and sparse, gzip") {

@@ -61,12 +61,15 @@ TEST_CASE("the synthetic calibration is valid with realistic uncertainties") {
   o.seed = 5;
   const CalibrationParameters f = SyntheticCalibration(o);
   double chi2 = 0;
-  for (int b = 0; b < 48; ++b) chi2 += std::pow((f.params[b].A - truth[b].A) / c.Uncertainty(b, 0), 2);
+  for (int b = 0; b < 48; ++b)
+    chi2 += std::pow((f.params[b].A - truth[b].A) / c.Uncertainty(b, 0), 2);
   CHECK(chi2 > 15);
   CHECK(chi2 < 90);
 }
 
-TEST_CASE("calibration nuisances reproduce the scaled covariance and are local for a block-diagonal one") {
+TEST_CASE(
+    "calibration nuisances reproduce the scaled covariance and are local for a block-diagonal "
+    "one") {
   const CalibrationParameters c = SyntheticCalibration();
   const std::vector<MomentumNuisance> nus = MomentumNuisances(c);
   CHECK(nus.size() == 144);
@@ -87,7 +90,8 @@ TEST_CASE("calibration nuisances reproduce the scaled covariance and are local f
   MomentumNuisanceOptions o;
   o.stat_scale = 1.0;
   const Eigen::MatrixXd s1 = SumOfOuterProducts(MomentumNuisances(c, o), 48);
-  CHECK(lepus::test::MaxRelDiff(s1, c.covariance, 1e-6 * c.covariance.cwiseAbs().maxCoeff()) < 1e-9);
+  CHECK(lepus::test::MaxRelDiff(s1, c.covariance, 1e-6 * c.covariance.cwiseAbs().maxCoeff()) <
+        1e-9);
 }
 
 TEST_CASE("a correlated covariance gives dense nuisances that still reproduce it") {
@@ -108,7 +112,8 @@ TEST_CASE("a correlated covariance gives dense nuisances that still reproduce it
   CHECK(nus[0].first_bin == 0);
   CHECK(nus[0].last_bin == 47);
   const Eigen::MatrixXd s = SumOfOuterProducts(nus, 48);
-  CHECK(lepus::test::MaxRelDiff(s, 4.41 * c.covariance, 1e-8 * 4.41 * c.covariance.cwiseAbs().maxCoeff()) < 1e-6);
+  CHECK(lepus::test::MaxRelDiff(s, 4.41 * c.covariance,
+                                1e-8 * 4.41 * c.covariance.cwiseAbs().maxCoeff()) < 1e-6);
 
   // Not positive semi-definite.
   c.covariance(0, 1) = c.covariance(1, 0) = 10 * std::sqrt(c.covariance(0, 0) * c.covariance(1, 1));
@@ -127,10 +132,10 @@ TEST_CASE("pT shifts follow the documented sign conventions") {
   CHECK(n.CurvatureShift(10, pt, +1) == doctest::Approx(1e-3));
   CHECK(n.ShiftedPt(11, pt, +1) == pt);  // other bins untouched
   n.shift = {ScaleBias{0, 0.01, 0}};
-  CHECK(n.ShiftedPt(10, pt, +1) > pt);   // de > 0 raises pT, more at low pT
+  CHECK(n.ShiftedPt(10, pt, +1) > pt);  // de > 0 raises pT, more at low pT
   CHECK(n.ShiftedPt(10, 10.0, +1) / 10.0 > n.ShiftedPt(10, pt, +1) / pt);
   n.shift = {ScaleBias{0, 0, 1e-5}};
-  CHECK(n.ShiftedPt(10, pt, +1) < pt);   // dM > 0: mu+ down, mu- up
+  CHECK(n.ShiftedPt(10, pt, +1) < pt);  // dM > 0: mu+ down, mu- up
   CHECK(n.ShiftedPt(10, pt, -1) > pt);
   CHECK(n.CurvatureShift(10, pt, -1) == doctest::Approx(-1e-5 * pt));
   // Consistent with the detector's ApplyScaleShift through ToScaleTable.
@@ -138,7 +143,8 @@ TEST_CASE("pT shifts follow the documented sign conventions") {
   const ScaleTable table = n.ToScaleTable();
   const double eta = ScaleEtaBinCenter(10);
   for (int q : {-1, 1})
-    CHECK(ApplyScaleShift(pt, eta, q, table) == doctest::Approx(n.ShiftedPt(10, pt, q)).epsilon(1e-15));
+    CHECK(ApplyScaleShift(pt, eta, q, table) ==
+          doctest::Approx(n.ShiftedPt(10, pt, q)).epsilon(1e-15));
   // Relative pT shift is -dk/k to first order.
   const double rel = n.ShiftedPt(10, pt, 1) / pt - 1.0;
   CHECK(rel == doctest::Approx(-n.CurvatureShift(10, pt, 1)).epsilon(1e-3));
@@ -197,33 +203,40 @@ TEST_CASE("calibration JSON round trip and errors") {
   using lepus::io::InputError;
   CHECK(text.find("\"schema_version\": 1") != std::string::npos);  // no version-2 content
   CHECK(text.find("closure_global") == std::string::npos);
-  CHECK_THROWS_WITH_AS(CalibrationFromJson(replaced("\"schema_version\": 1", "\"schema_version\": 4"), "f.json"),
-                       doctest::Contains("f.json: schema_version is 4, but this lepus reads versions 1 to 3 "
-                                         "(the file is newer: update lepus)"),
-                       InputError);
   CHECK_THROWS_WITH_AS(
-      CalibrationFromJson(replaced("\"covariance\"", "\"closure_global\": {\"A\": 2e-5, \"e\": 0, \"M\": 0}, \"covariance\""),
-                          "f.json"),
-      doctest::Contains("f.json: \"closure_global\" needs schema_version >= 2, but the file declares version 1"),
+      CalibrationFromJson(replaced("\"schema_version\": 1", "\"schema_version\": 4"), "f.json"),
+      doctest::Contains("f.json: schema_version is 4, but this lepus reads versions 1 to 3 "
+                        "(the file is newer: update lepus)"),
       InputError);
-  CHECK_THROWS_WITH_AS(CalibrationFromJson(replaced("\"schema_version\"", "\"schema_versio\""), "f.json"),
-                       doctest::Contains("unknown key \"schema_versio\""), InputError);
-  CHECK_THROWS_WITH_AS(CalibrationFromJson(replaced("\"eta_edges\": [", "\"eta_edges\": [-2.5, "), "f.json"),
-                       doctest::Contains("\"A\" has 48 entries, but must have one per eta bin (49)"),
-                       InputError);
+  CHECK_THROWS_WITH_AS(
+      CalibrationFromJson(
+          replaced("\"covariance\"",
+                   "\"closure_global\": {\"A\": 2e-5, \"e\": 0, \"M\": 0}, \"covariance\""),
+          "f.json"),
+      doctest::Contains(
+          "f.json: \"closure_global\" needs schema_version >= 2, but the file declares version 1"),
+      InputError);
+  CHECK_THROWS_WITH_AS(
+      CalibrationFromJson(replaced("\"schema_version\"", "\"schema_versio\""), "f.json"),
+      doctest::Contains("unknown key \"schema_versio\""), InputError);
+  CHECK_THROWS_WITH_AS(
+      CalibrationFromJson(replaced("\"eta_edges\": [", "\"eta_edges\": [-2.5, "), "f.json"),
+      doctest::Contains("\"A\" has 48 entries, but must have one per eta bin (49)"), InputError);
   CHECK_THROWS_WITH_AS(CalibrationFromJson(replaced("\"A\": [", "\"A\": [\"x\", "), "f.json"),
                        doctest::Contains("\"A\"[0] is string, but must be a number"), InputError);
   CHECK_THROWS_WITH_AS(CalibrationFromJson("{\"schema\": \"lepus-muon-calibration\"}", "f.json"),
                        doctest::Contains("missing key \"schema_version\""), InputError);
-  CHECK_THROWS_WITH_AS(CalibrationFromJson("{not json", "f.json"), doctest::Contains("f.json: not valid JSON"),
-                       InputError);
+  CHECK_THROWS_WITH_AS(CalibrationFromJson("{not json", "f.json"),
+                       doctest::Contains("f.json: not valid JSON"), InputError);
   // A number beyond double's range (found by the config_json fuzz target; was uncaught).
-  CHECK_THROWS_WITH_AS(CalibrationFromJson("{\"A\": [1e400]}", "f.json"),
-                       doctest::Contains("f.json: a number is beyond the range of a double (at most 1.8e308 "
-                                         "in magnitude): [json.exception.out_of_range.406] "
-                                         "number overflow parsing '1e400'"),
+  CHECK_THROWS_WITH_AS(
+      CalibrationFromJson("{\"A\": [1e400]}", "f.json"),
+      doctest::Contains("f.json: a number is beyond the range of a double (at most 1.8e308 "
+                        "in magnitude): [json.exception.out_of_range.406] "
+                        "number overflow parsing '1e400'"),
+      InputError);
+  CHECK_THROWS_WITH_AS(ReadCalibration("/nonexistent/cal.json"), doctest::Contains("cannot open"),
                        InputError);
-  CHECK_THROWS_WITH_AS(ReadCalibration("/nonexistent/cal.json"), doctest::Contains("cannot open"), InputError);
 }
 
 TEST_CASE("calibration schema 2: the global closure term") {
@@ -274,8 +287,8 @@ TEST_CASE("invalid calibrations are named") {
   CHECK(error.find("M[2] is nan, but must be finite") != std::string::npos);
   MomentumNuisanceOptions o;
   o.stat_scale = 0;
-  CHECK_THROWS_WITH_AS(MomentumNuisances(SyntheticCalibration(), o), doctest::Contains("stat_scale is 0"),
-                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(MomentumNuisances(SyntheticCalibration(), o),
+                       doctest::Contains("stat_scale is 0"), std::invalid_argument);
 }
 
 TEST_CASE("momentum nuisance option defaults are valid") {
@@ -300,7 +313,8 @@ TEST_CASE("calibration status: a failed or all-zero calibration is written but n
   CHECK_THROWS_WITH_AS(
       ReadCalibration(path),
       doctest::Contains((path + ": status is \"not_converged\" (Ceres did not converge: Maximum "
-                               "number of iterations reached.), but must be \"converged\"").c_str()),
+                                "number of iterations reached.), but must be \"converged\"")
+                            .c_str()),
       InputError);
   const CalibrationParameters back = ReadCalibration(path, CalibrationCheck::kStructure);
   CHECK(back.status == "not_converged");
@@ -324,17 +338,23 @@ TEST_CASE("calibration status: a failed or all-zero calibration is written but n
     t.replace(pos, from.size(), to);
     return t;
   };
-  CHECK(CalibrationFromJson(with("\"schema_version\": 1,", "\"schema_version\": 3, \"status\": \"converged\","),
-                            "g.json")
+  CHECK(CalibrationFromJson(
+            with("\"schema_version\": 1,", "\"schema_version\": 3, \"status\": \"converged\","),
+            "g.json")
             .status == "converged");
   CHECK_THROWS_WITH_AS(
-      CalibrationFromJson(with("\"schema_version\": 1,", "\"schema_version\": 3, \"status\": \"maybe\","), "g.json"),
+      CalibrationFromJson(
+          with("\"schema_version\": 1,", "\"schema_version\": 3, \"status\": \"maybe\","),
+          "g.json"),
       doctest::Contains("g.json: calibration: status is \"maybe\", but must be \"converged\", "
                         "\"not_converged\" or \"covariance_failed\""),
       InputError);
   CHECK_THROWS_WITH_AS(
-      CalibrationFromJson(with("\"schema_version\": 1,", "\"schema_version\": 2, \"status\": \"converged\","), "g.json"),
-      doctest::Contains("g.json: \"status\" needs schema_version >= 3, but the file declares version 2"),
+      CalibrationFromJson(
+          with("\"schema_version\": 1,", "\"schema_version\": 2, \"status\": \"converged\","),
+          "g.json"),
+      doctest::Contains(
+          "g.json: \"status\" needs schema_version >= 3, but the file declares version 2"),
       InputError);
 
   // All-zero: what a failed fit of an older lepus wrote (no status key).
@@ -345,8 +365,9 @@ TEST_CASE("calibration status: a failed or all-zero calibration is written but n
   WriteCalibration(zpath, zero);
   CHECK_THROWS_WITH_AS(ReadCalibration(zpath),
                        doctest::Contains((zpath + ": covariance is all zero on its diagonal (144 "
-                                                 "parameters), but must have at least one "
-                                                 "positive variance").c_str()),
+                                                  "parameters), but must have at least one "
+                                                  "positive variance")
+                                             .c_str()),
                        InputError);
   CHECK_NOTHROW(ReadCalibration(zpath, CalibrationCheck::kStructure));
   std::remove(zpath.c_str());

@@ -13,12 +13,12 @@
 
 #include <doctest/doctest.h>
 
-#include "lepus/io/errors.h"
-#include "lepus/models/calibration.h"
-#include "lepus/models/event_file.h"
 #include "lepus/calibration/jpsi.h"
 #include "lepus/calibration/jpsi_calibration.h"
 #include "lepus/calibration/zclosure.h"
+#include "lepus/io/errors.h"
+#include "lepus/models/calibration.h"
+#include "lepus/models/event_file.h"
 #include "test_support.h"
 
 namespace {
@@ -29,7 +29,8 @@ using lepus::test::TempPath;
 
 // The default data bias made constant within the given eta bins.
 ScaleTable BinnedTruth(const std::vector<double>& edges) {
-  const std::vector<ScaleBias> coarse = TruthOnBins(DetectorParams::DefaultData().scale_bias, edges);
+  const std::vector<ScaleBias> coarse =
+      TruthOnBins(DetectorParams::DefaultData().scale_bias, edges);
   ScaleTable t{};
   for (int f = 0; f < kScaleEtaBins; ++f) {
     const double c = ScaleEtaBinCenter(f);
@@ -91,8 +92,9 @@ TEST_CASE("z closure options: defaults valid, bad values named") {
   o = ZClosureOptions{};
   o.data_files = {"d.h5"};
   CHECK_FALSE(o.IsValid(&e));
-  CHECK(e == "sim_files.size() is 0, but must be > 0 when data_files is given (read both samples "
-             "from files or generate both)");
+  CHECK(e ==
+        "sim_files.size() is 0, but must be > 0 when data_files is given (read both samples "
+        "from files or generate both)");
   o = ZClosureOptions{};
   o.min_events_per_bin = 2;
   ZClosureSummary s;
@@ -217,7 +219,8 @@ TEST_CASE("resolution: the data's resolution scale is measured per eta bin") {
     CAPTURE(b);
     CHECK(j.summary.resolution_scale_error[b] > 0.0);
     CHECK(j.summary.resolution_scale_error[b] < 0.02);
-    CHECK(std::abs(j.summary.resolution_scale[b] - 1.0) < 4.0 * j.summary.resolution_scale_error[b]);
+    CHECK(std::abs(j.summary.resolution_scale[b] - 1.0) <
+          4.0 * j.summary.resolution_scale_error[b]);
     CHECK(j.calibration.resolution_uncertainty[b] ==
           std::max(std::abs(j.summary.resolution_scale[b] - 1.0),
                    j.summary.resolution_scale_error[b]));
@@ -238,7 +241,8 @@ TEST_CASE("resolution: the data's resolution scale is measured per eta bin") {
   }
   // The scale calibration is unaffected by the resolution difference (pulls vs the truth).
   const std::vector<ScaleBias> truth = TruthOnBins(o.data_detector.scale_bias, o.eta_edges);
-  for (int b = 0; b < 12; ++b) CHECK(std::abs(c.params[b].A - truth[b].A) < 4.0 * c.Uncertainty(b, 0));
+  for (int b = 0; b < 12; ++b)
+    CHECK(std::abs(c.params[b].A - truth[b].A) < 4.0 * c.Uncertainty(b, 0));
 }
 
 TEST_CASE("jpsi calibration from event files = from the same events generated") {

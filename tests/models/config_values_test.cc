@@ -25,22 +25,33 @@ TEST_CASE("WMassConfig JSON: numbers beyond a double are input errors naming the
   auto parse = [](const std::string& body) {
     return WMassConfigFromJson(R"({"lepus_config_version": 1, )" + body + "}", "cfg.json");
   };
-  CHECK_THROWS_WITH_AS(parse(R"("selection": {"mt_cut": 1e400})"),
-                       doctest::Contains("cfg.json: a number is beyond the range of a double (at most 1.8e308 in magnitude): [json.exception.out_of_range.406] number overflow parsing '1e400'"),
-                       std::invalid_argument);
-  CHECK_THROWS_WITH_AS(parse(R"("luminosity_pb": -1e400)"),
-                       doctest::Contains("cfg.json: a number is beyond the range of a double (at most 1.8e308 in magnitude): [json.exception.out_of_range.406] number overflow parsing '-1e400'"),
-                       std::invalid_argument);
-  CHECK_THROWS_WITH_AS(parse(R"("data": {"mw_shift_mev": 1e999})"),
-                       doctest::Contains("cfg.json: a number is beyond the range of a double (at most 1.8e308 in magnitude): [json.exception.out_of_range.406] number overflow parsing '1e999'"),
-                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(
+      parse(R"("selection": {"mt_cut": 1e400})"),
+      doctest::Contains(
+          "cfg.json: a number is beyond the range of a double (at most 1.8e308 in magnitude): "
+          "[json.exception.out_of_range.406] number overflow parsing '1e400'"),
+      std::invalid_argument);
+  CHECK_THROWS_WITH_AS(
+      parse(R"("luminosity_pb": -1e400)"),
+      doctest::Contains(
+          "cfg.json: a number is beyond the range of a double (at most 1.8e308 in magnitude): "
+          "[json.exception.out_of_range.406] number overflow parsing '-1e400'"),
+      std::invalid_argument);
+  CHECK_THROWS_WITH_AS(
+      parse(R"("data": {"mw_shift_mev": 1e999})"),
+      doctest::Contains(
+          "cfg.json: a number is beyond the range of a double (at most 1.8e308 in magnitude): "
+          "[json.exception.out_of_range.406] number overflow parsing '1e999'"),
+      std::invalid_argument);
   CHECK_THROWS_WITH_AS(
       parse(R"("systematics": {"efficiency": {"syst_eta_edges": [0, 1e400]}})"),
-      doctest::Contains("cfg.json: a number is beyond the range of a double (at most 1.8e308 in magnitude): [json.exception.out_of_range.406] number overflow parsing '1e400'"),
+      doctest::Contains(
+          "cfg.json: a number is beyond the range of a double (at most 1.8e308 in magnitude): "
+          "[json.exception.out_of_range.406] number overflow parsing '1e400'"),
       std::invalid_argument);
   // The largest finite double is still a number (then checked by the configuration's ranges).
-  CHECK_THROWS_WITH_AS(parse(R"("luminosity_pb": -1.7e308)"),
-                       doctest::Contains("luminosity_pb"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(parse(R"("luminosity_pb": -1.7e308)"), doctest::Contains("luminosity_pb"),
+                       std::invalid_argument);
 }
 
 TEST_CASE("WMassConfig JSON: integers do not wrap") {
@@ -87,12 +98,18 @@ TEST_CASE("DileptonConfig JSON: numbers beyond a double, full-range seeds") {
   auto parse = [](const std::string& body) {
     return DileptonConfigFromJson(R"({"lepus_config_version": 1, )" + body + "}", "dl.json");
   };
-  CHECK_THROWS_WITH_AS(parse(R"("luminosity_pb": 1e400)"),
-                       doctest::Contains("dl.json: a number is beyond the range of a double (at most 1.8e308 in magnitude): [json.exception.out_of_range.406] number overflow parsing '1e400'"),
-                       std::invalid_argument);
-  CHECK_THROWS_WITH_AS(parse(R"("binning": {"mass_edges": [60, 1e400]})"),
-                       doctest::Contains("dl.json: a number is beyond the range of a double (at most 1.8e308 in magnitude): [json.exception.out_of_range.406] number overflow parsing '1e400'"),
-                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(
+      parse(R"("luminosity_pb": 1e400)"),
+      doctest::Contains(
+          "dl.json: a number is beyond the range of a double (at most 1.8e308 in magnitude): "
+          "[json.exception.out_of_range.406] number overflow parsing '1e400'"),
+      std::invalid_argument);
+  CHECK_THROWS_WITH_AS(
+      parse(R"("binning": {"mass_edges": [60, 1e400]})"),
+      doctest::Contains(
+          "dl.json: a number is beyond the range of a double (at most 1.8e308 in magnitude): "
+          "[json.exception.out_of_range.406] number overflow parsing '1e400'"),
+      std::invalid_argument);
   const DileptonConfig c = parse(R"("simulation": {"seed": 18446744073709551615})");
   CHECK(c.simulation.seed == kMaxSeed);
   CHECK(DileptonConfigFromJson(c.ToJson(), "printed.json").simulation.seed == kMaxSeed);
@@ -109,15 +126,22 @@ TEST_CASE("Calibration file: numbers beyond a double are input errors naming the
     t.replace(t.find(from), from.size(), to);
     return t;
   };
-  CHECK_THROWS_WITH_AS(CalibrationFromJson(with("\"A\": [1e-4", "\"A\": [1e400"), "cal.json"),
-                       doctest::Contains("cal.json: a number is beyond the range of a double (at most 1.8e308 in magnitude): [json.exception.out_of_range.406] number overflow parsing '1e400'"),
-                       lepus::io::InputError);
+  CHECK_THROWS_WITH_AS(
+      CalibrationFromJson(with("\"A\": [1e-4", "\"A\": [1e400"), "cal.json"),
+      doctest::Contains(
+          "cal.json: a number is beyond the range of a double (at most 1.8e308 in magnitude): "
+          "[json.exception.out_of_range.406] number overflow parsing '1e400'"),
+      lepus::io::InputError);
   CHECK_THROWS_WITH_AS(
       CalibrationFromJson(with("[-2.4, 0, 2.4]", "[-1e400, 0, 2.4]"), "cal.json"),
-      doctest::Contains("cal.json: a number is beyond the range of a double (at most 1.8e308 in magnitude): [json.exception.out_of_range.406] number overflow parsing '-1e400'"),
+      doctest::Contains(
+          "cal.json: a number is beyond the range of a double (at most 1.8e308 in magnitude): "
+          "[json.exception.out_of_range.406] number overflow parsing '-1e400'"),
       lepus::io::InputError);
   CHECK_THROWS_WITH_AS(
       CalibrationFromJson(with("[[1e-8,0", "[[1e999,0"), "cal.json"),
-      doctest::Contains("cal.json: a number is beyond the range of a double (at most 1.8e308 in magnitude): [json.exception.out_of_range.406] number overflow parsing '1e999'"),
+      doctest::Contains(
+          "cal.json: a number is beyond the range of a double (at most 1.8e308 in magnitude): "
+          "[json.exception.out_of_range.406] number overflow parsing '1e999'"),
       lepus::io::InputError);
 }

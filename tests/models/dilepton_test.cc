@@ -67,8 +67,8 @@ int BruteForceBin(const DileptonConfig& c, const EventBatch& b, std::size_t i, d
   if (std::abs(m0.eta[i]) >= 2.4 || std::abs(m1.eta[i]) >= 2.4) return -1;
   if (m0.rel_iso[i] >= 0.15 || m1.rel_iso[i] >= 0.15) return -1;
   if (m0.pt[i] < c.pt_min || m1.pt[i] < c.pt_min) return -1;
-  const double mass = MasslessDimuonMass(m0.pt[i], m0.eta[i], m0.phi[i], m1.pt[i], m1.eta[i],
-                                         m1.phi[i]);
+  const double mass =
+      MasslessDimuonMass(m0.pt[i], m0.eta[i], m0.phi[i], m1.pt[i], m1.eta[i], m1.phi[i]);
   const auto& e = c.mass_edges;
   if (mass < e.front() || mass >= e.back()) return -1;
   const int mb = static_cast<int>(std::upper_bound(e.begin(), e.end(), mass) - e.begin()) - 1;
@@ -290,7 +290,9 @@ TEST_CASE("DileptonProducer: resolution and closure nuisances of a calibration t
   std::remove(path.c_str());
 }
 
-TEST_CASE("DileptonProducer: fitting the Asimov data set of a produced input returns the nominal values") {
+TEST_CASE(
+    "DileptonProducer: fitting the Asimov data set of a produced input returns the nominal "
+    "values") {
   const engine::Model& model = SmallProduction().model;
   CHECK(SmallProduction().summary.empty_bins == 0);
   engine::Likelihood lik{engine::Model(model)};
@@ -326,7 +328,9 @@ TEST_CASE("DileptonProducer: pseudo-data with a known m_Z shift are recovered") 
   }
 }
 
-TEST_CASE("DileptonProducer: generated data with a hidden m_Z shift, biased scale and calibration correction") {
+TEST_CASE(
+    "DileptonProducer: generated data with a hidden m_Z shift, biased scale and calibration "
+    "correction") {
   DileptonConfig c = SmallConfig();
   c.simulation.events = 1500000;
   c.luminosity_pb = 100.0;
@@ -383,20 +387,21 @@ TEST_CASE("DileptonConfig: JSON reading with clear errors") {
   CHECK_THROWS_WITH_AS(parse(R"({"lepus_config_version": 1, "binning": {"eta_bins": 5}})"),
                        doctest::Contains("cfg.json: binning.eta_bins is 5, but must divide 48"),
                        std::invalid_argument);
-  CHECK_THROWS_WITH_AS(parse(R"({"lepus_config_version": 1, "producer": "wmass"})"),
-                       doctest::Contains("producer is \"wmass\" (string), but must be \"dilepton\""),
-                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(
+      parse(R"({"lepus_config_version": 1, "producer": "wmass"})"),
+      doctest::Contains("producer is \"wmass\" (string), but must be \"dilepton\""),
+      std::invalid_argument);
   CHECK_THROWS_WITH_AS(parse("{not json"), doctest::Contains("cfg.json: not valid JSON"),
                        std::invalid_argument);
   // A number beyond double's range (found by the config_json fuzz target; was uncaught).
-  CHECK_THROWS_WITH_AS(parse(R"({"lepus_config_version": 1, "luminosity_pb": 1e400})"),
-                       doctest::Contains("cfg.json: a number is beyond the range of a double (at most 1.8e308 "
-                                         "in magnitude): [json.exception.out_of_range.406] "
-                                         "number overflow parsing '1e400'"),
-                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(
+      parse(R"({"lepus_config_version": 1, "luminosity_pb": 1e400})"),
+      doctest::Contains("cfg.json: a number is beyond the range of a double (at most 1.8e308 "
+                        "in magnitude): [json.exception.out_of_range.406] "
+                        "number overflow parsing '1e400'"),
+      std::invalid_argument);
   CHECK_THROWS_WITH_AS(ReadDileptonConfig("/nonexistent/dir/cfg.json"),
-                       doctest::Contains("/nonexistent/dir/cfg.json: cannot open"),
-                       io::InputError);
+                       doctest::Contains("/nonexistent/dir/cfg.json: cannot open"), io::InputError);
   DileptonConfig bad;
   bad.theory.mass_boson = 'W';
   std::string error;
@@ -418,7 +423,8 @@ TEST_CASE("DileptonProducer refuses a failed or an all-zero calibration (docs/ca
   CalibrationParameters failed = SyntheticCalibration();
   failed.status = "not_converged";
   failed.status_message = "Ceres did not converge: Maximum number of iterations reached.";
-  const std::string failed_path = std::string(LEPUS_BINARY_DIR) + "/dilepton_failed_calibration.json";
+  const std::string failed_path =
+      std::string(LEPUS_BINARY_DIR) + "/dilepton_failed_calibration.json";
   WriteCalibration(failed_path, failed);
   CalibrationParameters zero = SyntheticCalibration();
   zero.covariance.setZero();
@@ -428,12 +434,14 @@ TEST_CASE("DileptonProducer refuses a failed or an all-zero calibration (docs/ca
   c.calibration_file = failed_path;
   CHECK_THROWS_WITH_AS(DileptonProducer{c},
                        doctest::Contains((failed_path + ": status is \"not_converged\" (Ceres did "
-                                                       "not converge: Maximum number of "
-                                                       "iterations reached.), but must be "
-                                                       "\"converged\"").c_str()),
+                                                        "not converge: Maximum number of "
+                                                        "iterations reached.), but must be "
+                                                        "\"converged\"")
+                                             .c_str()),
                        io::InputError);
   c.calibration_file = zero_path;
-  CHECK_THROWS_WITH_AS(DileptonProducer{c},
-                       doctest::Contains((zero_path + ": covariance is all zero on its diagonal").c_str()),
-                       io::InputError);
+  CHECK_THROWS_WITH_AS(
+      DileptonProducer{c},
+      doctest::Contains((zero_path + ": covariance is all zero on its diagonal").c_str()),
+      io::InputError);
 }

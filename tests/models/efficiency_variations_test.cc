@@ -139,7 +139,8 @@ TEST_CASE("invalid efficiency configurations are named") {
   EfficiencyConfig c = EfficiencyConfig::Full();
   c.eta_group = 5;
   CHECK_FALSE(c.IsValid(&error));
-  CHECK(error.find("eta_group is 5, but must be >= 1 and divide eta_bins (48)") != std::string::npos);
+  CHECK(error.find("eta_group is 5, but must be >= 1 and divide eta_bins (48)") !=
+        std::string::npos);
   c = EfficiencyConfig::Full();
   c.num_eigen = 9;
   CHECK_FALSE(c.IsValid(&error));

@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <limits>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -48,8 +48,8 @@ std::string WriteSample(const EventBatch& b, std::size_t chunk = 1000) {
   // Appends of different sizes.
   const std::size_t cut1 = b.size() / 3, cut2 = cut1 + 17;
   EventBatch part;
-  for (auto [lo, hi] : {std::pair{std::size_t{0}, cut1}, std::pair{cut1, cut2},
-                        std::pair{cut2, b.size()}}) {
+  for (auto [lo, hi] :
+       {std::pair{std::size_t{0}, cut1}, std::pair{cut1, cut2}, std::pair{cut2, b.size()}}) {
     part.Clear();
     part.Append(b, lo, hi);
     w.Append(part);
@@ -71,8 +71,8 @@ struct H5Edit {
     hsize_t dims[2] = {v.size(), 1};
     if (rank == 2) dims[0] = v.size() / 2, dims[1] = 2;
     const hid_t space = H5Screate_simple(rank, dims, nullptr);
-    const hid_t d = H5Dcreate2(file, name.c_str(), H5T_IEEE_F64LE, space, H5P_DEFAULT,
-                               H5P_DEFAULT, H5P_DEFAULT);
+    const hid_t d = H5Dcreate2(file, name.c_str(), H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT,
+                               H5P_DEFAULT);
     REQUIRE(d >= 0);
     H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data());
     H5Dclose(d);
@@ -81,8 +81,8 @@ struct H5Edit {
   void WriteInts(const std::string& name, const std::vector<int>& v) {
     const hsize_t n = v.size();
     const hid_t space = H5Screate_simple(1, &n, nullptr);
-    const hid_t d = H5Dcreate2(file, name.c_str(), H5T_STD_I32LE, space, H5P_DEFAULT,
-                               H5P_DEFAULT, H5P_DEFAULT);
+    const hid_t d =
+        H5Dcreate2(file, name.c_str(), H5T_STD_I32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     REQUIRE(d >= 0);
     H5Dwrite(d, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data());
     H5Dclose(d);
@@ -94,8 +94,8 @@ struct H5Edit {
     const hsize_t dims = n;
     const hid_t space = H5Screate_simple(1, &dims, nullptr);
     const std::vector<char> data(4 * n, 'a');
-    const hid_t d = H5Dcreate2(file, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT,
-                               H5P_DEFAULT);
+    const hid_t d =
+        H5Dcreate2(file, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     REQUIRE(d >= 0);
     H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data());
     H5Dclose(d);
@@ -278,8 +278,8 @@ TEST_CASE("bad event files give errors naming the file and the dataset") {
       e.Delete("events/weight");
       e.WriteDoubles("events/weight", std::vector<double>(2 * n, 1.0), 2);
     }
-    ExpectError(path, {"events/weight: has shape [" + std::to_string(n) + ", 2]",
-                       "one-dimensional"});
+    ExpectError(path,
+                {"events/weight: has shape [" + std::to_string(n) + ", 2]", "one-dimensional"});
     std::filesystem::remove(path);
   }
   SUBCASE("no events") {
@@ -429,7 +429,8 @@ TEST_CASE("event files: duplicate event numbers within a process are rejected") 
     CHECK(err == path + ": events/event_number[" + std::to_string(k) + "] is " +
                      std::to_string(good.event_number[j]) + " (process " + proc +
                      "), but event numbers must be unique within a process in a file (also at "
-                     "row " + std::to_string(j) + ")");
+                     "row " +
+                     std::to_string(j) + ")");
     std::filesystem::remove(path);
   }
   {
@@ -464,8 +465,10 @@ TEST_CASE("event files: mostly negative weights give a warning") {
     for (auto& w : b.weight) w = -std::abs(w);
     const std::string path = WriteSample(b);
     const std::string w = ReadAllWarning(path);
-    CHECK(w.rfind(path + ": all " + std::to_string(n) + " events have negative weights (sum of "
-                  "weights -", 0) == 0);
+    CHECK(w.rfind(path + ": all " + std::to_string(n) +
+                      " events have negative weights (sum of "
+                      "weights -",
+                  0) == 0);
     CHECK(w.find("check the sign convention of the weight column") != std::string::npos);
     std::filesystem::remove(path);
   }
@@ -499,7 +502,7 @@ TEST_CASE("event files: Skip keeps the whole-file checks of the events it passes
     std::size_t got = 0, k = 0, read = 0;
     while (true) {
       const std::size_t m = k % 2 == static_cast<std::size_t>(parity) ? reader.Next(&part, chunk)
-                                                                        : reader.Skip(chunk);
+                                                                      : reader.Skip(chunk);
       if (m == 0) break;
       if (k % 2 == static_cast<std::size_t>(parity)) read += m;
       got += m;

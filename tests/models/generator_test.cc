@@ -103,7 +103,8 @@ void CheckLineShape(Process p, double mass, double width, double lo, double hi) 
   }
   const double frac_truth = in / all;
   const double frac = std::count_if(b.v_mass.begin(), b.v_mass.end(),
-                                    [&](double m) { return std::abs(m - mass) < width; }) / n;
+                                    [&](double m) { return std::abs(m - mass) < width; }) /
+                      n;
   CHECK(std::abs(frac - frac_truth) < 4 * std::sqrt(frac_truth * (1 - frac_truth) / n));
 }
 
@@ -141,8 +142,8 @@ TEST_CASE("invalid parameters are named") {
 
 TEST_CASE("process names round trip") {
   for (Process p : kAllProcesses) CHECK(ProcessFromString(ToString(p)) == p);
-  CHECK_THROWS_WITH_AS(ProcessFromString("wmunu"),
-                       doctest::Contains("unknown process 'wmunu'"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(ProcessFromString("wmunu"), doctest::Contains("unknown process 'wmunu'"),
+                       std::invalid_argument);
   CHECK(SampleKindFromString("data") == SampleKind::kData);
 }
 
@@ -157,10 +158,14 @@ TEST_CASE("angular coefficients are recovered by the moments method") {
   auto weights = [](double c, double phi) {
     const double s = std::sqrt(std::max(0.0, 1 - c * c));
     const double s2t = 2 * s * c;
-    return std::array<double, 8>{-10 * c * c,         5 * s2t * std::cos(phi),
-                                 10 * s * s * std::cos(2 * phi), 4 * s * std::cos(phi),
-                                 4 * c,               5 * s * s * std::sin(2 * phi),
-                                 5 * s2t * std::sin(phi),        4 * s * std::sin(phi)};
+    return std::array<double, 8>{-10 * c * c,
+                                 5 * s2t * std::cos(phi),
+                                 10 * s * s * std::cos(2 * phi),
+                                 4 * s * std::cos(phi),
+                                 4 * c,
+                                 5 * s * s * std::sin(2 * phi),
+                                 5 * s2t * std::sin(phi),
+                                 4 * s * std::sin(phi)};
   };
   const GeneratorParams params;
   for (Process proc : {Process::kWplusMuNu, Process::kWminusMuNu, Process::kZMuMu}) {
@@ -169,8 +174,8 @@ TEST_CASE("angular coefficients are recovered by the moments method") {
     struct Bin {
       double pt_lo, pt_hi, y_lo, y_hi;
     };
-    for (const Bin& bin : {Bin{0, 6, 0, 1}, Bin{0, 6, 1.6, 3.0}, Bin{9.7, 21.4, 0.4, 2.0},
-                           Bin{21.4, 100, 0, 2.4}}) {
+    for (const Bin& bin :
+         {Bin{0, 6, 0, 1}, Bin{0, 6, 1.6, 3.0}, Bin{9.7, 21.4, 0.4, 2.0}, Bin{21.4, 100, 0, 2.4}}) {
       std::array<double, 8> sum{}, sum2{}, expect{};
       double n = 0;
       for (std::size_t i = 0; i < b.size(); ++i) {
@@ -299,8 +304,8 @@ TEST_CASE("rapidity widths, pT law and rates") {
     const double umax = p.pt_max * p.pt_max / (p.pt_max * p.pt_max + p0 * p0);
     const double u = 0.5 * umax;
     const double median = p0 * std::sqrt(u / (1 - u));
-    const double below = std::count_if(b.v_pt.begin(), b.v_pt.end(),
-                                       [&](double x) { return x < median; }) / n;
+    const double below =
+        std::count_if(b.v_pt.begin(), b.v_pt.end(), [&](double x) { return x < median; }) / n;
     CHECK(std::abs(below - 0.5) < 4 * 0.5 / std::sqrt(n));
   }
   // Simulation: events shared by rate, weights sum to rate x luminosity.
@@ -320,8 +325,8 @@ TEST_CASE("rapidity widths, pT law and rates") {
   CHECK(std::abs(gd.NumEvents(Process::kWplusMuNu) - exp_plus) < 5 * std::sqrt(exp_plus));
   CHECK(std::abs(gd.NumEvents(Process::kWminusMuNu) - exp_minus) < 5 * std::sqrt(exp_minus));
   CHECK(std::abs(gd.NumEvents(Process::kNonPrompt) - exp_np) < 5 * std::sqrt(exp_np));
-  const double ratio = static_cast<double>(gd.NumEvents(Process::kWplusMuNu)) /
-                       gd.NumEvents(Process::kWminusMuNu);
+  const double ratio =
+      static_cast<double>(gd.NumEvents(Process::kWplusMuNu)) / gd.NumEvents(Process::kWminusMuNu);
   CHECK(ratio == doctest::Approx(11.8 / 8.8).epsilon(0.02));
   CHECK(gd.EventWeight(Process::kWplusMuNu) == 1.0);
 }
@@ -410,8 +415,8 @@ TEST_CASE("identical output at any thread count and batch size") {
   EventBatch part;
   g.Generate(Process::kWplusMuNu, 1000, 500, &part);
   REQUIRE(part.size() > 0);
-  const auto it = std::find(serial.event_number.begin(), serial.event_number.end(),
-                            part.event_number[0]);
+  const auto it =
+      std::find(serial.event_number.begin(), serial.event_number.end(), part.event_number[0]);
   const std::size_t at = static_cast<std::size_t>(it - serial.event_number.begin());
   CHECK(serial.muon[0].pt[at] == part.muon[0].pt[0]);
   // A different seed gives different events.
@@ -439,7 +444,8 @@ TEST_CASE("truth changes act only where intended") {
     CHECK(shifted.cos_theta_cs == nominal.cos_theta_cs);
     CHECK(shifted.phi_cs == nominal.phi_cs);
     int mass_changed = 0;
-    for (std::size_t i = 0; i < nominal.size(); ++i) mass_changed += shifted.v_mass[i] != nominal.v_mass[i];
+    for (std::size_t i = 0; i < nominal.size(); ++i)
+      mass_changed += shifted.v_mass[i] != nominal.v_mass[i];
     CHECK(mass_changed > 1000);
     double mean_nominal = 0, mean_shifted = 0;
     for (std::size_t i = 0; i < nominal.size(); ++i) {
@@ -460,7 +466,8 @@ TEST_CASE("truth changes act only where intended") {
     for (std::size_t i = 0; i < nominal.size(); ++i)
       if (nominal.n_muons[i] == 1) {
         // k' = k (1 + A): pT' = pT / (1 + A) exactly (the smearing draw is the same).
-        REQUIRE(scaled.muon[0].pt[i] == doctest::Approx(nominal.muon[0].pt[i] / 1.001).epsilon(1e-12));
+        REQUIRE(scaled.muon[0].pt[i] ==
+                doctest::Approx(nominal.muon[0].pt[i] / 1.001).epsilon(1e-12));
         REQUIRE(scaled.muon[0].rel_iso[i] == nominal.muon[0].rel_iso[i]);
       }
   }
@@ -491,7 +498,8 @@ TEST_CASE("truth changes act only where intended") {
       // generated one with the hidden bias and the same draw, k = (1 + dk/k)(1 + sigma g) / pT.
       if (nominal.n_muons[j] == 1 && data.n_muons[i] == 1) {
         const MuonColumns &md = data.muon[0], &mn = nominal.muon[0];
-        const double g = (mn.gen_pt[j] / mn.pt[j] - 1) / sim_det.RelativeResolution(mn.gen_pt[j], mn.eta[j]);
+        const double g =
+            (mn.gen_pt[j] / mn.pt[j] - 1) / sim_det.RelativeResolution(mn.gen_pt[j], mn.eta[j]);
         const ScaleBias& bias = d.detector.scale_bias[ScaleEtaBin(md.eta[i])];
         const double expect =
             md.gen_pt[i] / ((1 + CurvatureShift(bias, md.gen_pt[i], md.charge[i])) *

@@ -91,8 +91,7 @@ TEST_CASE("HelicityConfig: presets valid, errors name the field") {
   CHECK(back.helicity.data_a_scale[4] == 0.8);
   CHECK_THROWS_WITH_AS(
       WMassConfigFromJson(R"({"lepus_config_version": 1, "helicity": {"free": true}})", "cfg"),
-      doctest::Contains("helicity is given, but the producer is \"wmass\""),
-      std::invalid_argument);
+      doctest::Contains("helicity is given, but the producer is \"wmass\""), std::invalid_argument);
 }
 
 TEST_CASE("Helicity split: the split processes add up to the signal; the masked channel") {
@@ -183,8 +182,7 @@ TEST_CASE("Helicity fit input: variations on every split process, replaced nuisa
     for (std::int64_t e = t.row_start[r]; e < t.row_start[r + 1]; ++e)
       acts.insert({t.row_proc[r], t.syst[e]});
   const std::vector<std::string> retained = {
-      kWMassNoi, "widthW0p6MeV", "pdf1", "npCSKernel", "ewShared", "lumi",
-      "effSyst_trigger"};
+      kWMassNoi, "widthW0p6MeV", "pdf1", "npCSKernel", "ewShared", "lumi", "effSyst_trigger"};
   for (const auto& name : retained) REQUIRE(syst.count(name) == 1);
   int split_with_norm = 0;
   for (int p = 0; p < split.num_processes(); ++p) {
@@ -311,7 +309,8 @@ TEST_CASE("Helicity fit: generated data with A0 x1.5, A4 x0.6 are recovered with
                    << " truth " << truth << " nominal " << cell.coeff_prefit[comp]);
       CHECK(std::abs(pull) < 3.5);
       chi2 += pull * pull;
-      const double pull_nominal = (cell.coeff[comp] - cell.coeff_prefit[comp]) / cell.coeff_error[comp];
+      const double pull_nominal =
+          (cell.coeff[comp] - cell.coeff_prefit[comp]) / cell.coeff_error[comp];
       chi2_nominal += pull_nominal * pull_nominal;
       ++n;
     }
@@ -339,8 +338,8 @@ TEST_CASE("Helicity fit: generated data with A0 x1.5, A4 x0.6 are recovered with
     return 2.0 * (f.nll - r.nll);
   };
   const double q_truth = fixed_nll(1.5, 0.6), q_nominal = fixed_nll(1.0, 1.0);
-  MESSAGE("2 dNLL: A0, A4 at the truth " << q_truth << ", unmodified " << q_nominal << " ("
-                                          << n << " parameters fixed)");
+  MESSAGE("2 dNLL: A0, A4 at the truth " << q_truth << ", unmodified " << q_nominal << " (" << n
+                                         << " parameters fixed)");
   CHECK(q_truth < n + 3 * std::sqrt(2.0 * n));  // chi-square(n) at the truth
   CHECK(q_nominal > q_truth + 25);              // the unmodified A_i excluded by > 5 sigma
 }
@@ -408,7 +407,8 @@ TEST_CASE("Helicity fit: with independent simulation samples, 2 dNLL at the trut
   const int toys = 200;
   // Seeds: simulation 1000 + base + t, data 77 + base + t (LEPUS_HELICITY_SEED = base, default 0).
   std::uint64_t base = 0;
-  if (const char* seed = std::getenv("LEPUS_HELICITY_SEED")) base = std::strtoull(seed, nullptr, 10);
+  if (const char* seed = std::getenv("LEPUS_HELICITY_SEED"))
+    base = std::strtoull(seed, nullptr, 10);
   std::vector<double> q(toys, -1.0);
   std::vector<int> free_params(toys, 0);
   tbb::parallel_for(0, toys, [&](int t) {
@@ -449,7 +449,7 @@ TEST_CASE("Helicity fit: with independent simulation samples, 2 dNLL at the trut
   const double mean = sum / ok;
   const double sd = std::sqrt(std::max(0.0, sum2 / ok - mean * mean));
   MESSAGE("2 dNLL at the truth over " << ok << " toys: mean " << mean << " +- "
-          << sd / std::sqrt(ok) << ", width " << sd << " (chi2(12): 12, " << std::sqrt(24.0)
-          << ")");
+                                      << sd / std::sqrt(ok) << ", width " << sd
+                                      << " (chi2(12): 12, " << std::sqrt(24.0) << ")");
   CHECK(std::abs(mean - 12.0) < 3.0 * std::sqrt(2.0 * 12.0 / ok));
 }

@@ -130,8 +130,8 @@ TEST_CASE("VariationStore: deltas over the support, moves between bins, varied t
   CHECK(layout.Find("nosuch", 0) == -1);
   CHECK_THROWS_WITH_AS(layout.Add("theoryUp", 0, BinRange{0, 12}),
                        doctest::Contains("already registered"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(layout.Add("empty", 0, BinRange{3, 3}),
-                       doctest::Contains("empty support"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(layout.Add("empty", 0, BinRange{3, 3}), doctest::Contains("empty support"),
+                       std::invalid_argument);
 
   VariationStore a(&layout), b(&layout);
   a.Fill(full, 11, 0.5);

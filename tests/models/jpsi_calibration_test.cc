@@ -13,9 +13,9 @@
 
 #include <doctest/doctest.h>
 
-#include "lepus/models/calibration.h"
 #include "lepus/calibration/jpsi.h"
 #include "lepus/calibration/jpsi_calibration.h"
+#include "lepus/models/calibration.h"
 #include "test_support.h"
 
 namespace {
@@ -33,7 +33,8 @@ std::string Error(const JpsiCalibrationOptions& o) {
 // The default data bias made constant within the light configuration's eta bins, so that the
 // coarse calibration can recover it exactly.
 ScaleTable BinnedTruth(const std::vector<double>& edges) {
-  const std::vector<ScaleBias> coarse = TruthOnBins(DetectorParams::DefaultData().scale_bias, edges);
+  const std::vector<ScaleBias> coarse =
+      TruthOnBins(DetectorParams::DefaultData().scale_bias, edges);
   ScaleTable t{};
   for (int f = 0; f < kScaleEtaBins; ++f) {
     const double c = ScaleEtaBinCenter(f);
@@ -145,8 +146,8 @@ TEST_CASE("jpsi generator: deterministic, thread independent, peak at the J/psi 
   CHECK(std::abs(m[m.size() / 2] / kJpsiMass - 1.0) < 1e-3);  // resolution ~1%, unbiased peak
 
   // Data and simulation streams are independent; the data carry the bias.
-  const JpsiGenerator data(JpsiGeneratorOptions{}, DetectorParams::DefaultData(),
-                           SampleKind::kData, 5);
+  const JpsiGenerator data(JpsiGeneratorOptions{}, DetectorParams::DefaultData(), SampleKind::kData,
+                           5);
   EventBatch d;
   data.Generate(0, 40000, &d, 2);
   REQUIRE(d.size() > 3000);
@@ -155,8 +156,8 @@ TEST_CASE("jpsi generator: deterministic, thread independent, peak at the J/psi 
 
 TEST_CASE("jpsi global fit: synthetic bins with a known answer") {
   const std::vector<double> edges = {-2.4, -1.2, 0.0, 1.2, 2.4};
-  std::vector<ScaleBias> truth = {{1e-3, 0.01, 2e-5}, {2e-4, 0.005, -1e-5},
-                                  {-3e-4, 0.008, 5e-6}, {8e-4, 0.012, 3e-5}};
+  std::vector<ScaleBias> truth = {
+      {1e-3, 0.01, 2e-5}, {2e-4, 0.005, -1e-5}, {-3e-4, 0.008, 5e-6}, {8e-4, 0.012, 3e-5}};
   std::mt19937_64 rng(7);
   std::normal_distribution<double> gauss;
   std::uniform_real_distribution<double> upt(4.0, 20.0);
@@ -182,8 +183,8 @@ TEST_CASE("jpsi global fit: synthetic bins with a known answer") {
   CHECK(PredictedScale(b0, truth[b0.eta_plus], truth[b0.eta_minus]) ==
         doctest::Approx(-0.5 * (dk_plus + dk_minus)).epsilon(1e-2));
 
-  for (auto solver : {CalibrationLinearSolver::kDenseQr,
-                      CalibrationLinearSolver::kSparseNormalCholesky}) {
+  for (auto solver :
+       {CalibrationLinearSolver::kDenseQr, CalibrationLinearSolver::kSparseNormalCholesky}) {
     JpsiCalibrationOptions o;
     o.linear_solver = solver;
     JpsiCalibrationSummary s;

@@ -37,8 +37,8 @@ Toy MakeToy(bool noise, std::uint64_t seed = 1) {
   t.truth_d.assign(n, 0.0);
   t.h.assign(n, 0.0);
   std::mt19937_64 rng(seed);
-  const double f[3] = {4.0, 2.0, 1.0};     // mT: 0-20, 20-40, > 40
-  const double r[3] = {0.25, 0.2, 0.16};   // pass / fail: 0.2^2 = 0.25 x 0.16
+  const double f[3] = {4.0, 2.0, 1.0};    // mT: 0-20, 20-40, > 40
+  const double r[3] = {0.25, 0.2, 0.16};  // pass / fail: 0.2^2 = 0.25 x 0.16
   const int pass_region[3] = {static_cast<int>(AbcdRegion::kBx), static_cast<int>(AbcdRegion::kB),
                               static_cast<int>(AbcdRegion::kD)};
   const int fail_region[3] = {static_cast<int>(AbcdRegion::kAx), static_cast<int>(AbcdRegion::kA),
@@ -49,7 +49,8 @@ Toy MakeToy(bool noise, std::uint64_t seed = 1) {
       for (int iq = 0; iq < b.n_charge; ++iq) {
         const std::size_t i = b.Index(ieta, ipt, iq);
         const double x = (b.pt_edges[ipt] + b.pt_edges[ipt + 1] - 2 * b.pt_edges.front()) /
-                             (b.pt_edges.back() - b.pt_edges.front()) - 1.0;
+                             (b.pt_edges.back() - b.pt_edges.front()) -
+                         1.0;
         const double eta_c = 0.5 * (b.eta_edges[ieta] + b.eta_edges[ieta + 1]);
         const double norm = (1.0 + 0.1 * eta_c * eta_c) * (iq ? 1.1 : 0.9);
         const double lnh = std::log(norm) + kCoeff[0] + kCoeff[1] * x + kCoeff[2] * (2 * x * x - 1);
@@ -62,7 +63,9 @@ Toy MakeToy(bool noise, std::uint64_t seed = 1) {
           const double prompt_fail = 0.05 * prompt_pass;
           auto fill = [&](int region, double np, double pr) {
             double data = np + pr;
-            if (noise) data = std::max(1.0, data + std::normal_distribution<double>(0, std::sqrt(data))(rng));
+            if (noise)
+              data =
+                  std::max(1.0, data + std::normal_distribution<double>(0, std::sqrt(data))(rng));
             t.in.data[region].sumw[i] = data;
             t.in.data[region].sumw2[i] = noise ? np + pr : 0.0;
             t.in.prompt[region].sumw[i] = pr;
@@ -165,7 +168,8 @@ TEST_CASE("non-prompt nuisance templates") {
       CHECK(v.up[i] == full.nominal[i]);
       CHECK(v.down[i] == full.nominal[i]);
     } else {
-      CHECK(v.up[i] / full.nominal[i] == doctest::Approx(full.nominal[i] / v.down[i]).epsilon(1e-12));
+      CHECK(v.up[i] / full.nominal[i] ==
+            doctest::Approx(full.nominal[i] / v.down[i]).epsilon(1e-12));
     }
   }
   CHECK(v.first_bin == 0);
@@ -174,10 +178,12 @@ TEST_CASE("non-prompt nuisance templates") {
   const std::size_t i = b.Index(10, 17, 1);
   double var = 0;
   for (const NonpromptVariation& w : full.variations)
-    if (w.name.rfind("nonpromptSmooth_eta10_plus", 0) == 0) var += std::pow(std::log(w.up[i] / full.nominal[i]), 2);
+    if (w.name.rfind("nonpromptSmooth_eta10_plus", 0) == 0)
+      var += std::pow(std::log(w.up[i] / full.nominal[i]), 2);
   const SmoothingFit& f = full.fits[10 * 2 + 1];
   const double x = (b.pt_edges[17] + b.pt_edges[18] - 2 * b.pt_edges.front()) /
-                       (b.pt_edges.back() - b.pt_edges.front()) - 1.0;
+                       (b.pt_edges.back() - b.pt_edges.front()) -
+                   1.0;
   const double tt[3] = {1.0, x, 2 * x * x - 1};
   double expected = 0;
   for (int a = 0; a < 3; ++a)
@@ -211,14 +217,16 @@ TEST_CASE("empty sidebands and bad inputs") {
   CHECK_FALSE(res.fits[5 * 2 + 1].ok);
   CHECK(res.nominal[b.Index(5, 4, 1)] == 0.0);
   CHECK(res.raw[b.Index(6, 3, 0)] == 0.0);
-  CHECK(res.nominal[b.Index(6, 3, 0)] == doctest::Approx(t.truth_d[b.Index(6, 3, 0)]).epsilon(1e-9));
+  CHECK(res.nominal[b.Index(6, 3, 0)] ==
+        doctest::Approx(t.truth_d[b.Index(6, 3, 0)]).epsilon(1e-9));
   CHECK(res.variations.size() == (48 * 2 - 1) * 3 + 1 + 2);
 
   NonpromptInputs bad = t.in;
   bad.data[static_cast<int>(AbcdRegion::kC)].sumw.pop_back();
-  CHECK_THROWS_WITH_AS(EstimateNonprompt(bad, NonpromptOptions::Full()),
-                       doctest::Contains("data.C has 2879 sumw and 2880 sumw2 entries, but must have 2880"),
-                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(
+      EstimateNonprompt(bad, NonpromptOptions::Full()),
+      doctest::Contains("data.C has 2879 sumw and 2880 sumw2 entries, but must have 2880"),
+      std::invalid_argument);
   bad = t.in;
   bad.data[static_cast<int>(AbcdRegion::kB)].sumw2[3] = -1;
   CHECK_THROWS_WITH_AS(EstimateNonprompt(bad, NonpromptOptions::Full()),

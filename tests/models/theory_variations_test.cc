@@ -18,7 +18,8 @@ namespace {
 
 using namespace lepus::models;
 
-EventBatch GenLevel(Process p, std::uint64_t n, std::uint64_t seed, const GeneratorParams& physics) {
+EventBatch GenLevel(Process p, std::uint64_t n, std::uint64_t seed,
+                    const GeneratorParams& physics) {
   GeneratorConfig c;
   c.processes = {p};
   c.num_events = n;
@@ -235,9 +236,10 @@ TEST_CASE("helicity weights sum to one and helicity variations change A_i by the
     CHECK(up == doctest::Approx(expected).epsilon(1e-12));
     CHECK(down == doctest::Approx(2.0 - expected).epsilon(1e-12));
     // The same component in another pT bin or for another boson does not act.
-    for (const std::string& other : {"helicity_" + HelicityComponentName(comp) + "_ptV2_yV1_Wminus",
-                                    "helicity_" + HelicityComponentName(comp) + "_ptV3_yV0_Wminus",
-                                    "helicity_" + HelicityComponentName(comp) + "_ptV3_yV1_Wplus"}) {
+    for (const std::string& other :
+         {"helicity_" + HelicityComponentName(comp) + "_ptV2_yV1_Wminus",
+          "helicity_" + HelicityComponentName(comp) + "_ptV3_yV0_Wminus",
+          "helicity_" + HelicityComponentName(comp) + "_ptV3_yV1_Wplus"}) {
       const int ko = t.Find(other);
       REQUIRE(ko >= 0);
       CHECK_FALSE(t.Acts(static_cast<std::size_t>(ko), in, 0));
@@ -294,7 +296,8 @@ TEST_CASE("PDF-like variations are smooth, bounded and scaled to 68% CL") {
   // The flavour term moves W+ and W- in opposite directions for some eigenvector.
   bool opposite = false;
   for (int k = 1; k <= 29 && !opposite; ++k) {
-    ta.Weights(static_cast<std::size_t>(ta.Find("pdf" + std::to_string(k))), in, up.data(), nullptr);
+    ta.Weights(static_cast<std::size_t>(ta.Find("pdf" + std::to_string(k))), in, up.data(),
+               nullptr);
     const int mid = ny / 2 + 20;
     opposite = (up[mid] - 1.0) * (up[ny + mid] - 1.0) < 0.0;
   }
@@ -343,8 +346,8 @@ TEST_CASE("boson-pT shape variations conserve the cross section") {
       INFO(nu.name, " class ", c);
       CHECK(s / n == doctest::Approx(1.0).epsilon(2e-4));
       if (nu.bosons[c]) {
-        CHECK(dev > 1e-3);   // it does something
-        CHECK(dev < 0.15);   // and stays a modest reweighting
+        CHECK(dev > 1e-3);  // it does something
+        CHECK(dev < 0.15);  // and stays a modest reweighting
       } else {
         CHECK(dev == 0.0);
       }

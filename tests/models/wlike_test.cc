@@ -39,8 +39,8 @@ WMassConfig SmallWLike() {
 }
 
 // A W-like test event: two muons, back to back in phi, no recoil, unit efficiencies.
-void SetMuon(EventBatch* b, std::size_t i, int slot, int charge, double pt, double eta,
-             double phi, double rel_iso = 0.01) {
+void SetMuon(EventBatch* b, std::size_t i, int slot, int charge, double pt, double eta, double phi,
+             double rel_iso = 0.01) {
   MuonColumns& m = b->muon[slot];
   m.charge[i] = static_cast<std::int8_t>(charge);
   m.pt[i] = m.gen_pt[i] = pt;
@@ -140,7 +140,9 @@ TEST_CASE("WLike: even event numbers keep the mu-, odd ones the mu+, flip_parity
   }
 }
 
-TEST_CASE("WLike: the selection needs an opposite-sign isolated pair in the mass window, mT and a triggering kept muon") {
+TEST_CASE(
+    "WLike: the selection needs an opposite-sign isolated pair in the mass window, mT and a "
+    "triggering kept muon") {
   const WMassConfig c = WMassConfig::WLikeLight();
   const WMassProducer producer(c);
   EventBatch b = PairEvents({0, 2, 4, 6, 8, 10, 12});  // even: the mu- (slot 1) is kept
@@ -196,20 +198,23 @@ TEST_CASE("WLike: presets, JSON and configuration errors") {
       doctest::Contains("nonprompt.enabled is true, but must be false for the W-like analysis"),
       std::invalid_argument);
   CHECK_THROWS_WITH_AS(
-      WMassConfigFromJson(R"({"lepus_config_version": 1, "systematics": {"mass": {"split": "charges"}}})",
-                          "cfg.json"),
+      WMassConfigFromJson(
+          R"({"lepus_config_version": 1, "systematics": {"mass": {"split": "charges"}}})",
+          "cfg.json"),
       doctest::Contains("cfg.json: systematics.mass.split is 'charges', but must be none, charge"),
       std::invalid_argument);
   CHECK_THROWS_WITH_AS(
       WMassConfigFromJson(R"({"lepus_config_version": 1, "systematics": {"mass":
-          {"split": "abs_eta:0,1.2,2.4", "split_mode": "difference"}}})", "cfg.json"),
+          {"split": "abs_eta:0,1.2,2.4", "split_mode": "difference"}}})",
+                          "cfg.json"),
       doctest::Contains("mass_split_mode is 'difference', but must be 'separate' for mass_split "
                         "'abs_eta:0,1.2,2.4'"),
       std::invalid_argument);
   WMassConfig bad = WMassConfig::WLikeLight();
   bad.mll_min = 130.0;
   CHECK(!bad.IsValid(&error));
-  CHECK(error.find("selection.mll_min, mll_max are 130, 120, but must satisfy") != std::string::npos);
+  CHECK(error.find("selection.mll_min, mll_max are 130, 120, but must satisfy") !=
+        std::string::npos);
 }
 
 TEST_CASE("MassSplit: parameters, names and coefficients") {
@@ -245,8 +250,8 @@ TEST_CASE("MassSplit: parameters, names and coefficients") {
   REQUIRE(dif.size() == 2);
   CHECK(dif[0].name == "massShiftW100MeV");
   CHECK(dif[1].name == "massDiffW100MeV_eta");
-  CHECK(dif[1].coeff[0] == -0.5);      // eta bin 0: eta < 0
-  CHECK(dif[1].coeff[n - 1] == 0.5);   // last eta bin
+  CHECK(dif[1].coeff[0] == -0.5);     // eta bin 0: eta < 0
+  CHECK(dif[1].coeff[n - 1] == 0.5);  // last eta bin
   for (int i = 0; i < n; ++i) REQUIRE(dif[0].coeff[i] == 1.0);
   CHECK(params("charge", MassSplitMode::kDifference)[1].name == "massDiffW100MeV_charge");
   CHECK(params("charge_abs_eta", MassSplitMode::kDifference)[1].name ==
@@ -266,12 +271,16 @@ TEST_CASE("MassSplit: parameters, names and coefficients") {
   CHECK_THROWS_WITH_AS(params("abs_eta:0,1.2", MassSplitMode::kSeparate),
                        doctest::Contains("its |eta| edges must run from 0 to 2.4"),
                        std::invalid_argument);
-  CHECK_THROWS_WITH_AS(MassSplitConfig::FromSpec("abs_eta:0,x,2.4", "--mass-split"),
-                       doctest::Contains("--mass-split is 'abs_eta:0,x,2.4', but the |eta| edge 'x' is not a number"),
-                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(
+      MassSplitConfig::FromSpec("abs_eta:0,x,2.4", "--mass-split"),
+      doctest::Contains(
+          "--mass-split is 'abs_eta:0,x,2.4', but the |eta| edge 'x' is not a number"),
+      std::invalid_argument);
 }
 
-TEST_CASE("WLike: closure of the produced fit input (Asimov, pseudo-data, generated data) for both parities") {
+TEST_CASE(
+    "WLike: closure of the produced fit input (Asimov, pseudo-data, generated data) for both "
+    "parities") {
   // Generated data with m_Z shifted by +40 MeV and the default data detector (biased scale,
   // corrected by the calibration; different efficiencies).
   const double truth = 40.0;
@@ -314,9 +323,9 @@ TEST_CASE("WLike: closure of the produced fit input (Asimov, pseudo-data, genera
       CHECK(errors[flip] < 80.0);
     }
   }
-  MESSAGE("W-like m_Z - m_Z(sim), truth +40 MeV: even->mu- " << fitted[0] << " +- " << errors[0]
-                                                               << " MeV, flipped " << fitted[1]
-                                                               << " +- " << errors[1] << " MeV");
+  MESSAGE("W-like m_Z - m_Z(sim), truth +40 MeV: even->mu- "
+          << fitted[0] << " +- " << errors[0] << " MeV, flipped " << fitted[1] << " +- "
+          << errors[1] << " MeV");
   // The two parities use the other muon of each event: different, nearly independent results.
   CHECK(fitted[0] != fitted[1]);
 }
@@ -347,8 +356,7 @@ TEST_CASE("MassSplit: separate masses with a combination equal the difference pa
     // Generated data: combination of the separate fit vs the difference parameter.
     const FitOut fs = FitModel(sep);
     const FitOut fd = FitModel(dif);
-    const engine::LinearCombination comb =
-        engine::ParseCombination(*fs.lik, "diff", a + " - " + b);
+    const engine::LinearCombination comb = engine::ParseCombination(*fs.lik, "diff", a + " - " + b);
     const engine::CombinationResult cr = engine::EvaluateCombination(*fs.lik, fs.result, comb);
     const double dv = fd.Value(d), de = fd.Error(d);
     MESSAGE(std::string(charge ? "W-like m(+) - m(-)" : "W-like m(eta>0) - m(eta<0)")
@@ -387,7 +395,9 @@ TEST_CASE("MassSplit: an injected m(W+) - m(W-) is recovered, none is found with
   }
 }
 
-TEST_CASE("WMassProducer: resolution nuisances of a calibration widen the smearing about the generated pT") {
+TEST_CASE(
+    "WMassProducer: resolution nuisances of a calibration widen the smearing about the generated "
+    "pT") {
   // A calibration with a 5% resolution uncertainty per eta bin: 48 resolution nuisances.
   CalibrationParameters cal = SyntheticCalibration();
   cal.resolution_uncertainty.assign(cal.num_bins(), 0.05);

@@ -62,15 +62,15 @@ TEST_CASE("WMassConfig: presets are valid; light has tens and full thousands of 
   CHECK(WMassConfig::Light().IsValid(&error));
   CHECK(WMassConfig::Full().IsValid(&error));
   const WMassProducer light(WMassConfig::Light());
-  int n_light = static_cast<int>(light.momentum_nuisances().size() +
-                                 light.efficiency().nuisances().size());
+  int n_light =
+      static_cast<int>(light.momentum_nuisances().size() + light.efficiency().nuisances().size());
   for (const auto& t : light.theory().nuisances())
     if (t.role != TheoryRole::kAlternative) ++n_light;
   CHECK(n_light >= 20);
   CHECK(n_light <= 99);
   const WMassProducer full(WMassConfig::Full());
-  int n_full = static_cast<int>(full.momentum_nuisances().size() +
-                                full.efficiency().nuisances().size());
+  int n_full =
+      static_cast<int>(full.momentum_nuisances().size() + full.efficiency().nuisances().size());
   for (const auto& t : full.theory().nuisances())
     if (t.role != TheoryRole::kAlternative) ++n_full;
   // Plus the non-prompt smoothing nuisances (48 x 2 x 4 + 3) and the luminosity.
@@ -107,8 +107,8 @@ TEST_CASE("WMassProducer: the fit-channel histograms equal a brute-force loop ov
       const MuonColumns& o = batch.muon[1 - m];
       if (mu.charge[i] == 0 || std::abs(mu.eta[i]) >= 2.4) continue;
       if (mu.pt[i] < 26.0 || mu.pt[i] >= 56.0 || mu.rel_iso[i] >= 0.15) continue;
-      const double w0 = batch.weight[i] * mu.eff_reco[i] * mu.eff_tracking[i] * mu.eff_id[i] *
-                        mu.eff_trigger[i];
+      const double w0 =
+          batch.weight[i] * mu.eff_reco[i] * mu.eff_tracking[i] * mu.eff_id[i] * mu.eff_trigger[i];
       double mx = batch.met_pt[i] * std::cos(batch.met_phi[i]);
       double my = batch.met_pt[i] * std::sin(batch.met_phi[i]);
       struct Fate {
@@ -120,12 +120,12 @@ TEST_CASE("WMassProducer: the fit-channel histograms equal a brute-force loop ov
       } else {
         const double e = o.eff_reco[i] * o.eff_tracking[i] * o.eff_id[i];
         if (o.pt[i] <= 10.0) fates.push_back({w0 * e, mx, my});
-        fates.push_back({w0 * (1 - e), mx + o.pt[i] * std::cos(o.phi[i]),
-                         my + o.pt[i] * std::sin(o.phi[i])});
+        fates.push_back(
+            {w0 * (1 - e), mx + o.pt[i] * std::cos(o.phi[i]), my + o.pt[i] * std::sin(o.phi[i])});
       }
       for (const Fate& f : fates) {
-        const double mt = TransverseMass(mu.pt[i], mu.phi[i], std::hypot(f.mx, f.my),
-                                         std::atan2(f.my, f.mx));
+        const double mt =
+            TransverseMass(mu.pt[i], mu.phi[i], std::hypot(f.mx, f.my), std::atan2(f.my, f.mx));
         if (!(mt >= 40.0) || f.w == 0.0) continue;
         const int eb = static_cast<int>(std::floor((mu.eta[i] + 2.4) / 0.1));
         const int pb = static_cast<int>(std::floor(mu.pt[i] - 26.0));
@@ -212,7 +212,8 @@ TEST_CASE("WMassProducer: a fill spread over 3 ranks (ProduceOptions::ranks) equ
   // Truncated bytes are an error, not a silent zero.
   WMassHistograms scratch = producer.Fill(ProduceOptions{1, {}});
   std::string bytes = detail::PartialBytes(scratch);
-  CHECK_THROWS_AS(detail::ReadPartial(bytes.substr(0, bytes.size() / 2), &scratch), std::runtime_error);
+  CHECK_THROWS_AS(detail::ReadPartial(bytes.substr(0, bytes.size() / 2), &scratch),
+                  std::runtime_error);
 }
 
 TEST_CASE("WMassProducer: the histograms and the fit input are identical at 1 and 2 threads") {
@@ -242,7 +243,8 @@ TEST_CASE("WMassProducer: the histograms and the fit input are identical at 1 an
   CHECK(m1.tensor.syst == m2.tensor.syst);
 }
 
-TEST_CASE("WMassProducer: a per-eta-bin efficiency or momentum-scale nuisance acts in its eta bin only") {
+TEST_CASE(
+    "WMassProducer: a per-eta-bin efficiency or momentum-scale nuisance acts in its eta bin only") {
   WMassConfig c = SmallConfig();
   c.simulation.events = 300000;
   c.luminosity_pb = 10.0;
@@ -293,7 +295,8 @@ TEST_CASE("WMassProducer: a per-eta-bin efficiency or momentum-scale nuisance ac
   CHECK(tested == 3);
 }
 
-TEST_CASE("WMassProducer: fitting the Asimov data set of a produced input returns the nominal values") {
+TEST_CASE(
+    "WMassProducer: fitting the Asimov data set of a produced input returns the nominal values") {
   const engine::Model& model = SmallProduction().prod.model;
   engine::Likelihood lik{engine::Model(model)};
   lik.SetData(engine::AsimovData(lik, lik.InitialParams()));
@@ -330,7 +333,9 @@ TEST_CASE("WMassProducer: fitting pseudo-data with a +30 MeV mass shift recovers
   CHECK(lik.params()[i].unit == "MeV");
 }
 
-TEST_CASE("WMassProducer: generated data with a known +30 MeV offset are recovered within the uncertainty") {
+TEST_CASE(
+    "WMassProducer: generated data with a known +30 MeV offset are recovered within the "
+    "uncertainty") {
   WMassConfig c = SmallConfig();
   c.simulation.events = 2000000;
   c.luminosity_pb = 50.0;
@@ -394,20 +399,21 @@ TEST_CASE("WMassConfig: JSON reading with clear errors") {
                        doctest::Contains("cfg.json: eta_bins is 5, but must divide 48"),
                        std::invalid_argument);
   CHECK_THROWS_WITH_AS(
-      parse(R"({"lepus_config_version": 1, "systematics": {"mass": {"pseudodata_shifts_mev": [25]}}})"),
+      parse(
+          R"({"lepus_config_version": 1, "systematics": {"mass": {"pseudodata_shifts_mev": [25]}}})"),
       doctest::Contains("pseudodata_shifts_mev[0] is 25, but must be a multiple of mass.step_mev"),
       std::invalid_argument);
   CHECK_THROWS_WITH_AS(parse("{not json"), doctest::Contains("cfg.json: not valid JSON"),
                        std::invalid_argument);
   // A number beyond double's range (found by the config_json fuzz target; was uncaught).
-  CHECK_THROWS_WITH_AS(parse(R"({"lepus_config_version": 1, "luminosity_pb": 1e400})"),
-                       doctest::Contains("cfg.json: a number is beyond the range of a double (at most 1.8e308 "
-                                         "in magnitude): [json.exception.out_of_range.406] "
-                                         "number overflow parsing '1e400'"),
-                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(
+      parse(R"({"lepus_config_version": 1, "luminosity_pb": 1e400})"),
+      doctest::Contains("cfg.json: a number is beyond the range of a double (at most 1.8e308 "
+                        "in magnitude): [json.exception.out_of_range.406] "
+                        "number overflow parsing '1e400'"),
+      std::invalid_argument);
   CHECK_THROWS_WITH_AS(ReadWMassConfig("/nonexistent/dir/cfg.json"),
-                       doctest::Contains("/nonexistent/dir/cfg.json: cannot open"),
-                       io::InputError);
+                       doctest::Contains("/nonexistent/dir/cfg.json: cannot open"), io::InputError);
 
   WMassConfig bad = WMassConfig::Light();
   bad.simulation.events = 0;
@@ -437,16 +443,20 @@ TEST_CASE("WMassProducer refuses a failed or an all-zero calibration (docs/calib
   const std::string zero_path = lepus::test::TempPath("wmass_zero_calibration", ".json");
   WriteCalibration(zero_path, zero);
   for (WMassAnalysis analysis : {WMassAnalysis::kWMass, WMassAnalysis::kWLike}) {
-    WMassConfig c = analysis == WMassAnalysis::kWMass ? WMassConfig::Light() : WMassConfig::WLikeLight();
+    WMassConfig c =
+        analysis == WMassAnalysis::kWMass ? WMassConfig::Light() : WMassConfig::WLikeLight();
     c.calibration_file = failed_path;
-    CHECK_THROWS_WITH_AS(WMassProducer{c},
-                         doctest::Contains((failed_path + ": status is \"covariance_failed\" "
-                                                         "(converged, but the covariance could "
-                                                         "not be computed), but must be \"converged\"").c_str()),
-                         io::InputError);
+    CHECK_THROWS_WITH_AS(
+        WMassProducer{c},
+        doctest::Contains((failed_path + ": status is \"covariance_failed\" "
+                                         "(converged, but the covariance could "
+                                         "not be computed), but must be \"converged\"")
+                              .c_str()),
+        io::InputError);
     c.calibration_file = zero_path;
-    CHECK_THROWS_WITH_AS(WMassProducer{c},
-                         doctest::Contains((zero_path + ": covariance is all zero on its diagonal").c_str()),
-                         io::InputError);
+    CHECK_THROWS_WITH_AS(
+        WMassProducer{c},
+        doctest::Contains((zero_path + ": covariance is all zero on its diagonal").c_str()),
+        io::InputError);
   }
 }

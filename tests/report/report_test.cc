@@ -53,7 +53,8 @@ io::ResultsFile Sample(int nuis) {
   };
   add("sig", "poi", 1.02, 0.05, false, 0, "");
   add("mass", "noi", -0.1, 0.08, false, 100, "MeV");
-  for (int i = 0; i < nuis; ++i) add("n<" + std::to_string(i) + ">", "nuisance", 0.01 * i, 0.9, true, 0, "");
+  for (int i = 0; i < nuis; ++i)
+    add("n<" + std::to_string(i) + ">", "nuisance", 0.01 * i, 0.9, true, 0, "");
   const int n = r.num_params();
   r.correlation.rows = r.correlation.cols = n;
   for (int i = 0; i < n; ++i)
@@ -67,7 +68,8 @@ io::ResultsFile Sample(int nuis) {
   im.nominal.rows = 2;
   im.nominal.cols = n;
   for (int t = 0; t < 2; ++t)
-    for (int j = 0; j < n; ++j) im.nominal.values.push_back(j == t ? 0 : 0.01 * (j + 1) * (t ? 10 : 1));
+    for (int j = 0; j < n; ++j)
+      im.nominal.values.push_back(j == t ? 0 : 0.01 * (j + 1) * (t ? 10 : 1));
   im.group_names = {"all", "stat", "grp"};
   im.grouped_nominal = {2, 3, {0.04, 0.03, 0.01, 8, 5, 1}};  // "all" holds mass
   im.has_global = true;
@@ -98,7 +100,8 @@ io::ResultsFile Sample(int nuis) {
   r.postfit_yields = y;
   y.postfit = false;
   r.prefit_yields = y;
-  r.intervals.push_back({"mass", 1, 0.6827, 1, -0.1, 0.08, -0.18, -0.02, -0.08, 0.08, true, false, 10, 0});
+  r.intervals.push_back(
+      {"mass", 1, 0.6827, 1, -0.1, 0.08, -0.18, -0.02, -0.08, 0.08, true, false, 10, 0});
   return r;
 }
 
@@ -111,7 +114,8 @@ TEST_CASE("report: every section of a full results file, top N rows, escaped nam
   opt.top = 12;
   const report::Report rep = report::BuildReport(src, opt);
   for (const char* id : {"summary", "pois", "impacts", "grouped", "distributions", "correlations"})
-    CHECK_MESSAGE(rep.html.find(std::string("<section id=\"") + id + "\"") != std::string::npos, id);
+    CHECK_MESSAGE(rep.html.find(std::string("<section id=\"") + id + "\"") != std::string::npos,
+                  id);
   CHECK(rep.html.find("<section id=\"scans\"") == std::string::npos);
   CHECK(rep.html.rfind("<!DOCTYPE html>", 0) == 0);
   // Nothing fetched: no external URL in src/href attributes.

@@ -42,7 +42,8 @@ void CheckWellFormed(const std::string& svg) {
   CHECK(svg.size() >= 6);
   CHECK(svg.substr(svg.size() - 6) == "</svg>");
   CHECK(Count(svg, "<svg") == 1);
-  for (const std::string tag : {"text", "title", "path", "rect", "circle", "tspan", "pattern", "defs"}) {
+  for (const std::string tag :
+       {"text", "title", "path", "rect", "circle", "tspan", "pattern", "defs"}) {
     const std::string start = "<" + tag;
     std::string close = "</";
     close += tag;
@@ -65,7 +66,8 @@ PullImpactChart SampleChart(int n, bool global) {
   c.unit = "MeV";
   c.has_global = global;
   for (int i = 0; i < n; ++i)
-    c.rows.push_back({"param_" + std::to_string(i), 0.1 * i - 0.5, 0.8, 3.0 - 0.3 * i, 2.5 - 0.2 * i, ""});
+    c.rows.push_back(
+        {"param_" + std::to_string(i), 0.1 * i - 0.5, 0.8, 3.0 - 0.3 * i, 2.5 - 0.2 * i, ""});
   return c;
 }
 
@@ -92,7 +94,7 @@ TEST_CASE("FormatNumber and scales") {
   const auto tl = lg.Ticks(8);
   REQUIRE(tl.size() == 5);
   CHECK(tl[2] == doctest::Approx(100));
-  CHECK(std::isfinite(lg.Map(0)));     // log of 0: clamped below the axis, never NaN
+  CHECK(std::isfinite(lg.Map(0)));  // log of 0: clamped below the axis, never NaN
   CHECK(std::isfinite(lin.Map(kNaN)));
   CHECK(LogScaleWanted({1, 10, 1000}));
   CHECK_FALSE(LogScaleWanted({10, 20, 500}));
@@ -113,13 +115,14 @@ TEST_CASE("pulls and impacts chart: one bar per parameter and panel, axes labell
     CHECK(svg.find("pull (θ̂ − θ₀) / Δθ") != std::string::npos);
     CHECK(svg.find("nominal impact Δ [MeV]") != std::string::npos);
     CHECK((svg.find("global impact Δ [MeV]") != std::string::npos) == global);
-    for (int i = 0; i < n; ++i) CHECK(svg.find(">param_" + std::to_string(i) + "<") != std::string::npos);
+    for (int i = 0; i < n; ++i)
+      CHECK(svg.find(">param_" + std::to_string(i) + "<") != std::string::npos);
   }
 }
 
 TEST_CASE("pulls chart: NaN and infinite values draw nothing and never reach the markup") {
   PullImpactChart c = SampleChart(3, true);
-  c.rows[0].pull = kNaN;      // an unconstrained parameter
+  c.rows[0].pull = kNaN;  // an unconstrained parameter
   c.rows[1].nominal = kInf;
   c.rows[2].global = kNaN;
   c.rows[2].constraint = kNaN;
@@ -186,7 +189,7 @@ TEST_CASE("stacked histogram: axes, data, band, ratio; log scale where yields sp
   q.data = {};
   const std::string lin = RenderStack(q);
   CheckWellFormed(lin);
-  CHECK(lin.find("<tspan") == std::string::npos);  // linear
+  CHECK(lin.find("<tspan") == std::string::npos);        // linear
   CHECK(lin.find("Data / pred.") == std::string::npos);  // no data, no ratio panel
 }
 

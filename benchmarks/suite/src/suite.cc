@@ -57,11 +57,11 @@
 #include <thread>
 #include <vector>
 
-#include <Eigen/Core>
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 #include <tbb/partitioner.h>
 #include <tbb/task_arena.h>
+#include <Eigen/Core>
 
 #include "lepus/bench/suite.h"
 #include "lepus/engine/fit.h"
@@ -157,15 +157,16 @@ MachineLimits MeasureMachine(int threads, bool quick) {
   std::vector<double> a(n), b(n), c(n);
   const std::size_t grain = (n + static_cast<std::size_t>(threads) - 1) / threads;
   arena.execute([&] {  // first touch by the threads that will read
-    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, grain),
-                      [&](const tbb::blocked_range<std::size_t>& r) {
-                        for (std::size_t i = r.begin(); i < r.end(); ++i) {
-                          a[i] = 1.0 + 1e-9 * static_cast<double>(i % 1000);
-                          b[i] = 2.0;
-                          c[i] = 0.5;
-                        }
-                      },
-                      tbb::static_partitioner());
+    tbb::parallel_for(
+        tbb::blocked_range<std::size_t>(0, n, grain),
+        [&](const tbb::blocked_range<std::size_t>& r) {
+          for (std::size_t i = r.begin(); i < r.end(); ++i) {
+            a[i] = 1.0 + 1e-9 * static_cast<double>(i % 1000);
+            b[i] = 2.0;
+            c[i] = 0.5;
+          }
+        },
+        tbb::static_partitioner());
   });
   std::vector<double> partial(static_cast<std::size_t>(threads) + 1);
   double sink = 0.0;
@@ -173,28 +174,29 @@ MachineLimits MeasureMachine(int threads, bool quick) {
   for (int rep = 0; rep < 5; ++rep) {
     const auto t0 = Clock::now();
     arena.execute([&] {
-      tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, grain),
-                        [&](const tbb::blocked_range<std::size_t>& r) {
-                          double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-                          std::size_t i = r.begin();
-                          for (; i + 8 <= r.end(); i += 8)
-                            for (int k = 0; k < 8; ++k) s[k] += a[i + k];
-                          for (; i < r.end(); ++i) s[0] += a[i];
-                          partial[r.begin() / grain] =
-                              ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-                        },
-                        tbb::static_partitioner());
+      tbb::parallel_for(
+          tbb::blocked_range<std::size_t>(0, n, grain),
+          [&](const tbb::blocked_range<std::size_t>& r) {
+            double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            std::size_t i = r.begin();
+            for (; i + 8 <= r.end(); i += 8)
+              for (int k = 0; k < 8; ++k) s[k] += a[i + k];
+            for (; i < r.end(); ++i) s[0] += a[i];
+            partial[r.begin() / grain] =
+                ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+          },
+          tbb::static_partitioner());
     });
     best_read = std::min(best_read, Seconds(t0));
     for (double p : partial) sink += p;
     const auto t1 = Clock::now();
     arena.execute([&] {
-      tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, grain),
-                        [&](const tbb::blocked_range<std::size_t>& r) {
-                          for (std::size_t i = r.begin(); i < r.end(); ++i)
-                            b[i] = a[i] + 0.5 * c[i];
-                        },
-                        tbb::static_partitioner());
+      tbb::parallel_for(
+          tbb::blocked_range<std::size_t>(0, n, grain),
+          [&](const tbb::blocked_range<std::size_t>& r) {
+            for (std::size_t i = r.begin(); i < r.end(); ++i) b[i] = a[i] + 0.5 * c[i];
+          },
+          tbb::static_partitioner());
     });
     best_triad = std::min(best_triad, Seconds(t1));
   }
@@ -218,8 +220,8 @@ MachineLimits MeasureMachine(int threads, bool quick) {
   for (int rep = 0; rep < 3; ++rep) {
     const auto t0 = Clock::now();
     arena.execute([&] {
-      tbb::parallel_for(0, threads, [&](int t) { C[t].noalias() = A[t] * B[t]; },
-                        tbb::static_partitioner());
+      tbb::parallel_for(
+          0, threads, [&](int t) { C[t].noalias() = A[t] * B[t]; }, tbb::static_partitioner());
     });
     best = std::min(best, Seconds(t0));
   }
@@ -263,8 +265,8 @@ std::vector<Point> MakePoints(const BenchArgs& args) {
     points.push_back(p);
   }
   if (grid) {
-    std::vector<int> nbins_list = args.quick ? std::vector<int>{10, 100}
-                                             : std::vector<int>{10, 100, 1000, 10000, 100000};
+    std::vector<int> nbins_list =
+        args.quick ? std::vector<int>{10, 100} : std::vector<int>{10, 100, 1000, 10000, 100000};
     if (!args.grid_nbins.empty()) nbins_list = args.grid_nbins;
     const int max_nsyst = args.quick ? 16 : args.grid_max_nsyst;
     for (int nb : nbins_list)
@@ -345,11 +347,11 @@ std::string CsvLine(const Row& r) {
     << Num(r.gen_s) << ',' << Num(r.io_write_s) << ',' << Num(r.io_read_s) << ','
     << Num(r.file_bytes, "%.0f") << ',' << Num(r.nll_grad_s) << ',' << Num(r.bw_floor_s) << ','
     << Num(r.nll_grad_x_floor) << ',' << Num(r.hessian_s) << ',' << Num(r.hessian_flops, "%.0f")
-    << ',' << Num(r.hessian_gflops) << ',' << Num(r.hessian_frac_gemm) << ',' << Num(r.fit_s)
-    << ',' << (r.fit_iterations >= 0 ? std::to_string(r.fit_iterations) : "") << ','
-    << r.fit_status << ',' << Num(r.covariance_s) << ',' << Num(r.impacts_s) << ','
-    << Num(r.fit_cov_impacts_s) << ',' << Num(r.peak_rss_mb, "%.1f") << ','
-    << Num(r.read_gbs, "%.3g") << ',' << Num(r.gemm_gflops, "%.3g");
+    << ',' << Num(r.hessian_gflops) << ',' << Num(r.hessian_frac_gemm) << ',' << Num(r.fit_s) << ','
+    << (r.fit_iterations >= 0 ? std::to_string(r.fit_iterations) : "") << ',' << r.fit_status << ','
+    << Num(r.covariance_s) << ',' << Num(r.impacts_s) << ',' << Num(r.fit_cov_impacts_s) << ','
+    << Num(r.peak_rss_mb, "%.1f") << ',' << Num(r.read_gbs, "%.3g") << ','
+    << Num(r.gemm_gflops, "%.3g");
   return o.str();
 }
 
@@ -387,13 +389,13 @@ std::string Markdown(const std::vector<Row>& rows, const std::vector<MachineLimi
   o << "| threads | read bandwidth (GB/s) | triad bandwidth (GB/s) | GEMM (GFLOP/s, n) |\n"
     << "|---:|---:|---:|---:|\n";
   for (const MachineLimits& m : machine)
-    o << "| " << m.threads << " | " << Opt(m.read_gbs, "%.1f") << " | "
-      << Opt(m.triad_gbs, "%.1f") << " | " << Opt(m.gemm_gflops, "%.1f") << " (" << m.gemm_n
-      << ") |\n";
+    o << "| " << m.threads << " | " << Opt(m.read_gbs, "%.1f") << " | " << Opt(m.triad_gbs, "%.1f")
+      << " | " << Opt(m.gemm_gflops, "%.1f") << " (" << m.gemm_n << ") |\n";
   o << "\n| point | bins | syst | params | thr | tensor MB | HDF5 write + read | NLL+grad | "
        "x floor | Hessian | GFLOP/s | of GEMM | fit + cov | iter | cov full / selected | impacts | "
        "peak RSS MB | note |\n"
-    << "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
+    << "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+       "\n";
   for (const Row& r : rows) {
     o << "| " << r.name << " | " << r.nbins << " | " << r.nsyst << " | " << r.nparams << " | "
       << r.threads << " | " << Mb(r.tensor_bytes) << " | ";
@@ -405,9 +407,10 @@ std::string Markdown(const std::vector<Row>& rows, const std::vector<MachineLimi
       << Dur(r.hessian_s) << " | " << Opt(r.hessian_gflops, "%.3g") << " | "
       << (std::isfinite(r.hessian_frac_gemm) ? Opt(100 * r.hessian_frac_gemm, "%.0f%%") : "-")
       << " | " << Dur(r.fit_s) << " | "
-      << (r.fit_iterations >= 0 ? std::to_string(r.fit_iterations) : "-") << " | " << Dur(r.covariance_s)
-      << (std::isfinite(r.covariance_selected_s) ? " / " + Dur(r.covariance_selected_s) : "") << " | "
-      << Dur(r.impacts_s) << " | " << Opt(r.peak_rss_mb, "%.0f") << " | "
+      << (r.fit_iterations >= 0 ? std::to_string(r.fit_iterations) : "-") << " | "
+      << Dur(r.covariance_s)
+      << (std::isfinite(r.covariance_selected_s) ? " / " + Dur(r.covariance_selected_s) : "")
+      << " | " << Dur(r.impacts_s) << " | " << Opt(r.peak_rss_mb, "%.0f") << " | "
       << (r.status == "ok" ? r.note : r.status + (r.note.empty() ? "" : ": " + r.note)) << " |\n";
   }
   return o.str();
@@ -434,7 +437,7 @@ double TimePerCall(F&& f, double target) {
   return elapsed / n;
 }
 
-struct Reference {  // measured points for the skip estimates
+struct Reference {              // measured points for the skip estimates
   double best_flop_rate = 0.0;  // Hessian flops per second (points with >= 1e7 flops)
   double largest_flops = 0.0, largest_time = 0.0;
   int iterations = 8;
@@ -465,36 +468,43 @@ struct LargeRow {
 };
 
 const char* kLargeColumns =
-    "suite,name,method,threads,nbins,nparams,rows,nnz,gen_s,io_write_s,io_read_s,build_s,nll_grad_s,"
-    "fit_s,fit_max_s,fit_cpu_s,repeats,iterations,cg_iterations,evaluations,status,covariance_s,peak_rss_mb,nll,"
+    "suite,name,method,threads,nbins,nparams,rows,nnz,gen_s,io_write_s,io_read_s,build_s,nll_grad_"
+    "s,"
+    "fit_s,fit_max_s,fit_cpu_s,repeats,iterations,cg_iterations,evaluations,status,covariance_s,"
+    "peak_rss_mb,nll,"
     "edm,poi,poi_error,dnll_vs_ref,dpoi_over_error_vs_ref,max_abs_dx_vs_ref,note";
 
 std::string LargeCsvLine(const LargeRow& r) {
   std::ostringstream o;
   auto opt_int = [](int v) { return v >= 0 ? std::to_string(v) : std::string(); };
-  o << "large," << r.name << ',' << r.method << ',' << r.threads << ',' << r.nbins << ',' << r.nparams << ','
-    << r.rows << ',' << r.nnz << ',' << Num(r.gen_s) << ',' << Num(r.io_write_s) << ',' << Num(r.io_read_s)
-    << ',' << Num(r.build_s) << ',' << Num(r.nll_grad_s) << ',' << Num(r.fit_s) << ',' << Num(r.fit_max_s)
-    << ',' << Num(r.fit_cpu_s) << ',' << r.repeats << ',' << opt_int(r.iterations) << ',' << opt_int(r.cg_iterations) << ','
-    << opt_int(r.evaluations) << ',' << r.status << ',' << Num(r.covariance_s) << ','
-    << Num(r.peak_rss_mb, "%.1f") << ',' << Num(r.nll, "%.12g") << ',' << Num(r.edm, "%.3g") << ','
-    << Num(r.poi, "%.12g") << ',' << Num(r.poi_error, "%.8g") << ',' << Num(r.dnll, "%.3g") << ','
-    << Num(r.dpoi_over_error, "%.3g") << ',' << Num(r.max_abs_dx, "%.3g") << ',' << CsvQuote(r.note);
+  o << "large," << r.name << ',' << r.method << ',' << r.threads << ',' << r.nbins << ','
+    << r.nparams << ',' << r.rows << ',' << r.nnz << ',' << Num(r.gen_s) << ',' << Num(r.io_write_s)
+    << ',' << Num(r.io_read_s) << ',' << Num(r.build_s) << ',' << Num(r.nll_grad_s) << ','
+    << Num(r.fit_s) << ',' << Num(r.fit_max_s) << ',' << Num(r.fit_cpu_s) << ',' << r.repeats << ','
+    << opt_int(r.iterations) << ',' << opt_int(r.cg_iterations) << ',' << opt_int(r.evaluations)
+    << ',' << r.status << ',' << Num(r.covariance_s) << ',' << Num(r.peak_rss_mb, "%.1f") << ','
+    << Num(r.nll, "%.12g") << ',' << Num(r.edm, "%.3g") << ',' << Num(r.poi, "%.12g") << ','
+    << Num(r.poi_error, "%.8g") << ',' << Num(r.dnll, "%.3g") << ','
+    << Num(r.dpoi_over_error, "%.3g") << ',' << Num(r.max_abs_dx, "%.3g") << ','
+    << CsvQuote(r.note);
   return o.str();
 }
 
 std::string LargeMarkdown(const std::vector<LargeRow>& rows, const std::string& command) {
   std::ostringstream o;
   o << "Command: `" << command << "`\n\n"
-    << "| point | bins | params | thr | method | fit (min) | CPU (min) | iter | CG iter | POI cov rows | peak RSS MB | "
+    << "| point | bins | params | thr | method | fit (min) | CPU (min) | iter | CG iter | POI cov "
+       "rows | peak RSS MB | "
        "status | NLL - ref | dPOI / error | max abs dx |\n"
     << "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|\n";
   for (const LargeRow& r : rows)
-    o << "| " << r.name << " | " << r.nbins << " | " << r.nparams << " | " << r.threads << " | " << r.method
-      << " | " << Dur(r.fit_s) << " | " << Dur(r.fit_cpu_s) << " | " << (r.iterations >= 0 ? std::to_string(r.iterations) : "-") << " | "
-      << (r.cg_iterations >= 0 ? std::to_string(r.cg_iterations) : "-") << " | " << Dur(r.covariance_s) << " | "
-      << Opt(r.peak_rss_mb, "%.0f") << " | " << r.status << " | " << Opt(r.dnll, "%.1e") << " | "
-      << Opt(r.dpoi_over_error, "%.1e") << " | " << Opt(r.max_abs_dx, "%.1e") << " |\n";
+    o << "| " << r.name << " | " << r.nbins << " | " << r.nparams << " | " << r.threads << " | "
+      << r.method << " | " << Dur(r.fit_s) << " | " << Dur(r.fit_cpu_s) << " | "
+      << (r.iterations >= 0 ? std::to_string(r.iterations) : "-") << " | "
+      << (r.cg_iterations >= 0 ? std::to_string(r.cg_iterations) : "-") << " | "
+      << Dur(r.covariance_s) << " | " << Opt(r.peak_rss_mb, "%.0f") << " | " << r.status << " | "
+      << Opt(r.dnll, "%.1e") << " | " << Opt(r.dpoi_over_error, "%.1e") << " | "
+      << Opt(r.max_abs_dx, "%.1e") << " |\n";
   o << "\n| point | thr | generate | HDF5 write + read | likelihood build | NLL+grad |\n"
     << "|---|---:|---:|---:|---:|---:|\n";
   std::string last;
@@ -503,12 +513,15 @@ std::string LargeMarkdown(const std::vector<LargeRow>& rows, const std::string& 
     if (key == last) continue;
     last = key;
     o << "| " << r.name << " | " << r.threads << " | " << Dur(r.gen_s) << " | "
-      << (std::isfinite(r.io_write_s) ? Dur(r.io_write_s) + " + " + Dur(r.io_read_s) : std::string("-")) << " | "
-      << Dur(r.build_s) << " | " << Dur(r.nll_grad_s) << " |\n";
+      << (std::isfinite(r.io_write_s) ? Dur(r.io_write_s) + " + " + Dur(r.io_read_s)
+                                      : std::string("-"))
+      << " | " << Dur(r.build_s) << " | " << Dur(r.nll_grad_s) << " |\n";
   }
   o << "\nSolver breakdown (Ceres iterations and time, exact Newton polish):\n\n";
   for (const LargeRow& r : rows)
-    if (!r.note.empty()) o << "- " << r.name << ", " << r.threads << " thread(s), " << r.method << ": " << r.note << "\n";
+    if (!r.note.empty())
+      o << "- " << r.name << ", " << r.threads << " thread(s), " << r.method << ": " << r.note
+        << "\n";
   return o.str();
 }
 
@@ -516,28 +529,34 @@ int RunLargeSuite(const BenchArgs& args, const std::string& command_line) {
   std::vector<int> threads;
   const int hw = std::max(1u, std::thread::hardware_concurrency());
   for (int t : args.threads) {
-    if (t < 0) throw std::invalid_argument("--threads is " + std::to_string(t) + ", but must be >= 0");
+    if (t < 0)
+      throw std::invalid_argument("--threads is " + std::to_string(t) + ", but must be >= 0");
     const int resolved = t == 0 ? hw : t;
-    if (std::find(threads.begin(), threads.end(), resolved) == threads.end()) threads.push_back(resolved);
+    if (std::find(threads.begin(), threads.end(), resolved) == threads.end())
+      threads.push_back(resolved);
   }
   std::vector<engine::FitMethod> methods;
   for (const std::string& m : args.large_methods) {
     const engine::FitMethod fm = engine::FitMethodFromString(m);  // throws with the valid names
     if (fm == engine::FitMethod::kAuto || fm == engine::FitMethod::kDense)
-      throw std::invalid_argument("--large-methods has '" + m + "', but must be matrix_free, ceres or ceres_dogleg");
+      throw std::invalid_argument("--large-methods has '" + m +
+                                  "', but must be matrix_free, ceres or ceres_dogleg");
     methods.push_back(fm);
   }
-  if (methods.empty()) throw std::invalid_argument("--large-methods is empty, but must name at least one method");
+  if (methods.empty())
+    throw std::invalid_argument("--large-methods is empty, but must name at least one method");
   std::vector<int> regions = args.large_regions;
   if (regions.empty()) regions = args.quick ? std::vector<int>{25} : std::vector<int>{450, 2400};
   for (int r : regions)
-    if (r <= 0) throw std::invalid_argument("--large-regions has " + std::to_string(r) + ", but must be > 0");
+    if (r <= 0)
+      throw std::invalid_argument("--large-regions has " + std::to_string(r) + ", but must be > 0");
   io::CheckOutputs({{"--csv", args.csv}, {"--markdown", args.markdown}});
-  const std::filesystem::path tmpdir =
-      args.tmpdir.empty() ? std::filesystem::temp_directory_path() : std::filesystem::path(args.tmpdir);
+  const std::filesystem::path tmpdir = args.tmpdir.empty() ? std::filesystem::temp_directory_path()
+                                                           : std::filesystem::path(args.tmpdir);
   if (!std::filesystem::is_directory(tmpdir))
     throw std::invalid_argument("--tmpdir " + tmpdir.string() + ": not a directory");
-  const std::string tmpfile = (tmpdir / ("lepus_bench_large_" + std::to_string(getpid()) + ".h5")).string();
+  const std::string tmpfile =
+      (tmpdir / ("lepus_bench_large_" + std::to_string(getpid()) + ".h5")).string();
 
   std::vector<LargeRow> rows;
   for (int nreg : regions) {
@@ -553,7 +572,8 @@ int RunLargeSuite(const BenchArgs& args, const std::string& command_line) {
     base.rows = model.tensor.num_rows();
     base.nnz = model.tensor.num_entries();
     base.name = "calib-" + std::to_string(base.nparams / 1000) + "k";
-    const double tensor_bytes = static_cast<double>(base.nnz) * 12.0 + static_cast<double>(base.rows) * 24.0;
+    const double tensor_bytes =
+        static_cast<double>(base.nnz) * 12.0 + static_cast<double>(base.rows) * 24.0;
     if (tensor_bytes <= args.max_io_gb * 1e9) {
       io::WriteOptions wo;
       wo.storage = model.storage;
@@ -576,7 +596,8 @@ int RunLargeSuite(const BenchArgs& args, const std::string& command_line) {
       const double build_s = Seconds(t0);
       Eigen::VectorXd grad;
       const Eigen::VectorXd x = lik.InitialParams();
-      const double nll_grad_s = TimePerCall([&] { lik.ValueAndGradient(x, &grad); }, args.quick ? 0.02 : 0.5);
+      const double nll_grad_s =
+          TimePerCall([&] { lik.ValueAndGradient(x, &grad); }, args.quick ? 0.02 : 0.5);
       engine::FitResult ref;
       bool have_ref = false;
       for (engine::FitMethod method : methods) {
@@ -621,11 +642,14 @@ int RunLargeSuite(const BenchArgs& args, const std::string& command_line) {
           r.dpoi_over_error = (fit.values[0] - ref.values[0]) / ref.errors[0];
           r.max_abs_dx = (fit.x - ref.x).cwiseAbs().maxCoeff();
         }
-        std::cerr << "bench large " << r.name << " (" << r.nparams << " params, " << r.nbins << " bins) threads=" << t
-                  << " " << r.method << ": fit " << Dur(r.fit_s) << " (CPU " << Dur(r.fit_cpu_s) << ", " << r.iterations << " it, " << r.cg_iterations
-                  << " CG), " << r.status << ", POI cov rows " << Dur(r.covariance_s) << ", peak RSS "
-                  << Opt(r.peak_rss_mb, "%.0f") << " MB, dNLL " << Opt(r.dnll, "%.1e") << ", dPOI/err "
-                  << Opt(r.dpoi_over_error, "%.1e") << (r.note.empty() ? "" : " [" + r.note + "]") << "\n";
+        std::cerr << "bench large " << r.name << " (" << r.nparams << " params, " << r.nbins
+                  << " bins) threads=" << t << " " << r.method << ": fit " << Dur(r.fit_s)
+                  << " (CPU " << Dur(r.fit_cpu_s) << ", " << r.iterations << " it, "
+                  << r.cg_iterations << " CG), " << r.status << ", POI cov rows "
+                  << Dur(r.covariance_s) << ", peak RSS " << Opt(r.peak_rss_mb, "%.0f")
+                  << " MB, dNLL " << Opt(r.dnll, "%.1e") << ", dPOI/err "
+                  << Opt(r.dpoi_over_error, "%.1e") << (r.note.empty() ? "" : " [" + r.note + "]")
+                  << "\n";
         rows.push_back(r);
       }
     }
@@ -644,21 +668,23 @@ int RunLargeSuite(const BenchArgs& args, const std::string& command_line) {
 
 int RunSuites(const SuiteOptions& args, const std::string& command_line) {
   if (args.suite != "cms" && args.suite != "grid" && args.suite != "all" && args.suite != "large")
-    throw std::invalid_argument("--suite is '" + args.suite + "', but must be cms, grid, large or all");
+    throw std::invalid_argument("--suite is '" + args.suite +
+                                "', but must be cms, grid, large or all");
   if (args.suite == "large") return RunLargeSuite(args, command_line);
   if (!(args.max_seconds > 0))
     throw std::invalid_argument("--max-seconds is " + Num(args.max_seconds) + ", but must be > 0");
   std::vector<int> threads;
   const int hw = std::max(1u, std::thread::hardware_concurrency());
   for (int t : args.threads) {
-    if (t < 0) throw std::invalid_argument("--threads is " + std::to_string(t) + ", but must be >= 0");
+    if (t < 0)
+      throw std::invalid_argument("--threads is " + std::to_string(t) + ", but must be >= 0");
     const int resolved = t == 0 ? hw : t;
     if (std::find(threads.begin(), threads.end(), resolved) == threads.end())
       threads.push_back(resolved);
   }
   io::CheckOutputs({{"--csv", args.csv}, {"--markdown", args.markdown}});
-  const std::filesystem::path tmpdir =
-      args.tmpdir.empty() ? std::filesystem::temp_directory_path() : std::filesystem::path(args.tmpdir);
+  const std::filesystem::path tmpdir = args.tmpdir.empty() ? std::filesystem::temp_directory_path()
+                                                           : std::filesystem::path(args.tmpdir);
   if (!std::filesystem::is_directory(tmpdir))
     throw std::invalid_argument("--tmpdir " + tmpdir.string() + ": not a directory");
 
@@ -668,8 +694,8 @@ int RunSuites(const SuiteOptions& args, const std::string& command_line) {
   for (int t : threads) {
     const MachineLimits m = MeasureMachine(t, args.quick);
     std::cerr << "bench machine: " << t << " thread(s): read " << Opt(m.read_gbs, "%.1f")
-              << " GB/s, triad " << Opt(m.triad_gbs, "%.1f") << " GB/s, GEMM(" << m.gemm_n
-              << ") " << Opt(m.gemm_gflops, "%.1f") << " GFLOP/s\n";
+              << " GB/s, triad " << Opt(m.triad_gbs, "%.1f") << " GB/s, GEMM(" << m.gemm_n << ") "
+              << Opt(m.gemm_gflops, "%.1f") << " GFLOP/s\n";
     machine.push_back(m);
     by_threads[t] = m;
   }
@@ -684,8 +710,8 @@ int RunSuites(const SuiteOptions& args, const std::string& command_line) {
   int index = 0;
   for (const Point& p : points) {
     ++index;
-    const std::string tag = "bench [" + std::to_string(index) + "/" +
-                            std::to_string(points.size()) + "] " + p.name;
+    const std::string tag =
+        "bench [" + std::to_string(index) + "/" + std::to_string(points.size()) + "] " + p.name;
     Row base;
     base.suite = p.suite;
     base.name = p.name;
@@ -754,8 +780,9 @@ int RunSuites(const SuiteOptions& args, const std::string& command_line) {
                         static_cast<double>(base.rows) * 24.0;
     double flops = 0.0;
     for (std::int64_t r = 0; r < base.rows; ++r) {
-      const double k = static_cast<double>(model.tensor.row_start[r + 1] - model.tensor.row_start[r]) +
-                       (model.tensor.row_proc[r] < model.num_signals ? 1.0 : 0.0);
+      const double k =
+          static_cast<double>(model.tensor.row_start[r + 1] - model.tensor.row_start[r]) +
+          (model.tensor.row_proc[r] < model.num_signals ? 1.0 : 0.0);
       flops += k * k;
     }
     base.hessian_flops = flops;
@@ -846,17 +873,20 @@ int RunSuites(const SuiteOptions& args, const std::string& command_line) {
       r.peak_rss_mb = PeakRssMb();
       rows.push_back(r);
       std::cerr << tag << " (" << r.nparams << " params, " << r.rows << " rows, "
-                << Mb(r.tensor_bytes) << " MB) threads=" << t
-                << ": io " << Dur(r.io_write_s) << "+" << Dur(r.io_read_s) << ", nll+grad "
-                << Dur(r.nll_grad_s) << " (" << Opt(r.nll_grad_x_floor, "%.2f")
-                << "x floor), hessian " << Dur(r.hessian_s) << " ("
-                << Opt(100 * r.hessian_frac_gemm, "%.0f") << "% GEMM), fit+cov " << Dur(r.fit_s)
-                << " (" << r.fit_iterations << " it, covariance " << Dur(r.covariance_s);
-      if (std::isfinite(r.covariance_selected_s)) std::cerr << ", selected " << Dur(r.covariance_selected_s);
+                << Mb(r.tensor_bytes) << " MB) threads=" << t << ": io " << Dur(r.io_write_s) << "+"
+                << Dur(r.io_read_s) << ", nll+grad " << Dur(r.nll_grad_s) << " ("
+                << Opt(r.nll_grad_x_floor, "%.2f") << "x floor), hessian " << Dur(r.hessian_s)
+                << " (" << Opt(100 * r.hessian_frac_gemm, "%.0f") << "% GEMM), fit+cov "
+                << Dur(r.fit_s) << " (" << r.fit_iterations << " it, covariance "
+                << Dur(r.covariance_s);
+      if (std::isfinite(r.covariance_selected_s))
+        std::cerr << ", selected " << Dur(r.covariance_selected_s);
       std::cerr << ")";
       if (std::isfinite(r.impacts_s)) std::cerr << ", impacts " << Dur(r.impacts_s);
       std::cerr << ", peak RSS " << Opt(r.peak_rss_mb, "%.0f") << " MB"
-                << (r.status == "ok" ? "" : " [" + r.status + (r.note.empty() ? "" : ": " + r.note) + "]")
+                << (r.status == "ok"
+                        ? ""
+                        : " [" + r.status + (r.note.empty() ? "" : ": " + r.note) + "]")
                 << "\n";
     }
   }

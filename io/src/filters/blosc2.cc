@@ -21,8 +21,8 @@ constexpr std::size_t kMinHeader = 16;
 constexpr std::size_t kExtendedHeader = 32;
 constexpr int kMaxChunkVersion = 6;  // BLOSC2_VERSION_FORMAT_VL_BLOCKS
 // flags (byte 2)
-constexpr std::uint8_t kDoShuffle = 0x01, kMemcpyed = 0x02, kDoBitshuffle = 0x04,
-                       kDoDelta = 0x08, kDontSplit = 0x10;
+constexpr std::uint8_t kDoShuffle = 0x01, kMemcpyed = 0x02, kDoBitshuffle = 0x04, kDoDelta = 0x08,
+                       kDontSplit = 0x10;
 // blosc2_flags (byte 31)
 constexpr std::uint8_t kUseDict = 0x01, kLazy = 0x08, kInstrumented = 0x80;
 // blosc2_flags2 (byte 30)
@@ -35,22 +35,33 @@ constexpr int kMaxFilters = 6;
 
 std::string CodecName(int format) {
   switch (format) {
-    case kBloscLz: return "blosclz";
-    case kLz4: return "lz4/lz4hc";
-    case 2: return "snappy (removed from Blosc)";
-    case kZlib: return "zlib";
-    case kZstd: return "zstd";
-    default: return "reserved";
+    case kBloscLz:
+      return "blosclz";
+    case kLz4:
+      return "lz4/lz4hc";
+    case 2:
+      return "snappy (removed from Blosc)";
+    case kZlib:
+      return "zlib";
+    case kZstd:
+      return "zstd";
+    default:
+      return "reserved";
   }
 }
 
 std::string FilterIdName(int id) {
   switch (id) {
-    case kShuffle: return "shuffle";
-    case kBitshuffle: return "bitshuffle";
-    case kDelta: return "delta";
-    case kTruncPrec: return "truncprec";
-    default: return id < 32 ? "reserved" : id < 160 ? "registered filter" : "user-defined filter";
+    case kShuffle:
+      return "shuffle";
+    case kBitshuffle:
+      return "bitshuffle";
+    case kDelta:
+      return "delta";
+    case kTruncPrec:
+      return "truncprec";
+    default:
+      return id < 32 ? "reserved" : id < 160 ? "registered filter" : "user-defined filter";
   }
 }
 
@@ -104,8 +115,7 @@ Header ReadHeader(const std::uint8_t* in, std::size_t avail) {
     if (bflags & kUseDict) Fail("chunk uses dictionary compression, which is not supported");
     if (bflags & kLazy) Fail("chunk is a lazy chunk (no data blocks), which is not supported");
     if (bflags & kInstrumented) Fail("chunk holds instrumented codec output, not data");
-    if (flags2 & kVlBlocks)
-      Fail("chunk uses variable-length blocks, which are not supported");
+    if (flags2 & kVlBlocks) Fail("chunk uses variable-length blocks, which are not supported");
     h.special = (bflags >> 4) & 7;
     h.codec = h.flags >> 5;
     if (h.codec == kUserCodec)
@@ -161,10 +171,18 @@ void FillSpecial(const Header& h, const std::uint8_t* in, std::uint8_t* out) {
 void DecodeStream(int codec, const std::uint8_t* in, std::size_t in_size, std::uint8_t* out,
                   std::size_t out_size) {
   switch (codec) {
-    case kBloscLz: BloscLzDecode(in, in_size, out, out_size); return;
-    case kLz4: Lz4Decode(in, in_size, out, out_size); return;
-    case kZlib: ZlibDecode(in, in_size, out, out_size); return;
-    case kZstd: ZstdDecode(in, in_size, out, out_size); return;
+    case kBloscLz:
+      BloscLzDecode(in, in_size, out, out_size);
+      return;
+    case kLz4:
+      Lz4Decode(in, in_size, out, out_size);
+      return;
+    case kZlib:
+      ZlibDecode(in, in_size, out, out_size);
+      return;
+    case kZstd:
+      ZstdDecode(in, in_size, out, out_size);
+      return;
     default:
       Fail("codec " + Num(codec) + " (" + CodecName(codec) + ") is not supported");
   }
@@ -212,8 +230,7 @@ void DecodeBlocks(const Header& h, const std::uint8_t* in, std::uint8_t* out) {
 
   if (nblocks > (cbytes - h.overhead) / 4)
     Fail("chunk is truncated: " + Num(nblocks) + " block offsets (bstarts) need " +
-         Num(nblocks * 4) + " bytes after the header, but the chunk has " + Num(cbytes) +
-         " bytes");
+         Num(nblocks * 4) + " bytes after the header, but the chunk has " + Num(cbytes) + " bytes");
   const std::uint8_t* bstarts = in + h.overhead;
   const std::size_t data_start = h.overhead + nblocks * 4;
 
@@ -246,10 +263,12 @@ void DecodeBlocks(const Header& h, const std::uint8_t* in, std::uint8_t* out) {
         if (pos >= cbytes) Fail(where + ": its token byte runs past the end of the chunk");
         const std::uint8_t token = in[pos++];
         if (!(token & 0x01))
-          Fail(where + ": stream token " + Hex(token) + " is not supported (only runs of a "
+          Fail(where + ": stream token " + Hex(token) +
+               " is not supported (only runs of a "
                "repeated byte are)");
-        if (csize < -255) Fail(where + ": run value " + Num(-static_cast<std::int64_t>(csize)) +
-                               " does not fit in a byte");
+        if (csize < -255)
+          Fail(where + ": run value " + Num(-static_cast<std::int64_t>(csize)) +
+               " does not fit in a byte");
         std::memset(sdest, static_cast<std::uint8_t>(-csize), neblock);
       } else {
         const auto c = static_cast<std::size_t>(csize);
@@ -281,8 +300,10 @@ void DecodeBlocks(const Header& h, const std::uint8_t* in, std::uint8_t* out) {
       } else if (f == kBitshuffle) {
         const std::size_t nelem = bsize / h.typesize;
         if (h.version == 2) {  // Blosc1 format 2: all or nothing
-          if (nelem % 8 == 0) BitUnshuffle(h.typesize, nelem, cur, other);
-          else std::memcpy(other, cur, bsize);
+          if (nelem % 8 == 0)
+            BitUnshuffle(h.typesize, nelem, cur, other);
+          else
+            std::memcpy(other, cur, bsize);
         } else {
           const std::size_t n8 = nelem - nelem % 8;
           BitUnshuffle(h.typesize, n8, cur, other);
@@ -379,7 +400,8 @@ Buffer DecodeFrame(const std::uint8_t* in, std::size_t in_size, std::size_t max_
     Fail("frame format version " + Num(version) + " is not supported (up to " +
          Num(kMaxFrameVersion) + ")");
   if ((in[26] & 0x0f) != 0)
-    Fail("frame type " + Num(in[26] & 0x0f) + " (sparse/directory frame) is not supported; "
+    Fail("frame type " + Num(in[26] & 0x0f) +
+         " (sparse/directory frame) is not supported; "
          "only contiguous frames are");
   if (((general >> 4) & 3) != 1)
     Fail("frame uses " + Num(32 << ((general >> 4) & 3)) +
@@ -401,8 +423,9 @@ Buffer DecodeFrame(const std::uint8_t* in, std::size_t in_size, std::size_t max_
          Num(static_cast<std::int64_t>(in_size)) + " bytes are there");
   for (const auto& name : MetalayerNames(in, static_cast<std::size_t>(header_len)))
     if (name == "b2nd" || name == "caterva")
-      Fail("frame holds a B2ND (multidimensional) array, which is not supported; store the "
-           "dataset 1-D (rabbit's flattened layout) or with chunks of rank 1");
+      Fail(
+          "frame holds a B2ND (multidimensional) array, which is not supported; store the "
+          "dataset 1-D (rabbit's flattened layout) or with chunks of rank 1");
   if (nbytes < 0 || static_cast<std::uint64_t>(nbytes) > max_size)
     Fail("frame header: uncompressed_size is " + Num(nbytes) + ", but must be in [0, " +
          Num(static_cast<std::int64_t>(max_size)) + "]");
@@ -444,13 +467,15 @@ Buffer DecodeFrame(const std::uint8_t* in, std::size_t in_size, std::size_t max_
       // A special chunk encoded in the offset: kind in the low bits of the top byte.
       if (chunksize == 0) Fail(where + ": special chunk in a frame without a fixed chunk size");
       const int kind = static_cast<int>((static_cast<std::uint64_t>(offset) >> 56) & 0x7f);
-      const std::size_t size = std::min<std::size_t>(static_cast<std::size_t>(chunksize), remaining);
+      const std::size_t size =
+          std::min<std::size_t>(static_cast<std::size_t>(chunksize), remaining);
       Header h;
       h.special = kind;
       h.nbytes = static_cast<std::int64_t>(size);
       h.typesize = static_cast<std::size_t>(static_cast<std::int32_t>(LoadBe32(in + 48)));
       if (kind != 1 && kind != 2 && kind != 4)
-        Fail(where + ": special chunk type " + Num(kind) + " in the offsets index is not "
+        Fail(where + ": special chunk type " + Num(kind) +
+             " in the offsets index is not "
              "supported (1 zeros, 2 NaN, 4 uninitialised are)");
       try {
         FillSpecial(h, nullptr, out.data() + produced);
@@ -470,8 +495,7 @@ Buffer DecodeFrame(const std::uint8_t* in, std::size_t in_size, std::size_t max_
     } catch (const FilterError& e) {
       Fail(where + ": " + e.what());
     }
-    if (chunksize > 0 && i + 1 < nchunks &&
-        chunk.size() != static_cast<std::size_t>(chunksize))
+    if (chunksize > 0 && i + 1 < nchunks && chunk.size() != static_cast<std::size_t>(chunksize))
       Fail(where + ": decodes to " + Num(static_cast<std::int64_t>(chunk.size())) +
            " bytes, but the frame's chunk_size is " + Num(chunksize));
     if (chunk.size() > 0) std::memcpy(out.data() + produced, chunk.data(), chunk.size());

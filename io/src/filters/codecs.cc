@@ -50,8 +50,8 @@ std::uint32_t LoadLe32(const std::uint8_t* p) {
          static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
 }
 std::uint64_t LoadLe64(const std::uint8_t* p) {
-  return static_cast<std::uint64_t>(LoadLe32(p)) |
-         static_cast<std::uint64_t>(LoadLe32(p + 4)) << 32;
+  return static_cast<std::uint64_t>(LoadLe32(p)) | static_cast<std::uint64_t>(LoadLe32(p + 4))
+                                                       << 32;
 }
 std::uint32_t LoadBe32(const std::uint8_t* p) {
   return static_cast<std::uint32_t>(p[3]) | static_cast<std::uint32_t>(p[2]) << 8 |
@@ -67,9 +67,8 @@ void Lz4Decode(const std::uint8_t* in, std::size_t in_size, std::uint8_t* out,
   if (in_size > INT_MAX || out_size > INT_MAX)
     throw FilterError("lz4: stream of " + Num(in_size) + " bytes to " + Num(out_size) +
                       " bytes is larger than LZ4 supports");
-  const int n = LZ4_decompress_safe(reinterpret_cast<const char*>(in),
-                                    reinterpret_cast<char*>(out), static_cast<int>(in_size),
-                                    static_cast<int>(out_size));
+  const int n = LZ4_decompress_safe(reinterpret_cast<const char*>(in), reinterpret_cast<char*>(out),
+                                    static_cast<int>(in_size), static_cast<int>(out_size));
   if (n < 0)
     throw FilterError("lz4: corrupt stream (" + Num(in_size) + " compressed bytes, " +
                       Num(out_size) + " expected)");
@@ -83,10 +82,10 @@ void ZlibDecode(const std::uint8_t* in, std::size_t in_size, std::uint8_t* out,
   uLongf n = static_cast<uLongf>(out_size);
   const int rc = uncompress(out, &n, in, static_cast<uLong>(in_size));
   if (rc != Z_OK)
-    throw FilterError(std::string("zlib: corrupt stream (") +
-                      (rc == Z_BUF_ERROR ? "truncated, or more than " + Num(out_size) + " bytes"
-                                         : zError(rc)) +
-                      ", " + Num(in_size) + " compressed bytes)");
+    throw FilterError(
+        std::string("zlib: corrupt stream (") +
+        (rc == Z_BUF_ERROR ? "truncated, or more than " + Num(out_size) + " bytes" : zError(rc)) +
+        ", " + Num(in_size) + " compressed bytes)");
   if (n != out_size)
     throw FilterError("zlib: stream decodes to " + Num(n) + " bytes, but " + Num(out_size) +
                       " are expected");
@@ -106,7 +105,8 @@ void ZstdDecode(const std::uint8_t* in, std::size_t in_size, std::uint8_t* out,
 Buffer ZstdDecodeFrames(const std::uint8_t* in, std::size_t in_size, std::size_t max_size) {
   if (in_size == 0) throw FilterError("zstd: the chunk is empty, but must hold a zstd frame");
   // Start from the declared content size of the first frame when the writer stored it.
-  std::size_t capacity = std::min<std::size_t>(max_size, std::max<std::size_t>(in_size * 4, 1 << 16));
+  std::size_t capacity =
+      std::min<std::size_t>(max_size, std::max<std::size_t>(in_size * 4, 1 << 16));
   const unsigned long long declared = ZSTD_getFrameContentSize(in, in_size);
   if (declared == ZSTD_CONTENTSIZE_ERROR)
     throw FilterError("zstd: the chunk does not start with a zstd frame (magic number " +
@@ -261,8 +261,7 @@ std::size_t LzfDecode(const std::uint8_t* in, std::size_t in_size, std::uint8_t*
   return op;
 }
 
-void Unshuffle(std::size_t type_size, std::size_t size, const std::uint8_t* in,
-               std::uint8_t* out) {
+void Unshuffle(std::size_t type_size, std::size_t size, const std::uint8_t* in, std::uint8_t* out) {
   if (type_size <= 1 || size < type_size) {
     std::memcpy(out, in, size);
     return;
@@ -299,10 +298,12 @@ void BitUnshuffle(std::size_t type_size, std::size_t nelem, const std::uint8_t* 
     const std::uint8_t* rows = in + j * 8 * row;
     for (std::size_t g = 0; g < row; ++g) {
       std::uint64_t x = 0;
-      for (std::size_t k = 0; k < 8; ++k) x |= static_cast<std::uint64_t>(rows[k * row + g]) << (8 * k);
+      for (std::size_t k = 0; k < 8; ++k)
+        x |= static_cast<std::uint64_t>(rows[k * row + g]) << (8 * k);
       x = Transpose8x8(x);
       std::uint8_t* dst = out + g * 8 * type_size + j;
-      for (std::size_t m = 0; m < 8; ++m) dst[m * type_size] = static_cast<std::uint8_t>(x >> (8 * m));
+      for (std::size_t m = 0; m < 8; ++m)
+        dst[m * type_size] = static_cast<std::uint8_t>(x >> (8 * m));
     }
   }
 }

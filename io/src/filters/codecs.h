@@ -32,7 +32,10 @@ class Buffer {
   const std::uint8_t* data() const { return data_.get(); }
   std::size_t size() const { return size_; }
   // Hands the memory to the caller (to be released with free()).
-  std::uint8_t* release() { size_ = 0; return data_.release(); }
+  std::uint8_t* release() {
+    size_ = 0;
+    return data_.release();
+  }
 
  private:
   struct Free {
@@ -70,8 +73,7 @@ Buffer ZstdDecodeFrames(const std::uint8_t* in, std::size_t in_size, std::size_t
 
 // Byte unshuffle: `size` bytes shuffled in groups of `type_size` (all first bytes, then all
 // second bytes, ...); a tail of size % type_size bytes is stored as is.
-void Unshuffle(std::size_t type_size, std::size_t size, const std::uint8_t* in,
-               std::uint8_t* out);
+void Unshuffle(std::size_t type_size, std::size_t size, const std::uint8_t* in, std::uint8_t* out);
 // Bit unshuffle (the inverse bit transpose of the bitshuffle library) of `nelem` elements of
 // `type_size` bytes; nelem must be a multiple of 8.
 void BitUnshuffle(std::size_t type_size, std::size_t nelem, const std::uint8_t* in,

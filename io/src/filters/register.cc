@@ -65,9 +65,10 @@ void CheckChunkSize(const Buffer& out, std::size_t cd_nelmts, const unsigned cd_
   if (cd_nelmts <= index || cd_values[index] == 0) return;
   const std::size_t expected = cd_values[index];
   if (out.size() != expected && out.size() != expected + 4)
-    throw FilterError("the chunk decodes to " + Num(out.size()) + " bytes, but the dataset's "
-                      "chunks hold " + Num(expected) + " bytes (filter parameter " +
-                      Num(index) + ")");
+    throw FilterError("the chunk decodes to " + Num(out.size()) +
+                      " bytes, but the dataset's "
+                      "chunks hold " +
+                      Num(expected) + " bytes (filter parameter " + Num(index) + ")");
 }
 
 std::size_t Blosc2Filter(unsigned flags, std::size_t cd_nelmts, const unsigned cd_values[],
@@ -233,8 +234,10 @@ Buffer DecodeBitshuffleChunk(const unsigned* cd_values, std::size_t cd_nelmts,
                           " runs past the end of the chunk (" + Num(pos) + " + " + Num(csize) +
                           " > " + Num(in_size) + " bytes)");
       try {
-        if (compression == 2) Lz4Decode(in + pos, csize, tmp.data(), bytes);
-        else ZstdDecode(in + pos, csize, tmp.data(), bytes);
+        if (compression == 2)
+          Lz4Decode(in + pos, csize, tmp.data(), bytes);
+        else
+          ZstdDecode(in + pos, csize, tmp.data(), bytes);
       } catch (const FilterError& e) {
         throw FilterError(where + ": " + e.what());
       }

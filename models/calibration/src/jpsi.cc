@@ -49,8 +49,7 @@ bool JpsiGeneratorOptions::IsValid(std::string* error) const {
   if (!(pt_min > 0.0 && std::isfinite(pt_min))) return Fail(error, "pt_min", pt_min, "> 0");
   if (!(pt_max > pt_min && std::isfinite(pt_max)))
     return Fail(error, "pt_max", pt_max, "> pt_min (" + std::to_string(pt_min) + ")");
-  if (!(pt_index > 1.0 && std::isfinite(pt_index)))
-    return Fail(error, "pt_index", pt_index, "> 1");
+  if (!(pt_index > 1.0 && std::isfinite(pt_index))) return Fail(error, "pt_index", pt_index, "> 1");
   if (!(y_max > 0.0 && std::isfinite(y_max))) return Fail(error, "y_max", y_max, "> 0");
   if (!(muon_min_pt >= 0.0 && std::isfinite(muon_min_pt)))
     return Fail(error, "muon_min_pt", muon_min_pt, ">= 0");
@@ -179,8 +178,8 @@ bool JpsiGenerator::GenerateEvent(std::uint64_t ev, EventBatch* out,
     c.gen_eta[row] = m.eta;
     c.gen_phi[row] = m.phi;
     c.gen_charge[row] = static_cast<std::int8_t>(m.charge);
-    c.eff_reco[row] = c.eff_tracking[row] = c.eff_id[row] = c.eff_trigger[row] =
-        c.eff_iso[row] = 1.0;
+    c.eff_reco[row] = c.eff_tracking[row] = c.eff_id[row] = c.eff_trigger[row] = c.eff_iso[row] =
+        1.0;
     sum_x += m.pt * std::cos(m.phi);
     sum_y += m.pt * std::sin(m.phi);
   }

@@ -67,8 +67,8 @@ bool CheckEdges(const std::vector<double>& edges, const std::string& name, doubl
 // The model of one bin, templated for Ceres' automatic differentiation:
 // s = -1/2 [log(1 + dk+) + log(1 + dk-)].
 template <typename T>
-T ModelScale(const T* plus, const T* minus, double inv_pt_plus, double pt_plus,
-             double inv_pt_minus, double pt_minus) {
+T ModelScale(const T* plus, const T* minus, double inv_pt_plus, double pt_plus, double inv_pt_minus,
+             double pt_minus) {
   using std::log;
   const T dk_plus = plus[0] - plus[1] * inv_pt_plus + plus[2] * pt_plus;
   const T dk_minus = minus[0] - minus[1] * inv_pt_minus - minus[2] * pt_minus;
@@ -92,10 +92,10 @@ struct SameBinResidual {
   JpsiMassBin bin;
   template <typename T>
   bool operator()(const T* p, T* residual) const {
-    residual[0] = (ModelScale(p, p, bin.inv_pt_plus, bin.pt_mean_plus, bin.inv_pt_minus,
-                              bin.pt_mean_minus) -
-                   bin.scale) /
-                  bin.error;
+    residual[0] =
+        (ModelScale(p, p, bin.inv_pt_plus, bin.pt_mean_plus, bin.inv_pt_minus, bin.pt_mean_minus) -
+         bin.scale) /
+        bin.error;
     return true;
   }
 };
@@ -161,9 +161,12 @@ CalibrationLinearSolver CalibrationLinearSolverFromString(const std::string& nam
 
 std::string ToString(CalibrationFitStatus status) {
   switch (status) {
-    case CalibrationFitStatus::kConverged: return "converged";
-    case CalibrationFitStatus::kNotConverged: return "not_converged";
-    case CalibrationFitStatus::kCovarianceFailed: return "covariance_failed";
+    case CalibrationFitStatus::kConverged:
+      return "converged";
+    case CalibrationFitStatus::kNotConverged:
+      return "not_converged";
+    case CalibrationFitStatus::kCovarianceFailed:
+      return "covariance_failed";
   }
   return "?";
 }
@@ -199,7 +202,8 @@ bool JpsiCalibrationOptions::IsValid(std::string* error) const {
   if (!(window_sigmas >= 1.0 && std::isfinite(window_sigmas)))
     return Fail(error, "window_sigmas", window_sigmas, ">= 1");
   if (max_iterations <= 0) return Fail(error, "max_iterations", max_iterations, "> 0");
-  if (!(function_tolerance > 0.0)) return Fail(error, "function_tolerance", function_tolerance, "> 0");
+  if (!(function_tolerance > 0.0))
+    return Fail(error, "function_tolerance", function_tolerance, "> 0");
   if (num_threads < 0) return Fail(error, "num_threads", num_threads, ">= 0");
   if (batch_events == 0) return Fail(error, "batch_events", 0, "> 0");
   if (!ValidFilePair(data_files, sim_files, error)) return false;
@@ -217,8 +221,7 @@ bool JpsiCalibrationOptions::IsValid(std::string* error) const {
 double PredictedScale(const JpsiMassBin& bin, const ScaleBias& plus, const ScaleBias& minus) {
   const double p[3] = {plus.A, plus.e, plus.M};
   const double m[3] = {minus.A, minus.e, minus.M};
-  return ModelScale(p, m, bin.inv_pt_plus, bin.pt_mean_plus, bin.inv_pt_minus,
-                    bin.pt_mean_minus);
+  return ModelScale(p, m, bin.inv_pt_plus, bin.pt_mean_plus, bin.inv_pt_minus, bin.pt_mean_minus);
 }
 
 std::vector<ScaleBias> TruthOnBins(const ScaleTable& truth, const std::vector<double>& eta_edges) {
@@ -264,11 +267,10 @@ CalibrationParameters FitScaleParameters(const std::vector<JpsiMassBin>& bins,
     const JpsiMassBin& b = bins[i];
     if (b.eta_plus < 0 || b.eta_plus >= neta || b.eta_minus < 0 || b.eta_minus >= neta)
       throw std::invalid_argument("FitScaleParameters: bins[" + std::to_string(i) +
-                                  "] has an eta bin outside [0, " + std::to_string(neta - 1) +
-                                  "]");
+                                  "] has an eta bin outside [0, " + std::to_string(neta - 1) + "]");
     if (!(b.error > 0.0) || !std::isfinite(b.scale))
-      throw std::invalid_argument("FitScaleParameters: bins[" + std::to_string(i) +
-                                  "].error is " + std::to_string(b.error) + ", but must be > 0");
+      throw std::invalid_argument("FitScaleParameters: bins[" + std::to_string(i) + "].error is " +
+                                  std::to_string(b.error) + ", but must be > 0");
   }
   JpsiCalibrationSummary& s = *summary;
   s.bins = bins;
@@ -302,7 +304,9 @@ CalibrationParameters FitScaleParameters(const std::vector<JpsiMassBin>& bins,
 
   ceres::Solver::Options so;
   switch (options.linear_solver) {
-    case CalibrationLinearSolver::kDenseQr: so.linear_solver_type = ceres::DENSE_QR; break;
+    case CalibrationLinearSolver::kDenseQr:
+      so.linear_solver_type = ceres::DENSE_QR;
+      break;
     case CalibrationLinearSolver::kDenseNormalCholesky:
       so.linear_solver_type = ceres::DENSE_NORMAL_CHOLESKY;
       break;
@@ -340,9 +344,9 @@ CalibrationParameters FitScaleParameters(const std::vector<JpsiMassBin>& bins,
   s.final_cost = cs.final_cost;
   s.chi2 = 2.0 * cs.final_cost;
   s.ndf = static_cast<int>(bins.size()) - free_per_bin * nused;
-  for (int b = 0; b < neta; ++b)
-    c.params[b] = {x[3 * b], x[3 * b + 1], x[3 * b + 2]};
-  for (JpsiMassBin& b : s.bins) b.fitted = PredictedScale(b, c.params[b.eta_plus], c.params[b.eta_minus]);
+  for (int b = 0; b < neta; ++b) c.params[b] = {x[3 * b], x[3 * b + 1], x[3 * b + 2]};
+  for (JpsiMassBin& b : s.bins)
+    b.fitted = PredictedScale(b, c.params[b.eta_plus], c.params[b.eta_minus]);
 
   if (cs.termination_type != ceres::CONVERGENCE) {
     s.status = CalibrationFitStatus::kNotConverged;
@@ -373,15 +377,17 @@ CalibrationParameters FitScaleParameters(const std::vector<JpsiMassBin>& bins,
     covariance.GetCovarianceMatrix(blocks, cov.data());
     for (int i = 0; i < static_cast<int>(blocks.size()); ++i)
       for (int j = 0; j < static_cast<int>(blocks.size()); ++j)
-        c.covariance.block<3, 3>(3 * block_bin[i], 3 * block_bin[j]) = cov.block<3, 3>(3 * i, 3 * j);
+        c.covariance.block<3, 3>(3 * block_bin[i], 3 * block_bin[j]) =
+            cov.block<3, 3>(3 * i, 3 * j);
     // Exact symmetry (the file format checks it to 1e-9 relative).
     c.covariance = (0.5 * (c.covariance + c.covariance.transpose())).eval();
   }
   s.covariance_seconds = Since(t1);
   if (!ok) {
     s.status = CalibrationFitStatus::kCovarianceFailed;
-    s.message = "converged, but the covariance could not be computed (rank-deficient Jacobian: "
-                "an eta bin without enough constraints?)";
+    s.message =
+        "converged, but the covariance could not be computed (rank-deficient Jacobian: "
+        "an eta bin without enough constraints?)";
     c.status = ToString(s.status);
     c.status_message = s.message;
     return c;
@@ -389,7 +395,8 @@ CalibrationParameters FitScaleParameters(const std::vector<JpsiMassBin>& bins,
   s.status = CalibrationFitStatus::kConverged;
   std::ostringstream msg;
   msg << "converged: chi2/ndf = " << s.chi2 << "/" << s.ndf;
-  if (nused < neta) msg << "; " << neta - nused << " eta bin(s) without mass bins are unconstrained (0 +- 0)";
+  if (nused < neta)
+    msg << "; " << neta - nused << " eta bin(s) without mass bins are unconstrained (0 +- 0)";
   s.message = msg.str();
   return c;
 }
@@ -582,8 +589,8 @@ std::vector<JpsiMassBin> MeasureMassScales(const DimuonMassHistogram& data,
   const double d_w = std::erf(w / std::sqrt(2.0));
   const double kappa = 2.0 * w * phi_w / d_w;
   const double g_w = 1.0 - 2.0 * w * phi_w / d_w;
-  const double dg_w = -(2.0 * phi_w * (1.0 - w * w) * d_w - 2.0 * w * phi_w * 2.0 * phi_w) /
-                      (d_w * d_w);
+  const double dg_w =
+      -(2.0 * phi_w * (1.0 - w * w) * d_w - 2.0 * w * phi_w * 2.0 * phi_w) / (d_w * d_w);
   const double kappa2 = 0.5 * w * dg_w / g_w;
   std::vector<JpsiMassBin> fits(nbins);
   std::vector<char> ok(nbins, 0);
@@ -628,9 +635,9 @@ std::vector<JpsiMassBin> MeasureMassScales(const DimuonMassHistogram& data,
     const double delta = 0.25 * sigma;
     const double f_hi = Window(xs, ns, hi - delta, hi + delta).n / (2.0 * delta);
     const double f_lo = Window(xs, ns, lo - delta, lo + delta).n / (2.0 * delta);
-    const double kappa_bin = std::clamp(
-        ((hi - ws.mean) * f_hi + (ws.mean - lo) * f_lo) / static_cast<double>(ws.n),
-        0.5 * kappa, 0.6);
+    const double kappa_bin =
+        std::clamp(((hi - ws.mean) * f_hi + (ws.mean - lo) * f_lo) / static_cast<double>(ws.n),
+                   0.5 * kappa, 0.6);
     f.error = std::sqrt(wd.var / wd.n + ws.var / ws.n) / (1.0 - kappa_bin);
     const DimuonMassHistogram::Kinematics& k = sim.kin_[b];
     const double inv_n = 1.0 / static_cast<double>(k.n);
@@ -638,10 +645,9 @@ std::vector<JpsiMassBin> MeasureMassScales(const DimuonMassHistogram& data,
     f.pt_mean_plus = k.pt_plus * inv_n;
     f.inv_pt_minus = k.inv_pt_minus * inv_n;
     f.pt_mean_minus = k.pt_minus * inv_n;
-    f.res_fraction_plus =
-        k.n_res > 0 && k.res2_plus + k.res2_minus > 0.0
-            ? k.res2_plus / (k.res2_plus + k.res2_minus)
-            : 0.5;
+    f.res_fraction_plus = k.n_res > 0 && k.res2_plus + k.res2_minus > 0.0
+                              ? k.res2_plus / (k.res2_plus + k.res2_minus)
+                              : 0.5;
     // Width ratio, the data window centred where the simulation's window mean moved.
     const double centre = ws.mean + shift;
     double lambda2 = 1.0;
@@ -716,8 +722,8 @@ std::vector<double> MeasureResolution(const std::vector<JpsiMassBin>& bins, int 
   double chi2 = 0.0;
   for (const JpsiMassBin& b : bins) {
     if (!(b.width_ratio2_error > 0.0)) continue;
-    const double pred = b.res_fraction_plus * eps[b.eta_plus] +
-                        (1.0 - b.res_fraction_plus) * eps[b.eta_minus];
+    const double pred =
+        b.res_fraction_plus * eps[b.eta_plus] + (1.0 - b.res_fraction_plus) * eps[b.eta_minus];
     chi2 += std::pow((b.width_ratio2 - 1.0 - pred) / b.width_ratio2_error, 2);
   }
   int nused = 0;
@@ -740,8 +746,8 @@ void CheckDimuonEventFile(const EventFileInfo& info, SampleKind role, const std:
                           const std::string& flag) {
   if (info.metadata.sample != role)
     throw io::InputError(info.path + ": the file holds " + ToString(info.metadata.sample) +
-                         " events (attribute 'sample'), but was given as " + ToString(role) +
-                         " (" + flag + ")");
+                         " events (attribute 'sample'), but was given as " + ToString(role) + " (" +
+                         flag + ")");
   if (!info.metadata.processes.empty() && info.metadata.processes != process)
     throw io::InputError(info.path + ": attribute 'process' is '" + info.metadata.processes +
                          "', but must be '" + process + "' (given with " + flag +
@@ -769,9 +775,9 @@ CalibrationParameters CalibrateJpsi(const JpsiCalibrationOptions& options,
   // (JpsiCalibrationOptions::rank); every rank walks all of them in order.
   struct Source {
     bool is_data;
-    std::uint64_t total;                        // events of this source
-    std::unique_ptr<EventFileReader> reader;    // files
-    const JpsiGenerator* generator = nullptr;   // generation
+    std::uint64_t total;                       // events of this source
+    std::unique_ptr<EventFileReader> reader;   // files
+    const JpsiGenerator* generator = nullptr;  // generation
   };
   std::vector<Source> sources;
   std::unique_ptr<JpsiGenerator> data_gen, sim_gen;
@@ -782,8 +788,9 @@ CalibrationParameters CalibrateJpsi(const JpsiCalibrationOptions& options,
       const auto& files = role == 0 ? options.data_files : options.sim_files;
       for (const std::string& f : files) {
         auto reader = std::make_unique<EventFileReader>(f);
-        CheckDimuonEventFile(reader->info(), role == 0 ? SampleKind::kData : SampleKind::kSimulation,
-                             "jpsi", role == 0 ? "--data-events" : "--events");
+        CheckDimuonEventFile(reader->info(),
+                             role == 0 ? SampleKind::kData : SampleKind::kSimulation, "jpsi",
+                             role == 0 ? "--data-events" : "--events");
         const auto n = static_cast<std::uint64_t>(reader->SizeHint());
         sources.push_back({role == 0, n, std::move(reader), nullptr});
       }

@@ -67,7 +67,8 @@ bool ZClosureOptions::IsValid(std::string* error) const {
   if (pt_edges.size() < 2) return Fail(error, "pt_edges.size()", pt_edges.size(), ">= 2");
   for (std::size_t i = 0; i < pt_edges.size(); ++i) {
     const std::string at = "pt_edges[" + std::to_string(i) + "]";
-    if (!(pt_edges[i] >= 0.0 && pt_edges[i] < 1e4)) return Fail(error, at, pt_edges[i], "in [0, 1e4)");
+    if (!(pt_edges[i] >= 0.0 && pt_edges[i] < 1e4))
+      return Fail(error, at, pt_edges[i], "in [0, 1e4)");
     if (i > 0 && !(pt_edges[i] > pt_edges[i - 1])) {
       std::ostringstream c;
       c << "> pt_edges[" << i - 1 << "] (" << pt_edges[i - 1] << "): edges must increase";
@@ -77,7 +78,8 @@ bool ZClosureOptions::IsValid(std::string* error) const {
   if (num_data_events == 0) return Fail(error, "num_data_events", 0, "> 0");
   if (!(sim_factor > 0.0 && std::isfinite(sim_factor)))
     return Fail(error, "sim_factor", sim_factor, "> 0");
-  if (min_events_per_bin < 10) return Fail(error, "min_events_per_bin", min_events_per_bin, ">= 10");
+  if (min_events_per_bin < 10)
+    return Fail(error, "min_events_per_bin", min_events_per_bin, ">= 10");
   if (!(window_sigmas >= 1.0 && std::isfinite(window_sigmas)))
     return Fail(error, "window_sigmas", window_sigmas, ">= 1");
   if (fit.max_iterations <= 0) return Fail(error, "fit.max_iterations", fit.max_iterations, "> 0");
@@ -129,8 +131,9 @@ CalibrationParameters RunZClosure(const CalibrationParameters& calibration,
     for (int role = 0; role < 2; ++role)
       for (const std::string& f : role == 0 ? options.data_files : options.sim_files) {
         auto reader = std::make_unique<EventFileReader>(f);
-        CheckDimuonEventFile(reader->info(), role == 0 ? SampleKind::kData : SampleKind::kSimulation,
-                             "zmumu", role == 0 ? "--data-events" : "--events");
+        CheckDimuonEventFile(reader->info(),
+                             role == 0 ? SampleKind::kData : SampleKind::kSimulation, "zmumu",
+                             role == 0 ? "--data-events" : "--events");
         total += reader->SizeHint();
         inputs.push_back({std::move(reader), role == 0});
       }
@@ -232,9 +235,9 @@ CalibrationParameters RunZClosure(const CalibrationParameters& calibration,
     CalibrationParameters out = calibration;
     // Without the residual fit there is no closure uncertainty: the output must not pass for a
     // complete calibration (consumers refuse a status other than "converged").
-    out.status = ToString(s.status == CalibrationFitStatus::kConverged
-                              ? CalibrationFitStatus::kNotConverged
-                              : s.status);
+    out.status =
+        ToString(s.status == CalibrationFitStatus::kConverged ? CalibrationFitStatus::kNotConverged
+                                                              : s.status);
     out.status_message = "Z closure: " + (dim == 0 ? std::string("no mass bin to fit") : s.message);
     return out;
   }
@@ -331,9 +334,9 @@ CalibrationParameters RunZClosure(const CalibrationParameters& calibration,
 std::string ZClosureSummary::BriefReport() const {
   std::ostringstream os;
   os << "Z closure: " << ToString(fit.status) << ", " << fit.bins_used << "/" << fit.bins_total
-     << " mass bins, residual chi2/ndf = " << chi2_stat << "/" << ndf << " (Z stat, p = "
-     << p_value_stat << "), " << chi2_total << "/" << ndf << " (Z stat + calibration, p = "
-     << p_value_total << "), max |pull| " << max_abs_pull;
+     << " mass bins, residual chi2/ndf = " << chi2_stat << "/" << ndf
+     << " (Z stat, p = " << p_value_stat << "), " << chi2_total << "/" << ndf
+     << " (Z stat + calibration, p = " << p_value_total << "), max |pull| " << max_abs_pull;
   return os.str();
 }
 
@@ -347,8 +350,7 @@ std::string ZClosureSummary::FullReport(const std::vector<double>& eta_edges) co
      << propagation_seconds << " s\n";
   char line[256];
   std::snprintf(line, sizeof(line), "%4s %13s %32s %7s %32s %7s\n", "bin", "eta",
-                "residual A (Z stat, calib)", "pull", "residual M [1/GeV] (Z stat, calib)",
-                "pull");
+                "residual A (Z stat, calib)", "pull", "residual M [1/GeV] (Z stat, calib)", "pull");
   os << line;
   for (std::size_t b = 0; b < residual.size(); ++b) {
     if (!used[b]) {
@@ -366,8 +368,8 @@ std::string ZClosureSummary::FullReport(const std::vector<double>& eta_edges) co
                   calibration_error[b].A);
     std::snprintf(vm, sizeof(vm), "%9.2e (%7.1e, %7.1e)", residual[b].M, stat_error[b].M,
                   calibration_error[b].M);
-    std::snprintf(line, sizeof(line), "%4zu [%5.2f,%5.2f] %32s %7.2f %32s %7.2f\n", b,
-                  eta_edges[b], eta_edges[b + 1], va,
+    std::snprintf(line, sizeof(line), "%4zu [%5.2f,%5.2f] %32s %7.2f %32s %7.2f\n", b, eta_edges[b],
+                  eta_edges[b + 1], va,
                   pull(residual[b].A, stat_error[b].A, calibration_error[b].A), vm,
                   pull(residual[b].M, stat_error[b].M, calibration_error[b].M));
     os << line;

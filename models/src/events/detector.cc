@@ -66,9 +66,11 @@ bool DetectorParams::IsValid(std::string* error) const {
   auto finite = [](double v) { return std::isfinite(v); };
   if (!(eta_max > 0.0 && eta_max <= 2.4)) return Fail(error, "eta_max", eta_max, "in (0, 2.4]");
   if (!(min_pt >= 0.0 && finite(min_pt))) return Fail(error, "min_pt", min_pt, ">= 0");
-  const std::pair<const char*, double> nonneg[] = {
-      {"res_a0", res_a0}, {"res_a2", res_a2}, {"res_b0", res_b0}, {"res_b2", res_b2},
-      {"recoil_sigma", recoil_sigma}};
+  const std::pair<const char*, double> nonneg[] = {{"res_a0", res_a0},
+                                                   {"res_a2", res_a2},
+                                                   {"res_b0", res_b0},
+                                                   {"res_b2", res_b2},
+                                                   {"recoil_sigma", recoil_sigma}};
   for (const auto& [name, v] : nonneg)
     if (!(v >= 0.0 && finite(v))) return Fail(error, name, v, ">= 0 and finite");
   if (!(resolution_scale > 0.0 && finite(resolution_scale)))
@@ -142,8 +144,8 @@ double DetectorModel::RelativeResolution(double pt, double eta) const noexcept {
 }
 
 double DetectorModel::SmearPt(double pt, double eta, int charge, double gauss) const noexcept {
-  const double k = (1.0 / pt) * (1.0 + CurvatureShift(params_.scale_bias[ScaleEtaBin(eta)], pt,
-                                                      charge));
+  const double k =
+      (1.0 / pt) * (1.0 + CurvatureShift(params_.scale_bias[ScaleEtaBin(eta)], pt, charge));
   const double k_reco = k * (1.0 + RelativeResolution(pt, eta) * gauss);
   return k_reco > 0.0 ? 1.0 / k_reco : -1.0;
 }

@@ -6,10 +6,10 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <optional>
-#include <cstring>
 #include <system_error>
 #include <unordered_map>
 
@@ -19,8 +19,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "lepus/io/internal/hdf5_util.h"  // io's private RAII layer (Handle, ErrorSilencer, InputFile, ...)
 #include "lepus/io/errors.h"
+#include "lepus/io/internal/hdf5_util.h"  // io's private RAII layer (Handle, ErrorSilencer, InputFile, ...)
 #include "lepus/io/output.h"
 #include "lepus/models/generator.h"
 
@@ -41,10 +41,14 @@ std::string Detail(const std::string& what) {
 // File and memory types of a column.
 hid_t FileType(ColumnType t) {
   switch (t) {
-    case ColumnType::kFloat64: return H5T_IEEE_F64LE;
-    case ColumnType::kInt8: return H5T_STD_I8LE;
-    case ColumnType::kUInt64: return H5T_STD_U64LE;
-    case ColumnType::kProcess: return H5T_STD_U8LE;
+    case ColumnType::kFloat64:
+      return H5T_IEEE_F64LE;
+    case ColumnType::kInt8:
+      return H5T_STD_I8LE;
+    case ColumnType::kUInt64:
+      return H5T_STD_U64LE;
+    case ColumnType::kProcess:
+      return H5T_STD_U8LE;
   }
   return H5T_IEEE_F64LE;
 }
@@ -62,14 +66,22 @@ std::string ColumnPath(const ColumnSpec& c) { return std::string(kGroup) + "/" +
 
 std::string TypeClassName(H5T_class_t c) {
   switch (c) {
-    case H5T_INTEGER: return "integer";
-    case H5T_FLOAT: return "floating-point";
-    case H5T_STRING: return "string";
-    case H5T_COMPOUND: return "compound";
-    case H5T_ENUM: return "enum";
-    case H5T_VLEN: return "variable-length sequence";
-    case H5T_ARRAY: return "array";
-    default: return "non-numeric";
+    case H5T_INTEGER:
+      return "integer";
+    case H5T_FLOAT:
+      return "floating-point";
+    case H5T_STRING:
+      return "string";
+    case H5T_COMPOUND:
+      return "compound";
+    case H5T_ENUM:
+      return "enum";
+    case H5T_VLEN:
+      return "variable-length sequence";
+    case H5T_ARRAY:
+      return "array";
+    default:
+      return "non-numeric";
   }
 }
 
@@ -122,8 +134,7 @@ struct EventFileWriter::Impl {
 
   // Compresses and writes the first `nchunks` chunks of `pending` (the last one may be partial
   // when `partial_events` > 0: it is zero-padded and the extent set to the true length).
-  void WriteChunks(const std::string& final_path, std::size_t nchunks,
-                   std::size_t partial_events);
+  void WriteChunks(const std::string& final_path, std::size_t nchunks, std::size_t partial_events);
 
   [[noreturn]] void Fail(const std::string& final_path, const std::string& where,
                          const std::string& what) const {
@@ -198,8 +209,8 @@ EventFileWriter::EventFileWriter(std::string path, const EventFileMetadata& meta
       H5Pset_shuffle(dcpl.get());
       H5Pset_deflate(dcpl.get(), static_cast<unsigned>(options.gzip_level));
     }
-    Handle d(H5Dcreate2(group.get(), c.name, FileType(c.type), space.get(), H5P_DEFAULT,
-                        dcpl.get(), H5P_DEFAULT),
+    Handle d(H5Dcreate2(group.get(), c.name, FileType(c.type), space.get(), H5P_DEFAULT, dcpl.get(),
+                        H5P_DEFAULT),
              H5Dclose);
     if (!d.valid()) w.Fail(path_, ColumnPath(c), "cannot create the dataset");
     w.datasets.push_back(std::move(d));
@@ -237,11 +248,8 @@ void EventFileWriter::Impl::WriteChunks(const std::string& final_path, std::size
     else
       dst.resize(len);
   };
-  tbb::task_arena arena(options.num_threads > 0 ? options.num_threads
-                                                : tbb::task_arena::automatic);
-  arena.execute([&] {
-    tbb::parallel_for(std::size_t{0}, ncols * nchunks, compress);
-  });
+  tbb::task_arena arena(options.num_threads > 0 ? options.num_threads : tbb::task_arena::automatic);
+  arena.execute([&] { tbb::parallel_for(std::size_t{0}, ncols * nchunks, compress); });
 
   const std::size_t full_events = (nchunks - (partial_events > 0 ? 1 : 0)) * chunk;
   const hsize_t new_n = static_cast<hsize_t>(events_in_chunks) + full_events + partial_events;
@@ -258,7 +266,8 @@ void EventFileWriter::Impl::WriteChunks(const std::string& final_path, std::size
         Fail(final_path, ColumnPath(cols[c]), "cannot write the data");
     }
     const std::size_t consumed = std::min(pending[c].size(), nchunks * chunk * elem_size[c]);
-    pending[c].erase(pending[c].begin(), pending[c].begin() + static_cast<std::ptrdiff_t>(consumed));
+    pending[c].erase(pending[c].begin(),
+                     pending[c].begin() + static_cast<std::ptrdiff_t>(consumed));
   }
   events_in_chunks = static_cast<std::int64_t>(new_n);
 }
@@ -318,8 +327,7 @@ FloatRule RuleOf(const std::string& name, int* slot) {
     if (name.compare(4, 4, "gen_") == 0) return FloatRule::kNaNAllowed;
     return FloatRule::kFiniteIfFilled;
   }
-  if (name == "weight" || name == "met_pt" || name == "met_phi" || name == "ut_x" ||
-      name == "ut_y")
+  if (name == "weight" || name == "met_pt" || name == "met_phi" || name == "ut_x" || name == "ut_y")
     return FloatRule::kFinite;
   return FloatRule::kNaNAllowed;
 }
@@ -377,14 +385,16 @@ EventFileReader::EventFileReader(const std::string& path) : impl_(std::make_uniq
   const io::h5::InputFile& f = *r.file;
 
   if (!f.HasAttribute("/", "schema_version"))
-    throw InputError(path + ": attribute schema_version is missing: not a lepus event file "
-                            "(docs/events.md)");
+    throw InputError(path +
+                     ": attribute schema_version is missing: not a lepus event file "
+                     "(docs/events.md)");
   const auto version = f.ReadIntAttribute("/", "schema_version");
   if (version.size() != 1 || version[0] != kEventSchemaVersion)
-    throw InputError(path + ": schema_version is " +
-                     (version.size() == 1 ? std::to_string(version[0]) : std::string("not a scalar")) +
-                     ", but this lepus reads event files of schema version " +
-                     std::to_string(kEventSchemaVersion));
+    throw InputError(
+        path + ": schema_version is " +
+        (version.size() == 1 ? std::to_string(version[0]) : std::string("not a scalar")) +
+        ", but this lepus reads event files of schema version " +
+        std::to_string(kEventSchemaVersion));
   info_.schema_version = kEventSchemaVersion;
   EventFileMetadata& m = info_.metadata;
   auto string_attr = [&](const char* name, std::string* out) {
@@ -556,11 +566,10 @@ void EventFileReader::Impl::BuildExactMap(const std::string& path, std::int64_t 
       const Handle& ds = datasets[col];  // event_number, process: required, always present
       Handle fspace(H5Dget_space(ds.get()), H5Sclose);
       H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, &off, nullptr, &count, nullptr);
-      const herr_t st =
-          col == 0 ? H5Dread(ds.get(), H5T_NATIVE_UINT64, mspace.get(), fspace.get(), H5P_DEFAULT,
-                             numbers.data())
-                   : H5Dread(ds.get(), H5T_NATIVE_UINT8, mspace.get(), fspace.get(), H5P_DEFAULT,
-                             procs.data());
+      const herr_t st = col == 0 ? H5Dread(ds.get(), H5T_NATIVE_UINT64, mspace.get(), fspace.get(),
+                                           H5P_DEFAULT, numbers.data())
+                                 : H5Dread(ds.get(), H5T_NATIVE_UINT8, mspace.get(), fspace.get(),
+                                           H5P_DEFAULT, procs.data());
       if (st < 0)
         throw InputError(path + ": " + (col == 0 ? "events/event_number" : "events/process") +
                          ": " + Detail("cannot read the data"));
@@ -593,15 +602,16 @@ void EventFileReader::Impl::CheckEventNumbers(const std::string& path,
       throw InputError(path + ": events/event_number[" + std::to_string(row) + "] is " +
                        std::to_string(en) + " (process " + ToString(process[i]) +
                        "), but event numbers must be unique within a process in a file (also at "
-                       "row " + std::to_string(it->second) + ")");
+                       "row " +
+                       std::to_string(it->second) + ")");
   }
 }
 
 std::size_t EventFileReader::Next(EventBatch* batch, std::size_t max_events) {
   Impl& r = *impl_;
   const std::int64_t left = info_.num_events - position_;
-  const std::size_t n = static_cast<std::size_t>(
-      std::min<std::int64_t>(left, static_cast<std::int64_t>(std::max<std::size_t>(max_events, 1))));
+  const std::size_t n = static_cast<std::size_t>(std::min<std::int64_t>(
+      left, static_cast<std::int64_t>(std::max<std::size_t>(max_events, 1))));
   batch->Resize(n);
   if (n == 0) return 0;
   const hsize_t start = static_cast<hsize_t>(position_), count = n;
@@ -624,7 +634,8 @@ std::size_t EventFileReader::Next(EventBatch* batch, std::size_t max_events) {
       if (H5Dread(d.get(), MemType<T>(), mspace.get(), fspace.get(), H5P_DEFAULT, v.data()) < 0)
         r.Fail(name, Detail("cannot read the data"));
       // Missing columns hold their defaults and a derived recoil comes from checked columns.
-      if constexpr (std::is_same_v<T, double>) r.CheckColumn(info_.path, c, v, batch->n_muons, position_);
+      if constexpr (std::is_same_v<T, double>)
+        r.CheckColumn(info_.path, c, v, batch->n_muons, position_);
     } else {
       // Small integers are read wide and range-checked (HDF5 would clip out-of-range values).
       r.int_buffer.resize(n);
@@ -673,8 +684,8 @@ std::size_t EventFileReader::Next(EventBatch* batch, std::size_t max_events) {
 std::size_t EventFileReader::Skip(std::size_t max_events) {
   Impl& r = *impl_;
   const std::int64_t left = info_.num_events - position_;
-  const std::size_t n = static_cast<std::size_t>(
-      std::min<std::int64_t>(left, static_cast<std::int64_t>(std::max<std::size_t>(max_events, 1))));
+  const std::size_t n = static_cast<std::size_t>(std::min<std::int64_t>(
+      left, static_cast<std::int64_t>(std::max<std::size_t>(max_events, 1))));
   if (n == 0) return 0;
   const hsize_t start = static_cast<hsize_t>(position_), count = n;
   Handle mspace(H5Screate_simple(1, &count, nullptr), H5Sclose);
@@ -725,11 +736,13 @@ std::string NegativeWeightWarning(const EventFileReader& reader) {
   const std::int64_t n = reader.Position(), neg = reader.negative_weights();
   if (n <= 0 || 2 * neg <= n) return "";
   char buf[128], sum[64];
-  std::snprintf(buf, sizeof(buf), "%.1f%%", 100.0 * static_cast<double>(neg) / static_cast<double>(n));
+  std::snprintf(buf, sizeof(buf), "%.1f%%",
+                100.0 * static_cast<double>(neg) / static_cast<double>(n));
   std::snprintf(sum, sizeof(sum), "%.6g", reader.sum_weights());
   return reader.Name() + ": " +
-         (neg == n ? "all " + std::to_string(n) + " events have"
-                   : std::to_string(neg) + " of " + std::to_string(n) + " events (" + buf + ") have") +
+         (neg == n
+              ? "all " + std::to_string(n) + " events have"
+              : std::to_string(neg) + " of " + std::to_string(n) + " events (" + buf + ") have") +
          " negative weights (sum of weights " + sum +
          "): check the sign convention of the weight column";
 }

@@ -26,9 +26,9 @@ std::vector<ColumnSpec> MakeColumns() {
     std::vector<std::string> n;
     for (int s = 0; s < 2; ++s) {
       const std::string p = "mu" + std::to_string(s) + "_";
-      for (const char* f : {"pt", "eta", "phi", "charge", "rel_iso", "gen_pt", "gen_eta",
-                            "gen_phi", "gen_charge", "eff_reco", "eff_tracking", "eff_id",
-                            "eff_trigger", "eff_iso"})
+      for (const char* f :
+           {"pt", "eta", "phi", "charge", "rel_iso", "gen_pt", "gen_eta", "gen_phi", "gen_charge",
+            "eff_reco", "eff_tracking", "eff_id", "eff_trigger", "eff_iso"})
         n.push_back(p + f);
     }
     return n;
@@ -79,13 +79,10 @@ Process ProcessFromString(std::string_view name) {
     if (name == kProcessNames[i]) return static_cast<Process>(i);
     valid += (i ? ", " : "") + std::string(kProcessNames[i]);
   }
-  throw std::invalid_argument("unknown process '" + std::string(name) + "' (valid: " + valid +
-                              ")");
+  throw std::invalid_argument("unknown process '" + std::string(name) + "' (valid: " + valid + ")");
 }
 
-std::string ToString(SampleKind kind) {
-  return kind == SampleKind::kData ? "data" : "simulation";
-}
+std::string ToString(SampleKind kind) { return kind == SampleKind::kData ? "data" : "simulation"; }
 
 SampleKind SampleKindFromString(std::string_view name) {
   if (name == "simulation") return SampleKind::kSimulation;

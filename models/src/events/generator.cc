@@ -9,10 +9,10 @@
 #include <sstream>
 #include <stdexcept>
 
-#include <nlohmann/json.hpp>
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
+#include <nlohmann/json.hpp>
 
 #include "lepus/models/internal/random.h"
 
@@ -248,9 +248,8 @@ bool GeneratorParams::IsValid(std::string* error) const {
           if (f < -1e-9) {
             if (error != nullptr) {
               std::ostringstream os;
-              os << "a_scale makes the angular density negative (" << f << ") at charge "
-                 << charge << ", pT " << pt << " GeV, |y| " << ay
-                 << ", but it must be >= 0 everywhere";
+              os << "a_scale makes the angular density negative (" << f << ") at charge " << charge
+                 << ", pT " << pt << " GeV, |y| " << ay << ", but it must be >= 0 everywhere";
               *error = os.str();
             }
             return false;
@@ -305,8 +304,8 @@ bool GeneratorConfig::IsValid(std::string* error) const {
   }
   for (std::size_t i = 0; i < processes.size(); ++i) {
     if (!IsValidProcessId(static_cast<int>(processes[i])))
-      return Fail(error, "processes[" + std::to_string(i) + "]",
-                  static_cast<int>(processes[i]), "a process id in [0, 7]");
+      return Fail(error, "processes[" + std::to_string(i) + "]", static_cast<int>(processes[i]),
+                  "a process id in [0, 7]");
     for (std::size_t j = 0; j < i; ++j)
       if (processes[j] == processes[i]) {
         if (error != nullptr)
@@ -365,8 +364,11 @@ std::array<double, 9> AngularPolynomials(double c, double phi) {
   const double sin2t = 2.0 * s * c;
   const double cp = std::cos(phi), sp = std::sin(phi);
   const double c2p = cp * cp - sp * sp, s2p = 2.0 * sp * cp;
-  return {1.0 + c * c,       0.5 * (1.0 - 3.0 * c * c), sin2t * cp, 0.5 * s2 * c2p, s * cp, c,
-          s2 * s2p,          sin2t * sp,                s * sp};
+  return {1.0 + c * c, 0.5 * (1.0 - 3.0 * c * c),
+          sin2t * cp,  0.5 * s2 * c2p,
+          s * cp,      c,
+          s2 * s2p,    sin2t * sp,
+          s * sp};
 }
 
 double AngularDensity(const std::array<double, 8>& a, double c, double phi) {
@@ -408,12 +410,11 @@ void Generator::Impl::Setup() {
   const GeneratorParams& g = config.physics;
   w_mass = MassSampler(g.w_mass, g.w_width, g.w_mass_min, g.w_mass_max);
   z_mass = MassSampler(g.z_mass, g.z_width, g.z_mass_min, g.z_mass_max);
-  wplus = MakeShape(&w_mass, g.y_sigma_wplus, g.y_max, g.pt_p0_w, g.pt_max,
-                    AngularModel::kStandard, 0.0);
+  wplus = MakeShape(&w_mass, g.y_sigma_wplus, g.y_max, g.pt_p0_w, g.pt_max, AngularModel::kStandard,
+                    0.0);
   wminus = MakeShape(&w_mass, g.y_sigma_wminus, g.y_max, g.pt_p0_w, g.pt_max,
                      AngularModel::kStandard, 0.0);
-  z = MakeShape(&z_mass, g.y_sigma_z, g.y_max, g.pt_p0_z, g.pt_max, AngularModel::kStandard,
-                0.0);
+  z = MakeShape(&z_mass, g.y_sigma_z, g.y_max, g.pt_p0_z, g.pt_max, AngularModel::kStandard, 0.0);
   top = MakeShape(&w_mass, 1.3, g.y_max, 50.0, 400.0, AngularModel::kTop, 25.0);
   diboson_plus = MakeShape(&w_mass, 1.8, g.y_max, 20.0, 300.0, AngularModel::kStandard, 10.0);
   diboson_minus = diboson_plus;
@@ -426,7 +427,8 @@ void Generator::Impl::Setup() {
     for (Process p : procs) {
       EventRandom r(config.seed, static_cast<std::uint64_t>(p),
                     std::numeric_limits<std::uint64_t>::max(), detail::kStreamCount);
-      num_events[static_cast<int>(p)] = Poisson(rate[static_cast<int>(p)] * config.luminosity_pb, r);
+      num_events[static_cast<int>(p)] =
+          Poisson(rate[static_cast<int>(p)] * config.luminosity_pb, r);
       weight[static_cast<int>(p)] = 1.0;
     }
   } else {
@@ -454,9 +456,8 @@ void Generator::Impl::Setup() {
   }
 }
 
-void Generator::Impl::BosonEvent(const BosonShape& shape, int charge, Process p,
-                                 std::uint64_t ev, Truth* t, Vec4* fermion,
-                                 Vec4* antifermion) const {
+void Generator::Impl::BosonEvent(const BosonShape& shape, int charge, Process p, std::uint64_t ev,
+                                 Truth* t, Vec4* fermion, Vec4* antifermion) const {
   const std::uint64_t seed = config.seed, key = static_cast<std::uint64_t>(p);
   t->has_boson = true;
   t->v_charge = charge;
@@ -587,10 +588,10 @@ bool Generator::Impl::GenerateEvent(Process p, std::uint64_t ev, EventBatch* out
       t.nonprompt_iso = -0.5 * g.nonprompt_iso_mean * std::log(r.Uniform() * r.Uniform());
       // The hadronic recoil balances muon and neutrino, up to the larger imbalance of multijet
       // events (mismeasured jets, neutrinos of other decays).
-      t.recoil_x = -(1.0 + nu_fraction) * m.pt * std::cos(m.phi) +
-                   g.nonprompt_recoil_sigma * r.Normal();
-      t.recoil_y = -(1.0 + nu_fraction) * m.pt * std::sin(m.phi) +
-                   g.nonprompt_recoil_sigma * r.Normal();
+      t.recoil_x =
+          -(1.0 + nu_fraction) * m.pt * std::cos(m.phi) + g.nonprompt_recoil_sigma * r.Normal();
+      t.recoil_y =
+          -(1.0 + nu_fraction) * m.pt * std::sin(m.phi) + g.nonprompt_recoil_sigma * r.Normal();
       t.mu[t.nmu++] = m;
       break;
     }
@@ -692,8 +693,8 @@ bool Generator::Impl::GenerateEvent(Process p, std::uint64_t ev, EventBatch* out
       c.pt[row] = c.eta[row] = c.phi[row] = c.rel_iso[row] = kNaN;
       c.gen_pt[row] = c.gen_eta[row] = c.gen_phi[row] = kNaN;
       c.charge[row] = c.gen_charge[row] = 0;
-      c.eff_reco[row] = c.eff_tracking[row] = c.eff_id[row] = c.eff_trigger[row] =
-          c.eff_iso[row] = kNaN;
+      c.eff_reco[row] = c.eff_tracking[row] = c.eff_id[row] = c.eff_trigger[row] = c.eff_iso[row] =
+          kNaN;
     }
   }
   b.met_pt[row] = std::hypot(met_x, met_y);
@@ -736,8 +737,7 @@ std::uint64_t Generator::TotalEvents() const {
 double Generator::EventWeight(Process p) const {
   const int i = static_cast<int>(p);
   if (impl_->config.sample == SampleKind::kData) return 1.0;
-  return impl_->num_events[i] > 0 ? impl_->weight[i]
-                                  : impl_->rate[i] * impl_->config.luminosity_pb;
+  return impl_->num_events[i] > 0 ? impl_->weight[i] : impl_->rate[i] * impl_->config.luminosity_pb;
 }
 
 double Generator::Rate(Process p) const { return impl_->rate[static_cast<int>(p)]; }
@@ -788,8 +788,8 @@ class GeneratorSource final : public EventSource {
     const auto& procs = generator_.config().processes;
     while (batch->empty() && process_ < procs.size()) {
       const Process p = procs[process_];
-      const std::uint64_t n = std::min<std::uint64_t>(
-          std::max<std::size_t>(max_events, 1), generator_.NumEvents(p) - next_);
+      const std::uint64_t n = std::min<std::uint64_t>(std::max<std::size_t>(max_events, 1),
+                                                      generator_.NumEvents(p) - next_);
       generator_.GenerateParallel(p, next_, n, batch, num_threads_);
       next_ += n;
       position_ += static_cast<std::int64_t>(n);

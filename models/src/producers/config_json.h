@@ -69,9 +69,7 @@ class JsonReader {
     throw std::invalid_argument(origin_ + ": " + Path(key) + " is " + JsonShown(v) + " (" +
                                 JsonTypeName(v) + "), but must be " + must);
   }
-  std::string Path(const std::string& key) const {
-    return path_.empty() ? key : path_ + "." + key;
-  }
+  std::string Path(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
   const std::string& Origin() const { return origin_; }
   const nlohmann::json* Find(const std::string& key) {
     known_.insert(key);
@@ -88,8 +86,8 @@ class JsonReader {
     if (!v) return false;
     if (!v->is_number_integer() && !v->is_number_unsigned()) Error(key, *v, "an integer");
     // An unsigned value above the signed range must not wrap to a negative one.
-    const bool huge = v->is_number_unsigned() &&
-                      v->get<std::uint64_t>() > static_cast<std::uint64_t>(hi);
+    const bool huge =
+        v->is_number_unsigned() && v->get<std::uint64_t>() > static_cast<std::uint64_t>(hi);
     const long long x = huge ? hi : v->get<long long>();
     if (huge || x < lo || x > hi)
       Error(key, *v, "an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
@@ -190,8 +188,10 @@ inline nlohmann::json ParseConfigObject(const std::string& text, const std::stri
     j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::out_of_range& e) {
     // nlohmann_json refuses a number beyond the range of a double (1e400) while parsing.
-    throw std::invalid_argument(origin + ": a number is beyond the range of a double (at most "
-                                "1.8e308 in magnitude): " + e.what());
+    throw std::invalid_argument(origin +
+                                ": a number is beyond the range of a double (at most "
+                                "1.8e308 in magnitude): " +
+                                e.what());
   } catch (const nlohmann::json::exception& e) {  // parse_error and the rest
     throw std::invalid_argument(origin + ": not valid JSON: " + e.what());
   }
@@ -200,8 +200,10 @@ inline nlohmann::json ParseConfigObject(const std::string& text, const std::stri
                                 JsonTypeName(j));
   auto it = j.find("lepus_config_version");
   if (it == j.end())
-    throw std::invalid_argument(origin + ": missing key 'lepus_config_version' (this lepus reads "
-                                "version " + std::to_string(version) + ")");
+    throw std::invalid_argument(origin +
+                                ": missing key 'lepus_config_version' (this lepus reads "
+                                "version " +
+                                std::to_string(version) + ")");
   if (!it->is_number_integer() || it->get<long long>() != version)
     throw std::invalid_argument(origin + ": lepus_config_version is " + JsonShown(*it) +
                                 ", but this lepus reads version " + std::to_string(version) +
@@ -278,8 +280,10 @@ inline void WriteSharedSystematics(nlohmann::json* s, bool efficiency, const Eff
                         {"num_eigen", eff.num_eigen},
                         {"syst", eff.syst},
                         {"syst_eta_edges", eff.syst_eta_edges}};
-  (*s)["pdf"] = {{"pairs", theory.pdf_pairs}, {"cl_scale", theory.pdf_cl_scale},
-                 {"symmetrize", theory.pdf_symmetrize}, {"alphas", theory.pdf_alphas}};
+  (*s)["pdf"] = {{"pairs", theory.pdf_pairs},
+                 {"cl_scale", theory.pdf_cl_scale},
+                 {"symmetrize", theory.pdf_symmetrize},
+                 {"alphas", theory.pdf_alphas}};
   std::vector<std::string> comps;
   for (int q = 0; q < kNumHelicityComponents; ++q)
     if (theory.helicity_components[q]) comps.push_back(HelicityComponentName(q));

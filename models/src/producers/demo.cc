@@ -11,8 +11,8 @@
 namespace lepus::models {
 namespace {
 
-constexpr double kMassW = 80.379;   // GeV
-constexpr double kMassZ = 91.1876;  // GeV
+constexpr double kMassW = 80.379;        // GeV
+constexpr double kMassZ = 91.1876;       // GeV
 constexpr double kScalePerSigma = 1e-4;  // relative muon momentum scale per muonScale sigma
 constexpr int kAngularPoints = 400;      // decay-angle grid of the Jacobian-peak integral
 
@@ -100,16 +100,15 @@ struct Variation {
 };
 
 // Unnormalised template of one process over the whole channel.
-std::vector<double> RawTemplate(const Layout& lay, Proc proc, const Variation& var,
-                                int regions) {
+std::vector<double> RawTemplate(const Layout& lay, Proc proc, const Variation& var, int regions) {
   std::vector<double> hist(lay.nbins(), 0.0);
   const int per_region = lay.neta / regions;
   for (int ie = 0; ie < lay.neta; ++ie) {
     const double eta = lay.EtaCenter(ie);
     // A reconstructed pT scaled by (1 + s) falls in [lo, hi] when the true one is in
     // [lo, hi] / (1 + s). The nonprompt background is taken from data: no scale dependence.
-    const double s = (ie / per_region == var.scale_region && proc != Proc::kNonprompt)
-                         ? var.scale : 0.0;
+    const double s =
+        (ie / per_region == var.scale_region && proc != Proc::kNonprompt) ? var.scale : 0.0;
     std::vector<double> edges = lay.pt_edges;
     for (double& e : edges) e /= (1.0 + s);
     const double resolution = 0.01 + 0.012 * (eta / 2.4) * (eta / 2.4);
@@ -161,10 +160,9 @@ io::TensorWriter MakeDemoInput(const DemoSpec& spec) {
   if (!(spec.w_events > 0.0) || !(spec.mc_weight >= 0.0))
     throw std::invalid_argument("DemoSpec: w_events must be > 0 and mc_weight >= 0");
   if (spec.scale_regions <= 0 || spec.eta_bins % spec.scale_regions != 0)
-    throw std::invalid_argument("DemoSpec: scale_regions is " +
-                                std::to_string(spec.scale_regions) +
-                                ", but must be > 0 and divide eta_bins = " +
-                                std::to_string(spec.eta_bins));
+    throw std::invalid_argument(
+        "DemoSpec: scale_regions is " + std::to_string(spec.scale_regions) +
+        ", but must be > 0 and divide eta_bins = " + std::to_string(spec.eta_bins));
 
   Layout lay;
   lay.neta = spec.eta_bins;
@@ -281,7 +279,8 @@ io::TensorWriter MakeDemoInput(const DemoSpec& spec) {
     double (*rel)(double eta, double pt, double q);
   };
   const Eff effs[] = {
-      {"effTrigger", [](double eta, double, double) { return 0.004 * (1.0 + 0.5 * std::abs(eta) / 2.4); }},
+      {"effTrigger",
+       [](double eta, double, double) { return 0.004 * (1.0 + 0.5 * std::abs(eta) / 2.4); }},
       {"effIso", [](double, double pt, double) { return 0.001 * (pt - 41.0) / 15.0; }},
       {"effReco", [](double eta, double, double q) { return 0.002 * (1.0 + 0.5 * q * eta / 2.4); }},
   };

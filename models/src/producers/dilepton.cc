@@ -34,13 +34,13 @@ struct Candidate {
   std::uint32_t event;
   std::int8_t slot;
   std::int8_t charge[2];
-  double w;            // nominal weight, efficiencies included
+  double w;  // nominal weight, efficiencies included
   double pt[2], eta[2], gen_pt[2];
   double eff_iso[2];
-  double trigger[2];   // trigger efficiencies (for the trigger scale-factor variations)
-  double k;            // m^2 = k pT1 pT2
-  int eta_base;        // eta bin of the most forward muon x the eta stride
-  int fit_bin;         // bin in the fit channel, -1 if not selected
+  double trigger[2];  // trigger efficiencies (for the trigger scale-factor variations)
+  double k;           // m^2 = k pT1 pT2
+  int eta_base;       // eta bin of the most forward muon x the eta stride
+  int fit_bin;        // bin in the fit channel, -1 if not selected
 };
 
 // Per-work-item scratch space (reused; never shared between threads).
@@ -76,7 +76,8 @@ int DileptonSlot(Process process) noexcept {
   }
 }
 
-double MasslessDimuonMass(double pt1, double eta1, double phi1, double pt2, double eta2, double phi2) {
+double MasslessDimuonMass(double pt1, double eta1, double phi1, double pt2, double eta2,
+                          double phi2) {
   const double m2 = 2.0 * pt1 * pt2 * (std::cosh(eta1 - eta2) - std::cos(phi1 - phi2));
   return m2 > 0 ? std::sqrt(m2) : 0.0;
 }
@@ -145,13 +146,11 @@ struct DileptonProducer::Impl {
     if (!n.Touches(b)) return c.pt[j];
     if (n.kind == MomentumNuisanceKind::kResolution) {
       if (!std::isfinite(c.gen_pt[j])) return c.pt[j];
-      return c.gen_pt[j] +
-             (c.pt[j] - c.gen_pt[j]) * (1.0 + sign * n.resolution[b - n.first_bin]);
+      return c.gen_pt[j] + (c.pt[j] - c.gen_pt[j]) * (1.0 + sign * n.resolution[b - n.first_bin]);
     }
     return n.ShiftedPt(b, c.pt[j], c.charge[j], sign);
   }
-  void FillBatch(const EventBatch& b, SampleKind sample, DileptonHistograms* h,
-                 Scratch* s) const;
+  void FillBatch(const EventBatch& b, SampleKind sample, DileptonHistograms* h, Scratch* s) const;
   void FillVariations(const EventBatch& b, DileptonHistograms* h, Scratch* s) const;
 };
 
@@ -404,7 +403,8 @@ void DileptonProducer::Impl::FillVariations(const EventBatch& b, DileptonHistogr
     const std::size_t m = s->theory_cand.size();
     if (m == 0) return;
     detail::GatherBosonColumns(
-        b, m, [s](std::size_t j) { return static_cast<std::size_t>(s->cand[s->theory_cand[j]].event); },
+        b, m,
+        [s](std::size_t j) { return static_cast<std::size_t>(s->cand[s->theory_cand[j]].event); },
         &s->sub);
     theory.Prepare(s->sub, 0, m, &s->inputs);
     s->up.resize(m);
@@ -466,8 +466,8 @@ void DileptonProducer::FillBatch(const EventBatch& batch, SampleKind sample,
 
 namespace {
 
-const std::vector<Process> kDileptonProcesses = {Process::kZMuMu, Process::kZTauTau,
-                                                 Process::kTop, Process::kDiboson};
+const std::vector<Process> kDileptonProcesses = {Process::kZMuMu, Process::kZTauTau, Process::kTop,
+                                                 Process::kDiboson};
 
 GeneratorConfig SimulationGenerator(const DileptonConfig& c) {
   GeneratorConfig g;

@@ -93,21 +93,23 @@ bool DileptonConfig::IsValid(std::string* error) const {
                            " entries, but must have at least 2");
   for (std::size_t i = 0; i < mass_edges.size(); ++i) {
     if (!std::isfinite(mass_edges[i]) || !(mass_edges[i] > 0))
-      return Fail(error, "binning.mass_edges[" + std::to_string(i) + "] is " +
-                             Num(mass_edges[i]) + ", but must be > 0 (GeV)");
+      return Fail(error, "binning.mass_edges[" + std::to_string(i) + "] is " + Num(mass_edges[i]) +
+                             ", but must be > 0 (GeV)");
     if (i > 0 && !(mass_edges[i] > mass_edges[i - 1]))
-      return Fail(error, "binning.mass_edges[" + std::to_string(i) + "] is " +
-                             Num(mass_edges[i]) + ", but must be > binning.mass_edges[" +
-                             std::to_string(i - 1) + "] (" + Num(mass_edges[i - 1]) + ")");
+      return Fail(error, "binning.mass_edges[" + std::to_string(i) + "] is " + Num(mass_edges[i]) +
+                             ", but must be > binning.mass_edges[" + std::to_string(i - 1) + "] (" +
+                             Num(mass_edges[i - 1]) + ")");
   }
   if (eta_bins <= 0 || kScaleEtaBins % eta_bins != 0)
     return Fail(error, "binning.eta_bins is " + std::to_string(eta_bins) +
                            ", but must divide 48 (the calibration and efficiency eta binning)");
   if (!(pt_min > 0) || !std::isfinite(pt_min))
     return Fail(error, "selection.pt_min is " + Num(pt_min) + ", but must be > 0");
-  if (!(iso_cut > 0)) return Fail(error, "selection.iso_cut is " + Num(iso_cut) + ", but must be > 0");
+  if (!(iso_cut > 0))
+    return Fail(error, "selection.iso_cut is " + Num(iso_cut) + ", but must be > 0");
   if (!simulation.from_files() && simulation.events == 0)
-    return Fail(error, "simulation.events is 0, but must be > 0 when no simulation files are given");
+    return Fail(error,
+                "simulation.events is 0, but must be > 0 when no simulation files are given");
   if (!(luminosity_pb > 0) || !std::isfinite(luminosity_pb))
     return Fail(error, "luminosity_pb is " + Num(luminosity_pb) + ", but must be > 0");
   if (!std::isfinite(data_mz_shift_mev) || std::abs(data_mz_shift_mev) > 2000)
@@ -125,8 +127,8 @@ bool DileptonConfig::IsValid(std::string* error) const {
     return Fail(error, "muon_scale.regions is " + std::to_string(muon_scale_regions) +
                            ", but must be >= 0");
   if (!(lumi_uncertainty >= 0) || lumi_uncertainty >= 1)
-    return Fail(error, "systematics.luminosity is " + Num(lumi_uncertainty) +
-                           ", but must be in [0, 1)");
+    return Fail(error,
+                "systematics.luminosity is " + Num(lumi_uncertainty) + ", but must be in [0, 1)");
   for (std::size_t i = 0; i < pseudodata_shifts_mev.size(); ++i) {
     const double s = pseudodata_shifts_mev[i];
     const double k = s / theory.mass_step_mev;
@@ -144,16 +146,15 @@ bool DileptonConfig::IsValid(std::string* error) const {
   if (storage != "auto" && storage != "dense" && storage != "sparse")
     return Fail(error, "output.storage is '" + storage + "', but must be auto, dense or sparse");
   if (!(sparse_density > 0) || sparse_density > 1)
-    return Fail(error, "output.sparse_density is " + Num(sparse_density) +
-                           ", but must be in (0, 1]");
+    return Fail(error,
+                "output.sparse_density is " + Num(sparse_density) + ", but must be in (0, 1]");
   if (chunk_events == 0) return Fail(error, "chunk_events is 0, but must be > 0");
   return true;
 }
 
 // ---- JSON
 
-namespace {
-}  // namespace
+namespace {}  // namespace
 
 DileptonConfig DileptonConfigFromJson(const std::string& json_text, const std::string& origin) {
   const json j =
@@ -229,7 +230,8 @@ DileptonConfig DileptonConfigFromJson(const std::string& json_text, const std::s
     try {
       c.symmetrization = io::SymmetrizationFromString(sym);
     } catch (const std::invalid_argument&) {
-      s->Error("symmetrization", json(sym), "one of none, average, conservative, linear, quadratic");
+      s->Error("symmetrization", json(sym),
+               "one of none, average, conservative, linear, quadratic");
     }
     s->Finish();
   }
@@ -262,8 +264,8 @@ std::string DileptonConfig::ToJson() const {
   j["preset"] = ToString(preset);
   j["binning"] = {{"mass_edges", mass_edges}, {"eta_bins", eta_bins}};
   j["selection"] = {{"pt_min", pt_min}, {"iso_cut", iso_cut}};
-  j["simulation"] = {{"events", simulation.events}, {"seed", simulation.seed},
-                     {"files", simulation.files}};
+  j["simulation"] = {
+      {"events", simulation.events}, {"seed", simulation.seed}, {"files", simulation.files}};
   j["data"] = {{"seed", data.seed},
                {"files", data.files},
                {"mz_shift_mev", data_mz_shift_mev},
@@ -271,12 +273,14 @@ std::string DileptonConfig::ToJson() const {
                {"efficiency_bias", data_efficiency_bias}};
   j["luminosity_pb"] = luminosity_pb;
   json s;
-  s["mass"] = {{"shift_mev", theory.mass_shift_mev}, {"step_mev", theory.mass_step_mev},
-               {"steps", theory.mass_steps}, {"pseudodata_shifts_mev", pseudodata_shifts_mev}};
+  s["mass"] = {{"shift_mev", theory.mass_shift_mev},
+               {"step_mev", theory.mass_step_mev},
+               {"steps", theory.mass_steps},
+               {"pseudodata_shifts_mev", pseudodata_shifts_mev}};
   s["width"] = {{"shift_mev", theory.z_width_shift_mev}};
-  s["muon_scale"] = {{"enabled", muon_scale},          {"stat_scale", muon_scale_stat},
+  s["muon_scale"] = {{"enabled", muon_scale},           {"stat_scale", muon_scale_stat},
                      {"calibration", calibration_file}, {"regions", muon_scale_regions},
-                     {"closure", muon_closure},          {"resolution", muon_resolution}};
+                     {"closure", muon_closure},         {"resolution", muon_resolution}};
   detail::WriteSharedSystematics(&s, efficiency, efficiency_config, theory);
   s["luminosity"] = lumi_uncertainty;
   s["bin_by_bin_stat"] = bin_by_bin_stat;

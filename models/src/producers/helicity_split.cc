@@ -91,9 +91,11 @@ int HelicitySplit::Cell(int charge, double pt, double y) const noexcept {
   if (charge == 0 || !std::isfinite(pt) || !std::isfinite(y)) return -1;
   const double ay = std::abs(y);
   int ip = static_cast<int>(std::upper_bound(pt_edges_.begin(), pt_edges_.end(), pt) -
-                            pt_edges_.begin()) - 1;
-  int iy = static_cast<int>(std::upper_bound(y_edges_.begin(), y_edges_.end(), ay) -
-                            y_edges_.begin()) - 1;
+                            pt_edges_.begin()) -
+           1;
+  int iy =
+      static_cast<int>(std::upper_bound(y_edges_.begin(), y_edges_.end(), ay) - y_edges_.begin()) -
+      1;
   ip = std::max(ip, 0);
   iy = std::max(iy, 0);
   return ((charge > 0 ? 1 : 0) * num_pt() + ip) * num_y() + iy;
@@ -130,8 +132,9 @@ std::vector<HelicityCellResult> HelicityCoefficients(const engine::Likelihood& l
   const int n_pt = bins(ch->axes[1]), n_y = bins(ch->axes[2]);
   const int nc = kNumHelicityComponents;
   if (bins(ch->axes[0]) != 2 || bins(ch->axes[3]) != nc || ch->nbins != 2 * n_pt * n_y * nc)
-    throw std::invalid_argument("HelicityCoefficients: channel helicity_xsec has an unexpected "
-                                "binning");
+    throw std::invalid_argument(
+        "HelicityCoefficients: channel helicity_xsec has an unexpected "
+        "binning");
 
   engine::YieldOptions yopt;
   yopt.per_process = false;
@@ -183,8 +186,8 @@ std::string HelicityCoefficientsJson(const std::vector<HelicityCellResult>& cell
     os << (k ? ",\n " : "\n ") << "{\"charge\": " << r.charge << ", \"pt_bin\": " << r.pt_bin
        << ", \"y_bin\": " << r.y_bin << ", \"components\": {";
     for (int c = 0; c < kNumHelicityComponents; ++c) {
-      os << (c ? ", " : "") << "\"" << HelicityComponentName(c) << "\": {\"sigma_pb\": "
-         << r.sigma[c] << ", \"sigma_error_pb\": " << r.sigma_error[c]
+      os << (c ? ", " : "") << "\"" << HelicityComponentName(c)
+         << "\": {\"sigma_pb\": " << r.sigma[c] << ", \"sigma_error_pb\": " << r.sigma_error[c]
          << ", \"sigma_prefit_pb\": " << r.sigma_prefit[c];
       if (c > 0)
         os << ", \"A\": " << r.coeff[c] << ", \"A_error\": " << r.coeff_error[c]

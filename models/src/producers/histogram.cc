@@ -3,15 +3,15 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <string>
 #include <mutex>
 #include <set>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
+#include <tbb/blocked_range.h>
 #include <tbb/global_control.h>
 #include <tbb/info.h>
-#include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 #include <tbb/parallel_pipeline.h>
 #include <tbb/task_arena.h>
@@ -36,7 +36,8 @@ BinSpace::BinSpace(std::vector<AnyAxis> axes) : axes_(std::move(axes)) {
     // Boost computes an edge by interpolation, (1 - z) x_k + z x_{k+1}, which is NaN next to an
     // infinite edge (0 x inf): open-ended axes use a large finite last edge instead.
     for (int b = 0; b <= static_cast<int>(axes_[i].size()); ++b) {
-      const double e = bh::axis::visit([b](const auto& ax) { return double(ax.value(b)); }, axes_[i]);
+      const double e =
+          bh::axis::visit([b](const auto& ax) { return double(ax.value(b)); }, axes_[i]);
       if (!std::isfinite(e))
         throw std::invalid_argument("BinSpace: axis '" + name +
                                     "' has an infinite edge (use a large finite one)");
@@ -87,8 +88,10 @@ double BinSpace::BinLower(int i, int b) const {
   return bh::axis::visit(
       [b](const auto& ax) -> double {
         using A = std::decay_t<decltype(ax)>;
-        if constexpr (std::is_same_v<A, IntegerAxis>) return ax.value(b) - 0.5;
-        else return ax.value(b);
+        if constexpr (std::is_same_v<A, IntegerAxis>)
+          return ax.value(b) - 0.5;
+        else
+          return ax.value(b);
       },
       axes_[i]);
 }
@@ -116,8 +119,7 @@ WeightedHistogram::WeightedHistogram(const BinSpace& space) : size_(space.size()
   assert(static_cast<int>(bh::unsafe_access::storage(hist_).size()) == size_);
 }
 
-void WeightedHistogram::FillValues(const BinSpace& space, const double* values,
-                                   double w) noexcept {
+void WeightedHistogram::FillValues(const BinSpace& space, const double* values, double w) noexcept {
   const int k = space.Index(values);
   if (k >= 0) Fill(k, w);
 }
@@ -203,8 +205,8 @@ const char* WeightedHistogram::ReadBytes(const char* p, const char* end) {
 int VariationLayout::Add(const std::string& name, int slot, BinRange support) {
   if (support.size() <= 0)
     throw std::invalid_argument("VariationLayout: variation '" + name + "' has an empty support [" +
-                                std::to_string(support.begin) + ", " +
-                                std::to_string(support.end) + ")");
+                                std::to_string(support.begin) + ", " + std::to_string(support.end) +
+                                ")");
   if (Find(name, slot) >= 0)
     throw std::invalid_argument("VariationLayout: variation '" + name +
                                 "' is already registered for slot " + std::to_string(slot));
@@ -272,7 +274,8 @@ void VariationStore::Reset() {
   if (!touched_) return;
   touched_ = false;
   double* a = buffer_.data();
-  ForBlocks(buffer_.size(), [a](std::size_t lo, std::size_t hi) { std::fill(a + lo, a + hi, 0.0); });
+  ForBlocks(buffer_.size(),
+            [a](std::size_t lo, std::size_t hi) { std::fill(a + lo, a + hi, 0.0); });
 }
 
 VariationStore& VariationStore::operator+=(const VariationStore& other) {

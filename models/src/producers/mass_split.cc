@@ -45,11 +45,16 @@ std::string MassSplitConfig::Spec() const {
     return s;
   };
   switch (kind) {
-    case MassSplitKind::kNone: return "none";
-    case MassSplitKind::kCharge: return "charge";
-    case MassSplitKind::kEtaSign: return "eta_sign";
-    case MassSplitKind::kAbsEta: return "abs_eta" + edges();
-    case MassSplitKind::kChargeAbsEta: return "charge_abs_eta" + edges();
+    case MassSplitKind::kNone:
+      return "none";
+    case MassSplitKind::kCharge:
+      return "charge";
+    case MassSplitKind::kEtaSign:
+      return "eta_sign";
+    case MassSplitKind::kAbsEta:
+      return "abs_eta" + edges();
+    case MassSplitKind::kChargeAbsEta:
+      return "charge_abs_eta" + edges();
   }
   return "none";
 }
@@ -101,9 +106,9 @@ bool MassSplitConfig::IsValid(std::string* error) const {
     return false;
   };
   if (kind == MassSplitKind::kAbsEta || kind == MassSplitKind::kChargeAbsEta) {
-    const std::vector<double> e =
-        abs_eta_edges.empty() && kind == MassSplitKind::kChargeAbsEta ? DefaultAbsEtaEdges()
-                                                                      : abs_eta_edges;
+    const std::vector<double> e = abs_eta_edges.empty() && kind == MassSplitKind::kChargeAbsEta
+                                      ? DefaultAbsEtaEdges()
+                                      : abs_eta_edges;
     if (e.size() < 2 || std::abs(e.front()) > 1e-9 || std::abs(e.back() - kEtaMax) > 1e-9)
       return fail("mass_split is '" + Spec() +
                   "', but its |eta| edges must run from 0 to 2.4 (at least two edges)");
@@ -114,14 +119,15 @@ bool MassSplitConfig::IsValid(std::string* error) const {
   if (mode == MassSplitMode::kDifference &&
       (kind == MassSplitKind::kAbsEta || kind == MassSplitKind::kNone))
     return fail("mass_split_mode is 'difference', but must be 'separate' for mass_split '" +
-                Spec() + "' (difference parameters are defined for charge, eta_sign and "
+                Spec() +
+                "' (difference parameters are defined for charge, eta_sign and "
                 "charge_abs_eta)");
   return true;
 }
 
 std::vector<MassSplitParameter> MassSplitParameters(const MassSplitConfig& config,
-                                                   const std::string& noi,
-                                                   const BinSpace& fit_space) {
+                                                    const std::string& noi,
+                                                    const BinSpace& fit_space) {
   std::string error;
   if (!config.IsValid(&error)) throw std::invalid_argument(error);
   std::vector<MassSplitParameter> out;
@@ -130,7 +136,8 @@ std::vector<MassSplitParameter> MassSplitParameters(const MassSplitConfig& confi
   const int n_eta = fit_space.axis_size(0);
   const int n_charge = fit_space.axis_size(fit_space.rank() - 1);
   if (n_charge != 2)
-    throw std::invalid_argument("mass split: the fit channel's last axis must be the charge (2 bins)");
+    throw std::invalid_argument(
+        "mass split: the fit channel's last axis must be the charge (2 bins)");
   const std::string diff_base =
       noi.rfind("massShift", 0) == 0 ? "massDiff" + noi.substr(9) : noi + "_diff";
 
@@ -211,9 +218,8 @@ std::vector<MassSplitParameter> MassSplitParameters(const MassSplitConfig& confi
         auto in = [&](int i) { return eta_range[eta_of(i)] == rr; };
         if (diff) {
           make(noi + tag, "m(" + label + ")", [&](int i) { return in(i) ? 1.0 : 0.0; });
-          make(diff_base + "_charge" + tag, "m(+) - m(-), " + label, [&](int i) {
-            return in(i) ? (charge_of(i) == 1 ? 0.5 : -0.5) : 0.0;
-          });
+          make(diff_base + "_charge" + tag, "m(+) - m(-), " + label,
+               [&](int i) { return in(i) ? (charge_of(i) == 1 ? 0.5 : -0.5) : 0.0; });
         } else {
           make(noi + "_plus" + tag, "m(+, " + label + ")",
                [&](int i) { return in(i) && charge_of(i) == 1 ? 1.0 : 0.0; });

@@ -72,8 +72,8 @@ WorkList::WorkList(const SampleSource& simulation, const GeneratorConfig& simula
     const SampleKind kind = f.reader->info().metadata.sample;
     if (kind != f.sample)
       throw io::InputError(f.path + ": the file holds " + ToString(kind) +
-                           " events (attribute 'sample'), but was given as " +
-                           ToString(f.sample) + " (" +
+                           " events (attribute 'sample'), but was given as " + ToString(f.sample) +
+                           " (" +
                            (f.sample == SampleKind::kData ? "--data-events / data.files"
                                                           : "--events / simulation.files") +
                            ")");
@@ -152,8 +152,10 @@ std::string PartialBytes(const WMassHistograms& h) {
   for (const auto& m : h.split) m.AppendBytes(&out);
   const std::int64_t n = static_cast<std::int64_t>(h.split_xsec.size());
   out.append(reinterpret_cast<const char*>(&n), sizeof(n));
-  out.append(reinterpret_cast<const char*>(h.split_xsec.data()), h.split_xsec.size() * sizeof(double));
-  out.append(reinterpret_cast<const char*>(&h.nonprompt_sim_skipped), sizeof(h.nonprompt_sim_skipped));
+  out.append(reinterpret_cast<const char*>(h.split_xsec.data()),
+             h.split_xsec.size() * sizeof(double));
+  out.append(reinterpret_cast<const char*>(&h.nonprompt_sim_skipped),
+             sizeof(h.nonprompt_sim_skipped));
   return out;
 }
 
@@ -163,10 +165,12 @@ void ReadPartial(const std::string& bytes, WMassHistograms* h) {
   p = ReadCommonBytes(p, end, h);
   for (auto& m : h->split) p = m.ReadBytes(p, end);
   std::int64_t n = 0;
-  if (end - p < static_cast<std::ptrdiff_t>(sizeof(n))) throw std::runtime_error("partial histograms: too few bytes");
+  if (end - p < static_cast<std::ptrdiff_t>(sizeof(n)))
+    throw std::runtime_error("partial histograms: too few bytes");
   std::memcpy(&n, p, sizeof(n));
   p += sizeof(n);
-  const std::size_t rest = static_cast<std::size_t>(n) * sizeof(double) + sizeof(h->nonprompt_sim_skipped);
+  const std::size_t rest =
+      static_cast<std::size_t>(n) * sizeof(double) + sizeof(h->nonprompt_sim_skipped);
   if (n < 0 || static_cast<std::size_t>(end - p) != rest)
     throw std::runtime_error("partial histograms: " + std::to_string(end - p) + " bytes left, " +
                              std::to_string(rest) + " expected");

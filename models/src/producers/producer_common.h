@@ -3,12 +3,12 @@
 // samples, the parallel ordered fill over it, and the storage choice of the fit input.
 #pragma once
 
-#include <chrono>
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
-#include <stdexcept>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -112,7 +112,8 @@ const char* ReadCommonBytes(const char* p, const char* end, Hist* h) {
   p = h->variations.ReadBytes(p, end);
   std::int64_t counts[3];
   const std::size_t n = sizeof(counts) + h->selected.size() * sizeof(h->selected[0]);
-  if (static_cast<std::size_t>(end - p) < n) throw std::runtime_error("partial histograms: too few bytes");
+  if (static_cast<std::size_t>(end - p) < n)
+    throw std::runtime_error("partial histograms: too few bytes");
   std::memcpy(counts, p, sizeof(counts));
   std::memcpy(h->selected.data(), p + sizeof(counts), n - sizeof(counts));
   h->sim_events = counts[0];
@@ -209,8 +210,8 @@ Hist OrderedFill(WorkList& work, const ProduceOptions& options, Make make, FillF
         }
         fill(it.batch, it.sample, &partials[s], &scratch[s]);
         if (it.generator) {
-          const std::int64_t extra = static_cast<std::int64_t>(it.count) -
-                                     static_cast<std::int64_t>(it.batch.size());
+          const std::int64_t extra =
+              static_cast<std::int64_t>(it.count) - static_cast<std::int64_t>(it.batch.size());
           if (it.sample == SampleKind::kData)
             partials[s].data_events += extra;
           else

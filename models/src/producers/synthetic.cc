@@ -144,7 +144,9 @@ engine::Model MakeCmsLikeModel(const CmsLikeSpec& spec) {
     // (built with append: GCC 12 warns falsely (-Wrestrict) on chained operator+ here)
     for (int k = 0; k < nlocal_per_eta; ++k) {
       std::string n = k < spec.n_eff_per_eta ? "eff_eta" : "scale_eta";
-      n.append(std::to_string(e)).append("_").append(std::to_string(k < spec.n_eff_per_eta ? k : k - spec.n_eff_per_eta));
+      n.append(std::to_string(e))
+          .append("_")
+          .append(std::to_string(k < spec.n_eff_per_eta ? k : k - spec.n_eff_per_eta));
       names.push_back(std::move(n));
     }
   }
@@ -174,7 +176,8 @@ engine::Model MakeCmsLikeModel(const CmsLikeSpec& spec) {
   for (int g = 0; g < spec.n_global; ++g) m.groups[0].members.push_back(first_global + g);
   for (int e = 0; e < spec.neta; ++e)
     for (int k = 0; k < nlocal_per_eta; ++k)
-      m.groups[k < spec.n_eff_per_eta ? 1 : 2].members.push_back(first_local + e * nlocal_per_eta + k);
+      m.groups[k < spec.n_eff_per_eta ? 1 : 2].members.push_back(first_local + e * nlocal_per_eta +
+                                                                 k);
 
   // Tensor rows built directly in compressed form: (bin, proc) in order.
   engine::Tensor& t = m.tensor;
@@ -193,7 +196,8 @@ engine::Model MakeCmsLikeModel(const CmsLikeSpec& spec) {
           double y;
           if (p < 2) {
             const double peak = std::exp(-0.5 * std::pow((pt - 40.0) / 6.0, 2)) + 0.3;
-            y = 4.0e4 * peak * (1.0 - 0.1 * eta * eta / 5.76) * ((p == 0) == (q == 1 || spec.ncharge == 1) ? 1.0 : 0.05);
+            y = 4.0e4 * peak * (1.0 - 0.1 * eta * eta / 5.76) *
+                ((p == 0) == (q == 1 || spec.ncharge == 1) ? 1.0 : 0.05);
           } else {
             y = 2.0e3 * std::exp(-(pt - 26.0) / (8.0 + p)) / (1.0 + 0.1 * p);
           }
@@ -208,16 +212,18 @@ engine::Model MakeCmsLikeModel(const CmsLikeSpec& spec) {
             t.logk_avg.push_back(a);
             if (spec.asymmetric) t.logk_halfdiff.push_back(0.2 * a * gaus(rng));
           };
-          if (p < 2) add(0, 0.002 * (pt - 40.0) / 10.0);          // mass: pT-slope
-          add(1, 0.012);                                           // lumi
-          if (p >= 2) add(2 + (p - 2), 0.05);                      // own normalisation
+          if (p < 2) add(0, 0.002 * (pt - 40.0) / 10.0);  // mass: pT-slope
+          add(1, 0.012);                                  // lumi
+          if (p >= 2) add(2 + (p - 2), 0.05);             // own normalisation
           if (p < 2)
             for (int g = 0; g < spec.n_global; ++g)
-              add(first_global + g, 0.003 * std::sin(0.7 * g + 0.1 * ip + 0.05 * e) + 0.001 * gaus(rng));
+              add(first_global + g,
+                  0.003 * std::sin(0.7 * g + 0.1 * ip + 0.05 * e) + 0.001 * gaus(rng));
           for (int k = 0; k < nlocal_per_eta; ++k) {
             // efficiency: half per charge; scale: both charges
             if (k < spec.n_eff_per_eta && (k % spec.ncharge) != q) continue;
-            add(first_local + e * nlocal_per_eta + k, 0.002 * std::cos(0.3 * k + 0.2 * ip) + 0.0005 * gaus(rng));
+            add(first_local + e * nlocal_per_eta + k,
+                0.002 * std::cos(0.3 * k + 0.2 * ip) + 0.0005 * gaus(rng));
           }
           t.row_start.push_back(static_cast<std::int64_t>(t.syst.size()));
         }
@@ -248,7 +254,8 @@ engine::Model MakeCalibrationScaleModel(const CalibrationScaleSpec& spec) {
     fail("partner_per_bin", spec.partner_per_bin, "in [0, local_per_region]");
   if (spec.n_global < 0) fail("n_global", spec.n_global, ">= 0");
   if (spec.nproc < 1) fail("nproc", spec.nproc, ">= 1");
-  if (!(spec.yield_scale > 0)) throw std::invalid_argument("CalibrationScaleSpec.yield_scale must be > 0");
+  if (!(spec.yield_scale > 0))
+    throw std::invalid_argument("CalibrationScaleSpec.yield_scale must be > 0");
   const long long nbins_ll = static_cast<long long>(spec.nregions) * spec.bins_per_region;
   if (nbins_ll > (1LL << 30)) fail("nregions * bins_per_region", nbins_ll, "<= 2^30");
   const int nbins = static_cast<int>(nbins_ll);
@@ -282,7 +289,8 @@ engine::Model MakeCalibrationScaleModel(const CalibrationScaleSpec& spec) {
   ch.nbins = nbins;
   ch.axes = {{"region", {}}, {"mass", {}}};
   for (int i = 0; i <= spec.nregions; ++i) ch.axes[0].edges.push_back(i);
-  for (int i = 0; i <= spec.bins_per_region; ++i) ch.axes[1].edges.push_back(2.9 + 0.4 * i / spec.bins_per_region);
+  for (int i = 0; i <= spec.bins_per_region; ++i)
+    ch.axes[1].edges.push_back(2.9 + 0.4 * i / spec.bins_per_region);
   m.channels.push_back(ch);
   m.groups.push_back({"global", {}});
   m.groups.push_back({"local", {}});
@@ -307,13 +315,16 @@ engine::Model MakeCalibrationScaleModel(const CalibrationScaleSpec& spec) {
       const double xm = (i + 0.5) / spec.bins_per_region;  // position in the mass window
       double total = 0.0;
       for (int p = 0; p < nproc; ++p) {
-        double y = p == 0 ? spec.yield_scale * (std::exp(-0.5 * std::pow((xm - 0.5) / 0.12, 2)) + 0.05)
-                          : 0.3 * spec.yield_scale * std::exp(-1.5 * xm) / p;
+        double y = p == 0
+                       ? spec.yield_scale * (std::exp(-0.5 * std::pow((xm - 0.5) / 0.12, 2)) + 0.05)
+                       : 0.3 * spec.yield_scale * std::exp(-1.5 * xm) / p;
         y *= (0.8 + 0.4 * uni(rng)) * (0.7 + 0.6 * std::abs(std::sin(0.37 * r)));
         entries.clear();
         if (p >= 1) entries.push_back({p - 1, 0.05});
         for (int g = 0; g < spec.n_global; ++g)
-          entries.push_back({first_global + g, (p == 0 ? 0.01 : 0.005) * std::sin(1.3 * g + 4.0 * xm) + 0.002 * gaus(rng)});
+          entries.push_back(
+              {first_global + g,
+               (p == 0 ? 0.01 : 0.005) * std::sin(1.3 * g + 4.0 * xm) + 0.002 * gaus(rng)});
         if (p == 0) {
           // Calibration-like local effects: shape changes (odd in the mass) and normalisation.
           for (int j = 0; j < spec.local_per_bin; ++j) {
@@ -332,8 +343,10 @@ engine::Model MakeCalibrationScaleModel(const CalibrationScaleSpec& spec) {
         // Merge duplicates (partner == own region).
         std::size_t w = 0;
         for (std::size_t e = 0; e < entries.size(); ++e) {
-          if (w > 0 && entries[w - 1].first == entries[e].first) entries[w - 1].second += entries[e].second;
-          else entries[w++] = entries[e];
+          if (w > 0 && entries[w - 1].first == entries[e].first)
+            entries[w - 1].second += entries[e].second;
+          else
+            entries[w++] = entries[e];
         }
         entries.resize(w);
         double expo = 0.0;

@@ -3,11 +3,11 @@
 #include "lepus/models/wmass.h"
 
 #include <algorithm>
-#include <functional>
 #include <cassert>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <sstream>
@@ -42,11 +42,11 @@ struct Candidate {
   std::int32_t slot;  // MC slot, or kWMassMcSlots + split process in the helicity mode
   std::int8_t charge;
   bool iso_pass;
-  double w;              // nominal weight, efficiencies included
-  double pt, eta, phi;   // the muon
-  double met_x, met_y;   // the missing pT
+  double w;             // nominal weight, efficiencies included
+  double pt, eta, phi;  // the muon
+  double met_x, met_y;  // the missing pT
   double eff_iso;
-  int fit_bin;           // bin in the fit channel if in the signal region and range, else -1
+  int fit_bin;  // bin in the fit channel if in the signal region and range, else -1
 };
 
 // W-like: the muon of a candidate's pair that joins the missing pT (reconstructed, calibrated
@@ -91,10 +91,10 @@ struct EventBins {
 // Per-work-item scratch space (reused; never shared between threads).
 struct Scratch {
   std::vector<Candidate> cand;
-  std::vector<OtherMuon> other;   // W-like only
-  std::vector<double> gen_pt;     // generated pT of each candidate's muon
-  std::vector<int> theory_cand;   // candidates entering the theory variations
-  EventBatch sub;                 // their generator-level columns
+  std::vector<OtherMuon> other;  // W-like only
+  std::vector<double> gen_pt;    // generated pT of each candidate's muon
+  std::vector<int> theory_cand;  // candidates entering the theory variations
+  EventBatch sub;                // their generator-level columns
   TheoryInputs inputs;
   std::vector<double> up, down;
   std::vector<ActiveEfficiencyVariation> active;
@@ -133,8 +133,7 @@ int WMassSlot(Process process) noexcept {
 std::string MassShiftPseudoDataName(double shift_mev) {
   const long long v = std::llround(shift_mev);
   if (v == 0) return "mass_shift_0MeV";
-  return std::string("mass_shift_") + (v < 0 ? "m" : "p") + std::to_string(v < 0 ? -v : v) +
-         "MeV";
+  return std::string("mass_shift_") + (v < 0 ? "m" : "p") + std::to_string(v < 0 ? -v : v) + "MeV";
 }
 
 // ---- WMassHistograms
@@ -174,8 +173,8 @@ struct WMassProducer::Impl {
   BinSpace region_space, fit_space;
   int fit_size = 0;
   int signal_offset = 0;
-  int eta_stride = 0;       // fit bins per fit eta bin
-  int fine_per_fit = 1;     // 48-bin scale eta bins per fit eta bin
+  int eta_stride = 0;    // fit bins per fit eta bin
+  int fine_per_fit = 1;  // 48-bin scale eta bins per fit eta bin
 
   TheoryVariations theory;
   std::unique_ptr<EfficiencyVariations> efficiency;
@@ -236,8 +235,7 @@ TheoryConfig WMassProducer::Impl::EffectiveTheory(const WMassConfig& c) {
   return t;
 }
 
-WMassProducer::Impl::Impl(WMassConfig c)
-    : config(std::move(c)), theory(EffectiveTheory(config)) {
+WMassProducer::Impl::Impl(WMassConfig c) : config(std::move(c)), theory(EffectiveTheory(config)) {
   std::string error;
   if (!config.IsValid(&error)) throw std::invalid_argument("W-mass configuration: " + error);
   wlike = config.analysis == WMassAnalysis::kWLike;
@@ -362,8 +360,8 @@ bool WMassProducer::Impl::TheoryActs(const TheoryNuisance& n, int slot) const {
     return false;
   }
   if (n.kind == TheoryKind::kHelicity || n.kind == TheoryKind::kShowerKt) return false;
-  const Process p = split->ChargeOf(slot - kWMassMcSlots) > 0 ? Process::kWplusMuNu
-                                                              : Process::kWminusMuNu;
+  const Process p =
+      split->ChargeOf(slot - kWMassMcSlots) > 0 ? Process::kWplusMuNu : Process::kWminusMuNu;
   return n.processes[static_cast<int>(p)];
 }
 
@@ -474,9 +472,9 @@ void WMassProducer::Impl::FillBatch(const EventBatch& b, SampleKind sample, WMas
         // Candidates for the variations: in the signal region, or (for the momentum scale)
         // isolated and close enough to it to migrate in.
         if (fit_bin < 0 && (!iso_pass || momentum.empty())) continue;
-        s->cand.push_back(Candidate{static_cast<std::uint32_t>(i),
-                                    static_cast<std::int8_t>(slot), static_cast<std::int8_t>(q),
-                                    iso_pass, wk, pt, eta, phi, mx, my, mu.eff_iso[i], fit_bin});
+        s->cand.push_back(Candidate{static_cast<std::uint32_t>(i), static_cast<std::int8_t>(slot),
+                                    static_cast<std::int8_t>(q), iso_pass, wk, pt, eta, phi, mx, my,
+                                    mu.eff_iso[i], fit_bin});
         s->gen_pt.push_back(mu.gen_pt[i]);
       }
     }
@@ -514,8 +512,8 @@ int WMassProducer::Impl::WLikeBin(double pt, double eta, double phi, int q, cons
 // the weight carries the kept muon's reco x tracking x id x trigger efficiencies and the other's
 // reco x tracking x id (it need not fire the trigger); in data these are the outcomes, and the
 // kept muon must have fired the trigger.
-void WMassProducer::Impl::FillBatchWLike(const EventBatch& b, SampleKind sample,
-                                         WMassHistograms* h, Scratch* s) const {
+void WMassProducer::Impl::FillBatchWLike(const EventBatch& b, SampleKind sample, WMassHistograms* h,
+                                         Scratch* s) const {
   const bool is_data = sample == SampleKind::kData;
   const std::size_t n = b.size();
   s->cand.clear();
@@ -603,8 +601,8 @@ void WMassProducer::Impl::FillBatchWLike(const EventBatch& b, SampleKind sample,
 
 // W-like momentum scale: the nuisances touching either muon; the kept muon's shift moves its pT
 // and the W-like missing pT, the other muon's its pT threshold and the dimuon mass.
-void WMassProducer::Impl::FillMomentumWLike(const Candidate& c, double gen_pt,
-                                            const OtherMuon& o, VariationStore* vs) const {
+void WMassProducer::Impl::FillMomentumWLike(const Candidate& c, double gen_pt, const OtherMuon& o,
+                                            VariationStore* vs) const {
   const int kb = scale_calibration.Bin(c.eta);
   const int ob = scale_calibration.Bin(o.eta);
   const double cphi = std::cos(c.phi), sphi = std::sin(c.phi);
@@ -619,8 +617,8 @@ void WMassProducer::Impl::FillMomentumWLike(const Candidate& c, double gen_pt,
       so.pt = VariedPt(n, ob, o.pt, o.gen_pt, o.charge, sign);
       const double d = pt - c.pt;
       double mt = 0.0;
-      const int fb = WLikeBin(pt, c.eta, c.phi, c.charge, so, c.met_x - d * cphi,
-                              c.met_y - d * sphi, &mt);
+      const int fb =
+          WLikeBin(pt, c.eta, c.phi, c.charge, so, c.met_x - d * cphi, c.met_y - d * sphi, &mt);
       const int to = fb >= 0 && mt_axis.index(mt) == 2 ? fb : -1;
       const double hw = 0.5 * sign * c.w;
       if (to != c.fit_bin) vs->Move(scale_id[k * nslots + c.slot], c.fit_bin, hw, to, hw);
@@ -712,7 +710,8 @@ void WMassProducer::Impl::FillVariations(const EventBatch& b, WMassHistograms* h
     const std::size_t m = s->theory_cand.size();
     if (m == 0) return;
     detail::GatherBosonColumns(
-        b, m, [s](std::size_t j) { return static_cast<std::size_t>(s->cand[s->theory_cand[j]].event); },
+        b, m,
+        [s](std::size_t j) { return static_cast<std::size_t>(s->cand[s->theory_cand[j]].event); },
         &s->sub);
     theory.Prepare(s->sub, 0, m, &s->inputs);
     s->up.resize(m);
@@ -938,8 +937,10 @@ NonpromptInputs WMassProducer::NonpromptInputsOf(const WMassHistograms& h) const
   NonpromptInputs in;
   in.binning.n_eta = m.config.eta_bins;
   in.binning.n_charge = 2;
-  for (int b = 0; b <= m.config.eta_bins; ++b) in.binning.eta_edges.push_back(m.fit_space.BinLower(0, b));
-  for (int b = 0; b <= m.config.pt_bins; ++b) in.binning.pt_edges.push_back(m.fit_space.BinLower(1, b));
+  for (int b = 0; b <= m.config.eta_bins; ++b)
+    in.binning.eta_edges.push_back(m.fit_space.BinLower(0, b));
+  for (int b = 0; b <= m.config.pt_bins; ++b)
+    in.binning.pt_edges.push_back(m.fit_space.BinLower(1, b));
   const int size = m.fit_size;
   for (int mt = 0; mt < 3; ++mt) {
     for (int iso = 0; iso < 2; ++iso) {
@@ -1001,10 +1002,10 @@ namespace {
 // extrapolate wildly (a polynomial in ln D fitted to a handful of bins). A non-prompt template
 // that is not finite or exceeds the data of the signal region is unphysical: fall back to the
 // unsmoothed prediction (with its propagated variance, from `unsmoothed`) and say so.
-NonpromptResult CheckedNonprompt(const WMassProducer::Impl& m, const WMassHistograms& h,
-                                 NonpromptResult np,
-                                 const std::function<NonpromptResult(const NonpromptOptions&)>& estimate,
-                                 std::vector<std::string>* warnings) {
+NonpromptResult CheckedNonprompt(
+    const WMassProducer::Impl& m, const WMassHistograms& h, NonpromptResult np,
+    const std::function<NonpromptResult(const NonpromptOptions&)>& estimate,
+    std::vector<std::string>* warnings) {
   const WMassConfig& c = m.config;
   const int off = m.signal_offset, size = m.fit_size;
   double data_total = 0.0, data_max = 0.0;
@@ -1239,7 +1240,8 @@ void FitInputBuilder::AddLuminosity() {
   if (!(c_.lumi_uncertainty > 0)) return;
   w_.DeclareSystematic("lumi");
   w_.AddToGroup("luminosity", "lumi");
-  for (int s : slots_) w_.AddNormSystematic("lumi", m_.slot_names[s], ch_, 1.0 + c_.lumi_uncertainty);
+  for (int s : slots_)
+    w_.AddNormSystematic("lumi", m_.slot_names[s], ch_, 1.0 + c_.lumi_uncertainty);
 }
 
 void FitInputBuilder::AddMassPseudoData() {

@@ -22,15 +22,12 @@ namespace lepus::models {
 
 using nlohmann::json;
 
-std::string ToString(WMassPreset preset) {
-  return preset == WMassPreset::kFull ? "full" : "light";
-}
+std::string ToString(WMassPreset preset) { return preset == WMassPreset::kFull ? "full" : "light"; }
 
 WMassPreset WMassPresetFromString(std::string_view name) {
   if (name == "light") return WMassPreset::kLight;
   if (name == "full") return WMassPreset::kFull;
-  throw std::invalid_argument("unknown preset '" + std::string(name) +
-                              "' (valid: light, full)");
+  throw std::invalid_argument("unknown preset '" + std::string(name) + "' (valid: light, full)");
 }
 
 std::string ToString(WMassAnalysis analysis) {
@@ -40,8 +37,7 @@ std::string ToString(WMassAnalysis analysis) {
 WMassAnalysis WMassAnalysisFromString(std::string_view name) {
   if (name == "wmass") return WMassAnalysis::kWMass;
   if (name == "wlike") return WMassAnalysis::kWLike;
-  throw std::invalid_argument("unknown analysis '" + std::string(name) +
-                              "' (valid: wmass, wlike)");
+  throw std::invalid_argument("unknown analysis '" + std::string(name) + "' (valid: wmass, wlike)");
 }
 
 WMassConfig WMassConfig::Light() {
@@ -144,7 +140,8 @@ bool WMassConfig::IsValid(std::string* error) const {
   if (eta_bins <= 0 || kScaleEtaBins % eta_bins != 0)
     return Fail(error, "eta_bins is " + std::to_string(eta_bins) +
                            ", but must divide 48 (the calibration and efficiency eta binning)");
-  if (pt_bins <= 0) return Fail(error, "pt_bins is " + std::to_string(pt_bins) + ", but must be > 0");
+  if (pt_bins <= 0)
+    return Fail(error, "pt_bins is " + std::to_string(pt_bins) + ", but must be > 0");
   if (!(pt_min > 0) || !(pt_max > pt_min))
     return Fail(error, "pt_min, pt_max are " + Num(pt_min) + ", " + Num(pt_max) +
                            ", but must satisfy 0 < pt_min < pt_max");
@@ -154,7 +151,8 @@ bool WMassConfig::IsValid(std::string* error) const {
                            ", but must satisfy 0 < mt_sideband < mt_cut");
   if (!(veto_pt >= 0)) return Fail(error, "veto_pt is " + Num(veto_pt) + ", but must be >= 0");
   if (!simulation.from_files() && simulation.events == 0)
-    return Fail(error, "simulation.events is 0, but must be > 0 when no simulation files are given");
+    return Fail(error,
+                "simulation.events is 0, but must be > 0 when no simulation files are given");
   if (!(luminosity_pb > 0) || !std::isfinite(luminosity_pb))
     return Fail(error, "luminosity_pb is " + Num(luminosity_pb) + ", but must be > 0");
   if (!std::isfinite(data_mw_shift_mev) || std::abs(data_mw_shift_mev) > 2000)
@@ -171,14 +169,16 @@ bool WMassConfig::IsValid(std::string* error) const {
     return Fail(error, "selection.mll_min, mll_max are " + Num(mll_min) + ", " + Num(mll_max) +
                            ", but must satisfy 0 < mll_min < mll_max");
   if (wlike && nonprompt)
-    return Fail(error, "nonprompt.enabled is true, but must be false for the W-like analysis "
-                       "(two isolated muons: no non-prompt estimate)");
+    return Fail(error,
+                "nonprompt.enabled is true, but must be false for the W-like analysis "
+                "(two isolated muons: no non-prompt estimate)");
   std::string sub;
   if (!theory.IsValid(&sub)) return Fail(error, "theory: " + sub);
   const char boson = wlike ? 'Z' : 'W';
   if (theory.mass_boson != boson)
-    return Fail(error, std::string("theory.mass_boson is '") + theory.mass_boson + "', but must be '" +
-                           boson + "' for the " + (wlike ? "W-like" : "W-mass") + " producer");
+    return Fail(error, std::string("theory.mass_boson is '") + theory.mass_boson +
+                           "', but must be '" + boson + "' for the " +
+                           (wlike ? "W-like" : "W-mass") + " producer");
   if (!mass_split.IsValid(&sub)) return Fail(error, sub);
   if (efficiency && !efficiency_config.IsValid(&sub)) return Fail(error, "efficiency: " + sub);
   if (!(muon_scale_stat > 0))
@@ -189,11 +189,12 @@ bool WMassConfig::IsValid(std::string* error) const {
   if (nonprompt && !nonprompt_options.IsValid(&sub)) return Fail(error, "nonprompt: " + sub);
   if (helicity.enabled && !helicity.IsValid(&sub)) return Fail(error, sub);
   if (helicity.enabled && (analysis != WMassAnalysis::kWMass || mass_split.active()))
-    return Fail(error, "helicity is enabled, but the helicity fit is a mode of the W-mass "
-                       "analysis without a split mass parameter");
+    return Fail(error,
+                "helicity is enabled, but the helicity fit is a mode of the W-mass "
+                "analysis without a split mass parameter");
   if (!(lumi_uncertainty >= 0) || lumi_uncertainty >= 1)
-    return Fail(error, "luminosity uncertainty is " + Num(lumi_uncertainty) +
-                           ", but must be in [0, 1)");
+    return Fail(error,
+                "luminosity uncertainty is " + Num(lumi_uncertainty) + ", but must be in [0, 1)");
   for (std::size_t i = 0; i < pseudodata_shifts_mev.size(); ++i) {
     const double s = pseudodata_shifts_mev[i];
     const double k = s / theory.mass_step_mev;
@@ -211,7 +212,8 @@ bool WMassConfig::IsValid(std::string* error) const {
   if (storage != "auto" && storage != "dense" && storage != "sparse")
     return Fail(error, "output.storage is '" + storage + "', but must be auto, dense or sparse");
   if (!(sparse_density > 0) || sparse_density > 1)
-    return Fail(error, "output.sparse_density is " + Num(sparse_density) + ", but must be in (0, 1]");
+    return Fail(error,
+                "output.sparse_density is " + Num(sparse_density) + ", but must be in (0, 1]");
   if (chunk_events == 0) return Fail(error, "chunk_events is 0, but must be > 0");
   return true;
 }
@@ -247,7 +249,8 @@ void ReadHelicity(Reader* h, HelicityConfig* c) {
       p.Int("y_bin", &d.y_bin, -1, 1000);
       p.Int("charge", &d.charge, -1, 1);
       if (auto s = p.Object("scale")) {
-        for (int q = 0; q < kNumHelicityComponents; ++q) s->Number(HelicityComponentName(q), &d.scale[q]);
+        for (int q = 0; q < kNumHelicityComponents; ++q)
+          s->Number(HelicityComponentName(q), &d.scale[q]);
         s->Finish();
       }
       p.Finish();
@@ -264,19 +267,22 @@ json HelicityJson(const HelicityConfig& c) {
   for (const auto& p : c.pseudodata) {
     json s = json::object();
     for (int q = 0; q < kNumHelicityComponents; ++q) s[HelicityComponentName(q)] = p.scale[q];
-    pd.push_back({{"name", p.name}, {"pt_bin", p.pt_bin}, {"y_bin", p.y_bin},
-                  {"charge", p.charge}, {"scale", s}});
+    pd.push_back({{"name", p.name},
+                  {"pt_bin", p.pt_bin},
+                  {"y_bin", p.y_bin},
+                  {"charge", p.charge},
+                  {"scale", s}});
   }
-  return {{"pt_edges", c.pt_edges}, {"y_edges", c.y_edges},  {"free", c.free},
-          {"prior_width", c.prior_width}, {"data_a_scale", a}, {"pseudodata", pd}};
+  return {{"pt_edges", c.pt_edges},       {"y_edges", c.y_edges}, {"free", c.free},
+          {"prior_width", c.prior_width}, {"data_a_scale", a},    {"pseudodata", pd}};
 }
 
 }  // namespace
 
 WMassConfig WMassConfigFromJson(const std::string& json_text, const std::string& origin,
                                 WMassAnalysis analysis) {
-  const json j = detail::ParseConfigObject(json_text, origin, kWMassConfigVersion,
-                                           "docs/producers.md");
+  const json j =
+      detail::ParseConfigObject(json_text, origin, kWMassConfigVersion, "docs/producers.md");
   Reader r(j, origin, "");
   r.Find("lepus_config_version");  // checked by ParseConfigObject
   std::string producer = ToString(analysis);
@@ -392,7 +398,8 @@ WMassConfig WMassConfigFromJson(const std::string& json_text, const std::string&
     try {
       c.symmetrization = io::SymmetrizationFromString(sym);
     } catch (const std::invalid_argument&) {
-      s->Error("symmetrization", json(sym), "one of none, average, conservative, linear, quadratic");
+      s->Error("symmetrization", json(sym),
+               "one of none, average, conservative, linear, quadratic");
     }
     s->Finish();
   }
@@ -429,13 +436,13 @@ std::string WMassConfig::ToJson() const {
   j["lepus_config_version"] = kWMassConfigVersion;
   j["producer"] = ToString(analysis);
   j["preset"] = ToString(preset);
-  j["binning"] = {{"eta_bins", eta_bins}, {"pt_bins", pt_bins}, {"pt_min", pt_min},
-                  {"pt_max", pt_max}};
-  j["selection"] = {{"iso_cut", iso_cut}, {"mt_cut", mt_cut}, {"mt_sideband", mt_sideband},
-                    {"veto_pt", veto_pt}, {"mll_min", mll_min}, {"mll_max", mll_max},
+  j["binning"] = {
+      {"eta_bins", eta_bins}, {"pt_bins", pt_bins}, {"pt_min", pt_min}, {"pt_max", pt_max}};
+  j["selection"] = {{"iso_cut", iso_cut},        {"mt_cut", mt_cut},   {"mt_sideband", mt_sideband},
+                    {"veto_pt", veto_pt},        {"mll_min", mll_min}, {"mll_max", mll_max},
                     {"flip_parity", flip_parity}};
-  j["simulation"] = {{"events", simulation.events}, {"seed", simulation.seed},
-                     {"files", simulation.files}};
+  j["simulation"] = {
+      {"events", simulation.events}, {"seed", simulation.seed}, {"files", simulation.files}};
   j["data"] = {{"seed", data.seed},
                {"files", data.files},
                {"mw_shift_mev", data_mw_shift_mev},
@@ -445,13 +452,16 @@ std::string WMassConfig::ToJson() const {
                {"efficiency_bias", data_efficiency_bias}};
   j["luminosity_pb"] = luminosity_pb;
   json s;
-  s["mass"] = {{"shift_mev", theory.mass_shift_mev}, {"step_mev", theory.mass_step_mev},
-               {"steps", theory.mass_steps}, {"pseudodata_shifts_mev", pseudodata_shifts_mev},
-               {"split", mass_split.Spec()}, {"split_mode", ToString(mass_split.mode)}};
+  s["mass"] = {
+      {"shift_mev", theory.mass_shift_mev}, {"step_mev", theory.mass_step_mev},
+      {"steps", theory.mass_steps},         {"pseudodata_shifts_mev", pseudodata_shifts_mev},
+      {"split", mass_split.Spec()},         {"split_mode", ToString(mass_split.mode)}};
   s["width"] = {{"shift_mev", analysis == WMassAnalysis::kWLike ? theory.z_width_shift_mev
-                                                                 : theory.w_width_shift_mev}};
-  s["muon_scale"] = {{"enabled", muon_scale}, {"stat_scale", muon_scale_stat},
-                     {"calibration", calibration_file}, {"regions", muon_scale_regions}};
+                                                                : theory.w_width_shift_mev}};
+  s["muon_scale"] = {{"enabled", muon_scale},
+                     {"stat_scale", muon_scale_stat},
+                     {"calibration", calibration_file},
+                     {"regions", muon_scale_regions}};
   detail::WriteSharedSystematics(&s, efficiency, efficiency_config, theory);
   s["nonprompt"] = {
       {"enabled", nonprompt},

@@ -112,8 +112,8 @@ bool CalibrationParameters::IsValid(std::string* error) const {
                   ", but must be finite");
     if (i > 0 && !(eta_edges[i] > eta_edges[i - 1]))
       return fail("eta_edges[" + std::to_string(i) + "] is " + Num(eta_edges[i]) +
-                  ", but must be > eta_edges[" + std::to_string(i - 1) + "] = " +
-                  Num(eta_edges[i - 1]));
+                  ", but must be > eta_edges[" + std::to_string(i - 1) +
+                  "] = " + Num(eta_edges[i - 1]));
   }
   const char* names[3] = {"A", "e", "M"};
   for (int b = 0; b < n; ++b)
@@ -221,8 +221,8 @@ CalibrationParameters SyntheticCalibration(const SyntheticCalibrationOptions& op
     if (options.seed != 0) {
       const Eigen::LLT<Eigen::Matrix3d> llt(blk);
       if (llt.info() != Eigen::Success)  // positive definite by construction (scale > 0)
-        throw std::runtime_error("synthetic calibration: the covariance block of eta bin " + std::to_string(b) +
-                                 " is not positive definite");
+        throw std::runtime_error("synthetic calibration: the covariance block of eta bin " +
+                                 std::to_string(b) + " is not positive definite");
       const Eigen::Matrix3d l = llt.matrixL();
       Eigen::Vector3d z(gauss(rng), gauss(rng), gauss(rng));
       const Eigen::Vector3d d = l * z;
@@ -253,7 +253,9 @@ class Reader {
     return *it;
   }
   std::vector<double> Numbers(const json& v, const std::string& name) const {
-    if (!v.is_array()) Fail("\"" + name + "\" is " + std::string(v.type_name()) + ", but must be an array of numbers");
+    if (!v.is_array())
+      Fail("\"" + name + "\" is " + std::string(v.type_name()) +
+           ", but must be an array of numbers");
     std::vector<double> out;
     out.reserve(v.size());
     for (std::size_t i = 0; i < v.size(); ++i) {
@@ -298,21 +300,34 @@ CalibrationParameters CalibrationFromJson(const std::string& text, const std::st
     j = json::parse(text);
   } catch (const json::out_of_range& e) {
     // nlohmann_json refuses a number beyond the range of a double (1e400) while parsing.
-    throw io::InputError(origin + ": a number is beyond the range of a double (at most 1.8e308 "
-                         "in magnitude): " + e.what());
+    throw io::InputError(origin +
+                         ": a number is beyond the range of a double (at most 1.8e308 "
+                         "in magnitude): " +
+                         e.what());
   } catch (const json::exception& e) {  // parse_error and the rest
     throw io::InputError(origin + ": not valid JSON: " + e.what());
   }
   Reader r(j, origin);
-  if (!j.is_object()) r.Fail("the top level is " + std::string(j.type_name()) + ", but must be an object");
-  static const std::set<std::string> known = {"schema", "schema_version", "description",
-                                              "convention", "eta_edges", "A", "e", "M",
-                                              "covariance", "closure", "closure_global",
-                                              "resolution_uncertainty", "status",
+  if (!j.is_object())
+    r.Fail("the top level is " + std::string(j.type_name()) + ", but must be an object");
+  static const std::set<std::string> known = {"schema",
+                                              "schema_version",
+                                              "description",
+                                              "convention",
+                                              "eta_edges",
+                                              "A",
+                                              "e",
+                                              "M",
+                                              "covariance",
+                                              "closure",
+                                              "closure_global",
+                                              "resolution_uncertainty",
+                                              "status",
                                               "status_message"};
   for (auto it = j.begin(); it != j.end(); ++it)
     if (!known.count(it.key()))
-      r.Fail("unknown key \"" + it.key() + "\" (known: schema, schema_version, description, "
+      r.Fail("unknown key \"" + it.key() +
+             "\" (known: schema, schema_version, description, "
              "convention, eta_edges, A, e, M, covariance, closure, closure_global, "
              "resolution_uncertainty, status, status_message)");
   const json& schema = r.Required(j, "schema", "");
@@ -332,12 +347,14 @@ CalibrationParameters CalibrationFromJson(const std::string& text, const std::st
   CalibrationParameters c;
   c.schema_version = v;
   if (auto it = j.find("description"); it != j.end()) {
-    if (!it->is_string()) r.Fail("\"description\" is " + std::string(it->type_name()) + ", but must be a string");
+    if (!it->is_string())
+      r.Fail("\"description\" is " + std::string(it->type_name()) + ", but must be a string");
     c.description = it->get<std::string>();
   }
   c.eta_edges = r.Numbers(r.Required(j, "eta_edges", ""), "eta_edges");
   if (c.eta_edges.size() < 2)
-    r.Fail("\"eta_edges\" has " + std::to_string(c.eta_edges.size()) + " entries, but must have >= 2");
+    r.Fail("\"eta_edges\" has " + std::to_string(c.eta_edges.size()) +
+           " entries, but must have >= 2");
   const std::size_t n = c.eta_edges.size() - 1;
   c.params = ReadTriples(r, j, "", n);
   const json& cov = r.Required(j, "covariance", "");
@@ -353,7 +370,8 @@ CalibrationParameters CalibrationFromJson(const std::string& text, const std::st
     for (std::size_t k = 0; k < dim; ++k) c.covariance(i, k) = row[k];
   }
   if (auto it = j.find("closure"); it != j.end()) {
-    if (!it->is_object()) r.Fail("\"closure\" is " + std::string(it->type_name()) + ", but must be an object");
+    if (!it->is_object())
+      r.Fail("\"closure\" is " + std::string(it->type_name()) + ", but must be an object");
     for (auto k = it->begin(); k != it->end(); ++k)
       if (k.key() != "A" && k.key() != "e" && k.key() != "M")
         r.Fail("unknown key \"closure." + k.key() + "\" (known: A, e, M)");
@@ -372,8 +390,8 @@ CalibrationParameters CalibrationFromJson(const std::string& text, const std::st
     for (int p = 0; p < 3; ++p) {
       const json& x = r.Required(*it, names[p], "closure_global.");
       if (!x.is_number())
-        r.Fail("\"closure_global." + std::string(names[p]) + "\" is " +
-               std::string(x.type_name()) + ", but must be a number");
+        r.Fail("\"closure_global." + std::string(names[p]) + "\" is " + std::string(x.type_name()) +
+               ", but must be a number");
       if (!std::isfinite(x.get<double>()))
         r.Fail("\"closure_global." + std::string(names[p]) + "\" is " + Shown(x.get<double>()) +
                ", but must be a finite number (at most 1.8e308 in magnitude)");
@@ -388,8 +406,8 @@ CalibrationParameters CalibrationFromJson(const std::string& text, const std::st
     auto it = j.find(key);
     if (it == j.end()) continue;
     if (v < 3)
-      r.Fail("\"" + std::string(key) + "\" needs schema_version >= 3, but the file declares version " +
-             std::to_string(v));
+      r.Fail("\"" + std::string(key) +
+             "\" needs schema_version >= 3, but the file declares version " + std::to_string(v));
     if (!it->is_string())
       r.Fail("\"" + std::string(key) + "\" is " + std::string(it->type_name()) +
              ", but must be a string");
@@ -488,7 +506,8 @@ ScaleTable MomentumNuisance::ToScaleTable(double sign) const {
 
 bool MomentumNuisanceOptions::IsValid(std::string* error) const {
   if (!(stat_scale > 0.0) || !std::isfinite(stat_scale)) {
-    if (error) *error = "MomentumNuisanceOptions: stat_scale is " + Num(stat_scale) + ", but must be > 0";
+    if (error)
+      *error = "MomentumNuisanceOptions: stat_scale is " + Num(stat_scale) + ", but must be > 0";
     return false;
   }
   if (!(relative_cutoff >= 0.0) || !(relative_cutoff < 1.0)) {
@@ -536,20 +555,22 @@ std::vector<MomentumNuisance> MomentumNuisances(const CalibrationParameters& c,
     const int m = static_cast<int>(bins.size());
     Eigen::MatrixXd sub(3 * m, 3 * m);
     for (int a = 0; a < m; ++a)
-      for (int b = 0; b < m; ++b) sub.block<3, 3>(3 * a, 3 * b) = c.covariance.block<3, 3>(3 * bins[a], 3 * bins[b]);
+      for (int b = 0; b < m; ++b)
+        sub.block<3, 3>(3 * a, 3 * b) = c.covariance.block<3, 3>(3 * bins[a], 3 * bins[b]);
     Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(sub);
     if (es.info() != Eigen::Success)
-      throw std::invalid_argument("MomentumNuisances: the eigen-decomposition of the calibration "
-                                  "covariance block starting at eta bin " +
-                                  std::to_string(bins.front()) + " did not converge");
+      throw std::invalid_argument(
+          "MomentumNuisances: the eigen-decomposition of the calibration "
+          "covariance block starting at eta bin " +
+          std::to_string(bins.front()) + " did not converge");
     const Eigen::VectorXd& lambda = es.eigenvalues();  // ascending
     const double lmax = lambda(lambda.size() - 1);
     if (!(lmax > 0.0)) continue;  // an all-zero block: no uncertainty, no nuisance
     if (lambda(0) < -1e-9 * lmax)
-      throw std::invalid_argument("MomentumNuisances: the calibration covariance has eigenvalue " +
-                                  Num(lambda(0)) + " in the block starting at eta bin " +
-                                  std::to_string(bins.front()) +
-                                  ", but must be positive semi-definite (largest " + Num(lmax) + ")");
+      throw std::invalid_argument(
+          "MomentumNuisances: the calibration covariance has eigenvalue " + Num(lambda(0)) +
+          " in the block starting at eta bin " + std::to_string(bins.front()) +
+          ", but must be positive semi-definite (largest " + Num(lmax) + ")");
     for (Eigen::Index k = lambda.size() - 1; k >= 0; --k) {
       if (lambda(k) <= options.relative_cutoff * lmax || lambda(k) <= 0.0) break;
       Eigen::VectorXd v = es.eigenvectors().col(k);
@@ -565,7 +586,8 @@ std::vector<MomentumNuisance> MomentumNuisances(const CalibrationParameters& c,
       nu.last_bin = bins.back();
       nu.shift.assign(nu.last_bin - nu.first_bin + 1, ScaleBias{});
       for (int a = 0; a < m; ++a)
-        nu.shift[bins[a] - nu.first_bin] = ScaleBias{f * v(3 * a), f * v(3 * a + 1), f * v(3 * a + 2)};
+        nu.shift[bins[a] - nu.first_bin] =
+            ScaleBias{f * v(3 * a), f * v(3 * a + 1), f * v(3 * a + 2)};
       out.push_back(std::move(nu));
     }
   }

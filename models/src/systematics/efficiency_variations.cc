@@ -48,19 +48,21 @@ bool EfficiencyConfig::IsValid(std::string* error) const {
     return fail("eta_bins is " + std::to_string(eta_bins) + ", but must be " +
                 std::to_string(kScaleEtaBins) + " (the scale eta binning)");
   if (eta_group < 1 || eta_bins % eta_group != 0)
-    return fail("eta_group is " + std::to_string(eta_group) + ", but must be >= 1 and divide eta_bins (" +
-                std::to_string(eta_bins) + ")");
+    return fail("eta_group is " + std::to_string(eta_group) +
+                ", but must be >= 1 and divide eta_bins (" + std::to_string(eta_bins) + ")");
   if (poly_order < 0 || poly_order > kMaxOrder)
     return fail("poly_order is " + std::to_string(poly_order) + ", but must be in [0, " +
                 std::to_string(kMaxOrder) + "]");
   if (num_eigen < 1 || num_eigen > poly_order + 1)
-    return fail("num_eigen is " + std::to_string(num_eigen) + ", but must be in [1, poly_order + 1 = " +
-                std::to_string(poly_order + 1) + "]");
+    return fail("num_eigen is " + std::to_string(num_eigen) +
+                ", but must be in [1, poly_order + 1 = " + std::to_string(poly_order + 1) + "]");
   if (!(pt_min < pt_max) || !std::isfinite(pt_min) || !std::isfinite(pt_max))
-    return fail("pt_min, pt_max are " + Num(pt_min) + ", " + Num(pt_max) + ", but must be finite with pt_min < pt_max");
+    return fail("pt_min, pt_max are " + Num(pt_min) + ", " + Num(pt_max) +
+                ", but must be finite with pt_min < pt_max");
   if (static_cast<int>(tnp_pt_edges.size()) < poly_order + 2)
-    return fail("tnp_pt_edges has " + std::to_string(tnp_pt_edges.size()) +
-                " edges, but must have at least poly_order + 2 = " + std::to_string(poly_order + 2));
+    return fail(
+        "tnp_pt_edges has " + std::to_string(tnp_pt_edges.size()) +
+        " edges, but must have at least poly_order + 2 = " + std::to_string(poly_order + 2));
   for (std::size_t i = 1; i < tnp_pt_edges.size(); ++i)
     if (!(tnp_pt_edges[i] > tnp_pt_edges[i - 1]))
       return fail("tnp_pt_edges[" + std::to_string(i) + "] is " + Num(tnp_pt_edges[i]) +
@@ -69,11 +71,13 @@ bool EfficiencyConfig::IsValid(std::string* error) const {
     if (!(sigma0[s] >= 0.0) || !std::isfinite(sigma0[s]))
       return fail("sigma0[" + std::to_string(s) + "] is " + Num(sigma0[s]) + ", but must be >= 0");
     if (!(syst_size[s] >= 0.0) || !std::isfinite(syst_size[s]))
-      return fail("syst_size[" + std::to_string(s) + "] is " + Num(syst_size[s]) + ", but must be >= 0");
+      return fail("syst_size[" + std::to_string(s) + "] is " + Num(syst_size[s]) +
+                  ", but must be >= 0");
   }
   if (!(eta_growth >= 0.0) || !std::isfinite(eta_growth))
     return fail("eta_growth is " + Num(eta_growth) + ", but must be >= 0");
-  if (!std::isfinite(syst_slope)) return fail("syst_slope is " + Num(syst_slope) + ", but must be finite");
+  if (!std::isfinite(syst_slope))
+    return fail("syst_slope is " + Num(syst_slope) + ", but must be finite");
   if (syst_eta_edges.size() == 1)
     return fail("syst_eta_edges has 1 edge, but must have none or at least 2");
   for (std::size_t i = 0; i < syst_eta_edges.size(); ++i) {
@@ -110,8 +114,9 @@ Eigen::MatrixXd StatCovariance(const EfficiencyConfig& c, EfficiencyKind step, d
   // The fit is well conditioned (nb > np points spread over [-1, 1]); LDLT is exact enough.
   const Eigen::LDLT<Eigen::MatrixXd> ldlt(jtwj);
   if (ldlt.info() != Eigen::Success)
-    throw std::runtime_error("EfficiencyVariations: the normal matrix of the statistical fit is not "
-                             "positive semi-definite (LDLT failed)");
+    throw std::runtime_error(
+        "EfficiencyVariations: the normal matrix of the statistical fit is not "
+        "positive semi-definite (LDLT failed)");
   return ldlt.solve(Eigen::MatrixXd::Identity(np, np));
 }
 
@@ -153,7 +158,8 @@ EfficiencyVariations::EfficiencyVariations(EfficiencyConfig config) : config_(st
           if (v(imax) < 0.0) v = -v;
           EfficiencyNuisance n;
           n.name = "effStat_" + ToString(step) + "_eta" + std::to_string(g) + "_" +
-                   (charge > 0 ? "plus" : (charge < 0 ? "minus" : "both")) + "_eig" + std::to_string(e);
+                   (charge > 0 ? "plus" : (charge < 0 ? "minus" : "both")) + "_eig" +
+                   std::to_string(e);
           n.group = "muonEffStat";
           n.kind = EfficiencyNuisanceKind::kStat;
           n.step = step;
@@ -170,7 +176,8 @@ EfficiencyVariations::EfficiencyVariations(EfficiencyConfig config) : config_(st
     }
   }
   num_stat_ = nuisances_.size();
-  const int n_regions = c.syst_eta_edges.empty() ? 0 : static_cast<int>(c.syst_eta_edges.size()) - 1;
+  const int n_regions =
+      c.syst_eta_edges.empty() ? 0 : static_cast<int>(c.syst_eta_edges.size()) - 1;
   if (c.syst) {
     for (int s = 0; s < kNumEfficiencyKinds; ++s) {
       if (!c.steps[s]) continue;
@@ -196,7 +203,8 @@ EfficiencyVariations::EfficiencyVariations(EfficiencyConfig config) : config_(st
       }
     }
   }
-  max_active_ = enabled_steps * c.num_eigen + (c.syst ? enabled_steps * (1 + (n_regions > 0 ? 1 : 0)) : 0);
+  max_active_ =
+      enabled_steps * c.num_eigen + (c.syst ? enabled_steps * (1 + (n_regions > 0 ? 1 : 0)) : 0);
 }
 
 namespace {
@@ -244,7 +252,8 @@ int EfficiencyVariations::Active(double eta, double pt, int charge, bool iso_pas
   const double eta_c = std::clamp(eta, kScaleEtaMin, std::nextafter(kScaleEtaMax, 0.0));
   for (int idx : syst_by_step_) {
     const EfficiencyNuisance& n = nuisances_[idx];
-    if (n.kind == EfficiencyNuisanceKind::kSystEtaRegion && !(eta_c >= n.eta_min && eta_c < n.eta_max))
+    if (n.kind == EfficiencyNuisanceKind::kSystEtaRegion &&
+        !(eta_c >= n.eta_min && eta_c < n.eta_max))
       continue;
     out[count++] = {idx, ToRelative(n.step, EvalCoeff(n.coeff, t), iso_pass, eff_iso)};
   }
@@ -273,7 +282,8 @@ double EfficiencyVariations::ScaleFactorShift(std::size_t k, double pt) const no
   return EvalCoeff(nuisances_[k].coeff, t);
 }
 
-std::vector<double> EfficiencyVariations::CoefficientCovariance(EfficiencyKind step, int eta_bin) const {
+std::vector<double> EfficiencyVariations::CoefficientCovariance(EfficiencyKind step,
+                                                                int eta_bin) const {
   const double bin_width = (kScaleEtaMax - kScaleEtaMin) / config_.eta_bins;
   const int g = std::clamp(eta_bin, 0, config_.eta_bins - 1) / config_.eta_group;
   const double eta = kScaleEtaMin + (g + 0.5) * config_.eta_group * bin_width;

@@ -26,12 +26,18 @@ constexpr int kMaxSmoothingOrder = 5;
 
 std::string ToString(AbcdRegion region) {
   switch (region) {
-    case AbcdRegion::kA: return "A";
-    case AbcdRegion::kAx: return "Ax";
-    case AbcdRegion::kB: return "B";
-    case AbcdRegion::kBx: return "Bx";
-    case AbcdRegion::kC: return "C";
-    case AbcdRegion::kD: return "D";
+    case AbcdRegion::kA:
+      return "A";
+    case AbcdRegion::kAx:
+      return "Ax";
+    case AbcdRegion::kB:
+      return "B";
+    case AbcdRegion::kBx:
+      return "Bx";
+    case AbcdRegion::kC:
+      return "C";
+    case AbcdRegion::kD:
+      return "D";
   }
   return "?";
 }
@@ -69,17 +75,18 @@ bool NonpromptBinning::IsValid(std::string* error) const {
   if (n_charge != 1 && n_charge != 2)
     return fail("n_charge is " + std::to_string(n_charge) + ", but must be 1 or 2");
   if (static_cast<int>(eta_edges.size()) != n_eta + 1)
-    return fail("eta_edges has " + std::to_string(eta_edges.size()) + " entries, but must have n_eta + 1 = " +
-                std::to_string(n_eta + 1));
+    return fail("eta_edges has " + std::to_string(eta_edges.size()) +
+                " entries, but must have n_eta + 1 = " + std::to_string(n_eta + 1));
   if (pt_edges.size() < 2)
     return fail("pt_edges has " + std::to_string(pt_edges.size()) + " entries, but must have >= 2");
   auto increasing = [&](const std::vector<double>& e, const char* name) {
     for (std::size_t i = 0; i < e.size(); ++i) {
       if (!std::isfinite(e[i]))
-        return fail(std::string(name) + "[" + std::to_string(i) + "] is " + Num(e[i]) + ", but must be finite");
+        return fail(std::string(name) + "[" + std::to_string(i) + "] is " + Num(e[i]) +
+                    ", but must be finite");
       if (i > 0 && !(e[i] > e[i - 1]))
-        return fail(std::string(name) + "[" + std::to_string(i) + "] is " + Num(e[i]) + ", but must be > " +
-                    Num(e[i - 1]));
+        return fail(std::string(name) + "[" + std::to_string(i) + "] is " + Num(e[i]) +
+                    ", but must be > " + Num(e[i - 1]));
     }
     return true;
   };
@@ -93,16 +100,17 @@ bool NonpromptInputs::IsValid(std::string* error) const {
     if (h.sumw.empty() && h.sumw2.empty() && !required) return true;
     if (h.sumw.size() != n || h.sumw2.size() != n) {
       if (error)
-        *error = "NonpromptInputs: " + name + " has " + std::to_string(h.sumw.size()) + " sumw and " +
-                 std::to_string(h.sumw2.size()) + " sumw2 entries, but must have " + std::to_string(n) +
-                 " each (n_eta x n_pt x n_charge)";
+        *error = "NonpromptInputs: " + name + " has " + std::to_string(h.sumw.size()) +
+                 " sumw and " + std::to_string(h.sumw2.size()) + " sumw2 entries, but must have " +
+                 std::to_string(n) + " each (n_eta x n_pt x n_charge)";
       return false;
     }
     for (std::size_t i = 0; i < n; ++i) {
       if (!std::isfinite(h.sumw[i]) || !(h.sumw2[i] >= 0.0) || !std::isfinite(h.sumw2[i])) {
         if (error)
-          *error = "NonpromptInputs: " + name + "[" + std::to_string(i) + "] is (" + Num(h.sumw[i]) + ", " +
-                   Num(h.sumw2[i]) + "), but must be finite with sumw2 >= 0";
+          *error = "NonpromptInputs: " + name + "[" + std::to_string(i) + "] is (" +
+                   Num(h.sumw[i]) + ", " + Num(h.sumw2[i]) +
+                   "), but must be finite with sumw2 >= 0";
         return false;
       }
     }
@@ -150,7 +158,7 @@ namespace {
 
 struct SliceFit {
   SmoothingFit fit;
-  Eigen::VectorXd lambda;  // eigenvalues, descending
+  Eigen::VectorXd lambda;   // eigenvalues, descending
   Eigen::MatrixXd vectors;  // matching eigenvectors (columns), sign-fixed
 };
 
@@ -197,8 +205,8 @@ NonpromptResult EstimateNonprompt(const NonpromptInputs& in, const NonpromptOpti
     const double c = count(AbcdRegion::kC, i, &vc);
     if (!(a > 0.0 && ax > 0.0 && b > 0.0 && bx > 0.0 && c > 0.0)) continue;
     const double d = c * (b / a) * (b / a) * (ax / bx);
-    const double rel2 = vc / (c * c) + 4.0 * vb / (b * b) + 4.0 * va / (a * a) + vax / (ax * ax) +
-                        vbx / (bx * bx);
+    const double rel2 =
+        vc / (c * c) + 4.0 * vb / (b * b) + 4.0 * va / (a * a) + vax / (ax * ax) + vbx / (bx * bx);
     res.raw[i] = d;
     res.raw_sumw2[i] = d * d * rel2;
   }
@@ -270,7 +278,8 @@ NonpromptResult EstimateNonprompt(const NonpromptInputs& in, const NonpromptOpti
         for (int a = 0; a < np; ++a)
           for (int b = 0; b < np; ++b) f.covariance[a * np + b] = cov(a, b);
         Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(cov);
-        if (es.info() != Eigen::Success) {  // no eigenvectors: the slice is not smoothed (ok = false)
+        if (es.info() !=
+            Eigen::Success) {  // no eigenvectors: the slice is not smoothed (ok = false)
           slices.push_back(std::move(sf));
           continue;
         }
@@ -297,7 +306,9 @@ NonpromptResult EstimateNonprompt(const NonpromptInputs& in, const NonpromptOpti
   }
 
   const char* qname[2] = {"minus", "plus"};
-  auto charge_name = [&](int iq) { return bn.n_charge == 1 ? std::string("both") : std::string(qname[iq]); };
+  auto charge_name = [&](int iq) {
+    return bn.n_charge == 1 ? std::string("both") : std::string(qname[iq]);
+  };
   auto new_variation = [&](const std::string& name) {
     NonpromptVariation v;
     v.name = name;
@@ -324,8 +335,9 @@ NonpromptResult EstimateNonprompt(const NonpromptInputs& in, const NonpromptOpti
       for (const SliceFit& s : slices) {
         if (!s.fit.ok) continue;
         for (int k = 0; k <= s.fit.order; ++k) {
-          NonpromptVariation v = new_variation("nonpromptSmooth_eta" + std::to_string(s.fit.ieta) + "_" +
-                                               charge_name(s.fit.iq) + "_eig" + std::to_string(k));
+          NonpromptVariation v =
+              new_variation("nonpromptSmooth_eta" + std::to_string(s.fit.ieta) + "_" +
+                            charge_name(s.fit.iq) + "_eig" + std::to_string(k));
           apply_eigen(s, k, &v);
           res.variations.push_back(std::move(v));
         }
@@ -351,12 +363,14 @@ NonpromptResult EstimateNonprompt(const NonpromptInputs& in, const NonpromptOpti
     }
     res.variations.push_back(std::move(v));
   }
-  const double eta_abs_max = std::max(std::abs(bn.eta_edges.front()), std::abs(bn.eta_edges.back()));
+  const double eta_abs_max =
+      std::max(std::abs(bn.eta_edges.front()), std::abs(bn.eta_edges.back()));
   auto shape = [&](const std::string& base, double size, bool pt_shape) {
     if (size <= 0.0) return;
     const int sets = options.shape_per_charge ? bn.n_charge : 1;
     for (int set = 0; set < sets; ++set) {
-      NonpromptVariation v = new_variation(options.shape_per_charge ? base + "_" + charge_name(set) : base);
+      NonpromptVariation v =
+          new_variation(options.shape_per_charge ? base + "_" + charge_name(set) : base);
       for (int ieta = 0; ieta < bn.n_eta; ++ieta) {
         const double eta_c = 0.5 * (bn.eta_edges[ieta] + bn.eta_edges[ieta + 1]);
         const double z = 2.0 * std::abs(eta_c) / eta_abs_max - 1.0;

@@ -16,7 +16,7 @@ namespace {
 constexpr double kPi = std::numbers::pi;
 
 // ---- shape constants (docs/systematics.md quotes them)
-constexpr double kPdfAmplitude90 = 0.05;   // first eigenvector's rapidity amplitude at 90% CL
+constexpr double kPdfAmplitude90 = 0.05;  // first eigenvector's rapidity amplitude at 90% CL
 constexpr double kPdfAmplitudeDecay = 0.25;
 constexpr double kPdfAsymmetry = 0.3;
 constexpr double kPdfA4Coupling = 0.3;
@@ -29,7 +29,7 @@ constexpr double kCsKernelQ0 = 2.0;        // GeV
 constexpr double kEwLineShape = 0.003;
 constexpr double kEwFsr = 0.01;
 constexpr double kEwRecoil = 0.005;
-constexpr double kEwRecoilQ = 30.0;        // GeV
+constexpr double kEwRecoilQ = 30.0;  // GeV
 constexpr double kEwShared = 0.003;
 
 // Legendre polynomial P_n(u) by the recurrence.
@@ -55,9 +55,12 @@ std::string FormatMeV(double mev) {
 
 std::array<bool, kNumProcesses> ProcessesOf(const std::array<bool, kNumBosonClasses>& bosons) {
   std::array<bool, kNumProcesses> p{};
-  if (bosons[0]) p[static_cast<int>(Process::kWplusMuNu)] = p[static_cast<int>(Process::kWTauNu)] = true;
-  if (bosons[1]) p[static_cast<int>(Process::kWminusMuNu)] = p[static_cast<int>(Process::kWTauNu)] = true;
-  if (bosons[2]) p[static_cast<int>(Process::kZMuMu)] = p[static_cast<int>(Process::kZTauTau)] = true;
+  if (bosons[0])
+    p[static_cast<int>(Process::kWplusMuNu)] = p[static_cast<int>(Process::kWTauNu)] = true;
+  if (bosons[1])
+    p[static_cast<int>(Process::kWminusMuNu)] = p[static_cast<int>(Process::kWTauNu)] = true;
+  if (bosons[2])
+    p[static_cast<int>(Process::kZMuMu)] = p[static_cast<int>(Process::kZTauTau)] = true;
   return p;
 }
 
@@ -133,22 +136,31 @@ inline double PdfPhase(int k) {
 
 BosonClass ClassifyBoson(Process process, int v_charge) noexcept {
   switch (process) {
-    case Process::kWplusMuNu: return BosonClass::kWplus;
-    case Process::kWminusMuNu: return BosonClass::kWminus;
+    case Process::kWplusMuNu:
+      return BosonClass::kWplus;
+    case Process::kWminusMuNu:
+      return BosonClass::kWminus;
     case Process::kWTauNu:
-      return v_charge > 0 ? BosonClass::kWplus : (v_charge < 0 ? BosonClass::kWminus : BosonClass::kNone);
+      return v_charge > 0 ? BosonClass::kWplus
+                          : (v_charge < 0 ? BosonClass::kWminus : BosonClass::kNone);
     case Process::kZMuMu:
-    case Process::kZTauTau: return BosonClass::kZ;
-    default: return BosonClass::kNone;
+    case Process::kZTauTau:
+      return BosonClass::kZ;
+    default:
+      return BosonClass::kNone;
   }
 }
 
 std::string ToString(BosonClass c) {
   switch (c) {
-    case BosonClass::kWplus: return "Wplus";
-    case BosonClass::kWminus: return "Wminus";
-    case BosonClass::kZ: return "Z";
-    default: return "none";
+    case BosonClass::kWplus:
+      return "Wplus";
+    case BosonClass::kWminus:
+      return "Wminus";
+    case BosonClass::kZ:
+      return "Z";
+    default:
+      return "none";
   }
 }
 
@@ -159,7 +171,8 @@ std::string HelicityComponentName(int component) {
                               ", but must be in [0, 8]");
 }
 
-std::array<double, 9> HelicityWeights(const std::array<double, 8>& a, double cos_theta, double phi) {
+std::array<double, 9> HelicityWeights(const std::array<double, 8>& a, double cos_theta,
+                                      double phi) {
   const std::array<double, 9> p = AngularPolynomials(cos_theta, phi);
   double d = p[0];
   for (int i = 0; i < 8; ++i) d += a[i] * p[i + 1];
@@ -171,15 +184,24 @@ std::array<double, 9> HelicityWeights(const std::array<double, 8>& a, double cos
 
 std::string ToString(TheoryKind kind) {
   switch (kind) {
-    case TheoryKind::kMassShift: return "mass";
-    case TheoryKind::kWidthShift: return "width";
-    case TheoryKind::kPdf: return "pdf";
-    case TheoryKind::kPdfAlphaS: return "pdfAlphaS";
-    case TheoryKind::kHelicity: return "helicity";
-    case TheoryKind::kShowerKt: return "showerKt";
-    case TheoryKind::kNonPerturbative: return "nonPerturbative";
-    case TheoryKind::kResummation: return "resummation";
-    case TheoryKind::kElectroweak: return "electroweak";
+    case TheoryKind::kMassShift:
+      return "mass";
+    case TheoryKind::kWidthShift:
+      return "width";
+    case TheoryKind::kPdf:
+      return "pdf";
+    case TheoryKind::kPdfAlphaS:
+      return "pdfAlphaS";
+    case TheoryKind::kHelicity:
+      return "helicity";
+    case TheoryKind::kShowerKt:
+      return "showerKt";
+    case TheoryKind::kNonPerturbative:
+      return "nonPerturbative";
+    case TheoryKind::kResummation:
+      return "resummation";
+    case TheoryKind::kElectroweak:
+      return "electroweak";
   }
   return "unknown";
 }
@@ -226,9 +248,8 @@ bool TheoryConfig::IsValid(std::string* error) const {
   if (mass_steps) {
     const double r = mass_shift_mev / mass_step_mev;
     if (std::abs(r - std::round(r)) > 1e-9 || std::round(r) > 1000)
-      return fail("mass_step_mev is " + num(mass_step_mev) +
-                  ", but must divide mass_shift_mev (" + num(mass_shift_mev) +
-                  ") into at most 1000 steps");
+      return fail("mass_step_mev is " + num(mass_step_mev) + ", but must divide mass_shift_mev (" +
+                  num(mass_shift_mev) + ") into at most 1000 steps");
   }
   if (!(w_width_shift_mev > 0.0) || !std::isfinite(w_width_shift_mev))
     return fail("w_width_shift_mev is " + num(w_width_shift_mev) + ", but must be > 0");
@@ -540,8 +561,8 @@ void TheoryVariations::Prepare(const EventBatch& b, std::size_t begin, std::size
     in->pt_bin[j] = static_cast<std::int8_t>(
         std::upper_bound(pt_edges.begin(), pt_edges.end(), pt) - pt_edges.begin() - 1);
     const double ay = std::abs(y);
-    in->y_bin[j] = static_cast<std::int8_t>(
-        std::upper_bound(y_edges.begin(), y_edges.end(), ay) - y_edges.begin() - 1);
+    in->y_bin[j] = static_cast<std::int8_t>(std::upper_bound(y_edges.begin(), y_edges.end(), ay) -
+                                            y_edges.begin() - 1);
     if (in->pt_bin[j] < 0) in->pt_bin[j] = 0;
     if (in->y_bin[j] < 0) in->y_bin[j] = 0;
     in->mass[j] = m;
@@ -664,9 +685,9 @@ void TheoryVariations::Weights(std::size_t k, const TheoryInputs& in, double* up
         const double m = in.mass[j];
         const double bw0 = BreitWigner(m, m0, g0);
         up[j] = BreitWigner(m, p[2], p[3]) / bw0 * p[4];
-        if (down) down[j] = nu.role == TheoryRole::kAlternative
-                                ? up[j]
-                                : BreitWigner(m, p[5], p[6]) / bw0 * p[7];
+        if (down)
+          down[j] =
+              nu.role == TheoryRole::kAlternative ? up[j] : BreitWigner(m, p[5], p[6]) / bw0 * p[7];
       }
       return;
     }
@@ -709,7 +730,8 @@ void TheoryVariations::Weights(std::size_t k, const TheoryInputs& in, double* up
       const std::int8_t* yb = in.y_bin.data();
       if (comp == 0) {
         for (std::size_t j = 0; j < n; ++j) {
-          const bool a = acts(j) && (pt_bin < 0 || pb[j] == pt_bin) && (y_bin < 0 || yb[j] == y_bin);
+          const bool a =
+              acts(j) && (pt_bin < 0 || pb[j] == pt_bin) && (y_bin < 0 || yb[j] == y_bin);
           const double r = a ? abs_size : 0.0;
           up[j] = 1.0 + r;
           if (down) down[j] = 1.0 - r;
@@ -718,7 +740,8 @@ void TheoryVariations::Weights(std::size_t k, const TheoryInputs& in, double* up
         const double* dl = in.dlog_da[comp - 1].data();
         const double* a_i = in.coeff[comp - 1].data();
         for (std::size_t j = 0; j < n; ++j) {
-          const bool a = acts(j) && (pt_bin < 0 || pb[j] == pt_bin) && (y_bin < 0 || yb[j] == y_bin);
+          const bool a =
+              acts(j) && (pt_bin < 0 || pb[j] == pt_bin) && (y_bin < 0 || yb[j] == y_bin);
           const double r = a ? (abs_size + rel_size * std::abs(a_i[j])) * dl[j] : 0.0;
           up[j] = 1.0 + r;
           if (down) down[j] = 1.0 - r;
@@ -778,7 +801,8 @@ void TheoryVariations::Weights(std::size_t k, const TheoryInputs& in, double* up
           });
           return;
         case 2:
-          symmetric([&](std::size_t j) { return size * (EwRecoilShape(in.pt[j]) - p[3 + boson[j]]); });
+          symmetric(
+              [&](std::size_t j) { return size * (EwRecoilShape(in.pt[j]) - p[3 + boson[j]]); });
           return;
         default:
           symmetric([&](std::size_t j) {

@@ -106,13 +106,13 @@ std::string ToString(FitStatus status);
 // Covariance quality, after Minuit2's flags.
 enum class CovarianceStatus {
   kNotComputed,
-  kAccurate,            // Hessian positive definite with a margin (FitOptions::singular_ratio)
-  kForcedPositive,      // Hessian not positive definite: eigenvalues clamped (do not trust)
-  kTargetsOnly,         // matrix-free fit: covariance rows of the targets only (accurate)
-  kAccurateSelected,    // as kAccurate, but CovarianceExtent::kSelected: the errors of every
-                        // parameter and the rows of the targets only (no covariance matrix)
-  kNearSingular,        // Hessian factorised, but (nearly) singular after scaling, or a
-                        // matrix-free covariance row did not converge: numbers not trusted
+  kAccurate,          // Hessian positive definite with a margin (FitOptions::singular_ratio)
+  kForcedPositive,    // Hessian not positive definite: eigenvalues clamped (do not trust)
+  kTargetsOnly,       // matrix-free fit: covariance rows of the targets only (accurate)
+  kAccurateSelected,  // as kAccurate, but CovarianceExtent::kSelected: the errors of every
+                      // parameter and the rows of the targets only (no covariance matrix)
+  kNearSingular,      // Hessian factorised, but (nearly) singular after scaling, or a
+                      // matrix-free covariance row did not converge: numbers not trusted
 };
 std::string ToString(CovarianceStatus status);
 
@@ -134,11 +134,11 @@ struct FitResult {
   // (lambda_min/lambda_max = 3e-18 after scaling): direction dominated by sysA (+0.71), sysB (-0.71)".
   std::string covariance_message;
 
-  Eigen::VectorXd x;            // internal coordinates at the minimum [num_params]
-  Eigen::VectorXd values;       // reported values: mu for POIs, theta otherwise
-  Eigen::VectorXd errors;       // sqrt(diag(covariance)); 0 for frozen parameters
-  Eigen::MatrixXd covariance;   // of the reported values (Jacobian-transformed for mu = x^2)
-  Eigen::MatrixXd hessian;      // of the NLL in internal coordinates at the minimum
+  Eigen::VectorXd x;           // internal coordinates at the minimum [num_params]
+  Eigen::VectorXd values;      // reported values: mu for POIs, theta otherwise
+  Eigen::VectorXd errors;      // sqrt(diag(covariance)); 0 for frozen parameters
+  Eigen::MatrixXd covariance;  // of the reported values (Jacobian-transformed for mu = x^2)
+  Eigen::MatrixXd hessian;     // of the NLL in internal coordinates at the minimum
   // H^-1 over the floating parameters in internal coordinates (x; = covariance unless
   // poi_positive), zero rows/columns for frozen ones; empty when not computed.
   Eigen::MatrixXd covariance_internal;
@@ -163,7 +163,7 @@ struct FitResult {
 
   // Wall-clock seconds.
   double time_total = 0.0;
-  double time_evaluation = 0.0;   // likelihood, gradient, Hessian
+  double time_evaluation = 0.0;  // likelihood, gradient, Hessian
   double time_linear_algebra = 0.0;
   double time_covariance = 0.0;
 

@@ -118,15 +118,17 @@ struct HypoTestResult {
 // Tests poi_value (reported units: mu for signal strengths) on the likelihood's current data and
 // global observables. Throws std::invalid_argument for invalid options, a value outside the
 // POI's domain (the model's bounds; mu < 0 with poi_positive; q_0 needs poi_value = 0).
-HypoTestResult HypoTest(const Likelihood& likelihood, double poi_value, const HypoTestOptions& options = {});
+HypoTestResult HypoTest(const Likelihood& likelihood, double poi_value,
+                        const HypoTestOptions& options = {});
 
 // Hypothesis tests at each value (for CLs scans). Asymptotics share the fits that do not depend
 // on the tested value (free fits, Asimov data); toys use the same seed at every value.
-std::vector<HypoTestResult> HypoTestScan(const Likelihood& likelihood, const std::vector<double>& poi_values,
+std::vector<HypoTestResult> HypoTestScan(const Likelihood& likelihood,
+                                         const std::vector<double>& poi_values,
                                          const HypoTestOptions& options = {});
 
 struct UpperLimitOptions {
-  double cl = 0.95;  // in (0, 1): limits where CLs = 1 - cl
+  double cl = 0.95;          // in (0, 1): limits where CLs = 1 - cl
   HypoTestOptions hypotest;  // test_stat must be q or qtilde
   bool observed = true, expected = true;
   // Root finding: stop when the bracket is narrower than this relative to the limit (> 0).
@@ -141,10 +143,10 @@ struct UpperLimitResult {
   double cl = 0.95;
   int poi = -1;
   std::string poi_name;
-  double observed = 0.0;              // NaN when not computed or failed
-  std::array<double, 5> expected{};   // kExpectedBandSigmas order: [0] = -2 sigma (the smallest)
+  double observed = 0.0;             // NaN when not computed or failed
+  std::array<double, 5> expected{};  // kExpectedBandSigmas order: [0] = -2 sigma (the smallest)
   double mu_hat = 0.0;
-  int evaluations = 0;                // CLs evaluations (hypothesis tests) in total
+  int evaluations = 0;  // CLs evaluations (hypothesis tests) in total
 };
 
 // Observed and expected upper limits at options.cl. Throws std::invalid_argument for invalid

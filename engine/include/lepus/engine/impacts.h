@@ -52,11 +52,11 @@ struct ImpactOptions {
 };
 
 struct Impacts {
-  std::vector<int> targets;              // parameter indices; -1 for a combination
-  std::vector<std::string> target_names; // parameter or combination names
-  std::vector<double> target_scale;      // factor applied to each target's numbers (1 or scale)
-  std::vector<std::string> target_unit;  // unit after scaling ("" when none)
-  Eigen::VectorXd total;                 // sqrt(C_ii), scaled
+  std::vector<int> targets;               // parameter indices; -1 for a combination
+  std::vector<std::string> target_names;  // parameter or combination names
+  std::vector<double> target_scale;       // factor applied to each target's numbers (1 or scale)
+  std::vector<std::string> target_unit;   // unit after scaling ("" when none)
+  Eigen::VectorXd total;                  // sqrt(C_ii), scaled
 
   // Nominal impacts of every parameter on each target [ntargets x nparams] (own entry = total).
   Eigen::MatrixXd nominal;
@@ -72,8 +72,8 @@ struct Impacts {
   // [ntargets x nbins]; for a covariance fit (correlated data) the columns are the data's
   // independent components (a Cholesky factor of the data covariance), not bins.
   Eigen::MatrixXd global_data;
-  Eigen::MatrixXd global_bbstat;    // [ntargets x nbins] (0 in bins without beta)
-  Eigen::MatrixXd grouped_global;   // [ntargets x ngroups]
+  Eigen::MatrixXd global_bbstat;   // [ntargets x nbins] (0 in bins without beta)
+  Eigen::MatrixXd grouped_global;  // [ntargets x ngroups]
   // External likelihood terms as sources (Model::external_terms, in order) [ntargets x nterms]:
   // sqrt(c^T C P^T H_e P C c), unsigned; included in global_closure.
   std::vector<std::string> external_names;

@@ -31,8 +31,9 @@ std::string ToString(HessianAssembly a);
 //   kCovariance: (L - n)^T W (L - n) / 2                (rabbit --covarianceFit; W = Model::data_cov_inv,
 //                or diag(1 / data variance) when the model has no data_cov_inv)
 enum class DataTerm { kPoisson, kChisq, kCovariance };
-inline constexpr EnumName<DataTerm> kDataTermNames[] = {
-    {DataTerm::kPoisson, "poisson"}, {DataTerm::kChisq, "chisq"}, {DataTerm::kCovariance, "covariance"}};
+inline constexpr EnumName<DataTerm> kDataTermNames[] = {{DataTerm::kPoisson, "poisson"},
+                                                        {DataTerm::kChisq, "chisq"},
+                                                        {DataTerm::kCovariance, "covariance"}};
 std::string ToString(DataTerm term);
 // Accepts "poisson", "chisq", "covariance"; throws std::invalid_argument otherwise.
 DataTerm DataTermFromString(const std::string& text);
@@ -96,7 +97,7 @@ enum class ParamKind { kPoi, kNoi, kNuisance };
 std::string ToString(ParamKind kind);
 
 struct ParamInfo {
-  std::string name;       // POIs are named after their signal process
+  std::string name;  // POIs are named after their signal process
   ParamKind kind = ParamKind::kNuisance;
   bool constrained = false;  // Gaussian constraint (cw > 0)
   double constraint_weight = 0.0;
@@ -180,8 +181,8 @@ class Likelihood {
   // normal-multiplicative: 1 / sqrt(k); normal-additive: 1; 0 where a bin has no beta). For
   // kCovariance the data are correlated: data_factor is a lower-triangular factor F of the data
   // covariance (F F^T = W^-1) and sigma_data is empty; otherwise data_factor is empty.
-  void GlobalObservableSigmas(const Eigen::VectorXd& x, Eigen::VectorXd* sigma_data, Eigen::VectorXd* sigma_beta0,
-                              Eigen::MatrixXd* data_factor) const;
+  void GlobalObservableSigmas(const Eigen::VectorXd& x, Eigen::VectorXd* sigma_data,
+                              Eigen::VectorXd* sigma_beta0, Eigen::MatrixXd* data_factor) const;
 
   // NLL, gradient and Hessian with the Barlow-Beeston factors held at `beta` ([num_betas()]) instead of
   // profiled (the Hessian then lacks the beta-profiling term; used to split off the MC-stat part
@@ -191,7 +192,8 @@ class Likelihood {
 
   // Matrix-free second-order information of the profiled NLL (exact; O(non-zero entries) per call,
   // no num_params^2 storage): H v, and the diagonal of H.
-  void HessianVectorProduct(const Eigen::VectorXd& x, const Eigen::VectorXd& v, Eigen::VectorXd* hv) const;
+  void HessianVectorProduct(const Eigen::VectorXd& x, const Eigen::VectorXd& v,
+                            Eigen::VectorXd* hv) const;
   void HessianDiagonal(const Eigen::VectorXd& x, Eigen::VectorXd* diag) const;
 
   // Mixed second derivatives of the profiled NLL with respect to the parameters and the global
@@ -205,7 +207,8 @@ class Likelihood {
   Eigen::VectorXd BinNll(const Eigen::VectorXd& x) const;
   // Totals per bin [nbins_full] and their Jacobian d total / dx [nbins_full x num_params]; with
   // profile_beta the fitted bins carry the profiled beta and its x-dependence.
-  Eigen::MatrixXd TotalYieldJacobian(const Eigen::VectorXd& x, bool profile_beta, Eigen::VectorXd* totals) const;
+  Eigen::MatrixXd TotalYieldJacobian(const Eigen::VectorXd& x, bool profile_beta,
+                                     Eigen::VectorXd* totals) const;
   // Per (bin, process) yields [nbins_full x nproc] and their uncertainties sqrt(J C J^T) for the
   // parameter covariance cov (internal coordinates).
   void ProcessYields(const Eigen::VectorXd& x, const Eigen::MatrixXd& cov, bool profile_beta,
@@ -216,7 +219,8 @@ class Likelihood {
   // g = d yield / d beta at fixed x (beta variations included) and H_bb the Hessian of the NLL in
   // the betas at fixed x. total_covariance is the totals' [nbins_full x nbins_full] matrix when
   // betas correlate bins (covariance fits, beta variations), else empty (diagonal: total_variance).
-  void BetaYieldVariance(const Eigen::VectorXd& x, Eigen::VectorXd* total_variance, Eigen::MatrixXd* total_covariance,
+  void BetaYieldVariance(const Eigen::VectorXd& x, Eigen::VectorXd* total_variance,
+                         Eigen::MatrixXd* total_covariance,
                          Eigen::MatrixXd* process_variance) const;
 
   // Signal strength from the internal POI coordinate (identity, or x^2 with poi_positive), and

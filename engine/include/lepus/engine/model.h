@@ -85,13 +85,13 @@ struct SystematicGroup {
 // yield (or, for kNormal, any non-zero entry); rows are sorted by bin, then process. Row r has
 // systematic entries [row_start[r], row_start[r+1]) with column syst[i].
 struct Tensor {
-  std::vector<std::int32_t> row_bin;   // [nrows], in [0, nbins_full)
-  std::vector<std::int32_t> row_proc;  // [nrows], in [0, nproc)
-  std::vector<double> norm;            // [nrows] nominal yield
-  std::vector<std::int64_t> row_start; // [nrows + 1]
-  std::vector<std::int32_t> syst;      // [nnz] systematic column, increasing within a row
-  std::vector<double> logk_avg;        // [nnz] symmetric logk (or the avg plane)
-  std::vector<double> logk_halfdiff;   // [nnz] halfdiff plane, empty if the model is symmetric
+  std::vector<std::int32_t> row_bin;    // [nrows], in [0, nbins_full)
+  std::vector<std::int32_t> row_proc;   // [nrows], in [0, nproc)
+  std::vector<double> norm;             // [nrows] nominal yield
+  std::vector<std::int64_t> row_start;  // [nrows + 1]
+  std::vector<std::int32_t> syst;       // [nnz] systematic column, increasing within a row
+  std::vector<double> logk_avg;         // [nnz] symmetric logk (or the avg plane)
+  std::vector<double> logk_halfdiff;    // [nnz] halfdiff plane, empty if the model is symmetric
   // Per-entry kinds [nnz], or empty (every entry kModel). With kinds, entry_up / entry_down [nnz]
   // hold the kinds' two numbers (see EntryKind; 0 for kModel and kFactor), and a row may list a
   // column more than once with different kinds (HistFactory's normsys + histosys of one
@@ -106,8 +106,7 @@ struct Tensor {
   // logk_avg / logk_halfdiff are [nbins_full x nproc x nsyst] row-major (halfdiff may be empty).
   // Zero logk entries are dropped; rows with zero norm and no non-zero logk are dropped.
   static Tensor FromDense(std::int64_t nbins_full, int nproc, int nsyst,
-                          const std::vector<double>& norm,
-                          const std::vector<double>& logk_avg,
+                          const std::vector<double>& norm, const std::vector<double>& logk_avg,
                           const std::vector<double>& logk_halfdiff);
 };
 
@@ -117,9 +116,9 @@ struct Tensor {
 // is used symmetrised, (H + H^T) / 2, which leaves the term's value unchanged.
 struct ExternalTerm {
   std::string name;
-  std::vector<int> params;                 // indices into [POIs; systematics], distinct
-  Eigen::VectorXd grad;                    // [params.size()] or empty (no linear part)
-  Eigen::SparseMatrix<double> hess;        // [n x n] or 0 x 0 (no quadratic part)
+  std::vector<int> params;           // indices into [POIs; systematics], distinct
+  Eigen::VectorXd grad;              // [params.size()] or empty (no linear part)
+  Eigen::SparseMatrix<double> hess;  // [n x n] or 0 x 0 (no quadratic part)
 };
 
 struct Model {
@@ -144,10 +143,11 @@ struct Model {
   std::int64_t nbins = 0;         // fitted (non-masked) bins
   std::int64_t nbins_full = 0;    // all bins
 
-  Eigen::VectorXd data_obs;       // [nbins]
-  Eigen::VectorXd data_var;       // [nbins] or empty: variance of weighted data (chi-square fits)
-  Eigen::MatrixXd data_cov_inv;   // [nbins x nbins] or empty: inverse data covariance (covariance fits)
-  Eigen::MatrixXd pseudodata;     // [nbins x npseudo]
+  Eigen::VectorXd data_obs;  // [nbins]
+  Eigen::VectorXd data_var;  // [nbins] or empty: variance of weighted data (chi-square fits)
+  Eigen::MatrixXd
+      data_cov_inv;  // [nbins x nbins] or empty: inverse data covariance (covariance fits)
+  Eigen::MatrixXd pseudodata;  // [nbins x npseudo]
   std::vector<std::string> pseudodata_names;
 
   Eigen::MatrixXd sumw;   // [nbins_full x nproc] or empty (then norm is used)
@@ -159,11 +159,11 @@ struct Model {
 
   // Per-systematic settings beyond rabbit's model (HistFactory workspaces); each is [nsyst] or
   // empty (the default in brackets).
-  std::vector<ConstraintKind> constraint_kinds;  // [kGaussian]
-  std::vector<double> global_observables;        // constraint centres theta0 [0]
-  std::vector<double> initial_values;            // fit starting point [theta0]
+  std::vector<ConstraintKind> constraint_kinds;    // [kGaussian]
+  std::vector<double> global_observables;          // constraint centres theta0 [0]
+  std::vector<double> initial_values;              // fit starting point [theta0]
   std::vector<double> lower_bounds, upper_bounds;  // [-inf, +inf]; Fit keeps theta inside
-  std::vector<char> fixed;                       // held at the initial value by Fit [0]
+  std::vector<char> fixed;                         // held at the initial value by Fit [0]
 
   // rabbit's hbetavariations, per process [nbins_full x nbins] (empty: none): in Barlow-Beeston
   // full mode the reported yield of (bin i, process p) becomes

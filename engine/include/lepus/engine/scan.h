@@ -28,8 +28,8 @@ struct ScanOptions {
 struct Scan1D {
   int param = -1;
   std::string name;
-  std::vector<double> values;   // scanned values (reported units)
-  std::vector<double> dnll;     // NLL(point) - NLL(best fit); NaN where the fit failed
+  std::vector<double> values;  // scanned values (reported units)
+  std::vector<double> dnll;    // NLL(point) - NLL(best fit); NaN where the fit failed
   std::vector<std::string> status;
 };
 
@@ -53,11 +53,11 @@ Scan2D ScanProfile2D(const Likelihood& likelihood, const FitResult& best, int pa
 
 struct Interval {
   int param = -1;
-  double cl = 0.68;           // confidence level
-  double q = 1.0;             // threshold on 2 * deltaNLL
-  double lo = 0.0, hi = 0.0;  // interval ends (reported units)
-  double err_lo = 0.0;        // lo - best (negative)
-  double err_hi = 0.0;        // hi - best
+  double cl = 0.68;                         // confidence level
+  double q = 1.0;                           // threshold on 2 * deltaNLL
+  double lo = 0.0, hi = 0.0;                // interval ends (reported units)
+  double err_lo = 0.0;                      // lo - best (negative)
+  double err_hi = 0.0;                      // hi - best
   bool lo_found = false, hi_found = false;  // false: hit the domain boundary or search limit
   int fits = 0;
   // Profile fits that did not converge (status, not a number: a failed fit is treated as beyond

@@ -24,19 +24,19 @@ enum class ToyMode {
 std::string ToString(ToyMode mode);
 
 struct ToyOptions {
-  int ntoys = 100;                  // > 0
+  int ntoys = 100;  // > 0
   std::uint64_t seed = 1;
   ToyMode mode = ToyMode::kExpected;
-  Eigen::VectorXd generate_at;      // internal coordinates; overrides the mode's point if set
-  bool poisson = true;              // Poisson-fluctuate the data (else: Asimov of the point)
+  Eigen::VectorXd generate_at;  // internal coordinates; overrides the mode's point if set
+  bool poisson = true;          // Poisson-fluctuate the data (else: Asimov of the point)
   // Gaussian data instead (rabbit --toysDataRandomize normal): N(lambda_b, sqrt(lambda_b)) per bin
   // for chi-square fits, N(lambda, W^-1) for covariance fits (which need it). Not for Poisson fits.
   bool normal_data = false;
-  bool randomize_constraints = true;  // frequentist global observables
-  FitOptions fit;                   // options of each toy fit
-  std::vector<int> pull_params;     // parameters summarised; empty = POIs and NOIs
+  bool randomize_constraints = true;       // frequentist global observables
+  FitOptions fit;                          // options of each toy fit
+  std::vector<int> pull_params;            // parameters summarised; empty = POIs and NOIs
   std::function<void(int, int)> progress;  // (done, total), serialised
-  int num_threads = 0;              // toys in parallel; 0 = all hardware threads
+  int num_threads = 0;                     // toys in parallel; 0 = all hardware threads
   // Only toys [toy_begin, toy_end) are fitted (toy_end < 0: to ntoys); the others keep status
   // kFailed and NaN results. Toy i is the same wherever it runs (seeded by (seed, i)), so an
   // ensemble split in ranges and put together (SummarizeToys) is the ensemble of one run
@@ -49,18 +49,18 @@ struct ToyOptions {
 struct PullSummary {
   int param = -1;
   std::string name;
-  double truth = 0.0;   // generating value (reported units)
-  double mean = 0.0;    // mean of (value - truth) / error over converged toys
-  double width = 0.0;   // standard deviation of the pulls
+  double truth = 0.0;  // generating value (reported units)
+  double mean = 0.0;   // mean of (value - truth) / error over converged toys
+  double width = 0.0;  // standard deviation of the pulls
   double mean_error = 0.0;
-  double bias = 0.0;    // mean of value - truth
+  double bias = 0.0;  // mean of value - truth
 };
 
 struct ToyResults {
   Eigen::VectorXd truth;           // generating point, reported units [num_params]
   Eigen::MatrixXd values, errors;  // [ntoys x num_params]
   std::vector<FitStatus> status;
-  Eigen::VectorXd nll, gof_chi2;   // [ntoys]
+  Eigen::VectorXd nll, gof_chi2;  // [ntoys]
   int gof_ndf = 0;
   int converged = 0;
   std::vector<PullSummary> pulls;

@@ -46,22 +46,23 @@ double ExtraVarianceOfSum(const YieldSet& yields, std::int64_t first, std::int64
 
 // Throws NumericalError when the fit did not converge or its covariance is not accurate
 // (near_singular, forced_positive) or the Hessian is not positive definite.
-YieldSet PostfitYields(const Likelihood& likelihood, const FitResult& result, const YieldOptions& options = {});
+YieldSet PostfitYields(const Likelihood& likelihood, const FitResult& result,
+                       const YieldOptions& options = {});
 YieldSet PrefitYields(const Likelihood& likelihood, const YieldOptions& options = {});
 
 struct ChannelProjection {
   std::string channel;
-  std::vector<std::string> axes;  // kept axes, in the channel's order
-  std::vector<int> shape;         // bins per kept axis
-  Eigen::VectorXd values, errors; // row-major over the kept axes
+  std::vector<std::string> axes;   // kept axes, in the channel's order
+  std::vector<int> shape;          // bins per kept axis
+  Eigen::VectorXd values, errors;  // row-major over the kept axes
   Eigen::MatrixXd covariance;
-  Eigen::MatrixXd process;        // [nproj x nproc] when per-process yields are present
+  Eigen::MatrixXd process;  // [nproj x nproc] when per-process yields are present
 };
 
 // Sums a channel's totals over the axes not kept (keep_axes empty = the channel's full binning).
 // Throws std::invalid_argument for an unknown channel or axis, or a channel without named axes.
-ChannelProjection Project(const Likelihood& likelihood, const YieldSet& yields, const std::string& channel,
-                          const std::vector<std::string>& keep_axes);
+ChannelProjection Project(const Likelihood& likelihood, const YieldSet& yields,
+                          const std::string& channel, const std::vector<std::string>& keep_axes);
 
 struct ChannelGof {
   std::string channel;

@@ -57,8 +57,8 @@ class AtomicOutput {
   AtomicOutput(const AtomicOutput&) = delete;
   AtomicOutput& operator=(const AtomicOutput&) = delete;
 
-  const std::string& path() const { return path_; }         // as named by the user
-  const std::string& temp_path() const { return temp_; }    // where to write
+  const std::string& path() const { return path_; }       // as named by the user
+  const std::string& temp_path() const { return temp_; }  // where to write
 
   // Appends bytes to the temporary (for text outputs). Throws InputError naming path().
   void Write(std::string_view bytes);
@@ -77,7 +77,7 @@ class AtomicOutput {
   std::string target_;  // resolved file that is replaced
   std::string temp_;
   int fd_ = -1;
-  int slot_ = -1;       // signal-cleanup registry slot
+  int slot_ = -1;  // signal-cleanup registry slot
   bool committed_ = false;
 };
 

@@ -18,22 +18,22 @@ namespace lepus::io {
 
 struct ReadInfo {
   std::string path;
-  bool has_meta = false;               // meta_json or rabbit's pickled meta present
-  std::string meta_format;             // "meta_json", "rabbit", "histfactory" (JSON workspace) or ""
-  std::string meta_info_json;          // rabbit: its meta_info dict (provenance) as JSON, else ""
-  std::vector<std::string> warnings;   // e.g. missing metadata fallback
-  std::vector<std::string> filters;    // compression filters seen ("gzip", ...)
+  bool has_meta = false;              // meta_json or rabbit's pickled meta present
+  std::string meta_format;            // "meta_json", "rabbit", "histfactory" (JSON workspace) or ""
+  std::string meta_info_json;         // rabbit: its meta_info dict (provenance) as JSON, else ""
+  std::vector<std::string> warnings;  // e.g. missing metadata fallback
+  std::vector<std::string> filters;   // compression filters seen ("gzip", ...)
   long long file_bytes = 0;
 };
 
 // Options of the HistFactory JSON workspace reader (lepus/io/workspace.h); HDF5 inputs accept
 // only the defaults (ReadFitInput throws InputError otherwise).
 struct ReadOptions {
-  std::vector<std::string> patches;  // JSON Patch (RFC 6902) files, applied in order
-  std::string patchset;              // HEPData patchset file ("" = none) ...
-  std::string patch_name;            // ... and the name of its patch to apply (after `patches`)
-  std::string measurement;           // measurement name ("" = the first, as pyhf)
-  std::string normsys_interp = "code4";    // code1 | code4
+  std::vector<std::string> patches;      // JSON Patch (RFC 6902) files, applied in order
+  std::string patchset;                  // HEPData patchset file ("" = none) ...
+  std::string patch_name;                // ... and the name of its patch to apply (after `patches`)
+  std::string measurement;               // measurement name ("" = the first, as pyhf)
+  std::string normsys_interp = "code4";  // code1 | code4
   std::string histosys_interp = "code4p";  // code0 | code4p
   // True when every field has its default (what an HDF5 input requires).
   bool IsDefault() const;

@@ -34,12 +34,12 @@ struct ResultsImpacts {
   std::vector<double> scales, total;        // [nt]
   ResultsMatrix nominal;                    // [nt x npar]
   std::vector<std::string> group_names;
-  ResultsMatrix grouped_nominal;            // [nt x ng]
-  std::vector<double> bbstat_fullcov;       // [nt] or empty
+  ResultsMatrix grouped_nominal;       // [nt x ng]
+  std::vector<double> bbstat_fullcov;  // [nt] or empty
   bool has_global = false;
-  ResultsMatrix global_nuisance;            // [nt x npar] (with has_global)
-  ResultsMatrix grouped_global;             // [nt x ng]
-  std::vector<double> global_closure;       // [nt]
+  ResultsMatrix global_nuisance;       // [nt x npar] (with has_global)
+  ResultsMatrix grouped_global;        // [nt x ng]
+  std::vector<double> global_closure;  // [nt]
 };
 
 struct ResultsScan1D {
@@ -82,8 +82,8 @@ struct ResultsChannel {
   bool masked = false;
   std::int64_t first_bin = 0, nbins = 0;
   std::vector<ResultsAxis> axes;
-  std::vector<double> total, total_error;    // [nbins]
-  ResultsMatrix process, process_error;      // [nbins x nproc] or empty
+  std::vector<double> total, total_error;  // [nbins]
+  ResultsMatrix process, process_error;    // [nbins x nproc] or empty
 };
 
 struct ResultsProjection {
@@ -113,7 +113,7 @@ struct ResultsFile {
   std::vector<std::string> names, kinds, units;
   std::vector<double> values, errors, prefit, prefit_errors, scales;
   std::vector<int> constrained, frozen;
-  ResultsMatrix correlation;   // [npar x npar] or empty (not computed / not read)
+  ResultsMatrix correlation;        // [npar x npar] or empty (not computed / not read)
   std::vector<double> data_fitted;  // `data` [nbins]: the data of the fit; empty in older files
   std::optional<ResultsImpacts> impacts;
   std::vector<ResultsScan1D> scans;
@@ -139,7 +139,7 @@ struct ToysFile {
   std::vector<std::string> pull_names;
   std::vector<double> pull_truth, pull_mean, pull_width;
   std::vector<int> pull_toys;
-  ResultsMatrix pulls;  // [ntoys x npulls], NaN for toys not used
+  ResultsMatrix pulls;           // [ntoys x npulls], NaN for toys not used
   std::vector<double> gof_chi2;  // [ntoys]
   std::int64_t gof_ndf = 0;
 };

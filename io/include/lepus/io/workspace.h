@@ -27,8 +27,7 @@ nlohmann::json LoadWorkspaceJson(const std::string& path, const ReadOptions& opt
 // ("ws.json: channels[2].samples[0].modifiers[3].data: has 4 entries, but ..."). Warnings (e.g.
 // measurement parameters that no modifier uses) go to info->warnings when info is given.
 engine::Model ModelFromWorkspace(const nlohmann::json& workspace, const ReadOptions& options,
-                                 const std::string& source = "workspace",
-                                 ReadInfo* info = nullptr);
+                                 const std::string& source = "workspace", ReadInfo* info = nullptr);
 
 // LoadWorkspaceJson + ModelFromWorkspace; fills info (path, file_bytes, meta_format
 // "histfactory"). Used by ReadFitInput for JSON and gzip inputs.

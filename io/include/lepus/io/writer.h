@@ -19,8 +19,8 @@ namespace lepus::io {
 
 struct WriteOptions {
   engine::StorageKind storage = engine::StorageKind::kDense;
-  bool gzip = false;        // deflate level 4 on the large datasets
-  int gzip_level = 4;       // 1..9
+  bool gzip = false;   // deflate level 4 on the large datasets
+  int gzip_level = 4;  // 1..9
 };
 
 // Throws InputError if the model is invalid or the file cannot be written.

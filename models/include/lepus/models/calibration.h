@@ -56,11 +56,11 @@ struct ClosureUncertainty {
 struct CalibrationParameters {
   // The version read from a file (1 or 2); writing uses the lowest one that holds the content.
   int schema_version = kCalibrationSchemaVersion;
-  std::string description;                // free text (how it was made)
-  std::vector<double> eta_edges;          // num_bins + 1 increasing edges
-  std::vector<ScaleBias> params;          // per bin: the measured bias (A, e, M)
-  Eigen::MatrixXd covariance;             // 3 num_bins square, symmetric positive semi-definite
-  ClosureUncertainty closure;             // optional (Z closure)
+  std::string description;        // free text (how it was made)
+  std::vector<double> eta_edges;  // num_bins + 1 increasing edges
+  std::vector<ScaleBias> params;  // per bin: the measured bias (A, e, M)
+  Eigen::MatrixXd covariance;     // 3 num_bins square, symmetric positive semi-definite
+  ClosureUncertainty closure;     // optional (Z closure)
   // Optional per-eta-bin relative uncertainty of the curvature resolution (the J/psi width fit:
   // max(|rho - 1|, sigma_rho); resolution nuisances); empty = none.
   std::vector<double> resolution_uncertainty;
@@ -138,8 +138,8 @@ struct MomentumNuisance {
   MomentumNuisanceKind kind = MomentumNuisanceKind::kCalibrationStat;
   int first_bin = 0;  // first and last eta bin touched (inclusive)
   int last_bin = -1;
-  std::vector<ScaleBias> shift;      // shift[b - first_bin] for b in [first_bin, last_bin]
-  std::vector<double> resolution;    // kResolution: relative change of sigma_k/k per bin
+  std::vector<ScaleBias> shift;    // shift[b - first_bin] for b in [first_bin, last_bin]
+  std::vector<double> resolution;  // kResolution: relative change of sigma_k/k per bin
 
   bool Touches(int eta_bin) const noexcept { return eta_bin >= first_bin && eta_bin <= last_bin; }
   // dk/k of the up variation for a muon at (eta bin, pt, charge); 0 outside the touched bins.
@@ -152,12 +152,12 @@ struct MomentumNuisance {
 };
 
 struct MomentumNuisanceOptions {
-  double stat_scale = 2.1;   // multiplies the eigenvector shifts; > 0
+  double stat_scale = 2.1;  // multiplies the eigenvector shifts; > 0
   // Eigenvalues below relative_cutoff * (largest eigenvalue of the block) are dropped (flat
   // directions of a singular covariance); >= 0.
   double relative_cutoff = 1e-12;
-  bool closure = true;       // add the closure nuisances when the calibration has them
-  bool resolution = true;    // add the resolution nuisances when the calibration has them
+  bool closure = true;     // add the closure nuisances when the calibration has them
+  bool resolution = true;  // add the resolution nuisances when the calibration has them
   bool IsValid(std::string* error) const;
 };
 

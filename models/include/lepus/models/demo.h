@@ -28,19 +28,19 @@
 namespace lepus::models {
 
 struct DemoSpec {
-  int eta_bins = 24;            // over [-eta_max, eta_max]
+  int eta_bins = 24;  // over [-eta_max, eta_max]
   double eta_max = 2.4;
-  int pt_bins = 30;             // over [pt_min, pt_max] GeV
+  int pt_bins = 30;  // over [pt_min, pt_max] GeV
   double pt_min = 26.0;
   double pt_max = 56.0;
-  double w_events = 2.0e7;      // expected Wmunu events in the acceptance (both charges); > 0
-  double mc_weight = 0.2;       // weight of one simulated event (sumw2 = mc_weight * sumw); >= 0
+  double w_events = 2.0e7;  // expected Wmunu events in the acceptance (both charges); > 0
+  double mc_weight = 0.2;   // weight of one simulated event (sumw2 = mc_weight * sumw); >= 0
   double true_mass_shift_mev = -10.0;  // m_W shift used for the observed data
   // One pseudo-data set (the expectation without fluctuation) per shift, named by
   // DemoPseudoDataName.
   std::vector<double> pseudodata_shifts_mev = {-10.0, 0.0, 10.0};
-  int scale_regions = 6;        // muon-scale nuisances; must divide eta_bins
-  std::uint64_t seed = 1;       // Poisson fluctuation of the observed data
+  int scale_regions = 6;          // muon-scale nuisances; must divide eta_bins
+  std::uint64_t seed = 1;         // Poisson fluctuation of the observed data
   std::uint64_t mc_seed = 12345;  // fluctuation of the simulated templates (fixed: same "MC")
 };
 

@@ -83,7 +83,7 @@ struct DetectorParams {
   double resolution_scale = 1.0;  // > 0; multiplies sigma_k/k
   ScaleTable scale_bias{};        // per eta bin; |A|, |e/40|, |M*40| < 0.05
   std::array<EfficiencyVariation, kNumEfficiencyKinds> efficiency_variation{};  // by kind
-  double recoil_response = 0.9;  // in (0, 2]
+  double recoil_response = 0.9;                                                 // in (0, 2]
   double recoil_sigma = 7.0;     // GeV per component; >= 0
   double iso_pass_mean = 0.035;  // scale of the isolated prompt-muon rel_iso; > 0
   double iso_fail_mean = 0.12;   // scale of the non-isolated tail above kIsoCut; > 0
@@ -109,7 +109,9 @@ class DetectorModel {
   explicit DetectorModel(const DetectorParams& params);
   const DetectorParams& params() const noexcept { return params_; }
 
-  bool InAcceptance(double eta) const noexcept { return eta < params_.eta_max && eta > -params_.eta_max; }
+  bool InAcceptance(double eta) const noexcept {
+    return eta < params_.eta_max && eta > -params_.eta_max;
+  }
   // sigma_k / k at (pt, eta).
   double RelativeResolution(double pt, double eta) const noexcept;
   // Reconstructed pT of a muon of true (pt, eta, charge): bias of its eta bin, then Gaussian

@@ -73,7 +73,7 @@ struct DileptonConfig {
   // ---- Binning of the fit channel.
   // m_mumu edges (GeV): increasing, > 0, at least 2; the selection window is [front, back).
   // Light: 1 GeV bins from 84 to 98 GeV, wider in the tails (24 bins).
-  std::vector<double> mass_edges = {60, 70, 76, 80, 82, 84, 85, 86, 87, 88, 89, 90, 91,
+  std::vector<double> mass_edges = {60, 70, 76, 80, 82, 84, 85, 86,  87,  88,  89,  90, 91,
                                     92, 93, 94, 95, 96, 97, 98, 100, 102, 106, 110, 120};
   int eta_bins = 12;  // eta of the most forward muon in [-2.4, 2.4]; divides 48
 
@@ -102,8 +102,8 @@ struct DileptonConfig {
   // Eta regions of the momentum-scale nuisances: 0 = the calibration's own bins; N > 0 = the
   // calibration coarse-grained into N equal regions with coherent shifts (light: 6).
   int muon_scale_regions = 6;
-  bool muon_closure = true;     // closure nuisances when the calibration file has them
-  bool muon_resolution = true;  // resolution nuisances when the calibration file has them
+  bool muon_closure = true;         // closure nuisances when the calibration file has them
+  bool muon_resolution = true;      // resolution nuisances when the calibration file has them
   double lumi_uncertainty = 0.012;  // relative; 0 = none
   bool bin_by_bin_stat = true;      // write sumw2 (Barlow-Beeston lite in the fit)
   // Pseudo-data sets with the Z templates at these mass shifts (MeV): multiples of
@@ -148,7 +148,8 @@ int DileptonSlot(Process process) noexcept;
 
 // The mass of two massless muons (the producer's convention: m^2 = k pT1 pT2 with k fixed by the
 // directions, so a pT variation rescales it exactly; jpsi.h DimuonMass keeps the muon mass).
-double MasslessDimuonMass(double pt1, double eta1, double phi1, double pt2, double eta2, double phi2);
+double MasslessDimuonMass(double pt1, double eta1, double phi1, double pt2, double eta2,
+                          double phi2);
 
 // The histograms of one production (or of one work item), over the fit channel.
 struct DileptonHistograms {

@@ -54,8 +54,8 @@ struct EfficiencyConfig {
                              // 1..poly_order + 1
   double pt_min = 24.0;      // GeV: the polynomial's pT range (x clamped outside); pt_min < pt_max
   double pt_max = 65.0;
-  std::vector<double> tnp_pt_edges = {24, 26, 28, 30, 32, 34, 36, 38, 40, 42,
-                                      44, 47, 50, 55, 60, 65};  // tag-and-probe pT bins
+  std::vector<double> tnp_pt_edges = {24, 26, 28, 30, 32, 34, 36, 38,
+                                      40, 42, 44, 47, 50, 55, 60, 65};  // tag-and-probe pT bins
   // Per-bin statistical uncertainty of the tag-and-probe efficiency ratio at pT = 40 GeV,
   // central eta, by step (reco, tracking, id, trigger, isolation); >= 0.
   std::array<double, kNumEfficiencyKinds> sigma0 = {4e-4, 3e-4, 5e-4, 1.2e-3, 8e-4};

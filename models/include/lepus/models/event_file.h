@@ -25,23 +25,23 @@ inline constexpr int kEventSchemaVersion = 1;
 // Provenance stored as root attributes (all optional for the reader except schema_version).
 struct EventFileMetadata {
   SampleKind sample = SampleKind::kSimulation;  // attribute "sample"
-  std::string processes;          // "process": comma-separated process names, "" if unknown
-  std::uint64_t seed = 0;         // "seed"
-  double luminosity_pb = 0.0;     // "luminosity_pb" (0: unknown)
-  std::string generator_params;   // "generator_params": GeneratorParams::ToJson(), "" if none
-  std::string detector_params;    // "detector_params": DetectorParams::ToJson(), "" if none
-  std::string events_generated;   // "events_generated": JSON {"wplus": N, ...}, "" if none
-  std::string filter;             // "filter": JSON {"min_muons": .., "min_pt": ..}, "" if none
-  std::string creator;            // "creator", e.g. "lepus 0.1.0 generate ..."
+  std::string processes;         // "process": comma-separated process names, "" if unknown
+  std::uint64_t seed = 0;        // "seed"
+  double luminosity_pb = 0.0;    // "luminosity_pb" (0: unknown)
+  std::string generator_params;  // "generator_params": GeneratorParams::ToJson(), "" if none
+  std::string detector_params;   // "detector_params": DetectorParams::ToJson(), "" if none
+  std::string events_generated;  // "events_generated": JSON {"wplus": N, ...}, "" if none
+  std::string filter;            // "filter": JSON {"min_muons": .., "min_pt": ..}, "" if none
+  std::string creator;           // "creator", e.g. "lepus 0.1.0 generate ..."
 };
 
 // The metadata of a generator's output (processes, seed, truth parameters, event counts).
 EventFileMetadata MakeEventFileMetadata(const Generator& generator, const std::string& creator);
 
 struct EventFileWriterOptions {
-  int gzip_level = 1;                 // 0 (none) .. 9; with the shuffle filter when > 0
-  std::size_t chunk_events = 16384;   // events per HDF5 chunk, > 0
-  int num_threads = 0;                // chunk compression threads (0 = all cores)
+  int gzip_level = 1;                // 0 (none) .. 9; with the shuffle filter when > 0
+  std::size_t chunk_events = 16384;  // events per HDF5 chunk, > 0
+  int num_threads = 0;               // chunk compression threads (0 = all cores)
 };
 
 // Writes an event file. The data go to a temporary file beside `path` which Close() renames onto
@@ -75,8 +75,8 @@ struct EventFileInfo {
   std::string path;
   int schema_version = 0;
   std::int64_t num_events = 0;
-  EventFileMetadata metadata;                    // absent attributes keep their defaults
-  std::vector<std::string> missing_optional;     // optional columns filled with defaults
+  EventFileMetadata metadata;                 // absent attributes keep their defaults
+  std::vector<std::string> missing_optional;  // optional columns filled with defaults
 };
 
 // Reads an event file in chunks. The constructor validates the whole schema (version, groups,

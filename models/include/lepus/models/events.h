@@ -57,8 +57,8 @@ enum class Process : std::uint8_t {
 };
 inline constexpr int kNumProcesses = 8;
 inline constexpr std::array<Process, kNumProcesses> kAllProcesses = {
-    Process::kWplusMuNu, Process::kWminusMuNu, Process::kZMuMu,     Process::kWTauNu,
-    Process::kZTauTau,   Process::kNonPrompt,  Process::kTop,       Process::kDiboson};
+    Process::kWplusMuNu, Process::kWminusMuNu, Process::kZMuMu, Process::kWTauNu,
+    Process::kZTauTau,   Process::kNonPrompt,  Process::kTop,   Process::kDiboson};
 
 // "wplus", "wminus", "zmumu", "wtaunu", "ztautau", "nonprompt", "top", "diboson".
 std::string ToString(Process process);
@@ -76,9 +76,9 @@ SampleKind SampleKindFromString(std::string_view name);
 
 // Columns of one muon slot (see the conventions above).
 struct MuonColumns {
-  std::vector<double> pt, eta, phi;     // reconstructed
-  std::vector<std::int8_t> charge;      // -1, +1; 0 for an empty slot
-  std::vector<double> rel_iso;          // relative isolation (>= 0)
+  std::vector<double> pt, eta, phi;              // reconstructed
+  std::vector<std::int8_t> charge;               // -1, +1; 0 for an empty slot
+  std::vector<double> rel_iso;                   // relative isolation (>= 0)
   std::vector<double> gen_pt, gen_eta, gen_phi;  // the generated muon
   std::vector<std::int8_t> gen_charge;
   std::vector<double> eff_reco, eff_tracking, eff_id, eff_trigger, eff_iso;
@@ -119,10 +119,10 @@ struct EventBatch {
 // writer and by the documentation (docs/events.md).
 enum class ColumnType : std::uint8_t { kFloat64, kInt8, kUInt64, kProcess };
 struct ColumnSpec {
-  const char* name;         // dataset name in event files, e.g. "mu0_pt"
+  const char* name;  // dataset name in event files, e.g. "mu0_pt"
   ColumnType type;
-  bool required;            // must be present in a file; optional columns get defaults
-  double default_value;     // for optional columns missing from a file
+  bool required;         // must be present in a file; optional columns get defaults
+  double default_value;  // for optional columns missing from a file
 };
 // All columns, in file order.
 const std::vector<ColumnSpec>& EventColumns();

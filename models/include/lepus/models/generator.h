@@ -83,13 +83,13 @@ struct GeneratorParams {
   double w_mass_max = 200.0;
   double z_mass_min = 50.0;
   double z_mass_max = 150.0;
-  double y_sigma_wplus = 2.2;   // rapidity widths, > 0
+  double y_sigma_wplus = 2.2;  // rapidity widths, > 0
   double y_sigma_wminus = 2.0;
   double y_sigma_z = 2.1;
-  double y_max = 5.0;           // |y| < y_max, > 0
-  double pt_p0_w = 6.0;         // GeV, > 0
-  double pt_p0_z = 6.5;         // GeV, > 0
-  double pt_max = 100.0;        // GeV, > 0 (W and Z)
+  double y_max = 5.0;     // |y| < y_max, > 0
+  double pt_p0_w = 6.0;   // GeV, > 0
+  double pt_p0_z = 6.5;   // GeV, > 0
+  double pt_max = 100.0;  // GeV, > 0 (W and Z)
   // Multipliers of the analytic A0..A7 (1 = nominal). Must keep the angular density >= 0
   // (checked by IsValid on a grid).
   std::array<double, 8> a_scale = {1, 1, 1, 1, 1, 1, 1, 1};
@@ -97,13 +97,13 @@ struct GeneratorParams {
   // 1.9 nb; W -> tau nu -> mu = 20.6 nb x BR; Z -> tau tau with >= 1 tau -> mu; non-prompt muons
   // above nonprompt_pt_min, chosen so that after the W selection they are a few per cent of the
   // signal; top and diboson small.
-  std::array<double, kNumProcesses> cross_section_pb = {11800.0, 8800.0, 1900.0, 3582.3,
+  std::array<double, kNumProcesses> cross_section_pb = {11800.0, 8800.0,  1900.0, 3582.3,
                                                         603.0,   35000.0, 250.0,  40.0};
   // Multipliers of the rates (data truth: non-prompt x1.15), > 0.
   std::array<double, kNumProcesses> yield_factor = {1, 1, 1, 1, 1, 1, 1, 1};
-  double nonprompt_pt_min = 20.0;    // GeV, > 0
-  double nonprompt_pt_index = 4.5;   // > 1
-  double nonprompt_iso_mean = 0.4;   // > 0
+  double nonprompt_pt_min = 20.0;        // GeV, > 0
+  double nonprompt_pt_index = 4.5;       // > 1
+  double nonprompt_iso_mean = 0.4;       // > 0
   double nonprompt_recoil_sigma = 12.0;  // GeV per component: recoil imbalance, > 0
 
   // The simulation's parameters (the defaults above).
@@ -154,8 +154,8 @@ struct GeneratorConfig {
   std::uint64_t num_events = 1000000;
   double luminosity_pb = 16800.0;  // pb^-1: weights (simulation), expected counts (data); > 0
   std::uint64_t seed = 1;
-  GeneratorParams physics;   // the truth; DefaultData() for a typical data set
-  DetectorParams detector;   // the truth detector
+  GeneratorParams physics;  // the truth; DefaultData() for a typical data set
+  DetectorParams detector;  // the truth detector
   // false: a perfect detector (reconstructed = generated muons in the acceptance, no
   // efficiencies, rel_iso 0, u_T = true recoil): generator-level studies and benchmarks.
   bool simulate_detector = true;

@@ -253,4 +253,3 @@ void OrderedParallelReduce(int num_threads, int slots, const std::function<bool(
 int ResolveThreads(int num_threads);
 
 }  // namespace lepus::models
-

@@ -62,8 +62,8 @@ struct MassSplitConfig {
 
 // One fit parameter of a split mass.
 struct MassSplitParameter {
-  std::string name;         // e.g. "massShiftW100MeV_plus", "massDiffW100MeV_charge"
-  std::string description;  // e.g. "m(+) - m(-)", "0.8 <= |eta| < 1.6, charge +"
+  std::string name;           // e.g. "massShiftW100MeV_plus", "massDiffW100MeV_charge"
+  std::string description;    // e.g. "m(+) - m(-)", "0.8 <= |eta| < 1.6, charge +"
   std::vector<double> coeff;  // per fit-channel bin (see the header comment)
 };
 
@@ -75,8 +75,8 @@ struct MassSplitParameter {
 // the NOI's name. Throws std::invalid_argument for an invalid configuration or |eta| edges that
 // do not fall on the channel's eta bin edges.
 std::vector<MassSplitParameter> MassSplitParameters(const MassSplitConfig& config,
-                                                   const std::string& noi,
-                                                   const BinSpace& fit_space);
+                                                    const std::string& noi,
+                                                    const BinSpace& fit_space);
 
 // The up/down templates of a split parameter from the NOI's nominal, up and down templates (all
 // over the fit channel).

@@ -83,16 +83,16 @@ enum class SmoothingDecorrelation {
 };
 
 struct NonpromptOptions {
-  int smoothing_order = 2;       // polynomial order in pT of ln D; -1 = no smoothing; <= 5
-  bool scale_by_chi2 = true;     // inflate the fit covariance by chi2/ndf when > 1
+  int smoothing_order = 2;    // polynomial order in pT of ln D; -1 = no smoothing; <= 5
+  bool scale_by_chi2 = true;  // inflate the fit covariance by chi2/ndf when > 1
   SmoothingDecorrelation decorrelation = SmoothingDecorrelation::kPerEtaCharge;
-  double norm_correction = 1.0;  // multiplies the prediction (the reference applies ~1.15 from
-                                 // its control regions; the generator's factorisation is exact,
-                                 // so 1 here); > 0
-  double norm_uncertainty = 0.15;  // relative; >= 0 (0 = no normalisation nuisance)
-  double shape_pt = 0.05;        // relative tilt across the pT range; >= 0 (0 = none)
-  double shape_eta = 0.05;       // relative |eta| shape; >= 0 (0 = none)
-  bool shape_per_charge = false;  // the two shape nuisances per charge
+  double norm_correction = 1.0;     // multiplies the prediction (the reference applies ~1.15 from
+                                    // its control regions; the generator's factorisation is exact,
+                                    // so 1 here); > 0
+  double norm_uncertainty = 0.15;   // relative; >= 0 (0 = no normalisation nuisance)
+  double shape_pt = 0.05;           // relative tilt across the pT range; >= 0 (0 = none)
+  double shape_eta = 0.05;          // relative |eta| shape; >= 0 (0 = none)
+  bool shape_per_charge = false;    // the two shape nuisances per charge
   static NonpromptOptions Full();   // per (eta, charge) smoothing nuisances
   static NonpromptOptions Light();  // correlated smoothing nuisances
   bool IsValid(std::string* error) const;
@@ -111,8 +111,8 @@ struct NonpromptVariation {
 // Quality of one (eta, charge) smoothing fit.
 struct SmoothingFit {
   int ieta = 0, iq = 0;
-  int points = 0;        // bins used
-  int order = 0;         // order actually used (reduced when points <= order)
+  int points = 0;  // bins used
+  int order = 0;   // order actually used (reduced when points <= order)
   double chi2 = 0.0;
   int ndf = 0;
   std::vector<double> coeff;       // Chebyshev coefficients of ln D
@@ -124,7 +124,7 @@ struct NonpromptResult {
   std::vector<double> raw, raw_sumw2;  // the unsmoothed ABCD prediction and its variance
   std::vector<double> nominal, sumw2;  // the template for the fit (smoothed, corrected)
   std::vector<NonpromptVariation> variations;
-  std::vector<SmoothingFit> fits;      // per (eta, charge), ieta-major
+  std::vector<SmoothingFit> fits;  // per (eta, charge), ieta-major
 };
 
 // Throws std::invalid_argument with the IsValid message of inputs or options.

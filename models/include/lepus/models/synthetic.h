@@ -11,20 +11,20 @@
 namespace lepus::models {
 
 struct SyntheticSpec {
-  int nbins = 20;             // fitted bins
-  int nmasked = 0;            // extra masked bins (one masked channel)
+  int nbins = 20;   // fitted bins
+  int nmasked = 0;  // extra masked bins (one masked channel)
   int nproc = 3;
   int nsignal = 1;
   int nsyst = 5;
-  int nfree = 0;              // the first nfree systematics are unconstrained
-  int nnoi = 0;               // the first nnoi systematics are nuisances of interest
-  double density = 1.0;       // probability that a (bin, process, syst) entry is non-zero
-  double logk_size = 0.05;    // typical |logk|
+  int nfree = 0;            // the first nfree systematics are unconstrained
+  int nnoi = 0;             // the first nnoi systematics are nuisances of interest
+  double density = 1.0;     // probability that a (bin, process, syst) entry is non-zero
+  double logk_size = 0.05;  // typical |logk|
   bool asymmetric = false;
   engine::SystematicType type = engine::SystematicType::kLogNormal;
-  bool mc_stat = true;        // sumw2 > 0 for all but the last process
-  double yield_scale = 100.0; // typical yield per bin and process
-  bool poisson_data = true;   // data = Poisson(expected at truth); else the expectation
+  bool mc_stat = true;         // sumw2 > 0 for all but the last process
+  double yield_scale = 100.0;  // typical yield per bin and process
+  bool poisson_data = true;    // data = Poisson(expected at truth); else the expectation
   std::uint64_t seed = 1;
 };
 
@@ -44,7 +44,7 @@ struct CmsLikeSpec {
   int neta = 48, npt = 30, ncharge = 2;
   int nproc = 10;
   int n_global = 450;
-  int n_eff_per_eta = 40;   // per eta bin (both charges share nothing: split half/half)
+  int n_eff_per_eta = 40;  // per eta bin (both charges share nothing: split half/half)
   int n_scale_per_eta = 3;
   bool asymmetric = false;
   std::uint64_t seed = 1;
@@ -65,10 +65,10 @@ struct CalibrationScaleSpec {
   int nregions = 2400;
   int bins_per_region = 32;
   int local_per_region = 45;
-  int local_per_bin = 6;     // <= local_per_region
-  int partner_per_bin = 3;   // <= local_per_region; 0 = regions independent
+  int local_per_bin = 6;    // <= local_per_region
+  int partner_per_bin = 3;  // <= local_per_region; 0 = regions independent
   int n_global = 8;
-  int nproc = 2;             // >= 1; process 0 is the signal
+  int nproc = 2;                // >= 1; process 0 is the signal
   double yield_scale = 1000.0;  // typical signal yield per bin
   double logk_local = 0.02;     // typical |logk| of a local nuisance
   bool mc_stat = true;          // sumw2 > 0 for every process (Barlow-Beeston on)

@@ -68,15 +68,15 @@ std::array<double, 9> HelicityWeights(const std::array<double, 8>& a, double cos
 
 // Family of a theory variation (which formula evaluates it; docs/systematics.md).
 enum class TheoryKind : std::uint8_t {
-  kMassShift,         // Breit-Wigner mass reweighting
-  kWidthShift,        // Breit-Wigner width reweighting
-  kPdf,               // PDF-like Hessian eigenvector (or its symmetrised average / difference)
-  kPdfAlphaS,         // alpha_s-like PDF variation
-  kHelicity,          // one helicity component in one boson-pT (x |y|) bin of one boson class
-  kShowerKt,          // parton-shower kT effect on A1 and A3 at low boson pT
-  kNonPerturbative,   // intrinsic-kT-smearing-like pT(V) variation
-  kResummation,       // resummation-like ("theory nuisance parameter") pT(V) shape
-  kElectroweak,       // higher-order EW shape
+  kMassShift,        // Breit-Wigner mass reweighting
+  kWidthShift,       // Breit-Wigner width reweighting
+  kPdf,              // PDF-like Hessian eigenvector (or its symmetrised average / difference)
+  kPdfAlphaS,        // alpha_s-like PDF variation
+  kHelicity,         // one helicity component in one boson-pT (x |y|) bin of one boson class
+  kShowerKt,         // parton-shower kT effect on A1 and A3 at low boson pT
+  kNonPerturbative,  // intrinsic-kT-smearing-like pT(V) variation
+  kResummation,      // resummation-like ("theory nuisance parameter") pT(V) shape
+  kElectroweak,      // higher-order EW shape
 };
 std::string ToString(TheoryKind kind);
 
@@ -121,9 +121,9 @@ struct TheoryConfig {
   // Which boson's mass is the nuisance of interest: 'W' (W-mass fit) or 'Z' (W-like fit). The
   // mass and width variations are built for that boson only.
   char mass_boson = 'W';
-  double mass_shift_mev = 100.0;  // the +-shift of the NOI template pair; > 0
-  bool mass_steps = true;         // add the alternative templates -100..+100 MeV (below)
-  double mass_step_mev = 10.0;    // step of that set; > 0, divides mass_shift_mev
+  double mass_shift_mev = 100.0;   // the +-shift of the NOI template pair; > 0
+  bool mass_steps = true;          // add the alternative templates -100..+100 MeV (below)
+  double mass_step_mev = 10.0;     // step of that set; > 0, divides mass_shift_mev
   double w_width_shift_mev = 0.6;  // W width variation; > 0
   double z_width_shift_mev = 2.3;  // Z width variation; > 0
 
@@ -153,10 +153,10 @@ struct TheoryConfig {
   // rapidity dependence; one shared Collins-Soper-kernel-like term) and resummation-like shapes
   // (resummation_terms per boson class, 0..3). np_sigma2 in GeV^2 is the change of the
   // per-component smearing variance of the up variation.
-  bool np_per_boson_y = true;   // the rapidity-dependent term per boson class
-  bool np_shared_cs = true;     // the shared CS-kernel-like term (W and Z correlated)
-  double np_sigma2 = 0.5;       // GeV^2; > 0
-  int resummation_terms = 3;    // 0..3
+  bool np_per_boson_y = true;  // the rapidity-dependent term per boson class
+  bool np_shared_cs = true;    // the shared CS-kernel-like term (W and Z correlated)
+  double np_sigma2 = 0.5;      // GeV^2; > 0
+  int resummation_terms = 3;   // 0..3
   std::array<double, 3> resummation_size = {0.03, 0.02, 0.01};
 
   // Higher-order EW: line shape and FSR-like shapes per W and Z, plus one shared term.
@@ -174,9 +174,9 @@ struct TheoryConfig {
 struct TheoryInputs {
   std::size_t size() const { return n; }
   std::size_t n = 0;
-  std::vector<std::int8_t> boson;   // BosonClass
-  std::vector<std::int8_t> pt_bin;  // helicity boson-pT bin; -1 without a boson
-  std::vector<std::int8_t> y_bin;   // helicity |y| bin; -1 without a boson
+  std::vector<std::int8_t> boson;                   // BosonClass
+  std::vector<std::int8_t> pt_bin;                  // helicity boson-pT bin; -1 without a boson
+  std::vector<std::int8_t> y_bin;                   // helicity |y| bin; -1 without a boson
   std::vector<double> mass, pt, y, cos_theta, phi;  // generator-level boson and CS angles
   // A_i P_i / D (i = 0..7) and P_UL / D: the helicity template weights (HelicityWeights).
   std::array<std::vector<double>, 9> hel_weight;

@@ -17,9 +17,9 @@
 namespace lepus::report {
 
 struct ReportOptions {
-  int top = 30;           // parameters in the ranked impacts chart and the correlation map
-  std::string title;      // page title; "" = "lepus fit report: <input>"
-  std::string svg_dir;    // also write each plot as DIR/<name>.svg ("" = no)
+  int top = 30;         // parameters in the ranked impacts chart and the correlation map
+  std::string title;    // page title; "" = "lepus fit report: <input>"
+  std::string svg_dir;  // also write each plot as DIR/<name>.svg ("" = no)
 };
 
 // Everything a report is made of. `results` is required; the rest is optional.

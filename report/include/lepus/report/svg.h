@@ -51,8 +51,8 @@ struct PullImpactRow {
   std::string tooltip;  // extra hover text
 };
 struct PullImpactChart {
-  std::string title;     // e.g. "Impacts on m_W"
-  std::string unit;      // impact unit ("MeV"), "" = in units of the target
+  std::string title;        // e.g. "Impacts on m_W"
+  std::string unit;         // impact unit ("MeV"), "" = in units of the target
   bool has_impacts = true;  // false: the pull panel only
   bool has_global = false;
   std::vector<PullImpactRow> rows;  // in display order (top first)
@@ -84,14 +84,14 @@ struct StackProcess {
 };
 struct StackPlot {
   std::string title, xlabel, ylabel = "Events / bin";
-  std::vector<double> edges;           // nbins + 1 or empty
-  std::vector<StackProcess> processes; // bottom first
+  std::vector<double> edges;               // nbins + 1 or empty
+  std::vector<StackProcess> processes;     // bottom first
   std::vector<double> total, total_error;  // [nbins] (error: the band), may be empty
-  std::vector<double> data;            // [nbins] or empty (no data)
+  std::vector<double> data;                // [nbins] or empty (no data)
   std::string data_label = "Data";
-  std::vector<double> separators;      // x positions of vertical lines (unrolled views)
+  std::vector<double> separators;             // x positions of vertical lines (unrolled views)
   std::vector<std::string> separator_labels;  // labels between separators (optional)
-  int log_y = -1;                      // -1 automatic, 0 linear, 1 log
+  int log_y = -1;                             // -1 automatic, 0 linear, 1 log
   int width = 1300, height = 520;
 };
 std::string RenderStack(const StackPlot& plot);
@@ -119,8 +119,8 @@ struct ScanPlot {
 std::string RenderScan(const ScanPlot& plot);
 // Crossings of the piecewise-linear curve (x, y) with the level y = q, left and right of the
 // minimum (NaN where the curve does not cross).
-void ScanCrossings(const std::vector<double>& x, const std::vector<double>& y, double q,
-                   double* lo, double* hi);
+void ScanCrossings(const std::vector<double>& x, const std::vector<double>& y, double q, double* lo,
+                   double* hi);
 
 // 2D scan: contours of 2 dNLL at 2.30 (68%) and 5.99 (95%) by marching squares, with the best
 // fit marked.

@@ -111,8 +111,8 @@ void CheckFilterAvailable(const std::string& file, const std::string& dataset, H
 
 template <typename T>
 struct Array {
-  std::vector<T> values;             // row-major
-  std::vector<std::int64_t> shape;   // original_shape if present, else the dataspace dims
+  std::vector<T> values;            // row-major
+  std::vector<std::int64_t> shape;  // original_shape if present, else the dataspace dims
 };
 
 // Read side. All lookups take slash-separated paths relative to the root ("hnorm_sparse/values").
@@ -143,8 +143,7 @@ class InputFile {
   std::vector<std::int64_t> ReadIntAttribute(const std::string& object,
                                              const std::string& attr) const;
   // Any integer or floating-point attribute, converted to double (all its elements).
-  std::vector<double> ReadDoubleAttribute(const std::string& object,
-                                          const std::string& attr) const;
+  std::vector<double> ReadDoubleAttribute(const std::string& object, const std::string& attr) const;
   // A scalar or single-element string attribute, variable- or fixed-length.
   std::string ReadStringAttribute(const std::string& object, const std::string& attr) const;
 

@@ -44,7 +44,7 @@ using models::EventFileInfo;
 using models::EventFileMetadata;
 using models::SampleKind;
 
-inline constexpr double kJpsiMass = 3.0969;    // GeV
+inline constexpr double kJpsiMass = 3.0969;     // GeV
 inline constexpr double kMuonMass = 0.1056584;  // GeV
 
 struct JpsiGeneratorOptions {

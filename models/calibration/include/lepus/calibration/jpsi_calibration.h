@@ -19,11 +19,11 @@
 #include <string>
 #include <vector>
 
+#include "lepus/calibration/jpsi.h"
+#include "lepus/engine/enum_names.h"
 #include "lepus/models/calibration.h"
 #include "lepus/models/detector.h"
 #include "lepus/models/event_file.h"
-#include "lepus/calibration/jpsi.h"
-#include "lepus/engine/enum_names.h"
 
 namespace lepus::calibration {
 
@@ -111,12 +111,12 @@ struct JpsiCalibrationOptions {
 // One mass bin: (eta bin, pT bin) of the mu+ and the mu-, its measured scale and kinematics.
 struct JpsiMassBin {
   int eta_plus = 0, pt_plus = 0, eta_minus = 0, pt_minus = 0;
-  std::int64_t n_data = 0, n_sim = 0;   // events in the window
-  double scale = 0.0;                   // measured s = log(m_data / m_sim)
-  double error = 0.0;                   // its statistical error (data and simulation)
+  std::int64_t n_data = 0, n_sim = 0;  // events in the window
+  double scale = 0.0;                  // measured s = log(m_data / m_sim)
+  double error = 0.0;                  // its statistical error (data and simulation)
   // Simulation means over the bin: <1/pT> (GeV^-1) and <pT> (GeV) of each muon.
   double inv_pt_plus = 0.0, pt_mean_plus = 0.0, inv_pt_minus = 0.0, pt_mean_minus = 0.0;
-  double fitted = 0.0;                  // model prediction at the best fit
+  double fitted = 0.0;  // model prediction at the best fit
   // Width: the data's log-mass distribution is the simulation's scaled by sqrt(width_ratio2)
   // about its centre (after the shift); width_ratio2 = var_data / var_sim in matching windows,
   // with its statistical error. res_fraction_plus = the mu+'s share of the simulation's
@@ -127,28 +127,28 @@ struct JpsiMassBin {
 };
 
 enum class CalibrationFitStatus : std::uint8_t {
-  kConverged,       // Ceres converged and the covariance is available
-  kNotConverged,    // Ceres stopped without convergence (iteration limit, failure)
+  kConverged,         // Ceres converged and the covariance is available
+  kNotConverged,      // Ceres stopped without convergence (iteration limit, failure)
   kCovarianceFailed,  // converged, but the covariance could not be computed (rank deficient)
 };
 std::string ToString(CalibrationFitStatus status);  // "converged", "not_converged", ...
 
 struct JpsiCalibrationSummary {
   CalibrationFitStatus status = CalibrationFitStatus::kNotConverged;
-  std::string message;           // human explanation of the status
-  std::string ceres_brief;       // ceres::Solver::Summary::BriefReport()
-  std::string ceres_full;        // ceres::Solver::Summary::FullReport()
+  std::string message;                                  // human explanation of the status
+  std::string ceres_brief;                              // ceres::Solver::Summary::BriefReport()
+  std::string ceres_full;                               // ceres::Solver::Summary::FullReport()
   std::uint64_t data_generated = 0, sim_generated = 0;  // J/psi events generated (or read)
   std::uint64_t data_selected = 0, sim_selected = 0;    // with two muons in the pT bins
   std::uint64_t data_skipped = 0, sim_skipped = 0;      // read, but not two opposite-charge muons
   bool from_files = false;                              // events read from event files
-  int bins_total = 0;            // (eta+, pT+, eta-, pT-) bins with any simulated event
-  int bins_used = 0;             // passing min_events_per_bin
-  int num_parameters = 0;        // 3 x eta bins
-  int iterations = -1;           // Ceres iterations
+  int bins_total = 0;      // (eta+, pT+, eta-, pT-) bins with any simulated event
+  int bins_used = 0;       // passing min_events_per_bin
+  int num_parameters = 0;  // 3 x eta bins
+  int iterations = -1;     // Ceres iterations
   double initial_cost = -1.0, final_cost = -1.0;  // Ceres cost = chi2 / 2
-  double chi2 = -1.0;            // of the used bins at the best fit
-  int ndf = 0;                   // bins_used - num_parameters
+  double chi2 = -1.0;                             // of the used bins at the best fit
+  int ndf = 0;                                    // bins_used - num_parameters
   double generate_seconds = 0.0, scale_fit_seconds = 0.0, global_fit_seconds = 0.0,
          covariance_seconds = 0.0;
   std::vector<JpsiMassBin> bins;  // the used bins
@@ -231,7 +231,8 @@ class DimuonMassHistogram {
     // Throws std::runtime_error when the bytes are not those of a Selection.
     static Selection FromBytes(const std::string& bytes);
   };
-  Selection Select(const EventBatch& batch, const CalibrationParameters* correction = nullptr) const;
+  Selection Select(const EventBatch& batch,
+                   const CalibrationParameters* correction = nullptr) const;
   void Append(const Selection& selection);
 
   std::uint64_t selected() const noexcept { return bin_.size(); }

@@ -31,9 +31,9 @@
 
 #include <Eigen/Dense>
 
+#include "lepus/calibration/jpsi_calibration.h"
 #include "lepus/models/calibration.h"
 #include "lepus/models/detector.h"
-#include "lepus/calibration/jpsi_calibration.h"
 
 namespace lepus::calibration {
 
@@ -61,8 +61,8 @@ struct ZClosureOptions {
   // as a coherent field-like shift A = lep_mass_uncertainty_mev / m_Z of every bin
   // (CalibrationParameters::closure.global, one nuisance); 0 = none; >= 0.
   double lep_mass_uncertainty_mev = 2.1;
-  int min_events_per_bin = 50;   // >= 10
-  double window_sigmas = 2.5;    // >= 1
+  int min_events_per_bin = 50;  // >= 10
+  double window_sigmas = 2.5;   // >= 1
   ScaleFitOptions fit = DefaultFit();
   int num_threads = 0;                   // generation, histogramming, Ceres; 0 = all cores
   std::uint64_t batch_events = 1 << 20;  // events per batch; > 0

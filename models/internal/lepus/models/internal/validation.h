@@ -16,7 +16,8 @@ inline std::string Num(double v) {
   return os.str();
 }
 
-inline bool Fail(std::string* error, const std::string& field, double value, const std::string& constraint) {
+inline bool Fail(std::string* error, const std::string& field, double value,
+                 const std::string& constraint) {
   if (error != nullptr) {
     std::ostringstream os;
     os << field << " is " << value << ", but must be " << constraint;
