@@ -1,7 +1,7 @@
-// Pieces shared by the commands that prepare a likelihood and run many fits (`scan`, `toys`):
-// the likelihood and data flags, building the likelihood with the chosen data set, parameter
-// lookup with hints, and progress lines on stderr. (Kept apart from common.h, which holds the
-// single-fit pieces; nothing here changes their behaviour.)
+// Pieces shared by the commands that prepare a likelihood and run fits (`fit`, `scan`, `toys`,
+// `hypotest`): the likelihood, data and fit flags, building the likelihood with the chosen data
+// set, and parameter lookup with hints. (The single fit and its outputs are fit_input.h; the
+// progress lines are progress.h.)
 #pragma once
 
 #include <chrono>
@@ -51,7 +51,7 @@ struct DataFlags {
 };
 void AddDataFlags(CLI::App* sub, DataFlags* flags);
 
-// --freeze, --set, --edm-tol, --max-iter (FitFlags of common.h).
+// --freeze, --set, --edm-tol, --max-iter, --method (FitFlags of fit_input.h).
 void AddFitFlags(CLI::App* sub, FitFlags* flags);
 
 // Reads the input (warnings to stderr), builds the likelihood and sets the data: the observed
