@@ -507,24 +507,35 @@ void PrintRefitChecks(std::ostream& os, const engine::Likelihood& lik, const eng
   }
 }
 
-int RunFit(const FitArgs& a, const std::string& command_line) {
-  io::CheckOutputs({{"--json", a.json}, {"-o", a.output, false}, {"--report", a.report, false}},
-                   {a.input});
-  engine::Model model = ReadInput(a.input, nullptr, a.read);
-  const bool want_report = !a.report.empty();
-  const bool want_impacts = a.impacts || a.global_impacts || !a.groups.empty() || want_report;
-  const bool want_postfit = a.postfit || a.postfit_covariance || !a.projects.empty() || want_report;
+// What the flags ask to compute besides the fit.
+struct FitWants {
+  bool report = false;
+  bool impacts = false;
+  bool postfit = false;
+};
 
-  ApplyPriorScales(&model, a.prior_scales);
-  const std::vector<engine::SystematicGroup> extra_groups = ParseGroupFlags(model, a.groups);
+FitWants WhatToCompute(const FitArgs& a) {
+  FitWants w;
+  w.report = !a.report.empty();
+  w.impacts = a.impacts || a.global_impacts || !a.groups.empty() || w.report;
+  w.postfit = a.postfit || a.postfit_covariance || !a.projects.empty() || w.report;
+  return w;
+}
+
+// The --project projections, plus those the report shows.
+std::vector<ProjectionSpec> ProjectionsToMake(const engine::Model& model, const FitArgs& a,
+                                              const FitWants& want) {
   std::vector<ProjectionSpec> projections = ParseProjections(model, a.projects);
-  if (want_report)
+  if (want.report)
     for (auto& [channel, axes] : ReportProjections(model)) {
       bool have = false;
       for (const auto& p : projections) have = have || (p.channel == channel && p.axes == axes);
       if (!have) projections.push_back({channel, axes});
     }
+  return projections;
+}
 
+engine::LikelihoodOptions MakeLikelihoodOptions(const FitArgs& a) {
   engine::LikelihoodOptions lopt;
   lopt.bin_by_bin_stat = !a.no_bbstat;
   lopt.poi_positive = a.poi_positive;
@@ -532,42 +543,43 @@ int RunFit(const FitArgs& a, const std::string& command_line) {
   ApplyVariantFlags(a.variant, &lopt);
   std::string error;
   if (!lopt.IsValid(&error)) throw std::invalid_argument("likelihood options: " + error);
-  WarnUnusedInputs(model, lopt);
+  return lopt;
+}
 
-  io::RunInfo info;
-  info.input_path = a.input;
-  info.command_line = command_line;
-  info.num_threads = a.threads;
-
-  Eigen::VectorXd pseudo;
-  if (!a.pseudodata.empty()) {
-    const auto& names = model.pseudodata_names;
-    int column = -1;
-    for (std::size_t i = 0; i < names.size(); ++i)
-      if (names[i] == a.pseudodata) column = static_cast<int>(i);
-    if (column < 0)
-      throw std::invalid_argument("--pseudodata: " + a.input + " has no pseudo-data set named '" +
-                                  a.pseudodata + "' " +
-                                  (names.empty() ? std::string("(the file has no pseudo-data)")
-                                                 : "(available: " + JoinNames(names) + ")"));
-    pseudo = model.pseudodata.col(column);
-    info.data_label = "pseudodata:" + a.pseudodata;
-  }
+// The --pseudodata set's column (empty without the flag); checks --all-pseudodata too.
+Eigen::VectorXd PseudoDataColumn(const engine::Model& model, const FitArgs& a, io::RunInfo* info) {
   if (a.all_pseudodata && model.pseudodata_names.empty())
     throw std::invalid_argument("--all-pseudodata: " + a.input + " has no pseudo-data sets");
+  if (a.pseudodata.empty()) return {};
+  const auto& names = model.pseudodata_names;
+  int column = -1;
+  for (std::size_t i = 0; i < names.size(); ++i)
+    if (names[i] == a.pseudodata) column = static_cast<int>(i);
+  if (column < 0)
+    throw std::invalid_argument("--pseudodata: " + a.input + " has no pseudo-data set named '" +
+                                a.pseudodata + "' " +
+                                (names.empty() ? std::string("(the file has no pseudo-data)")
+                                               : "(available: " + JoinNames(names) + ")"));
+  info->data_label = "pseudodata:" + a.pseudodata;
+  return model.pseudodata.col(column);
+}
 
-  engine::Likelihood lik(std::move(model), lopt);
-  engine::FitOptions options = MakeFitOptions(lik, a.flags);
+// The fitted data: the Asimov set at the prefit point, moved to any --set values (expected
+// results for any parameter point; the fit starts there too), or the --pseudodata set.
+void SetFitData(const FitArgs& a, const Eigen::VectorXd& pseudo, const engine::FitOptions& options,
+                engine::Likelihood* lik, io::RunInfo* info) {
   if (a.asimov) {
-    // The Asimov data set at the prefit point, moved to any --set values (expected results for
-    // any parameter point); the fit starts there too.
-    lik.SetData(engine::AsimovData(
-        lik, options.initial_params.size() ? options.initial_params : lik.InitialParams()));
-    info.data_label = "asimov";
+    lik->SetData(engine::AsimovData(
+        *lik, options.initial_params.size() ? options.initial_params : lik->InitialParams()));
+    info->data_label = "asimov";
   } else if (!a.pseudodata.empty()) {
-    lik.SetData(pseudo);
+    lik->SetData(pseudo);
   }
-  const std::vector<engine::LinearCombination> combinations = ParseCombineFlags(lik, a.combines);
+}
+
+// The nuisances of --impact-refit and --impact-refit-regex, in flag order, each once.
+std::vector<int> RefitParams(const engine::Likelihood& lik, const engine::FitOptions& options,
+                             const FitArgs& a) {
   std::vector<int> refit_params;
   for (const std::string& name : a.impact_refit) {
     const int j = lik.FindParam(name);
@@ -576,240 +588,311 @@ int RunFit(const FitArgs& a, const std::string& command_line) {
       throw std::invalid_argument("--impact-refit: parameter '" + name + "' is frozen");
     refit_params.push_back(j);
   }
-  if (!a.impact_refit_regex.empty()) {
-    std::regex re;
-    try {
-      re = std::regex(a.impact_refit_regex);
-    } catch (const std::regex_error& e) {
-      throw std::invalid_argument("--impact-refit-regex: '" + a.impact_refit_regex +
-                                  "' is not a valid regular expression (" + e.what() + ")");
-    }
-    const int npoi = lik.model().num_signals;
-    for (int j = npoi; j < lik.num_params(); ++j) {
-      // Floating nuisances whose whole name matches (not the POIs, not frozen ones), each once.
-      if (!std::regex_match(lik.params()[j].name, re)) continue;
-      if (!options.frozen.empty() && options.frozen[j]) continue;
-      if (std::find(refit_params.begin(), refit_params.end(), j) == refit_params.end())
-        refit_params.push_back(j);
-    }
-    if (refit_params.empty())
-      throw std::invalid_argument("--impact-refit-regex: '" + a.impact_refit_regex +
-                                  "' matches no floating nuisance of " + a.input);
+  if (a.impact_refit_regex.empty()) return refit_params;
+  std::regex re;
+  try {
+    re = std::regex(a.impact_refit_regex);
+  } catch (const std::regex_error& e) {
+    throw std::invalid_argument("--impact-refit-regex: '" + a.impact_refit_regex +
+                                "' is not a valid regular expression (" + e.what() + ")");
   }
-  // Under mpirun with several ranks only the refits are shared out; a fit alone would run N
-  // times.
+  const int npoi = lik.model().num_signals;
+  for (int j = npoi; j < lik.num_params(); ++j) {
+    // Floating nuisances whose whole name matches (not the POIs, not frozen ones), each once.
+    if (!std::regex_match(lik.params()[j].name, re)) continue;
+    if (!options.frozen.empty() && options.frozen[j]) continue;
+    if (std::find(refit_params.begin(), refit_params.end(), j) == refit_params.end())
+      refit_params.push_back(j);
+  }
+  if (refit_params.empty())
+    throw std::invalid_argument("--impact-refit-regex: '" + a.impact_refit_regex +
+                                "' matches no floating nuisance of " + a.input);
+  return refit_params;
+}
+
+// Under mpirun with several ranks only the refits are shared out; a fit alone would run N times.
+void CheckRanks(const std::vector<int>& refit_params) {
   if (mpi::Size() > 1 && refit_params.empty())
     throw std::invalid_argument("'fit' runs on several MPI ranks (this job has " +
                                 std::to_string(mpi::Size()) +
                                 ") only to share out the refits of --impact-refit / "
                                 "--impact-refit-regex; without them run it without mpirun or "
                                 "with -np 1");
-  std::vector<int> correlation_subset;
-  if (!a.correlation_regex.empty()) {
-    try {
-      correlation_subset = io::SelectParameters(lik, a.correlation_regex);
-    } catch (const std::invalid_argument& e) {
-      throw std::invalid_argument(std::string("--correlation-regex: ") + e.what());
-    }
+}
+
+std::vector<int> CorrelationSubset(const engine::Likelihood& lik, const FitArgs& a) {
+  if (a.correlation_regex.empty()) return {};
+  try {
+    return io::SelectParameters(lik, a.correlation_regex);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(std::string("--correlation-regex: ") + e.what());
   }
-  // The full covariance matrix only where an output reads it (the HDF5 results file and the
-  // report keep it; impacts, combinations, refit checks and post-fit yields are computed from
-  // it); otherwise the selected inverse: the errors of every parameter and the rows of the POIs
-  // and NOIs (and of the --correlation-regex parameters), the same numbers at a fraction of the
-  // cost (docs/numerics.md, "Selected inverse"). A correlation subset above a quarter of the
-  // parameters costs about as much as the full inverse: then the full one.
+}
+
+// The full covariance matrix only where an output reads it (the HDF5 results file and the report
+// keep it; impacts, combinations, refit checks and post-fit yields are computed from it);
+// otherwise the selected inverse: the errors of every parameter and the rows of the POIs and NOIs
+// (and of the --correlation-regex parameters), the same numbers at a fraction of the cost
+// (docs/numerics.md, "Selected inverse"). A correlation subset above a quarter of the parameters
+// costs about as much as the full inverse: then the full one.
+void ChooseCovariance(const engine::Likelihood& lik, const FitArgs& a, const FitWants& want,
+                      const std::vector<int>& refit_params,
+                      const std::vector<int>& correlation_subset, engine::FitOptions* options) {
   const bool need_full_covariance =
-      a.full_covariance || !a.output.empty() || want_report || want_impacts || want_postfit ||
+      a.full_covariance || !a.output.empty() || want.report || want.impacts || want.postfit ||
       !a.combines.empty() || !refit_params.empty() ||
       4 * correlation_subset.size() > static_cast<std::size_t>(lik.num_params());
-  options.covariance_extent =
+  options->covariance_extent =
       need_full_covariance ? engine::CovarianceExtent::kFull : engine::CovarianceExtent::kSelected;
   // The covariance of a dense fit (matrix-free ones, also Ceres polished above the threshold,
   // keep their default targets: a CG solve per row).
-  const bool dense_covariance = options.method == engine::FitMethod::kDense ||
-                                (options.method != engine::FitMethod::kMatrixFree &&
-                                 lik.num_params() <= options.matrix_free_threshold);
-  if (!need_full_covariance && !correlation_subset.empty() && dense_covariance) {
-    // Targets: the POIs and NOIs (the default) and the correlation subset.
-    std::vector<int>& t = options.covariance_targets;
-    for (int i = 0; i < lik.num_params(); ++i)
-      if (lik.params()[i].kind != engine::ParamKind::kNuisance &&
-          (options.frozen.empty() || !options.frozen[i]))
-        t.push_back(i);
-    for (int i : correlation_subset)
-      if (std::find(t.begin(), t.end(), i) == t.end()) t.push_back(i);
+  const bool dense_covariance = options->method == engine::FitMethod::kDense ||
+                                (options->method != engine::FitMethod::kMatrixFree &&
+                                 lik.num_params() <= options->matrix_free_threshold);
+  if (need_full_covariance || correlation_subset.empty() || !dense_covariance) return;
+  // Targets: the POIs and NOIs (the default) and the correlation subset.
+  std::vector<int>& t = options->covariance_targets;
+  for (int i = 0; i < lik.num_params(); ++i)
+    if (lik.params()[i].kind != engine::ParamKind::kNuisance &&
+        (options->frozen.empty() || !options->frozen[i]))
+      t.push_back(i);
+  for (int i : correlation_subset)
+    if (std::find(t.begin(), t.end(), i) == t.end()) t.push_back(i);
+}
+
+// The exit code as the results come in: 2 for a fit that failed or whose covariance is not
+// trusted (near-singular Hessian: the report printed no errors), and for any requested result
+// that could not be computed (with a message saying what was skipped and why).
+class FitOutcome {
+ public:
+  explicit FitOutcome(const engine::FitResult& result)
+      : result_(result),
+        code_(result.ok() && !CovarianceUntrusted(result) ? kExitOk : kExitFitFailed),
+        have_cov_(result.ok() && result.covariance_status == engine::CovarianceStatus::kAccurate) {}
+
+  // Everything after the fit needs the covariance of a converged fit.
+  bool have_covariance() const { return have_cov_; }
+  void Skipped(const char* what) {
+    std::cerr << "lepus: warning: " << what << " not computed: " << WhyNoCovariance(result_)
+              << "\n";
+    code_ = kExitFitFailed;
   }
+  void Failed(const std::string& what, const std::string& why) {
+    std::cerr << "lepus: warning: " << what << " not computed: " << why << "\n";
+    code_ = kExitFitFailed;
+  }
+  void FailedQuietly() { code_ = kExitFitFailed; }
+
+  // The closing line and the exit code.
+  int Finish() const {
+    if (!result_.ok())
+      std::cerr << "lepus: fit did not converge: " << engine::ToString(result_.status)
+                << (result_.message.empty() ? "" : " (" + result_.message + ")") << "\n";
+    else if (CovarianceUntrusted(result_))
+      std::cerr << "lepus: the fit converged, but " << WhyNoCovariance(result_)
+                << "; the errors are not reliable\n";
+    else if (code_ != kExitOk)
+      std::cerr << "lepus: some of the requested results could not be computed (see the "
+                   "warnings above)\n";
+    return code_;
+  }
+
+ private:
+  const engine::FitResult& result_;
+  int code_;
+  bool have_cov_;
+};
+
+// What is computed after the fit; io::ResultExtras points into it when the outputs are written.
+struct FitProducts {
+  std::vector<engine::CombinationResult> combinations;
+  std::optional<engine::Impacts> impacts;
+  std::vector<RefitCheck> refit_checks;
+  engine::YieldSet prefit, postfit;
+  bool have_postfit = false;
+  std::vector<engine::ChannelGof> channel_gof;
+  std::vector<engine::ChannelProjection> prefit_projections, postfit_projections;
+  std::vector<PseudoFit> pseudo_fits;
+};
+
+void ComputeCombinations(const engine::Likelihood& lik, const engine::FitResult& result,
+                         const std::vector<engine::LinearCombination>& combinations,
+                         FitOutcome* outcome, FitProducts* out) {
+  if (combinations.empty()) return;
+  if (!outcome->have_covariance()) return outcome->Skipped("combinations");
+  for (const auto& c : combinations)
+    out->combinations.push_back(engine::EvaluateCombination(lik, result, c));
+  PrintCombinations(std::cerr, lik, combinations, out->combinations);
+}
+
+void ComputeImpactTables(const engine::Likelihood& lik, const engine::FitResult& result,
+                         const FitArgs& a, const std::vector<engine::SystematicGroup>& extra_groups,
+                         const std::vector<engine::LinearCombination>& combinations,
+                         FitOutcome* outcome, FitProducts* out) {
+  if (!outcome->have_covariance()) return outcome->Skipped("impacts");
+  engine::ImpactOptions iopt;
+  iopt.global = a.global_impacts;
+  iopt.extra_groups = extra_groups;
+  iopt.combinations = combinations;
+  try {
+    out->impacts = engine::ComputeImpacts(lik, result, iopt);
+  } catch (const engine::NumericalError& e) {
+    // E.g. a restricted Hessian that is not positive definite: a status, not bad input.
+    return outcome->Failed("impacts", e.what());
+  }
+  if (out->impacts->target_names.empty())
+    std::cerr << "\nimpacts: the model has no floating POI or nuisance of interest and no "
+                 "--combine was given\n";
+  PrintImpactTable(std::cerr, lik, result, *out->impacts, combinations, extra_groups,
+                   a.impacts_top);
+}
+
+void ComputeRefitChecks(const engine::Likelihood& lik, const engine::FitResult& result,
+                        const std::vector<int>& refit_params,
+                        const std::vector<RefitOutcome>& refit_outcomes, FitOutcome* outcome,
+                        FitProducts* out) {
+  if (refit_params.empty()) return;
+  if (!outcome->have_covariance()) return outcome->Skipped("--impact-refit");
+  for (std::size_t k = 0; k < refit_params.size(); ++k) {
+    const int j = refit_params[k];
+    try {
+      out->refit_checks.push_back(
+          MakeRefitCheck(lik, result, j, refit_outcomes[2 * k], refit_outcomes[2 * k + 1]));
+    } catch (const engine::NumericalError& e) {
+      outcome->Failed("--impact-refit " + lik.params()[j].name, e.what());
+    }
+  }
+  PrintRefitChecks(std::cerr, lik, result, out->refit_checks);
+}
+
+void ComputePostfit(const engine::Likelihood& lik, const engine::FitResult& result,
+                    const FitArgs& a, const FitWants& want,
+                    const std::vector<ProjectionSpec>& projections, FitOutcome* outcome,
+                    FitProducts* out) {
+  if (!outcome->have_covariance()) return outcome->Skipped("pre-/post-fit yields");
+  engine::YieldOptions yopt;
+  yopt.full_covariance = a.postfit_covariance;
+  out->prefit = engine::PrefitYields(lik, yopt);
+  try {
+    out->postfit = engine::PostfitYields(lik, result, yopt);
+  } catch (const engine::NumericalError& e) {
+    return outcome->Failed("pre-/post-fit yields", e.what());
+  }
+  out->have_postfit = true;
+  out->channel_gof = engine::ChannelGoodnessOfFit(lik, result);
+  for (const auto& p : projections) {
+    out->prefit_projections.push_back(engine::Project(lik, out->prefit, p.channel, p.axes));
+    out->postfit_projections.push_back(engine::Project(lik, out->postfit, p.channel, p.axes));
+  }
+  PrintYields(std::cerr, lik, out->prefit, out->postfit, out->channel_gof, result);
+  // The projections asked for with --project (those --report adds are only in the files).
+  for (std::size_t i = 0; i < projections.size() && i < a.projects.size(); ++i)
+    PrintProjection(std::cerr, lik, projections[i], out->prefit_projections[i],
+                    out->postfit_projections[i]);
+  if (a.output.empty() && !want.report)
+    std::cerr << "(per-bin pre-/post-fit yields are written to the HDF5 results file: -o)\n";
+}
+
+// --all-pseudodata: one fit per pseudo-data set, on a clone of the likelihood.
+void FitAllPseudoData(const engine::Likelihood& lik, const engine::FitOptions& options, int threads,
+                      FitOutcome* outcome, FitProducts* out) {
+  engine::Likelihood clone = lik.Clone(threads);
+  const auto& m = lik.model();
+  for (std::size_t i = 0; i < m.pseudodata_names.size(); ++i) {
+    clone.SetData(m.pseudodata.col(static_cast<Eigen::Index>(i)));
+    out->pseudo_fits.push_back({m.pseudodata_names[i], engine::Fit(clone, options)});
+    const engine::FitResult& r = out->pseudo_fits.back().result;
+    if (!r.ok() || CovarianceUntrusted(r)) outcome->FailedQuietly();
+  }
+  PrintPseudoFits(std::cerr, lik, out->pseudo_fits);
+}
+
+// The JSON summary, the HDF5 results file and the HTML report, each written atomically.
+void WriteFitOutputs(const FitArgs& a, const FitWants& want, const engine::Likelihood& lik,
+                     const engine::FitResult& result, const io::RunInfo& info,
+                     const FitProducts& p) {
+  io::ResultExtras extras;
+  if (!p.combinations.empty()) extras.combinations = &p.combinations;
+  if (p.impacts) extras.impacts = &*p.impacts;
+  if (!a.correlation_regex.empty()) extras.correlation_regex = a.correlation_regex;
+  if (p.have_postfit) {
+    extras.prefit = &p.prefit;
+    extras.postfit = &p.postfit;
+    extras.channel_gof = &p.channel_gof;
+    if (!p.prefit_projections.empty()) {
+      extras.prefit_projections = &p.prefit_projections;
+      extras.postfit_projections = &p.postfit_projections;
+    }
+  }
+  extras.pseudodata_fits = &p.pseudo_fits;
+  extras.impact_refits = &p.refit_checks;
+  if (!a.json.empty()) WriteText(a.json, io::ResultsJson(lik, result, info, extras) + "\n");
+  if (!a.output.empty()) io::WriteResultsHdf5(a.output, lik, result, info, extras);
+  if (!want.report) return;
+  // The report reads a results file: -o when given, else a temporary one beside the report.
+  std::string results = a.output;
+  std::optional<io::AtomicOutput> temp;
+  if (results.empty()) {
+    temp.emplace(a.report + ".results.h5");
+    io::WriteResultsHdf5(temp->temp_path(), lik, result, info, extras);
+    results = temp->temp_path();
+  }
+  WriteHtmlReport(results, "", {}, a.report, 30, "", "", std::cerr);
+}
+
+int RunFit(const FitArgs& a, const std::string& command_line) {
+  io::CheckOutputs({{"--json", a.json}, {"-o", a.output, false}, {"--report", a.report, false}},
+                   {a.input});
+  engine::Model model = ReadInput(a.input, nullptr, a.read);
+  const FitWants want = WhatToCompute(a);
+  ApplyPriorScales(&model, a.prior_scales);
+  const std::vector<engine::SystematicGroup> extra_groups = ParseGroupFlags(model, a.groups);
+  const std::vector<ProjectionSpec> projections = ProjectionsToMake(model, a, want);
+  const engine::LikelihoodOptions lopt = MakeLikelihoodOptions(a);
+  WarnUnusedInputs(model, lopt);
+
+  io::RunInfo info;
+  info.input_path = a.input;
+  info.command_line = command_line;
+  info.num_threads = a.threads;
+  const Eigen::VectorXd pseudo = PseudoDataColumn(model, a, &info);
+
+  engine::Likelihood lik(std::move(model), lopt);
+  engine::FitOptions options = MakeFitOptions(lik, a.flags);
+  SetFitData(a, pseudo, options, &lik, &info);
+  const std::vector<engine::LinearCombination> combinations = ParseCombineFlags(lik, a.combines);
+  const std::vector<int> refit_params = RefitParams(lik, options, a);
+  CheckRanks(refit_params);
+  const std::vector<int> correlation_subset = CorrelationSubset(lik, a);
+  ChooseCovariance(lik, a, want, refit_params, correlation_subset, &options);
 
   std::cerr << "lepus: fitting " << a.input << " (" << info.data_label << " data, "
             << lik.model().nbins << " bins, " << lik.num_params() << " parameters"
             << ")\n"
             << "lepus: likelihood: " << lik.Describe() << "\n";
-  engine::FitResult result = engine::Fit(lik, options);
+  const engine::FitResult result = engine::Fit(lik, options);
   PrintFitReport(std::cerr, lik, result);
-  // A converged fit whose covariance is not trusted (near-singular Hessian) is a numerical
-  // outcome too: exit code 2, and the report above printed no errors.
-  int code = result.ok() && !CovarianceUntrusted(result) ? kExitOk : kExitFitFailed;
-
-  // Everything below needs the covariance of a converged fit.
-  const bool have_cov =
-      result.ok() && result.covariance_status == engine::CovarianceStatus::kAccurate;
-  // A requested result that cannot be computed is a numerical outcome: exit code 2, and a message
-  // saying what was skipped and why.
-  auto skipped = [&](const char* what) {
-    std::cerr << "lepus: warning: " << what << " not computed: " << WhyNoCovariance(result) << "\n";
-    code = kExitFitFailed;
-  };
+  FitOutcome outcome(result);
 
   // The refits first: under mpirun every rank runs its share (the other ranks stop here).
   std::vector<RefitOutcome> refit_outcomes;
-  if (!refit_params.empty() && have_cov)
+  if (!refit_params.empty() && outcome.have_covariance())
     refit_outcomes = RunRefits(lik, result, options, refit_params);
   if (!mpi::Root()) return kExitOk;  // rank 0 reports and writes
 
-  io::ResultExtras extras;
-  std::vector<engine::CombinationResult> combination_results;
-  if (!combinations.empty()) {
-    if (have_cov) {
-      for (const auto& c : combinations)
-        combination_results.push_back(engine::EvaluateCombination(lik, result, c));
-      PrintCombinations(std::cerr, lik, combinations, combination_results);
-      extras.combinations = &combination_results;
-    } else {
-      skipped("combinations");
-    }
-  }
-
-  std::optional<engine::Impacts> impacts;
-  if (want_impacts) {
-    if (have_cov) {
-      engine::ImpactOptions iopt;
-      iopt.global = a.global_impacts;
-      iopt.extra_groups = extra_groups;
-      iopt.combinations = combinations;
-      try {
-        impacts = engine::ComputeImpacts(lik, result, iopt);
-      } catch (const engine::NumericalError& e) {
-        // E.g. a restricted Hessian that is not positive definite: a status, not bad input.
-        std::cerr << "lepus: warning: impacts not computed: " << e.what() << "\n";
-        code = kExitFitFailed;
-      }
-      if (impacts) {
-        if (impacts->target_names.empty())
-          std::cerr << "\nimpacts: the model has no floating POI or nuisance of interest and no "
-                       "--combine was given\n";
-        PrintImpactTable(std::cerr, lik, result, *impacts, combinations, extra_groups,
-                         a.impacts_top);
-        extras.impacts = &*impacts;
-      }
-    } else {
-      skipped("impacts");
-    }
-  }
-
-  std::vector<RefitCheck> refit_checks;
-  if (!refit_params.empty()) {
-    if (have_cov) {
-      for (std::size_t k = 0; k < refit_params.size(); ++k) {
-        const int j = refit_params[k];
-        try {
-          refit_checks.push_back(
-              MakeRefitCheck(lik, result, j, refit_outcomes[2 * k], refit_outcomes[2 * k + 1]));
-        } catch (const engine::NumericalError& e) {
-          std::cerr << "lepus: warning: --impact-refit " << lik.params()[j].name
-                    << " not computed: " << e.what() << "\n";
-          code = kExitFitFailed;
-        }
-      }
-      PrintRefitChecks(std::cerr, lik, result, refit_checks);
-    } else {
-      skipped("--impact-refit");
-    }
-  }
-
-  if (!correlation_subset.empty()) {
+  FitProducts products;
+  ComputeCombinations(lik, result, combinations, &outcome, &products);
+  if (want.impacts)
+    ComputeImpactTables(lik, result, a, extra_groups, combinations, &outcome, &products);
+  ComputeRefitChecks(lik, result, refit_params, refit_outcomes, &outcome, &products);
+  if (!correlation_subset.empty())
     PrintCorrelationMatrix(std::cerr, lik, result, correlation_subset);
-    extras.correlation_regex = a.correlation_regex;
-  }
-
-  engine::YieldSet prefit, postfit;
-  std::vector<engine::ChannelGof> channel_gof;
-  std::vector<engine::ChannelProjection> prefit_projections, postfit_projections;
-  if (want_postfit && !have_cov) skipped("pre-/post-fit yields");
-  bool have_postfit = false;
-  if (want_postfit && have_cov) {
-    engine::YieldOptions yopt;
-    yopt.full_covariance = a.postfit_covariance;
-    prefit = engine::PrefitYields(lik, yopt);
-    try {
-      postfit = engine::PostfitYields(lik, result, yopt);
-      have_postfit = true;
-    } catch (const engine::NumericalError& e) {
-      std::cerr << "lepus: warning: pre-/post-fit yields not computed: " << e.what() << "\n";
-      code = kExitFitFailed;
-    }
-  }
-  if (have_postfit) {
-    channel_gof = engine::ChannelGoodnessOfFit(lik, result);
-    for (const auto& p : projections) {
-      prefit_projections.push_back(engine::Project(lik, prefit, p.channel, p.axes));
-      postfit_projections.push_back(engine::Project(lik, postfit, p.channel, p.axes));
-    }
-    PrintYields(std::cerr, lik, prefit, postfit, channel_gof, result);
-    // The projections asked for with --project (those --report adds are only in the files).
-    for (std::size_t i = 0; i < projections.size() && i < a.projects.size(); ++i)
-      PrintProjection(std::cerr, lik, projections[i], prefit_projections[i],
-                      postfit_projections[i]);
-    if (a.output.empty() && !want_report)
-      std::cerr << "(per-bin pre-/post-fit yields are written to the HDF5 results file: -o)\n";
-    extras.prefit = &prefit;
-    extras.postfit = &postfit;
-    extras.channel_gof = &channel_gof;
-    if (!projections.empty()) {
-      extras.prefit_projections = &prefit_projections;
-      extras.postfit_projections = &postfit_projections;
-    }
-  }
-
-  std::vector<PseudoFit> pseudo_fits;
-  if (a.all_pseudodata) {
-    engine::Likelihood clone = lik.Clone(a.threads);
-    const auto& m = lik.model();
-    for (std::size_t i = 0; i < m.pseudodata_names.size(); ++i) {
-      clone.SetData(m.pseudodata.col(static_cast<Eigen::Index>(i)));
-      pseudo_fits.push_back({m.pseudodata_names[i], engine::Fit(clone, options)});
-      const engine::FitResult& r = pseudo_fits.back().result;
-      if (!r.ok() || CovarianceUntrusted(r)) code = kExitFitFailed;
-    }
-    PrintPseudoFits(std::cerr, lik, pseudo_fits);
-  }
+  if (want.postfit) ComputePostfit(lik, result, a, want, projections, &outcome, &products);
+  if (a.all_pseudodata) FitAllPseudoData(lik, options, a.threads, &outcome, &products);
   std::cerr << std::flush;
 
-  extras.pseudodata_fits = &pseudo_fits;
-  extras.impact_refits = &refit_checks;
-  if (!a.json.empty()) WriteText(a.json, io::ResultsJson(lik, result, info, extras) + "\n");
-  if (!a.output.empty()) io::WriteResultsHdf5(a.output, lik, result, info, extras);
-  if (want_report) {
-    // The report reads a results file: -o when given, else a temporary one beside the report.
-    std::string results = a.output;
-    std::optional<io::AtomicOutput> temp;
-    if (results.empty()) {
-      temp.emplace(a.report + ".results.h5");
-      io::WriteResultsHdf5(temp->temp_path(), lik, result, info, extras);
-      results = temp->temp_path();
-    }
-    WriteHtmlReport(results, "", {}, a.report, 30, "", "", std::cerr);
-  }
-
-  if (!result.ok())
-    std::cerr << "lepus: fit did not converge: " << engine::ToString(result.status)
-              << (result.message.empty() ? "" : " (" + result.message + ")") << "\n";
-  else if (CovarianceUntrusted(result))
-    std::cerr << "lepus: the fit converged, but " << WhyNoCovariance(result)
-              << "; the errors are not reliable\n";
-  else if (code != kExitOk)
-    std::cerr << "lepus: some of the requested results could not be computed (see the "
-                 "warnings above)\n";
-  return code;
+  WriteFitOutputs(a, want, lik, result, info, products);
+  return outcome.Finish();
 }
 
 }  // namespace

@@ -6,7 +6,7 @@
 set -euo pipefail
 lepus=$1 input=$2 tmp=$3
 mkdir -p "$tmp"
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/../shell_lib.sh"
 j=$tmp/all.json
 "$lepus" fit "$input" --all-pseudodata --json "$j" 2>"$tmp/err.txt" || { cat "$tmp/err.txt"; fail "exit code"; }
 grep -q "fits of the 3 pseudo-data sets" "$tmp/err.txt" || { cat "$tmp/err.txt"; fail "no table"; }

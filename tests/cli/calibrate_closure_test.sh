@@ -15,7 +15,7 @@ set -euo pipefail
 lepus=$1 tmp=$2
 mkdir -p "$tmp"
 cd "$tmp"
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/../shell_lib.sh"
 
 # 1. J/psi event files = generated events.
 "$lepus" generate --process jpsi --data -n 300000 --seed 4 --threads 2 -o jpsi_data.h5 2> gen.log

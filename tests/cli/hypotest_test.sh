@@ -10,7 +10,7 @@
 set -euo pipefail
 lepus=$1 input=$2 tmp=$3
 mkdir -p "$tmp"
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/../shell_lib.sh"
 common=(--no-bbstat)
 
 "$lepus" hypotest "$input" "${common[@]}" --poi-value 1.2 --json "$tmp/h.json" 2>"$tmp/err.txt" \

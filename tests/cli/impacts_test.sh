@@ -14,7 +14,7 @@ set -euo pipefail
 lepus=$1 input=$2 tmp=$3
 mkdir -p "$tmp"
 noi=massShiftW100MeV
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/../shell_lib.sh"
 
 "$lepus" fit "$input" --impacts --global-impacts --group 'muonScaleCentral=muonScale_eta[2-3]' \
   --combine 'mW=803.602 + massShiftW100MeV' --combine 'diff=Wmunu - massShiftW100MeV' \

@@ -7,7 +7,7 @@
 set -euo pipefail
 lepus=$1 input=$2 tmp=$3
 mkdir -p "$tmp"
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/../shell_lib.sh"
 
 fit() {  # fit NAME FLAGS...
   local name=$1

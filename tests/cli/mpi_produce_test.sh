@@ -14,7 +14,7 @@ command -v mpirun >/dev/null || { echo "SKIP: mpirun not found (Debian: openmpi-
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 mpirun=(mpirun --oversubscribe -np)
 rm -rf "$tmp" && mkdir -p "$tmp"
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/../shell_lib.sh"
 
 cat >"$tmp/wmass.json" <<'JSON'
 {"lepus_config_version": 1, "preset": "light", "simulation": {"events": 150000},

@@ -24,7 +24,7 @@ fi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 mpirun=(mpirun --oversubscribe -np)
 rm -rf "$tmp" && mkdir -p "$tmp"
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/../shell_lib.sh"
 strip='del(.command_line, .timings, .threads)'
 datasets() { h5dump -A 0 -m %.17g "$1" | tail -n +2; }
 

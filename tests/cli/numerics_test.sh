@@ -11,7 +11,7 @@
 #  * tiny.h5 (yields 1e-300, no events) fits; huge.h5 (1e300): exit 2 naming the bin and value.
 set -uo pipefail
 lepus=$1 dir=$2
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/../shell_lib.sh"
 # expect CODE REGEX -- COMMAND...: exit code and a stderr match (grep -E).
 expect() {
   local want=$1 regex=$2

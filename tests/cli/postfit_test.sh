@@ -10,7 +10,7 @@
 set -euo pipefail
 lepus=$1 input=$2 tmp=$3
 mkdir -p "$tmp"
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/../shell_lib.sh"
 h5=$tmp/postfit.h5 j=$tmp/postfit.json
 "$lepus" fit "$input" --postfit --postfit-covariance --project wmass:pt -o "$h5" --json "$j" \
   2>"$tmp/err.txt" || { cat "$tmp/err.txt"; fail "exit code"; }

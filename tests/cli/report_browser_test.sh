@@ -16,7 +16,7 @@ if [[ -z "$browser" ]]; then
 fi
 rm -rf "$work"
 mkdir -p "$work"
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/../shell_lib.sh"
 "$lepus" fit "$input" --report "$work/report.html" --global-impacts --threads 2 2> "$work/fit.log"
 url="file://$work/report.html"
 # A private profile; no sandbox as root (CI runs as root).

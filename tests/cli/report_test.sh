@@ -13,7 +13,7 @@ set -euo pipefail
 lepus=$1 input=$2 work=$3 python=$4
 rm -rf "$work"
 mkdir -p "$work"
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/../shell_lib.sh"
 
 # 1. fit --report.
 "$lepus" fit "$input" --report "$work/fit.html" --threads 2 2> "$work/fit.log" \

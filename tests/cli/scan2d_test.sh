@@ -8,7 +8,7 @@
 set -euo pipefail
 lepus=$1 input=$2 tmp=$3
 mkdir -p "$tmp"
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/../shell_lib.sh"
 j=$tmp/scan2d.json h5=$tmp/scan2d.h5
 "$lepus" scan "$input" --no-bbstat --param sig --param2 syst6 --points 5 --minos --json "$j" \
   -o "$h5" 2>"$tmp/err.txt" || { cat "$tmp/err.txt"; fail "exit code"; }

@@ -11,7 +11,7 @@
 set -euo pipefail
 lepus=$1 input=$2 tmp=$3
 mkdir -p "$tmp"
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/../shell_lib.sh"
 j=$tmp/scan.json h5=$tmp/scan.h5
 "$lepus" scan "$input" --no-bbstat --param sig --json - -o "$h5" >"$j" 2>"$tmp/err.txt" \
   || { cat "$tmp/err.txt"; fail "exit code"; }

@@ -11,7 +11,7 @@ set -euo pipefail
 lepus=$1 input=$2 tmp=$3
 rm -rf "$tmp"
 mkdir -p "$tmp"
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/../shell_lib.sh"
 s0=9223372036854775808   # 2^63
 s1=9223372036854775809   # 2^63 + 1
 smax=18446744073709551615  # 2^64 - 1

@@ -7,7 +7,7 @@
 set -euo pipefail
 lepus=$1 input=$2 tmp=$3
 mkdir -p "$tmp"
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/../shell_lib.sh"
 for flags in "--no-bbstat" "" "--poi-positive --freeze syst1"; do
   # shellcheck disable=SC2086
   "$lepus" fit "$input" $flags --json "$tmp/sel.json" 2>"$tmp/sel.txt" || fail "selected fit ($flags): exit $?"

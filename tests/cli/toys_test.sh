@@ -10,7 +10,7 @@
 set -euo pipefail
 lepus=$1 input=$2 tmp=$3
 mkdir -p "$tmp"
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/../shell_lib.sh"
 "$lepus" toys "$input" --no-bbstat -n 20 --seed 7 --threads 2 --json "$tmp/a.json" \
   -o "$tmp/toys.h5" 2>"$tmp/err.txt" || { cat "$tmp/err.txt"; fail "exit code"; }
 for word in "toys: 20/20" "20 of 20 toy fits converged" "pull mean" "saturated statistic: mean"; do

@@ -9,17 +9,7 @@ lepus=$1 work=$2
 rm -rf "$work"
 mkdir -p "$work"
 
-fail() { echo "FAIL: $*"; exit 1; }
-expect_error() {  # expect_error REGEX ARGS...: exit code 1 and REGEX on stderr
-  local regex=$1
-  shift
-  set +e
-  "$lepus" "$@" >"$work/out.txt" 2>"$work/err.txt"
-  local code=$?
-  set -e
-  [[ $code -eq 1 ]] || { cat "$work/err.txt"; fail "exit code $code, expected 1: $*"; }
-  grep -Eq -- "$regex" "$work/err.txt" || { cat "$work/err.txt"; fail "stderr does not match /$regex/: $*"; }
-}
+source "$(dirname "${BASH_SOURCE[0]}")/../shell_lib.sh"
 noi() {  # noi FIT.json NAME: "value error" in MeV
   jq -r --arg n "$2" '.parameters[] | select(.name == $n) | "\(.value_physical) \(.error_physical)"' "$1"
 }

@@ -1,5 +1,6 @@
 #include "lepus/calibration/jpsi_calibration.h"
 
+#include "lepus/models/internal/timing.h"
 #include "lepus/models/internal/validation.h"
 
 #include <algorithm>
@@ -29,12 +30,9 @@ using namespace lepus::models;
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double Since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
+using detail::Clock;
 using detail::Fail;
+using detail::Since;
 using detail::ValidFilePair;
 using detail::ValidMember;
 

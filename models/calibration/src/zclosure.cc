@@ -3,6 +3,7 @@
 // propagated into the residuals, and the closure uncertainties.
 #include "lepus/calibration/zclosure.h"
 
+#include "lepus/models/internal/timing.h"
 #include "lepus/models/internal/validation.h"
 
 #include <algorithm>
@@ -27,12 +28,9 @@ using namespace lepus::models;
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double Since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
+using detail::Clock;
 using detail::Fail;
+using detail::Since;
 using detail::ValidFilePair;
 using detail::ValidMember;
 
