@@ -8,8 +8,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <fstream>
 #include <memory>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -17,8 +19,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lepus/io/errors.h"
+#include "lepus/io/writer.h"
 #include "lepus/models/efficiency_variations.h"
 #include "lepus/models/theory_variations.h"
+#include "lepus/models/wmass.h"  // SampleSource
 
 namespace lepus::models::detail {
 
@@ -296,6 +301,63 @@ inline void WriteSharedSystematics(nlohmann::json* s, bool efficiency, const Eff
                          {"np_sigma2", theory.np_sigma2},
                          {"resummation_terms", theory.resummation_terms}};
   (*s)["ew"] = {{"enabled", theory.electroweak}};
+}
+
+// The blocks and keys the W-mass and dilepton configurations share, read and written alike.
+
+// "simulation" / "data": {events, seed, files} (data's own extra keys are read by the caller).
+inline void ReadSampleSource(JsonReader* s, SampleSource* src, bool with_events) {
+  if (with_events) s->UInt64("events", &src->events);
+  s->UInt64("seed", &src->seed);
+  s->Strings("files", &src->files);
+}
+
+// "systematics.mass": shift_mev, step_mev, steps, pseudodata_shifts_mev.
+inline void ReadMassShifts(JsonReader* m, TheoryConfig* theory, std::vector<double>* shifts) {
+  m->Number("shift_mev", &theory->mass_shift_mev);
+  m->Number("step_mev", &theory->mass_step_mev);
+  m->Bool("steps", &theory->mass_steps);
+  m->Numbers("pseudodata_shifts_mev", shifts);
+}
+
+inline nlohmann::json MassShiftsJson(const TheoryConfig& theory,
+                                     const std::vector<double>& shifts) {
+  return {{"shift_mev", theory.mass_shift_mev},
+          {"step_mev", theory.mass_step_mev},
+          {"steps", theory.mass_steps},
+          {"pseudodata_shifts_mev", shifts}};
+}
+
+// "systematics.symmetrization": one of io::Symmetrization's names.
+inline void ReadSymmetrization(JsonReader* s, io::Symmetrization* sym) {
+  std::string name = io::ToString(*sym);
+  s->String("symmetrization", &name);
+  try {
+    *sym = io::SymmetrizationFromString(name);
+  } catch (const std::invalid_argument&) {
+    s->Error("symmetrization", nlohmann::json(name),
+             "one of none, average, conservative, linear, quadratic");
+  }
+}
+
+// "output": storage, sparse_density, gzip.
+inline void ReadOutput(JsonReader* o, std::string* storage, double* sparse_density, bool* gzip) {
+  o->String("storage", storage);
+  o->Number("sparse_density", sparse_density);
+  o->Bool("gzip", gzip);
+}
+
+inline nlohmann::json OutputJson(const std::string& storage, double sparse_density, bool gzip) {
+  return {{"storage", storage}, {"sparse_density", sparse_density}, {"gzip", gzip}};
+}
+
+// The text of a configuration file; io::InputError naming the file when it cannot be opened.
+inline std::string ReadConfigText(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw io::InputError(path + ": cannot open the configuration file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 }  // namespace lepus::models::detail

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "config_checks.h"
 #include "config_json.h"
 #include "lepus/io/errors.h"
 #include "lepus/models/dilepton.h"
@@ -78,12 +79,8 @@ DileptonConfig DileptonConfig::Preset(DileptonPreset preset) {
 
 namespace {
 
+using detail::Fail;
 using detail::Num;
-
-bool Fail(std::string* error, const std::string& message) {
-  if (error) *error = message;
-  return false;
-}
 
 }  // namespace
 
@@ -121,34 +118,13 @@ bool DileptonConfig::IsValid(std::string* error) const {
     return Fail(error, std::string("theory.mass_boson is '") + theory.mass_boson +
                            "', but must be 'Z' for the dilepton producer");
   if (efficiency && !efficiency_config.IsValid(&sub)) return Fail(error, "efficiency: " + sub);
-  if (!(muon_scale_stat > 0))
-    return Fail(error, "muon_scale.stat_scale is " + Num(muon_scale_stat) + ", but must be > 0");
-  if (muon_scale_regions < 0)
-    return Fail(error, "muon_scale.regions is " + std::to_string(muon_scale_regions) +
-                           ", but must be >= 0");
-  if (!(lumi_uncertainty >= 0) || lumi_uncertainty >= 1)
-    return Fail(error,
-                "systematics.luminosity is " + Num(lumi_uncertainty) + ", but must be in [0, 1)");
-  for (std::size_t i = 0; i < pseudodata_shifts_mev.size(); ++i) {
-    const double s = pseudodata_shifts_mev[i];
-    const double k = s / theory.mass_step_mev;
-    if (!std::isfinite(s) || std::abs(s) > theory.mass_shift_mev + 1e-9 ||
-        std::abs(k - std::round(k)) > 1e-9)
-      return Fail(error, "mass.pseudodata_shifts_mev[" + std::to_string(i) + "] is " + Num(s) +
-                             ", but must be a multiple of mass.step_mev (" +
-                             Num(theory.mass_step_mev) + ") within +-mass.shift_mev (" +
-                             Num(theory.mass_shift_mev) + ")");
-    for (std::size_t j = 0; j < i; ++j)
-      if (pseudodata_shifts_mev[j] == s)
-        return Fail(error, "mass.pseudodata_shifts_mev[" + std::to_string(i) + "] is " + Num(s) +
-                               ", but must not repeat an earlier shift");
-  }
-  if (storage != "auto" && storage != "dense" && storage != "sparse")
-    return Fail(error, "output.storage is '" + storage + "', but must be auto, dense or sparse");
-  if (!(sparse_density > 0) || sparse_density > 1)
-    return Fail(error,
-                "output.sparse_density is " + Num(sparse_density) + ", but must be in (0, 1]");
-  if (chunk_events == 0) return Fail(error, "chunk_events is 0, but must be > 0");
+  if (!detail::ValidMuonScale(muon_scale_stat, muon_scale_regions, error)) return false;
+  if (!detail::ValidLuminosityUncertainty(lumi_uncertainty, "systematics.luminosity", error))
+    return false;
+  if (!detail::ValidPseudoDataShifts(pseudodata_shifts_mev, theory, "mass.pseudodata_shifts_mev",
+                                     error))
+    return false;
+  if (!detail::ValidOutput(storage, sparse_density, chunk_events, error)) return false;
   return true;
 }
 
@@ -187,14 +163,11 @@ DileptonConfig DileptonConfigFromJson(const std::string& json_text, const std::s
     s->Finish();
   }
   if (auto s = r.Object("simulation")) {
-    s->UInt64("events", &c.simulation.events);
-    s->UInt64("seed", &c.simulation.seed);
-    s->Strings("files", &c.simulation.files);
+    detail::ReadSampleSource(s.get(), &c.simulation, true);
     s->Finish();
   }
   if (auto s = r.Object("data")) {
-    s->UInt64("seed", &c.data.seed);
-    s->Strings("files", &c.data.files);
+    detail::ReadSampleSource(s.get(), &c.data, false);
     s->Number("mz_shift_mev", &c.data_mz_shift_mev);
     s->Bool("scale_bias", &c.data_scale_bias);
     s->Bool("efficiency_bias", &c.data_efficiency_bias);
@@ -203,10 +176,7 @@ DileptonConfig DileptonConfigFromJson(const std::string& json_text, const std::s
   r.Number("luminosity_pb", &c.luminosity_pb);
   if (auto s = r.Object("systematics")) {
     if (auto m = s->Object("mass")) {
-      m->Number("shift_mev", &c.theory.mass_shift_mev);
-      m->Number("step_mev", &c.theory.mass_step_mev);
-      m->Bool("steps", &c.theory.mass_steps);
-      m->Numbers("pseudodata_shifts_mev", &c.pseudodata_shifts_mev);
+      detail::ReadMassShifts(m.get(), &c.theory, &c.pseudodata_shifts_mev);
       m->Finish();
     }
     if (auto w = s->Object("width")) {
@@ -225,20 +195,11 @@ DileptonConfig DileptonConfigFromJson(const std::string& json_text, const std::s
     detail::ReadSharedSystematics(s.get(), &c.efficiency, &c.efficiency_config, &c.theory);
     s->Number("luminosity", &c.lumi_uncertainty);
     s->Bool("bin_by_bin_stat", &c.bin_by_bin_stat);
-    std::string sym = io::ToString(c.symmetrization);
-    s->String("symmetrization", &sym);
-    try {
-      c.symmetrization = io::SymmetrizationFromString(sym);
-    } catch (const std::invalid_argument&) {
-      s->Error("symmetrization", json(sym),
-               "one of none, average, conservative, linear, quadratic");
-    }
+    detail::ReadSymmetrization(s.get(), &c.symmetrization);
     s->Finish();
   }
   if (auto o = r.Object("output")) {
-    o->String("storage", &c.storage);
-    o->Number("sparse_density", &c.sparse_density);
-    o->Bool("gzip", &c.gzip);
+    detail::ReadOutput(o.get(), &c.storage, &c.sparse_density, &c.gzip);
     o->Finish();
   }
   r.UInt64("chunk_events", &c.chunk_events);
@@ -250,11 +211,7 @@ DileptonConfig DileptonConfigFromJson(const std::string& json_text, const std::s
 }
 
 DileptonConfig ReadDileptonConfig(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw io::InputError(path + ": cannot open the configuration file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return DileptonConfigFromJson(ss.str(), path);
+  return DileptonConfigFromJson(detail::ReadConfigText(path), path);
 }
 
 std::string DileptonConfig::ToJson() const {
@@ -273,10 +230,7 @@ std::string DileptonConfig::ToJson() const {
                {"efficiency_bias", data_efficiency_bias}};
   j["luminosity_pb"] = luminosity_pb;
   json s;
-  s["mass"] = {{"shift_mev", theory.mass_shift_mev},
-               {"step_mev", theory.mass_step_mev},
-               {"steps", theory.mass_steps},
-               {"pseudodata_shifts_mev", pseudodata_shifts_mev}};
+  s["mass"] = detail::MassShiftsJson(theory, pseudodata_shifts_mev);
   s["width"] = {{"shift_mev", theory.z_width_shift_mev}};
   s["muon_scale"] = {{"enabled", muon_scale},           {"stat_scale", muon_scale_stat},
                      {"calibration", calibration_file}, {"regions", muon_scale_regions},
@@ -286,7 +240,7 @@ std::string DileptonConfig::ToJson() const {
   s["bin_by_bin_stat"] = bin_by_bin_stat;
   s["symmetrization"] = io::ToString(symmetrization);
   j["systematics"] = s;
-  j["output"] = {{"storage", storage}, {"sparse_density", sparse_density}, {"gzip", gzip}};
+  j["output"] = detail::OutputJson(storage, sparse_density, gzip);
   j["chunk_events"] = chunk_events;
   return j.dump(1);
 }

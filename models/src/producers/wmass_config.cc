@@ -15,6 +15,7 @@
 #include "lepus/io/errors.h"
 #include "lepus/models/wmass.h"
 
+#include "config_checks.h"
 #include "config_json.h"
 #include "lepus/models/internal/validation.h"
 
@@ -127,12 +128,8 @@ WMassConfig WMassConfig::Helicity(WMassPreset preset) {
 
 namespace {
 
+using detail::Fail;
 using detail::Num;
-
-bool Fail(std::string* error, const std::string& message) {
-  if (error) *error = message;
-  return false;
-}
 
 }  // namespace
 
@@ -181,40 +178,18 @@ bool WMassConfig::IsValid(std::string* error) const {
                            (wlike ? "W-like" : "W-mass") + " producer");
   if (!mass_split.IsValid(&sub)) return Fail(error, sub);
   if (efficiency && !efficiency_config.IsValid(&sub)) return Fail(error, "efficiency: " + sub);
-  if (!(muon_scale_stat > 0))
-    return Fail(error, "muon_scale.stat_scale is " + Num(muon_scale_stat) + ", but must be > 0");
-  if (muon_scale_regions < 0)
-    return Fail(error, "muon_scale.regions is " + std::to_string(muon_scale_regions) +
-                           ", but must be >= 0");
+  if (!detail::ValidMuonScale(muon_scale_stat, muon_scale_regions, error)) return false;
   if (nonprompt && !nonprompt_options.IsValid(&sub)) return Fail(error, "nonprompt: " + sub);
   if (helicity.enabled && !helicity.IsValid(&sub)) return Fail(error, sub);
   if (helicity.enabled && (analysis != WMassAnalysis::kWMass || mass_split.active()))
     return Fail(error,
                 "helicity is enabled, but the helicity fit is a mode of the W-mass "
                 "analysis without a split mass parameter");
-  if (!(lumi_uncertainty >= 0) || lumi_uncertainty >= 1)
-    return Fail(error,
-                "luminosity uncertainty is " + Num(lumi_uncertainty) + ", but must be in [0, 1)");
-  for (std::size_t i = 0; i < pseudodata_shifts_mev.size(); ++i) {
-    const double s = pseudodata_shifts_mev[i];
-    const double k = s / theory.mass_step_mev;
-    if (!std::isfinite(s) || std::abs(s) > theory.mass_shift_mev + 1e-9 ||
-        std::abs(k - std::round(k)) > 1e-9)
-      return Fail(error, "pseudodata_shifts_mev[" + std::to_string(i) + "] is " + Num(s) +
-                             ", but must be a multiple of mass.step_mev (" +
-                             Num(theory.mass_step_mev) + ") within +-mass.shift_mev (" +
-                             Num(theory.mass_shift_mev) + ")");
-    for (std::size_t j = 0; j < i; ++j)
-      if (pseudodata_shifts_mev[j] == s)
-        return Fail(error, "pseudodata_shifts_mev[" + std::to_string(i) + "] is " + Num(s) +
-                               ", but must not repeat an earlier shift");
-  }
-  if (storage != "auto" && storage != "dense" && storage != "sparse")
-    return Fail(error, "output.storage is '" + storage + "', but must be auto, dense or sparse");
-  if (!(sparse_density > 0) || sparse_density > 1)
-    return Fail(error,
-                "output.sparse_density is " + Num(sparse_density) + ", but must be in (0, 1]");
-  if (chunk_events == 0) return Fail(error, "chunk_events is 0, but must be > 0");
+  if (!detail::ValidLuminosityUncertainty(lumi_uncertainty, "luminosity uncertainty", error))
+    return false;
+  if (!detail::ValidPseudoDataShifts(pseudodata_shifts_mev, theory, "pseudodata_shifts_mev", error))
+    return false;
+  if (!detail::ValidOutput(storage, sparse_density, chunk_events, error)) return false;
   return true;
 }
 
@@ -321,14 +296,11 @@ WMassConfig WMassConfigFromJson(const std::string& json_text, const std::string&
     s->Finish();
   }
   if (auto s = r.Object("simulation")) {
-    s->UInt64("events", &c.simulation.events);
-    s->UInt64("seed", &c.simulation.seed);
-    s->Strings("files", &c.simulation.files);
+    detail::ReadSampleSource(s.get(), &c.simulation, true);
     s->Finish();
   }
   if (auto s = r.Object("data")) {
-    s->UInt64("seed", &c.data.seed);
-    s->Strings("files", &c.data.files);
+    detail::ReadSampleSource(s.get(), &c.data, false);
     s->Number("mw_shift_mev", &c.data_mw_shift_mev);
     s->Number("mw_charge_diff_mev", &c.data_mw_charge_diff_mev);
     s->Number("mz_shift_mev", &c.data_mz_shift_mev);
@@ -339,10 +311,7 @@ WMassConfig WMassConfigFromJson(const std::string& json_text, const std::string&
   r.Number("luminosity_pb", &c.luminosity_pb);
   if (auto s = r.Object("systematics")) {
     if (auto m = s->Object("mass")) {
-      m->Number("shift_mev", &c.theory.mass_shift_mev);
-      m->Number("step_mev", &c.theory.mass_step_mev);
-      m->Bool("steps", &c.theory.mass_steps);
-      m->Numbers("pseudodata_shifts_mev", &c.pseudodata_shifts_mev);
+      detail::ReadMassShifts(m.get(), &c.theory, &c.pseudodata_shifts_mev);
       std::string split = c.mass_split.Spec();
       m->String("split", &split);
       {
@@ -393,20 +362,11 @@ WMassConfig WMassConfigFromJson(const std::string& json_text, const std::string&
     }
     s->Number("luminosity", &c.lumi_uncertainty);
     s->Bool("bin_by_bin_stat", &c.bin_by_bin_stat);
-    std::string sym = io::ToString(c.symmetrization);
-    s->String("symmetrization", &sym);
-    try {
-      c.symmetrization = io::SymmetrizationFromString(sym);
-    } catch (const std::invalid_argument&) {
-      s->Error("symmetrization", json(sym),
-               "one of none, average, conservative, linear, quadratic");
-    }
+    detail::ReadSymmetrization(s.get(), &c.symmetrization);
     s->Finish();
   }
   if (auto o = r.Object("output")) {
-    o->String("storage", &c.storage);
-    o->Number("sparse_density", &c.sparse_density);
-    o->Bool("gzip", &c.gzip);
+    detail::ReadOutput(o.get(), &c.storage, &c.sparse_density, &c.gzip);
     o->Finish();
   }
   r.UInt64("chunk_events", &c.chunk_events);
@@ -424,11 +384,7 @@ WMassConfig WMassConfigFromJson(const std::string& json_text, const std::string&
 }
 
 WMassConfig ReadWMassConfig(const std::string& path, WMassAnalysis analysis) {
-  std::ifstream in(path);
-  if (!in) throw io::InputError(path + ": cannot open the configuration file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return WMassConfigFromJson(ss.str(), path, analysis);
+  return WMassConfigFromJson(detail::ReadConfigText(path), path, analysis);
 }
 
 std::string WMassConfig::ToJson() const {
@@ -452,10 +408,9 @@ std::string WMassConfig::ToJson() const {
                {"efficiency_bias", data_efficiency_bias}};
   j["luminosity_pb"] = luminosity_pb;
   json s;
-  s["mass"] = {
-      {"shift_mev", theory.mass_shift_mev}, {"step_mev", theory.mass_step_mev},
-      {"steps", theory.mass_steps},         {"pseudodata_shifts_mev", pseudodata_shifts_mev},
-      {"split", mass_split.Spec()},         {"split_mode", ToString(mass_split.mode)}};
+  s["mass"] = detail::MassShiftsJson(theory, pseudodata_shifts_mev);
+  s["mass"]["split"] = mass_split.Spec();
+  s["mass"]["split_mode"] = ToString(mass_split.mode);
   s["width"] = {{"shift_mev", analysis == WMassAnalysis::kWLike ? theory.z_width_shift_mev
                                                                 : theory.w_width_shift_mev}};
   s["muon_scale"] = {{"enabled", muon_scale},
@@ -477,7 +432,7 @@ std::string WMassConfig::ToJson() const {
   s["bin_by_bin_stat"] = bin_by_bin_stat;
   s["symmetrization"] = io::ToString(symmetrization);
   j["systematics"] = s;
-  j["output"] = {{"storage", storage}, {"sparse_density", sparse_density}, {"gzip", gzip}};
+  j["output"] = detail::OutputJson(storage, sparse_density, gzip);
   j["chunk_events"] = chunk_events;
   if (helicity.enabled) {
     j["producer"] = "helicity";

@@ -26,6 +26,13 @@ inline bool Fail(std::string* error, const std::string& field, double value,
   return false;
 }
 
+// The same for a message composed by the caller (several fields, or a value that is not a
+// number).
+inline bool Fail(std::string* error, const std::string& message) {
+  if (error != nullptr) *error = message;
+  return false;
+}
+
 // A member's own IsValid check, its message prefixed with the member's name ("data_detector.").
 template <typename T>
 bool ValidMember(const T& member, const std::string& name, std::string* error) {
