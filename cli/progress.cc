@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <sstream>
@@ -44,7 +45,7 @@ void EventProgressBar::Update(std::int64_t done, std::int64_t total, double seco
   std::ostringstream os;
   os << label_ << " [";
   const int width = 24;
-  const int filled = static_cast<int>(frac * width + 0.5);
+  const int filled = static_cast<int>(std::lround(frac * width));
   for (int i = 0; i < width; ++i) os << (i < filled ? '#' : '.');
   char pct[16];
   std::snprintf(pct, sizeof(pct), "%3.0f%%", 100 * frac);

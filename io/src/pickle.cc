@@ -184,8 +184,7 @@ const char* KindName(Kind kind) {
     case Kind::kBool:
       return "bool";
     case Kind::kInt:
-      return "int";
-    case Kind::kBigInt:
+    case Kind::kBigInt:  // Python has one int type
       return "int";
     case Kind::kFloat:
       return "float";

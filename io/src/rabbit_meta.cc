@@ -379,7 +379,8 @@ RabbitMeta InterpretRabbitMeta(const Document& doc, const pickle::Limits& limits
   std::vector<std::string> unknown_keys;
   for (const auto& [k, v] : pickle::DictItems(doc, root)) {
     const std::string key = KeyText(doc, k);
-    if (doc[k].kind != Kind::kStr) {
+    // A key that is not a string is as unknown as an unknown name (the last branch).
+    if (doc[k].kind != Kind::kStr) {  // NOLINT(bugprone-branch-clone)
       unknown_keys.push_back(key);
     } else if (key == "channel_info") {
       channel_info = v;

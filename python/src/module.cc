@@ -78,9 +78,8 @@ py::array View(const Eigen::MatrixXd& m, py::handle owner) {
 }
 
 // A writable array that takes over the Eigen object's buffer (no copy).
-template <class M>
-py::array Own(M&& m) {
-  using T = std::decay_t<M>;
+template <class T>
+py::array Own(T m) {
   auto* heap = new T(std::move(m));
   py::capsule base(heap, [](void* p) { delete static_cast<T*>(p); });
   py::array a = View(*heap, base);
@@ -167,7 +166,8 @@ R RunInterruptible(std::function<R()> work, std::atomic<bool>* cancel,
       if (PyErr_CheckSignals() != 0) throw py::error_already_set();
       if (poll) poll();
     } catch (py::error_already_set& e) {
-      py_error.emplace(std::move(e));
+      // A new exception object each iteration; the loop skips this block once py_error is set.
+      py_error.emplace(std::move(e));  // NOLINT(bugprone-use-after-move)
       cancel->store(true);
     }
   }

@@ -882,10 +882,10 @@ class Builder {
         auto slice = [&](const std::vector<double>& arr) {
           if (v.charge < 0) return arr;
           std::vector<double> out;
-          const int nq = shape[static_cast<std::size_t>(qaxis)];
-          for (int i = 0; i < na; ++i)
-            out.push_back(qaxis > v.axis ? arr[static_cast<std::size_t>(i * nq + v.charge)]
-                                         : arr[static_cast<std::size_t>(v.charge * na + i)]);
+          const auto nq = static_cast<std::size_t>(shape[static_cast<std::size_t>(qaxis)]);
+          const auto q = static_cast<std::size_t>(v.charge);
+          for (std::size_t i = 0; i < static_cast<std::size_t>(na); ++i)
+            out.push_back(qaxis > v.axis ? arr[i * nq + q] : arr[q * na + i]);
           return out;
         };
         StackPlot p;

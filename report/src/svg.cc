@@ -730,8 +730,8 @@ std::string RenderHeatmap(const Heatmap& m) {
   const bool numbers = cell >= 34;
   for (int i = 0; i < n; ++i) {
     for (int j = 0; j < n; ++j) {
-      const double v =
-          static_cast<std::size_t>(i * n + j) < m.values.size() ? m.values[i * n + j] : kNaN;
+      const std::size_t k = static_cast<std::size_t>(i) * n + j;
+      const double v = k < m.values.size() ? m.values[k] : kNaN;
       svg.Rect(x0 + cell * j, y0 + cell * i, cell, cell, Diverging(v), "",
                m.names[i] + " / " + m.names[j] + ": " + FormatNumber(v, 3));
       if (numbers && Finite(v))

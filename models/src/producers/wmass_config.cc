@@ -62,8 +62,9 @@ WMassConfig WMassConfig::Full() {
   // Systematic scale-factor variations decorrelated per eta bin (5 x 48) plus the correlated
   // ones; angular coefficients decorrelated in three |y| bins as well as in boson pT.
   c.efficiency_config.syst_eta_edges.clear();
+  const int center = kScaleEtaBins / 2;  // eta = 0 (edges every 0.1)
   for (int b = 0; b <= kScaleEtaBins; ++b)
-    c.efficiency_config.syst_eta_edges.push_back((b - kScaleEtaBins / 2) / 10.0);
+    c.efficiency_config.syst_eta_edges.push_back((b - center) / 10.0);
   c.theory.helicity_y_edges = {0.0, 0.8, 1.6};
   // Larger work items: the partial histograms of ~20k variations are ~80 MB, added serially
   // once per item.
