@@ -16,7 +16,10 @@ summaries. Fits profile every nuisance with Barlow-Beeston lite (the default `le
 
 usage: benchmarks/attenuation_study.py [--lepus build/cli/lepus] [--work DIR]
            [--analyses wmass,wlike] [--sizes 0.25,0.5,1,2,4] [--seeds 4] [--shift 50]
-           [--wmass-eta-bins 48] [--wlike-eta-bins 24] [--threads 2] [--markdown]
+           [--wmass-eta-bins 48] [--wlike-eta-bins 12] [--threads 2] [--markdown]
+The W-like default is 12 eta bins: with 24 (or the preset's 48) and 0.25 M simulated events some
+forward high-pT bins have no simulated event, and a fit to another sample's pseudo-data refuses
+a zero expectation under observed events. The attenuation grows with the bins (r ~ n_bins / N).
 Needs numpy and h5py. Prints a table (plain or --markdown) and writes DIR/results.json.
 """
 import argparse
@@ -70,7 +73,7 @@ def fit_noi(args, path, pseudodata, noi):
     p = run([args.lepus, "fit", path, "--pseudodata", pseudodata, "--json", "-", "--threads",
              str(args.threads)])
     j = json.loads(p.stdout)
-    if j.get("status") not in ("ok", "converged", 0, "success"):
+    if j.get("status") != "converged":
         # Keep the number but say so: a failed fit is a status, not a confident number.
         print("warning: %s %s: fit status %r" % (path, pseudodata, j.get("status")),
               file=sys.stderr)
@@ -100,7 +103,7 @@ def main():
     ap.add_argument("--seeds", type=int, default=4, help="independent productions per size")
     ap.add_argument("--shift", type=float, default=50.0, help="pseudo-data shifts +-MeV")
     ap.add_argument("--wmass-eta-bins", type=int, default=48)
-    ap.add_argument("--wlike-eta-bins", type=int, default=24)
+    ap.add_argument("--wlike-eta-bins", type=int, default=12)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
