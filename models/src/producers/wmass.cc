@@ -1581,7 +1581,7 @@ std::string WMassSummary::Report() const {
     if (a.determined)
       std::snprintf(line, sizeof(line),
                     "attenuation %s: expected slope of the fitted shift 1/(1+r) = %.3f, r = %.4f "
-                    "(template noise / information)\n",
+                    "(nuisances fixed; profiled fits attenuate more)\n",
                     a.parameter.c_str(), a.slope, a.r);
     else
       std::snprintf(line, sizeof(line), "attenuation %s: not determined\n", a.parameter.c_str());
