@@ -165,7 +165,7 @@ TEST_CASE(
   // Above 5% the summary warns with the advice.
   const bool warned = std::any_of(
       small.summary.warnings.begin(), small.summary.warnings.end(),
-      [](const std::string& w) { return w.find("--mass-center") != std::string::npos; });
+      [](const std::string& w) { return w.find("more simulated events") != std::string::npos; });
   CHECK(warned == (1.0 - s.slope > kAttenuationWarning));
   CHECK(small.summary.MetadataJson().empty());  // default centre: no producer metadata
 

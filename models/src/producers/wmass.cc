@@ -1457,9 +1457,11 @@ void FitInputBuilder::FillSummary(WMassSummary* sum) const {
       std::snprintf(msg, sizeof(msg),
                     "attenuation of %s: with this simulation the fitted shift responds to a "
                     "true one with slope %.3f (r = %.3f; expected %.0f%% low), from the "
-                    "statistical noise of the mass template; produce with more simulated events "
-                    "(r falls as 1/N), or iterate: fit, produce again with --mass-center at the "
-                    "fitted mass, refit (docs/producers.md, \"Template statistics\")",
+                    "statistical noise of the mass template (a lower bound: profiled fits "
+                    "attenuate more); produce with more simulated events (r falls as 1/N). "
+                    "Recentring the templates (--mass-center) does not remove it: the reweighted "
+                    "templates are the same events, and an iterated fit stays where the first "
+                    "one was (docs/producers.md, \"Template statistics\")",
                     a.parameter.c_str(), a.slope, a.r, 100.0 * (1.0 - a.slope));
       sum->warnings.push_back(msg);
     }
