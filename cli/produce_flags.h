@@ -30,7 +30,8 @@ struct ProduceFlags {
   double luminosity = std::numeric_limits<double>::quiet_NaN();  // --luminosity PB
   std::string mass_split;       // --mass-split SPEC ("": not given)
   std::string mass_split_mode;  // --mass-split-mode MODE ("": not given)
-  bool flip_parity = false;     // --flip-parity (wlike)
+  double mass_center = std::numeric_limits<double>::quiet_NaN();    // --mass-center MEV
+  bool flip_parity = false;                                         // --flip-parity (wlike)
   double data_mz_shift = std::numeric_limits<double>::quiet_NaN();  // --data-truth-mz-shift
   int threads = 0;                                                  // --threads N
   bool print_config = false;                                        // --print-config

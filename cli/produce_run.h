@@ -127,7 +127,24 @@ int RunProduction(const std::string& command, const Config& config, const Produc
   if (mpi::Size() > 1)
     std::cerr << command << ": " << receiver.Summary("partial histogram sets") << "\n";
   const auto t1 = std::chrono::steady_clock::now();
-  io::WriteFitInput(prod.model, a.output, prod.write_options);
+  std::string metadata;
+  if constexpr (requires { prod.summary.MetadataJson(); }) metadata = prod.summary.MetadataJson();
+  if (metadata.empty()) {
+    io::WriteFitInput(prod.model, a.output, prod.write_options);
+  } else {
+    // Producer metadata (recentred mass templates): written next to the output, annotated, then
+    // renamed over it, so the output is never seen without it.
+    const std::string temp = a.output + ".lepus-meta.tmp";
+    try {
+      io::WriteFitInput(prod.model, temp, prod.write_options);
+      models::WriteProducerMetadata(temp, metadata);
+      std::filesystem::rename(temp, a.output);
+    } catch (...) {
+      std::error_code ignored;
+      std::filesystem::remove(temp, ignored);
+      throw;
+    }
+  }
   const double t_write =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
   const double t_total =

@@ -2,8 +2,8 @@
 # wlike_cli_test.sh LEPUS WORKDIR: `lepus produce wlike` end to end on a small sample (channel
 # wlike with 3264 bins, the Z-mass NOI, the fit of generated data for both parities), split masses
 # (`--mass-split charge`: the separate masses with `lepus fit --combine` equal the difference
-# parameter of `--mass-split-mode difference`), the same output at 1 and 2 threads, and clear
-# errors (exit code 1).
+# parameter of `--mass-split-mode difference`), the same output at 1 and 2 threads, the mass
+# centre (--mass-center) and the attenuation line of the summary, and clear errors (exit code 1).
 set -euo pipefail
 lepus=$1 work=$2
 rm -rf "$work"
@@ -63,6 +63,34 @@ for d in hlogk hnorm hdata_obs hsumw2; do
   cmp -s <(h5dump -d $d "$work/t1.h5" | sed 1d) <(h5dump -d $d "$work/t2.h5" | sed 1d) \
     || fail "$d differs between 1 and 2 threads"
 done
+
+# --mass-center: the simulation's m_Z gives the same fit input (no producer metadata); another
+# centre is recorded in the `lepus_producer_json` attribute and its +30 MeV set is fitted as +30
+# relative to that centre; the summary reports the attenuation.
+"$lepus" produce wlike --config "$work/tiny.json" --threads 2 --mass-center 91187.6 \
+  -o "$work/c0.h5" 2>"$work/c0.log"
+h5diff "$work/t2.h5" "$work/c0.h5" >/dev/null || fail "--mass-center at the simulation's m_Z changed the input"
+grep -Eq "^attenuation massShiftZ100MeV: expected slope of the fitted shift 1/\(1\+r\) = 0\.[0-9]+, r = [0-9.]+" \
+  "$work/c0.log" || { cat "$work/c0.log"; fail "no attenuation in the summary"; }
+"$lepus" produce wlike --config "$work/tiny.json" --threads 2 --mass-center 91217.6 \
+  -o "$work/c30.h5" 2>"$work/c30.log"
+grep -q "mass templates centred at 91217.600 MeV (simulation 91187.600 MeV)" "$work/c30.log" \
+  || { cat "$work/c30.log"; fail "no centre in the summary"; }
+h5dump -a lepus_producer_json "$work/c30.h5" | grep -q '"mass_center_mev":91217.6' \
+  || { h5dump -a lepus_producer_json "$work/c30.h5"; fail "no centre in the metadata"; }
+if h5dump -a lepus_producer_json "$work/t2.h5" >/dev/null 2>&1; then fail "metadata in a default input"; fi
+"$lepus" fit "$work/c30.h5" --pseudodata mass_shift_p30MeV --json "$work/c30fit.json" 2>/dev/null
+read -r v _ < <(noi "$work/c30fit.json" massShiftZ100MeV)
+awk -v v="$v" 'BEGIN { exit !(v > 29 && v < 31) }' || fail "recentred +30 MeV set fitted as $v"
+expect_error "lepus: error: --mass-center is 79000 MeV, but must be the Z mass in MeV within 1000 MeV of the simulation's \(91187.6 MeV\)" \
+  produce wlike --mass-center 79000 -o "$work/x.h5"
+expect_error "lepus: error: --mass-center is -1 MeV, but must be the W mass" \
+  produce wmass --mass-center -1 -o "$work/x.h5"
+expect_error "lepus: error: --mass-center is 'x', but must be a finite number" \
+  produce wmass --mass-center x -o "$work/x.h5"
+echo '{"lepus_config_version": 1, "producer": "wlike", "systematics": {"mass": {"center_mev": 95000}}}' >"$work/c.json"
+expect_error "c\.json: mass\.center_mev is 95000, but must be within 1000 MeV of the simulation.s m_Z \(91187\.6 MeV\)" \
+  produce wlike --config "$work/c.json" -o "$work/x.h5"
 
 # Errors.
 expect_error "lepus: error: --mass-split is 'charges', but must be none, charge, eta_sign" \

@@ -4,6 +4,7 @@ lepus_add_test(NAME lepus_wmass_tests
   SOURCES
     ${CMAKE_CURRENT_LIST_DIR}/histogram_test.cc
     ${CMAKE_CURRENT_LIST_DIR}/wmass_test.cc
+    ${CMAKE_CURRENT_LIST_DIR}/attenuation_test.cc
   LIBS lepus_models lepus_io lepus_engine)
 
 # `lepus produce wmass` end to end and its error messages (needs the lepus command, h5dump, jq).

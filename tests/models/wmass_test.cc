@@ -96,9 +96,19 @@ TEST_CASE("WMassProducer: the fit-channel histograms equal a brute-force loop ov
   const int nfit = 48 * 30 * 2;
   std::vector<std::vector<double>> sumw(kWMassMcSlots, std::vector<double>(nfit, 0.0));
   std::vector<std::vector<double>> sumw2 = sumw;
+  std::vector<double> noi_var(nfit, 0.0);
   // The MC variance of a bin: per event the square of the event's total weight there (its muon
   // hypotheses are parts of one event). `merged` counts the bins where an event had two parts.
   int merged = 0;
+  // The NOI's linear template (up - down) / 2 per unit and event: W events only (Z, top: no W
+  // boson). One loop per sign (BreitWignerWeight caches its normalisation for one shift).
+  std::vector<double> noi_delta(batch.size(), 0.0);
+  for (double sign : {1.0, -1.0})
+    for (std::size_t i = 0; i < batch.size(); ++i)
+      if ((batch.process[i] == Process::kWplusMuNu || batch.process[i] == Process::kWminusMuNu) &&
+          batch.v_mass[i] > 0)
+        noi_delta[i] +=
+            0.5 * sign * producer.theory().BreitWignerWeight('W', batch.v_mass[i], 0.1 * sign, 0.0);
   for (std::size_t i = 0; i < batch.size(); ++i) {
     const int slot = WMassSlot(batch.process[i]);
     std::map<int, std::pair<double, int>> event_bins;  // bin -> (weight, parts)
@@ -135,11 +145,20 @@ TEST_CASE("WMassProducer: the fit-channel histograms equal a brute-force loop ov
         ++event_bins[k].second;
       }
     }
+    const double delta = noi_delta[i];
     for (const auto& [k, wp] : event_bins) {
       sumw2[slot][k] += wp.first * wp.first;
+      noi_var[k] += wp.first * delta * wp.first * delta;
       merged += wp.second > 1;
     }
   }
+  // The MC variance of the NOI template (WMassHistograms::noi_var, the attenuation's input).
+  double noi_total = 0.0;
+  for (int k = 0; k < nfit; ++k) {
+    REQUIRE(h.noi_var[k] == doctest::Approx(noi_var[k]).epsilon(1e-9));
+    noi_total += noi_var[k];
+  }
+  CHECK(noi_total > 0);
   CHECK(merged > 0);  // the test can tell the per-event variance from the sum over the parts
   const int off = producer.signal_region_offset();
   double total = 0.0;
@@ -205,6 +224,7 @@ TEST_CASE("WMassProducer: a fill spread over 3 ranks (ProduceOptions::ranks) equ
       CHECK(SameBits(one.mc[s].Sumw2(), three.mc[s].Sumw2()));
     }
     CHECK(SameBits(one.data.Sumw(), three.data.Sumw()));
+    CHECK(SameBits(one.noi_var, three.noi_var));
     const std::vector<double> zeros(producer.fit_space().size(), 0.0);
     for (int id = 0; id < producer.layout().size(); ++id)
       REQUIRE(SameBits(one.variations.Varied(id, zeros), three.variations.Varied(id, zeros)));
@@ -231,6 +251,7 @@ TEST_CASE("WMassProducer: the histograms and the fit input are identical at 1 an
     CHECK(SameBits(h1.mc[s].Sumw2(), h2.mc[s].Sumw2()));
   }
   CHECK(SameBits(h1.data.Sumw(), h2.data.Sumw()));
+  CHECK(SameBits(h1.noi_var, h2.noi_var));
   const std::vector<double> zeros(producer.fit_space().size(), 0.0);
   for (int id = 0; id < producer.layout().size(); ++id)
     REQUIRE(SameBits(h1.variations.Varied(id, zeros), h2.variations.Varied(id, zeros)));

@@ -6,7 +6,10 @@
 #include <string>
 #include <utility>
 
+#include <hdf5.h>
+
 #include "lepus/io/errors.h"
+#include "lepus/models/wmass.h"
 
 namespace lepus::models::detail {
 
@@ -154,6 +157,8 @@ std::string PartialBytes(const WMassHistograms& h) {
   out.append(reinterpret_cast<const char*>(&n), sizeof(n));
   out.append(reinterpret_cast<const char*>(h.split_xsec.data()),
              h.split_xsec.size() * sizeof(double));
+  // noi_var: the same size in every partial of a production (the fit channel's bins).
+  out.append(reinterpret_cast<const char*>(h.noi_var.data()), h.noi_var.size() * sizeof(double));
   out.append(reinterpret_cast<const char*>(&h.nonprompt_sim_skipped),
              sizeof(h.nonprompt_sim_skipped));
   return out;
@@ -169,14 +174,17 @@ void ReadPartial(const std::string& bytes, WMassHistograms* h) {
     throw std::runtime_error("partial histograms: too few bytes");
   std::memcpy(&n, p, sizeof(n));
   p += sizeof(n);
+  const std::size_t noi_bytes = h->noi_var.size() * sizeof(double);
   const std::size_t rest =
-      static_cast<std::size_t>(n) * sizeof(double) + sizeof(h->nonprompt_sim_skipped);
+      static_cast<std::size_t>(n) * sizeof(double) + noi_bytes + sizeof(h->nonprompt_sim_skipped);
   if (n < 0 || static_cast<std::size_t>(end - p) != rest)
     throw std::runtime_error("partial histograms: " + std::to_string(end - p) + " bytes left, " +
                              std::to_string(rest) + " expected");
   h->split_xsec.resize(static_cast<std::size_t>(n));
   std::memcpy(h->split_xsec.data(), p, static_cast<std::size_t>(n) * sizeof(double));
-  std::memcpy(&h->nonprompt_sim_skipped, p + n * sizeof(double), sizeof(h->nonprompt_sim_skipped));
+  p += n * sizeof(double);
+  std::memcpy(h->noi_var.data(), p, noi_bytes);
+  std::memcpy(&h->nonprompt_sim_skipped, p + noi_bytes, sizeof(h->nonprompt_sim_skipped));
 }
 
 std::string PartialBytes(const DileptonHistograms& h) {
@@ -197,3 +205,39 @@ void ReadPartial(const std::string& bytes, DileptonHistograms* h) {
 }
 
 }  // namespace lepus::models::detail
+
+namespace lepus::models {
+
+void WriteProducerMetadata(const std::string& path, const std::string& json) {
+  // HDF5's own error stack printing is switched off for these calls: the failure is reported as
+  // an exception naming the file.
+  H5E_auto2_t old_func = nullptr;
+  void* old_data = nullptr;
+  H5Eget_auto2(H5E_DEFAULT, &old_func, &old_data);
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  bool ok = file >= 0;
+  if (ok) {
+    const hid_t type = H5Tcopy(H5T_C_S1);
+    ok = type >= 0 && H5Tset_size(type, H5T_VARIABLE) >= 0 && H5Tset_cset(type, H5T_CSET_UTF8) >= 0;
+    const hid_t space = H5Screate(H5S_SCALAR);
+    hid_t attr = -1;
+    if (ok && space >= 0) {
+      if (H5Aexists(file, kProducerMetadataAttribute) > 0)
+        H5Adelete(file, kProducerMetadataAttribute);
+      attr = H5Acreate2(file, kProducerMetadataAttribute, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    }
+    const char* text = json.c_str();
+    ok = ok && attr >= 0 && H5Awrite(attr, type, &text) >= 0;
+    if (attr >= 0) ok = H5Aclose(attr) >= 0 && ok;
+    if (space >= 0) H5Sclose(space);
+    if (type >= 0) H5Tclose(type);
+    ok = H5Fclose(file) >= 0 && ok;
+  }
+  H5Eset_auto2(H5E_DEFAULT, old_func, old_data);
+  if (!ok)
+    throw io::InputError(path + ": cannot add the producer metadata (attribute " +
+                         kProducerMetadataAttribute + ")");
+}
+
+}  // namespace lepus::models

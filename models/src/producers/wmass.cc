@@ -146,6 +146,7 @@ void WMassHistograms::Reset() {
   selected.fill(0);
   data_selected = 0;
   nonprompt_sim_skipped = 0;
+  std::fill(noi_var.begin(), noi_var.end(), 0.0);
   for (auto& x : split) x.Reset();
   std::fill(split_xsec.begin(), split_xsec.end(), 0.0);
 }
@@ -159,6 +160,7 @@ WMassHistograms& WMassHistograms::operator+=(const WMassHistograms& o) {
   for (int s = 0; s < kWMassMcSlots; ++s) selected[s] += o.selected[s];
   data_selected += o.data_selected;
   nonprompt_sim_skipped += o.nonprompt_sim_skipped;
+  for (std::size_t b = 0; b < noi_var.size(); ++b) noi_var[b] += o.noi_var[b];
   for (std::size_t s = 0; s < split.size(); ++s) split[s] += o.split[s];
   for (std::size_t s = 0; s < split_xsec.size(); ++s) split_xsec[s] += o.split_xsec[s];
   return *this;
@@ -205,6 +207,21 @@ struct WMassProducer::Impl {
   std::vector<std::string> slot_names;
   // The NOI split into charge / eta regions (empty: the NOI itself).
   std::vector<MassSplitParameter> mass_split;
+  // The theory nuisance of interest (the mass pair; -1 if none) and the processes it acts on.
+  int noi_kind = -1;
+  std::array<bool, kNumProcesses> noi_processes{};
+  // Recentred mass templates (WMassConfig::mass_center_mev): the centre minus the simulation's
+  // mass (MeV, 0 = not recentred).
+  double center_shift_mev = 0.0;
+  // The weight that moves simulated event i of b to the templates' centre: the Breit-Wigner
+  // ratio for events of the NOI's processes with a boson, else 1.
+  double CenterWeight(const EventBatch& b, std::size_t i) const {
+    if (center_shift_mev == 0.0 || !noi_processes[static_cast<int>(b.process[i])] ||
+        !(b.v_mass[i] > 0))
+      return 1.0;
+    return theory.BreitWignerWeight(config.theory.mass_boson, b.v_mass[i], center_shift_mev * 1e-3,
+                                    0.0);
+  }
 
   explicit Impl(WMassConfig c);
   static TheoryConfig EffectiveTheory(const WMassConfig& c);
@@ -230,6 +247,7 @@ struct WMassProducer::Impl {
 
 TheoryConfig WMassProducer::Impl::EffectiveTheory(const WMassConfig& c) {
   TheoryConfig t = c.theory;
+  t.mass_center_shift_mev = c.MassCenterShiftMev();
   for (double s : c.pseudodata_shifts_mev)
     if (std::abs(s) > 1e-9 && std::abs(std::abs(s) - t.mass_shift_mev) > 1e-9) t.mass_steps = true;
   return t;
@@ -270,6 +288,12 @@ WMassProducer::Impl::Impl(WMassConfig c) : config(std::move(c)), theory(Effectiv
   eta_stride = fit_space.stride(0);
   fine_per_fit = kScaleEtaBins / config.eta_bins;
   mass_split = MassSplitParameters(config.mass_split, config.Noi(), fit_space);
+  center_shift_mev = config.MassCenterShiftMev();
+  for (std::size_t k = 0; k < theory.nuisances().size(); ++k)
+    if (theory.nuisances()[k].role == TheoryRole::kInterest) {
+      noi_kind = static_cast<int>(k);
+      noi_processes = theory.nuisances()[k].processes;
+    }
 
   if (config.efficiency)
     efficiency = std::make_unique<EfficiencyVariations>(config.efficiency_config);
@@ -396,6 +420,12 @@ void WMassProducer::Impl::FillBatch(const EventBatch& b, SampleKind sample, WMas
     }
     bool selected_event = false;  // some hypothesis of the event is in the fit channel
     EventBins ev;                 // simulation: the event's weights per region bin
+    // Simulation: the generator weight, reweighted to the mass templates' centre if recentred.
+    double event_w = 1.0;
+    if (!is_data) {
+      event_w = b.weight[i];
+      if (center_shift_mev != 0.0) event_w *= CenterWeight(b, i);
+    }
     for (int m = 0; m < 2; ++m) {
       const MuonColumns& mu = b.muon[m];
       const int q = mu.charge[i];
@@ -417,7 +447,7 @@ void WMassProducer::Impl::FillBatch(const EventBatch& b, SampleKind sample, WMas
       if (!(pt >= pt_lo && pt < pt_hi)) continue;
       // Efficiencies: weights in simulation, 0/1 outcomes in data.
       double w = MuonEfficiencyWeight(b, i, m);
-      if (!is_data) w *= b.weight[i];
+      if (!is_data) w *= event_w;
       if (w == 0.0) continue;
       const bool iso_pass = mu.rel_iso[i] < config.iso_cut;
       const int iso_bin = iso_pass ? 0 : 1;
@@ -567,7 +597,11 @@ void WMassProducer::Impl::FillBatchWLike(const EventBatch& b, SampleKind sample,
     met_x += o.pt * std::cos(o.phi);
     met_y += o.pt * std::sin(o.phi);
     double w = MuonEfficiencyWeight(b, i, k) * om.eff_reco[i] * om.eff_tracking[i] * om.eff_id[i];
-    if (!is_data) w *= b.weight[i];
+    if (!is_data) {
+      w *= b.weight[i];
+      // Reweighted to the mass templates' centre if recentred.
+      if (center_shift_mev != 0.0) w *= CenterWeight(b, i);
+    }
     if (w == 0.0) continue;
     double mt = 0.0;
     const int fb = WLikeBin(pt, eta, phi, q, o, met_x, met_y, &mt);
@@ -731,6 +765,25 @@ void WMassProducer::Impl::FillVariations(const EventBatch& b, WMassHistograms* h
             vs.Fill(down_id, c.fit_bin, c.w * (s->down[j] - 1.0));
         }
       }
+      if (k == noi_kind && want_down) {
+        // The MC variance of the NOI's linear template (up - down) / 2: per event and bin the
+        // square of the event's total contribution (its muon hypotheses and, in the helicity
+        // mode, its components are one event; candidates come in event order).
+        EventBins ev;
+        std::uint32_t event = 0;
+        auto flush = [&] {
+          for (int e = 0; e < ev.n; ++e) h->noi_var[ev.bin[e]] += ev.w[e] * ev.w[e];
+          ev.n = 0;
+        };
+        for (std::size_t j = 0; j < m; ++j) {
+          const Candidate& c = s->cand[s->theory_cand[j]];
+          if (theory_up[k * nslots + c.slot] < 0) continue;
+          if (ev.n > 0 && c.event != event) flush();
+          event = c.event;
+          ev.Add(c.fit_bin, c.w * 0.5 * (s->up[j] - s->down[j]));
+        }
+        flush();
+      }
     }
   }
 }
@@ -749,7 +802,8 @@ void WMassProducer::Impl::SplitSignal(const EventBatch& b, WMassHistograms* h, S
     const int cell = split->Cell(b.v_charge[i], b.v_pt[i], b.v_y[i]);
     if (cell < 0) continue;
     const auto a = AngularCoefficients(physics, b.v_charge[i], b.v_pt[i], std::abs(b.v_y[i]));
-    const double w = b.weight[i] * inv_lumi;
+    double w = b.weight[i] * inv_lumi;
+    if (center_shift_mev != 0.0) w *= CenterWeight(b, i);
     h->split_xsec[split->Process(cell, 0)] += w;
     for (int c = 1; c < nc; ++c) h->split_xsec[split->Process(cell, c)] += w * a[c - 1];
   }
@@ -837,6 +891,7 @@ WMassHistograms WMassProducer::MakeHistograms() const {
   for (int s = 0; s < kWMassMcSlots; ++s) h.mc.emplace_back(impl_->region_space);
   h.data = WeightedHistogram(impl_->region_space);
   h.variations = VariationStore(&impl_->layout);
+  h.noi_var.assign(impl_->fit_size, 0.0);
   if (impl_->split) {
     for (int p = 0; p < impl_->split->num_processes(); ++p) h.split.emplace_back(impl_->fit_space);
     h.split_xsec.assign(impl_->split->num_processes(), 0.0);
@@ -1092,6 +1147,7 @@ class FitInputBuilder {
   std::vector<double> data_;
   std::vector<std::vector<double>> nominal_;  // per slot
   int mass_pseudodata_ = 0;
+  std::vector<double> noi_derivative_;  // (up - down) / 2 of the NOI, summed over processes
 };
 
 void FitInputBuilder::AddProcessesAndNominals() {
@@ -1172,6 +1228,12 @@ void FitInputBuilder::AddTheory() {
       const int dn = m_.theory_down[k * m_.nslots + s];
       if (!HasEffect(up) && !HasEffect(dn)) continue;
       const std::vector<double> vu = vs.Varied(up, nominal_[s]);
+      if (n.role == TheoryRole::kInterest && dn >= 0) {
+        // The linear mass template (up - down) / 2 of all processes (MassAttenuation).
+        const std::vector<double> vd = vs.Varied(dn, nominal_[s]);
+        noi_derivative_.resize(size_, 0.0);
+        for (int i = 0; i < size_; ++i) noi_derivative_[i] += 0.5 * (vu[i] - vd[i]);
+      }
       if (split) {
         const std::vector<double> vd = vs.Varied(dn, nominal_[s]);
         std::vector<double> pu, pd;
@@ -1355,6 +1417,55 @@ void FitInputBuilder::FillSummary(WMassSummary* sum) const {
     sum->notes.push_back(msg);
   }
   sum->clipped_entries = w_.clipped_entries();
+  sum->noi = c_.Noi();
+  sum->mass_center_mev = c_.MassCenterMev();
+  sum->simulation_mass_mev = c_.SimulationMassMev();
+  if (noi_derivative_.empty()) return;
+  // The bins' variance at the nominal point: the expectation, plus the nominal templates' MC
+  // variance that the Barlow-Beeston treatment adds.
+  std::vector<double> var(size_, 0.0);
+  for (int s : slots_) {
+    const WeightedHistogram& hist = s < kWMassMcSlots ? h_.mc[s] : h_.split[s - kWMassMcSlots];
+    const int o = s < kWMassMcSlots ? off_ : 0;
+    for (int i = 0; i < size_; ++i) {
+      var[i] += nominal_[s][i];
+      if (c_.bin_by_bin_stat) var[i] += hist.sumw2(o + i);
+    }
+  }
+  if (c_.nonprompt)
+    for (int i = 0; i < size_; ++i) {
+      var[i] += np_.nominal[i];
+      if (c_.bin_by_bin_stat) var[i] += np_.sumw2[i];
+    }
+  if (m_.mass_split.empty()) {
+    sum->attenuation.push_back(EstimateMassAttenuation(c_.Noi(), noi_derivative_, h_.noi_var, var));
+  } else {
+    for (const MassSplitParameter& p : m_.mass_split)
+      sum->attenuation.push_back(
+          EstimateMassAttenuation(p.name, noi_derivative_, h_.noi_var, var, p.coeff));
+  }
+  for (const MassAttenuation& a : sum->attenuation) {
+    char msg[640];
+    if (!a.determined) {
+      std::snprintf(msg, sizeof(msg),
+                    "attenuation of %s not determined: its mass template is not above its own "
+                    "simulation noise (information %.3g, noise %.3g); produce with more simulated "
+                    "events",
+                    a.parameter.c_str(), a.information, a.noise);
+      sum->warnings.push_back(msg);
+    } else if (1.0 - a.slope > kAttenuationWarning) {
+      std::snprintf(msg, sizeof(msg),
+                    "attenuation of %s: with this simulation the fitted shift responds to a "
+                    "true one with slope %.3f (r = %.3f; expected %.0f%% low), from the "
+                    "statistical noise of the mass template (a lower bound: profiled fits "
+                    "attenuate more); produce with more simulated events (r falls as 1/N). "
+                    "Recentring the templates (--mass-center) does not remove it: the reweighted "
+                    "templates are the same events, and an iterated fit stays where the first "
+                    "one was (docs/producers.md, \"Template statistics\")",
+                    a.parameter.c_str(), a.slope, a.r, 100.0 * (1.0 - a.slope));
+      sum->warnings.push_back(msg);
+    }
+  }
 }
 
 }  // namespace
@@ -1399,6 +1510,37 @@ WMassProduction ProduceWMass(const WMassConfig& config, const ProduceOptions& op
   return detail::ProduceChain<WMassProduction, WMassProducer>(config, options);
 }
 
+MassAttenuation EstimateMassAttenuation(const std::string& parameter,
+                                        const std::vector<double>& derivative,
+                                        const std::vector<double>& derivative_var,
+                                        const std::vector<double>& variance,
+                                        const std::vector<double>& coeff) {
+  const std::size_t n = derivative.size();
+  if (derivative_var.size() != n || variance.size() != n || (!coeff.empty() && coeff.size() != n))
+    throw std::invalid_argument(
+        "EstimateMassAttenuation(" + parameter + "): sizes " + std::to_string(n) + ", " +
+        std::to_string(derivative_var.size()) + ", " + std::to_string(variance.size()) + ", " +
+        std::to_string(coeff.size()) + ", but must be equal (coefficients: or empty)");
+  MassAttenuation a;
+  a.parameter = parameter;
+  double d2 = 0.0;  // sum c^2 d^2 / V: the template's information including its noise
+  for (std::size_t b = 0; b < n; ++b) {
+    if (!(variance[b] > 0)) continue;
+    const double c2 = coeff.empty() ? 1.0 : coeff[b] * coeff[b];
+    d2 += c2 * derivative[b] * derivative[b] / variance[b];
+    a.noise += c2 * derivative_var[b] / variance[b];
+  }
+  a.information = d2 - a.noise;
+  a.determined = std::isfinite(d2) && std::isfinite(a.noise) && a.information > 0.0;
+  if (!a.determined) {
+    a.r = a.slope = std::numeric_limits<double>::quiet_NaN();
+    return a;
+  }
+  a.r = a.noise / a.information;
+  a.slope = a.information / d2;  // = 1 / (1 + r)
+  return a;
+}
+
 std::string WMassSummary::Report() const {
   std::ostringstream os;
   char line[256];
@@ -1430,6 +1572,23 @@ std::string WMassSummary::Report() const {
   std::snprintf(line, sizeof(line), "tensor density %.4f -> %s storage\n", density,
                 storage == engine::StorageKind::kSparse ? "sparse" : "dense");
   os << line;
+  if (mass_center_mev != simulation_mass_mev) {
+    std::snprintf(line, sizeof(line),
+                  "mass templates centred at %.3f MeV (simulation %.3f MeV): %s measures "
+                  "m - %.3f MeV\n",
+                  mass_center_mev, simulation_mass_mev, noi.c_str(), mass_center_mev);
+    os << line;
+  }
+  for (const MassAttenuation& a : attenuation) {
+    if (a.determined)
+      std::snprintf(line, sizeof(line),
+                    "attenuation %s: expected slope of the fitted shift 1/(1+r) = %.3f, r = %.4f "
+                    "(nuisances fixed; profiled fits attenuate more)\n",
+                    a.parameter.c_str(), a.slope, a.r);
+    else
+      std::snprintf(line, sizeof(line), "attenuation %s: not determined\n", a.parameter.c_str());
+    os << line;
+  }
   for (const auto& n : notes) os << n << "\n";
   for (const auto& w : warnings) os << "warning: " << w << "\n";
   std::snprintf(line, sizeof(line),

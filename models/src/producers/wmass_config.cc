@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -178,6 +179,12 @@ bool WMassConfig::IsValid(std::string* error) const {
                            "', but must be '" + boson + "' for the " +
                            (wlike ? "W-like" : "W-mass") + " producer");
   if (!mass_split.IsValid(&sub)) return Fail(error, sub);
+  if (mass_center_mev != 0.0 &&
+      (!std::isfinite(mass_center_mev) ||
+       !(std::abs(mass_center_mev - SimulationMassMev()) <= kMaxMassCenterShiftMev)))
+    return Fail(error, "mass.center_mev is " + Num(mass_center_mev) + ", but must be within " +
+                           Num(kMaxMassCenterShiftMev) + " MeV of the simulation's m_" + boson +
+                           " (" + Num(SimulationMassMev()) + " MeV)");
   if (efficiency && !efficiency_config.IsValid(&sub)) return Fail(error, "efficiency: " + sub);
   if (!detail::ValidMuonScale(muon_scale_stat, muon_scale_regions, error)) return false;
   if (nonprompt && !nonprompt_options.IsValid(&sub)) return Fail(error, "nonprompt: " + sub);
@@ -313,6 +320,19 @@ WMassConfig WMassConfigFromJson(const std::string& json_text, const std::string&
   if (auto s = r.Object("systematics")) {
     if (auto m = s->Object("mass")) {
       detail::ReadMassShifts(m.get(), &c.theory, &c.pseudodata_shifts_mev);
+      {
+        // An absolute mass (MeV); the range is checked by IsValid. 0 is no mass: refused here
+        // (internally it stands for the simulation's mass, which --print-config writes out).
+        double center = std::numeric_limits<double>::quiet_NaN();
+        m->Number("center_mev", &center);
+        if (!std::isnan(center)) {
+          if (!(center > 0))
+            m->Error(
+                "center_mev", json(center),
+                "a mass in MeV within " + Num(kMaxMassCenterShiftMev) + " MeV of the simulation's");
+          c.mass_center_mev = center;
+        }
+      }
       std::string split = c.mass_split.Spec();
       m->String("split", &split);
       {
@@ -388,6 +408,46 @@ WMassConfig ReadWMassConfig(const std::string& path, WMassAnalysis analysis) {
   return WMassConfigFromJson(detail::ReadConfigText(path), path, analysis);
 }
 
+double WMassConfig::SimulationMassMev() const {
+  const GeneratorParams& p = theory.physics;
+  return 1e3 * (analysis == WMassAnalysis::kWLike ? p.z_mass : p.w_mass);
+}
+
+double WMassConfig::MassCenterMev() const {
+  return MassCenterShiftMev() == 0.0 ? SimulationMassMev() : mass_center_mev;
+}
+
+double WMassConfig::MassCenterShiftMev() const {
+  if (mass_center_mev == 0.0) return 0.0;
+  const double d = mass_center_mev - SimulationMassMev();
+  // The simulation's mass written out in MeV (--print-config) and read back differs from it in
+  // the last bits: the same centre, and the default fit input.
+  return std::abs(d) < 1e-6 ? 0.0 : d;
+}
+
+std::string WMassSummary::MetadataJson() const {
+  if (mass_center_mev == simulation_mass_mev) return "";
+  json j;
+  j["producer_metadata_version"] = 1;
+  j["noi"] = noi;
+  j["mass_center_mev"] = mass_center_mev;
+  j["simulation_mass_mev"] = simulation_mass_mev;
+  j["noi_measures"] = noi + " x scale = m - mass_center_mev (MeV)";
+  json att = json::array();
+  for (const MassAttenuation& a : attenuation) {
+    json e;
+    e["parameter"] = a.parameter;
+    e["determined"] = a.determined;
+    if (a.determined) {
+      e["r"] = a.r;
+      e["slope"] = a.slope;
+    }
+    att.push_back(e);
+  }
+  j["attenuation"] = att;
+  return j.dump();
+}
+
 std::string WMassConfig::ToJson() const {
   json j;
   j["lepus_config_version"] = kWMassConfigVersion;
@@ -410,6 +470,7 @@ std::string WMassConfig::ToJson() const {
   j["luminosity_pb"] = luminosity_pb;
   json s;
   s["mass"] = detail::MassShiftsJson(theory, pseudodata_shifts_mev);
+  s["mass"]["center_mev"] = MassCenterMev();
   s["mass"]["split"] = mass_split.Spec();
   s["mass"]["split_mode"] = ToString(mass_split.mode);
   s["width"] = {{"shift_mev", analysis == WMassAnalysis::kWLike ? theory.z_width_shift_mev

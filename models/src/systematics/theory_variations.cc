@@ -251,6 +251,9 @@ bool TheoryConfig::IsValid(std::string* error) const {
       return fail("mass_step_mev is " + num(mass_step_mev) + ", but must divide mass_shift_mev (" +
                   num(mass_shift_mev) + ") into at most 1000 steps");
   }
+  if (!std::isfinite(mass_center_shift_mev) || std::abs(mass_center_shift_mev) > 2000.0)
+    return fail("mass_center_shift_mev is " + num(mass_center_shift_mev) +
+                ", but must be within +-2000");
   if (!(w_width_shift_mev > 0.0) || !std::isfinite(w_width_shift_mev))
     return fail("w_width_shift_mev is " + num(w_width_shift_mev) + ", but must be > 0");
   if (!(z_width_shift_mev > 0.0) || !std::isfinite(z_width_shift_mev))
@@ -323,8 +326,14 @@ TheoryVariations::TheoryVariations(TheoryConfig config) : config_(std::move(conf
   // Mass and width.
   const bool w = config_.mass_boson == 'W';
   const std::string bname = w ? "W" : "Z";
-  const double m0 = w ? ph.w_mass : ph.z_mass;
-  const double g0 = w ? ph.w_width : ph.z_width;
+  // The generated mass and width, and the centre of the templates (mass_center_shift_mev): the events
+  // arrive reweighted to the centre, so every mass / width weight is relative to it; a width
+  // follows its mass as (M'/M)^3 from the generated point (the data generator's convention).
+  const double mg = w ? ph.w_mass : ph.z_mass;
+  const double gg = w ? ph.w_width : ph.z_width;
+  const bool centred = config_.mass_center_shift_mev != 0.0;
+  const double m0 = centred ? mg + config_.mass_center_shift_mev * 1e-3 : mg;
+  const double g0 = centred ? gg * std::pow(m0 / mg, 3) : gg;
   const double lo = w ? ph.w_mass_min : ph.z_mass_min;
   const double hi = w ? ph.w_mass_max : ph.z_mass_max;
   const double n0 = BreitWignerIntegral(m0, g0, lo, hi);
@@ -332,7 +341,7 @@ TheoryVariations::TheoryVariations(TheoryConfig config) : config_(std::move(conf
       w ? kWBosons : std::array<bool, kNumBosonClasses>{false, false, true};
   auto shifted = [&](double dm, double dg) {
     const double m1 = m0 + dm;
-    const double g1 = (g0 + dg) * std::pow(m1 / m0, 3);
+    const double g1 = (gg + dg) * std::pow(m1 / mg, 3);
     return std::array<double, 3>{m1, g1, n0 / BreitWignerIntegral(m1, g1, lo, hi)};
   };
   {

@@ -121,9 +121,15 @@ struct TheoryConfig {
   // Which boson's mass is the nuisance of interest: 'W' (W-mass fit) or 'Z' (W-like fit). The
   // mass and width variations are built for that boson only.
   char mass_boson = 'W';
-  double mass_shift_mev = 100.0;   // the +-shift of the NOI template pair; > 0
-  bool mass_steps = true;          // add the alternative templates -100..+100 MeV (below)
-  double mass_step_mev = 10.0;     // step of that set; > 0, divides mass_shift_mev
+  double mass_shift_mev = 100.0;  // the +-shift of the NOI template pair; > 0
+  bool mass_steps = true;         // add the alternative templates -100..+100 MeV (below)
+  double mass_step_mev = 10.0;    // step of that set; > 0, divides mass_shift_mev
+  // Centre of the mass templates relative to physics' mass of mass_boson (MeV; finite, within
+  // +-2000): the NOI pair is at centre +- mass_shift_mev, the steps at centre + k step, the width
+  // variations at the centre, all as weights relative to the event reweighted to the centre
+  // (its width scaled as (M_c / M)^3). The caller reweights the events to the centre
+  // (BreitWignerWeight(mass_boson, m, mass_center_shift_mev / 1000, 0)); 0 = the simulation's mass.
+  double mass_center_shift_mev = 0.0;
   double w_width_shift_mev = 0.6;  // W width variation; > 0
   double z_width_shift_mev = 2.3;  // Z width variation; > 0
 

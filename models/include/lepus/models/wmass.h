@@ -59,6 +59,10 @@
 
 namespace lepus::models {
 
+// The mass templates' centre (WMassConfig::mass_center_mev) is within this of the simulation's
+// mass (MeV): the Breit-Wigner reweighting of the simulation loses statistics further away.
+inline constexpr double kMaxMassCenterShiftMev = 1000.0;
+
 // Version of the producer configuration schema (the "lepus_config_version" key).
 inline constexpr int kWMassConfigVersion = 1;
 
@@ -154,6 +158,14 @@ struct WMassConfig {
   // Charge / eta-split mass parameters (mass_split.h): the NOI's template split over regions of
   // the fit channel, as separate masses or a common mass plus differences.
   MassSplitConfig mass_split;
+  // Centre of the mass templates, the absolute mass of the NOI's boson in MeV (m_W; m_Z for
+  // W-like); 0 = the simulation's mass (SimulationMassMev). Otherwise the simulated events of
+  // the NOI's processes are Breit-Wigner reweighted to it (their width following as (M_c/M)^3)
+  // before anything is filled, so the nominal templates, the +-shift_mev NOI pair, the width
+  // variations and the pseudo-data shifts are all built around it and the NOI measures
+  // m - mass_center_mev (docs/producers.md, "Mass centre"). Generated data keep their truth
+  // (relative to the simulation's mass). Within 1000 MeV of the simulation's mass.
+  double mass_center_mev = 0.0;
   // Up/down pairs that are not symmetric by construction (mass, width, some theory): "none"
   // (asymmetric), "average", ... (io::Symmetrization). The NOI is always kept asymmetric.
   io::Symmetrization symmetrization = io::Symmetrization::kAverage;
@@ -181,6 +193,13 @@ struct WMassConfig {
   // The nuisance of interest (kWMassNoi or kWLikeNoi) and the fit channel ("wmass", "wlike").
   const char* Noi() const { return analysis == WMassAnalysis::kWLike ? kWLikeNoi : kWMassNoi; }
   const char* Channel() const { return analysis == WMassAnalysis::kWLike ? "wlike" : "wmass"; }
+  // The simulation's mass of the NOI's boson (theory.physics; m_W, m_Z for W-like) in MeV, the
+  // effective centre of the mass templates, and centre - simulation (exactly 0 when the centre is
+  // 0 or within 1e-6 MeV of the simulation's mass: such a configuration produces the default
+  // fit input bit for bit).
+  double SimulationMassMev() const;
+  double MassCenterMev() const;
+  double MassCenterShiftMev() const;
   // The helicity cross-section fit (`lepus produce helicity`): light systematics with the light
   // (3 x 2 cells) or the reference (9 x 8 cells) generator binning; docs/helicity.md.
   static WMassConfig Helicity(WMassPreset preset);
@@ -264,12 +283,47 @@ struct WMassHistograms {
   std::vector<double> split_xsec;
   std::int64_t data_selected = 0;
   std::int64_t nonprompt_sim_skipped = 0;  // non-prompt simulated events (not used)
+  // MC variance of the NOI's derivative template per fit-channel bin, summed over processes:
+  // sum over simulated events of (W_b (r_up - r_down) / 2)^2, W_b the event's total weight in
+  // bin b and r_up/down its NOI weights (the input of MassAttenuation).
+  std::vector<double> noi_var;
   // Warnings about the event files read (NegativeWeightWarning), set once by Fill (not summed).
   std::vector<std::string> input_warnings;
 
   void Reset();
   WMassHistograms& operator+=(const WMassHistograms& other);
 };
+
+// Expected attenuation of a fitted mass-like parameter from the simulation's finite statistics
+// (docs/producers.md, "Template statistics"). The fit's linear mass template is
+// d_b = (up_b - down_b) / 2 per unit parameter, estimated from simulated events with MC variance
+// s_b^2; in a fit with per-bin variance V_b (expected yield + nominal MC variance) the noise in
+// d acts as errors in the variables, and the fitted parameter responds to a true one with
+// slope 1 / (1 + r), r = N / F:
+//     N = sum_b c_b^2 s_b^2 / V_b                  (noise of the template)
+//     F = sum_b c_b^2 (d_b^2 - s_b^2) / V_b        (information per unit^2; d^2 - s^2 is the
+//                                                   unbiased estimate of the true d^2)
+// where c_b is the parameter's coefficient in bin b (1 for the NOI; mass_split.h for split
+// parameters). Other parameters are held fixed (no profiling).
+struct MassAttenuation {
+  std::string parameter;
+  double information = 0.0;  // F
+  double noise = 0.0;        // N
+  double r = 0.0;            // N / F
+  double slope = 1.0;        // 1 / (1 + r)
+  // False when F <= 0 (the template is no more than its own noise) or an input is not finite:
+  // r and slope are NaN then.
+  bool determined = true;
+};
+// derivative d_b, its MC variance s_b^2 and the bins' variance V_b (all the same size, V_b > 0
+// where d_b or s_b^2 is non-zero; bins with V_b <= 0 are skipped), coefficients c_b (empty = 1).
+MassAttenuation EstimateMassAttenuation(const std::string& parameter,
+                                        const std::vector<double>& derivative,
+                                        const std::vector<double>& derivative_var,
+                                        const std::vector<double>& variance,
+                                        const std::vector<double>& coeff = {});
+// Above this expected attenuation (1 - slope) the producer summary warns.
+inline constexpr double kAttenuationWarning = 0.05;
 
 struct WMassSummary {
   std::string selection;  // the fit channel's selection, e.g. "mT > 40 GeV, isolated"
@@ -292,6 +346,14 @@ struct WMassSummary {
   // Things the user should know (e.g. the non-prompt smoothing fell back to the raw estimate).
   std::vector<std::string> warnings;
   std::vector<std::string> notes;  // e.g. the helicity split
+  // The mass templates' centre and the simulation's mass (MeV), the NOI's name.
+  double mass_center_mev = 0.0, simulation_mass_mev = 0.0;
+  std::string noi;
+  // Per mass-like parameter (the NOI or its split parameters): the expected attenuation.
+  std::vector<MassAttenuation> attenuation;
+  // Metadata for the fit input's `lepus_producer_json` root attribute: written (by the caller)
+  // only for recentred templates, so that default fit inputs are unchanged; "" = none.
+  std::string MetadataJson() const;
   std::string Report() const;
 };
 
@@ -351,5 +413,11 @@ WMassProduction ProduceWMass(const WMassConfig& config, const ProduceOptions& op
 
 // "mass_shift_m30MeV" / "mass_shift_0MeV" / "mass_shift_p30MeV".
 std::string MassShiftPseudoDataName(double shift_mev);
+
+// Adds the producer's metadata (WMassSummary::MetadataJson) to a written fit input as the
+// variable-length UTF-8 string root attribute `lepus_producer_json` (ignored by readers that do
+// not know it). Throws io::InputError if the file cannot be opened or written.
+inline constexpr const char* kProducerMetadataAttribute = "lepus_producer_json";
+void WriteProducerMetadata(const std::string& path, const std::string& json);
 
 }  // namespace lepus::models
