@@ -374,6 +374,53 @@ TEST_CASE(
   CHECK(std::abs(shift - 30.0) < 2.0 * error);
 }
 
+TEST_CASE(
+    "WMassProducer: prompt-background normalisations scale their processes by exactly 1 + size") {
+  CHECK(WMassConfig::Full().background_norms.z == 0.03);
+  CHECK(WMassConfig::Full().background_norms.top == 0.06);
+  CHECK(WMassConfig::Full().background_norms.diboson == 0.16);
+  CHECK(WMassConfig::Light().background_norms.top == 0.0);  // the demo's input is unchanged
+  WMassConfig c = SmallConfig();
+  c.simulation.events = 300000;
+  c.background_norms = {0.03, 0.06, 0.16};
+  const WMassProduction p = ProduceWMass(c, ProduceOptions{2, {}});
+  const engine::Model& m = p.model;
+  const auto group = std::find_if(m.groups.begin(), m.groups.end(),
+                                  [](const auto& g) { return g.name == "promptBackground"; });
+  REQUIRE(group != m.groups.end());
+  CHECK(group->members.size() == 3);
+  engine::Likelihood lik{engine::Model(m)};
+  const Eigen::VectorXd x0 = lik.InitialParams();
+  const Eigen::MatrixXd y0 = lik.ExpectedYieldsPerProcess(x0);
+  const std::map<std::string, std::pair<double, std::set<std::string>>> expected = {
+      {"normZ", {1.03, {"Zmumu", "Ztautau"}}},
+      {"normTop", {1.06, {"top"}}},
+      {"normDiboson", {1.16, {"diboson"}}}};
+  for (const auto& [name, want] : expected) {
+    CAPTURE(name);
+    const int j = lik.FindParam(name);
+    REQUIRE(j >= 0);
+    Eigen::VectorXd x = x0;
+    x[j] += 1.0;
+    const Eigen::MatrixXd y = lik.ExpectedYieldsPerProcess(x);
+    for (std::size_t q = 0; q < m.processes.size(); ++q) {
+      CAPTURE(m.processes[q]);
+      const double factor = want.second.count(m.processes[q]) ? want.first : 1.0;
+      for (Eigen::Index b = 0; b < y.rows(); ++b)
+        CHECK(y(b, q) == doctest::Approx(factor * y0(b, q)).epsilon(1e-12));
+    }
+  }
+  // The W-like fit's signal is the Z: no normZ there, top and diboson as in the W fit.
+  WMassConfig wl = WMassConfig::WLikeLight();
+  wl.background_norms = {0.03, 0.06, 0.16};
+  wl.simulation.events = 300000;
+  wl.luminosity_pb = 20.0;
+  wl.chunk_events = 16384;
+  const WMassProduction pw = ProduceWMass(wl, ProduceOptions{2, {}});
+  const auto& sw = pw.model.systematics;
+  CHECK(std::find(sw.begin(), sw.end(), "normZ") == sw.end());
+}
+
 TEST_CASE("WMassConfig: JSON reading with clear errors") {
   auto parse = [](const std::string& text) { return WMassConfigFromJson(text, "cfg.json"); };
   const WMassConfig ok = parse(R"({"lepus_config_version": 1, "preset": "full",
@@ -391,6 +438,17 @@ TEST_CASE("WMassConfig: JSON reading with clear errors") {
   // The JSON of a configuration reads back to the same JSON.
   CHECK(parse(ok.ToJson()).ToJson() == ok.ToJson());
   CHECK(parse(WMassConfig::Light().ToJson()).ToJson() == WMassConfig::Light().ToJson());
+  CHECK(ok.background_norms.diboson == 0.16);  // the full preset's
+  CHECK(parse(R"({"lepus_config_version": 1,
+      "systematics": {"background_norms": {"top": 0.1}}})")
+            .background_norms.top == 0.1);
+  CHECK_THROWS_WITH_AS(
+      parse(R"({"lepus_config_version": 1, "systematics": {"background_norms": {"top": 1.5}}})"),
+      doctest::Contains("systematics.background_norms.top is 1.5, but must be in [0, 1)"),
+      std::invalid_argument);
+  CHECK_THROWS_WITH_AS(
+      parse(R"({"lepus_config_version": 1, "systematics": {"background_norms": {"tt": 0.1}}})"),
+      doctest::Contains("tt"), std::invalid_argument);
 
   CHECK_THROWS_WITH_AS(parse(R"({"preset": "light"})"),
                        doctest::Contains("cfg.json: missing key 'lepus_config_version'"),

@@ -1123,6 +1123,7 @@ class FitInputBuilder {
   void AddEfficiencies();
   void AddNonpromptVariations();
   void AddLuminosity();
+  void AddBackgroundNorms();
   // The expectation with the signal template(s) at known mass shifts.
   void AddMassPseudoData();
   // Helicity mode: the expectation with modified A_i (scaled split templates).
@@ -1304,6 +1305,31 @@ void FitInputBuilder::AddLuminosity() {
   w_.AddToGroup("luminosity", "lumi");
   for (int s : slots_)
     w_.AddNormSystematic("lumi", m_.slot_names[s], ch_, 1.0 + c_.lumi_uncertainty);
+}
+
+// The prompt backgrounds' normalisations: cross sections and acceptances the simulation does not
+// vary otherwise, one log-normal nuisance per process group, separate from the luminosity. The
+// Z group is a background of the W fit only (in the W-like fit the Z is the signal).
+void FitInputBuilder::AddBackgroundNorms() {
+  struct Group {
+    const char* name;
+    double size;
+    std::vector<int> slots;  // kSlotNames
+  };
+  const auto& n = c_.background_norms;
+  const Group groups[] = {{"normZ", m_.wlike ? 0.0 : n.z, {2, 3}},
+                          {"normTop", n.top, {4}},
+                          {"normDiboson", n.diboson, {5}}};
+  for (const Group& g : groups) {
+    if (!(g.size > 0)) continue;
+    std::vector<int> present;
+    for (int s : g.slots)
+      if (std::find(slots_.begin(), slots_.end(), s) != slots_.end()) present.push_back(s);
+    if (present.empty()) continue;
+    w_.DeclareSystematic(g.name);
+    w_.AddToGroup("promptBackground", g.name);
+    for (int s : present) w_.AddNormSystematic(g.name, m_.slot_names[s], ch_, 1.0 + g.size);
+  }
 }
 
 void FitInputBuilder::AddMassPseudoData() {
@@ -1490,6 +1516,7 @@ io::TensorWriter WMassProducer::MakeFitInput(const WMassHistograms& h,
   b.AddEfficiencies();
   b.AddNonpromptVariations();
   b.AddLuminosity();
+  b.AddBackgroundNorms();
   b.AddMassPseudoData();
   b.AddHelicityPseudoData();
   const auto t2 = std::chrono::steady_clock::now();

@@ -73,6 +73,7 @@ WMassConfig WMassConfig::Full() {
   c.muon_scale_regions = 0;
   c.nonprompt_options = NonpromptOptions::Full();
   c.nonprompt_options.smoothing_order = 3;
+  c.background_norms = {0.03, 0.06, 0.16};
   return c;
 }
 
@@ -193,6 +194,12 @@ bool WMassConfig::IsValid(std::string* error) const {
     return Fail(error,
                 "helicity is enabled, but the helicity fit is a mode of the W-mass "
                 "analysis without a split mass parameter");
+  for (const auto& [key, size] :
+       {std::pair<const char*, double>{"systematics.background_norms.Z", background_norms.z},
+        {"systematics.background_norms.top", background_norms.top},
+        {"systematics.background_norms.diboson", background_norms.diboson}})
+    if (!(size >= 0) || size >= 1)
+      return Fail(error, key + (" is " + Num(size)) + ", but must be in [0, 1)");
   if (!detail::ValidLuminosityUncertainty(lumi_uncertainty, "luminosity uncertainty", error))
     return false;
   if (!detail::ValidPseudoDataShifts(pseudodata_shifts_mev, theory, "pseudodata_shifts_mev", error))
@@ -381,6 +388,12 @@ WMassConfig WMassConfigFromJson(const std::string& json_text, const std::string&
       n->Bool("shape_per_charge", &c.nonprompt_options.shape_per_charge);
       n->Finish();
     }
+    if (auto n = s->Object("background_norms")) {
+      n->Number("Z", &c.background_norms.z);
+      n->Number("top", &c.background_norms.top);
+      n->Number("diboson", &c.background_norms.diboson);
+      n->Finish();
+    }
     s->Number("luminosity", &c.lumi_uncertainty);
     s->Bool("bin_by_bin_stat", &c.bin_by_bin_stat);
     detail::ReadSymmetrization(s.get(), &c.symmetrization);
@@ -490,6 +503,9 @@ std::string WMassConfig::ToJson() const {
       {"shape_pt", nonprompt_options.shape_pt},
       {"shape_eta", nonprompt_options.shape_eta},
       {"shape_per_charge", nonprompt_options.shape_per_charge}};
+  s["background_norms"] = {{"Z", background_norms.z},
+                           {"top", background_norms.top},
+                           {"diboson", background_norms.diboson}};
   s["luminosity"] = lumi_uncertainty;
   s["bin_by_bin_stat"] = bin_by_bin_stat;
   s["symmetrization"] = io::ToString(symmetrization);

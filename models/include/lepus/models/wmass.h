@@ -151,7 +151,14 @@ struct WMassConfig {
   bool nonprompt = true;
   NonpromptOptions nonprompt_options = NonpromptOptions::Light();
   double lumi_uncertainty = 0.012;  // relative; 0 = none
-  bool bin_by_bin_stat = true;      // write sumw2 (Barlow-Beeston lite in the fit)
+  // Log-normal normalisations of the prompt backgrounds (relative sizes, 0 = none), separate from
+  // the luminosity: "normZ" (Zmumu and Ztautau; not in the W-like fit, whose signal is the Z),
+  // "normTop", "normDiboson" (group promptBackground; docs/systematics.md). Full preset: 3%, 6%,
+  // 16%; light: none.
+  struct BackgroundNorms {
+    double z = 0.0, top = 0.0, diboson = 0.0;
+  } background_norms;
+  bool bin_by_bin_stat = true;  // write sumw2 (Barlow-Beeston lite in the fit)
   // Pseudo-data sets with the Wmunu template at these mass shifts (MeV): multiples of
   // theory.mass_step_mev within +-theory.mass_shift_mev.
   std::vector<double> pseudodata_shifts_mev = {-30.0, 0.0, 30.0};
