@@ -686,9 +686,7 @@ DileptonProduction ProduceDilepton(const DileptonConfig& config, const ProduceOp
 std::string DileptonSummary::Report() const {
   std::ostringstream os;
   char line[320];
-  std::snprintf(line, sizeof(line), "events read: %lld simulation, %lld data\n",
-                static_cast<long long>(sim_events), static_cast<long long>(data_events));
-  os << line;
+  ReportEventsRead(os);
   if (other_sim_skipped > 0) {
     std::snprintf(line, sizeof(line),
                   "  %lld simulated events of processes without a prompt muon pair skipped\n",
@@ -702,23 +700,9 @@ std::string DileptonSummary::Report() const {
                   written[p] ? "" : "  (empty: not written)");
     os << line;
   }
-  std::snprintf(line, sizeof(line), "  %-10s %12lld events\n", "data",
-                static_cast<long long>(data_selected));
-  os << line;
   int nproc = 0;
   for (bool b : written) nproc += b ? 1 : 0;
-  std::snprintf(line, sizeof(line),
-                "fit input: %d bins, %d processes, %d nuisances, %d pseudo-data sets, "
-                "%d variation histograms filled\n",
-                bins, nproc, nuisances, pseudodata_sets, variations_filled);
-  os << line;
-  os << "groups:";
-  for (const auto& [g, n] : groups) os << " " << g << " " << n << ",";
-  os.seekp(-1, std::ios_base::end);
-  os << "\n";
-  std::snprintf(line, sizeof(line), "tensor density %.4f -> %s storage\n", density,
-                storage == engine::StorageKind::kSparse ? "sparse" : "dense");
-  os << line;
+  ReportFitInput(os, nproc);
   for (const auto& w : warnings) os << "warning: " << w << "\n";
   std::snprintf(line, sizeof(line), "time: events -> histograms %.2f s, fit input %.2f s\n",
                 seconds_fill, seconds_build);

@@ -1571,9 +1571,7 @@ MassAttenuation EstimateMassAttenuation(const std::string& parameter,
 std::string WMassSummary::Report() const {
   std::ostringstream os;
   char line[256];
-  std::snprintf(line, sizeof(line), "events read: %lld simulation, %lld data\n",
-                static_cast<long long>(sim_events), static_cast<long long>(data_events));
-  os << line;
+  ReportEventsRead(os);
   os << "selected in the fit channel (" << selection << "):\n";
   for (std::size_t p = 0; p < processes.size(); ++p) {
     if (selected[p] >= 0)
@@ -1584,21 +1582,7 @@ std::string WMassSummary::Report() const {
                     processes[p].c_str(), "-", yields[p]);
     os << line;
   }
-  std::snprintf(line, sizeof(line), "  %-10s %12lld events\n", "data",
-                static_cast<long long>(data_selected));
-  os << line;
-  std::snprintf(line, sizeof(line),
-                "fit input: %d bins, %zu processes, %d nuisances, %d pseudo-data sets, "
-                "%d variation histograms filled\n",
-                bins, processes.size(), nuisances, pseudodata_sets, variations_filled);
-  os << line;
-  os << "groups:";
-  for (const auto& [g, n] : groups) os << " " << g << " " << n << ",";
-  os.seekp(-1, std::ios_base::end);
-  os << "\n";
-  std::snprintf(line, sizeof(line), "tensor density %.4f -> %s storage\n", density,
-                storage == engine::StorageKind::kSparse ? "sparse" : "dense");
-  os << line;
+  ReportFitInput(os, static_cast<int>(processes.size()));
   if (mass_center_mev != simulation_mass_mev) {
     std::snprintf(line, sizeof(line),
                   "mass templates centred at %.3f MeV (simulation %.3f MeV): %s measures "

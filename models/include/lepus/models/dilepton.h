@@ -167,26 +167,11 @@ struct DileptonHistograms {
   DileptonHistograms& operator+=(const DileptonHistograms& other);
 };
 
-struct DileptonSummary {
-  std::int64_t sim_events = 0, data_events = 0;
-  std::vector<std::string> processes;  // every slot, written or not
-  std::vector<std::int64_t> selected;
-  std::vector<double> yields;
+// The processes are every slot, written or not.
+struct DileptonSummary : ProducerSummary {
   std::vector<bool> written;  // false: empty template, left out of the fit input
-  std::int64_t data_selected = 0;
-  double data_yield = 0.0;
   std::int64_t other_sim_skipped = 0;
-  int bins = 0;
   int empty_bins = 0;  // bins with no expected events
-  int nuisances = 0;
-  std::vector<std::pair<std::string, int>> groups;  // group -> nuisances
-  int variations_filled = 0;
-  int pseudodata_sets = 0;
-  double density = 0.0;
-  engine::StorageKind storage = engine::StorageKind::kDense;
-  long long clipped_entries = 0;
-  double seconds_fill = 0.0, seconds_build = 0.0;
-  std::vector<std::string> warnings;
   std::string Report() const;
 };
 

@@ -55,6 +55,7 @@
 #include "lepus/models/histogram.h"
 #include "lepus/models/mass_split.h"
 #include "lepus/models/nonprompt.h"
+#include "lepus/models/producer_summary.h"
 #include "lepus/models/theory_variations.h"
 
 namespace lepus::models {
@@ -332,26 +333,10 @@ MassAttenuation EstimateMassAttenuation(const std::string& parameter,
 // Above this expected attenuation (1 - slope) the producer summary warns.
 inline constexpr double kAttenuationWarning = 0.05;
 
-struct WMassSummary {
+// The processes are the slots and "nonprompt" (selected = -1: estimated from data).
+struct WMassSummary : ProducerSummary {
   std::string selection;  // the fit channel's selection, e.g. "mT > 40 GeV, isolated"
-  std::int64_t sim_events = 0, data_events = 0;
-  // Per process (slots and "nonprompt"), in the fit channel: raw selected events and yields.
-  std::vector<std::string> processes;
-  std::vector<std::int64_t> selected;
-  std::vector<double> yields;
-  std::int64_t data_selected = 0;
-  double data_yield = 0.0;
-  int bins = 0;
-  int nuisances = 0;
-  std::vector<std::pair<std::string, int>> groups;  // group -> nuisances
-  int variations_filled = 0;                        // variation histograms filled in the event loop
-  int pseudodata_sets = 0;
-  double density = 0.0;  // non-zero logk entries / (bins x processes x systematics)
-  engine::StorageKind storage = engine::StorageKind::kDense;
-  long long clipped_entries = 0;
-  double seconds_fill = 0.0, seconds_estimate = 0.0, seconds_build = 0.0;
-  // Things the user should know (e.g. the non-prompt smoothing fell back to the raw estimate).
-  std::vector<std::string> warnings;
+  double seconds_estimate = 0.0;
   std::vector<std::string> notes;  // e.g. the helicity split
   // The mass templates' centre and the simulation's mass (MeV), the NOI's name.
   double mass_center_mev = 0.0, simulation_mass_mev = 0.0;
